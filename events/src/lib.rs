@@ -1,0 +1,25 @@
+//! Roster's stored vocabulary: the event envelope, every event type with its schema version,
+//! the upcasters that bring old stored events to the current shape, and the log record that
+//! carries one command's events together with the directory-sequence chain.
+//!
+//! This crate owns the bytes that are written to the log and must keep decoding them forever.
+//! It knows nothing of HTTP, storage engines or async runtimes.
+
+mod envelope;
+mod ids;
+mod record;
+mod types;
+mod upcast;
+
+pub use envelope::{Actor, DecodeError, Envelope, ResourceType};
+pub use ids::{fold_case, ResourceId};
+pub use record::{ChainState, Record};
+pub use types::{
+    AdminTokenIssued, DirectoryCreated, Event, GroupCreated, GroupMembersAdded,
+    GroupMembersRemoved, GroupReplaced, Member, MemberType, Ownership, SourceCreated,
+    SourceTokenIssued, SourceTokenRevoked, UserCreated, UserReplaced, EVENT_TYPES,
+};
+pub use upcast::{current_schema_version, Upcaster, UPCASTERS};
+
+/// The name of the directory that exists from the first start.
+pub const DEFAULT_DIRECTORY: &str = "default";

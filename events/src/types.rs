@@ -1,0 +1,235 @@
+//! The event types, as they are stored. Each type has a stable name (`event_type`) and a
+//! schema version; a shipped version is never edited (see `upcast` for how one evolves).
+//! Events record outcomes: the values that were set, never the request that set them.
+
+use crate::ids::ResourceId;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// A directory came into being.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectoryCreated {
+    pub name: String,
+}
+
+/// An admin bearer token was issued. Only the SHA-256 of the token is stored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminTokenIssued {
+    pub token_id: ResourceId,
+    /// Lower-case hex SHA-256 of the token.
+    pub token_hash: String,
+    /// The first characters of the token, for operators to tell tokens apart.
+    pub prefix: String,
+}
+
+/// How a source relates to objects it did not create.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ownership {
+    /// The source sees, lists, changes and deletes only the objects it created.
+    Owned,
+}
+
+/// An inbound SCIM source was created.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceCreated {
+    pub slug: String,
+    /// The service account recorded as the actor of the source's events.
+    pub service_account: String,
+    pub ownership: Ownership,
+}
+
+/// A bearer token was issued to a source. Only the SHA-256 of the token is stored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceTokenIssued {
+    pub token_id: ResourceId,
+    pub token_hash: String,
+    pub prefix: String,
+}
+
+/// A source token was revoked; it is refused from this event on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceTokenRevoked {
+    pub token_id: ResourceId,
+}
+
+/// A user was created. `resource` is the stored SCIM document without `id`, `meta` and
+/// `password`; `userName` and `externalId` are inside it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserCreated {
+    /// The slug of the source that owns the user, if a source created it.
+    pub owner: Option<String>,
+    pub resource: Map<String, Value>,
+}
+
+/// A user's stored document was replaced as a whole.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserReplaced {
+    pub resource: Map<String, Value>,
+}
+
+/// A group was created. `resource` holds everything but `id`, `meta` and `members`; the
+/// initial members follow as a `GroupMembersAdded` event in the same record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupCreated {
+    pub owner: Option<String>,
+    pub resource: Map<String, Value>,
+}
+
+/// A group's document (everything but members) was replaced.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupReplaced {
+    pub resource: Map<String, Value>,
+}
+
+/// What kind of resource a group member is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum MemberType {
+    User,
+    Group,
+}
+
+/// One member of a group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    pub value: ResourceId,
+    #[serde(rename = "type")]
+    pub kind: MemberType,
+}
+
+/// Members were added to a group (none of them was a member before).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupMembersAdded {
+    pub members: Vec<Member>,
+}
+
+/// Members were removed from a group (each of them was a member before).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupMembersRemoved {
+    pub members: Vec<Member>,
+}
+
+/// Every event type at its current schema version.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    DirectoryCreated(DirectoryCreated),
+    AdminTokenIssued(AdminTokenIssued),
+    SourceCreated(SourceCreated),
+    SourceTokenIssued(SourceTokenIssued),
+    SourceTokenRevoked(SourceTokenRevoked),
+    UserCreated(UserCreated),
+    UserReplaced(UserReplaced),
+    UserDeleted,
+    GroupCreated(GroupCreated),
+    GroupReplaced(GroupReplaced),
+    GroupMembersAdded(GroupMembersAdded),
+    GroupMembersRemoved(GroupMembersRemoved),
+    GroupDeleted,
+}
+
+/// Every stored event type name, in catalogue order.
+pub const EVENT_TYPES: &[&str] = &[
+    "directory.created",
+    "admin.token_issued",
+    "source.created",
+    "source.token_issued",
+    "source.token_revoked",
+    "user.created",
+    "user.replaced",
+    "user.deleted",
+    "group.created",
+    "group.replaced",
+    "group.members_added",
+    "group.members_removed",
+    "group.deleted",
+];
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Empty {}
+
+impl Event {
+    /// The stored name of this event's type.
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            Event::DirectoryCreated(_) => "directory.created",
+            Event::AdminTokenIssued(_) => "admin.token_issued",
+            Event::SourceCreated(_) => "source.created",
+            Event::SourceTokenIssued(_) => "source.token_issued",
+            Event::SourceTokenRevoked(_) => "source.token_revoked",
+            Event::UserCreated(_) => "user.created",
+            Event::UserReplaced(_) => "user.replaced",
+            Event::UserDeleted => "user.deleted",
+            Event::GroupCreated(_) => "group.created",
+            Event::GroupReplaced(_) => "group.replaced",
+            Event::GroupMembersAdded(_) => "group.members_added",
+            Event::GroupMembersRemoved(_) => "group.members_removed",
+            Event::GroupDeleted => "group.deleted",
+        }
+    }
+
+    /// The payload as JSON.
+    pub fn payload_json(&self) -> Value {
+        let v = match self {
+            Event::DirectoryCreated(p) => serde_json::to_value(p),
+            Event::AdminTokenIssued(p) => serde_json::to_value(p),
+            Event::SourceCreated(p) => serde_json::to_value(p),
+            Event::SourceTokenIssued(p) => serde_json::to_value(p),
+            Event::SourceTokenRevoked(p) => serde_json::to_value(p),
+            Event::UserCreated(p) => serde_json::to_value(p),
+            Event::UserReplaced(p) => serde_json::to_value(p),
+            Event::GroupCreated(p) => serde_json::to_value(p),
+            Event::GroupReplaced(p) => serde_json::to_value(p),
+            Event::GroupMembersAdded(p) => serde_json::to_value(p),
+            Event::GroupMembersRemoved(p) => serde_json::to_value(p),
+            Event::UserDeleted | Event::GroupDeleted => serde_json::to_value(Empty {}),
+        };
+        // Serializing these plain structs to a Value cannot fail: no maps with non-string
+        // keys, no custom serializers that error.
+        v.expect("event payloads always serialize")
+    }
+
+    /// Decodes a payload that is already at the current schema version of `event_type`.
+    pub fn from_payload(event_type: &str, payload: Value) -> Result<Event, serde_json::Error> {
+        use serde::de::Error;
+        use serde_json::from_value as de;
+        Ok(match event_type {
+            "directory.created" => Event::DirectoryCreated(de(payload)?),
+            "admin.token_issued" => Event::AdminTokenIssued(de(payload)?),
+            "source.created" => Event::SourceCreated(de(payload)?),
+            "source.token_issued" => Event::SourceTokenIssued(de(payload)?),
+            "source.token_revoked" => Event::SourceTokenRevoked(de(payload)?),
+            "user.created" => Event::UserCreated(de(payload)?),
+            "user.replaced" => Event::UserReplaced(de(payload)?),
+            "user.deleted" => {
+                let _: Empty = de(payload)?;
+                Event::UserDeleted
+            }
+            "group.created" => Event::GroupCreated(de(payload)?),
+            "group.replaced" => Event::GroupReplaced(de(payload)?),
+            "group.members_added" => Event::GroupMembersAdded(de(payload)?),
+            "group.members_removed" => Event::GroupMembersRemoved(de(payload)?),
+            "group.deleted" => {
+                let _: Empty = de(payload)?;
+                Event::GroupDeleted
+            }
+            other => {
+                return Err(serde_json::Error::custom(format!(
+                    "unknown event type {other:?}"
+                )))
+            }
+        })
+    }
+}

@@ -1,0 +1,69 @@
+//! Golden fixtures: stored events of every released schema version must decode in every later
+//! release. Never edit a fixture; add new ones when a schema version is released.
+
+use roster_events::{Envelope, EVENT_TYPES};
+use std::collections::BTreeSet;
+use std::path::Path;
+
+fn fixtures() -> Vec<(String, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let mut out = Vec::new();
+    for version in std::fs::read_dir(&root).unwrap() {
+        let version = version.unwrap().path();
+        for file in std::fs::read_dir(&version).unwrap() {
+            let file = file.unwrap().path();
+            let name = format!(
+                "{}/{}",
+                version.file_name().unwrap().to_string_lossy(),
+                file.file_name().unwrap().to_string_lossy()
+            );
+            out.push((name, std::fs::read_to_string(&file).unwrap()));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn every_golden_fixture_decodes() {
+    let all = fixtures();
+    assert!(!all.is_empty());
+    for (name, json) in &all {
+        let env = Envelope::decode(json).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let stem = name.rsplit('/').next().unwrap().trim_end_matches(".json");
+        assert_eq!(env.event.event_type(), stem, "{name}");
+    }
+}
+
+#[test]
+fn every_event_type_has_a_version_1_fixture() {
+    let names: BTreeSet<String> = fixtures()
+        .into_iter()
+        .filter(|(n, _)| n.starts_with("v1/"))
+        .map(|(n, _)| n.trim_start_matches("v1/").trim_end_matches(".json").to_owned())
+        .collect();
+    for t in EVENT_TYPES {
+        assert!(names.contains(*t), "no golden fixture for {t}");
+    }
+}
+
+#[test]
+fn current_version_fixtures_reencode_to_the_same_json() {
+    for (name, json) in fixtures().iter().filter(|(n, _)| n.starts_with("v1/")) {
+        let env = Envelope::decode(json).unwrap();
+        let again = serde_json::to_value(&env).unwrap();
+        let stored: serde_json::Value = serde_json::from_str(json).unwrap();
+        assert_eq!(again, stored, "{name}");
+    }
+}
+
+#[test]
+fn unknown_types_and_future_versions_are_refused() {
+    let (_, json) = &fixtures()[0];
+    let mut v: serde_json::Value = serde_json::from_str(json).unwrap();
+    v["schema_version"] = 99.into();
+    assert!(Envelope::decode(&v.to_string()).is_err());
+    v["schema_version"] = 1.into();
+    v["event_type"] = "nope.happened".into();
+    assert!(Envelope::decode(&v.to_string()).is_err());
+}
