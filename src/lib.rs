@@ -1,1 +1,15 @@
+//! Roster: an event-sourced SCIM 2.0 identity store.
+//!
+//! The server crate: configuration, start-up and shutdown, the HTTP surface (SCIM sources and
+//! the admin API), command handling (the write path), the event-log backends and the CLI.
+//! The stored vocabulary lives in `roster-events`; the fold and the views in
+//! `roster-projections`.
 
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod log;
+pub mod writer;

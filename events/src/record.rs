@@ -61,7 +61,12 @@ mod tests {
     use super::*;
 
     fn rec(dir: &str, follows: u64) -> Record {
-        Record { record_id: Uuid::now_v7(), directory: dir.into(), follows, events: vec![] }
+        Record {
+            record_id: Uuid::now_v7(),
+            directory: dir.into(),
+            follows,
+            events: vec![],
+        }
     }
 
     #[test]

@@ -14,9 +14,7 @@ pub struct Upcaster {
 
 /// The current schema version of every event type. Every type is at version 1 so far.
 pub fn current_schema_version(event_type: &str) -> Option<u32> {
-    crate::types::EVENT_TYPES
-        .contains(&event_type)
-        .then_some(1)
+    crate::types::EVENT_TYPES.contains(&event_type).then_some(1)
 }
 
 /// Every upcaster Roster has shipped. Empty while every type is still at version 1.
@@ -67,8 +65,16 @@ mod tests {
     }
 
     const CHAIN: &[Upcaster] = &[
-        Upcaster { event_type: "x.made", from_version: 1, upcast: rename_title },
-        Upcaster { event_type: "x.made", from_version: 2, upcast: add_kind },
+        Upcaster {
+            event_type: "x.made",
+            from_version: 1,
+            upcast: rename_title,
+        },
+        Upcaster {
+            event_type: "x.made",
+            from_version: 2,
+            upcast: add_kind,
+        },
     ];
 
     #[test]

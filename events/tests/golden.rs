@@ -40,7 +40,11 @@ fn every_event_type_has_a_version_1_fixture() {
     let names: BTreeSet<String> = fixtures()
         .into_iter()
         .filter(|(n, _)| n.starts_with("v1/"))
-        .map(|(n, _)| n.trim_start_matches("v1/").trim_end_matches(".json").to_owned())
+        .map(|(n, _)| {
+            n.trim_start_matches("v1/")
+                .trim_end_matches(".json")
+                .to_owned()
+        })
         .collect();
     for t in EVENT_TYPES {
         assert!(names.contains(*t), "no golden fixture for {t}");

@@ -1,1 +1,17 @@
+//! The read side of Roster: the pure fold from events to views ([`Directory::apply`]), the
+//! SCIM filter tree and its in-memory evaluation, list queries, and the projection-store seam
+//! with its in-memory implementation.
+//!
+//! Everything here is deterministic: folding the same records always gives the same views,
+//! byte for byte. Nothing here knows HTTP or a storage engine's client library.
 
+mod directory;
+pub mod filter;
+mod query;
+mod store;
+mod views;
+
+pub use directory::{Directory, FoldError, Undo};
+pub use query::{ListQuery, Page, Visibility};
+pub use store::{LogEntry, MemoryStore, ProjectionStore, StoreError};
+pub use views::{AdminTokenView, DirectoryMeta, GroupView, SourceView, TokenView, UserView};

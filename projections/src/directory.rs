@@ -1,0 +1,474 @@
+//! One directory's state and the fold that builds it from events.
+//!
+//! The fold is split in two: a pure per-resource step (old view + event -> new view) and
+//! `set_*`, which installs a resource's new view and keeps every index in step with it. The
+//! same code serves the read views and the write path's decision state; the write path records
+//! an [`Undo`] while it folds a batch so that it can revert the batch if the append fails.
+
+use crate::views::{AdminTokenView, DirectoryMeta, GroupView, SourceView, TokenView, UserView};
+use roster_events::{fold_case, Envelope, Event, Member, ResourceId};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+/// An event that does not fit the state it is folded into. It cannot happen for records the
+/// write path produced; the fold skips such an event (deterministically) and reports it.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum FoldError {
+    #[error("event {event_type} for {resource} which does not exist")]
+    Missing {
+        event_type: &'static str,
+        resource: ResourceId,
+    },
+    #[error("event {event_type} for {resource} which already exists")]
+    Exists {
+        event_type: &'static str,
+        resource: ResourceId,
+    },
+}
+
+/// What a batch changed, to put it back.
+#[derive(Default, Debug)]
+pub struct Undo(Vec<Prior>);
+
+#[derive(Debug)]
+enum Prior {
+    Meta(Option<DirectoryMeta>),
+    User(ResourceId, Option<Arc<UserView>>),
+    Group(ResourceId, Option<Arc<GroupView>>),
+    Source(ResourceId, Option<Arc<SourceView>>),
+    AdminToken(ResourceId, Option<AdminTokenView>),
+}
+
+/// The users, groups, sources and admin tokens of one directory, with their indexes.
+#[derive(Clone, Debug, Default)]
+pub struct Directory {
+    pub(crate) name: String,
+    pub(crate) meta: Option<DirectoryMeta>,
+    pub(crate) users: BTreeMap<ResourceId, Arc<UserView>>,
+    pub(crate) groups: BTreeMap<ResourceId, Arc<GroupView>>,
+    pub(crate) sources: BTreeMap<ResourceId, Arc<SourceView>>,
+    pub(crate) admin_tokens: BTreeMap<ResourceId, AdminTokenView>,
+    // Indexes, all derived from the maps above by `set_*`.
+    pub(crate) user_by_name: HashMap<String, ResourceId>,
+    pub(crate) user_by_external: HashMap<String, BTreeSet<ResourceId>>,
+    pub(crate) group_by_name: HashMap<String, ResourceId>,
+    pub(crate) group_by_external: HashMap<String, BTreeSet<ResourceId>>,
+    pub(crate) users_by_owner: HashMap<Option<String>, BTreeSet<ResourceId>>,
+    pub(crate) groups_by_owner: HashMap<Option<String>, BTreeSet<ResourceId>>,
+    pub(crate) member_of: HashMap<ResourceId, BTreeSet<ResourceId>>,
+    pub(crate) source_by_slug: HashMap<String, ResourceId>,
+}
+
+/// The canonical, ordered form of a directory's views, for byte-for-byte comparison.
+#[derive(Serialize)]
+struct Canonical<'a> {
+    meta: &'a Option<DirectoryMeta>,
+    users: Vec<&'a UserView>,
+    groups: Vec<&'a GroupView>,
+    sources: Vec<&'a SourceView>,
+    admin_tokens: Vec<&'a AdminTokenView>,
+}
+
+fn index_remove(map: &mut HashMap<String, BTreeSet<ResourceId>>, key: &str, id: ResourceId) {
+    if let Some(set) = map.get_mut(key) {
+        set.remove(&id);
+        if set.is_empty() {
+            map.remove(key);
+        }
+    }
+}
+
+fn owner_remove(
+    map: &mut HashMap<Option<String>, BTreeSet<ResourceId>>,
+    key: &Option<String>,
+    id: ResourceId,
+) {
+    if let Some(set) = map.get_mut(key) {
+        set.remove(&id);
+        if set.is_empty() {
+            map.remove(key);
+        }
+    }
+}
+
+impl Directory {
+    /// An empty directory called `name` (its `directory.created` event has yet to be folded).
+    pub fn new(name: &str) -> Self {
+        Directory {
+            name: name.to_owned(),
+            ..Default::default()
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn meta(&self) -> Option<&DirectoryMeta> {
+        self.meta.as_ref()
+    }
+
+    pub fn user(&self, id: ResourceId) -> Option<&Arc<UserView>> {
+        self.users.get(&id)
+    }
+
+    pub fn group(&self, id: ResourceId) -> Option<&Arc<GroupView>> {
+        self.groups.get(&id)
+    }
+
+    /// The user whose userName equals `name` case-insensitively.
+    pub fn user_by_name(&self, name: &str) -> Option<&Arc<UserView>> {
+        self.user_by_name
+            .get(&fold_case(name))
+            .and_then(|id| self.users.get(id))
+    }
+
+    /// The group whose displayName equals `name` case-insensitively.
+    pub fn group_by_name(&self, name: &str) -> Option<&Arc<GroupView>> {
+        self.group_by_name
+            .get(&fold_case(name))
+            .and_then(|id| self.groups.get(id))
+    }
+
+    /// The groups that have `member` as a direct member.
+    pub fn groups_of(&self, member: ResourceId) -> impl Iterator<Item = ResourceId> + '_ {
+        self.member_of.get(&member).into_iter().flatten().copied()
+    }
+
+    pub fn source(&self, id: ResourceId) -> Option<&Arc<SourceView>> {
+        self.sources.get(&id)
+    }
+
+    pub fn source_by_slug(&self, slug: &str) -> Option<&Arc<SourceView>> {
+        self.source_by_slug
+            .get(slug)
+            .and_then(|id| self.sources.get(id))
+    }
+
+    pub fn sources(&self) -> impl Iterator<Item = &Arc<SourceView>> {
+        self.sources.values()
+    }
+
+    pub fn admin_tokens(&self) -> impl Iterator<Item = &AdminTokenView> {
+        self.admin_tokens.values()
+    }
+
+    pub fn user_count(&self) -> usize {
+        self.users.len()
+    }
+
+    pub fn group_count(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// The views in canonical JSON: equal bytes mean equal views.
+    pub fn canonical_json(&self) -> Vec<u8> {
+        let c = Canonical {
+            meta: &self.meta,
+            users: self.users.values().map(|u| u.as_ref()).collect(),
+            groups: self.groups.values().map(|g| g.as_ref()).collect(),
+            sources: self.sources.values().map(|s| s.as_ref()).collect(),
+            admin_tokens: self.admin_tokens.values().collect(),
+        };
+        // Plain data with string keys: serialization cannot fail.
+        serde_json::to_vec(&c).expect("views serialize")
+    }
+
+    /// Folds one event into the views.
+    ///
+    /// Fails, changing nothing, when the event does not fit the state (an update of a
+    /// resource that does not exist, a second creation).
+    pub fn apply(&mut self, env: &Envelope) -> Result<(), FoldError> {
+        self.apply_inner(env, None)
+    }
+
+    /// Folds one event and records how to revert it in `undo`.
+    pub fn apply_with_undo(&mut self, env: &Envelope, undo: &mut Undo) -> Result<(), FoldError> {
+        self.apply_inner(env, Some(undo))
+    }
+
+    /// Reverts everything recorded in `undo`, newest first.
+    pub fn revert(&mut self, undo: Undo) {
+        for prior in undo.0.into_iter().rev() {
+            match prior {
+                Prior::Meta(m) => self.meta = m,
+                Prior::User(id, v) => {
+                    self.set_user(id, v);
+                }
+                Prior::Group(id, v) => {
+                    self.set_group(id, v);
+                }
+                Prior::Source(id, v) => {
+                    self.set_source(id, v);
+                }
+                Prior::AdminToken(id, v) => {
+                    match v {
+                        Some(v) => self.admin_tokens.insert(id, v),
+                        None => self.admin_tokens.remove(&id),
+                    };
+                }
+            }
+        }
+    }
+
+    fn apply_inner(&mut self, env: &Envelope, undo: Option<&mut Undo>) -> Result<(), FoldError> {
+        let id = env.resource_id;
+        let event_type = env.event.event_type();
+        let missing = || FoldError::Missing {
+            event_type,
+            resource: id,
+        };
+        let exists = || FoldError::Exists {
+            event_type,
+            resource: id,
+        };
+        let prior = match &env.event {
+            Event::DirectoryCreated(e) => {
+                if self.meta.is_some() {
+                    return Err(exists());
+                }
+                let prior = Prior::Meta(self.meta.take());
+                self.meta = Some(DirectoryMeta {
+                    id,
+                    name: e.name.clone(),
+                    created: env.time,
+                });
+                prior
+            }
+            Event::AdminTokenIssued(e) => {
+                if self.admin_tokens.contains_key(&id) {
+                    return Err(exists());
+                }
+                let view = AdminTokenView {
+                    id: e.token_id,
+                    hash: e.token_hash.clone(),
+                    prefix: e.prefix.clone(),
+                    created: env.time,
+                };
+                self.admin_tokens.insert(id, view);
+                Prior::AdminToken(id, None)
+            }
+            Event::SourceCreated(e) => {
+                if self.sources.contains_key(&id) {
+                    return Err(exists());
+                }
+                let view = SourceView {
+                    id,
+                    slug: e.slug.clone(),
+                    directory: self.name.clone(),
+                    service_account: e.service_account.clone(),
+                    ownership: e.ownership,
+                    tokens: BTreeMap::new(),
+                    version: env.resource_version,
+                    created: env.time,
+                };
+                Prior::Source(id, self.set_source(id, Some(Arc::new(view))))
+            }
+            Event::SourceTokenIssued(e) => {
+                let mut view = SourceView::clone(self.sources.get(&id).ok_or_else(missing)?);
+                view.tokens.insert(
+                    e.token_id,
+                    TokenView {
+                        id: e.token_id,
+                        hash: e.token_hash.clone(),
+                        prefix: e.prefix.clone(),
+                        created: env.time,
+                        revoked: None,
+                    },
+                );
+                view.version = env.resource_version;
+                Prior::Source(id, self.set_source(id, Some(Arc::new(view))))
+            }
+            Event::SourceTokenRevoked(e) => {
+                let mut view = SourceView::clone(self.sources.get(&id).ok_or_else(missing)?);
+                let token = view.tokens.get_mut(&e.token_id).ok_or_else(missing)?;
+                token.revoked = Some(env.time);
+                view.version = env.resource_version;
+                Prior::Source(id, self.set_source(id, Some(Arc::new(view))))
+            }
+            Event::UserCreated(e) => {
+                if self.users.contains_key(&id) {
+                    return Err(exists());
+                }
+                let view = UserView {
+                    id,
+                    owner: e.owner.clone(),
+                    resource: e.resource.clone(),
+                    version: env.resource_version,
+                    created: env.time,
+                    last_modified: env.time,
+                };
+                Prior::User(id, self.set_user(id, Some(Arc::new(view))))
+            }
+            Event::UserReplaced(e) => {
+                let old = self.users.get(&id).ok_or_else(missing)?;
+                let view = UserView {
+                    resource: e.resource.clone(),
+                    version: env.resource_version,
+                    last_modified: env.time,
+                    ..UserView::clone(old)
+                };
+                Prior::User(id, self.set_user(id, Some(Arc::new(view))))
+            }
+            Event::UserDeleted => {
+                if !self.users.contains_key(&id) {
+                    return Err(missing());
+                }
+                Prior::User(id, self.set_user(id, None))
+            }
+            Event::GroupCreated(e) => {
+                if self.groups.contains_key(&id) {
+                    return Err(exists());
+                }
+                let view = GroupView {
+                    id,
+                    owner: e.owner.clone(),
+                    resource: e.resource.clone(),
+                    members: BTreeSet::new(),
+                    version: env.resource_version,
+                    created: env.time,
+                    last_modified: env.time,
+                };
+                Prior::Group(id, self.set_group(id, Some(Arc::new(view))))
+            }
+            Event::GroupReplaced(e) => {
+                let old = self.groups.get(&id).ok_or_else(missing)?;
+                let view = GroupView {
+                    resource: e.resource.clone(),
+                    version: env.resource_version,
+                    last_modified: env.time,
+                    ..GroupView::clone(old)
+                };
+                Prior::Group(id, self.set_group(id, Some(Arc::new(view))))
+            }
+            Event::GroupMembersAdded(e) => {
+                let mut view = GroupView::clone(self.groups.get(&id).ok_or_else(missing)?);
+                view.members.extend(e.members.iter().copied());
+                view.version = env.resource_version;
+                view.last_modified = env.time;
+                Prior::Group(id, self.set_group(id, Some(Arc::new(view))))
+            }
+            Event::GroupMembersRemoved(e) => {
+                let mut view = GroupView::clone(self.groups.get(&id).ok_or_else(missing)?);
+                for m in &e.members {
+                    view.members.remove(m);
+                }
+                view.version = env.resource_version;
+                view.last_modified = env.time;
+                Prior::Group(id, self.set_group(id, Some(Arc::new(view))))
+            }
+            Event::GroupDeleted => {
+                if !self.groups.contains_key(&id) {
+                    return Err(missing());
+                }
+                Prior::Group(id, self.set_group(id, None))
+            }
+        };
+        if let Some(undo) = undo {
+            undo.0.push(prior);
+        }
+        Ok(())
+    }
+
+    /// Installs a user's new view (or removes it) and keeps the indexes in step.
+    fn set_user(&mut self, id: ResourceId, new: Option<Arc<UserView>>) -> Option<Arc<UserView>> {
+        let old = match &new {
+            Some(v) => self.users.insert(id, v.clone()),
+            None => self.users.remove(&id),
+        };
+        if let Some(o) = &old {
+            let key = fold_case(o.user_name());
+            if self.user_by_name.get(&key) == Some(&id) {
+                self.user_by_name.remove(&key);
+            }
+            if let Some(x) = o.external_id() {
+                index_remove(&mut self.user_by_external, x, id);
+            }
+            owner_remove(&mut self.users_by_owner, &o.owner, id);
+        }
+        if let Some(n) = &new {
+            self.user_by_name.insert(fold_case(n.user_name()), id);
+            if let Some(x) = n.external_id() {
+                self.user_by_external
+                    .entry(x.to_owned())
+                    .or_default()
+                    .insert(id);
+            }
+            self.users_by_owner
+                .entry(n.owner.clone())
+                .or_default()
+                .insert(id);
+        }
+        old
+    }
+
+    /// Installs a group's new view (or removes it) and keeps the indexes, membership included,
+    /// in step.
+    fn set_group(&mut self, id: ResourceId, new: Option<Arc<GroupView>>) -> Option<Arc<GroupView>> {
+        let old = match &new {
+            Some(v) => self.groups.insert(id, v.clone()),
+            None => self.groups.remove(&id),
+        };
+        let empty = BTreeSet::new();
+        let old_members = old.as_ref().map_or(&empty, |o| &o.members);
+        let new_members = new.as_ref().map_or(&empty, |n| &n.members);
+        for m in old_members.difference(new_members) {
+            self.unlink_member(m, id);
+        }
+        for m in new_members.difference(old_members) {
+            self.member_of.entry(m.value).or_default().insert(id);
+        }
+        if let Some(o) = &old {
+            let key = fold_case(o.display_name());
+            if self.group_by_name.get(&key) == Some(&id) {
+                self.group_by_name.remove(&key);
+            }
+            if let Some(x) = o.external_id() {
+                index_remove(&mut self.group_by_external, x, id);
+            }
+            owner_remove(&mut self.groups_by_owner, &o.owner, id);
+        }
+        if let Some(n) = &new {
+            self.group_by_name.insert(fold_case(n.display_name()), id);
+            if let Some(x) = n.external_id() {
+                self.group_by_external
+                    .entry(x.to_owned())
+                    .or_default()
+                    .insert(id);
+            }
+            self.groups_by_owner
+                .entry(n.owner.clone())
+                .or_default()
+                .insert(id);
+        }
+        old
+    }
+
+    fn unlink_member(&mut self, m: &Member, group: ResourceId) {
+        if let Some(set) = self.member_of.get_mut(&m.value) {
+            set.remove(&group);
+            if set.is_empty() {
+                self.member_of.remove(&m.value);
+            }
+        }
+    }
+
+    fn set_source(
+        &mut self,
+        id: ResourceId,
+        new: Option<Arc<SourceView>>,
+    ) -> Option<Arc<SourceView>> {
+        let old = match &new {
+            Some(v) => self.sources.insert(id, v.clone()),
+            None => self.sources.remove(&id),
+        };
+        if let Some(o) = &old {
+            self.source_by_slug.remove(&o.slug);
+        }
+        if let Some(n) = &new {
+            self.source_by_slug.insert(n.slug.clone(), id);
+        }
+        old
+    }
+}

@@ -1,0 +1,218 @@
+//! List queries over a directory: visibility (which source may see what), filtering with index
+//! acceleration for the common exact lookups, and stable pagination in id (creation) order.
+
+use crate::directory::Directory;
+use crate::filter::{get_ci, Attributes, Filter};
+use crate::views::{GroupView, UserView};
+use roster_events::{fold_case, ResourceId};
+use serde_json::{json, Value};
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+
+/// Which objects a reader may see.
+#[derive(Clone, Copy, Debug)]
+pub enum Visibility<'a> {
+    /// Everything (admins).
+    All,
+    /// Only the objects owned by this source.
+    Owner(&'a str),
+}
+
+impl Visibility<'_> {
+    fn admits(&self, owner: &Option<String>) -> bool {
+        match self {
+            Visibility::All => true,
+            Visibility::Owner(s) => owner.as_deref() == Some(*s),
+        }
+    }
+}
+
+/// A list request: filter and 1-based pagination.
+#[derive(Clone, Debug)]
+pub struct ListQuery {
+    pub filter: Option<Filter>,
+    /// 1-based index of the first result.
+    pub start_index: usize,
+    pub count: usize,
+}
+
+/// One page of results and the total number of matches.
+#[derive(Clone, Debug)]
+pub struct Page<T> {
+    pub total: usize,
+    pub items: Vec<Arc<T>>,
+}
+
+fn attribute<'a>(
+    resource: &'a serde_json::Map<String, Value>,
+    core: &str,
+    schema: Option<&str>,
+    attr: &str,
+) -> Option<Cow<'a, Value>> {
+    match schema {
+        Some(s) if !s.eq_ignore_ascii_case(core) => get_ci(resource, s)
+            .and_then(Value::as_object)
+            .and_then(|ext| get_ci(ext, attr))
+            .map(Cow::Borrowed),
+        _ => get_ci(resource, attr).map(Cow::Borrowed),
+    }
+}
+
+fn meta(
+    resource_type: &str,
+    created: &chrono::DateTime<chrono::Utc>,
+    modified: &chrono::DateTime<chrono::Utc>,
+    version: u64,
+) -> Value {
+    json!({
+        "resourceType": resource_type,
+        "created": created.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "lastModified": modified.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "version": format!("W/\"{version}\""),
+    })
+}
+
+impl Attributes for UserView {
+    fn attribute(&self, schema: Option<&str>, attr: &str) -> Option<Cow<'_, Value>> {
+        if schema.is_none() || schema.is_some_and(|s| s.eq_ignore_ascii_case(USER_SCHEMA)) {
+            if attr.eq_ignore_ascii_case("id") {
+                return Some(Cow::Owned(Value::String(self.id.to_string())));
+            }
+            if attr.eq_ignore_ascii_case("meta") {
+                return Some(Cow::Owned(meta(
+                    "User",
+                    &self.created,
+                    &self.last_modified,
+                    self.version,
+                )));
+            }
+        }
+        attribute(&self.resource, USER_SCHEMA, schema, attr)
+    }
+}
+
+impl Attributes for GroupView {
+    fn attribute(&self, schema: Option<&str>, attr: &str) -> Option<Cow<'_, Value>> {
+        if schema.is_none() || schema.is_some_and(|s| s.eq_ignore_ascii_case(GROUP_SCHEMA)) {
+            if attr.eq_ignore_ascii_case("id") {
+                return Some(Cow::Owned(Value::String(self.id.to_string())));
+            }
+            if attr.eq_ignore_ascii_case("meta") {
+                return Some(Cow::Owned(meta(
+                    "Group",
+                    &self.created,
+                    &self.last_modified,
+                    self.version,
+                )));
+            }
+            if attr.eq_ignore_ascii_case("members") {
+                let members: Vec<Value> = self
+                    .members
+                    .iter()
+                    .map(|m| json!({"value": m.value.to_string(), "type": format!("{:?}", m.kind)}))
+                    .collect();
+                return Some(Cow::Owned(Value::Array(members)));
+            }
+        }
+        attribute(&self.resource, GROUP_SCHEMA, schema, attr)
+    }
+}
+
+fn page<T: Attributes>(
+    candidates: impl Iterator<Item = Arc<T>>,
+    filter: Option<&Filter>,
+    q: &ListQuery,
+) -> Page<T> {
+    let skip = q.start_index.max(1) - 1;
+    let mut total = 0;
+    let mut items = Vec::new();
+    for item in candidates {
+        if filter.is_some_and(|f| !f.matches(item.as_ref())) {
+            continue;
+        }
+        if total >= skip && items.len() < q.count {
+            items.push(item);
+        }
+        total += 1;
+    }
+    Page { total, items }
+}
+
+/// Ids narrowed by an index, when the filter is an exact lookup an index can answer.
+fn narrowed<'d>(
+    filter: Option<&Filter>,
+    by_id: impl Fn(&str) -> Option<ResourceId>,
+    by_name: impl Fn(&str) -> Option<ResourceId>,
+    name_attr: &str,
+    by_external: impl Fn(&str) -> Option<&'d BTreeSet<ResourceId>>,
+) -> Option<BTreeSet<ResourceId>> {
+    let f = filter?;
+    if let Some(v) = f.eq_string("id") {
+        return Some(by_id(v).into_iter().collect());
+    }
+    if let Some(v) = f.eq_string(name_attr) {
+        return Some(by_name(v).into_iter().collect());
+    }
+    if let Some(v) = f.eq_string("externalId") {
+        return Some(by_external(v).cloned().unwrap_or_default());
+    }
+    None
+}
+
+impl Directory {
+    /// Lists users visible to `vis` that match the query, in id order.
+    pub fn list_users(&self, vis: Visibility<'_>, q: &ListQuery) -> Page<UserView> {
+        let narrowed = narrowed(
+            q.filter.as_ref(),
+            |s| s.parse().ok().filter(|id| self.users.contains_key(id)),
+            |s| self.user_by_name.get(&fold_case(s)).copied(),
+            "userName",
+            |s| self.user_by_external.get(s),
+        );
+        let ids: Box<dyn Iterator<Item = &ResourceId>> = match (&narrowed, vis) {
+            (Some(ids), _) => Box::new(ids.iter()),
+            (None, Visibility::All) => Box::new(self.users.keys()),
+            (None, Visibility::Owner(o)) => Box::new(
+                self.users_by_owner
+                    .get(&Some(o.to_owned()))
+                    .into_iter()
+                    .flatten(),
+            ),
+        };
+        let candidates = ids
+            .filter_map(|id| self.users.get(id))
+            .filter(|u| vis.admits(&u.owner))
+            .cloned();
+        page(candidates, q.filter.as_ref(), q)
+    }
+
+    /// Lists groups visible to `vis` that match the query, in id order.
+    pub fn list_groups(&self, vis: Visibility<'_>, q: &ListQuery) -> Page<GroupView> {
+        let narrowed = narrowed(
+            q.filter.as_ref(),
+            |s| s.parse().ok().filter(|id| self.groups.contains_key(id)),
+            |s| self.group_by_name.get(&fold_case(s)).copied(),
+            "displayName",
+            |s| self.group_by_external.get(s),
+        );
+        let ids: Box<dyn Iterator<Item = &ResourceId>> = match (&narrowed, vis) {
+            (Some(ids), _) => Box::new(ids.iter()),
+            (None, Visibility::All) => Box::new(self.groups.keys()),
+            (None, Visibility::Owner(o)) => Box::new(
+                self.groups_by_owner
+                    .get(&Some(o.to_owned()))
+                    .into_iter()
+                    .flatten(),
+            ),
+        };
+        let candidates = ids
+            .filter_map(|id| self.groups.get(id))
+            .filter(|g| vis.admits(&g.owner))
+            .cloned();
+        page(candidates, q.filter.as_ref(), q)
+    }
+}

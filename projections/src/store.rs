@@ -1,0 +1,260 @@
+//! The projection-store seam and the in-memory store.
+//!
+//! A store folds log entries into views and answers the queries the SCIM and admin endpoints
+//! make. Every store applies the directory-sequence rule ([`ChainState`]) itself, so a stale
+//! or duplicate record never reaches a view, and remembers the log position it reflects, so a
+//! redelivered entry changes nothing.
+
+use crate::directory::Directory;
+use crate::query::{ListQuery, Page, Visibility};
+use crate::views::{AdminTokenView, GroupView, SourceView, UserView};
+use async_trait::async_trait;
+use roster_events::{ChainState, Member, MemberType, Record, ResourceId};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// One record read from the log, at its position.
+#[derive(Clone, Debug)]
+pub struct LogEntry {
+    pub position: u64,
+    pub record: Arc<Record>,
+}
+
+/// Why a store could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store's backend is unreachable or failing; try again later.
+    #[error("projection store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The views of every directory and the queries over them.
+#[async_trait]
+pub trait ProjectionStore: Send + Sync + 'static {
+    /// Folds `entries` (in position order) into the views. Entries below the store's position
+    /// are skipped; records that break their directory's chain are ignored.
+    async fn apply(&self, entries: &[LogEntry]) -> Result<(), StoreError>;
+    /// The position of the first log entry the views do not reflect yet.
+    async fn next_position(&self) -> Result<u64, StoreError>;
+    /// The last valid sequence number of `directory`.
+    async fn directory_seq(&self, directory: &str) -> Result<u64, StoreError>;
+    /// Names of every directory.
+    async fn directories(&self) -> Result<Vec<String>, StoreError>;
+    /// A copy of one directory's full state, to seed the write path's decision state.
+    async fn snapshot(&self, directory: &str) -> Result<Option<Directory>, StoreError>;
+    async fn user(&self, dir: &str, id: ResourceId) -> Result<Option<Arc<UserView>>, StoreError>;
+    async fn group(&self, dir: &str, id: ResourceId) -> Result<Option<Arc<GroupView>>, StoreError>;
+    async fn list_users(
+        &self,
+        dir: &str,
+        vis: Visibility<'_>,
+        q: &ListQuery,
+    ) -> Result<Page<UserView>, StoreError>;
+    async fn list_groups(
+        &self,
+        dir: &str,
+        vis: Visibility<'_>,
+        q: &ListQuery,
+    ) -> Result<Page<GroupView>, StoreError>;
+    /// The display value of each member (userName or displayName), None if it is gone.
+    async fn member_displays(
+        &self,
+        dir: &str,
+        members: &[Member],
+    ) -> Result<Vec<Option<String>>, StoreError>;
+    /// The source with this slug, in whichever directory it lives.
+    async fn source(&self, slug: &str) -> Result<Option<Arc<SourceView>>, StoreError>;
+    async fn sources(&self) -> Result<Vec<Arc<SourceView>>, StoreError>;
+    async fn admin_tokens(&self) -> Result<Vec<AdminTokenView>, StoreError>;
+}
+
+#[derive(Default)]
+struct Inner {
+    dirs: BTreeMap<String, Directory>,
+    chain: ChainState,
+    next_position: u64,
+    source_dir: HashMap<String, String>,
+    fold_errors: u64,
+}
+
+/// Views held in memory, rebuilt from the log at start.
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: RwLock<Inner>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Inner> {
+        // A poisoned lock means a fold panicked; the views are still structurally sound
+        // (every fold step is all-or-nothing), so keep serving.
+        self.inner.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Folds entries synchronously (the async trait method delegates here).
+    pub fn apply_sync(&self, entries: &[LogEntry]) {
+        let mut inner = self.write();
+        let inner = &mut *inner;
+        for entry in entries {
+            if entry.position < inner.next_position {
+                continue;
+            }
+            inner.next_position = entry.position + 1;
+            let record = &entry.record;
+            if !inner.chain.admit(record) {
+                continue;
+            }
+            let dir = inner
+                .dirs
+                .entry(record.directory.clone())
+                .or_insert_with(|| Directory::new(&record.directory));
+            for env in &record.events {
+                if let Err(e) = dir.apply(env) {
+                    inner.fold_errors += 1;
+                    tracing::warn!(position = entry.position, error = %e, "event skipped by the fold");
+                    continue;
+                }
+                if let roster_events::Event::SourceCreated(s) = &env.event {
+                    inner
+                        .source_dir
+                        .insert(s.slug.clone(), record.directory.clone());
+                }
+            }
+        }
+    }
+
+    /// The canonical JSON of every directory, for byte-for-byte comparison of views.
+    pub fn canonical_json(&self) -> Vec<u8> {
+        let inner = self.read();
+        let mut out = Vec::new();
+        for (name, dir) in &inner.dirs {
+            out.extend_from_slice(name.as_bytes());
+            out.push(b'\n');
+            out.extend_from_slice(&dir.canonical_json());
+            out.push(b'\n');
+        }
+        out
+    }
+
+    /// How many events the fold has skipped because they did not fit (always 0 for a log
+    /// written by Roster).
+    pub fn fold_errors(&self) -> u64 {
+        self.read().fold_errors
+    }
+
+    fn with_dir<T>(&self, dir: &str, f: impl FnOnce(&Directory) -> T) -> Option<T> {
+        self.read().dirs.get(dir).map(f)
+    }
+}
+
+#[async_trait]
+impl ProjectionStore for MemoryStore {
+    async fn apply(&self, entries: &[LogEntry]) -> Result<(), StoreError> {
+        self.apply_sync(entries);
+        Ok(())
+    }
+
+    async fn next_position(&self) -> Result<u64, StoreError> {
+        Ok(self.read().next_position)
+    }
+
+    async fn directory_seq(&self, directory: &str) -> Result<u64, StoreError> {
+        Ok(self.read().chain.last(directory))
+    }
+
+    async fn directories(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.read().dirs.keys().cloned().collect())
+    }
+
+    async fn snapshot(&self, directory: &str) -> Result<Option<Directory>, StoreError> {
+        Ok(self.with_dir(directory, Directory::clone))
+    }
+
+    async fn user(&self, dir: &str, id: ResourceId) -> Result<Option<Arc<UserView>>, StoreError> {
+        Ok(self.with_dir(dir, |d| d.user(id).cloned()).flatten())
+    }
+
+    async fn group(&self, dir: &str, id: ResourceId) -> Result<Option<Arc<GroupView>>, StoreError> {
+        Ok(self.with_dir(dir, |d| d.group(id).cloned()).flatten())
+    }
+
+    async fn list_users(
+        &self,
+        dir: &str,
+        vis: Visibility<'_>,
+        q: &ListQuery,
+    ) -> Result<Page<UserView>, StoreError> {
+        Ok(self
+            .with_dir(dir, |d| d.list_users(vis, q))
+            .unwrap_or(Page {
+                total: 0,
+                items: vec![],
+            }))
+    }
+
+    async fn list_groups(
+        &self,
+        dir: &str,
+        vis: Visibility<'_>,
+        q: &ListQuery,
+    ) -> Result<Page<GroupView>, StoreError> {
+        Ok(self
+            .with_dir(dir, |d| d.list_groups(vis, q))
+            .unwrap_or(Page {
+                total: 0,
+                items: vec![],
+            }))
+    }
+
+    async fn member_displays(
+        &self,
+        dir: &str,
+        members: &[Member],
+    ) -> Result<Vec<Option<String>>, StoreError> {
+        Ok(self
+            .with_dir(dir, |d| {
+                members
+                    .iter()
+                    .map(|m| match m.kind {
+                        MemberType::User => d.user(m.value).map(|u| u.user_name().to_owned()),
+                        MemberType::Group => d.group(m.value).map(|g| g.display_name().to_owned()),
+                    })
+                    .collect()
+            })
+            .unwrap_or_else(|| vec![None; members.len()]))
+    }
+
+    async fn source(&self, slug: &str) -> Result<Option<Arc<SourceView>>, StoreError> {
+        let inner = self.read();
+        Ok(inner
+            .source_dir
+            .get(slug)
+            .and_then(|dir| inner.dirs.get(dir))
+            .and_then(|d| d.source_by_slug(slug).cloned()))
+    }
+
+    async fn sources(&self) -> Result<Vec<Arc<SourceView>>, StoreError> {
+        let inner = self.read();
+        Ok(inner
+            .dirs
+            .values()
+            .flat_map(|d| d.sources().cloned())
+            .collect())
+    }
+
+    async fn admin_tokens(&self) -> Result<Vec<AdminTokenView>, StoreError> {
+        let inner = self.read();
+        Ok(inner
+            .dirs
+            .values()
+            .flat_map(|d| d.admin_tokens().cloned())
+            .collect())
+    }
+}

@@ -1,0 +1,185 @@
+//! Start-up and shutdown: opens the log, replays it into the views, starts the projector and
+//! the writers, bootstraps the `default` directory on first start, binds the listener, and
+//! serves until SIGTERM or ctrl-c, draining in-flight requests (and so in-flight writes).
+
+use crate::auth::{self, Secret};
+use crate::config::Settings;
+use crate::domain::{Command, Context, NewToken};
+use crate::http::{self, AppState};
+use crate::log::{EventLog, FileLog, FileLogOptions};
+use crate::writer::{catch_up, run_projector, Writers};
+use anyhow::Context as _;
+use roster_events::{Actor, ResourceId, DEFAULT_DIRECTORY};
+use roster_projections::{MemoryStore, ProjectionStore};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// What first start created; the tokens are shown once and never again.
+pub struct FirstStart {
+    pub admin_token: Secret,
+    pub source_token: Secret,
+    pub scim_base_url: String,
+}
+
+/// A built, not yet serving, Roster.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    pub first_start: Option<FirstStart>,
+    /// How many log entries start-up replayed, and how long it took.
+    pub replayed: (u64, std::time::Duration),
+}
+
+impl Application {
+    /// Builds everything and binds the listener (port 0 picks a free port).
+    ///
+    /// Fails when the data directory cannot be opened or locked, the log is damaged beyond its
+    /// torn tail, or the address cannot be bound.
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let log_dir = settings.data_dir.join("log");
+        let options = FileLogOptions {
+            segment_bytes: settings.segment_bytes,
+        };
+        let log: Arc<dyn EventLog> = Arc::new(
+            FileLog::open(&log_dir, options)
+                .with_context(|| format!("opening the event log in {}", log_dir.display()))?,
+        );
+        let store: Arc<dyn ProjectionStore> = Arc::new(MemoryStore::new());
+        let (projected_tx, projected) = watch::channel(0);
+
+        let started = Instant::now();
+        let replayed = catch_up(log.as_ref(), store.as_ref(), &projected_tx)
+            .await
+            .context("replaying the event log")?;
+        let elapsed = started.elapsed();
+        tracing::info!(
+            entries = replayed,
+            elapsed_ms = elapsed.as_millis() as u64,
+            "replayed the event log"
+        );
+        tokio::spawn(run_projector(log.clone(), store.clone(), projected_tx));
+
+        let writers = Writers::new(log, store.clone(), projected.clone());
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("binding {}", settings.listen))?;
+        let addr = listener.local_addr()?;
+        let first_start = if store.directories().await?.is_empty() {
+            Some(bootstrap(&writers, &settings, addr).await?)
+        } else {
+            None
+        };
+        let state = AppState {
+            store,
+            writers,
+            admin_token_hash: settings
+                .admin_token
+                .as_ref()
+                .map(|t| auth::hash(t.expose())),
+            settings: Arc::new(settings),
+            projected,
+        };
+        Ok(Application {
+            listener,
+            state,
+            first_start,
+            replayed: (replayed, elapsed),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        // A bound listener always has an address.
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    /// Serves until SIGTERM or ctrl-c, then drains in-flight requests.
+    ///
+    /// Fails if the server itself fails (not on a request error).
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `stop` completes, then drains in-flight requests.
+    pub async fn run_until(
+        self,
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let writers = self.state.writers.clone();
+        let router = http::router(self.state);
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(stop)
+            .await?;
+        writers.close();
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+async fn bootstrap(
+    writers: &Writers,
+    settings: &Settings,
+    addr: SocketAddr,
+) -> anyhow::Result<FirstStart> {
+    let admin = auth::generate("rsa_");
+    let source = auth::generate("rst_");
+    let cmd = Command::Bootstrap {
+        admin: NewToken {
+            id: ResourceId::new(),
+            hash: admin.hash,
+            prefix: admin.prefix,
+        },
+        source_slug: "default".into(),
+        source_token: NewToken {
+            id: ResourceId::new(),
+            hash: source.hash,
+            prefix: source.prefix,
+        },
+    };
+    let ctx = Context {
+        actor: Actor::System,
+        source: None,
+        correlation_id: Some("first-start".into()),
+    };
+    writers
+        .get(DEFAULT_DIRECTORY)
+        .await?
+        .execute(cmd, ctx)
+        .await
+        .context("creating the default directory")?;
+    let root = settings
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    Ok(FirstStart {
+        admin_token: admin.token,
+        source_token: source.token,
+        scim_base_url: format!("{}/source/scim/default/v2", root.trim_end_matches('/')),
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: draining in-flight requests");
+}

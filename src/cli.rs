@@ -1,0 +1,233 @@
+//! The command line: `roster serve` and the `roster source ...` commands, which talk to a
+//! running server's admin API.
+
+use crate::config::{LogFormat, Settings};
+use clap::{Args, Parser, Subcommand};
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "roster",
+    version,
+    about = "Event-sourced SCIM 2.0 identity store"
+)]
+pub struct Cli {
+    /// A TOML settings file (see docs/operations.md).
+    #[arg(long, env = "ROSTER_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Manage inbound SCIM sources (through a running server's admin API).
+    Source {
+        #[command(subcommand)]
+        command: SourceCmd,
+    },
+}
+
+#[derive(Args, Debug, Default)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "ROSTER_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Data directory for the embedded log [default: ./roster-data].
+    #[arg(long, env = "ROSTER_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The URL clients reach Roster at (for Location headers).
+    #[arg(long, env = "ROSTER_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Log line format.
+    #[arg(long, env = "ROSTER_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// An admin token accepted besides the issued ones.
+    #[arg(long, env = "ROSTER_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Largest request body, in bytes [default: 1048576].
+    #[arg(long, env = "ROSTER_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Largest page a list request gets [default: 1000].
+    #[arg(long, env = "ROSTER_MAX_PAGE_SIZE")]
+    pub max_page_size: Option<usize>,
+    /// Segment size of the embedded log, in bytes [default: 134217728].
+    #[arg(long, env = "ROSTER_SEGMENT_BYTES")]
+    pub segment_bytes: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+pub struct ClientArgs {
+    /// The server's base URL [default: http://<listen address from settings>].
+    #[arg(long, env = "ROSTER_SERVER")]
+    pub server: Option<String>,
+    /// An admin token (printed at first start).
+    #[arg(long, env = "ROSTER_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SourceCmd {
+    /// Create a source and print its SCIM base URL and first token (shown once).
+    Create {
+        slug: String,
+        /// The directory the source writes into.
+        #[arg(long, default_value = "default")]
+        directory: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Issue another token for a source (shown once); earlier tokens stay valid until revoked.
+    Token {
+        slug: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Revoke one of a source's tokens.
+    Revoke {
+        slug: String,
+        token_id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List sources and their tokens (prefixes only).
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+impl Cli {
+    /// Settings from defaults, then the file, then environment and flags.
+    ///
+    /// Fails when the file cannot be read or parsed.
+    pub fn settings(&self, serve: Option<&ServeArgs>) -> anyhow::Result<Settings> {
+        let mut s = match &self.config {
+            Some(path) => Settings::from_file(path)?,
+            None => Settings::default(),
+        };
+        if let Some(a) = serve {
+            if let Some(v) = a.listen {
+                s.listen = v;
+            }
+            if let Some(v) = &a.data_dir {
+                s.data_dir = v.clone();
+            }
+            if let Some(v) = &a.public_url {
+                s.public_url = Some(v.clone());
+            }
+            if let Some(v) = a.log_format {
+                s.log_format = v;
+            }
+            if let Some(v) = &a.admin_token {
+                s.admin_token = Some(crate::auth::Secret::new(v.clone()));
+            }
+            if let Some(v) = a.max_body_bytes {
+                s.max_body_bytes = v;
+            }
+            if let Some(v) = a.max_page_size {
+                s.max_page_size = v;
+            }
+            if let Some(v) = a.segment_bytes {
+                s.segment_bytes = v;
+            }
+        }
+        Ok(s)
+    }
+}
+
+/// Runs one `roster source ...` command against the admin API and prints the result.
+///
+/// Fails when the server cannot be reached or answers with an error.
+pub async fn run_source(cmd: &SourceCmd, settings: &Settings) -> anyhow::Result<()> {
+    let client = match cmd {
+        SourceCmd::Create { client, .. }
+        | SourceCmd::Token { client, .. }
+        | SourceCmd::Revoke { client, .. }
+        | SourceCmd::List { client } => client,
+    };
+    let server = client
+        .server
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", settings.listen));
+    let base = format!("{}/admin/v1", server.trim_end_matches('/'));
+    let http = reqwest::Client::new();
+    let req = match cmd {
+        SourceCmd::Create {
+            slug, directory, ..
+        } => http
+            .post(format!("{base}/sources"))
+            .json(&serde_json::json!({"slug": slug, "directory": directory})),
+        SourceCmd::Token { slug, .. } => http.post(format!("{base}/sources/{slug}/tokens")),
+        SourceCmd::Revoke { slug, token_id, .. } => {
+            http.delete(format!("{base}/sources/{slug}/tokens/{token_id}"))
+        }
+        SourceCmd::List { .. } => http.get(format!("{base}/sources")),
+    };
+    let resp = req
+        .bearer_auth(&client.admin_token)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach {server}: {e}"))?;
+    let status = resp.status();
+    let body: Value = if status == reqwest::StatusCode::NO_CONTENT {
+        Value::Null
+    } else {
+        resp.json().await.unwrap_or(Value::Null)
+    };
+    if !status.is_success() {
+        let detail = body.get("detail").and_then(Value::as_str).unwrap_or("");
+        anyhow::bail!("{status}: {detail}");
+    }
+    match cmd {
+        SourceCmd::Create { .. } => {
+            println!("source:        {}", body["slug"].as_str().unwrap_or(""));
+            println!(
+                "SCIM base URL: {}",
+                body["scim_base_url"].as_str().unwrap_or("")
+            );
+            println!(
+                "token id:      {}",
+                body["token"]["id"].as_str().unwrap_or("")
+            );
+            println!(
+                "token:         {}",
+                body["token"]["token"].as_str().unwrap_or("")
+            );
+            println!("(the token is shown only now; Roster keeps only its hash)");
+        }
+        SourceCmd::Token { .. } => {
+            println!("token id: {}", body["id"].as_str().unwrap_or(""));
+            println!("token:    {}", body["token"].as_str().unwrap_or(""));
+            println!("(the token is shown only now; Roster keeps only its hash)");
+        }
+        SourceCmd::Revoke { token_id, .. } => println!("revoked {token_id}"),
+        SourceCmd::List { .. } => {
+            for s in body["sources"].as_array().into_iter().flatten() {
+                println!(
+                    "{}  directory={}  {}",
+                    s["slug"].as_str().unwrap_or(""),
+                    s["directory"].as_str().unwrap_or(""),
+                    s["scim_base_url"].as_str().unwrap_or("")
+                );
+                for t in s["tokens"].as_array().into_iter().flatten() {
+                    let state = if t["revoked"].is_null() {
+                        "active"
+                    } else {
+                        "revoked"
+                    };
+                    println!(
+                        "    token {}  {}…  {state}",
+                        t["id"].as_str().unwrap_or(""),
+                        t["prefix"].as_str().unwrap_or("")
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,85 @@
+//! Settings: defaults that run embedded with no setup, overridden by a TOML file, then by
+//! `ROSTER_*` environment variables and command-line flags (see `docs/operations.md`).
+
+use crate::auth::Secret;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    #[default]
+    Pretty,
+    /// One JSON object per line, for production log pipelines.
+    Json,
+}
+
+/// Everything Roster can be configured with.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address the HTTP server listens on.
+    pub listen: SocketAddr,
+    /// Where the embedded log keeps its segments.
+    pub data_dir: PathBuf,
+    /// The URL clients reach Roster at, used in `Location` and `meta.location`. When unset,
+    /// it is taken from each request's Host header.
+    pub public_url: Option<String>,
+    pub log_format: LogFormat,
+    /// An extra admin token accepted besides those issued in the log (for recovery and
+    /// automation). Never logged.
+    pub admin_token: Option<Secret>,
+    /// The largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// The page size when a list request gives no `count`.
+    pub default_page_size: usize,
+    /// The largest page a list request gets, whatever `count` it asks for.
+    pub max_page_size: usize,
+    /// Size at which the embedded log starts a new segment file.
+    pub segment_bytes: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("roster-data"),
+            public_url: None,
+            log_format: LogFormat::Pretty,
+            admin_token: None,
+            max_body_bytes: 1 << 20,
+            default_page_size: 100,
+            max_page_size: 1000,
+            segment_bytes: 128 << 20,
+        }
+    }
+}
+
+impl Settings {
+    /// Reads settings from a TOML file; keys it does not set keep their defaults.
+    ///
+    /// Fails when the file cannot be read or has unknown keys or bad values.
+    pub fn from_file(path: &Path) -> anyhow::Result<Settings> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partial_file_keeps_the_other_defaults_and_unknown_keys_are_refused() {
+        let s: Settings =
+            toml::from_str("listen = \"127.0.0.1:9000\"\nmax_page_size = 50").unwrap();
+        assert_eq!(s.listen.port(), 9000);
+        assert_eq!(s.max_page_size, 50);
+        assert_eq!(s.data_dir, PathBuf::from("roster-data"));
+        assert!(toml::from_str::<Settings>("lisen = \"x\"").is_err());
+    }
+}

@@ -1,0 +1,462 @@
+//! Commands and the pure decision step: `decide(state, command) -> events`.
+//!
+//! A command is validated against one directory's current state (uniqueness of userName and
+//! group displayName, resource versions, ownership, membership references) and turned into the
+//! events that record its outcome. No I/O happens here; the writer (`crate::writer`) feeds the
+//! state and appends what comes out.
+
+use chrono::{DateTime, Utc};
+use roster_events::{
+    Actor, AdminTokenIssued, DirectoryCreated, Envelope, Event, GroupCreated, GroupMembersAdded,
+    GroupMembersRemoved, GroupReplaced, Member, MemberType, Ownership, ResourceId, ResourceType,
+    SourceCreated, SourceTokenIssued, SourceTokenRevoked, UserCreated, UserReplaced,
+};
+use roster_projections::Directory;
+use serde_json::{Map, Value};
+use std::collections::{BTreeSet, HashMap};
+use uuid::Uuid;
+
+/// A hashed token ready to be recorded.
+#[derive(Clone, Debug)]
+pub struct NewToken {
+    pub id: ResourceId,
+    pub hash: String,
+    pub prefix: String,
+}
+
+/// A member as a client referred to it.
+#[derive(Clone, Debug)]
+pub struct MemberRef {
+    pub value: String,
+    /// `User` or `Group` if the client said.
+    pub kind: Option<String>,
+}
+
+/// What a caller asks a directory to do.
+#[derive(Clone, Debug)]
+pub enum Command {
+    /// First start: the directory itself, an admin token, and a source with its token, all
+    /// in one record so that a crash never leaves a half-initialised directory.
+    Bootstrap {
+        admin: NewToken,
+        source_slug: String,
+        source_token: NewToken,
+    },
+    CreateSource {
+        slug: String,
+        token: NewToken,
+    },
+    IssueSourceToken {
+        slug: String,
+        token: NewToken,
+    },
+    RevokeSourceToken {
+        slug: String,
+        token_id: ResourceId,
+    },
+    CreateUser {
+        resource: Map<String, Value>,
+    },
+    ReplaceUser {
+        id: ResourceId,
+        resource: Map<String, Value>,
+        if_match: Option<u64>,
+    },
+    DeleteUser {
+        id: ResourceId,
+        if_match: Option<u64>,
+    },
+    CreateGroup {
+        resource: Map<String, Value>,
+        members: Vec<MemberRef>,
+    },
+    ReplaceGroup {
+        id: ResourceId,
+        resource: Map<String, Value>,
+        members: Vec<MemberRef>,
+        if_match: Option<u64>,
+    },
+    DeleteGroup {
+        id: ResourceId,
+        if_match: Option<u64>,
+    },
+}
+
+/// Who is asking, and on behalf of which request.
+#[derive(Clone, Debug)]
+pub struct Context {
+    pub actor: Actor,
+    /// The source the request came through; with the `owned` policy it sees only its own.
+    pub source: Option<String>,
+    pub correlation_id: Option<String>,
+}
+
+/// Why a command was refused. Nothing was written.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum DomainError {
+    /// A uniqueness rule would be broken (RFC 7644 scimType `uniqueness`).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// If-Match named a version that is no longer current.
+    #[error("resource version is {current}, not {expected}")]
+    PreconditionFailed { current: u64, expected: u64 },
+    /// A value is not acceptable (RFC 7644 scimType `invalidValue`).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// What a successful command produced, for the response.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    Done,
+    User(ResourceId),
+    Group(ResourceId),
+    Source(ResourceId),
+}
+
+struct Builder<'a> {
+    dir: &'a str,
+    ctx: &'a Context,
+    now: DateTime<Utc>,
+    versions: HashMap<ResourceId, u64>,
+    events: Vec<Envelope>,
+}
+
+impl Builder<'_> {
+    fn push(&mut self, rt: ResourceType, id: ResourceId, current: u64, event: Event) {
+        let v = self.versions.entry(id).or_insert(current);
+        *v += 1;
+        self.events.push(Envelope {
+            event_id: Uuid::now_v7(),
+            directory: self.dir.to_owned(),
+            resource_type: rt,
+            resource_id: id,
+            resource_version: *v,
+            time: self.now,
+            actor: self.ctx.actor.clone(),
+            source: self.ctx.source.clone(),
+            correlation_id: self.ctx.correlation_id.clone(),
+            event,
+        });
+    }
+}
+
+fn visible(owner: &Option<String>, ctx: &Context) -> bool {
+    match &ctx.source {
+        None => true,
+        Some(s) => owner.as_deref() == Some(s),
+    }
+}
+
+fn check_version(current: u64, if_match: Option<u64>) -> Result<(), DomainError> {
+    match if_match {
+        Some(expected) if expected != current => {
+            Err(DomainError::PreconditionFailed { current, expected })
+        }
+        _ => Ok(()),
+    }
+}
+
+fn string_attr<'a>(resource: &'a Map<String, Value>, name: &str) -> Result<&'a str, DomainError> {
+    match resource.get(name) {
+        Some(Value::String(s)) if !s.trim().is_empty() => Ok(s),
+        Some(Value::String(_)) | None => Err(DomainError::Invalid(format!("{name} is required"))),
+        Some(_) => Err(DomainError::Invalid(format!("{name} must be a string"))),
+    }
+}
+
+fn resolve_members(
+    state: &Directory,
+    ctx: &Context,
+    group: Option<ResourceId>,
+    refs: &[MemberRef],
+) -> Result<BTreeSet<Member>, DomainError> {
+    let mut out = BTreeSet::new();
+    for r in refs {
+        let invalid = || {
+            DomainError::Invalid(format!(
+                "member {:?} is not a user or group of this directory",
+                r.value
+            ))
+        };
+        let id: ResourceId = r.value.trim().parse().map_err(|_| invalid())?;
+        let kind = match (state.user(id), state.group(id)) {
+            (Some(u), _) if visible(&u.owner, ctx) => MemberType::User,
+            (_, Some(g)) if visible(&g.owner, ctx) => MemberType::Group,
+            _ => return Err(invalid()),
+        };
+        if let Some(k) = &r.kind {
+            let said = if k.eq_ignore_ascii_case("user") {
+                MemberType::User
+            } else if k.eq_ignore_ascii_case("group") {
+                MemberType::Group
+            } else {
+                return Err(DomainError::Invalid(format!(
+                    "member type {k:?} is not User or Group"
+                )));
+            };
+            if said != kind {
+                return Err(DomainError::Invalid(format!(
+                    "member {} is a {kind:?}, not a {said:?}",
+                    r.value
+                )));
+            }
+        }
+        if Some(id) == group {
+            return Err(DomainError::Invalid(
+                "a group cannot be a member of itself".into(),
+            ));
+        }
+        out.insert(Member { value: id, kind });
+    }
+    Ok(out)
+}
+
+fn source_by_slug<'a>(
+    state: &'a Directory,
+    slug: &str,
+) -> Result<&'a std::sync::Arc<roster_projections::SourceView>, DomainError> {
+    state
+        .source_by_slug(slug)
+        .ok_or_else(|| DomainError::NotFound(format!("source {slug:?} not found")))
+}
+
+/// Decides what `cmd` does to `state`: the events to append (possibly none) and the outcome.
+///
+/// Fails, producing no event, when the command breaks a rule: a taken userName or
+/// displayName (`Conflict`), a resource that is absent or not visible to the caller
+/// (`NotFound`), a stale If-Match (`PreconditionFailed`), or an unacceptable value (`Invalid`).
+pub fn decide(
+    state: &Directory,
+    cmd: &Command,
+    ctx: &Context,
+    now: DateTime<Utc>,
+) -> Result<(Vec<Envelope>, Outcome), DomainError> {
+    let mut b = Builder {
+        dir: state.name(),
+        ctx,
+        now,
+        versions: HashMap::new(),
+        events: Vec::new(),
+    };
+    let outcome = match cmd {
+        Command::Bootstrap {
+            admin,
+            source_slug,
+            source_token,
+        } => {
+            if state.meta().is_some() {
+                return Err(DomainError::Conflict(format!(
+                    "directory {:?} exists",
+                    state.name()
+                )));
+            }
+            let event = Event::DirectoryCreated(DirectoryCreated {
+                name: state.name().to_owned(),
+            });
+            b.push(ResourceType::Directory, ResourceId::new(), 0, event);
+            let event = Event::AdminTokenIssued(AdminTokenIssued {
+                token_id: admin.id,
+                token_hash: admin.hash.clone(),
+                prefix: admin.prefix.clone(),
+            });
+            b.push(ResourceType::AdminToken, admin.id, 0, event);
+            create_source(&mut b, source_slug, source_token)
+        }
+        Command::CreateSource { slug, token } => {
+            if state.source_by_slug(slug).is_some() {
+                return Err(DomainError::Conflict(format!("source {slug:?} exists")));
+            }
+            create_source(&mut b, slug, token)
+        }
+        Command::IssueSourceToken { slug, token } => {
+            let source = source_by_slug(state, slug)?;
+            let issued = Event::SourceTokenIssued(SourceTokenIssued {
+                token_id: token.id,
+                token_hash: token.hash.clone(),
+                prefix: token.prefix.clone(),
+            });
+            b.push(ResourceType::Source, source.id, source.version, issued);
+            Outcome::Source(source.id)
+        }
+        Command::RevokeSourceToken { slug, token_id } => {
+            let source = source_by_slug(state, slug)?;
+            match source.tokens.get(token_id) {
+                None => return Err(DomainError::NotFound(format!("token {token_id} not found"))),
+                Some(t) if t.revoked.is_some() => {}
+                Some(_) => {
+                    let event = Event::SourceTokenRevoked(SourceTokenRevoked {
+                        token_id: *token_id,
+                    });
+                    b.push(ResourceType::Source, source.id, source.version, event);
+                }
+            }
+            Outcome::Source(source.id)
+        }
+        Command::CreateUser { resource } => {
+            let name = string_attr(resource, "userName")?;
+            if state.user_by_name(name).is_some() {
+                return Err(DomainError::Conflict(format!(
+                    "userName {name:?} is already taken"
+                )));
+            }
+            let id = ResourceId::new();
+            let event = Event::UserCreated(UserCreated {
+                owner: ctx.source.clone(),
+                resource: resource.clone(),
+            });
+            b.push(ResourceType::User, id, 0, event);
+            Outcome::User(id)
+        }
+        Command::ReplaceUser {
+            id,
+            resource,
+            if_match,
+        } => {
+            let user = state.user(*id).filter(|u| visible(&u.owner, ctx));
+            let user = user.ok_or_else(|| DomainError::NotFound(format!("user {id} not found")))?;
+            check_version(user.version, *if_match)?;
+            let name = string_attr(resource, "userName")?;
+            if state
+                .user_by_name(name)
+                .is_some_and(|other| other.id != *id)
+            {
+                return Err(DomainError::Conflict(format!(
+                    "userName {name:?} is already taken"
+                )));
+            }
+            if &user.resource != resource {
+                let event = Event::UserReplaced(UserReplaced {
+                    resource: resource.clone(),
+                });
+                b.push(ResourceType::User, *id, user.version, event);
+            }
+            Outcome::User(*id)
+        }
+        Command::DeleteUser { id, if_match } => {
+            let user = state.user(*id).filter(|u| visible(&u.owner, ctx));
+            let user = user.ok_or_else(|| DomainError::NotFound(format!("user {id} not found")))?;
+            check_version(user.version, *if_match)?;
+            remove_from_groups(
+                state,
+                &mut b,
+                Member {
+                    value: *id,
+                    kind: MemberType::User,
+                },
+            );
+            b.push(ResourceType::User, *id, user.version, Event::UserDeleted);
+            Outcome::Done
+        }
+        Command::CreateGroup { resource, members } => {
+            let name = string_attr(resource, "displayName")?;
+            if state.group_by_name(name).is_some() {
+                return Err(DomainError::Conflict(format!(
+                    "displayName {name:?} is already taken"
+                )));
+            }
+            let members = resolve_members(state, ctx, None, members)?;
+            let id = ResourceId::new();
+            let event = Event::GroupCreated(GroupCreated {
+                owner: ctx.source.clone(),
+                resource: resource.clone(),
+            });
+            b.push(ResourceType::Group, id, 0, event);
+            if !members.is_empty() {
+                let added = Event::GroupMembersAdded(GroupMembersAdded {
+                    members: members.into_iter().collect(),
+                });
+                b.push(ResourceType::Group, id, 0, added);
+            }
+            Outcome::Group(id)
+        }
+        Command::ReplaceGroup {
+            id,
+            resource,
+            members,
+            if_match,
+        } => {
+            let group = state.group(*id).filter(|g| visible(&g.owner, ctx));
+            let group =
+                group.ok_or_else(|| DomainError::NotFound(format!("group {id} not found")))?;
+            check_version(group.version, *if_match)?;
+            let name = string_attr(resource, "displayName")?;
+            if state
+                .group_by_name(name)
+                .is_some_and(|other| other.id != *id)
+            {
+                return Err(DomainError::Conflict(format!(
+                    "displayName {name:?} is already taken"
+                )));
+            }
+            let members = resolve_members(state, ctx, Some(*id), members)?;
+            if &group.resource != resource {
+                let event = Event::GroupReplaced(GroupReplaced {
+                    resource: resource.clone(),
+                });
+                b.push(ResourceType::Group, *id, group.version, event);
+            }
+            let removed: Vec<Member> = group.members.difference(&members).copied().collect();
+            let added: Vec<Member> = members.difference(&group.members).copied().collect();
+            if !removed.is_empty() {
+                let event = Event::GroupMembersRemoved(GroupMembersRemoved { members: removed });
+                b.push(ResourceType::Group, *id, group.version, event);
+            }
+            if !added.is_empty() {
+                let event = Event::GroupMembersAdded(GroupMembersAdded { members: added });
+                b.push(ResourceType::Group, *id, group.version, event);
+            }
+            Outcome::Group(*id)
+        }
+        Command::DeleteGroup { id, if_match } => {
+            let group = state.group(*id).filter(|g| visible(&g.owner, ctx));
+            let group =
+                group.ok_or_else(|| DomainError::NotFound(format!("group {id} not found")))?;
+            check_version(group.version, *if_match)?;
+            remove_from_groups(
+                state,
+                &mut b,
+                Member {
+                    value: *id,
+                    kind: MemberType::Group,
+                },
+            );
+            b.push(ResourceType::Group, *id, group.version, Event::GroupDeleted);
+            Outcome::Done
+        }
+    };
+    Ok((b.events, outcome))
+}
+
+fn create_source(b: &mut Builder<'_>, slug: &str, token: &NewToken) -> Outcome {
+    let id = ResourceId::new();
+    let created = Event::SourceCreated(SourceCreated {
+        slug: slug.to_owned(),
+        service_account: format!("source:{slug}"),
+        ownership: Ownership::Owned,
+    });
+    b.push(ResourceType::Source, id, 0, created);
+    let issued = Event::SourceTokenIssued(SourceTokenIssued {
+        token_id: token.id,
+        token_hash: token.hash.clone(),
+        prefix: token.prefix.clone(),
+    });
+    b.push(ResourceType::Source, id, 0, issued);
+    Outcome::Source(id)
+}
+
+/// Records the removal of `member` from every group that has it, so that memberships never
+/// point at a deleted resource and every affected group's history shows the change.
+fn remove_from_groups(state: &Directory, b: &mut Builder<'_>, member: Member) {
+    let parents: Vec<ResourceId> = state.groups_of(member.value).collect();
+    for gid in parents {
+        if let Some(g) = state.group(gid) {
+            let event = Event::GroupMembersRemoved(GroupMembersRemoved {
+                members: vec![member],
+            });
+            b.push(ResourceType::Group, gid, g.version, event);
+        }
+    }
+}

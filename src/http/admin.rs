@@ -1,0 +1,253 @@
+//! The admin API (`/admin/v1`): sources and their tokens. Authenticated with an admin bearer
+//! token (issued at first start, or configured). Every change is an event with the admin as
+//! actor. Tokens are returned once, at issue, and never again; only their prefixes are listed.
+
+use super::body::json_object;
+use super::error::ScimError;
+use super::AppState;
+use crate::auth;
+use crate::domain::{Command, Context, NewToken};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use roster_events::{Actor, ResourceId, DEFAULT_DIRECTORY};
+use roster_projections::SourceView;
+use serde_json::{json, Value};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/sources", get(list_sources).post(create_source))
+        .route("/sources/{slug}", get(show_source))
+        .route("/sources/{slug}/tokens", post(issue_token))
+        .route("/sources/{slug}/tokens/{token_id}", delete(revoke_token))
+}
+
+/// An authenticated admin.
+pub struct AdminAuth {
+    /// The admin token's id, or `config` for the configured token.
+    who: String,
+    request_id: Option<String>,
+}
+
+impl AdminAuth {
+    fn ctx(&self) -> Context {
+        Context {
+            actor: Actor::Admin(self.who.clone()),
+            source: None,
+            correlation_id: self.request_id.clone(),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for AdminAuth {
+    type Rejection = ScimError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ScimError> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(auth::bearer)
+            .unwrap_or("");
+        let tokens = app.store.admin_tokens().await?;
+        let request_id = parts
+            .headers
+            .get(&super::REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        if token.is_empty() {
+            return Err(ScimError::unauthorized());
+        }
+        if let Some(t) = tokens
+            .iter()
+            .find(|t| auth::verify(token, [t.hash.as_str()]))
+        {
+            return Ok(AdminAuth {
+                who: t.id.to_string(),
+                request_id,
+            });
+        }
+        if app
+            .admin_token_hash
+            .as_deref()
+            .is_some_and(|h| auth::verify(token, [h]))
+        {
+            return Ok(AdminAuth {
+                who: "config".into(),
+                request_id,
+            });
+        }
+        Err(ScimError::unauthorized())
+    }
+}
+
+fn source_json(app: &AppState, s: &SourceView) -> Value {
+    let root = app
+        .settings
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", app.settings.listen));
+    let tokens: Vec<Value> = s
+        .tokens
+        .values()
+        .map(
+            |t| json!({"id": t.id, "prefix": t.prefix, "created": t.created, "revoked": t.revoked}),
+        )
+        .collect();
+    json!({
+        "id": s.id,
+        "slug": s.slug,
+        "directory": s.directory,
+        "ownership": s.ownership,
+        "service_account": s.service_account,
+        "scim_base_url": format!("{}/source/scim/{}/v2", root.trim_end_matches('/'), s.slug),
+        "created": s.created,
+        "tokens": tokens,
+    })
+}
+
+/// A slug is 1 to 63 lower-case letters, digits and hyphens, starting with a letter or digit:
+/// it appears in URLs as is.
+fn valid_slug(s: &str) -> bool {
+    (1..=63).contains(&s.len())
+        && s.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+fn new_token(kind: &str) -> (auth::Secret, NewToken) {
+    let t = auth::generate(kind);
+    (
+        t.token,
+        NewToken {
+            id: ResourceId::new(),
+            hash: t.hash,
+            prefix: t.prefix,
+        },
+    )
+}
+
+async fn list_sources(
+    State(app): State<AppState>,
+    _admin: AdminAuth,
+) -> Result<Response, ScimError> {
+    let sources = app.store.sources().await?;
+    let list: Vec<Value> = sources.iter().map(|s| source_json(&app, s)).collect();
+    Ok(Json(json!({"sources": list})).into_response())
+}
+
+async fn show_source(
+    State(app): State<AppState>,
+    _admin: AdminAuth,
+    Path(slug): Path<String>,
+) -> Result<Response, ScimError> {
+    let s = app.store.source(&slug).await?;
+    let s = s.ok_or_else(|| ScimError::not_found(format!("source {slug:?} not found")))?;
+    Ok(Json(source_json(&app, &s)).into_response())
+}
+
+async fn create_source(
+    State(app): State<AppState>,
+    admin: AdminAuth,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ScimError> {
+    let body = json_object(&headers, body)?;
+    let slug = body
+        .get("slug")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    if !valid_slug(&slug) {
+        return Err(ScimError::bad_request(
+            "invalidValue",
+            "slug must be 1-63 lower-case letters, digits or hyphens",
+        ));
+    }
+    let directory = body
+        .get("directory")
+        .and_then(Value::as_str)
+        .unwrap_or(DEFAULT_DIRECTORY);
+    if !app
+        .store
+        .directories()
+        .await?
+        .iter()
+        .any(|d| d == directory)
+    {
+        return Err(ScimError::not_found(format!(
+            "directory {directory:?} not found"
+        )));
+    }
+    if app.store.source(&slug).await?.is_some() {
+        return Err(ScimError::new(
+            StatusCode::CONFLICT,
+            Some("uniqueness"),
+            format!("source {slug:?} exists"),
+        ));
+    }
+    let (secret, token) = new_token("rst_");
+    let token_id = token.id;
+    let cmd = Command::CreateSource {
+        slug: slug.clone(),
+        token,
+    };
+    app.writers
+        .get(directory)
+        .await?
+        .execute(cmd, admin.ctx())
+        .await?;
+    let s = app.store.source(&slug).await?;
+    let s = s.ok_or_else(|| ScimError::internal(&"created source not in views"))?;
+    let mut out = source_json(&app, &s);
+    out["token"] = json!({"id": token_id, "token": secret.expose()});
+    Ok((StatusCode::CREATED, Json(out)).into_response())
+}
+
+async fn issue_token(
+    State(app): State<AppState>,
+    admin: AdminAuth,
+    Path(slug): Path<String>,
+) -> Result<Response, ScimError> {
+    let s = app.store.source(&slug).await?;
+    let s = s.ok_or_else(|| ScimError::not_found(format!("source {slug:?} not found")))?;
+    let (secret, token) = new_token("rst_");
+    let id = token.id;
+    let cmd = Command::IssueSourceToken { slug, token };
+    app.writers
+        .get(&s.directory)
+        .await?
+        .execute(cmd, admin.ctx())
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": id, "token": secret.expose()})),
+    )
+        .into_response())
+}
+
+async fn revoke_token(
+    State(app): State<AppState>,
+    admin: AdminAuth,
+    Path((slug, token_id)): Path<(String, String)>,
+) -> Result<Response, ScimError> {
+    let s = app.store.source(&slug).await?;
+    let s = s.ok_or_else(|| ScimError::not_found(format!("source {slug:?} not found")))?;
+    let token_id: ResourceId = token_id
+        .parse()
+        .map_err(|_| ScimError::not_found(format!("token {token_id} not found")))?;
+    let cmd = Command::RevokeSourceToken { slug, token_id };
+    app.writers
+        .get(&s.directory)
+        .await?
+        .execute(cmd, admin.ctx())
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,87 @@
+//! Request parsing shared by the SCIM and admin handlers: media type, body size, JSON shape,
+//! and the `If-Match` header.
+
+use super::error::ScimError;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{header, HeaderMap, StatusCode};
+use serde_json::{Map, Value};
+
+/// Parses a JSON object body, refusing other media types (415), oversized bodies (413) and
+/// anything that is not a JSON object (400 invalidSyntax).
+pub fn json_object(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Map<String, Value>, ScimError> {
+    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
+        let ct = ct
+            .to_str()
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if ct != "application/scim+json" && ct != "application/json" {
+            return Err(ScimError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                None,
+                "send application/scim+json or application/json",
+            ));
+        }
+    }
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ScimError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                None,
+                "request body too large",
+            )
+        } else {
+            ScimError::bad_request("invalidSyntax", "the request body could not be read")
+        }
+    })?;
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(ScimError::bad_request(
+            "invalidSyntax",
+            "the body must be a JSON object",
+        )),
+        Err(e) => Err(ScimError::bad_request(
+            "invalidSyntax",
+            format!("malformed JSON: {e}"),
+        )),
+    }
+}
+
+/// The version an `If-Match` header demands: `None` when absent or `*`.
+///
+/// A value that names no version of ours can never match, so it fails the precondition.
+pub fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ScimError> {
+    let Some(v) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let v = v.to_str().unwrap_or("").trim();
+    if v == "*" {
+        return Ok(None);
+    }
+    parse_etag(v).map(Some).ok_or_else(|| {
+        ScimError::new(
+            StatusCode::PRECONDITION_FAILED,
+            None,
+            "If-Match names no current version",
+        )
+    })
+}
+
+/// Parses `W/"3"` or `"3"` into 3.
+pub fn parse_etag(v: &str) -> Option<u64> {
+    let v = v.trim();
+    let v = v.strip_prefix("W/").unwrap_or(v);
+    v.strip_prefix('"')?.strip_suffix('"')?.parse().ok()
+}
+
+/// The weak ETag of a resource version.
+pub fn etag(version: u64) -> String {
+    format!("W/\"{version}\"")
+}

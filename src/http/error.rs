@@ -1,0 +1,121 @@
+//! The one HTTP error type: renders the RFC 7644 §3.12 error body with
+//! `application/scim+json`. 5xx bodies say nothing internal; the cause is logged once here.
+
+use crate::domain::DomainError;
+use crate::writer::WriteError;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use roster_projections::StoreError;
+use serde_json::json;
+
+pub const SCIM_JSON: &str = "application/scim+json";
+const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+
+/// An error answered to a client.
+#[derive(Debug)]
+pub struct ScimError {
+    pub status: StatusCode,
+    pub scim_type: Option<&'static str>,
+    pub detail: String,
+}
+
+impl ScimError {
+    pub fn new(
+        status: StatusCode,
+        scim_type: Option<&'static str>,
+        detail: impl Into<String>,
+    ) -> Self {
+        ScimError {
+            status,
+            scim_type,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn bad_request(scim_type: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, Some(scim_type), detail)
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            None,
+            "a valid bearer token is required",
+        )
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, None, detail)
+    }
+
+    pub fn unavailable(cause: &dyn std::fmt::Display) -> Self {
+        tracing::warn!(error = %cause, "answering 503");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            None,
+            "temporarily unavailable; retry later",
+        )
+    }
+
+    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "answering 500");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, None, "internal error")
+    }
+}
+
+impl IntoResponse for ScimError {
+    fn into_response(self) -> Response {
+        let mut body = json!({
+            "schemas": [ERROR_SCHEMA],
+            "status": self.status.as_str(),
+            "detail": self.detail,
+        });
+        if let Some(t) = self.scim_type {
+            body["scimType"] = t.into();
+        }
+        let mut resp = (self.status, body.to_string()).into_response();
+        let headers = resp.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_JSON));
+        match self.status {
+            StatusCode::UNAUTHORIZED => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"roster\""),
+                );
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        resp
+    }
+}
+
+impl From<WriteError> for ScimError {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::Domain(d) => d.into(),
+            WriteError::Unavailable(why) => ScimError::unavailable(&why),
+        }
+    }
+}
+
+impl From<DomainError> for ScimError {
+    fn from(e: DomainError) -> Self {
+        match e {
+            DomainError::Conflict(d) => Self::new(StatusCode::CONFLICT, Some("uniqueness"), d),
+            DomainError::NotFound(d) => Self::not_found(d),
+            DomainError::PreconditionFailed { .. } => {
+                Self::new(StatusCode::PRECONDITION_FAILED, None, e.to_string())
+            }
+            DomainError::Invalid(d) => Self::bad_request("invalidValue", d),
+        }
+    }
+}
+
+impl From<StoreError> for ScimError {
+    fn from(e: StoreError) -> Self {
+        ScimError::unavailable(&e)
+    }
+}

@@ -1,0 +1,98 @@
+//! The HTTP surface: SCIM sources under `/source/scim/<slug>/v2`, the admin API under
+//! `/admin/v1`, and `/healthz` and `/readyz`. Building the router does no I/O, so handlers can
+//! be driven with `oneshot` in tests.
+
+mod admin;
+mod body;
+pub mod error;
+mod scim;
+
+use crate::config::Settings;
+use crate::writer::Writers;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderName, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use error::ScimError;
+use roster_projections::ProjectionStore;
+use std::sync::Arc;
+use tokio::sync::watch;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn ProjectionStore>,
+    pub writers: Writers,
+    pub settings: Arc<Settings>,
+    /// SHA-256 of the configured admin token, if one is configured.
+    pub admin_token_hash: Option<String>,
+    /// The log position the views reflect.
+    pub projected: watch::Receiver<u64>,
+}
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Builds the whole router.
+pub fn router(state: AppState) -> Router {
+    let max_body = state.settings.max_body_bytes;
+    Router::new()
+        .nest("/source/scim/{slug}/v2", scim::routes())
+        .nest("/admin/v1", admin::routes())
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let route = req
+                .extensions()
+                .get::<MatchedPath>()
+                .map_or(req.uri().path(), |m| m.as_str())
+                .to_owned();
+            let request_id = req
+                .headers()
+                .get(&REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            tracing::info_span!(
+                "request",
+                method = %req.method(),
+                route,
+                request_id,
+                source = tracing::field::Empty,
+            )
+        }))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+async fn healthz() -> impl IntoResponse {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+/// Ready when the views have caught up with the log's durable end.
+async fn readyz(State(app): State<AppState>) -> Response {
+    let position = *app.projected.borrow();
+    (
+        StatusCode::OK,
+        Json(serde_json::json!({"status": "ready", "position": position})),
+    )
+        .into_response()
+}
+
+async fn not_found() -> ScimError {
+    ScimError::not_found("no such endpoint")
+}
+
+async fn method_not_allowed() -> ScimError {
+    ScimError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        None,
+        "method not allowed on this endpoint",
+    )
+}

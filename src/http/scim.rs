@@ -1,0 +1,597 @@
+//! SCIM 2.0 endpoints of a source (RFC 7644): Users and Groups with create, read, list with
+//! filter and pagination, replace and delete. Every request authenticates with one of the
+//! source's bearer tokens; the source sees only the objects it owns.
+
+use super::body::{etag, if_match, json_object, parse_etag};
+use super::error::{ScimError, SCIM_JSON};
+use super::AppState;
+use crate::auth;
+use crate::domain::{Command, Context, MemberRef, Outcome};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use roster_events::{Actor, ResourceId};
+use roster_projections::filter;
+use roster_projections::{GroupView, ListQuery, UserView, Visibility};
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+
+const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+const LIST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/Users", get(list_users).post(create_user))
+        .route(
+            "/Users/{id}",
+            get(get_user).put(replace_user).delete(delete_user),
+        )
+        .route("/Groups", get(list_groups).post(create_group))
+        .route(
+            "/Groups/{id}",
+            get(get_group).put(replace_group).delete(delete_group),
+        )
+        .fallback(|| async { ScimError::not_found("no such SCIM endpoint") })
+}
+
+/// An authenticated source, extracted from the path's slug and the bearer token.
+pub struct SourceAuth {
+    slug: String,
+    directory: String,
+    base: String,
+    request_id: Option<String>,
+}
+
+impl SourceAuth {
+    fn ctx(&self) -> Context {
+        Context {
+            actor: Actor::Source(format!("source:{}", self.slug)),
+            source: Some(self.slug.clone()),
+            correlation_id: self.request_id.clone(),
+        }
+    }
+
+    fn vis(&self) -> Visibility<'_> {
+        Visibility::Owner(&self.slug)
+    }
+}
+
+impl FromRequestParts<AppState> for SourceAuth {
+    type Rejection = ScimError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ScimError> {
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, app)
+            .await
+            .map_err(|_| ScimError::not_found("no such source"))?;
+        let slug = params.get("slug").cloned().unwrap_or_default();
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(auth::bearer)
+            .unwrap_or("");
+        let source = app.store.source(&slug).await?;
+        // Hash and compare even for an unknown source, so timing does not tell sources apart.
+        let hashes = source
+            .iter()
+            .flat_map(|s| s.tokens.values())
+            .filter(|t| t.revoked.is_none())
+            .map(|t| t.hash.as_str());
+        if token.is_empty() || !auth::verify(token, hashes) {
+            return Err(ScimError::unauthorized());
+        }
+        let Some(source) = source else {
+            return Err(ScimError::unauthorized());
+        };
+        tracing::Span::current().record("source", slug.as_str());
+        let root = match &app.settings.public_url {
+            Some(u) => u.trim_end_matches('/').to_owned(),
+            None => {
+                let host = parts
+                    .headers
+                    .get(header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .unwrap_or("localhost");
+                format!("http://{host}")
+            }
+        };
+        Ok(SourceAuth {
+            base: format!("{root}/source/scim/{slug}/v2"),
+            directory: source.directory.clone(),
+            slug,
+            request_id: parts
+                .headers
+                .get(&super::REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        })
+    }
+}
+
+fn parse_id(id: &str, what: &str) -> Result<ResourceId, ScimError> {
+    id.parse()
+        .map_err(|_| ScimError::not_found(format!("{what} {id} not found")))
+}
+
+fn scim_response(
+    status: StatusCode,
+    body: Value,
+    version: Option<u64>,
+    location: Option<String>,
+) -> Response {
+    let mut resp = (status, body.to_string()).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_JSON));
+    if let Some(v) = version {
+        if let Ok(v) = HeaderValue::from_str(&etag(v)) {
+            h.insert(header::ETAG, v);
+        }
+    }
+    if let Some(l) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        h.insert(header::LOCATION, l);
+    }
+    resp
+}
+
+/// Removes what a client may not set or that is absent by meaning: `id` and `meta` are
+/// assigned by Roster (RFC 7643 §3.1), nulls mean absent, `password` is write-only and is not
+/// kept in the log.
+fn clean(
+    mut doc: Map<String, Value>,
+    core: &str,
+    drop: &[&str],
+) -> Result<Map<String, Value>, ScimError> {
+    doc.retain(|k, v| {
+        !v.is_null()
+            && !k.eq_ignore_ascii_case("id")
+            && !k.eq_ignore_ascii_case("meta")
+            && !drop.iter().any(|d| k.eq_ignore_ascii_case(d))
+    });
+    match doc.get("schemas") {
+        None => {
+            doc.insert("schemas".into(), json!([core]));
+        }
+        Some(Value::Array(items)) => {
+            let ok = items.iter().all(Value::is_string)
+                && items
+                    .iter()
+                    .any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(core)));
+            if !ok {
+                return Err(ScimError::bad_request(
+                    "invalidValue",
+                    format!("schemas must include {core}"),
+                ));
+            }
+        }
+        Some(_) => {
+            return Err(ScimError::bad_request(
+                "invalidValue",
+                "schemas must be an array",
+            ))
+        }
+    }
+    if doc.get("externalId").is_some_and(|v| !v.is_string()) {
+        return Err(ScimError::bad_request(
+            "invalidValue",
+            "externalId must be a string",
+        ));
+    }
+    Ok(doc)
+}
+
+fn user_resource(doc: Map<String, Value>) -> Result<Map<String, Value>, ScimError> {
+    clean(doc, USER_SCHEMA, &["password", "groups"])
+}
+
+fn group_resource(
+    mut doc: Map<String, Value>,
+) -> Result<(Map<String, Value>, Vec<MemberRef>), ScimError> {
+    let key = doc
+        .keys()
+        .find(|k| k.eq_ignore_ascii_case("members"))
+        .cloned();
+    let members = match key.and_then(|k| doc.remove(&k)) {
+        None | Some(Value::Null) => vec![],
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .map(|m| {
+                let value = m.get("value").and_then(Value::as_str);
+                let value = value.ok_or_else(|| {
+                    ScimError::bad_request("invalidValue", "every member needs a string value")
+                })?;
+                Ok(MemberRef {
+                    value: value.to_owned(),
+                    kind: m.get("type").and_then(Value::as_str).map(str::to_owned),
+                })
+            })
+            .collect::<Result<_, ScimError>>()?,
+        Some(_) => {
+            return Err(ScimError::bad_request(
+                "invalidValue",
+                "members must be an array",
+            ))
+        }
+    };
+    Ok((clean(doc, GROUP_SCHEMA, &[])?, members))
+}
+
+fn meta(
+    resource_type: &str,
+    v: (
+        &chrono::DateTime<chrono::Utc>,
+        &chrono::DateTime<chrono::Utc>,
+        u64,
+    ),
+    location: String,
+) -> Value {
+    use chrono::SecondsFormat::Millis;
+    json!({
+        "resourceType": resource_type,
+        "created": v.0.to_rfc3339_opts(Millis, true),
+        "lastModified": v.1.to_rfc3339_opts(Millis, true),
+        "location": location,
+        "version": etag(v.2),
+    })
+}
+
+fn user_json(u: &UserView, base: &str) -> Value {
+    let mut m = u.resource.clone();
+    m.insert("id".into(), u.id.to_string().into());
+    let location = format!("{base}/Users/{}", u.id);
+    m.insert(
+        "meta".into(),
+        meta("User", (&u.created, &u.last_modified, u.version), location),
+    );
+    Value::Object(m)
+}
+
+async fn group_json(
+    app: &AppState,
+    dir: &str,
+    g: &GroupView,
+    base: &str,
+) -> Result<Value, ScimError> {
+    let members: Vec<_> = g.members.iter().copied().collect();
+    let displays = app.store.member_displays(dir, &members).await?;
+    let mut m = g.resource.clone();
+    m.insert("id".into(), g.id.to_string().into());
+    let list: Vec<Value> = members
+        .iter()
+        .zip(displays)
+        .map(|(mem, display)| {
+            let (kind, path) = match mem.kind {
+                roster_events::MemberType::User => ("User", "Users"),
+                roster_events::MemberType::Group => ("Group", "Groups"),
+            };
+            let mut o = json!({
+                "value": mem.value.to_string(),
+                "type": kind,
+                "$ref": format!("{base}/{path}/{}", mem.value),
+            });
+            if let Some(d) = display {
+                o["display"] = d.into();
+            }
+            o
+        })
+        .collect();
+    m.insert("members".into(), Value::Array(list));
+    let location = format!("{base}/Groups/{}", g.id);
+    m.insert(
+        "meta".into(),
+        meta("Group", (&g.created, &g.last_modified, g.version), location),
+    );
+    Ok(Value::Object(m))
+}
+
+/// RFC 7644 §3.4.2: filter, startIndex (1-based; below 1 means 1) and count (0 gives only the
+/// total; capped at the advertised maximum). Parameter names are matched case-insensitively.
+fn list_query(app: &AppState, params: &[(String, String)]) -> Result<ListQuery, ScimError> {
+    let get = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    let filter = match get("filter") {
+        None => None,
+        Some(f) if f.trim().is_empty() => None,
+        Some(f) => {
+            Some(filter::parse(f).map_err(|e| ScimError::bad_request("invalidFilter", e.0))?)
+        }
+    };
+    let number = |name: &str| -> Result<Option<i64>, ScimError> {
+        get(name)
+            .map(|v| v.trim().parse::<i64>())
+            .transpose()
+            .map_err(|_| {
+                ScimError::bad_request("invalidValue", format!("{name} must be an integer"))
+            })
+    };
+    let start_index = number("startIndex")?.unwrap_or(1).max(1) as usize;
+    let count = number("count")?
+        .unwrap_or(app.settings.default_page_size as i64)
+        .clamp(0, app.settings.max_page_size as i64) as usize;
+    Ok(ListQuery {
+        filter,
+        start_index,
+        count,
+    })
+}
+
+fn list_response(total: usize, start_index: usize, resources: Vec<Value>) -> Response {
+    let body = json!({
+        "schemas": [LIST_SCHEMA],
+        "totalResults": total,
+        "startIndex": start_index,
+        "itemsPerPage": resources.len(),
+        "Resources": resources,
+    });
+    scim_response(StatusCode::OK, body, None, None)
+}
+
+/// RFC 7644 §3.4.1: If-None-Match with the current ETag answers 304.
+fn not_modified(headers: &HeaderMap, version: u64) -> bool {
+    headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim() == "*" || parse_etag(t) == Some(version))
+        })
+}
+
+// RFC 7644 §3.3
+async fn create_user(
+    State(app): State<AppState>,
+    auth: SourceAuth,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ScimError> {
+    let resource = user_resource(json_object(&headers, body)?)?;
+    let writer = app.writers.get(&auth.directory).await?;
+    let Outcome::User(id) = writer
+        .execute(Command::CreateUser { resource }, auth.ctx())
+        .await?
+    else {
+        return Err(ScimError::internal(&"create gave no user"));
+    };
+    let user = app.store.user(&auth.directory, id).await?;
+    let user = user.ok_or_else(|| ScimError::internal(&"created user not in views"))?;
+    let body = user_json(&user, &auth.base);
+    let location = body["meta"]["location"].as_str().map(str::to_owned);
+    Ok(scim_response(
+        StatusCode::CREATED,
+        body,
+        Some(user.version),
+        location,
+    ))
+}
+
+// RFC 7644 §3.4.1
+async fn get_user(
+    State(app): State<AppState>,
+    auth: SourceAuth,
+    Path((_, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ScimError> {
+    let id = parse_id(&id, "user")?;
+    let user = app.store.user(&auth.directory, id).await?;
+    let user = user
+        .filter(|u| u.owner.as_deref() == Some(auth.slug.as_str()))
+        .ok_or_else(|| ScimError::not_found(format!("user {id} not found")))?;
+    if not_modified(&headers, user.version) {
+        return Ok(scim_response(
+            StatusCode::NOT_MODIFIED,
+            Value::Null,
+            Some(user.version),
+            None,
+        )
+        .map(|_| axum::body::Body::empty()));
+    }
+    Ok(scim_response(
+        StatusCode::OK,
+        user_json(&user, &auth.base),
+        Some(user.version),
+        None,
+    ))
+}
+
+// RFC 7644 §3.4.2
+async fn list_users(
+    State(app): State<AppState>,
+    auth: SourceAuth,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Response, ScimError> {
+    let q = list_query(&app, &params)?;
+    let page = app
+        .store
+        .list_users(&auth.directory, auth.vis(), &q)
+        .await?;
+    let resources = page
+        .items
+        .iter()
+        .map(|u| user_json(u, &auth.base))
+        .collect();
+    Ok(list_response(page.total, q.start_index, resources))
+}
+
+// RFC 7644 §3.5.1
+async fn replace_user(
+    State(app): State<AppState>,
+    auth: SourceAuth,
+    Path((_, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ScimError> {
+    let id = parse_id(&id, "user")?;
+    let resource = user_resource(json_object(&headers, body)?)?;
+    let cmd = Command::ReplaceUser {
+        id,
+        resource,
+        if_match: if_match(&headers)?,
+    };
+    app.writers
+        .get(&auth.directory)
+        .await?
+        .execute(cmd, auth.ctx())
+        .await?;
+    let user = app.store.user(&auth.directory, id).await?;
+    let user = user.ok_or_else(|| ScimError::not_found(format!("user {id} not found")))?;
+    Ok(scim_response(
+        StatusCode::OK,
+        user_json(&user, &auth.base),
+        Some(user.version),
+        None,
+    ))
+}
+
+// RFC 7644 §3.6
+async fn delete_user(
+    State(app): State<AppState>,
+    auth: SourceAuth,
+    Path((_, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ScimError> {
+    let id = parse_id(&id, "user")?;
+    let cmd = Command::DeleteUser {
+        id,
+        if_match: if_match(&headers)?,
+    };
+    app.writers
+        .get(&auth.directory)
+        .await?
+        .execute(cmd, auth.ctx())
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+// RFC 7644 §3.3
+async fn create_group(
+    State(app): State<AppState>,
+    auth: SourceAuth,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ScimError> {
+    let (resource, members) = group_resource(json_object(&headers, body)?)?;
+    let writer = app.writers.get(&auth.directory).await?;
+    let cmd = Command::CreateGroup { resource, members };
+    let Outcome::Group(id) = writer.execute(cmd, auth.ctx()).await? else {
+        return Err(ScimError::internal(&"create gave no group"));
+    };
+    let group = app.store.group(&auth.directory, id).await?;
+    let group = group.ok_or_else(|| ScimError::internal(&"created group not in views"))?;
+    let body = group_json(&app, &auth.directory, &group, &auth.base).await?;
+    let location = body["meta"]["location"].as_str().map(str::to_owned);
+    Ok(scim_response(
+        StatusCode::CREATED,
+        body,
+        Some(group.version),
+        location,
+    ))
+}
+
+// RFC 7644 §3.4.1
+async fn get_group(
+    State(app): State<AppState>,
+    auth: SourceAuth,
+    Path((_, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ScimError> {
+    let id = parse_id(&id, "group")?;
+    let group = app.store.group(&auth.directory, id).await?;
+    let group = group
+        .filter(|g| g.owner.as_deref() == Some(auth.slug.as_str()))
+        .ok_or_else(|| ScimError::not_found(format!("group {id} not found")))?;
+    if not_modified(&headers, group.version) {
+        return Ok(scim_response(
+            StatusCode::NOT_MODIFIED,
+            Value::Null,
+            Some(group.version),
+            None,
+        )
+        .map(|_| axum::body::Body::empty()));
+    }
+    let body = group_json(&app, &auth.directory, &group, &auth.base).await?;
+    Ok(scim_response(
+        StatusCode::OK,
+        body,
+        Some(group.version),
+        None,
+    ))
+}
+
+// RFC 7644 §3.4.2
+async fn list_groups(
+    State(app): State<AppState>,
+    auth: SourceAuth,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Response, ScimError> {
+    let q = list_query(&app, &params)?;
+    let page = app
+        .store
+        .list_groups(&auth.directory, auth.vis(), &q)
+        .await?;
+    let mut resources = Vec::with_capacity(page.items.len());
+    for g in &page.items {
+        resources.push(group_json(&app, &auth.directory, g, &auth.base).await?);
+    }
+    Ok(list_response(page.total, q.start_index, resources))
+}
+
+// RFC 7644 §3.5.1
+async fn replace_group(
+    State(app): State<AppState>,
+    auth: SourceAuth,
+    Path((_, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ScimError> {
+    let id = parse_id(&id, "group")?;
+    let (resource, members) = group_resource(json_object(&headers, body)?)?;
+    let cmd = Command::ReplaceGroup {
+        id,
+        resource,
+        members,
+        if_match: if_match(&headers)?,
+    };
+    app.writers
+        .get(&auth.directory)
+        .await?
+        .execute(cmd, auth.ctx())
+        .await?;
+    let group = app.store.group(&auth.directory, id).await?;
+    let group = group.ok_or_else(|| ScimError::not_found(format!("group {id} not found")))?;
+    let body = group_json(&app, &auth.directory, &group, &auth.base).await?;
+    Ok(scim_response(
+        StatusCode::OK,
+        body,
+        Some(group.version),
+        None,
+    ))
+}
+
+// RFC 7644 §3.6
+async fn delete_group(
+    State(app): State<AppState>,
+    auth: SourceAuth,
+    Path((_, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ScimError> {
+    let id = parse_id(&id, "group")?;
+    let cmd = Command::DeleteGroup {
+        id,
+        if_match: if_match(&headers)?,
+    };
+    app.writers
+        .get(&auth.directory)
+        .await?
+        .execute(cmd, auth.ctx())
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,453 @@
+//! The embedded log: append-only segment files in a data directory.
+//!
+//! Each segment is named after the position of its first record (`00000000000000000000.log`).
+//! A record is framed as `[length: u32 LE][crc32: u32 LE][JSON payload]`. One writer thread
+//! owns the active segment: it takes every append waiting at that moment, writes them with one
+//! `write`, makes them durable with one `fdatasync` (group commit), and only then acknowledges
+//! them. On open, every segment is scanned; a torn or corrupt tail of the last segment (a
+//! write that was never acknowledged) is cut back to the last whole record. An exclusive lock
+//! on the directory keeps a second process out.
+
+use super::{EventLog, LogError};
+use async_trait::async_trait;
+use fs2::FileExt;
+use roster_events::Record;
+use roster_projections::LogEntry;
+use std::fs::{File, OpenOptions};
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex};
+use tokio::sync::{oneshot, watch};
+
+const HEADER: usize = 8;
+/// A frame longer than this is treated as corruption rather than allocated.
+pub const MAX_RECORD_BYTES: usize = 64 << 20;
+/// How many records apart the in-memory sparse index keeps entry points.
+const INDEX_EVERY: u64 = 1024;
+
+/// Tuning for the file log.
+#[derive(Clone, Debug)]
+pub struct FileLogOptions {
+    /// A segment is closed and a new one started once it reaches this size.
+    pub segment_bytes: u64,
+}
+
+impl Default for FileLogOptions {
+    fn default() -> Self {
+        FileLogOptions {
+            segment_bytes: 128 << 20,
+        }
+    }
+}
+
+/// Frames one payload.
+pub fn frame(payload: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    out.extend_from_slice(payload);
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Mark {
+    position: u64,
+    segment: u64,
+    offset: u64,
+}
+
+struct Shared {
+    dir: PathBuf,
+    /// Base positions of every segment, ascending.
+    segments: Vec<u64>,
+    /// Entry points for reads: segment starts and every INDEX_EVERY records.
+    marks: Vec<Mark>,
+}
+
+struct AppendRequest {
+    payloads: Vec<Vec<u8>>,
+    reply: oneshot::Sender<Result<u64, LogError>>,
+}
+
+/// The embedded, durable, segment-file log.
+pub struct FileLog {
+    shared: Arc<Mutex<Shared>>,
+    tx: Mutex<Option<mpsc::Sender<AppendRequest>>>,
+    end: watch::Receiver<u64>,
+    _lock: File,
+}
+
+fn segment_path(dir: &Path, base: u64) -> PathBuf {
+    dir.join(format!("{base:020}.log"))
+}
+
+fn io(context: &str, e: std::io::Error) -> LogError {
+    LogError::Unavailable(format!("{context}: {e}"))
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Reads one frame; Ok(None) at a clean end, Err on a torn or corrupt frame.
+fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> Result<Option<usize>, String> {
+    let mut header = [0u8; HEADER];
+    let mut got = 0;
+    while got < HEADER {
+        match r.read(&mut header[got..]) {
+            Ok(0) if got == 0 => return Ok(None),
+            Ok(0) => return Err("torn header".into()),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    if len == 0 || len > MAX_RECORD_BYTES {
+        return Err(format!("implausible frame length {len}"));
+    }
+    buf.resize(len, 0);
+    r.read_exact(buf).map_err(|_| "torn payload".to_string())?;
+    if crc32fast::hash(buf) != crc {
+        return Err("checksum mismatch".into());
+    }
+    Ok(Some(HEADER + len))
+}
+
+impl FileLog {
+    /// Opens (or creates) the log in `dir`, recovering from a torn tail.
+    ///
+    /// Fails when the directory cannot be created or locked (another process has it), or when
+    /// a segment other than the last is damaged.
+    pub fn open(dir: impl AsRef<Path>, options: FileLogOptions) -> Result<FileLog, LogError> {
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(|e| io("creating the log directory", e))?;
+        let lock = File::create(dir.join("LOCK")).map_err(|e| io("creating LOCK", e))?;
+        lock.try_lock_exclusive().map_err(|_| {
+            LogError::Unavailable(format!("{} is in use by another process", dir.display()))
+        })?;
+
+        let mut segments: Vec<u64> = std::fs::read_dir(&dir)
+            .map_err(|e| io("listing the log directory", e))?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                name.strip_suffix(".log")?.parse::<u64>().ok()
+            })
+            .collect();
+        segments.sort_unstable();
+        if segments.is_empty() {
+            File::create(segment_path(&dir, 0)).map_err(|e| io("creating a segment", e))?;
+            sync_dir(&dir).map_err(|e| io("syncing the log directory", e))?;
+            segments.push(0);
+        }
+
+        let mut marks = Vec::new();
+        let mut position = segments[0];
+        let last = segments.len() - 1;
+        let mut tail_len = 0;
+        for (i, &base) in segments.iter().enumerate() {
+            let path = segment_path(&dir, base);
+            if base != position {
+                return Err(LogError::Corrupt(format!(
+                    "segment {} starts at {base}, expected {position}",
+                    path.display()
+                )));
+            }
+            let file = File::open(&path).map_err(|e| io("opening a segment", e))?;
+            let mut r = BufReader::with_capacity(1 << 20, file);
+            let mut offset = 0u64;
+            let mut buf = Vec::new();
+            marks.push(Mark {
+                position,
+                segment: base,
+                offset: 0,
+            });
+            loop {
+                match read_frame(&mut r, &mut buf) {
+                    Ok(Some(n)) => {
+                        position += 1;
+                        offset += n as u64;
+                        if position % INDEX_EVERY == 0 {
+                            marks.push(Mark {
+                                position,
+                                segment: base,
+                                offset,
+                            });
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(why) if i == last => {
+                        tracing::warn!(
+                            segment = %path.display(), offset, %why,
+                            "cutting a torn or corrupt tail back to the last whole record"
+                        );
+                        let f = OpenOptions::new()
+                            .write(true)
+                            .open(&path)
+                            .map_err(|e| io("opening a segment to truncate", e))?;
+                        f.set_len(offset)
+                            .map_err(|e| io("truncating a segment", e))?;
+                        f.sync_all().map_err(|e| io("syncing a segment", e))?;
+                        break;
+                    }
+                    Err(why) => {
+                        return Err(LogError::Corrupt(format!(
+                            "{} is damaged at byte {offset}: {why}",
+                            path.display()
+                        )))
+                    }
+                }
+            }
+            if i == last {
+                tail_len = offset;
+            }
+        }
+
+        let active_base = segments[last];
+        let active = OpenOptions::new()
+            .append(true)
+            .open(segment_path(&dir, active_base))
+            .map_err(|e| io("opening the active segment", e))?;
+        let shared = Arc::new(Mutex::new(Shared {
+            dir: dir.clone(),
+            segments,
+            marks,
+        }));
+        let (end_tx, end) = watch::channel(position);
+        let (tx, rx) = mpsc::channel::<AppendRequest>();
+        let writer = Writer {
+            shared: shared.clone(),
+            dir,
+            file: active,
+            base: active_base,
+            len: tail_len,
+            next: position,
+            end: end_tx,
+            options,
+        };
+        std::thread::Builder::new()
+            .name("roster-filelog".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| io("starting the log writer", e))?;
+        Ok(FileLog {
+            shared,
+            tx: Mutex::new(Some(tx)),
+            end,
+            _lock: lock,
+        })
+    }
+}
+
+fn locate(shared: &Mutex<Shared>, from: u64) -> Option<(PathBuf, Mark, Vec<u64>)> {
+    let shared = shared.lock().unwrap_or_else(|p| p.into_inner());
+    let i = shared.marks.partition_point(|m| m.position <= from);
+    let mark = *shared.marks.get(i.checked_sub(1)?)?;
+    let later: Vec<u64> = shared
+        .segments
+        .iter()
+        .copied()
+        .filter(|&s| s > mark.segment)
+        .collect();
+    Some((shared.dir.clone(), mark, later))
+}
+
+fn read_blocking(
+    shared: &Mutex<Shared>,
+    from: u64,
+    max: usize,
+    end: u64,
+) -> Result<Vec<LogEntry>, LogError> {
+    let mut out = Vec::new();
+    if from >= end || max == 0 {
+        return Ok(out);
+    }
+    let Some((dir, mark, later)) = locate(shared, from) else {
+        return Ok(out);
+    };
+    let mut position = mark.position;
+    let mut segments = std::iter::once(mark.segment).chain(later);
+    let mut offset = mark.offset;
+    let mut buf = Vec::new();
+    'segments: for base in segments.by_ref() {
+        let mut file =
+            File::open(segment_path(&dir, base)).map_err(|e| io("opening a segment", e))?;
+        file.seek(SeekFrom::Start(offset))
+            .map_err(|e| io("seeking a segment", e))?;
+        offset = 0;
+        let mut r = BufReader::with_capacity(1 << 20, file);
+        while position < end && out.len() < max {
+            match read_frame(&mut r, &mut buf) {
+                Ok(Some(_)) => {}
+                Ok(None) => continue 'segments,
+                Err(why) => return Err(LogError::Corrupt(format!("record {position}: {why}"))),
+            }
+            if position >= from {
+                let record: Record = serde_json::from_slice(&buf).map_err(|e| {
+                    LogError::Corrupt(format!("record {position} does not decode: {e}"))
+                })?;
+                out.push(LogEntry {
+                    position,
+                    record: Arc::new(record),
+                });
+            }
+            position += 1;
+        }
+        break;
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl EventLog for FileLog {
+    async fn append(&self, records: Vec<Record>) -> Result<Vec<u64>, LogError> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut payloads = Vec::with_capacity(records.len());
+        for r in &records {
+            let bytes = serde_json::to_vec(r)
+                .map_err(|e| LogError::Unavailable(format!("encoding a record: {e}")))?;
+            if bytes.len() > MAX_RECORD_BYTES {
+                return Err(LogError::Unavailable("record too large".into()));
+            }
+            payloads.push(bytes);
+        }
+        let n = payloads.len() as u64;
+        let (reply, rx) = oneshot::channel();
+        {
+            let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner());
+            let tx = tx
+                .as_ref()
+                .ok_or_else(|| LogError::Unavailable("log closed".into()))?;
+            tx.send(AppendRequest { payloads, reply })
+                .map_err(|_| LogError::Unavailable("log writer stopped".into()))?;
+        }
+        let first = rx
+            .await
+            .map_err(|_| LogError::Unavailable("log writer stopped".into()))??;
+        Ok((first..first + n).collect())
+    }
+
+    async fn read(&self, from: u64, max: usize) -> Result<Vec<LogEntry>, LogError> {
+        let end = *self.end.borrow();
+        let shared = self.shared.clone();
+        // Reading files blocks: keep it off the async workers.
+        tokio::task::spawn_blocking(move || read_blocking(&shared, from, max, end))
+            .await
+            .map_err(|e| LogError::Unavailable(format!("log reader failed: {e}")))?
+    }
+
+    fn end(&self) -> watch::Receiver<u64> {
+        self.end.clone()
+    }
+}
+
+impl Drop for FileLog {
+    fn drop(&mut self) {
+        // Closing the channel stops the writer thread after it finishes what it has.
+        self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+}
+
+struct Writer {
+    shared: Arc<Mutex<Shared>>,
+    dir: PathBuf,
+    file: File,
+    base: u64,
+    len: u64,
+    next: u64,
+    end: watch::Sender<u64>,
+    options: FileLogOptions,
+}
+
+impl Writer {
+    fn run(mut self, rx: mpsc::Receiver<AppendRequest>) {
+        let mut buf = Vec::with_capacity(1 << 20);
+        while let Ok(first) = rx.recv() {
+            let mut batch = vec![first];
+            while let Ok(more) = rx.try_recv() {
+                batch.push(more);
+            }
+            let result = self.write_batch(&batch, &mut buf);
+            for (req, first) in batch.into_iter().zip(result.into_iter()) {
+                let _ = req.reply.send(first);
+            }
+        }
+    }
+
+    /// Writes every request of the batch and syncs once. Returns each request's first position.
+    fn write_batch(
+        &mut self,
+        batch: &[AppendRequest],
+        buf: &mut Vec<u8>,
+    ) -> Vec<Result<u64, LogError>> {
+        let fail = |e: LogError| {
+            batch
+                .iter()
+                .map(|_| Err(LogError::Unavailable(e.to_string())))
+                .collect()
+        };
+        if self.len >= self.options.segment_bytes {
+            if let Err(e) = self.roll() {
+                return fail(e);
+            }
+        }
+        buf.clear();
+        let mut firsts = Vec::with_capacity(batch.len());
+        let mut next = self.next;
+        let mut marks = Vec::new();
+        let mut offset = self.len;
+        for req in batch {
+            firsts.push(next);
+            for p in &req.payloads {
+                frame(p, buf);
+                next += 1;
+                offset += (HEADER + p.len()) as u64;
+                if next % INDEX_EVERY == 0 {
+                    marks.push(Mark {
+                        position: next,
+                        segment: self.base,
+                        offset,
+                    });
+                }
+            }
+        }
+        let written = self.file.write_all(buf).and_then(|_| self.file.sync_data());
+        if let Err(e) = written {
+            // Whatever reached the file is unacknowledged; cut it so the next append starts
+            // from a whole record, as recovery would.
+            let _ = self.file.set_len(self.len);
+            return fail(io("appending to the log", e));
+        }
+        self.len = offset;
+        self.next = next;
+        self.shared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .marks
+            .extend(marks);
+        self.end.send_replace(next);
+        firsts.into_iter().map(Ok).collect()
+    }
+
+    fn roll(&mut self) -> Result<(), LogError> {
+        let path = segment_path(&self.dir, self.next);
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| io("creating a segment", e))?;
+        sync_dir(&self.dir).map_err(|e| io("syncing the log directory", e))?;
+        self.file = file;
+        self.base = self.next;
+        self.len = 0;
+        let mut shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        shared.segments.push(self.base);
+        shared.marks.push(Mark {
+            position: self.base,
+            segment: self.base,
+            offset: 0,
+        });
+        Ok(())
+    }
+}
