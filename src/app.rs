@@ -28,6 +28,8 @@ pub struct FirstStart {
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    projector: tokio::task::JoinHandle<()>,
+    stop_projector: watch::Sender<bool>,
     pub first_start: Option<FirstStart>,
     /// How many log entries start-up replayed, and how long it took.
     pub replayed: (u64, std::time::Duration),
@@ -60,7 +62,13 @@ impl Application {
             elapsed_ms = elapsed.as_millis() as u64,
             "replayed the event log"
         );
-        tokio::spawn(run_projector(log.clone(), store.clone(), projected_tx));
+        let (stop_projector, stop_rx) = watch::channel(false);
+        let projector = tokio::spawn(run_projector(
+            log.clone(),
+            store.clone(),
+            projected_tx,
+            stop_rx,
+        ));
 
         let writers = Writers::new(log, store.clone(), projected.clone());
         let listener = TcpListener::bind(settings.listen)
@@ -85,6 +93,8 @@ impl Application {
         Ok(Application {
             listener,
             state,
+            projector,
+            stop_projector,
             first_start,
             replayed: (replayed, elapsed),
         })
@@ -114,7 +124,11 @@ impl Application {
         axum::serve(self.listener, router)
             .with_graceful_shutdown(stop)
             .await?;
-        writers.close();
+        // In-flight requests are done; let running batches finish, then stop following the
+        // log, so that the log is closed (and its lock released) when this returns.
+        writers.close().await;
+        self.stop_projector.send_replace(true);
+        let _ = self.projector.await;
         tracing::info!("stopped");
         Ok(())
     }

@@ -82,6 +82,7 @@ pub struct Writers {
     store: Arc<dyn ProjectionStore>,
     projected: watch::Receiver<u64>,
     map: Arc<RwLock<HashMap<String, Writer>>>,
+    tasks: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
 impl Writers {
@@ -95,6 +96,7 @@ impl Writers {
             store,
             projected,
             map: Arc::default(),
+            tasks: Arc::default(),
         }
     }
 
@@ -128,15 +130,23 @@ impl Writers {
             projected: self.projected.clone(),
         };
         let span = tracing::info_span!("writer", directory);
-        tokio::spawn(task.run(rx).instrument(span));
+        let handle = tokio::spawn(task.run(rx).instrument(span));
+        self.tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(handle);
         let w = Writer { tx };
         map.insert(directory.to_owned(), w.clone());
         Ok(w)
     }
 
-    /// Stops accepting commands; running batches finish.
-    pub fn close(&self) {
+    /// Stops accepting commands and waits for running batches to finish.
+    pub async fn close(&self) {
         self.map.write().unwrap_or_else(|p| p.into_inner()).clear();
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        for t in tasks {
+            let _ = t.await;
+        }
     }
 }
 
@@ -239,15 +249,19 @@ fn fail_all(jobs: Vec<Job>, why: &str) {
     }
 }
 
-/// Folds the log into the store from the store's position on, forever, publishing the
-/// position reached on `projected`. Returns when the log's end channel closes.
+/// Folds the log into the store from the store's position on, publishing the position
+/// reached on `projected`, until `stop` fires or the log closes.
 pub async fn run_projector(
     log: Arc<dyn EventLog>,
     store: Arc<dyn ProjectionStore>,
     projected: watch::Sender<u64>,
+    mut stop: watch::Receiver<bool>,
 ) {
     let mut end = log.end();
     loop {
+        if *stop.borrow() {
+            return;
+        }
         let next = match catch_up(log.as_ref(), store.as_ref(), &projected).await {
             Ok(next) => next,
             Err(e) => {
@@ -256,8 +270,9 @@ pub async fn run_projector(
                 continue;
             }
         };
-        if end.wait_for(|&e| e > next).await.is_err() {
-            return;
+        tokio::select! {
+            r = end.wait_for(|&e| e > next) => if r.is_err() { return },
+            _ = stop.changed() => return,
         }
     }
 }

@@ -1,0 +1,176 @@
+//! Shared helpers for the integration tests.
+#![allow(dead_code)]
+
+use chrono::Utc;
+use roster_events::{Actor, Envelope, Event, Record, ResourceId, ResourceType, UserCreated};
+use serde_json::json;
+use uuid::Uuid;
+
+/// A record with `n` user.created events, distinguishable by `tag`.
+pub fn record(directory: &str, follows: u64, tag: &str, n: usize) -> Record {
+    let events = (0..n)
+        .map(|i| Envelope {
+            event_id: Uuid::now_v7(),
+            directory: directory.into(),
+            resource_type: ResourceType::User,
+            resource_id: ResourceId::new(),
+            resource_version: 1,
+            time: Utc::now(),
+            actor: Actor::System,
+            source: None,
+            correlation_id: Some(tag.into()),
+            event: Event::UserCreated(UserCreated {
+                owner: None,
+                resource: json!({"userName": format!("{tag}-{i}")})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            }),
+        })
+        .collect();
+    Record {
+        record_id: Uuid::now_v7(),
+        directory: directory.into(),
+        follows,
+        events,
+    }
+}
+
+use roster::app::Application;
+use roster::config::Settings;
+use serde_json::Value;
+
+/// A Roster running in-process on a free port, with its first-start tokens.
+pub struct TestApp {
+    pub root: String,
+    pub scim_token: String,
+    pub admin_token: String,
+    pub http: reqwest::Client,
+    pub data: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub fn settings(data: &std::path::Path) -> Settings {
+    Settings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data.to_path_buf(),
+        ..Settings::default()
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        let data = tempfile::tempdir().unwrap();
+        Self::spawn_with(settings(data.path()), data).await
+    }
+
+    pub async fn spawn_with(s: Settings, data: tempfile::TempDir) -> TestApp {
+        let app = Application::build(s).await.unwrap();
+        let first = app
+            .first_start
+            .as_ref()
+            .expect("a fresh data dir starts first");
+        let scim_token = first.source_token.expose().to_owned();
+        let admin_token = first.admin_token.expose().to_owned();
+        let root = format!("http://{}", app.local_addr());
+        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(async move {
+            app.run_until(async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        TestApp {
+            root,
+            scim_token,
+            admin_token,
+            http: reqwest::Client::new(),
+            data,
+            stop: Some(stop),
+            handle: Some(handle),
+        }
+    }
+
+    /// Stops the server gracefully and gives back its data directory.
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        let _ = self.stop.take().unwrap().send(());
+        self.handle.take().unwrap().await.unwrap();
+        self.data
+    }
+
+    pub fn scim(&self, slug: &str) -> String {
+        format!("{}/source/scim/{slug}/v2", self.root)
+    }
+
+    pub async fn post(&self, url: &str, token: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(url)
+            .bearer_auth(token)
+            .header("content-type", "application/scim+json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        parse(r).await
+    }
+
+    pub async fn put(&self, url: &str, token: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .put(url)
+            .bearer_auth(token)
+            .header("content-type", "application/scim+json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        parse(r).await
+    }
+
+    pub async fn get(&self, url: &str, token: &str) -> (u16, Value) {
+        parse(self.http.get(url).bearer_auth(token).send().await.unwrap()).await
+    }
+
+    pub async fn delete(&self, url: &str, token: &str) -> u16 {
+        self.http
+            .delete(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    pub async fn create_user(&self, slug: &str, token: &str, user_name: &str) -> (u16, Value) {
+        let body = serde_json::json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": user_name,
+            "active": true,
+        });
+        self.post(&format!("{}/Users", self.scim(slug)), token, body)
+            .await
+    }
+
+    /// Creates a source through the admin API and returns its token.
+    pub async fn create_source(&self, slug: &str) -> String {
+        let (status, body) = self
+            .post(
+                &format!("{}/admin/v1/sources", self.root),
+                &self.admin_token.clone(),
+                serde_json::json!({"slug": slug}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["token"]["token"].as_str().unwrap().to_owned()
+    }
+}
+
+pub async fn parse(r: reqwest::Response) -> (u16, Value) {
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
