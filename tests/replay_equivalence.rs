@@ -51,10 +51,10 @@ fn op() -> impl Strategy<Value = Op> {
     let p = any::<usize>();
     prop_oneof![
         4 => (s.clone(), n.clone()).prop_map(|(source, name)| Op::CreateUser { source, name }),
-        2 => (s.clone(), p.clone(), n.clone(), any::<u8>()).prop_map(|(source, pick, name, title)| Op::ReplaceUser { source, pick, name, title }),
-        1 => (s.clone(), p.clone()).prop_map(|(source, pick)| Op::DeleteUser { source, pick }),
+        2 => (s.clone(), p, n.clone(), any::<u8>()).prop_map(|(source, pick, name, title)| Op::ReplaceUser { source, pick, name, title }),
+        1 => (s.clone(), p).prop_map(|(source, pick)| Op::DeleteUser { source, pick }),
         2 => (s.clone(), n.clone(), prop::collection::vec(any::<usize>(), 0..4)).prop_map(|(source, name, members)| Op::CreateGroup { source, name, members }),
-        2 => (s.clone(), p.clone(), n.clone(), prop::collection::vec(any::<usize>(), 0..4)).prop_map(|(source, pick, name, members)| Op::ReplaceGroup { source, pick, name, members }),
+        2 => (s.clone(), p, n.clone(), prop::collection::vec(any::<usize>(), 0..4)).prop_map(|(source, pick, name, members)| Op::ReplaceGroup { source, pick, name, members }),
         1 => (s, p).prop_map(|(source, pick)| Op::DeleteGroup { source, pick }),
     ]
 }
@@ -109,7 +109,8 @@ fn run(ops: Vec<Op>, concurrency: usize) {
         let groups = Arc::new(Mutex::new(Vec::<ResourceId>::new()));
         for chunk in ops.chunks(concurrency) {
             let mut tasks = Vec::new();
-            for op in chunk.iter().cloned() {
+            for op in chunk {
+                let op = op.clone();
                 let (w, users, groups) = (w.clone(), users.clone(), groups.clone());
                 tasks.push(tokio::spawn(async move {
                     let u = users.lock().unwrap().clone();

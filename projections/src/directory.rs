@@ -472,3 +472,133 @@ impl Directory {
         old
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use roster_events::{
+        Actor, GroupCreated, GroupMembersAdded, MemberType, ResourceType, UserCreated, UserReplaced,
+    };
+    use serde_json::json;
+
+    fn env(rt: ResourceType, id: ResourceId, version: u64, event: Event) -> Envelope {
+        Envelope {
+            event_id: uuid::Uuid::now_v7(),
+            directory: "d".into(),
+            resource_type: rt,
+            resource_id: id,
+            resource_version: version,
+            time: Utc::now(),
+            actor: Actor::System,
+            source: None,
+            correlation_id: None,
+            event,
+        }
+    }
+
+    fn user(name: &str) -> serde_json::Map<String, serde_json::Value> {
+        json!({"userName": name, "externalId": format!("x-{name}")})
+            .as_object()
+            .unwrap()
+            .clone()
+    }
+
+    #[test]
+    fn reverting_a_batch_restores_views_and_indexes_exactly() {
+        let mut d = Directory::new("d");
+        let (u1, u2, g) = (ResourceId::new(), ResourceId::new(), ResourceId::new());
+        let owner = Some("s".to_string());
+        d.apply(&env(
+            ResourceType::User,
+            u1,
+            1,
+            Event::UserCreated(UserCreated {
+                owner: owner.clone(),
+                resource: user("a"),
+            }),
+        ))
+        .unwrap();
+        let before = d.canonical_json();
+
+        let mut undo = Undo::default();
+        let batch = [
+            env(
+                ResourceType::User,
+                u2,
+                1,
+                Event::UserCreated(UserCreated {
+                    owner: owner.clone(),
+                    resource: user("b"),
+                }),
+            ),
+            env(
+                ResourceType::User,
+                u1,
+                2,
+                Event::UserReplaced(UserReplaced {
+                    resource: user("a2"),
+                }),
+            ),
+            env(
+                ResourceType::Group,
+                g,
+                1,
+                Event::GroupCreated(GroupCreated {
+                    owner,
+                    resource: json!({"displayName": "G"}).as_object().unwrap().clone(),
+                }),
+            ),
+            env(
+                ResourceType::Group,
+                g,
+                2,
+                Event::GroupMembersAdded(GroupMembersAdded {
+                    members: vec![Member {
+                        value: u1,
+                        kind: MemberType::User,
+                    }],
+                }),
+            ),
+            env(ResourceType::User, u2, 2, Event::UserDeleted),
+        ];
+        for e in &batch {
+            d.apply_with_undo(e, &mut undo).unwrap();
+        }
+        assert!(d.user_by_name("A2").is_some());
+        assert_eq!(d.groups_of(u1).count(), 1);
+        d.revert(undo);
+        assert_eq!(d.canonical_json(), before);
+        assert!(
+            d.user_by_name("a").is_some()
+                && d.user_by_name("a2").is_none()
+                && d.user_by_name("b").is_none()
+        );
+        assert!(d.group_by_name("g").is_none());
+        assert_eq!(d.groups_of(u1).count(), 0);
+        assert_eq!(d.user_by_external.len(), 1);
+        assert_eq!(d.users_by_owner.values().map(|s| s.len()).sum::<usize>(), 1);
+        assert!(d.groups_by_owner.is_empty() && d.group_by_external.is_empty());
+    }
+
+    #[test]
+    fn events_that_do_not_fit_change_nothing() {
+        let mut d = Directory::new("d");
+        let ghost = ResourceId::new();
+        let before = d.canonical_json();
+        assert!(d
+            .apply(&env(ResourceType::User, ghost, 2, Event::UserDeleted))
+            .is_err());
+        assert!(d
+            .apply(&env(
+                ResourceType::User,
+                ghost,
+                2,
+                Event::UserReplaced(UserReplaced {
+                    resource: user("z")
+                })
+            ))
+            .is_err());
+        assert_eq!(d.canonical_json(), before);
+    }
+}

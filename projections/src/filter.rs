@@ -149,7 +149,8 @@ fn lex(input: &str) -> Result<Vec<Tok>, FilterError> {
 /// Parses an attribute path such as `userName`, `name.familyName` or
 /// `urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value`.
 pub fn parse_attr_path(s: &str) -> Result<AttrPath, FilterError> {
-    let (schema, rest) = if s.len() > 4 && s[..4].eq_ignore_ascii_case("urn:") {
+    let urn = s.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:"));
+    let (schema, rest) = if urn {
         match s.rfind(':') {
             Some(i) if i + 1 < s.len() => (Some(s[..i].to_owned()), &s[i + 1..]),
             _ => return err(format!("invalid attribute path {s:?}")),

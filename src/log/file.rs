@@ -369,7 +369,7 @@ impl Writer {
                 batch.push(more);
             }
             let result = self.write_batch(&batch, &mut buf);
-            for (req, first) in batch.into_iter().zip(result.into_iter()) {
+            for (req, first) in batch.into_iter().zip(result) {
                 let _ = req.reply.send(first);
             }
         }
