@@ -53,7 +53,7 @@ impl Application {
         let (projected_tx, projected) = watch::channel(0);
 
         let started = Instant::now();
-        let replayed = catch_up(log.as_ref(), store.as_ref(), &projected_tx)
+        let replayed = catch_up(&log, store.as_ref(), &projected_tx)
             .await
             .context("replaying the event log")?;
         let elapsed = started.elapsed();

@@ -485,7 +485,7 @@ mod tests {
         for (cmd, ctx) in cmds {
             let (events, outcome) = decide(&state, cmd, ctx, Utc::now()).unwrap();
             for e in &events {
-                state.apply(e).unwrap();
+                state.apply(e.clone()).unwrap();
             }
             outcomes.push(outcome);
         }
@@ -596,7 +596,7 @@ mod tests {
             assert_eq!(events.len(), 2, "created, then members added");
             assert_eq!(events[1].resource_version, 2);
             for e in &events {
-                state.apply(e).unwrap();
+                state.apply(e.clone()).unwrap();
             }
             gids.push(id(&out));
         }
@@ -623,7 +623,7 @@ mod tests {
             .iter()
             .all(|e| gids.contains(&e.resource_id) && e.resource_version == 3));
         for e in &events {
-            state.apply(e).unwrap();
+            state.apply(e.clone()).unwrap();
         }
         assert!(gids
             .iter()
@@ -648,7 +648,7 @@ mod tests {
         };
         let mut state = state;
         let (events, out) = decide(&state, &create, &ctx("a"), Utc::now()).unwrap();
-        events.iter().for_each(|e| state.apply(e).unwrap());
+        events.iter().for_each(|e| state.apply(e.clone()).unwrap());
         let gid = id(&out);
         let replace = Command::ReplaceGroup {
             id: gid,

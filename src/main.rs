@@ -1,5 +1,8 @@
 //! The `roster` binary: parses the command line, sets up logging, and runs a command.
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::Parser;
 use roster::app::Application;
 use roster::cli::{run_source, Cli, Cmd};

@@ -183,7 +183,7 @@ impl DirectoryWriter {
                 Ok((events, outcome)) => {
                     if !events.is_empty() {
                         for e in &events {
-                            if let Err(err) = self.state.apply_with_undo(e, &mut undo) {
+                            if let Err(err) = self.state.apply_with_undo(e.clone(), &mut undo) {
                                 // decide() only emits events that fit; this is a bug. Refuse
                                 // the whole batch rather than append something unfoldable.
                                 tracing::error!(error = %err, "decided event does not fold");
@@ -262,7 +262,7 @@ pub async fn run_projector(
         if *stop.borrow() {
             return;
         }
-        let next = match catch_up(log.as_ref(), store.as_ref(), &projected).await {
+        let next = match catch_up(&log, store.as_ref(), &projected).await {
             Ok(next) => next,
             Err(e) => {
                 tracing::error!(error = %e, "projection failed; retrying");
@@ -278,20 +278,30 @@ pub async fn run_projector(
 }
 
 /// Folds everything up to the log's current end into the store. Returns the next position.
+/// Reading (and decoding) the next batch overlaps with folding the current one.
 ///
 /// Fails when the log cannot be read or the store cannot be written.
 pub async fn catch_up(
-    log: &dyn EventLog,
+    log: &Arc<dyn EventLog>,
     store: &dyn ProjectionStore,
     projected: &watch::Sender<u64>,
 ) -> Result<u64, WriteError> {
+    let read = |from: u64| {
+        let log = log.clone();
+        tokio::spawn(async move { log.read(from, PROJECT_BATCH).await })
+    };
     let mut next = store.next_position().await?;
+    let mut pending = read(next);
     loop {
-        let entries = log.read(next, PROJECT_BATCH).await?;
+        let entries = pending
+            .await
+            .map_err(|e| WriteError::Unavailable(format!("log reader failed: {e}")))??;
         let Some(last) = entries.last() else { break };
-        let span = tracing::debug_span!("projection_batch", from = next, to = last.position);
-        next = last.position + 1;
-        store.apply(&entries).instrument(span).await?;
+        let (from, to) = (next, last.position);
+        next = to + 1;
+        pending = read(next);
+        let span = tracing::debug_span!("projection_batch", from, to);
+        store.apply(entries).instrument(span).await?;
         projected.send_replace(next);
     }
     projected.send_replace(next);

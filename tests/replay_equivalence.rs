@@ -159,7 +159,7 @@ fn run(ops: Vec<Op>, concurrency: usize) {
 
         let fresh = MemoryStore::new();
         let (tx, _rx) = watch::channel(0);
-        catch_up(log.as_ref(), &fresh, &tx).await.unwrap();
+        catch_up(&log, &fresh, &tx).await.unwrap();
         let (a, b) = (live.canonical_json(), fresh.canonical_json());
         assert_eq!(live.fold_errors(), 0);
         assert_eq!(fresh.fold_errors(), 0);

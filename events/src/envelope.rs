@@ -135,7 +135,7 @@ impl Envelope {
             .ok_or_else(|| DecodeError::UnknownType(event_type.to_owned()))?;
         let event = if s.schema_version == current {
             // The common case: decode straight from the raw bytes.
-            Event::from_payload(event_type, serde_json::from_str(s.payload.get())?)?
+            Event::from_payload_str(event_type, s.payload.get())?
         } else {
             let raw: serde_json::Value = serde_json::from_str(s.payload.get())?;
             let payload = upcast_with(UPCASTERS, event_type, s.schema_version, current, raw)

@@ -203,8 +203,19 @@ impl Event {
 
     /// Decodes a payload that is already at the current schema version of `event_type`.
     pub fn from_payload(event_type: &str, payload: Value) -> Result<Event, serde_json::Error> {
+        Self::decode_with(event_type, payload)
+    }
+
+    /// Decodes a payload straight from its JSON text (the fast path for current versions).
+    pub fn from_payload_str(event_type: &str, payload: &str) -> Result<Event, serde_json::Error> {
+        Self::decode_with(event_type, payload)
+    }
+
+    fn decode_with<P: Payload>(event_type: &str, payload: P) -> Result<Event, serde_json::Error> {
         use serde::de::Error;
-        use serde_json::from_value as de;
+        fn de<T: serde::de::DeserializeOwned, P: Payload>(p: P) -> Result<T, serde_json::Error> {
+            p.decode()
+        }
         Ok(match event_type {
             "directory.created" => Event::DirectoryCreated(de(payload)?),
             "admin.token_issued" => Event::AdminTokenIssued(de(payload)?),
@@ -231,5 +242,22 @@ impl Event {
                 )))
             }
         })
+    }
+}
+
+/// Where a payload is decoded from: JSON text, or an already parsed (upcast) value.
+trait Payload {
+    fn decode<T: serde::de::DeserializeOwned>(self) -> Result<T, serde_json::Error>;
+}
+
+impl Payload for Value {
+    fn decode<T: serde::de::DeserializeOwned>(self) -> Result<T, serde_json::Error> {
+        serde_json::from_value(self)
+    }
+}
+
+impl Payload for &str {
+    fn decode<T: serde::de::DeserializeOwned>(self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(self)
     }
 }

@@ -179,12 +179,12 @@ impl Directory {
     ///
     /// Fails, changing nothing, when the event does not fit the state (an update of a
     /// resource that does not exist, a second creation).
-    pub fn apply(&mut self, env: &Envelope) -> Result<(), FoldError> {
+    pub fn apply(&mut self, env: Envelope) -> Result<(), FoldError> {
         self.apply_inner(env, None)
     }
 
     /// Folds one event and records how to revert it in `undo`.
-    pub fn apply_with_undo(&mut self, env: &Envelope, undo: &mut Undo) -> Result<(), FoldError> {
+    pub fn apply_with_undo(&mut self, env: Envelope, undo: &mut Undo) -> Result<(), FoldError> {
         self.apply_inner(env, Some(undo))
     }
 
@@ -212,7 +212,7 @@ impl Directory {
         }
     }
 
-    fn apply_inner(&mut self, env: &Envelope, undo: Option<&mut Undo>) -> Result<(), FoldError> {
+    fn apply_inner(&mut self, env: Envelope, undo: Option<&mut Undo>) -> Result<(), FoldError> {
         let id = env.resource_id;
         let event_type = env.event.event_type();
         let missing = || FoldError::Missing {
@@ -223,7 +223,8 @@ impl Directory {
             event_type,
             resource: id,
         };
-        let prior = match &env.event {
+        // The event is owned: its values move into the views instead of being copied.
+        let prior = match env.event {
             Event::DirectoryCreated(e) => {
                 if self.meta.is_some() {
                     return Err(exists());
@@ -231,7 +232,7 @@ impl Directory {
                 let prior = Prior::Meta(self.meta.take());
                 self.meta = Some(DirectoryMeta {
                     id,
-                    name: e.name.clone(),
+                    name: e.name,
                     created: env.time,
                 });
                 prior
@@ -242,8 +243,8 @@ impl Directory {
                 }
                 let view = AdminTokenView {
                     id: e.token_id,
-                    hash: e.token_hash.clone(),
-                    prefix: e.prefix.clone(),
+                    hash: e.token_hash,
+                    prefix: e.prefix,
                     created: env.time,
                 };
                 self.admin_tokens.insert(id, view);
@@ -255,9 +256,9 @@ impl Directory {
                 }
                 let view = SourceView {
                     id,
-                    slug: e.slug.clone(),
+                    slug: e.slug,
                     directory: self.name.clone(),
-                    service_account: e.service_account.clone(),
+                    service_account: e.service_account,
                     ownership: e.ownership,
                     tokens: BTreeMap::new(),
                     version: env.resource_version,
@@ -271,8 +272,8 @@ impl Directory {
                     e.token_id,
                     TokenView {
                         id: e.token_id,
-                        hash: e.token_hash.clone(),
-                        prefix: e.prefix.clone(),
+                        hash: e.token_hash,
+                        prefix: e.prefix,
                         created: env.time,
                         revoked: None,
                     },
@@ -293,8 +294,8 @@ impl Directory {
                 }
                 let view = UserView {
                     id,
-                    owner: e.owner.clone(),
-                    resource: e.resource.clone(),
+                    owner: e.owner,
+                    resource: e.resource,
                     version: env.resource_version,
                     created: env.time,
                     last_modified: env.time,
@@ -304,7 +305,7 @@ impl Directory {
             Event::UserReplaced(e) => {
                 let old = self.users.get(&id).ok_or_else(missing)?;
                 let view = UserView {
-                    resource: e.resource.clone(),
+                    resource: e.resource,
                     version: env.resource_version,
                     last_modified: env.time,
                     ..UserView::clone(old)
@@ -323,8 +324,8 @@ impl Directory {
                 }
                 let view = GroupView {
                     id,
-                    owner: e.owner.clone(),
-                    resource: e.resource.clone(),
+                    owner: e.owner,
+                    resource: e.resource,
                     members: BTreeSet::new(),
                     version: env.resource_version,
                     created: env.time,
@@ -335,7 +336,7 @@ impl Directory {
             Event::GroupReplaced(e) => {
                 let old = self.groups.get(&id).ok_or_else(missing)?;
                 let view = GroupView {
-                    resource: e.resource.clone(),
+                    resource: e.resource,
                     version: env.resource_version,
                     last_modified: env.time,
                     ..GroupView::clone(old)
@@ -344,7 +345,7 @@ impl Directory {
             }
             Event::GroupMembersAdded(e) => {
                 let mut view = GroupView::clone(self.groups.get(&id).ok_or_else(missing)?);
-                view.members.extend(e.members.iter().copied());
+                view.members.extend(e.members);
                 view.version = env.resource_version;
                 view.last_modified = env.time;
                 Prior::Group(id, self.set_group(id, Some(Arc::new(view))))
@@ -509,7 +510,7 @@ mod tests {
         let mut d = Directory::new("d");
         let (u1, u2, g) = (ResourceId::new(), ResourceId::new(), ResourceId::new());
         let owner = Some("s".to_string());
-        d.apply(&env(
+        d.apply(env(
             ResourceType::User,
             u1,
             1,
@@ -563,7 +564,7 @@ mod tests {
             env(ResourceType::User, u2, 2, Event::UserDeleted),
         ];
         for e in &batch {
-            d.apply_with_undo(e, &mut undo).unwrap();
+            d.apply_with_undo(e.clone(), &mut undo).unwrap();
         }
         assert!(d.user_by_name("A2").is_some());
         assert_eq!(d.groups_of(u1).count(), 1);
@@ -587,10 +588,10 @@ mod tests {
         let ghost = ResourceId::new();
         let before = d.canonical_json();
         assert!(d
-            .apply(&env(ResourceType::User, ghost, 2, Event::UserDeleted))
+            .apply(env(ResourceType::User, ghost, 2, Event::UserDeleted))
             .is_err());
         assert!(d
-            .apply(&env(
+            .apply(env(
                 ResourceType::User,
                 ghost,
                 2,

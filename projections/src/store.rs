@@ -33,7 +33,7 @@ pub enum StoreError {
 pub trait ProjectionStore: Send + Sync + 'static {
     /// Folds `entries` (in position order) into the views. Entries below the store's position
     /// are skipped; records that break their directory's chain are ignored.
-    async fn apply(&self, entries: &[LogEntry]) -> Result<(), StoreError>;
+    async fn apply(&self, entries: Vec<LogEntry>) -> Result<(), StoreError>;
     /// The position of the first log entry the views do not reflect yet.
     async fn next_position(&self) -> Result<u64, StoreError>;
     /// The last valid sequence number of `directory`.
@@ -99,7 +99,7 @@ impl MemoryStore {
     }
 
     /// Folds entries synchronously (the async trait method delegates here).
-    pub fn apply_sync(&self, entries: &[LogEntry]) {
+    pub fn apply_sync(&self, entries: Vec<LogEntry>) {
         let mut inner = self.write();
         let inner = &mut *inner;
         for entry in entries {
@@ -107,24 +107,30 @@ impl MemoryStore {
                 continue;
             }
             inner.next_position = entry.position + 1;
-            let record = &entry.record;
-            if !inner.chain.admit(record) {
+            if !inner.chain.admit(&entry.record) {
                 continue;
             }
-            let dir = inner
-                .dirs
-                .entry(record.directory.clone())
-                .or_insert_with(|| Directory::new(&record.directory));
-            for env in &record.events {
+            // Usually the only reference: take the record and move its values into the views.
+            let record = Arc::try_unwrap(entry.record).unwrap_or_else(|shared| (*shared).clone());
+            if !inner.dirs.contains_key(&record.directory) {
+                let name = record.directory.clone();
+                inner.dirs.insert(name.clone(), Directory::new(&name));
+            }
+            let Some(dir) = inner.dirs.get_mut(&record.directory) else {
+                continue;
+            };
+            for env in record.events {
+                let slug = match &env.event {
+                    roster_events::Event::SourceCreated(s) => Some(s.slug.clone()),
+                    _ => None,
+                };
                 if let Err(e) = dir.apply(env) {
                     inner.fold_errors += 1;
                     tracing::warn!(position = entry.position, error = %e, "event skipped by the fold");
                     continue;
                 }
-                if let roster_events::Event::SourceCreated(s) = &env.event {
-                    inner
-                        .source_dir
-                        .insert(s.slug.clone(), record.directory.clone());
+                if let Some(slug) = slug {
+                    inner.source_dir.insert(slug, record.directory.clone());
                 }
             }
         }
@@ -156,7 +162,7 @@ impl MemoryStore {
 
 #[async_trait]
 impl ProjectionStore for MemoryStore {
-    async fn apply(&self, entries: &[LogEntry]) -> Result<(), StoreError> {
+    async fn apply(&self, entries: Vec<LogEntry>) -> Result<(), StoreError> {
         self.apply_sync(entries);
         Ok(())
     }

@@ -257,12 +257,12 @@ fn read_blocking(
     max: usize,
     end: u64,
 ) -> Result<Vec<LogEntry>, LogError> {
-    let mut out = Vec::new();
+    let mut raw: Vec<(u64, Vec<u8>)> = Vec::new();
     if from >= end || max == 0 {
-        return Ok(out);
+        return Ok(Vec::new());
     }
     let Some((dir, mark, later)) = locate(shared, from) else {
-        return Ok(out);
+        return Ok(Vec::new());
     };
     let mut position = mark.position;
     let mut segments = std::iter::once(mark.segment).chain(later);
@@ -275,25 +275,49 @@ fn read_blocking(
             .map_err(|e| io("seeking a segment", e))?;
         offset = 0;
         let mut r = BufReader::with_capacity(1 << 20, file);
-        while position < end && out.len() < max {
+        while position < end && raw.len() < max {
             match read_frame(&mut r, &mut buf) {
                 Ok(Some(_)) => {}
                 Ok(None) => continue 'segments,
                 Err(why) => return Err(LogError::Corrupt(format!("record {position}: {why}"))),
             }
             if position >= from {
-                let record: Record = serde_json::from_slice(&buf).map_err(|e| {
-                    LogError::Corrupt(format!("record {position} does not decode: {e}"))
-                })?;
-                out.push(LogEntry {
-                    position,
-                    record: Arc::new(record),
-                });
+                raw.push((position, std::mem::take(&mut buf)));
             }
             position += 1;
         }
         break;
     }
+    decode(&raw)
+}
+
+/// Decodes frames into entries. Decoding JSON is most of the cost of reading (and of replay
+/// at start-up), so a large batch is split over two threads.
+fn decode(raw: &[(u64, Vec<u8>)]) -> Result<Vec<LogEntry>, LogError> {
+    let one = |chunk: &[(u64, Vec<u8>)]| -> Result<Vec<LogEntry>, LogError> {
+        chunk
+            .iter()
+            .map(|(position, bytes)| {
+                let record: Record = serde_json::from_slice(bytes).map_err(|e| {
+                    LogError::Corrupt(format!("record {position} does not decode: {e}"))
+                })?;
+                Ok(LogEntry {
+                    position: *position,
+                    record: Arc::new(record),
+                })
+            })
+            .collect()
+    };
+    if raw.len() < 512 {
+        return one(raw);
+    }
+    let (a, b) = raw.split_at(raw.len() / 2);
+    let (first, second) = std::thread::scope(|s| {
+        let second = s.spawn(|| one(b));
+        (one(a), second.join())
+    });
+    let mut out = first?;
+    out.extend(second.map_err(|_| LogError::Corrupt("decoder panicked".into()))??);
     Ok(out)
 }
 

@@ -1,0 +1,406 @@
+//! `roster-load`: the load generator behind docs/benchmarks.md. It drives a running server
+//! over HTTP on loopback (creates, reads by id, filtered reads), or the library directly
+//! (embedded log appends, seeding a large log, start-up replay and its memory). Every run is
+//! bounded in count; it prints throughput and latency percentiles.
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use clap::{Parser, Subcommand};
+use roster::domain::{Command, Context, NewToken};
+use roster::log::{EventLog, FileLog, FileLogOptions};
+use roster::writer::{catch_up, run_projector, Writers};
+use roster_events::{Actor, Envelope, Event, Record, ResourceId, ResourceType, UserCreated};
+use roster_projections::{MemoryStore, ProjectionStore};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+#[derive(Parser)]
+#[command(
+    name = "roster-load",
+    about = "Load generator and benchmarks for Roster"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Durable appends to the embedded log (one record of one event each), from N concurrent
+    /// writers.
+    LogAppend {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 64)]
+        writers: usize,
+        #[arg(long, default_value_t = 100_000)]
+        records: usize,
+    },
+    /// POST /Users with N concurrent clients.
+    Creates {
+        /// SCIM base URL of a source, e.g. http://127.0.0.1:8080/source/scim/default/v2
+        #[arg(long)]
+        url: String,
+        #[arg(long, env = "ROSTER_SCIM_TOKEN")]
+        token: String,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 20_000)]
+        total: usize,
+        /// userName prefix, so that runs do not collide.
+        #[arg(long, default_value = "load")]
+        prefix: String,
+    },
+    /// GET /Users/{id} or GET /Users?filter=userName eq "..." over users `<prefix>-<i>`.
+    Reads {
+        #[arg(long)]
+        url: String,
+        #[arg(long, env = "ROSTER_SCIM_TOKEN")]
+        token: String,
+        #[arg(long, value_parser = ["get", "filter"])]
+        mode: String,
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 100_000)]
+        requests: usize,
+        #[arg(long, default_value = "seed")]
+        prefix: String,
+        /// How many users `<prefix>-0 .. <prefix>-(n-1)` exist.
+        #[arg(long)]
+        users: usize,
+    },
+    /// Writes a data directory whose log holds the first-start bootstrap and N user creations,
+    /// through the real write path (decide, batch, append, project) without HTTP.
+    SeedLog {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        users: usize,
+        #[arg(long, default_value = "seed")]
+        prefix: String,
+    },
+    /// Replays a data directory's log into fresh in-memory views; prints the time and the
+    /// process's resident memory afterwards.
+    Replay {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn report(what: &str, n: usize, errors: usize, elapsed: Duration, mut lat: Vec<Duration>) {
+    lat.sort_unstable();
+    println!(
+        "{what}: {n} ok, {errors} errors in {:.2}s = {:.0}/s; p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        elapsed.as_secs_f64(),
+        n as f64 / elapsed.as_secs_f64(),
+        percentile(&lat, 0.50).as_secs_f64() * 1e3,
+        percentile(&lat, 0.99).as_secs_f64() * 1e3,
+        lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+    );
+}
+
+fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Runs `total` requests from `concurrency` workers; `f(i)` performs request i.
+async fn drive<F, Fut>(what: &str, concurrency: usize, total: usize, f: F)
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let f = Arc::new(f);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (f, next) = (f.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut errors = 0;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                let t = Instant::now();
+                if f(i).await {
+                    lat.push(t.elapsed());
+                } else {
+                    errors += 1;
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let mut lat = Vec::with_capacity(total);
+    let mut errors = 0;
+    for t in tasks {
+        let (l, e) = t.await.expect("worker panicked");
+        lat.extend(l);
+        errors += e;
+    }
+    let elapsed = started.elapsed();
+    report(what, lat.len(), errors, elapsed, lat);
+}
+
+fn user_record(i: usize) -> Record {
+    let event = Envelope {
+        event_id: uuid::Uuid::now_v7(),
+        directory: "bench".into(),
+        resource_type: ResourceType::User,
+        resource_id: ResourceId::new(),
+        resource_version: 1,
+        time: chrono::Utc::now(),
+        actor: Actor::System,
+        source: None,
+        correlation_id: None,
+        event: Event::UserCreated(UserCreated {
+            owner: Some("bench".into()),
+            resource: json!({"userName": format!("user-{i}"), "active": true})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        }),
+    };
+    Record {
+        record_id: uuid::Uuid::now_v7(),
+        directory: "bench".into(),
+        follows: i as u64,
+        events: vec![event],
+    }
+}
+
+fn scim_user(prefix: &str, i: usize) -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User",
+                    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
+        "userName": format!("{prefix}-{i}@example.com"),
+        "externalId": format!("{prefix}-ext-{i}"),
+        "active": true,
+        "displayName": format!("User {i}"),
+        "name": {"givenName": "User", "familyName": format!("Number{i}")},
+        "emails": [{"value": format!("{prefix}-{i}@example.com"), "type": "work", "primary": true}],
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "Engineering", "employeeNumber": i.to_string()},
+    })
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().cmd {
+        Cmd::LogAppend {
+            dir,
+            writers,
+            records,
+        } => {
+            let log = Arc::new(FileLog::open(&dir, FileLogOptions::default())?);
+            drive("log appends", writers, records, move |i| {
+                let log = log.clone();
+                async move { log.append(vec![user_record(i)]).await.is_ok() }
+            })
+            .await;
+        }
+        Cmd::Creates {
+            url,
+            token,
+            concurrency,
+            total,
+            prefix,
+        } => {
+            let http = reqwest::Client::builder()
+                .pool_max_idle_per_host(concurrency)
+                .build()?;
+            let users = format!("{}/Users", url.trim_end_matches('/'));
+            drive(
+                &format!("creates at {concurrency} clients"),
+                concurrency,
+                total,
+                move |i| {
+                    let (http, users, token) = (http.clone(), users.clone(), token.clone());
+                    let body = scim_user(&prefix, i).to_string();
+                    async move {
+                        let r = http
+                            .post(&users)
+                            .bearer_auth(&token)
+                            .header("content-type", "application/scim+json")
+                            .body(body)
+                            .send()
+                            .await;
+                        matches!(r, Ok(r) if r.status() == 201)
+                    }
+                },
+            )
+            .await;
+        }
+        Cmd::Reads {
+            url,
+            token,
+            mode,
+            concurrency,
+            requests,
+            prefix,
+            users,
+        } => {
+            let http = reqwest::Client::builder()
+                .pool_max_idle_per_host(concurrency)
+                .build()?;
+            let base = format!("{}/Users", url.trim_end_matches('/'));
+            let ids: Arc<Vec<String>> = if mode == "get" {
+                // Collect the ids of the seeded users first (paged list).
+                let mut ids = Vec::with_capacity(users);
+                let mut start = 1;
+                loop {
+                    let page: Value = http
+                        .get(format!("{base}?startIndex={start}&count=1000"))
+                        .bearer_auth(&token)
+                        .send()
+                        .await?
+                        .json()
+                        .await?;
+                    let items = page["Resources"].as_array().cloned().unwrap_or_default();
+                    if items.is_empty() {
+                        break;
+                    }
+                    ids.extend(
+                        items
+                            .iter()
+                            .filter_map(|u| u["id"].as_str().map(str::to_owned)),
+                    );
+                    start += items.len();
+                }
+                println!("collected {} ids", ids.len());
+                Arc::new(ids)
+            } else {
+                Arc::new(Vec::new())
+            };
+            let what = format!("{mode} reads at {concurrency} clients");
+            drive(&what, concurrency, requests, move |i| {
+                let (http, token) = (http.clone(), token.clone());
+                // A multiplicative hash spreads requests over all users.
+                let k = i.wrapping_mul(2_654_435_761) % users.max(1);
+                let url = if ids.is_empty() {
+                    format!("{base}?filter=userName%20eq%20%22{prefix}-{k}%40example.com%22")
+                } else {
+                    format!("{base}/{}", ids[k % ids.len()])
+                };
+                let filter = ids.is_empty();
+                async move {
+                    let Ok(r) = http.get(&url).bearer_auth(&token).send().await else {
+                        return false;
+                    };
+                    if r.status() != 200 {
+                        return false;
+                    }
+                    let Ok(v) = r.json::<Value>().await else {
+                        return false;
+                    };
+                    !filter || v["totalResults"] == 1
+                }
+            })
+            .await;
+        }
+        Cmd::SeedLog { dir, users, prefix } => {
+            let log: Arc<dyn EventLog> =
+                Arc::new(FileLog::open(dir.join("log"), FileLogOptions::default())?);
+            let store: Arc<dyn ProjectionStore> = Arc::new(MemoryStore::new());
+            let (ptx, prx) = watch::channel(0);
+            catch_up(&log, store.as_ref(), &ptx).await?;
+            let (_stop, stop_rx) = watch::channel(false);
+            tokio::spawn(run_projector(log.clone(), store.clone(), ptx, stop_rx));
+            let writers = Writers::new(log, store.clone(), prx);
+            let w = writers.get("default").await?;
+            if store.directories().await?.is_empty() {
+                let token = roster::auth::generate("rst_");
+                let admin = roster::auth::generate("rsa_");
+                let t = |x: &roster::auth::IssuedToken| NewToken {
+                    id: ResourceId::new(),
+                    hash: x.hash.clone(),
+                    prefix: x.prefix.clone(),
+                };
+                let sys = Context {
+                    actor: Actor::System,
+                    source: None,
+                    correlation_id: None,
+                };
+                w.execute(
+                    Command::Bootstrap {
+                        admin: t(&admin),
+                        source_slug: "default".into(),
+                        source_token: t(&token),
+                    },
+                    sys,
+                )
+                .await?;
+                println!("SCIM token: {}", token.token.expose());
+                println!("Admin token: {}", admin.token.expose());
+            }
+            let ctx = Context {
+                actor: Actor::Source("source:default".into()),
+                source: Some("default".into()),
+                correlation_id: None,
+            };
+            let w2 = w.clone();
+            drive("seeded users", 256, users, move |i| {
+                let (w, ctx) = (w2.clone(), ctx.clone());
+                let resource = scim_user(&prefix, i)
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default();
+                async move {
+                    w.execute(Command::CreateUser { resource }, ctx)
+                        .await
+                        .is_ok()
+                }
+            })
+            .await;
+            drop(w);
+            writers.close().await;
+        }
+        Cmd::Replay { dir } => {
+            let before = rss_mib();
+            let log: Arc<dyn EventLog> =
+                Arc::new(FileLog::open(dir.join("log"), FileLogOptions::default())?);
+            let store = MemoryStore::new();
+            let (tx, _rx) = watch::channel(0);
+            let started = Instant::now();
+            let entries = catch_up(&log, &store, &tx).await?;
+            let elapsed = started.elapsed();
+            let events: usize = {
+                let mut n = 0;
+                let mut from = 0;
+                loop {
+                    let batch = log.read(from, 65_536).await?;
+                    let Some(last) = batch.last() else { break };
+                    from = last.position + 1;
+                    n += batch.iter().map(|e| e.record.events.len()).sum::<usize>();
+                }
+                n
+            };
+            println!(
+                "replayed {entries} records ({events} events) in {:.2}s = {:.0} events/s; RSS {:.0} MiB before, {:.0} MiB after",
+                elapsed.as_secs_f64(),
+                events as f64 / elapsed.as_secs_f64(),
+                before,
+                rss_mib()
+            );
+        }
+    }
+    Ok(())
+}
