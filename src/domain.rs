@@ -7,9 +7,10 @@
 
 use chrono::{DateTime, Utc};
 use roster_events::{
-    Actor, AdminTokenIssued, DirectoryCreated, Envelope, Event, GroupCreated, GroupMembersAdded,
-    GroupMembersRemoved, GroupReplaced, Member, MemberType, Ownership, ResourceId, ResourceType,
-    SourceCreated, SourceTokenIssued, SourceTokenRevoked, UserCreated, UserReplaced,
+    Actor, AdminTokenIssued, DirectoryCreated, Document, Envelope, Event, GroupCreated,
+    GroupMembersAdded, GroupMembersRemoved, GroupReplaced, Member, MemberType, Ownership,
+    ResourceId, ResourceType, SourceCreated, SourceTokenIssued, SourceTokenRevoked, UserCreated,
+    UserReplaced,
 };
 use roster_projections::Directory;
 use serde_json::{Map, Value};
@@ -305,7 +306,7 @@ pub fn decide(
             let id = ResourceId::new();
             let event = Event::UserCreated(UserCreated {
                 owner: ctx.source.clone(),
-                resource: resource.clone(),
+                resource: Document::from_map(resource),
             });
             b.push(ResourceType::User, id, 0, event);
             Outcome::User(id)
@@ -327,10 +328,9 @@ pub fn decide(
                     "userName {name:?} is already taken"
                 )));
             }
-            if &user.resource != resource {
-                let event = Event::UserReplaced(UserReplaced {
-                    resource: resource.clone(),
-                });
+            let resource = Document::from_map(resource);
+            if user.resource != resource {
+                let event = Event::UserReplaced(UserReplaced { resource });
                 b.push(ResourceType::User, *id, user.version, event);
             }
             Outcome::User(*id)
@@ -361,7 +361,7 @@ pub fn decide(
             let id = ResourceId::new();
             let event = Event::GroupCreated(GroupCreated {
                 owner: ctx.source.clone(),
-                resource: resource.clone(),
+                resource: Document::from_map(resource),
             });
             b.push(ResourceType::Group, id, 0, event);
             if !members.is_empty() {
@@ -392,10 +392,9 @@ pub fn decide(
                 )));
             }
             let members = resolve_members(state, ctx, Some(*id), members)?;
-            if &group.resource != resource {
-                let event = Event::GroupReplaced(GroupReplaced {
-                    resource: resource.clone(),
-                });
+            let resource = Document::from_map(resource);
+            if group.resource != resource {
+                let event = Event::GroupReplaced(GroupReplaced { resource });
                 b.push(ResourceType::Group, *id, group.version, event);
             }
             let removed: Vec<Member> = group.members.difference(&members).copied().collect();

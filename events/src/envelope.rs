@@ -79,26 +79,6 @@ struct StoredOut<'a> {
     payload: serde_json::Value,
 }
 
-#[derive(Deserialize)]
-struct StoredIn<'a> {
-    event_id: Uuid,
-    directory: String,
-    resource_type: ResourceType,
-    resource_id: ResourceId,
-    resource_version: u64,
-    #[serde(borrow)]
-    event_type: std::borrow::Cow<'a, str>,
-    schema_version: u32,
-    time: DateTime<Utc>,
-    actor: Actor,
-    #[serde(default)]
-    source: Option<String>,
-    #[serde(default)]
-    correlation_id: Option<String>,
-    #[serde(borrow)]
-    payload: &'a RawValue,
-}
-
 impl Serialize for Envelope {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let event_type = self.event.event_type();
@@ -122,49 +102,146 @@ impl Serialize for Envelope {
 
 impl<'de> Deserialize<'de> for Envelope {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        let stored = StoredIn::deserialize(d)?;
-        Envelope::from_stored(stored).map_err(D::Error::custom)
+        d.deserialize_map(EnvelopeVisitor)
     }
 }
 
-impl Envelope {
-    fn from_stored(s: StoredIn<'_>) -> Result<Envelope, DecodeError> {
-        let event_type = s.event_type.as_ref();
-        let current = current_schema_version(event_type)
-            .ok_or_else(|| DecodeError::UnknownType(event_type.to_owned()))?;
-        let event = if s.schema_version == current {
-            // The common case: decode straight from the raw bytes.
-            Event::from_payload_str(event_type, s.payload.get())?
-        } else {
-            let raw: serde_json::Value = serde_json::from_str(s.payload.get())?;
-            let payload = upcast_with(UPCASTERS, event_type, s.schema_version, current, raw)
-                .map_err(|reason| DecodeError::Upcast {
-                    event_type: event_type.to_owned(),
-                    reason,
-                })?;
-            Event::from_payload(event_type, payload)?
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "snake_case")]
+enum Field {
+    EventId,
+    Directory,
+    ResourceType,
+    ResourceId,
+    ResourceVersion,
+    EventType,
+    SchemaVersion,
+    Time,
+    Actor,
+    Source,
+    CorrelationId,
+    Payload,
+    #[serde(other)]
+    Unknown,
+}
+
+/// Decodes an envelope in one pass. Roster writes `event_type` and `schema_version` before
+/// `payload`, so a current-version payload is decoded in place, straight into its type; in any
+/// other order, or for an older version, the payload is kept raw, then upcast and decoded.
+struct EnvelopeVisitor;
+
+impl<'de> serde::de::Visitor<'de> for EnvelopeVisitor {
+    type Value = Envelope;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an event envelope")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Envelope, A::Error> {
+        use serde::de::Error;
+        let mut event_id = None;
+        let mut directory = None;
+        let mut resource_type = None;
+        let mut resource_id = None;
+        let mut resource_version = None;
+        let mut event_type: Option<String> = None;
+        let mut schema_version: Option<u32> = None;
+        let mut time = None;
+        let mut actor = None;
+        let mut source = None;
+        let mut correlation_id = None;
+        let mut event = None;
+        let mut raw: Option<Box<RawValue>> = None;
+        while let Some(key) = map.next_key::<Field>()? {
+            match key {
+                Field::EventId => event_id = Some(map.next_value()?),
+                Field::Directory => directory = Some(map.next_value()?),
+                Field::ResourceType => resource_type = Some(map.next_value()?),
+                Field::ResourceId => resource_id = Some(map.next_value()?),
+                Field::ResourceVersion => resource_version = Some(map.next_value()?),
+                Field::EventType => event_type = Some(map.next_value()?),
+                Field::SchemaVersion => schema_version = Some(map.next_value()?),
+                Field::Time => time = Some(map.next_value()?),
+                Field::Actor => actor = Some(map.next_value()?),
+                Field::Source => source = map.next_value()?,
+                Field::CorrelationId => correlation_id = map.next_value()?,
+                Field::Payload => {
+                    let current = event_type.as_deref().and_then(current_schema_version);
+                    match (&event_type, current) {
+                        (Some(t), Some(c)) if schema_version == Some(c) => {
+                            event = Some(map.next_value_seed(PayloadSeed(t))?);
+                        }
+                        _ => raw = Some(map.next_value()?),
+                    }
+                }
+                Field::Unknown => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        let missing = |f: &'static str| A::Error::missing_field(f);
+        let event_type = event_type.ok_or_else(|| missing("event_type"))?;
+        let event = match event {
+            Some(e) => e,
+            None => {
+                let raw = raw.ok_or_else(|| missing("payload"))?;
+                let version = schema_version.ok_or_else(|| missing("schema_version"))?;
+                decode_payload(&event_type, version, raw.get()).map_err(A::Error::custom)?
+            }
         };
         Ok(Envelope {
-            event_id: s.event_id,
-            directory: s.directory,
-            resource_type: s.resource_type,
-            resource_id: s.resource_id,
-            resource_version: s.resource_version,
-            time: s.time,
-            actor: s.actor,
-            source: s.source,
-            correlation_id: s.correlation_id,
+            event_id: event_id.ok_or_else(|| missing("event_id"))?,
+            directory: directory.ok_or_else(|| missing("directory"))?,
+            resource_type: resource_type.ok_or_else(|| missing("resource_type"))?,
+            resource_id: resource_id.ok_or_else(|| missing("resource_id"))?,
+            resource_version: resource_version.ok_or_else(|| missing("resource_version"))?,
+            time: time.ok_or_else(|| missing("time"))?,
+            actor: actor.ok_or_else(|| missing("actor"))?,
+            source,
+            correlation_id,
             event,
         })
     }
+}
 
+struct PayloadSeed<'a>(&'a str);
+
+impl<'de> serde::de::DeserializeSeed<'de> for PayloadSeed<'_> {
+    type Value = Event;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Event, D::Error> {
+        Event::deserialize_payload(self.0, d)
+    }
+}
+
+/// Decodes a raw payload of `event_type` stored at `version`, upcasting it if it is older
+/// than the current version.
+fn decode_payload(event_type: &str, version: u32, raw: &str) -> Result<Event, DecodeError> {
+    let current = current_schema_version(event_type)
+        .ok_or_else(|| DecodeError::UnknownType(event_type.to_owned()))?;
+    if version == current {
+        // Straight from the text, so documents keep their stored text exactly.
+        let mut de = serde_json::Deserializer::from_str(raw);
+        let event = Event::deserialize_payload(event_type, &mut de)?;
+        de.end()?;
+        return Ok(event);
+    }
+    let value: serde_json::Value = serde_json::from_str(raw)?;
+    let payload =
+        upcast_with(UPCASTERS, event_type, version, current, value).map_err(|reason| {
+            DecodeError::Upcast {
+                event_type: event_type.to_owned(),
+                reason,
+            }
+        })?;
+    Ok(Event::from_payload(event_type, payload)?)
+}
+
+impl Envelope {
     /// Decodes one stored event (JSON), upcasting it to the current schema version.
     ///
     /// Fails when the JSON is malformed, the type is unknown, or no upcaster chain reaches the
     /// current version.
     pub fn decode(json: &str) -> Result<Envelope, DecodeError> {
-        let stored: StoredIn<'_> = serde_json::from_str(json)?;
-        Envelope::from_stored(stored)
+        Ok(serde_json::from_str(json)?)
     }
 }

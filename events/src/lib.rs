@@ -5,12 +5,14 @@
 //! This crate owns the bytes that are written to the log and must keep decoding them forever.
 //! It knows nothing of HTTP, storage engines or async runtimes.
 
+mod document;
 mod envelope;
 mod ids;
 mod record;
 mod types;
 mod upcast;
 
+pub use document::Document;
 pub use envelope::{Actor, DecodeError, Envelope, ResourceType};
 pub use ids::{fold_case, ResourceId};
 pub use record::{ChainState, Record};

@@ -2,9 +2,10 @@
 //! schema version; a shipped version is never edited (see `upcast` for how one evolves).
 //! Events record outcomes: the values that were set, never the request that set them.
 
+use crate::document::Document;
 use crate::ids::ResourceId;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// A directory came into being.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -65,14 +66,14 @@ pub struct SourceTokenRevoked {
 pub struct UserCreated {
     /// The slug of the source that owns the user, if a source created it.
     pub owner: Option<String>,
-    pub resource: Map<String, Value>,
+    pub resource: Document,
 }
 
 /// A user's stored document was replaced as a whole.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserReplaced {
-    pub resource: Map<String, Value>,
+    pub resource: Document,
 }
 
 /// A group was created. `resource` holds everything but `id`, `meta` and `members`; the
@@ -81,14 +82,14 @@ pub struct UserReplaced {
 #[serde(deny_unknown_fields)]
 pub struct GroupCreated {
     pub owner: Option<String>,
-    pub resource: Map<String, Value>,
+    pub resource: Document,
 }
 
 /// A group's document (everything but members) was replaced.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GroupReplaced {
-    pub resource: Map<String, Value>,
+    pub resource: Document,
 }
 
 /// What kind of resource a group member is.
@@ -203,61 +204,40 @@ impl Event {
 
     /// Decodes a payload that is already at the current schema version of `event_type`.
     pub fn from_payload(event_type: &str, payload: Value) -> Result<Event, serde_json::Error> {
-        Self::decode_with(event_type, payload)
+        Self::deserialize_payload(event_type, payload)
     }
 
-    /// Decodes a payload straight from its JSON text (the fast path for current versions).
-    pub fn from_payload_str(event_type: &str, payload: &str) -> Result<Event, serde_json::Error> {
-        Self::decode_with(event_type, payload)
-    }
-
-    fn decode_with<P: Payload>(event_type: &str, payload: P) -> Result<Event, serde_json::Error> {
+    /// Decodes a payload at the current schema version of `event_type` from any
+    /// deserializer (the envelope decodes its payload in place with this).
+    ///
+    /// Fails on an unknown type or a payload that does not fit the type's schema.
+    pub fn deserialize_payload<'de, D: serde::Deserializer<'de>>(
+        event_type: &str,
+        d: D,
+    ) -> Result<Event, D::Error> {
         use serde::de::Error;
-        fn de<T: serde::de::DeserializeOwned, P: Payload>(p: P) -> Result<T, serde_json::Error> {
-            p.decode()
-        }
+        use serde::Deserialize as De;
         Ok(match event_type {
-            "directory.created" => Event::DirectoryCreated(de(payload)?),
-            "admin.token_issued" => Event::AdminTokenIssued(de(payload)?),
-            "source.created" => Event::SourceCreated(de(payload)?),
-            "source.token_issued" => Event::SourceTokenIssued(de(payload)?),
-            "source.token_revoked" => Event::SourceTokenRevoked(de(payload)?),
-            "user.created" => Event::UserCreated(de(payload)?),
-            "user.replaced" => Event::UserReplaced(de(payload)?),
+            "directory.created" => Event::DirectoryCreated(De::deserialize(d)?),
+            "admin.token_issued" => Event::AdminTokenIssued(De::deserialize(d)?),
+            "source.created" => Event::SourceCreated(De::deserialize(d)?),
+            "source.token_issued" => Event::SourceTokenIssued(De::deserialize(d)?),
+            "source.token_revoked" => Event::SourceTokenRevoked(De::deserialize(d)?),
+            "user.created" => Event::UserCreated(De::deserialize(d)?),
+            "user.replaced" => Event::UserReplaced(De::deserialize(d)?),
             "user.deleted" => {
-                let _: Empty = de(payload)?;
+                Empty::deserialize(d)?;
                 Event::UserDeleted
             }
-            "group.created" => Event::GroupCreated(de(payload)?),
-            "group.replaced" => Event::GroupReplaced(de(payload)?),
-            "group.members_added" => Event::GroupMembersAdded(de(payload)?),
-            "group.members_removed" => Event::GroupMembersRemoved(de(payload)?),
+            "group.created" => Event::GroupCreated(De::deserialize(d)?),
+            "group.replaced" => Event::GroupReplaced(De::deserialize(d)?),
+            "group.members_added" => Event::GroupMembersAdded(De::deserialize(d)?),
+            "group.members_removed" => Event::GroupMembersRemoved(De::deserialize(d)?),
             "group.deleted" => {
-                let _: Empty = de(payload)?;
+                Empty::deserialize(d)?;
                 Event::GroupDeleted
             }
-            other => {
-                return Err(serde_json::Error::custom(format!(
-                    "unknown event type {other:?}"
-                )))
-            }
+            other => return Err(D::Error::custom(format!("unknown event type {other:?}"))),
         })
-    }
-}
-
-/// Where a payload is decoded from: JSON text, or an already parsed (upcast) value.
-trait Payload {
-    fn decode<T: serde::de::DeserializeOwned>(self) -> Result<T, serde_json::Error>;
-}
-
-impl Payload for Value {
-    fn decode<T: serde::de::DeserializeOwned>(self) -> Result<T, serde_json::Error> {
-        serde_json::from_value(self)
-    }
-}
-
-impl Payload for &str {
-    fn decode<T: serde::de::DeserializeOwned>(self) -> Result<T, serde_json::Error> {
-        serde_json::from_str(self)
     }
 }

@@ -71,3 +71,32 @@ fn unknown_types_and_future_versions_are_refused() {
     v["event_type"] = "nope.happened".into();
     assert!(Envelope::decode(&v.to_string()).is_err());
 }
+
+#[test]
+fn field_order_does_not_matter() {
+    // Roster writes event_type before payload and decodes the payload in place; any other
+    // order (another writer, a hand-edited export) takes the raw path and decodes the same.
+    for (name, json) in fixtures() {
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let obj = v.as_object().unwrap();
+        let mut reordered = String::from("{");
+        let mut keys: Vec<&String> = obj.keys().collect();
+        keys.sort_by_key(|k| k.as_str() != "payload");
+        for (i, k) in keys.iter().enumerate() {
+            if i > 0 {
+                reordered.push(',');
+            }
+            reordered.push_str(&format!(
+                "{}:{}",
+                serde_json::to_string(k).unwrap(),
+                obj[k.as_str()]
+            ));
+        }
+        reordered.push('}');
+        assert!(reordered.starts_with("{\"payload\""));
+        // Compared as JSON values: the reordering above re-serializes the payload too.
+        let a = serde_json::to_value(Envelope::decode(&reordered).unwrap()).unwrap();
+        let b = serde_json::to_value(Envelope::decode(&json).unwrap()).unwrap();
+        assert_eq!(a, b, "{name}");
+    }
+}

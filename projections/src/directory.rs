@@ -5,10 +5,13 @@
 //! same code serves the read views and the write path's decision state; the write path records
 //! an [`Undo`] while it folds a batch so that it can revert the batch if the append fails.
 
-use crate::views::{AdminTokenView, DirectoryMeta, GroupView, SourceView, TokenView, UserView};
+use crate::views::{
+    AdminTokenView, DirectoryMeta, GroupView, Keys, SourceView, TokenView, UserView,
+};
+use foldhash::HashMap;
 use roster_events::{fold_case, Envelope, Event, Member, ResourceId};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// An event that does not fit the state it is folded into. It cannot happen for records the
@@ -295,6 +298,7 @@ impl Directory {
                 let view = UserView {
                     id,
                     owner: e.owner,
+                    keys: Keys::of(&e.resource),
                     resource: e.resource,
                     version: env.resource_version,
                     created: env.time,
@@ -305,10 +309,13 @@ impl Directory {
             Event::UserReplaced(e) => {
                 let old = self.users.get(&id).ok_or_else(missing)?;
                 let view = UserView {
+                    id,
+                    owner: old.owner.clone(),
+                    keys: Keys::of(&e.resource),
                     resource: e.resource,
                     version: env.resource_version,
+                    created: old.created,
                     last_modified: env.time,
-                    ..UserView::clone(old)
                 };
                 Prior::User(id, self.set_user(id, Some(Arc::new(view))))
             }
@@ -325,6 +332,7 @@ impl Directory {
                 let view = GroupView {
                     id,
                     owner: e.owner,
+                    keys: Keys::of(&e.resource),
                     resource: e.resource,
                     members: BTreeSet::new(),
                     version: env.resource_version,
@@ -336,10 +344,14 @@ impl Directory {
             Event::GroupReplaced(e) => {
                 let old = self.groups.get(&id).ok_or_else(missing)?;
                 let view = GroupView {
+                    id,
+                    owner: old.owner.clone(),
+                    keys: Keys::of(&e.resource),
                     resource: e.resource,
+                    members: old.members.clone(),
                     version: env.resource_version,
+                    created: old.created,
                     last_modified: env.time,
-                    ..GroupView::clone(old)
                 };
                 Prior::Group(id, self.set_group(id, Some(Arc::new(view))))
             }
@@ -498,11 +510,9 @@ mod tests {
         }
     }
 
-    fn user(name: &str) -> serde_json::Map<String, serde_json::Value> {
-        json!({"userName": name, "externalId": format!("x-{name}")})
-            .as_object()
-            .unwrap()
-            .clone()
+    fn user(name: &str) -> roster_events::Document {
+        let doc = json!({"userName": name, "externalId": format!("x-{name}")});
+        roster_events::Document::from_map(doc.as_object().unwrap())
     }
 
     #[test]
@@ -547,7 +557,9 @@ mod tests {
                 1,
                 Event::GroupCreated(GroupCreated {
                     owner,
-                    resource: json!({"displayName": "G"}).as_object().unwrap().clone(),
+                    resource: roster_events::Document::from_map(
+                        json!({"displayName": "G"}).as_object().unwrap(),
+                    ),
                 }),
             ),
             env(

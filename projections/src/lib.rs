@@ -14,4 +14,4 @@ mod views;
 pub use directory::{Directory, FoldError, Undo};
 pub use query::{ListQuery, Page, Visibility};
 pub use store::{LogEntry, MemoryStore, ProjectionStore, StoreError};
-pub use views::{AdminTokenView, DirectoryMeta, GroupView, SourceView, TokenView, UserView};
+pub use views::{AdminTokenView, DirectoryMeta, GroupView, Keys, SourceView, TokenView, UserView};

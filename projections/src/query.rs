@@ -76,41 +76,75 @@ fn meta(
     })
 }
 
-impl Attributes for UserView {
+/// A user with its document parsed, for filter evaluation.
+pub struct UserAttributes<'a> {
+    view: &'a UserView,
+    doc: serde_json::Map<String, Value>,
+}
+
+/// A group with its document parsed, for filter evaluation.
+pub struct GroupAttributes<'a> {
+    view: &'a GroupView,
+    doc: serde_json::Map<String, Value>,
+}
+
+impl UserView {
+    /// The user as filters see it (parses the stored document).
+    pub fn attributes(&self) -> UserAttributes<'_> {
+        UserAttributes {
+            view: self,
+            doc: self.resource.to_map(),
+        }
+    }
+}
+
+impl GroupView {
+    /// The group as filters see it (parses the stored document).
+    pub fn attributes(&self) -> GroupAttributes<'_> {
+        GroupAttributes {
+            view: self,
+            doc: self.resource.to_map(),
+        }
+    }
+}
+
+impl Attributes for UserAttributes<'_> {
     fn attribute(&self, schema: Option<&str>, attr: &str) -> Option<Cow<'_, Value>> {
+        let u = self.view;
         if schema.is_none() || schema.is_some_and(|s| s.eq_ignore_ascii_case(USER_SCHEMA)) {
             if attr.eq_ignore_ascii_case("id") {
-                return Some(Cow::Owned(Value::String(self.id.to_string())));
+                return Some(Cow::Owned(Value::String(u.id.to_string())));
             }
             if attr.eq_ignore_ascii_case("meta") {
                 return Some(Cow::Owned(meta(
                     "User",
-                    &self.created,
-                    &self.last_modified,
-                    self.version,
+                    &u.created,
+                    &u.last_modified,
+                    u.version,
                 )));
             }
         }
-        attribute(&self.resource, USER_SCHEMA, schema, attr)
+        attribute(&self.doc, USER_SCHEMA, schema, attr)
     }
 }
 
-impl Attributes for GroupView {
+impl Attributes for GroupAttributes<'_> {
     fn attribute(&self, schema: Option<&str>, attr: &str) -> Option<Cow<'_, Value>> {
+        let g = self.view;
         if schema.is_none() || schema.is_some_and(|s| s.eq_ignore_ascii_case(GROUP_SCHEMA)) {
             if attr.eq_ignore_ascii_case("id") {
-                return Some(Cow::Owned(Value::String(self.id.to_string())));
+                return Some(Cow::Owned(Value::String(g.id.to_string())));
             }
             if attr.eq_ignore_ascii_case("meta") {
                 return Some(Cow::Owned(meta(
                     "Group",
-                    &self.created,
-                    &self.last_modified,
-                    self.version,
+                    &g.created,
+                    &g.last_modified,
+                    g.version,
                 )));
             }
             if attr.eq_ignore_ascii_case("members") {
-                let members: Vec<Value> = self
+                let members: Vec<Value> = g
                     .members
                     .iter()
                     .map(|m| json!({"value": m.value.to_string(), "type": format!("{:?}", m.kind)}))
@@ -118,20 +152,20 @@ impl Attributes for GroupView {
                 return Some(Cow::Owned(Value::Array(members)));
             }
         }
-        attribute(&self.resource, GROUP_SCHEMA, schema, attr)
+        attribute(&self.doc, GROUP_SCHEMA, schema, attr)
     }
 }
 
-fn page<T: Attributes>(
+fn page<T>(
     candidates: impl Iterator<Item = Arc<T>>,
-    filter: Option<&Filter>,
+    matches: Option<impl Fn(&T) -> bool>,
     q: &ListQuery,
 ) -> Page<T> {
     let skip = q.start_index.max(1) - 1;
     let mut total = 0;
     let mut items = Vec::new();
     for item in candidates {
-        if filter.is_some_and(|f| !f.matches(item.as_ref())) {
+        if matches.as_ref().is_some_and(|m| !m(item.as_ref())) {
             continue;
         }
         if total >= skip && items.len() < q.count {
@@ -187,7 +221,11 @@ impl Directory {
             .filter_map(|id| self.users.get(id))
             .filter(|u| vis.admits(&u.owner))
             .cloned();
-        page(candidates, q.filter.as_ref(), q)
+        let matches = q
+            .filter
+            .as_ref()
+            .map(|f| move |u: &UserView| f.matches(&u.attributes()));
+        page(candidates, matches, q)
     }
 
     /// Lists groups visible to `vis` that match the query, in id order.
@@ -213,6 +251,10 @@ impl Directory {
             .filter_map(|id| self.groups.get(id))
             .filter(|g| vis.admits(&g.owner))
             .cloned();
-        page(candidates, q.filter.as_ref(), q)
+        let matches = q
+            .filter
+            .as_ref()
+            .map(|f| move |g: &GroupView| f.matches(&g.attributes()));
+        page(candidates, matches, q)
     }
 }

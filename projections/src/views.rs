@@ -1,10 +1,35 @@
 //! The view types: what one user, group, source or admin token looks like after folding.
 
 use chrono::{DateTime, Utc};
-use roster_events::{Member, Ownership, ResourceId};
-use serde::Serialize;
-use serde_json::{Map, Value};
+use roster_events::{Document, Member, Ownership, ResourceId};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+
+/// The attributes the indexes need, read once from a document when it is folded.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Keys {
+    #[serde(rename = "userName", default, deserialize_with = "lenient")]
+    pub user_name: Option<String>,
+    #[serde(rename = "displayName", default, deserialize_with = "lenient")]
+    pub display_name: Option<String>,
+    #[serde(rename = "externalId", default, deserialize_with = "lenient")]
+    pub external_id: Option<String>,
+}
+
+/// A key that is not a string is no key (the write path only stores strings there).
+fn lenient<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) => Some(s),
+        _ => None,
+    })
+}
+
+impl Keys {
+    /// Reads the keys of a document.
+    pub fn of(doc: &Document) -> Keys {
+        doc.fields().unwrap_or_default()
+    }
+}
 
 /// A user as the SCIM endpoints serve it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -12,7 +37,10 @@ pub struct UserView {
     pub id: ResourceId,
     pub owner: Option<String>,
     /// The stored SCIM document, without `id` and `meta`.
-    pub resource: Map<String, Value>,
+    pub resource: Document,
+    /// Copied out of the document for the indexes.
+    #[serde(skip)]
+    pub keys: Keys,
     pub version: u64,
     pub created: DateTime<Utc>,
     pub last_modified: DateTime<Utc>,
@@ -21,14 +49,11 @@ pub struct UserView {
 impl UserView {
     /// The userName (always present: the write path refuses a user without one).
     pub fn user_name(&self) -> &str {
-        self.resource
-            .get("userName")
-            .and_then(Value::as_str)
-            .unwrap_or("")
+        self.keys.user_name.as_deref().unwrap_or("")
     }
 
     pub fn external_id(&self) -> Option<&str> {
-        self.resource.get("externalId").and_then(Value::as_str)
+        self.keys.external_id.as_deref()
     }
 }
 
@@ -38,7 +63,10 @@ pub struct GroupView {
     pub id: ResourceId,
     pub owner: Option<String>,
     /// The stored SCIM document, without `id`, `meta` and `members`.
-    pub resource: Map<String, Value>,
+    pub resource: Document,
+    /// Copied out of the document for the indexes.
+    #[serde(skip)]
+    pub keys: Keys,
     pub members: BTreeSet<Member>,
     pub version: u64,
     pub created: DateTime<Utc>,
@@ -47,14 +75,11 @@ pub struct GroupView {
 
 impl GroupView {
     pub fn display_name(&self) -> &str {
-        self.resource
-            .get("displayName")
-            .and_then(Value::as_str)
-            .unwrap_or("")
+        self.keys.display_name.as_deref().unwrap_or("")
     }
 
     pub fn external_id(&self) -> Option<&str> {
-        self.resource.get("externalId").and_then(Value::as_str)
+        self.keys.external_id.as_deref()
     }
 }
 

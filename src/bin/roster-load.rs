@@ -174,10 +174,11 @@ fn user_record(i: usize) -> Record {
         correlation_id: None,
         event: Event::UserCreated(UserCreated {
             owner: Some("bench".into()),
-            resource: json!({"userName": format!("user-{i}"), "active": true})
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
+            resource: roster_events::Document::from_map(
+                json!({"userName": format!("user-{i}"), "active": true})
+                    .as_object()
+                    .expect("an object"),
+            ),
         }),
     };
     Record {

@@ -15,7 +15,8 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use roster_events::{Actor, ResourceId};
+use chrono::{DateTime, Utc};
+use roster_events::{Actor, Document, ResourceId};
 use roster_projections::filter;
 use roster_projections::{GroupView, ListQuery, UserView, Visibility};
 use serde_json::{json, Map, Value};
@@ -121,11 +122,11 @@ fn parse_id(id: &str, what: &str) -> Result<ResourceId, ScimError> {
 
 fn scim_response(
     status: StatusCode,
-    body: Value,
+    body: String,
     version: Option<u64>,
-    location: Option<String>,
+    location: Option<&str>,
 ) -> Response {
-    let mut resp = (status, body.to_string()).into_response();
+    let mut resp = (status, body).into_response();
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_JSON));
     if let Some(v) = version {
@@ -133,10 +134,25 @@ fn scim_response(
             h.insert(header::ETAG, v);
         }
     }
-    if let Some(l) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+    if let Some(l) = location.and_then(|l| HeaderValue::from_str(l).ok()) {
         h.insert(header::LOCATION, l);
     }
     resp
+}
+
+/// Writes a resource as `{<head>,<the stored document's attributes>}`: the stored text is
+/// spliced in, never re-parsed.
+fn splice(head: &str, doc: &Document) -> String {
+    let doc = doc.as_str().trim();
+    let rest = doc.strip_prefix('{').unwrap_or("}").trim_start();
+    let mut out = String::with_capacity(head.len() + doc.len() + 2);
+    out.push('{');
+    out.push_str(head);
+    if rest != "}" {
+        out.push(',');
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Removes what a client may not set or that is absent by meaning: `id` and `meta` are
@@ -221,15 +237,7 @@ fn group_resource(
     Ok((clean(doc, GROUP_SCHEMA, &[])?, members))
 }
 
-fn meta(
-    resource_type: &str,
-    v: (
-        &chrono::DateTime<chrono::Utc>,
-        &chrono::DateTime<chrono::Utc>,
-        u64,
-    ),
-    location: String,
-) -> Value {
+fn meta(resource_type: &str, v: (&DateTime<Utc>, &DateTime<Utc>, u64), location: &str) -> Value {
     use chrono::SecondsFormat::Millis;
     json!({
         "resourceType": resource_type,
@@ -240,15 +248,18 @@ fn meta(
     })
 }
 
-fn user_json(u: &UserView, base: &str) -> Value {
-    let mut m = u.resource.clone();
-    m.insert("id".into(), u.id.to_string().into());
-    let location = format!("{base}/Users/{}", u.id);
-    m.insert(
-        "meta".into(),
-        meta("User", (&u.created, &u.last_modified, u.version), location),
-    );
-    Value::Object(m)
+fn user_location(base: &str, u: &UserView) -> String {
+    format!("{base}/Users/{}", u.id)
+}
+
+fn user_json(u: &UserView, base: &str) -> String {
+    let location = user_location(base, u);
+    let meta = meta("User", (&u.created, &u.last_modified, u.version), &location);
+    splice(&format!("\"id\":\"{}\",\"meta\":{meta}", u.id), &u.resource)
+}
+
+fn group_location(base: &str, g: &GroupView) -> String {
+    format!("{base}/Groups/{}", g.id)
 }
 
 async fn group_json(
@@ -256,11 +267,9 @@ async fn group_json(
     dir: &str,
     g: &GroupView,
     base: &str,
-) -> Result<Value, ScimError> {
+) -> Result<String, ScimError> {
     let members: Vec<_> = g.members.iter().copied().collect();
     let displays = app.store.member_displays(dir, &members).await?;
-    let mut m = g.resource.clone();
-    m.insert("id".into(), g.id.to_string().into());
     let list: Vec<Value> = members
         .iter()
         .zip(displays)
@@ -280,13 +289,18 @@ async fn group_json(
             o
         })
         .collect();
-    m.insert("members".into(), Value::Array(list));
-    let location = format!("{base}/Groups/{}", g.id);
-    m.insert(
-        "meta".into(),
-        meta("Group", (&g.created, &g.last_modified, g.version), location),
+    let location = group_location(base, g);
+    let meta = meta(
+        "Group",
+        (&g.created, &g.last_modified, g.version),
+        &location,
     );
-    Ok(Value::Object(m))
+    let head = format!(
+        "\"id\":\"{}\",\"members\":{},\"meta\":{meta}",
+        g.id,
+        Value::Array(list)
+    );
+    Ok(splice(&head, &g.resource))
 }
 
 /// RFC 7644 §3.4.2: filter, startIndex (1-based; below 1 means 1) and count (0 gives only the
@@ -324,14 +338,13 @@ fn list_query(app: &AppState, params: &[(String, String)]) -> Result<ListQuery, 
     })
 }
 
-fn list_response(total: usize, start_index: usize, resources: Vec<Value>) -> Response {
-    let body = json!({
-        "schemas": [LIST_SCHEMA],
-        "totalResults": total,
-        "startIndex": start_index,
-        "itemsPerPage": resources.len(),
-        "Resources": resources,
-    });
+fn list_response(total: usize, start_index: usize, resources: Vec<String>) -> Response {
+    let mut body = format!(
+        "{{\"schemas\":[\"{LIST_SCHEMA}\"],\"totalResults\":{total},\"startIndex\":{start_index},\"itemsPerPage\":{},\"Resources\":[",
+        resources.len()
+    );
+    body.push_str(&resources.join(","));
+    body.push_str("]}");
     scim_response(StatusCode::OK, body, None, None)
 }
 
@@ -363,13 +376,13 @@ async fn create_user(
     };
     let user = app.store.user(&auth.directory, id).await?;
     let user = user.ok_or_else(|| ScimError::internal(&"created user not in views"))?;
+    let location = user_location(&auth.base, &user);
     let body = user_json(&user, &auth.base);
-    let location = body["meta"]["location"].as_str().map(str::to_owned);
     Ok(scim_response(
         StatusCode::CREATED,
         body,
         Some(user.version),
-        location,
+        Some(&location),
     ))
 }
 
@@ -388,7 +401,7 @@ async fn get_user(
     if not_modified(&headers, user.version) {
         return Ok(scim_response(
             StatusCode::NOT_MODIFIED,
-            Value::Null,
+            String::new(),
             Some(user.version),
             None,
         )
@@ -486,13 +499,13 @@ async fn create_group(
     };
     let group = app.store.group(&auth.directory, id).await?;
     let group = group.ok_or_else(|| ScimError::internal(&"created group not in views"))?;
+    let location = group_location(&auth.base, &group);
     let body = group_json(&app, &auth.directory, &group, &auth.base).await?;
-    let location = body["meta"]["location"].as_str().map(str::to_owned);
     Ok(scim_response(
         StatusCode::CREATED,
         body,
         Some(group.version),
-        location,
+        Some(&location),
     ))
 }
 
@@ -511,7 +524,7 @@ async fn get_group(
     if not_modified(&headers, group.version) {
         return Ok(scim_response(
             StatusCode::NOT_MODIFIED,
-            Value::Null,
+            String::new(),
             Some(group.version),
             None,
         )

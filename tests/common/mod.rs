@@ -21,10 +21,11 @@ pub fn record(directory: &str, follows: u64, tag: &str, n: usize) -> Record {
             correlation_id: Some(tag.into()),
             event: Event::UserCreated(UserCreated {
                 owner: None,
-                resource: json!({"userName": format!("{tag}-{i}")})
-                    .as_object()
-                    .unwrap()
-                    .clone(),
+                resource: roster_events::Document::from_map(
+                    json!({"userName": format!("{tag}-{i}")})
+                        .as_object()
+                        .unwrap(),
+                ),
             }),
         })
         .collect();
