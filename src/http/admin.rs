@@ -55,11 +55,7 @@ impl FromRequestParts<AppState> for AdminAuth {
             .and_then(auth::bearer)
             .unwrap_or("");
         let tokens = app.store.admin_tokens().await?;
-        let request_id = parts
-            .headers
-            .get(&super::REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let request_id = super::request_id(&parts.headers);
         if token.is_empty() {
             return Err(ScimError::unauthorized());
         }

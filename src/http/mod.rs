@@ -35,6 +35,17 @@ pub struct AppState {
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// The request id, recorded as the correlation id of the request's events. A client may send
+/// its own `X-Request-Id`; one longer than 128 characters or with characters outside visible
+/// ASCII is not recorded.
+pub fn request_id(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+}
+
 /// Builds the whole router.
 pub fn router(state: AppState) -> Router {
     let max_body = state.settings.max_body_bytes;

@@ -106,11 +106,7 @@ impl FromRequestParts<AppState> for SourceAuth {
             base: format!("{root}/source/scim/{slug}/v2"),
             directory: source.directory.clone(),
             slug,
-            request_id: parts
-                .headers
-                .get(&super::REQUEST_ID)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
+            request_id: super::request_id(&parts.headers),
         })
     }
 }

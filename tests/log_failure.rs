@@ -1,0 +1,150 @@
+//! A log that fails appends: the write answers Unavailable, nothing is half-applied, the
+//! writer's decision state is undone (the same command succeeds once the log is back), and
+//! the HTTP layer turns it into 503 with Retry-After.
+
+use async_trait::async_trait;
+use roster::domain::{Command, Context, NewToken, Outcome};
+use roster::log::{EventLog, FileLog, FileLogOptions, LogError};
+use roster::writer::{run_projector, WriteError, Writers};
+use roster_events::{Actor, Record, ResourceId};
+use roster_projections::{ListQuery, LogEntry, MemoryStore, ProjectionStore, Visibility};
+use serde_json::json;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// The file log, with a switch that makes appends fail as a down broker or full disk would.
+struct FlakyLog {
+    inner: FileLog,
+    down: AtomicBool,
+}
+
+#[async_trait]
+impl EventLog for FlakyLog {
+    async fn append(&self, records: Vec<Record>) -> Result<Vec<u64>, LogError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(LogError::Unavailable("injected failure".into()));
+        }
+        self.inner.append(records).await
+    }
+    async fn read(&self, from: u64, max: usize) -> Result<Vec<LogEntry>, LogError> {
+        self.inner.read(from, max).await
+    }
+    fn end(&self) -> watch::Receiver<u64> {
+        self.inner.end()
+    }
+}
+
+fn create(name: &str) -> Command {
+    Command::CreateUser {
+        resource: json!({"userName": name}).as_object().unwrap().clone(),
+    }
+}
+
+fn ctx() -> Context {
+    Context {
+        actor: Actor::Source("source:default".into()),
+        source: Some("default".into()),
+        correlation_id: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_append_is_answered_unavailable_and_leaves_no_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let flaky = Arc::new(FlakyLog {
+        inner: FileLog::open(dir.path(), FileLogOptions::default()).unwrap(),
+        down: AtomicBool::new(false),
+    });
+    let log: Arc<dyn EventLog> = flaky.clone();
+    let store = Arc::new(MemoryStore::new());
+    let (ptx, prx) = watch::channel(0);
+    let (_stop, stop_rx) = watch::channel(false);
+    tokio::spawn(run_projector(log.clone(), store.clone(), ptx, stop_rx));
+    let writers = Writers::new(log.clone(), store.clone(), prx);
+    let w = writers.get("default").await.unwrap();
+    let t = || NewToken {
+        id: ResourceId::new(),
+        hash: "0".repeat(64),
+        prefix: "rst_x".into(),
+    };
+    let sys = Context {
+        actor: Actor::System,
+        source: None,
+        correlation_id: None,
+    };
+    w.execute(
+        Command::Bootstrap {
+            admin: t(),
+            source_slug: "default".into(),
+            source_token: t(),
+        },
+        sys,
+    )
+    .await
+    .unwrap();
+    let end_before = *log.end().borrow();
+
+    flaky.down.store(true, Ordering::SeqCst);
+    // Two creates that would conflict, in flight together: both fail, neither is a 409.
+    let (a, b) = tokio::join!(
+        w.execute(create("alice"), ctx()),
+        w.execute(create("ALICE"), ctx())
+    );
+    assert!(matches!(a, Err(WriteError::Unavailable(_))), "{a:?}");
+    assert!(matches!(b, Err(WriteError::Unavailable(_))), "{b:?}");
+    assert_eq!(*log.end().borrow(), end_before, "nothing reached the log");
+    let q = ListQuery {
+        filter: None,
+        start_index: 1,
+        count: 10,
+    };
+    assert_eq!(
+        store
+            .list_users("default", Visibility::All, &q)
+            .await
+            .unwrap()
+            .total,
+        0
+    );
+
+    flaky.down.store(false, Ordering::SeqCst);
+    // The decision state was undone: alice is free again, and then taken.
+    assert!(matches!(
+        w.execute(create("alice"), ctx()).await,
+        Ok(Outcome::User(_))
+    ));
+    assert!(matches!(
+        w.execute(create("Alice"), ctx()).await,
+        Err(WriteError::Domain(_))
+    ));
+    assert_eq!(
+        store
+            .list_users("default", Visibility::All, &q)
+            .await
+            .unwrap()
+            .total,
+        1
+    );
+}
+
+#[test]
+fn unavailable_becomes_503_with_retry_after_and_says_nothing_internal() {
+    use axum::response::IntoResponse;
+    let e = roster::http::error::ScimError::from(WriteError::Unavailable(
+        "disk on fire at /var/x".into(),
+    ));
+    let resp = e.into_response();
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers()["retry-after"], "1");
+    assert_eq!(resp.headers()["content-type"], "application/scim+json");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let body = rt
+        .block_on(axum::body::to_bytes(resp.into_body(), 1 << 16))
+        .unwrap();
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    assert!(!text.contains("disk on fire"), "{text}");
+    assert!(text.contains("\"status\":\"503\""));
+}
