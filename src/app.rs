@@ -7,6 +7,7 @@ use crate::config::Settings;
 use crate::domain::{Command, Context, NewToken};
 use crate::http::{self, AppState};
 use crate::log::{EventLog, FileLog, FileLogOptions};
+use crate::metrics::Metrics;
 use crate::writer::{catch_up, run_projector, Writers};
 use anyhow::Context as _;
 use roster_events::{Actor, ResourceId, DEFAULT_DIRECTORY};
@@ -70,7 +71,10 @@ impl Application {
             stop_rx,
         ));
 
-        let writers = Writers::new(log, store.clone(), projected.clone());
+        let metrics = Metrics::new();
+        let log_end = log.end();
+        let writers =
+            Writers::new(log, store.clone(), projected.clone()).with_metrics(metrics.clone());
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
@@ -89,6 +93,8 @@ impl Application {
                 .map(|t| auth::hash(t.expose())),
             settings: Arc::new(settings),
             projected,
+            log_end,
+            metrics,
         };
         Ok(Application {
             listener,

@@ -12,4 +12,5 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod log;
+pub mod metrics;
 pub mod writer;

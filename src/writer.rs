@@ -10,6 +10,7 @@
 
 use crate::domain::{decide, Command, Context, DomainError, Outcome};
 use crate::log::{EventLog, LogError};
+use crate::metrics::{Metrics, OutcomeLabels};
 use chrono::Utc;
 use roster_events::Record;
 use roster_projections::{Directory, ProjectionStore, StoreError, Undo};
@@ -82,6 +83,7 @@ pub struct Writers {
     store: Arc<dyn ProjectionStore>,
     projected: watch::Receiver<u64>,
     map: Arc<RwLock<HashMap<String, Writer>>>,
+    metrics: Option<Arc<Metrics>>,
     tasks: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
@@ -96,8 +98,15 @@ impl Writers {
             store,
             projected,
             map: Arc::default(),
+            metrics: None,
             tasks: Arc::default(),
         }
+    }
+
+    /// Records batch sizes, append latency and command outcomes in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// The writer of `directory`, started (from the views' current state) if need be.
@@ -128,6 +137,7 @@ impl Writers {
             seq,
             log: self.log.clone(),
             projected: self.projected.clone(),
+            metrics: self.metrics.clone(),
         };
         let span = tracing::info_span!("writer", directory);
         let handle = tokio::spawn(task.run(rx).instrument(span));
@@ -155,6 +165,19 @@ struct DirectoryWriter {
     seq: u64,
     log: Arc<dyn EventLog>,
     projected: watch::Receiver<u64>,
+    metrics: Option<Arc<Metrics>>,
+}
+
+/// The metrics label of a command's result.
+fn outcome_label(r: &Result<Outcome, WriteError>) -> &'static str {
+    match r {
+        Ok(_) => "ok",
+        Err(WriteError::Domain(DomainError::Conflict(_))) => "conflict",
+        Err(WriteError::Domain(DomainError::NotFound(_))) => "not_found",
+        Err(WriteError::Domain(DomainError::PreconditionFailed { .. })) => "precondition_failed",
+        Err(WriteError::Domain(DomainError::Invalid(_))) => "invalid",
+        Err(WriteError::Unavailable(_)) => "unavailable",
+    }
 }
 
 impl DirectoryWriter {
@@ -189,7 +212,7 @@ impl DirectoryWriter {
                                 tracing::error!(error = %err, "decided event does not fold");
                                 self.state.revert(undo);
                                 drop(_enter);
-                                return fail_all(jobs, "internal error while deciding");
+                                return self.fail_all(jobs, "internal error while deciding");
                             }
                         }
                         records.push(Record {
@@ -219,17 +242,22 @@ impl DirectoryWriter {
                     self.state.revert(undo);
                     // Refusals decided in this batch may rest on writes that did not happen:
                     // every command of the batch is answered Unavailable and may be retried.
-                    return fail_all(jobs, &e.to_string());
+                    return self.fail_all(jobs, &e.to_string());
                 }
             }
         }
+        self.record(&results);
         for (job, result) in jobs.into_iter().zip(results) {
             let _ = job.reply.send(result);
         }
     }
 
     async fn append_and_project(&mut self, records: Vec<Record>) -> Result<(), WriteError> {
+        let started = std::time::Instant::now();
         let positions = self.log.append(records).await?;
+        if let Some(m) = &self.metrics {
+            m.append_duration.observe(started.elapsed().as_secs_f64());
+        }
         let last = positions.last().copied().unwrap_or(0);
         // Read-your-writes: answer only once the views reflect our records.
         let wait = self.projected.wait_for(|&p| p > last);
@@ -243,9 +271,29 @@ impl DirectoryWriter {
     }
 }
 
-fn fail_all(jobs: Vec<Job>, why: &str) {
-    for job in jobs {
-        let _ = job.reply.send(Err(WriteError::Unavailable(why.to_owned())));
+impl DirectoryWriter {
+    fn fail_all(&self, jobs: Vec<Job>, why: &str) {
+        let results: Vec<_> = jobs
+            .iter()
+            .map(|_| Err(WriteError::Unavailable(why.to_owned())))
+            .collect();
+        self.record(&results);
+        for (job, result) in jobs.into_iter().zip(results) {
+            let _ = job.reply.send(result);
+        }
+    }
+
+    fn record(&self, results: &[Result<Outcome, WriteError>]) {
+        if let Some(m) = &self.metrics {
+            m.batch_commands.observe(results.len() as f64);
+            for r in results {
+                m.commands
+                    .get_or_create(&OutcomeLabels {
+                        outcome: outcome_label(r),
+                    })
+                    .inc();
+            }
+        }
     }
 }
 

@@ -534,7 +534,7 @@ async fn bad_input_gets_a_scim_error_and_changes_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn health_and_readiness_answer() {
+async fn health_readiness_and_metrics_answer() {
     let app = TestApp::spawn().await;
     let r = app
         .http
@@ -553,6 +553,47 @@ async fn health_and_readiness_answer() {
     .await;
     assert_eq!(s, 200);
     assert!(v["position"].as_u64().unwrap() >= 1);
+
+    assert_eq!(
+        app.create_user("default", &app.scim_token, "m1").await.0,
+        201
+    );
+    assert_eq!(
+        app.create_user("default", &app.scim_token, "M1").await.0,
+        409
+    );
+    let _ = app
+        .get(
+            &format!("{}/no/such/{}", app.root, "x".repeat(40)),
+            &app.scim_token,
+        )
+        .await;
+    let r = app
+        .http
+        .get(format!("{}/metrics", app.root))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    let has = |needle: &str| text.lines().any(|l| l.contains(needle));
+    assert!(
+        has(
+            r#"roster_http_requests_total{method="POST",route="/source/scim/{slug}/v2/Users",status="201"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(has(r#"status="409"} 1"#));
+    assert!(
+        has(r#"route="unmatched""#),
+        "unknown paths are one label value"
+    );
+    assert!(!text.contains("xxxxxxxx"));
+    assert!(has(r#"roster_commands_total{outcome="ok"}"#));
+    assert!(has(r#"roster_commands_total{outcome="conflict"} 1"#));
+    assert!(has("roster_log_append_duration_seconds_count"));
+    assert!(has("roster_projection_lag_records 0"));
+    assert!(!text.contains(&app.scim_token) && !text.contains(&app.admin_token));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

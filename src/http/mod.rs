@@ -8,15 +8,18 @@ pub mod error;
 mod scim;
 
 use crate::config::Settings;
+use crate::metrics::{Metrics, RequestLabels, RouteLabels};
 use crate::writer::Writers;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderName, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use error::ScimError;
 use roster_projections::ProjectionStore;
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::sync::watch;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -31,6 +34,9 @@ pub struct AppState {
     pub admin_token_hash: Option<String>,
     /// The log position the views reflect.
     pub projected: watch::Receiver<u64>,
+    /// The log's durable end.
+    pub log_end: watch::Receiver<u64>,
+    pub metrics: Arc<Metrics>,
 }
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -49,15 +55,18 @@ pub fn request_id(headers: &axum::http::HeaderMap) -> Option<String> {
 /// Builds the whole router.
 pub fn router(state: AppState) -> Router {
     let max_body = state.settings.max_body_bytes;
+    let tracked = state.clone();
     Router::new()
         .nest("/source/scim/{slug}/v2", scim::routes())
         .nest("/admin/v1", admin::routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(tracked, track))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let route = req
                 .extensions()
@@ -94,6 +103,39 @@ async fn readyz(State(app): State<AppState>) -> Response {
         Json(serde_json::json!({"status": "ready", "position": position})),
     )
         .into_response()
+}
+
+/// Counts and times every request by method, route template and status. Paths that match no
+/// route are counted as `unmatched`, so clients cannot grow the label set.
+async fn track(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let method = req.method().to_string();
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    let labels = RouteLabels { method, route };
+    app.metrics
+        .request_duration
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
+    let labels = RequestLabels {
+        method: labels.method,
+        route: labels.route,
+        status: resp.status().as_u16(),
+    };
+    app.metrics.requests.get_or_create(&labels).inc();
+    resp
+}
+
+/// Prometheus text exposition.
+async fn metrics(State(app): State<AppState>) -> Response {
+    let body = app
+        .metrics
+        .render(*app.projected.borrow(), *app.log_end.borrow());
+    let ct = "text/plain; version=0.0.4; charset=utf-8";
+    ([(axum::http::header::CONTENT_TYPE, ct)], body).into_response()
 }
 
 async fn not_found() -> ScimError {

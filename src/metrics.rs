@@ -1,0 +1,118 @@
+//! Prometheus metrics, served at `/metrics` in the text exposition format: request rates and
+//! latencies per route, log append latency and batch sizes, write outcomes, and how far the
+//! views are behind the log.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub method: String,
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub method: String,
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: &'static str,
+}
+
+type Latency = Family<RouteLabels, Histogram, fn() -> Histogram>;
+
+fn latency_buckets() -> Histogram {
+    // 50 µs to ~1.6 s.
+    Histogram::new(exponential_buckets(0.00005, 2.0, 16))
+}
+
+/// Every metric Roster exports.
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub request_duration: Latency,
+    pub append_duration: Histogram,
+    pub batch_commands: Histogram,
+    pub commands: Family<OutcomeLabels, Counter>,
+    pub projected_position: Gauge,
+    pub log_end_position: Gauge,
+    pub projection_lag: Gauge,
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Metrics> {
+        let mut registry = Registry::with_prefix("roster");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register("http_requests", "HTTP requests answered", requests.clone());
+        let request_duration: Latency = Family::new_with_constructor(latency_buckets);
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request",
+            request_duration.clone(),
+        );
+        let append_duration = latency_buckets();
+        registry.register(
+            "log_append_duration_seconds",
+            "Time for one batch of records to become durable in the log",
+            append_duration.clone(),
+        );
+        let batch_commands = Histogram::new(exponential_buckets(1.0, 2.0, 11));
+        registry.register(
+            "command_batch_size",
+            "Commands decided together in one writer batch",
+            batch_commands.clone(),
+        );
+        let commands = Family::<OutcomeLabels, Counter>::default();
+        registry.register("commands", "Commands by outcome", commands.clone());
+        let projected_position = Gauge::default();
+        registry.register(
+            "projection_position",
+            "Log position the views reflect",
+            projected_position.clone(),
+        );
+        let log_end_position = Gauge::default();
+        registry.register(
+            "log_end_position",
+            "Durable end of the log",
+            log_end_position.clone(),
+        );
+        let projection_lag = Gauge::default();
+        registry.register(
+            "projection_lag_records",
+            "Records in the log not yet folded into the views",
+            projection_lag.clone(),
+        );
+        Arc::new(Metrics {
+            registry,
+            requests,
+            request_duration,
+            append_duration,
+            batch_commands,
+            commands,
+            projected_position,
+            log_end_position,
+            projection_lag,
+        })
+    }
+
+    /// Records the log and projection positions, then renders every metric.
+    pub fn render(&self, projected: u64, log_end: u64) -> String {
+        self.projected_position.set(projected as i64);
+        self.log_end_position.set(log_end as i64);
+        self.projection_lag
+            .set(log_end.saturating_sub(projected) as i64);
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
