@@ -11,7 +11,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -48,12 +48,7 @@ impl FromRequestParts<AppState> for AdminAuth {
     type Rejection = ScimError;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ScimError> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(auth::bearer)
-            .unwrap_or("");
+        let token = super::bearer_token(&parts.headers);
         let tokens = app.store.admin_tokens().await?;
         let request_id = super::request_id(&parts.headers);
         if token.is_empty() {

@@ -41,6 +41,15 @@ pub struct AppState {
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// The bearer token of the request's `Authorization` header, or "" when there is none.
+pub fn bearer_token(headers: &axum::http::HeaderMap) -> &str {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::auth::bearer)
+        .unwrap_or("")
+}
+
 /// The request id, recorded as the correlation id of the request's events. A client may send
 /// its own `X-Request-Id`; one longer than 128 characters or with characters outside visible
 /// ASCII is not recorded.

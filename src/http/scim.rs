@@ -71,12 +71,7 @@ impl FromRequestParts<AppState> for SourceAuth {
             .await
             .map_err(|_| ScimError::not_found("no such source"))?;
         let slug = params.get("slug").cloned().unwrap_or_default();
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(auth::bearer)
-            .unwrap_or("");
+        let token = super::bearer_token(&parts.headers);
         let source = app.store.source(&slug).await?;
         // Hash and compare even for an unknown source, so timing does not tell sources apart.
         let hashes = source
@@ -344,6 +339,12 @@ fn list_response(total: usize, start_index: usize, resources: Vec<String>) -> Re
     scim_response(StatusCode::OK, body, None, None)
 }
 
+/// 304 Not Modified: the ETag and no body.
+fn not_modified_response(version: u64) -> Response {
+    scim_response(StatusCode::NOT_MODIFIED, String::new(), Some(version), None)
+        .map(|_| axum::body::Body::empty())
+}
+
 /// RFC 7644 §3.4.1: If-None-Match with the current ETag answers 304.
 fn not_modified(headers: &HeaderMap, version: u64) -> bool {
     headers
@@ -395,13 +396,7 @@ async fn get_user(
         .filter(|u| u.owner.as_deref() == Some(auth.slug.as_str()))
         .ok_or_else(|| ScimError::not_found(format!("user {id} not found")))?;
     if not_modified(&headers, user.version) {
-        return Ok(scim_response(
-            StatusCode::NOT_MODIFIED,
-            String::new(),
-            Some(user.version),
-            None,
-        )
-        .map(|_| axum::body::Body::empty()));
+        return Ok(not_modified_response(user.version));
     }
     Ok(scim_response(
         StatusCode::OK,
@@ -518,13 +513,7 @@ async fn get_group(
         .filter(|g| g.owner.as_deref() == Some(auth.slug.as_str()))
         .ok_or_else(|| ScimError::not_found(format!("group {id} not found")))?;
     if not_modified(&headers, group.version) {
-        return Ok(scim_response(
-            StatusCode::NOT_MODIFIED,
-            String::new(),
-            Some(group.version),
-            None,
-        )
-        .map(|_| axum::body::Body::empty()));
+        return Ok(not_modified_response(group.version));
     }
     let body = group_json(&app, &auth.directory, &group, &auth.base).await?;
     Ok(scim_response(

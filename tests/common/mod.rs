@@ -105,10 +105,16 @@ impl TestApp {
         format!("{}/source/scim/{slug}/v2", self.root)
     }
 
-    pub async fn post(&self, url: &str, token: &str, body: Value) -> (u16, Value) {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        token: &str,
+        body: Value,
+    ) -> (u16, Value) {
         let r = self
             .http
-            .post(url)
+            .request(method, url)
             .bearer_auth(token)
             .header("content-type", "application/scim+json")
             .body(body.to_string())
@@ -118,17 +124,12 @@ impl TestApp {
         parse(r).await
     }
 
+    pub async fn post(&self, url: &str, token: &str, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::POST, url, token, body).await
+    }
+
     pub async fn put(&self, url: &str, token: &str, body: Value) -> (u16, Value) {
-        let r = self
-            .http
-            .put(url)
-            .bearer_auth(token)
-            .header("content-type", "application/scim+json")
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap();
-        parse(r).await
+        self.send(reqwest::Method::PUT, url, token, body).await
     }
 
     pub async fn get(&self, url: &str, token: &str) -> (u16, Value) {
