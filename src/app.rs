@@ -29,6 +29,7 @@ pub struct FirstStart {
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    log: Arc<dyn EventLog>,
     projector: tokio::task::JoinHandle<()>,
     stop_projector: watch::Sender<bool>,
     pub first_start: Option<FirstStart>,
@@ -73,8 +74,8 @@ impl Application {
 
         let metrics = Metrics::new();
         let log_end = log.end();
-        let writers =
-            Writers::new(log, store.clone(), projected.clone()).with_metrics(metrics.clone());
+        let writers = Writers::new(log.clone(), store.clone(), projected.clone())
+            .with_metrics(metrics.clone());
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
@@ -99,6 +100,7 @@ impl Application {
         Ok(Application {
             listener,
             state,
+            log,
             projector,
             stop_projector,
             first_start,
@@ -135,6 +137,9 @@ impl Application {
         writers.close().await;
         self.stop_projector.send_replace(true);
         let _ = self.projector.await;
+        // Some connection tasks may still hold the router (and so the log) for a moment:
+        // close the log explicitly rather than wait for the last reference to go.
+        self.log.close().await;
         tracing::info!("stopped");
         Ok(())
     }

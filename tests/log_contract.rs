@@ -167,3 +167,18 @@ async fn a_second_process_cannot_open_a_log_in_use() {
     let second = FileLog::open(dir.path(), FileLogOptions::default());
     assert!(second.is_err());
 }
+
+#[tokio::test]
+async fn closing_releases_the_directory_even_while_references_remain() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(FileLog::open(dir.path(), FileLogOptions::default()).unwrap());
+    log.append(vec![record("d", 0, "kept", 1)]).await.unwrap();
+    let lingering = log.clone();
+    log.close().await;
+    assert!(lingering
+        .append(vec![record("d", 1, "late", 1)])
+        .await
+        .is_err());
+    let reopened = FileLog::open(dir.path(), FileLogOptions::default()).unwrap();
+    assert_eq!(*reopened.end().borrow(), 1);
+}

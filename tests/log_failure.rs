@@ -33,6 +33,9 @@ impl EventLog for FlakyLog {
     fn end(&self) -> watch::Receiver<u64> {
         self.inner.end()
     }
+    async fn close(&self) {
+        self.inner.close().await
+    }
 }
 
 fn create(name: &str) -> Command {

@@ -71,8 +71,10 @@ struct AppendRequest {
 pub struct FileLog {
     shared: Arc<Mutex<Shared>>,
     tx: Mutex<Option<mpsc::Sender<AppendRequest>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     end: watch::Receiver<u64>,
-    _lock: File,
+    /// Held open for the exclusive lock on the directory; dropped by `close`.
+    lock: Mutex<Option<File>>,
 }
 
 fn segment_path(dir: &Path, base: u64) -> PathBuf {
@@ -225,15 +227,16 @@ impl FileLog {
             end: end_tx,
             options,
         };
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("roster-filelog".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| io("starting the log writer", e))?;
         Ok(FileLog {
             shared,
             tx: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(writer)),
             end,
-            _lock: lock,
+            lock: Mutex::new(Some(lock)),
         })
     }
 }
@@ -363,6 +366,17 @@ impl EventLog for FileLog {
 
     fn end(&self) -> watch::Receiver<u64> {
         self.end.clone()
+    }
+
+    async fn close(&self) {
+        // Closing the channel lets the writer thread finish what it has, then exit.
+        self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(writer) = writer {
+            let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+        }
+        // Closing the lock file releases the directory for the next process.
+        self.lock.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 }
 

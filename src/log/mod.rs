@@ -42,4 +42,8 @@ pub trait EventLog: Send + Sync + 'static {
     /// The position after the last durable record, updated as records are appended: readers
     /// wait on it to follow the log.
     fn end(&self) -> watch::Receiver<u64>;
+
+    /// Finishes the appends already handed over, then closes the log and releases what it
+    /// holds (the file log's directory lock). Appends after this fail with `Unavailable`.
+    async fn close(&self);
 }
