@@ -52,6 +52,9 @@ pub struct ServeArgs {
     /// Largest request body, in bytes [default: 1048576].
     #[arg(long, env = "ROSTER_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
+    /// Page size when a list request gives no count [default: 100].
+    #[arg(long, env = "ROSTER_DEFAULT_PAGE_SIZE")]
+    pub default_page_size: Option<usize>,
     /// Largest page a list request gets [default: 1000].
     #[arg(long, env = "ROSTER_MAX_PAGE_SIZE")]
     pub max_page_size: Option<usize>,
@@ -128,6 +131,9 @@ impl Cli {
             }
             if let Some(v) = a.max_body_bytes {
                 s.max_body_bytes = v;
+            }
+            if let Some(v) = a.default_page_size {
+                s.default_page_size = v;
             }
             if let Some(v) = a.max_page_size {
                 s.max_page_size = v;
