@@ -226,6 +226,7 @@ impl FileLog {
             next: position,
             end: end_tx,
             options,
+            poisoned: false,
         };
         let writer = std::thread::Builder::new()
             .name("roster-filelog".into())
@@ -396,6 +397,9 @@ struct Writer {
     next: u64,
     end: watch::Sender<u64>,
     options: FileLogOptions,
+    /// Set when an fsync failed: what reached the disk is then unknown, so no later append
+    /// may be acknowledged on top of it until a restart has recovered the tail.
+    poisoned: bool,
 }
 
 impl Writer {
@@ -450,12 +454,24 @@ impl Writer {
                 }
             }
         }
-        let written = self.file.write_all(buf).and_then(|_| self.file.sync_data());
-        if let Err(e) = written {
-            // Whatever reached the file is unacknowledged; cut it so the next append starts
-            // from a whole record, as recovery would.
+        if self.poisoned {
+            return fail(LogError::Unavailable(
+                "an earlier fsync failed; the log refuses writes until Roster restarts".into(),
+            ));
+        }
+        if let Err(e) = self.file.write_all(buf) {
+            // Nothing was synced: cut what reached the file so the next append starts from a
+            // whole record, as recovery would.
             let _ = self.file.set_len(self.len);
             return fail(io("appending to the log", e));
+        }
+        if let Err(e) = self.file.sync_data() {
+            // After a failed fsync the kernel may have dropped dirty pages and cleared the
+            // error: retrying could acknowledge data that never reached the disk. Refuse
+            // every later append; a restart re-reads and recovers the tail.
+            self.poisoned = true;
+            tracing::error!(error = %e, "fsync of the event log failed; refusing further writes until restart");
+            return fail(io("syncing the log", e));
         }
         self.len = offset;
         self.next = next;
