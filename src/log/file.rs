@@ -169,7 +169,7 @@ impl FileLog {
                     Ok(Some(n)) => {
                         position += 1;
                         offset += n as u64;
-                        if position % INDEX_EVERY == 0 {
+                        if position.is_multiple_of(INDEX_EVERY) {
                             marks.push(Mark {
                                 position,
                                 segment: base,
@@ -445,7 +445,7 @@ impl Writer {
                 frame(p, buf);
                 next += 1;
                 offset += (HEADER + p.len()) as u64;
-                if next % INDEX_EVERY == 0 {
+                if next.is_multiple_of(INDEX_EVERY) {
                     marks.push(Mark {
                         position: next,
                         segment: self.base,
