@@ -5,6 +5,7 @@
 //! events that record its outcome. No I/O happens here; the writer (`crate::writer`) feeds the
 //! state and appends what comes out.
 
+use crate::patch::{self, PatchError, PatchOp};
 use chrono::{DateTime, Utc};
 use roster_events::{
     Actor, AdminTokenIssued, DirectoryCreated, Document, Envelope, Event, GroupCreated,
@@ -12,9 +13,10 @@ use roster_events::{
     ResourceId, ResourceType, SourceCreated, SourceTokenIssued, SourceTokenRevoked, UserCreated,
     UserReplaced,
 };
-use roster_projections::Directory;
+use roster_projections::{Directory, GroupView, UserView};
 use serde_json::{Map, Value};
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// A hashed token ready to be recorded.
@@ -81,6 +83,18 @@ pub enum Command {
         id: ResourceId,
         if_match: Option<u64>,
     },
+    /// RFC 7644 §3.5.2: the operations are evaluated here, against the current document, and
+    /// the outcome recorded as a replacement.
+    PatchUser {
+        id: ResourceId,
+        ops: Vec<PatchOp>,
+        if_match: Option<u64>,
+    },
+    PatchGroup {
+        id: ResourceId,
+        ops: Vec<PatchOp>,
+        if_match: Option<u64>,
+    },
 }
 
 /// Who is asking, and on behalf of which request.
@@ -106,6 +120,9 @@ pub enum DomainError {
     /// A value is not acceptable (RFC 7644 scimType `invalidValue`).
     #[error("{0}")]
     Invalid(String),
+    /// A PATCH request cannot be applied; carries its scimType.
+    #[error(transparent)]
+    Patch(PatchError),
 }
 
 /// What a successful command produced, for the response.
@@ -316,24 +333,15 @@ pub fn decide(
             resource,
             if_match,
         } => {
-            let user = state.user(*id).filter(|u| visible(&u.owner, ctx));
-            let user = user.ok_or_else(|| DomainError::NotFound(format!("user {id} not found")))?;
-            check_version(user.version, *if_match)?;
-            let name = string_attr(resource, "userName")?;
-            if state
-                .user_by_name(name)
-                .is_some_and(|other| other.id != *id)
-            {
-                return Err(DomainError::Conflict(format!(
-                    "userName {name:?} is already taken"
-                )));
-            }
-            let resource = Document::from_map(resource);
-            if user.resource != resource {
-                let event = Event::UserReplaced(UserReplaced { resource });
-                b.push(ResourceType::User, *id, user.version, event);
-            }
-            Outcome::User(*id)
+            let user = visible_user(state, ctx, *id, *if_match)?;
+            replace_user(state, &mut b, user, resource)?
+        }
+        Command::PatchUser { id, ops, if_match } => {
+            let user = visible_user(state, ctx, *id, *if_match)?;
+            let mut doc = user.resource.to_map();
+            patch::apply(&mut doc, ops, patch::Kind::User).map_err(DomainError::Patch)?;
+            patch::normalize_user(&mut doc);
+            replace_user(state, &mut b, user, &doc)?
         }
         Command::DeleteUser { id, if_match } => {
             let user = state.user(*id).filter(|u| visible(&u.owner, ctx));
@@ -378,36 +386,21 @@ pub fn decide(
             members,
             if_match,
         } => {
-            let group = state.group(*id).filter(|g| visible(&g.owner, ctx));
-            let group =
-                group.ok_or_else(|| DomainError::NotFound(format!("group {id} not found")))?;
-            check_version(group.version, *if_match)?;
-            let name = string_attr(resource, "displayName")?;
-            if state
-                .group_by_name(name)
-                .is_some_and(|other| other.id != *id)
-            {
-                return Err(DomainError::Conflict(format!(
-                    "displayName {name:?} is already taken"
-                )));
-            }
-            let members = resolve_members(state, ctx, Some(*id), members)?;
-            let resource = Document::from_map(resource);
-            if group.resource != resource {
-                let event = Event::GroupReplaced(GroupReplaced { resource });
-                b.push(ResourceType::Group, *id, group.version, event);
-            }
-            let removed: Vec<Member> = group.members.difference(&members).copied().collect();
-            let added: Vec<Member> = members.difference(&group.members).copied().collect();
-            if !removed.is_empty() {
-                let event = Event::GroupMembersRemoved(GroupMembersRemoved { members: removed });
-                b.push(ResourceType::Group, *id, group.version, event);
-            }
-            if !added.is_empty() {
-                let event = Event::GroupMembersAdded(GroupMembersAdded { members: added });
-                b.push(ResourceType::Group, *id, group.version, event);
-            }
-            Outcome::Group(*id)
+            let group = visible_group(state, ctx, *id, *if_match)?;
+            replace_group(state, &mut b, ctx, group, resource, members)?
+        }
+        Command::PatchGroup { id, ops, if_match } => {
+            let group = visible_group(state, ctx, *id, *if_match)?;
+            let mut doc = group.resource.to_map();
+            let current: Vec<Value> = group
+                .members
+                .iter()
+                .map(|m| serde_json::json!({"value": m.value.to_string(), "type": format!("{:?}", m.kind)}))
+                .collect();
+            doc.insert("members".into(), Value::Array(current));
+            patch::apply(&mut doc, ops, patch::Kind::Group).map_err(DomainError::Patch)?;
+            let members = take_members(&mut doc)?;
+            replace_group(state, &mut b, ctx, group, &doc, &members)?
         }
         Command::DeleteGroup { id, if_match } => {
             let group = state.group(*id).filter(|g| visible(&g.owner, ctx));
@@ -427,6 +420,119 @@ pub fn decide(
         }
     };
     Ok((b.events, outcome))
+}
+
+fn visible_user<'a>(
+    state: &'a Directory,
+    ctx: &Context,
+    id: ResourceId,
+    if_match: Option<u64>,
+) -> Result<&'a Arc<UserView>, DomainError> {
+    let user = state.user(id).filter(|u| visible(&u.owner, ctx));
+    let user = user.ok_or_else(|| DomainError::NotFound(format!("user {id} not found")))?;
+    check_version(user.version, if_match)?;
+    Ok(user)
+}
+
+fn visible_group<'a>(
+    state: &'a Directory,
+    ctx: &Context,
+    id: ResourceId,
+    if_match: Option<u64>,
+) -> Result<&'a Arc<GroupView>, DomainError> {
+    let group = state.group(id).filter(|g| visible(&g.owner, ctx));
+    let group = group.ok_or_else(|| DomainError::NotFound(format!("group {id} not found")))?;
+    check_version(group.version, if_match)?;
+    Ok(group)
+}
+
+/// Records a user's new document (PUT, or the result of a PATCH), if it changed.
+fn replace_user(
+    state: &Directory,
+    b: &mut Builder<'_>,
+    user: &UserView,
+    resource: &Map<String, Value>,
+) -> Result<Outcome, DomainError> {
+    let name = string_attr(resource, "userName")?;
+    if state
+        .user_by_name(name)
+        .is_some_and(|other| other.id != user.id)
+    {
+        return Err(DomainError::Conflict(format!(
+            "userName {name:?} is already taken"
+        )));
+    }
+    let resource = Document::from_map(resource);
+    if user.resource != resource {
+        let event = Event::UserReplaced(UserReplaced { resource });
+        b.push(ResourceType::User, user.id, user.version, event);
+    }
+    Ok(Outcome::User(user.id))
+}
+
+/// Records a group's new document and member list (PUT, or the result of a PATCH): the
+/// document if it changed, then the members removed and added.
+fn replace_group(
+    state: &Directory,
+    b: &mut Builder<'_>,
+    ctx: &Context,
+    group: &GroupView,
+    resource: &Map<String, Value>,
+    members: &[MemberRef],
+) -> Result<Outcome, DomainError> {
+    let id = group.id;
+    let name = string_attr(resource, "displayName")?;
+    if state
+        .group_by_name(name)
+        .is_some_and(|other| other.id != id)
+    {
+        return Err(DomainError::Conflict(format!(
+            "displayName {name:?} is already taken"
+        )));
+    }
+    let members = resolve_members(state, ctx, Some(id), members)?;
+    let resource = Document::from_map(resource);
+    if group.resource != resource {
+        let event = Event::GroupReplaced(GroupReplaced { resource });
+        b.push(ResourceType::Group, id, group.version, event);
+    }
+    let removed: Vec<Member> = group.members.difference(&members).copied().collect();
+    let added: Vec<Member> = members.difference(&group.members).copied().collect();
+    if !removed.is_empty() {
+        let event = Event::GroupMembersRemoved(GroupMembersRemoved { members: removed });
+        b.push(ResourceType::Group, id, group.version, event);
+    }
+    if !added.is_empty() {
+        let event = Event::GroupMembersAdded(GroupMembersAdded { members: added });
+        b.push(ResourceType::Group, id, group.version, event);
+    }
+    Ok(Outcome::Group(id))
+}
+
+/// Takes the `members` array out of a patched group document.
+fn take_members(doc: &mut Map<String, Value>) -> Result<Vec<MemberRef>, DomainError> {
+    let key = doc
+        .keys()
+        .find(|k| k.eq_ignore_ascii_case("members"))
+        .cloned();
+    let Some(list) = key.and_then(|k| doc.remove(&k)) else {
+        return Ok(vec![]);
+    };
+    let Value::Array(items) = list else {
+        return Err(DomainError::Invalid("members must be an array".into()));
+    };
+    items
+        .iter()
+        .map(|m| {
+            let value = m.get("value").and_then(Value::as_str);
+            let value = value
+                .ok_or_else(|| DomainError::Invalid("every member needs a string value".into()))?;
+            Ok(MemberRef {
+                value: value.to_owned(),
+                kind: m.get("type").and_then(Value::as_str).map(str::to_owned),
+            })
+        })
+        .collect()
 }
 
 fn create_source(b: &mut Builder<'_>, slug: &str, token: &NewToken) -> Outcome {

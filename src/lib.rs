@@ -13,4 +13,5 @@ pub mod domain;
 pub mod http;
 pub mod log;
 pub mod metrics;
+pub mod patch;
 pub mod writer;

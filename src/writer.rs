@@ -175,7 +175,7 @@ fn outcome_label(r: &Result<Outcome, WriteError>) -> &'static str {
         Err(WriteError::Domain(DomainError::Conflict(_))) => "conflict",
         Err(WriteError::Domain(DomainError::NotFound(_))) => "not_found",
         Err(WriteError::Domain(DomainError::PreconditionFailed { .. })) => "precondition_failed",
-        Err(WriteError::Domain(DomainError::Invalid(_))) => "invalid",
+        Err(WriteError::Domain(DomainError::Invalid(_) | DomainError::Patch(_))) => "invalid",
         Err(WriteError::Unavailable(_)) => "unavailable",
     }
 }

@@ -43,6 +43,18 @@ enum Op {
         source: usize,
         pick: usize,
     },
+    PatchUser {
+        source: usize,
+        pick: usize,
+        title: u8,
+        active: bool,
+    },
+    PatchGroupMembers {
+        source: usize,
+        pick: usize,
+        add: Vec<usize>,
+        remove: Vec<usize>,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -55,7 +67,10 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (s.clone(), p).prop_map(|(source, pick)| Op::DeleteUser { source, pick }),
         2 => (s.clone(), n.clone(), prop::collection::vec(any::<usize>(), 0..4)).prop_map(|(source, name, members)| Op::CreateGroup { source, name, members }),
         2 => (s.clone(), p, n.clone(), prop::collection::vec(any::<usize>(), 0..4)).prop_map(|(source, pick, name, members)| Op::ReplaceGroup { source, pick, name, members }),
-        1 => (s, p).prop_map(|(source, pick)| Op::DeleteGroup { source, pick }),
+        1 => (s.clone(), p).prop_map(|(source, pick)| Op::DeleteGroup { source, pick }),
+        2 => (s.clone(), p, any::<u8>(), any::<bool>()).prop_map(|(source, pick, title, active)| Op::PatchUser { source, pick, title, active }),
+        2 => (s, p, prop::collection::vec(any::<usize>(), 0..3), prop::collection::vec(any::<usize>(), 0..3))
+            .prop_map(|(source, pick, add, remove)| Op::PatchGroupMembers { source, pick, add, remove }),
     ]
 }
 
@@ -142,6 +157,30 @@ fn run(ops: Vec<Op>, concurrency: usize) {
                             if_match: None,
                         }, *source),
                         Op::DeleteGroup { source, pick: p } => (Command::DeleteGroup { id: pick(&g, *p), if_match: None }, *source),
+                        Op::PatchUser { source, pick: p, title, active } => {
+                            let body = json!({"Operations": [
+                                {"op": "Replace", "path": "title", "value": title.to_string()},
+                                {"op": "replace", "value": {"active": if *active { "True" } else { "False" }}}
+                            ]});
+                            let ops = roster::patch::parse_request(body.as_object().unwrap()).unwrap();
+                            (Command::PatchUser { id: pick(&u, *p), ops, if_match: None }, *source)
+                        }
+                        Op::PatchGroupMembers { source, pick: p, add, remove } => {
+                            let all: Vec<_> = u.iter().chain(g.iter()).copied().collect();
+                            let mut list = Vec::new();
+                            if !add.is_empty() {
+                                let vals: Vec<_> = add.iter().map(|&i| json!({"value": pick(&all, i).to_string()})).collect();
+                                list.push(json!({"op": "Add", "path": "members", "value": vals}));
+                            }
+                            for &i in remove {
+                                list.push(json!({"op": "remove", "path": format!("members[value eq \"{}\"]", pick(&all, i))}));
+                            }
+                            if list.is_empty() {
+                                list.push(json!({"op": "replace", "path": "displayName", "value": "renamed"}));
+                            }
+                            let ops = roster::patch::parse_request(json!({"Operations": list}).as_object().unwrap()).unwrap();
+                            (Command::PatchGroup { id: pick(&g, *p), ops, if_match: None }, *source)
+                        }
                     };
                     match w.execute(cmd, ctx(source)).await {
                         Ok(Outcome::User(id)) => users.lock().unwrap().push(id),

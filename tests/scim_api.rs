@@ -520,7 +520,7 @@ async fn bad_input_gets_a_scim_error_and_changes_nothing() {
     assert_eq!(s, 404);
     let r = app
         .http
-        .patch(format!("{users}/00000000-0000-0000-0000-000000000000"))
+        .post(format!("{users}/00000000-0000-0000-0000-000000000000"))
         .bearer_auth(&t)
         .send()
         .await

@@ -110,6 +110,7 @@ impl From<DomainError> for ScimError {
                 Self::new(StatusCode::PRECONDITION_FAILED, None, e.to_string())
             }
             DomainError::Invalid(d) => Self::bad_request("invalidValue", d),
+            DomainError::Patch(p) => Self::bad_request(p.scim_type, p.detail),
         }
     }
 }

@@ -7,6 +7,7 @@ use super::error::{ScimError, SCIM_JSON};
 use super::AppState;
 use crate::auth;
 use crate::domain::{Command, Context, MemberRef, Outcome};
+use crate::patch;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequestParts, Path, Query, State};
@@ -31,12 +32,18 @@ pub fn routes() -> Router<AppState> {
         .route("/Users", get(list_users).post(create_user))
         .route(
             "/Users/{id}",
-            get(get_user).put(replace_user).delete(delete_user),
+            get(get_user)
+                .put(replace_user)
+                .delete(delete_user)
+                .patch(patch_user),
         )
         .route("/Groups", get(list_groups).post(create_group))
         .route(
             "/Groups/{id}",
-            get(get_group).put(replace_group).delete(delete_group),
+            get(get_group)
+                .put(replace_group)
+                .delete(delete_group)
+                .patch(patch_group),
         )
         .fallback(|| async { ScimError::not_found("no such SCIM endpoint") })
 }
@@ -193,7 +200,9 @@ fn clean(
 }
 
 fn user_resource(doc: Map<String, Value>) -> Result<Map<String, Value>, ScimError> {
-    clean(doc, USER_SCHEMA, &["password", "groups"])
+    let mut doc = clean(doc, USER_SCHEMA, &["password", "groups"])?;
+    patch::normalize_user(&mut doc);
+    Ok(doc)
 }
 
 fn group_resource(
@@ -592,4 +601,73 @@ async fn delete_group(
         .execute(cmd, auth.ctx())
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn patch_ops(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Vec<patch::PatchOp>, ScimError> {
+    let body = json_object(headers, body)?;
+    patch::parse_request(&body).map_err(|e| ScimError::bad_request(e.scim_type, e.detail))
+}
+
+// RFC 7644 §3.5.2
+async fn patch_user(
+    State(app): State<AppState>,
+    auth: SourceAuth,
+    Path((_, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ScimError> {
+    let id = parse_id(&id, "user")?;
+    let ops = patch_ops(&headers, body)?;
+    let cmd = Command::PatchUser {
+        id,
+        ops,
+        if_match: if_match(&headers)?,
+    };
+    app.writers
+        .get(&auth.directory)
+        .await?
+        .execute(cmd, auth.ctx())
+        .await?;
+    let user = app.store.user(&auth.directory, id).await?;
+    let user = user.ok_or_else(|| ScimError::not_found(format!("user {id} not found")))?;
+    Ok(scim_response(
+        StatusCode::OK,
+        user_json(&user, &auth.base),
+        Some(user.version),
+        None,
+    ))
+}
+
+// RFC 7644 §3.5.2
+async fn patch_group(
+    State(app): State<AppState>,
+    auth: SourceAuth,
+    Path((_, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ScimError> {
+    let id = parse_id(&id, "group")?;
+    let ops = patch_ops(&headers, body)?;
+    let cmd = Command::PatchGroup {
+        id,
+        ops,
+        if_match: if_match(&headers)?,
+    };
+    app.writers
+        .get(&auth.directory)
+        .await?
+        .execute(cmd, auth.ctx())
+        .await?;
+    let group = app.store.group(&auth.directory, id).await?;
+    let group = group.ok_or_else(|| ScimError::not_found(format!("group {id} not found")))?;
+    let body = group_json(&app, &auth.directory, &group, &auth.base).await?;
+    Ok(scim_response(
+        StatusCode::OK,
+        body,
+        Some(group.version),
+        None,
+    ))
 }
