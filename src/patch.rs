@@ -172,8 +172,8 @@ pub enum Kind {
 impl Kind {
     fn core(self) -> &'static str {
         match self {
-            Kind::User => "urn:ietf:params:scim:schemas:core:2.0:User",
-            Kind::Group => "urn:ietf:params:scim:schemas:core:2.0:Group",
+            Kind::User => schema::USER,
+            Kind::Group => schema::GROUP,
         }
     }
 
@@ -293,6 +293,17 @@ fn same_value(a: &Value, b: &Value) -> bool {
 /// the scimType RFC 7644 gives: `mutability` for read-only attributes, `noTarget` when a
 /// filtered replace or a remove finds nothing it can act on, `invalidPath`, `invalidValue`.
 pub fn apply(doc: &mut Map<String, Value>, ops: &[PatchOp], kind: Kind) -> Result<(), PatchError> {
+    apply_ops(doc, ops, kind)?;
+    // New attributes named in any case are stored as the schema spells them.
+    let core = match kind {
+        Kind::User => &schema::USER_SCHEMA,
+        Kind::Group => &schema::GROUP_SCHEMA,
+    };
+    *doc = schema::canonicalize(std::mem::take(doc), core);
+    Ok(())
+}
+
+fn apply_ops(doc: &mut Map<String, Value>, ops: &[PatchOp], kind: Kind) -> Result<(), PatchError> {
     for op in ops {
         let mut value = op.value.clone();
         match &op.path {
@@ -359,7 +370,8 @@ fn is_schema_urn(key: &str, doc: &Map<String, Value>) -> bool {
     listed || key.eq_ignore_ascii_case(ENTERPRISE_USER)
 }
 
-pub const ENTERPRISE_USER: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+use roster_projections::schema;
+pub use roster_projections::schema::ENTERPRISE_USER;
 
 /// Puts a user document in the shape Roster stores, whatever dialect it came in: booleans
 /// sent as strings become booleans, and the enterprise `manager` sent as a bare id (Entra
@@ -792,8 +804,8 @@ mod tests {
             json!({"employeeNumber": "42", "costCenter": "7"})
         );
         assert_eq!(
-            out["DISPLAYNAME"], "Ada L.",
-            "a new attribute keeps the name it was given"
+            out["displayName"], "Ada L.",
+            "a new attribute is stored as the schema spells it"
         );
     }
 

@@ -332,6 +332,13 @@ pub fn parse(input: &str) -> Result<Filter, FilterError> {
 pub trait Attributes {
     /// The value of a top-level attribute (`schema` is the URN of an extension, if given).
     fn attribute(&self, schema: Option<&str>, attr: &str) -> Option<Cow<'_, Value>>;
+
+    /// Whether string comparisons on `path` are case-exact. Resources with a schema answer
+    /// from it; the default knows only the common attributes (`id`, `externalId`,
+    /// `meta.version`).
+    fn case_exact(&self, path: &AttrPath) -> bool {
+        path.case_exact()
+    }
 }
 
 /// Looks up `key` in a JSON object, case-insensitively as SCIM attribute names are.
@@ -464,7 +471,7 @@ impl Filter {
                 if let Some(top) = &top {
                     values_at(top, path.sub.as_deref(), &mut vals);
                 }
-                let exact = path.case_exact();
+                let exact = resource.case_exact(path);
                 match op {
                     Op::Ne => !vals.iter().any(|v| compare(v, Op::Eq, value, exact)),
                     Op::Eq if value.is_null() => !vals.iter().any(|v| present(v)),

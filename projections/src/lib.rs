@@ -8,6 +8,7 @@
 mod directory;
 pub mod filter;
 mod query;
+pub mod schema;
 mod store;
 mod views;
 

@@ -2,7 +2,7 @@
 //! acceleration for the common exact lookups, and stable pagination in id (creation) order.
 
 use crate::directory::Directory;
-use crate::filter::{get_ci, Attributes, Filter};
+use crate::filter::{self, get_ci, Attributes, Filter};
 use crate::views::{GroupView, UserView};
 use roster_events::{fold_case, ResourceId};
 use serde_json::{json, Value};
@@ -126,6 +126,11 @@ impl Attributes for UserAttributes<'_> {
         }
         attribute(&self.doc, USER_SCHEMA, schema, attr)
     }
+
+    fn case_exact(&self, path: &filter::AttrPath) -> bool {
+        let (schema, sub) = (path.schema.as_deref(), path.sub.as_deref());
+        crate::schema::case_exact(schema, &crate::schema::USER_SCHEMA, &path.attr, sub)
+    }
 }
 
 impl Attributes for GroupAttributes<'_> {
@@ -153,6 +158,11 @@ impl Attributes for GroupAttributes<'_> {
             }
         }
         attribute(&self.doc, GROUP_SCHEMA, schema, attr)
+    }
+
+    fn case_exact(&self, path: &filter::AttrPath) -> bool {
+        let (schema, sub) = (path.schema.as_deref(), path.sub.as_deref());
+        crate::schema::case_exact(schema, &crate::schema::GROUP_SCHEMA, &path.attr, sub)
     }
 }
 

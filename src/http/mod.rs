@@ -4,6 +4,7 @@
 
 mod admin;
 mod body;
+mod discovery;
 pub mod error;
 mod scim;
 
@@ -66,7 +67,10 @@ pub fn router(state: AppState) -> Router {
     let max_body = state.settings.max_body_bytes;
     let tracked = state.clone();
     Router::new()
-        .nest("/source/scim/{slug}/v2", scim::routes())
+        .nest(
+            "/source/scim/{slug}/v2",
+            scim::routes().merge(discovery::routes()),
+        )
         .nest("/admin/v1", admin::routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

@@ -19,12 +19,11 @@ use axum::Router;
 use chrono::{DateTime, Utc};
 use roster_events::{Actor, Document, ResourceId};
 use roster_projections::filter;
+use roster_projections::schema::{self, Schema};
 use roster_projections::{GroupView, ListQuery, UserView, Visibility};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 
-const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
-const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 const LIST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 
 pub fn routes() -> Router<AppState> {
@@ -57,6 +56,11 @@ pub struct SourceAuth {
 }
 
 impl SourceAuth {
+    /// The source's SCIM base URL, as clients reach it.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     fn ctx(&self) -> Context {
         Context {
             actor: Actor::Source(format!("source:{}", self.slug)),
@@ -157,10 +161,13 @@ fn splice(head: &str, doc: &Document) -> String {
 /// assigned by Roster (RFC 7643 §3.1), nulls mean absent, `password` is write-only and is not
 /// kept in the log.
 fn clean(
-    mut doc: Map<String, Value>,
-    core: &str,
+    doc: Map<String, Value>,
+    schema: &'static Schema,
     drop: &[&str],
 ) -> Result<Map<String, Value>, ScimError> {
+    let core = schema.id;
+    // Attribute names in any case: stored as the schema spells them.
+    let mut doc = schema::canonicalize(doc, schema);
     doc.retain(|k, v| {
         !v.is_null()
             && !k.eq_ignore_ascii_case("id")
@@ -200,7 +207,7 @@ fn clean(
 }
 
 fn user_resource(doc: Map<String, Value>) -> Result<Map<String, Value>, ScimError> {
-    let mut doc = clean(doc, USER_SCHEMA, &["password", "groups"])?;
+    let mut doc = clean(doc, &schema::USER_SCHEMA, &["password", "groups"])?;
     patch::normalize_user(&mut doc);
     Ok(doc)
 }
@@ -234,7 +241,7 @@ fn group_resource(
             ))
         }
     };
-    Ok((clean(doc, GROUP_SCHEMA, &[])?, members))
+    Ok((clean(doc, &schema::GROUP_SCHEMA, &[])?, members))
 }
 
 fn meta(resource_type: &str, v: (&DateTime<Utc>, &DateTime<Utc>, u64), location: &str) -> Value {
