@@ -99,6 +99,7 @@ async fn a_failed_append_is_answered_unavailable_and_leaves_no_trace() {
     assert_eq!(*log.end().borrow(), end_before, "nothing reached the log");
     let q = ListQuery {
         filter: None,
+        sort: None,
         start_index: 1,
         count: 10,
     };

@@ -13,6 +13,6 @@ mod store;
 mod views;
 
 pub use directory::{Directory, FoldError, Undo};
-pub use query::{ListQuery, Page, Visibility};
+pub use query::{sort_key, ListQuery, Page, SortBy, SortKey, Visibility};
 pub use store::{LogEntry, MemoryStore, ProjectionStore, StoreError};
 pub use views::{AdminTokenView, DirectoryMeta, GroupView, Keys, SourceView, TokenView, UserView};

@@ -35,9 +35,55 @@ impl Visibility<'_> {
 #[derive(Clone, Debug)]
 pub struct ListQuery {
     pub filter: Option<Filter>,
+    pub sort: Option<SortBy>,
     /// 1-based index of the first result.
     pub start_index: usize,
     pub count: usize,
+}
+
+/// RFC 7644 §3.4.2.3: the attribute to sort by and the direction.
+#[derive(Clone, Debug)]
+pub struct SortBy {
+    pub path: filter::AttrPath,
+    pub descending: bool,
+}
+
+/// A value to sort on. Variants order as listed, so resources without the attribute come
+/// last when ascending (and first when descending).
+#[derive(Clone, Debug, PartialEq, PartialOrd)]
+pub enum SortKey {
+    Bool(bool),
+    Number(f64),
+    Text(String),
+    Missing,
+}
+
+/// The sort key of a resource: the attribute's value; for a multi-valued attribute, the
+/// primary value (or else the first); strings folded unless the attribute is case-exact.
+pub fn sort_key(resource: &dyn Attributes, path: &filter::AttrPath) -> SortKey {
+    let Some(top) = resource.attribute(path.schema.as_deref(), &path.attr) else {
+        return SortKey::Missing;
+    };
+    let element = match top.as_ref() {
+        Value::Array(items) => items
+            .iter()
+            .find(|i| i.get("primary").and_then(Value::as_bool) == Some(true))
+            .or_else(|| items.first()),
+        v => Some(v),
+    };
+    let value = match (element, &path.sub) {
+        (Some(Value::Object(m)), Some(sub)) => get_ci(m, sub),
+        (Some(Value::Object(m)), None) => get_ci(m, "value"),
+        (Some(v), None) => Some(v),
+        _ => None,
+    };
+    match value {
+        Some(Value::String(s)) if resource.case_exact(path) => SortKey::Text(s.clone()),
+        Some(Value::String(s)) => SortKey::Text(fold_case(s)),
+        Some(Value::Number(n)) => n.as_f64().map_or(SortKey::Missing, SortKey::Number),
+        Some(Value::Bool(b)) => SortKey::Bool(*b),
+        _ => SortKey::Missing,
+    }
 }
 
 /// One page of results and the total number of matches.
@@ -166,24 +212,78 @@ impl Attributes for GroupAttributes<'_> {
     }
 }
 
-fn page<T>(
+/// Filters, sorts (if asked) and paginates. `select` returns None for a resource the filter
+/// rejects, else its sort key (ignored when not sorting). Without a sort, results are in id
+/// (creation) order, which keeps pagination stable while data changes.
+fn page<T: HasId>(
     candidates: impl Iterator<Item = Arc<T>>,
-    matches: Option<impl Fn(&T) -> bool>,
+    select: impl Fn(&T) -> Option<SortKey>,
     q: &ListQuery,
 ) -> Page<T> {
     let skip = q.start_index.max(1) - 1;
-    let mut total = 0;
-    let mut items = Vec::new();
-    for item in candidates {
-        if matches.as_ref().is_some_and(|m| !m(item.as_ref())) {
-            continue;
+    let Some(sort) = &q.sort else {
+        let mut total = 0;
+        let mut items = Vec::new();
+        for item in candidates {
+            if select(item.as_ref()).is_none() {
+                continue;
+            }
+            if total >= skip && items.len() < q.count {
+                items.push(item);
+            }
+            total += 1;
         }
-        if total >= skip && items.len() < q.count {
-            items.push(item);
-        }
-        total += 1;
-    }
+        return Page { total, items };
+    };
+    let mut all: Vec<(SortKey, Arc<T>)> = candidates
+        .filter_map(|item| select(item.as_ref()).map(|k| (k, item)))
+        .collect();
+    all.sort_by(|(ka, a), (kb, b)| {
+        let by_key = ka.partial_cmp(kb).unwrap_or(std::cmp::Ordering::Equal);
+        let by_key = if sort.descending {
+            by_key.reverse()
+        } else {
+            by_key
+        };
+        by_key.then_with(|| a.id().cmp(&b.id()))
+    });
+    let total = all.len();
+    let items = all
+        .into_iter()
+        .skip(skip)
+        .take(q.count)
+        .map(|(_, item)| item)
+        .collect();
     Page { total, items }
+}
+
+/// Resources have ids, the tie-breaker of every order.
+pub trait HasId {
+    fn id(&self) -> ResourceId;
+}
+
+impl HasId for UserView {
+    fn id(&self) -> ResourceId {
+        self.id
+    }
+}
+
+impl HasId for GroupView {
+    fn id(&self) -> ResourceId {
+        self.id
+    }
+}
+
+/// Applies the query's filter and sort to one resource (parsed once for both).
+fn select(resource: &dyn Attributes, q: &ListQuery) -> Option<SortKey> {
+    if q.filter.as_ref().is_some_and(|f| !f.matches(resource)) {
+        return None;
+    }
+    Some(
+        q.sort
+            .as_ref()
+            .map_or(SortKey::Missing, |s| sort_key(resource, &s.path)),
+    )
 }
 
 /// Ids narrowed by an index, when the filter is an exact lookup an index can answer.
@@ -231,11 +331,15 @@ impl Directory {
             .filter_map(|id| self.users.get(id))
             .filter(|u| vis.admits(&u.owner))
             .cloned();
-        let matches = q
-            .filter
-            .as_ref()
-            .map(|f| move |u: &UserView| f.matches(&u.attributes()));
-        page(candidates, matches, q)
+        let plain = q.filter.is_none() && q.sort.is_none();
+        let select = |u: &UserView| {
+            if plain {
+                Some(SortKey::Missing)
+            } else {
+                select(&u.attributes(), q)
+            }
+        };
+        page(candidates, select, q)
     }
 
     /// Lists groups visible to `vis` that match the query, in id order.
@@ -261,10 +365,14 @@ impl Directory {
             .filter_map(|id| self.groups.get(id))
             .filter(|g| vis.admits(&g.owner))
             .cloned();
-        let matches = q
-            .filter
-            .as_ref()
-            .map(|f| move |g: &GroupView| f.matches(&g.attributes()));
-        page(candidates, matches, q)
+        let plain = q.filter.is_none() && q.sort.is_none();
+        let select = |g: &GroupView| {
+            if plain {
+                Some(SortKey::Missing)
+            } else {
+                select(&g.attributes(), q)
+            }
+        };
+        page(candidates, select, q)
     }
 }

@@ -7,6 +7,7 @@ mod body;
 mod discovery;
 pub mod error;
 mod scim;
+mod select;
 
 use crate::config::Settings;
 use crate::metrics::{Metrics, RequestLabels, RouteLabels};

@@ -4,6 +4,7 @@
 
 use super::body::{etag, if_match, json_object, parse_etag};
 use super::error::{ScimError, SCIM_JSON};
+use super::select::{Search, Selection};
 use super::AppState;
 use crate::auth;
 use crate::domain::{Command, Context, MemberRef, Outcome};
@@ -14,13 +15,12 @@ use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, Utc};
 use roster_events::{Actor, Document, ResourceId};
-use roster_projections::filter;
 use roster_projections::schema::{self, Schema};
-use roster_projections::{GroupView, ListQuery, UserView, Visibility};
+use roster_projections::{GroupView, UserView, Visibility};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 
@@ -37,6 +37,9 @@ pub fn routes() -> Router<AppState> {
                 .patch(patch_user),
         )
         .route("/Groups", get(list_groups).post(create_group))
+        .route("/Users/.search", post(search_users_post))
+        .route("/Groups/.search", post(search_groups_post))
+        .route("/.search", post(search_root))
         .route(
             "/Groups/{id}",
             get(get_group)
@@ -259,10 +262,11 @@ fn user_location(base: &str, u: &UserView) -> String {
     format!("{base}/Users/{}", u.id)
 }
 
-fn user_json(u: &UserView, base: &str) -> String {
+fn user_json(u: &UserView, base: &str, sel: &Selection) -> String {
     let location = user_location(base, u);
     let meta = meta("User", (&u.created, &u.last_modified, u.version), &location);
-    splice(&format!("\"id\":\"{}\",\"meta\":{meta}", u.id), &u.resource)
+    let out = splice(&format!("\"id\":\"{}\",\"meta\":{meta}", u.id), &u.resource);
+    sel.apply(out, schema::USER)
 }
 
 fn group_location(base: &str, g: &GroupView) -> String {
@@ -274,6 +278,7 @@ async fn group_json(
     dir: &str,
     g: &GroupView,
     base: &str,
+    sel: &Selection,
 ) -> Result<String, ScimError> {
     let members: Vec<_> = g.members.iter().copied().collect();
     let displays = app.store.member_displays(dir, &members).await?;
@@ -307,42 +312,7 @@ async fn group_json(
         g.id,
         Value::Array(list)
     );
-    Ok(splice(&head, &g.resource))
-}
-
-/// RFC 7644 §3.4.2: filter, startIndex (1-based; below 1 means 1) and count (0 gives only the
-/// total; capped at the advertised maximum). Parameter names are matched case-insensitively.
-fn list_query(app: &AppState, params: &[(String, String)]) -> Result<ListQuery, ScimError> {
-    let get = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    };
-    let filter = match get("filter") {
-        None => None,
-        Some(f) if f.trim().is_empty() => None,
-        Some(f) => {
-            Some(filter::parse(f).map_err(|e| ScimError::bad_request("invalidFilter", e.0))?)
-        }
-    };
-    let number = |name: &str| -> Result<Option<i64>, ScimError> {
-        get(name)
-            .map(|v| v.trim().parse::<i64>())
-            .transpose()
-            .map_err(|_| {
-                ScimError::bad_request("invalidValue", format!("{name} must be an integer"))
-            })
-    };
-    let start_index = number("startIndex")?.unwrap_or(1).max(1) as usize;
-    let count = number("count")?
-        .unwrap_or(app.settings.default_page_size as i64)
-        .clamp(0, app.settings.max_page_size as i64) as usize;
-    Ok(ListQuery {
-        filter,
-        start_index,
-        count,
-    })
+    Ok(sel.apply(splice(&head, &g.resource), schema::GROUP))
 }
 
 fn list_response(total: usize, start_index: usize, resources: Vec<String>) -> Response {
@@ -376,6 +346,7 @@ fn not_modified(headers: &HeaderMap, version: u64) -> bool {
 async fn create_user(
     State(app): State<AppState>,
     auth: SourceAuth,
+    sel: Selection,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ScimError> {
@@ -390,7 +361,7 @@ async fn create_user(
     let user = app.store.user(&auth.directory, id).await?;
     let user = user.ok_or_else(|| ScimError::internal(&"created user not in views"))?;
     let location = user_location(&auth.base, &user);
-    let body = user_json(&user, &auth.base);
+    let body = user_json(&user, &auth.base, &sel);
     Ok(scim_response(
         StatusCode::CREATED,
         body,
@@ -403,6 +374,7 @@ async fn create_user(
 async fn get_user(
     State(app): State<AppState>,
     auth: SourceAuth,
+    sel: Selection,
     Path((_, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ScimError> {
@@ -416,7 +388,7 @@ async fn get_user(
     }
     Ok(scim_response(
         StatusCode::OK,
-        user_json(&user, &auth.base),
+        user_json(&user, &auth.base, &sel),
         Some(user.version),
         None,
     ))
@@ -428,7 +400,26 @@ async fn list_users(
     auth: SourceAuth,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ScimError> {
-    let q = list_query(&app, &params)?;
+    search_users(&app, &auth, Search::from_query(&params)?).await
+}
+
+// RFC 7644 §3.4.3
+async fn search_users_post(
+    State(app): State<AppState>,
+    auth: SourceAuth,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ScimError> {
+    let body = json_object(&headers, body)?;
+    search_users(&app, &auth, Search::from_body(&body)?).await
+}
+
+async fn search_users(
+    app: &AppState,
+    auth: &SourceAuth,
+    search: Search,
+) -> Result<Response, ScimError> {
+    let q = search.to_query(app)?;
     let page = app
         .store
         .list_users(&auth.directory, auth.vis(), &q)
@@ -436,7 +427,7 @@ async fn list_users(
     let resources = page
         .items
         .iter()
-        .map(|u| user_json(u, &auth.base))
+        .map(|u| user_json(u, &auth.base, &search.selection))
         .collect();
     Ok(list_response(page.total, q.start_index, resources))
 }
@@ -445,6 +436,7 @@ async fn list_users(
 async fn replace_user(
     State(app): State<AppState>,
     auth: SourceAuth,
+    sel: Selection,
     Path((_, id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -465,7 +457,7 @@ async fn replace_user(
     let user = user.ok_or_else(|| ScimError::not_found(format!("user {id} not found")))?;
     Ok(scim_response(
         StatusCode::OK,
-        user_json(&user, &auth.base),
+        user_json(&user, &auth.base, &sel),
         Some(user.version),
         None,
     ))
@@ -495,6 +487,7 @@ async fn delete_user(
 async fn create_group(
     State(app): State<AppState>,
     auth: SourceAuth,
+    sel: Selection,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ScimError> {
@@ -507,7 +500,7 @@ async fn create_group(
     let group = app.store.group(&auth.directory, id).await?;
     let group = group.ok_or_else(|| ScimError::internal(&"created group not in views"))?;
     let location = group_location(&auth.base, &group);
-    let body = group_json(&app, &auth.directory, &group, &auth.base).await?;
+    let body = group_json(&app, &auth.directory, &group, &auth.base, &sel).await?;
     Ok(scim_response(
         StatusCode::CREATED,
         body,
@@ -520,6 +513,7 @@ async fn create_group(
 async fn get_group(
     State(app): State<AppState>,
     auth: SourceAuth,
+    sel: Selection,
     Path((_, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ScimError> {
@@ -531,7 +525,7 @@ async fn get_group(
     if not_modified(&headers, group.version) {
         return Ok(not_modified_response(group.version));
     }
-    let body = group_json(&app, &auth.directory, &group, &auth.base).await?;
+    let body = group_json(&app, &auth.directory, &group, &auth.base, &sel).await?;
     Ok(scim_response(
         StatusCode::OK,
         body,
@@ -546,22 +540,113 @@ async fn list_groups(
     auth: SourceAuth,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ScimError> {
-    let q = list_query(&app, &params)?;
+    search_groups(&app, &auth, Search::from_query(&params)?).await
+}
+
+// RFC 7644 §3.4.3
+async fn search_groups_post(
+    State(app): State<AppState>,
+    auth: SourceAuth,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ScimError> {
+    let body = json_object(&headers, body)?;
+    search_groups(&app, &auth, Search::from_body(&body)?).await
+}
+
+async fn search_groups(
+    app: &AppState,
+    auth: &SourceAuth,
+    search: Search,
+) -> Result<Response, ScimError> {
+    let q = search.to_query(app)?;
     let page = app
         .store
         .list_groups(&auth.directory, auth.vis(), &q)
         .await?;
     let mut resources = Vec::with_capacity(page.items.len());
     for g in &page.items {
-        resources.push(group_json(&app, &auth.directory, g, &auth.base).await?);
+        resources.push(group_json(app, &auth.directory, g, &auth.base, &search.selection).await?);
     }
     Ok(list_response(page.total, q.start_index, resources))
+}
+
+// RFC 7644 §3.4.3: a search at the root covers Users and Groups. Both are filtered (and
+// sorted) by the same request; users come before groups unless a sort says otherwise.
+async fn search_root(
+    State(app): State<AppState>,
+    auth: SourceAuth,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ScimError> {
+    let body = json_object(&headers, body)?;
+    let search = Search::from_body(&body)?;
+    let q = search.to_query(&app)?;
+    let everything = roster_projections::ListQuery {
+        start_index: 1,
+        count: usize::MAX,
+        ..q.clone()
+    };
+    let users = app
+        .store
+        .list_users(&auth.directory, auth.vis(), &everything)
+        .await?;
+    let groups = app
+        .store
+        .list_groups(&auth.directory, auth.vis(), &everything)
+        .await?;
+    enum Hit {
+        User(std::sync::Arc<UserView>),
+        Group(std::sync::Arc<GroupView>),
+    }
+    let mut hits: Vec<(roster_projections::SortKey, Hit)> = Vec::new();
+    for u in users.items {
+        let key = q
+            .sort
+            .as_ref()
+            .map_or(roster_projections::SortKey::Missing, |s| {
+                roster_projections::sort_key(&u.attributes(), &s.path)
+            });
+        hits.push((key, Hit::User(u)));
+    }
+    for g in groups.items {
+        let key = q
+            .sort
+            .as_ref()
+            .map_or(roster_projections::SortKey::Missing, |s| {
+                roster_projections::sort_key(&g.attributes(), &s.path)
+            });
+        hits.push((key, Hit::Group(g)));
+    }
+    if let Some(sort) = &q.sort {
+        // A stable sort keeps users-then-groups, each in id order, among equal keys.
+        hits.sort_by(|(a, _), (b, _)| {
+            let o = a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal);
+            if sort.descending {
+                o.reverse()
+            } else {
+                o
+            }
+        });
+    }
+    let total = hits.len();
+    let mut resources = Vec::new();
+    for (_, hit) in hits.into_iter().skip(q.start_index - 1).take(q.count) {
+        resources.push(match hit {
+            Hit::User(u) => user_json(&u, &auth.base, &search.selection),
+            Hit::Group(g) => {
+                group_json(&app, &auth.directory, &g, &auth.base, &search.selection).await?
+            }
+        });
+    }
+    Ok(list_response(total, q.start_index, resources))
 }
 
 // RFC 7644 §3.5.1
 async fn replace_group(
     State(app): State<AppState>,
     auth: SourceAuth,
+    sel: Selection,
     Path((_, id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -581,7 +666,7 @@ async fn replace_group(
         .await?;
     let group = app.store.group(&auth.directory, id).await?;
     let group = group.ok_or_else(|| ScimError::not_found(format!("group {id} not found")))?;
-    let body = group_json(&app, &auth.directory, &group, &auth.base).await?;
+    let body = group_json(&app, &auth.directory, &group, &auth.base, &sel).await?;
     Ok(scim_response(
         StatusCode::OK,
         body,
@@ -622,6 +707,7 @@ fn patch_ops(
 async fn patch_user(
     State(app): State<AppState>,
     auth: SourceAuth,
+    sel: Selection,
     Path((_, id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -642,7 +728,7 @@ async fn patch_user(
     let user = user.ok_or_else(|| ScimError::not_found(format!("user {id} not found")))?;
     Ok(scim_response(
         StatusCode::OK,
-        user_json(&user, &auth.base),
+        user_json(&user, &auth.base, &sel),
         Some(user.version),
         None,
     ))
@@ -652,6 +738,7 @@ async fn patch_user(
 async fn patch_group(
     State(app): State<AppState>,
     auth: SourceAuth,
+    sel: Selection,
     Path((_, id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -670,7 +757,7 @@ async fn patch_group(
         .await?;
     let group = app.store.group(&auth.directory, id).await?;
     let group = group.ok_or_else(|| ScimError::not_found(format!("group {id} not found")))?;
-    let body = group_json(&app, &auth.directory, &group, &auth.base).await?;
+    let body = group_json(&app, &auth.directory, &group, &auth.base, &sel).await?;
     Ok(scim_response(
         StatusCode::OK,
         body,
