@@ -21,7 +21,10 @@ async fn discovery_endpoints_describe_what_is_supported() {
     assert_eq!(spc["etag"]["supported"], true);
     assert_eq!(spc["filter"]["supported"], true);
     assert_eq!(spc["filter"]["maxResults"], 1000);
-    assert_eq!(spc["bulk"]["supported"], false);
+    assert_eq!(spc["bulk"]["supported"], true);
+    assert_eq!(spc["bulk"]["maxOperations"], 1000);
+    assert_eq!(spc["bulk"]["maxPayloadSize"], 1 << 20);
+    assert_eq!(spc["sort"]["supported"], true);
     assert_eq!(spc["authenticationSchemes"][0]["type"], "oauthbearertoken");
 
     let (s, types) = app.get(&format!("{base}/ResourceTypes"), &t).await;

@@ -47,7 +47,11 @@ async fn service_provider_config(State(app): State<AppState>, auth: SourceAuth) 
     json_response(json!({
         "schemas": [SPC],
         "patch": {"supported": true},
-        "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+        "bulk": {
+            "supported": true,
+            "maxOperations": super::bulk::MAX_OPERATIONS,
+            "maxPayloadSize": app.settings.max_body_bytes
+        },
         "filter": {"supported": true, "maxResults": app.settings.max_page_size},
         "changePassword": {"supported": false},
         "sort": {"supported": true},

@@ -63,8 +63,9 @@ impl ScimError {
     }
 }
 
-impl IntoResponse for ScimError {
-    fn into_response(self) -> Response {
+impl ScimError {
+    /// The RFC 7644 §3.12 error body.
+    pub fn body(&self) -> serde_json::Value {
         let mut body = json!({
             "schemas": [ERROR_SCHEMA],
             "status": self.status.as_str(),
@@ -73,6 +74,13 @@ impl IntoResponse for ScimError {
         if let Some(t) = self.scim_type {
             body["scimType"] = t.into();
         }
+        body
+    }
+}
+
+impl IntoResponse for ScimError {
+    fn into_response(self) -> Response {
+        let body = self.body();
         let mut resp = (self.status, body.to_string()).into_response();
         let headers = resp.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_JSON));

@@ -4,6 +4,7 @@
 
 mod admin;
 mod body;
+mod bulk;
 mod discovery;
 pub mod error;
 mod scim;

@@ -40,6 +40,7 @@ pub fn routes() -> Router<AppState> {
         .route("/Users/.search", post(search_users_post))
         .route("/Groups/.search", post(search_groups_post))
         .route("/.search", post(search_root))
+        .route("/Bulk", post(super::bulk::bulk))
         .route(
             "/Groups/{id}",
             get(get_group)
@@ -53,7 +54,7 @@ pub fn routes() -> Router<AppState> {
 /// An authenticated source, extracted from the path's slug and the bearer token.
 pub struct SourceAuth {
     slug: String,
-    directory: String,
+    pub(super) directory: String,
     base: String,
     request_id: Option<String>,
 }
@@ -64,7 +65,7 @@ impl SourceAuth {
         &self.base
     }
 
-    fn ctx(&self) -> Context {
+    pub(super) fn ctx(&self) -> Context {
         Context {
             actor: Actor::Source(format!("source:{}", self.slug)),
             source: Some(self.slug.clone()),
@@ -120,7 +121,7 @@ impl FromRequestParts<AppState> for SourceAuth {
     }
 }
 
-fn parse_id(id: &str, what: &str) -> Result<ResourceId, ScimError> {
+pub(super) fn parse_id(id: &str, what: &str) -> Result<ResourceId, ScimError> {
     id.parse()
         .map_err(|_| ScimError::not_found(format!("{what} {id} not found")))
 }
@@ -209,13 +210,13 @@ fn clean(
     Ok(doc)
 }
 
-fn user_resource(doc: Map<String, Value>) -> Result<Map<String, Value>, ScimError> {
+pub(super) fn user_resource(doc: Map<String, Value>) -> Result<Map<String, Value>, ScimError> {
     let mut doc = clean(doc, &schema::USER_SCHEMA, &["password", "groups"])?;
     patch::normalize_user(&mut doc);
     Ok(doc)
 }
 
-fn group_resource(
+pub(super) fn group_resource(
     mut doc: Map<String, Value>,
 ) -> Result<(Map<String, Value>, Vec<MemberRef>), ScimError> {
     let key = doc
@@ -258,7 +259,7 @@ fn meta(resource_type: &str, v: (&DateTime<Utc>, &DateTime<Utc>, u64), location:
     })
 }
 
-fn user_location(base: &str, u: &UserView) -> String {
+pub(super) fn user_location(base: &str, u: &UserView) -> String {
     format!("{base}/Users/{}", u.id)
 }
 
@@ -269,7 +270,7 @@ fn user_json(u: &UserView, base: &str, sel: &Selection) -> String {
     sel.apply(out, schema::USER)
 }
 
-fn group_location(base: &str, g: &GroupView) -> String {
+pub(super) fn group_location(base: &str, g: &GroupView) -> String {
     format!("{base}/Groups/{}", g.id)
 }
 

@@ -1,0 +1,319 @@
+//! SCIM Bulk (RFC 7644 §3.7): many operations in one request, each run exactly as its own
+//! request would be (same parsing, same commands, same rules), in order. `bulkId` references
+//! let later operations name resources created by earlier ones (a group whose members are
+//! users created in the same request). Operations are not atomic together, as the RFC says;
+//! each one is.
+
+use super::body::{json_object, parse_etag};
+use super::error::ScimError;
+use super::scim::{
+    group_location, group_resource, parse_id, user_location, user_resource, SourceAuth,
+};
+use super::AppState;
+use crate::domain::{Command, Outcome};
+use crate::patch;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use roster_projections::filter::get_ci;
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+
+const BULK_REQUEST: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
+const BULK_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:BulkResponse";
+/// The most operations one Bulk request may carry (advertised in /ServiceProviderConfig).
+pub const MAX_OPERATIONS: usize = 1000;
+
+/// Replaces every string `bulkId:<id>` in `v` by the id it was resolved to.
+///
+/// Fails naming the first reference that no earlier operation created.
+fn resolve(v: &mut Value, ids: &HashMap<String, String>) -> Result<(), String> {
+    match v {
+        Value::String(s) => {
+            if let Some(key) = s.strip_prefix("bulkId:") {
+                *s = ids.get(key).cloned().ok_or_else(|| {
+                    format!("bulkId {key:?} is not defined by an earlier operation")
+                })?;
+            }
+            Ok(())
+        }
+        Value::Array(items) => items.iter_mut().try_for_each(|i| resolve(i, ids)),
+        Value::Object(m) => m.values_mut().try_for_each(|i| resolve(i, ids)),
+        _ => Ok(()),
+    }
+}
+
+/// Resolves a `bulkId:<id>` segment of an operation's path (`/Users/bulkId:qwerty`).
+fn resolve_path(path: &str, ids: &HashMap<String, String>) -> Result<String, String> {
+    path.split('/')
+        .map(|seg| {
+            let mut v = Value::String(seg.to_owned());
+            resolve(&mut v, ids)?;
+            Ok(v.as_str().unwrap_or_default().to_owned())
+        })
+        .collect::<Result<Vec<_>, String>>()
+        .map(|segs| segs.join("/"))
+}
+
+struct Done {
+    status: StatusCode,
+    location: Option<String>,
+    version: Option<u64>,
+    created: Option<String>,
+}
+
+async fn run_one(
+    app: &AppState,
+    auth: &SourceAuth,
+    method: &str,
+    path: &str,
+    data: Option<Value>,
+    version: Option<u64>,
+) -> Result<Done, ScimError> {
+    let mut parts = path.trim_matches('/').splitn(2, '/');
+    let kind = parts.next().unwrap_or("");
+    let id = parts.next();
+    let users = kind.eq_ignore_ascii_case("Users");
+    if !users && !kind.eq_ignore_ascii_case("Groups") {
+        return Err(ScimError::bad_request(
+            "invalidPath",
+            format!("path {path:?} is not /Users or /Groups"),
+        ));
+    }
+    let data = || -> Result<Map<String, Value>, ScimError> {
+        match data.clone() {
+            Some(Value::Object(m)) => Ok(m),
+            _ => Err(ScimError::bad_request(
+                "invalidSyntax",
+                "data must be an object",
+            )),
+        }
+    };
+    let method = method.to_ascii_uppercase();
+    let cmd = match (method.as_str(), users, id) {
+        ("POST", true, None) => Command::CreateUser {
+            resource: user_resource(data()?)?,
+        },
+        ("POST", false, None) => {
+            let (resource, members) = group_resource(data()?)?;
+            Command::CreateGroup { resource, members }
+        }
+        ("PUT", true, Some(id)) => Command::ReplaceUser {
+            id: parse_id(id, "user")?,
+            resource: user_resource(data()?)?,
+            if_match: version,
+        },
+        ("PUT", false, Some(id)) => {
+            let (resource, members) = group_resource(data()?)?;
+            Command::ReplaceGroup {
+                id: parse_id(id, "group")?,
+                resource,
+                members,
+                if_match: version,
+            }
+        }
+        ("PATCH", u, Some(id)) => {
+            let ops = patch::parse_request(&data()?)
+                .map_err(|e| ScimError::bad_request(e.scim_type, e.detail))?;
+            if u {
+                Command::PatchUser {
+                    id: parse_id(id, "user")?,
+                    ops,
+                    if_match: version,
+                }
+            } else {
+                Command::PatchGroup {
+                    id: parse_id(id, "group")?,
+                    ops,
+                    if_match: version,
+                }
+            }
+        }
+        ("DELETE", true, Some(id)) => Command::DeleteUser {
+            id: parse_id(id, "user")?,
+            if_match: version,
+        },
+        ("DELETE", false, Some(id)) => Command::DeleteGroup {
+            id: parse_id(id, "group")?,
+            if_match: version,
+        },
+        _ => {
+            return Err(ScimError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                None,
+                format!("{method} {path} is not a bulk operation"),
+            ))
+        }
+    };
+    let created = method == "POST";
+    let outcome = app
+        .writers
+        .get(&auth.directory)
+        .await?
+        .execute(cmd, auth.ctx())
+        .await?;
+    match outcome {
+        Outcome::User(id) => {
+            let u = app
+                .store
+                .user(&auth.directory, id)
+                .await?
+                .ok_or_else(|| ScimError::not_found("user not found"))?;
+            Ok(Done {
+                status: if created {
+                    StatusCode::CREATED
+                } else {
+                    StatusCode::OK
+                },
+                location: Some(user_location(auth.base(), &u)),
+                version: Some(u.version),
+                created: created.then(|| id.to_string()),
+            })
+        }
+        Outcome::Group(id) => {
+            let g = app
+                .store
+                .group(&auth.directory, id)
+                .await?
+                .ok_or_else(|| ScimError::not_found("group not found"))?;
+            Ok(Done {
+                status: if created {
+                    StatusCode::CREATED
+                } else {
+                    StatusCode::OK
+                },
+                location: Some(group_location(auth.base(), &g)),
+                version: Some(g.version),
+                created: created.then(|| id.to_string()),
+            })
+        }
+        _ => Ok(Done {
+            status: StatusCode::NO_CONTENT,
+            location: None,
+            version: None,
+            created: None,
+        }),
+    }
+}
+
+// RFC 7644 §3.7
+pub async fn bulk(
+    State(app): State<AppState>,
+    auth: SourceAuth,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ScimError> {
+    let body = json_object(&headers, body)?;
+    if let Some(s) = get_ci(&body, "schemas") {
+        let ok = s.as_array().is_some_and(|a| {
+            a.iter().any(|x| {
+                x.as_str()
+                    .is_some_and(|x| x.eq_ignore_ascii_case(BULK_REQUEST))
+            })
+        });
+        if !ok {
+            return Err(ScimError::bad_request(
+                "invalidSyntax",
+                format!("schemas must contain {BULK_REQUEST}"),
+            ));
+        }
+    }
+    let Some(Value::Array(ops)) = get_ci(&body, "Operations") else {
+        return Err(ScimError::bad_request(
+            "invalidSyntax",
+            "Operations must be an array",
+        ));
+    };
+    if ops.len() > MAX_OPERATIONS {
+        return Err(ScimError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            None,
+            format!(
+                "{} operations exceed maxOperations {MAX_OPERATIONS}",
+                ops.len()
+            ),
+        ));
+    }
+    let fail_on_errors = match get_ci(&body, "failOnErrors") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n > 0) => n.as_u64(),
+        Some(_) => {
+            return Err(ScimError::bad_request(
+                "invalidValue",
+                "failOnErrors must be a positive integer",
+            ))
+        }
+    };
+    let mut ids: HashMap<String, String> = HashMap::new();
+    let mut results = Vec::with_capacity(ops.len());
+    let mut errors = 0u64;
+    for op in ops {
+        if fail_on_errors.is_some_and(|limit| errors >= limit) {
+            break;
+        }
+        let o = op.as_object().cloned().unwrap_or_default();
+        let method = get_ci(&o, "method")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let bulk_id = get_ci(&o, "bulkId")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let path = get_ci(&o, "path")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let mut data = get_ci(&o, "data").cloned();
+        let version = get_ci(&o, "version")
+            .and_then(Value::as_str)
+            .and_then(parse_etag);
+        let outcome = async {
+            if method.eq_ignore_ascii_case("POST") && bulk_id.is_none() {
+                return Err(ScimError::bad_request(
+                    "invalidValue",
+                    "a POST in a bulk request needs a bulkId",
+                ));
+            }
+            let path = resolve_path(&path, &ids)
+                .map_err(|d| ScimError::new(StatusCode::CONFLICT, Some("invalidValue"), d))?;
+            if let Some(d) = data.as_mut() {
+                resolve(d, &ids)
+                    .map_err(|d| ScimError::new(StatusCode::CONFLICT, Some("invalidValue"), d))?;
+            }
+            run_one(&app, &auth, &method, &path, data, version).await
+        }
+        .await;
+        let mut r = json!({"method": method});
+        if let Some(b) = &bulk_id {
+            r["bulkId"] = b.clone().into();
+        }
+        match outcome {
+            Ok(done) => {
+                if let (Some(b), Some(id)) = (&bulk_id, &done.created) {
+                    ids.insert(b.clone(), id.clone());
+                }
+                if let Some(l) = done.location {
+                    r["location"] = l.into();
+                }
+                if let Some(v) = done.version {
+                    r["version"] = super::body::etag(v).into();
+                }
+                r["status"] = done.status.as_str().into();
+            }
+            Err(e) => {
+                errors += 1;
+                r["status"] = e.status.as_str().into();
+                r["response"] = e.body();
+            }
+        }
+        results.push(r);
+    }
+    let body = json!({"schemas": [BULK_RESPONSE], "Operations": results});
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, super::error::SCIM_JSON)],
+        body.to_string(),
+    )
+        .into_response())
+}
