@@ -49,6 +49,20 @@ pub struct PatchPath {
     pub sub_after: Option<String>,
 }
 
+/// The canonical text of a path; parsing it gives the same path back.
+impl std::fmt::Display for PatchPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.attr)?;
+        if let Some(filter) = &self.filter {
+            write!(f, "[{filter}]")?;
+        }
+        if let Some(sub) = &self.sub_after {
+            write!(f, ".{sub}")?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct PatchOp {
     pub op: OpKind,
@@ -938,7 +952,54 @@ mod tests {
         );
     }
 
+    fn arb_patch_path() -> impl Strategy<Value = PatchPath> {
+        let name = || {
+            "[a-zA-Z][a-zA-Z0-9]{0,8}".prop_filter("not a keyword", |n: &String| {
+                !["not", "and", "or", "pr"]
+                    .iter()
+                    .any(|k| k.eq_ignore_ascii_case(n))
+            })
+        };
+        let schema = prop_oneof![Just(None), Just(Some(ENTERPRISE_USER.to_owned()))];
+        let value = "\\PC{0,10}";
+        let filter = (name(), value).prop_map(|(a, v)| Filter::Compare {
+            path: AttrPath {
+                schema: None,
+                attr: a,
+                sub: None,
+            },
+            op: Op::Eq,
+            value: Value::String(v),
+        });
+        prop_oneof![
+            (schema.clone(), name(), prop::option::of(name())).prop_map(|(schema, attr, sub)| {
+                PatchPath {
+                    attr: AttrPath { schema, attr, sub },
+                    filter: None,
+                    sub_after: None,
+                }
+            }),
+            (schema, name(), filter, prop::option::of(name())).prop_map(
+                |(schema, attr, f, sub_after)| PatchPath {
+                    attr: AttrPath {
+                        schema,
+                        attr,
+                        sub: None
+                    },
+                    filter: Some(f),
+                    sub_after,
+                }
+            ),
+        ]
+    }
+
     proptest! {
+        #[test]
+        fn printing_then_parsing_gives_the_same_path(p in arb_patch_path()) {
+            let text = p.to_string();
+            prop_assert_eq!(parse_path(&text).map_err(|e| format!("{text}: {e}")), Ok(p));
+        }
+
         #[test]
         fn the_path_parser_never_panics(s in "\\PC{0,60}") {
             let _ = parse_path(&s);

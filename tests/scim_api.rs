@@ -18,7 +18,7 @@ async fn create_read_replace_delete_a_user() {
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
         "id": "client-chosen", "meta": {"version": "x"}, "password": "s3cret!",
         "userName": "ada@example.com", "externalId": "e-1",
-        "name": {"givenName": "Ada", "familyName": "Lovelace"}, "title": null,
+        "name": {"givenName": "Ada", "familyName": "Lovelace", "middleName": null}, "title": null,
     });
     let r = app
         .http
@@ -42,6 +42,11 @@ async fn create_read_replace_delete_a_user() {
     assert_eq!(user["meta"]["version"], "W/\"1\"");
     assert!(user.get("password").is_none(), "password is never returned");
     assert!(user.get("title").is_none(), "null means absent");
+    assert_eq!(
+        user["name"],
+        json!({"givenName": "Ada", "familyName": "Lovelace"}),
+        "at any depth"
+    );
 
     let (status, got) = app.get(&location, &t).await;
     assert_eq!(status, 200);

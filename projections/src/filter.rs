@@ -34,6 +34,19 @@ impl AttrPath {
     }
 }
 
+impl std::fmt::Display for AttrPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(s) = &self.schema {
+            write!(f, "{s}:")?;
+        }
+        f.write_str(&self.attr)?;
+        if let Some(sub) = &self.sub {
+            write!(f, ".{sub}")?;
+        }
+        Ok(())
+    }
+}
+
 /// A comparison operator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
@@ -65,6 +78,37 @@ pub enum Filter {
         path: AttrPath,
         filter: Box<Filter>,
     },
+}
+
+impl Op {
+    fn as_str(self) -> &'static str {
+        match self {
+            Op::Eq => "eq",
+            Op::Ne => "ne",
+            Op::Co => "co",
+            Op::Sw => "sw",
+            Op::Ew => "ew",
+            Op::Gt => "gt",
+            Op::Ge => "ge",
+            Op::Lt => "lt",
+            Op::Le => "le",
+        }
+    }
+}
+
+/// The canonical text of a filter: fully parenthesized, values as JSON. Parsing it gives the
+/// same tree back.
+impl std::fmt::Display for Filter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Filter::Compare { path, op, value } => write!(f, "{path} {} {value}", op.as_str()),
+            Filter::Present(path) => write!(f, "{path} pr"),
+            Filter::And(a, b) => write!(f, "({a} and {b})"),
+            Filter::Or(a, b) => write!(f, "({a} or {b})"),
+            Filter::Not(a) => write!(f, "not ({a})"),
+            Filter::ValuePath { path, filter } => write!(f, "{path}[{filter}]"),
+        }
+    }
 }
 
 /// Why a filter was refused; the HTTP layer answers 400 invalidFilter with this text.
@@ -596,7 +640,85 @@ mod tests {
         assert!(parse(&deep).is_err());
     }
 
+    fn arb_path() -> impl Strategy<Value = AttrPath> {
+        let schema = prop_oneof![
+            3 => Just(None),
+            1 => Just(Some("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User".to_owned())),
+        ];
+        // Attribute names that are also keywords (`not`, `and`, `or`, `pr`) are ambiguous in
+        // the RFC grammar; no schema uses them.
+        let name = || {
+            "[a-zA-Z][a-zA-Z0-9_-]{0,8}".prop_filter("not a keyword", |n: &String| {
+                !["not", "and", "or", "pr"]
+                    .iter()
+                    .any(|k| k.eq_ignore_ascii_case(n))
+            })
+        };
+        (schema, name(), prop::option::of(name())).prop_map(|(schema, attr, sub)| AttrPath {
+            schema,
+            attr,
+            sub,
+        })
+    }
+
+    fn arb_leaf() -> impl Strategy<Value = Filter> {
+        let string = "\\PC{0,12}".prop_map(Value::String);
+        let scalar = prop_oneof![
+            string.clone(),
+            any::<i32>().prop_map(|n| Value::from(n)),
+            any::<bool>().prop_map(Value::Bool),
+            Just(Value::Null),
+        ];
+        prop_oneof![
+            arb_path().prop_map(Filter::Present),
+            (arb_path(), prop_oneof![Just(Op::Eq), Just(Op::Ne)], scalar)
+                .prop_map(|(path, op, value)| Filter::Compare { path, op, value }),
+            (
+                arb_path(),
+                prop_oneof![
+                    Just(Op::Co),
+                    Just(Op::Sw),
+                    Just(Op::Ew),
+                    Just(Op::Gt),
+                    Just(Op::Le)
+                ],
+                string
+            )
+                .prop_map(|(path, op, value)| Filter::Compare { path, op, value }),
+            (
+                arb_path(),
+                prop_oneof![Just(Op::Ge), Just(Op::Lt)],
+                any::<i64>().prop_map(Value::from)
+            )
+                .prop_map(|(path, op, value)| Filter::Compare { path, op, value }),
+        ]
+    }
+
+    fn arb_filter() -> impl Strategy<Value = Filter> {
+        arb_leaf().prop_recursive(4, 24, 2, |inner| {
+            prop_oneof![
+                (inner.clone(), inner.clone())
+                    .prop_map(|(a, b)| Filter::And(Box::new(a), Box::new(b))),
+                (inner.clone(), inner.clone())
+                    .prop_map(|(a, b)| Filter::Or(Box::new(a), Box::new(b))),
+                inner.clone().prop_map(|a| Filter::Not(Box::new(a))),
+                (arb_path().prop_map(|p| AttrPath { sub: None, ..p }), inner).prop_map(
+                    |(path, f)| Filter::ValuePath {
+                        path,
+                        filter: Box::new(f)
+                    }
+                ),
+            ]
+        })
+    }
+
     proptest! {
+        #[test]
+        fn printing_then_parsing_gives_the_same_filter(f in arb_filter()) {
+            let text = f.to_string();
+            prop_assert_eq!(parse(&text).map_err(|e| format!("{text}: {e}")), Ok(f));
+        }
+
         #[test]
         fn the_parser_never_panics(s in "\\PC{0,80}") {
             let _ = parse(&s);

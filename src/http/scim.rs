@@ -172,6 +172,9 @@ fn clean(
     let core = schema.id;
     // Attribute names in any case: stored as the schema spells them.
     let mut doc = schema::canonicalize(doc, schema);
+    for v in doc.values_mut() {
+        drop_nulls(v);
+    }
     doc.retain(|k, v| {
         !v.is_null()
             && !k.eq_ignore_ascii_case("id")
@@ -208,6 +211,21 @@ fn clean(
         ));
     }
     Ok(doc)
+}
+
+/// Nulls mean absent (RFC 7643 §2.5), at any depth: they are not stored.
+fn drop_nulls(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.retain(|_, x| !x.is_null());
+            m.values_mut().for_each(drop_nulls);
+        }
+        Value::Array(items) => {
+            items.retain(|x| !x.is_null());
+            items.iter_mut().for_each(drop_nulls);
+        }
+        _ => {}
+    }
 }
 
 pub(super) fn user_resource(doc: Map<String, Value>) -> Result<Map<String, Value>, ScimError> {
