@@ -665,7 +665,7 @@ mod tests {
         let string = "\\PC{0,12}".prop_map(Value::String);
         let scalar = prop_oneof![
             string.clone(),
-            any::<i32>().prop_map(|n| Value::from(n)),
+            any::<i32>().prop_map(Value::from),
             any::<bool>().prop_map(Value::Bool),
             Just(Value::Null),
         ];
