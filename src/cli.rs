@@ -81,6 +81,10 @@ pub enum SourceCmd {
         /// The directory the source writes into.
         #[arg(long, default_value = "default")]
         directory: String,
+        /// `owned` (the source sees only what it created; a taken userName is 409) or
+        /// `adopt` (creating an existing userName/displayName adopts that object).
+        #[arg(long, default_value = "owned", value_parser = ["owned", "adopt"])]
+        ownership: String,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -215,9 +219,10 @@ pub async fn run_source(cmd: &SourceCmd, settings: &Settings) -> anyhow::Result<
         SourceCmd::List { .. } => {
             for s in body["sources"].as_array().into_iter().flatten() {
                 println!(
-                    "{}  directory={}  {}",
+                    "{}  directory={}  ownership={}  {}",
                     s["slug"].as_str().unwrap_or(""),
                     s["directory"].as_str().unwrap_or(""),
+                    s["ownership"].as_str().unwrap_or(""),
                     s["scim_base_url"].as_str().unwrap_or("")
                 );
                 for t in s["tokens"].as_array().into_iter().flatten() {

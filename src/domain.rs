@@ -8,7 +8,7 @@
 use crate::patch::{self, PatchError, PatchOp};
 use chrono::{DateTime, Utc};
 use roster_events::{
-    Actor, AdminTokenIssued, DirectoryCreated, Document, Envelope, Event, GroupCreated,
+    Actor, AdminTokenIssued, Adopted, DirectoryCreated, Document, Envelope, Event, GroupCreated,
     GroupMembersAdded, GroupMembersRemoved, GroupReplaced, Member, MemberType, Ownership,
     ResourceId, ResourceType, SourceCreated, SourceTokenIssued, SourceTokenRevoked, UserCreated,
     UserReplaced,
@@ -48,6 +48,7 @@ pub enum Command {
     CreateSource {
         slug: String,
         token: NewToken,
+        ownership: Ownership,
     },
     IssueSourceToken {
         slug: String,
@@ -281,13 +282,17 @@ pub fn decide(
                 prefix: admin.prefix.clone(),
             });
             b.push(ResourceType::AdminToken, admin.id, 0, event);
-            create_source(&mut b, source_slug, source_token)
+            create_source(&mut b, source_slug, source_token, Ownership::Owned)
         }
-        Command::CreateSource { slug, token } => {
+        Command::CreateSource {
+            slug,
+            token,
+            ownership,
+        } => {
             if state.source_by_slug(slug).is_some() {
                 return Err(DomainError::Conflict(format!("source {slug:?} exists")));
             }
-            create_source(&mut b, slug, token)
+            create_source(&mut b, slug, token, *ownership)
         }
         Command::IssueSourceToken { slug, token } => {
             let source = source_by_slug(state, slug)?;
@@ -315,10 +320,21 @@ pub fn decide(
         }
         Command::CreateUser { resource } => {
             let name = string_attr(resource, "userName")?;
-            if state.user_by_name(name).is_some() {
-                return Err(DomainError::Conflict(format!(
-                    "userName {name:?} is already taken"
-                )));
+            if let Some(existing) = state.user_by_name(name) {
+                if !adopts(state, ctx) {
+                    return Err(DomainError::Conflict(format!(
+                        "userName {name:?} is already taken"
+                    )));
+                }
+                adopt(
+                    &mut b,
+                    ctx,
+                    ResourceType::User,
+                    existing.id,
+                    existing.version,
+                    &existing.owner,
+                );
+                return replace_user(state, &mut b, existing, resource).map(|o| (b.events, o));
             }
             let id = ResourceId::new();
             let event = Event::UserCreated(UserCreated {
@@ -360,10 +376,22 @@ pub fn decide(
         }
         Command::CreateGroup { resource, members } => {
             let name = string_attr(resource, "displayName")?;
-            if state.group_by_name(name).is_some() {
-                return Err(DomainError::Conflict(format!(
-                    "displayName {name:?} is already taken"
-                )));
+            if let Some(existing) = state.group_by_name(name) {
+                if !adopts(state, ctx) {
+                    return Err(DomainError::Conflict(format!(
+                        "displayName {name:?} is already taken"
+                    )));
+                }
+                adopt(
+                    &mut b,
+                    ctx,
+                    ResourceType::Group,
+                    existing.id,
+                    existing.version,
+                    &existing.owner,
+                );
+                return replace_group(state, &mut b, ctx, existing, resource, members)
+                    .map(|o| (b.events, o));
             }
             let members = resolve_members(state, ctx, None, members)?;
             let id = ResourceId::new();
@@ -420,6 +448,40 @@ pub fn decide(
         }
     };
     Ok((b.events, outcome))
+}
+
+/// True if the caller is a source with the `adopt` policy.
+fn adopts(state: &Directory, ctx: &Context) -> bool {
+    ctx.source
+        .as_deref()
+        .and_then(|slug| state.source_by_slug(slug))
+        .is_some_and(|s| s.ownership == Ownership::Adopt)
+}
+
+/// Records that the caller's source adopts a resource (if it does not own it already).
+fn adopt(
+    b: &mut Builder<'_>,
+    ctx: &Context,
+    rt: ResourceType,
+    id: ResourceId,
+    version: u64,
+    previous_owner: &Option<String>,
+) {
+    let Some(owner) = ctx.source.clone() else {
+        return;
+    };
+    if previous_owner.as_deref() == Some(owner.as_str()) {
+        return;
+    }
+    let adopted = Adopted {
+        previous_owner: previous_owner.clone(),
+        owner,
+    };
+    let event = match rt {
+        ResourceType::Group => Event::GroupAdopted(adopted),
+        _ => Event::UserAdopted(adopted),
+    };
+    b.push(rt, id, version, event);
 }
 
 fn visible_user<'a>(
@@ -535,12 +597,17 @@ fn take_members(doc: &mut Map<String, Value>) -> Result<Vec<MemberRef>, DomainEr
         .collect()
 }
 
-fn create_source(b: &mut Builder<'_>, slug: &str, token: &NewToken) -> Outcome {
+fn create_source(
+    b: &mut Builder<'_>,
+    slug: &str,
+    token: &NewToken,
+    ownership: Ownership,
+) -> Outcome {
     let id = ResourceId::new();
     let created = Event::SourceCreated(SourceCreated {
         slug: slug.to_owned(),
         service_account: format!("source:{slug}"),
-        ownership: Ownership::Owned,
+        ownership,
     });
     b.push(ResourceType::Source, id, 0, created);
     let issued = Event::SourceTokenIssued(SourceTokenIssued {

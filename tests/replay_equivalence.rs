@@ -118,7 +118,7 @@ fn run(ops: Vec<Op>, concurrency: usize) {
         let w = writers.get("default").await.unwrap();
         let admin = Context { actor: Actor::System, source: None, correlation_id: None };
         w.execute(Command::Bootstrap { admin: token(), source_slug: "a".into(), source_token: token() }, admin.clone()).await.unwrap();
-        w.execute(Command::CreateSource { slug: "b".into(), token: token() }, admin).await.unwrap();
+        w.execute(Command::CreateSource { slug: "b".into(), token: token(), ownership: roster_events::Ownership::Adopt }, admin).await.unwrap();
 
         let users = Arc::new(Mutex::new(Vec::<ResourceId>::new()));
         let groups = Arc::new(Mutex::new(Vec::<ResourceId>::new()));

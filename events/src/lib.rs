@@ -17,7 +17,7 @@ pub use envelope::{Actor, DecodeError, Envelope, ResourceType};
 pub use ids::{fold_case, ResourceId};
 pub use record::{ChainState, Record};
 pub use types::{
-    AdminTokenIssued, DirectoryCreated, Event, GroupCreated, GroupMembersAdded,
+    AdminTokenIssued, Adopted, DirectoryCreated, Event, GroupCreated, GroupMembersAdded,
     GroupMembersRemoved, GroupReplaced, Member, MemberType, Ownership, SourceCreated,
     SourceTokenIssued, SourceTokenRevoked, UserCreated, UserReplaced, EVENT_TYPES,
 };

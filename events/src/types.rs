@@ -31,6 +31,9 @@ pub struct AdminTokenIssued {
 pub enum Ownership {
     /// The source sees, lists, changes and deletes only the objects it created.
     Owned,
+    /// Like `owned`, but creating a user or group whose userName or displayName already
+    /// exists adopts that object (it moves to this source) instead of failing with 409.
+    Adopt,
 }
 
 /// An inbound SCIM source was created.
@@ -122,6 +125,17 @@ pub struct GroupMembersRemoved {
     pub members: Vec<Member>,
 }
 
+/// A user or group moved to another owning source (adoption by a source with the `adopt`
+/// policy). The resource's document is unchanged by this event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Adopted {
+    /// The owner before (None if no source owned it).
+    pub previous_owner: Option<String>,
+    /// The adopting source's slug.
+    pub owner: String,
+}
+
 /// Every event type at its current schema version.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
@@ -133,11 +147,13 @@ pub enum Event {
     UserCreated(UserCreated),
     UserReplaced(UserReplaced),
     UserDeleted,
+    UserAdopted(Adopted),
     GroupCreated(GroupCreated),
     GroupReplaced(GroupReplaced),
     GroupMembersAdded(GroupMembersAdded),
     GroupMembersRemoved(GroupMembersRemoved),
     GroupDeleted,
+    GroupAdopted(Adopted),
 }
 
 /// Every stored event type name, in catalogue order.
@@ -155,6 +171,8 @@ pub const EVENT_TYPES: &[&str] = &[
     "group.members_added",
     "group.members_removed",
     "group.deleted",
+    "user.adopted",
+    "group.adopted",
 ];
 
 #[derive(Serialize, Deserialize)]
@@ -178,6 +196,8 @@ impl Event {
             Event::GroupMembersAdded(_) => "group.members_added",
             Event::GroupMembersRemoved(_) => "group.members_removed",
             Event::GroupDeleted => "group.deleted",
+            Event::UserAdopted(_) => "user.adopted",
+            Event::GroupAdopted(_) => "group.adopted",
         }
     }
 
@@ -195,6 +215,7 @@ impl Event {
             Event::GroupReplaced(p) => serde_json::to_value(p),
             Event::GroupMembersAdded(p) => serde_json::to_value(p),
             Event::GroupMembersRemoved(p) => serde_json::to_value(p),
+            Event::UserAdopted(p) | Event::GroupAdopted(p) => serde_json::to_value(p),
             Event::UserDeleted | Event::GroupDeleted => serde_json::to_value(Empty {}),
         };
         // Serializing these plain structs to a Value cannot fail: no maps with non-string
@@ -233,6 +254,8 @@ impl Event {
             "group.replaced" => Event::GroupReplaced(De::deserialize(d)?),
             "group.members_added" => Event::GroupMembersAdded(De::deserialize(d)?),
             "group.members_removed" => Event::GroupMembersRemoved(De::deserialize(d)?),
+            "user.adopted" => Event::UserAdopted(De::deserialize(d)?),
+            "group.adopted" => Event::GroupAdopted(De::deserialize(d)?),
             "group.deleted" => {
                 Empty::deserialize(d)?;
                 Event::GroupDeleted

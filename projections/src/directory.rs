@@ -371,6 +371,26 @@ impl Directory {
                 view.last_modified = env.time;
                 Prior::Group(id, self.set_group(id, Some(Arc::new(view))))
             }
+            Event::UserAdopted(e) => {
+                let old = self.users.get(&id).ok_or_else(missing)?;
+                let view = UserView {
+                    owner: Some(e.owner),
+                    version: env.resource_version,
+                    last_modified: env.time,
+                    ..UserView::clone(old)
+                };
+                Prior::User(id, self.set_user(id, Some(Arc::new(view))))
+            }
+            Event::GroupAdopted(e) => {
+                let old = self.groups.get(&id).ok_or_else(missing)?;
+                let view = GroupView {
+                    owner: Some(e.owner),
+                    version: env.resource_version,
+                    last_modified: env.time,
+                    ..GroupView::clone(old)
+                };
+                Prior::Group(id, self.set_group(id, Some(Arc::new(view))))
+            }
             Event::GroupDeleted => {
                 if !self.groups.contains_key(&id) {
                     return Err(missing());

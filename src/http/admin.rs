@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use roster_events::{Actor, ResourceId, DEFAULT_DIRECTORY};
+use roster_events::{Actor, Ownership, ResourceId, DEFAULT_DIRECTORY};
 use roster_projections::SourceView;
 use serde_json::{json, Value};
 
@@ -184,11 +184,22 @@ async fn create_source(
             format!("source {slug:?} exists"),
         ));
     }
+    let ownership = match body.get("ownership").and_then(Value::as_str) {
+        None | Some("owned") => Ownership::Owned,
+        Some("adopt") => Ownership::Adopt,
+        Some(other) => {
+            return Err(ScimError::bad_request(
+                "invalidValue",
+                format!("ownership {other:?} is not owned or adopt"),
+            ))
+        }
+    };
     let (secret, token) = new_token("rst_");
     let token_id = token.id;
     let cmd = Command::CreateSource {
         slug: slug.clone(),
         token,
+        ownership,
     };
     app.writers
         .get(directory)
