@@ -74,6 +74,31 @@ pub fn verify<'a>(presented: &str, hashes: impl IntoIterator<Item = &'a str>) ->
     found.into()
 }
 
+/// An Argon2id hash (PHC string, OWASP parameters: 19 MiB, 2 passes) of a user's password,
+/// with a fresh random salt. Slow on purpose; call it off the async workers.
+///
+/// Fails only if the hasher rejects its parameters, which are fixed and valid.
+pub fn hash_password(password: &str) -> Result<String, String> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    let salt = SaltString::encode_b64(&bytes).map_err(|e| e.to_string())?;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// True if `password` matches a hash made by [`hash_password`].
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    PasswordHash::new(hash).is_ok_and(|h| {
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
+}
+
 /// The token of an `Authorization: Bearer <token>` header value. The scheme is
 /// case-insensitive (RFC 7235 §2.1).
 pub fn bearer(header: &str) -> Option<&str> {
@@ -96,6 +121,16 @@ mod tests {
         assert!(!verify(a.token.expose(), [b.hash.as_str()]));
         assert!(!verify("", [a.hash.as_str()]));
         assert_ne!(a.token.expose(), b.token.expose());
+    }
+
+    #[test]
+    fn password_hashes_are_salted_argon2id_and_verify() {
+        let a = hash_password("correct horse").unwrap();
+        let b = hash_password("correct horse").unwrap();
+        assert!(a.starts_with("$argon2id$"));
+        assert_ne!(a, b, "a fresh salt every time");
+        assert!(verify_password("correct horse", &a));
+        assert!(!verify_password("battery staple", &a));
     }
 
     #[test]

@@ -58,6 +58,9 @@ pub struct ServeArgs {
     /// Largest page a list request gets [default: 1000].
     #[arg(long, env = "ROSTER_MAX_PAGE_SIZE")]
     pub max_page_size: Option<usize>,
+    /// What to do with user passwords clients send [default: hash].
+    #[arg(long, env = "ROSTER_PASSWORD_POLICY", value_enum)]
+    pub password_policy: Option<crate::config::PasswordPolicy>,
     /// Segment size of the embedded log, in bytes [default: 134217728].
     #[arg(long, env = "ROSTER_SEGMENT_BYTES")]
     pub segment_bytes: Option<u64>,
@@ -144,6 +147,9 @@ impl Cli {
             }
             if let Some(v) = a.segment_bytes {
                 s.segment_bytes = v;
+            }
+            if let Some(v) = a.password_policy {
+                s.password_policy = v;
             }
         }
         Ok(s)

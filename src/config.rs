@@ -17,6 +17,17 @@ pub enum LogFormat {
     Json,
 }
 
+/// What happens to a `password` a SCIM client sends for a user.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum PasswordPolicy {
+    /// Store only an Argon2id hash (never the password; never returned).
+    #[default]
+    Hash,
+    /// Refuse requests that carry a password (400 invalidValue).
+    Refuse,
+}
+
 /// Everything Roster can be configured with.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -40,6 +51,8 @@ pub struct Settings {
     pub max_page_size: usize,
     /// Size at which the embedded log starts a new segment file.
     pub segment_bytes: u64,
+    /// What to do with passwords clients send.
+    pub password_policy: PasswordPolicy,
 }
 
 impl Default for Settings {
@@ -54,6 +67,7 @@ impl Default for Settings {
             default_page_size: 100,
             max_page_size: 1000,
             segment_bytes: 128 << 20,
+            password_policy: PasswordPolicy::Hash,
         }
     }
 }

@@ -11,7 +11,7 @@ use roster_events::{
     Actor, AdminTokenIssued, Adopted, DirectoryCreated, Document, Envelope, Event, GroupCreated,
     GroupMembersAdded, GroupMembersRemoved, GroupReplaced, Member, MemberType, Ownership,
     ResourceId, ResourceType, SourceCreated, SourceTokenIssued, SourceTokenRevoked, UserCreated,
-    UserReplaced,
+    UserPasswordSet, UserReplaced,
 };
 use roster_projections::{Directory, GroupView, UserView};
 use serde_json::{Map, Value};
@@ -60,10 +60,13 @@ pub enum Command {
     },
     CreateUser {
         resource: Map<String, Value>,
+        /// An Argon2id hash of the password the client sent, made at the edge.
+        password_hash: Option<String>,
     },
     ReplaceUser {
         id: ResourceId,
         resource: Map<String, Value>,
+        password_hash: Option<String>,
         if_match: Option<u64>,
     },
     DeleteUser {
@@ -89,6 +92,7 @@ pub enum Command {
     PatchUser {
         id: ResourceId,
         ops: Vec<PatchOp>,
+        password_hash: Option<String>,
         if_match: Option<u64>,
     },
     PatchGroup {
@@ -318,7 +322,10 @@ pub fn decide(
             }
             Outcome::Source(source.id)
         }
-        Command::CreateUser { resource } => {
+        Command::CreateUser {
+            resource,
+            password_hash,
+        } => {
             let name = string_attr(resource, "userName")?;
             if let Some(existing) = state.user_by_name(name) {
                 if !adopts(state, ctx) {
@@ -334,7 +341,9 @@ pub fn decide(
                     existing.version,
                     &existing.owner,
                 );
-                return replace_user(state, &mut b, existing, resource).map(|o| (b.events, o));
+                let out = replace_user(state, &mut b, existing, resource)?;
+                set_password(&mut b, existing.id, existing.version, password_hash);
+                return Ok((b.events, out));
             }
             let id = ResourceId::new();
             let event = Event::UserCreated(UserCreated {
@@ -342,22 +351,33 @@ pub fn decide(
                 resource: Document::from_map(resource),
             });
             b.push(ResourceType::User, id, 0, event);
+            set_password(&mut b, id, 0, password_hash);
             Outcome::User(id)
         }
         Command::ReplaceUser {
             id,
             resource,
+            password_hash,
             if_match,
         } => {
             let user = visible_user(state, ctx, *id, *if_match)?;
-            replace_user(state, &mut b, user, resource)?
+            let out = replace_user(state, &mut b, user, resource)?;
+            set_password(&mut b, user.id, user.version, password_hash);
+            out
         }
-        Command::PatchUser { id, ops, if_match } => {
+        Command::PatchUser {
+            id,
+            ops,
+            password_hash,
+            if_match,
+        } => {
             let user = visible_user(state, ctx, *id, *if_match)?;
             let mut doc = user.resource.to_map();
             patch::apply(&mut doc, ops, patch::Kind::User).map_err(DomainError::Patch)?;
             patch::normalize_user(&mut doc);
-            replace_user(state, &mut b, user, &doc)?
+            let out = replace_user(state, &mut b, user, &doc)?;
+            set_password(&mut b, user.id, user.version, password_hash);
+            out
         }
         Command::DeleteUser { id, if_match } => {
             let user = state.user(*id).filter(|u| visible(&u.owner, ctx));
@@ -448,6 +468,14 @@ pub fn decide(
         }
     };
     Ok((b.events, outcome))
+}
+
+/// Records a new password hash for a user, if the command carries one.
+fn set_password(b: &mut Builder<'_>, id: ResourceId, version: u64, hash: &Option<String>) {
+    if let Some(hash) = hash {
+        let event = Event::UserPasswordSet(UserPasswordSet { hash: hash.clone() });
+        b.push(ResourceType::User, id, version, event);
+    }
 }
 
 /// True if the caller is a source with the `adopt` policy.
@@ -667,6 +695,7 @@ mod tests {
     fn user(name: &str) -> Command {
         Command::CreateUser {
             resource: doc(json!({"userName": name})),
+            password_hash: None,
         }
     }
 
@@ -696,6 +725,7 @@ mod tests {
         let replace = |v| Command::ReplaceUser {
             id: uid,
             resource: doc(json!({"userName": "bob", "title": "x"})),
+            password_hash: None,
             if_match: Some(v),
         };
         let r = decide(&state, &replace(7), &ctx("a"), Utc::now());
@@ -718,6 +748,7 @@ mod tests {
         let cmd = Command::ReplaceUser {
             id: id(&o[0]),
             resource: doc(json!({"userName": "carol"})),
+            password_hash: None,
             if_match: None,
         };
         let (events, outcome) = decide(&state, &cmd, &ctx("a"), Utc::now()).unwrap();

@@ -41,6 +41,7 @@ impl EventLog for FlakyLog {
 fn create(name: &str) -> Command {
     Command::CreateUser {
         resource: json!({"userName": name}).as_object().unwrap().clone(),
+        password_hash: None,
     }
 }
 

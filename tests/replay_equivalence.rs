@@ -139,10 +139,13 @@ fn run(ops: Vec<Op>, concurrency: usize) {
                     let (cmd, source) = match &op {
                         Op::CreateUser { source, name } => (Command::CreateUser {
                             resource: json!({"userName": format!("User{name}"), "active": true}).as_object().unwrap().clone(),
+                            // Hashes are made at the edge; any string exercises the event.
+                            password_hash: (name % 3 == 0).then(|| format!("$argon2id$v=19$m=19456,t=2,p=1$fake{name}")),
                         }, *source),
                         Op::ReplaceUser { source, pick: p, name, title } => (Command::ReplaceUser {
                             id: pick(&u, *p),
                             resource: json!({"userName": format!("user{name}"), "title": title.to_string()}).as_object().unwrap().clone(),
+                            password_hash: None,
                             if_match: None,
                         }, *source),
                         Op::DeleteUser { source, pick: p } => (Command::DeleteUser { id: pick(&u, *p), if_match: None }, *source),
@@ -163,7 +166,7 @@ fn run(ops: Vec<Op>, concurrency: usize) {
                                 {"op": "replace", "value": {"active": if *active { "True" } else { "False" }}}
                             ]});
                             let ops = roster::patch::parse_request(body.as_object().unwrap()).unwrap();
-                            (Command::PatchUser { id: pick(&u, *p), ops, if_match: None }, *source)
+                            (Command::PatchUser { id: pick(&u, *p), ops, password_hash: (title % 5 == 0).then(|| format!("hash{title}")), if_match: None }, *source)
                         }
                         Op::PatchGroupMembers { source, pick: p, add, remove } => {
                             let all: Vec<_> = u.iter().chain(g.iter()).copied().collect();

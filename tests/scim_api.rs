@@ -31,7 +31,11 @@ async fn create_read_replace_delete_a_user() {
         .unwrap();
     assert_eq!(r.status(), 201);
     assert_eq!(r.headers()["content-type"], "application/scim+json");
-    assert_eq!(r.headers()["etag"], "W/\"1\"");
+    assert_eq!(
+        r.headers()["etag"],
+        "W/\"2\"",
+        "created, then its password set"
+    );
     let location = r.headers()["location"].to_str().unwrap().to_owned();
     let user: Value = r.json().await.unwrap();
     let id = user["id"].as_str().unwrap().to_owned();
@@ -39,7 +43,7 @@ async fn create_read_replace_delete_a_user() {
     assert_eq!(location, format!("{base}/Users/{id}"));
     assert_eq!(user["meta"]["location"], location.as_str());
     assert_eq!(user["meta"]["resourceType"], "User");
-    assert_eq!(user["meta"]["version"], "W/\"1\"");
+    assert_eq!(user["meta"]["version"], "W/\"2\"");
     assert!(user.get("password").is_none(), "password is never returned");
     assert!(user.get("title").is_none(), "null means absent");
     assert_eq!(
@@ -56,7 +60,7 @@ async fn create_read_replace_delete_a_user() {
         .put(&location, &t, json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "ada@example.com", "active": false}))
         .await;
     assert_eq!(status, 200);
-    assert_eq!(replaced["meta"]["version"], "W/\"2\"");
+    assert_eq!(replaced["meta"]["version"], "W/\"3\"");
     assert_eq!(replaced["active"], false);
     assert!(
         replaced.get("name").is_none(),

@@ -19,7 +19,7 @@ pub use record::{ChainState, Record};
 pub use types::{
     AdminTokenIssued, Adopted, DirectoryCreated, Event, GroupCreated, GroupMembersAdded,
     GroupMembersRemoved, GroupReplaced, Member, MemberType, Ownership, SourceCreated,
-    SourceTokenIssued, SourceTokenRevoked, UserCreated, UserReplaced, EVENT_TYPES,
+    SourceTokenIssued, SourceTokenRevoked, UserCreated, UserPasswordSet, UserReplaced, EVENT_TYPES,
 };
 pub use upcast::{current_schema_version, Upcaster, UPCASTERS};
 

@@ -136,6 +136,14 @@ pub struct Adopted {
     pub owner: String,
 }
 
+/// A user's password was set. Only an Argon2id hash in PHC string format is recorded; the
+/// password itself never reaches the log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserPasswordSet {
+    pub hash: String,
+}
+
 /// Every event type at its current schema version.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
@@ -148,6 +156,7 @@ pub enum Event {
     UserReplaced(UserReplaced),
     UserDeleted,
     UserAdopted(Adopted),
+    UserPasswordSet(UserPasswordSet),
     GroupCreated(GroupCreated),
     GroupReplaced(GroupReplaced),
     GroupMembersAdded(GroupMembersAdded),
@@ -173,6 +182,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "group.deleted",
     "user.adopted",
     "group.adopted",
+    "user.password_set",
 ];
 
 #[derive(Serialize, Deserialize)]
@@ -198,6 +208,7 @@ impl Event {
             Event::GroupDeleted => "group.deleted",
             Event::UserAdopted(_) => "user.adopted",
             Event::GroupAdopted(_) => "group.adopted",
+            Event::UserPasswordSet(_) => "user.password_set",
         }
     }
 
@@ -216,6 +227,7 @@ impl Event {
             Event::GroupMembersAdded(p) => serde_json::to_value(p),
             Event::GroupMembersRemoved(p) => serde_json::to_value(p),
             Event::UserAdopted(p) | Event::GroupAdopted(p) => serde_json::to_value(p),
+            Event::UserPasswordSet(p) => serde_json::to_value(p),
             Event::UserDeleted | Event::GroupDeleted => serde_json::to_value(Empty {}),
         };
         // Serializing these plain structs to a Value cannot fail: no maps with non-string
@@ -256,6 +268,7 @@ impl Event {
             "group.members_removed" => Event::GroupMembersRemoved(De::deserialize(d)?),
             "user.adopted" => Event::UserAdopted(De::deserialize(d)?),
             "group.adopted" => Event::GroupAdopted(De::deserialize(d)?),
+            "user.password_set" => Event::UserPasswordSet(De::deserialize(d)?),
             "group.deleted" => {
                 Empty::deserialize(d)?;
                 Event::GroupDeleted

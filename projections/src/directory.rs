@@ -300,6 +300,7 @@ impl Directory {
                     owner: e.owner,
                     keys: Keys::of(&e.resource),
                     resource: e.resource,
+                    password_hash: None,
                     version: env.resource_version,
                     created: env.time,
                     last_modified: env.time,
@@ -313,6 +314,7 @@ impl Directory {
                     owner: old.owner.clone(),
                     keys: Keys::of(&e.resource),
                     resource: e.resource,
+                    password_hash: old.password_hash.clone(),
                     version: env.resource_version,
                     created: old.created,
                     last_modified: env.time,
@@ -375,6 +377,16 @@ impl Directory {
                 let old = self.users.get(&id).ok_or_else(missing)?;
                 let view = UserView {
                     owner: Some(e.owner),
+                    version: env.resource_version,
+                    last_modified: env.time,
+                    ..UserView::clone(old)
+                };
+                Prior::User(id, self.set_user(id, Some(Arc::new(view))))
+            }
+            Event::UserPasswordSet(e) => {
+                let old = self.users.get(&id).ok_or_else(missing)?;
+                let view = UserView {
+                    password_hash: Some(e.hash),
                     version: env.resource_version,
                     last_modified: env.time,
                     ..UserView::clone(old)

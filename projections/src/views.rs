@@ -41,6 +41,8 @@ pub struct UserView {
     /// Copied out of the document for the indexes.
     #[serde(skip)]
     pub keys: Keys,
+    /// Argon2id hash (PHC string) of the password, if one was set. Never rendered.
+    pub password_hash: Option<String>,
     pub version: u64,
     pub created: DateTime<Utc>,
     pub last_modified: DateTime<Utc>,

@@ -365,9 +365,15 @@ async fn main() -> anyhow::Result<()> {
                     .cloned()
                     .unwrap_or_default();
                 async move {
-                    w.execute(Command::CreateUser { resource }, ctx)
-                        .await
-                        .is_ok()
+                    w.execute(
+                        Command::CreateUser {
+                            resource,
+                            password_hash: None,
+                        },
+                        ctx,
+                    )
+                    .await
+                    .is_ok()
                 }
             })
             .await;

@@ -7,7 +7,8 @@
 use super::body::{json_object, parse_etag};
 use super::error::ScimError;
 use super::scim::{
-    group_location, group_resource, parse_id, user_location, user_resource, SourceAuth,
+    group_location, group_resource, parse_id, take_patch_password, user_input, user_location,
+    SourceAuth,
 };
 use super::AppState;
 use crate::domain::{Command, Outcome};
@@ -93,18 +94,27 @@ async fn run_one(
     };
     let method = method.to_ascii_uppercase();
     let cmd = match (method.as_str(), users, id) {
-        ("POST", true, None) => Command::CreateUser {
-            resource: user_resource(data()?)?,
-        },
+        ("POST", true, None) => {
+            let (resource, password_hash) = user_input(app, data()?).await?;
+            Command::CreateUser {
+                resource,
+                password_hash,
+            }
+        }
         ("POST", false, None) => {
             let (resource, members) = group_resource(data()?)?;
             Command::CreateGroup { resource, members }
         }
-        ("PUT", true, Some(id)) => Command::ReplaceUser {
-            id: parse_id(id, "user")?,
-            resource: user_resource(data()?)?,
-            if_match: version,
-        },
+        ("PUT", true, Some(id)) => {
+            let id = parse_id(id, "user")?;
+            let (resource, password_hash) = user_input(app, data()?).await?;
+            Command::ReplaceUser {
+                id,
+                resource,
+                password_hash,
+                if_match: version,
+            }
+        }
         ("PUT", false, Some(id)) => {
             let (resource, members) = group_resource(data()?)?;
             Command::ReplaceGroup {
@@ -115,12 +125,15 @@ async fn run_one(
             }
         }
         ("PATCH", u, Some(id)) => {
-            let ops = patch::parse_request(&data()?)
+            let mut ops = patch::parse_request(&data()?)
                 .map_err(|e| ScimError::bad_request(e.scim_type, e.detail))?;
             if u {
+                let id = parse_id(id, "user")?;
+                let password_hash = take_patch_password(app, &mut ops).await?;
                 Command::PatchUser {
-                    id: parse_id(id, "user")?,
+                    id,
                     ops,
+                    password_hash,
                     if_match: version,
                 }
             } else {

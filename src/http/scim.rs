@@ -228,6 +228,114 @@ fn drop_nulls(v: &mut Value) {
     }
 }
 
+/// A user document as a command carries it: validated, and with the password (if any)
+/// replaced by an Argon2id hash. The hash is made last, on the blocking pool (it is slow on
+/// purpose), so a request that fails validation costs nothing; the password policy may
+/// refuse passwords instead.
+pub(super) async fn user_input(
+    app: &AppState,
+    mut doc: Map<String, Value>,
+) -> Result<(Map<String, Value>, Option<String>), ScimError> {
+    let key = doc
+        .keys()
+        .find(|k| k.eq_ignore_ascii_case("password"))
+        .cloned();
+    let password = match key.and_then(|k| doc.remove(&k)) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(p)) => Some(p),
+        Some(_) => {
+            return Err(ScimError::bad_request(
+                "invalidValue",
+                "password must be a string",
+            ))
+        }
+    };
+    let resource = user_resource(doc)?;
+    let hash = match password {
+        Some(p) => Some(hash_password(app, p).await?),
+        None => None,
+    };
+    Ok((resource, hash))
+}
+
+async fn hash_password(app: &AppState, password: String) -> Result<String, ScimError> {
+    if app.settings.password_policy == crate::config::PasswordPolicy::Refuse {
+        return Err(ScimError::bad_request(
+            "invalidValue",
+            "this server does not accept passwords",
+        ));
+    }
+    tokio::task::spawn_blocking(move || crate::auth::hash_password(&password))
+        .await
+        .map_err(|e| ScimError::internal(&e))?
+        .map_err(|e| ScimError::internal(&e))
+}
+
+/// Takes password changes out of PATCH operations (a path of `password`, or a `password` key
+/// in a path-less value) and hashes the last one set.
+pub(super) async fn take_patch_password(
+    app: &AppState,
+    ops: &mut Vec<patch::PatchOp>,
+) -> Result<Option<String>, ScimError> {
+    let mut password = None;
+    let is_password = |p: &patch::PatchPath| {
+        p.attr.attr.eq_ignore_ascii_case("password")
+            && p.attr.sub.is_none()
+            && p.filter.is_none()
+            && p.attr
+                .schema
+                .as_deref()
+                .is_none_or(|s| s.eq_ignore_ascii_case(schema::USER))
+    };
+    let mut kept = Vec::with_capacity(ops.len());
+    for mut op in ops.drain(..) {
+        match &op.path {
+            Some(p) if is_password(p) => {
+                if op.op != patch::OpKind::Remove {
+                    match op.value.take() {
+                        Some(Value::String(p)) => password = Some(p),
+                        _ => {
+                            return Err(ScimError::bad_request(
+                                "invalidValue",
+                                "password must be a string",
+                            ))
+                        }
+                    }
+                }
+                continue;
+            }
+            None => {
+                if let Some(Value::Object(values)) = op.value.as_mut() {
+                    let key = values
+                        .keys()
+                        .find(|k| k.eq_ignore_ascii_case("password"))
+                        .cloned();
+                    match key.and_then(|k| values.remove(&k)) {
+                        None | Some(Value::Null) => {}
+                        Some(Value::String(p)) => password = Some(p),
+                        Some(_) => {
+                            return Err(ScimError::bad_request(
+                                "invalidValue",
+                                "password must be a string",
+                            ))
+                        }
+                    }
+                    if values.is_empty() {
+                        continue;
+                    }
+                }
+            }
+            _ => {}
+        }
+        kept.push(op);
+    }
+    *ops = kept;
+    match password {
+        Some(p) => hash_password(app, p).await.map(Some),
+        None => Ok(None),
+    }
+}
+
 pub(super) fn user_resource(doc: Map<String, Value>) -> Result<Map<String, Value>, ScimError> {
     let mut doc = clean(doc, &schema::USER_SCHEMA, &["password", "groups"])?;
     patch::normalize_user(&mut doc);
@@ -369,12 +477,13 @@ async fn create_user(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ScimError> {
-    let resource = user_resource(json_object(&headers, body)?)?;
+    let (resource, password_hash) = user_input(&app, json_object(&headers, body)?).await?;
     let writer = app.writers.get(&auth.directory).await?;
-    let Outcome::User(id) = writer
-        .execute(Command::CreateUser { resource }, auth.ctx())
-        .await?
-    else {
+    let cmd = Command::CreateUser {
+        resource,
+        password_hash,
+    };
+    let Outcome::User(id) = writer.execute(cmd, auth.ctx()).await? else {
         return Err(ScimError::internal(&"create gave no user"));
     };
     let user = app.store.user(&auth.directory, id).await?;
@@ -461,10 +570,11 @@ async fn replace_user(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ScimError> {
     let id = parse_id(&id, "user")?;
-    let resource = user_resource(json_object(&headers, body)?)?;
+    let (resource, password_hash) = user_input(&app, json_object(&headers, body)?).await?;
     let cmd = Command::ReplaceUser {
         id,
         resource,
+        password_hash,
         if_match: if_match(&headers)?,
     };
     app.writers
@@ -732,10 +842,12 @@ async fn patch_user(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ScimError> {
     let id = parse_id(&id, "user")?;
-    let ops = patch_ops(&headers, body)?;
+    let mut ops = patch_ops(&headers, body)?;
+    let password_hash = take_patch_password(&app, &mut ops).await?;
     let cmd = Command::PatchUser {
         id,
         ops,
+        password_hash,
         if_match: if_match(&headers)?,
     };
     app.writers
