@@ -85,7 +85,7 @@ impl Application {
         } else {
             None
         };
-        let state = AppState {
+        let state = AppState::new(crate::http::Shared {
             store,
             writers,
             admin_token_hash: settings
@@ -96,7 +96,7 @@ impl Application {
             projected,
             log_end,
             metrics,
-        };
+        });
         Ok(Application {
             listener,
             state,
