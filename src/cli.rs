@@ -97,6 +97,18 @@ pub enum SourceCmd {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Declare an extension schema (RFC 7643 §7 JSON in a file) for a source's users or groups.
+    Schema {
+        slug: String,
+        /// The file holding the schema definition.
+        #[arg(long)]
+        file: PathBuf,
+        /// The resource type the schema extends.
+        #[arg(long, default_value = "User", value_parser = ["User", "Group"])]
+        resource_type: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Revoke one of a source's tokens.
     Revoke {
         slug: String,
@@ -162,6 +174,7 @@ impl Cli {
 pub async fn run_source(cmd: &SourceCmd, settings: &Settings) -> anyhow::Result<()> {
     let client = match cmd {
         SourceCmd::Create { client, .. }
+        | SourceCmd::Schema { client, .. }
         | SourceCmd::Token { client, .. }
         | SourceCmd::Revoke { client, .. }
         | SourceCmd::List { client } => client,
@@ -179,6 +192,19 @@ pub async fn run_source(cmd: &SourceCmd, settings: &Settings) -> anyhow::Result<
             .post(format!("{base}/sources"))
             .json(&serde_json::json!({"slug": slug, "directory": directory})),
         SourceCmd::Token { slug, .. } => http.post(format!("{base}/sources/{slug}/tokens")),
+        SourceCmd::Schema {
+            slug,
+            file,
+            resource_type,
+            ..
+        } => {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?;
+            let schema: Value = serde_json::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            http.post(format!("{base}/sources/{slug}/schemas"))
+                .json(&serde_json::json!({"resource_type": resource_type, "schema": schema}))
+        }
         SourceCmd::Revoke { slug, token_id, .. } => {
             http.delete(format!("{base}/sources/{slug}/tokens/{token_id}"))
         }
@@ -222,6 +248,16 @@ pub async fn run_source(cmd: &SourceCmd, settings: &Settings) -> anyhow::Result<
             println!("(the token is shown only now; Roster keeps only its hash)");
         }
         SourceCmd::Revoke { token_id, .. } => println!("revoked {token_id}"),
+        SourceCmd::Schema { resource_type, .. } => {
+            for d in body["schemas"].as_array().into_iter().flatten() {
+                if d["resource_type"] == resource_type.as_str() {
+                    println!(
+                        "{}  extends {resource_type}",
+                        d["id"].as_str().unwrap_or("")
+                    );
+                }
+            }
+        }
         SourceCmd::List { .. } => {
             for s in body["sources"].as_array().into_iter().flatten() {
                 println!(

@@ -54,6 +54,12 @@ pub enum Command {
         slug: String,
         token: NewToken,
     },
+    /// A source declares an extension schema for its users or groups.
+    DeclareSchema {
+        slug: String,
+        resource_type: String,
+        schema: roster_events::DeclaredSchema,
+    },
     RevokeSourceToken {
         slug: String,
         token_id: ResourceId,
@@ -306,6 +312,29 @@ pub fn decide(
                 prefix: token.prefix.clone(),
             });
             b.push(ResourceType::Source, source.id, source.version, issued);
+            Outcome::Source(source.id)
+        }
+        Command::DeclareSchema {
+            slug,
+            resource_type,
+            schema,
+        } => {
+            let source = source_by_slug(state, slug)?;
+            if source
+                .schemas
+                .iter()
+                .any(|(_, d)| d.id.eq_ignore_ascii_case(&schema.id))
+            {
+                return Err(DomainError::Conflict(format!(
+                    "{} is already declared",
+                    schema.id
+                )));
+            }
+            let event = Event::SourceSchemaDeclared(roster_events::SchemaDeclared {
+                resource_type: resource_type.clone(),
+                schema: schema.clone(),
+            });
+            b.push(ResourceType::Source, source.id, source.version, event);
             Outcome::Source(source.id)
         }
         Command::RevokeSourceToken { slug, token_id } => {

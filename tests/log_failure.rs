@@ -101,6 +101,7 @@ async fn a_failed_append_is_answered_unavailable_and_leaves_no_trace() {
     let q = ListQuery {
         filter: None,
         sort: None,
+        declared: Vec::new(),
         start_index: 1,
         count: 10,
     };

@@ -5,6 +5,7 @@
 //! This crate owns the bytes that are written to the log and must keep decoding them forever.
 //! It knows nothing of HTTP, storage engines or async runtimes.
 
+mod declared;
 mod document;
 mod envelope;
 mod ids;
@@ -12,14 +13,16 @@ mod record;
 mod types;
 mod upcast;
 
+pub use declared::{DeclaredAttribute, DeclaredSchema};
 pub use document::Document;
 pub use envelope::{Actor, DecodeError, Envelope, ResourceType};
 pub use ids::{fold_case, ResourceId};
 pub use record::{ChainState, Record};
 pub use types::{
     AdminTokenIssued, Adopted, DirectoryCreated, Event, GroupCreated, GroupMembersAdded,
-    GroupMembersRemoved, GroupReplaced, Member, MemberType, Ownership, SourceCreated,
-    SourceTokenIssued, SourceTokenRevoked, UserCreated, UserPasswordSet, UserReplaced, EVENT_TYPES,
+    GroupMembersRemoved, GroupReplaced, Member, MemberType, Ownership, SchemaDeclared,
+    SourceCreated, SourceTokenIssued, SourceTokenRevoked, UserCreated, UserPasswordSet,
+    UserReplaced, EVENT_TYPES,
 };
 pub use upcast::{current_schema_version, Upcaster, UPCASTERS};
 

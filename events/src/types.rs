@@ -144,6 +144,15 @@ pub struct UserPasswordSet {
     pub hash: String,
 }
 
+/// A source declared an extension schema for its users or groups.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchemaDeclared {
+    /// `User` or `Group`: the resource type the schema extends.
+    pub resource_type: String,
+    pub schema: crate::declared::DeclaredSchema,
+}
+
 /// Every event type at its current schema version.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
@@ -152,6 +161,7 @@ pub enum Event {
     SourceCreated(SourceCreated),
     SourceTokenIssued(SourceTokenIssued),
     SourceTokenRevoked(SourceTokenRevoked),
+    SourceSchemaDeclared(SchemaDeclared),
     UserCreated(UserCreated),
     UserReplaced(UserReplaced),
     UserDeleted,
@@ -183,6 +193,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "user.adopted",
     "group.adopted",
     "user.password_set",
+    "source.schema_declared",
 ];
 
 #[derive(Serialize, Deserialize)]
@@ -209,6 +220,7 @@ impl Event {
             Event::UserAdopted(_) => "user.adopted",
             Event::GroupAdopted(_) => "group.adopted",
             Event::UserPasswordSet(_) => "user.password_set",
+            Event::SourceSchemaDeclared(_) => "source.schema_declared",
         }
     }
 
@@ -228,6 +240,7 @@ impl Event {
             Event::GroupMembersRemoved(p) => serde_json::to_value(p),
             Event::UserAdopted(p) | Event::GroupAdopted(p) => serde_json::to_value(p),
             Event::UserPasswordSet(p) => serde_json::to_value(p),
+            Event::SourceSchemaDeclared(p) => serde_json::to_value(p),
             Event::UserDeleted | Event::GroupDeleted => serde_json::to_value(Empty {}),
         };
         // Serializing these plain structs to a Value cannot fail: no maps with non-string
@@ -269,6 +282,7 @@ impl Event {
             "user.adopted" => Event::UserAdopted(De::deserialize(d)?),
             "group.adopted" => Event::GroupAdopted(De::deserialize(d)?),
             "user.password_set" => Event::UserPasswordSet(De::deserialize(d)?),
+            "source.schema_declared" => Event::SourceSchemaDeclared(De::deserialize(d)?),
             "group.deleted" => {
                 Empty::deserialize(d)?;
                 Event::GroupDeleted

@@ -264,6 +264,7 @@ impl Directory {
                     service_account: e.service_account,
                     ownership: e.ownership,
                     tokens: BTreeMap::new(),
+                    schemas: Vec::new(),
                     version: env.resource_version,
                     created: env.time,
                 };
@@ -288,6 +289,12 @@ impl Directory {
                 let mut view = SourceView::clone(self.sources.get(&id).ok_or_else(missing)?);
                 let token = view.tokens.get_mut(&e.token_id).ok_or_else(missing)?;
                 token.revoked = Some(env.time);
+                view.version = env.resource_version;
+                Prior::Source(id, self.set_source(id, Some(Arc::new(view))))
+            }
+            Event::SourceSchemaDeclared(e) => {
+                let mut view = SourceView::clone(self.sources.get(&id).ok_or_else(missing)?);
+                view.schemas.push((e.resource_type, e.schema));
                 view.version = env.resource_version;
                 Prior::Source(id, self.set_source(id, Some(Arc::new(view))))
             }

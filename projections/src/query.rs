@@ -36,6 +36,8 @@ impl Visibility<'_> {
 pub struct ListQuery {
     pub filter: Option<Filter>,
     pub sort: Option<SortBy>,
+    /// Extension schemas the asking source declared: their attributes' `caseExact` applies.
+    pub declared: Vec<crate::schema::DeclaredSchema>,
     /// 1-based index of the first result.
     pub start_index: usize,
     pub count: usize,
@@ -274,8 +276,36 @@ impl HasId for GroupView {
     }
 }
 
+/// A resource seen with the case rules of the schemas a source declared.
+struct WithDeclared<'a> {
+    inner: &'a dyn Attributes,
+    declared: &'a [crate::schema::DeclaredSchema],
+}
+
+impl Attributes for WithDeclared<'_> {
+    fn attribute(&self, schema: Option<&str>, attr: &str) -> Option<Cow<'_, Value>> {
+        self.inner.attribute(schema, attr)
+    }
+
+    fn case_exact(&self, path: &filter::AttrPath) -> bool {
+        let declared = path
+            .schema
+            .as_deref()
+            .and_then(|s| self.declared.iter().find(|d| d.id.eq_ignore_ascii_case(s)));
+        match declared {
+            Some(d) => d.case_exact(&path.attr, path.sub.as_deref()),
+            None => self.inner.case_exact(path),
+        }
+    }
+}
+
 /// Applies the query's filter and sort to one resource (parsed once for both).
 fn select(resource: &dyn Attributes, q: &ListQuery) -> Option<SortKey> {
+    let with = WithDeclared {
+        inner: resource,
+        declared: &q.declared,
+    };
+    let resource: &dyn Attributes = &with;
     if q.filter.as_ref().is_some_and(|f| !f.matches(resource)) {
         return None;
     }

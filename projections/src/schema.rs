@@ -3,6 +3,7 @@
 //! `/ResourceTypes`), the canonical spelling of attribute names in request bodies, and each
 //! attribute's `caseExact` in filters.
 
+pub use roster_events::{DeclaredAttribute, DeclaredSchema};
 use serde_json::{json, Map, Value};
 
 pub const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -515,6 +516,143 @@ fn canonical_value(v: Value, a: &'static Attribute) -> Value {
         }
         other => other,
     }
+}
+
+/// Checks a declaration: a URN id that is not one of the built-in schemas, attribute names
+/// that are attribute names, types, mutabilities and the like from RFC 7643's lists, and
+/// sub-attributes only one level deep and only under complex attributes.
+///
+/// Fails with a message fit for the operator.
+pub fn validate_declared(d: &DeclaredSchema) -> Result<(), String> {
+    if !d
+        .id
+        .get(..4)
+        .is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
+        || d.id.contains(char::is_whitespace)
+    {
+        return Err(format!("schema id {:?} must be a URN", d.id));
+    }
+    if by_id(&d.id).is_some() {
+        return Err(format!("{} is built in and cannot be declared", d.id));
+    }
+    if d.attributes.is_empty() {
+        return Err("a schema needs at least one attribute".into());
+    }
+    fn check(a: &DeclaredAttribute, depth: usize) -> Result<(), String> {
+        let valid_name = a
+            .name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '$')
+            && a.name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '$');
+        if !valid_name {
+            return Err(format!("{:?} is not an attribute name", a.name));
+        }
+        let types = [
+            "string",
+            "boolean",
+            "decimal",
+            "integer",
+            "dateTime",
+            "binary",
+            "reference",
+            "complex",
+        ];
+        if !types.contains(&a.kind.as_str()) {
+            return Err(format!(
+                "{}: type {:?} is not one of {types:?}",
+                a.name, a.kind
+            ));
+        }
+        if !["readOnly", "readWrite", "immutable", "writeOnly"].contains(&a.mutability.as_str()) {
+            return Err(format!(
+                "{}: mutability {:?} is not valid",
+                a.name, a.mutability
+            ));
+        }
+        if !["always", "never", "default", "request"].contains(&a.returned.as_str()) {
+            return Err(format!(
+                "{}: returned {:?} is not valid",
+                a.name, a.returned
+            ));
+        }
+        if !["none", "server", "global"].contains(&a.uniqueness.as_str()) {
+            return Err(format!(
+                "{}: uniqueness {:?} is not valid",
+                a.name, a.uniqueness
+            ));
+        }
+        if !a.sub_attributes.is_empty() && (a.kind != "complex" || depth > 0) {
+            return Err(format!(
+                "{}: only a top-level complex attribute has sub-attributes",
+                a.name
+            ));
+        }
+        a.sub_attributes
+            .iter()
+            .try_for_each(|s| check(s, depth + 1))
+    }
+    d.attributes.iter().try_for_each(|a| check(a, 0))
+}
+
+/// Canonicalizes the attributes of a declared extension's object.
+fn canonical_declared(m: Map<String, Value>, attrs: &[DeclaredAttribute]) -> Map<String, Value> {
+    m.into_iter()
+        .map(
+            |(k, v)| match attrs.iter().find(|a| a.name.eq_ignore_ascii_case(&k)) {
+                Some(a) if !a.sub_attributes.is_empty() => {
+                    let v = match v {
+                        Value::Object(o) => Value::Object(canonical_declared(o, &a.sub_attributes)),
+                        Value::Array(items) => Value::Array(
+                            items
+                                .into_iter()
+                                .map(|i| match i {
+                                    Value::Object(o) => {
+                                        Value::Object(canonical_declared(o, &a.sub_attributes))
+                                    }
+                                    other => other,
+                                })
+                                .collect(),
+                        ),
+                        other => other,
+                    };
+                    (a.name.clone(), v)
+                }
+                Some(a) => (a.name.clone(), v),
+                None => (k, v),
+            },
+        )
+        .collect()
+}
+
+/// Like [`canonicalize`], also spelling the URN keys and attribute names of extensions the
+/// source declared as their declarations do.
+pub fn canonicalize_with(
+    doc: Map<String, Value>,
+    core: &'static Schema,
+    declared: &[DeclaredSchema],
+) -> Map<String, Value> {
+    let mut rest = Map::new();
+    let mut out = Map::new();
+    for (k, v) in doc {
+        match declared.iter().find(|d| d.id.eq_ignore_ascii_case(&k)) {
+            Some(d) => {
+                let v = match v {
+                    Value::Object(m) => Value::Object(canonical_declared(m, &d.attributes)),
+                    other => other,
+                };
+                out.insert(d.id.clone(), v);
+            }
+            None => {
+                rest.insert(k, v);
+            }
+        }
+    }
+    let mut canon = canonicalize(rest, core);
+    canon.extend(out);
+    canon
 }
 
 #[cfg(test)]

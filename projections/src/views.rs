@@ -104,8 +104,21 @@ pub struct SourceView {
     pub service_account: String,
     pub ownership: Ownership,
     pub tokens: BTreeMap<ResourceId, TokenView>,
+    /// Extension schemas the source declared, with the resource type each extends.
+    pub schemas: Vec<(String, roster_events::DeclaredSchema)>,
     pub version: u64,
     pub created: DateTime<Utc>,
+}
+
+impl SourceView {
+    /// The extension schemas declared for `resource_type` (`User` or `Group`).
+    pub fn declared(&self, resource_type: &str) -> Vec<roster_events::DeclaredSchema> {
+        self.schemas
+            .iter()
+            .filter(|(rt, _)| rt == resource_type)
+            .map(|(_, s)| s.clone())
+            .collect()
+    }
 }
 
 /// An admin bearer token: only its hash is kept.

@@ -24,6 +24,7 @@ pub fn routes() -> Router<AppState> {
         .route("/sources", get(list_sources).post(create_source))
         .route("/sources/{slug}", get(show_source))
         .route("/sources/{slug}/tokens", post(issue_token))
+        .route("/sources/{slug}/schemas", post(declare_schema))
         .route("/sources/{slug}/tokens/{token_id}", delete(revoke_token))
 }
 
@@ -99,6 +100,7 @@ fn source_json(app: &AppState, s: &SourceView) -> Value {
         "scim_base_url": format!("{}/source/scim/{}/v2", root.trim_end_matches('/'), s.slug),
         "created": s.created,
         "tokens": tokens,
+        "schemas": s.schemas.iter().map(|(rt, d)| json!({"resource_type": rt, "id": d.id})).collect::<Vec<_>>(),
     })
 }
 
@@ -252,4 +254,45 @@ async fn revoke_token(
         .execute(cmd, admin.ctx())
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Declares an extension schema (RFC 7643 §7 representation) for a source's users or groups.
+async fn declare_schema(
+    State(app): State<AppState>,
+    admin: AdminAuth,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ScimError> {
+    let body = json_object(&headers, body)?;
+    let s = app.store.source(&slug).await?;
+    let s = s.ok_or_else(|| ScimError::not_found(format!("source {slug:?} not found")))?;
+    let resource_type = match body.get("resource_type").and_then(Value::as_str) {
+        Some("User") | None => "User",
+        Some("Group") => "Group",
+        Some(other) => {
+            return Err(ScimError::bad_request(
+                "invalidValue",
+                format!("resource_type {other:?} is not User or Group"),
+            ))
+        }
+    };
+    let schema: roster_projections::schema::DeclaredSchema =
+        serde_json::from_value(body.get("schema").cloned().unwrap_or(Value::Null))
+            .map_err(|e| ScimError::bad_request("invalidValue", format!("schema: {e}")))?;
+    roster_projections::schema::validate_declared(&schema)
+        .map_err(|e| ScimError::bad_request("invalidValue", e))?;
+    let cmd = Command::DeclareSchema {
+        slug: slug.clone(),
+        resource_type: resource_type.to_owned(),
+        schema,
+    };
+    app.writers
+        .get(&s.directory)
+        .await?
+        .execute(cmd, admin.ctx())
+        .await?;
+    let s = app.store.source(&slug).await?;
+    let s = s.ok_or_else(|| ScimError::internal(&"source not in views"))?;
+    Ok((StatusCode::CREATED, Json(source_json(&app, &s))).into_response())
 }

@@ -95,19 +95,19 @@ async fn run_one(
     let method = method.to_ascii_uppercase();
     let cmd = match (method.as_str(), users, id) {
         ("POST", true, None) => {
-            let (resource, password_hash) = user_input(app, data()?).await?;
+            let (resource, password_hash) = user_input(app, auth, data()?).await?;
             Command::CreateUser {
                 resource,
                 password_hash,
             }
         }
         ("POST", false, None) => {
-            let (resource, members) = group_resource(data()?)?;
+            let (resource, members) = group_resource(data()?, &auth.group_extensions)?;
             Command::CreateGroup { resource, members }
         }
         ("PUT", true, Some(id)) => {
             let id = parse_id(id, "user")?;
-            let (resource, password_hash) = user_input(app, data()?).await?;
+            let (resource, password_hash) = user_input(app, auth, data()?).await?;
             Command::ReplaceUser {
                 id,
                 resource,
@@ -116,7 +116,7 @@ async fn run_one(
             }
         }
         ("PUT", false, Some(id)) => {
-            let (resource, members) = group_resource(data()?)?;
+            let (resource, members) = group_resource(data()?, &auth.group_extensions)?;
             Command::ReplaceGroup {
                 id: parse_id(id, "group")?,
                 resource,

@@ -69,14 +69,22 @@ async fn service_provider_config(State(app): State<AppState>, auth: SourceAuth) 
     }))
 }
 
-fn resource_type_json(name: &str, base: &str) -> Option<Value> {
+fn resource_type_json(name: &str, auth: &SourceAuth) -> Option<Value> {
+    let base = auth.base();
+    let declared = |list: &[schema::DeclaredSchema]| -> Vec<Value> {
+        list.iter()
+            .map(|d| json!({"schema": d.id, "required": false}))
+            .collect()
+    };
     let (endpoint, schema, extensions) = match name {
-        n if n.eq_ignore_ascii_case("User") => (
-            "/Users",
-            schema::USER,
-            vec![json!({"schema": schema::ENTERPRISE_USER, "required": false})],
-        ),
-        n if n.eq_ignore_ascii_case("Group") => ("/Groups", schema::GROUP, vec![]),
+        n if n.eq_ignore_ascii_case("User") => {
+            let mut ext = vec![json!({"schema": schema::ENTERPRISE_USER, "required": false})];
+            ext.extend(declared(&auth.user_extensions));
+            ("/Users", schema::USER, ext)
+        }
+        n if n.eq_ignore_ascii_case("Group") => {
+            ("/Groups", schema::GROUP, declared(&auth.group_extensions))
+        }
         _ => return None,
     };
     let id = if endpoint == "/Users" {
@@ -100,7 +108,7 @@ fn resource_type_json(name: &str, base: &str) -> Option<Value> {
 async fn resource_types(auth: SourceAuth) -> Response {
     let all = ["User", "Group"]
         .iter()
-        .filter_map(|n| resource_type_json(n, auth.base()))
+        .filter_map(|n| resource_type_json(n, &auth))
         .collect();
     list(all)
 }
@@ -109,7 +117,7 @@ async fn resource_type(
     auth: SourceAuth,
     Path((_, name)): Path<(String, String)>,
 ) -> Result<Response, ScimError> {
-    resource_type_json(&name, auth.base())
+    resource_type_json(&name, &auth)
         .map(json_response)
         .ok_or_else(|| ScimError::not_found(format!("resource type {name:?} not found")))
 }
@@ -125,22 +133,41 @@ fn schema_json(s: &Schema, base: &str) -> Value {
     })
 }
 
-// RFC 7643 §7
+fn declared_json(d: &schema::DeclaredSchema, base: &str) -> Value {
+    json!({
+        "schemas": [SCHEMA],
+        "id": d.id,
+        "name": d.name,
+        "description": d.description,
+        "attributes": d.attributes,
+        "meta": {"resourceType": "Schema", "location": format!("{base}/Schemas/{}", d.id)},
+    })
+}
+
+// RFC 7643 §7: the built-in schemas and the extensions this source declared.
 async fn schemas(auth: SourceAuth) -> Response {
-    list(
-        schema::all()
-            .iter()
-            .map(|s| schema_json(s, auth.base()))
-            .collect(),
-    )
+    let mut all: Vec<Value> = schema::all()
+        .iter()
+        .map(|s| schema_json(s, auth.base()))
+        .collect();
+    for d in auth.user_extensions.iter().chain(&auth.group_extensions) {
+        all.push(declared_json(d, auth.base()));
+    }
+    list(all)
 }
 
 async fn one_schema(
     auth: SourceAuth,
     Path((_, urn)): Path<(String, String)>,
 ) -> Result<Response, ScimError> {
-    schema::by_id(&urn)
-        .map(|s| json_response(schema_json(s, auth.base())))
+    if let Some(s) = schema::by_id(&urn) {
+        return Ok(json_response(schema_json(s, auth.base())));
+    }
+    auth.user_extensions
+        .iter()
+        .chain(&auth.group_extensions)
+        .find(|d| d.id.eq_ignore_ascii_case(&urn))
+        .map(|d| json_response(declared_json(d, auth.base())))
         .ok_or_else(|| ScimError::not_found(format!("schema {urn:?} not found")))
 }
 

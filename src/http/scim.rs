@@ -19,7 +19,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, Utc};
 use roster_events::{Actor, Document, ResourceId};
-use roster_projections::schema::{self, Schema};
+use roster_projections::schema::{self, DeclaredSchema, Schema};
 use roster_projections::{GroupView, UserView, Visibility};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -57,6 +57,9 @@ pub struct SourceAuth {
     pub(super) directory: String,
     base: String,
     request_id: Option<String>,
+    /// Extension schemas the source declared for users and for groups.
+    pub(super) user_extensions: Vec<DeclaredSchema>,
+    pub(super) group_extensions: Vec<DeclaredSchema>,
 }
 
 impl SourceAuth {
@@ -115,6 +118,8 @@ impl FromRequestParts<AppState> for SourceAuth {
         Ok(SourceAuth {
             base: format!("{root}/source/scim/{slug}/v2"),
             directory: source.directory.clone(),
+            user_extensions: source.declared("User"),
+            group_extensions: source.declared("Group"),
             slug,
             request_id: super::request_id(&parts.headers),
         })
@@ -167,11 +172,12 @@ fn splice(head: &str, doc: &Document) -> String {
 fn clean(
     doc: Map<String, Value>,
     schema: &'static Schema,
+    declared: &[DeclaredSchema],
     drop: &[&str],
 ) -> Result<Map<String, Value>, ScimError> {
     let core = schema.id;
-    // Attribute names in any case: stored as the schema spells them.
-    let mut doc = schema::canonicalize(doc, schema);
+    // Attribute names in any case: stored as the schemas (built in or declared) spell them.
+    let mut doc = schema::canonicalize_with(doc, schema, declared);
     for v in doc.values_mut() {
         drop_nulls(v);
     }
@@ -234,6 +240,7 @@ fn drop_nulls(v: &mut Value) {
 /// refuse passwords instead.
 pub(super) async fn user_input(
     app: &AppState,
+    auth: &SourceAuth,
     mut doc: Map<String, Value>,
 ) -> Result<(Map<String, Value>, Option<String>), ScimError> {
     let key = doc
@@ -250,7 +257,7 @@ pub(super) async fn user_input(
             ))
         }
     };
-    let resource = user_resource(doc)?;
+    let resource = user_resource(doc, &auth.user_extensions)?;
     let hash = match password {
         Some(p) => Some(hash_password(app, p).await?),
         None => None,
@@ -336,14 +343,18 @@ pub(super) async fn take_patch_password(
     }
 }
 
-pub(super) fn user_resource(doc: Map<String, Value>) -> Result<Map<String, Value>, ScimError> {
-    let mut doc = clean(doc, &schema::USER_SCHEMA, &["password", "groups"])?;
+pub(super) fn user_resource(
+    doc: Map<String, Value>,
+    declared: &[DeclaredSchema],
+) -> Result<Map<String, Value>, ScimError> {
+    let mut doc = clean(doc, &schema::USER_SCHEMA, declared, &["password", "groups"])?;
     patch::normalize_user(&mut doc);
     Ok(doc)
 }
 
 pub(super) fn group_resource(
     mut doc: Map<String, Value>,
+    declared: &[DeclaredSchema],
 ) -> Result<(Map<String, Value>, Vec<MemberRef>), ScimError> {
     let key = doc
         .keys()
@@ -371,7 +382,7 @@ pub(super) fn group_resource(
             ))
         }
     };
-    Ok((clean(doc, &schema::GROUP_SCHEMA, &[])?, members))
+    Ok((clean(doc, &schema::GROUP_SCHEMA, declared, &[])?, members))
 }
 
 fn meta(resource_type: &str, v: (&DateTime<Utc>, &DateTime<Utc>, u64), location: &str) -> Value {
@@ -477,7 +488,7 @@ async fn create_user(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ScimError> {
-    let (resource, password_hash) = user_input(&app, json_object(&headers, body)?).await?;
+    let (resource, password_hash) = user_input(&app, &auth, json_object(&headers, body)?).await?;
     let writer = app.writers.get(&auth.directory).await?;
     let cmd = Command::CreateUser {
         resource,
@@ -547,7 +558,8 @@ async fn search_users(
     auth: &SourceAuth,
     search: Search,
 ) -> Result<Response, ScimError> {
-    let q = search.to_query(app)?;
+    let mut q = search.to_query(app)?;
+    q.declared = auth.user_extensions.clone();
     let page = app
         .store
         .list_users(&auth.directory, auth.vis(), &q)
@@ -570,7 +582,7 @@ async fn replace_user(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ScimError> {
     let id = parse_id(&id, "user")?;
-    let (resource, password_hash) = user_input(&app, json_object(&headers, body)?).await?;
+    let (resource, password_hash) = user_input(&app, &auth, json_object(&headers, body)?).await?;
     let cmd = Command::ReplaceUser {
         id,
         resource,
@@ -620,7 +632,7 @@ async fn create_group(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ScimError> {
-    let (resource, members) = group_resource(json_object(&headers, body)?)?;
+    let (resource, members) = group_resource(json_object(&headers, body)?, &auth.group_extensions)?;
     let writer = app.writers.get(&auth.directory).await?;
     let cmd = Command::CreateGroup { resource, members };
     let Outcome::Group(id) = writer.execute(cmd, auth.ctx()).await? else {
@@ -688,7 +700,8 @@ async fn search_groups(
     auth: &SourceAuth,
     search: Search,
 ) -> Result<Response, ScimError> {
-    let q = search.to_query(app)?;
+    let mut q = search.to_query(app)?;
+    q.declared = auth.group_extensions.clone();
     let page = app
         .store
         .list_groups(&auth.directory, auth.vis(), &q)
@@ -710,7 +723,13 @@ async fn search_root(
 ) -> Result<Response, ScimError> {
     let body = json_object(&headers, body)?;
     let search = Search::from_body(&body)?;
-    let q = search.to_query(&app)?;
+    let mut q = search.to_query(&app)?;
+    q.declared = auth
+        .user_extensions
+        .iter()
+        .chain(&auth.group_extensions)
+        .cloned()
+        .collect();
     let everything = roster_projections::ListQuery {
         start_index: 1,
         count: usize::MAX,
@@ -781,7 +800,7 @@ async fn replace_group(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ScimError> {
     let id = parse_id(&id, "group")?;
-    let (resource, members) = group_resource(json_object(&headers, body)?)?;
+    let (resource, members) = group_resource(json_object(&headers, body)?, &auth.group_extensions)?;
     let cmd = Command::ReplaceGroup {
         id,
         resource,

@@ -162,6 +162,7 @@ impl Search {
         Ok(ListQuery {
             filter,
             sort,
+            declared: Vec::new(),
             start_index: self.start_index.unwrap_or(1).max(1) as usize,
             count: self
                 .count
