@@ -271,6 +271,34 @@ async fn groups_track_members_and_deletes_remove_memberships() {
         && m["type"] == "Group"
         && m["display"] == "Inner"));
 
+    // Users list their groups (RFC 7643 §4.1.2): direct, and indirect through nesting.
+    let (_, user2) = app.get(&format!("{base}/Users/{u2}"), &t).await;
+    let mut groups: Vec<(String, String)> = user2["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["display"].as_str().unwrap().to_owned(),
+                g["type"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    groups.sort();
+    assert_eq!(
+        groups,
+        [
+            ("Eng".to_owned(), "indirect".to_owned()),
+            ("Inner".to_owned(), "direct".to_owned())
+        ]
+    );
+    let (_, user1) = app.get(&format!("{base}/Users/{u1}"), &t).await;
+    assert_eq!(user1["groups"][0]["value"], gid.as_str());
+    assert_eq!(
+        user1["groups"][0]["$ref"],
+        format!("{base}/Groups/{gid}").as_str()
+    );
+
     // displayName is unique per directory, case-insensitively.
     assert_eq!(
         app.post(&format!("{base}/Groups"), &t, json!({"displayName": "ENG"}))

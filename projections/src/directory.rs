@@ -139,6 +139,33 @@ impl Directory {
         self.member_of.get(&member).into_iter().flatten().copied()
     }
 
+    /// Every group `member` belongs to, directly or through nested groups, in id order, with
+    /// its displayName and whether the membership is direct. Cycles are harmless.
+    pub fn memberships(
+        &self,
+        member: ResourceId,
+        vis: crate::Visibility<'_>,
+    ) -> Vec<(ResourceId, String, bool)> {
+        let direct: BTreeSet<ResourceId> = self.groups_of(member).collect();
+        let mut seen: BTreeSet<ResourceId> = direct.clone();
+        let mut frontier: Vec<ResourceId> = direct.iter().copied().collect();
+        while let Some(g) = frontier.pop() {
+            for parent in self.groups_of(g) {
+                if seen.insert(parent) {
+                    frontier.push(parent);
+                }
+            }
+        }
+        seen.into_iter()
+            .filter_map(|g| {
+                self.groups
+                    .get(&g)
+                    .filter(|v| vis.admits(&v.owner))
+                    .map(|v| (g, v.display_name().to_owned(), direct.contains(&g)))
+            })
+            .collect()
+    }
+
     pub fn source(&self, id: ResourceId) -> Option<&Arc<SourceView>> {
         self.sources.get(&id)
     }

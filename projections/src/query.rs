@@ -23,7 +23,7 @@ pub enum Visibility<'a> {
 }
 
 impl Visibility<'_> {
-    fn admits(&self, owner: &Option<String>) -> bool {
+    pub(crate) fn admits(&self, owner: &Option<String>) -> bool {
         match self {
             Visibility::All => true,
             Visibility::Owner(s) => owner.as_deref() == Some(*s),

@@ -62,6 +62,14 @@ pub trait ProjectionStore: Send + Sync + 'static {
         dir: &str,
         members: &[Member],
     ) -> Result<Vec<Option<String>>, StoreError>;
+    /// The groups `member` belongs to: directly, and through nested groups (RFC 7643 §4.1.2),
+    /// each with its displayName and whether the membership is direct.
+    async fn groups_of(
+        &self,
+        dir: &str,
+        member: ResourceId,
+        vis: Visibility<'_>,
+    ) -> Result<Vec<(ResourceId, String, bool)>, StoreError>;
     /// The source with this slug, in whichever directory it lives.
     async fn source(&self, slug: &str) -> Result<Option<Arc<SourceView>>, StoreError>;
     async fn sources(&self) -> Result<Vec<Arc<SourceView>>, StoreError>;
@@ -235,6 +243,17 @@ impl ProjectionStore for MemoryStore {
                     .collect()
             })
             .unwrap_or_else(|| vec![None; members.len()]))
+    }
+
+    async fn groups_of(
+        &self,
+        dir: &str,
+        member: ResourceId,
+        vis: Visibility<'_>,
+    ) -> Result<Vec<(ResourceId, String, bool)>, StoreError> {
+        Ok(self
+            .with_dir(dir, |d| d.memberships(member, vis))
+            .unwrap_or_default())
     }
 
     async fn source(&self, slug: &str) -> Result<Option<Arc<SourceView>>, StoreError> {

@@ -400,11 +400,45 @@ pub(super) fn user_location(base: &str, u: &UserView) -> String {
     format!("{base}/Users/{}", u.id)
 }
 
-fn user_json(u: &UserView, base: &str, sel: &Selection) -> String {
+fn user_json(
+    u: &UserView,
+    base: &str,
+    groups: &[(ResourceId, String, bool)],
+    sel: &Selection,
+) -> String {
     let location = user_location(base, u);
     let meta = meta("User", (&u.created, &u.last_modified, u.version), &location);
-    let out = splice(&format!("\"id\":\"{}\",\"meta\":{meta}", u.id), &u.resource);
-    sel.apply(out, schema::USER)
+    let mut head = format!("\"id\":\"{}\",\"meta\":{meta}", u.id);
+    if !groups.is_empty() {
+        // RFC 7643 §4.1.2: read-only, direct and indirect (nested) memberships.
+        let list: Vec<Value> = groups
+            .iter()
+            .map(|(id, display, direct)| {
+                json!({
+                    "value": id.to_string(),
+                    "$ref": format!("{base}/Groups/{id}"),
+                    "display": display,
+                    "type": if *direct { "direct" } else { "indirect" },
+                })
+            })
+            .collect();
+        head.push_str(&format!(",\"groups\":{}", Value::Array(list)));
+    }
+    sel.apply(splice(&head, &u.resource), schema::USER)
+}
+
+/// A user as the source sees it, its group memberships included.
+async fn render_user(
+    app: &AppState,
+    auth: &SourceAuth,
+    u: &UserView,
+    sel: &Selection,
+) -> Result<String, ScimError> {
+    let groups = app
+        .store
+        .groups_of(&auth.directory, u.id, auth.vis())
+        .await?;
+    Ok(user_json(u, &auth.base, &groups, sel))
 }
 
 pub(super) fn group_location(base: &str, g: &GroupView) -> String {
@@ -500,7 +534,7 @@ async fn create_user(
     let user = app.store.user(&auth.directory, id).await?;
     let user = user.ok_or_else(|| ScimError::internal(&"created user not in views"))?;
     let location = user_location(&auth.base, &user);
-    let body = user_json(&user, &auth.base, &sel);
+    let body = render_user(&app, &auth, &user, &sel).await?;
     Ok(scim_response(
         StatusCode::CREATED,
         body,
@@ -527,7 +561,7 @@ async fn get_user(
     }
     Ok(scim_response(
         StatusCode::OK,
-        user_json(&user, &auth.base, &sel),
+        render_user(&app, &auth, &user, &sel).await?,
         Some(user.version),
         None,
     ))
@@ -564,11 +598,10 @@ async fn search_users(
         .store
         .list_users(&auth.directory, auth.vis(), &q)
         .await?;
-    let resources = page
-        .items
-        .iter()
-        .map(|u| user_json(u, &auth.base, &search.selection))
-        .collect();
+    let mut resources = Vec::with_capacity(page.items.len());
+    for u in &page.items {
+        resources.push(render_user(app, auth, u, &search.selection).await?);
+    }
     Ok(list_response(page.total, q.start_index, resources))
 }
 
@@ -598,7 +631,7 @@ async fn replace_user(
     let user = user.ok_or_else(|| ScimError::not_found(format!("user {id} not found")))?;
     Ok(scim_response(
         StatusCode::OK,
-        user_json(&user, &auth.base, &sel),
+        render_user(&app, &auth, &user, &sel).await?,
         Some(user.version),
         None,
     ))
@@ -781,7 +814,7 @@ async fn search_root(
     let mut resources = Vec::new();
     for (_, hit) in hits.into_iter().skip(q.start_index - 1).take(q.count) {
         resources.push(match hit {
-            Hit::User(u) => user_json(&u, &auth.base, &search.selection),
+            Hit::User(u) => render_user(&app, &auth, &u, &search.selection).await?,
             Hit::Group(g) => {
                 group_json(&app, &auth.directory, &g, &auth.base, &search.selection).await?
             }
@@ -878,7 +911,7 @@ async fn patch_user(
     let user = user.ok_or_else(|| ScimError::not_found(format!("user {id} not found")))?;
     Ok(scim_response(
         StatusCode::OK,
-        user_json(&user, &auth.base, &sel),
+        render_user(&app, &auth, &user, &sel).await?,
         Some(user.version),
         None,
     ))
