@@ -231,12 +231,13 @@ impl DirectoryWriter {
         drop(_enter);
         if !records.is_empty() {
             let n = records.len() as u64;
-            match self
-                .append_and_project(records)
-                .instrument(span.clone())
-                .await
-            {
-                Ok(()) => self.seq += n,
+            let started = std::time::Instant::now();
+            let appended = self.log.append(records).instrument(span.clone()).await;
+            if let Some(m) = &self.metrics {
+                m.append_duration.observe(started.elapsed().as_secs_f64());
+            }
+            let positions = match appended {
+                Ok(p) => p,
                 Err(e) => {
                     tracing::warn!(error = %e, "append failed; batch undone");
                     self.state.revert(undo);
@@ -244,6 +245,16 @@ impl DirectoryWriter {
                     // every command of the batch is answered Unavailable and may be retried.
                     return self.fail_all(jobs, &e.to_string());
                 }
+            };
+            // The records are in the log: from here on the decision state and the sequence
+            // follow them, whatever happens to the answer.
+            self.seq += n;
+            let last = positions.last().copied().unwrap_or(0);
+            if let Err(e) = self.wait_projected(last).instrument(span.clone()).await {
+                // Durable but not yet visible: the outcome is unknown to the client, which
+                // may retry (and then find its write, or a conflict with it).
+                tracing::warn!(error = %e, "appended, but the views did not catch up");
+                return self.fail_all(jobs, &e.to_string());
             }
         }
         self.record(&results);
@@ -252,14 +263,8 @@ impl DirectoryWriter {
         }
     }
 
-    async fn append_and_project(&mut self, records: Vec<Record>) -> Result<(), WriteError> {
-        let started = std::time::Instant::now();
-        let positions = self.log.append(records).await?;
-        if let Some(m) = &self.metrics {
-            m.append_duration.observe(started.elapsed().as_secs_f64());
-        }
-        let last = positions.last().copied().unwrap_or(0);
-        // Read-your-writes: answer only once the views reflect our records.
+    /// Read-your-writes: returns once the views reflect the log up to `last`.
+    async fn wait_projected(&mut self, last: u64) -> Result<(), WriteError> {
         let wait = self.projected.wait_for(|&p| p > last);
         match tokio::time::timeout(Duration::from_secs(30), wait).await {
             Ok(Ok(_)) => Ok(()),

@@ -154,3 +154,62 @@ fn unavailable_becomes_503_with_retry_after_and_says_nothing_internal() {
     assert!(!text.contains("disk on fire"), "{text}");
     assert!(text.contains("\"status\":\"503\""));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_that_reached_the_log_stay_chained_even_when_their_answer_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let log: Arc<dyn EventLog> =
+        Arc::new(FileLog::open(dir.path(), FileLogOptions::default()).unwrap());
+    let store = Arc::new(MemoryStore::new());
+    // No projector: the views never catch up, so every write is durable but unanswerable.
+    let (ptx, prx) = watch::channel(0);
+    drop(ptx);
+    let writers = Writers::new(log.clone(), store.clone(), prx);
+    let w = writers.get("default").await.unwrap();
+    let t = || NewToken {
+        id: ResourceId::new(),
+        hash: "0".repeat(64),
+        prefix: "rst_x".into(),
+    };
+    let sys = Context {
+        actor: Actor::System,
+        source: None,
+        correlation_id: None,
+    };
+    let boot = w
+        .execute(
+            Command::Bootstrap {
+                admin: t(),
+                source_slug: "default".into(),
+                source_token: t(),
+            },
+            sys,
+        )
+        .await;
+    assert!(matches!(boot, Err(WriteError::Unavailable(_))));
+    for name in ["alice", "bob"] {
+        assert!(matches!(
+            w.execute(create(name), ctx()).await,
+            Err(WriteError::Unavailable(_))
+        ));
+    }
+    // Every record is in the log and valid: a replay finds both users.
+    let fresh = MemoryStore::new();
+    let (tx, _rx) = watch::channel(0);
+    roster::writer::catch_up(&log, &fresh, &tx).await.unwrap();
+    let q = ListQuery {
+        filter: None,
+        sort: None,
+        declared: Vec::new(),
+        start_index: 1,
+        count: 10,
+    };
+    assert_eq!(
+        fresh
+            .list_users("default", Visibility::All, &q)
+            .await
+            .unwrap()
+            .total,
+        2
+    );
+}

@@ -85,3 +85,29 @@ pub fn parse_etag(v: &str) -> Option<u64> {
 pub fn etag(version: u64) -> String {
     format!("W/\"{version}\"")
 }
+
+/// Checks that a message body's `schemas`, when present, names `urn` (RFC 7644 §3.1: clients
+/// name the message they send). Absent `schemas` is accepted, as real clients omit it.
+///
+/// Fails with 400 and `scim_type` otherwise.
+pub fn message_schema(
+    body: &Map<String, Value>,
+    urn: &str,
+    scim_type: &'static str,
+) -> Result<(), ScimError> {
+    let Some(s) = roster_projections::filter::get_ci(body, "schemas") else {
+        return Ok(());
+    };
+    let named = s.as_array().is_some_and(|a| {
+        a.iter()
+            .any(|x| x.as_str().is_some_and(|x| x.eq_ignore_ascii_case(urn)))
+    });
+    if named {
+        Ok(())
+    } else {
+        Err(ScimError::bad_request(
+            scim_type,
+            format!("schemas must contain {urn}"),
+        ))
+    }
+}

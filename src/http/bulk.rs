@@ -219,20 +219,7 @@ pub async fn bulk(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ScimError> {
     let body = json_object(&headers, body)?;
-    if let Some(s) = get_ci(&body, "schemas") {
-        let ok = s.as_array().is_some_and(|a| {
-            a.iter().any(|x| {
-                x.as_str()
-                    .is_some_and(|x| x.eq_ignore_ascii_case(BULK_REQUEST))
-            })
-        });
-        if !ok {
-            return Err(ScimError::bad_request(
-                "invalidSyntax",
-                format!("schemas must contain {BULK_REQUEST}"),
-            ));
-        }
-    }
+    super::body::message_schema(&body, BULK_REQUEST, "invalidSyntax")?;
     let Some(Value::Array(ops)) = get_ci(&body, "Operations") else {
         return Err(ScimError::bad_request(
             "invalidSyntax",

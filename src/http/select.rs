@@ -73,17 +73,7 @@ impl Search {
     /// Fails with `invalidValue` when a member has the wrong JSON type or `schemas` does not
     /// name the SearchRequest message.
     pub fn from_body(body: &Map<String, Value>) -> Result<Search, ScimError> {
-        if let Some(s) = get_ci(body, "schemas") {
-            let ok = s.as_array().is_some_and(|a| {
-                a.iter().any(|x| {
-                    x.as_str()
-                        .is_some_and(|x| x.eq_ignore_ascii_case(SEARCH_REQUEST))
-                })
-            });
-            if !ok {
-                return Err(invalid(format!("schemas must contain {SEARCH_REQUEST}")));
-            }
-        }
+        super::body::message_schema(body, SEARCH_REQUEST, "invalidValue")?;
         let string = |name: &str| -> Result<Option<String>, ScimError> {
             match get_ci(body, name) {
                 None | Some(Value::Null) => Ok(None),
