@@ -95,6 +95,7 @@ impl Application {
             settings: Arc::new(settings),
             projected,
             log_end,
+            log: log.clone(),
             metrics,
         });
         Ok(Application {

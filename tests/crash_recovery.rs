@@ -158,3 +158,71 @@ async fn every_acknowledged_create_survives_sigkill() {
     server.child.kill().unwrap();
     server.child.wait().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_in_flight_writes_and_exits_cleanly() {
+    let data = tempfile::tempdir().unwrap();
+    let (mut server, token) = start(data.path(), true);
+    let token = token.expect("first start prints the SCIM token");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let users = format!("{}/source/scim/default/v2/Users", server.root);
+    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut tasks = Vec::new();
+    for worker in 0..8 {
+        let (http, users, token, acked) =
+            (http.clone(), users.clone(), token.clone(), acked.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0.. {
+                let r = http
+                    .post(&users)
+                    .bearer_auth(&token)
+                    .header("content-type", "application/scim+json")
+                    .body(json!({"userName": format!("t{worker}-{i}")}).to_string())
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status() == 201 => {
+                        let v: Value = r.json().await.unwrap();
+                        acked
+                            .lock()
+                            .unwrap()
+                            .push(v["id"].as_str().unwrap().to_owned());
+                    }
+                    // Refused or cut off by the shutdown: never acknowledged.
+                    _ => return,
+                }
+            }
+        }));
+    }
+    while acked.lock().unwrap().len() < 200 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let (mut server, _) = start(data.path(), false);
+    let base = format!("{}/source/scim/default/v2/Users", server.root);
+    let acked = acked.lock().unwrap().clone();
+    for id in &acked {
+        let r = http
+            .get(format!("{base}/{id}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "acknowledged user {id} lost");
+    }
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+}

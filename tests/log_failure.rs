@@ -33,6 +33,9 @@ impl EventLog for FlakyLog {
     fn end(&self) -> watch::Receiver<u64> {
         self.inner.end()
     }
+    fn healthy(&self) -> bool {
+        !self.down.load(Ordering::SeqCst)
+    }
     async fn close(&self) {
         self.inner.close().await
     }
@@ -212,4 +215,40 @@ async fn writes_that_reached_the_log_stay_chained_even_when_their_answer_fails()
             .total,
         2
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_follows_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let flaky = Arc::new(FlakyLog {
+        inner: FileLog::open(dir.path(), FileLogOptions::default()).unwrap(),
+        down: AtomicBool::new(false),
+    });
+    let log: Arc<dyn EventLog> = flaky.clone();
+    let store = Arc::new(MemoryStore::new());
+    let (_ptx, prx) = watch::channel(0);
+    let settings = roster::config::Settings::default();
+    let state = roster::http::AppState::new(roster::http::Shared {
+        store: store.clone(),
+        writers: Writers::new(log.clone(), store, prx.clone()),
+        settings: Arc::new(settings),
+        admin_token_hash: None,
+        projected: prx,
+        log_end: log.end(),
+        log: log.clone(),
+        metrics: roster::metrics::Metrics::new(),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/readyz", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        axum::serve(listener, roster::http::router(state))
+            .await
+            .unwrap()
+    });
+    let http = reqwest::Client::new();
+    assert_eq!(http.get(&url).send().await.unwrap().status(), 200);
+    flaky.down.store(true, Ordering::SeqCst);
+    let r = http.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.text().await.unwrap().contains("refuses writes"));
 }

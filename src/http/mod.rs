@@ -56,6 +56,8 @@ pub struct Shared {
     pub projected: watch::Receiver<u64>,
     /// The log's durable end.
     pub log_end: watch::Receiver<u64>,
+    /// The log itself, for readiness.
+    pub log: Arc<dyn crate::log::EventLog>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -127,14 +129,20 @@ async fn healthz() -> impl IntoResponse {
     Json(serde_json::json!({"status": "ok"}))
 }
 
-/// Ready when the views have caught up with the log's durable end.
+/// Ready while the log accepts writes; reports how far the views are behind it.
 async fn readyz(State(app): State<AppState>) -> Response {
     let position = *app.projected.borrow();
-    (
-        StatusCode::OK,
-        Json(serde_json::json!({"status": "ready", "position": position})),
-    )
-        .into_response()
+    let lag = app.log_end.borrow().saturating_sub(position);
+    if !app.log.healthy() {
+        let body = serde_json::json!({
+            "status": "log refuses writes until restart",
+            "position": position,
+            "lag": lag,
+        });
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    }
+    let body = serde_json::json!({"status": "ready", "position": position, "lag": lag});
+    (StatusCode::OK, Json(body)).into_response()
 }
 
 /// Counts and times every request by method, route template and status. Paths that match no

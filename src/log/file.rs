@@ -70,6 +70,8 @@ struct AppendRequest {
 /// The embedded, durable, segment-file log.
 pub struct FileLog {
     shared: Arc<Mutex<Shared>>,
+    /// Set by the writer thread when an fsync failed.
+    poisoned: Arc<std::sync::atomic::AtomicBool>,
     tx: Mutex<Option<mpsc::Sender<AppendRequest>>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     end: watch::Receiver<u64>,
@@ -216,6 +218,7 @@ impl FileLog {
             marks,
         }));
         let (end_tx, end) = watch::channel(position);
+        let poisoned = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (tx, rx) = mpsc::channel::<AppendRequest>();
         let writer = Writer {
             shared: shared.clone(),
@@ -226,7 +229,7 @@ impl FileLog {
             next: position,
             end: end_tx,
             options,
-            poisoned: false,
+            poisoned: poisoned.clone(),
         };
         let writer = std::thread::Builder::new()
             .name("roster-filelog".into())
@@ -234,6 +237,7 @@ impl FileLog {
             .map_err(|e| io("starting the log writer", e))?;
         Ok(FileLog {
             shared,
+            poisoned,
             tx: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(writer)),
             end,
@@ -369,6 +373,10 @@ impl EventLog for FileLog {
         self.end.clone()
     }
 
+    fn healthy(&self) -> bool {
+        !self.poisoned.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     async fn close(&self) {
         // Closing the channel lets the writer thread finish what it has, then exit.
         self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
@@ -399,7 +407,7 @@ struct Writer {
     options: FileLogOptions,
     /// Set when an fsync failed: what reached the disk is then unknown, so no later append
     /// may be acknowledged on top of it until a restart has recovered the tail.
-    poisoned: bool,
+    poisoned: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Writer {
@@ -454,7 +462,7 @@ impl Writer {
                 }
             }
         }
-        if self.poisoned {
+        if self.poisoned.load(std::sync::atomic::Ordering::SeqCst) {
             return fail(LogError::Unavailable(
                 "an earlier fsync failed; the log refuses writes until Roster restarts".into(),
             ));
@@ -469,7 +477,8 @@ impl Writer {
             // After a failed fsync the kernel may have dropped dirty pages and cleared the
             // error: retrying could acknowledge data that never reached the disk. Refuse
             // every later append; a restart re-reads and recovers the tail.
-            self.poisoned = true;
+            self.poisoned
+                .store(true, std::sync::atomic::Ordering::SeqCst);
             tracing::error!(error = %e, "fsync of the event log failed; refusing further writes until restart");
             return fail(io("syncing the log", e));
         }

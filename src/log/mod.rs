@@ -43,6 +43,12 @@ pub trait EventLog: Send + Sync + 'static {
     /// wait on it to follow the log.
     fn end(&self) -> watch::Receiver<u64>;
 
+    /// False once the log refuses writes until a restart (the file log after a failed fsync).
+    /// Readiness checks report it.
+    fn healthy(&self) -> bool {
+        true
+    }
+
     /// Finishes the appends already handed over, then closes the log and releases what it
     /// holds (the file log's directory lock). Appends after this fail with `Unavailable`.
     async fn close(&self);
