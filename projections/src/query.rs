@@ -241,13 +241,17 @@ fn page<T: HasId>(
         .filter_map(|item| select(item.as_ref()).map(|k| (k, item)))
         .collect();
     all.sort_by(|(ka, a), (kb, b)| {
-        let by_key = ka.partial_cmp(kb).unwrap_or(std::cmp::Ordering::Equal);
-        let by_key = if sort.descending {
-            by_key.reverse()
+        // Ties go by id (creation order); descending is the exact reverse of ascending, ties
+        // included, so `meta.created descending` is newest first even within a millisecond.
+        let ascending = ka
+            .partial_cmp(kb)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then_with(|| a.id().cmp(&b.id()));
+        if sort.descending {
+            ascending.reverse()
         } else {
-            by_key
-        };
-        by_key.then_with(|| a.id().cmp(&b.id()))
+            ascending
+        }
     });
     let total = all.len();
     let items = all
