@@ -33,8 +33,6 @@ pub struct Application {
     projector: tokio::task::JoinHandle<()>,
     stop_projector: watch::Sender<bool>,
     pub first_start: Option<FirstStart>,
-    /// How many log entries start-up replayed, and how long it took.
-    pub replayed: (u64, std::time::Duration),
 }
 
 impl Application {
@@ -73,7 +71,6 @@ impl Application {
         ));
 
         let metrics = Metrics::new();
-        let log_end = log.end();
         let writers = Writers::new(log.clone(), store.clone(), projected.clone())
             .with_metrics(metrics.clone());
         let listener = TcpListener::bind(settings.listen)
@@ -100,7 +97,6 @@ impl Application {
                 .map(|t| auth::hash(t.expose())),
             settings: Arc::new(settings),
             projected,
-            log_end,
             log: log.clone(),
             metrics,
         });
@@ -111,7 +107,6 @@ impl Application {
             projector,
             stop_projector,
             first_start,
-            replayed: (replayed, elapsed),
         })
     }
 

@@ -56,10 +56,12 @@ pub fn generate(kind: &str) -> IssuedToken {
 
 /// Lower-case hex SHA-256 of a token.
 pub fn hash(token: &str) -> String {
+    use std::fmt::Write;
     let digest = Sha256::digest(token.as_bytes());
     let mut out = String::with_capacity(64);
     for b in digest {
-        out.push_str(&format!("{b:02x}"));
+        // Writing to a String cannot fail.
+        let _ = write!(out, "{b:02x}");
     }
     out
 }

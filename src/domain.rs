@@ -409,9 +409,7 @@ pub fn decide(
             out
         }
         Command::DeleteUser { id, if_match } => {
-            let user = state.user(*id).filter(|u| visible(&u.owner, ctx));
-            let user = user.ok_or_else(|| DomainError::NotFound(format!("user {id} not found")))?;
-            check_version(user.version, *if_match)?;
+            let user = visible_user(state, ctx, *id, *if_match)?;
             remove_from_groups(
                 state,
                 &mut b,
@@ -480,10 +478,7 @@ pub fn decide(
             replace_group(state, &mut b, ctx, group, &doc, &members)?
         }
         Command::DeleteGroup { id, if_match } => {
-            let group = state.group(*id).filter(|g| visible(&g.owner, ctx));
-            let group =
-                group.ok_or_else(|| DomainError::NotFound(format!("group {id} not found")))?;
-            check_version(group.version, *if_match)?;
+            let group = visible_group(state, ctx, *id, *if_match)?;
             remove_from_groups(
                 state,
                 &mut b,

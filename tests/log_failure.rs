@@ -234,7 +234,6 @@ async fn readiness_follows_the_log() {
         settings: Arc::new(settings),
         admin_token_hash: None,
         projected: prx,
-        log_end: log.end(),
         log: log.clone(),
         metrics: roster::metrics::Metrics::new(),
     });

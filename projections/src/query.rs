@@ -10,8 +10,7 @@ use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
-pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+use crate::schema::{GROUP as GROUP_SCHEMA, USER as USER_SCHEMA};
 
 /// Which objects a reader may see.
 #[derive(Clone, Copy, Debug)]

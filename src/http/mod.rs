@@ -54,8 +54,6 @@ pub struct Shared {
     pub admin_token_hash: Option<String>,
     /// The log position the views reflect.
     pub projected: watch::Receiver<u64>,
-    /// The log's durable end.
-    pub log_end: watch::Receiver<u64>,
     /// The log itself, for readiness.
     pub log: Arc<dyn crate::log::EventLog>,
     pub metrics: Arc<Metrics>,
@@ -132,7 +130,7 @@ async fn healthz() -> impl IntoResponse {
 /// Ready while the log accepts writes; reports how far the views are behind it.
 async fn readyz(State(app): State<AppState>) -> Response {
     let position = *app.projected.borrow();
-    let lag = app.log_end.borrow().saturating_sub(position);
+    let lag = app.log.end().borrow().saturating_sub(position);
     if !app.log.healthy() {
         let body = serde_json::json!({
             "status": "log refuses writes until restart",
@@ -173,7 +171,7 @@ async fn track(State(app): State<AppState>, req: Request, next: Next) -> Respons
 async fn metrics(State(app): State<AppState>) -> Response {
     let body = app
         .metrics
-        .render(*app.projected.borrow(), *app.log_end.borrow());
+        .render(*app.projected.borrow(), *app.log.end().borrow());
     let ct = "text/plain; version=0.0.4; charset=utf-8";
     ([(axum::http::header::CONTENT_TYPE, ct)], body).into_response()
 }

@@ -6,7 +6,7 @@
 
 mod file;
 
-pub use file::{frame, FileLog, FileLogOptions, MAX_RECORD_BYTES};
+pub use file::{frame, FileLog, FileLogOptions};
 
 use async_trait::async_trait;
 use roster_events::Record;
