@@ -321,8 +321,7 @@ pub fn decide(
         } => {
             let source = source_by_slug(state, slug)?;
             if source
-                .schemas
-                .iter()
+                .all_declared()
                 .any(|(_, d)| d.id.eq_ignore_ascii_case(&schema.id))
             {
                 return Err(DomainError::Conflict(format!(

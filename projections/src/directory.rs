@@ -291,7 +291,8 @@ impl Directory {
                     service_account: e.service_account,
                     ownership: e.ownership,
                     tokens: BTreeMap::new(),
-                    schemas: Vec::new(),
+                    user_schemas: Vec::new(),
+                    group_schemas: Vec::new(),
                     version: env.resource_version,
                     created: env.time,
                 };
@@ -321,7 +322,11 @@ impl Directory {
             }
             Event::SourceSchemaDeclared(e) => {
                 let mut view = SourceView::clone(self.sources.get(&id).ok_or_else(missing)?);
-                view.schemas.push((e.resource_type, e.schema));
+                if e.resource_type == "Group" {
+                    view.group_schemas.push(e.schema);
+                } else {
+                    view.user_schemas.push(e.schema);
+                }
                 view.version = env.resource_version;
                 Prior::Source(id, self.set_source(id, Some(Arc::new(view))))
             }

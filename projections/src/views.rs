@@ -104,20 +104,30 @@ pub struct SourceView {
     pub service_account: String,
     pub ownership: Ownership,
     pub tokens: BTreeMap<ResourceId, TokenView>,
-    /// Extension schemas the source declared, with the resource type each extends.
-    pub schemas: Vec<(String, roster_events::DeclaredSchema)>,
+    /// Extension schemas the source declared for its users.
+    pub user_schemas: Vec<roster_events::DeclaredSchema>,
+    /// Extension schemas the source declared for its groups.
+    pub group_schemas: Vec<roster_events::DeclaredSchema>,
     pub version: u64,
     pub created: DateTime<Utc>,
 }
 
 impl SourceView {
     /// The extension schemas declared for `resource_type` (`User` or `Group`).
-    pub fn declared(&self, resource_type: &str) -> Vec<roster_events::DeclaredSchema> {
-        self.schemas
-            .iter()
-            .filter(|(rt, _)| rt == resource_type)
-            .map(|(_, s)| s.clone())
-            .collect()
+    pub fn declared(&self, resource_type: &str) -> &[roster_events::DeclaredSchema] {
+        if resource_type == "Group" {
+            &self.group_schemas
+        } else {
+            &self.user_schemas
+        }
+    }
+
+    /// Every declared schema, with the resource type it extends.
+    pub fn all_declared(
+        &self,
+    ) -> impl Iterator<Item = (&'static str, &roster_events::DeclaredSchema)> {
+        let users = self.user_schemas.iter().map(|d| ("User", d));
+        users.chain(self.group_schemas.iter().map(|d| ("Group", d)))
     }
 }
 

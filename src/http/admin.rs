@@ -100,7 +100,7 @@ fn source_json(app: &AppState, s: &SourceView) -> Value {
         "scim_base_url": format!("{}/source/scim/{}/v2", root.trim_end_matches('/'), s.slug),
         "created": s.created,
         "tokens": tokens,
-        "schemas": s.schemas.iter().map(|(rt, d)| json!({"resource_type": rt, "id": d.id})).collect::<Vec<_>>(),
+        "schemas": s.all_declared().map(|(rt, d)| json!({"resource_type": rt, "id": d.id})).collect::<Vec<_>>(),
     })
 }
 

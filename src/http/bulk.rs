@@ -102,7 +102,7 @@ async fn run_one(
             }
         }
         ("POST", false, None) => {
-            let (resource, members) = group_resource(data()?, &auth.group_extensions)?;
+            let (resource, members) = group_resource(data()?, auth.group_extensions())?;
             Command::CreateGroup { resource, members }
         }
         ("PUT", true, Some(id)) => {
@@ -116,7 +116,7 @@ async fn run_one(
             }
         }
         ("PUT", false, Some(id)) => {
-            let (resource, members) = group_resource(data()?, &auth.group_extensions)?;
+            let (resource, members) = group_resource(data()?, auth.group_extensions())?;
             Command::ReplaceGroup {
                 id: parse_id(id, "group")?,
                 resource,

@@ -79,11 +79,11 @@ fn resource_type_json(name: &str, auth: &SourceAuth) -> Option<Value> {
     let (endpoint, schema, extensions) = match name {
         n if n.eq_ignore_ascii_case("User") => {
             let mut ext = vec![json!({"schema": schema::ENTERPRISE_USER, "required": false})];
-            ext.extend(declared(&auth.user_extensions));
+            ext.extend(declared(auth.user_extensions()));
             ("/Users", schema::USER, ext)
         }
         n if n.eq_ignore_ascii_case("Group") => {
-            ("/Groups", schema::GROUP, declared(&auth.group_extensions))
+            ("/Groups", schema::GROUP, declared(auth.group_extensions()))
         }
         _ => return None,
     };
@@ -150,7 +150,7 @@ async fn schemas(auth: SourceAuth) -> Response {
         .iter()
         .map(|s| schema_json(s, auth.base()))
         .collect();
-    for d in auth.user_extensions.iter().chain(&auth.group_extensions) {
+    for d in auth.user_extensions().iter().chain(auth.group_extensions()) {
         all.push(declared_json(d, auth.base()));
     }
     list(all)
@@ -163,9 +163,9 @@ async fn one_schema(
     if let Some(s) = schema::by_id(&urn) {
         return Ok(json_response(schema_json(s, auth.base())));
     }
-    auth.user_extensions
+    auth.user_extensions()
         .iter()
-        .chain(&auth.group_extensions)
+        .chain(auth.group_extensions())
         .find(|d| d.id.eq_ignore_ascii_case(&urn))
         .map(|d| json_response(declared_json(d, auth.base())))
         .ok_or_else(|| ScimError::not_found(format!("schema {urn:?} not found")))

@@ -20,9 +20,10 @@ use axum::Router;
 use chrono::{DateTime, Utc};
 use roster_events::{Actor, Document, ResourceId};
 use roster_projections::schema::{self, DeclaredSchema, Schema};
-use roster_projections::{GroupView, UserView, Visibility};
+use roster_projections::{GroupView, SourceView, UserView, Visibility};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 const LIST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 
@@ -57,15 +58,24 @@ pub struct SourceAuth {
     pub(super) directory: String,
     base: String,
     request_id: Option<String>,
-    /// Extension schemas the source declared for users and for groups.
-    pub(super) user_extensions: Vec<DeclaredSchema>,
-    pub(super) group_extensions: Vec<DeclaredSchema>,
+    /// The source itself, as the views hold it (its declared extension schemas).
+    source: Arc<SourceView>,
 }
 
 impl SourceAuth {
     /// The source's SCIM base URL, as clients reach it.
     pub fn base(&self) -> &str {
         &self.base
+    }
+
+    /// Extension schemas the source declared for its users.
+    pub(super) fn user_extensions(&self) -> &[DeclaredSchema] {
+        self.source.declared("User")
+    }
+
+    /// Extension schemas the source declared for its groups.
+    pub(super) fn group_extensions(&self) -> &[DeclaredSchema] {
+        self.source.declared("Group")
     }
 
     pub(super) fn ctx(&self) -> Context {
@@ -118,8 +128,7 @@ impl FromRequestParts<AppState> for SourceAuth {
         Ok(SourceAuth {
             base: format!("{root}/source/scim/{slug}/v2"),
             directory: source.directory.clone(),
-            user_extensions: source.declared("User"),
-            group_extensions: source.declared("Group"),
+            source: source.clone(),
             slug,
             request_id: super::request_id(&parts.headers),
         })
@@ -257,7 +266,7 @@ pub(super) async fn user_input(
             ))
         }
     };
-    let resource = user_resource(doc, &auth.user_extensions)?;
+    let resource = user_resource(doc, auth.user_extensions())?;
     let hash = match password {
         Some(p) => Some(hash_password(app, p).await?),
         None => None,
@@ -593,7 +602,7 @@ async fn search_users(
     search: Search,
 ) -> Result<Response, ScimError> {
     let mut q = search.to_query(app)?;
-    q.declared = auth.user_extensions.clone();
+    q.declared = auth.user_extensions().to_vec();
     let page = app
         .store
         .list_users(&auth.directory, auth.vis(), &q)
@@ -665,7 +674,8 @@ async fn create_group(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ScimError> {
-    let (resource, members) = group_resource(json_object(&headers, body)?, &auth.group_extensions)?;
+    let (resource, members) =
+        group_resource(json_object(&headers, body)?, auth.group_extensions())?;
     let writer = app.writers.get(&auth.directory).await?;
     let cmd = Command::CreateGroup { resource, members };
     let Outcome::Group(id) = writer.execute(cmd, auth.ctx()).await? else {
@@ -734,7 +744,7 @@ async fn search_groups(
     search: Search,
 ) -> Result<Response, ScimError> {
     let mut q = search.to_query(app)?;
-    q.declared = auth.group_extensions.clone();
+    q.declared = auth.group_extensions().to_vec();
     let page = app
         .store
         .list_groups(&auth.directory, auth.vis(), &q)
@@ -758,9 +768,9 @@ async fn search_root(
     let search = Search::from_body(&body)?;
     let mut q = search.to_query(&app)?;
     q.declared = auth
-        .user_extensions
+        .user_extensions()
         .iter()
-        .chain(&auth.group_extensions)
+        .chain(auth.group_extensions())
         .cloned()
         .collect();
     let everything = roster_projections::ListQuery {
@@ -833,7 +843,8 @@ async fn replace_group(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ScimError> {
     let id = parse_id(&id, "group")?;
-    let (resource, members) = group_resource(json_object(&headers, body)?, &auth.group_extensions)?;
+    let (resource, members) =
+        group_resource(json_object(&headers, body)?, auth.group_extensions())?;
     let cmd = Command::ReplaceGroup {
         id,
         resource,
