@@ -48,6 +48,26 @@ fn create(name: &str) -> Command {
     }
 }
 
+/// First start of the `default` directory, as the server does it.
+async fn bootstrap(w: &roster::writer::Writer) -> Result<Outcome, WriteError> {
+    let t = || NewToken {
+        id: ResourceId::new(),
+        hash: "0".repeat(64),
+        prefix: "rst_x".into(),
+    };
+    let sys = Context {
+        actor: Actor::System,
+        source: None,
+        correlation_id: None,
+    };
+    let cmd = Command::Bootstrap {
+        admin: t(),
+        source_slug: "default".into(),
+        source_token: t(),
+    };
+    w.execute(cmd, sys).await
+}
+
 fn ctx() -> Context {
     Context {
         actor: Actor::Source("source:default".into()),
@@ -70,26 +90,7 @@ async fn a_failed_append_is_answered_unavailable_and_leaves_no_trace() {
     tokio::spawn(run_projector(log.clone(), store.clone(), ptx, stop_rx));
     let writers = Writers::new(log.clone(), store.clone(), prx);
     let w = writers.get("default").await.unwrap();
-    let t = || NewToken {
-        id: ResourceId::new(),
-        hash: "0".repeat(64),
-        prefix: "rst_x".into(),
-    };
-    let sys = Context {
-        actor: Actor::System,
-        source: None,
-        correlation_id: None,
-    };
-    w.execute(
-        Command::Bootstrap {
-            admin: t(),
-            source_slug: "default".into(),
-            source_token: t(),
-        },
-        sys,
-    )
-    .await
-    .unwrap();
+    bootstrap(&w).await.unwrap();
     let end_before = *log.end().borrow();
 
     flaky.down.store(true, Ordering::SeqCst);
@@ -169,26 +170,7 @@ async fn writes_that_reached_the_log_stay_chained_even_when_their_answer_fails()
     drop(ptx);
     let writers = Writers::new(log.clone(), store.clone(), prx);
     let w = writers.get("default").await.unwrap();
-    let t = || NewToken {
-        id: ResourceId::new(),
-        hash: "0".repeat(64),
-        prefix: "rst_x".into(),
-    };
-    let sys = Context {
-        actor: Actor::System,
-        source: None,
-        correlation_id: None,
-    };
-    let boot = w
-        .execute(
-            Command::Bootstrap {
-                admin: t(),
-                source_slug: "default".into(),
-                source_token: t(),
-            },
-            sys,
-        )
-        .await;
+    let boot = bootstrap(&w).await;
     assert!(matches!(boot, Err(WriteError::Unavailable(_))));
     for name in ["alice", "bob"] {
         assert!(matches!(
