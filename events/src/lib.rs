@@ -17,7 +17,7 @@ pub use declared::{DeclaredAttribute, DeclaredSchema};
 pub use document::Document;
 pub use envelope::{Actor, DecodeError, Envelope, ResourceType};
 pub use ids::{fold_case, ResourceId};
-pub use record::{ChainState, Record};
+pub use record::{partition_of, ChainHead, ChainState, Record};
 pub use types::{
     AdminTokenIssued, Adopted, DirectoryCreated, Event, GroupCreated, GroupMembersAdded,
     GroupMembersRemoved, GroupReplaced, Member, MemberType, Ownership, SchemaDeclared,

@@ -1,11 +1,12 @@
 //! The log record and the directory-sequence chain.
 //!
 //! A record carries all events of one command, so a crash never leaves half a command in the
-//! log. Every record names the directory sequence number it expects to follow. Every reader
-//! applies one deterministic rule ([`ChainState::admit`]): a record is valid only if it follows
-//! the last valid record of its directory. An invalid record (a stale or duplicate write) is
-//! ignored by every projection and consumer. This gives compare-and-set on any append-only log,
-//! Kafka included, without broker transactions.
+//! log. Every record names the directory sequence number it expects to follow and the id of
+//! the record it was decided on top of. Every reader applies one deterministic rule
+//! ([`ChainState::admit`]): a record is valid only if it follows the last valid record of its
+//! directory. An invalid record (a stale, duplicate or orphaned write) is ignored by every
+//! projection and consumer. This gives compare-and-set on any append-only log, Kafka
+//! included, without broker transactions (docs/adr/0001 and 0005).
 
 use crate::envelope::Envelope;
 use serde::{Deserialize, Serialize};
@@ -15,12 +16,19 @@ use uuid::Uuid;
 /// One command's events, appended atomically.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Record {
-    /// Unique per append attempt, so a writer can recognise its own record when reading back.
+    /// Unique per decided command, so a writer can recognise its own record when reading
+    /// back (a record sent again after an unknown outcome keeps its id).
     pub record_id: Uuid,
     pub directory: String,
     /// The directory sequence number of the record this one follows (0 for the first).
     /// The record's own sequence number is `follows + 1`.
     pub follows: u64,
+    /// The `record_id` of the record this one follows (absent for a directory's first record,
+    /// and in records written before Roster 0.2). A writer that appends several records at
+    /// once chains them by id: if an earlier one loses its race, the later ones are invalid
+    /// too, though their numbers would fit after the winner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev: Option<Uuid>,
     pub events: Vec<Envelope>,
 }
 
@@ -31,29 +39,76 @@ impl Record {
     }
 }
 
-/// The last valid sequence number of every directory a reader has seen.
+/// The head of one directory's chain: its last valid sequence number and record id.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChainHead {
+    pub seq: u64,
+    pub record_id: Option<Uuid>,
+}
+
+impl ChainHead {
+    /// Applies the validity rule to one record of this directory: true (and the head moves to
+    /// it) if `record` follows this head; false if it is stale, a duplicate, or was decided on
+    /// top of a record that lost.
+    pub fn admit(&mut self, record: &Record) -> bool {
+        let linked = match record.prev {
+            Some(prev) => self.record_id == Some(prev),
+            // Records from before `prev` existed: the number alone decides.
+            None => true,
+        };
+        if record.follows == self.seq && linked {
+            self.seq += 1;
+            self.record_id = Some(record.record_id);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The chain head of every directory a reader has seen.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ChainState {
-    last: HashMap<String, u64>,
+    heads: HashMap<String, ChainHead>,
 }
 
 impl ChainState {
     /// Applies the validity rule: true (and the chain advances) if `record` follows the last
     /// valid record of its directory; false if it is stale or a duplicate.
     pub fn admit(&mut self, record: &Record) -> bool {
-        let last = self.last.entry(record.directory.clone()).or_insert(0);
-        if record.follows == *last {
-            *last += 1;
-            true
-        } else {
-            false
+        match self.heads.get_mut(&record.directory) {
+            Some(head) => head.admit(record),
+            None => {
+                let mut head = ChainHead::default();
+                let admitted = head.admit(record);
+                self.heads.insert(record.directory.clone(), head);
+                admitted
+            }
         }
     }
 
     /// The last valid sequence number of `directory` (0 if it has none).
     pub fn last(&self, directory: &str) -> u64 {
-        self.last.get(directory).copied().unwrap_or(0)
+        self.head(directory).seq
     }
+
+    /// The chain head of `directory` (sequence 0 and no id if it has none).
+    pub fn head(&self, directory: &str) -> ChainHead {
+        self.heads.get(directory).copied().unwrap_or_default()
+    }
+}
+
+/// The log partition a directory lives in, out of `partitions`: FNV-1a (64-bit) of the
+/// directory name's UTF-8 bytes, modulo the partition count. Roster computes it itself, so
+/// it never depends on a client library's partitioner; it must never change, or a
+/// directory's records would be split across partitions.
+pub fn partition_of(directory: &str, partitions: u32) -> u32 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let hash = directory
+        .bytes()
+        .fold(OFFSET, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME));
+    (hash % u64::from(partitions.max(1))) as u32
 }
 
 #[cfg(test)]
@@ -65,7 +120,15 @@ mod tests {
             record_id: Uuid::now_v7(),
             directory: dir.into(),
             follows,
+            prev: None,
             events: vec![],
+        }
+    }
+
+    fn after(prev: &Record) -> Record {
+        Record {
+            prev: Some(prev.record_id),
+            ..rec(&prev.directory, prev.follows + 1)
         }
     }
 
@@ -81,5 +144,53 @@ mod tests {
         assert_eq!(chain.last("a"), 3);
         assert_eq!(chain.last("b"), 1);
         assert_eq!(chain.last("c"), 0);
+    }
+
+    #[test]
+    fn a_record_decided_on_top_of_a_losing_record_is_invalid_though_its_number_fits() {
+        let mut chain = ChainState::default();
+        let base = rec("d", 0);
+        assert!(chain.admit(&base));
+        // Writer A decides two records on top of `base`; writer B one. B's lands first.
+        let a1 = after(&base);
+        let a2 = after(&a1);
+        let b1 = after(&base);
+        assert!(chain.admit(&b1));
+        assert!(!chain.admit(&a1), "a1 lost the race for seq 2");
+        assert!(
+            !chain.admit(&a2),
+            "a2 follows seq 2 by number, but not b1 by id"
+        );
+        assert_eq!(chain.head("d").record_id, Some(b1.record_id));
+        let b2 = after(&b1);
+        assert!(chain.admit(&b2));
+        assert!(!chain.admit(&b2), "the same record sent twice counts once");
+    }
+
+    #[test]
+    fn records_written_before_prev_existed_still_decode_and_chain_by_number() {
+        let old = r#"{"record_id":"01890a5d-ac96-774b-bcce-b302099a8057","directory":"default","follows":0,"events":[]}"#;
+        let r: Record = serde_json::from_str(old).unwrap();
+        assert_eq!(r.prev, None);
+        let mut chain = ChainState::default();
+        assert!(chain.admit(&r));
+        assert!(!serde_json::to_string(&r).unwrap().contains("prev"));
+    }
+
+    #[test]
+    fn the_partition_hash_is_stable() {
+        // Pinned values: changing the hash would move directories between partitions.
+        assert_eq!(partition_of("default", 1), 0);
+        assert_eq!(partition_of("default", 3), 0);
+        assert_eq!(partition_of("default", 12), 6);
+        let spread: std::collections::HashSet<u32> = (0..100)
+            .map(|i| partition_of(&format!("dir-{i}"), 8))
+            .collect();
+        assert_eq!(
+            spread.len(),
+            8,
+            "100 directories use every one of 8 partitions"
+        );
+        assert!((0..100).all(|i| partition_of(&format!("dir-{i}"), 8) < 8));
     }
 }
