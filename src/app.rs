@@ -3,12 +3,12 @@
 //! serves until SIGTERM or ctrl-c, draining in-flight requests (and so in-flight writes).
 
 use crate::auth::{self, Secret};
-use crate::config::Settings;
+use crate::config::{LogBackend, Settings};
 use crate::domain::{Command, Context, NewToken};
 use crate::http::{self, AppState};
-use crate::log::{EventLog, FileLog, FileLogOptions};
+use crate::log::{EventLog, FileLog, FileLogOptions, KafkaLog};
 use crate::metrics::Metrics;
-use crate::writer::{catch_up, run_projector, Writers};
+use crate::writer::{Pipeline, PipelineStop, Writers};
 use anyhow::Context as _;
 use roster_events::{Actor, ResourceId, DEFAULT_DIRECTORY};
 use roster_projections::{MemoryStore, ProjectionStore};
@@ -16,7 +16,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 /// What first start created; the tokens are shown once and never again.
 pub struct FirstStart {
@@ -30,8 +29,7 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     log: Arc<dyn EventLog>,
-    projector: tokio::task::JoinHandle<()>,
-    stop_projector: watch::Sender<bool>,
+    pipeline: PipelineStop,
     pub first_start: Option<FirstStart>,
 }
 
@@ -41,38 +39,22 @@ impl Application {
     /// Fails when the data directory cannot be opened or locked, the log is damaged beyond its
     /// torn tail, or the address cannot be bound.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-        let log_dir = settings.data_dir.join("log");
-        let options = FileLogOptions {
-            segment_bytes: settings.segment_bytes,
-        };
-        let log: Arc<dyn EventLog> = Arc::new(
-            FileLog::open(&log_dir, options)
-                .with_context(|| format!("opening the event log in {}", log_dir.display()))?,
-        );
+        let log = open_log(&settings).await?;
         let store: Arc<dyn ProjectionStore> = Arc::new(MemoryStore::new());
-        let (projected_tx, projected) = watch::channel(0);
-
+        let metrics = Metrics::new();
         let started = Instant::now();
-        let replayed = catch_up(&log, store.as_ref(), &projected_tx)
+        let mut pipeline = Pipeline::start(log.clone(), store.clone(), Some(metrics.clone()))
             .await
             .context("replaying the event log")?;
-        let elapsed = started.elapsed();
         tracing::info!(
-            entries = replayed,
-            elapsed_ms = elapsed.as_millis() as u64,
+            entries = pipeline.replayed,
+            partitions = log.partitions(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
             "replayed the event log"
         );
-        let (stop_projector, stop_rx) = watch::channel(false);
-        let projector = tokio::spawn(run_projector(
-            log.clone(),
-            store.clone(),
-            projected_tx,
-            stop_rx,
-        ));
-
-        let metrics = Metrics::new();
-        let writers = Writers::new(log.clone(), store.clone(), projected.clone())
-            .with_metrics(metrics.clone());
+        let stopper = pipeline.stopper();
+        let writers = pipeline.writers;
+        let projected = pipeline.projected;
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
@@ -104,8 +86,7 @@ impl Application {
             listener,
             state,
             log,
-            projector,
-            stop_projector,
+            pipeline: stopper,
             first_start,
         })
     }
@@ -129,22 +110,43 @@ impl Application {
         self,
         stop: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let writers = self.state.writers.clone();
         let router = http::router(self.state);
         axum::serve(self.listener, router)
             .with_graceful_shutdown(stop)
             .await?;
         // In-flight requests are done; let running batches finish, then stop following the
         // log, so that the log is closed (and its lock released) when this returns.
-        writers.close().await;
-        self.stop_projector.send_replace(true);
-        let _ = self.projector.await;
+        self.pipeline.stop().await;
         // Some connection tasks may still hold the router (and so the log) for a moment:
         // close the log explicitly rather than wait for the last reference to go.
         self.log.close().await;
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Opens the configured event log.
+///
+/// Fails when the file log's directory cannot be opened or locked or is damaged beyond its
+/// torn tail, or when the Kafka topic is missing and cannot be created.
+async fn open_log(settings: &Settings) -> anyhow::Result<Arc<dyn EventLog>> {
+    Ok(match settings.log {
+        LogBackend::File => {
+            let log_dir = settings.data_dir.join("log");
+            let options = FileLogOptions {
+                segment_bytes: settings.segment_bytes,
+            };
+            Arc::new(
+                FileLog::open(&log_dir, options)
+                    .with_context(|| format!("opening the event log in {}", log_dir.display()))?,
+            )
+        }
+        LogBackend::Kafka => Arc::new(
+            KafkaLog::open(settings.kafka_options())
+                .await
+                .with_context(|| format!("opening the Kafka log at {}", settings.kafka_brokers))?,
+        ),
+    })
 }
 
 async fn bootstrap(

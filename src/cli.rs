@@ -1,7 +1,7 @@
 //! The command line: `roster serve` and the `roster source ...` commands, which talk to a
 //! running server's admin API.
 
-use crate::config::{LogFormat, Settings};
+use crate::config::{LogBackend, LogFormat, Settings};
 use clap::{Args, Parser, Subcommand};
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -64,6 +64,27 @@ pub struct ServeArgs {
     /// Segment size of the embedded log, in bytes [default: 134217728].
     #[arg(long, env = "ROSTER_SEGMENT_BYTES")]
     pub segment_bytes: Option<u64>,
+    /// The event log: `file` (embedded, in the data directory) or `kafka` [default: file].
+    #[arg(long = "log", env = "ROSTER_LOG_BACKEND", value_enum)]
+    pub log_backend: Option<LogBackend>,
+    /// Kafka bootstrap servers, host:port[,host:port...] [default: 127.0.0.1:9092].
+    #[arg(long, env = "ROSTER_KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+    /// The Kafka topic holding the log [default: roster-events].
+    #[arg(long, env = "ROSTER_KAFKA_TOPIC")]
+    pub kafka_topic: Option<String>,
+    /// The topic's partition count, fixed for its life [default: 3].
+    #[arg(long, env = "ROSTER_KAFKA_PARTITIONS")]
+    pub kafka_partitions: Option<u32>,
+    /// Replication factor when Roster creates the topic [default: 1].
+    #[arg(long, env = "ROSTER_KAFKA_REPLICATION")]
+    pub kafka_replication: Option<i32>,
+    /// How long one append may take before its outcome is unknown, in ms [default: 10000].
+    #[arg(long, env = "ROSTER_KAFKA_MESSAGE_TIMEOUT_MS")]
+    pub kafka_message_timeout_ms: Option<u64>,
+    /// Create the topic at start if it is missing [default: true].
+    #[arg(long, env = "ROSTER_KAFKA_CREATE_TOPIC")]
+    pub kafka_create_topic: Option<bool>,
 }
 
 #[derive(Args, Debug)]
@@ -162,6 +183,27 @@ impl Cli {
             }
             if let Some(v) = a.password_policy {
                 s.password_policy = v;
+            }
+            if let Some(v) = a.log_backend {
+                s.log = v;
+            }
+            if let Some(v) = &a.kafka_brokers {
+                s.kafka_brokers = v.clone();
+            }
+            if let Some(v) = &a.kafka_topic {
+                s.kafka_topic = v.clone();
+            }
+            if let Some(v) = a.kafka_partitions {
+                s.kafka_partitions = v;
+            }
+            if let Some(v) = a.kafka_replication {
+                s.kafka_replication = v;
+            }
+            if let Some(v) = a.kafka_message_timeout_ms {
+                s.kafka_message_timeout_ms = v;
+            }
+            if let Some(v) = a.kafka_create_topic {
+                s.kafka_create_topic = v;
             }
         }
         Ok(s)

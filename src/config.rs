@@ -3,6 +3,7 @@
 
 use crate::auth::Secret;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -26,6 +27,17 @@ pub enum PasswordPolicy {
     Hash,
     /// Refuse requests that carry a password (400 invalidValue).
     Refuse,
+}
+
+/// Which event log Roster writes to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogBackend {
+    /// The embedded segment-file log in `data_dir` (the default).
+    #[default]
+    File,
+    /// Apache Kafka (`kafka_brokers`, `kafka_topic`).
+    Kafka,
 }
 
 /// Everything Roster can be configured with.
@@ -53,6 +65,23 @@ pub struct Settings {
     pub segment_bytes: u64,
     /// What to do with passwords clients send.
     pub password_policy: PasswordPolicy,
+    /// The event log: the embedded file log or Kafka.
+    pub log: LogBackend,
+    /// Kafka bootstrap servers, `host:port[,host:port...]`.
+    pub kafka_brokers: String,
+    /// The Kafka topic that holds the log.
+    pub kafka_topic: String,
+    /// The topic's partition count (fixed for the life of the topic).
+    pub kafka_partitions: u32,
+    /// Replication factor when Roster creates the topic.
+    pub kafka_replication: i32,
+    /// How long one append may take before its outcome is treated as unknown, in ms.
+    pub kafka_message_timeout_ms: u64,
+    /// Create the topic at start if it is missing.
+    pub kafka_create_topic: bool,
+    /// Extra librdkafka client properties (security.protocol, sasl.username, ...). Values
+    /// are never logged.
+    pub kafka_properties: BTreeMap<String, Secret>,
 }
 
 impl Default for Settings {
@@ -68,11 +97,36 @@ impl Default for Settings {
             max_page_size: 1000,
             segment_bytes: 128 << 20,
             password_policy: PasswordPolicy::Hash,
+            log: LogBackend::File,
+            kafka_brokers: "127.0.0.1:9092".into(),
+            kafka_topic: "roster-events".into(),
+            kafka_partitions: 3,
+            kafka_replication: 1,
+            kafka_message_timeout_ms: 10_000,
+            kafka_create_topic: true,
+            kafka_properties: BTreeMap::new(),
         }
     }
 }
 
 impl Settings {
+    /// The Kafka log options these settings describe.
+    pub fn kafka_options(&self) -> crate::log::KafkaOptions {
+        crate::log::KafkaOptions {
+            brokers: self.kafka_brokers.clone(),
+            topic: self.kafka_topic.clone(),
+            partitions: self.kafka_partitions,
+            replication: self.kafka_replication,
+            message_timeout: std::time::Duration::from_millis(self.kafka_message_timeout_ms),
+            create_topic: self.kafka_create_topic,
+            properties: self
+                .kafka_properties
+                .iter()
+                .map(|(k, v)| (k.clone(), v.expose().to_owned()))
+                .collect(),
+        }
+    }
+
     /// Reads settings from a TOML file; keys it does not set keep their defaults.
     ///
     /// Fails when the file cannot be read or has unknown keys or bad values.
@@ -95,5 +149,20 @@ mod tests {
         assert_eq!(s.max_page_size, 50);
         assert_eq!(s.data_dir, PathBuf::from("roster-data"));
         assert!(toml::from_str::<Settings>("lisen = \"x\"").is_err());
+    }
+
+    #[test]
+    fn kafka_settings_come_from_the_file_and_property_values_never_print() {
+        let s: Settings = toml::from_str(
+            "log = \"kafka\"\nkafka_brokers = \"k1:9092,k2:9092\"\nkafka_partitions = 12\n\
+             [kafka_properties]\n\"sasl.password\" = \"hunter2\"",
+        )
+        .unwrap();
+        assert_eq!(s.log, LogBackend::Kafka);
+        let o = s.kafka_options();
+        assert_eq!(o.brokers, "k1:9092,k2:9092");
+        assert_eq!(o.partitions, 12);
+        assert_eq!(o.properties["sasl.password"], "hunter2");
+        assert!(!format!("{s:?}").contains("hunter2"));
     }
 }

@@ -1,20 +1,26 @@
-//! The write path: one writer task per directory and the projector that keeps the views
-//! caught up with the log.
+//! The write path: one writer task per directory, and the projectors (one per log partition)
+//! that keep the views caught up with the log.
 //!
 //! A writer takes every command waiting at that moment, decides each against its decision
-//! state (a private copy of the directory's views, which already includes the earlier
-//! commands of the batch), appends all resulting records with one log append, and answers
-//! only when the records are durable and the projector has folded them into the views that
-//! serve reads. If the append fails, the batch is undone and every command in it answers
-//! `Unavailable`: nothing is half-applied.
+//! state (a private copy of the directory, which already includes the earlier commands of the
+//! batch), and appends the resulting records with one log append. It answers only once the
+//! log has told it the outcome: the projector folds the records into the views, then hands
+//! every record of the directory (this process's and any other's) to the writer through its
+//! *feed*. The writer applies the directory-sequence rule to the feed itself, so it knows
+//! which of its records won. Records of other processes are folded into its decision state;
+//! commands whose records lost a race are decided again on the new state (and may now be a
+//! 409). If the append fails, the batch is undone and every command in it answers
+//! `Unavailable`: nothing is half-applied. If the outcome of an append is unknown, the same
+//! records are sent again until the log takes them; the rule keeps only the first copy, so
+//! the command takes effect exactly once and is answered accordingly.
 
 use crate::domain::{decide, Command, Context, DomainError, Outcome};
 use crate::log::{EventLog, LogError};
 use crate::metrics::{Metrics, OutcomeLabels};
 use chrono::Utc;
-use roster_events::Record;
-use roster_projections::{Directory, ProjectionStore, StoreError, Undo};
-use std::collections::HashMap;
+use roster_events::{ChainHead, Record};
+use roster_projections::{Directory, LogEntry, ProjectionStore, StoreError, Undo};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -25,6 +31,10 @@ use uuid::Uuid;
 const MAX_BATCH: usize = 1024;
 /// The most entries the projector folds at once.
 const PROJECT_BATCH: usize = 4096;
+/// How many times a command that lost a race to another writer is decided again.
+const MAX_ROUNDS: usize = 16;
+/// How long a writer waits for the views to reflect its records.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why a write was not done.
 #[derive(Debug, thiserror::Error)]
@@ -76,28 +86,77 @@ impl Writer {
     }
 }
 
+/// The projectors' hand-off to the writers: every folded entry of a directory that has a
+/// writer in this process is sent to that writer, after the views reflect it.
+#[derive(Default)]
+pub struct Feeds {
+    /// Per directory with a writer in this process.
+    map: RwLock<HashMap<String, mpsc::UnboundedSender<LogEntry>>>,
+}
+
+impl Feeds {
+    fn subscribe(&self, directory: &str) -> mpsc::UnboundedReceiver<LogEntry> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.map
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(directory.to_owned(), tx);
+        rx
+    }
+
+    /// Closes every feed: a writer waiting for an outcome then fails at once instead of
+    /// waiting out its timeout. Used when the projectors stop.
+    pub fn close(&self) {
+        self.map.write().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    /// The entries some writer waits for (cheap: the records are shared, not copied).
+    fn wanted(&self, entries: &[LogEntry]) -> Vec<LogEntry> {
+        let map = self.map.read().unwrap_or_else(|p| p.into_inner());
+        if map.is_empty() {
+            return Vec::new();
+        }
+        entries
+            .iter()
+            .filter(|e| map.contains_key(&e.record.directory))
+            .cloned()
+            .collect()
+    }
+
+    fn dispatch(&self, entries: Vec<LogEntry>) {
+        if entries.is_empty() {
+            return;
+        }
+        let map = self.map.read().unwrap_or_else(|p| p.into_inner());
+        for e in entries {
+            if let Some(tx) = map.get(&e.record.directory) {
+                let _ = tx.send(e);
+            }
+        }
+    }
+}
+
 /// Every directory's writer, created on demand.
 #[derive(Clone)]
 pub struct Writers {
     log: Arc<dyn EventLog>,
     store: Arc<dyn ProjectionStore>,
-    projected: watch::Receiver<u64>,
+    feeds: Arc<Feeds>,
     map: Arc<RwLock<HashMap<String, Writer>>>,
+    /// Serialises writer creation, so one directory never gets two feeds.
+    creating: Arc<tokio::sync::Mutex<()>>,
     metrics: Option<Arc<Metrics>>,
     tasks: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
 impl Writers {
-    pub fn new(
-        log: Arc<dyn EventLog>,
-        store: Arc<dyn ProjectionStore>,
-        projected: watch::Receiver<u64>,
-    ) -> Self {
+    pub fn new(log: Arc<dyn EventLog>, store: Arc<dyn ProjectionStore>, feeds: Arc<Feeds>) -> Self {
         Writers {
             log,
             store,
-            projected,
+            feeds,
             map: Arc::default(),
+            creating: Arc::default(),
             metrics: None,
             tasks: Arc::default(),
         }
@@ -109,44 +168,56 @@ impl Writers {
         self
     }
 
+    fn existing(&self, directory: &str) -> Option<Writer> {
+        self.map
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(directory)
+            .cloned()
+    }
+
     /// The writer of `directory`, started (from the views' current state) if need be.
     ///
     /// Fails when the views cannot give the directory's state.
     pub async fn get(&self, directory: &str) -> Result<Writer, WriteError> {
-        if let Some(w) = self
-            .map
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(directory)
-        {
-            return Ok(w.clone());
+        if let Some(w) = self.existing(directory) {
+            return Ok(w);
         }
-        let state = self
-            .store
-            .snapshot(directory)
-            .await?
-            .unwrap_or_else(|| Directory::new(directory));
-        let seq = self.store.directory_seq(directory).await?;
-        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(w) = map.get(directory) {
-            return Ok(w.clone());
+        let _creating = self.creating.lock().await;
+        if let Some(w) = self.existing(directory) {
+            return Ok(w);
         }
+        // Subscribe before the snapshot: whatever the projector folds after the snapshot
+        // reaches the feed, and what the snapshot already holds is recognised by position.
+        let feed = self.feeds.subscribe(directory);
+        let partition = self.log.partition(directory);
+        let snap = self.store.snapshot(directory, partition).await?;
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
         let task = DirectoryWriter {
-            state,
-            seq,
+            directory: directory.to_owned(),
+            partition,
+            state: snap.state,
+            head: snap.head,
+            next: snap.next_position,
+            pending: VecDeque::new(),
+            won: Vec::new(),
+            stale: false,
+            feed,
             log: self.log.clone(),
-            projected: self.projected.clone(),
+            store: self.store.clone(),
             metrics: self.metrics.clone(),
         };
-        let span = tracing::info_span!("writer", directory);
+        let span = tracing::info_span!("writer", directory, partition);
         let handle = tokio::spawn(task.run(rx).instrument(span));
         self.tasks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(handle);
         let w = Writer { tx };
-        map.insert(directory.to_owned(), w.clone());
+        self.map
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(directory.to_owned(), w.clone());
         Ok(w)
     }
 
@@ -157,14 +228,31 @@ impl Writers {
         for t in tasks {
             let _ = t.await;
         }
+        self.feeds.close();
     }
 }
 
 struct DirectoryWriter {
+    directory: String,
+    partition: u32,
+    /// The fold of every valid record of the directory below `next`, then of `pending`, then
+    /// (during a batch, before its append) of the batch, which the undo list can take back.
     state: Directory,
-    seq: u64,
+    /// The head of the directory's chain as the log has shown it (below `next`).
+    head: ChainHead,
+    /// The first position of the directory's partition not yet absorbed from the feed.
+    next: u64,
+    /// Records this writer appended that the feed has not yet shown, in order. `state`
+    /// includes them and new records chain on the last of them.
+    pending: VecDeque<Uuid>,
+    /// Pending records the feed showed valid during the current batch.
+    won: Vec<Uuid>,
+    /// Set when the log showed that a pending record lost to another writer: `state` is no
+    /// longer a fold of the log and is reloaded from the views before the next decision.
+    stale: bool,
+    feed: mpsc::UnboundedReceiver<LogEntry>,
     log: Arc<dyn EventLog>,
-    projected: watch::Receiver<u64>,
+    store: Arc<dyn ProjectionStore>,
     metrics: Option<Arc<Metrics>>,
 }
 
@@ -180,112 +268,322 @@ fn outcome_label(r: &Result<Outcome, WriteError>) -> &'static str {
     }
 }
 
-impl DirectoryWriter {
-    async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
-        let mut jobs = Vec::with_capacity(MAX_BATCH);
-        while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-            self.batch(std::mem::take(&mut jobs)).await;
-        }
-    }
+/// One round of a batch: the records decided, and for each job its result and the index of
+/// its record (None for a refusal or a command that changes nothing).
+struct Round {
+    undo: Undo,
+    records: Vec<Record>,
+    results: Vec<Result<Outcome, WriteError>>,
+    record_of: Vec<Option<usize>>,
+}
 
-    async fn batch(&mut self, jobs: Vec<Job>) {
-        let span = tracing::info_span!(
-            "command_batch",
-            commands = jobs.len(),
-            records = tracing::field::Empty
-        );
-        let _enter = span.enter();
-        let now = Utc::now();
-        let mut undo = Undo::default();
-        let mut records = Vec::new();
-        let mut results: Vec<Result<Outcome, WriteError>> = Vec::with_capacity(jobs.len());
-        for job in &jobs {
-            let decided = tracing::info_span!("command", directory = self.state.name())
-                .in_scope(|| decide(&self.state, &job.cmd, &job.ctx, now));
-            match decided {
-                Ok((events, outcome)) => {
-                    if !events.is_empty() {
-                        for e in &events {
-                            if let Err(err) = self.state.apply_with_undo(e.clone(), &mut undo) {
-                                // decide() only emits events that fit; this is a bug. Refuse
-                                // the whole batch rather than append something unfoldable.
-                                tracing::error!(error = %err, "decided event does not fold");
-                                self.state.revert(undo);
-                                drop(_enter);
-                                return self.fail_all(jobs, "internal error while deciding");
-                            }
-                        }
-                        records.push(Record {
-                            record_id: Uuid::now_v7(),
-                            directory: self.state.name().to_owned(),
-                            follows: self.seq + records.len() as u64,
-                            events,
-                        });
-                    }
-                    results.push(Ok(outcome));
-                }
-                Err(e) => results.push(Err(e.into())),
-            }
-        }
-        span.record("records", records.len());
-        drop(_enter);
-        if !records.is_empty() {
-            let n = records.len() as u64;
-            let started = std::time::Instant::now();
-            let appended = self.log.append(records).instrument(span.clone()).await;
-            if let Some(m) = &self.metrics {
-                m.append_duration.observe(started.elapsed().as_secs_f64());
-            }
-            let positions = match appended {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::warn!(error = %e, "append failed; batch undone");
-                    self.state.revert(undo);
-                    // Refusals decided in this batch may rest on writes that did not happen:
-                    // every command of the batch is answered Unavailable and may be retried.
-                    return self.fail_all(jobs, &e.to_string());
-                }
-            };
-            // The records are in the log: from here on the decision state and the sequence
-            // follow them, whatever happens to the answer.
-            self.seq += n;
-            let last = positions.last().copied().unwrap_or(0);
-            if let Err(e) = self.wait_projected(last).instrument(span.clone()).await {
-                // Durable but not yet visible: the outcome is unknown to the client, which
-                // may retry (and then find its write, or a conflict with it).
-                tracing::warn!(error = %e, "appended, but the views did not catch up");
-                return self.fail_all(jobs, &e.to_string());
-            }
-        }
-        self.record(&results);
-        for (job, result) in jobs.into_iter().zip(results) {
-            let _ = job.reply.send(result);
-        }
-    }
-
-    /// Read-your-writes: returns once the views reflect the log up to `last`.
-    async fn wait_projected(&mut self, last: u64) -> Result<(), WriteError> {
-        let wait = self.projected.wait_for(|&p| p > last);
-        match tokio::time::timeout(Duration::from_secs(30), wait).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(_)) => Err(WriteError::Unavailable("projector stopped".into())),
-            Err(_) => Err(WriteError::Unavailable(
-                "views did not catch up in time".into(),
-            )),
-        }
-    }
+/// What the log said about a batch's records.
+enum Confirmed {
+    /// Every record is valid.
+    AllWon,
+    /// Another writer got in first: which of ours are valid.
+    Raced(Vec<bool>),
+    /// Nothing was written (the batch is undone), or the outcome could not be learnt in time
+    /// (the records stay pending).
+    Failed(String),
 }
 
 impl DirectoryWriter {
-    fn fail_all(&self, jobs: Vec<Job>, why: &str) {
-        let results: Vec<_> = jobs
-            .iter()
-            .map(|_| Err(WriteError::Unavailable(why.to_owned())))
-            .collect();
+    async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+        let mut jobs = Vec::with_capacity(MAX_BATCH);
+        loop {
+            tokio::select! {
+                biased;
+                n = rx.recv_many(&mut jobs, MAX_BATCH) => {
+                    if n == 0 {
+                        return;
+                    }
+                    self.batch(std::mem::take(&mut jobs), &mut rx).await;
+                }
+                // Records of other processes, folded while idle so the next batch starts fresh.
+                Some(entry) = self.feed.recv() => self.absorb(&entry),
+            }
+        }
+    }
+
+    /// Applies the directory-sequence rule to one fed entry and follows it: a pending record
+    /// of ours is confirmed, another writer's valid record is folded in, and any valid record
+    /// that is not our next pending one means our pending records lost.
+    fn absorb(&mut self, entry: &LogEntry) {
+        if entry.position < self.next {
+            return;
+        }
+        self.next = entry.position + 1;
+        if self.stale {
+            // The reload from the views will include this entry (the views reflect an entry
+            // before it is fed).
+            return;
+        }
+        let id = entry.record.record_id;
+        if !self.head.admit(&entry.record) {
+            if self.pending.front() == Some(&id) {
+                self.lost_race();
+            }
+            return;
+        }
+        if self.pending.front() == Some(&id) {
+            self.pending.pop_front();
+            self.won.push(id);
+        } else if !self.pending.is_empty() {
+            self.lost_race();
+        } else {
+            for env in &entry.record.events {
+                if let Err(e) = self.state.apply(env.clone()) {
+                    tracing::warn!(position = entry.position, error = %e, "event skipped by the fold");
+                }
+            }
+        }
+    }
+
+    fn lost_race(&mut self) {
+        tracing::debug!(
+            lost = self.pending.len(),
+            "another writer got in first; reloading the directory"
+        );
+        self.pending.clear();
+        self.stale = true;
+    }
+
+    fn drain_feed(&mut self) {
+        while let Ok(entry) = self.feed.try_recv() {
+            self.absorb(&entry);
+        }
+    }
+
+    /// Reloads the decision state from the views after a lost race.
+    async fn reload(&mut self) -> Result<(), WriteError> {
+        let snap = self.store.snapshot(&self.directory, self.partition).await?;
+        self.state = snap.state;
+        self.head = snap.head;
+        self.next = snap.next_position;
+        self.stale = false;
+        Ok(())
+    }
+
+    /// The sequence number and id the next record follows: the last pending record, or the
+    /// head of the chain.
+    fn tip(&self) -> (u64, Option<Uuid>) {
+        let seq = self.head.seq + self.pending.len() as u64;
+        (seq, self.pending.back().copied().or(self.head.record_id))
+    }
+
+    /// Decides every job against the decision state, folding the events in with undo.
+    fn decide_round(&mut self, jobs: &[Job]) -> Result<Round, &'static str> {
+        let now = Utc::now();
+        let (seq, mut prev) = self.tip();
+        let mut round = Round {
+            undo: Undo::default(),
+            records: Vec::new(),
+            results: Vec::with_capacity(jobs.len()),
+            record_of: Vec::with_capacity(jobs.len()),
+        };
+        for job in jobs {
+            let decided = tracing::info_span!("command", directory = self.state.name())
+                .in_scope(|| decide(&self.state, &job.cmd, &job.ctx, now));
+            match decided {
+                Ok((events, outcome)) if !events.is_empty() => {
+                    for e in &events {
+                        if let Err(err) = self.state.apply_with_undo(e.clone(), &mut round.undo) {
+                            // decide() only emits events that fit; this is a bug. Refuse the
+                            // whole batch rather than append something unfoldable.
+                            tracing::error!(error = %err, "decided event does not fold");
+                            self.state.revert(round.undo);
+                            return Err("internal error while deciding");
+                        }
+                    }
+                    let record_id = Uuid::now_v7();
+                    round.record_of.push(Some(round.records.len()));
+                    round.records.push(Record {
+                        record_id,
+                        directory: self.directory.clone(),
+                        follows: seq + round.records.len() as u64,
+                        prev,
+                        events,
+                    });
+                    prev = Some(record_id);
+                    round.results.push(Ok(outcome));
+                }
+                Ok((_, outcome)) => {
+                    round.record_of.push(None);
+                    round.results.push(Ok(outcome));
+                }
+                Err(e) => {
+                    round.record_of.push(None);
+                    round.results.push(Err(e.into()));
+                }
+            }
+        }
+        Ok(round)
+    }
+
+    async fn batch(&mut self, mut jobs: Vec<Job>, rx: &mut mpsc::Receiver<Job>) {
+        let span = tracing::info_span!(
+            "command_batch",
+            commands = jobs.len(),
+            records = tracing::field::Empty,
+            rounds = tracing::field::Empty
+        );
+        for round_no in 1..=MAX_ROUNDS {
+            span.record("rounds", round_no);
+            self.drain_feed();
+            if self.stale {
+                if let Err(e) = self.reload().instrument(span.clone()).await {
+                    return self.fail_all(jobs, &e.to_string());
+                }
+            }
+            let round = match span.in_scope(|| self.decide_round(&jobs)) {
+                Ok(round) => round,
+                Err(why) => return self.fail_all(jobs, why),
+            };
+            span.record("records", round.records.len());
+            if round.records.is_empty() {
+                return self.answer(jobs, round.results);
+            }
+            let won = match self
+                .append_and_confirm(round.records, round.undo, rx)
+                .instrument(span.clone())
+                .await
+            {
+                Confirmed::AllWon => return self.answer(jobs, round.results),
+                Confirmed::Raced(won) => won,
+                Confirmed::Failed(why) => return self.fail_all(jobs, &why),
+            };
+            // Keep the commands whose records won; decide the rest again on the reloaded
+            // state (a refusal may rest on a record that lost, so refusals are decided again
+            // too).
+            let mut retry = Vec::new();
+            let mut done_jobs = Vec::new();
+            let mut done_results = Vec::new();
+            for ((job, result), record) in jobs.into_iter().zip(round.results).zip(round.record_of)
+            {
+                match record {
+                    Some(i) if won[i] => {
+                        done_jobs.push(job);
+                        done_results.push(result);
+                    }
+                    _ => retry.push(job),
+                }
+            }
+            self.answer(done_jobs, done_results);
+            if retry.is_empty() {
+                return;
+            }
+            tracing::debug!(retried = retry.len(), "lost a race; deciding again");
+            jobs = retry;
+        }
+        self.fail_all(
+            jobs,
+            "too many concurrent writers to this directory; try again",
+        );
+    }
+
+    /// Appends the round's records and waits until the feed has told the outcome of each.
+    async fn append_and_confirm(
+        &mut self,
+        records: Vec<Record>,
+        undo: Undo,
+        rx: &mut mpsc::Receiver<Job>,
+    ) -> Confirmed {
+        if !self.log.healthy() {
+            self.state.revert(undo);
+            return Confirmed::Failed("event log unavailable".into());
+        }
+        let ids: Vec<Uuid> = records.iter().map(|r| r.record_id).collect();
+        let started = std::time::Instant::now();
+        let appended = self.log.append(records.clone()).await;
+        if let Some(m) = &self.metrics {
+            m.append_duration.observe(started.elapsed().as_secs_f64());
+        }
+        match appended {
+            Ok(_) => {}
+            Err(LogError::Unknown(why)) => {
+                tracing::warn!(%why, "append outcome unknown; sending the same records again");
+                self.resend(&records, rx).await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "append failed; batch undone");
+                self.state.revert(undo);
+                return Confirmed::Failed(e.to_string());
+            }
+        }
+        // The records are in the log: from here on the decision state keeps them until the
+        // log shows otherwise.
+        self.pending.extend(ids.iter().copied());
+        self.won.clear();
+        // Pending records are confirmed in order: the batch is through when its last is.
+        let last = ids.last().copied();
+        let wait = async {
+            while !self.stale && self.won.last().copied() != last {
+                let Some(entry) = self.feed.recv().await else {
+                    return Err("projector stopped".to_string());
+                };
+                self.absorb(&entry);
+            }
+            Ok(())
+        };
+        let why = match tokio::time::timeout(CONFIRM_TIMEOUT, wait).await {
+            Ok(Ok(())) => None,
+            Ok(Err(why)) => Some(why),
+            Err(_) => Some("views did not catch up in time".to_string()),
+        };
+        if let Some(why) = why {
+            // Durable but not yet confirmed: the records stay pending, the next records chain
+            // on them, and the feed settles them later.
+            tracing::warn!(%why, "appended, but the outcome was not confirmed");
+            return Confirmed::Failed(why);
+        }
+        if self.stale {
+            let won: std::collections::HashSet<Uuid> = self.won.drain(..).collect();
+            Confirmed::Raced(ids.iter().map(|id| won.contains(id)).collect())
+        } else {
+            Confirmed::AllWon
+        }
+    }
+
+    /// Sends the same records again until the log takes them, answering commands that arrive
+    /// meanwhile `Unavailable` (they were never decided). A copy that lands after the first
+    /// is invalid under the directory-sequence rule, so the command takes effect once.
+    async fn resend(&mut self, records: &[Record], rx: &mut mpsc::Receiver<Job>) {
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let sleep = tokio::time::sleep(delay);
+            tokio::pin!(sleep);
+            loop {
+                tokio::select! {
+                    _ = &mut sleep => break,
+                    job = rx.recv() => match job {
+                        Some(job) => self.fail_all(vec![job], "event log unavailable"),
+                        // Shutting down: still resolve the batch in flight.
+                        None => (&mut sleep).await,
+                    },
+                }
+            }
+            match self.log.append(records.to_vec()).await {
+                Ok(_) => return,
+                Err(e) => tracing::warn!(error = %e, "sending again failed; will retry"),
+            }
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    fn answer(&self, jobs: Vec<Job>, results: Vec<Result<Outcome, WriteError>>) {
         self.record(&results);
         for (job, result) in jobs.into_iter().zip(results) {
             let _ = job.reply.send(result);
         }
+    }
+
+    fn fail_all(&self, jobs: Vec<Job>, why: &str) {
+        let results = jobs
+            .iter()
+            .map(|_| Err(WriteError::Unavailable(why.to_owned())))
+            .collect();
+        self.answer(jobs, results);
     }
 
     fn record(&self, results: &[Result<Outcome, WriteError>]) {
@@ -302,48 +600,64 @@ impl DirectoryWriter {
     }
 }
 
-/// Folds the log into the store from the store's position on, publishing the position
-/// reached on `projected`, until `stop` fires or the log closes.
+/// The projector of one partition: folds the log into the store from the store's position
+/// on, hands each directory's entries to its writer, and publishes the position reached on
+/// `projected`, until `stop` fires or the log closes.
 pub async fn run_projector(
     log: Arc<dyn EventLog>,
     store: Arc<dyn ProjectionStore>,
+    partition: u32,
+    feeds: Arc<Feeds>,
     projected: watch::Sender<u64>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut end = log.end();
+    let mut end = log.end(partition);
+    let poll = log.poll_interval();
     loop {
         if *stop.borrow() {
             return;
         }
-        let next = match catch_up(&log, store.as_ref(), &projected).await {
+        let next = match catch_up(&log, store.as_ref(), partition, &feeds, &projected).await {
             Ok(next) => next,
             Err(e) => {
-                tracing::error!(error = %e, "projection failed; retrying");
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                tracing::error!(partition, error = %e, "projection failed; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    _ = stop.changed() => return,
+                }
                 continue;
+            }
+        };
+        let poll_wait = async {
+            match poll {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
             }
         };
         tokio::select! {
             r = end.wait_for(|&e| e > next) => if r.is_err() { return },
+            _ = poll_wait => {}
             _ = stop.changed() => return,
         }
     }
 }
 
-/// Folds everything up to the log's current end into the store. Returns the next position.
+/// Folds what the log holds now of `partition` into the store. Returns the next position.
 /// Reading (and decoding) the next batch overlaps with folding the current one.
 ///
 /// Fails when the log cannot be read or the store cannot be written.
 pub async fn catch_up(
     log: &Arc<dyn EventLog>,
     store: &dyn ProjectionStore,
+    partition: u32,
+    feeds: &Feeds,
     projected: &watch::Sender<u64>,
 ) -> Result<u64, WriteError> {
     let read = |from: u64| {
         let log = log.clone();
-        tokio::spawn(async move { log.read(from, PROJECT_BATCH).await })
+        tokio::spawn(async move { log.read(partition, from, PROJECT_BATCH).await })
     };
-    let mut next = store.next_position().await?;
+    let mut next = store.next_position(partition).await?;
     let mut pending = read(next);
     loop {
         let entries = pending
@@ -353,10 +667,119 @@ pub async fn catch_up(
         let (from, to) = (next, last.position);
         next = to + 1;
         pending = read(next);
-        let span = tracing::debug_span!("projection_batch", from, to);
+        let span = tracing::debug_span!("projection_batch", partition, from, to);
+        let wanted = feeds.wanted(&entries);
         store.apply(entries).instrument(span).await?;
+        feeds.dispatch(wanted);
         projected.send_replace(next);
     }
     projected.send_replace(next);
     Ok(next)
+}
+
+/// Start-up replay: folds every partition until the log says each is caught up, so the views
+/// reflect everything appended before Roster started.
+///
+/// Fails when the log cannot be read or the store cannot be written.
+pub async fn replay(
+    log: &Arc<dyn EventLog>,
+    store: &dyn ProjectionStore,
+    feeds: &Feeds,
+    projected: &[watch::Sender<u64>],
+) -> Result<u64, WriteError> {
+    let mut total = 0;
+    for (partition, tx) in (0..log.partitions()).zip(projected) {
+        loop {
+            let next = catch_up(log, store, partition, feeds, tx).await?;
+            if log.caught_up(partition, next).await? {
+                total += next;
+                break;
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// The write side wired to a log and a store: the views replayed, a projector running per
+/// partition, and the writers. The one way the server, the load tool and the tests start it.
+pub struct Pipeline {
+    pub writers: Writers,
+    /// Per partition, the position the views reflect.
+    pub projected: Vec<watch::Receiver<u64>>,
+    /// How many entries start-up replayed.
+    pub replayed: u64,
+    stop: watch::Sender<bool>,
+    projectors: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Pipeline {
+    /// Replays the log into `store`, then starts following it.
+    ///
+    /// Fails when the log cannot be read or the store written during replay.
+    pub async fn start(
+        log: Arc<dyn EventLog>,
+        store: Arc<dyn ProjectionStore>,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Result<Pipeline, WriteError> {
+        let feeds = Arc::new(Feeds::default());
+        let (senders, projected): (Vec<_>, Vec<_>) =
+            (0..log.partitions()).map(|_| watch::channel(0)).unzip();
+        let replayed = replay(&log, store.as_ref(), &feeds, &senders).await?;
+        let (stop, stop_rx) = watch::channel(false);
+        let projectors = senders
+            .into_iter()
+            .enumerate()
+            .map(|(partition, tx)| {
+                let span = tracing::info_span!("projector", partition);
+                tokio::spawn(
+                    run_projector(
+                        log.clone(),
+                        store.clone(),
+                        partition as u32,
+                        feeds.clone(),
+                        tx,
+                        stop_rx.clone(),
+                    )
+                    .instrument(span),
+                )
+            })
+            .collect();
+        let mut writers = Writers::new(log, store, feeds);
+        if let Some(m) = metrics {
+            writers = writers.with_metrics(m);
+        }
+        Ok(Pipeline {
+            writers,
+            projected,
+            replayed,
+            stop,
+            projectors,
+        })
+    }
+
+    /// A handle that stops the pipeline; the writers and positions stay usable until then.
+    pub fn stopper(&mut self) -> PipelineStop {
+        PipelineStop {
+            writers: self.writers.clone(),
+            stop: self.stop.clone(),
+            projectors: std::mem::take(&mut self.projectors),
+        }
+    }
+}
+
+/// Stops a pipeline: lets running batches finish, then stops the projectors.
+pub struct PipelineStop {
+    writers: Writers,
+    stop: watch::Sender<bool>,
+    projectors: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl PipelineStop {
+    pub async fn stop(self) {
+        self.writers.close().await;
+        self.stop.send_replace(true);
+        for p in self.projectors {
+            let _ = p.await;
+        }
+    }
 }

@@ -1,5 +1,9 @@
 //! The real binary is loaded with concurrent creates, killed with SIGKILL mid-burst, and
-//! restarted: every user that got a 201 is there, with the same id and version.
+//! restarted: every user that got a 201 is there, with the same id and version. Run with the
+//! file log and with Kafka (tansu, started by `scripts/test.sh`); with Kafka also: a broker
+//! that is unreachable at start is waited for, with a clear message and no crash loop.
+
+mod common;
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
@@ -20,23 +24,40 @@ struct Server {
     root: String,
 }
 
-/// Starts `roster serve` on `data`; returns the server and, on first start (`first`), the
-/// SCIM token it printed. A restart must print nothing.
-fn start(data: &std::path::Path, first: bool) -> (Server, Option<String>) {
-    let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_roster"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(data)
+/// Where a server keeps its log: the flags that select it.
+fn file_backend(data: &std::path::Path) -> Vec<String> {
+    vec!["--data-dir".into(), data.display().to_string()]
+}
+
+fn kafka_backend(brokers: &str, topic: &str) -> Vec<String> {
+    [
+        "--log",
+        "kafka",
+        "--kafka-brokers",
+        brokers,
+        "--kafka-topic",
+        topic,
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn spawn_roster(port: u16, backend: &[String], stderr: Stdio) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_roster"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(backend)
         .env("ROSTER_LOG", "warn")
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// Starts `roster serve` with `backend`; returns the server and, on first start (`first`),
+/// the SCIM token it printed. A restart must print nothing.
+fn start(backend: &[String], first: bool) -> (Server, Option<String>) {
+    let port = free_port();
+    let mut child = spawn_roster(port, backend, Stdio::inherit());
     let stdout = child.stdout.take().unwrap();
     let root = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -78,7 +99,20 @@ fn start(data: &std::path::Path, first: bool) -> (Server, Option<String>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_create_survives_sigkill() {
     let data = tempfile::tempdir().unwrap();
-    let (mut server, token) = start(data.path(), true);
+    sigkill_mid_burst(&file_backend(data.path())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_create_survives_sigkill_with_kafka() {
+    sigkill_mid_burst(&kafka_backend(
+        &common::tansu_brokers(),
+        &common::unique_topic(),
+    ))
+    .await;
+}
+
+async fn sigkill_mid_burst(backend: &[String]) {
+    let (mut server, token) = start(backend, true);
     let token = token.expect("first start prints the SCIM token");
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
@@ -125,7 +159,7 @@ async fn every_acknowledged_create_survives_sigkill() {
         for t in tasks {
             t.await.unwrap();
         }
-        server = start(data.path(), false).0;
+        server = start(backend, false).0;
 
         let acked = acked.lock().unwrap().clone();
         assert!(acked.len() >= 300 * (round + 1));
@@ -162,7 +196,8 @@ async fn every_acknowledged_create_survives_sigkill() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_in_flight_writes_and_exits_cleanly() {
     let data = tempfile::tempdir().unwrap();
-    let (mut server, token) = start(data.path(), true);
+    let backend = file_backend(data.path());
+    let (mut server, token) = start(&backend, true);
     let token = token.expect("first start prints the SCIM token");
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
@@ -211,7 +246,7 @@ async fn sigterm_drains_in_flight_writes_and_exits_cleanly() {
     for t in tasks {
         t.await.unwrap();
     }
-    let (mut server, _) = start(data.path(), false);
+    let (mut server, _) = start(&backend, false);
     let base = format!("{}/source/scim/default/v2/Users", server.root);
     let acked = acked.lock().unwrap().clone();
     for id in &acked {
@@ -225,4 +260,79 @@ async fn sigterm_drains_in_flight_writes_and_exits_cleanly() {
     }
     server.child.kill().unwrap();
     server.child.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_broker_at_start_is_waited_for_with_a_clear_message() {
+    let broker_port = free_port();
+    let brokers = format!("127.0.0.1:{broker_port}");
+    let backend = kafka_backend(&brokers, &common::unique_topic());
+    let port = free_port();
+    let mut child = spawn_roster(port, &backend, Stdio::piped());
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let said = loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("Roster says why it is waiting");
+        if line.contains("cannot reach the Kafka brokers") {
+            break line;
+        }
+    };
+    assert!(said.contains(&brokers), "{said}");
+    // Still waiting, not crashed and not serving.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "Roster exited instead of waiting"
+    );
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+
+    // The broker comes up: Roster creates its topic, starts, and serves.
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Command::new(
+        std::env::var("ROSTER_TEST_TANSU")
+            .expect("ROSTER_TEST_TANSU is not set: run the tests with `bash scripts/test.sh`"),
+    )
+    .current_dir(dir.path())
+    .args([
+        "broker",
+        "--storage-engine",
+        "memory://tansu/",
+        "--listener-url",
+        &format!("tcp://{brokers}"),
+        "--advertised-listener-url",
+        &format!("tcp://{brokers}"),
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let http = reqwest::Client::new();
+    let ready = loop {
+        assert!(
+            Instant::now() < deadline,
+            "Roster did not start once the broker was up"
+        );
+        if let Ok(r) = http
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await
+        {
+            break r.status();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(ready, 200);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    broker.kill().unwrap();
+    broker.wait().unwrap();
 }

@@ -120,7 +120,7 @@ fn run(ops: Vec<Op>, segment_bytes: u64) {
                         .collect();
                     damage_tail(dir.path(), &d, &unacked);
                     let reopened = FileLog::open(dir.path(), opts.clone()).unwrap();
-                    let all = reopened.read(0, usize::MAX).await.unwrap();
+                    let all = reopened.read(0, 0, usize::MAX).await.unwrap();
                     assert!(all.len() >= acked.len(), "lost acknowledged records");
                     for (e, want) in all.iter().zip(&acked) {
                         assert_eq!(*e.record, *want, "acknowledged record changed");
@@ -132,7 +132,7 @@ fn run(ops: Vec<Op>, segment_bytes: u64) {
                     for (e, u) in extra.iter().zip(&unacked) {
                         assert_eq!(*e.record, *u);
                     }
-                    assert_eq!(*reopened.end().borrow(), all.len() as u64);
+                    assert_eq!(*reopened.end(0).borrow(), all.len() as u64);
                     acked = all.iter().map(|e| (*e.record).clone()).collect();
                     log = Some(reopened);
                 }
@@ -145,7 +145,7 @@ fn run(ops: Vec<Op>, segment_bytes: u64) {
         assert_eq!(pos, vec![acked.len() as u64]);
         drop(log);
         let log = FileLog::open(dir.path(), opts).unwrap();
-        let all = log.read(0, usize::MAX).await.unwrap();
+        let all = log.read(0, 0, usize::MAX).await.unwrap();
         assert_eq!(all.len(), acked.len() + 1);
         assert_eq!(*all.last().unwrap().record, last);
     });

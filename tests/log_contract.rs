@@ -1,15 +1,40 @@
-//! The event-log contract: every `EventLog` implementation must pass these, run here against
-//! the embedded file log.
+//! The event-log contract: every `EventLog` implementation must pass these. Run here against
+//! the embedded file log, against Kafka through librdkafka's in-process mock cluster, and
+//! against tansu, a separate Kafka-compatible broker that `scripts/test.sh` starts on loopback.
 
 mod common;
 
-use common::record;
-use roster::log::{EventLog, FileLog, FileLogOptions};
+use common::{kafka_log, mock_cluster, record, tansu_brokers, unique_topic};
+use roster::log::{EventLog, FileLog, FileLogOptions, KafkaLog, KafkaOptions};
+use roster_events::partition_of;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Reads `partition` from `from` until `n` entries arrived (a networked log may hand them
+/// over in several batches).
+async fn read_n(
+    log: &dyn EventLog,
+    partition: u32,
+    from: u64,
+    n: usize,
+) -> Vec<roster_projections::LogEntry> {
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while out.len() < n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} of {n} entries arrived",
+            out.len()
+        );
+        let next = from + out.len() as u64;
+        out.extend(log.read(partition, next, n - out.len()).await.unwrap());
+    }
+    out
+}
+
 async fn appends_get_dense_positions_in_order(log: &dyn EventLog) {
-    let start = *log.end().borrow();
+    let p = log.partition("d");
+    let start = *log.end(p).borrow();
     let a = log
         .append(vec![record("d", 0, "a", 1), record("d", 1, "b", 2)])
         .await
@@ -17,8 +42,8 @@ async fn appends_get_dense_positions_in_order(log: &dyn EventLog) {
     let b = log.append(vec![record("d", 2, "c", 1)]).await.unwrap();
     assert_eq!(a, vec![start, start + 1]);
     assert_eq!(b, vec![start + 2]);
-    assert_eq!(*log.end().borrow(), start + 3);
-    let read = log.read(start, 10).await.unwrap();
+    assert_eq!(*log.end(p).borrow(), start + 3);
+    let read = read_n(log, p, start, 3).await;
     let tags: Vec<_> = read
         .iter()
         .map(|e| e.record.events[0].correlation_id.clone().unwrap())
@@ -28,27 +53,32 @@ async fn appends_get_dense_positions_in_order(log: &dyn EventLog) {
     assert!(read
         .iter()
         .enumerate()
-        .all(|(i, e)| e.position == start + i as u64));
+        .all(|(i, e)| e.position == start + i as u64 && e.partition == p));
 }
 
 async fn reads_start_anywhere_and_respect_max(log: &dyn EventLog) {
-    let start = *log.end().borrow();
+    let p = log.partition("d");
+    let start = *log.end(p).borrow();
     let recs: Vec<_> = (0..50)
         .map(|i| record("d", i, &format!("r{i}"), 1))
         .collect();
     log.append(recs.clone()).await.unwrap();
     for from in [start, start + 7, start + 49] {
-        let got = log.read(from, 5).await.unwrap();
         let want = (50 - (from - start) as usize).min(5);
+        let got = read_n(log, p, from, want).await;
         assert_eq!(got.len(), want);
         assert_eq!(*got[0].record, recs[(from - start) as usize]);
+        assert!(log.read(p, from, 5).await.unwrap().len() <= 5);
     }
-    assert!(log.read(start + 50, 5).await.unwrap().is_empty());
-    assert!(log.read(start + 1000, 5).await.unwrap().is_empty());
+    assert!(log.read(p, start + 50, 5).await.unwrap().is_empty());
+    assert!(log.read(p, start + 1000, 5).await.unwrap().is_empty());
+    // After a read past the end, reading where the records are works again.
+    assert_eq!(read_n(log, p, start + 10, 1).await[0].position, start + 10);
 }
 
 async fn followers_wake_when_records_arrive(log: Arc<dyn EventLog>) {
-    let mut end = log.end();
+    let p = log.partition("d");
+    let mut end = log.end(p);
     let at = *end.borrow_and_update();
     let writer = log.clone();
     tokio::spawn(async move {
@@ -58,11 +88,11 @@ async fn followers_wake_when_records_arrive(log: Arc<dyn EventLog>) {
             .await
             .unwrap();
     });
-    tokio::time::timeout(Duration::from_secs(5), end.wait_for(|&e| e > at))
+    tokio::time::timeout(Duration::from_secs(10), end.wait_for(|&e| e > at))
         .await
         .unwrap()
         .unwrap();
-    let got = log.read(at, 10).await.unwrap();
+    let got = read_n(log.as_ref(), p, at, 1).await;
     assert_eq!(
         got[0].record.events[0].correlation_id.as_deref(),
         Some("late")
@@ -70,7 +100,8 @@ async fn followers_wake_when_records_arrive(log: Arc<dyn EventLog>) {
 }
 
 async fn concurrent_appends_all_land_once(log: Arc<dyn EventLog>) {
-    let start = *log.end().borrow();
+    let p = log.partition("d");
+    let start = *log.end(p).borrow();
     let mut tasks = Vec::new();
     for t in 0..16 {
         let log = log.clone();
@@ -92,7 +123,7 @@ async fn concurrent_appends_all_land_once(log: Arc<dyn EventLog>) {
     }
     all.sort_unstable();
     assert_eq!(all, (start..start + 320).collect::<Vec<_>>());
-    let read = log.read(start, 1000).await.unwrap();
+    let read = read_n(log.as_ref(), p, start, 320).await;
     assert_eq!(read.len(), 320);
     let mut tags: Vec<_> = read
         .iter()
@@ -103,11 +134,28 @@ async fn concurrent_appends_all_land_once(log: Arc<dyn EventLog>) {
     assert_eq!(tags.len(), 320);
 }
 
+async fn directories_live_in_the_partition_of_their_hash(log: &dyn EventLog) {
+    let n = log.partitions();
+    for i in 0..8 {
+        let dir = format!("dir-{i}");
+        let p = log.partition(&dir);
+        assert_eq!(p, partition_of(&dir, n));
+        let start = *log.end(p).borrow();
+        let at = log.append(vec![record(&dir, 0, &dir, 1)]).await.unwrap();
+        assert_eq!(at, vec![start]);
+        let got = read_n(log, p, start, 1).await;
+        assert_eq!(got[0].record.directory, dir);
+    }
+}
+
 async fn run_contract(log: Arc<dyn EventLog>) {
     appends_get_dense_positions_in_order(log.as_ref()).await;
     reads_start_anywhere_and_respect_max(log.as_ref()).await;
     followers_wake_when_records_arrive(log.clone()).await;
-    concurrent_appends_all_land_once(log).await;
+    concurrent_appends_all_land_once(log.clone()).await;
+    directories_live_in_the_partition_of_their_hash(log.as_ref()).await;
+    log.close().await;
+    assert!(log.append(vec![record("d", 0, "closed", 1)]).await.is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -135,6 +183,80 @@ async fn file_log_passes_the_log_contract_with_tiny_segments() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_log_passes_the_log_contract_on_the_mock_cluster() {
+    let (mock, topic) = mock_cluster(3);
+    let log = kafka_log(&mock.bootstrap_servers(), &topic, 3).await;
+    run_contract(Arc::new(log)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_log_passes_the_log_contract_on_tansu() {
+    let topic = unique_topic();
+    // Roster creates the topic itself here: tansu does not create topics on demand.
+    let log = kafka_log(&tansu_brokers(), &topic, 3).await;
+    run_contract(Arc::new(log)).await;
+}
+
+/// A second process opening the topic sees what the first wrote, and knows when it has it all.
+async fn a_second_reader_replays_everything_and_knows_it_is_caught_up(brokers: &str, topic: &str) {
+    let first = kafka_log(brokers, topic, 3).await;
+    let p = first.partition("d");
+    let recs: Vec<_> = (0..30)
+        .map(|i| record("d", i, &format!("x{i}"), 1))
+        .collect();
+    first.append(recs.clone()).await.unwrap();
+    let second = kafka_log(brokers, topic, 3).await;
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(tokio::time::Instant::now() < deadline, "never caught up");
+        let next = got.len() as u64;
+        let batch = second.read(p, next, 1000).await.unwrap();
+        if batch.is_empty() && second.caught_up(p, next).await.unwrap() {
+            break;
+        }
+        got.extend(batch);
+    }
+    assert_eq!(got.len(), 30);
+    assert!(got.iter().zip(&recs).all(|(e, r)| *e.record == *r));
+    for other in (0..3).filter(|&q| q != p) {
+        assert!(second.read(other, 0, 10).await.unwrap().is_empty());
+    }
+    first.close().await;
+    second.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_kafka_reader_catches_up_on_the_mock_cluster() {
+    let (mock, topic) = mock_cluster(3);
+    a_second_reader_replays_everything_and_knows_it_is_caught_up(&mock.bootstrap_servers(), &topic)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_kafka_reader_catches_up_on_tansu() {
+    a_second_reader_replays_everything_and_knows_it_is_caught_up(&tansu_brokers(), &unique_topic())
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_topic_with_another_partition_count_is_refused() {
+    let (mock, topic) = mock_cluster(2);
+    let opened = KafkaLog::open(KafkaOptions {
+        brokers: mock.bootstrap_servers(),
+        topic,
+        partitions: 3,
+        ..KafkaOptions::default()
+    })
+    .await;
+    let err = opened
+        .err()
+        .expect("a partition mismatch must be refused")
+        .to_string();
+    assert!(err.contains("has 2 partitions"), "{err}");
+}
+
 #[tokio::test]
 async fn file_log_keeps_everything_across_reopen_and_reads_across_segments() {
     let dir = tempfile::tempdir().unwrap();
@@ -149,13 +271,13 @@ async fn file_log_keeps_everything_across_reopen_and_reads_across_segments() {
         }
     }
     let log = FileLog::open(dir.path(), opts).unwrap();
-    assert_eq!(*log.end().borrow(), 3000);
+    assert_eq!(*log.end(0).borrow(), 3000);
     for from in [0u64, 1023, 1024, 1025, 2047, 2999] {
-        let got = log.read(from, 3).await.unwrap();
+        let got = log.read(0, from, 3).await.unwrap();
         assert_eq!(*got[0].record, recs[from as usize], "from {from}");
         assert_eq!(got[0].position, from);
     }
-    let all = log.read(0, 10_000).await.unwrap();
+    let all = log.read(0, 0, 10_000).await.unwrap();
     assert_eq!(all.len(), 3000);
     assert!(all.iter().zip(&recs).all(|(e, r)| *e.record == *r));
 }
@@ -180,5 +302,5 @@ async fn closing_releases_the_directory_even_while_references_remain() {
         .await
         .is_err());
     let reopened = FileLog::open(dir.path(), FileLogOptions::default()).unwrap();
-    assert_eq!(*reopened.end().borrow(), 1);
+    assert_eq!(*reopened.end(0).borrow(), 1);
 }

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use roster::domain::{Command, Context, NewToken, Outcome};
 use roster::log::{EventLog, FileLog, FileLogOptions, LogError};
-use roster::writer::{run_projector, WriteError, Writers};
+use roster::writer::{Feeds, Pipeline, WriteError, Writers};
 use roster_events::{Actor, Record, ResourceId};
 use roster_projections::{ListQuery, LogEntry, MemoryStore, ProjectionStore, Visibility};
 use serde_json::json;
@@ -13,10 +13,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::sync::watch;
 
-/// The file log, with a switch that makes appends fail as a down broker or full disk would.
+/// The file log, with switches that make appends fail as a full disk would (`down`) and that
+/// make the log report itself unhealthy, as an unreachable broker does (`unhealthy`).
 struct FlakyLog {
     inner: FileLog,
     down: AtomicBool,
+    unhealthy: AtomicBool,
 }
 
 #[async_trait]
@@ -27,14 +29,17 @@ impl EventLog for FlakyLog {
         }
         self.inner.append(records).await
     }
-    async fn read(&self, from: u64, max: usize) -> Result<Vec<LogEntry>, LogError> {
-        self.inner.read(from, max).await
+    async fn read(&self, partition: u32, from: u64, max: usize) -> Result<Vec<LogEntry>, LogError> {
+        self.inner.read(partition, from, max).await
     }
-    fn end(&self) -> watch::Receiver<u64> {
-        self.inner.end()
+    async fn caught_up(&self, partition: u32, next: u64) -> Result<bool, LogError> {
+        self.inner.caught_up(partition, next).await
+    }
+    fn end(&self, partition: u32) -> watch::Receiver<u64> {
+        self.inner.end(partition)
     }
     fn healthy(&self) -> bool {
-        !self.down.load(Ordering::SeqCst)
+        !self.unhealthy.load(Ordering::SeqCst)
     }
     async fn close(&self) {
         self.inner.close().await
@@ -82,16 +87,16 @@ async fn a_failed_append_is_answered_unavailable_and_leaves_no_trace() {
     let flaky = Arc::new(FlakyLog {
         inner: FileLog::open(dir.path(), FileLogOptions::default()).unwrap(),
         down: AtomicBool::new(false),
+        unhealthy: AtomicBool::new(false),
     });
     let log: Arc<dyn EventLog> = flaky.clone();
     let store = Arc::new(MemoryStore::new());
-    let (ptx, prx) = watch::channel(0);
-    let (_stop, stop_rx) = watch::channel(false);
-    tokio::spawn(run_projector(log.clone(), store.clone(), ptx, stop_rx));
-    let writers = Writers::new(log.clone(), store.clone(), prx);
-    let w = writers.get("default").await.unwrap();
+    let pipeline = Pipeline::start(log.clone(), store.clone(), None)
+        .await
+        .unwrap();
+    let w = pipeline.writers.get("default").await.unwrap();
     bootstrap(&w).await.unwrap();
-    let end_before = *log.end().borrow();
+    let end_before = *log.end(0).borrow();
 
     flaky.down.store(true, Ordering::SeqCst);
     // Two creates that would conflict, in flight together: both fail, neither is a 409.
@@ -101,7 +106,7 @@ async fn a_failed_append_is_answered_unavailable_and_leaves_no_trace() {
     );
     assert!(matches!(a, Err(WriteError::Unavailable(_))), "{a:?}");
     assert!(matches!(b, Err(WriteError::Unavailable(_))), "{b:?}");
-    assert_eq!(*log.end().borrow(), end_before, "nothing reached the log");
+    assert_eq!(*log.end(0).borrow(), end_before, "nothing reached the log");
     let q = ListQuery {
         filter: None,
         sort: None,
@@ -165,11 +170,12 @@ async fn writes_that_reached_the_log_stay_chained_even_when_their_answer_fails()
     let log: Arc<dyn EventLog> =
         Arc::new(FileLog::open(dir.path(), FileLogOptions::default()).unwrap());
     let store = Arc::new(MemoryStore::new());
-    // No projector: the views never catch up, so every write is durable but unanswerable.
-    let (ptx, prx) = watch::channel(0);
-    drop(ptx);
-    let writers = Writers::new(log.clone(), store.clone(), prx);
+    // No projector, and the writers' feeds closed: the outcome of every write is never
+    // learnt, so every write is durable but unanswerable.
+    let feeds = Arc::new(Feeds::default());
+    let writers = Writers::new(log.clone(), store.clone(), feeds.clone());
     let w = writers.get("default").await.unwrap();
+    feeds.close();
     let boot = bootstrap(&w).await;
     assert!(matches!(boot, Err(WriteError::Unavailable(_))));
     for name in ["alice", "bob"] {
@@ -179,9 +185,10 @@ async fn writes_that_reached_the_log_stay_chained_even_when_their_answer_fails()
         ));
     }
     // Every record is in the log and valid: a replay finds both users.
-    let fresh = MemoryStore::new();
-    let (tx, _rx) = watch::channel(0);
-    roster::writer::catch_up(&log, &fresh, &tx).await.unwrap();
+    let fresh = Arc::new(MemoryStore::new());
+    Pipeline::start(log.clone(), fresh.clone(), None)
+        .await
+        .unwrap();
     let q = ListQuery {
         filter: None,
         sort: None,
@@ -205,6 +212,7 @@ async fn readiness_follows_the_log() {
     let flaky = Arc::new(FlakyLog {
         inner: FileLog::open(dir.path(), FileLogOptions::default()).unwrap(),
         down: AtomicBool::new(false),
+        unhealthy: AtomicBool::new(false),
     });
     let log: Arc<dyn EventLog> = flaky.clone();
     let store = Arc::new(MemoryStore::new());
@@ -212,10 +220,10 @@ async fn readiness_follows_the_log() {
     let settings = roster::config::Settings::default();
     let state = roster::http::AppState::new(roster::http::Shared {
         store: store.clone(),
-        writers: Writers::new(log.clone(), store, prx.clone()),
+        writers: Writers::new(log.clone(), store, Arc::default()),
         settings: Arc::new(settings),
         admin_token_hash: None,
-        projected: prx,
+        projected: vec![prx],
         log: log.clone(),
         metrics: roster::metrics::Metrics::new(),
     });
@@ -228,7 +236,7 @@ async fn readiness_follows_the_log() {
     });
     let http = reqwest::Client::new();
     assert_eq!(http.get(&url).send().await.unwrap().status(), 200);
-    flaky.down.store(true, Ordering::SeqCst);
+    flaky.unhealthy.store(true, Ordering::SeqCst);
     let r = http.get(&url).send().await.unwrap();
     assert_eq!(r.status(), 503);
     assert!(r.text().await.unwrap().contains("refuses writes"));

@@ -5,12 +5,11 @@
 use proptest::prelude::*;
 use roster::domain::{Command, Context, MemberRef, NewToken, Outcome};
 use roster::log::{EventLog, FileLog, FileLogOptions};
-use roster::writer::{catch_up, run_projector, Writers};
+use roster::writer::Pipeline;
 use roster_events::{Actor, ResourceId};
 use roster_projections::{MemoryStore, ProjectionStore};
 use serde_json::json;
 use std::sync::{Arc, Mutex};
-use tokio::sync::watch;
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -111,11 +110,9 @@ fn run(ops: Vec<Op>, concurrency: usize) {
         let log: Arc<dyn EventLog> = Arc::new(FileLog::open(dir.path(), FileLogOptions { segment_bytes: 4096 }).unwrap());
         let live = Arc::new(MemoryStore::new());
         let store: Arc<dyn ProjectionStore> = live.clone();
-        let (ptx, prx) = watch::channel(0);
-        let (_stop, stop_rx) = watch::channel(false);
-        tokio::spawn(run_projector(log.clone(), store.clone(), ptx, stop_rx));
-        let writers = Writers::new(log.clone(), store, prx);
-        let w = writers.get("default").await.unwrap();
+        let mut pipeline = Pipeline::start(log.clone(), store, None).await.unwrap();
+        let stopper = pipeline.stopper();
+        let w = pipeline.writers.get("default").await.unwrap();
         let admin = Context { actor: Actor::System, source: None, correlation_id: None };
         w.execute(Command::Bootstrap { admin: token(), source_slug: "a".into(), source_token: token() }, admin.clone()).await.unwrap();
         w.execute(Command::CreateSource { slug: "b".into(), token: token(), ownership: roster_events::Ownership::Adopt }, admin).await.unwrap();
@@ -199,15 +196,14 @@ fn run(ops: Vec<Op>, concurrency: usize) {
             }
         }
 
-        let fresh = MemoryStore::new();
-        let (tx, _rx) = watch::channel(0);
-        catch_up(&log, &fresh, &tx).await.unwrap();
+        let fresh = Arc::new(MemoryStore::new());
+        Pipeline::start(log.clone(), fresh.clone(), None).await.unwrap();
         let (a, b) = (live.canonical_json(), fresh.canonical_json());
         assert_eq!(live.fold_errors(), 0);
         assert_eq!(fresh.fold_errors(), 0);
         assert!(a == b, "live views differ from a fresh replay");
         drop(w);
-        writers.close().await;
+        stopper.stop().await;
     });
 }
 

@@ -9,15 +9,28 @@ use crate::directory::Directory;
 use crate::query::{ListQuery, Page, Visibility};
 use crate::views::{AdminTokenView, GroupView, SourceView, UserView};
 use async_trait::async_trait;
-use roster_events::{ChainState, Member, MemberType, Record, ResourceId};
+use roster_events::{ChainHead, ChainState, Member, MemberType, Record, ResourceId};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-/// One record read from the log, at its position.
+/// One record read from the log, at its position in its partition.
 #[derive(Clone, Debug)]
 pub struct LogEntry {
+    /// The log partition (always 0 for the file log); a directory lives in exactly one.
+    pub partition: u32,
+    /// The record's offset within its partition.
     pub position: u64,
     pub record: Arc<Record>,
+}
+
+/// One directory's state as of a log position, taken atomically: what a writer starts from.
+#[derive(Clone, Debug)]
+pub struct DirectorySnapshot {
+    pub state: Directory,
+    /// The head of the directory's chain that `state` reflects.
+    pub head: ChainHead,
+    /// The first position (in the directory's partition) that `state` does not reflect.
+    pub next_position: u64,
 }
 
 /// Why a store could not answer.
@@ -31,17 +44,24 @@ pub enum StoreError {
 /// The views of every directory and the queries over them.
 #[async_trait]
 pub trait ProjectionStore: Send + Sync + 'static {
-    /// Folds `entries` (in position order) into the views. Entries below the store's position
-    /// are skipped; records that break their directory's chain are ignored.
+    /// Folds `entries` (in position order within each partition) into the views. Entries
+    /// below the store's position in their partition are skipped; records that break their
+    /// directory's chain are ignored.
     async fn apply(&self, entries: Vec<LogEntry>) -> Result<(), StoreError>;
-    /// The position of the first log entry the views do not reflect yet.
-    async fn next_position(&self) -> Result<u64, StoreError>;
+    /// The position of the first entry of `partition` the views do not reflect yet.
+    async fn next_position(&self, partition: u32) -> Result<u64, StoreError>;
     /// The last valid sequence number of `directory`.
     async fn directory_seq(&self, directory: &str) -> Result<u64, StoreError>;
     /// Names of every directory.
     async fn directories(&self) -> Result<Vec<String>, StoreError>;
-    /// A copy of one directory's full state, to seed the write path's decision state.
-    async fn snapshot(&self, directory: &str) -> Result<Option<Directory>, StoreError>;
+    /// A copy of one directory's full state with the chain head and the position of
+    /// `partition` it reflects, taken atomically, to seed the write path's decision state.
+    /// A directory with no records yet gives an empty state at the partition's position.
+    async fn snapshot(
+        &self,
+        directory: &str,
+        partition: u32,
+    ) -> Result<DirectorySnapshot, StoreError>;
     async fn user(&self, dir: &str, id: ResourceId) -> Result<Option<Arc<UserView>>, StoreError>;
     async fn group(&self, dir: &str, id: ResourceId) -> Result<Option<Arc<GroupView>>, StoreError>;
     async fn list_users(
@@ -80,9 +100,19 @@ pub trait ProjectionStore: Send + Sync + 'static {
 struct Inner {
     dirs: BTreeMap<String, Directory>,
     chain: ChainState,
-    next_position: u64,
+    /// Per partition: the first position not yet reflected.
+    next_positions: Vec<u64>,
     source_dir: HashMap<String, String>,
     fold_errors: u64,
+}
+
+impl Inner {
+    fn position(&self, partition: u32) -> u64 {
+        self.next_positions
+            .get(partition as usize)
+            .copied()
+            .unwrap_or(0)
+    }
 }
 
 /// Views held in memory, rebuilt from the log at start.
@@ -111,10 +141,14 @@ impl MemoryStore {
         let mut inner = self.write();
         let inner = &mut *inner;
         for entry in entries {
-            if entry.position < inner.next_position {
+            let p = entry.partition as usize;
+            if inner.next_positions.len() <= p {
+                inner.next_positions.resize(p + 1, 0);
+            }
+            if entry.position < inner.next_positions[p] {
                 continue;
             }
-            inner.next_position = entry.position + 1;
+            inner.next_positions[p] = entry.position + 1;
             if !inner.chain.admit(&entry.record) {
                 continue;
             }
@@ -175,8 +209,8 @@ impl ProjectionStore for MemoryStore {
         Ok(())
     }
 
-    async fn next_position(&self) -> Result<u64, StoreError> {
-        Ok(self.read().next_position)
+    async fn next_position(&self, partition: u32) -> Result<u64, StoreError> {
+        Ok(self.read().position(partition))
     }
 
     async fn directory_seq(&self, directory: &str) -> Result<u64, StoreError> {
@@ -187,8 +221,21 @@ impl ProjectionStore for MemoryStore {
         Ok(self.read().dirs.keys().cloned().collect())
     }
 
-    async fn snapshot(&self, directory: &str) -> Result<Option<Directory>, StoreError> {
-        Ok(self.with_dir(directory, Directory::clone))
+    async fn snapshot(
+        &self,
+        directory: &str,
+        partition: u32,
+    ) -> Result<DirectorySnapshot, StoreError> {
+        let inner = self.read();
+        Ok(DirectorySnapshot {
+            state: inner
+                .dirs
+                .get(directory)
+                .cloned()
+                .unwrap_or_else(|| Directory::new(directory)),
+            head: inner.chain.head(directory),
+            next_position: inner.position(partition),
+        })
     }
 
     async fn user(&self, dir: &str, id: ResourceId) -> Result<Option<Arc<UserView>>, StoreError> {

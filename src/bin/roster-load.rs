@@ -9,7 +9,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::{Parser, Subcommand};
 use roster::domain::{Command, Context, NewToken};
 use roster::log::{EventLog, FileLog, FileLogOptions};
-use roster::writer::{catch_up, run_projector, Writers};
+use roster::writer::Pipeline;
 use roster_events::{Actor, Envelope, Event, Record, ResourceId, ResourceType, UserCreated};
 use roster_projections::{MemoryStore, ProjectionStore};
 use serde_json::{json, Value};
@@ -17,7 +17,6 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
 
 #[derive(Parser)]
 #[command(
@@ -185,6 +184,7 @@ fn user_record(i: usize) -> Record {
         record_id: uuid::Uuid::now_v7(),
         directory: "bench".into(),
         follows: i as u64,
+        prev: None,
         events: vec![event],
     }
 }
@@ -321,12 +321,9 @@ async fn main() -> anyhow::Result<()> {
             let log: Arc<dyn EventLog> =
                 Arc::new(FileLog::open(dir.join("log"), FileLogOptions::default())?);
             let store: Arc<dyn ProjectionStore> = Arc::new(MemoryStore::new());
-            let (ptx, prx) = watch::channel(0);
-            catch_up(&log, store.as_ref(), &ptx).await?;
-            let (_stop, stop_rx) = watch::channel(false);
-            tokio::spawn(run_projector(log.clone(), store.clone(), ptx, stop_rx));
-            let writers = Writers::new(log, store.clone(), prx);
-            let w = writers.get("default").await?;
+            let mut pipeline = Pipeline::start(log, store.clone(), None).await?;
+            let stopper = pipeline.stopper();
+            let w = pipeline.writers.get("default").await?;
             if store.directories().await?.is_empty() {
                 let token = roster::auth::generate("rst_");
                 let admin = roster::auth::generate("rsa_");
@@ -378,22 +375,22 @@ async fn main() -> anyhow::Result<()> {
             })
             .await;
             drop(w);
-            writers.close().await;
+            stopper.stop().await;
         }
         Cmd::Replay { dir } => {
             let before = rss_mib();
             let log: Arc<dyn EventLog> =
                 Arc::new(FileLog::open(dir.join("log"), FileLogOptions::default())?);
-            let store = MemoryStore::new();
-            let (tx, _rx) = watch::channel(0);
+            let store: Arc<dyn ProjectionStore> = Arc::new(MemoryStore::new());
             let started = Instant::now();
-            let entries = catch_up(&log, &store, &tx).await?;
+            let pipeline = Pipeline::start(log.clone(), store, None).await?;
+            let entries = pipeline.replayed;
             let elapsed = started.elapsed();
             let events: usize = {
                 let mut n = 0;
                 let mut from = 0;
                 loop {
-                    let batch = log.read(from, 65_536).await?;
+                    let batch = log.read(0, from, 65_536).await?;
                     let Some(last) = batch.last() else { break };
                     from = last.position + 1;
                     n += batch.iter().map(|e| e.record.events.len()).sum::<usize>();

@@ -52,11 +52,26 @@ pub struct Shared {
     pub settings: Arc<Settings>,
     /// SHA-256 of the configured admin token, if one is configured.
     pub admin_token_hash: Option<String>,
-    /// The log position the views reflect.
-    pub projected: watch::Receiver<u64>,
+    /// Per log partition, the position the views reflect.
+    pub projected: Vec<watch::Receiver<u64>>,
     /// The log itself, for readiness.
     pub log: Arc<dyn crate::log::EventLog>,
     pub metrics: Arc<Metrics>,
+}
+
+impl Shared {
+    /// The positions the views reflect, summed over partitions, and how far behind the end
+    /// of the log (as this process knows it) they are.
+    pub fn progress(&self) -> (u64, u64) {
+        let mut position = 0;
+        let mut lag = 0;
+        for (p, projected) in self.projected.iter().enumerate() {
+            let at = *projected.borrow();
+            position += at;
+            lag += self.log.end(p as u32).borrow().saturating_sub(at);
+        }
+        (position, lag)
+    }
 }
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -129,11 +144,10 @@ async fn healthz() -> impl IntoResponse {
 
 /// Ready while the log accepts writes; reports how far the views are behind it.
 async fn readyz(State(app): State<AppState>) -> Response {
-    let position = *app.projected.borrow();
-    let lag = app.log.end().borrow().saturating_sub(position);
+    let (position, lag) = app.progress();
     if !app.log.healthy() {
         let body = serde_json::json!({
-            "status": "log refuses writes until restart",
+            "status": "event log unavailable: it refuses writes",
             "position": position,
             "lag": lag,
         });
@@ -169,9 +183,8 @@ async fn track(State(app): State<AppState>, req: Request, next: Next) -> Respons
 
 /// Prometheus text exposition.
 async fn metrics(State(app): State<AppState>) -> Response {
-    let body = app
-        .metrics
-        .render(*app.projected.borrow(), *app.log.end().borrow());
+    let (position, lag) = app.progress();
+    let body = app.metrics.render(position, position + lag);
     let ct = "text/plain; version=0.0.4; charset=utf-8";
     ([(axum::http::header::CONTENT_TYPE, ct)], body).into_response()
 }

@@ -310,6 +310,7 @@ fn decode(raw: &[(u64, Vec<u8>)]) -> Result<Vec<LogEntry>, LogError> {
                     LogError::Corrupt(format!("record {position} does not decode: {e}"))
                 })?;
                 Ok(LogEntry {
+                    partition: 0,
                     position: *position,
                     record: Arc::new(record),
                 })
@@ -360,7 +361,10 @@ impl EventLog for FileLog {
         Ok((first..first + n).collect())
     }
 
-    async fn read(&self, from: u64, max: usize) -> Result<Vec<LogEntry>, LogError> {
+    async fn read(&self, partition: u32, from: u64, max: usize) -> Result<Vec<LogEntry>, LogError> {
+        if partition != 0 {
+            return Ok(Vec::new());
+        }
         let end = *self.end.borrow();
         let shared = self.shared.clone();
         // Reading files blocks: keep it off the async workers.
@@ -369,7 +373,11 @@ impl EventLog for FileLog {
             .map_err(|e| LogError::Unavailable(format!("log reader failed: {e}")))?
     }
 
-    fn end(&self) -> watch::Receiver<u64> {
+    async fn caught_up(&self, _partition: u32, next: u64) -> Result<bool, LogError> {
+        Ok(next >= *self.end.borrow())
+    }
+
+    fn end(&self, _partition: u32) -> watch::Receiver<u64> {
         self.end.clone()
     }
 

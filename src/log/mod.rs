@@ -1,50 +1,86 @@
 //! The event log seam: the source of truth and the audit trail.
 //!
-//! One trait, [`EventLog`], with the embedded segment-file log ([`FileLog`]) as the default
-//! implementation. Every implementation passes the same contract suite (`tests/log_contract.rs`).
-//! Positions are dense and start at 0; a record appended and acknowledged is never lost.
+//! One trait, [`EventLog`], with two implementations: the embedded segment-file log
+//! ([`FileLog`], the default) and Apache Kafka ([`KafkaLog`]). Every implementation passes the
+//! same contract suite (`tests/log_contract.rs`). A log has one or more partitions; a directory
+//! lives in exactly one ([`roster_events::partition_of`]); positions are dense offsets within a
+//! partition, starting at 0. A record appended and acknowledged is never lost.
 
 mod file;
+mod kafka;
 
 pub use file::{frame, FileLog, FileLogOptions};
+pub use kafka::{KafkaLog, KafkaOptions};
 
 use async_trait::async_trait;
 use roster_events::Record;
 use roster_projections::LogEntry;
+use std::time::Duration;
 use tokio::sync::watch;
 
 /// Why the log could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
-    /// The log is down, slow or refused the write; nothing was acknowledged. Try again later.
+    /// The log is down, slow or refused the write, and nothing was written. Try again later.
     #[error("event log unavailable: {0}")]
     Unavailable(String),
+    /// The append may or may not have reached the log (a produce timed out after it was
+    /// sent). The caller must find out from the log before it answers anyone.
+    #[error("event log write outcome unknown: {0}")]
+    Unknown(String),
     /// Stored data cannot be read back: an operator must look.
     #[error("event log corrupt: {0}")]
     Corrupt(String),
 }
 
-/// An append-only, durable sequence of records.
+/// An append-only, durable, partitioned sequence of records.
 #[async_trait]
 pub trait EventLog: Send + Sync + 'static {
-    /// Appends `records` in order and returns their positions once they are durable.
+    /// How many partitions the log has. Fixed for the life of the log: directories are placed
+    /// by it.
+    fn partitions(&self) -> u32 {
+        1
+    }
+
+    /// The partition `directory` lives in.
+    fn partition(&self, directory: &str) -> u32 {
+        roster_events::partition_of(directory, self.partitions())
+    }
+
+    /// Appends `records`, which all belong to one partition, in order, and returns their
+    /// positions in that partition once they are durable.
     ///
-    /// Fails with `Unavailable` when the records could not be made durable; then none of them
-    /// was acknowledged (some may still appear in the log, which the directory-sequence rule
-    /// and the caller's re-validation make harmless).
+    /// Fails with `Unavailable` when nothing was written, or `Unknown` when the records may
+    /// have been written (some may still appear in the log; the directory-sequence rule makes a
+    /// second copy harmless, and the writer resolves the outcome by reading back).
     async fn append(&self, records: Vec<Record>) -> Result<Vec<u64>, LogError>;
 
-    /// Reads up to `max` entries starting at `from`, stopping at the end of the log.
+    /// Reads up to `max` entries of `partition` starting at `from`. Returns what is there now
+    /// (an empty batch at the end); a networked log may wait briefly for the first entry.
     ///
     /// Fails when the log cannot be read (`Unavailable`) or holds undecodable data (`Corrupt`).
-    async fn read(&self, from: u64, max: usize) -> Result<Vec<LogEntry>, LogError>;
+    async fn read(&self, partition: u32, from: u64, max: usize) -> Result<Vec<LogEntry>, LogError>;
 
-    /// The position after the last durable record, updated as records are appended: readers
-    /// wait on it to follow the log.
-    fn end(&self) -> watch::Receiver<u64>;
+    /// True when `next` is the end of `partition` as far as this process knows: every record
+    /// appended before the log was opened, and every record this process appended, is below
+    /// it. Start-up replays until every partition is caught up.
+    ///
+    /// Fails when the end cannot be learnt (`Unavailable`).
+    async fn caught_up(&self, partition: u32, next: u64) -> Result<bool, LogError>;
 
-    /// False once the log refuses writes until a restart (the file log after a failed fsync).
-    /// Readiness checks report it.
+    /// The position after the last record of `partition` known to this process, updated as
+    /// records are appended or read: followers wait on it.
+    fn end(&self, partition: u32) -> watch::Receiver<u64>;
+
+    /// How long a follower waits, at most, before reading again: `None` when `end` announces
+    /// every record (one process owns the log), a duration when other processes append too.
+    fn poll_interval(&self) -> Option<Duration> {
+        None
+    }
+
+    /// False while the log refuses or cannot take writes (the file log after a failed fsync, a
+    /// broker that is unreachable). Writers answer 503 at once instead of trying; readiness
+    /// checks report it.
     fn healthy(&self) -> bool {
         true
     }

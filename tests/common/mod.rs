@@ -33,6 +33,7 @@ pub fn record(directory: &str, follows: u64, tag: &str, n: usize) -> Record {
         record_id: Uuid::now_v7(),
         directory: directory.into(),
         follows,
+        prev: None,
         events,
     }
 }
@@ -60,6 +61,17 @@ pub fn settings(data: &std::path::Path) -> Settings {
     }
 }
 
+/// Settings for a server on a Kafka topic, with a short produce timeout.
+pub fn kafka_settings(data: &std::path::Path, brokers: &str, topic: &str) -> Settings {
+    Settings {
+        log: roster::config::LogBackend::Kafka,
+        kafka_brokers: brokers.to_owned(),
+        kafka_topic: topic.to_owned(),
+        kafka_message_timeout_ms: 2_000,
+        ..settings(data)
+    }
+}
+
 impl TestApp {
     pub async fn spawn() -> TestApp {
         let data = tempfile::tempdir().unwrap();
@@ -72,8 +84,26 @@ impl TestApp {
             .first_start
             .as_ref()
             .expect("a fresh data dir starts first");
-        let scim_token = first.source_token.expose().to_owned();
-        let admin_token = first.admin_token.expose().to_owned();
+        let tokens = (
+            first.source_token.expose().to_owned(),
+            first.admin_token.expose().to_owned(),
+        );
+        Self::serve(app, data, tokens)
+    }
+
+    /// A second server on a log another one initialised: it uses that one's tokens.
+    pub async fn spawn_joining(s: Settings, other: &TestApp) -> TestApp {
+        let app = Application::build(s).await.unwrap();
+        assert!(
+            app.first_start.is_none(),
+            "a log with a directory is not a first start"
+        );
+        let tokens = (other.scim_token.clone(), other.admin_token.clone());
+        Self::serve(app, tempfile::tempdir().unwrap(), tokens)
+    }
+
+    fn serve(app: Application, data: tempfile::TempDir, tokens: (String, String)) -> TestApp {
+        let (scim_token, admin_token) = tokens;
         let root = format!("http://{}", app.local_addr());
         let (stop, rx) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
@@ -175,4 +205,47 @@ pub async fn parse(r: reqwest::Response) -> (u16, Value) {
     let status = r.status().as_u16();
     let text = r.text().await.unwrap();
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// The tansu broker that `scripts/test.sh` starts. Tests that need it fail loudly without it.
+pub fn tansu_brokers() -> String {
+    std::env::var("ROSTER_TEST_KAFKA_BROKERS").expect(
+        "ROSTER_TEST_KAFKA_BROKERS is not set: run the tests with `bash scripts/test.sh`, \
+         which starts a tansu broker on loopback",
+    )
+}
+
+/// A topic name no other test uses.
+pub fn unique_topic() -> String {
+    format!("roster-test-{}", Uuid::new_v4().simple())
+}
+
+/// librdkafka's in-process mock cluster (one broker) with a fresh topic of `partitions`.
+pub fn mock_cluster(
+    partitions: i32,
+) -> (
+    rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    String,
+) {
+    let mock = rdkafka::mocking::MockCluster::new(1).unwrap();
+    let topic = unique_topic();
+    mock.create_topic(&topic, partitions, 1).unwrap();
+    (mock, topic)
+}
+
+/// Kafka options for tests: short timeouts so failures show quickly.
+pub fn kafka_options(brokers: &str, topic: &str, partitions: u32) -> roster::log::KafkaOptions {
+    roster::log::KafkaOptions {
+        brokers: brokers.to_owned(),
+        topic: topic.to_owned(),
+        partitions,
+        message_timeout: std::time::Duration::from_secs(3),
+        ..roster::log::KafkaOptions::default()
+    }
+}
+
+pub async fn kafka_log(brokers: &str, topic: &str, partitions: u32) -> roster::log::KafkaLog {
+    roster::log::KafkaLog::open(kafka_options(brokers, topic, partitions))
+        .await
+        .unwrap()
 }

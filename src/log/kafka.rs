@@ -1,0 +1,707 @@
+//! The Kafka log: one topic with a fixed partition count, written with librdkafka's idempotent
+//! producer (`acks=all`) and read with plain (group-less) consumers.
+//!
+//! Each record is one Kafka message, keyed by its directory, sent to the partition Roster
+//! computes itself ([`roster_events::partition_of`]), so a directory lives in exactly one
+//! partition whatever client wrote it. Correctness needs only produce, fetch and idempotence:
+//! no transactions, no offset commits (the projection store keeps its own positions), no
+//! watermark queries. Several Roster processes may write to one topic; the
+//! directory-sequence rule decides which records are valid (docs/adr/0005).
+//!
+//! This module owns the librdkafka configuration, topic creation at start, the health of the
+//! connection (writers answer 503 at once while no broker is reachable), and the mapping of
+//! delivery outcomes to `Unavailable` (nothing written) or `Unknown` (maybe written).
+
+use super::{EventLog, LogError};
+use async_trait::async_trait;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::ClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use roster_events::Record;
+use roster_projections::LogEntry;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// How long one read waits for a first message when the partition has nothing new.
+const POLL_WAIT: Duration = Duration::from_millis(500);
+/// Consecutive empty reads at one position after which a partition that never reported its
+/// end (a broker that sends no end-of-partition) is taken as caught up.
+const EMPTY_READS_FOR_END: u32 = 3;
+
+/// Where and how to reach Kafka. Not `Debug`: `properties` may hold credentials.
+#[derive(Clone)]
+pub struct KafkaOptions {
+    /// `host:port[,host:port...]`.
+    pub brokers: String,
+    pub topic: String,
+    /// The topic's partition count: fixed for the life of the topic, since directories are
+    /// placed by it. Used when Roster creates the topic, and checked against an existing one.
+    pub partitions: u32,
+    /// Replication factor used when Roster creates the topic.
+    pub replication: i32,
+    /// How long the producer keeps trying to deliver one append before giving up.
+    pub message_timeout: Duration,
+    /// Create the topic at start if it is missing.
+    pub create_topic: bool,
+    /// Extra librdkafka properties for every client (security.protocol, sasl.*, ...). Never
+    /// logged.
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Default for KafkaOptions {
+    fn default() -> Self {
+        KafkaOptions {
+            brokers: "127.0.0.1:9092".into(),
+            topic: "roster-events".into(),
+            partitions: 3,
+            replication: 1,
+            message_timeout: Duration::from_secs(10),
+            create_topic: true,
+            properties: BTreeMap::new(),
+        }
+    }
+}
+
+/// Routes librdkafka's logs to tracing, tracks whether any broker is reachable, and records
+/// where partitions ended (librdkafka reports the end of a partition through the error
+/// callback of a plain consumer).
+#[derive(Clone)]
+struct KafkaContext {
+    healthy: Arc<AtomicBool>,
+    /// Whether this client's broker connections decide `healthy`: only the producer's do,
+    /// since writes are what health gates.
+    gates_health: bool,
+    /// Per partition, the offset at which a consumer last reached its end.
+    eof: Arc<Mutex<HashMap<i32, u64>>>,
+}
+
+impl KafkaContext {
+    fn take_eof(&self, partition: u32) -> Option<u64> {
+        self.eof
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(partition as i32))
+    }
+}
+
+/// The offset in librdkafka's "reached end of partition at offset N" message.
+fn eof_offset(reason: &str) -> Option<u64> {
+    let rest = reason.split("at offset ").nth(1)?;
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+impl ClientContext for KafkaContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => tracing::error!(target: "librdkafka", fac, "{message}"),
+            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", fac, "{message}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(target: "librdkafka", fac, "{message}")
+            }
+            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", fac, "{message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        if let KafkaError::PartitionEOF(partition) = error {
+            if let Some(offset) = eof_offset(reason) {
+                self.eof
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(partition, offset);
+            }
+            return;
+        }
+        if self.gates_health && error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown)
+        {
+            if self.healthy.swap(false, Ordering::SeqCst) {
+                tracing::warn!(%reason, "no Kafka broker reachable: writes answer 503 until one is");
+            }
+        } else {
+            tracing::debug!(%error, %reason, "kafka client error");
+        }
+    }
+}
+
+impl ConsumerContext for KafkaContext {}
+
+/// One partition's consumer and where it stands.
+struct Reader {
+    consumer: BaseConsumer<KafkaContext>,
+    /// The offset the consumer delivers next, or None when it must be positioned again.
+    next: Option<u64>,
+    /// The position at which the broker last said the partition ended.
+    eof_at: Option<u64>,
+    /// Consecutive empty reads at `next`.
+    empty_reads: u32,
+}
+
+/// The Kafka event log.
+pub struct KafkaLog {
+    side: Arc<Side>,
+    partitions: u32,
+    producer: FutureProducer<KafkaContext>,
+    readers: Vec<Arc<Mutex<Option<Reader>>>>,
+    closed: AtomicBool,
+    probe: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// What reads share with the log (reads run on blocking threads).
+struct Side {
+    topic: String,
+    config: ClientConfig,
+    context: KafkaContext,
+    ends: Vec<watch::Sender<u64>>,
+}
+
+fn unavailable(context: &str, e: impl std::fmt::Display) -> LogError {
+    LogError::Unavailable(format!("{context}: {e}"))
+}
+
+impl KafkaLog {
+    /// Connects to the brokers, creating the topic if it is missing and allowed, and checks
+    /// its partition count. While no broker answers it logs why and keeps trying: a Roster
+    /// started before its brokers comes up when they do, instead of crash-looping.
+    ///
+    /// Fails when the topic is missing and cannot be created, or has another partition count
+    /// than configured.
+    pub async fn open(options: KafkaOptions) -> Result<KafkaLog, LogError> {
+        if options.partitions == 0 {
+            return Err(LogError::Unavailable(
+                "kafka partitions must be at least 1".into(),
+            ));
+        }
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &options.brokers)
+            .set("client.id", "roster")
+            .set_log_level(RDKafkaLogLevel::Warning);
+        for (k, v) in &options.properties {
+            config.set(k, v);
+        }
+        let context = KafkaContext {
+            healthy: Arc::new(AtomicBool::new(true)),
+            gates_health: true,
+            eof: Arc::default(),
+        };
+        let producer: FutureProducer<KafkaContext> = config
+            .clone()
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "1")
+            .set("batch.num.messages", "10000")
+            .set(
+                "message.timeout.ms",
+                options.message_timeout.as_millis().to_string(),
+            )
+            .create_with_context(context.clone())
+            .map_err(|e| unavailable("configuring the Kafka producer", e))?;
+
+        let partitions = connect(&producer, &config, &options).await?;
+        // The brokers answered: whatever the client reported while they were away is over.
+        context.healthy.store(true, Ordering::SeqCst);
+        let ends = (0..partitions).map(|_| watch::channel(0).0).collect();
+        let readers = (0..partitions).map(|_| Arc::default()).collect();
+        let log = KafkaLog {
+            side: Arc::new(Side {
+                topic: options.topic.clone(),
+                config,
+                context,
+                ends,
+            }),
+            partitions,
+            producer,
+            readers,
+            closed: AtomicBool::new(false),
+            probe: Mutex::new(None),
+        };
+        log.start_probe();
+        Ok(log)
+    }
+
+    /// Checks reachability once a second: the error callback marks the log unhealthy when
+    /// every broker is down; a metadata answer marks it healthy again.
+    fn start_probe(&self) {
+        let producer = self.producer.clone();
+        let healthy = self.side.context.healthy.clone();
+        let topic = self.side.topic.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let producer = producer.clone();
+                let topic = topic.clone();
+                let ok = tokio::task::spawn_blocking(move || {
+                    producer
+                        .client()
+                        .fetch_metadata(Some(&topic), Duration::from_secs(2))
+                        .is_ok()
+                })
+                .await
+                .unwrap_or(false);
+                if ok && !healthy.swap(true, Ordering::SeqCst) {
+                    tracing::info!("Kafka reachable again: writes resume");
+                } else if !ok && healthy.swap(false, Ordering::SeqCst) {
+                    tracing::warn!(
+                        "Kafka metadata request failed: writes answer 503 until it answers"
+                    );
+                }
+            }
+        });
+        *self.probe.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
+    }
+}
+
+impl Side {
+    fn reader(&self) -> Result<Reader, LogError> {
+        let consumer: BaseConsumer<KafkaContext> = self
+            .config
+            .clone()
+            // No group is joined (partitions are assigned by hand) and nothing is committed:
+            // the projection store keeps its own positions.
+            .set("group.id", "roster")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "true")
+            .set("auto.offset.reset", "error")
+            .set("isolation.level", "read_uncommitted")
+            .set("fetch.wait.max.ms", "100")
+            .create_with_context(KafkaContext {
+                gates_health: false,
+                ..self.context.clone()
+            })
+            .map_err(|e| unavailable("configuring a Kafka consumer", e))?;
+        Ok(Reader {
+            consumer,
+            next: None,
+            eof_at: None,
+            empty_reads: 0,
+        })
+    }
+
+    fn end_of(&self, partition: u32) -> watch::Receiver<u64> {
+        match self.ends.get(partition as usize) {
+            Some(tx) => tx.subscribe(),
+            None => watch::channel(0).1,
+        }
+    }
+
+    fn assign(&self, reader: &mut Reader, partition: u32, at: u64) -> Result<(), LogError> {
+        let mut tpl = TopicPartitionList::new();
+        let offset = i64::try_from(at).map_err(|e| unavailable("position", e))?;
+        tpl.add_partition_offset(&self.topic, partition as i32, Offset::Offset(offset))
+            .map_err(|e| unavailable("positioning a Kafka consumer", e))?;
+        reader
+            .consumer
+            .assign(&tpl)
+            .map_err(|e| unavailable("positioning a Kafka consumer", e))?;
+        self.context.take_eof(partition);
+        reader.next = Some(at);
+        reader.eof_at = None;
+        reader.empty_reads = 0;
+        Ok(())
+    }
+
+    fn advance_end(&self, partition: u32, end: u64) {
+        if let Some(tx) = self.ends.get(partition as usize) {
+            tx.send_if_modified(|e| {
+                let grew = end > *e;
+                if grew {
+                    *e = end;
+                }
+                grew
+            });
+        }
+    }
+}
+
+/// Waits for the brokers, then makes sure the topic exists with the configured partition
+/// count. Returns the partition count.
+async fn connect(
+    producer: &FutureProducer<KafkaContext>,
+    config: &ClientConfig,
+    options: &KafkaOptions,
+) -> Result<u32, LogError> {
+    let mut delay = Duration::from_millis(250);
+    let mut created = false;
+    loop {
+        let p = producer.clone();
+        let topic = options.topic.clone();
+        let metadata = tokio::task::spawn_blocking(move || {
+            p.client()
+                .fetch_metadata(Some(&topic), Duration::from_secs(5))
+                .map(|m| {
+                    m.topics()
+                        .iter()
+                        .find(|t| t.name() == topic)
+                        .map(|t| (t.error(), t.partitions().len() as u32))
+                })
+        })
+        .await
+        .map_err(|e| unavailable("asking Kafka for metadata", e))?;
+        match metadata {
+            Err(e) => {
+                tracing::warn!(
+                    brokers = %options.brokers,
+                    error = %e,
+                    retry_in_ms = delay.as_millis() as u64,
+                    "cannot reach the Kafka brokers; retrying"
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+            Ok(Some((None, n))) if n > 0 => {
+                if n != options.partitions {
+                    return Err(LogError::Unavailable(format!(
+                        "topic {} has {n} partitions but Roster is configured for {}: directories \
+                         are placed by the partition count, so it must match the topic \
+                         (set kafka_partitions = {n})",
+                        options.topic, options.partitions
+                    )));
+                }
+                return Ok(n);
+            }
+            Ok(_) if created => {
+                // Created, but not yet in the metadata.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Ok(_) => {
+                if !options.create_topic {
+                    return Err(LogError::Unavailable(format!(
+                        "topic {} does not exist and topic creation is off: create it with {} \
+                         partitions and infinite retention",
+                        options.topic, options.partitions
+                    )));
+                }
+                create_topic(config, options).await?;
+                created = true;
+                tracing::info!(
+                    topic = %options.topic,
+                    partitions = options.partitions,
+                    "created the event topic"
+                );
+            }
+        }
+    }
+}
+
+async fn create_topic(config: &ClientConfig, options: &KafkaOptions) -> Result<(), LogError> {
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = config
+        .create()
+        .map_err(|e| unavailable("configuring the Kafka admin client", e))?;
+    let refused = |e: &dyn std::fmt::Display| {
+        LogError::Unavailable(format!(
+            "creating topic {} failed ({e}); create it yourself with {} partitions and \
+             infinite retention (retention.ms=-1), or grant Roster CreateTopics",
+            options.topic, options.partitions
+        ))
+    };
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let partitions = i32::try_from(options.partitions).map_err(|e| refused(&e))?;
+    // The topic is the system of record: keep every record forever.
+    let topic = NewTopic::new(
+        &options.topic,
+        partitions,
+        TopicReplication::Fixed(options.replication),
+    )
+    .set("retention.ms", "-1");
+    let results = admin
+        .create_topics([&topic], &opts)
+        .await
+        .map_err(|e| refused(&e))?;
+    for r in results {
+        match r {
+            Ok(_) => {}
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, code)) => return Err(refused(&code)),
+        }
+    }
+    Ok(())
+}
+
+/// Whether a failed delivery certainly wrote nothing (the broker refused the message itself).
+fn certainly_not_written(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::MessageSizeTooLarge
+                | RDKafkaErrorCode::InvalidMessageSize
+                | RDKafkaErrorCode::InvalidMessage
+                | RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::UnknownTopicOrPartition
+                | RDKafkaErrorCode::UnknownTopic
+                | RDKafkaErrorCode::UnknownPartition
+                | RDKafkaErrorCode::QueueFull
+        )
+    )
+}
+
+fn read_blocking(
+    log: &Side,
+    slot: &Mutex<Option<Reader>>,
+    partition: u32,
+    from: u64,
+    max: usize,
+) -> Result<Vec<LogEntry>, LogError> {
+    let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+    if slot.is_none() {
+        *slot = Some(log.reader()?);
+    }
+    let Some(reader) = slot.as_mut() else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    if reader.next == Some(from) {
+        poll_into(log, reader, partition, from, max, POLL_WAIT, &mut out)?;
+    } else {
+        log.assign(reader, partition, from)?;
+        poll_into(log, reader, partition, from, max, POLL_WAIT, &mut out)?;
+        // Some brokers (tansu) return nothing for a fetch that starts inside a record batch,
+        // where Kafka returns the whole batch. When records are known to exist at `from`,
+        // fetch from further back and skip what lies below `from`.
+        let mut back = 1;
+        while out.is_empty() && from > 0 && *log.end_of(partition).borrow() > from {
+            let at = from.saturating_sub(back);
+            log.assign(reader, partition, at)?;
+            poll_into(log, reader, partition, from, max, POLL_WAIT, &mut out)?;
+            if at == 0 {
+                break;
+            }
+            back *= 2;
+        }
+    }
+    if out.is_empty() {
+        reader.empty_reads = reader.empty_reads.saturating_add(1);
+    } else {
+        reader.empty_reads = 0;
+    }
+    if let Some(last) = out.last() {
+        log.advance_end(partition, last.position + 1);
+    }
+    Ok(out)
+}
+
+/// Polls `reader` for up to `max` entries at or after `from`, waiting up to `wait` for the
+/// first, and stopping early at the end of the partition.
+fn poll_into(
+    log: &Side,
+    reader: &mut Reader,
+    partition: u32,
+    from: u64,
+    max: usize,
+    wait: Duration,
+    out: &mut Vec<LogEntry>,
+) -> Result<(), LogError> {
+    let deadline = Instant::now() + wait;
+    while out.len() < max {
+        let slice = if out.is_empty() {
+            deadline
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(50))
+        } else {
+            Duration::ZERO
+        };
+        match reader.consumer.poll(slice) {
+            None => {
+                if let Some(end) = log.context.take_eof(partition) {
+                    reader.eof_at = Some(end);
+                    if reader.next.is_none_or(|n| n >= end) {
+                        break;
+                    }
+                }
+                if !out.is_empty() || Instant::now() >= deadline {
+                    break;
+                }
+            }
+            Some(Ok(msg)) => {
+                let position = msg.offset() as u64;
+                reader.next = Some(position + 1);
+                if position < from {
+                    continue;
+                }
+                let payload = msg.payload().unwrap_or_default();
+                let record: Record = serde_json::from_slice(payload).map_err(|e| {
+                    LogError::Corrupt(format!(
+                        "partition {partition} offset {position} does not decode: {e}"
+                    ))
+                })?;
+                out.push(LogEntry {
+                    partition,
+                    position,
+                    record: Arc::new(record),
+                });
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) => {
+                reader.eof_at = reader.next;
+                break;
+            }
+            Some(Err(e)) => {
+                // Out of range (a position past the end) and fetch errors: nothing to read
+                // there now; position again next time.
+                reader.next = None;
+                if e.rdkafka_error_code() == Some(RDKafkaErrorCode::AutoOffsetReset) {
+                    return Ok(());
+                }
+                return Err(unavailable("reading from Kafka", e));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl EventLog for KafkaLog {
+    fn partitions(&self) -> u32 {
+        self.partitions
+    }
+
+    async fn append(&self, records: Vec<Record>) -> Result<Vec<u64>, LogError> {
+        let Some(first) = records.first() else {
+            return Ok(Vec::new());
+        };
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(LogError::Unavailable("log closed".into()));
+        }
+        let partition = self.partition(&first.directory);
+        let mut payloads = Vec::with_capacity(records.len());
+        for r in &records {
+            if self.partition(&r.directory) != partition {
+                return Err(LogError::Unavailable(
+                    "one append must stay within one partition".into(),
+                ));
+            }
+            let bytes = serde_json::to_vec(r)
+                .map_err(|e| LogError::Unavailable(format!("encoding a record: {e}")))?;
+            payloads.push(bytes);
+        }
+        let mut deliveries = Vec::with_capacity(records.len());
+        for (r, payload) in records.iter().zip(&payloads) {
+            let message = FutureRecord::to(&self.side.topic)
+                .partition(partition as i32)
+                .key(r.directory.as_bytes())
+                .payload(payload);
+            match self.producer.send_result(message) {
+                Ok(delivery) => deliveries.push(delivery),
+                Err((e, _)) if deliveries.is_empty() => {
+                    return Err(unavailable("queueing a record for Kafka", e))
+                }
+                Err((e, _)) => {
+                    return Err(LogError::Unknown(format!(
+                        "queueing a record for Kafka: {e}"
+                    )))
+                }
+            }
+        }
+        let mut positions = Vec::with_capacity(deliveries.len());
+        let mut failure: Option<(KafkaError, bool)> = None;
+        for delivery in deliveries {
+            match delivery.await {
+                Ok(Ok(d)) => positions.push(d.offset as u64),
+                Ok(Err((e, _))) => {
+                    let definite = certainly_not_written(&e);
+                    let all_definite = failure.as_ref().is_none_or(|f| f.1) && definite;
+                    failure = Some((e, all_definite));
+                }
+                Err(_) => {
+                    failure = Some((KafkaError::Canceled, false));
+                }
+            }
+        }
+        match failure {
+            None => {
+                if let Some(&last) = positions.iter().max() {
+                    self.side.advance_end(partition, last + 1);
+                }
+                Ok(positions)
+            }
+            Some((e, true)) if positions.is_empty() => {
+                Err(unavailable("Kafka refused the records", e))
+            }
+            Some((e, _)) => {
+                if matches!(
+                    e.rdkafka_error_code(),
+                    Some(RDKafkaErrorCode::MessageTimedOut | RDKafkaErrorCode::RequestTimedOut)
+                ) {
+                    self.side.context.healthy.store(false, Ordering::SeqCst);
+                }
+                Err(LogError::Unknown(format!(
+                    "delivering records to Kafka: {e}"
+                )))
+            }
+        }
+    }
+
+    async fn read(&self, partition: u32, from: u64, max: usize) -> Result<Vec<LogEntry>, LogError> {
+        let Some(slot) = self.readers.get(partition as usize).cloned() else {
+            return Ok(Vec::new());
+        };
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(LogError::Unavailable("log closed".into()));
+        }
+        let side = self.side.clone();
+        // Polling blocks: keep it off the async workers.
+        tokio::task::spawn_blocking(move || read_blocking(&side, &slot, partition, from, max))
+            .await
+            .map_err(|e| unavailable("Kafka reader failed", e))?
+    }
+
+    async fn caught_up(&self, partition: u32, next: u64) -> Result<bool, LogError> {
+        let Some(slot) = self.readers.get(partition as usize) else {
+            return Ok(true);
+        };
+        let slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(slot.as_ref().is_some_and(|r| {
+            r.next == Some(next)
+                && (r.eof_at.is_some_and(|end| end <= next) || r.empty_reads >= EMPTY_READS_FOR_END)
+        }))
+    }
+
+    fn end(&self, partition: u32) -> watch::Receiver<u64> {
+        self.side.end_of(partition)
+    }
+
+    fn poll_interval(&self) -> Option<Duration> {
+        // Reads long-poll the broker themselves.
+        Some(Duration::ZERO)
+    }
+
+    fn healthy(&self) -> bool {
+        self.side.context.healthy.load(Ordering::SeqCst) && !self.closed.load(Ordering::SeqCst)
+    }
+
+    async fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        if let Some(probe) = self.probe.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            probe.abort();
+        }
+        let producer = self.producer.clone();
+        let _ = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(5))).await;
+        for slot in &self.readers {
+            slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_end_of_partition_offset_is_read_from_librdkafkas_message() {
+        let reason =
+            "Fetch from broker 111 reached end of partition at offset 42 (HighwaterMark 42)";
+        assert_eq!(super::eof_offset(reason), Some(42));
+        assert_eq!(super::eof_offset("no offset here"), None);
+    }
+}

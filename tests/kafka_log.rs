@@ -1,0 +1,240 @@
+//! Roster on Kafka, in process, against librdkafka's mock cluster (which can take a broker
+//! down and slow it) and tansu (a separate broker process): broker failures, a produce whose
+//! outcome is unknown, and two Roster processes racing on one topic.
+
+mod common;
+
+use common::{kafka_settings, mock_cluster, tansu_brokers, unique_topic, TestApp};
+use roster::log::EventLog;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+async fn kafka_app(brokers: &str, topic: &str) -> TestApp {
+    let data = tempfile::tempdir().unwrap();
+    TestApp::spawn_with(kafka_settings(data.path(), brokers, topic), data).await
+}
+
+async fn ready(app: &TestApp) -> u16 {
+    app.http
+        .get(format!("{}/readyz", app.root))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn until(what: &str, mut f: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// userName -> (id, version) of every user the source sees.
+async fn users(app: &TestApp) -> BTreeMap<String, (String, String)> {
+    let (status, body) = app
+        .get(
+            &format!("{}/Users?count=1000", app.scim("default")),
+            &app.scim_token,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["userName"].as_str().unwrap().to_owned(),
+                (
+                    u["id"].as_str().unwrap().to_owned(),
+                    u["meta"]["version"].as_str().unwrap().to_owned(),
+                ),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_broker_gives_503_with_retry_after_reads_keep_serving_and_writes_resume() {
+    let (mock, topic) = mock_cluster(3);
+    let app = kafka_app(&mock.bootstrap_servers(), &topic).await;
+    let mut acked = Vec::new();
+    for i in 0..5 {
+        let (status, body) = app
+            .create_user("default", &app.scim_token, &format!("before-{i}"))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        acked.push(body["id"].as_str().unwrap().to_owned());
+    }
+
+    mock.broker_down(1).unwrap();
+    until("readiness reports the log down", async || {
+        ready(&app).await == 503
+    })
+    .await;
+    let r = app
+        .http
+        .post(format!("{}/Users", app.scim("default")))
+        .bearer_auth(&app.scim_token)
+        .header("content-type", "application/scim+json")
+        .body(json!({"userName": "during"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body["schemas"][0],
+        "urn:ietf:params:scim:api:messages:2.0:Error"
+    );
+    // Reads are served from the views.
+    let (status, _) = app
+        .get(
+            &format!("{}/Users/{}", app.scim("default"), acked[0]),
+            &app.scim_token,
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    mock.broker_up(1).unwrap();
+    until("readiness recovers", async || ready(&app).await == 200).await;
+    for i in 0..5 {
+        let (status, body) = app
+            .create_user("default", &app.scim_token, &format!("after-{i}"))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        acked.push(body["id"].as_str().unwrap().to_owned());
+    }
+    // The refused write never happened; every acknowledged one is there exactly once.
+    let seen = users(&app).await;
+    assert!(!seen.contains_key("during"));
+    assert_eq!(seen.len(), acked.len());
+    for id in &acked {
+        assert!(
+            seen.values().any(|(i, v)| i == id && v == "W/\"1\""),
+            "{id} missing or applied twice"
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_produce_with_an_unknown_outcome_takes_effect_exactly_once_and_is_answered_so() {
+    let (mock, topic) = mock_cluster(3);
+    let app = kafka_app(&mock.bootstrap_servers(), &topic).await;
+    let (status, _) = app.create_user("default", &app.scim_token, "warm-up").await;
+    assert_eq!(status, 201);
+
+    // The broker takes the write but answers after the producer gave up: the outcome is
+    // unknown to Roster, which must find it out before it answers.
+    mock.broker_round_trip_time(1, Duration::from_secs(3))
+        .unwrap();
+    let post = {
+        let (http, url, token) = (
+            app.http.clone(),
+            format!("{}/Users", app.scim("default")),
+            app.scim_token.clone(),
+        );
+        tokio::spawn(async move {
+            let r = http
+                .post(url)
+                .bearer_auth(token)
+                .header("content-type", "application/scim+json")
+                .body(json!({"userName": "uncertain"}).to_string())
+                .send()
+                .await
+                .unwrap();
+            r.status().as_u16()
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    mock.broker_round_trip_time(1, Duration::ZERO).unwrap();
+    let status = post.await.unwrap();
+
+    let (code, found) = app
+        .get(
+            &format!(
+                "{}/Users?filter=userName%20eq%20%22uncertain%22",
+                app.scim("default")
+            ),
+            &app.scim_token,
+        )
+        .await;
+    assert_eq!(code, 200);
+    let n = found["totalResults"].as_u64().unwrap();
+    match status {
+        201 => assert_eq!(n, 1, "acknowledged, so in the views exactly once"),
+        503 => assert_eq!(n, 0, "reported failed, so not in the views"),
+        other => panic!("unexpected status {other}"),
+    }
+    // The copies sent while the outcome was unknown never show as a second version.
+    let seen = users(&app).await;
+    if let Some((_, version)) = seen.get("uncertain") {
+        assert_eq!(version, "W/\"1\"");
+    }
+    // The log really holds more than one copy of the record: the rule ignored the others.
+    let log = common::kafka_log(&mock.bootstrap_servers(), &topic, 3).await;
+    let p = log.partition("default");
+    let mut copies = 0;
+    let mut from = 0;
+    loop {
+        let batch = log.read(p, from, 1000).await.unwrap();
+        let Some(last) = batch.last() else { break };
+        from = last.position + 1;
+        copies += batch
+            .iter()
+            .filter(|e| {
+                serde_json::to_string(&e.record.events)
+                    .unwrap()
+                    .contains("\"uncertain\"")
+            })
+            .count();
+    }
+    assert!(
+        copies >= 2,
+        "expected the unknown outcome to leave copies, found {copies}"
+    );
+    log.close().await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_racing_for_one_user_name_get_one_201_and_one_409_and_agree() {
+    let brokers = tansu_brokers();
+    let topic = unique_topic();
+    let a = kafka_app(&brokers, &topic).await;
+    let data = tempfile::tempdir().unwrap();
+    let b = TestApp::spawn_joining(kafka_settings(data.path(), &brokers, &topic), &a).await;
+    for round in 0..25 {
+        let name = format!("race-{round}@example.com");
+        let (ra, rb) = tokio::join!(
+            a.create_user("default", &a.scim_token, &name),
+            b.create_user("default", &b.scim_token, &name)
+        );
+        let mut statuses = [ra.0, rb.0];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [201, 409], "round {round}: {} / {}", ra.1, rb.1);
+        // Different names never conflict, from either side.
+        let (sa, _) = a
+            .create_user("default", &a.scim_token, &format!("a-{round}"))
+            .await;
+        let (sb, _) = b
+            .create_user("default", &b.scim_token, &format!("b-{round}"))
+            .await;
+        assert_eq!((sa, sb), (201, 201));
+    }
+    let mut last = (BTreeMap::new(), BTreeMap::new());
+    until("both processes show the same users", async || {
+        last = (users(&a).await, users(&b).await);
+        last.0 == last.1
+    })
+    .await;
+    assert_eq!(last.0.len(), 75);
+    a.stop().await;
+    b.stop().await;
+}
