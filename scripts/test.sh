@@ -1,8 +1,54 @@
 #!/usr/bin/env bash
 # Runs Roster's whole test suite: unit, property, contract and integration tests (the
 # integration tests start the real server, and the real binary, on loopback ports).
-# Services that later suites need (PostgreSQL, a Kafka-protocol broker) are started here too,
-# as they are added; today every suite runs embedded.
+#
+# It sets up the services the suites need and stops them afterwards:
+# - tansu, a Kafka-compatible broker from crates.io, built once and cached in
+#   ~/.cache/roster/tansu-0.6.0 (about 10 minutes on 2 cores the first time), started on a
+#   free loopback port with in-memory storage. Tests that stop and start brokers of their own
+#   find the binary in ROSTER_TEST_TANSU.
+# - librdkafka's mock cluster needs nothing: it runs inside the test process.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+TANSU_VERSION=0.6.0
+TANSU_ROOT="${ROSTER_TANSU_ROOT:-$HOME/.cache/roster/tansu-$TANSU_VERSION}"
+TANSU="$TANSU_ROOT/bin/tansu"
+if [ ! -x "$TANSU" ]; then
+    echo "== building tansu $TANSU_VERSION into $TANSU_ROOT (once)"
+    CARGO_TARGET_DIR="${ROSTER_TANSU_TARGET:-$TANSU_ROOT/target}" \
+        cargo install tansu --version "$TANSU_VERSION" --locked \
+        --features dynostore,libsql --root "$TANSU_ROOT"
+fi
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+work=$(mktemp -d)
+tansu_pid=""
+cleanup() {
+    if [ -n "$tansu_pid" ]; then kill "$tansu_pid" 2>/dev/null || true; wait "$tansu_pid" 2>/dev/null || true; fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+port=$(free_port)
+(cd "$work" && exec "$TANSU" broker --storage-engine memory://tansu/ \
+    --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
+    >"$work/tansu.log" 2>&1) &
+tansu_pid=$!
+for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+    sleep 0.1
+done
+if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "tansu did not start on 127.0.0.1:$port:" >&2
+    cat "$work/tansu.log" >&2
+    exit 1
+fi
+echo "== tansu $TANSU_VERSION on 127.0.0.1:$port"
+
+export ROSTER_TEST_KAFKA_BROKERS="127.0.0.1:$port"
+export ROSTER_TEST_TANSU="$TANSU"
 cargo test --workspace --locked "$@"
