@@ -4,11 +4,11 @@
 
 use crate::auth::{self, Secret};
 use crate::config::{LogBackend, Settings};
-use crate::domain::{Command, Context, NewToken};
+use crate::domain::{Command, Context, DomainError, NewToken};
 use crate::http::{self, AppState};
 use crate::log::{EventLog, FileLog, FileLogOptions, KafkaLog};
 use crate::metrics::Metrics;
-use crate::writer::{Pipeline, PipelineStop, Writers};
+use crate::writer::{Pipeline, PipelineStop, WriteError, Writers};
 use anyhow::Context as _;
 use roster_events::{Actor, ResourceId, DEFAULT_DIRECTORY};
 use roster_projections::{MemoryStore, ProjectionStore};
@@ -61,7 +61,7 @@ impl Application {
         let addr = listener.local_addr()?;
         let directories = store.directories().await?;
         let first_start = if directories.is_empty() {
-            Some(bootstrap(&writers, &settings, addr).await?)
+            bootstrap(&writers, &settings, addr).await?
         } else {
             None
         };
@@ -149,11 +149,13 @@ async fn open_log(settings: &Settings) -> anyhow::Result<Arc<dyn EventLog>> {
     })
 }
 
+/// Creates the `default` directory and source on an empty log. Returns None when another
+/// process sharing the log (Kafka) created it first.
 async fn bootstrap(
     writers: &Writers,
     settings: &Settings,
     addr: SocketAddr,
-) -> anyhow::Result<FirstStart> {
+) -> anyhow::Result<Option<FirstStart>> {
     let admin = auth::generate("rsa_");
     let source = auth::generate("rst_");
     let cmd = Command::Bootstrap {
@@ -174,21 +176,28 @@ async fn bootstrap(
         source: None,
         correlation_id: Some("first-start".into()),
     };
-    writers
+    let created = writers
         .get(DEFAULT_DIRECTORY)
         .await?
         .execute(cmd, ctx)
-        .await
-        .context("creating the default directory")?;
+        .await;
+    match created {
+        Ok(_) => {}
+        Err(WriteError::Domain(DomainError::Conflict(_))) => {
+            tracing::info!("another Roster process initialised the log first");
+            return Ok(None);
+        }
+        Err(e) => return Err(e).context("creating the default directory"),
+    }
     let root = settings
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
-    Ok(FirstStart {
+    Ok(Some(FirstStart {
         admin_token: admin.token,
         source_token: source.token,
         scim_base_url: format!("{}/source/scim/default/v2", root.trim_end_matches('/')),
-    })
+    }))
 }
 
 async fn shutdown_signal() {

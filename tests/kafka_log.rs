@@ -238,3 +238,17 @@ async fn two_processes_racing_for_one_user_name_get_one_201_and_one_409_and_agre
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_starting_together_on_an_empty_topic_initialise_it_once() {
+    let brokers = tansu_brokers();
+    let topic = unique_topic();
+    let build = |dir: &tempfile::TempDir| {
+        roster::app::Application::build(kafka_settings(dir.path(), &brokers, &topic))
+    };
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = tokio::join!(build(&da), build(&db));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let firsts = [&a, &b].iter().filter(|x| x.first_start.is_some()).count();
+    assert_eq!(firsts, 1, "exactly one process prints first-start tokens");
+}

@@ -143,6 +143,35 @@ async fn a_failed_append_is_answered_unavailable_and_leaves_no_trace() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unhealthy_log_is_not_even_tried_and_writes_resume_when_it_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let flaky = Arc::new(FlakyLog {
+        inner: FileLog::open(dir.path(), FileLogOptions::default()).unwrap(),
+        down: AtomicBool::new(false),
+        unhealthy: AtomicBool::new(false),
+    });
+    let log: Arc<dyn EventLog> = flaky.clone();
+    let store = Arc::new(MemoryStore::new());
+    let pipeline = Pipeline::start(log.clone(), store.clone(), None)
+        .await
+        .unwrap();
+    let w = pipeline.writers.get("default").await.unwrap();
+    bootstrap(&w).await.unwrap();
+    let end_before = *log.end(0).borrow();
+
+    flaky.unhealthy.store(true, Ordering::SeqCst);
+    let r = w.execute(create("carol"), ctx()).await;
+    assert!(matches!(r, Err(WriteError::Unavailable(_))), "{r:?}");
+    assert_eq!(*log.end(0).borrow(), end_before, "nothing was appended");
+
+    flaky.unhealthy.store(false, Ordering::SeqCst);
+    assert!(matches!(
+        w.execute(create("carol"), ctx()).await,
+        Ok(Outcome::User(_))
+    ));
+}
+
 #[test]
 fn unavailable_becomes_503_with_retry_after_and_says_nothing_internal() {
     use axum::response::IntoResponse;

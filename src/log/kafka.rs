@@ -30,11 +30,22 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-/// How long one read waits for a first message when the partition has nothing new.
-const POLL_WAIT: Duration = Duration::from_millis(500);
-/// Consecutive empty reads at one position after which a partition that never reported its
-/// end (a broker that sends no end-of-partition) is taken as caught up.
-const EMPTY_READS_FOR_END: u32 = 3;
+/// How long a read waits for a first message after positioning a consumer (the broker's first
+/// answer takes a round trip or more).
+const POSITION_WAIT: Duration = Duration::from_millis(500);
+/// How long a read of a positioned consumer waits for a first message: short, since the
+/// consumer fetches in the background and followers read again soon.
+const READ_WAIT: Duration = Duration::from_millis(10);
+/// How often followers read again for records other processes append.
+const FOLLOW_INTERVAL: Duration = Duration::from_millis(20);
+/// How long a partition that never reported its end (a broker that sends no end-of-partition)
+/// must have given nothing new before it is taken as caught up.
+const QUIET_FOR_END: Duration = Duration::from_millis(1500);
+/// How many records appended by this process are kept per partition for followers.
+const RECENT_MAX: usize = 16_384;
+/// How far ahead of its consumer a reader may skip (over records served from `recent`)
+/// without positioning the consumer again.
+const SKIP_MAX: u64 = RECENT_MAX as u64;
 
 /// Where and how to reach Kafka. Not `Debug`: `properties` may hold credentials.
 #[derive(Clone)]
@@ -146,8 +157,8 @@ struct Reader {
     next: Option<u64>,
     /// The position at which the broker last said the partition ended.
     eof_at: Option<u64>,
-    /// Consecutive empty reads at `next`.
-    empty_reads: u32,
+    /// Since when reads at `next` have found nothing.
+    quiet_since: Option<Instant>,
 }
 
 /// The Kafka event log.
@@ -163,7 +174,11 @@ pub struct KafkaLog {
 /// What reads share with the log (reads run on blocking threads).
 struct Side {
     topic: String,
+    /// Per partition: records this process appended, by position.
+    recent: Vec<Mutex<BTreeMap<u64, Arc<Record>>>>,
     config: ClientConfig,
+    /// Operators' properties, applied on top of each client's defaults.
+    properties: BTreeMap<String, String>,
     context: KafkaContext,
     ends: Vec<watch::Sender<u64>>,
 }
@@ -190,16 +205,15 @@ impl KafkaLog {
             .set("bootstrap.servers", &options.brokers)
             .set("client.id", "roster")
             .set_log_level(RDKafkaLogLevel::Warning);
-        for (k, v) in &options.properties {
-            config.set(k, v);
-        }
         let context = KafkaContext {
             healthy: Arc::new(AtomicBool::new(true)),
             gates_health: true,
             eof: Arc::default(),
         };
-        let producer: FutureProducer<KafkaContext> = config
-            .clone()
+        // Operators' properties go on top of Roster's defaults, so they can tune them.
+        config.extend(options.properties.clone());
+        let mut producer_config = config.clone();
+        producer_config
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "1")
@@ -207,7 +221,9 @@ impl KafkaLog {
             .set(
                 "message.timeout.ms",
                 options.message_timeout.as_millis().to_string(),
-            )
+            );
+        producer_config.extend(options.properties.clone());
+        let producer: FutureProducer<KafkaContext> = producer_config
             .create_with_context(context.clone())
             .map_err(|e| unavailable("configuring the Kafka producer", e))?;
 
@@ -219,7 +235,9 @@ impl KafkaLog {
         let log = KafkaLog {
             side: Arc::new(Side {
                 topic: options.topic.clone(),
+                recent: (0..partitions).map(|_| Mutex::default()).collect(),
                 config,
+                properties: options.properties.clone(),
                 context,
                 ends,
             }),
@@ -267,9 +285,8 @@ impl KafkaLog {
 
 impl Side {
     fn reader(&self) -> Result<Reader, LogError> {
-        let consumer: BaseConsumer<KafkaContext> = self
-            .config
-            .clone()
+        let mut config = self.config.clone();
+        config
             // No group is joined (partitions are assigned by hand) and nothing is committed:
             // the projection store keeps its own positions.
             .set("group.id", "roster")
@@ -278,7 +295,9 @@ impl Side {
             .set("enable.partition.eof", "true")
             .set("auto.offset.reset", "error")
             .set("isolation.level", "read_uncommitted")
-            .set("fetch.wait.max.ms", "100")
+            .set("fetch.wait.max.ms", "100");
+        config.extend(self.properties.clone());
+        let consumer: BaseConsumer<KafkaContext> = config
             .create_with_context(KafkaContext {
                 gates_health: false,
                 ..self.context.clone()
@@ -288,7 +307,7 @@ impl Side {
             consumer,
             next: None,
             eof_at: None,
-            empty_reads: 0,
+            quiet_since: None,
         })
     }
 
@@ -311,8 +330,53 @@ impl Side {
         self.context.take_eof(partition);
         reader.next = Some(at);
         reader.eof_at = None;
-        reader.empty_reads = 0;
+        reader.quiet_since = None;
         Ok(())
+    }
+
+    /// Remembers records this process appended, so that followers get them without a fetch.
+    fn remember(&self, partition: u32, records: &[Record], positions: &[u64]) {
+        let Some(recent) = self.recent.get(partition as usize) else {
+            return;
+        };
+        let mut recent = recent.lock().unwrap_or_else(|p| p.into_inner());
+        for (r, &position) in records.iter().zip(positions) {
+            recent.insert(position, Arc::new(r.clone()));
+        }
+        while recent.len() > RECENT_MAX {
+            recent.pop_first();
+        }
+    }
+
+    fn has_recent(&self, partition: u32, from: u64) -> bool {
+        self.recent.get(partition as usize).is_some_and(|r| {
+            r.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains_key(&from)
+        })
+    }
+
+    /// The records this process appended at `from` and after, without gaps: exactly what the
+    /// log holds there (the delivery reports said so). Forgets what lies below `from`.
+    fn recent_from(&self, partition: u32, from: u64, max: usize) -> Vec<LogEntry> {
+        let Some(recent) = self.recent.get(partition as usize) else {
+            return Vec::new();
+        };
+        let mut recent = recent.lock().unwrap_or_else(|p| p.into_inner());
+        let kept = recent.split_off(&from);
+        *recent = kept;
+        let mut out = Vec::new();
+        for (&position, record) in recent.iter() {
+            if position != from + out.len() as u64 || out.len() >= max {
+                break;
+            }
+            out.push(LogEntry {
+                partition,
+                position,
+                record: record.clone(),
+            });
+        }
+        out
     }
 
     fn advance_end(&self, partition: u32, end: u64) {
@@ -464,11 +528,16 @@ fn read_blocking(
         return Ok(Vec::new());
     };
     let mut out = Vec::new();
-    if reader.next == Some(from) {
-        poll_into(log, reader, partition, from, max, POLL_WAIT, &mut out)?;
+    // A consumer just behind `from` (the reader skipped records served from `recent`) goes
+    // on and skips them again; anything else is positioned afresh.
+    let continues = reader
+        .next
+        .is_some_and(|next| next <= from && from - next <= SKIP_MAX);
+    if continues {
+        poll_into(log, reader, partition, from, max, READ_WAIT, &mut out)?;
     } else {
         log.assign(reader, partition, from)?;
-        poll_into(log, reader, partition, from, max, POLL_WAIT, &mut out)?;
+        poll_into(log, reader, partition, from, max, POSITION_WAIT, &mut out)?;
         // Some brokers (tansu) return nothing for a fetch that starts inside a record batch,
         // where Kafka returns the whole batch. When records are known to exist at `from`,
         // fetch from further back and skip what lies below `from`.
@@ -476,7 +545,7 @@ fn read_blocking(
         while out.is_empty() && from > 0 && *log.end_of(partition).borrow() > from {
             let at = from.saturating_sub(back);
             log.assign(reader, partition, at)?;
-            poll_into(log, reader, partition, from, max, POLL_WAIT, &mut out)?;
+            poll_into(log, reader, partition, from, max, POSITION_WAIT, &mut out)?;
             if at == 0 {
                 break;
             }
@@ -484,9 +553,9 @@ fn read_blocking(
         }
     }
     if out.is_empty() {
-        reader.empty_reads = reader.empty_reads.saturating_add(1);
+        reader.quiet_since.get_or_insert_with(Instant::now);
     } else {
-        reader.empty_reads = 0;
+        reader.quiet_since = None;
     }
     if let Some(last) = out.last() {
         log.advance_end(partition, last.position + 1);
@@ -510,7 +579,7 @@ fn poll_into(
         let slice = if out.is_empty() {
             deadline
                 .saturating_duration_since(Instant::now())
-                .min(Duration::from_millis(50))
+                .min(Duration::from_millis(2))
         } else {
             Duration::ZERO
         };
@@ -522,7 +591,9 @@ fn poll_into(
                         break;
                     }
                 }
-                if !out.is_empty() || Instant::now() >= deadline {
+                // A record this process just appended at `from` is served from memory.
+                if !out.is_empty() || Instant::now() >= deadline || log.has_recent(partition, from)
+                {
                     break;
                 }
             }
@@ -622,6 +693,7 @@ impl EventLog for KafkaLog {
         }
         match failure {
             None => {
+                self.side.remember(partition, &records, &positions);
                 if let Some(&last) = positions.iter().max() {
                     self.side.advance_end(partition, last + 1);
                 }
@@ -651,11 +723,21 @@ impl EventLog for KafkaLog {
         if self.closed.load(Ordering::SeqCst) {
             return Err(LogError::Unavailable("log closed".into()));
         }
+        let recent = self.side.recent_from(partition, from, max);
+        if !recent.is_empty() {
+            return Ok(recent);
+        }
         let side = self.side.clone();
         // Polling blocks: keep it off the async workers.
-        tokio::task::spawn_blocking(move || read_blocking(&side, &slot, partition, from, max))
-            .await
-            .map_err(|e| unavailable("Kafka reader failed", e))?
+        let read =
+            tokio::task::spawn_blocking(move || read_blocking(&side, &slot, partition, from, max))
+                .await
+                .map_err(|e| unavailable("Kafka reader failed", e))??;
+        if read.is_empty() {
+            // Appended by this process while the consumer was polling.
+            return Ok(self.side.recent_from(partition, from, max));
+        }
+        Ok(read)
     }
 
     async fn caught_up(&self, partition: u32, next: u64) -> Result<bool, LogError> {
@@ -665,7 +747,8 @@ impl EventLog for KafkaLog {
         let slot = slot.lock().unwrap_or_else(|p| p.into_inner());
         Ok(slot.as_ref().is_some_and(|r| {
             r.next == Some(next)
-                && (r.eof_at.is_some_and(|end| end <= next) || r.empty_reads >= EMPTY_READS_FOR_END)
+                && (r.eof_at.is_some_and(|end| end <= next)
+                    || r.quiet_since.is_some_and(|t| t.elapsed() >= QUIET_FOR_END))
         }))
     }
 
@@ -674,8 +757,9 @@ impl EventLog for KafkaLog {
     }
 
     fn poll_interval(&self) -> Option<Duration> {
-        // Reads long-poll the broker themselves.
-        Some(Duration::ZERO)
+        // This process's own appends wake followers through `end`; other processes' records
+        // are found by reading again.
+        Some(FOLLOW_INTERVAL)
     }
 
     fn healthy(&self) -> bool {
