@@ -43,6 +43,8 @@ pub struct Metrics {
     pub append_duration: Histogram,
     pub batch_commands: Histogram,
     pub commands: Family<OutcomeLabels, Counter>,
+    /// Batches whose records lost, at least in part, to another writer of the directory.
+    pub lost_races: Counter,
     pub projected_position: Gauge,
     pub log_end_position: Gauge,
     pub projection_lag: Gauge,
@@ -73,6 +75,12 @@ impl Metrics {
         );
         let commands = Family::<OutcomeLabels, Counter>::default();
         registry.register("commands", "Commands by outcome", commands.clone());
+        let lost_races = Counter::default();
+        registry.register(
+            "write_lost_races",
+            "Batches whose records lost to another writer of the directory (then decided again)",
+            lost_races.clone(),
+        );
         let projected_position = Gauge::default();
         registry.register(
             "projection_position",
@@ -98,6 +106,7 @@ impl Metrics {
             append_duration,
             batch_commands,
             commands,
+            lost_races,
             projected_position,
             log_end_position,
             projection_lag,

@@ -450,7 +450,12 @@ impl DirectoryWriter {
                 .await
             {
                 Confirmed::AllWon => return self.answer(jobs, round.results),
-                Confirmed::Raced(won) => won,
+                Confirmed::Raced(won) => {
+                    if let Some(m) = &self.metrics {
+                        m.lost_races.inc();
+                    }
+                    won
+                }
                 Confirmed::Failed(why) => return self.fail_all(jobs, &why),
             };
             // Keep the commands whose records won; decide the rest again on the reloaded
@@ -695,6 +700,8 @@ pub async fn replay(
                 total += next;
                 break;
             }
+            // Nothing there yet, but the log says there may be more: let it fetch.
+            tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }
     Ok(total)
@@ -702,6 +709,7 @@ pub async fn replay(
 
 /// The write side wired to a log and a store: the views replayed, a projector running per
 /// partition, and the writers. The one way the server, the load tool and the tests start it.
+/// Dropping it (or its `PipelineStop`) stops the projectors.
 pub struct Pipeline {
     pub writers: Writers,
     /// Per partition, the position the views reflect.

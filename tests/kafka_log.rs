@@ -235,6 +235,25 @@ async fn two_processes_racing_for_one_user_name_get_one_201_and_one_409_and_agre
     })
     .await;
     assert_eq!(last.0.len(), 75);
+    // The races were real: writers lost and decided again (not only refusals of names
+    // already seen).
+    let mut lost = 0;
+    for app in [&a, &b] {
+        let text = app
+            .http
+            .get(format!("{}/metrics", app.root))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        lost += text
+            .lines()
+            .find_map(|l| l.strip_prefix("roster_write_lost_races_total "))
+            .map_or(0, |v| v.trim().parse::<u64>().unwrap());
+    }
+    assert!(lost > 0, "no writer ever lost a race");
     a.stop().await;
     b.stop().await;
 }

@@ -81,8 +81,18 @@ fn ctx() -> Context {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_append_is_answered_unavailable_and_leaves_no_trace() {
+/// A bootstrapped `default` directory on a `FlakyLog`, with its writer.
+struct Rig {
+    _dir: tempfile::TempDir,
+    flaky: Arc<FlakyLog>,
+    log: Arc<dyn EventLog>,
+    store: Arc<MemoryStore>,
+    w: roster::writer::Writer,
+    /// Kept: dropping the pipeline stops its projectors.
+    _pipeline: Pipeline,
+}
+
+async fn rig() -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let flaky = Arc::new(FlakyLog {
         inner: FileLog::open(dir.path(), FileLogOptions::default()).unwrap(),
@@ -96,6 +106,26 @@ async fn a_failed_append_is_answered_unavailable_and_leaves_no_trace() {
         .unwrap();
     let w = pipeline.writers.get("default").await.unwrap();
     bootstrap(&w).await.unwrap();
+    Rig {
+        _dir: dir,
+        flaky,
+        log,
+        store,
+        w,
+        _pipeline: pipeline,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_append_is_answered_unavailable_and_leaves_no_trace() {
+    let Rig {
+        _dir,
+        flaky,
+        log,
+        store,
+        w,
+        _pipeline,
+    } = rig().await;
     let end_before = *log.end(0).borrow();
 
     flaky.down.store(true, Ordering::SeqCst);
@@ -145,19 +175,14 @@ async fn a_failed_append_is_answered_unavailable_and_leaves_no_trace() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unhealthy_log_is_not_even_tried_and_writes_resume_when_it_recovers() {
-    let dir = tempfile::tempdir().unwrap();
-    let flaky = Arc::new(FlakyLog {
-        inner: FileLog::open(dir.path(), FileLogOptions::default()).unwrap(),
-        down: AtomicBool::new(false),
-        unhealthy: AtomicBool::new(false),
-    });
-    let log: Arc<dyn EventLog> = flaky.clone();
-    let store = Arc::new(MemoryStore::new());
-    let pipeline = Pipeline::start(log.clone(), store.clone(), None)
-        .await
-        .unwrap();
-    let w = pipeline.writers.get("default").await.unwrap();
-    bootstrap(&w).await.unwrap();
+    let Rig {
+        _dir,
+        flaky,
+        log,
+        w,
+        _pipeline,
+        ..
+    } = rig().await;
     let end_before = *log.end(0).borrow();
 
     flaky.unhealthy.store(true, Ordering::SeqCst);

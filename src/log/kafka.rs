@@ -33,9 +33,10 @@ use tokio::sync::watch;
 /// How long a read waits for a first message after positioning a consumer (the broker's first
 /// answer takes a round trip or more).
 const POSITION_WAIT: Duration = Duration::from_millis(500);
-/// How long a read of a positioned consumer waits for a first message: short, since the
-/// consumer fetches in the background and followers read again soon.
-const READ_WAIT: Duration = Duration::from_millis(10);
+/// How long a read of a positioned consumer waits for a first message: not at all. The
+/// consumer fetches in the background; a read takes what has arrived, and followers read
+/// again on their interval (or at once when this process appends).
+const READ_WAIT: Duration = Duration::ZERO;
 /// How often followers read again for records other processes append.
 const FOLLOW_INTERVAL: Duration = Duration::from_millis(20);
 /// How long a partition that never reported its end (a broker that sends no end-of-partition)
