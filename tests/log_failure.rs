@@ -9,7 +9,7 @@ use roster::writer::{Feeds, Pipeline, WriteError, Writers};
 use roster_events::{Actor, Record, ResourceId};
 use roster_projections::{ListQuery, LogEntry, MemoryStore, ProjectionStore, Visibility};
 use serde_json::json;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::watch;
 
@@ -19,6 +19,9 @@ struct FlakyLog {
     inner: FileLog,
     down: AtomicBool,
     unhealthy: AtomicBool,
+    /// How many more appends are written but answered `Unknown`, as a produce whose answer
+    /// was lost after the broker stored it.
+    answers_lost: AtomicUsize,
 }
 
 #[async_trait]
@@ -27,7 +30,15 @@ impl EventLog for FlakyLog {
         if self.down.load(Ordering::SeqCst) {
             return Err(LogError::Unavailable("injected failure".into()));
         }
-        self.inner.append(records).await
+        let lost = self
+            .answers_lost
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        let positions = self.inner.append(records).await?;
+        if lost {
+            return Err(LogError::Unknown("injected lost answer".into()));
+        }
+        Ok(positions)
     }
     async fn read(&self, partition: u32, from: u64, max: usize) -> Result<Vec<LogEntry>, LogError> {
         self.inner.read(partition, from, max).await
@@ -98,6 +109,7 @@ async fn rig() -> Rig {
         inner: FileLog::open(dir.path(), FileLogOptions::default()).unwrap(),
         down: AtomicBool::new(false),
         unhealthy: AtomicBool::new(false),
+        answers_lost: AtomicUsize::new(0),
     });
     let log: Arc<dyn EventLog> = flaky.clone();
     let store = Arc::new(MemoryStore::new());
@@ -197,6 +209,56 @@ async fn an_unhealthy_log_is_not_even_tried_and_writes_resume_when_it_recovers()
     ));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_whose_answer_was_lost_is_sent_again_and_takes_effect_exactly_once() {
+    let Rig {
+        _dir,
+        flaky,
+        log,
+        store,
+        w,
+        _pipeline,
+    } = rig().await;
+    let end_before = *log.end(0).borrow();
+    // The first two appends reach the log, but the writer is told their outcome is unknown.
+    flaky.answers_lost.store(2, Ordering::SeqCst);
+    let r = w.execute(create("dave"), ctx()).await;
+    assert!(matches!(r, Ok(Outcome::User(_))), "{r:?}");
+    // Three copies of the same record are in the log...
+    let entries = log.read(0, end_before, 100).await.unwrap();
+    assert_eq!(entries.len(), 3);
+    assert!(entries
+        .iter()
+        .all(|e| e.record.record_id == entries[0].record.record_id));
+    // ...and dave exists once, at version 1, in the views and in a fresh replay.
+    let q = ListQuery {
+        filter: None,
+        sort: None,
+        declared: Vec::new(),
+        start_index: 1,
+        count: 10,
+    };
+    for views in [store.clone(), {
+        let fresh = Arc::new(MemoryStore::new());
+        let _replayed = Pipeline::start(log.clone(), fresh.clone(), None)
+            .await
+            .unwrap();
+        fresh
+    }] {
+        let page = views
+            .list_users("default", Visibility::All, &q)
+            .await
+            .unwrap();
+        assert_eq!(page.total, 1);
+        assert_eq!(page.items[0].version, 1);
+    }
+    // The chain goes on from the copy that counted.
+    assert!(matches!(
+        w.execute(create("erin"), ctx()).await,
+        Ok(Outcome::User(_))
+    ));
+}
+
 #[test]
 fn unavailable_becomes_503_with_retry_after_and_says_nothing_internal() {
     use axum::response::IntoResponse;
@@ -267,6 +329,7 @@ async fn readiness_follows_the_log() {
         inner: FileLog::open(dir.path(), FileLogOptions::default()).unwrap(),
         down: AtomicBool::new(false),
         unhealthy: AtomicBool::new(false),
+        answers_lost: AtomicUsize::new(0),
     });
     let log: Arc<dyn EventLog> = flaky.clone();
     let store = Arc::new(MemoryStore::new());
