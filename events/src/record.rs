@@ -193,4 +193,86 @@ mod tests {
         );
         assert!((0..100).all(|i| partition_of(&format!("dir-{i}"), 8) < 8));
     }
+
+    /// One step of a multi-writer schedule: a writer reads the log so far and adopts its head,
+    /// or appends a batch chained on the head it last adopted (sometimes twice, as a writer
+    /// does after an unknown outcome).
+    #[derive(Clone, Debug)]
+    enum Step {
+        Sync(usize),
+        Append {
+            writer: usize,
+            len: usize,
+            twice: bool,
+        },
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0..3usize).prop_map(Step::Sync),
+            (0..3usize, 1..4usize, proptest::bool::weighted(0.2))
+                .prop_map(|(writer, len, twice)| Step::Append { writer, len, twice }),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Whatever the interleaving of writers, the valid records form one chain, no valid
+        /// record follows a record of its own batch that lost, and a record sent twice counts
+        /// at most once.
+        #[test]
+        fn concurrent_writers_leave_one_chain_and_never_build_on_a_loser(
+            steps in proptest::collection::vec(step(), 1..60),
+        ) {
+            let mut log: Vec<Record> = Vec::new();
+            let mut heads = [ChainHead::default(); 3];
+            for s in &steps {
+                match *s {
+                    Step::Sync(w) => {
+                        let mut head = ChainHead::default();
+                        for r in &log {
+                            head.admit(r);
+                        }
+                        heads[w] = head;
+                    }
+                    Step::Append { writer, len, twice } => {
+                        let head = heads[writer];
+                        let mut prev = head.record_id;
+                        let mut batch = Vec::new();
+                        for i in 0..len {
+                            let r = Record {
+                                prev,
+                                ..rec("d", head.seq + i as u64)
+                            };
+                            prev = Some(r.record_id);
+                            batch.push(r);
+                        }
+                        log.extend(batch.iter().cloned());
+                        if twice {
+                            log.extend(batch);
+                        }
+                    }
+                }
+            }
+            let mut head = ChainHead::default();
+            let mut valid: Vec<&Record> = Vec::new();
+            for r in &log {
+                if head.admit(r) {
+                    valid.push(r);
+                }
+            }
+            // Each valid record follows the previous valid one by number and by id. Within a
+            // batch `prev` is the batch's previous record, so no valid record follows one of
+            // its batch that lost.
+            let mut seen = std::collections::HashSet::new();
+            for (i, r) in valid.iter().enumerate() {
+                proptest::prop_assert_eq!(r.follows, i as u64);
+                let expected_prev = if i == 0 { None } else { Some(valid[i - 1].record_id) };
+                proptest::prop_assert_eq!(r.prev, expected_prev);
+                proptest::prop_assert!(seen.insert(r.record_id), "a record counted twice");
+            }
+        }
+    }
 }
