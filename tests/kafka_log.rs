@@ -403,3 +403,36 @@ async fn a_killed_and_restarted_tansu_broker_loses_nothing_acknowledged_and_writ
     again.stop().await;
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_producer_that_fails_fatally_is_replaced_and_writes_go_on() {
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    let (mock, topic) = mock_cluster(3);
+    // The broker refuses the idempotent producer its id: librdkafka declares the producer
+    // dead, and a dead producer never produces again.
+    mock.request_errors(
+        RDKafkaApiKey::InitProducerId,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED],
+    );
+    let log = common::kafka_log(&mock.bootstrap_servers(), &topic, 3).await;
+    let mut results = Vec::new();
+    for i in 0..5 {
+        let r = log
+            .append(vec![common::record("d", 0, &format!("r{i}"), 1)])
+            .await;
+        let ok = r.is_ok();
+        results.push(r.map_err(|e| e.to_string()));
+        if ok {
+            break;
+        }
+    }
+    assert!(
+        results.first().is_some_and(|r| r.is_err()),
+        "the first producer was dead: {results:?}"
+    );
+    assert!(
+        results.last().is_some_and(|r| r.is_ok()),
+        "a new producer takes over: {results:?}"
+    );
+    log.close().await;
+}

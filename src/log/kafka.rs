@@ -166,10 +166,20 @@ struct Reader {
 pub struct KafkaLog {
     side: Arc<Side>,
     partitions: u32,
-    producer: FutureProducer<KafkaContext>,
+    /// The producer in use. Replaced by a fresh one when librdkafka reports a fatal error
+    /// (an idempotent producer that was fenced or lost track of its sequence numbers never
+    /// produces again); sending through a new producer is safe under the chain rule.
+    producer: Arc<Mutex<ProducerSlot>>,
+    producer_config: ClientConfig,
     readers: Vec<Arc<Mutex<Option<Reader>>>>,
     closed: AtomicBool,
     probe: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+struct ProducerSlot {
+    /// Counts replacements, so that concurrent appends replace a failed producer only once.
+    generation: u64,
+    producer: FutureProducer<KafkaContext>,
 }
 
 /// What reads share with the log (reads run on blocking threads).
@@ -225,6 +235,7 @@ impl KafkaLog {
             );
         producer_config.extend(options.properties.clone());
         let producer: FutureProducer<KafkaContext> = producer_config
+            .clone()
             .create_with_context(context.clone())
             .map_err(|e| unavailable("configuring the Kafka producer", e))?;
 
@@ -243,7 +254,11 @@ impl KafkaLog {
                 ends,
             }),
             partitions,
-            producer,
+            producer: Arc::new(Mutex::new(ProducerSlot {
+                generation: 0,
+                producer,
+            })),
+            producer_config,
             readers,
             closed: AtomicBool::new(false),
             probe: Mutex::new(None),
@@ -255,13 +270,17 @@ impl KafkaLog {
     /// Checks reachability once a second: the error callback marks the log unhealthy when
     /// every broker is down; a metadata answer marks it healthy again.
     fn start_probe(&self) {
-        let producer = self.producer.clone();
+        let slot = self.producer.clone();
         let healthy = self.side.context.healthy.clone();
         let topic = self.side.topic.clone();
         let task = tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                let producer = producer.clone();
+                let producer = slot
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .producer
+                    .clone();
                 let topic = topic.clone();
                 let ok = tokio::task::spawn_blocking(move || {
                     producer
@@ -281,6 +300,34 @@ impl KafkaLog {
             }
         });
         *self.probe.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
+    }
+
+    /// The producer in use and its generation.
+    fn producer(&self) -> (u64, FutureProducer<KafkaContext>) {
+        let slot = self.producer.lock().unwrap_or_else(|p| p.into_inner());
+        (slot.generation, slot.producer.clone())
+    }
+
+    /// Replaces the producer of `generation` if librdkafka has declared it dead.
+    fn replace_if_fatal(&self, generation: u64, producer: &FutureProducer<KafkaContext>) {
+        let Some((code, reason)) = producer.client().fatal_error() else {
+            return;
+        };
+        let mut slot = self.producer.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.generation != generation {
+            return;
+        }
+        match self
+            .producer_config
+            .create_with_context(self.side.context.clone())
+        {
+            Ok(fresh) => {
+                tracing::warn!(?code, %reason, "the Kafka producer failed fatally; replaced it with a new one");
+                slot.generation += 1;
+                slot.producer = fresh;
+            }
+            Err(e) => tracing::error!(error = %e, "could not replace the failed Kafka producer"),
+        }
     }
 }
 
@@ -659,21 +706,24 @@ impl EventLog for KafkaLog {
                 .map_err(|e| LogError::Unavailable(format!("encoding a record: {e}")))?;
             payloads.push(bytes);
         }
+        let (generation, producer) = self.producer();
         let mut deliveries = Vec::with_capacity(records.len());
         for (r, payload) in records.iter().zip(&payloads) {
             let message = FutureRecord::to(&self.side.topic)
                 .partition(partition as i32)
                 .key(r.directory.as_bytes())
                 .payload(payload);
-            match self.producer.send_result(message) {
+            match producer.send_result(message) {
                 Ok(delivery) => deliveries.push(delivery),
                 Err((e, _)) if deliveries.is_empty() => {
-                    return Err(unavailable("queueing a record for Kafka", e))
+                    self.replace_if_fatal(generation, &producer);
+                    return Err(unavailable("queueing a record for Kafka", e));
                 }
                 Err((e, _)) => {
+                    self.replace_if_fatal(generation, &producer);
                     return Err(LogError::Unknown(format!(
                         "queueing a record for Kafka: {e}"
-                    )))
+                    )));
                 }
             }
         }
@@ -691,6 +741,9 @@ impl EventLog for KafkaLog {
                     failure = Some((KafkaError::Canceled, false));
                 }
             }
+        }
+        if failure.is_some() {
+            self.replace_if_fatal(generation, &producer);
         }
         match failure {
             None => {
@@ -772,7 +825,7 @@ impl EventLog for KafkaLog {
         if let Some(probe) = self.probe.lock().unwrap_or_else(|p| p.into_inner()).take() {
             probe.abort();
         }
-        let producer = self.producer.clone();
+        let (_, producer) = self.producer();
         let _ = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(5))).await;
         for slot in &self.readers {
             slot.lock().unwrap_or_else(|p| p.into_inner()).take();
