@@ -257,6 +257,24 @@ async fn an_existing_topic_with_another_partition_count_is_refused() {
     assert!(err.contains("has 2 partitions"), "{err}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_topic_that_roster_may_not_create_is_a_clear_error() {
+    let topic = unique_topic();
+    let opened = KafkaLog::open(KafkaOptions {
+        create_topic: false,
+        ..common::kafka_options(&tansu_brokers(), &topic, 3)
+    })
+    .await;
+    let err = opened
+        .err()
+        .expect("a missing topic must be refused")
+        .to_string();
+    assert!(
+        err.contains(&topic) && err.contains("does not exist") && err.contains("3 partitions"),
+        "{err}"
+    );
+}
+
 #[tokio::test]
 async fn file_log_keeps_everything_across_reopen_and_reads_across_segments() {
     let dir = tempfile::tempdir().unwrap();
