@@ -383,13 +383,13 @@ impl Side {
     }
 
     /// Remembers records this process appended, so that followers get them without a fetch.
-    fn remember(&self, partition: u32, records: &[Record], positions: &[u64]) {
+    fn remember(&self, partition: u32, records: Vec<Record>, positions: &[u64]) {
         let Some(recent) = self.recent.get(partition as usize) else {
             return;
         };
         let mut recent = recent.lock().unwrap_or_else(|p| p.into_inner());
-        for (r, &position) in records.iter().zip(positions) {
-            recent.insert(position, Arc::new(r.clone()));
+        for (r, &position) in records.into_iter().zip(positions) {
+            recent.insert(position, Arc::new(r));
         }
         while recent.len() > RECENT_MAX {
             recent.pop_first();
@@ -747,7 +747,7 @@ impl EventLog for KafkaLog {
         }
         match failure {
             None => {
-                self.side.remember(partition, &records, &positions);
+                self.side.remember(partition, records, &positions);
                 if let Some(&last) = positions.iter().max() {
                     self.side.advance_end(partition, last + 1);
                 }
