@@ -58,10 +58,14 @@ async fn users(app: &TestApp) -> BTreeMap<String, (String, String)> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stopped_broker_gives_503_with_retry_after_reads_keep_serving_and_writes_resume() {
-    let (mock, topic) = mock_cluster(3);
-    let app = kafka_app(&mock.bootstrap_servers(), &topic).await;
+/// The outage both kinds of broker go through: users created, the broker taken down
+/// (`broker(false)`), a write answered 503 with Retry-After and a SCIM error body while reads
+/// are still served, the broker back (`broker(true)`), writes resuming; at the end the refused
+/// write is absent and every acknowledged one is there exactly once. Returns the users seen.
+async fn survives_an_outage(
+    app: &TestApp,
+    mut broker: impl FnMut(bool),
+) -> BTreeMap<String, (String, String)> {
     let mut acked = Vec::new();
     for i in 0..5 {
         let (status, body) = app
@@ -71,9 +75,9 @@ async fn a_stopped_broker_gives_503_with_retry_after_reads_keep_serving_and_writ
         acked.push(body["id"].as_str().unwrap().to_owned());
     }
 
-    mock.broker_down(1).unwrap();
+    broker(false);
     until("readiness reports the log down", async || {
-        ready(&app).await == 503
+        ready(app).await == 503
     })
     .await;
     let r = app
@@ -92,17 +96,16 @@ async fn a_stopped_broker_gives_503_with_retry_after_reads_keep_serving_and_writ
         body["schemas"][0],
         "urn:ietf:params:scim:api:messages:2.0:Error"
     );
-    // Reads are served from the views.
     let (status, _) = app
         .get(
             &format!("{}/Users/{}", app.scim("default"), acked[0]),
             &app.scim_token,
         )
         .await;
-    assert_eq!(status, 200);
+    assert_eq!(status, 200, "reads are served while the broker is down");
 
-    mock.broker_up(1).unwrap();
-    until("readiness recovers", async || ready(&app).await == 200).await;
+    broker(true);
+    until("readiness recovers", async || ready(app).await == 200).await;
     for i in 0..5 {
         let (status, body) = app
             .create_user("default", &app.scim_token, &format!("after-{i}"))
@@ -110,8 +113,7 @@ async fn a_stopped_broker_gives_503_with_retry_after_reads_keep_serving_and_writ
         assert_eq!(status, 201, "{body}");
         acked.push(body["id"].as_str().unwrap().to_owned());
     }
-    // The refused write never happened; every acknowledged one is there exactly once.
-    let seen = users(&app).await;
+    let seen = users(app).await;
     assert!(!seen.contains_key("during"));
     assert_eq!(seen.len(), acked.len());
     for id in &acked {
@@ -120,6 +122,21 @@ async fn a_stopped_broker_gives_503_with_retry_after_reads_keep_serving_and_writ
             "{id} missing or applied twice"
         );
     }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_broker_gives_503_with_retry_after_reads_keep_serving_and_writes_resume() {
+    let (mock, topic) = mock_cluster(3);
+    let app = kafka_app(&mock.bootstrap_servers(), &topic).await;
+    survives_an_outage(&app, |up| {
+        if up {
+            mock.broker_up(1).unwrap()
+        } else {
+            mock.broker_down(1).unwrap()
+        }
+    })
+    .await;
     app.stop().await;
 }
 
@@ -355,50 +372,14 @@ impl Drop for OwnBroker {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_and_restarted_tansu_broker_loses_nothing_acknowledged_and_writes_resume() {
     let mut broker = OwnBroker::start();
+    let brokers = broker.brokers();
     let topic = unique_topic();
-    let app = kafka_app(&broker.brokers(), &topic).await;
-    let mut acked = Vec::new();
-    for i in 0..10 {
-        let (status, body) = app
-            .create_user("default", &app.scim_token, &format!("before-{i}"))
-            .await;
-        assert_eq!(status, 201, "{body}");
-        acked.push(body["id"].as_str().unwrap().to_owned());
-    }
-
-    broker.kill();
-    until("readiness reports the log down", async || {
-        ready(&app).await == 503
-    })
-    .await;
-    let (status, _) = app.create_user("default", &app.scim_token, "during").await;
-    assert_eq!(status, 503);
-    let (status, _) = app
-        .get(
-            &format!("{}/Users/{}", app.scim("default"), acked[0]),
-            &app.scim_token,
-        )
-        .await;
-    assert_eq!(status, 200, "reads are served while the broker is down");
-
-    broker.up();
-    until("readiness recovers", async || ready(&app).await == 200).await;
-    for i in 0..10 {
-        let (status, body) = app
-            .create_user("default", &app.scim_token, &format!("after-{i}"))
-            .await;
-        assert_eq!(status, 201, "{body}");
-        acked.push(body["id"].as_str().unwrap().to_owned());
-    }
-    let seen = users(&app).await;
-    assert!(!seen.contains_key("during"));
-    assert_eq!(seen.len(), acked.len());
-    assert!(acked.iter().all(|id| seen.values().any(|(i, _)| i == id)));
+    let app = kafka_app(&brokers, &topic).await;
+    let seen = survives_an_outage(&app, |up| if up { broker.up() } else { broker.kill() }).await;
 
     // A fresh process replays the restarted broker's topic to the same users.
     let data = tempfile::tempdir().unwrap();
-    let again =
-        TestApp::spawn_joining(kafka_settings(data.path(), &broker.brokers(), &topic), &app).await;
+    let again = TestApp::spawn_joining(kafka_settings(data.path(), &brokers, &topic), &app).await;
     assert_eq!(users(&again).await, seen);
     again.stop().await;
     app.stop().await;

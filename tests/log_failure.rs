@@ -92,6 +92,17 @@ fn ctx() -> Context {
     }
 }
 
+/// The first ten resources, unfiltered.
+fn first_page() -> ListQuery {
+    ListQuery {
+        filter: None,
+        sort: None,
+        declared: Vec::new(),
+        start_index: 1,
+        count: 10,
+    }
+}
+
 /// A bootstrapped `default` directory on a `FlakyLog`, with its writer.
 struct Rig {
     _dir: tempfile::TempDir,
@@ -149,13 +160,7 @@ async fn a_failed_append_is_answered_unavailable_and_leaves_no_trace() {
     assert!(matches!(a, Err(WriteError::Unavailable(_))), "{a:?}");
     assert!(matches!(b, Err(WriteError::Unavailable(_))), "{b:?}");
     assert_eq!(*log.end(0).borrow(), end_before, "nothing reached the log");
-    let q = ListQuery {
-        filter: None,
-        sort: None,
-        declared: Vec::new(),
-        start_index: 1,
-        count: 10,
-    };
+    let q = first_page();
     assert_eq!(
         store
             .list_users("default", Visibility::All, &q)
@@ -231,13 +236,7 @@ async fn a_write_whose_answer_was_lost_is_sent_again_and_takes_effect_exactly_on
         .iter()
         .all(|e| e.record.record_id == entries[0].record.record_id));
     // ...and dave exists once, at version 1, in the views and in a fresh replay.
-    let q = ListQuery {
-        filter: None,
-        sort: None,
-        declared: Vec::new(),
-        start_index: 1,
-        count: 10,
-    };
+    let q = first_page();
     for views in [store.clone(), {
         let fresh = Arc::new(MemoryStore::new());
         let _replayed = Pipeline::start(log.clone(), fresh.clone(), None)
@@ -305,13 +304,7 @@ async fn writes_that_reached_the_log_stay_chained_even_when_their_answer_fails()
     Pipeline::start(log.clone(), fresh.clone(), None)
         .await
         .unwrap();
-    let q = ListQuery {
-        filter: None,
-        sort: None,
-        declared: Vec::new(),
-        start_index: 1,
-        count: 10,
-    };
+    let q = first_page();
     assert_eq!(
         fresh
             .list_users("default", Visibility::All, &q)
