@@ -608,7 +608,7 @@ impl DirectoryWriter {
 /// The projector of one partition: folds the log into the store from the store's position
 /// on, hands each directory's entries to its writer, and publishes the position reached on
 /// `projected`, until `stop` fires or the log closes.
-pub async fn run_projector(
+async fn run_projector(
     log: Arc<dyn EventLog>,
     store: Arc<dyn ProjectionStore>,
     partition: u32,
@@ -651,7 +651,7 @@ pub async fn run_projector(
 /// Reading (and decoding) the next batch overlaps with folding the current one.
 ///
 /// Fails when the log cannot be read or the store cannot be written.
-pub async fn catch_up(
+async fn catch_up(
     log: &Arc<dyn EventLog>,
     store: &dyn ProjectionStore,
     partition: u32,
@@ -686,7 +686,7 @@ pub async fn catch_up(
 /// reflect everything appended before Roster started.
 ///
 /// Fails when the log cannot be read or the store cannot be written.
-pub async fn replay(
+async fn replay(
     log: &Arc<dyn EventLog>,
     store: &dyn ProjectionStore,
     feeds: &Feeds,

@@ -141,14 +141,8 @@ async fn rig() -> Rig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_append_is_answered_unavailable_and_leaves_no_trace() {
-    let Rig {
-        _dir,
-        flaky,
-        log,
-        store,
-        w,
-        _pipeline,
-    } = rig().await;
+    let rig = rig().await;
+    let (flaky, log, store, w) = (&rig.flaky, &rig.log, &rig.store, &rig.w);
     let end_before = *log.end(0).borrow();
 
     flaky.down.store(true, Ordering::SeqCst);
@@ -192,14 +186,8 @@ async fn a_failed_append_is_answered_unavailable_and_leaves_no_trace() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unhealthy_log_is_not_even_tried_and_writes_resume_when_it_recovers() {
-    let Rig {
-        _dir,
-        flaky,
-        log,
-        w,
-        _pipeline,
-        ..
-    } = rig().await;
+    let rig = rig().await;
+    let (flaky, log, w) = (&rig.flaky, &rig.log, &rig.w);
     let end_before = *log.end(0).borrow();
 
     flaky.unhealthy.store(true, Ordering::SeqCst);
@@ -216,14 +204,8 @@ async fn an_unhealthy_log_is_not_even_tried_and_writes_resume_when_it_recovers()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_whose_answer_was_lost_is_sent_again_and_takes_effect_exactly_once() {
-    let Rig {
-        _dir,
-        flaky,
-        log,
-        store,
-        w,
-        _pipeline,
-    } = rig().await;
+    let rig = rig().await;
+    let (flaky, log, store, w) = (&rig.flaky, &rig.log, &rig.store, &rig.w);
     let end_before = *log.end(0).borrow();
     // The first two appends reach the log, but the writer is told their outcome is unknown.
     flaky.answers_lost.store(2, Ordering::SeqCst);

@@ -50,8 +50,6 @@ pub trait ProjectionStore: Send + Sync + 'static {
     async fn apply(&self, entries: Vec<LogEntry>) -> Result<(), StoreError>;
     /// The position of the first entry of `partition` the views do not reflect yet.
     async fn next_position(&self, partition: u32) -> Result<u64, StoreError>;
-    /// The last valid sequence number of `directory`.
-    async fn directory_seq(&self, directory: &str) -> Result<u64, StoreError>;
     /// Names of every directory.
     async fn directories(&self) -> Result<Vec<String>, StoreError>;
     /// A copy of one directory's full state with the chain head and the position of
@@ -211,10 +209,6 @@ impl ProjectionStore for MemoryStore {
 
     async fn next_position(&self, partition: u32) -> Result<u64, StoreError> {
         Ok(self.read().position(partition))
-    }
-
-    async fn directory_seq(&self, directory: &str) -> Result<u64, StoreError> {
-        Ok(self.read().chain.last(directory))
     }
 
     async fn directories(&self) -> Result<Vec<String>, StoreError> {
