@@ -8,8 +8,12 @@
 #   free loopback port with in-memory storage. Tests that stop and start brokers of their own
 #   find the binary in ROSTER_TEST_TANSU.
 # - librdkafka's mock cluster needs nothing: it runs inside the test process.
+# - a private PostgreSQL cluster (scripts/postgres.sh): initdb into a temporary directory, as
+#   the `postgres` user when run as root, on a free loopback port. Each test creates its own
+#   database in it. Tests that restart PostgreSQL find it through ROSTER_TEST_PG_*.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/postgres.sh
 
 TANSU_VERSION=0.6.0
 TANSU_ROOT="${ROSTER_TANSU_ROOT:-$HOME/.cache/roster/tansu-$TANSU_VERSION}"
@@ -26,10 +30,13 @@ free_port() {
 }
 
 work=$(mktemp -d)
+# PostgreSQL's own directory: not inside $work, which only root may enter.
+pg_dir=$(mktemp -d)
 tansu_pid=""
 cleanup() {
+    stop_postgres
     if [ -n "$tansu_pid" ]; then kill "$tansu_pid" 2>/dev/null || true; wait "$tansu_pid" 2>/dev/null || true; fi
-    rm -rf "$work"
+    rm -rf "$work" "$pg_dir"
 }
 trap cleanup EXIT
 
@@ -48,6 +55,8 @@ if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     exit 1
 fi
 echo "== tansu $TANSU_VERSION on 127.0.0.1:$port"
+
+start_postgres "$pg_dir"
 
 export ROSTER_TEST_KAFKA_BROKERS="127.0.0.1:$port"
 export ROSTER_TEST_TANSU="$TANSU"

@@ -3,7 +3,7 @@
 //! serves until SIGTERM or ctrl-c, draining in-flight requests (and so in-flight writes).
 
 use crate::auth::{self, Secret};
-use crate::config::{LogBackend, Settings};
+use crate::config::{LogBackend, Settings, StoreBackend};
 use crate::domain::{Command, Context, DomainError, NewToken};
 use crate::http::{self, AppState};
 use crate::log::{EventLog, FileLog, FileLogOptions, KafkaLog};
@@ -11,6 +11,7 @@ use crate::metrics::Metrics;
 use crate::writer::{Pipeline, PipelineStop, WriteError, Writers};
 use anyhow::Context as _;
 use roster_events::{Actor, ResourceId, DEFAULT_DIRECTORY};
+use roster_projections::pg::PgStore;
 use roster_projections::{MemoryStore, ProjectionStore};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -40,7 +41,7 @@ impl Application {
     /// torn tail, or the address cannot be bound.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let log = open_log(&settings).await?;
-        let store: Arc<dyn ProjectionStore> = Arc::new(MemoryStore::new());
+        let store = open_store(&settings).await?;
         let metrics = Metrics::new();
         let started = Instant::now();
         let mut pipeline = Pipeline::start(log.clone(), store.clone(), Some(metrics.clone()))
@@ -81,6 +82,7 @@ impl Application {
             projected,
             log: log.clone(),
             metrics,
+            rebuilds: Default::default(),
         });
         Ok(Application {
             listener,
@@ -146,6 +148,23 @@ async fn open_log(settings: &Settings) -> anyhow::Result<Arc<dyn EventLog>> {
                 .await
                 .with_context(|| format!("opening the Kafka log at {}", settings.kafka_brokers))?,
         ),
+    })
+}
+
+/// Opens the configured projection store.
+///
+/// Fails when PostgreSQL is configured without a URL, cannot be reached, or a migration fails.
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn ProjectionStore>> {
+    Ok(match settings.store {
+        StoreBackend::Memory => Arc::new(MemoryStore::new()),
+        StoreBackend::Postgres => {
+            let options = settings.postgres_options()?;
+            Arc::new(
+                PgStore::open(&options)
+                    .await
+                    .context("opening the PostgreSQL views")?,
+            )
+        }
     })
 }
 

@@ -30,6 +30,12 @@ pub enum Cmd {
         #[command(subcommand)]
         command: SourceCmd,
     },
+    /// Rebuild the PostgreSQL views from the log into fresh tables while the old ones serve,
+    /// then swap (through a running server's admin API); waits until it is done.
+    Rebuild {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 #[derive(Args, Debug, Default)]
@@ -85,6 +91,15 @@ pub struct ServeArgs {
     /// Create the topic at start if it is missing [default: true].
     #[arg(long, env = "ROSTER_KAFKA_CREATE_TOPIC")]
     pub kafka_create_topic: Option<bool>,
+    /// Where the views live: `memory` or `postgres` [default: memory].
+    #[arg(long, env = "ROSTER_STORE", value_enum)]
+    pub store: Option<crate::config::StoreBackend>,
+    /// PostgreSQL URL, postgres://user:password@host:port/database (never logged).
+    #[arg(long, env = "ROSTER_POSTGRES_URL", hide_env_values = true)]
+    pub postgres_url: Option<String>,
+    /// Most PostgreSQL connections per process [default: 16].
+    #[arg(long, env = "ROSTER_POSTGRES_POOL_SIZE")]
+    pub postgres_pool_size: Option<usize>,
 }
 
 #[derive(Args, Debug)]
@@ -205,8 +220,69 @@ impl Cli {
             if let Some(v) = a.kafka_create_topic {
                 s.kafka_create_topic = v;
             }
+            if let Some(v) = a.store {
+                s.store = v;
+            }
+            if let Some(v) = &a.postgres_url {
+                s.postgres_url = Some(crate::auth::Secret::new(v.clone()));
+            }
+            if let Some(v) = a.postgres_pool_size {
+                s.postgres_pool_size = v;
+            }
         }
         Ok(s)
+    }
+}
+
+/// Starts a rebuild on the server and follows it until it ends.
+///
+/// Fails when the server cannot be reached, refuses the rebuild, or the rebuild fails.
+pub async fn run_rebuild(client: &ClientArgs, settings: &Settings) -> anyhow::Result<()> {
+    let server = client
+        .server
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", settings.listen));
+    let url = format!("{}/admin/v1/rebuild", server.trim_end_matches('/'));
+    let http = reqwest::Client::new();
+    let resp = http
+        .post(&url)
+        .bearer_auth(&client.admin_token)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach {server}: {e}"))?;
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        let detail = body.get("detail").and_then(Value::as_str).unwrap_or("");
+        anyhow::bail!("{status}: {detail}");
+    }
+    println!("rebuild started");
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let body: Value = http
+            .get(&url)
+            .bearer_auth(&client.admin_token)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot reach {server}: {e}"))?
+            .json()
+            .await?;
+        let entries = body["entries"].as_u64().unwrap_or(0);
+        match body["state"].as_str().unwrap_or("") {
+            "running" => println!("  {entries} entries folded"),
+            "done" => {
+                println!(
+                    "done: generation {} serves; {entries} entries at {:.0} entries/s",
+                    body["generation"],
+                    body["entries_per_second"].as_f64().unwrap_or(0.0)
+                );
+                return Ok(());
+            }
+            other => anyhow::bail!(
+                "rebuild {other}: {}",
+                body["error"].as_str().unwrap_or("no detail")
+            ),
+        }
     }
 }
 

@@ -40,6 +40,17 @@ pub enum LogBackend {
     Kafka,
 }
 
+/// Where the views live.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// In memory, rebuilt from the log at every start (the default).
+    #[default]
+    Memory,
+    /// PostgreSQL (`postgres_url`), shared by every Roster process that uses it.
+    Postgres,
+}
+
 /// Everything Roster can be configured with.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -82,6 +93,15 @@ pub struct Settings {
     /// Extra librdkafka client properties (security.protocol, sasl.username, ...). Values
     /// are never logged.
     pub kafka_properties: BTreeMap<String, Secret>,
+    /// Where the views live: in memory or in PostgreSQL.
+    pub store: StoreBackend,
+    /// The PostgreSQL connection URL (`postgres://user:password@host:port/db`). It may hold a
+    /// password, so it is never logged.
+    pub postgres_url: Option<Secret>,
+    /// The most PostgreSQL connections one process opens.
+    pub postgres_pool_size: usize,
+    /// How long connecting to PostgreSQL, or waiting for a pooled connection, may take, in ms.
+    pub postgres_timeout_ms: u64,
 }
 
 impl Default for Settings {
@@ -105,6 +125,10 @@ impl Default for Settings {
             kafka_message_timeout_ms: 10_000,
             kafka_create_topic: true,
             kafka_properties: BTreeMap::new(),
+            store: StoreBackend::Memory,
+            postgres_url: None,
+            postgres_pool_size: 16,
+            postgres_timeout_ms: 5_000,
         }
     }
 }
@@ -125,6 +149,20 @@ impl Settings {
                 .map(|(k, v)| (k.clone(), v.expose().to_owned()))
                 .collect(),
         }
+    }
+
+    /// The PostgreSQL store options these settings describe.
+    ///
+    /// Fails when `postgres_url` is not set.
+    pub fn postgres_options(&self) -> anyhow::Result<roster_projections::pg::PgOptions> {
+        let url = self.postgres_url.as_ref().ok_or_else(|| {
+            anyhow::anyhow!("store = postgres needs postgres_url (ROSTER_POSTGRES_URL)")
+        })?;
+        Ok(roster_projections::pg::PgOptions {
+            url: url.expose().to_owned(),
+            pool_size: self.postgres_pool_size,
+            timeout: std::time::Duration::from_millis(self.postgres_timeout_ms),
+        })
     }
 
     /// Reads settings from a TOML file; keys it does not set keep their defaults.

@@ -14,4 +14,5 @@ pub mod http;
 pub mod log;
 pub mod metrics;
 pub mod patch;
+pub mod rebuild;
 pub mod writer;

@@ -5,7 +5,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::Parser;
 use roster::app::Application;
-use roster::cli::{run_source, Cli, Cmd};
+use roster::cli::{run_rebuild, run_source, Cli, Cmd};
 use roster::config::LogFormat;
 use tracing_subscriber::EnvFilter;
 
@@ -53,6 +53,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             init_tracing(LogFormat::Pretty);
             let settings = cli.settings(None)?;
             run_source(command, &settings).await
+        }
+        Cmd::Rebuild { client } => {
+            init_tracing(LogFormat::Pretty);
+            let settings = cli.settings(None)?;
+            run_rebuild(client, &settings).await
         }
     }
 }

@@ -33,6 +33,8 @@ const MAX_BATCH: usize = 1024;
 const PROJECT_BATCH: usize = 4096;
 /// How many times a command that lost a race to another writer is decided again.
 const MAX_ROUNDS: usize = 16;
+/// How long a writer waits for its feed to reach what shared views already show.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a writer waits for the views to reflect its records.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -355,6 +357,27 @@ impl DirectoryWriter {
         }
     }
 
+    /// Waits until the feed has shown every valid record the views hold for this directory.
+    /// With views shared by several processes (PostgreSQL), another process may have written
+    /// since this writer last heard from the log: a decision on the older state could refuse
+    /// what exists (404) or miss a conflict it would then lose a race over.
+    async fn catch_up_with_store(&mut self) -> Result<(), WriteError> {
+        let head = self.store.chain_head(&self.directory).await?;
+        let deadline = tokio::time::Instant::now() + CATCH_UP_TIMEOUT;
+        while !self.stale && self.head.seq < head.seq {
+            match tokio::time::timeout_at(deadline, self.feed.recv()).await {
+                Ok(Some(entry)) => self.absorb(&entry),
+                Ok(None) => return Err(WriteError::Unavailable("projector stopped".into())),
+                Err(_) => {
+                    return Err(WriteError::Unavailable(
+                        "this process has not read the log as far as the views; try again".into(),
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Reloads the decision state from the views after a lost race.
     async fn reload(&mut self) -> Result<(), WriteError> {
         let snap = self.store.snapshot(&self.directory, self.partition).await?;
@@ -430,6 +453,9 @@ impl DirectoryWriter {
         );
         for round_no in 1..=MAX_ROUNDS {
             span.record("rounds", round_no);
+            if let Err(e) = self.catch_up_with_store().instrument(span.clone()).await {
+                return self.fail_all(jobs, &e.to_string());
+            }
             self.drain_feed();
             if self.stale {
                 if let Err(e) = self.reload().instrument(span.clone()).await {
@@ -498,6 +524,10 @@ impl DirectoryWriter {
             self.state.revert(undo);
             return Confirmed::Failed("event log unavailable".into());
         }
+        if !self.store.healthy() {
+            self.state.revert(undo);
+            return Confirmed::Failed("views unavailable".into());
+        }
         let ids: Vec<Uuid> = records.iter().map(|r| r.record_id).collect();
         let started = std::time::Instant::now();
         let appended = self.log.append(records.clone()).await;
@@ -522,12 +552,25 @@ impl DirectoryWriter {
         self.won.clear();
         // Pending records are confirmed in order: the batch is through when its last is.
         let last = ids.last().copied();
+        let store = self.store.clone();
         let wait = async {
+            // The views confirm the outcome; if they stop answering, say so now rather than
+            // at the timeout (the records are durable and stay pending either way).
+            let mut health = tokio::time::interval(Duration::from_millis(250));
             while !self.stale && self.won.last().copied() != last {
-                let Some(entry) = self.feed.recv().await else {
-                    return Err("projector stopped".to_string());
-                };
-                self.absorb(&entry);
+                tokio::select! {
+                    entry = self.feed.recv() => {
+                        let Some(entry) = entry else {
+                            return Err("projector stopped".to_string());
+                        };
+                        self.absorb(&entry);
+                    }
+                    _ = health.tick() => {
+                        if !store.healthy() {
+                            return Err("views unavailable".to_string());
+                        }
+                    }
+                }
             }
             Ok(())
         };
@@ -618,11 +661,21 @@ async fn run_projector(
 ) {
     let mut end = log.end(partition);
     let poll = log.poll_interval();
+    let mut next = *projected.borrow();
     loop {
         if *stop.borrow() {
             return;
         }
-        let next = match catch_up(&log, store.as_ref(), partition, &feeds, &projected).await {
+        next = match catch_up(
+            &log,
+            store.as_ref(),
+            partition,
+            &feeds,
+            &projected,
+            Some(next),
+        )
+        .await
+        {
             Ok(next) => next,
             Err(e) => {
                 tracing::error!(partition, error = %e, "projection failed; retrying");
@@ -650,6 +703,12 @@ async fn run_projector(
 /// Folds what the log holds now of `partition` into the store. Returns the next position.
 /// Reading (and decoding) the next batch overlaps with folding the current one.
 ///
+/// It reads from `read_from` (where this projector got to), or from the store's position if
+/// that is lower. A store shared with other processes may be further along: the entries in
+/// between are read anyway (the store skips them), because this process's writers learn the
+/// outcome of their appends from them. A store that went back (restored from a backup, or a
+/// rebuild) is followed back.
+///
 /// Fails when the log cannot be read or the store cannot be written.
 async fn catch_up(
     log: &Arc<dyn EventLog>,
@@ -657,12 +716,14 @@ async fn catch_up(
     partition: u32,
     feeds: &Feeds,
     projected: &watch::Sender<u64>,
+    read_from: Option<u64>,
 ) -> Result<u64, WriteError> {
     let read = |from: u64| {
         let log = log.clone();
         tokio::spawn(async move { log.read(partition, from, PROJECT_BATCH).await })
     };
-    let mut next = store.next_position(partition).await?;
+    let stored = store.next_position(partition).await?;
+    let mut next = read_from.map_or(stored, |r| r.min(stored));
     let mut pending = read(next);
     loop {
         let entries = pending
@@ -695,7 +756,7 @@ async fn replay(
     let mut total = 0;
     for (partition, tx) in (0..log.partitions()).zip(projected) {
         loop {
-            let next = catch_up(log, store, partition, feeds, tx).await?;
+            let next = catch_up(log, store, partition, feeds, tx, None).await?;
             if log.caught_up(partition, next).await? {
                 total += next;
                 break;

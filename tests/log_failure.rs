@@ -318,6 +318,7 @@ async fn readiness_follows_the_log() {
         projected: vec![prx],
         log: log.clone(),
         metrics: roster::metrics::Metrics::new(),
+        rebuilds: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/readyz", listener.local_addr().unwrap());

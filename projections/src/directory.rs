@@ -192,6 +192,34 @@ impl Directory {
         self.groups.len()
     }
 
+    /// Installs views loaded from a store (the PostgreSQL store's snapshots and partial loads),
+    /// keeping the indexes in step, as if they had been folded.
+    pub fn restore_meta(&mut self, meta: DirectoryMeta) {
+        self.meta = Some(meta);
+    }
+
+    pub fn restore_user(&mut self, view: Arc<UserView>) {
+        self.set_user(view.id, Some(view));
+    }
+
+    pub fn restore_group(&mut self, view: Arc<GroupView>) {
+        self.set_group(view.id, Some(view));
+    }
+
+    pub fn restore_source(&mut self, view: Arc<SourceView>) {
+        self.set_source(view.id, Some(view));
+    }
+
+    /// Installs an admin token under the id of the event that issued it.
+    pub fn restore_admin_token(&mut self, key: ResourceId, view: AdminTokenView) {
+        self.admin_tokens.insert(key, view);
+    }
+
+    /// The admin tokens with the resource ids they are kept under.
+    pub fn admin_tokens_by_key(&self) -> impl Iterator<Item = (&ResourceId, &AdminTokenView)> {
+        self.admin_tokens.iter()
+    }
+
     /// The views in canonical JSON: equal bytes mean equal views.
     pub fn canonical_json(&self) -> Vec<u8> {
         let c = Canonical {

@@ -171,6 +171,9 @@ fn lex(input: &str) -> Result<Vec<Tok>, FilterError> {
                 };
                 let s: String = serde_json::from_str(&input[i..=end])
                     .map_err(|_| FilterError("invalid string escape".into()))?;
+                if s.contains('\0') {
+                    return err("filter values may not contain U+0000");
+                }
                 out.push(Tok::Str(s));
             }
             _ => {
@@ -403,7 +406,7 @@ impl Attributes for Element<'_> {
     }
 }
 
-fn values_at<'a>(top: &'a Value, sub: Option<&str>, out: &mut Vec<&'a Value>) {
+pub(crate) fn values_at<'a>(top: &'a Value, sub: Option<&str>, out: &mut Vec<&'a Value>) {
     match top {
         Value::Array(items) => {
             for item in items {
@@ -633,6 +636,7 @@ mod tests {
             r#"a.b.c eq "x""#,
             r#"1abc eq "x""#,
             "not userName pr",
+            r#"userName eq "a\u0000b""#,
         ] {
             assert!(parse(f).is_err(), "{f:?} should be refused");
         }

@@ -3,10 +3,13 @@
 //! with its in-memory implementation.
 //!
 //! Everything here is deterministic: folding the same records always gives the same views,
-//! byte for byte. Nothing here knows HTTP or a storage engine's client library.
+//! byte for byte. Nothing here knows HTTP; the PostgreSQL store (feature `postgres`, module
+//! [`pg`]) is the one place that knows a database client.
 
 mod directory;
 pub mod filter;
+#[cfg(feature = "postgres")]
+pub mod pg;
 mod query;
 pub mod schema;
 mod store;

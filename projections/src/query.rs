@@ -216,7 +216,7 @@ impl Attributes for GroupAttributes<'_> {
 /// Filters, sorts (if asked) and paginates. `select` returns None for a resource the filter
 /// rejects, else its sort key (ignored when not sorting). Without a sort, results are in id
 /// (creation) order, which keeps pagination stable while data changes.
-fn page<T: HasId>(
+pub(crate) fn page<T: HasId>(
     candidates: impl Iterator<Item = Arc<T>>,
     select: impl Fn(&T) -> Option<SortKey>,
     q: &ListQuery,
@@ -303,7 +303,7 @@ impl Attributes for WithDeclared<'_> {
 }
 
 /// Applies the query's filter and sort to one resource (parsed once for both).
-fn select(resource: &dyn Attributes, q: &ListQuery) -> Option<SortKey> {
+pub(crate) fn select(resource: &dyn Attributes, q: &ListQuery) -> Option<SortKey> {
     let with = WithDeclared {
         inner: resource,
         declared: &q.declared,

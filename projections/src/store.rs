@@ -60,6 +60,9 @@ pub trait ProjectionStore: Send + Sync + 'static {
         directory: &str,
         partition: u32,
     ) -> Result<DirectorySnapshot, StoreError>;
+    /// The head of `directory`'s chain the views reflect. A writer whose own head is behind
+    /// it waits for its feed before deciding: another process sharing the store wrote first.
+    async fn chain_head(&self, directory: &str) -> Result<ChainHead, StoreError>;
     async fn user(&self, dir: &str, id: ResourceId) -> Result<Option<Arc<UserView>>, StoreError>;
     async fn group(&self, dir: &str, id: ResourceId) -> Result<Option<Arc<GroupView>>, StoreError>;
     async fn list_users(
@@ -92,6 +95,11 @@ pub trait ProjectionStore: Send + Sync + 'static {
     async fn source(&self, slug: &str) -> Result<Option<Arc<SourceView>>, StoreError>;
     async fn sources(&self) -> Result<Vec<Arc<SourceView>>, StoreError>;
     async fn admin_tokens(&self) -> Result<Vec<AdminTokenView>, StoreError>;
+    /// Whether the store answers now. Writes are refused while it does not (their outcome
+    /// could not be confirmed), and `/readyz` says so. Always true for the memory store.
+    fn healthy(&self) -> bool {
+        true
+    }
 }
 
 #[derive(Default)]
@@ -230,6 +238,10 @@ impl ProjectionStore for MemoryStore {
             head: inner.chain.head(directory),
             next_position: inner.position(partition),
         })
+    }
+
+    async fn chain_head(&self, directory: &str) -> Result<ChainHead, StoreError> {
+        Ok(self.read().chain.head(directory))
     }
 
     async fn user(&self, dir: &str, id: ResourceId) -> Result<Option<Arc<UserView>>, StoreError> {

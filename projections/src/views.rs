@@ -86,7 +86,7 @@ impl GroupView {
 }
 
 /// A bearer token of a source: only its hash is kept.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TokenView {
     pub id: ResourceId,
     pub hash: String,
@@ -96,7 +96,7 @@ pub struct TokenView {
 }
 
 /// An inbound SCIM source.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SourceView {
     pub id: ResourceId,
     pub slug: String,
@@ -132,7 +132,7 @@ impl SourceView {
 }
 
 /// An admin bearer token: only its hash is kept.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AdminTokenView {
     pub id: ResourceId,
     pub hash: String,
@@ -141,7 +141,7 @@ pub struct AdminTokenView {
 }
 
 /// A directory's own record.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DirectoryMeta {
     pub id: ResourceId,
     pub name: String,

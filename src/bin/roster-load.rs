@@ -61,7 +61,9 @@ enum Cmd {
         url: String,
         #[arg(long, env = "ROSTER_SCIM_TOKEN")]
         token: String,
-        #[arg(long, value_parser = ["get", "filter"])]
+        /// `get`: GET /Users/{id}; `filter`: `userName eq`; `members`: GET /Groups with
+        /// `members[value eq "<user id>"]` (the groups a user is in).
+        #[arg(long, value_parser = ["get", "filter", "members"])]
         mode: String,
         #[arg(long, default_value_t = 32)]
         concurrency: usize,
@@ -82,12 +84,20 @@ enum Cmd {
         users: usize,
         #[arg(long, default_value = "seed")]
         prefix: String,
+        /// Groups to create after the users, each with `members` of them (spread evenly).
+        #[arg(long, default_value_t = 0)]
+        groups: usize,
+        #[arg(long, default_value_t = 0)]
+        members: usize,
     },
-    /// Replays a data directory's log into fresh in-memory views; prints the time and the
-    /// process's resident memory afterwards.
+    /// Replays a data directory's log into fresh views (in memory, or in PostgreSQL with
+    /// `--postgres-url`, an empty database); prints the time, the rate and the process's
+    /// resident memory afterwards.
     Replay {
         #[arg(long)]
         dir: PathBuf,
+        #[arg(long)]
+        postgres_url: Option<String>,
     },
 }
 
@@ -263,8 +273,8 @@ async fn main() -> anyhow::Result<()> {
                 .pool_max_idle_per_host(concurrency)
                 .build()?;
             let base = format!("{}/Users", url.trim_end_matches('/'));
-            let ids: Arc<Vec<String>> = if mode == "get" {
-                // Collect the ids of the seeded users first (paged list).
+            let ids: Arc<Vec<String>> = if mode != "filter" {
+                // Collect ids of seeded users first (paged list).
                 let mut ids = Vec::with_capacity(users);
                 let mut start = 1;
                 loop {
@@ -285,6 +295,11 @@ async fn main() -> anyhow::Result<()> {
                             .filter_map(|u| u["id"].as_str().map(str::to_owned)),
                     );
                     start += items.len();
+                    // Paging deep into a large directory costs more than the benchmark:
+                    // 50,000 ids spread the requests well enough.
+                    if ids.len() >= 50_000 {
+                        break;
+                    }
                 }
                 println!("collected {} ids", ids.len());
                 Arc::new(ids)
@@ -292,16 +307,25 @@ async fn main() -> anyhow::Result<()> {
                 Arc::new(Vec::new())
             };
             let what = format!("{mode} reads at {concurrency} clients");
+            let url = Arc::new(url);
+            let mode = Arc::new(mode);
             drive(&what, concurrency, requests, move |i| {
+                let (url, mode) = (url.clone(), mode.clone());
                 let (http, token) = (http.clone(), token.clone());
                 // A multiplicative hash spreads requests over all users.
                 let k = i.wrapping_mul(2_654_435_761) % users.max(1);
-                let url = if ids.is_empty() {
-                    format!("{base}?filter=userName%20eq%20%22{prefix}-{k}%40example.com%22")
-                } else {
-                    format!("{base}/{}", ids[k % ids.len()])
+                let url = match mode.as_str() {
+                    "filter" => {
+                        format!("{base}?filter=userName%20eq%20%22{prefix}-{k}%40example.com%22")
+                    }
+                    "members" => format!(
+                        "{}/Groups?filter=members%5Bvalue%20eq%20%22{}%22%5D&excludedAttributes=members",
+                        url.trim_end_matches('/'),
+                        ids[k % ids.len()]
+                    ),
+                    _ => format!("{base}/{}", ids[k % ids.len()]),
                 };
-                let filter = ids.is_empty();
+                let filter = mode.as_str() == "filter";
                 async move {
                     let Ok(r) = http.get(&url).bearer_auth(&token).send().await else {
                         return false;
@@ -317,7 +341,13 @@ async fn main() -> anyhow::Result<()> {
             })
             .await;
         }
-        Cmd::SeedLog { dir, users, prefix } => {
+        Cmd::SeedLog {
+            dir,
+            users,
+            prefix,
+            groups,
+            members,
+        } => {
             let log: Arc<dyn EventLog> =
                 Arc::new(FileLog::open(dir.join("log"), FileLogOptions::default())?);
             let store: Arc<dyn ProjectionStore> = Arc::new(MemoryStore::new());
@@ -374,14 +404,73 @@ async fn main() -> anyhow::Result<()> {
                 }
             })
             .await;
+            if groups > 0 {
+                let all = store
+                    .list_users(
+                        "default",
+                        roster_projections::Visibility::All,
+                        &roster_projections::ListQuery {
+                            filter: None,
+                            sort: None,
+                            declared: Vec::new(),
+                            start_index: 1,
+                            count: usize::MAX,
+                        },
+                    )
+                    .await?;
+                let ids: Arc<Vec<String>> =
+                    Arc::new(all.items.iter().map(|u| u.id.to_string()).collect());
+                let ctx = Context {
+                    actor: Actor::Source("source:default".into()),
+                    source: Some("default".into()),
+                    correlation_id: None,
+                };
+                let w3 = w.clone();
+                drive("seeded groups", 16, groups, move |g| {
+                    let (w, ctx, ids) = (w3.clone(), ctx.clone(), ids.clone());
+                    // Group g takes every `groups`-th user from g on, so memberships spread.
+                    let refs = (0..members)
+                        .map(|j| roster::domain::MemberRef {
+                            value: ids[(g + j * groups) % ids.len()].clone(),
+                            kind: None,
+                        })
+                        .collect();
+                    let resource = json!({"displayName": format!("group-{g}")})
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default();
+                    async move {
+                        w.execute(
+                            Command::CreateGroup {
+                                resource,
+                                members: refs,
+                            },
+                            ctx,
+                        )
+                        .await
+                        .is_ok()
+                    }
+                })
+                .await;
+            }
             drop(w);
             stopper.stop().await;
         }
-        Cmd::Replay { dir } => {
+        Cmd::Replay { dir, postgres_url } => {
             let before = rss_mib();
             let log: Arc<dyn EventLog> =
                 Arc::new(FileLog::open(dir.join("log"), FileLogOptions::default())?);
-            let store: Arc<dyn ProjectionStore> = Arc::new(MemoryStore::new());
+            let store: Arc<dyn ProjectionStore> = match postgres_url {
+                None => Arc::new(MemoryStore::new()),
+                Some(url) => Arc::new(
+                    roster_projections::pg::PgStore::open(&roster_projections::pg::PgOptions {
+                        url,
+                        pool_size: 4,
+                        timeout: Duration::from_secs(10),
+                    })
+                    .await?,
+                ),
+            };
             let started = Instant::now();
             let pipeline = Pipeline::start(log.clone(), store, None).await?;
             let entries = pipeline.replayed;

@@ -26,6 +26,37 @@ pub fn routes() -> Router<AppState> {
         .route("/sources/{slug}/tokens", post(issue_token))
         .route("/sources/{slug}/schemas", post(declare_schema))
         .route("/sources/{slug}/tokens/{token_id}", delete(revoke_token))
+        .route("/rebuild", get(rebuild_status).post(start_rebuild))
+}
+
+/// Starts a blue/green rebuild of the PostgreSQL views (202), or says why not (409).
+async fn start_rebuild(
+    State(app): State<AppState>,
+    admin: AdminAuth,
+) -> Result<Response, ScimError> {
+    if app.settings.store != crate::config::StoreBackend::Postgres {
+        return Err(ScimError::new(
+            StatusCode::CONFLICT,
+            None,
+            "the memory store is rebuilt from the log at every start; rebuild needs store = postgres",
+        ));
+    }
+    let options = app
+        .settings
+        .postgres_options()
+        .map_err(|e| ScimError::internal(&e))?;
+    app.rebuilds
+        .start(app.log.clone(), options)
+        .map_err(|why| ScimError::new(StatusCode::CONFLICT, None, why))?;
+    tracing::info!(admin = %admin.who, "rebuild started");
+    Ok((StatusCode::ACCEPTED, Json(app.rebuilds.status())).into_response())
+}
+
+async fn rebuild_status(
+    State(app): State<AppState>,
+    _admin: AdminAuth,
+) -> Json<crate::rebuild::RebuildStatus> {
+    Json(app.rebuilds.status())
 }
 
 /// An authenticated admin.

@@ -42,6 +42,14 @@ pub fn json_object(
         }
     })?;
     match serde_json::from_slice::<Value>(&body) {
+        // PostgreSQL text cannot hold U+0000, nor can many downstream applications: refuse it
+        // at the edge rather than store what some views could not.
+        Ok(Value::Object(m)) if m.iter().any(|(k, v)| k.contains('\0') || has_nul(v)) => {
+            Err(ScimError::bad_request(
+                "invalidValue",
+                "strings may not contain the NUL character (U+0000)",
+            ))
+        }
         Ok(Value::Object(m)) => Ok(m),
         Ok(_) => Err(ScimError::bad_request(
             "invalidSyntax",
@@ -51,6 +59,15 @@ pub fn json_object(
             "invalidSyntax",
             format!("malformed JSON: {e}"),
         )),
+    }
+}
+
+fn has_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(a) => a.iter().any(has_nul),
+        Value::Object(m) => m.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
     }
 }
 

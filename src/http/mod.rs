@@ -57,6 +57,8 @@ pub struct Shared {
     /// The log itself, for readiness.
     pub log: Arc<dyn crate::log::EventLog>,
     pub metrics: Arc<Metrics>,
+    /// This process's view rebuild, if one was started.
+    pub rebuilds: crate::rebuild::Rebuilds,
 }
 
 impl Shared {
@@ -148,6 +150,14 @@ async fn readyz(State(app): State<AppState>) -> Response {
     if !app.log.healthy() {
         let body = serde_json::json!({
             "status": "event log unavailable: it refuses writes",
+            "position": position,
+            "lag": lag,
+        });
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    }
+    if !app.store.healthy() {
+        let body = serde_json::json!({
+            "status": "views unavailable: PostgreSQL does not answer",
             "position": position,
             "lag": lag,
         });

@@ -1,6 +1,8 @@
 //! Shared helpers for the integration tests.
 #![allow(dead_code)]
 
+pub mod session;
+
 use chrono::Utc;
 use roster_events::{Actor, Envelope, Event, Record, ResourceId, ResourceType, UserCreated};
 use serde_json::json;
@@ -248,4 +250,64 @@ pub async fn kafka_log(brokers: &str, topic: &str, partitions: u32) -> roster::l
     roster::log::KafkaLog::open(kafka_options(brokers, topic, partitions))
         .await
         .unwrap()
+}
+
+/// The URL of the PostgreSQL cluster the test command started (its `postgres` database).
+pub fn pg_admin_url() -> String {
+    std::env::var("ROSTER_TEST_PG_URL").expect(
+        "ROSTER_TEST_PG_URL is not set: run the tests with scripts/test.sh, which starts PostgreSQL",
+    )
+}
+
+/// Creates an empty database for one test and returns its URL.
+pub async fn fresh_database() -> String {
+    let admin = pg_admin_url();
+    let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+        .await
+        .expect("the test PostgreSQL answers");
+    tokio::spawn(conn);
+    let name = format!("roster_test_{}", Uuid::new_v4().simple());
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    let base = admin.rsplit_once('/').unwrap().0;
+    format!("{base}/{name}")
+}
+
+/// A PostgreSQL store on a fresh database.
+pub async fn pg_store(url: &str) -> std::sync::Arc<roster_projections::pg::PgStore> {
+    let options = roster_projections::pg::PgOptions {
+        url: url.to_owned(),
+        pool_size: 8,
+        timeout: std::time::Duration::from_secs(5),
+    };
+    std::sync::Arc::new(
+        roster_projections::pg::PgStore::open(&options)
+            .await
+            .unwrap(),
+    )
+}
+
+/// Settings for a server whose views live in PostgreSQL at `url`.
+pub fn pg_settings(data: &std::path::Path, url: &str) -> Settings {
+    Settings {
+        store: roster::config::StoreBackend::Postgres,
+        postgres_url: Some(roster::auth::Secret::new(url.to_owned())),
+        postgres_pool_size: 8,
+        ..settings(data)
+    }
+}
+
+/// Every directory's views in canonical JSON, through the store trait.
+pub async fn canonical(store: &dyn roster_projections::ProjectionStore) -> Vec<u8> {
+    let mut out = Vec::new();
+    for name in store.directories().await.unwrap() {
+        let snap = store.snapshot(&name, 0).await.unwrap();
+        out.extend_from_slice(name.as_bytes());
+        out.push(b'\n');
+        out.extend_from_slice(&snap.state.canonical_json());
+        out.push(b'\n');
+    }
+    out
 }

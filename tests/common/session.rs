@@ -1,0 +1,219 @@
+//! Random command sessions for property tests: a generator of SCIM-like commands over two
+//! sources and the code that runs them, concurrently, through a directory's writer.
+
+use proptest::prelude::*;
+use roster::domain::{Command, Context, MemberRef, NewToken, Outcome};
+use roster::writer::Writer;
+use roster_events::{Actor, ResourceId};
+use serde_json::json;
+use std::sync::{Arc, Mutex};
+
+#[derive(Clone, Debug)]
+pub enum Op {
+    CreateUser {
+        source: usize,
+        name: usize,
+    },
+    ReplaceUser {
+        source: usize,
+        pick: usize,
+        name: usize,
+        title: u8,
+    },
+    DeleteUser {
+        source: usize,
+        pick: usize,
+    },
+    CreateGroup {
+        source: usize,
+        name: usize,
+        members: Vec<usize>,
+    },
+    ReplaceGroup {
+        source: usize,
+        pick: usize,
+        name: usize,
+        members: Vec<usize>,
+    },
+    DeleteGroup {
+        source: usize,
+        pick: usize,
+    },
+    PatchUser {
+        source: usize,
+        pick: usize,
+        title: u8,
+        active: bool,
+    },
+    PatchGroupMembers {
+        source: usize,
+        pick: usize,
+        add: Vec<usize>,
+        remove: Vec<usize>,
+    },
+}
+
+pub fn op() -> impl Strategy<Value = Op> {
+    let s = 0usize..2;
+    let n = 0usize..12;
+    let p = any::<usize>();
+    prop_oneof![
+        4 => (s.clone(), n.clone()).prop_map(|(source, name)| Op::CreateUser { source, name }),
+        2 => (s.clone(), p, n.clone(), any::<u8>()).prop_map(|(source, pick, name, title)| Op::ReplaceUser { source, pick, name, title }),
+        1 => (s.clone(), p).prop_map(|(source, pick)| Op::DeleteUser { source, pick }),
+        2 => (s.clone(), n.clone(), prop::collection::vec(any::<usize>(), 0..4)).prop_map(|(source, name, members)| Op::CreateGroup { source, name, members }),
+        2 => (s.clone(), p, n.clone(), prop::collection::vec(any::<usize>(), 0..4)).prop_map(|(source, pick, name, members)| Op::ReplaceGroup { source, pick, name, members }),
+        1 => (s.clone(), p).prop_map(|(source, pick)| Op::DeleteGroup { source, pick }),
+        2 => (s.clone(), p, any::<u8>(), any::<bool>()).prop_map(|(source, pick, title, active)| Op::PatchUser { source, pick, title, active }),
+        2 => (s, p, prop::collection::vec(any::<usize>(), 0..3), prop::collection::vec(any::<usize>(), 0..3))
+            .prop_map(|(source, pick, add, remove)| Op::PatchGroupMembers { source, pick, add, remove }),
+    ]
+}
+
+const SOURCES: [&str; 2] = ["a", "b"];
+
+fn ctx(source: usize) -> Context {
+    Context {
+        actor: Actor::Source(format!("source:{}", SOURCES[source])),
+        source: Some(SOURCES[source].into()),
+        correlation_id: None,
+    }
+}
+
+fn pick(ids: &[ResourceId], i: usize) -> ResourceId {
+    if ids.is_empty() {
+        ResourceId::new()
+    } else {
+        ids[i % ids.len()]
+    }
+}
+
+fn token() -> NewToken {
+    NewToken {
+        id: ResourceId::new(),
+        hash: "0".repeat(64),
+        prefix: "rst_test".into(),
+    }
+}
+
+/// Bootstraps the `default` directory with sources `a` (owned) and `b` (adopt).
+pub async fn bootstrap(w: &Writer) {
+    let admin = Context {
+        actor: Actor::System,
+        source: None,
+        correlation_id: None,
+    };
+    w.execute(
+        Command::Bootstrap {
+            admin: token(),
+            source_slug: "a".into(),
+            source_token: token(),
+        },
+        admin.clone(),
+    )
+    .await
+    .unwrap();
+    w.execute(
+        Command::CreateSource {
+            slug: "b".into(),
+            token: token(),
+            ownership: roster_events::Ownership::Adopt,
+        },
+        admin,
+    )
+    .await
+    .unwrap();
+}
+
+/// Runs `ops` through `w`, `concurrency` at a time. Refusals (409, 404, ...) are part of the
+/// session; any other failure panics.
+pub async fn drive(w: &Writer, ops: Vec<Op>, concurrency: usize) {
+    let users = Arc::new(Mutex::new(Vec::<ResourceId>::new()));
+    let groups = Arc::new(Mutex::new(Vec::<ResourceId>::new()));
+    for chunk in ops.chunks(concurrency) {
+        let mut tasks = Vec::new();
+        for op in chunk {
+            let op = op.clone();
+            let (w, users, groups) = (w.clone(), users.clone(), groups.clone());
+            tasks.push(tokio::spawn(async move {
+                    let u = users.lock().unwrap().clone();
+                    let g = groups.lock().unwrap().clone();
+                    let refs = |m: &[usize]| -> Vec<MemberRef> {
+                        m.iter().map(|&i| {
+                            let all: Vec<_> = u.iter().chain(g.iter()).copied().collect();
+                            MemberRef { value: pick(&all, i).to_string(), kind: None }
+                        }).collect()
+                    };
+                    let (cmd, source) = match &op {
+                        Op::CreateUser { source, name } => (Command::CreateUser {
+                            resource: json!({
+                                "userName": format!("User{name}"),
+                                "active": true,
+                                "externalId": format!("X{name}"),
+                                "displayName": format!("User {name}"),
+                                "emails": [{"value": format!("user{name}@Example.com"), "type": "work", "primary": true}],
+                            }).as_object().unwrap().clone(),
+                            // Hashes are made at the edge; any string exercises the event.
+                            password_hash: (name % 3 == 0).then(|| format!("$argon2id$v=19$m=19456,t=2,p=1$fake{name}")),
+                        }, *source),
+                        Op::ReplaceUser { source, pick: p, name, title } => (Command::ReplaceUser {
+                            id: pick(&u, *p),
+                            resource: json!({
+                                "userName": format!("user{name}"),
+                                "title": title.to_string(),
+                                "emails": [{"value": format!("u{name}@corp.example"), "type": "work"}, {"value": format!("{title}@home.example"), "type": "home"}],
+                            }).as_object().unwrap().clone(),
+                            password_hash: None,
+                            if_match: None,
+                        }, *source),
+                        Op::DeleteUser { source, pick: p } => (Command::DeleteUser { id: pick(&u, *p), if_match: None }, *source),
+                        Op::CreateGroup { source, name, members } => (Command::CreateGroup {
+                            resource: json!({"displayName": format!("G{name}")}).as_object().unwrap().clone(),
+                            members: refs(members),
+                        }, *source),
+                        Op::ReplaceGroup { source, pick: p, name, members } => (Command::ReplaceGroup {
+                            id: pick(&g, *p),
+                            resource: json!({"displayName": format!("g{name}"), "n": name}).as_object().unwrap().clone(),
+                            members: refs(members),
+                            if_match: None,
+                        }, *source),
+                        Op::DeleteGroup { source, pick: p } => (Command::DeleteGroup { id: pick(&g, *p), if_match: None }, *source),
+                        Op::PatchUser { source, pick: p, title, active } => {
+                            let body = json!({"Operations": [
+                                {"op": "Replace", "path": "title", "value": title.to_string()},
+                                {"op": "replace", "value": {"active": if *active { "True" } else { "False" }}}
+                            ]});
+                            let ops = roster::patch::parse_request(body.as_object().unwrap()).unwrap();
+                            (Command::PatchUser { id: pick(&u, *p), ops, password_hash: (title % 5 == 0).then(|| format!("hash{title}")), if_match: None }, *source)
+                        }
+                        Op::PatchGroupMembers { source, pick: p, add, remove } => {
+                            let all: Vec<_> = u.iter().chain(g.iter()).copied().collect();
+                            let mut list = Vec::new();
+                            if !add.is_empty() {
+                                let vals: Vec<_> = add.iter().map(|&i| json!({"value": pick(&all, i).to_string()})).collect();
+                                list.push(json!({"op": "Add", "path": "members", "value": vals}));
+                            }
+                            for &i in remove {
+                                list.push(json!({"op": "remove", "path": format!("members[value eq \"{}\"]", pick(&all, i))}));
+                            }
+                            if list.is_empty() {
+                                list.push(json!({"op": "replace", "path": "displayName", "value": "renamed"}));
+                            }
+                            let ops = roster::patch::parse_request(json!({"Operations": list}).as_object().unwrap()).unwrap();
+                            (Command::PatchGroup { id: pick(&g, *p), ops, if_match: None }, *source)
+                        }
+                    };
+                    match w.execute(cmd, ctx(source)).await {
+                        Ok(Outcome::User(id)) => users.lock().unwrap().push(id),
+                        Ok(Outcome::Group(id)) => groups.lock().unwrap().push(id),
+                        Ok(_) => {}
+                        Err(roster::writer::WriteError::Domain(_)) => {}
+                        Err(e) => panic!("write path failed: {e}"),
+                    }
+                }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    }
+}
