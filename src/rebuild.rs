@@ -166,6 +166,7 @@ async fn rebuild(
     for p in 0..log.partitions() {
         fold(&log, &store, p, None, progress).await?;
     }
+    store.analyze().await?;
     for attempt in 1.. {
         // Live folding into the active generation waits from here to the commit.
         let swap = store.begin_swap().await?;

@@ -37,6 +37,7 @@ use std::ops::DerefMut;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
@@ -273,6 +274,36 @@ fn to_json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("views serialize")
 }
 
+/// The elements of `v` at `idx`.
+fn pick<T: Clone>(v: &[T], idx: &[usize]) -> Vec<T> {
+    idx.iter().map(|&i| v[i].clone()).collect()
+}
+
+/// Statements a connection caches before filter-shaped queries stop being prepared.
+const STATEMENT_CACHE_LIMIT: usize = 256;
+
+fn param_ref(p: &Param) -> &(dyn ToSql + Sync) {
+    match p {
+        Param::Text(s) => s,
+        Param::Uuid(u) => u,
+        Param::Int(i) => i,
+    }
+}
+
+fn typed_params(params: &[Param]) -> Vec<(&(dyn ToSql + Sync), Type)> {
+    params
+        .iter()
+        .map(|p| {
+            let t = match p {
+                Param::Text(_) => Type::TEXT,
+                Param::Uuid(_) => Type::UUID,
+                Param::Int(_) => Type::INT8,
+            };
+            (param_ref(p), t)
+        })
+        .collect()
+}
+
 /// Whether an error means the database is unreachable (as opposed to a refused statement).
 fn is_connection_error(e: &tokio_postgres::Error) -> bool {
     if e.is_closed() {
@@ -326,6 +357,8 @@ struct Writes {
 
 #[derive(Default)]
 struct UserRows {
+    /// Whether the row is new (COPY) or replaces one (upsert).
+    new: Vec<bool>,
     dir: Vec<String>,
     id: Vec<Uuid>,
     owner: Vec<Option<String>>,
@@ -345,6 +378,7 @@ struct UserRows {
 
 #[derive(Default)]
 struct GroupRows {
+    new: Vec<bool>,
     dir: Vec<String>,
     id: Vec<Uuid>,
     owner: Vec<Option<String>>,
@@ -407,6 +441,7 @@ impl Writes {
             return;
         };
         let r = &mut self.users;
+        r.new.push(before.is_none());
         r.dir.push(dir.to_owned());
         r.id.push(id);
         r.owner.push(u.owner.clone());
@@ -464,6 +499,7 @@ impl Writes {
             self.members.3.push(member_type_code(m.kind));
         }
         let r = &mut self.groups;
+        r.new.push(before.is_none());
         r.dir.push(dir.to_owned());
         r.id.push(id);
         r.owner.push(g.owner.clone());
@@ -654,6 +690,27 @@ impl PgStore {
         })
     }
 
+    /// Refreshes the planner's statistics of this store's generation (after a bulk fold, so
+    /// that the first queries on it get good plans).
+    ///
+    /// Fails when the database cannot be reached.
+    pub async fn analyze(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let sql = match self.target {
+            // Our own integer, never a request's value.
+            Target::Fixed(g) => format!(
+                "ANALYZE users_g{g}, user_emails_g{g}, groups_g{g}, group_members_g{g}, \
+                 sources_g{g}, admin_tokens_g{g}, directories_g{g}"
+            ),
+            Target::Active => {
+                "ANALYZE users, user_emails, groups, group_members, sources, admin_tokens, \
+                 directories"
+                    .to_owned()
+            }
+        };
+        self.track(client.batch_execute(&sql).await)
+    }
+
     /// The generation this store folds into and reads.
     pub fn generation(&self) -> Option<i32> {
         match self.target {
@@ -771,6 +828,28 @@ impl PgStore {
         self.track(r)
     }
 
+    /// Runs a query whose text depends on the request (a filter) outside a transaction:
+    /// prepared and cached while the connection's cache is small (the shapes real clients
+    /// send are few), typed without preparing beyond that, so that no cache grows without
+    /// bound with the variety of filters.
+    async fn query_params(
+        &self,
+        client: &deadpool_postgres::Object,
+        sql: &str,
+        params: &[Param],
+    ) -> Result<Vec<Row>, StoreError> {
+        if client.statement_cache.size() >= STATEMENT_CACHE_LIMIT {
+            let typed = typed_params(params);
+            return self.track(client.query_typed(sql, &typed).await);
+        }
+        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(param_ref).collect();
+        let r = match client.prepare_cached(sql).await {
+            Ok(stmt) => client.query(&stmt, &refs).await,
+            Err(e) => Err(e),
+        };
+        self.track(r)
+    }
+
     /// Runs a query whose text depends on the request (a filter), typed without preparing so
     /// that no statement cache grows with the variety of filters.
     async fn query_dynamic(
@@ -779,14 +858,7 @@ impl PgStore {
         sql: &str,
         params: &[Param],
     ) -> Result<Vec<Row>, StoreError> {
-        let typed: Vec<(&(dyn ToSql + Sync), Type)> = params
-            .iter()
-            .map(|p| match p {
-                Param::Text(s) => (s as &(dyn ToSql + Sync), Type::TEXT),
-                Param::Uuid(u) => (u as &(dyn ToSql + Sync), Type::UUID),
-                Param::Int(i) => (i as &(dyn ToSql + Sync), Type::INT8),
-            })
-            .collect();
+        let typed = typed_params(params);
         self.track(client.query_typed(sql, &typed).await)
     }
 
@@ -906,7 +978,8 @@ impl PgStore {
             .await?;
         }
         let u = &w.users;
-        if !u.id.is_empty() {
+        let old: Vec<usize> = (0..u.id.len()).filter(|&i| !u.new[i]).collect();
+        if !old.is_empty() {
             self.query(
                 tx,
                 "INSERT INTO users (gen, directory, id, owner, user_name, user_name_ci, \
@@ -925,34 +998,99 @@ impl PgStore {
                  created_ms = EXCLUDED.created_ms, modified_ms = EXCLUDED.modified_ms",
                 &[
                     &gen,
-                    &u.dir,
-                    &u.id,
-                    &u.owner,
-                    &u.user_name,
-                    &u.user_name_ci,
-                    &u.display_name,
-                    &u.display_name_ci,
-                    &u.external_id,
-                    &u.resource,
-                    &u.password_hash,
-                    &u.version,
-                    &u.created_ns,
-                    &u.modified_ns,
-                    &u.created_ms,
-                    &u.modified_ms,
+                    &pick(&u.dir, &old),
+                    &pick(&u.id, &old),
+                    &pick(&u.owner, &old),
+                    &pick(&u.user_name, &old),
+                    &pick(&u.user_name_ci, &old),
+                    &pick(&u.display_name, &old),
+                    &pick(&u.display_name_ci, &old),
+                    &pick(&u.external_id, &old),
+                    &pick(&u.resource, &old),
+                    &pick(&u.password_hash, &old),
+                    &pick(&u.version, &old),
+                    &pick(&u.created_ns, &old),
+                    &pick(&u.modified_ns, &old),
+                    &pick(&u.created_ms, &old),
+                    &pick(&u.modified_ms, &old),
                 ],
             )
             .await?;
         }
+        if u.new.iter().any(|n| *n) {
+            // New rows (the bulk of a rebuild) go in with COPY, several times faster than
+            // INSERT; they cannot conflict (the batch's load showed they do not exist).
+            let sink = self.track(
+                tx.copy_in(
+                    "COPY users (gen, directory, id, owner, user_name, user_name_ci, \
+                     display_name, display_name_ci, external_id, resource, password_hash, \
+                     version, created_ns, modified_ns, created_ms, modified_ms) \
+                     FROM STDIN BINARY",
+                )
+                .await,
+            )?;
+            let t = Type::TEXT;
+            let i = Type::INT8;
+            let types = [
+                Type::INT4,
+                t.clone(),
+                Type::UUID,
+                t.clone(),
+                t.clone(),
+                t.clone(),
+                t.clone(),
+                t.clone(),
+                t.clone(),
+                t.clone(),
+                t.clone(),
+                i.clone(),
+                i.clone(),
+                i.clone(),
+                i.clone(),
+                i,
+            ];
+            let writer = BinaryCopyInWriter::new(sink, &types);
+            let mut writer = std::pin::pin!(writer);
+            for k in (0..u.id.len()).filter(|&k| u.new[k]) {
+                let row: [&(dyn ToSql + Sync); 16] = [
+                    &gen,
+                    &u.dir[k],
+                    &u.id[k],
+                    &u.owner[k],
+                    &u.user_name[k],
+                    &u.user_name_ci[k],
+                    &u.display_name[k],
+                    &u.display_name_ci[k],
+                    &u.external_id[k],
+                    &u.resource[k],
+                    &u.password_hash[k],
+                    &u.version[k],
+                    &u.created_ns[k],
+                    &u.modified_ns[k],
+                    &u.created_ms[k],
+                    &u.modified_ms[k],
+                ];
+                self.track(writer.as_mut().write(&row).await)?;
+            }
+            self.track(writer.finish().await)?;
+        }
         if !w.emails.0.is_empty() {
-            self.query(
-                tx,
-                "INSERT INTO user_emails (gen, directory, user_id, value_ci) \
-                 SELECT $1, * FROM UNNEST($2::text[], $3::uuid[], $4::text[]) \
-                 ON CONFLICT DO NOTHING",
-                &[&gen, &w.emails.0, &w.emails.1, &w.emails.2],
-            )
-            .await?;
+            // A user's emails are written whole after the old ones are deleted: all new.
+            let sink = self.track(
+                tx.copy_in(
+                    "COPY user_emails (gen, directory, user_id, value_ci) FROM STDIN BINARY",
+                )
+                .await,
+            )?;
+            let types = [Type::INT4, Type::TEXT, Type::UUID, Type::TEXT];
+            let writer = BinaryCopyInWriter::new(sink, &types);
+            let mut writer = std::pin::pin!(writer);
+            for k in 0..w.emails.0.len() {
+                let row: [&(dyn ToSql + Sync); 4] =
+                    [&gen, &w.emails.0[k], &w.emails.1[k], &w.emails.2[k]];
+                self.track(writer.as_mut().write(&row).await)?;
+            }
+            self.track(writer.finish().await)?;
         }
         if !w.group_del.0.is_empty() {
             self.query(
@@ -1103,6 +1241,11 @@ impl PgStore {
     async fn apply_batch(&self, entries: Vec<LogEntry>) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = self.track(client.transaction().await)?;
+        // The log is what makes a write durable; the views can always be folded again from
+        // it. A commit PostgreSQL loses in a crash takes its positions with it (same
+        // transaction), so the projector folds those entries again: no need to wait for the
+        // commit's WAL flush.
+        self.track(tx.batch_execute("SET LOCAL synchronous_commit = off").await)?;
         let gen = self.fold_generation(&tx).await?;
         let partitions: Vec<i32> = entries
             .iter()
@@ -1316,11 +1459,13 @@ impl PgStore {
             Some(s) => t.order_by(s),
         };
         let mut client = self.client().await?;
-        let tx = self.read_tx(&mut client).await?;
         let skip = q.start_index.max(1) - 1;
+        let decode_all = |rows: Vec<Row>| {
+            rows.iter()
+                .map(|r| decode(r).map(Arc::new))
+                .collect::<Result<Vec<_>, _>>()
+        };
         if let (true, Some(order)) = (exact, order) {
-            // SQL answers the whole query: count and page in one snapshot.
-            let count_sql = format!("SELECT count(*) FROM {table} u WHERE {wh}");
             let mut page_params = params.clone();
             page_params.push(Param::Int(q.count.min(i64::MAX as usize) as i64));
             page_params.push(Param::Int(skip as i64));
@@ -1330,29 +1475,39 @@ impl PgStore {
                  LIMIT ${}::int8 OFFSET ${n}::int8",
                 n - 1
             );
+            if skip == 0 && q.count > 0 {
+                // A first page that is not full holds every match: one statement answers
+                // (the common lookups: `userName eq`, `externalId eq`, members of a group).
+                let rows = self.query_params(&client, &page_sql, &page_params).await?;
+                if rows.len() < q.count {
+                    let items = decode_all(rows)?;
+                    return Ok(Page {
+                        total: items.len(),
+                        items,
+                    });
+                }
+            }
+            // SQL answers the whole query: count and page in one snapshot.
+            let count_sql = format!("SELECT count(*) FROM {table} u WHERE {wh}");
+            let tx = self.read_tx(&mut client).await?;
             let (total, rows) = tokio::join!(
                 self.query_dynamic(&tx, &count_sql, &params),
                 self.query_dynamic(&tx, &page_sql, &page_params)
             );
             let total: i64 = total?.first().map_or(0, |r| r.get(0));
-            let items = rows?
-                .iter()
-                .map(|r| decode(r).map(Arc::new))
-                .collect::<Result<Vec<_>, _>>()?;
+            let items = decode_all(rows?)?;
             self.track(tx.commit().await)?;
             return Ok(Page {
                 total: total as usize,
                 items,
             });
         }
+        let tx = self.read_tx(&mut client).await?;
         // Part of the filter or the sort is evaluated here, on the rows SQL narrowed to.
         let sql = format!("SELECT {columns} FROM {table} u {join} WHERE {wh} ORDER BY u.id ASC");
         let rows = self.query_dynamic(&tx, &sql, &params).await?;
         self.track(tx.commit().await)?;
-        let candidates = rows
-            .iter()
-            .map(|r| decode(r).map(Arc::new))
-            .collect::<Result<Vec<_>, _>>()?;
+        let candidates = decode_all(rows)?;
         Ok(query::page(candidates.into_iter(), |v| select(v, q), q))
     }
 }
@@ -1581,19 +1736,18 @@ impl ProjectionStore for PgStore {
     ) -> Result<Vec<(ResourceId, String, bool)>, StoreError> {
         let client = self.client().await?;
         // RFC 7643 §4.1.2: direct groups, then the groups those are members of, and so on;
-        // UNION (not UNION ALL) makes cycles harmless.
+        // UNION (not UNION ALL) makes cycles harmless: a group appears at most twice, once
+        // reached directly and once through another group.
         let sql = format!(
-            "WITH RECURSIVE up(group_id) AS ( \
-               SELECT group_id FROM group_members WHERE gen = {gen} AND directory = $1 \
+            "WITH RECURSIVE up(group_id, direct) AS ( \
+               SELECT group_id, true FROM group_members WHERE gen = {gen} AND directory = $1 \
                  AND member_id = $2 \
                UNION \
-               SELECT m.group_id FROM group_members m JOIN up ON m.member_id = up.group_id \
+               SELECT m.group_id, false FROM group_members m JOIN up ON m.member_id = up.group_id \
                  WHERE m.gen = {gen} AND m.directory = $1) \
-             SELECT g.id, g.display_name, g.owner, EXISTS (SELECT 1 FROM group_members d \
-               WHERE d.gen = g.gen AND d.directory = g.directory AND d.group_id = g.id \
-               AND d.member_id = $2) \
+             SELECT g.id, g.display_name, g.owner, bool_or(up.direct) \
              FROM up JOIN groups g ON g.gen = {gen} AND g.directory = $1 AND g.id = up.group_id \
-             ORDER BY g.id",
+             GROUP BY g.id, g.display_name, g.owner ORDER BY g.id",
             gen = self.gen_sql()
         );
         let rows = self.query(&client, &sql, &[&dir, &member.0]).await?;
