@@ -689,3 +689,42 @@ async fn everything_survives_a_restart_unchanged() {
     assert_eq!(g2["meta"]["version"], g["meta"]["version"]);
     drop(data);
 }
+
+/// PostgreSQL text cannot hold U+0000: it is refused at the edge on every store, so that no
+/// view could fail to hold what the log holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strings_with_nul_are_refused_in_bodies_and_filters() {
+    let app = TestApp::spawn().await;
+    let token = app.scim_token.clone();
+    let users = format!("{}/Users", app.scim("default"));
+    let (status, body) = app
+        .post(&users, &token, json!({"userName": "a\u{0}b"}))
+        .await;
+    assert_eq!(
+        (status, body["scimType"].as_str()),
+        (400, Some("invalidValue")),
+        "{body}"
+    );
+    let (status, body) = app
+        .post(
+            &users,
+            &token,
+            json!({"userName": "ok", "title": {"x\u{0}": 1}}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = app
+        .get(
+            &format!("{users}?filter=userName%20eq%20%22a%5Cu0000b%22"),
+            &token,
+        )
+        .await;
+    assert_eq!(
+        (status, body["scimType"].as_str()),
+        (400, Some("invalidFilter")),
+        "{body}"
+    );
+    let (_, list) = app.get(&format!("{users}?count=0"), &token).await;
+    assert_eq!(list["totalResults"], 0);
+    app.stop().await;
+}
