@@ -35,8 +35,9 @@ admin=$(sed -n 's/^Admin token: //p' "$work/seed.txt")
 
 echo "== folding the log into PostgreSQL (rebuild rate)"
 target/release/roster-load replay --dir "$work/data" --postgres-url "$url"
-# What autovacuum would do within a minute: plans for the first reads come from real figures.
-psql "$url" -qc "ANALYZE"
+# What autovacuum would do within minutes after a bulk load (and would otherwise do during the
+# reads): statistics for the planner and the visibility map.
+psql "$url" -qc "VACUUM ANALYZE"
 psql "$url" -qAtc "SELECT 'views: ' || pg_size_pretty(sum(pg_total_relation_size(c.oid))) \
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
     WHERE n.nspname = 'public' AND c.relkind IN ('r', 'i') AND c.relname ~ '_g1'"

@@ -50,7 +50,8 @@ listen_addresses = '127.0.0.1'
 port = $port
 unix_socket_directories = '$dir'
 max_connections = 300
-shared_buffers = 256MB
+shared_buffers = ${ROSTER_PG_SHARED_BUFFERS:-256MB}
+max_wal_size = ${ROSTER_PG_MAX_WAL_SIZE:-1GB}
 fsync = on
 CONF
     pg_run "$ROSTER_TEST_PG_BIN/pg_ctl" -D "$ROSTER_TEST_PG_DATA" -l "$dir/postgres.log" \
