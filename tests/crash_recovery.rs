@@ -122,22 +122,7 @@ async fn every_acknowledged_create_survives_sigkill_with_postgres_views() {
     backend.extend(["--store", "postgres", "--postgres-url", &url].map(String::from));
     sigkill_mid_burst(&backend).await;
 
-    let log: Arc<dyn roster::log::EventLog> = Arc::new(
-        roster::log::FileLog::open(
-            data.path().join("log"),
-            roster::log::FileLogOptions::default(),
-        )
-        .unwrap(),
-    );
-    let replay = Arc::new(roster_projections::MemoryStore::new());
-    roster::writer::Pipeline::start(log, replay.clone(), None)
-        .await
-        .unwrap();
-    let pg = common::pg_store(&url).await;
-    assert!(
-        common::canonical(pg.as_ref()).await == common::canonical(replay.as_ref()).await,
-        "the PostgreSQL views differ from a fresh replay of the log"
-    );
+    common::assert_pg_views_equal_a_replay(data.path(), &url).await;
 }
 
 async fn sigkill_mid_burst(backend: &[String]) {

@@ -171,16 +171,5 @@ async fn postgres_restarted_while_serving_fails_cleanly_and_recovers_by_itself()
     }
     let data = app.stop().await;
 
-    let log: Arc<dyn roster::log::EventLog> =
-        Arc::new(roster::log::FileLog::open(data.path().join("log"), Default::default()).unwrap());
-    let replay = Arc::new(roster_projections::MemoryStore::new());
-    roster::writer::Pipeline::start(log, replay.clone(), None)
-        .await
-        .unwrap();
-    let pg = common::pg_store(&url).await;
-    assert_eq!(pg.fold_errors(), 0);
-    assert!(
-        common::canonical(pg.as_ref()).await == common::canonical(replay.as_ref()).await,
-        "the views differ from a fresh replay of the log"
-    );
+    common::assert_pg_views_equal_a_replay(data.path(), &url).await;
 }

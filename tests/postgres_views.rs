@@ -199,17 +199,7 @@ async fn a_rebuild_while_serving_swaps_to_identical_views() {
     }
 
     let data = app.stop().await;
-    let log: Arc<dyn roster::log::EventLog> =
-        Arc::new(roster::log::FileLog::open(data.path().join("log"), Default::default()).unwrap());
-    let replay = Arc::new(roster_projections::MemoryStore::new());
-    roster::writer::Pipeline::start(log, replay.clone(), None)
-        .await
-        .unwrap();
-    let pg = common::pg_store(&url).await;
-    assert!(
-        common::canonical(pg.as_ref()).await == common::canonical(replay.as_ref()).await,
-        "the rebuilt views differ from a fresh replay"
-    );
+    common::assert_pg_views_equal_a_replay(data.path(), &url).await;
     let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
         .await
         .unwrap();

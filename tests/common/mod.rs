@@ -311,3 +311,22 @@ pub async fn canonical(store: &dyn roster_projections::ProjectionStore) -> Vec<u
     }
     out
 }
+
+/// Asserts that the PostgreSQL views at `url` equal, byte for byte, a fresh memory replay of
+/// the file log in `data_dir` (nothing skipped, nothing applied twice), and that the fold
+/// skipped no event.
+pub async fn assert_pg_views_equal_a_replay(data_dir: &std::path::Path, url: &str) {
+    let log: std::sync::Arc<dyn roster::log::EventLog> = std::sync::Arc::new(
+        roster::log::FileLog::open(data_dir.join("log"), Default::default()).unwrap(),
+    );
+    let replay = std::sync::Arc::new(roster_projections::MemoryStore::new());
+    roster::writer::Pipeline::start(log, replay.clone(), None)
+        .await
+        .unwrap();
+    let pg = pg_store(url).await;
+    assert_eq!(pg.fold_errors(), 0);
+    assert!(
+        canonical(pg.as_ref()).await == canonical(replay.as_ref()).await,
+        "the PostgreSQL views differ from a fresh replay of the log"
+    );
+}

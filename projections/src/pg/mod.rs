@@ -952,6 +952,27 @@ impl PgStore {
         Ok(dir)
     }
 
+    /// Deletes the rows of `table` whose `(directory, key)` is in `keys`. `table` and `key`
+    /// are Roster's own names, never a request's.
+    async fn delete_keys(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        gen: i32,
+        table: &str,
+        key: &str,
+        keys: &(Vec<String>, Vec<Uuid>),
+    ) -> Result<(), StoreError> {
+        if keys.0.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "DELETE FROM {table} WHERE gen = $1 AND (directory, {key}) IN \
+             (SELECT * FROM UNNEST($2::text[], $3::uuid[]))"
+        );
+        self.query(tx, &sql, &[&gen, &keys.0, &keys.1]).await?;
+        Ok(())
+    }
+
     /// Writes a batch's changes.
     async fn write(
         &self,
@@ -959,24 +980,10 @@ impl PgStore {
         gen: i32,
         w: &Writes,
     ) -> Result<(), StoreError> {
-        if !w.user_del.0.is_empty() {
-            self.query(
-                tx,
-                "DELETE FROM users WHERE gen = $1 AND (directory, id) IN \
-                 (SELECT * FROM UNNEST($2::text[], $3::uuid[]))",
-                &[&gen, &w.user_del.0, &w.user_del.1],
-            )
+        self.delete_keys(tx, gen, "users", "id", &w.user_del)
             .await?;
-        }
-        if !w.email_del.0.is_empty() {
-            self.query(
-                tx,
-                "DELETE FROM user_emails WHERE gen = $1 AND (directory, user_id) IN \
-                 (SELECT * FROM UNNEST($2::text[], $3::uuid[]))",
-                &[&gen, &w.email_del.0, &w.email_del.1],
-            )
+        self.delete_keys(tx, gen, "user_emails", "user_id", &w.email_del)
             .await?;
-        }
         let u = &w.users;
         let old: Vec<usize> = (0..u.id.len()).filter(|&i| !u.new[i]).collect();
         if !old.is_empty() {
@@ -1092,24 +1099,10 @@ impl PgStore {
             }
             self.track(writer.finish().await)?;
         }
-        if !w.group_del.0.is_empty() {
-            self.query(
-                tx,
-                "DELETE FROM groups WHERE gen = $1 AND (directory, id) IN \
-                 (SELECT * FROM UNNEST($2::text[], $3::uuid[]))",
-                &[&gen, &w.group_del.0, &w.group_del.1],
-            )
+        self.delete_keys(tx, gen, "groups", "id", &w.group_del)
             .await?;
-        }
-        if !w.member_group_del.0.is_empty() {
-            self.query(
-                tx,
-                "DELETE FROM group_members WHERE gen = $1 AND (directory, group_id) IN \
-                 (SELECT * FROM UNNEST($2::text[], $3::uuid[]))",
-                &[&gen, &w.member_group_del.0, &w.member_group_del.1],
-            )
+        self.delete_keys(tx, gen, "group_members", "group_id", &w.member_group_del)
             .await?;
-        }
         if !w.member_del.0.is_empty() {
             let d = &w.member_del;
             self.query(
@@ -1166,15 +1159,8 @@ impl PgStore {
             )
             .await?;
         }
-        if !w.source_del.0.is_empty() {
-            self.query(
-                tx,
-                "DELETE FROM sources WHERE gen = $1 AND (directory, id) IN \
-                 (SELECT * FROM UNNEST($2::text[], $3::uuid[]))",
-                &[&gen, &w.source_del.0, &w.source_del.1],
-            )
+        self.delete_keys(tx, gen, "sources", "id", &w.source_del)
             .await?;
-        }
         if !w.sources.0.is_empty() {
             let s = &w.sources;
             self.query(
@@ -1187,15 +1173,8 @@ impl PgStore {
             )
             .await?;
         }
-        if !w.admin_token_del.0.is_empty() {
-            self.query(
-                tx,
-                "DELETE FROM admin_tokens WHERE gen = $1 AND (directory, id) IN \
-                 (SELECT * FROM UNNEST($2::text[], $3::uuid[]))",
-                &[&gen, &w.admin_token_del.0, &w.admin_token_del.1],
-            )
+        self.delete_keys(tx, gen, "admin_tokens", "id", &w.admin_token_del)
             .await?;
-        }
         if !w.admin_tokens.0.is_empty() {
             let t = &w.admin_tokens;
             self.query(
