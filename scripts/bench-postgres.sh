@@ -2,8 +2,10 @@
 # The PostgreSQL benchmarks of docs/benchmarks.md, on loopback:
 #   1. seeds a log with USERS users and NGROUPS groups of MEMBERS members each, through the
 #      real write path (roster-load seed-log);
-#   2. folds that log into an empty PostgreSQL database (roster-load replay --postgres-url):
-#      the rate of a rebuild from position 0;
+#   2. rebuilds the views from that log into an empty PostgreSQL database (roster-load replay
+#      --postgres-url: fold in memory, bulk load, indexes, swap): the rebuild rate; with
+#      BENCH_INCREMENTAL=1 also folds it batch by batch into a second database (what a live
+#      projector does when it catches up);
 #   3. serves it (`roster serve --store postgres`) and measures `filter=userName eq` and the
 #      members filter (`members[value eq "<user id>"]`) at 16 clients;
 #   4. runs `roster rebuild` on the serving process (a new generation, then the swap).
@@ -32,18 +34,31 @@ target/release/roster-load seed-log --dir "$work/data" --users "$USERS" \
     --groups "$NGROUPS" --members "$MEMBERS" | tee "$work/seed.txt"
 token=$(sed -n 's/^SCIM token: //p' "$work/seed.txt")
 admin=$(sed -n 's/^Admin token: //p' "$work/seed.txt")
+# Write the seeded log back to disk now, so that the kernel does not do it during the rebuild.
+sync
 
-echo "== folding the log into PostgreSQL (rebuild rate)"
-target/release/roster-load replay --dir "$work/data" --postgres-url "$url"
+echo "== rebuilding the views from the log into PostgreSQL (rebuild rate)"
+ROSTER_LOG=info target/release/roster-load replay --dir "$work/data" --postgres-url "$url"
+if [ "${BENCH_INCREMENTAL:-0}" = 1 ]; then
+    echo "== folding the log batch by batch into a second database (incremental fold rate)"
+    psql "$ROSTER_TEST_PG_URL" -qc "CREATE DATABASE incremental"
+    target/release/roster-load replay --dir "$work/data" --incremental \
+        --postgres-url "${ROSTER_TEST_PG_URL%/*}/incremental"
+    psql "$ROSTER_TEST_PG_URL" -qc "DROP DATABASE incremental"
+fi
 # What autovacuum would do within minutes after a bulk load (and would otherwise do during the
 # reads): statistics for the planner and the visibility map.
 psql "$url" -qc "VACUUM ANALYZE"
+# And what the next checkpoint would do during the reads: write the loaded pages back.
+psql "$url" -qc "CHECKPOINT"
 psql "$url" -qAtc "SELECT 'views: ' || pg_size_pretty(sum(pg_total_relation_size(c.oid))) \
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-    WHERE n.nspname = 'public' AND c.relkind IN ('r', 'i') AND c.relname ~ '_g1'"
+    WHERE n.nspname = 'public' AND c.relkind IN ('r', 'i') \
+    AND c.relname ~ ('_g' || (SELECT active FROM roster_generation) || '$')"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-ROSTER_LOG=warn target/release/roster serve --listen "127.0.0.1:$port" --data-dir "$work/data" \
+ROSTER_LOG=warn,roster::rebuild=info,roster_projections::pg::bulk=info \
+    target/release/roster serve --listen "127.0.0.1:$port" --data-dir "$work/data" \
     --store postgres --postgres-url "$url" >"$work/server.log" 2>&1 &
 server=$!
 until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do sleep 0.5; done
@@ -67,3 +82,4 @@ psql "$url" -c "EXPLAIN (ANALYZE, COSTS OFF) SELECT g.id FROM groups g \
 
 echo "== roster rebuild on the serving process"
 ROSTER_ADMIN_TOKEN="$admin" target/release/roster rebuild --server "http://127.0.0.1:$port" | tail -1
+grep -E "rebuild|bulk load" "$work/server.log" | sed 's/\x1b\[[0-9;]*m//g'

@@ -213,6 +213,7 @@ async fn a_rebuild_while_serving_swaps_to_identical_views() {
         .unwrap()
         .get(0);
     assert_eq!(left, 0, "the old generations' tables are dropped");
+    common::assert_generation_indexes(&url, 3).await;
 }
 
 #[test]

@@ -298,6 +298,44 @@ async fn groups_track_members_and_deletes_remove_memberships() {
         user1["groups"][0]["$ref"],
         format!("{base}/Groups/{gid}").as_str()
     );
+    // A page shows each user's groups exactly as a GET of the user does.
+    let (_, page) = app.get(&format!("{base}/Users?sortBy=userName"), &t).await;
+    let listed = page["Resources"].as_array().unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0]["groups"], user1["groups"]);
+    assert_eq!(listed[1]["groups"], user2["groups"]);
+    for (query, shown) in [
+        ("attributes=userName", false),
+        ("attributes=groups", true),
+        ("attributes=groups.display", true),
+        ("excludedAttributes=groups", false),
+        ("excludedAttributes=groups.type", true),
+    ] {
+        let (_, page) = app
+            .get(&format!("{base}/Users?sortBy=userName&{query}"), &t)
+            .await;
+        let listed = page["Resources"].as_array().unwrap();
+        assert_eq!(listed[1]["groups"].is_array(), shown, "{query}: {page}");
+        let (_, one) = app.get(&format!("{base}/Users/{u2}?{query}"), &t).await;
+        assert_eq!(one["groups"].is_array(), shown, "{query}: {one}");
+        if shown {
+            assert_eq!(listed[1]["groups"].as_array().unwrap().len(), 2, "{query}");
+        }
+    }
+    // A page of groups shows each group's members as a GET of the group does.
+    let (_, eng) = app.get(&format!("{base}/Groups/{gid}"), &t).await;
+    let (_, inner) = app.get(&format!("{base}/Groups/{inner_id}"), &t).await;
+    let (_, page) = app
+        .get(&format!("{base}/Groups?sortBy=displayName"), &t)
+        .await;
+    let listed = page["Resources"].as_array().unwrap();
+    assert_eq!(listed[0]["members"], eng["members"]);
+    assert_eq!(listed[1]["members"], inner["members"]);
+    let (_, page) = app
+        .get(&format!("{base}/Groups?excludedAttributes=members"), &t)
+        .await;
+    assert!(page["Resources"][0].get("members").is_none(), "{page}");
+    assert_eq!(page["totalResults"], 2);
 
     // displayName is unique per directory, case-insensitively.
     assert_eq!(

@@ -91,6 +91,20 @@ pub trait ProjectionStore: Send + Sync + 'static {
         member: ResourceId,
         vis: Visibility<'_>,
     ) -> Result<Vec<(ResourceId, String, bool)>, StoreError>;
+    /// [`ProjectionStore::groups_of`] of each of `members`, in the same order: a page of
+    /// users in one round trip where the store has round trips.
+    async fn groups_of_each(
+        &self,
+        dir: &str,
+        members: &[ResourceId],
+        vis: Visibility<'_>,
+    ) -> Result<Vec<Vec<(ResourceId, String, bool)>>, StoreError> {
+        let mut out = Vec::with_capacity(members.len());
+        for m in members {
+            out.push(self.groups_of(dir, *m, vis).await?);
+        }
+        Ok(out)
+    }
     /// The source with this slug, in whichever directory it lives.
     async fn source(&self, slug: &str) -> Result<Option<Arc<SourceView>>, StoreError>;
     async fn sources(&self) -> Result<Vec<Arc<SourceView>>, StoreError>;
@@ -119,6 +133,16 @@ impl Inner {
             .copied()
             .unwrap_or(0)
     }
+}
+
+/// The whole state of a memory store: every directory, its chain head, and per partition the
+/// first position not reflected.
+#[derive(Debug, Default)]
+pub struct Folded {
+    pub dirs: BTreeMap<String, Directory>,
+    pub heads: Vec<(String, ChainHead)>,
+    pub next_positions: Vec<u64>,
+    pub fold_errors: u64,
 }
 
 /// Views held in memory, rebuilt from the log at start.
@@ -201,6 +225,23 @@ impl MemoryStore {
     /// written by Roster).
     pub fn fold_errors(&self) -> u64 {
         self.read().fold_errors
+    }
+
+    /// Everything the store folded, taken whole (a rebuild folds in memory, then loads the
+    /// result into PostgreSQL in bulk).
+    pub fn into_folded(self) -> Folded {
+        let inner = self.inner.into_inner().unwrap_or_else(|p| p.into_inner());
+        let heads = inner
+            .dirs
+            .keys()
+            .map(|name| (name.clone(), inner.chain.head(name)))
+            .collect();
+        Folded {
+            dirs: inner.dirs,
+            heads,
+            next_positions: inner.next_positions,
+            fold_errors: inner.fold_errors,
+        }
     }
 
     fn with_dir<T>(&self, dir: &str, f: impl FnOnce(&Directory) -> T) -> Option<T> {

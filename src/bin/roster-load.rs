@@ -91,13 +91,17 @@ enum Cmd {
         members: usize,
     },
     /// Replays a data directory's log into fresh views (in memory, or in PostgreSQL with
-    /// `--postgres-url`, an empty database); prints the time, the rate and the process's
-    /// resident memory afterwards.
+    /// `--postgres-url`); prints the time, the rate and the process's resident memory
+    /// afterwards. In PostgreSQL it runs a rebuild (fold in memory, bulk load, swap), or with
+    /// `--incremental` folds into the active views batch by batch, as a live projector does
+    /// when it catches up.
     Replay {
         #[arg(long)]
         dir: PathBuf,
         #[arg(long)]
         postgres_url: Option<String>,
+        #[arg(long, requires = "postgres_url")]
+        incremental: bool,
     },
 }
 
@@ -215,6 +219,10 @@ fn scim_user(prefix: &str, i: usize) -> Value {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Quiet unless asked (`ROSTER_LOG=info` shows, for example, a rebuild's phases).
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ROSTER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
     match Cli::parse().cmd {
         Cmd::LogAppend {
             dir,
@@ -456,24 +464,39 @@ async fn main() -> anyhow::Result<()> {
             drop(w);
             stopper.stop().await;
         }
-        Cmd::Replay { dir, postgres_url } => {
+        Cmd::Replay {
+            dir,
+            postgres_url,
+            incremental,
+        } => {
             let before = rss_mib();
             let log: Arc<dyn EventLog> =
                 Arc::new(FileLog::open(dir.join("log"), FileLogOptions::default())?);
-            let store: Arc<dyn ProjectionStore> = match postgres_url {
-                None => Arc::new(MemoryStore::new()),
-                Some(url) => Arc::new(
-                    roster_projections::pg::PgStore::open(&roster_projections::pg::PgOptions {
-                        url,
-                        pool_size: 4,
-                        timeout: Duration::from_secs(10),
-                    })
-                    .await?,
-                ),
-            };
+            let options = postgres_url.map(|url| roster_projections::pg::PgOptions {
+                url,
+                pool_size: 4,
+                timeout: Duration::from_secs(10),
+            });
             let started = Instant::now();
-            let pipeline = Pipeline::start(log.clone(), store, None).await?;
-            let entries = pipeline.replayed;
+            // Kept until the memory is measured.
+            let mut store: Option<Arc<dyn ProjectionStore>> = None;
+            let entries = match options {
+                Some(options) if !incremental => {
+                    let progress = roster::rebuild::Rebuilds::default();
+                    roster::rebuild::rebuild(log.clone(), &options, &progress).await?;
+                    progress.status().entries
+                }
+                options => {
+                    let s: Arc<dyn ProjectionStore> = match options {
+                        None => Arc::new(MemoryStore::new()),
+                        Some(options) => {
+                            Arc::new(roster_projections::pg::PgStore::open(&options).await?)
+                        }
+                    };
+                    store = Some(s.clone());
+                    Pipeline::start(log.clone(), s, None).await?.replayed
+                }
+            };
             let elapsed = started.elapsed();
             let events: usize = {
                 let mut n = 0;
@@ -493,6 +516,7 @@ async fn main() -> anyhow::Result<()> {
                 before,
                 rss_mib()
             );
+            drop(store);
         }
     }
     Ok(())

@@ -443,11 +443,36 @@ async fn render_user(
     u: &UserView,
     sel: &Selection,
 ) -> Result<String, ScimError> {
-    let groups = app
-        .store
-        .groups_of(&auth.directory, u.id, auth.vis())
-        .await?;
+    let groups = if sel.returns("groups", schema::USER) {
+        app.store
+            .groups_of(&auth.directory, u.id, auth.vis())
+            .await?
+    } else {
+        Vec::new()
+    };
     Ok(user_json(u, &auth.base, &groups, sel))
+}
+
+/// A page of users as the source sees them, their memberships read in one go.
+async fn render_users(
+    app: &AppState,
+    auth: &SourceAuth,
+    users: &[Arc<UserView>],
+    sel: &Selection,
+) -> Result<Vec<String>, ScimError> {
+    let groups = if sel.returns("groups", schema::USER) {
+        let ids: Vec<ResourceId> = users.iter().map(|u| u.id).collect();
+        app.store
+            .groups_of_each(&auth.directory, &ids, auth.vis())
+            .await?
+    } else {
+        vec![Vec::new(); users.len()]
+    };
+    Ok(users
+        .iter()
+        .zip(groups)
+        .map(|(u, groups)| user_json(u, &auth.base, &groups, sel))
+        .collect())
 }
 
 pub(super) fn group_location(base: &str, g: &GroupView) -> String {
@@ -462,8 +487,45 @@ async fn group_json(
     sel: &Selection,
 ) -> Result<String, ScimError> {
     let members: Vec<_> = g.members.iter().copied().collect();
-    let displays = app.store.member_displays(dir, &members).await?;
-    let list: Vec<Value> = members
+    let displays = if sel.returns("members", schema::GROUP) {
+        app.store.member_displays(dir, &members).await?
+    } else {
+        vec![None; members.len()]
+    };
+    Ok(group_body(g, base, displays, sel))
+}
+
+/// A page of groups, the display names of all their members read in one go.
+async fn groups_json(
+    app: &AppState,
+    dir: &str,
+    groups: &[Arc<GroupView>],
+    base: &str,
+    sel: &Selection,
+) -> Result<Vec<String>, ScimError> {
+    let members: Vec<_> = groups
+        .iter()
+        .flat_map(|g| g.members.iter().copied())
+        .collect();
+    let mut displays = if sel.returns("members", schema::GROUP) {
+        app.store.member_displays(dir, &members).await?
+    } else {
+        vec![None; members.len()]
+    }
+    .into_iter();
+    Ok(groups
+        .iter()
+        .map(|g| {
+            let own = displays.by_ref().take(g.members.len()).collect();
+            group_body(g, base, own, sel)
+        })
+        .collect())
+}
+
+/// A group's JSON, given its members' display names (in member order).
+fn group_body(g: &GroupView, base: &str, displays: Vec<Option<String>>, sel: &Selection) -> String {
+    let list: Vec<Value> = g
+        .members
         .iter()
         .zip(displays)
         .map(|(mem, display)| {
@@ -493,7 +555,7 @@ async fn group_json(
         g.id,
         Value::Array(list)
     );
-    Ok(sel.apply(splice(&head, &g.resource), schema::GROUP))
+    sel.apply(splice(&head, &g.resource), schema::GROUP)
 }
 
 fn list_response(total: usize, start_index: usize, resources: Vec<String>) -> Response {
@@ -607,10 +669,7 @@ async fn search_users(
         .store
         .list_users(&auth.directory, auth.vis(), &q)
         .await?;
-    let mut resources = Vec::with_capacity(page.items.len());
-    for u in &page.items {
-        resources.push(render_user(app, auth, u, &search.selection).await?);
-    }
+    let resources = render_users(app, auth, &page.items, &search.selection).await?;
     Ok(list_response(page.total, q.start_index, resources))
 }
 
@@ -749,10 +808,14 @@ async fn search_groups(
         .store
         .list_groups(&auth.directory, auth.vis(), &q)
         .await?;
-    let mut resources = Vec::with_capacity(page.items.len());
-    for g in &page.items {
-        resources.push(group_json(app, &auth.directory, g, &auth.base, &search.selection).await?);
-    }
+    let resources = groups_json(
+        app,
+        &auth.directory,
+        &page.items,
+        &auth.base,
+        &search.selection,
+    )
+    .await?;
     Ok(list_response(page.total, q.start_index, resources))
 }
 

@@ -212,6 +212,29 @@ impl Selection {
         self.include.is_empty() && self.exclude.is_empty()
     }
 
+    /// Whether the response includes (some of) the top-level attribute `attr` of the core
+    /// schema `core`, so that work to compute it can be skipped when it does not.
+    pub fn returns(&self, attr: &str, core: &str) -> bool {
+        let names = |p: &AttrPath| {
+            p.attr.eq_ignore_ascii_case(attr)
+                && p.schema
+                    .as_deref()
+                    .is_none_or(|s| s.eq_ignore_ascii_case(core))
+        };
+        if !self.include.is_empty()
+            && !self
+                .include
+                .iter()
+                .any(|p| matches!(p, Pick::Attribute(p) if names(p)))
+        {
+            return false;
+        }
+        !self
+            .exclude
+            .iter()
+            .any(|p| matches!(p, Pick::Attribute(p) if names(p) && p.sub.is_none()))
+    }
+
     /// Shapes one rendered resource (JSON text) for `core` (the resource's core schema).
     pub fn apply(&self, rendered: String, core: &str) -> String {
         if self.is_empty() {

@@ -330,3 +330,54 @@ pub async fn assert_pg_views_equal_a_replay(data_dir: &std::path::Path, url: &st
         "the PostgreSQL views differ from a fresh replay of the log"
     );
 }
+
+/// Asserts that each partition of generation `gen` has exactly its parent table's indexes, every
+/// one attached to the parent's (none missing, none built twice), and that no other
+/// generation's tables are left.
+pub async fn assert_generation_indexes(url: &str, gen: i32) {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let rows = client
+        .query(
+            "SELECT c.relname::text, \
+             (SELECT count(*) FROM pg_index WHERE indrelid = p.oid), \
+             (SELECT count(*) FROM pg_index WHERE indrelid = c.oid), \
+             (SELECT count(*) FROM pg_index i JOIN pg_inherits x ON x.inhrelid = i.indexrelid \
+              WHERE i.indrelid = c.oid) \
+             FROM pg_inherits h JOIN pg_class c ON c.oid = h.inhrelid \
+             JOIN pg_class p ON p.oid = h.inhparent WHERE c.relkind = 'r'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let suffix = format!("_g{gen}");
+    let mut partitions = 0;
+    for r in &rows {
+        let name: String = r.get(0);
+        assert!(
+            name.ends_with(&suffix),
+            "{name} is left from another generation"
+        );
+        let (parent, own, attached): (i64, i64, i64) = (r.get(1), r.get(2), r.get(3));
+        assert!(parent > 0, "{name}'s parent has no index");
+        assert_eq!(
+            (own, attached),
+            (parent, parent),
+            "{name}: indexes own/attached/parent"
+        );
+        partitions += 1;
+    }
+    assert_eq!(partitions, 7, "{rows:?}");
+    let detached: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_class WHERE relkind = 'r' AND relname ~ '_g[0-9]+$' \
+             AND NOT relispartition",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(detached, 0, "tables of an unfinished rebuild are left");
+}

@@ -20,7 +20,10 @@
 //! What it does not own: the log, and the decision state of writers (built from
 //! [`ProjectionStore::snapshot`]).
 
+mod bulk;
 pub mod sql;
+
+pub use bulk::LoadCounts;
 
 use crate::directory::Directory;
 use crate::query::{self, ListQuery, Page, Visibility};
@@ -87,10 +90,12 @@ pub struct Swap {
 }
 
 impl Swap {
-    /// Makes `store`'s generation the active one, if it reflects exactly the positions of the
-    /// active generation, then drops the old generation's tables.
+    /// Makes `store`'s generation the active one, if it reflects at least the positions of
+    /// the active generation (so that no reader sees the views go back), then drops the old
+    /// generation's tables. Live folding then goes on in the new generation, skipping what it
+    /// already reflects.
     ///
-    /// Fails (changing nothing) when the positions differ or the database fails.
+    /// Fails (changing nothing) when the new generation is behind or the database fails.
     pub async fn commit(mut self, store: &PgStore) -> Result<i32, StoreError> {
         let Some(generation) = store.generation() else {
             return Err(StoreError::Unavailable("not a rebuild's store".into()));
@@ -109,15 +114,13 @@ impl Swap {
         let built: HashMap<u32, u64> = rows
             .iter()
             .map(|r| (r.get::<_, i32>(0) as u32, r.get::<_, i64>(1) as u64))
-            .filter(|(_, n)| *n > 0)
             .collect();
-        let wanted: HashMap<u32, u64> = self
+        let behind = self
             .targets
             .iter()
-            .filter(|(_, n)| **n > 0)
-            .map(|(p, n)| (*p, *n))
-            .collect();
-        if built != wanted {
+            .any(|(p, n)| built.get(p).copied().unwrap_or(0) < *n);
+        if behind {
+            let wanted = &self.targets;
             return Err(StoreError::Unavailable(format!(
                 "the rebuilt views are at {built:?}, the active ones at {wanted:?}"
             )));
@@ -278,6 +281,52 @@ fn to_json<T: serde::Serialize>(v: &T) -> String {
 fn pick<T: Clone>(v: &[T], idx: &[usize]) -> Vec<T> {
     idx.iter().map(|&i| v[i].clone()).collect()
 }
+
+/// The columns a COPY of users writes, and their types.
+const USER_COPY: (&str, [Type; 16]) = (
+    "(gen, directory, id, owner, user_name, user_name_ci, display_name, display_name_ci, \
+     external_id, resource, password_hash, version, created_ns, modified_ns, created_ms, \
+     modified_ms)",
+    [
+        Type::INT4,
+        Type::TEXT,
+        Type::UUID,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::INT8,
+        Type::INT8,
+        Type::INT8,
+        Type::INT8,
+        Type::INT8,
+    ],
+);
+
+/// The columns a COPY of groups writes, and their types.
+const GROUP_COPY: (&str, [Type; 13]) = (
+    "(gen, directory, id, owner, display_name, display_name_ci, external_id, resource, \
+     version, created_ns, modified_ns, created_ms, modified_ms)",
+    [
+        Type::INT4,
+        Type::TEXT,
+        Type::UUID,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::INT8,
+        Type::INT8,
+        Type::INT8,
+        Type::INT8,
+        Type::INT8,
+    ],
+);
 
 /// Statements a connection caches before filter-shaped queries stop being prepared.
 const STATEMENT_CACHE_LIMIT: usize = 256;
@@ -603,7 +652,9 @@ impl PgStore {
 
     /// A store that folds into a new generation, for a rebuild: takes the rebuild lock (one
     /// rebuild at a time, across processes), drops what a crashed rebuild left, and creates
-    /// the new generation's partitions. The active generation keeps serving meanwhile.
+    /// the new generation's tables, empty and not yet attached: [`PgStore::load_folded`]
+    /// fills and attaches them, and only then does the store fold and read. The active
+    /// generation keeps serving meanwhile.
     ///
     /// Fails when the database cannot be reached or another rebuild holds the lock.
     pub async fn building(opts: &PgOptions) -> Result<(PgStore, RebuildLock), StoreError> {
@@ -635,8 +686,11 @@ impl PgStore {
         }
         let generation = active.max(stale.unwrap_or(0)) + 1;
         setup.track(
-            tx.execute("SELECT roster_create_generation($1)", &[&generation])
-                .await,
+            tx.execute(
+                "SELECT roster_create_detached_generation($1)",
+                &[&generation],
+            )
+            .await,
         )?;
         setup.track(
             tx.execute("UPDATE roster_generation SET building = $1", &[&generation])
@@ -1027,35 +1081,9 @@ impl PgStore {
         if u.new.iter().any(|n| *n) {
             // New rows (the bulk of a rebuild) go in with COPY, several times faster than
             // INSERT; they cannot conflict (the batch's load showed they do not exist).
-            let sink = self.track(
-                tx.copy_in(
-                    "COPY users (gen, directory, id, owner, user_name, user_name_ci, \
-                     display_name, display_name_ci, external_id, resource, password_hash, \
-                     version, created_ns, modified_ns, created_ms, modified_ms) \
-                     FROM STDIN BINARY",
-                )
-                .await,
-            )?;
-            let t = Type::TEXT;
-            let i = Type::INT8;
-            let types = [
-                Type::INT4,
-                t.clone(),
-                Type::UUID,
-                t.clone(),
-                t.clone(),
-                t.clone(),
-                t.clone(),
-                t.clone(),
-                t.clone(),
-                t.clone(),
-                t.clone(),
-                i.clone(),
-                i.clone(),
-                i.clone(),
-                i.clone(),
-                i,
-            ];
+            let sql = format!("COPY users {} FROM STDIN BINARY", USER_COPY.0);
+            let sink = self.track(tx.copy_in(&sql).await)?;
+            let types = USER_COPY.1;
             let writer = BinaryCopyInWriter::new(sink, &types);
             let mut writer = std::pin::pin!(writer);
             for k in (0..u.id.len()).filter(|&k| u.new[k]) {
@@ -1713,34 +1741,52 @@ impl ProjectionStore for PgStore {
         member: ResourceId,
         vis: Visibility<'_>,
     ) -> Result<Vec<(ResourceId, String, bool)>, StoreError> {
+        let mut each = self.groups_of_each(dir, &[member], vis).await?;
+        Ok(each.pop().unwrap_or_default())
+    }
+
+    async fn groups_of_each(
+        &self,
+        dir: &str,
+        members: &[ResourceId],
+        vis: Visibility<'_>,
+    ) -> Result<Vec<Vec<(ResourceId, String, bool)>>, StoreError> {
+        if members.is_empty() {
+            return Ok(Vec::new());
+        }
         let client = self.client().await?;
-        // RFC 7643 §4.1.2: direct groups, then the groups those are members of, and so on;
-        // UNION (not UNION ALL) makes cycles harmless: a group appears at most twice, once
-        // reached directly and once through another group.
+        // RFC 7643 §4.1.2: direct groups, then the groups those are members of, and so on,
+        // for every member at once; UNION (not UNION ALL) makes cycles harmless: a group
+        // appears at most twice per member, once reached directly and once through another.
         let sql = format!(
-            "WITH RECURSIVE up(group_id, direct) AS ( \
-               SELECT group_id, true FROM group_members WHERE gen = {gen} AND directory = $1 \
-                 AND member_id = $2 \
+            "WITH RECURSIVE up(member, group_id, direct) AS ( \
+               SELECT member_id, group_id, true FROM group_members WHERE gen = {gen} \
+                 AND directory = $1 AND member_id = ANY($2) \
                UNION \
-               SELECT m.group_id, false FROM group_members m JOIN up ON m.member_id = up.group_id \
-                 WHERE m.gen = {gen} AND m.directory = $1) \
-             SELECT g.id, g.display_name, g.owner, bool_or(up.direct) \
+               SELECT up.member, m.group_id, false FROM group_members m \
+                 JOIN up ON m.member_id = up.group_id WHERE m.gen = {gen} AND m.directory = $1) \
+             SELECT up.member, g.id, g.display_name, g.owner, bool_or(up.direct) \
              FROM up JOIN groups g ON g.gen = {gen} AND g.directory = $1 AND g.id = up.group_id \
-             GROUP BY g.id, g.display_name, g.owner ORDER BY g.id",
+             GROUP BY up.member, g.id, g.display_name, g.owner ORDER BY up.member, g.id",
             gen = self.gen_sql()
         );
-        let rows = self.query(&client, &sql, &[&dir, &member.0]).await?;
-        Ok(rows
+        let ids: Vec<Uuid> = members.iter().map(|m| m.0).collect();
+        let rows = self.query(&client, &sql, &[&dir, &ids]).await?;
+        let mut by_member: HashMap<Uuid, Vec<(ResourceId, String, bool)>> = HashMap::new();
+        for r in rows
             .iter()
-            .filter(|r| vis.admits(&r.get::<_, Option<String>>(2)))
-            .map(|r| {
-                let name: Option<String> = r.get(1);
-                (
-                    ResourceId(r.get::<_, Uuid>(0)),
-                    name.unwrap_or_default(),
-                    r.get(3),
-                )
-            })
+            .filter(|r| vis.admits(&r.get::<_, Option<String>>(3)))
+        {
+            let name: Option<String> = r.get(2);
+            by_member.entry(r.get(0)).or_default().push((
+                ResourceId(r.get::<_, Uuid>(1)),
+                name.unwrap_or_default(),
+                r.get(4),
+            ));
+        }
+        Ok(ids
+            .iter()
+            .map(|id| by_member.get(id).cloned().unwrap_or_default())
             .collect())
     }
 
