@@ -48,27 +48,27 @@ const INDEXES: &[Index] = &[
     Index {
         table: "users",
         primary: false,
-        columns: "(directory, user_name_ci COLLATE \"C\")",
+        columns: "(user_name_ci COLLATE \"C\", directory)",
     },
     Index {
         table: "users",
         primary: false,
-        columns: "(directory, external_id COLLATE \"C\")",
+        columns: "(external_id COLLATE \"C\", directory)",
     },
     Index {
         table: "users",
         primary: false,
-        columns: "(directory, display_name_ci COLLATE \"C\")",
+        columns: "(display_name_ci COLLATE \"C\", directory)",
     },
     Index {
         table: "users",
         primary: false,
-        columns: "(directory, owner, id)",
+        columns: "(owner, directory, id)",
     },
     Index {
         table: "users",
         primary: false,
-        columns: "(directory, modified_ms)",
+        columns: "(modified_ms, directory)",
     },
     Index {
         table: "user_emails",
@@ -78,7 +78,7 @@ const INDEXES: &[Index] = &[
     Index {
         table: "user_emails",
         primary: false,
-        columns: "(directory, value_ci COLLATE \"C\")",
+        columns: "(value_ci COLLATE \"C\", directory)",
     },
     Index {
         table: "group_members",
@@ -88,7 +88,7 @@ const INDEXES: &[Index] = &[
     Index {
         table: "group_members",
         primary: false,
-        columns: "(directory, member_id)",
+        columns: "(member_id, directory)",
     },
     Index {
         table: "groups",
@@ -98,17 +98,17 @@ const INDEXES: &[Index] = &[
     Index {
         table: "groups",
         primary: false,
-        columns: "(directory, display_name_ci COLLATE \"C\")",
+        columns: "(display_name_ci COLLATE \"C\", directory)",
     },
     Index {
         table: "groups",
         primary: false,
-        columns: "(directory, external_id COLLATE \"C\")",
+        columns: "(external_id COLLATE \"C\", directory)",
     },
     Index {
         table: "groups",
         primary: false,
-        columns: "(directory, owner, id)",
+        columns: "(owner, directory, id)",
     },
     Index {
         table: "sources",
