@@ -14,5 +14,6 @@ pub mod http;
 pub mod log;
 pub mod metrics;
 pub mod patch;
+pub mod provider;
 pub mod rebuild;
 pub mod writer;
