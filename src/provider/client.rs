@@ -1,0 +1,426 @@
+//! The HTTP side of a provider: authentication (static bearer token, HTTP basic, OAuth2
+//! client credentials or password grant, the token cached until it expires), the remote's
+//! capabilities (its ServiceProviderConfig, cached for an hour), and sending a request with
+//! retries. Credentials never appear in logs or `Debug` output.
+
+use super::compat::{Capabilities, Mode};
+use super::plan::Request;
+use super::retry::{retryable, wait_after, Backoff};
+use crate::auth::Secret;
+use reqwest::{header, StatusCode, Url};
+use serde_json::Value;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a fetched ServiceProviderConfig is trusted.
+pub const CAPABILITIES_TTL: Duration = Duration::from_secs(3600);
+
+/// A token is renewed this long before the expiry its endpoint announced.
+const TOKEN_MARGIN: Duration = Duration::from_secs(30);
+
+/// How the provider proves who it is to the remote.
+#[derive(Clone, Debug)]
+pub enum Auth {
+    Bearer(Secret),
+    Basic {
+        username: String,
+        password: Secret,
+    },
+    OAuth2 {
+        token_url: Url,
+        client_id: String,
+        client_secret: Secret,
+        grant: Grant,
+        /// Sent with every token request besides the grant's own parameters (a `scope`, an
+        /// `audience`, a `resource`...).
+        extra: Vec<(String, String)>,
+    },
+}
+
+/// The OAuth2 grant a provider uses (RFC 6749 §4.4 and §4.3).
+#[derive(Clone, Debug)]
+pub enum Grant {
+    ClientCredentials,
+    Password { username: String, password: Secret },
+}
+
+/// Why a request did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    /// The remote answered with an error; `detail` is its SCIM error detail (or the start of
+    /// the body).
+    #[error("{status}: {detail}")]
+    Status { status: StatusCode, detail: String },
+    /// No answer: connection refused, reset, timed out.
+    #[error("transport: {0}")]
+    Transport(String),
+    /// The token endpoint refused or failed.
+    #[error("token request: {0}")]
+    Token(String),
+}
+
+impl RemoteError {
+    /// Whether trying again later may succeed.
+    pub fn retryable(&self) -> bool {
+        match self {
+            RemoteError::Status { status, .. } => retryable(*status),
+            RemoteError::Transport(_) | RemoteError::Token(_) => true,
+        }
+    }
+}
+
+/// A successful answer.
+#[derive(Clone, Debug)]
+pub struct Response {
+    pub status: StatusCode,
+    pub body: Option<Value>,
+}
+
+/// One request as sent, for the provider's recent-requests log.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sent {
+    pub method: String,
+    pub path: String,
+    /// None when no answer came.
+    pub status: Option<u16>,
+    pub duration: Duration,
+}
+
+/// Waits between attempts; the real one sleeps, tests record instead.
+pub type Sleeper = Arc<
+    dyn Fn(Duration) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// A remote SCIM server as one provider talks to it.
+pub struct Remote {
+    http: reqwest::Client,
+    base: Url,
+    auth: Auth,
+    mode: Mode,
+    backoff: Backoff,
+    /// Attempts per request, the first included.
+    attempts: u32,
+    sleeper: Sleeper,
+    token: tokio::sync::Mutex<Option<(Secret, Instant)>>,
+    capabilities: Mutex<Option<(Capabilities, Instant)>>,
+    recent: Mutex<std::collections::VecDeque<Sent>>,
+}
+
+/// How many sent requests [`Remote::recent`] keeps.
+const RECENT: usize = 100;
+
+fn detail(status: StatusCode, text: &str) -> String {
+    let from_scim = serde_json::from_str::<Value>(text)
+        .ok()
+        .and_then(|v| v.get("detail").and_then(Value::as_str).map(str::to_owned));
+    from_scim.unwrap_or_else(|| {
+        let t: String = text.chars().take(200).collect();
+        if t.is_empty() {
+            status.canonical_reason().unwrap_or("error").to_owned()
+        } else {
+            t
+        }
+    })
+}
+
+impl Remote {
+    /// A remote at `base` (its SCIM base URL). `timeout` bounds each attempt.
+    ///
+    /// Fails only if the HTTP client cannot be built (no TLS backend).
+    pub fn new(base: Url, auth: Auth, mode: Mode, timeout: Duration) -> Result<Remote, String> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .user_agent(concat!("roster/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Remote {
+            http,
+            base,
+            auth,
+            mode,
+            backoff: Backoff::default(),
+            attempts: 5,
+            sleeper: Arc::new(|d| Box::pin(tokio::time::sleep(d))),
+            token: tokio::sync::Mutex::new(None),
+            capabilities: Mutex::new(None),
+            recent: Mutex::new(std::collections::VecDeque::new()),
+        })
+    }
+
+    /// Replaces how attempts are spaced and waited for (tests).
+    pub fn with_retries(mut self, attempts: u32, backoff: Backoff, sleeper: Sleeper) -> Remote {
+        self.attempts = attempts.max(1);
+        self.backoff = backoff;
+        self.sleeper = sleeper;
+        self
+    }
+
+    /// The requests sent lately, oldest first.
+    pub fn recent(&self) -> Vec<Sent> {
+        self.recent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    fn record(&self, sent: Sent) {
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        if recent.len() == RECENT {
+            recent.pop_front();
+        }
+        recent.push_back(sent);
+    }
+
+    /// Forgets the cached capabilities and token (the provider's configuration changed).
+    pub async fn invalidate(&self) {
+        *self.capabilities.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *self.token.lock().await = None;
+    }
+
+    /// What the remote supports, as the compatibility mode sees it: its ServiceProviderConfig
+    /// fetched at most once an hour. A remote whose configuration cannot be read is assumed
+    /// to support nothing optional (and asked again next time).
+    pub async fn capabilities(&self) -> Capabilities {
+        if let Some((c, at)) = *self.capabilities.lock().unwrap_or_else(|p| p.into_inner()) {
+            if at.elapsed() < CAPABILITIES_TTL {
+                return c;
+            }
+        }
+        let path = self
+            .mode
+            .service_provider_config_path()
+            .trim_start_matches('/');
+        let request = Request {
+            method: reqwest::Method::GET,
+            path: vec![path.to_owned()],
+            query: Vec::new(),
+            body: None,
+        };
+        match self.send(&request).await {
+            Ok(Response {
+                body: Some(config), ..
+            }) => {
+                let c = self
+                    .mode
+                    .effective(Capabilities::from_service_provider_config(&config));
+                *self.capabilities.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some((c, Instant::now()));
+                c
+            }
+            Ok(_) | Err(_) => {
+                tracing::warn!(base = %self.base, "the remote's ServiceProviderConfig is unreadable; assuming no optional features");
+                self.mode.effective(Capabilities::default())
+            }
+        }
+    }
+
+    /// Sends `request`, retrying what is worth retrying (honouring `Retry-After` on 429 and
+    /// 503), up to the configured number of attempts.
+    ///
+    /// Fails with the last error when every attempt failed or the remote refused the request.
+    pub async fn send(&self, request: &Request) -> Result<Response, RemoteError> {
+        let mut attempt = 1;
+        loop {
+            let (result, retry_after) = self.send_once(request).await;
+            let err = match result {
+                Ok(r) => return Ok(r),
+                Err(e) => e,
+            };
+            if !err.retryable() || attempt >= self.attempts {
+                return Err(err);
+            }
+            let wait = match &err {
+                RemoteError::Status { status, .. } => wait_after(
+                    *status,
+                    retry_after.as_deref(),
+                    attempt,
+                    &self.backoff,
+                    chrono::Utc::now(),
+                    &mut rand::rng(),
+                ),
+                _ => self.backoff.delay(attempt, &mut rand::rng()),
+            };
+            tracing::info!(error = %err, attempt, wait_ms = wait.as_millis() as u64, "remote request failed; retrying");
+            (self.sleeper)(wait).await;
+            attempt += 1;
+        }
+    }
+
+    /// One attempt; also returns the `Retry-After` header of an error answer.
+    async fn send_once(
+        &self,
+        request: &Request,
+    ) -> (Result<Response, RemoteError>, Option<String>) {
+        let started = Instant::now();
+        let url = request.url(&self.base);
+        let mut renewed = false;
+        loop {
+            let mut builder = self
+                .http
+                .request(request.method.clone(), url.clone())
+                .header(header::ACCEPT, "application/scim+json, application/json");
+            if let Some(body) = &request.body {
+                builder = builder
+                    .header(header::CONTENT_TYPE, "application/scim+json")
+                    .body(body.to_string());
+            }
+            builder = match self.authorize(builder).await {
+                Ok(b) => b,
+                Err(e) => return (Err(e), None),
+            };
+            let answer = builder.send().await;
+            let sent = |status: Option<u16>| Sent {
+                method: request.method.to_string(),
+                path: url.path().to_owned(),
+                status,
+                duration: started.elapsed(),
+            };
+            let response = match answer {
+                Ok(r) => r,
+                Err(e) => {
+                    self.record(sent(None));
+                    return (
+                        Err(RemoteError::Transport(e.without_url().to_string())),
+                        None,
+                    );
+                }
+            };
+            let status = response.status();
+            self.record(sent(Some(status.as_u16())));
+            // An OAuth2 token the remote no longer accepts: renew it once.
+            if status == StatusCode::UNAUTHORIZED
+                && matches!(self.auth, Auth::OAuth2 { .. })
+                && !renewed
+            {
+                *self.token.lock().await = None;
+                renewed = true;
+                continue;
+            }
+            let retry_after = response
+                .headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let text = match response.text().await {
+                Ok(t) => t,
+                Err(e) => {
+                    return (
+                        Err(RemoteError::Transport(e.without_url().to_string())),
+                        None,
+                    )
+                }
+            };
+            if !status.is_success() {
+                let detail = detail(status, &text);
+                return (Err(RemoteError::Status { status, detail }), retry_after);
+            }
+            let body = if text.trim().is_empty() {
+                None
+            } else {
+                match serde_json::from_str(&text) {
+                    Ok(v) => Some(v),
+                    Err(e) => {
+                        return (
+                            Err(RemoteError::Status {
+                                status: StatusCode::BAD_GATEWAY,
+                                detail: format!(
+                                    "the remote answered {status} with invalid JSON: {e}"
+                                ),
+                            }),
+                            None,
+                        )
+                    }
+                }
+            };
+            return (Ok(Response { status, body }), None);
+        }
+    }
+
+    async fn authorize(
+        &self,
+        builder: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder, RemoteError> {
+        Ok(match &self.auth {
+            Auth::Bearer(token) => builder.bearer_auth(token.expose()),
+            Auth::Basic { username, password } => {
+                builder.basic_auth(username, Some(password.expose()))
+            }
+            Auth::OAuth2 { .. } => builder.bearer_auth(self.oauth_token().await?.expose()),
+        })
+    }
+
+    /// The cached OAuth2 access token, or a new one from the token endpoint.
+    async fn oauth_token(&self) -> Result<Secret, RemoteError> {
+        let Auth::OAuth2 {
+            token_url,
+            client_id,
+            client_secret,
+            grant,
+            extra,
+        } = &self.auth
+        else {
+            return Err(RemoteError::Token("not an OAuth2 provider".into()));
+        };
+        let mut cached = self.token.lock().await;
+        if let Some((token, until)) = cached.as_ref() {
+            if Instant::now() < *until {
+                return Ok(token.clone());
+            }
+        }
+        let mut form: Vec<(&str, &str)> = Vec::new();
+        match grant {
+            Grant::ClientCredentials => form.push(("grant_type", "client_credentials")),
+            Grant::Password { username, password } => {
+                form.push(("grant_type", "password"));
+                form.push(("username", username));
+                form.push(("password", password.expose()));
+            }
+        }
+        form.extend(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let body = reqwest::Url::parse_with_params("form:", &form)
+            .ok()
+            .and_then(|u| u.query().map(str::to_owned))
+            .unwrap_or_default();
+        let answer = self
+            .http
+            .post(token_url.clone())
+            .basic_auth(client_id, Some(client_secret.expose()))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::ACCEPT, "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| RemoteError::Token(e.without_url().to_string()))?;
+        let status = answer.status();
+        let text = answer
+            .text()
+            .await
+            .map_err(|e| RemoteError::Token(e.without_url().to_string()))?;
+        if !status.is_success() {
+            // RFC 6749 §5.2: `error` and maybe `error_description`; never echo anything else.
+            let why = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned))
+                .unwrap_or_default();
+            return Err(RemoteError::Token(format!("{status} {why}")));
+        }
+        let v: Value = serde_json::from_str(&text)
+            .map_err(|_| RemoteError::Token("the token endpoint answered invalid JSON".into()))?;
+        let token = v
+            .get("access_token")
+            .and_then(Value::as_str)
+            .ok_or_else(|| RemoteError::Token("no access_token in the answer".into()))?;
+        let lifetime = v
+            .get("expires_in")
+            .and_then(Value::as_u64)
+            .map_or(Duration::from_secs(3600), Duration::from_secs);
+        let until = Instant::now() + lifetime.saturating_sub(TOKEN_MARGIN);
+        let token = Secret::new(token);
+        *cached = Some((token.clone(), until));
+        Ok(token)
+    }
+}

@@ -1,0 +1,340 @@
+//! The outbound SCIM client against a recording server: authentication headers, OAuth2
+//! tokens cached and renewed, retries honouring Retry-After (on a recording sleeper instead
+//! of the clock), errors that are not retried, and the cached ServiceProviderConfig.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use roster::auth::Secret;
+use roster::provider::client::{Auth, Grant, Remote, RemoteError, Sleeper};
+use roster::provider::compat::Mode;
+use roster::provider::plan::{self, Kind};
+use roster::provider::retry::Backoff;
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+struct Seen {
+    method: String,
+    path: String,
+    query: Option<String>,
+    authorization: Option<String>,
+    content_type: Option<String>,
+    body: String,
+}
+
+/// A scripted answer: status, headers, body.
+type Scripted = (u16, Vec<(&'static str, String)>, String);
+
+/// Answers scripted responses in order (then 200 `{}`), and the token endpoint `/token`.
+#[derive(Clone, Default)]
+struct Recorder {
+    seen: Arc<Mutex<Vec<Seen>>>,
+    script: Arc<Mutex<VecDeque<Scripted>>>,
+    tokens: Arc<Mutex<u32>>,
+}
+
+async fn handle(
+    State(r): State<Recorder>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let h = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    r.seen.lock().unwrap().push(Seen {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+        query: uri.query().map(str::to_owned),
+        authorization: h("authorization"),
+        content_type: h("content-type"),
+        body: String::from_utf8_lossy(&body).into_owned(),
+    });
+    if uri.path() == "/token" {
+        let mut n = r.tokens.lock().unwrap();
+        *n += 1;
+        return axum::Json(
+            json!({"access_token": format!("t{n}"), "token_type": "Bearer", "expires_in": 3600}),
+        )
+        .into_response();
+    }
+    let next = r.script.lock().unwrap().pop_front();
+    let (status, headers, body) = next.unwrap_or((200, vec![], "{}".into()));
+    let mut response = (StatusCode::from_u16(status).unwrap(), body).into_response();
+    for (k, v) in headers {
+        response.headers_mut().insert(k, v.parse().unwrap());
+    }
+    response
+}
+
+async fn recorder() -> (Recorder, String) {
+    let r = Recorder::default();
+    let app = axum::Router::new().fallback(handle).with_state(r.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (r, format!("http://{addr}"))
+}
+
+fn recording_sleeper() -> (Sleeper, Arc<Mutex<Vec<Duration>>>) {
+    let waits = Arc::new(Mutex::new(Vec::new()));
+    let w = waits.clone();
+    let sleeper: Sleeper = Arc::new(move |d| {
+        w.lock().unwrap().push(d);
+        Box::pin(async {})
+    });
+    (sleeper, waits)
+}
+
+fn remote(base: &str, auth: Auth, mode: Mode) -> (Remote, Arc<Mutex<Vec<Duration>>>) {
+    let (sleeper, waits) = recording_sleeper();
+    let backoff = Backoff {
+        base: Duration::from_millis(100),
+        cap: Duration::from_secs(1),
+    };
+    let r = Remote::new(
+        format!("{base}/scim/v2").parse().unwrap(),
+        auth,
+        mode,
+        Duration::from_secs(10),
+    )
+    .unwrap()
+    .with_retries(4, backoff, sleeper);
+    (r, waits)
+}
+
+#[tokio::test]
+async fn requests_carry_their_authentication_and_body() {
+    let (rec, base) = recorder().await;
+    let (bearer, _) = remote(&base, Auth::Bearer(Secret::new("s3cret")), Mode::Default);
+    let doc = json!({"userName": "alice"});
+    bearer
+        .send(&plan::create(Kind::User, doc.clone()))
+        .await
+        .unwrap();
+    let (basic, _) = remote(
+        &base,
+        Auth::Basic {
+            username: "roster".into(),
+            password: Secret::new("pw"),
+        },
+        Mode::Default,
+    );
+    basic.send(&plan::delete(Kind::Group, "g 1")).await.unwrap();
+    let seen = rec.seen.lock().unwrap().clone();
+    assert_eq!(seen[0].method, "POST");
+    assert_eq!(seen[0].path, "/scim/v2/Users");
+    assert_eq!(seen[0].authorization.as_deref(), Some("Bearer s3cret"));
+    assert_eq!(
+        seen[0].content_type.as_deref(),
+        Some("application/scim+json")
+    );
+    assert_eq!(serde_json::from_str::<Value>(&seen[0].body).unwrap(), doc);
+    assert_eq!(seen[1].method, "DELETE");
+    assert_eq!(seen[1].path, "/scim/v2/Groups/g%201");
+    // base64("roster:pw")
+    assert_eq!(seen[1].authorization.as_deref(), Some("Basic cm9zdGVyOnB3"));
+    let recent = basic.recent();
+    assert_eq!(recent.len(), 1);
+    assert_eq!(
+        (
+            recent[0].method.as_str(),
+            recent[0].path.as_str(),
+            recent[0].status
+        ),
+        ("DELETE", "/scim/v2/Groups/g%201", Some(200))
+    );
+    // No secret in Debug output.
+    let debug = format!(
+        "{:?} {:?}",
+        Auth::Bearer(Secret::new("s3cret")),
+        Auth::Basic {
+            username: "roster".into(),
+            password: Secret::new("pw")
+        }
+    );
+    assert!(
+        !debug.contains("s3cret") && !debug.contains("\"pw\""),
+        "{debug}"
+    );
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_and_refusals_are_not_retried() {
+    let (rec, base) = recorder().await;
+    let (r, waits) = remote(&base, Auth::Bearer(Secret::new("t")), Mode::Default);
+    rec.script.lock().unwrap().extend([
+        (429, vec![("retry-after", "7".to_owned())], String::new()),
+        (503, vec![], String::new()),
+        (201, vec![], r#"{"id":"r1"}"#.to_owned()),
+    ]);
+    let ok = r
+        .send(&plan::create(Kind::User, json!({"userName": "a"})))
+        .await
+        .unwrap();
+    assert_eq!(ok.status.as_u16(), 201);
+    assert_eq!(ok.body.unwrap()["id"], "r1");
+    let w = waits.lock().unwrap().clone();
+    assert_eq!(w.len(), 2);
+    assert_eq!(w[0], Duration::from_secs(7), "Retry-After on 429");
+    assert!(
+        w[1] <= Duration::from_millis(200),
+        "backoff for attempt 2: {:?}",
+        w[1]
+    );
+    assert_eq!(rec.seen.lock().unwrap().len(), 3);
+
+    // A refusal is final, with the remote's SCIM detail.
+    rec.script.lock().unwrap().push_back((
+        400,
+        vec![],
+        json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "400", "scimType": "invalidValue", "detail": "userName is required"}).to_string(),
+    ));
+    let err = r
+        .send(&plan::create(Kind::User, json!({})))
+        .await
+        .unwrap_err();
+    match &err {
+        RemoteError::Status { status, detail } => {
+            assert_eq!(status.as_u16(), 400);
+            assert_eq!(detail, "userName is required");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!err.retryable());
+    assert_eq!(waits.lock().unwrap().len(), 2, "no retry after a 400");
+
+    // Attempts run out: the last error, after attempts - 1 waits.
+    rec.script
+        .lock()
+        .unwrap()
+        .extend((0..4).map(|_| (502, vec![], "bad gateway".to_owned())));
+    let err = r.send(&plan::delete(Kind::User, "x")).await.unwrap_err();
+    assert!(matches!(err, RemoteError::Status { status, .. } if status.as_u16() == 502));
+    assert_eq!(waits.lock().unwrap().len(), 5);
+}
+
+#[tokio::test]
+async fn oauth2_tokens_are_cached_and_renewed_when_refused() {
+    let (rec, base) = recorder().await;
+    let auth = Auth::OAuth2 {
+        token_url: format!("{base}/token").parse().unwrap(),
+        client_id: "client".into(),
+        client_secret: Secret::new("csecret"),
+        grant: Grant::Password {
+            username: "svc".into(),
+            password: Secret::new("p&w"),
+        },
+        extra: vec![("audience".into(), "https://remote.example".into())],
+    };
+    let (r, _) = remote(&base, auth, Mode::Default);
+    for _ in 0..3 {
+        r.send(&plan::find(Kind::User, "a")).await.unwrap();
+    }
+    assert_eq!(
+        *rec.tokens.lock().unwrap(),
+        1,
+        "one token for three requests"
+    );
+    // The remote stops accepting the token: a new one, and the request again.
+    rec.script
+        .lock()
+        .unwrap()
+        .push_back((401, vec![], String::new()));
+    r.send(&plan::find(Kind::User, "b")).await.unwrap();
+    assert_eq!(*rec.tokens.lock().unwrap(), 2);
+    let seen = rec.seen.lock().unwrap().clone();
+    let token_requests: Vec<&Seen> = seen.iter().filter(|s| s.path == "/token").collect();
+    let form: Vec<(String, String)> =
+        reqwest::Url::parse(&format!("x:?{}", token_requests[0].body))
+            .unwrap()
+            .query_pairs()
+            .into_owned()
+            .collect();
+    assert_eq!(
+        form,
+        [
+            ("grant_type".to_owned(), "password".to_owned()),
+            ("username".to_owned(), "svc".to_owned()),
+            ("password".to_owned(), "p&w".to_owned()),
+            ("audience".to_owned(), "https://remote.example".to_owned()),
+        ]
+    );
+    // base64("client:csecret")
+    assert_eq!(
+        token_requests[0].authorization.as_deref(),
+        Some("Basic Y2xpZW50OmNzZWNyZXQ=")
+    );
+    let scim: Vec<&Seen> = seen.iter().filter(|s| s.path != "/token").collect();
+    assert_eq!(scim[0].authorization.as_deref(), Some("Bearer t1"));
+    assert_eq!(
+        scim.last().unwrap().authorization.as_deref(),
+        Some("Bearer t2")
+    );
+    assert_eq!(scim[0].query.as_deref(), Some("filter=userName+eq+%22a%22"));
+}
+
+#[tokio::test]
+async fn the_service_provider_config_is_fetched_once_and_refetched_after_a_change() {
+    let (rec, base) = recorder().await;
+    let config = json!({
+        "patch": {"supported": true},
+        "filter": {"supported": true, "maxResults": 100},
+        "bulk": {"supported": true, "maxOperations": 10, "maxPayloadSize": 1000}
+    })
+    .to_string();
+    rec.script
+        .lock()
+        .unwrap()
+        .push_back((200, vec![], config.clone()));
+    let (sf, _) = remote(&base, Auth::Bearer(Secret::new("t")), Mode::Salesforce);
+    let c = sf.capabilities().await;
+    assert!(c.patch && c.filter && c.bulk.is_some());
+    assert_eq!(sf.capabilities().await, c);
+    {
+        let seen = rec.seen.lock().unwrap();
+        assert_eq!(seen.len(), 1, "cached");
+        assert_eq!(seen[0].path, "/scim/v2/ServiceProviderConfigs");
+    }
+    sf.invalidate().await;
+    rec.script.lock().unwrap().push_back((200, vec![], config));
+    sf.capabilities().await;
+    assert_eq!(
+        rec.seen.lock().unwrap().len(),
+        2,
+        "fetched again after a change"
+    );
+
+    // AWS: whatever the remote says, no PATCH and no bulk.
+    rec.script.lock().unwrap().push_back((
+        200,
+        vec![],
+        json!({"patch": {"supported": true}, "bulk": {"supported": true, "maxOperations": 5}})
+            .to_string(),
+    ));
+    let (aws, _) = remote(&base, Auth::Bearer(Secret::new("t")), Mode::Aws);
+    let c = aws.capabilities().await;
+    assert!(!c.patch && c.bulk.is_none());
+    assert_eq!(
+        rec.seen.lock().unwrap()[2].path,
+        "/scim/v2/ServiceProviderConfig"
+    );
+
+    // Unreadable: nothing optional, and asked again next time.
+    rec.script
+        .lock()
+        .unwrap()
+        .push_back((404, vec![], String::new()));
+    let (plain, _) = remote(&base, Auth::Bearer(Secret::new("t")), Mode::Default);
+    assert!(!plain.capabilities().await.patch);
+    plain.capabilities().await;
+    assert_eq!(rec.seen.lock().unwrap().len(), 5);
+}
