@@ -1,11 +1,16 @@
-//! Outbound SCIM providers (issue 6), being built. What is here is the pure part of turning
-//! changes into requests to a remote RFC 7644 server, with the vendors' quirks: the remote's
-//! capabilities and the compatibility modes ([`compat`]), the requests themselves ([`plan`]),
-//! when to try again ([`retry`]), the default mapping of users and groups to remote documents ([`mapping`], with the
-//! seam for configurable mappings), and the HTTP side ([`client`]: authentication with cached
-//! OAuth2 tokens, the cached ServiceProviderConfig, retries, a log of recent requests). The
-//! per-provider consumers, their state, full resync and the admin API come next; nothing uses
-//! this module yet.
+//! Outbound SCIM providers (issue 6), being built. What is here turns changes into requests
+//! to a remote RFC 7644 server, with the vendors' quirks:
+//!
+//! - [`compat`]: the remote's capabilities and the compatibility modes;
+//! - [`plan`]: the requests themselves;
+//! - [`retry`]: when to try again;
+//! - [`mapping`]: the default mapping of users and groups to remote documents, and the seam
+//!   for configurable mappings;
+//! - [`client`]: the HTTP side (authentication with cached OAuth2 tokens, the cached
+//!   ServiceProviderConfig, retries, a log of recent requests).
+//!
+//! The per-provider consumers, their state, full resync and the admin API come next; nothing
+//! uses this module yet.
 
 pub mod client;
 pub mod compat;
