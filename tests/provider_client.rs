@@ -338,3 +338,259 @@ async fn the_service_provider_config_is_fetched_once_and_refetched_after_a_chang
     plain.capabilities().await;
     assert_eq!(rec.seen.lock().unwrap().len(), 5);
 }
+
+// ---- One change at a time: the exact requests, and the recoveries (409, 404). ----
+
+use roster::provider::mapping::DefaultMapping;
+use roster::provider::sync::{Links, MemoryLinks, Syncer};
+use roster_events::{Document, Member, MemberType, ResourceId};
+use roster_projections::{GroupView, Keys, UserView};
+
+fn user(id: ResourceId, name: &str, title: &str) -> UserView {
+    UserView {
+        id,
+        owner: Some("entra".into()),
+        keys: Keys {
+            user_name: Some(name.into()),
+            ..Keys::default()
+        },
+        resource: Document::from_map(
+            json!({"userName": name, "title": title, "active": true})
+                .as_object()
+                .unwrap(),
+        ),
+        password_hash: None,
+        version: 1,
+        created: chrono::Utc::now(),
+        last_modified: chrono::Utc::now(),
+    }
+}
+
+fn group(id: ResourceId, name: &str, members: &[ResourceId]) -> GroupView {
+    GroupView {
+        id,
+        owner: Some("entra".into()),
+        keys: Keys {
+            display_name: Some(name.into()),
+            ..Keys::default()
+        },
+        resource: Document::from_map(json!({"displayName": name}).as_object().unwrap()),
+        members: members
+            .iter()
+            .map(|m| Member {
+                value: *m,
+                kind: MemberType::User,
+            })
+            .collect(),
+        version: 1,
+        created: chrono::Utc::now(),
+        last_modified: chrono::Utc::now(),
+    }
+}
+
+fn calls(rec: &Recorder) -> Vec<(String, String)> {
+    rec.seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let path = match &s.query {
+                Some(q) => format!("{}?{q}", s.path),
+                None => s.path.clone(),
+            };
+            (s.method.clone(), path)
+        })
+        .collect()
+}
+
+fn body(rec: &Recorder, i: usize) -> Value {
+    serde_json::from_str(&rec.seen.lock().unwrap()[i].body).unwrap()
+}
+
+fn script(rec: &Recorder, answers: &[(u16, Value)]) {
+    rec.script
+        .lock()
+        .unwrap()
+        .extend(answers.iter().map(|(s, b)| {
+            (
+                *s,
+                vec![],
+                if b.is_null() {
+                    String::new()
+                } else {
+                    b.to_string()
+                },
+            )
+        }));
+}
+
+#[tokio::test]
+async fn each_change_becomes_the_expected_requests_and_conflicts_and_gone_objects_recover() {
+    let (rec, base) = recorder().await;
+    let (remote, _) = remote(&base, Auth::Bearer(Secret::new("t")), Mode::Default);
+    let mut links = MemoryLinks::default();
+    let mut s = Syncer {
+        remote: &remote,
+        mode: Mode::Default,
+        mapping: &DefaultMapping,
+        deactivate: false,
+        dry_run: None,
+    };
+    let (u1, u2, g) = (ResourceId::new(), ResourceId::new(), ResourceId::new());
+    script(
+        &rec,
+        &[
+            (201, json!({"id": "r-u1"})),                  // create alice
+            (200, json!({"id": "r-u1"})),                  // update alice
+            (409, json!({"detail": "userName exists"})),   // create bob
+            (200, json!({"Resources": [{"id": "r-u2"}]})), // find bob
+            (200, json!({"id": "r-u2"})),                  // replace bob
+            (201, json!({"id": "r-g"})),                   // create group
+            (200, json!({"patch": {"supported": true}})),  // ServiceProviderConfig
+            (200, json!({})),                              // add bob
+            (200, json!({})),                              // remove alice
+            (200, json!({})),                              // rename
+            (404, json!({"detail": "no such user"})),      // update alice: gone
+            (201, json!({"id": "r-u1b"})),                 // create alice again
+            (204, Value::Null),                            // delete bob
+            (204, Value::Null),                            // delete group
+        ],
+    );
+    s.user(&user(u1, "alice", "a"), &mut links).await.unwrap();
+    s.user(&user(u1, "alice", "b"), &mut links).await.unwrap();
+    s.user(&user(u2, "bob\"s", "c"), &mut links).await.unwrap();
+    let g0 = group(g, "Eng", &[u1]);
+    s.group(None, &g0, &mut links).await.unwrap();
+    let g1 = group(g, "Eng", &[u1, u2]);
+    s.group(Some(&g0), &g1, &mut links).await.unwrap();
+    let g2 = group(g, "Eng", &[u2]);
+    s.group(Some(&g1), &g2, &mut links).await.unwrap();
+    let g3 = group(g, "Engineering", &[u2]);
+    s.group(Some(&g2), &g3, &mut links).await.unwrap();
+    s.user(&user(u1, "alice", "d"), &mut links).await.unwrap();
+    s.delete_user(&user(u2, "bob\"s", "c"), &mut links)
+        .await
+        .unwrap();
+    s.delete_group(g, &mut links).await.unwrap();
+
+    let p = |m: &str, path: &str| (m.to_owned(), format!("/scim/v2/{path}"));
+    assert_eq!(
+        calls(&rec),
+        [
+            p("POST", "Users"),
+            p("PUT", "Users/r-u1"),
+            p("POST", "Users"),
+            p("GET", "Users?filter=userName+eq+%22bob%5C%22s%22"),
+            p("PUT", "Users/r-u2"),
+            p("POST", "Groups"),
+            p("GET", "ServiceProviderConfig"),
+            p("PATCH", "Groups/r-g"),
+            p("PATCH", "Groups/r-g"),
+            p("PUT", "Groups/r-g"),
+            p("PUT", "Users/r-u1"),
+            p("POST", "Users"),
+            p("DELETE", "Users/r-u2"),
+            p("DELETE", "Groups/r-g"),
+        ]
+    );
+    assert_eq!(
+        body(&rec, 0),
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "alice",
+               "title": "a", "active": true, "externalId": u1.to_string()})
+    );
+    assert_eq!(body(&rec, 1)["title"], "b");
+    assert_eq!(
+        body(&rec, 5)["members"],
+        json!([{"value": "r-u1", "type": "User"}])
+    );
+    assert_eq!(
+        body(&rec, 7)["Operations"],
+        json!([{"op": "add", "path": "members", "value": [{"value": "r-u2", "type": "User"}]}])
+    );
+    assert_eq!(
+        body(&rec, 8)["Operations"],
+        json!([{"op": "remove", "path": "members[value eq \"r-u1\"]"}])
+    );
+    assert_eq!(body(&rec, 9)["displayName"], "Engineering");
+    assert_eq!(
+        body(&rec, 9)["members"],
+        json!([{"value": "r-u2", "type": "User"}])
+    );
+    assert_eq!(links.remote(Kind::User, u1).as_deref(), Some("r-u1b"));
+    assert_eq!(links.remote(Kind::User, u2), None);
+    assert_eq!(links.remote(Kind::Group, g), None);
+}
+
+#[tokio::test]
+async fn aws_replaces_groups_and_deactivation_without_patch_is_a_put() {
+    let (rec, base) = recorder().await;
+    let (remote, _) = remote(&base, Auth::Bearer(Secret::new("t")), Mode::Aws);
+    let mut links = MemoryLinks::default();
+    let (u1, u2, g) = (ResourceId::new(), ResourceId::new(), ResourceId::new());
+    links.link(Kind::User, u1, "r-u1".into());
+    links.link(Kind::User, u2, "r-u2".into());
+    links.link(Kind::Group, g, "r-g".into());
+    let mut s = Syncer {
+        remote: &remote,
+        mode: Mode::Aws,
+        mapping: &DefaultMapping,
+        deactivate: true,
+        dry_run: None,
+    };
+    // The remote claims PATCH; AWS mode does not use it.
+    script(&rec, &[(200, json!({"patch": {"supported": true}}))]);
+    let g0 = group(g, "Eng", &[u1]);
+    s.group(Some(&g0), &group(g, "Eng", &[u1, u2]), &mut links)
+        .await
+        .unwrap();
+    s.delete_user(&user(u2, "bob", "x"), &mut links)
+        .await
+        .unwrap();
+    let p = |m: &str, path: &str| (m.to_owned(), format!("/scim/v2/{path}"));
+    assert_eq!(
+        calls(&rec),
+        [
+            p("GET", "ServiceProviderConfig"),
+            p("PUT", "Groups/r-g"),
+            p("PUT", "Users/r-u2"),
+        ]
+    );
+    // The full member list, both members (in the order of their local ids).
+    let mut members: Vec<Value> = body(&rec, 1)["members"].as_array().unwrap().clone();
+    members.sort_by_key(|m| m["value"].as_str().unwrap().to_owned());
+    assert_eq!(
+        members,
+        [
+            json!({"value": "r-u1", "type": "User"}),
+            json!({"value": "r-u2", "type": "User"})
+        ]
+    );
+    assert_eq!(body(&rec, 2)["active"], false);
+    assert_eq!(body(&rec, 2)["userName"], "bob");
+    // Deactivated, still linked.
+    assert_eq!(links.remote(Kind::User, u2).as_deref(), Some("r-u2"));
+}
+
+#[tokio::test]
+async fn a_dry_run_sends_nothing_and_lists_what_it_would_send() {
+    let (rec, base) = recorder().await;
+    let (remote, _) = remote(&base, Auth::Bearer(Secret::new("t")), Mode::Default);
+    let mut links = MemoryLinks::default();
+    let mut s = Syncer {
+        remote: &remote,
+        mode: Mode::Default,
+        mapping: &DefaultMapping,
+        deactivate: false,
+        dry_run: Some(Vec::new()),
+    };
+    let u = ResourceId::new();
+    s.user(&user(u, "alice", "a"), &mut links).await.unwrap();
+    s.delete_user(&user(u, "alice", "a"), &mut links)
+        .await
+        .unwrap();
+    let planned = s.dry_run.take().unwrap();
+    assert_eq!(planned.len(), 2);
+    assert_eq!(planned[0].method, reqwest::Method::POST);
+    assert_eq!(planned[1].method, reqwest::Method::DELETE);
+    assert!(rec.seen.lock().unwrap().is_empty(), "nothing sent");
+}

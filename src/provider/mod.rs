@@ -7,13 +7,16 @@
 //! - [`mapping`]: the default mapping of users and groups to remote documents, and the seam
 //!   for configurable mappings;
 //! - [`client`]: the HTTP side (authentication with cached OAuth2 tokens, the cached
-//!   ServiceProviderConfig, retries, a log of recent requests).
+//!   ServiceProviderConfig, retries, a log of recent requests);
+//! - [`sync`]: one object's change carried to the remote, with the link between local and
+//!   remote ids, the 409 and 404 recoveries, deactivation and dry runs.
 //!
-//! The per-provider consumers, their state, full resync and the admin API come next; nothing
-//! uses this module yet.
+//! The provider configuration, the per-provider consumers of the log and their stored state,
+//! full resync, bootstrap and the admin API come next; nothing uses this module yet.
 
 pub mod client;
 pub mod compat;
 pub mod mapping;
 pub mod plan;
 pub mod retry;
+pub mod sync;
