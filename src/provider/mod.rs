@@ -9,7 +9,9 @@
 //! - [`client`]: the HTTP side (authentication with cached OAuth2 tokens, the cached
 //!   ServiceProviderConfig, retries, a log of recent requests);
 //! - [`sync`]: one object's change carried to the remote, with the link between local and
-//!   remote ids, the 409 and 404 recoveries, deactivation and dry runs.
+//!   remote ids, the 409 and 404 recoveries, deactivation and dry runs;
+//! - [`queue`]: a provider's work object by object (order per object, a concurrency limit,
+//!   backoff that holds up only the failing object, parking).
 //!
 //! The provider configuration, the per-provider consumers of the log and their stored state,
 //! full resync, bootstrap and the admin API come next; nothing uses this module yet.
@@ -18,5 +20,6 @@ pub mod client;
 pub mod compat;
 pub mod mapping;
 pub mod plan;
+pub mod queue;
 pub mod retry;
 pub mod sync;

@@ -1,0 +1,273 @@
+//! The work of one provider, object by object: the changes to one object go out in order,
+//! one at a time; different objects go out side by side up to a concurrency limit; an object
+//! whose change fails waits (its backoff) without holding up the others, and after too many
+//! failures is parked with its last error until it is retried on demand or by the next full
+//! sync. Time is passed in, so the queue is deterministic.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
+use std::time::Instant;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// In the ready line.
+    Ready,
+    InFlight,
+    /// Failed; may start again at this time.
+    Waiting(Instant),
+    Parked,
+}
+
+struct Object<C> {
+    changes: VecDeque<C>,
+    state: State,
+    /// Failed attempts of the change at the head.
+    attempts: u32,
+    last_error: Option<String>,
+}
+
+/// A parked object, for the status API.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Parked<K> {
+    pub key: K,
+    pub attempts: u32,
+    pub error: String,
+    /// Changes waiting behind the failed one (it included).
+    pub pending: usize,
+}
+
+/// Changes per object `K`, each of type `C`.
+pub struct ObjectQueue<K, C> {
+    objects: HashMap<K, Object<C>>,
+    ready: VecDeque<K>,
+    in_flight: usize,
+    concurrency: usize,
+    max_attempts: u32,
+}
+
+impl<K: Hash + Eq + Clone, C: Clone> ObjectQueue<K, C> {
+    /// At most `concurrency` changes in flight; an object is parked at its `max_attempts`th
+    /// failure.
+    pub fn new(concurrency: usize, max_attempts: u32) -> Self {
+        ObjectQueue {
+            objects: HashMap::new(),
+            ready: VecDeque::new(),
+            in_flight: 0,
+            concurrency: concurrency.max(1),
+            max_attempts: max_attempts.max(1),
+        }
+    }
+
+    /// Queues a change behind the object's earlier ones.
+    pub fn push(&mut self, key: K, change: C) {
+        match self.objects.get_mut(&key) {
+            Some(o) => o.changes.push_back(change),
+            None => {
+                self.objects.insert(
+                    key.clone(),
+                    Object {
+                        changes: VecDeque::from([change]),
+                        state: State::Ready,
+                        attempts: 0,
+                        last_error: None,
+                    },
+                );
+                self.ready.push_back(key);
+            }
+        }
+    }
+
+    /// The next change to send, if one may start at `now`: the head of the first ready
+    /// object (objects whose wait is over join the line first).
+    pub fn take(&mut self, now: Instant) -> Option<(K, C)> {
+        let woken: Vec<K> = self
+            .objects
+            .iter()
+            .filter(|(_, o)| matches!(o.state, State::Waiting(at) if at <= now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in woken {
+            if let Some(o) = self.objects.get_mut(&k) {
+                o.state = State::Ready;
+            }
+            self.ready.push_back(k);
+        }
+        if self.in_flight >= self.concurrency {
+            return None;
+        }
+        let key = self.ready.pop_front()?;
+        let o = self.objects.get_mut(&key)?;
+        o.state = State::InFlight;
+        self.in_flight += 1;
+        let change = o.changes.front()?.clone();
+        Some((key, change))
+    }
+
+    /// The change taken for `key` reached the remote: the next one may go.
+    pub fn succeeded(&mut self, key: &K) {
+        let Some(o) = self.objects.get_mut(key) else {
+            return;
+        };
+        if o.state != State::InFlight {
+            return;
+        }
+        self.in_flight -= 1;
+        o.changes.pop_front();
+        o.attempts = 0;
+        o.last_error = None;
+        if o.changes.is_empty() {
+            self.objects.remove(key);
+        } else {
+            o.state = State::Ready;
+            self.ready.push_back(key.clone());
+        }
+    }
+
+    /// The change taken for `key` failed: it waits until `retry_at`, or is parked when it has
+    /// failed `max_attempts` times.
+    pub fn failed(&mut self, key: &K, error: String, retry_at: Instant) {
+        let Some(o) = self.objects.get_mut(key) else {
+            return;
+        };
+        if o.state != State::InFlight {
+            return;
+        }
+        self.in_flight -= 1;
+        o.attempts += 1;
+        o.last_error = Some(error);
+        o.state = if o.attempts >= self.max_attempts {
+            State::Parked
+        } else {
+            State::Waiting(retry_at)
+        };
+    }
+
+    /// Parked objects, in no particular order.
+    pub fn parked(&self) -> Vec<Parked<K>> {
+        self.objects
+            .iter()
+            .filter(|(_, o)| o.state == State::Parked)
+            .map(|(k, o)| Parked {
+                key: k.clone(),
+                attempts: o.attempts,
+                error: o.last_error.clone().unwrap_or_default(),
+                pending: o.changes.len(),
+            })
+            .collect()
+    }
+
+    /// Puts a parked object back in line with a fresh count of attempts. False if it is not
+    /// parked.
+    pub fn retry(&mut self, key: &K) -> bool {
+        match self.objects.get_mut(key) {
+            Some(o) if o.state == State::Parked => {
+                o.state = State::Ready;
+                o.attempts = 0;
+                self.ready.push_back(key.clone());
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// When the earliest waiting object may start again.
+    pub fn next_wake(&self) -> Option<Instant> {
+        self.objects
+            .values()
+            .filter_map(|o| match o.state {
+                State::Waiting(at) => Some(at),
+                _ => None,
+            })
+            .min()
+    }
+
+    /// Changes queued, in flight, waiting or parked.
+    pub fn len(&self) -> usize {
+        self.objects.values().map(|o| o.changes.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn one_object_s_changes_go_in_order_one_at_a_time() {
+        let now = Instant::now();
+        let mut q = ObjectQueue::new(4, 3);
+        q.push("a", 1);
+        q.push("a", 2);
+        q.push("b", 10);
+        assert_eq!(q.take(now), Some(("a", 1)));
+        assert_eq!(q.take(now), Some(("b", 10)));
+        assert_eq!(q.take(now), None, "a's second change waits for its first");
+        q.succeeded(&"a");
+        assert_eq!(q.take(now), Some(("a", 2)));
+        q.succeeded(&"a");
+        q.succeeded(&"b");
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn the_concurrency_limit_holds() {
+        let now = Instant::now();
+        let mut q = ObjectQueue::new(2, 3);
+        for k in ["a", "b", "c"] {
+            q.push(k, 0);
+        }
+        assert!(q.take(now).is_some());
+        assert!(q.take(now).is_some());
+        assert_eq!(q.take(now), None);
+        q.succeeded(&"a");
+        assert_eq!(q.take(now), Some(("c", 0)));
+    }
+
+    #[test]
+    fn a_failing_object_waits_and_is_parked_without_blocking_others() {
+        let t0 = Instant::now();
+        let later = t0 + Duration::from_secs(5);
+        let mut q = ObjectQueue::new(1, 2);
+        q.push("bad", 1);
+        q.push("bad", 2);
+        q.push("good", 1);
+        assert_eq!(q.take(t0), Some(("bad", 1)));
+        q.failed(&"bad", "500: boom".into(), later);
+        assert_eq!(q.next_wake(), Some(later));
+        // While it waits, the others go.
+        assert_eq!(q.take(t0), Some(("good", 1)));
+        q.succeeded(&"good");
+        assert_eq!(q.take(t0), None);
+        // Its wait is over: the same change again, not the next one.
+        assert_eq!(q.take(later), Some(("bad", 1)));
+        q.failed(&"bad", "400: userName is required".into(), later);
+        assert_eq!(
+            q.parked(),
+            [Parked {
+                key: "bad",
+                attempts: 2,
+                error: "400: userName is required".into(),
+                pending: 2
+            }]
+        );
+        q.push("good", 2);
+        assert_eq!(q.take(later + Duration::from_secs(60)), Some(("good", 2)));
+        q.succeeded(&"good");
+        assert_eq!(
+            q.take(later + Duration::from_secs(60)),
+            None,
+            "parked stays parked"
+        );
+        assert!(q.retry(&"bad"));
+        assert!(!q.retry(&"bad"), "no longer parked");
+        assert_eq!(q.take(later), Some(("bad", 1)));
+        q.succeeded(&"bad");
+        assert_eq!(q.take(later), Some(("bad", 2)));
+        q.succeeded(&"bad");
+        assert!(q.is_empty() && q.parked().is_empty() && q.len() == 0);
+    }
+}
