@@ -58,14 +58,16 @@ pub struct Syncer<'a> {
     pub mapping: &'a dyn Mapping,
     /// Deleted users are deactivated (`active: false`) instead of deleted.
     pub deactivate: bool,
-    /// When set, nothing is sent: every request that would be is appended here.
+    /// When set, nothing is sent: every request that would be is appended here. The links
+    /// change as in a real run (a created object is linked to the id `dry-run`), so that
+    /// later changes plan as they would: give a dry run a copy of the provider's links.
     pub dry_run: Option<Vec<Request>>,
 }
 
-fn remote_id(r: &Response) -> Option<String> {
-    r.body
-        .as_ref()
-        .and_then(|b| b.get("id"))
+/// The `id` of a remote resource.
+fn id_of(resource: &Value) -> Option<String> {
+    resource
+        .get("id")
         .and_then(Value::as_str)
         .map(str::to_owned)
 }
@@ -99,7 +101,7 @@ impl Syncer<'_> {
     ) -> Result<(), SyncError> {
         match self.send(plan::create(kind, document.clone())).await {
             Ok(r) => {
-                let id = remote_id(&r).ok_or_else(|| {
+                let id = r.body.as_ref().and_then(id_of).ok_or_else(|| {
                     SyncError::Unmatched("the remote created the object but gave no id".into())
                 })?;
                 links.link(kind, local, id);
@@ -121,11 +123,8 @@ impl Syncer<'_> {
                         resources.len()
                     )));
                 };
-                let id = only
-                    .get("id")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| SyncError::Unmatched("a found object has no id".into()))?
-                    .to_owned();
+                let id = id_of(only)
+                    .ok_or_else(|| SyncError::Unmatched("a found object has no id".into()))?;
                 links.link(kind, local, id.clone());
                 self.send(plan::replace(kind, &id, document)).await?;
                 Ok(())

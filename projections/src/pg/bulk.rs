@@ -5,7 +5,7 @@
 //! positions and chain heads the fold reflects. Maintaining eight b-trees row by row is what
 //! limits the incremental fold; building each once from sorted input is several times faster.
 
-use super::{email_values, fold_case, member_type_code, nanos, to_json, PgStore, Target};
+use super::{email_values, fold_case, member_type_code, stamps, to_json, PgStore, Target};
 use super::{GROUP_COPY, USER_COPY};
 use crate::store::{Folded, StoreError};
 use std::pin::Pin;
@@ -304,9 +304,7 @@ impl PgStore {
                 let user_name_ci = u.keys.user_name.as_deref().map(fold_case);
                 let display_name_ci = u.keys.display_name.as_deref().map(fold_case);
                 let version = u.version as i64;
-                let (created_ns, modified_ns) = (nanos(&u.created), nanos(&u.last_modified));
-                let created_ms = u.created.timestamp_millis();
-                let modified_ms = u.last_modified.timestamp_millis();
+                let t = stamps(&u.created, &u.last_modified);
                 copy.row(&[
                     &gen,
                     name,
@@ -320,10 +318,10 @@ impl PgStore {
                     &u.resource.as_str(),
                     &u.password_hash,
                     &version,
-                    &created_ns,
-                    &modified_ns,
-                    &created_ms,
-                    &modified_ms,
+                    &t.created_ns,
+                    &t.modified_ns,
+                    &t.created_ms,
+                    &t.modified_ms,
                 ])
                 .await?;
             }
@@ -357,9 +355,7 @@ impl PgStore {
             for g in dir.groups.values() {
                 let display_name_ci = g.keys.display_name.as_deref().map(fold_case);
                 let version = g.version as i64;
-                let (created_ns, modified_ns) = (nanos(&g.created), nanos(&g.last_modified));
-                let created_ms = g.created.timestamp_millis();
-                let modified_ms = g.last_modified.timestamp_millis();
+                let t = stamps(&g.created, &g.last_modified);
                 copy.row(&[
                     &gen,
                     name,
@@ -370,10 +366,10 @@ impl PgStore {
                     &g.keys.external_id,
                     &g.resource.as_str(),
                     &version,
-                    &created_ns,
-                    &modified_ns,
-                    &created_ms,
-                    &modified_ms,
+                    &t.created_ns,
+                    &t.modified_ns,
+                    &t.created_ms,
+                    &t.modified_ms,
                 ])
                 .await?;
             }

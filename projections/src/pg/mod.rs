@@ -194,6 +194,24 @@ fn nanos(t: &DateTime<Utc>) -> i64 {
     t.timestamp_nanos_opt().unwrap_or(i64::MAX)
 }
 
+/// The stored time columns of a view: created and modified, in nanoseconds (exact round
+/// trip) and in milliseconds (what `meta` shows, for filters and sort).
+struct Stamps {
+    created_ns: i64,
+    modified_ns: i64,
+    created_ms: i64,
+    modified_ms: i64,
+}
+
+fn stamps(created: &DateTime<Utc>, modified: &DateTime<Utc>) -> Stamps {
+    Stamps {
+        created_ns: nanos(created),
+        modified_ns: nanos(modified),
+        created_ms: created.timestamp_millis(),
+        modified_ms: modified.timestamp_millis(),
+    }
+}
+
 fn time(ns: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_nanos(ns)
 }
@@ -504,10 +522,11 @@ impl Writes {
         r.resource.push(u.resource.as_str().to_owned());
         r.password_hash.push(u.password_hash.clone());
         r.version.push(u.version as i64);
-        r.created_ns.push(nanos(&u.created));
-        r.modified_ns.push(nanos(&u.last_modified));
-        r.created_ms.push(u.created.timestamp_millis());
-        r.modified_ms.push(u.last_modified.timestamp_millis());
+        let t = stamps(&u.created, &u.last_modified);
+        r.created_ns.push(t.created_ns);
+        r.modified_ns.push(t.modified_ns);
+        r.created_ms.push(t.created_ms);
+        r.modified_ms.push(t.modified_ms);
     }
 
     fn group(
@@ -558,10 +577,11 @@ impl Writes {
         r.external_id.push(g.keys.external_id.clone());
         r.resource.push(g.resource.as_str().to_owned());
         r.version.push(g.version as i64);
-        r.created_ns.push(nanos(&g.created));
-        r.modified_ns.push(nanos(&g.last_modified));
-        r.created_ms.push(g.created.timestamp_millis());
-        r.modified_ms.push(g.last_modified.timestamp_millis());
+        let t = stamps(&g.created, &g.last_modified);
+        r.created_ns.push(t.created_ns);
+        r.modified_ns.push(t.modified_ns);
+        r.created_ms.push(t.created_ms);
+        r.modified_ms.push(t.modified_ms);
     }
 
     fn collect(&mut self, b: &DirBatch) {
