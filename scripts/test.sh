@@ -11,6 +11,9 @@
 # - a private PostgreSQL cluster (scripts/postgres.sh): initdb into a temporary directory, as
 #   the `postgres` user when run as root, on a free loopback port. Each test creates its own
 #   database in it. Tests that restart PostgreSQL find it through ROSTER_TEST_PG_*.
+# - scim2-server from PyPI, the independent SCIM server the provider tests sync to, installed
+#   once into a virtualenv in ~/.cache/roster/scim2-server-0.8.3; each test starts its own on
+#   a free loopback port (ROSTER_TEST_SCIM2_SERVER).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/postgres.sh
@@ -23,6 +26,15 @@ if [ ! -x "$TANSU" ]; then
     CARGO_TARGET_DIR="${ROSTER_TANSU_TARGET:-$TANSU_ROOT/target}" \
         cargo install tansu --version "$TANSU_VERSION" --locked \
         --features dynostore,libsql --root "$TANSU_ROOT"
+fi
+
+SCIM2_VERSION=0.8.3
+SCIM2_ROOT="${ROSTER_SCIM2_ROOT:-$HOME/.cache/roster/scim2-server-$SCIM2_VERSION}"
+SCIM2="$SCIM2_ROOT/bin/scim2-server"
+if [ ! -x "$SCIM2" ]; then
+    echo "== installing scim2-server $SCIM2_VERSION into $SCIM2_ROOT (once)"
+    python3 -m venv "$SCIM2_ROOT"
+    "$SCIM2_ROOT/bin/pip" install --quiet "scim2-server==$SCIM2_VERSION"
 fi
 
 free_port() {
@@ -60,4 +72,5 @@ start_postgres "$pg_dir"
 
 export ROSTER_TEST_KAFKA_BROKERS="127.0.0.1:$port"
 export ROSTER_TEST_TANSU="$TANSU"
+export ROSTER_TEST_SCIM2_SERVER="$SCIM2"
 cargo test --workspace --locked "$@"

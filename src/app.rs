@@ -8,6 +8,12 @@ use crate::domain::{Command, Context, DomainError, NewToken};
 use crate::http::{self, AppState};
 use crate::log::{EventLog, FileLog, FileLogOptions, KafkaLog};
 use crate::metrics::Metrics;
+use crate::provider::config::Tuning;
+use crate::provider::manager::Providers;
+use crate::provider::retry::Backoff;
+use crate::provider::runner::Deps;
+use crate::provider::state::{FileStateStore, PgStateStore, StateStore};
+use crate::sealing::SecretKey;
 use crate::writer::{Pipeline, PipelineStop, WriteError, Writers};
 use anyhow::Context as _;
 use roster_events::{Actor, ResourceId, DEFAULT_DIRECTORY};
@@ -31,6 +37,10 @@ pub struct Application {
     state: AppState,
     log: Arc<dyn EventLog>,
     pipeline: PipelineStop,
+    providers: (
+        tokio::sync::watch::Sender<bool>,
+        tokio::task::JoinHandle<()>,
+    ),
     pub first_start: Option<FirstStart>,
 }
 
@@ -41,7 +51,9 @@ impl Application {
     /// torn tail, or the address cannot be bound.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let log = open_log(&settings).await?;
-        let store = open_store(&settings).await?;
+        let (store, pg) = open_store(&settings).await?;
+        let secret_key = SecretKey::load(settings.secret_key.as_ref(), &settings.data_dir)
+            .context("loading the secret key")?;
         let metrics = Metrics::new();
         let started = Instant::now();
         let mut pipeline = Pipeline::start(log.clone(), store.clone(), Some(metrics.clone()))
@@ -71,8 +83,22 @@ impl Application {
         for dir in &directories {
             writers.get(dir).await?;
         }
+        let deps = provider_deps(
+            &settings,
+            &log,
+            &store,
+            &pg,
+            &projected,
+            &metrics,
+            secret_key.clone(),
+        );
+        let providers = Providers::new(deps, pg.clone(), settings.run_providers);
+        let (providers_stop, providers_stopped) = tokio::sync::watch::channel(false);
+        let providers_task = providers.start(providers_stopped);
         let state = AppState::new(crate::http::Shared {
             store,
+            providers,
+            secret_key,
             writers,
             admin_token_hash: settings
                 .admin_token
@@ -89,6 +115,7 @@ impl Application {
             state,
             log,
             pipeline: stopper,
+            providers: (providers_stop, providers_task),
             first_start,
         })
     }
@@ -116,8 +143,11 @@ impl Application {
         axum::serve(self.listener, router)
             .with_graceful_shutdown(stop)
             .await?;
-        // In-flight requests are done; let running batches finish, then stop following the
-        // log, so that the log is closed (and its lock released) when this returns.
+        // In-flight requests are done: the providers save their checkpoints and stop; running
+        // batches finish, then the projectors stop following the log, so that the log is
+        // closed (and its lock released) when this returns.
+        let _ = self.providers.0.send(true);
+        let _ = self.providers.1.await;
         self.pipeline.stop().await;
         // Some connection tasks may still hold the router (and so the log) for a moment:
         // close the log explicitly rather than wait for the last reference to go.
@@ -154,17 +184,59 @@ async fn open_log(settings: &Settings) -> anyhow::Result<Arc<dyn EventLog>> {
 /// Opens the configured projection store.
 ///
 /// Fails when PostgreSQL is configured without a URL, cannot be reached, or a migration fails.
-pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn ProjectionStore>> {
+pub async fn open_store(
+    settings: &Settings,
+) -> anyhow::Result<(Arc<dyn ProjectionStore>, Option<Arc<PgStore>>)> {
     Ok(match settings.store {
-        StoreBackend::Memory => Arc::new(MemoryStore::new()),
+        StoreBackend::Memory => (Arc::new(MemoryStore::new()), None),
         StoreBackend::Postgres => {
             let options = settings.postgres_options()?;
-            Arc::new(
+            let pg = Arc::new(
                 PgStore::open(&options)
                     .await
                     .context("opening the PostgreSQL views")?,
-            )
+            );
+            (pg.clone(), Some(pg))
         }
+    })
+}
+
+/// The provider consumers' dependencies: their state in PostgreSQL when the views are there,
+/// in the data directory otherwise.
+fn provider_deps(
+    settings: &Settings,
+    log: &Arc<dyn EventLog>,
+    store: &Arc<dyn ProjectionStore>,
+    pg: &Option<Arc<PgStore>>,
+    projected: &[tokio::sync::watch::Receiver<u64>],
+    metrics: &Arc<Metrics>,
+    key: SecretKey,
+) -> Arc<Deps> {
+    let states: Arc<dyn StateStore> = match pg {
+        Some(pg) => Arc::new(PgStateStore(pg.clone())),
+        None => Arc::new(Arc::new(FileStateStore::new(&settings.data_dir))),
+    };
+    let ms = std::time::Duration::from_millis;
+    Arc::new(Deps {
+        log: log.clone(),
+        store: store.clone(),
+        states,
+        projected: projected.to_vec(),
+        key,
+        tuning: Tuning {
+            attempts: settings.provider_request_attempts,
+            backoff: Backoff {
+                base: ms(settings.provider_retry_base_ms.min(500)),
+                cap: ms(settings.provider_retry_cap_ms.min(30_000)),
+            },
+            timeout: ms(settings.provider_request_timeout_ms),
+        },
+        max_attempts: settings.provider_max_attempts,
+        retry: Backoff {
+            base: ms(settings.provider_retry_base_ms),
+            cap: ms(settings.provider_retry_cap_ms),
+        },
+        metrics: Some(metrics.clone()),
     })
 }
 

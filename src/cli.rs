@@ -100,6 +100,13 @@ pub struct ServeArgs {
     /// Most PostgreSQL connections per process [default: 16].
     #[arg(long, env = "ROSTER_POSTGRES_POOL_SIZE")]
     pub postgres_pool_size: Option<usize>,
+    /// 32 bytes in base64 that seal providers' credentials (never logged) [default: a key
+    /// generated into <data_dir>/secret.key].
+    #[arg(long, env = "ROSTER_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+    /// Whether this process runs the outbound providers [default: true].
+    #[arg(long, env = "ROSTER_RUN_PROVIDERS")]
+    pub run_providers: Option<bool>,
 }
 
 #[derive(Args, Debug)]
@@ -228,6 +235,12 @@ impl Cli {
             }
             if let Some(v) = a.postgres_pool_size {
                 s.postgres_pool_size = v;
+            }
+            if let Some(v) = &a.secret_key {
+                s.secret_key = Some(crate::auth::Secret::new(v.clone()));
+            }
+            if let Some(v) = a.run_providers {
+                s.run_providers = v;
             }
         }
         Ok(s)

@@ -102,6 +102,19 @@ pub struct Settings {
     pub postgres_pool_size: usize,
     /// How long connecting to PostgreSQL, or waiting for a pooled connection, may take, in ms.
     pub postgres_timeout_ms: u64,
+    /// 32 bytes, base64: seals providers' credentials. Unset: generated into
+    /// `<data_dir>/secret.key` on first start. Replicas sharing a log must share it.
+    pub secret_key: Option<Secret>,
+    /// Whether this process runs provider consumers.
+    pub run_providers: bool,
+    /// A failing object is parked after this many attempts.
+    pub provider_max_attempts: u32,
+    /// The first wait after an object fails; it doubles up to `provider_retry_cap_ms`.
+    pub provider_retry_base_ms: u64,
+    pub provider_retry_cap_ms: u64,
+    /// Attempts per request to a remote (retryable statuses and transport errors).
+    pub provider_request_attempts: u32,
+    pub provider_request_timeout_ms: u64,
 }
 
 impl Default for Settings {
@@ -129,6 +142,13 @@ impl Default for Settings {
             postgres_url: None,
             postgres_pool_size: 16,
             postgres_timeout_ms: 5_000,
+            secret_key: None,
+            run_providers: true,
+            provider_max_attempts: 8,
+            provider_retry_base_ms: 1_000,
+            provider_retry_cap_ms: 300_000,
+            provider_request_attempts: 4,
+            provider_request_timeout_ms: 30_000,
         }
     }
 }

@@ -10,7 +10,8 @@ use chrono::{DateTime, Utc};
 use roster_events::{
     Actor, AdminTokenIssued, Adopted, DirectoryCreated, Document, Envelope, Event, GroupCreated,
     GroupMembersAdded, GroupMembersRemoved, GroupReplaced, Member, MemberType, Ownership,
-    ResourceId, ResourceType, SourceCreated, SourceTokenIssued, SourceTokenRevoked, UserCreated,
+    ProviderConfig, ProviderCreated, ProviderReplayRequested, ProviderUpdated, ResourceId,
+    ResourceType, SourceCreated, SourceTokenIssued, SourceTokenRevoked, UserCreated,
     UserPasswordSet, UserReplaced,
 };
 use roster_projections::{Directory, GroupView, UserView};
@@ -106,6 +107,34 @@ pub enum Command {
         ops: Vec<PatchOp>,
         if_match: Option<u64>,
     },
+    /// An outbound provider; its secrets are already sealed.
+    CreateProvider {
+        id: ResourceId,
+        config: ProviderConfig,
+    },
+    UpdateProvider {
+        id: ResourceId,
+        config: ProviderConfig,
+    },
+    DeleteProvider {
+        id: ResourceId,
+    },
+    /// A request to a provider's consumer, recorded for it (and the audit trail) in the log.
+    RequestProvider {
+        id: ResourceId,
+        request: ProviderRequest,
+    },
+}
+
+/// What an operator can ask of a running provider.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProviderRequest {
+    /// A full sync now.
+    Sync,
+    /// Try the parked objects again now.
+    Retry,
+    /// Carry every change again from this position of the directory's partition.
+    Replay { from: u64 },
 }
 
 /// Who is asking, and on behalf of which request.
@@ -143,6 +172,7 @@ pub enum Outcome {
     User(ResourceId),
     Group(ResourceId),
     Source(ResourceId),
+    Provider(ResourceId),
 }
 
 struct Builder<'a> {
@@ -241,6 +271,42 @@ fn resolve_members(
         out.insert(Member { value: id, kind });
     }
     Ok(out)
+}
+
+fn provider(
+    state: &Directory,
+    id: ResourceId,
+) -> Result<&Arc<roster_projections::ProviderView>, DomainError> {
+    state
+        .provider(id)
+        .ok_or_else(|| DomainError::NotFound(format!("provider {id} not found")))
+}
+
+/// A provider's name is unique in its directory and its scope names groups that exist.
+fn check_provider(
+    state: &Directory,
+    id: ResourceId,
+    config: &ProviderConfig,
+) -> Result<(), DomainError> {
+    if state
+        .provider_by_name(&config.name)
+        .is_some_and(|p| p.id != id)
+    {
+        return Err(DomainError::Conflict(format!(
+            "provider {:?} exists",
+            config.name
+        )));
+    }
+    let scope = &config.scope;
+    for g in scope.group_filter.iter().chain(&scope.access_groups) {
+        if state.group(*g).is_none() {
+            return Err(DomainError::Invalid(format!(
+                "the scope names group {g}, which is not in directory {:?}",
+                state.name()
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn source_by_slug<'a>(
@@ -349,6 +415,50 @@ pub fn decide(
                 }
             }
             Outcome::Source(source.id)
+        }
+        Command::CreateProvider { id, config } => {
+            if state.provider(*id).is_some() {
+                return Err(DomainError::Conflict(format!("provider {id} exists")));
+            }
+            check_provider(state, *id, config)?;
+            let event = Event::ProviderCreated(ProviderCreated {
+                config: config.clone(),
+            });
+            b.push(ResourceType::Provider, *id, 0, event);
+            Outcome::Provider(*id)
+        }
+        Command::UpdateProvider { id, config } => {
+            let p = provider(state, *id)?;
+            check_provider(state, *id, config)?;
+            if p.config != *config {
+                let event = Event::ProviderUpdated(ProviderUpdated {
+                    config: config.clone(),
+                });
+                b.push(ResourceType::Provider, *id, p.version, event);
+            }
+            Outcome::Provider(*id)
+        }
+        Command::DeleteProvider { id } => {
+            let p = provider(state, *id)?;
+            b.push(
+                ResourceType::Provider,
+                *id,
+                p.version,
+                Event::ProviderDeleted,
+            );
+            Outcome::Done
+        }
+        Command::RequestProvider { id, request } => {
+            let p = provider(state, *id)?;
+            let event = match request {
+                ProviderRequest::Sync => Event::ProviderSyncRequested,
+                ProviderRequest::Retry => Event::ProviderRetryRequested,
+                ProviderRequest::Replay { from } => {
+                    Event::ProviderReplayRequested(ProviderReplayRequested { from: *from })
+                }
+            };
+            b.push(ResourceType::Provider, *id, p.version, event);
+            Outcome::Provider(*id)
         }
         Command::CreateUser {
             resource,
@@ -724,7 +834,10 @@ mod tests {
 
     fn id(o: &Outcome) -> ResourceId {
         match o {
-            Outcome::User(id) | Outcome::Group(id) | Outcome::Source(id) => *id,
+            Outcome::User(id)
+            | Outcome::Group(id)
+            | Outcome::Source(id)
+            | Outcome::Provider(id) => *id,
             Outcome::Done => panic!("no id"),
         }
     }

@@ -16,4 +16,5 @@ pub mod metrics;
 pub mod patch;
 pub mod provider;
 pub mod rebuild;
+pub mod sealing;
 pub mod writer;

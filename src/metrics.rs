@@ -28,6 +28,17 @@ pub struct OutcomeLabels {
     pub outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderLabels {
+    pub provider: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderOutcomeLabels {
+    pub provider: String,
+    pub outcome: &'static str,
+}
+
 type Latency = Family<RouteLabels, Histogram, fn() -> Histogram>;
 
 fn latency_buckets() -> Histogram {
@@ -48,6 +59,14 @@ pub struct Metrics {
     pub projected_position: Gauge,
     pub log_end_position: Gauge,
     pub projection_lag: Gauge,
+    /// Per provider: records of its directory's partition not yet carried.
+    pub provider_lag: Family<ProviderLabels, Gauge>,
+    /// Per provider: objects carried, by outcome (ok, failed, parked).
+    pub provider_objects: Family<ProviderOutcomeLabels, Counter>,
+    /// Per provider: objects parked now.
+    pub provider_parked: Family<ProviderLabels, Gauge>,
+    /// Per provider: seconds from a change's append to the end of its task.
+    pub provider_propagation: Family<ProviderLabels, Histogram, fn() -> Histogram>,
 }
 
 impl Metrics {
@@ -99,6 +118,31 @@ impl Metrics {
             "Records in the log not yet folded into the views",
             projection_lag.clone(),
         );
+        let provider_lag = Family::<ProviderLabels, Gauge>::default();
+        registry.register(
+            "provider_lag_records",
+            "Records of a provider's partition it has not carried to its remote yet",
+            provider_lag.clone(),
+        );
+        let provider_objects = Family::<ProviderOutcomeLabels, Counter>::default();
+        registry.register(
+            "provider_objects",
+            "Objects a provider carried to its remote, by outcome",
+            provider_objects.clone(),
+        );
+        let provider_parked = Family::<ProviderLabels, Gauge>::default();
+        registry.register(
+            "provider_parked_objects",
+            "Objects a provider parked after repeated failures",
+            provider_parked.clone(),
+        );
+        let provider_propagation: Family<ProviderLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(latency_buckets);
+        registry.register(
+            "provider_propagation_seconds",
+            "Time from a change's append to the end of the task that carried it",
+            provider_propagation.clone(),
+        );
         Arc::new(Metrics {
             registry,
             requests,
@@ -110,6 +154,10 @@ impl Metrics {
             projected_position,
             log_end_position,
             projection_lag,
+            provider_lag,
+            provider_objects,
+            provider_parked,
+            provider_propagation,
         })
     }
 

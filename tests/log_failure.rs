@@ -310,7 +310,17 @@ async fn readiness_follows_the_log() {
     let store = Arc::new(MemoryStore::new());
     let (_ptx, prx) = watch::channel(0);
     let settings = roster::config::Settings::default();
+    let key = roster::sealing::SecretKey::load(None, dir.path()).unwrap();
+    let deps = roster::provider::runner::Deps::with_defaults(
+        log.clone(),
+        store.clone(),
+        vec![prx.clone()],
+        dir.path(),
+        key.clone(),
+    );
     let state = roster::http::AppState::new(roster::http::Shared {
+        providers: roster::provider::manager::Providers::new(Arc::new(deps), None, false),
+        secret_key: key,
         store: store.clone(),
         writers: Writers::new(log.clone(), store, Arc::default()),
         settings: Arc::new(settings),

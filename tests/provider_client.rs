@@ -468,7 +468,7 @@ async fn each_change_becomes_the_expected_requests_and_conflicts_and_gone_object
     let g3 = group(g, "Engineering", &[u2]);
     s.group(Some(&g2), &g3, &mut links).await.unwrap();
     s.user(&user(u1, "alice", "d"), &mut links).await.unwrap();
-    s.delete_user(&user(u2, "bob\"s", "c"), &mut links)
+    s.delete_user(u2, Some(&user(u2, "bob\"s", "c")), &mut links)
         .await
         .unwrap();
     s.delete_group(g, &mut links).await.unwrap();
@@ -543,7 +543,7 @@ async fn aws_replaces_groups_and_deactivation_without_patch_is_a_put() {
     s.group(Some(&g0), &group(g, "Eng", &[u1, u2]), &mut links)
         .await
         .unwrap();
-    s.delete_user(&user(u2, "bob", "x"), &mut links)
+    s.delete_user(u2, Some(&user(u2, "bob", "x")), &mut links)
         .await
         .unwrap();
     let p = |m: &str, path: &str| (m.to_owned(), format!("/scim/v2/{path}"));
@@ -585,7 +585,7 @@ async fn a_dry_run_sends_nothing_and_lists_what_it_would_send() {
     };
     let u = ResourceId::new();
     s.user(&user(u, "alice", "a"), &mut links).await.unwrap();
-    s.delete_user(&user(u, "alice", "a"), &mut links)
+    s.delete_user(u, Some(&user(u, "alice", "a")), &mut links)
         .await
         .unwrap();
     let planned = s.dry_run.take().unwrap();

@@ -17,6 +17,7 @@ pub enum ResourceType {
     Source,
     User,
     Group,
+    Provider,
 }
 
 /// Who caused an event.

@@ -9,6 +9,7 @@ mod declared;
 mod document;
 mod envelope;
 mod ids;
+mod provider;
 mod record;
 mod types;
 mod upcast;
@@ -17,6 +18,10 @@ pub use declared::{DeclaredAttribute, DeclaredSchema};
 pub use document::Document;
 pub use envelope::{Actor, DecodeError, Envelope, ResourceType};
 pub use ids::{fold_case, ResourceId};
+pub use provider::{
+    ProviderAuth, ProviderConfig, ProviderCreated, ProviderGrant, ProviderMode,
+    ProviderReplayRequested, ProviderScope, ProviderUpdated, Sealed,
+};
 pub use record::{partition_of, ChainHead, ChainState, Record};
 pub use types::{
     AdminTokenIssued, Adopted, DirectoryCreated, Event, GroupCreated, GroupMembersAdded,

@@ -4,6 +4,7 @@
 
 use crate::document::Document;
 use crate::ids::ResourceId;
+use crate::provider::{ProviderCreated, ProviderReplayRequested, ProviderUpdated};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -173,6 +174,14 @@ pub enum Event {
     GroupMembersRemoved(GroupMembersRemoved),
     GroupDeleted,
     GroupAdopted(Adopted),
+    ProviderCreated(ProviderCreated),
+    ProviderUpdated(ProviderUpdated),
+    ProviderDeleted,
+    /// An operator asked for a full sync now.
+    ProviderSyncRequested,
+    /// An operator asked for the parked objects to be tried again now.
+    ProviderRetryRequested,
+    ProviderReplayRequested(ProviderReplayRequested),
 }
 
 /// Every stored event type name, in catalogue order.
@@ -194,6 +203,12 @@ pub const EVENT_TYPES: &[&str] = &[
     "group.adopted",
     "user.password_set",
     "source.schema_declared",
+    "provider.created",
+    "provider.updated",
+    "provider.deleted",
+    "provider.sync_requested",
+    "provider.retry_requested",
+    "provider.replay_requested",
 ];
 
 #[derive(Serialize, Deserialize)]
@@ -221,6 +236,12 @@ impl Event {
             Event::GroupAdopted(_) => "group.adopted",
             Event::UserPasswordSet(_) => "user.password_set",
             Event::SourceSchemaDeclared(_) => "source.schema_declared",
+            Event::ProviderCreated(_) => "provider.created",
+            Event::ProviderUpdated(_) => "provider.updated",
+            Event::ProviderDeleted => "provider.deleted",
+            Event::ProviderSyncRequested => "provider.sync_requested",
+            Event::ProviderRetryRequested => "provider.retry_requested",
+            Event::ProviderReplayRequested(_) => "provider.replay_requested",
         }
     }
 
@@ -241,7 +262,14 @@ impl Event {
             Event::UserAdopted(p) | Event::GroupAdopted(p) => serde_json::to_value(p),
             Event::UserPasswordSet(p) => serde_json::to_value(p),
             Event::SourceSchemaDeclared(p) => serde_json::to_value(p),
-            Event::UserDeleted | Event::GroupDeleted => serde_json::to_value(Empty {}),
+            Event::ProviderCreated(p) => serde_json::to_value(p),
+            Event::ProviderUpdated(p) => serde_json::to_value(p),
+            Event::ProviderReplayRequested(p) => serde_json::to_value(p),
+            Event::UserDeleted
+            | Event::GroupDeleted
+            | Event::ProviderDeleted
+            | Event::ProviderSyncRequested
+            | Event::ProviderRetryRequested => serde_json::to_value(Empty {}),
         };
         // Serializing these plain structs to a Value cannot fail: no maps with non-string
         // keys, no custom serializers that error.
@@ -286,6 +314,21 @@ impl Event {
             "group.deleted" => {
                 Empty::deserialize(d)?;
                 Event::GroupDeleted
+            }
+            "provider.created" => Event::ProviderCreated(De::deserialize(d)?),
+            "provider.updated" => Event::ProviderUpdated(De::deserialize(d)?),
+            "provider.replay_requested" => Event::ProviderReplayRequested(De::deserialize(d)?),
+            "provider.deleted" => {
+                Empty::deserialize(d)?;
+                Event::ProviderDeleted
+            }
+            "provider.sync_requested" => {
+                Empty::deserialize(d)?;
+                Event::ProviderSyncRequested
+            }
+            "provider.retry_requested" => {
+                Empty::deserialize(d)?;
+                Event::ProviderRetryRequested
             }
             other => return Err(D::Error::custom(format!("unknown event type {other:?}"))),
         })

@@ -6,7 +6,7 @@
 //! an [`Undo`] while it folds a batch so that it can revert the batch if the append fails.
 
 use crate::views::{
-    AdminTokenView, DirectoryMeta, GroupView, Keys, SourceView, TokenView, UserView,
+    AdminTokenView, DirectoryMeta, GroupView, Keys, ProviderView, SourceView, TokenView, UserView,
 };
 use foldhash::HashMap;
 use roster_events::{fold_case, Envelope, Event, Member, ResourceId};
@@ -41,6 +41,7 @@ enum Prior {
     Group(ResourceId, Option<Arc<GroupView>>),
     Source(ResourceId, Option<Arc<SourceView>>),
     AdminToken(ResourceId, Option<AdminTokenView>),
+    Provider(ResourceId, Option<Arc<ProviderView>>),
 }
 
 /// The users, groups, sources and admin tokens of one directory, with their indexes.
@@ -52,6 +53,7 @@ pub struct Directory {
     pub(crate) groups: BTreeMap<ResourceId, Arc<GroupView>>,
     pub(crate) sources: BTreeMap<ResourceId, Arc<SourceView>>,
     pub(crate) admin_tokens: BTreeMap<ResourceId, AdminTokenView>,
+    pub(crate) providers: BTreeMap<ResourceId, Arc<ProviderView>>,
     // Indexes, all derived from the maps above by `set_*`.
     pub(crate) user_by_name: HashMap<String, ResourceId>,
     pub(crate) user_by_external: HashMap<String, BTreeSet<ResourceId>>,
@@ -71,6 +73,7 @@ struct Canonical<'a> {
     groups: Vec<&'a GroupView>,
     sources: Vec<&'a SourceView>,
     admin_tokens: Vec<&'a AdminTokenView>,
+    providers: Vec<&'a ProviderView>,
 }
 
 fn index_remove(map: &mut HashMap<String, BTreeSet<ResourceId>>, key: &str, id: ResourceId) {
@@ -180,6 +183,19 @@ impl Directory {
         self.sources.values()
     }
 
+    pub fn provider(&self, id: ResourceId) -> Option<&Arc<ProviderView>> {
+        self.providers.get(&id)
+    }
+
+    pub fn providers(&self) -> impl Iterator<Item = &Arc<ProviderView>> {
+        self.providers.values()
+    }
+
+    /// The provider called `name` (names are unique within a directory).
+    pub fn provider_by_name(&self, name: &str) -> Option<&Arc<ProviderView>> {
+        self.providers.values().find(|p| p.config.name == name)
+    }
+
     pub fn admin_tokens(&self) -> impl Iterator<Item = &AdminTokenView> {
         self.admin_tokens.values()
     }
@@ -210,6 +226,10 @@ impl Directory {
         self.set_source(view.id, Some(view));
     }
 
+    pub fn restore_provider(&mut self, view: Arc<ProviderView>) {
+        self.providers.insert(view.id, view);
+    }
+
     /// Installs an admin token under the id of the event that issued it.
     pub fn restore_admin_token(&mut self, key: ResourceId, view: AdminTokenView) {
         self.admin_tokens.insert(key, view);
@@ -228,6 +248,7 @@ impl Directory {
             groups: self.groups.values().map(|g| g.as_ref()).collect(),
             sources: self.sources.values().map(|s| s.as_ref()).collect(),
             admin_tokens: self.admin_tokens.values().collect(),
+            providers: self.providers.values().map(|p| p.as_ref()).collect(),
         };
         // Plain data with string keys: serialization cannot fail.
         serde_json::to_vec(&c).expect("views serialize")
@@ -265,6 +286,9 @@ impl Directory {
                         Some(v) => self.admin_tokens.insert(id, v),
                         None => self.admin_tokens.remove(&id),
                     };
+                }
+                Prior::Provider(id, v) => {
+                    self.set_provider(id, v);
                 }
             }
         }
@@ -476,6 +500,48 @@ impl Directory {
                 }
                 Prior::Group(id, self.set_group(id, None))
             }
+            Event::ProviderCreated(e) => {
+                if self.providers.contains_key(&id) {
+                    return Err(exists());
+                }
+                let view = ProviderView {
+                    id,
+                    directory: self.name.clone(),
+                    config: e.config,
+                    version: env.resource_version,
+                    created: env.time,
+                    last_modified: env.time,
+                };
+                Prior::Provider(id, self.set_provider(id, Some(Arc::new(view))))
+            }
+            Event::ProviderUpdated(e) => {
+                let old = self.providers.get(&id).ok_or_else(missing)?;
+                let view = ProviderView {
+                    config: e.config,
+                    version: env.resource_version,
+                    last_modified: env.time,
+                    ..ProviderView::clone(old)
+                };
+                Prior::Provider(id, self.set_provider(id, Some(Arc::new(view))))
+            }
+            // Requests to the provider's consumer, which reads them from the log; the view
+            // only counts them in its version.
+            Event::ProviderSyncRequested
+            | Event::ProviderRetryRequested
+            | Event::ProviderReplayRequested(_) => {
+                let old = self.providers.get(&id).ok_or_else(missing)?;
+                let view = ProviderView {
+                    version: env.resource_version,
+                    ..ProviderView::clone(old)
+                };
+                Prior::Provider(id, self.set_provider(id, Some(Arc::new(view))))
+            }
+            Event::ProviderDeleted => {
+                if !self.providers.contains_key(&id) {
+                    return Err(missing());
+                }
+                Prior::Provider(id, self.set_provider(id, None))
+            }
         };
         if let Some(undo) = undo {
             undo.0.push(prior);
@@ -563,6 +629,17 @@ impl Directory {
             if set.is_empty() {
                 self.member_of.remove(&m.value);
             }
+        }
+    }
+
+    fn set_provider(
+        &mut self,
+        id: ResourceId,
+        new: Option<Arc<ProviderView>>,
+    ) -> Option<Arc<ProviderView>> {
+        match new {
+            Some(v) => self.providers.insert(id, v),
+            None => self.providers.remove(&id),
         }
     }
 

@@ -18,4 +18,6 @@ mod views;
 pub use directory::{Directory, FoldError, Undo};
 pub use query::{sort_key, ListQuery, Page, SortBy, SortKey, Visibility};
 pub use store::{DirectorySnapshot, Folded, LogEntry, MemoryStore, ProjectionStore, StoreError};
-pub use views::{AdminTokenView, DirectoryMeta, GroupView, Keys, SourceView, TokenView, UserView};
+pub use views::{
+    AdminTokenView, DirectoryMeta, GroupView, Keys, ProviderView, SourceView, TokenView, UserView,
+};

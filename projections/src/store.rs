@@ -7,7 +7,7 @@
 
 use crate::directory::Directory;
 use crate::query::{ListQuery, Page, Visibility};
-use crate::views::{AdminTokenView, GroupView, SourceView, UserView};
+use crate::views::{AdminTokenView, GroupView, ProviderView, SourceView, UserView};
 use async_trait::async_trait;
 use roster_events::{ChainHead, ChainState, Member, MemberType, Record, ResourceId};
 use std::collections::{BTreeMap, HashMap};
@@ -109,6 +109,8 @@ pub trait ProjectionStore: Send + Sync + 'static {
     async fn source(&self, slug: &str) -> Result<Option<Arc<SourceView>>, StoreError>;
     async fn sources(&self) -> Result<Vec<Arc<SourceView>>, StoreError>;
     async fn admin_tokens(&self) -> Result<Vec<AdminTokenView>, StoreError>;
+    /// Every outbound provider of every directory, by directory and id.
+    async fn providers(&self) -> Result<Vec<Arc<ProviderView>>, StoreError>;
     /// Whether the store answers now. Writes are refused while it does not (their outcome
     /// could not be confirmed), and `/readyz` says so. Always true for the memory store.
     fn healthy(&self) -> bool {
@@ -374,6 +376,15 @@ impl ProjectionStore for MemoryStore {
             .dirs
             .values()
             .flat_map(|d| d.admin_tokens().cloned())
+            .collect())
+    }
+
+    async fn providers(&self) -> Result<Vec<Arc<ProviderView>>, StoreError> {
+        let inner = self.read();
+        Ok(inner
+            .dirs
+            .values()
+            .flat_map(|d| d.providers().cloned())
             .collect())
     }
 }

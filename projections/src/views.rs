@@ -95,6 +95,18 @@ pub struct TokenView {
     pub revoked: Option<DateTime<Utc>>,
 }
 
+/// An outbound provider: its configuration (secrets sealed) and when operators last asked
+/// it for a full sync, a retry of its parked objects or a replay.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProviderView {
+    pub id: ResourceId,
+    pub directory: String,
+    pub config: roster_events::ProviderConfig,
+    pub version: u64,
+    pub created: DateTime<Utc>,
+    pub last_modified: DateTime<Utc>,
+}
+
 /// An inbound SCIM source.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SourceView {

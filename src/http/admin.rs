@@ -67,7 +67,12 @@ pub struct AdminAuth {
 }
 
 impl AdminAuth {
-    fn ctx(&self) -> Context {
+    /// The admin token's id, or `config` for the configured token.
+    pub fn who(&self) -> &str {
+        &self.who
+    }
+
+    pub fn ctx(&self) -> Context {
         Context {
             actor: Actor::Admin(self.who.clone()),
             source: None,

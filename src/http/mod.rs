@@ -7,6 +7,7 @@ mod body;
 mod bulk;
 mod discovery;
 pub mod error;
+mod providers;
 mod scim;
 mod select;
 
@@ -59,6 +60,10 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// This process's view rebuild, if one was started.
     pub rebuilds: crate::rebuild::Rebuilds,
+    /// The outbound providers this process runs.
+    pub providers: Arc<crate::provider::manager::Providers>,
+    /// Seals providers' credentials.
+    pub secret_key: crate::sealing::SecretKey,
 }
 
 impl Shared {
@@ -107,7 +112,7 @@ pub fn router(state: AppState) -> Router {
             "/source/scim/{slug}/v2",
             scim::routes().merge(discovery::routes()),
         )
-        .nest("/admin/v1", admin::routes())
+        .nest("/admin/v1", admin::routes().merge(providers::routes()))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -16,10 +16,17 @@
 //! The provider configuration, the per-provider consumers of the log and their stored state,
 //! full resync, bootstrap and the admin API come next; nothing uses this module yet.
 
+pub mod carry;
 pub mod client;
 pub mod compat;
+pub mod config;
+pub mod fullsync;
+pub mod manager;
 pub mod mapping;
 pub mod plan;
 pub mod queue;
 pub mod retry;
+pub mod runner;
+pub mod scope;
+pub mod state;
 pub mod sync;

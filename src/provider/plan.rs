@@ -14,7 +14,10 @@ const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 pub const MEMBERS_PER_PATCH: usize = 100;
 
 /// Users or groups.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum Kind {
     User,
     Group,
@@ -111,6 +114,25 @@ pub fn deactivate(caps: Capabilities, remote_id: &str, document: &Map<String, Va
     let mut document = document.clone();
     document.insert("active".into(), Value::Bool(false));
     replace(Kind::User, remote_id, Value::Object(document))
+}
+
+/// Reads one remote object.
+pub fn get(kind: Kind, remote_id: &str) -> Request {
+    Request::new(
+        Method::GET,
+        vec![kind.collection().into(), remote_id.into()],
+        None,
+    )
+}
+
+/// One page of a remote collection (RFC 7644 §3.4.2.4), `start` counting from 1.
+pub fn list(kind: Kind, start: usize, count: usize) -> Request {
+    let mut r = Request::new(Method::GET, vec![kind.collection().into()], None);
+    r.query = vec![
+        ("startIndex".into(), start.to_string()),
+        ("count".into(), count.to_string()),
+    ];
+    r
 }
 
 /// Looks an object up by the attribute that identifies it on the remote: `userName` for a

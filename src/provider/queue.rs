@@ -36,6 +36,16 @@ pub struct Parked<K> {
     pub pending: usize,
 }
 
+/// One object's entry as a checkpoint saves it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Saved<K, C> {
+    pub key: K,
+    pub changes: Vec<C>,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub parked: bool,
+}
+
 /// Changes per object `K`, each of type `C`.
 pub struct ObjectQueue<K, C> {
     objects: HashMap<K, Object<C>>,
@@ -75,6 +85,97 @@ impl<K: Hash + Eq + Clone, C: Clone> ObjectQueue<K, C> {
                 self.ready.push_back(key);
             }
         }
+    }
+
+    /// Queues a change, folding it into the object's last queued change with `merge` when
+    /// that one has not started: for changes that say what to bring up to date rather than
+    /// what to send, so that a busy object is carried once, not once per event.
+    pub fn push_merged(&mut self, key: K, change: C, merge: impl FnOnce(&mut C, C)) {
+        match self.objects.get_mut(&key) {
+            Some(o) if o.changes.len() > 1 || o.state != State::InFlight => {
+                match o.changes.back_mut() {
+                    Some(last) => merge(last, change),
+                    None => o.changes.push_back(change),
+                }
+            }
+            _ => self.push(key, change),
+        }
+    }
+
+    /// Every object's queued changes, attempts, last error and whether it is parked: what a
+    /// checkpoint saves. An object in flight is saved as queued (its change may not have
+    /// reached the remote).
+    pub fn export(&self) -> Vec<Saved<K, C>> {
+        self.objects
+            .iter()
+            .map(|(k, o)| Saved {
+                key: k.clone(),
+                changes: o.changes.iter().cloned().collect(),
+                attempts: o.attempts,
+                last_error: o.last_error.clone(),
+                parked: o.state == State::Parked,
+            })
+            .collect()
+    }
+
+    /// Queues what [`ObjectQueue::export`] saved; waiting objects start again at once.
+    pub fn import(&mut self, saved: Vec<Saved<K, C>>) {
+        for s in saved {
+            if s.changes.is_empty() || self.objects.contains_key(&s.key) {
+                continue;
+            }
+            let state = if s.parked {
+                State::Parked
+            } else {
+                self.ready.push_back(s.key.clone());
+                State::Ready
+            };
+            self.objects.insert(
+                s.key,
+                Object {
+                    changes: s.changes.into(),
+                    state,
+                    attempts: s.attempts,
+                    last_error: s.last_error,
+                },
+            );
+        }
+    }
+
+    /// Puts every parked object back in line; how many there were.
+    pub fn retry_all(&mut self) -> usize {
+        let parked: Vec<K> = self
+            .objects
+            .iter()
+            .filter(|(_, o)| o.state == State::Parked)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in &parked {
+            self.retry(k);
+        }
+        parked.len()
+    }
+
+    /// Failed attempts of the change at the head of `key`'s line.
+    pub fn attempts(&self, key: &K) -> u32 {
+        self.objects.get(key).map_or(0, |o| o.attempts)
+    }
+
+    /// Whether `key` is parked.
+    pub fn is_parked(&self, key: &K) -> bool {
+        self.objects
+            .get(key)
+            .is_some_and(|o| o.state == State::Parked)
+    }
+
+    /// Changes in flight now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// Whether `key` has changes queued, in flight, waiting or parked.
+    pub fn contains(&self, key: &K) -> bool {
+        self.objects.contains_key(key)
     }
 
     /// The next change to send, if one may start at `now`: the head of the first ready
@@ -270,5 +371,46 @@ mod tests {
         assert_eq!(q.take(later), Some(("bad", 2)));
         q.succeeded(&"bad");
         assert!(q.is_empty() && q.parked().is_empty());
+    }
+
+    #[test]
+    fn merged_changes_fold_into_the_last_one_that_has_not_started() {
+        let now = Instant::now();
+        let mut q: ObjectQueue<&str, Vec<u32>> = ObjectQueue::new(4, 3);
+        let merge = |a: &mut Vec<u32>, b: Vec<u32>| a.extend(b);
+        q.push_merged("a", vec![1], merge);
+        q.push_merged("a", vec![2], merge);
+        assert_eq!(q.len(), 1, "not started yet: one change");
+        assert_eq!(q.take(now), Some(("a", vec![1, 2])));
+        q.push_merged("a", vec![3], merge);
+        q.push_merged("a", vec![4], merge);
+        assert_eq!(q.len(), 2, "the one in flight stays as it was sent");
+        q.succeeded(&"a");
+        assert_eq!(q.take(now), Some(("a", vec![3, 4])));
+    }
+
+    #[test]
+    fn an_exported_queue_imports_with_its_parked_objects_still_parked() {
+        let now = Instant::now();
+        let mut q: ObjectQueue<&str, u32> = ObjectQueue::new(4, 1);
+        q.push("a", 1);
+        q.push("b", 2);
+        let (k, _) = q.take(now).unwrap();
+        q.failed(&k, "boom".into(), now);
+        let (in_flight, _) = q.take(now).unwrap();
+        let mut saved = q.export();
+        saved.sort_by_key(|s| s.key);
+        let mut r: ObjectQueue<&str, u32> = ObjectQueue::new(4, 1);
+        r.import(saved);
+        assert_eq!(r.parked().len(), 1);
+        assert_eq!(r.parked()[0].key, k);
+        assert_eq!(
+            r.take(now),
+            Some((in_flight, if in_flight == "a" { 1 } else { 2 })),
+            "in flight is queued again"
+        );
+        assert_eq!(r.take(now), None);
+        assert_eq!(r.retry_all(), 1);
+        assert!(r.take(now).is_some());
     }
 }

@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use std::collections::{BTreeSet, HashMap};
 
 /// Which remote object each local object is (the provider's id map).
-pub trait Links {
+pub trait Links: Send + Sync {
     fn remote(&self, kind: Kind, local: ResourceId) -> Option<String>;
     fn link(&mut self, kind: Kind, local: ResourceId, remote: String);
     fn unlink(&mut self, kind: Kind, local: ResourceId);
@@ -23,21 +23,40 @@ pub trait Links {
 
 /// An id map in memory.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct MemoryLinks(pub HashMap<(bool, ResourceId), String>);
-
-fn key(kind: Kind, local: ResourceId) -> (bool, ResourceId) {
-    (kind == Kind::Group, local)
-}
+pub struct MemoryLinks(pub HashMap<(Kind, ResourceId), String>);
 
 impl Links for MemoryLinks {
     fn remote(&self, kind: Kind, local: ResourceId) -> Option<String> {
-        self.0.get(&key(kind, local)).cloned()
+        self.0.get(&(kind, local)).cloned()
     }
     fn link(&mut self, kind: Kind, local: ResourceId, remote: String) {
-        self.0.insert(key(kind, local), remote);
+        self.0.insert((kind, local), remote);
     }
     fn unlink(&mut self, kind: Kind, local: ResourceId) {
-        self.0.remove(&key(kind, local));
+        self.0.remove(&(kind, local));
+    }
+}
+
+/// Links a task starts from (a copy of the provider's, for the objects it touches), with the
+/// changes it made, to be applied to the provider's map when it ends.
+#[derive(Debug, Default)]
+pub struct TaskLinks {
+    pub base: MemoryLinks,
+    /// In order: a link set (Some) or removed (None).
+    pub changes: Vec<(Kind, ResourceId, Option<String>)>,
+}
+
+impl Links for TaskLinks {
+    fn remote(&self, kind: Kind, local: ResourceId) -> Option<String> {
+        self.base.remote(kind, local)
+    }
+    fn link(&mut self, kind: Kind, local: ResourceId, remote: String) {
+        self.base.link(kind, local, remote.clone());
+        self.changes.push((kind, local, Some(remote)));
+    }
+    fn unlink(&mut self, kind: Kind, local: ResourceId) {
+        self.base.unlink(kind, local);
+        self.changes.push((kind, local, None));
     }
 }
 
@@ -62,6 +81,17 @@ pub struct Syncer<'a> {
     /// change as in a real run (a created object is linked to the id `dry-run`), so that
     /// later changes plan as they would: give a dry run a copy of the provider's links.
     pub dry_run: Option<Vec<Request>>,
+}
+
+/// A remote resource as a document to send back: without what the server owns.
+fn remote_document(body: Option<Value>) -> Map<String, Value> {
+    let mut doc = match body {
+        Some(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    doc.remove("meta");
+    doc.remove("id");
+    doc
 }
 
 /// The `id` of a remote resource.
@@ -168,18 +198,29 @@ impl Syncer<'_> {
         .await
     }
 
-    /// A user deleted; `last` is its last view (for a deactivation by PUT).
+    /// A user deleted (or out of scope): deleted on the remote, or deactivated. `last` is
+    /// its last view if there is one; a deactivation by PUT without it reads the remote
+    /// object and sends it back with `active: false`.
     pub async fn delete_user(
         &mut self,
-        last: &UserView,
+        local: ResourceId,
+        last: Option<&UserView>,
         links: &mut dyn Links,
     ) -> Result<(), SyncError> {
-        let Some(id) = links.remote(Kind::User, last.id) else {
+        let Some(id) = links.remote(Kind::User, local) else {
             return Ok(());
         };
         let request = if self.deactivate {
             let caps = self.remote.capabilities().await;
-            let document = self.mapping.user(last).unwrap_or_default();
+            let document = match last.and_then(|u| self.mapping.user(u)) {
+                Some(d) => d,
+                None if caps.patch => Map::new(),
+                None => match self.send(plan::get(Kind::User, &id)).await {
+                    Ok(r) => remote_document(r.body),
+                    Err(e) if status_is(&e, StatusCode::NOT_FOUND) => return Ok(()),
+                    Err(e) => return Err(e),
+                },
+            };
             plan::deactivate(caps, &id, &document)
         } else {
             plan::delete(Kind::User, &id)
@@ -189,9 +230,44 @@ impl Syncer<'_> {
             _ => {}
         }
         if !self.deactivate {
-            links.unlink(Kind::User, last.id);
+            links.unlink(Kind::User, local);
         }
         Ok(())
+    }
+
+    /// Links `local` to the remote object whose externalId is its id, if the remote can
+    /// filter and has one: before a create whose earlier attempt may have reached the remote.
+    /// True if it is linked now.
+    pub async fn find_own(
+        &mut self,
+        kind: Kind,
+        local: ResourceId,
+        links: &mut dyn Links,
+    ) -> Result<bool, SyncError> {
+        if links.remote(kind, local).is_some() {
+            return Ok(true);
+        }
+        if !self.remote.capabilities().await.filter {
+            return Ok(false);
+        }
+        let found = self
+            .send(plan::find_by_external_id(kind, &local.to_string()))
+            .await?;
+        let resources = found
+            .body
+            .as_ref()
+            .and_then(|b| b.get("Resources"))
+            .and_then(Value::as_array);
+        match resources.map(|r| &r[..]) {
+            Some([only]) => match id_of(only) {
+                Some(id) if id != "dry-run" => {
+                    links.link(kind, local, id);
+                    Ok(true)
+                }
+                _ => Ok(false),
+            },
+            _ => Ok(false),
+        }
     }
 
     fn remote_members(&self, members: &BTreeSet<Member>, links: &dyn Links) -> Vec<RemoteMember> {

@@ -17,7 +17,7 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 
 /// The tables of a generation, in the order they are attached.
-const TABLES: [&str; 7] = [
+const TABLES: [&str; 8] = [
     "directories",
     "users",
     "user_emails",
@@ -25,6 +25,7 @@ const TABLES: [&str; 7] = [
     "group_members",
     "sources",
     "admin_tokens",
+    "providers",
 ];
 
 /// One index of a generation's partition, built after the bulk load.
@@ -122,6 +123,11 @@ const INDEXES: &[Index] = &[
     },
     Index {
         table: "admin_tokens",
+        primary: true,
+        columns: "(gen, directory, id)",
+    },
+    Index {
+        table: "providers",
         primary: true,
         columns: "(gen, directory, id)",
     },
@@ -404,11 +410,22 @@ impl PgStore {
         copy.finish().await?;
 
         let sql = format!("COPY admin_tokens_g{gen} (gen, directory, id, view) FROM STDIN BINARY");
-        let types = [Type::INT4, t.clone(), u, t.clone()];
+        let types = [Type::INT4, t.clone(), u.clone(), t.clone()];
         let mut copy = CopyIn::start(self, &client, &sql, &types).await?;
         for (name, dir) in &folded.dirs {
             for (key, token) in dir.admin_tokens_by_key() {
                 copy.row(&[&gen, name, &key.0, &to_json(token)]).await?;
+            }
+        }
+        copy.finish().await?;
+
+        let sql = format!("COPY providers_g{gen} (gen, directory, id, view) FROM STDIN BINARY");
+        let types = [Type::INT4, t.clone(), u, t.clone()];
+        let mut copy = CopyIn::start(self, &client, &sql, &types).await?;
+        for (name, dir) in &folded.dirs {
+            for p in dir.providers() {
+                copy.row(&[&gen, name, &p.id.0, &to_json(p.as_ref())])
+                    .await?;
             }
         }
         copy.finish().await?;

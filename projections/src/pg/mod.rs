@@ -21,14 +21,18 @@
 //! [`ProjectionStore::snapshot`]).
 
 mod bulk;
+mod provider_state;
 pub mod sql;
+pub use provider_state::{LinkRow, ProviderCheckpoint, ProviderLock, SavedProvider};
 
 pub use bulk::LoadCounts;
 
 use crate::directory::Directory;
 use crate::query::{self, ListQuery, Page, Visibility};
 use crate::store::{DirectorySnapshot, LogEntry, ProjectionStore, StoreError};
-use crate::views::{AdminTokenView, DirectoryMeta, GroupView, Keys, SourceView, UserView};
+use crate::views::{
+    AdminTokenView, DirectoryMeta, GroupView, Keys, ProviderView, SourceView, UserView,
+};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
@@ -394,6 +398,7 @@ struct Touched {
     groups: BTreeSet<Uuid>,
     sources: BTreeSet<Uuid>,
     admin_tokens: BTreeSet<Uuid>,
+    providers: BTreeSet<Uuid>,
 }
 
 /// One directory's share of a batch: the state loaded before folding and the fold after.
@@ -419,6 +424,8 @@ struct Writes {
     source_del: (Vec<String>, Vec<Uuid>),
     admin_tokens: (Vec<String>, Vec<Uuid>, Vec<String>),
     admin_token_del: (Vec<String>, Vec<Uuid>),
+    providers: (Vec<String>, Vec<Uuid>, Vec<String>),
+    provider_del: (Vec<String>, Vec<Uuid>),
     meta: (Vec<String>, Vec<String>),
 }
 
@@ -623,6 +630,19 @@ impl Writes {
                 }
             }
         }
+        for id in &b.touched.providers {
+            match b.after.provider(ResourceId(*id)) {
+                Some(p) => {
+                    self.providers.0.push(dir.to_owned());
+                    self.providers.1.push(*id);
+                    self.providers.2.push(to_json(p.as_ref()));
+                }
+                None => {
+                    self.provider_del.0.push(dir.to_owned());
+                    self.provider_del.1.push(*id);
+                }
+            }
+        }
         if b.touched.meta {
             if let Some(m) = b.after.meta() {
                 self.meta.0.push(dir.to_owned());
@@ -774,11 +794,11 @@ impl PgStore {
             // Our own integer, never a request's value.
             Target::Fixed(g) => format!(
                 "ANALYZE users_g{g}, user_emails_g{g}, groups_g{g}, group_members_g{g}, \
-                 sources_g{g}, admin_tokens_g{g}, directories_g{g}"
+                 sources_g{g}, admin_tokens_g{g}, providers_g{g}, directories_g{g}"
             ),
             Target::Active => {
                 "ANALYZE users, user_emails, groups, group_members, sources, admin_tokens, \
-                 directories"
+                 providers, directories"
                     .to_owned()
             }
         };
@@ -1023,6 +1043,19 @@ impl PgStore {
                 dir.restore_admin_token(key, json::<AdminTokenView>(row.get(1))?);
             }
         }
+        if !touched.providers.is_empty() {
+            let ids: Vec<Uuid> = touched.providers.iter().copied().collect();
+            let rows = self
+                .query(
+                    tx,
+                    "SELECT view FROM providers WHERE gen = $1 AND directory = $2 AND id = ANY($3)",
+                    &[&gen, &name, &ids],
+                )
+                .await?;
+            for row in rows {
+                dir.restore_provider(Arc::new(json::<ProviderView>(row.get(0))?));
+            }
+        }
         Ok(dir)
     }
 
@@ -1234,6 +1267,19 @@ impl PgStore {
             )
             .await?;
         }
+        self.delete_keys(tx, gen, "providers", "id", &w.provider_del)
+            .await?;
+        if !w.providers.0.is_empty() {
+            let p = &w.providers;
+            self.query(
+                tx,
+                "INSERT INTO providers (gen, directory, id, view) \
+                 SELECT $1, * FROM UNNEST($2::text[], $3::uuid[], $4::text[]) \
+                 ON CONFLICT (gen, directory, id) DO UPDATE SET view = EXCLUDED.view",
+                &[&gen, &p.0, &p.1, &p.2],
+            )
+            .await?;
+        }
         if !w.meta.0.is_empty() {
             self.query(
                 tx,
@@ -1369,6 +1415,14 @@ impl PgStore {
                         | Event::SourceTokenRevoked(_)
                         | Event::SourceSchemaDeclared(_) => {
                             touched.sources.insert(id);
+                        }
+                        Event::ProviderCreated(_)
+                        | Event::ProviderUpdated(_)
+                        | Event::ProviderDeleted
+                        | Event::ProviderSyncRequested
+                        | Event::ProviderRetryRequested
+                        | Event::ProviderReplayRequested(_) => {
+                            touched.providers.insert(id);
                         }
                         Event::UserCreated(_)
                         | Event::UserReplaced(_)
@@ -1701,6 +1755,16 @@ impl ProjectionStore for PgStore {
         for r in &tokens {
             state.restore_admin_token(ResourceId(r.get::<_, Uuid>(0)), json(r.get(1))?);
         }
+        let providers = self
+            .query(
+                &tx,
+                &format!("SELECT view FROM providers WHERE gen = {gen} AND directory = $1"),
+                &[&directory],
+            )
+            .await?;
+        for r in &providers {
+            state.restore_provider(Arc::new(json::<ProviderView>(r.get(0))?));
+        }
         self.track(tx.commit().await)?;
         Ok(DirectorySnapshot {
             state,
@@ -1853,6 +1917,18 @@ impl ProjectionStore for PgStore {
         let rows = self.query(&client, &sql, &[]).await?;
         rows.iter()
             .map(|r| json::<SourceView>(r.get(0)).map(Arc::new))
+            .collect()
+    }
+
+    async fn providers(&self) -> Result<Vec<Arc<ProviderView>>, StoreError> {
+        let client = self.client().await?;
+        let sql = format!(
+            "SELECT view FROM providers WHERE gen = {} ORDER BY directory, id",
+            self.gen_sql()
+        );
+        let rows = self.query(&client, &sql, &[]).await?;
+        rows.iter()
+            .map(|r| json::<ProviderView>(r.get(0)).map(Arc::new))
             .collect()
     }
 

@@ -1,0 +1,115 @@
+//! The stored configuration of an outbound provider and the events that carry it. Secrets
+//! (tokens, passwords, client secrets) are stored sealed: [`Sealed`] holds ciphertext that
+//! only the server's secret key opens, so neither the log nor the views hold them in clear.
+
+use crate::ids::ResourceId;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A secret encrypted with the server's key (`v1:` then base64 of nonce and ciphertext).
+/// Its `Debug` form never shows the ciphertext either.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Sealed(pub String);
+
+impl std::fmt::Debug for Sealed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sealed(..)")
+    }
+}
+
+/// A vendor's deviations from RFC 7644 (see the server's `provider::compat`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderMode {
+    #[default]
+    Default,
+    Aws,
+    Slack,
+    Salesforce,
+    Webex,
+}
+
+/// The OAuth2 grant a provider uses to get its access token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ProviderGrant {
+    ClientCredentials,
+    Password { username: String, password: Sealed },
+}
+
+/// How a provider authenticates to its remote.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ProviderAuth {
+    /// A static bearer token.
+    Bearer { token: Sealed },
+    /// HTTP basic authentication.
+    Basic { username: String, password: Sealed },
+    /// An OAuth2 access token from `token_url`; `extra` is sent with every token request.
+    Oauth2 {
+        token_url: String,
+        client_id: String,
+        client_secret: Sealed,
+        grant: ProviderGrant,
+        extra: BTreeMap<String, String>,
+    },
+}
+
+/// Which users and groups a provider carries.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderScope {
+    /// Users whose `userType` says they are service accounts are not synced.
+    pub exclude_service_accounts: bool,
+    /// When not empty, only these groups are synced (users are not affected). Taking a group
+    /// out of the filter leaves what was synced in place.
+    pub group_filter: Vec<ResourceId>,
+    /// When not empty, only users that are members of one of these groups (directly or
+    /// through nested groups) are synced.
+    pub access_groups: Vec<ResourceId>,
+}
+
+/// A provider's whole configuration, as set by its last `provider.created` or
+/// `provider.updated` event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    pub name: String,
+    /// The remote's SCIM base URL (`.../scim/v2`).
+    pub base_url: String,
+    pub auth: ProviderAuth,
+    pub mode: ProviderMode,
+    pub scope: ProviderScope,
+    /// Seconds between scheduled full syncs; 0 turns the schedule off.
+    pub full_sync_interval_secs: u64,
+    /// How many objects are carried to the remote at the same time.
+    pub concurrency: u32,
+    /// Deleted (or out-of-scope) users are deactivated (`active: false`) instead of deleted.
+    pub deactivate: bool,
+    /// Requests are logged and collected, never sent.
+    pub dry_run: bool,
+    pub enabled: bool,
+}
+
+/// A provider was created.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderCreated {
+    pub config: ProviderConfig,
+}
+
+/// A provider's configuration was replaced as a whole.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderUpdated {
+    pub config: ProviderConfig,
+}
+
+/// An operator asked for a provider to re-drive every change from log position `from` of
+/// the directory's partition.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderReplayRequested {
+    pub from: u64,
+}

@@ -1,0 +1,253 @@
+//! The admin API's outbound providers (`/admin/v1/providers`): create, list, show, change,
+//! delete; ask for a full sync, a retry of parked objects or a replay from a log position;
+//! and the status of a provider's consumer. Every change and request is an event with the
+//! admin as actor. Credentials are sealed on the way in and never shown.
+
+use super::admin::AdminAuth;
+use super::body::json_object;
+use super::error::ScimError;
+use super::AppState;
+use crate::domain::{Command, ProviderRequest};
+use crate::provider::config;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use roster_events::{ResourceId, DEFAULT_DIRECTORY};
+use roster_projections::ProviderView;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/providers", get(list).post(create))
+        .route("/providers/{name}", get(show).patch(update).delete(remove))
+        .route("/providers/{name}/status", get(status))
+        .route("/providers/{name}/sync", post(sync))
+        .route("/providers/{name}/retry", post(retry))
+        .route("/providers/{name}/replay", post(replay))
+}
+
+fn provider_json(p: &ProviderView) -> Value {
+    let mut v = config::public_json(&p.config);
+    v["id"] = json!(p.id);
+    v["directory"] = json!(p.directory);
+    v["version"] = json!(p.version);
+    v["created"] = json!(p.created);
+    v["last_modified"] = json!(p.last_modified);
+    v
+}
+
+async fn by_name(app: &AppState, name: &str) -> Result<Arc<ProviderView>, ScimError> {
+    app.store
+        .providers()
+        .await?
+        .into_iter()
+        .find(|p| p.config.name == name)
+        .ok_or_else(|| ScimError::not_found(format!("provider {name:?} not found")))
+}
+
+fn invalid(detail: String) -> ScimError {
+    ScimError::bad_request("invalidValue", detail)
+}
+
+async fn list(State(app): State<AppState>, _admin: AdminAuth) -> Result<Response, ScimError> {
+    let providers = app.store.providers().await?;
+    let list: Vec<Value> = providers.iter().map(|p| provider_json(p)).collect();
+    Ok(Json(json!({"providers": list})).into_response())
+}
+
+async fn show(
+    State(app): State<AppState>,
+    _admin: AdminAuth,
+    Path(name): Path<String>,
+) -> Result<Response, ScimError> {
+    let p = by_name(&app, &name).await?;
+    Ok(Json(provider_json(&p)).into_response())
+}
+
+async fn create(
+    State(app): State<AppState>,
+    admin: AdminAuth,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ScimError> {
+    let body = json_object(&headers, body)?;
+    let directory = match body.get("directory") {
+        None | Some(Value::Null) => DEFAULT_DIRECTORY.to_owned(),
+        Some(Value::String(d)) => d.clone(),
+        Some(_) => return Err(invalid("directory must be a string".into())),
+    };
+    let config = config::parse(&body, None, &app.secret_key).map_err(invalid)?;
+    if !app.store.directories().await?.contains(&directory) {
+        return Err(ScimError::not_found(format!(
+            "directory {directory:?} not found"
+        )));
+    }
+    // Names address providers in this API: unique across directories.
+    if by_name(&app, &config.name).await.is_ok() {
+        return Err(ScimError::new(
+            StatusCode::CONFLICT,
+            Some("uniqueness"),
+            format!("provider {:?} exists", config.name),
+        ));
+    }
+    let id = ResourceId::new();
+    let name = config.name.clone();
+    app.writers
+        .get(&directory)
+        .await?
+        .execute(Command::CreateProvider { id, config }, admin.ctx())
+        .await?;
+    tracing::info!(admin = %admin.who(), provider = %name, "provider created");
+    let p = by_name(&app, &name).await?;
+    Ok((StatusCode::CREATED, Json(provider_json(&p))).into_response())
+}
+
+async fn update(
+    State(app): State<AppState>,
+    admin: AdminAuth,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ScimError> {
+    let body = json_object(&headers, body)?;
+    if body.contains_key("directory") {
+        return Err(invalid("a provider's directory cannot change".into()));
+    }
+    let p = by_name(&app, &name).await?;
+    let config = config::parse(&body, Some(&p.config), &app.secret_key).map_err(invalid)?;
+    app.writers
+        .get(&p.directory)
+        .await?
+        .execute(Command::UpdateProvider { id: p.id, config }, admin.ctx())
+        .await?;
+    tracing::info!(admin = %admin.who(), provider = %name, "provider changed");
+    let p = by_name(&app, &name).await?;
+    Ok(Json(provider_json(&p)).into_response())
+}
+
+async fn remove(
+    State(app): State<AppState>,
+    admin: AdminAuth,
+    Path(name): Path<String>,
+) -> Result<Response, ScimError> {
+    let p = by_name(&app, &name).await?;
+    app.writers
+        .get(&p.directory)
+        .await?
+        .execute(Command::DeleteProvider { id: p.id }, admin.ctx())
+        .await?;
+    tracing::info!(admin = %admin.who(), provider = %name, "provider deleted");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn request(
+    app: &AppState,
+    admin: &AdminAuth,
+    name: &str,
+    request: ProviderRequest,
+) -> Result<Response, ScimError> {
+    let p = by_name(app, name).await?;
+    app.writers
+        .get(&p.directory)
+        .await?
+        .execute(Command::RequestProvider { id: p.id, request }, admin.ctx())
+        .await?;
+    tracing::info!(admin = %admin.who(), provider = %name, ?request, "provider request recorded");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"requested": format!("{request:?}")})),
+    )
+        .into_response())
+}
+
+/// Asks for a full sync now (it runs when the consumer reaches the request in the log).
+async fn sync(
+    State(app): State<AppState>,
+    admin: AdminAuth,
+    Path(name): Path<String>,
+) -> Result<Response, ScimError> {
+    request(&app, &admin, &name, ProviderRequest::Sync).await
+}
+
+/// Asks for the parked objects to be tried again now.
+async fn retry(
+    State(app): State<AppState>,
+    admin: AdminAuth,
+    Path(name): Path<String>,
+) -> Result<Response, ScimError> {
+    request(&app, &admin, &name, ProviderRequest::Retry).await
+}
+
+/// Asks for every change from `from` (a position of the directory's partition) to be carried
+/// again.
+async fn replay(
+    State(app): State<AppState>,
+    admin: AdminAuth,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ScimError> {
+    let body = json_object(&headers, body)?;
+    let from = body
+        .get("from")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| invalid("from must be a log position (a non-negative integer)".into()))?;
+    let p = by_name(&app, &name).await?;
+    let end = *app.log.end(app.log.partition(&p.directory)).borrow();
+    if from > end {
+        return Err(invalid(format!(
+            "from {from} is past the end of the log ({end})"
+        )));
+    }
+    request(&app, &admin, &name, ProviderRequest::Replay { from }).await
+}
+
+async fn status(
+    State(app): State<AppState>,
+    _admin: AdminAuth,
+    Path(name): Path<String>,
+) -> Result<Response, ScimError> {
+    let p = by_name(&app, &name).await?;
+    let report = app
+        .providers
+        .report(p.id)
+        .await
+        .map_err(|e| ScimError::unavailable(&e))?;
+    let s = &report.status;
+    let recent: Vec<Value> = report
+        .recent
+        .iter()
+        .map(|r| {
+            json!({
+                "method": r.method,
+                "path": r.path,
+                "status": r.status,
+                "duration_ms": r.duration.as_secs_f64() * 1000.0,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "provider": p.config.name,
+        "running_here": report.here,
+        "enabled": p.config.enabled,
+        "dry_run": p.config.dry_run,
+        "state": s.state,
+        "error": s.error,
+        "position": s.position,
+        "views_position": s.views_position,
+        "lag": s.views_position.saturating_sub(s.position),
+        "pending": s.pending,
+        "in_flight": s.in_flight,
+        "parked": s.parked,
+        "last_full_sync": s.last_full_sync,
+        "last_checkpoint": s.last_checkpoint,
+        "recent_requests": recent,
+        "dry_run_requests": s.dry_run_requests,
+    }))
+    .into_response())
+}

@@ -1,0 +1,358 @@
+//! A full sync's plan: the desired remote state computed from the current views, compared
+//! with what the remote holds (listed page by page), and turned into work for the provider's
+//! queue, which carries it out like any other change (concurrency, retries, parking).
+//!
+//! Remote objects are matched by link first, then by `externalId` (the default mapping sets it
+//! to Roster's id), then by `userName` / `displayName`; a match links them. Only objects that
+//! differ get work: a remote that already matches costs only the listing.
+
+use super::carry::{member_kind, TaskContext};
+use super::plan::{self, Kind};
+use super::scope;
+use super::state::{FullSyncReport, Key, Work};
+use super::sync::{Links, MemoryLinks, SyncError};
+use roster_events::{fold_case, Member, MemberType, ResourceId};
+use roster_projections::{GroupView, ListQuery, UserView, Visibility};
+use serde_json::Value;
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+/// Objects listed per request.
+const PAGE: usize = 500;
+/// Local objects read per query.
+const LOCAL_PAGE: usize = 1000;
+/// Errors kept in a report.
+pub const REPORT_ERRORS: usize = 20;
+
+/// What the remote holds of one kind.
+#[derive(Default)]
+struct RemoteIndex {
+    by_id: HashMap<String, Value>,
+    by_external: HashMap<String, String>,
+    by_name: HashMap<String, String>,
+}
+
+impl RemoteIndex {
+    fn find(&self, linked: Option<&str>, local: ResourceId, name: Option<&str>) -> Option<&str> {
+        if let Some(id) = linked.filter(|id| self.by_id.contains_key(*id)) {
+            return self.by_id.get_key_value(id).map(|(k, _)| k.as_str());
+        }
+        if let Some(id) = self.by_external.get(&local.to_string()) {
+            return Some(id);
+        }
+        name.and_then(|n| self.by_name.get(&fold_case(n)))
+            .map(String::as_str)
+    }
+}
+
+async fn list_all(cx: &TaskContext, kind: Kind) -> Result<RemoteIndex, SyncError> {
+    let name_attr = match kind {
+        Kind::User => "userName",
+        Kind::Group => "displayName",
+    };
+    let mut index = RemoteIndex::default();
+    let mut start = 1;
+    loop {
+        let page = cx.remote.send(&plan::list(kind, start, PAGE)).await?;
+        let body = page.body.unwrap_or(Value::Null);
+        let resources = body
+            .get("Resources")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let total = body
+            .get("totalResults")
+            .and_then(Value::as_u64)
+            .unwrap_or(0) as usize;
+        let n = resources.len();
+        for r in resources {
+            let Some(id) = r.get("id").and_then(Value::as_str).map(str::to_owned) else {
+                continue;
+            };
+            if let Some(x) = r.get("externalId").and_then(Value::as_str) {
+                index.by_external.insert(x.to_owned(), id.clone());
+            }
+            if let Some(name) = r.get(name_attr).and_then(Value::as_str) {
+                index.by_name.insert(fold_case(name), id.clone());
+            }
+            index.by_id.insert(id, r);
+        }
+        start += n;
+        if n == 0 || start > total {
+            return Ok(index);
+        }
+    }
+}
+
+/// Whether every attribute of `want` is in `have` with the same value (attribute names
+/// compared case-insensitively, RFC 7643 §2.1; extra attributes the remote adds, such as
+/// `meta` or defaults, do not count as differences; multi-valued attributes match when each
+/// wanted value has a matching remote one).
+pub fn subset(want: &Value, have: &Value) -> bool {
+    match (want, have) {
+        (Value::Object(w), Value::Object(h)) => w.iter().all(|(k, v)| {
+            let found = h
+                .iter()
+                .find(|(hk, _)| hk.eq_ignore_ascii_case(k))
+                .map(|(_, v)| v);
+            match found {
+                Some(hv) => subset(v, hv),
+                None => v.is_null() || v.as_array().is_some_and(Vec::is_empty),
+            }
+        }),
+        (Value::Array(w), Value::Array(h)) => w.iter().all(|x| h.iter().any(|y| subset(x, y))),
+        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        _ => want == have,
+    }
+}
+
+/// The work a full sync found, in the order to queue it (users first), and its counts.
+pub struct Plan {
+    pub work: Vec<(Key, Work)>,
+    pub report: FullSyncReport,
+    /// Links the plan made (matches found) or dropped (linked objects the remote no longer
+    /// has), already applied to the links passed in.
+    pub links: Vec<(Kind, ResourceId, Option<String>)>,
+}
+
+fn relink(
+    links: &mut MemoryLinks,
+    changed: &mut Vec<(Kind, ResourceId, Option<String>)>,
+    kind: Kind,
+    local: ResourceId,
+    remote: Option<&str>,
+) {
+    let current = links.remote(kind, local);
+    if current.as_deref() == remote {
+        return;
+    }
+    match remote {
+        Some(r) => links.link(kind, local, r.to_owned()),
+        None => links.unlink(kind, local),
+    }
+    changed.push((kind, local, remote.map(str::to_owned)));
+}
+
+/// Plans a full sync of the provider of `cx`, linking what it matches in `links`.
+///
+/// Fails when the remote cannot be listed or the views cannot be read; nothing is queued
+/// then (links already made stay: they are true).
+pub async fn plan(cx: &TaskContext, links: &mut MemoryLinks) -> Result<Plan, String> {
+    let text = |e: &dyn std::fmt::Display| e.to_string();
+    let mut report = FullSyncReport {
+        started: Some(chrono::Utc::now()),
+        ..FullSyncReport::default()
+    };
+    let mut work: Vec<(Key, Work)> = Vec::new();
+    let mut changed = Vec::new();
+
+    let remote_users = list_all(cx, Kind::User).await.map_err(|e| text(&e))?;
+    let remote_groups = list_all(cx, Kind::Group).await.map_err(|e| text(&e))?;
+
+    // Users.
+    let mut seen: HashSet<ResourceId> = HashSet::new();
+    let mut start = 1;
+    loop {
+        let q = ListQuery {
+            filter: None,
+            sort: None,
+            declared: Vec::new(),
+            start_index: start,
+            count: LOCAL_PAGE,
+        };
+        let page = cx
+            .store
+            .list_users(&cx.directory, Visibility::All, &q)
+            .await
+            .map_err(|e| text(&e))?;
+        let refs: Vec<&UserView> = page.items.iter().map(|u| u.as_ref()).collect();
+        let in_scope = scope::users_in_scope(cx.store.as_ref(), &cx.directory, &cx.scope, &refs)
+            .await
+            .map_err(|e| text(&e))?;
+        for (user, keep) in page.items.iter().zip(in_scope) {
+            seen.insert(user.id);
+            let linked = links.remote(Kind::User, user.id);
+            if !keep {
+                if linked.is_some() {
+                    work.push(((Kind::User, user.id), Work::whole()));
+                    report.deleted += 1;
+                }
+                continue;
+            }
+            report.compared += 1;
+            let found = remote_users
+                .find(linked.as_deref(), user.id, Some(user.user_name()))
+                .map(str::to_owned);
+            relink(links, &mut changed, Kind::User, user.id, found.as_deref());
+            let Some(remote_id) = found else {
+                work.push(((Kind::User, user.id), Work::whole()));
+                report.created += 1;
+                continue;
+            };
+            let desired = cx.mapping.user(user).map(Value::Object);
+            let have = &remote_users.by_id[&remote_id];
+            if desired.is_some_and(|d| !subset(&d, have)) {
+                work.push(((Kind::User, user.id), Work::whole()));
+                report.updated += 1;
+            } else {
+                report.unchanged += 1;
+            }
+        }
+        start += page.items.len();
+        if page.items.is_empty() || start > page.total {
+            break;
+        }
+    }
+    // Linked users that are no longer in the views: deleted while the provider was away.
+    for ((kind, local), _) in links.0.clone() {
+        if kind == Kind::User && !seen.contains(&local) {
+            work.push(((Kind::User, local), Work::whole()));
+            report.deleted += 1;
+        }
+    }
+
+    // Groups.
+    let reverse: HashMap<(Kind, String), ResourceId> = links
+        .0
+        .iter()
+        .map(|((k, l), r)| ((*k, r.clone()), *l))
+        .collect();
+    let mut seen: HashSet<ResourceId> = HashSet::new();
+    let mut start = 1;
+    loop {
+        let q = ListQuery {
+            filter: None,
+            sort: None,
+            declared: Vec::new(),
+            start_index: start,
+            count: LOCAL_PAGE,
+        };
+        let page = cx
+            .store
+            .list_groups(&cx.directory, Visibility::All, &q)
+            .await
+            .map_err(|e| text(&e))?;
+        for group in &page.items {
+            seen.insert(group.id);
+            if !scope::group_in_scope(&cx.scope, group.id) {
+                continue;
+            }
+            report.compared += 1;
+            let linked = links.remote(Kind::Group, group.id);
+            let found = remote_groups
+                .find(
+                    linked.as_deref(),
+                    group.id,
+                    group.keys.display_name.as_deref(),
+                )
+                .map(str::to_owned);
+            relink(links, &mut changed, Kind::Group, group.id, found.as_deref());
+            let Some(remote_id) = found else {
+                work.push(((Kind::Group, group.id), Work::whole()));
+                report.created += 1;
+                continue;
+            };
+            let have = &remote_groups.by_id[&remote_id];
+            match group_difference(cx, group, have, links, &reverse).await? {
+                None => report.unchanged += 1,
+                Some(w) => {
+                    work.push(((Kind::Group, group.id), w));
+                    report.updated += 1;
+                }
+            }
+        }
+        start += page.items.len();
+        if page.items.is_empty() || start > page.total {
+            break;
+        }
+    }
+    for ((kind, local), _) in links.0.clone() {
+        if kind == Kind::Group && !seen.contains(&local) {
+            work.push(((Kind::Group, local), Work::whole()));
+            report.deleted += 1;
+        }
+    }
+    Ok(Plan {
+        work,
+        report,
+        links: changed,
+    })
+}
+
+/// What a linked group needs: nothing, its members changed, or all of it.
+async fn group_difference(
+    cx: &TaskContext,
+    group: &GroupView,
+    have: &Value,
+    links: &MemoryLinks,
+    reverse: &HashMap<(Kind, String), ResourceId>,
+) -> Result<Option<Work>, String> {
+    let mut desired = cx
+        .mapping
+        .group(group, Vec::new())
+        .map(Value::Object)
+        .unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut desired {
+        m.remove("members");
+    }
+    if !subset(&desired, have) {
+        return Ok(Some(Work::whole()));
+    }
+    let wanted = super::carry::members_in_scope(cx, group).await?;
+    let remote_members: Vec<&str> = have
+        .get("members")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.get("value").and_then(Value::as_str))
+        .collect();
+    let mut there: BTreeSet<Member> = BTreeSet::new();
+    for value in &remote_members {
+        let local = reverse
+            .get(&(Kind::User, value.to_string()))
+            .map(|id| (*id, MemberType::User))
+            .or_else(|| {
+                reverse
+                    .get(&(Kind::Group, value.to_string()))
+                    .map(|id| (*id, MemberType::Group))
+            });
+        match local {
+            Some((value, kind)) => {
+                there.insert(Member { value, kind });
+            }
+            // A member Roster does not know: only a whole replacement takes it out.
+            None => return Ok(Some(Work::whole())),
+        }
+    }
+    let mut work = Work::default();
+    for m in &wanted {
+        let linked = links.remote(member_kind(m.kind), m.value).is_some();
+        if !there.contains(m) || !linked {
+            work.added.insert(*m);
+        }
+    }
+    for m in there.difference(&wanted) {
+        work.removed.insert(*m);
+    }
+    Ok((!work.added.is_empty() || !work.removed.is_empty()).then_some(work))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_remote_that_adds_attributes_still_matches() {
+        let want = json!({"userName": "a", "name": {"givenName": "A"},
+                          "emails": [{"value": "a@x", "type": "work"}], "active": true});
+        let have = json!({"id": "1", "UserName": "a", "meta": {"created": "x"},
+                          "name": {"givenName": "A", "formatted": "A"},
+                          "emails": [{"value": "b@x"}, {"value": "a@x", "type": "work", "primary": false}],
+                          "active": true});
+        assert!(subset(&want, &have));
+        assert!(!subset(&json!({"userName": "b"}), &have));
+        assert!(!subset(&json!({"title": "x"}), &have));
+        assert!(subset(&json!({"title": null, "phoneNumbers": []}), &have));
+        assert!(subset(&json!({"n": 1}), &json!({"n": 1.0})));
+    }
+}

@@ -1,0 +1,851 @@
+//! One provider's consumer of the log: it reads its directory's partition from its own
+//! position (never past what the views reflect), turns each change into work for the object
+//! it touches, carries the work to the remote through the per-object queue, and saves its
+//! position, progress and links together at each checkpoint. It also runs the full syncs:
+//! the first one bootstraps a new provider from a cut of the views (views plus the position
+//! they reflect), later ones run on schedule or on request.
+//!
+//! Delivery is at least once and idempotent: after a crash the changes since the last
+//! checkpoint are read again and carried again; a create that may have reached the remote
+//! before the crash first looks the object up by externalId.
+
+use super::carry::{self, Outcome, TaskContext};
+use super::client::Remote;
+use super::config::{self, Tuning};
+use super::fullsync::{self, REPORT_ERRORS};
+use super::mapping::DefaultMapping;
+use super::plan::{Kind, Request};
+use super::queue::ObjectQueue;
+use super::retry::Backoff;
+use super::scope;
+use super::state::{Checkpoint, FullSyncReport, Key, Progress, StateStore, Work};
+use super::sync::MemoryLinks;
+use crate::log::EventLog;
+use crate::metrics::{Metrics, ProviderLabels, ProviderOutcomeLabels};
+use crate::sealing::SecretKey;
+use chrono::{DateTime, Utc};
+use roster_events::{Event, Member, MemberType, ResourceId};
+use roster_projections::{LogEntry, ProjectionStore, ProviderView};
+use serde::Serialize;
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+/// Entries read from the log per batch.
+const READ_BATCH: usize = 500;
+/// Reading stops while this much work is queued (the log keeps the rest).
+const MAX_QUEUED: usize = 20_000;
+/// Checkpoints are at most this frequent while work completes.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+/// Dry-run requests kept for the status API.
+const PLANNED_KEPT: usize = 200;
+
+/// What every provider's consumer needs from the server.
+pub struct Deps {
+    pub log: Arc<dyn EventLog>,
+    pub store: Arc<dyn ProjectionStore>,
+    pub states: Arc<dyn StateStore>,
+    /// Per partition, the position the views reflect.
+    pub projected: Vec<watch::Receiver<u64>>,
+    pub key: SecretKey,
+    pub tuning: Tuning,
+    /// An object is parked after this many failed attempts.
+    pub max_attempts: u32,
+    /// Spacing of an object's attempts.
+    pub retry: Backoff,
+    pub metrics: Option<Arc<Metrics>>,
+}
+
+impl Deps {
+    /// Dependencies with the default tuning, no metrics, and state in `data_dir`.
+    pub fn with_defaults(
+        log: Arc<dyn EventLog>,
+        store: Arc<dyn ProjectionStore>,
+        projected: Vec<watch::Receiver<u64>>,
+        data_dir: &std::path::Path,
+        key: SecretKey,
+    ) -> Deps {
+        Deps {
+            log,
+            store,
+            states: Arc::new(Arc::new(super::state::FileStateStore::new(data_dir))),
+            projected,
+            key,
+            tuning: Tuning::default(),
+            max_attempts: 8,
+            retry: Backoff::default(),
+            metrics: None,
+        }
+    }
+}
+
+/// A parked object, as the status API shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ParkedObject {
+    pub kind: Kind,
+    pub id: ResourceId,
+    pub attempts: u32,
+    pub error: String,
+}
+
+/// A request a dry run would have sent.
+#[derive(Clone, Debug, Serialize)]
+pub struct Planned {
+    pub at: DateTime<Utc>,
+    pub method: String,
+    pub path: String,
+    pub body: Option<serde_json::Value>,
+}
+
+/// A provider's consumer as the status API shows it.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Status {
+    /// starting, bootstrapping, running, full sync, failed, stopped.
+    pub state: &'static str,
+    pub error: Option<String>,
+    /// The first position of the directory's partition not carried yet.
+    pub position: u64,
+    /// The first position the views do not reflect yet.
+    pub views_position: u64,
+    pub pending: usize,
+    pub in_flight: usize,
+    pub parked: Vec<ParkedObject>,
+    pub last_full_sync: Option<FullSyncReport>,
+    pub last_checkpoint: Option<DateTime<Utc>>,
+    pub dry_run_requests: VecDeque<Planned>,
+}
+
+/// A running consumer.
+pub struct Handle {
+    pub status: Arc<Mutex<Status>>,
+    pub remote: Arc<Mutex<Option<Arc<Remote>>>>,
+    /// The configuration it runs with.
+    pub view: Arc<ProviderView>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Handle {
+    /// Stops the consumer after its checkpoint and waits for it.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+
+    pub fn status(&self) -> Status {
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// Starts the consumer of `view`.
+pub fn spawn(view: Arc<ProviderView>, deps: Arc<Deps>) -> Handle {
+    let status = Arc::new(Mutex::new(Status {
+        state: "starting",
+        ..Status::default()
+    }));
+    let remote = Arc::new(Mutex::new(None));
+    let (stop, stopped) = watch::channel(false);
+    let span = tracing::info_span!("provider", provider = %view.config.name, id = %view.id);
+    let task = tokio::spawn(
+        supervise(view.clone(), deps, status.clone(), remote.clone(), stopped).instrument(span),
+    );
+    Handle {
+        status,
+        remote,
+        view,
+        stop,
+        task,
+    }
+}
+
+/// Runs the consumer, starting it again (after a pause) when it fails.
+async fn supervise(
+    view: Arc<ProviderView>,
+    deps: Arc<Deps>,
+    status: Arc<Mutex<Status>>,
+    remote_slot: Arc<Mutex<Option<Arc<Remote>>>>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let set = |state: &'static str, error: Option<String>| {
+        let mut s = status.lock().unwrap_or_else(|p| p.into_inner());
+        s.state = state;
+        s.error = error;
+    };
+    loop {
+        let remote = match config::remote(&view.config, &deps.key, deps.tuning) {
+            Ok(r) => Arc::new(r),
+            Err(e) => {
+                // Nothing to do until the configuration changes (a new consumer starts then).
+                tracing::error!(error = %e, "provider cannot start");
+                set("failed", Some(e));
+                let _ = stopped.wait_for(|s| *s).await;
+                set("stopped", None);
+                return;
+            }
+        };
+        *remote_slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(remote.clone());
+        let runner = Runner::new(view.clone(), deps.clone(), status.clone(), remote);
+        match runner.run(&mut stopped).await {
+            Ok(()) => {
+                set("stopped", None);
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "provider stopped on an error; starting again in 5 s");
+                set("failed", Some(e));
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                    _ = stopped.wait_for(|s| *s) => {
+                        set("stopped", None);
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Full-sync work still being carried, to finish its report.
+struct FullSyncRun {
+    report: FullSyncReport,
+    keys: HashSet<Key>,
+}
+
+struct Runner {
+    view: Arc<ProviderView>,
+    deps: Arc<Deps>,
+    status: Arc<Mutex<Status>>,
+    cx: Arc<TaskContext>,
+    partition: u32,
+    position: u64,
+    progress: Progress,
+    links: MemoryLinks,
+    changed: Vec<(Kind, ResourceId, Option<String>)>,
+    queue: ObjectQueue<Key, Work>,
+    tasks: JoinSet<(Outcome, Option<i64>)>,
+    dirty: bool,
+    last_save: Instant,
+    /// Changes below this position may have been carried before a crash.
+    uncertain_until: u64,
+    full_sync: Option<FullSyncRun>,
+    next_full_sync: Option<Instant>,
+    labels: ProviderLabels,
+}
+
+fn text(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+impl Runner {
+    fn new(
+        view: Arc<ProviderView>,
+        deps: Arc<Deps>,
+        status: Arc<Mutex<Status>>,
+        remote: Arc<Remote>,
+    ) -> Runner {
+        let c = &view.config;
+        let cx = Arc::new(TaskContext {
+            remote,
+            store: deps.store.clone(),
+            directory: view.directory.clone(),
+            mode: config::mode(c.mode),
+            mapping: Arc::new(DefaultMapping),
+            scope: c.scope.clone(),
+            deactivate: c.deactivate,
+            dry_run: c.dry_run,
+        });
+        Runner {
+            partition: deps.log.partition(&view.directory),
+            queue: ObjectQueue::new(c.concurrency as usize, deps.max_attempts),
+            labels: ProviderLabels {
+                provider: c.name.clone(),
+            },
+            view,
+            deps,
+            status,
+            cx,
+            position: 0,
+            progress: Progress::default(),
+            links: MemoryLinks::default(),
+            changed: Vec::new(),
+            tasks: JoinSet::new(),
+            dirty: false,
+            last_save: Instant::now(),
+            uncertain_until: 0,
+            full_sync: None,
+            next_full_sync: None,
+        }
+    }
+
+    fn views_position(&self) -> u64 {
+        self.deps
+            .projected
+            .get(self.partition as usize)
+            .map_or(0, |w| *w.borrow())
+    }
+
+    async fn run(mut self, stopped: &mut watch::Receiver<bool>) -> Result<(), String> {
+        let id = self.view.id;
+        let fingerprint = config::sync_fingerprint(&self.view.config);
+        match self.deps.states.load(id).await.map_err(text)? {
+            Some(saved) => {
+                self.position = saved.next_position;
+                self.progress = saved.progress;
+                self.links = saved.links;
+                self.uncertain_until = self.views_position();
+            }
+            None => self.progress = Progress::default(),
+        }
+        self.queue
+            .import(std::mem::take(&mut self.progress.pending));
+        let interrupted = self
+            .progress
+            .last_full_sync
+            .as_ref()
+            .is_some_and(|r| r.finished.is_none());
+        if !self.progress.bootstrapped
+            || interrupted
+            || self.progress.fingerprint.as_deref() != Some(fingerprint.as_str())
+        {
+            self.progress.full_sync_requested = true;
+        }
+        self.progress.fingerprint = Some(fingerprint);
+        self.schedule_full_sync();
+        tracing::info!(
+            position = self.position,
+            links = self.links.0.len(),
+            pending = self.queue.len(),
+            "provider consumer started"
+        );
+        let mut end = self.deps.log.end(self.partition);
+        let mut projected = self
+            .deps
+            .projected
+            .get(self.partition as usize)
+            .cloned()
+            .ok_or("no such partition")?;
+        loop {
+            if *stopped.borrow() {
+                self.tasks.abort_all();
+                while self.tasks.join_next().await.is_some() {}
+                self.dirty = true;
+                self.checkpoint().await?;
+                return Ok(());
+            }
+            let due = self.next_full_sync.is_some_and(|at| at <= Instant::now());
+            if (self.progress.full_sync_requested || due)
+                && self.full_sync.is_none()
+                && self.tasks.is_empty()
+            {
+                self.full_sync_now().await?;
+            }
+            self.read().await?;
+            self.start_tasks().await;
+            if self.dirty && (self.last_save.elapsed() >= CHECKPOINT_EVERY || self.tasks.is_empty())
+            {
+                self.checkpoint().await?;
+            }
+            self.publish();
+
+            let behind = self.position < self.views_position();
+            let wake = self.queue.next_wake();
+            let save_at = self.dirty.then(|| self.last_save + CHECKPOINT_EVERY);
+            let far = Instant::now() + Duration::from_secs(3600);
+            tokio::select! {
+                Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => {
+                    match done {
+                        Ok(outcome) => self.finished(outcome),
+                        Err(e) if e.is_cancelled() => {}
+                        Err(e) => return Err(format!("a provider task failed: {e}")),
+                    }
+                }
+                _ = projected.changed() => {}
+                _ = end.changed() => {}
+                _ = tokio::time::sleep(Duration::from_millis(20)), if behind && self.queue.len() < MAX_QUEUED => {}
+                _ = tokio::time::sleep_until(wake.map(Instant::from_std).unwrap_or(far)), if wake.is_some() => {}
+                _ = tokio::time::sleep_until(self.next_full_sync.unwrap_or(far)), if self.next_full_sync.is_some() => {}
+                _ = tokio::time::sleep_until(save_at.unwrap_or(far)), if save_at.is_some() => {}
+                _ = stopped.changed() => {}
+            }
+        }
+    }
+
+    fn schedule_full_sync(&mut self) {
+        let every = self.view.config.full_sync_interval_secs;
+        self.next_full_sync = (every > 0).then(|| Instant::now() + Duration::from_secs(every));
+    }
+
+    /// Reads and turns into work what the views reflect beyond the position.
+    async fn read(&mut self) -> Result<(), String> {
+        loop {
+            let views = self.views_position();
+            if self.position >= views || self.queue.len() >= MAX_QUEUED {
+                return Ok(());
+            }
+            let entries = self
+                .deps
+                .log
+                .read(self.partition, self.position, READ_BATCH)
+                .await
+                .map_err(text)?;
+            if entries.is_empty() {
+                return Ok(());
+            }
+            for entry in entries {
+                if entry.position >= views {
+                    break;
+                }
+                if entry.position < self.position {
+                    continue;
+                }
+                let rewound = self.entry(&entry).await.map_err(text)?;
+                self.dirty = true;
+                if rewound {
+                    break;
+                }
+                self.position = entry.position + 1;
+            }
+        }
+    }
+
+    fn push(&mut self, key: Key, mut work: Work, position: u64, time: DateTime<Utc>) {
+        work.verify |= position < self.uncertain_until;
+        work.since_ms = Some(time.timestamp_millis());
+        self.queue.push_merged(key, work, Work::merge);
+    }
+
+    /// Turns one entry into work. True when it rewound the position (a replay request).
+    async fn entry(&mut self, entry: &LogEntry) -> Result<bool, roster_projections::StoreError> {
+        let record = &entry.record;
+        if record.directory != self.view.directory {
+            return Ok(false);
+        }
+        let scope = self.view.config.scope.clone();
+        for env in &record.events {
+            let id = env.resource_id;
+            let at = env.time;
+            match &env.event {
+                Event::UserCreated(_)
+                | Event::UserReplaced(_)
+                | Event::UserDeleted
+                | Event::UserAdopted(_) => {
+                    self.push((Kind::User, id), Work::whole(), entry.position, at);
+                }
+                Event::GroupCreated(_)
+                | Event::GroupReplaced(_)
+                | Event::GroupDeleted
+                | Event::GroupAdopted(_) => {
+                    if matches!(env.event, Event::GroupDeleted) && scope.access_groups.contains(&id)
+                    {
+                        // Its members leave the scope; the view no longer says who they were.
+                        self.progress.full_sync_requested = true;
+                    }
+                    self.push((Kind::Group, id), Work::whole(), entry.position, at);
+                }
+                Event::GroupMembersAdded(e) => {
+                    let work = Work {
+                        added: e.members.iter().copied().collect(),
+                        ..Work::default()
+                    };
+                    self.push((Kind::Group, id), work, entry.position, at);
+                    self.access_changed(&scope, id, &e.members, entry.position, at)
+                        .await?;
+                }
+                Event::GroupMembersRemoved(e) => {
+                    let work = Work {
+                        removed: e.members.iter().copied().collect(),
+                        ..Work::default()
+                    };
+                    self.push((Kind::Group, id), work, entry.position, at);
+                    self.access_changed(&scope, id, &e.members, entry.position, at)
+                        .await?;
+                }
+                Event::ProviderSyncRequested if id == self.view.id => {
+                    self.progress.full_sync_requested = true;
+                }
+                Event::ProviderRetryRequested if id == self.view.id => {
+                    let n = self.queue.retry_all();
+                    tracing::info!(objects = n, "parked objects retried on request");
+                }
+                Event::ProviderReplayRequested(r)
+                    if id == self.view.id
+                        && entry.position >= self.progress.replay_floor
+                        && r.from <= entry.position =>
+                {
+                    tracing::info!(from = r.from, "replaying on request");
+                    self.progress.replay_floor = entry.position + 1;
+                    self.position = r.from;
+                    return Ok(true);
+                }
+                _ => {}
+            }
+        }
+        Ok(false)
+    }
+
+    /// Members of an access group (or of a group nested in one) changed: those users move in
+    /// or out of scope.
+    async fn access_changed(
+        &mut self,
+        scope: &roster_events::ProviderScope,
+        group: ResourceId,
+        members: &[Member],
+        position: u64,
+        at: DateTime<Utc>,
+    ) -> Result<(), roster_projections::StoreError> {
+        let store = self.deps.store.clone();
+        let dir = self.view.directory.clone();
+        if !scope::grants_access(store.as_ref(), &dir, scope, group).await? {
+            return Ok(());
+        }
+        for m in members {
+            match m.kind {
+                MemberType::User => self.push((Kind::User, m.value), Work::whole(), position, at),
+                MemberType::Group => {
+                    if let Some(g) = store.group(&dir, m.value).await? {
+                        for u in scope::users_under(store.as_ref(), &dir, &g).await? {
+                            self.push((Kind::User, u), Work::whole(), position, at);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn start_tasks(&mut self) {
+        let now = std::time::Instant::now();
+        while let Some((key, work)) = self.queue.take(now) {
+            let group = match key.0 {
+                Kind::Group => match self.deps.store.group(&self.view.directory, key.1).await {
+                    Ok(g) => g,
+                    Err(e) => {
+                        self.fail(key, e.to_string());
+                        continue;
+                    }
+                },
+                Kind::User => None,
+            };
+            let links = carry::links_for(key, &work, group.as_deref(), &self.links);
+            let span = tracing::info_span!("sync", kind = ?key.0, object = %key.1);
+            self.tasks.spawn(
+                carry::carry(self.cx.clone(), key, work.clone(), group, links)
+                    .instrument(span)
+                    .map_since(work.since_ms),
+            );
+        }
+    }
+
+    fn fail(&mut self, key: Key, error: String) {
+        let attempt = self.queue.attempts(&key) + 1;
+        let delay = self.deps.retry.delay(attempt, &mut rand::rng());
+        self.queue
+            .failed(&key, error.clone(), std::time::Instant::now() + delay);
+        let parked = self.queue.is_parked(&key);
+        let outcome = if parked { "parked" } else { "failed" };
+        if parked {
+            tracing::warn!(kind = ?key.0, object = %key.1, attempts = attempt, error = %error, "object parked");
+        } else {
+            tracing::info!(kind = ?key.0, object = %key.1, attempt, error = %error, retry_in_ms = delay.as_millis() as u64, "object failed; will retry");
+        }
+        if let Some(m) = &self.deps.metrics {
+            m.provider_objects
+                .get_or_create(&ProviderOutcomeLabels {
+                    provider: self.labels.provider.clone(),
+                    outcome,
+                })
+                .inc();
+        }
+        if parked {
+            if let Some(run) = &mut self.full_sync {
+                if run.keys.remove(&key) {
+                    run.report.failed += 1;
+                    if run.report.errors.len() < REPORT_ERRORS {
+                        run.report
+                            .errors
+                            .push(format!("{:?} {}: {error}", key.0, key.1));
+                    }
+                }
+            }
+            self.finish_full_sync_if_done();
+        }
+    }
+
+    fn finished(&mut self, (outcome, since_ms): (Outcome, Option<i64>)) {
+        self.dirty = true;
+        let key = outcome.key;
+        for (kind, local, remote) in outcome.links {
+            match &remote {
+                Some(r) => self.links.0.insert((kind, local), r.clone()),
+                None => self.links.0.remove(&(kind, local)),
+            };
+            if remote.is_some() {
+                if let Some(groups) = self.progress.waiting.remove(&local) {
+                    let kind = match kind {
+                        Kind::User => MemberType::User,
+                        Kind::Group => MemberType::Group,
+                    };
+                    for g in groups {
+                        let work = Work {
+                            added: [Member { value: local, kind }].into(),
+                            ..Work::default()
+                        };
+                        self.queue.push_merged((Kind::Group, g), work, Work::merge);
+                    }
+                }
+            }
+            if !self.cx.dry_run {
+                self.changed.push((kind, local, remote));
+            }
+        }
+        for m in outcome.waiting {
+            if self
+                .links
+                .0
+                .contains_key(&(carry::member_kind(m.kind), m.value))
+            {
+                // Linked while this task ran: add it now.
+                let work = Work {
+                    added: [m].into(),
+                    ..Work::default()
+                };
+                self.queue.push_merged(key, work, Work::merge);
+            } else {
+                self.progress
+                    .waiting
+                    .entry(m.value)
+                    .or_default()
+                    .insert(key.1);
+            }
+        }
+        if !outcome.planned.is_empty() {
+            let mut s = self.status.lock().unwrap_or_else(|p| p.into_inner());
+            for r in outcome.planned {
+                tracing::info!(method = %r.method, path = %r.path.join("/"), "dry run: not sent");
+                if s.dry_run_requests.len() == PLANNED_KEPT {
+                    s.dry_run_requests.pop_front();
+                }
+                s.dry_run_requests.push_back(planned(r));
+            }
+        }
+        match outcome.result {
+            Ok(()) => {
+                self.queue.succeeded(&key);
+                if let Some(m) = &self.deps.metrics {
+                    m.provider_objects
+                        .get_or_create(&ProviderOutcomeLabels {
+                            provider: self.labels.provider.clone(),
+                            outcome: "ok",
+                        })
+                        .inc();
+                    if let Some(since) = since_ms {
+                        let secs = (Utc::now().timestamp_millis() - since).max(0) as f64 / 1000.0;
+                        m.provider_propagation
+                            .get_or_create(&self.labels)
+                            .observe(secs);
+                    }
+                }
+                if let Some(run) = &mut self.full_sync {
+                    run.keys.remove(&key);
+                }
+                self.finish_full_sync_if_done();
+            }
+            Err(e) => self.fail(key, e),
+        }
+    }
+
+    fn finish_full_sync_if_done(&mut self) {
+        let done = self
+            .full_sync
+            .as_ref()
+            .is_some_and(|run| run.keys.iter().all(|k| !self.queue.contains(k)));
+        if done {
+            if let Some(mut run) = self.full_sync.take() {
+                run.report.finished = Some(Utc::now());
+                tracing::info!(
+                    compared = run.report.compared,
+                    created = run.report.created,
+                    updated = run.report.updated,
+                    deleted = run.report.deleted,
+                    unchanged = run.report.unchanged,
+                    failed = run.report.failed,
+                    "full sync finished"
+                );
+                self.progress.last_full_sync = Some(run.report);
+                self.dirty = true;
+            }
+        }
+    }
+
+    /// Plans a full sync and queues its work; the first one is the bootstrap from a cut.
+    async fn full_sync_now(&mut self) -> Result<(), String> {
+        let bootstrap = !self.progress.bootstrapped;
+        {
+            let mut s = self.status.lock().unwrap_or_else(|p| p.into_inner());
+            s.state = if bootstrap {
+                "bootstrapping"
+            } else {
+                "full sync"
+            };
+        }
+        // The cut: the views as of this position, read from now on; what changes after it is
+        // read from the log, and carrying it again is harmless.
+        let cut = self.views_position();
+        let span = tracing::info_span!("full_sync", bootstrap, cut);
+        let planned = fullsync::plan(&self.cx, &mut self.links)
+            .instrument(span)
+            .await;
+        let plan = match planned {
+            Ok(p) => p,
+            Err(e) => {
+                // Tried again at the next schedule or request; the log goes on meanwhile
+                // unless this is the bootstrap, which must come first.
+                tracing::warn!(error = %e, "full sync could not be planned");
+                self.progress.last_full_sync = Some(FullSyncReport {
+                    started: Some(Utc::now()),
+                    finished: Some(Utc::now()),
+                    failed: 1,
+                    errors: vec![e.clone()],
+                    ..FullSyncReport::default()
+                });
+                self.schedule_full_sync();
+                if bootstrap {
+                    return Err(format!("bootstrap: {e}"));
+                }
+                self.progress.full_sync_requested = false;
+                self.dirty = true;
+                return Ok(());
+            }
+        };
+        if bootstrap {
+            self.position = self.position.max(cut);
+            self.progress.bootstrapped = true;
+        }
+        if !self.cx.dry_run {
+            self.changed.extend(plan.links);
+        }
+        self.queue.retry_all();
+        let mut keys = HashSet::new();
+        for (key, work) in plan.work {
+            keys.insert(key);
+            self.queue.push_merged(key, work, Work::merge);
+        }
+        tracing::info!(
+            compared = plan.report.compared,
+            to_create = plan.report.created,
+            to_update = plan.report.updated,
+            to_delete = plan.report.deleted,
+            unchanged = plan.report.unchanged,
+            "full sync planned"
+        );
+        self.progress.last_full_sync = Some(plan.report.clone());
+        self.full_sync = Some(FullSyncRun {
+            report: plan.report,
+            keys,
+        });
+        self.progress.full_sync_requested = false;
+        self.schedule_full_sync();
+        self.dirty = true;
+        self.finish_full_sync_if_done();
+        self.checkpoint().await?;
+        self.status.lock().unwrap_or_else(|p| p.into_inner()).state = "running";
+        Ok(())
+    }
+
+    async fn checkpoint(&mut self) -> Result<(), String> {
+        if !self.dirty {
+            return Ok(());
+        }
+        self.progress.pending = self.queue.export();
+        let result = self
+            .deps
+            .states
+            .save(
+                self.view.id,
+                Checkpoint {
+                    directory: &self.view.directory,
+                    partition: self.partition,
+                    next_position: self.position,
+                    progress: &self.progress,
+                    changed: &self.changed,
+                    links: &self.links,
+                },
+            )
+            .await;
+        self.progress.pending.clear();
+        result.map_err(text)?;
+        self.changed.clear();
+        self.dirty = false;
+        self.last_save = Instant::now();
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .last_checkpoint = Some(Utc::now());
+        Ok(())
+    }
+
+    fn publish(&self) {
+        let views = self.views_position();
+        let parked: Vec<ParkedObject> = self
+            .queue
+            .parked()
+            .into_iter()
+            .map(|p| ParkedObject {
+                kind: p.key.0,
+                id: p.key.1,
+                attempts: p.attempts,
+                error: p.error,
+            })
+            .collect();
+        if let Some(m) = &self.deps.metrics {
+            m.provider_lag
+                .get_or_create(&self.labels)
+                .set(views.saturating_sub(self.position) as i64);
+            m.provider_parked
+                .get_or_create(&self.labels)
+                .set(parked.len() as i64);
+        }
+        let mut s = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        if s.state == "starting" || s.state == "failed" {
+            s.state = "running";
+            s.error = None;
+        }
+        s.position = self.position;
+        s.views_position = views;
+        s.pending = self.queue.len();
+        s.in_flight = self.queue.in_flight();
+        s.parked = parked;
+        s.last_full_sync = self.progress.last_full_sync.clone();
+    }
+}
+
+fn planned(r: Request) -> Planned {
+    Planned {
+        at: Utc::now(),
+        method: r.method.to_string(),
+        path: format!("/{}", r.path.join("/")),
+        body: r.body,
+    }
+}
+
+/// Carries a task's `since` through to its end.
+trait MapSince: std::future::Future<Output = Outcome> + Sized {
+    fn map_since(
+        self,
+        since: Option<i64>,
+    ) -> impl std::future::Future<Output = (Outcome, Option<i64>)> + Send
+    where
+        Self: Send,
+    {
+        async move { (self.await, since) }
+    }
+}
+
+impl<F: std::future::Future<Output = Outcome>> MapSince for F {}

@@ -1,0 +1,761 @@
+//! Outbound providers end to end, against an independent SCIM server: `scim2-server` from
+//! PyPI, installed and found by `scripts/test.sh` (ROSTER_TEST_SCIM2_SERVER). Identities are
+//! provisioned into Roster through its SCIM source and must appear on the remote with the
+//! same attributes and memberships; deletes propagate; a remote that goes away gets
+//! everything once it is back; a provider created after 10,000 changes bootstraps from a cut
+//! of the views.
+
+mod common;
+
+use common::TestApp;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const REMOTE_TOKEN: &str = "remote-secret-token";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running scim2-server, killed when dropped.
+pub struct Remote {
+    child: Option<Child>,
+    pub port: u16,
+    pub base: String,
+    http: reqwest::Client,
+}
+
+impl Remote {
+    pub async fn start() -> Remote {
+        Self::start_on(free_port()).await
+    }
+
+    pub async fn start_on(port: u16) -> Remote {
+        let bin = std::env::var("ROSTER_TEST_SCIM2_SERVER").expect(
+            "ROSTER_TEST_SCIM2_SERVER is not set: run the tests with `bash scripts/test.sh`, \
+             which installs scim2-server",
+        );
+        let child = Command::new(bin)
+            .args([
+                "--hostname",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--bearer-token",
+                REMOTE_TOKEN,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting scim2-server");
+        let remote = Remote {
+            child: Some(child),
+            port,
+            base: format!("http://127.0.0.1:{port}/v2"),
+            http: reqwest::Client::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let up = remote
+                .http
+                .get(format!("{}/ServiceProviderConfig", remote.base))
+                .bearer_auth(REMOTE_TOKEN)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if up {
+                return remote;
+            }
+            assert!(Instant::now() < deadline, "scim2-server did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Every resource of `collection` (`Users` or `Groups`).
+    pub async fn all(&self, collection: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut start = 1;
+        loop {
+            let r: Value = self
+                .http
+                .get(format!(
+                    "{}/{collection}?startIndex={start}&count=1000",
+                    self.base
+                ))
+                .bearer_auth(REMOTE_TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let page = r["Resources"].as_array().cloned().unwrap_or_default();
+            let total = r["totalResults"].as_u64().unwrap_or(0) as usize;
+            start += page.len();
+            let empty = page.is_empty();
+            out.extend(page);
+            if empty || start > total {
+                return out;
+            }
+        }
+    }
+
+    /// Users by userName.
+    pub async fn users(&self) -> BTreeMap<String, Value> {
+        self.all("Users")
+            .await
+            .into_iter()
+            .map(|u| (u["userName"].as_str().unwrap().to_owned(), u))
+            .collect()
+    }
+
+    /// Groups by displayName, with their members' userNames / displayNames.
+    pub async fn groups(&self) -> BTreeMap<String, (Value, BTreeSet<String>)> {
+        let users: BTreeMap<String, String> = self
+            .all("Users")
+            .await
+            .into_iter()
+            .map(|u| {
+                (
+                    u["id"].as_str().unwrap().to_owned(),
+                    u["userName"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let groups = self.all("Groups").await;
+        let names: BTreeMap<String, String> = groups
+            .iter()
+            .map(|g| {
+                (
+                    g["id"].as_str().unwrap().to_owned(),
+                    g["displayName"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        groups
+            .into_iter()
+            .map(|g| {
+                let members = g["members"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|m| {
+                        let v = m["value"].as_str().unwrap();
+                        users
+                            .get(v)
+                            .or_else(|| names.get(v))
+                            .cloned()
+                            .unwrap_or_else(|| format!("unknown:{v}"))
+                    })
+                    .collect();
+                (g["displayName"].as_str().unwrap().to_owned(), (g, members))
+            })
+            .collect()
+    }
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Waits until `check` holds, or fails after `secs` with what it last saw.
+async fn eventually<T: std::fmt::Debug, F, Fut>(
+    secs: u64,
+    mut probe: F,
+    check: impl Fn(&T) -> bool,
+) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let v = probe().await;
+        if check(&v) {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("not reached in {secs} s; last: {v:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn fast_settings(data: &std::path::Path) -> roster::config::Settings {
+    roster::config::Settings {
+        provider_retry_base_ms: 100,
+        provider_retry_cap_ms: 1_000,
+        provider_max_attempts: 50,
+        provider_request_attempts: 2,
+        provider_request_timeout_ms: 5_000,
+        ..common::settings(data)
+    }
+}
+
+async fn spawn() -> TestApp {
+    let data = tempfile::tempdir().unwrap();
+    TestApp::spawn_with(fast_settings(data.path()), data).await
+}
+
+async fn create_provider(app: &TestApp, name: &str, remote: &Remote, extra: Value) -> Value {
+    let mut body = json!({
+        "name": name,
+        "base_url": remote.base,
+        "auth": {"type": "bearer", "token": REMOTE_TOKEN},
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    let (status, created) = app
+        .post(
+            &format!("{}/admin/v1/providers", app.root),
+            &app.admin_token,
+            body,
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    created
+}
+
+async fn status(app: &TestApp, name: &str) -> Value {
+    let (s, body) = app
+        .get(
+            &format!("{}/admin/v1/providers/{name}/status", app.root),
+            &app.admin_token,
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    body
+}
+
+async fn create_group(app: &TestApp, name: &str, members: &[&str]) -> Value {
+    let members: Vec<Value> = members.iter().map(|id| json!({"value": id})).collect();
+    let (s, g) = app
+        .post(
+            &format!("{}/Groups", app.scim("default")),
+            &app.scim_token,
+            json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": name,
+                "members": members,
+            }),
+        )
+        .await;
+    assert_eq!(s, 201, "{g}");
+    g
+}
+
+async fn patch(app: &TestApp, path: &str, ops: Value) -> Value {
+    let r = app
+        .http
+        .patch(format!("{}/{path}", app.scim("default")))
+        .bearer_auth(&app.scim_token)
+        .header("content-type", "application/scim+json")
+        .body(
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})
+                .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let (s, body) = common::parse(r).await;
+    assert!(s == 200 || s == 204, "{s} {body}");
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_and_groups_provisioned_into_roster_arrive_on_the_remote_with_their_memberships() {
+    let remote = Remote::start().await;
+    let app = spawn().await;
+    let provider = create_provider(&app, "scim2", &remote, json!({})).await;
+    assert!(
+        !provider.to_string().contains(REMOTE_TOKEN),
+        "the API never shows the credentials: {provider}"
+    );
+
+    let users = app.scim("default") + "/Users";
+    let (s, alice) = app
+        .post(
+            &users,
+            &app.scim_token,
+            json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User",
+                            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
+                "userName": "alice@example.com",
+                "name": {"givenName": "Alice", "familyName": "Liddell"},
+                "displayName": "Alice Liddell",
+                "emails": [{"value": "alice@example.com", "type": "work", "primary": true}],
+                "active": true,
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "Wonderland"},
+            }),
+        )
+        .await;
+    assert_eq!(s, 201, "{alice}");
+    let (_, bob) = app
+        .create_user("default", &app.scim_token, "bob@example.com")
+        .await;
+    let (_, carol) = app
+        .create_user("default", &app.scim_token, "carol@example.com")
+        .await;
+    let aid = alice["id"].as_str().unwrap();
+    let bid = bob["id"].as_str().unwrap();
+    let cid = carol["id"].as_str().unwrap();
+    let team = create_group(&app, "Team", &[aid, bid]).await;
+    let tid = team["id"].as_str().unwrap();
+    let _outer = create_group(&app, "Everyone", &[tid, cid]).await;
+
+    let groups = eventually(
+        30,
+        || remote.groups(),
+        |g| {
+            g.get("Team").is_some_and(|(_, m)| m.len() == 2)
+                && g.get("Everyone").is_some_and(|(_, m)| m.len() == 2)
+        },
+    )
+    .await;
+    assert_eq!(
+        groups["Team"].1,
+        BTreeSet::from([
+            "alice@example.com".to_string(),
+            "bob@example.com".to_string()
+        ])
+    );
+    assert_eq!(
+        groups["Everyone"].1,
+        BTreeSet::from(["Team".to_string(), "carol@example.com".to_string()])
+    );
+    assert_eq!(groups["Team"].0["externalId"], json!(tid));
+    let remote_users = remote.users().await;
+    assert_eq!(remote_users.len(), 3);
+    let a = &remote_users["alice@example.com"];
+    assert_eq!(a["externalId"], json!(aid), "externalId is Roster's id");
+    assert_eq!(a["name"]["givenName"], "Alice");
+    assert_eq!(a["name"]["familyName"], "Liddell");
+    assert_eq!(a["displayName"], "Alice Liddell");
+    assert_eq!(a["emails"][0]["value"], "alice@example.com");
+    assert_eq!(
+        a["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["department"],
+        "Wonderland"
+    );
+
+    // A change, a member removed, a group renamed.
+    patch(
+        &app,
+        &format!("Users/{aid}"),
+        json!([{"op": "replace", "path": "displayName", "value": "Alice L."}]),
+    )
+    .await;
+    patch(
+        &app,
+        &format!("Groups/{tid}"),
+        json!([{"op": "remove", "path": format!("members[value eq \"{bid}\"]")}]),
+    )
+    .await;
+    patch(
+        &app,
+        &format!("Groups/{tid}"),
+        json!([{"op": "replace", "path": "displayName", "value": "Core team"}]),
+    )
+    .await;
+    let groups = eventually(
+        30,
+        || remote.groups(),
+        |g| g.get("Core team").is_some_and(|(_, m)| m.len() == 1),
+    )
+    .await;
+    assert_eq!(
+        groups["Core team"].1,
+        BTreeSet::from(["alice@example.com".to_string()])
+    );
+    assert!(!groups.contains_key("Team"));
+    eventually(
+        30,
+        || remote.users(),
+        |u| u["alice@example.com"]["displayName"] == "Alice L.",
+    )
+    .await;
+
+    // Deletes propagate.
+    assert_eq!(
+        app.delete(&format!("{users}/{bid}"), &app.scim_token).await,
+        204
+    );
+    assert_eq!(
+        app.delete(
+            &format!("{}/Groups/{tid}", app.scim("default")),
+            &app.scim_token
+        )
+        .await,
+        204
+    );
+    let groups = eventually(
+        30,
+        || remote.groups(),
+        |g| !g.contains_key("Core team") && g.get("Everyone").is_some_and(|(_, m)| m.len() == 1),
+    )
+    .await;
+    assert_eq!(
+        groups["Everyone"].1,
+        BTreeSet::from(["carol@example.com".to_string()])
+    );
+    let users = eventually(30, || remote.users(), |u| u.len() == 2).await;
+    assert!(!users.contains_key("bob@example.com"));
+
+    let st = status(&app, "scim2").await;
+    assert_eq!(st["state"], "running", "{st}");
+    assert_eq!(st["lag"], 0, "{st}");
+    assert_eq!(st["parked"], json!([]), "{st}");
+    assert!(
+        st["recent_requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["method"] == "PATCH" && r["status"] == 200 || r["status"] == 204),
+        "{st}"
+    );
+    assert!(st["last_full_sync"]["finished"].is_string(), "{st}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_sends_no_write_and_lists_what_it_would_send() {
+    let remote = Remote::start().await;
+    let app = spawn().await;
+    create_provider(&app, "dry", &remote, json!({"dry_run": true})).await;
+    app.create_user("default", &app.scim_token, "dora@example.com")
+        .await;
+    let st = eventually(
+        30,
+        || status(&app, "dry"),
+        |s| {
+            s["dry_run_requests"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|r| r["method"] == "POST"))
+        },
+    )
+    .await;
+    let post = st["dry_run_requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["method"] == "POST")
+        .unwrap()
+        .clone();
+    assert_eq!(post["path"], "/Users");
+    assert_eq!(post["body"]["userName"], "dora@example.com");
+    assert!(remote.users().await.is_empty(), "nothing was written");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_made_while_the_remote_is_down_arrive_when_it_is_back() {
+    let mut remote = Remote::start().await;
+    let port = remote.port;
+    let app = spawn().await;
+    create_provider(&app, "flaky", &remote, json!({})).await;
+    for i in 0..20 {
+        app.create_user(
+            "default",
+            &app.scim_token,
+            &format!("before{i}@example.com"),
+        )
+        .await;
+    }
+    eventually(30, || remote.users(), |u| u.len() == 20).await;
+
+    // The remote goes away mid-sync: these changes cannot be carried now.
+    remote.stop();
+    for i in 0..20 {
+        app.create_user(
+            "default",
+            &app.scim_token,
+            &format!("during{i}@example.com"),
+        )
+        .await;
+    }
+    let st = eventually(
+        30,
+        || status(&app, "flaky"),
+        |s| s["pending"].as_u64().unwrap_or(0) > 0,
+    )
+    .await;
+    assert_eq!(st["state"], "running", "{st}");
+
+    // It comes back (scim2-server keeps nothing across a restart: it is empty).
+    let remote = Remote::start_on(port).await;
+    let users = eventually(
+        60,
+        || remote.users(),
+        |u| (0..20).all(|i| u.contains_key(&format!("during{i}@example.com"))),
+    )
+    .await;
+    assert_eq!(users.len(), 20, "only what changed while it was away");
+
+    // A full sync restores what the restart lost, and sends nothing twice.
+    let (s, _) = app
+        .post(
+            &format!("{}/admin/v1/providers/flaky/sync", app.root),
+            &app.admin_token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 202);
+    let users = eventually(60, || remote.users(), |u| u.len() == 40).await;
+    assert!((0..20).all(|i| users.contains_key(&format!("before{i}@example.com"))));
+    let st = eventually(
+        30,
+        || status(&app, "flaky"),
+        |s| s["pending"] == 0 && s["last_full_sync"]["finished"].is_string(),
+    )
+    .await;
+    assert_eq!(st["last_full_sync"]["created"], 20, "{st}");
+    assert_eq!(st["last_full_sync"]["unchanged"], 20, "{st}");
+    assert_eq!(remote.all("Users").await.len(), 40, "no duplicates");
+    app.stop().await;
+}
+
+/// A small remote that keeps users in memory and refuses (400) any whose userName starts
+/// with `bad`: the object that keeps failing.
+async fn refusing_remote() -> (String, Arc<Mutex<Vec<Value>>>) {
+    use axum::extract::State;
+    use axum::routing::get;
+    type Users = Arc<Mutex<Vec<Value>>>;
+    async fn config() -> axum::Json<Value> {
+        axum::Json(json!({"patch": {"supported": true}, "filter": {"supported": true}}))
+    }
+    async fn list(State(users): State<Users>) -> axum::Json<Value> {
+        let all = users.lock().unwrap().clone();
+        axum::Json(json!({"totalResults": all.len(), "startIndex": 1, "Resources": all}))
+    }
+    async fn groups() -> axum::Json<Value> {
+        axum::Json(json!({"totalResults": 0, "Resources": []}))
+    }
+    async fn create(
+        State(users): State<Users>,
+        axum::Json(mut body): axum::Json<Value>,
+    ) -> (axum::http::StatusCode, axum::Json<Value>) {
+        if body["userName"].as_str().unwrap_or("").starts_with("bad") {
+            return (
+                axum::http::StatusCode::BAD_REQUEST,
+                axum::Json(json!({"status": "400", "detail": "refused by policy"})),
+            );
+        }
+        let mut users = users.lock().unwrap();
+        body["id"] = json!(format!("r{}", users.len()));
+        users.push(body.clone());
+        (axum::http::StatusCode::CREATED, axum::Json(body))
+    }
+    let users: Users = Arc::default();
+    let app = axum::Router::new()
+        .route("/ServiceProviderConfig", get(config))
+        .route("/Users", get(list).post(create))
+        .route("/Groups", get(groups))
+        .with_state(users.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, users)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_object_is_parked_without_holding_up_the_others_and_retried_on_demand() {
+    let (base, remote) = refusing_remote().await;
+    let app = spawn_with_attempts(3).await;
+    let (s, body) = app
+        .post(
+            &format!("{}/admin/v1/providers", app.root),
+            &app.admin_token,
+            json!({"name": "strict", "base_url": base, "auth": {"type": "bearer", "token": "t"}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let (s, bad) = app
+        .create_user("default", &app.scim_token, "bad@example.com")
+        .await;
+    assert_eq!(s, 201, "{bad}");
+    for i in 0..5 {
+        app.create_user("default", &app.scim_token, &format!("good{i}@example.com"))
+            .await;
+    }
+    let count = || {
+        let remote = remote.clone();
+        async move { remote.lock().unwrap().len() }
+    };
+    eventually(30, count, |n| *n == 5).await;
+    let st = eventually(
+        30,
+        || status(&app, "strict"),
+        |s| s["parked"].as_array().is_some_and(|p| p.len() == 1),
+    )
+    .await;
+    assert_eq!(st["parked"][0]["id"], bad["id"], "{st}");
+    assert_eq!(st["parked"][0]["attempts"], 3, "{st}");
+    assert!(
+        st["parked"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("refused by policy"),
+        "{st}"
+    );
+
+    // Fixed at the source, retried on demand: it goes.
+    let (s, _) = app
+        .put(
+            &format!(
+                "{}/Users/{}",
+                app.scim("default"),
+                bad["id"].as_str().unwrap()
+            ),
+            &app.scim_token,
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                   "userName": "fixed@example.com"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, _) = app
+        .post(
+            &format!("{}/admin/v1/providers/strict/retry", app.root),
+            &app.admin_token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 202);
+    eventually(30, count, |n| *n == 6).await;
+    let st = eventually(30, || status(&app, "strict"), |s| s["parked"] == json!([])).await;
+    assert_eq!(st["pending"], 0, "{st}");
+    app.stop().await;
+}
+
+async fn spawn_with_attempts(attempts: u32) -> TestApp {
+    let data = tempfile::tempdir().unwrap();
+    let s = roster::config::Settings {
+        provider_max_attempts: attempts,
+        ..fast_settings(data.path())
+    };
+    TestApp::spawn_with(s, data).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_added_after_10000_changes_bootstraps_from_the_cut_and_matches_the_views() {
+    let app = spawn().await;
+    let bulk = app.scim("default") + "/Bulk";
+    // 4,000 users created, 4,000 changed, 2,000 deleted: 10,000 changes, 2,000 users left.
+    let mut ids = Vec::new();
+    for chunk in 0..40 {
+        let ops: Vec<Value> = (0..100)
+            .map(|i| {
+                let n = chunk * 100 + i;
+                json!({"method": "POST", "path": "/Users", "bulkId": format!("u{n}"),
+                       "data": {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                                "userName": format!("user{n}@example.com"), "title": "v1"}})
+            })
+            .collect();
+        let (s, r) = app
+            .post(
+                &bulk,
+                &app.scim_token,
+                json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": ops}),
+            )
+            .await;
+        assert_eq!(s, 200, "{r}");
+        for op in r["Operations"].as_array().unwrap() {
+            assert_eq!(op["status"], "201", "{op}");
+            ids.push(
+                op["location"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit('/')
+                    .next()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+    }
+    for (chunk, part) in ids.chunks(100).enumerate() {
+        let ops: Vec<Value> = part
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let n = chunk * 100 + i;
+                json!({"method": "PUT", "path": format!("/Users/{id}"),
+                       "data": {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                                "userName": format!("user{n}@example.com"), "title": "v2"}})
+            })
+            .collect();
+        let (s, r) = app
+            .post(
+                &bulk,
+                &app.scim_token,
+                json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": ops}),
+            )
+            .await;
+        assert_eq!(s, 200, "{r}");
+    }
+    for part in ids[..2000].chunks(100) {
+        let ops: Vec<Value> = part
+            .iter()
+            .map(|id| json!({"method": "DELETE", "path": format!("/Users/{id}")}))
+            .collect();
+        let (s, r) = app
+            .post(
+                &bulk,
+                &app.scim_token,
+                json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": ops}),
+            )
+            .await;
+        assert_eq!(s, 200, "{r}");
+    }
+
+    let remote = Remote::start().await;
+    create_provider(&app, "late", &remote, json!({})).await;
+    let users = eventually(120, || remote.users(), |u| u.len() == 2000).await;
+    let st = eventually(
+        60,
+        || status(&app, "late"),
+        |s| s["pending"] == 0 && s["last_full_sync"]["finished"].is_string(),
+    )
+    .await;
+    // The bootstrap compared today's 2,000 users and created them; the history before the
+    // cut (8,000 earlier changes and 2,000 deletes) was never read.
+    assert_eq!(st["last_full_sync"]["created"], 2000, "{st}");
+    assert_eq!(st["last_full_sync"]["deleted"], 0, "{st}");
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.root))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let carried: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("roster_provider_objects_total{") && l.contains("outcome=\"ok\""))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert_eq!(carried, 2000.0, "one task per live user, none for history");
+    // Identical to the views.
+    for (i, id) in ids.iter().enumerate().skip(2000) {
+        let u = &users[&format!("user{i}@example.com")];
+        assert_eq!(u["externalId"], json!(id));
+        assert_eq!(u["title"], "v2");
+    }
+    app.stop().await;
+}
