@@ -51,6 +51,11 @@ pub enum Op {
         add: Vec<usize>,
         remove: Vec<usize>,
     },
+    /// An admin creates, changes, asks something of, or deletes an outbound provider.
+    Provider {
+        pick: usize,
+        action: u8,
+    },
 }
 
 pub fn op() -> impl Strategy<Value = Op> {
@@ -67,6 +72,7 @@ pub fn op() -> impl Strategy<Value = Op> {
         2 => (s.clone(), p, any::<u8>(), any::<bool>()).prop_map(|(source, pick, title, active)| Op::PatchUser { source, pick, title, active }),
         2 => (s, p, prop::collection::vec(any::<usize>(), 0..3), prop::collection::vec(any::<usize>(), 0..3))
             .prop_map(|(source, pick, add, remove)| Op::PatchGroupMembers { source, pick, add, remove }),
+        1 => (p, any::<u8>()).prop_map(|(pick, action)| Op::Provider { pick, action }),
     ]
 }
 
@@ -130,11 +136,13 @@ pub async fn bootstrap(w: &Writer) {
 pub async fn drive(w: &Writer, ops: Vec<Op>, concurrency: usize) {
     let users = Arc::new(Mutex::new(Vec::<ResourceId>::new()));
     let groups = Arc::new(Mutex::new(Vec::<ResourceId>::new()));
+    let providers = Arc::new(Mutex::new(Vec::<ResourceId>::new()));
     for chunk in ops.chunks(concurrency) {
         let mut tasks = Vec::new();
         for op in chunk {
             let op = op.clone();
             let (w, users, groups) = (w.clone(), users.clone(), groups.clone());
+            let providers = providers.clone();
             tasks.push(tokio::spawn(async move {
                     let u = users.lock().unwrap().clone();
                     let g = groups.lock().unwrap().clone();
@@ -144,6 +152,40 @@ pub async fn drive(w: &Writer, ops: Vec<Op>, concurrency: usize) {
                             MemberRef { value: pick(&all, i).to_string(), kind: None }
                         }).collect()
                     };
+                    if let Op::Provider { pick: p, action } = &op {
+                        let known = providers.lock().unwrap().clone();
+                        let config = |dry_run: bool| roster_events::ProviderConfig {
+                            name: format!("p{}", p % 3),
+                            base_url: "http://127.0.0.1:9/scim/v2".into(),
+                            auth: roster_events::ProviderAuth::Bearer { token: roster_events::Sealed("v1:c2VhbGVk".into()) },
+                            mode: roster_events::ProviderMode::Default,
+                            scope: roster_events::ProviderScope {
+                                group_filter: g.iter().take(1).copied().collect(),
+                                ..Default::default()
+                            },
+                            full_sync_interval_secs: 3600,
+                            concurrency: 4,
+                            deactivate: dry_run,
+                            dry_run,
+                            enabled: false,
+                        };
+                        let id = pick(&known, *p);
+                        let cmd = match action % 5 {
+                            0 => Command::CreateProvider { id: ResourceId::new(), config: config(false) },
+                            1 => Command::UpdateProvider { id, config: config(action % 2 == 0) },
+                            2 => Command::RequestProvider { id, request: roster::domain::ProviderRequest::Sync },
+                            3 => Command::RequestProvider { id, request: roster::domain::ProviderRequest::Replay { from: *action as u64 } },
+                            _ => Command::DeleteProvider { id },
+                        };
+                        let admin = Context { actor: Actor::Admin("admin".into()), source: None, correlation_id: None };
+                        match w.execute(cmd, admin).await {
+                            Ok(Outcome::Provider(id)) => providers.lock().unwrap().push(id),
+                            Ok(_) => {}
+                            Err(roster::writer::WriteError::Domain(_)) => {}
+                            Err(e) => panic!("write path failed: {e}"),
+                        }
+                        return;
+                    }
                     let (cmd, source) = match &op {
                         Op::CreateUser { source, name } => (Command::CreateUser {
                             resource: json!({
@@ -202,6 +244,7 @@ pub async fn drive(w: &Writer, ops: Vec<Op>, concurrency: usize) {
                             let ops = roster::patch::parse_request(json!({"Operations": list}).as_object().unwrap()).unwrap();
                             (Command::PatchGroup { id: pick(&g, *p), ops, if_match: None }, *source)
                         }
+                        Op::Provider { .. } => unreachable!("handled above"),
                     };
                     match w.execute(cmd, ctx(source)).await {
                         Ok(Outcome::User(id)) => users.lock().unwrap().push(id),
