@@ -637,8 +637,16 @@ async fn a_failing_object_is_parked_without_holding_up_the_others_and_retried_on
         .await;
     assert_eq!(s, 202);
     eventually(30, count, |n| *n == 6).await;
-    let st = eventually(30, || status(&app, "strict"), |s| s["parked"] == json!([])).await;
-    assert_eq!(st["pending"], 0, "{st}");
+    let st = eventually(
+        30,
+        || status(&app, "strict"),
+        |s| s["parked"] == json!([]) && s["pending"] == 0,
+    )
+    .await;
+    assert_eq!(
+        st["last_full_sync"]["failed"], 1,
+        "the bootstrap reported it: {st}"
+    );
     app.stop().await;
 }
 
@@ -758,4 +766,189 @@ async fn a_provider_added_after_10000_changes_bootstraps_from_the_cut_and_matche
         assert_eq!(u["title"], "v2");
     }
     app.stop().await;
+}
+
+/// `roster serve` as a child process (to be killed with SIGKILL), with a configured admin
+/// token and fast provider retries.
+fn start_roster(data: &std::path::Path, port: u16) -> Child {
+    let config = data.join("roster-test.toml");
+    std::fs::write(
+        &config,
+        "provider_retry_base_ms = 100\nprovider_retry_cap_ms = 1000\nprovider_max_attempts = 50\n\
+         provider_request_attempts = 2\n",
+    )
+    .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_roster"))
+        .args(["--config", config.to_str().unwrap()])
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--data-dir", data.to_str().unwrap()])
+        .args(["--admin-token", "admin-test-token"])
+        .env("ROSTER_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap()
+}
+
+async fn wait_up(http: &reqwest::Client, root: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while http.get(format!("{root}/healthz")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "roster did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roster_killed_mid_sync_restarts_with_nothing_lost_and_nothing_duplicated_on_the_remote() {
+    let remote = Remote::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let root = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let mut child = start_roster(data.path(), port);
+    wait_up(&http, &root).await;
+    let admin = |req: reqwest::RequestBuilder| req.bearer_auth("admin-test-token");
+    let r = admin(http.post(format!("{root}/admin/v1/sources")))
+        .json(&json!({"slug": "hr"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let token = r.json::<Value>().await.unwrap()["token"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = admin(http.post(format!("{root}/admin/v1/providers")))
+        .json(&json!({"name": "crash", "base_url": remote.base,
+                      "auth": {"type": "bearer", "token": REMOTE_TOKEN}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+
+    // Users and groups of them, written by 8 clients; Roster is killed in the middle.
+    let scim = format!("{root}/source/scim/hr/v2");
+    let burst = |from: usize, to: usize| {
+        let (http, scim, token) = (http.clone(), scim.clone(), token.clone());
+        async move {
+            let mut tasks = Vec::new();
+            for w in 0..8 {
+                let (http, scim, token) = (http.clone(), scim.clone(), token.clone());
+                tasks.push(tokio::spawn(async move {
+                    for i in (from..to).filter(|i| i % 8 == w) {
+                        let u = http
+                            .post(format!("{scim}/Users"))
+                            .bearer_auth(&token)
+                            .json(&json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                                          "userName": format!("crash{i}@example.com")}))
+                            .send()
+                            .await;
+                        let Ok(u) = u else { return };
+                        let Ok(u) = u.json::<Value>().await else { return };
+                        let Some(id) = u["id"].as_str() else { continue };
+                        if i % 5 == 0 {
+                            let _ = http
+                                .post(format!("{scim}/Groups"))
+                                .bearer_auth(&token)
+                                .json(&json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                                              "displayName": format!("Team {i}"),
+                                              "members": [{"value": id}]}))
+                                .send()
+                                .await;
+                        }
+                    }
+                }));
+            }
+            for t in tasks {
+                let _ = t.await;
+            }
+        }
+    };
+    let first = tokio::spawn(burst(0, 400));
+    // Kill once the provider is busy carrying the burst.
+    eventually(60, || remote.all("Users"), |u| u.len() >= 40).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    first.await.unwrap();
+
+    let mut child = start_roster(data.path(), port);
+    wait_up(&http, &root).await;
+    burst(400, 480).await;
+
+    let local = |collection: &'static str| {
+        let (http, scim, token) = (http.clone(), scim.clone(), token.clone());
+        async move {
+            let r: Value = http
+                .get(format!("{scim}/{collection}?count=1000"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            r["Resources"].as_array().cloned().unwrap_or_default()
+        }
+    };
+    let users = local("Users").await;
+    let groups = local("Groups").await;
+    assert!(users.len() >= 80, "{} users", users.len());
+    let want_users: BTreeSet<String> = users
+        .iter()
+        .map(|u| u["userName"].as_str().unwrap().to_owned())
+        .collect();
+    let want_groups: BTreeMap<String, BTreeSet<String>> = groups
+        .iter()
+        .map(|g| {
+            let members = g["members"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|m| m["display"].as_str().unwrap_or_default().to_owned())
+                .collect();
+            (g["displayName"].as_str().unwrap().to_owned(), members)
+        })
+        .collect();
+    let status = || {
+        let http = http.clone();
+        let root = root.clone();
+        async move {
+            admin(http.get(format!("{root}/admin/v1/providers/crash/status")))
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    eventually(
+        120,
+        || remote.users(),
+        |u| u.keys().cloned().collect::<BTreeSet<_>>() == want_users,
+    )
+    .await;
+    let seen = eventually(
+        120,
+        || remote.groups(),
+        |g| {
+            g.iter()
+                .map(|(k, (_, m))| (k.clone(), m.clone()))
+                .collect::<BTreeMap<_, _>>()
+                == want_groups
+        },
+    )
+    .await;
+    assert_eq!(seen.len(), want_groups.len());
+    // Nothing twice: every remote group is one local group (displayNames are not unique on
+    // scim2-server, so a repeated create would show here).
+    assert_eq!(remote.all("Groups").await.len(), groups.len());
+    assert_eq!(remote.all("Users").await.len(), users.len());
+    let st = eventually(60, status, |s| s["pending"] == 0 && s["lag"] == 0).await;
+    assert_eq!(st["parked"], json!([]), "{st}");
+    child.kill().unwrap();
+    child.wait().unwrap();
 }

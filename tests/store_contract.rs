@@ -329,7 +329,10 @@ async fn same_answers(mem: &dyn ProjectionStore, pg: &dyn ProjectionStore, hosti
     assert_eq!(pg.user(dir, ghost).await.unwrap(), None);
     assert_eq!(pg.user("nowhere", ghost).await.unwrap(), None);
     assert_eq!(mem.sources().await.unwrap(), pg.sources().await.unwrap());
-    assert_eq!(mem.providers().await.unwrap(), pg.providers().await.unwrap());
+    assert_eq!(
+        mem.providers().await.unwrap(),
+        pg.providers().await.unwrap()
+    );
     for slug in ["a", "b", "zz"] {
         assert_eq!(
             mem.source(slug).await.unwrap(),
