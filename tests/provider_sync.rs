@@ -952,3 +952,84 @@ async fn roster_killed_mid_sync_restarts_with_nothing_lost_and_nothing_duplicate
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// Two processes sharing Kafka and PostgreSQL (and the secret key): the provider runs in
+/// exactly one of them, keeps its state in PostgreSQL, and the other takes over when that one
+/// stops, from the saved position, sending nothing twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_postgres_one_process_runs_a_provider_and_another_takes_over_when_it_stops() {
+    let url = common::fresh_database().await;
+    let (brokers, topic) = (common::tansu_brokers(), common::unique_topic());
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let key = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";
+    let settings = |data: &std::path::Path| roster::config::Settings {
+        store: roster::config::StoreBackend::Postgres,
+        postgres_url: Some(roster::auth::Secret::new(url.clone())),
+        secret_key: Some(roster::auth::Secret::new(key)),
+        log: roster::config::LogBackend::Kafka,
+        kafka_brokers: brokers.clone(),
+        kafka_topic: topic.clone(),
+        kafka_message_timeout_ms: 2_000,
+        ..fast_settings(data)
+    };
+    let a = TestApp::spawn_with(settings(da.path()), da).await;
+    let b = TestApp::spawn_joining(settings(db.path()), &a).await;
+    let remote = Remote::start().await;
+    create_provider(&a, "shared", &remote, json!({})).await;
+
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        let (s, u) = app
+            .create_user("default", &a.scim_token, &format!("ha{i}@example.com"))
+            .await;
+        assert_eq!(s, 201, "{u}");
+        ids.push(u["id"].as_str().unwrap().to_owned());
+    }
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    create_group(&a, "Replicated", &refs[..5]).await;
+    eventually(60, || remote.users(), |u| u.len() == 10).await;
+    eventually(
+        60,
+        || remote.groups(),
+        |g| g.get("Replicated").is_some_and(|(_, m)| m.len() == 5),
+    )
+    .await;
+    let (sa, sb) = (status(&a, "shared").await, status(&b, "shared").await);
+    assert_ne!(
+        sa["running_here"], sb["running_here"],
+        "exactly one process runs it: {sa} {sb}"
+    );
+    let (runner, other) = if sa["running_here"] == true {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    // The other one reads the state the runner saved in PostgreSQL.
+    let st = eventually(
+        30,
+        || status(&other, "shared"),
+        |s| s["position"].as_u64().unwrap_or(0) > 0,
+    )
+    .await;
+    assert_eq!(st["state"], "not running here", "{st}");
+
+    runner.stop().await;
+    for i in 10..15 {
+        let (s, _) = other
+            .create_user("default", &other.scim_token, &format!("ha{i}@example.com"))
+            .await;
+        assert_eq!(s, 201);
+    }
+    eventually(60, || remote.users(), |u| u.len() == 15).await;
+    let st = eventually(
+        60,
+        || status(&other, "shared"),
+        |s| s["running_here"] == true && s["pending"] == 0,
+    )
+    .await;
+    assert_eq!(st["parked"], json!([]), "{st}");
+    assert_eq!(remote.all("Groups").await.len(), 1, "nothing sent twice");
+    assert_eq!(remote.all("Users").await.len(), 15);
+    other.stop().await;
+}

@@ -113,6 +113,12 @@ impl Providers {
             if running.contains_key(&id) {
                 continue;
             }
+            // A replica whose key does not open the credentials leaves the provider to one
+            // whose key does (they must share `secret_key`): it neither locks nor runs it.
+            if let Err(e) = super::config::remote(&view.config, &self.deps.key, self.deps.tuning) {
+                tracing::warn!(provider = %view.config.name, error = %e, "cannot run this provider here");
+                continue;
+            }
             let lock = match &self.pg {
                 Some(pg) => match pg.lock_provider(id.0).await {
                     Ok(Some(lock)) => Some(lock),
