@@ -594,3 +594,143 @@ async fn a_dry_run_sends_nothing_and_lists_what_it_would_send() {
     assert_eq!(planned[1].method, reqwest::Method::DELETE);
     assert!(rec.seen.lock().unwrap().is_empty(), "nothing sent");
 }
+
+#[tokio::test]
+async fn slack_looks_up_a_conflicting_user_by_filter_even_when_the_config_does_not_say_filter() {
+    let (rec, base) = recorder().await;
+    let (remote, _) = remote(&base, Auth::Bearer(Secret::new("t")), Mode::Slack);
+    let mut links = MemoryLinks::default();
+    let mut s = Syncer {
+        remote: &remote,
+        mode: Mode::Slack,
+        mapping: &DefaultMapping,
+        deactivate: true,
+        dry_run: None,
+    };
+    let u = ResourceId::new();
+    script(
+        &rec,
+        // No filter advertised; PATCH is.
+        &[
+            (
+                200,
+                json!({"patch": {"supported": true}, "filter": {"supported": false}}),
+            ),
+            (200, json!({"totalResults": 0, "Resources": []})),
+        ],
+    );
+    // A create that may have been sent before: Slack mode searches by externalId first.
+    assert!(!s.find_own(Kind::User, u, &mut links).await.unwrap());
+    script(&rec, &[(201, json!({"id": "S1"}))]);
+    s.user(&user(u, "sam", "a"), &mut links).await.unwrap();
+    // A deleted user is deactivated with a PATCH.
+    s.delete_user(u, None, &mut links).await.unwrap();
+    let p = |m: &str, path: &str| (m.to_owned(), format!("/scim/v2/{path}"));
+    let filter = format!("Users?filter=externalId+eq+%22{u}%22");
+    assert_eq!(
+        calls(&rec),
+        [
+            p("GET", "ServiceProviderConfig"),
+            p("GET", &filter),
+            p("POST", "Users"),
+            p("PATCH", "Users/S1"),
+        ]
+    );
+    assert_eq!(
+        body(&rec, 3)["Operations"],
+        json!([{"op": "replace", "path": "active", "value": false}])
+    );
+}
+
+#[tokio::test]
+async fn salesforce_reads_its_configuration_at_the_plural_path() {
+    let (rec, base) = recorder().await;
+    let (remote, _) = remote(&base, Auth::Bearer(Secret::new("t")), Mode::Salesforce);
+    let mut links = MemoryLinks::default();
+    let (u1, g) = (ResourceId::new(), ResourceId::new());
+    links.link(Kind::User, u1, "005A".into());
+    let mut s = Syncer {
+        remote: &remote,
+        mode: Mode::Salesforce,
+        mapping: &DefaultMapping,
+        deactivate: false,
+        dry_run: None,
+    };
+    script(
+        &rec,
+        &[
+            (201, json!({"id": "00G1"})),
+            (200, json!({"patch": {"supported": true}})),
+            (204, Value::Null),
+        ],
+    );
+    s.group(None, &group(g, "Sales", &[]), &mut links)
+        .await
+        .unwrap();
+    s.group(
+        Some(&group(g, "Sales", &[])),
+        &group(g, "Sales", &[u1]),
+        &mut links,
+    )
+    .await
+    .unwrap();
+    let p = |m: &str, path: &str| (m.to_owned(), format!("/scim/v2/{path}"));
+    assert_eq!(
+        calls(&rec),
+        [
+            p("POST", "Groups"),
+            p("GET", "ServiceProviderConfigs"),
+            p("PATCH", "Groups/00G1"),
+        ]
+    );
+    assert_eq!(
+        body(&rec, 2)["Operations"],
+        json!([{"op": "add", "path": "members", "value": [{"value": "005A", "type": "User"}]}])
+    );
+}
+
+#[tokio::test]
+async fn webex_members_carry_a_lower_case_user_type_in_creates_and_patches() {
+    let (rec, base) = recorder().await;
+    let (remote, _) = remote(&base, Auth::Bearer(Secret::new("t")), Mode::Webex);
+    let mut links = MemoryLinks::default();
+    let (u1, u2, g) = (ResourceId::new(), ResourceId::new(), ResourceId::new());
+    links.link(Kind::User, u1, "w1".into());
+    links.link(Kind::User, u2, "w2".into());
+    let mut s = Syncer {
+        remote: &remote,
+        mode: Mode::Webex,
+        mapping: &DefaultMapping,
+        deactivate: false,
+        dry_run: None,
+    };
+    script(
+        &rec,
+        &[
+            (201, json!({"id": "wg"})),
+            (200, json!({"patch": {"supported": true}})),
+            (204, Value::Null),
+        ],
+    );
+    s.group(None, &group(g, "Ops", &[u1]), &mut links)
+        .await
+        .unwrap();
+    s.group(
+        Some(&group(g, "Ops", &[u1])),
+        &group(g, "Ops", &[u2]),
+        &mut links,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        body(&rec, 0)["members"],
+        json!([{"value": "w1", "type": "user"}])
+    );
+    assert_eq!(
+        body(&rec, 2)["Operations"],
+        json!([
+            {"op": "add", "path": "members", "value": [{"value": "w2", "type": "user"}]},
+            {"op": "remove", "path": "members[value eq \"w1\"]"}
+        ])
+    );
+}
