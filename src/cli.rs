@@ -30,6 +30,11 @@ pub enum Cmd {
         #[command(subcommand)]
         command: SourceCmd,
     },
+    /// Manage outbound SCIM providers (through a running server's admin API).
+    Provider {
+        #[command(subcommand)]
+        command: ProviderCmd,
+    },
     /// Rebuild the PostgreSQL views from the log into fresh tables while the old ones serve,
     /// then swap (through a running server's admin API); waits until it is done.
     Rebuild {
@@ -161,6 +166,73 @@ pub enum SourceCmd {
     },
     /// List sources and their tokens (prefixes only).
     List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ProviderCmd {
+    /// Create a provider from a JSON file (`-` for standard input) holding the admin API's
+    /// body: name, directory, base_url, auth, mode, scope, full_sync_interval_secs,
+    /// concurrency, deactivate, dry_run, enabled. Secrets go in the file, never on the
+    /// command line.
+    Create {
+        #[arg(long)]
+        file: PathBuf,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Change a provider: the file holds only the settings to change (an `auth` of the same
+    /// type without its secret keeps the secret).
+    Update {
+        name: String,
+        #[arg(long)]
+        file: PathBuf,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Delete a provider (what it synced stays on the remote).
+    Delete {
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List providers.
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Show a provider's configuration (without secrets).
+    Show {
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Position and lag, pending and parked objects, the last full sync, recent requests and
+    /// dry-run requests.
+    Status {
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Run a full sync now.
+    Sync {
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Try the parked objects again now.
+    Retry {
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Carry every change again from a position of the directory's log partition.
+    Replay {
+        name: String,
+        #[arg(long)]
+        from: u64,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -412,6 +484,95 @@ pub async fn run_source(cmd: &SourceCmd, settings: &Settings) -> anyhow::Result<
                 }
             }
         }
+    }
+    Ok(())
+}
+
+fn read_json_file(file: &std::path::Path) -> anyhow::Result<Value> {
+    let text = if file == std::path::Path::new("-") {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        std::fs::read_to_string(file)
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?
+    };
+    serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
+}
+
+/// Runs one `roster provider ...` command against the admin API and prints the answer.
+///
+/// Fails when a file cannot be read, the server cannot be reached or answers with an error.
+pub async fn run_provider(cmd: &ProviderCmd, settings: &Settings) -> anyhow::Result<()> {
+    use ProviderCmd as P;
+    let client = match cmd {
+        P::Create { client, .. }
+        | P::Update { client, .. }
+        | P::Delete { client, .. }
+        | P::List { client }
+        | P::Show { client, .. }
+        | P::Status { client, .. }
+        | P::Sync { client, .. }
+        | P::Retry { client, .. }
+        | P::Replay { client, .. } => client,
+    };
+    let server = client
+        .server
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", settings.listen));
+    let base = format!("{}/admin/v1/providers", server.trim_end_matches('/'));
+    let http = reqwest::Client::new();
+    let req = match cmd {
+        P::Create { file, .. } => http.post(&base).json(&read_json_file(file)?),
+        P::Update { name, file, .. } => http
+            .patch(format!("{base}/{name}"))
+            .json(&read_json_file(file)?),
+        P::Delete { name, .. } => http.delete(format!("{base}/{name}")),
+        P::List { .. } => http.get(&base),
+        P::Show { name, .. } => http.get(format!("{base}/{name}")),
+        P::Status { name, .. } => http.get(format!("{base}/{name}/status")),
+        P::Sync { name, .. } => http
+            .post(format!("{base}/{name}/sync"))
+            .json(&serde_json::json!({})),
+        P::Retry { name, .. } => http
+            .post(format!("{base}/{name}/retry"))
+            .json(&serde_json::json!({})),
+        P::Replay { name, from, .. } => http
+            .post(format!("{base}/{name}/replay"))
+            .json(&serde_json::json!({"from": from})),
+    };
+    let resp = req
+        .bearer_auth(&client.admin_token)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach {server}: {e}"))?;
+    let status = resp.status();
+    let body: Value = if status == reqwest::StatusCode::NO_CONTENT {
+        Value::Null
+    } else {
+        resp.json().await.unwrap_or(Value::Null)
+    };
+    if !status.is_success() {
+        let detail = body.get("detail").and_then(Value::as_str).unwrap_or("");
+        anyhow::bail!("{status}: {detail}");
+    }
+    match cmd {
+        P::Delete { name, .. } => println!("deleted {name}"),
+        P::List { .. } => {
+            for p in body["providers"].as_array().into_iter().flatten() {
+                println!(
+                    "{}  directory={}  mode={}  enabled={}  dry_run={}  {}",
+                    p["name"].as_str().unwrap_or(""),
+                    p["directory"].as_str().unwrap_or(""),
+                    p["mode"].as_str().unwrap_or(""),
+                    p["enabled"],
+                    p["dry_run"],
+                    p["base_url"].as_str().unwrap_or("")
+                );
+            }
+        }
+        P::Sync { name, .. } => println!("full sync of {name} requested"),
+        P::Retry { name, .. } => println!("retry of {name}'s parked objects requested"),
+        P::Replay { name, from, .. } => println!("replay of {name} from position {from} requested"),
+        _ => println!("{}", serde_json::to_string_pretty(&body)?),
     }
     Ok(())
 }

@@ -54,6 +54,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = cli.settings(None)?;
             run_source(command, &settings).await
         }
+        Cmd::Provider { command } => {
+            init_tracing(LogFormat::Pretty);
+            let settings = cli.settings(None)?;
+            roster::cli::run_provider(command, &settings).await
+        }
         Cmd::Rebuild { client } => {
             init_tracing(LogFormat::Pretty);
             let settings = cli.settings(None)?;

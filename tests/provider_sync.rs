@@ -1033,3 +1033,61 @@ async fn with_postgres_one_process_runs_a_provider_and_another_takes_over_when_i
     assert_eq!(remote.all("Users").await.len(), 15);
     other.stop().await;
 }
+
+fn cli(app: &TestApp, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_roster"))
+        .arg("provider")
+        .args(args)
+        .args(["--server", &app.root, "--admin-token", &app.admin_token])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_creates_lists_shows_syncs_and_deletes_providers_without_showing_secrets() {
+    let remote = Remote::start().await;
+    let app = spawn().await;
+    let file = app.data.path().join("provider.json");
+    std::fs::write(
+        &file,
+        json!({"name": "cli", "base_url": remote.base, "mode": "slack",
+               "auth": {"type": "bearer", "token": REMOTE_TOKEN}})
+        .to_string(),
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let (ok, out) = cli(&app, &["create", "--file", file]);
+    assert!(ok, "{out}");
+    assert!(!out.contains(REMOTE_TOKEN), "{out}");
+    let (ok, out) = cli(&app, &["list"]);
+    assert!(
+        ok && out.contains("cli  directory=default  mode=slack"),
+        "{out}"
+    );
+    app.create_user("default", &app.scim_token, "cli@example.com")
+        .await;
+    eventually(30, || remote.users(), |u| u.len() == 1).await;
+    let (ok, out) = cli(&app, &["status", "cli"]);
+    assert!(ok && out.contains("\"state\": \"running\""), "{out}");
+    let (ok, out) = cli(&app, &["sync", "cli"]);
+    assert!(ok && out.contains("full sync of cli requested"), "{out}");
+    let (ok, out) = cli(&app, &["replay", "cli", "--from", "999999"]);
+    assert!(!ok && out.contains("past the end of the log"), "{out}");
+    std::fs::write(app.data.path().join("change.json"), r#"{"dry_run": true}"#).unwrap();
+    let change = app.data.path().join("change.json");
+    let (ok, out) = cli(&app, &["update", "cli", "--file", change.to_str().unwrap()]);
+    assert!(ok && out.contains("\"dry_run\": true"), "{out}");
+    let (ok, out) = cli(&app, &["show", "cli"]);
+    assert!(
+        ok && !out.contains(REMOTE_TOKEN) && !out.contains("v1:"),
+        "{out}"
+    );
+    let (ok, out) = cli(&app, &["delete", "cli"]);
+    assert!(ok && out.contains("deleted cli"), "{out}");
+    let (ok, out) = cli(&app, &["show", "cli"]);
+    assert!(!ok && out.contains("404"), "{out}");
+    app.stop().await;
+}
