@@ -743,6 +743,11 @@ async fn a_provider_added_after_10000_changes_bootstraps_from_the_cut_and_matche
     // cut (8,000 earlier changes and 2,000 deletes) was never read.
     assert_eq!(st["last_full_sync"]["created"], 2000, "{st}");
     assert_eq!(st["last_full_sync"]["deleted"], 0, "{st}");
+    // scim2-server takes Bulk requests: users went 100 to a request, not one by one.
+    let recent = st["recent_requests"].as_array().unwrap();
+    let bulks = recent.iter().filter(|r| r["path"] == "/v2/Bulk").count();
+    assert!(bulks >= 20, "{recent:?}");
+    assert!(!recent.iter().any(|r| r["method"] == "POST" && r["path"] == "/v2/Users"));
     let metrics = app
         .http
         .get(format!("{}/metrics", app.root))

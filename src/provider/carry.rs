@@ -248,3 +248,200 @@ async fn carry_group(
         other => other.map_err(text),
     }
 }
+
+/// The status of one Bulk response operation: a string (`"201"`), a number, or (older
+/// servers) an object with `code`.
+fn bulk_status(op: &serde_json::Value) -> u16 {
+    let s = &op["status"];
+    s.as_str()
+        .and_then(|t| t.parse().ok())
+        .or_else(|| s.as_u64().map(|n| n as u16))
+        .or_else(|| s["code"].as_u64().map(|n| n as u16))
+        .unwrap_or(0)
+}
+
+/// The remote id a Bulk POST created: the response's `id`, or the last segment of its
+/// `location`.
+fn bulk_created_id(op: &serde_json::Value) -> Option<String> {
+    op["response"]["id"]
+        .as_str()
+        .map(str::to_owned)
+        .or_else(|| {
+            op["location"]
+                .as_str()
+                .and_then(|l| l.trim_end_matches('/').rsplit('/').next())
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        })
+}
+
+/// Carries several users' work in Bulk requests (RFC 7644 §3.7) within the remote's
+/// limits: one operation per user (POST, PUT, DELETE, or a PATCH deactivation). A user that
+/// needs more than one request (a 409 to look up, a 404 to create again, a deactivation by
+/// PUT) is carried on its own, in this task, after the Bulk answer.
+pub async fn carry_users_bulk(
+    cx: Arc<TaskContext>,
+    items: Vec<(Key, Work)>,
+    limits: super::compat::BulkLimits,
+    links: MemoryLinks,
+) -> Vec<Outcome> {
+    let caps = cx.remote.capabilities().await;
+    let mut outcomes: Vec<Outcome> = items
+        .iter()
+        .map(|(key, _)| Outcome {
+            key: *key,
+            result: Ok(()),
+            links: Vec::new(),
+            waiting: Vec::new(),
+            planned: Vec::new(),
+        })
+        .collect();
+    // Per item: the operation sent for it, or None when it is carried alone (or needs
+    // nothing).
+    let mut ops: Vec<(usize, super::plan::BulkOperation)> = Vec::new();
+    let mut alone: Vec<usize> = Vec::new();
+    for (i, (key, _)) in items.iter().enumerate() {
+        let id = key.1;
+        let view = match cx.store.user(&cx.directory, id).await {
+            Ok(v) => v,
+            Err(e) => {
+                outcomes[i].result = Err(e.to_string());
+                continue;
+            }
+        };
+        let in_scope = match &view {
+            Some(u) => {
+                match scope::users_in_scope(cx.store.as_ref(), &cx.directory, &cx.scope, &[u]).await
+                {
+                    Ok(v) => v[0],
+                    Err(e) => {
+                        outcomes[i].result = Err(e.to_string());
+                        continue;
+                    }
+                }
+            }
+            None => false,
+        };
+        let linked = links.remote(Kind::User, id);
+        let op = match (&view, in_scope, linked) {
+            (Some(u), true, linked) => match cx.mapping.user(u) {
+                None => continue,
+                Some(doc) => match linked {
+                    Some(rid) => super::plan::BulkOperation {
+                        bulk_id: None,
+                        request: super::plan::replace(Kind::User, &rid, doc.into()),
+                    },
+                    None => super::plan::BulkOperation {
+                        bulk_id: Some(id.to_string()),
+                        request: super::plan::create(Kind::User, doc.into()),
+                    },
+                },
+            },
+            (_, _, None) => continue,
+            (_, _, Some(rid)) if !cx.deactivate => super::plan::BulkOperation {
+                bulk_id: None,
+                request: super::plan::delete(Kind::User, &rid),
+            },
+            (_, _, Some(rid)) if caps.patch => super::plan::BulkOperation {
+                bulk_id: None,
+                request: super::plan::deactivate(caps, &rid, &serde_json::Map::new()),
+            },
+            (_, _, Some(_)) => {
+                alone.push(i);
+                continue;
+            }
+        };
+        ops.push((i, op));
+    }
+    // Requests within maxOperations and (estimated) maxPayloadSize.
+    let mut chunks: Vec<Vec<(usize, super::plan::BulkOperation)>> = Vec::new();
+    let mut size = 0;
+    for (i, op) in ops {
+        let bytes = op
+            .request
+            .body
+            .as_ref()
+            .map_or(64, |b| b.to_string().len() + 64);
+        let full = chunks.last().is_none_or(|c| {
+            c.len() >= limits.max_operations || size + bytes > limits.max_payload_bytes * 9 / 10
+        });
+        if full {
+            chunks.push(Vec::new());
+            size = 0;
+        }
+        size += bytes;
+        if let Some(c) = chunks.last_mut() {
+            c.push((i, op));
+        }
+    }
+    for chunk in chunks {
+        let request = super::plan::bulk(&chunk.iter().map(|(_, o)| o.clone()).collect::<Vec<_>>());
+        let answer = cx.remote.send(&request).await;
+        let results = match answer {
+            Ok(r) => r
+                .body
+                .and_then(|b| b.get("Operations").and_then(|o| o.as_array()).cloned())
+                .unwrap_or_default(),
+            Err(e) => {
+                for (i, _) in &chunk {
+                    outcomes[*i].result = Err(e.to_string());
+                }
+                continue;
+            }
+        };
+        for (n, (i, op)) in chunk.iter().enumerate() {
+            let id = items[*i].0 .1;
+            // Matched by bulkId where there is one, by position otherwise.
+            let result = op
+                .bulk_id
+                .as_ref()
+                .and_then(|b| results.iter().find(|r| r["bulkId"].as_str() == Some(b)))
+                .or_else(|| results.get(n));
+            let Some(result) = result else {
+                outcomes[*i].result = Err("the Bulk response has no answer for it".into());
+                continue;
+            };
+            let status = bulk_status(result);
+            let method = &op.request.method;
+            match status {
+                200..=299 if *method == reqwest::Method::POST => match bulk_created_id(result) {
+                    Some(rid) => outcomes[*i].links.push((Kind::User, id, Some(rid))),
+                    None => {
+                        outcomes[*i].result =
+                            Err("the remote created the user but gave no id".into())
+                    }
+                },
+                200..=299 | 404 if *method == reqwest::Method::DELETE => {
+                    outcomes[*i].links.push((Kind::User, id, None));
+                }
+                200..=299 => {}
+                // Needs a lookup (409) or a create (404): the single path does both.
+                409 | 404 => alone.push(*i),
+                _ => {
+                    let detail = result["response"]["detail"]
+                        .as_str()
+                        .unwrap_or("refused in a Bulk request");
+                    outcomes[*i].result = Err(format!("{status}: {detail}"));
+                }
+            }
+        }
+    }
+    for i in alone {
+        let (key, work) = items[i].clone();
+        let mut own = MemoryLinks::default();
+        if let Some(r) = links.remote(Kind::User, key.1) {
+            own.0.insert((Kind::User, key.1), r);
+        }
+        // What the Bulk answer already changed for it comes first.
+        for (k, l, r) in &outcomes[i].links {
+            match r {
+                Some(r) => own.0.insert((*k, *l), r.clone()),
+                None => own.0.remove(&(*k, *l)),
+            };
+        }
+        let single = carry(cx.clone(), key, work, None, own).await;
+        outcomes[i].links.extend(single.links);
+        outcomes[i].result = single.result;
+    }
+    outcomes
+}

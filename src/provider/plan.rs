@@ -67,6 +67,41 @@ impl Request {
     }
 }
 
+const BULK_REQUEST: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
+
+/// One operation of a Bulk request (RFC 7644 §3.7): `bulk_id` set for a POST.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BulkOperation {
+    pub bulk_id: Option<String>,
+    pub request: Request,
+}
+
+/// A Bulk request (RFC 7644 §3.7) carrying `operations`; they are independent (no
+/// `failOnErrors`: one refusal does not stop the others).
+pub fn bulk(operations: &[BulkOperation]) -> Request {
+    let ops: Vec<Value> = operations
+        .iter()
+        .map(|o| {
+            let mut op = json!({
+                "method": o.request.method.as_str(),
+                "path": format!("/{}", o.request.path.join("/")),
+            });
+            if let Some(id) = &o.bulk_id {
+                op["bulkId"] = json!(id);
+            }
+            if let Some(body) = &o.request.body {
+                op["data"] = body.clone();
+            }
+            op
+        })
+        .collect();
+    Request::new(
+        Method::POST,
+        vec!["Bulk".into()],
+        Some(json!({"schemas": [BULK_REQUEST], "Operations": ops})),
+    )
+}
+
 /// A SCIM filter string literal (RFC 7644 §3.4.2.2: a JSON string): quoted, with quotes,
 /// backslashes and control characters escaped.
 pub fn filter_literal(value: &str) -> String {

@@ -204,6 +204,24 @@ impl<K: Hash + Eq + Clone, C: Clone> ObjectQueue<K, C> {
         Some((key, change))
     }
 
+    /// Like [`ObjectQueue::take`] but beyond the concurrency limit, for `filter`'s objects
+    /// only: to fill a Bulk request that one task sends. Objects it skips keep their place.
+    pub fn take_more(&mut self, now: Instant, filter: impl Fn(&K, &C) -> bool) -> Option<(K, C)> {
+        let _ = now;
+        let at = self.ready.iter().position(|k| {
+            self.objects
+                .get(k)
+                .and_then(|o| o.changes.front().map(|c| filter(k, c)))
+                .unwrap_or(false)
+        })?;
+        let key = self.ready.remove(at)?;
+        let o = self.objects.get_mut(&key)?;
+        o.state = State::InFlight;
+        self.in_flight += 1;
+        let change = o.changes.front()?.clone();
+        Some((key, change))
+    }
+
     /// The change taken for `key` reached the remote: the next one may go.
     pub fn succeeded(&mut self, key: &K) {
         let Some(o) = self.objects.get_mut(key) else {

@@ -41,6 +41,8 @@ const READ_BATCH: usize = 500;
 const MAX_QUEUED: usize = 20_000;
 /// Checkpoints are at most this frequent while work completes.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+/// Users per Bulk request at most (within the remote's maxOperations).
+const BULK_OPERATIONS: usize = 100;
 /// Dry-run requests kept for the status API.
 const PLANNED_KEPT: usize = 200;
 
@@ -229,7 +231,7 @@ struct Runner {
     links: MemoryLinks,
     changed: Vec<(Kind, ResourceId, Option<String>)>,
     queue: ObjectQueue<Key, Work>,
-    tasks: JoinSet<(Outcome, Option<i64>)>,
+    tasks: JoinSet<Vec<(Outcome, Option<i64>)>>,
     dirty: bool,
     last_save: Instant,
     /// Changes below this position may have been carried before a crash.
@@ -361,7 +363,11 @@ impl Runner {
             tokio::select! {
                 Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => {
                     match done {
-                        Ok(outcome) => self.finished(outcome),
+                        Ok(outcomes) => {
+                            for o in outcomes {
+                                self.finished(o);
+                            }
+                        }
                         Err(e) if e.is_cancelled() => {}
                         Err(e) => return Err(format!("a provider task failed: {e}")),
                     }
@@ -522,24 +528,71 @@ impl Runner {
 
     async fn start_tasks(&mut self) {
         let now = std::time::Instant::now();
+        // Users go in Bulk requests where the remote takes them (never in a dry run: its
+        // requests are listed one by one).
+        let bulk = if self.cx.dry_run || self.queue.is_empty() {
+            None
+        } else {
+            self.cx
+                .remote
+                .capabilities()
+                .await
+                .bulk
+                .filter(|b| b.max_operations > 1)
+        };
+        let bulkable = |k: &Key, w: &Work| k.0 == Kind::User && !w.verify;
         while let Some((key, work)) = self.queue.take(now) {
+            if let Some(limits) = bulk.filter(|_| bulkable(&key, &work)) {
+                let mut batch = vec![(key, work)];
+                let max = limits.max_operations.min(BULK_OPERATIONS);
+                while batch.len() < max {
+                    match self.queue.take_more(now, bulkable) {
+                        Some(more) => batch.push(more),
+                        None => break,
+                    }
+                }
+                if batch.len() > 1 {
+                    let mut links = MemoryLinks::default();
+                    for (k, w) in &batch {
+                        links.0.extend(carry::links_for(*k, w, None, &self.links).0);
+                    }
+                    let since: Vec<Option<i64>> = batch.iter().map(|(_, w)| w.since_ms).collect();
+                    let span = tracing::info_span!("sync_bulk", objects = batch.len());
+                    let cx = self.cx.clone();
+                    self.tasks.spawn(
+                        async move {
+                            let outcomes = carry::carry_users_bulk(cx, batch, limits, links).await;
+                            outcomes.into_iter().zip(since).collect()
+                        }
+                        .instrument(span),
+                    );
+                    continue;
+                }
+                let (key, work) = batch.remove(0);
+                self.spawn_one(key, work).await;
+                continue;
+            }
+            self.spawn_one(key, work).await;
+        }
+    }
+
+    async fn spawn_one(&mut self, key: Key, work: Work) {
+        {
             let group = match key.0 {
                 Kind::Group => match self.deps.store.group(&self.view.directory, key.1).await {
                     Ok(g) => g,
                     Err(e) => {
                         self.fail(key, e.to_string());
-                        continue;
+                        return;
                     }
                 },
                 Kind::User => None,
             };
             let links = carry::links_for(key, &work, group.as_deref(), &self.links);
             let span = tracing::info_span!("sync", kind = ?key.0, object = %key.1);
-            self.tasks.spawn(
-                carry::carry(self.cx.clone(), key, work.clone(), group, links)
-                    .instrument(span)
-                    .map_since(work.since_ms),
-            );
+            let since = work.since_ms;
+            let task = carry::carry(self.cx.clone(), key, work, group, links).instrument(span);
+            self.tasks.spawn(async move { vec![(task.await, since)] });
         }
     }
 
@@ -834,18 +887,3 @@ fn planned(r: Request) -> Planned {
         body: r.body,
     }
 }
-
-/// Carries a task's `since` through to its end.
-trait MapSince: std::future::Future<Output = Outcome> + Sized {
-    fn map_since(
-        self,
-        since: Option<i64>,
-    ) -> impl std::future::Future<Output = (Outcome, Option<i64>)> + Send
-    where
-        Self: Send,
-    {
-        async move { (self.await, since) }
-    }
-}
-
-impl<F: std::future::Future<Output = Outcome>> MapSince for F {}
