@@ -747,7 +747,9 @@ async fn a_provider_added_after_10000_changes_bootstraps_from_the_cut_and_matche
     let recent = st["recent_requests"].as_array().unwrap();
     let bulks = recent.iter().filter(|r| r["path"] == "/v2/Bulk").count();
     assert!(bulks >= 20, "{recent:?}");
-    assert!(!recent.iter().any(|r| r["method"] == "POST" && r["path"] == "/v2/Users"));
+    assert!(!recent
+        .iter()
+        .any(|r| r["method"] == "POST" && r["path"] == "/v2/Users"));
     let metrics = app
         .http
         .get(format!("{}/metrics", app.root))
