@@ -1098,3 +1098,65 @@ async fn the_cli_creates_lists_shows_syncs_and_deletes_providers_without_showing
     assert!(!ok && out.contains("404"), "{out}");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_full_sync_repairs_what_changed_on_the_remote_behind_roster_s_back() {
+    let remote = Remote::start().await;
+    let app = spawn().await;
+    create_provider(
+        &app,
+        "drift",
+        &remote,
+        json!({"full_sync_interval_secs": 1}),
+    )
+    .await;
+    for i in 0..3 {
+        let (s, _) = app
+            .post(
+                &(app.scim("default") + "/Users"),
+                &app.scim_token,
+                json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                       "userName": format!("drift{i}@example.com"), "displayName": format!("Drift {i}")}),
+            )
+            .await;
+        assert_eq!(s, 201);
+    }
+    let users = eventually(30, || remote.users(), |u| u.len() == 3).await;
+    // Someone deletes one user and renames another directly on the remote.
+    let gone = users["drift0@example.com"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = reqwest::Client::new()
+        .delete(format!("{}/Users/{gone}", remote.base))
+        .bearer_auth(REMOTE_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let mut changed = users["drift1@example.com"].clone();
+    changed["displayName"] = json!("Changed remotely");
+    changed.as_object_mut().unwrap().remove("meta");
+    let id = changed["id"].as_str().unwrap().to_owned();
+    let r = reqwest::Client::new()
+        .put(format!("{}/Users/{id}", remote.base))
+        .bearer_auth(REMOTE_TOKEN)
+        .json(&changed)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    // No change in Roster: the schedule alone brings the remote back to the views.
+    let users = eventually(
+        30,
+        || remote.users(),
+        |u| {
+            u.len() == 3
+                && u.get("drift1@example.com")
+                    .is_some_and(|x| x["displayName"] == "Drift 1")
+        },
+    )
+    .await;
+    assert!(users.contains_key("drift0@example.com"));
+    app.stop().await;
+}
