@@ -169,7 +169,8 @@ async fn fold_in_memory(
     let (batches, mut received) = tokio::sync::mpsc::channel::<Vec<LogEntry>>(2);
     let counter = progress.clone();
     let folder = tokio::task::spawn_blocking(move || {
-        let memory = MemoryStore::new();
+        // Written out, never queried: no indexes to keep.
+        let memory = MemoryStore::fold_only();
         while let Some(entries) = received.blocking_recv() {
             let n = entries.len() as u64;
             memory.apply_sync(entries);

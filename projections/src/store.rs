@@ -126,6 +126,8 @@ struct Inner {
     next_positions: Vec<u64>,
     source_dir: HashMap<String, String>,
     fold_errors: u64,
+    /// Directories are folded without their indexes ([`Directory::unindexed`]).
+    unindexed: bool,
 }
 
 impl Inner {
@@ -158,6 +160,15 @@ impl MemoryStore {
         Self::default()
     }
 
+    /// A store that only folds, for a fold that is written out and never queried (a
+    /// rebuild's bulk load): its directories keep no user and group indexes, so its queries
+    /// must not be used.
+    pub fn fold_only() -> Self {
+        let store = Self::default();
+        store.write().unindexed = true;
+        store
+    }
+
     fn read(&self) -> RwLockReadGuard<'_, Inner> {
         // A poisoned lock means a fold panicked; the views are still structurally sound
         // (every fold step is all-or-nothing), so keep serving.
@@ -188,7 +199,12 @@ impl MemoryStore {
             let record = Arc::try_unwrap(entry.record).unwrap_or_else(|shared| (*shared).clone());
             if !inner.dirs.contains_key(&record.directory) {
                 let name = record.directory.clone();
-                inner.dirs.insert(name.clone(), Directory::new(&name));
+                let dir = if inner.unindexed {
+                    Directory::unindexed(&name)
+                } else {
+                    Directory::new(&name)
+                };
+                inner.dirs.insert(name.clone(), dir);
             }
             let Some(dir) = inner.dirs.get_mut(&record.directory) else {
                 continue;
