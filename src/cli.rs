@@ -371,6 +371,32 @@ pub async fn run_rebuild(client: &ClientArgs, settings: &Settings) -> anyhow::Re
     }
 }
 
+/// Sends an admin API request with the client's token; the answer's JSON (null for 204).
+///
+/// Fails when the server cannot be reached or answers with an error (its SCIM `detail`).
+async fn send_admin(
+    req: reqwest::RequestBuilder,
+    client: &ClientArgs,
+    server: &str,
+) -> anyhow::Result<Value> {
+    let resp = req
+        .bearer_auth(&client.admin_token)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach {server}: {e}"))?;
+    let status = resp.status();
+    let body: Value = if status == reqwest::StatusCode::NO_CONTENT {
+        Value::Null
+    } else {
+        resp.json().await.unwrap_or(Value::Null)
+    };
+    if !status.is_success() {
+        let detail = body.get("detail").and_then(Value::as_str).unwrap_or("");
+        anyhow::bail!("{status}: {detail}");
+    }
+    Ok(body)
+}
+
 /// Runs one `roster source ...` command against the admin API and prints the result.
 ///
 /// Fails when the server cannot be reached or answers with an error.
@@ -413,21 +439,7 @@ pub async fn run_source(cmd: &SourceCmd, settings: &Settings) -> anyhow::Result<
         }
         SourceCmd::List { .. } => http.get(format!("{base}/sources")),
     };
-    let resp = req
-        .bearer_auth(&client.admin_token)
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot reach {server}: {e}"))?;
-    let status = resp.status();
-    let body: Value = if status == reqwest::StatusCode::NO_CONTENT {
-        Value::Null
-    } else {
-        resp.json().await.unwrap_or(Value::Null)
-    };
-    if !status.is_success() {
-        let detail = body.get("detail").and_then(Value::as_str).unwrap_or("");
-        anyhow::bail!("{status}: {detail}");
-    }
+    let body = send_admin(req, client, &server).await?;
     match cmd {
         SourceCmd::Create { .. } => {
             println!("source:        {}", body["slug"].as_str().unwrap_or(""));
@@ -539,21 +551,7 @@ pub async fn run_provider(cmd: &ProviderCmd, settings: &Settings) -> anyhow::Res
             .post(format!("{base}/{name}/replay"))
             .json(&serde_json::json!({"from": from})),
     };
-    let resp = req
-        .bearer_auth(&client.admin_token)
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot reach {server}: {e}"))?;
-    let status = resp.status();
-    let body: Value = if status == reqwest::StatusCode::NO_CONTENT {
-        Value::Null
-    } else {
-        resp.json().await.unwrap_or(Value::Null)
-    };
-    if !status.is_success() {
-        let detail = body.get("detail").and_then(Value::as_str).unwrap_or("");
-        anyhow::bail!("{status}: {detail}");
-    }
+    let body = send_admin(req, client, &server).await?;
     match cmd {
         P::Delete { name, .. } => println!("deleted {name}"),
         P::List { .. } => {

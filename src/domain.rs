@@ -318,6 +318,17 @@ fn source_by_slug<'a>(
         .ok_or_else(|| DomainError::NotFound(format!("source {slug:?} not found")))
 }
 
+/// A slug (of a source, or a provider's name) is 1 to 63 lower-case letters, digits and
+/// hyphens, starting with a letter or digit: it appears in URLs as is.
+pub fn valid_slug(s: &str) -> bool {
+    (1..=63).contains(&s.len())
+        && s.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
 /// Decides what `cmd` does to `state`: the events to append (possibly none) and the outcome.
 ///
 /// Fails, producing no event, when the command breaks a rule: a taken userName or

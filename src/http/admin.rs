@@ -140,17 +140,6 @@ fn source_json(app: &AppState, s: &SourceView) -> Value {
     })
 }
 
-/// A slug is 1 to 63 lower-case letters, digits and hyphens, starting with a letter or digit:
-/// it appears in URLs as is.
-fn valid_slug(s: &str) -> bool {
-    (1..=63).contains(&s.len())
-        && s.chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-}
-
 fn new_token(kind: &str) -> (auth::Secret, NewToken) {
     let t = auth::generate(kind);
     (
@@ -194,7 +183,7 @@ async fn create_source(
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_owned();
-    if !valid_slug(&slug) {
+    if !crate::domain::valid_slug(&slug) {
         return Err(ScimError::bad_request(
             "invalidValue",
             "slug must be 1-63 lower-case letters, digits or hyphens",

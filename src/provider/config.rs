@@ -128,14 +128,9 @@ fn check_url(name: &str, text: &str) -> Result<String, String> {
     Ok(text.trim_end_matches('/').to_owned())
 }
 
-/// A provider name: 1 to 63 lower-case letters, digits and hyphens (it appears in URLs).
+/// A provider name follows the rule of source slugs (it appears in URLs).
 pub fn valid_name(s: &str) -> bool {
-    (1..=63).contains(&s.len())
-        && s.chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    crate::domain::valid_slug(s)
 }
 
 /// A secret from the body, sealed; or the old one when the body leaves it out and the old

@@ -455,22 +455,22 @@ impl Runner {
                     }
                     self.push((Kind::Group, id), Work::whole(), entry.position, at);
                 }
-                Event::GroupMembersAdded(e) => {
-                    let work = Work {
-                        added: e.members.iter().copied().collect(),
-                        ..Work::default()
+                Event::GroupMembersAdded(roster_events::GroupMembersAdded { members })
+                | Event::GroupMembersRemoved(roster_events::GroupMembersRemoved { members }) => {
+                    let changed = members.iter().copied().collect();
+                    let work = if matches!(env.event, Event::GroupMembersAdded(_)) {
+                        Work {
+                            added: changed,
+                            ..Work::default()
+                        }
+                    } else {
+                        Work {
+                            removed: changed,
+                            ..Work::default()
+                        }
                     };
                     self.push((Kind::Group, id), work, entry.position, at);
-                    self.access_changed(&scope, id, &e.members, entry.position, at)
-                        .await?;
-                }
-                Event::GroupMembersRemoved(e) => {
-                    let work = Work {
-                        removed: e.members.iter().copied().collect(),
-                        ..Work::default()
-                    };
-                    self.push((Kind::Group, id), work, entry.position, at);
-                    self.access_changed(&scope, id, &e.members, entry.position, at)
+                    self.access_changed(&scope, id, members, entry.position, at)
                         .await?;
                 }
                 Event::ProviderSyncRequested if id == self.view.id => {
