@@ -1,20 +1,27 @@
-//! Outbound SCIM providers (issue 6), being built. What is here turns changes into requests
-//! to a remote RFC 7644 server, with the vendors' quirks:
+//! Outbound SCIM providers: each one a consumer of the log that pushes one directory's users
+//! and groups to a remote RFC 7644 server, with the vendors' quirks (ADR 0007, ADR 0008).
 //!
+//! The requests:
 //! - [`compat`]: the remote's capabilities and the compatibility modes;
-//! - [`plan`]: the requests themselves;
+//! - [`plan`]: the requests themselves, Bulk included;
 //! - [`retry`]: when to try again;
 //! - [`mapping`]: the default mapping of users and groups to remote documents, and the seam
 //!   for configurable mappings;
 //! - [`client`]: the HTTP side (authentication with cached OAuth2 tokens, the cached
 //!   ServiceProviderConfig, retries, a log of recent requests);
 //! - [`sync`]: one object's change carried to the remote, with the link between local and
-//!   remote ids, the 409 and 404 recoveries, deactivation and dry runs;
-//! - [`queue`]: a provider's work object by object (order per object, a concurrency limit,
-//!   backoff that holds up only the failing object, parking).
+//!   remote ids, the 409 and 404 recoveries, deactivation and dry runs.
 //!
-//! The provider configuration, the per-provider consumers of the log and their stored state,
-//! full resync, bootstrap and the admin API come next; nothing uses this module yet.
+//! The consumer around them:
+//! - [`config`]: a provider's configuration at the admin API's edge (secrets sealed);
+//! - [`scope`]: which users and groups a provider carries;
+//! - [`queue`]: a provider's work object by object (order per object, a concurrency limit,
+//!   backoff that holds up only the failing object, parking);
+//! - [`carry`]: one task, one object (or a Bulk request of users) brought up to date;
+//! - [`fullsync`]: a full sync's plan, from the views and the remote's listing;
+//! - [`state`]: the checkpointed position, progress and links (file journal or PostgreSQL);
+//! - [`runner`]: the consumer of the log itself;
+//! - [`manager`]: the consumers this process runs.
 
 pub mod carry;
 pub mod client;
