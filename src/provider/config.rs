@@ -52,8 +52,19 @@ impl Default for Tuning {
 ///
 /// Fails when a secret does not open with this server's key or the URL is invalid.
 pub fn remote(config: &ProviderConfig, key: &SecretKey, tuning: Tuning) -> Result<Remote, String> {
+    let auth = open_auth(config, key)?;
+    let base = Url::parse(&config.base_url).map_err(|e| format!("base_url: {e}"))?;
+    let remote = Remote::new(base, auth, mode(config.mode), tuning.timeout)?;
+    let sleeper: super::client::Sleeper = std::sync::Arc::new(|d| Box::pin(tokio::time::sleep(d)));
+    Ok(remote.with_retries(tuning.attempts, tuning.backoff, sleeper))
+}
+
+/// The provider's authentication with its secrets opened by `key`.
+///
+/// Fails when a secret does not open with this key or the token URL is invalid.
+pub fn open_auth(config: &ProviderConfig, key: &SecretKey) -> Result<Auth, String> {
     let open = |s: &Sealed| key.open(s).map_err(|e| e.to_string());
-    let auth = match &config.auth {
+    Ok(match &config.auth {
         ProviderAuth::Bearer { token } => Auth::Bearer(open(token)?),
         ProviderAuth::Basic { username, password } => Auth::Basic {
             username: username.clone(),
@@ -78,22 +89,14 @@ pub fn remote(config: &ProviderConfig, key: &SecretKey, tuning: Tuning) -> Resul
             },
             extra: extra.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         },
-    };
-    let base = Url::parse(&config.base_url).map_err(|e| format!("base_url: {e}"))?;
-    let remote = Remote::new(base, auth, mode(config.mode), tuning.timeout)?;
-    let sleeper: super::client::Sleeper = std::sync::Arc::new(|d| Box::pin(tokio::time::sleep(d)));
-    Ok(remote.with_retries(tuning.attempts, tuning.backoff, sleeper))
-}
-
-fn invalid(detail: impl Into<String>) -> String {
-    detail.into()
+    })
 }
 
 fn str_field<'a>(body: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, String> {
     match body.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(invalid(format!("{name} must be a string"))),
+        Some(_) => Err(format!("{name} must be a string")),
     }
 }
 
@@ -101,7 +104,7 @@ fn bool_field(body: &Map<String, Value>, name: &str) -> Result<Option<bool>, Str
     match body.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(_) => Err(invalid(format!("{name} must be true or false"))),
+        Some(_) => Err(format!("{name} must be true or false")),
     }
 }
 
@@ -111,7 +114,7 @@ fn u64_field(body: &Map<String, Value>, name: &str) -> Result<Option<u64>, Strin
         Some(v) => v
             .as_u64()
             .map(Some)
-            .ok_or_else(|| invalid(format!("{name} must be a non-negative integer"))),
+            .ok_or_else(|| format!("{name} must be a non-negative integer")),
     }
 }
 
@@ -145,7 +148,7 @@ fn secret(
         Some(s) if !s.is_empty() => Ok(key.seal(s)),
         _ => old
             .cloned()
-            .ok_or_else(|| invalid(format!("auth.{name} is required"))),
+            .ok_or_else(|| format!("auth.{name} is required")),
     }
 }
 
@@ -156,13 +159,13 @@ fn parse_auth(
 ) -> Result<ProviderAuth, String> {
     let body = v
         .as_object()
-        .ok_or_else(|| invalid("auth must be an object"))?;
-    let kind = str_field(body, "type")?.ok_or_else(|| invalid("auth.type is required"))?;
+        .ok_or_else(|| String::from("auth must be an object"))?;
+    let kind = str_field(body, "type")?.ok_or_else(|| String::from("auth.type is required"))?;
     let required = |name: &str| -> Result<String, String> {
         str_field(body, name)?
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
-            .ok_or_else(|| invalid(format!("auth.{name} is required")))
+            .ok_or_else(|| format!("auth.{name} is required"))
     };
     Ok(match kind {
         "bearer" => {
@@ -206,9 +209,9 @@ fn parse_auth(
                     password: secret(body, "password", old_password, key)?,
                 },
                 other => {
-                    return Err(invalid(format!(
+                    return Err(format!(
                         "auth.grant {other:?} is not client_credentials or password"
-                    )))
+                    ))
                 }
             };
             let mut extra = BTreeMap::new();
@@ -218,11 +221,11 @@ fn parse_auth(
                     for (k, v) in m {
                         let v = v
                             .as_str()
-                            .ok_or_else(|| invalid(format!("auth.extra.{k} must be a string")))?;
+                            .ok_or_else(|| format!("auth.extra.{k} must be a string"))?;
                         extra.insert(k.clone(), v.to_owned());
                     }
                 }
-                Some(_) => return Err(invalid("auth.extra must be an object of strings")),
+                Some(_) => return Err(String::from("auth.extra must be an object of strings")),
             }
             ProviderAuth::Oauth2 {
                 token_url: check_url("auth.token_url", &required("token_url")?)?,
@@ -233,9 +236,9 @@ fn parse_auth(
             }
         }
         other => {
-            return Err(invalid(format!(
+            return Err(format!(
                 "auth.type {other:?} is not bearer, basic or oauth2"
-            )))
+            ))
         }
     })
 }
@@ -243,13 +246,13 @@ fn parse_auth(
 fn parse_ids(v: &Value, name: &str) -> Result<Vec<ResourceId>, String> {
     let list = v
         .as_array()
-        .ok_or_else(|| invalid(format!("scope.{name} must be a list of group ids")))?;
+        .ok_or_else(|| format!("scope.{name} must be a list of group ids"))?;
     let mut out = Vec::new();
     for item in list {
         let id = item
             .as_str()
             .and_then(|s| s.parse::<uuid::Uuid>().ok())
-            .ok_or_else(|| invalid(format!("scope.{name} holds {item}, not a group id")))?;
+            .ok_or_else(|| format!("scope.{name} holds {item}, not a group id"))?;
         if !out.contains(&ResourceId(id)) {
             out.push(ResourceId(id));
         }
@@ -260,13 +263,13 @@ fn parse_ids(v: &Value, name: &str) -> Result<Vec<ResourceId>, String> {
 fn parse_scope(v: &Value, old: &ProviderScope) -> Result<ProviderScope, String> {
     let body = v
         .as_object()
-        .ok_or_else(|| invalid("scope must be an object"))?;
+        .ok_or_else(|| String::from("scope must be an object"))?;
     for k in body.keys() {
         if !matches!(
             k.as_str(),
             "exclude_service_accounts" | "group_filter" | "access_groups"
         ) {
-            return Err(invalid(format!("scope.{k} is not a scope setting")));
+            return Err(format!("scope.{k} is not a scope setting"));
         }
     }
     Ok(ProviderScope {
@@ -309,39 +312,34 @@ pub fn parse(
 ) -> Result<ProviderConfig, String> {
     for k in body.keys() {
         if !FIELDS.contains(&k.as_str()) {
-            return Err(invalid(format!("{k} is not a provider setting")));
+            return Err(format!("{k} is not a provider setting"));
         }
     }
     let name = match (str_field(body, "name")?, old) {
         (Some(n), Some(o)) if n != o.name => {
-            return Err(invalid("a provider's name cannot change"))
+            return Err(String::from("a provider's name cannot change"))
         }
         (_, Some(o)) => o.name.clone(),
         (Some(n), None) => n.to_owned(),
-        (None, None) => return Err(invalid("name is required")),
+        (None, None) => return Err(String::from("name is required")),
     };
     if !valid_name(&name) {
-        return Err(invalid(
-            "name must be 1-63 lower-case letters, digits or hyphens",
-        ));
+        return Err("name must be 1-63 lower-case letters, digits or hyphens".to_owned());
     }
     let base_url = match (str_field(body, "base_url")?, old) {
         (Some(u), _) => check_url("base_url", u)?,
         (None, Some(o)) => o.base_url.clone(),
-        (None, None) => return Err(invalid("base_url is required")),
+        (None, None) => return Err(String::from("base_url is required")),
     };
     let auth = match (body.get("auth"), old) {
         (Some(v), old) => parse_auth(v, old.map(|o| &o.auth), key)?,
         (None, Some(o)) => o.auth.clone(),
-        (None, None) => return Err(invalid("auth is required")),
+        (None, None) => return Err(String::from("auth is required")),
     };
     let mode = match body.get("mode") {
         None | Some(Value::Null) => old.map(|o| o.mode).unwrap_or_default(),
-        Some(v) => serde_json::from_value::<ProviderMode>(v.clone()).map_err(|_| {
-            invalid(format!(
-                "mode {v} is not default, aws, slack, salesforce or webex"
-            ))
-        })?,
+        Some(v) => serde_json::from_value::<ProviderMode>(v.clone())
+            .map_err(|_| format!("mode {v} is not default, aws, slack, salesforce or webex"))?,
     };
     let old_scope = old.map(|o| o.scope.clone()).unwrap_or_default();
     let scope = match body.get("scope") {
@@ -352,7 +350,7 @@ pub fn parse(
         .map(|c| c as u32)
         .unwrap_or(old.map_or(DEFAULT_CONCURRENCY, |o| o.concurrency));
     if !(1..=64).contains(&concurrency) {
-        return Err(invalid("concurrency must be between 1 and 64"));
+        return Err(String::from("concurrency must be between 1 and 64"));
     }
     Ok(ProviderConfig {
         name,

@@ -19,7 +19,8 @@ const RECONCILE_EVERY: Duration = Duration::from_millis(250);
 
 struct Running {
     handle: Handle,
-    _lock: Option<ProviderLock>,
+    /// Held for as long as the consumer runs (PostgreSQL only).
+    lock: Option<ProviderLock>,
 }
 
 /// Every provider consumer of this process.
@@ -92,7 +93,7 @@ impl Providers {
                 (Some(r), Some(v)) => r.handle.view.config == v.config,
                 _ => false,
             };
-            let lock_lost = match running.get(&id).and_then(|r| r._lock.as_ref()) {
+            let lock_lost = match running.get(&id).and_then(|r| r.lock.as_ref()) {
                 Some(lock) => !lock.alive().await,
                 None => false,
             };
@@ -115,7 +116,7 @@ impl Providers {
             }
             // A replica whose key does not open the credentials leaves the provider to one
             // whose key does (they must share `secret_key`): it neither locks nor runs it.
-            if let Err(e) = super::config::remote(&view.config, &self.deps.key, self.deps.tuning) {
+            if let Err(e) = super::config::open_auth(&view.config, &self.deps.key) {
                 tracing::warn!(provider = %view.config.name, error = %e, "cannot run this provider here");
                 continue;
             }
@@ -130,13 +131,7 @@ impl Providers {
             };
             tracing::info!(provider = %view.config.name, "starting the provider consumer");
             let handle = runner::spawn(view, self.deps.clone());
-            running.insert(
-                id,
-                Running {
-                    handle,
-                    _lock: lock,
-                },
-            );
+            running.insert(id, Running { handle, lock });
         }
         Ok(())
     }

@@ -206,8 +206,7 @@ impl<K: Hash + Eq + Clone, C: Clone> ObjectQueue<K, C> {
 
     /// Like [`ObjectQueue::take`] but beyond the concurrency limit, for `filter`'s objects
     /// only: to fill a Bulk request that one task sends. Objects it skips keep their place.
-    pub fn take_more(&mut self, now: Instant, filter: impl Fn(&K, &C) -> bool) -> Option<(K, C)> {
-        let _ = now;
+    pub fn take_more(&mut self, filter: impl Fn(&K, &C) -> bool) -> Option<(K, C)> {
         let at = self.ready.iter().position(|k| {
             self.objects
                 .get(k)

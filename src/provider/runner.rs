@@ -546,7 +546,7 @@ impl Runner {
                 let mut batch = vec![(key, work)];
                 let max = limits.max_operations.min(BULK_OPERATIONS);
                 while batch.len() < max {
-                    match self.queue.take_more(now, bulkable) {
+                    match self.queue.take_more(bulkable) {
                         Some(more) => batch.push(more),
                         None => break,
                     }
@@ -577,23 +577,21 @@ impl Runner {
     }
 
     async fn spawn_one(&mut self, key: Key, work: Work) {
-        {
-            let group = match key.0 {
-                Kind::Group => match self.deps.store.group(&self.view.directory, key.1).await {
-                    Ok(g) => g,
-                    Err(e) => {
-                        self.fail(key, e.to_string());
-                        return;
-                    }
-                },
-                Kind::User => None,
-            };
-            let links = carry::links_for(key, &work, group.as_deref(), &self.links);
-            let span = tracing::info_span!("sync", kind = ?key.0, object = %key.1);
-            let since = work.since_ms;
-            let task = carry::carry(self.cx.clone(), key, work, group, links).instrument(span);
-            self.tasks.spawn(async move { vec![(task.await, since)] });
-        }
+        let group = match key.0 {
+            Kind::Group => match self.deps.store.group(&self.view.directory, key.1).await {
+                Ok(g) => g,
+                Err(e) => {
+                    self.fail(key, e.to_string());
+                    return;
+                }
+            },
+            Kind::User => None,
+        };
+        let links = carry::links_for(key, &work, group.as_deref(), &self.links);
+        let span = tracing::info_span!("sync", kind = ?key.0, object = %key.1);
+        let since = work.since_ms;
+        let task = carry::carry(self.cx.clone(), key, work, group, links).instrument(span);
+        self.tasks.spawn(async move { vec![(task.await, since)] });
     }
 
     fn fail(&mut self, key: Key, error: String) {

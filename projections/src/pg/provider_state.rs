@@ -167,7 +167,6 @@ impl PgStore {
         let held: bool = rows.first().map(|r| r.get(0)).unwrap_or(false);
         Ok(held.then(|| ProviderLock {
             client: Some(client),
-            key,
         }))
     }
 }
@@ -176,7 +175,6 @@ impl PgStore {
 /// closed rather than returned to the pool, so the session lock cannot linger).
 pub struct ProviderLock {
     client: Option<deadpool_postgres::Object>,
-    key: i32,
 }
 
 impl ProviderLock {
@@ -186,10 +184,6 @@ impl ProviderLock {
             Some(c) => c.simple_query("SELECT 1").await.is_ok(),
             None => false,
         }
-    }
-
-    pub fn key(&self) -> i32 {
-        self.key
     }
 }
 
