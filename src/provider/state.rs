@@ -260,78 +260,87 @@ impl FileStateStore {
         Ok(Some(state))
     }
 
-    fn save_sync(&self, provider: ResourceId, c: Checkpoint<'_>) -> Result<(), StateError> {
-        let io = |e: std::io::Error| StateError::Unavailable(e.to_string());
-        let dir = self.dir(provider);
-        std::fs::create_dir_all(&dir).map_err(io)?;
+    /// The bytes of one checkpoint: a journal line, or a whole snapshot once the journal has
+    /// outgrown what a snapshot would take. No I/O.
+    fn encode(&self, provider: ResourceId, c: Checkpoint<'_>) -> Result<Encoded, StateError> {
         let (seq, journal_len) = {
             let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
             open.get(&provider).copied().unwrap_or((0, 0))
         };
         let seq = seq + 1;
-        let links_bytes = (c.links.0.len() as u64) * 80;
-        if journal_len > COMPACT_MIN_BYTES.max(links_bytes) {
-            let entry = Entry {
-                seq,
-                next_position: c.next_position,
-                progress: c.progress.clone(),
-                links: c
-                    .links
-                    .0
-                    .iter()
-                    .map(|((k, l), r)| (*k, *l, Some(r.clone())))
-                    .collect(),
-            };
-            let bytes = serde_json::to_vec(&entry).map_err(|e| io(e.into()))?;
+        let snapshot = journal_len > COMPACT_MIN_BYTES.max(c.links.0.len() as u64 * 80);
+        let links = if snapshot {
+            c.links
+                .0
+                .iter()
+                .map(|((k, l), r)| (*k, *l, Some(r.clone())))
+                .collect()
+        } else {
+            c.changed.to_vec()
+        };
+        let entry = Entry {
+            seq,
+            next_position: c.next_position,
+            progress: c.progress.clone(),
+            links,
+        };
+        let mut bytes =
+            serde_json::to_vec(&entry).map_err(|e| StateError::Unavailable(e.to_string()))?;
+        if !snapshot {
+            bytes.push(b'\n');
+        }
+        Ok(Encoded {
+            dir: self.dir(provider),
+            bytes,
+            snapshot,
+            seq,
+            journal_len,
+        })
+    }
+
+    /// Writes an encoded checkpoint durably and returns the journal's new length.
+    fn write(e: &Encoded) -> std::io::Result<u64> {
+        let dir = &e.dir;
+        std::fs::create_dir_all(dir)?;
+        if e.snapshot {
             let tmp = dir.join("snapshot.json.tmp");
-            let mut f = std::fs::File::create(&tmp).map_err(io)?;
-            f.write_all(&bytes).and_then(|_| f.sync_all()).map_err(io)?;
-            std::fs::rename(&tmp, dir.join("snapshot.json")).map_err(io)?;
-            std::fs::File::open(&dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io)?;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&e.bytes)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, dir.join("snapshot.json"))?;
+            std::fs::File::open(dir)?.sync_all()?;
             // Lines at or below the snapshot's sequence are skipped on load, so a crash before
             // this truncation loses nothing.
             let journal = std::fs::OpenOptions::new()
                 .create(true)
                 .truncate(false)
                 .write(true)
-                .open(dir.join("journal.ndjson"))
-                .map_err(io)?;
-            journal
-                .set_len(0)
-                .and_then(|_| journal.sync_all())
-                .map_err(io)?;
-            let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-            open.insert(provider, (seq, 0));
-            return Ok(());
+                .open(dir.join("journal.ndjson"))?;
+            journal.set_len(0)?;
+            journal.sync_all()?;
+            return Ok(0);
         }
-        let entry = Entry {
-            seq,
-            next_position: c.next_position,
-            progress: c.progress.clone(),
-            links: c.changed.to_vec(),
-        };
-        let mut line = serde_json::to_vec(&entry).map_err(|e| io(e.into()))?;
-        line.push(b'\n');
         let mut journal = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(dir.join("journal.ndjson"))
-            .map_err(io)?;
-        journal
-            .write_all(&line)
-            .and_then(|_| journal.sync_data())
-            .map_err(io)?;
-        if journal_len == 0 && seq == 1 {
-            std::fs::File::open(&dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io)?;
+            .open(dir.join("journal.ndjson"))?;
+        journal.write_all(&e.bytes)?;
+        journal.sync_data()?;
+        if e.journal_len == 0 && e.seq == 1 {
+            // The journal's directory entry is new: make it durable too.
+            std::fs::File::open(dir)?.sync_all()?;
         }
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        open.insert(provider, (seq, journal_len + line.len() as u64));
-        Ok(())
+        Ok(e.journal_len + e.bytes.len() as u64)
     }
+}
+
+/// One checkpoint, encoded, ready to write.
+struct Encoded {
+    dir: PathBuf,
+    bytes: Vec<u8>,
+    snapshot: bool,
+    seq: u64,
+    journal_len: u64,
 }
 
 #[async_trait]
@@ -344,8 +353,17 @@ impl StateStore for Arc<FileStateStore> {
     }
 
     async fn save(&self, provider: ResourceId, c: Checkpoint<'_>) -> Result<(), StateError> {
-        // Small writes and one fsync: done in place, as the file log's appends are.
-        tokio::task::block_in_place(|| self.save_sync(provider, c))
+        let encoded = self.encode(provider, c)?;
+        let (encoded, written) = tokio::task::spawn_blocking(move || {
+            let written = FileStateStore::write(&encoded);
+            (encoded, written)
+        })
+        .await
+        .map_err(|e| StateError::Unavailable(e.to_string()))?;
+        let len = written.map_err(|e| StateError::Unavailable(e.to_string()))?;
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.insert(provider, (encoded.seq, len));
+        Ok(())
     }
 
     async fn forget(&self, provider: ResourceId) -> Result<(), StateError> {
@@ -457,7 +475,7 @@ mod tests {
         }
     }
 
-    #[tokio::test(flavor = "multi_thread")]
+    #[tokio::test]
     async fn a_file_store_gives_back_the_last_checkpoint_and_cuts_a_torn_line() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(FileStateStore::new(dir.path()));
@@ -515,7 +533,7 @@ mod tests {
         assert_eq!(loaded.links, links);
     }
 
-    #[tokio::test(flavor = "multi_thread")]
+    #[tokio::test]
     async fn a_compacted_file_store_keeps_every_link() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(FileStateStore::new(dir.path()));
