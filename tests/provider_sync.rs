@@ -426,7 +426,7 @@ async fn users_and_groups_provisioned_into_roster_arrive_on_the_remote_with_thei
             .as_array()
             .unwrap()
             .iter()
-            .any(|r| r["method"] == "PATCH" && r["status"] == 200 || r["status"] == 204),
+            .any(|r| r["method"] == "PATCH" && (r["status"] == 200 || r["status"] == 204)),
         "{st}"
     );
     assert!(st["last_full_sync"]["finished"].is_string(), "{st}");

@@ -132,6 +132,32 @@ fn relink(
     changed.push((kind, local, remote.map(str::to_owned)));
 }
 
+/// Every local object, a page at a time, from `start` (1-based).
+fn local_page(start: usize) -> ListQuery {
+    ListQuery {
+        filter: None,
+        sort: None,
+        declared: Vec::new(),
+        start_index: start,
+        count: LOCAL_PAGE,
+    }
+}
+
+/// Objects of `kind` linked to the remote that the views no longer list: deleted while the
+/// provider was away.
+fn linked_but_unseen(
+    links: &MemoryLinks,
+    kind: Kind,
+    seen: &HashSet<ResourceId>,
+) -> Vec<ResourceId> {
+    links
+        .0
+        .keys()
+        .filter(|(k, l)| *k == kind && !seen.contains(l))
+        .map(|(_, l)| *l)
+        .collect()
+}
+
 /// Plans a full sync of the provider of `cx`, linking what it matches in `links`.
 ///
 /// Fails when the remote cannot be listed or the views cannot be read; nothing is queued
@@ -152,13 +178,7 @@ pub async fn plan(cx: &TaskContext, links: &mut MemoryLinks) -> Result<Plan, Str
     let mut seen: HashSet<ResourceId> = HashSet::new();
     let mut start = 1;
     loop {
-        let q = ListQuery {
-            filter: None,
-            sort: None,
-            declared: Vec::new(),
-            start_index: start,
-            count: LOCAL_PAGE,
-        };
+        let q = local_page(start);
         let page = cx
             .store
             .list_users(&cx.directory, Visibility::All, &q)
@@ -202,12 +222,9 @@ pub async fn plan(cx: &TaskContext, links: &mut MemoryLinks) -> Result<Plan, Str
             break;
         }
     }
-    // Linked users that are no longer in the views: deleted while the provider was away.
-    for ((kind, local), _) in links.0.clone() {
-        if kind == Kind::User && !seen.contains(&local) {
-            work.push(((Kind::User, local), Work::whole()));
-            report.deleted += 1;
-        }
+    for local in linked_but_unseen(links, Kind::User, &seen) {
+        work.push(((Kind::User, local), Work::whole()));
+        report.deleted += 1;
     }
 
     // Groups.
@@ -219,13 +236,7 @@ pub async fn plan(cx: &TaskContext, links: &mut MemoryLinks) -> Result<Plan, Str
     let mut seen: HashSet<ResourceId> = HashSet::new();
     let mut start = 1;
     loop {
-        let q = ListQuery {
-            filter: None,
-            sort: None,
-            declared: Vec::new(),
-            start_index: start,
-            count: LOCAL_PAGE,
-        };
+        let q = local_page(start);
         let page = cx
             .store
             .list_groups(&cx.directory, Visibility::All, &q)
@@ -265,11 +276,9 @@ pub async fn plan(cx: &TaskContext, links: &mut MemoryLinks) -> Result<Plan, Str
             break;
         }
     }
-    for ((kind, local), _) in links.0.clone() {
-        if kind == Kind::Group && !seen.contains(&local) {
-            work.push(((Kind::Group, local), Work::whole()));
-            report.deleted += 1;
-        }
+    for local in linked_but_unseen(links, Kind::Group, &seen) {
+        work.push(((Kind::Group, local), Work::whole()));
+        report.deleted += 1;
     }
     Ok(Plan {
         work,
