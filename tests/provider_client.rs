@@ -205,7 +205,7 @@ async fn retry_after_is_honoured_and_refusals_are_not_retried() {
     match &err {
         RemoteError::Status { status, detail } => {
             assert_eq!(status.as_u16(), 400);
-            assert_eq!(detail, "userName is required");
+            assert_eq!(detail, "userName is required (scimType invalidValue)");
         }
         other => panic!("{other:?}"),
     }

@@ -239,12 +239,7 @@ async fn carry_group(
     }
     match syncer.group(Some(&before), &desired, links).await {
         // A member removal the remote no longer has to do (it already happened).
-        Err(SyncError::Remote(super::client::RemoteError::Status { status, detail }))
-            if status == reqwest::StatusCode::BAD_REQUEST
-                && detail.to_ascii_lowercase().contains("notarget") =>
-        {
-            Ok(())
-        }
+        Err(SyncError::Remote(e)) if e.is_no_target() => Ok(()),
         other => other.map_err(text),
     }
 }

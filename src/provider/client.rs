@@ -60,6 +60,14 @@ pub enum RemoteError {
 }
 
 impl RemoteError {
+    /// A 400 with scimType `noTarget` (RFC 7644 §3.12): the path matched nothing, e.g. a
+    /// member removal the remote had already done.
+    pub fn is_no_target(&self) -> bool {
+        matches!(self, RemoteError::Status { status, detail }
+            if *status == StatusCode::BAD_REQUEST
+                && (detail.ends_with("(scimType noTarget)") || detail == "scimType noTarget"))
+    }
+
     /// Whether trying again later may succeed.
     pub fn retryable(&self) -> bool {
         match self {
@@ -111,18 +119,27 @@ pub struct Remote {
 /// How many sent requests [`Remote::recent`] keeps.
 const RECENT: usize = 100;
 
+/// The remote's SCIM error `detail`, with its `scimType` (RFC 7644 §3.12) when it gives one,
+/// or the start of the body.
 fn detail(status: StatusCode, text: &str) -> String {
-    let from_scim = serde_json::from_str::<Value>(text)
-        .ok()
-        .and_then(|v| v.get("detail").and_then(Value::as_str).map(str::to_owned));
-    from_scim.unwrap_or_else(|| {
-        let t: String = text.chars().take(200).collect();
-        if t.is_empty() {
-            status.canonical_reason().unwrap_or("error").to_owned()
-        } else {
-            t
+    let scim = serde_json::from_str::<Value>(text).ok();
+    let field = |name: &str| {
+        scim.as_ref()
+            .and_then(|v| v.get(name).and_then(Value::as_str).map(str::to_owned))
+    };
+    match (field("detail"), field("scimType")) {
+        (Some(d), Some(t)) => format!("{d} (scimType {t})"),
+        (Some(d), None) => d,
+        (None, Some(t)) => format!("scimType {t}"),
+        (None, None) => {
+            let t: String = text.chars().take(200).collect();
+            if t.is_empty() {
+                status.canonical_reason().unwrap_or("error").to_owned()
+            } else {
+                t
+            }
         }
-    })
+    }
 }
 
 impl Remote {
@@ -422,5 +439,29 @@ impl Remote {
         let token = Secret::new(token);
         *cached = Some((token.clone(), until));
         Ok(token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_detail_carries_the_scim_type_and_no_target_is_recognised() {
+        let text = r#"{"status": "400", "scimType": "noTarget", "detail": "no member matches"}"#;
+        let d = detail(StatusCode::BAD_REQUEST, text);
+        assert_eq!(d, "no member matches (scimType noTarget)");
+        let e = RemoteError::Status {
+            status: StatusCode::BAD_REQUEST,
+            detail: d,
+        };
+        assert!(e.is_no_target());
+        let other = RemoteError::Status {
+            status: StatusCode::BAD_REQUEST,
+            detail: detail(StatusCode::BAD_REQUEST, r#"{"scimType": "invalidValue"}"#),
+        };
+        assert!(!other.is_no_target());
+        assert_eq!(detail(StatusCode::BAD_GATEWAY, ""), "Bad Gateway");
+        assert_eq!(detail(StatusCode::BAD_REQUEST, "plain text"), "plain text");
     }
 }
