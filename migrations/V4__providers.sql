@@ -33,12 +33,18 @@ BEGIN
 END;
 $$;
 
+-- The tables every generation has a partition of; the functions below go through it, so a
+-- new view table is added here once.
+CREATE FUNCTION roster_view_tables() RETURNS text[] LANGUAGE sql IMMUTABLE AS $$
+    SELECT ARRAY['directories', 'users', 'user_emails', 'groups', 'group_members',
+                 'sources', 'admin_tokens', 'providers']
+$$;
+
 CREATE OR REPLACE FUNCTION roster_create_generation(g integer) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['directories', 'users', 'user_emails', 'groups', 'group_members',
-                             'sources', 'admin_tokens', 'providers'] LOOP
+    FOREACH t IN ARRAY roster_view_tables() LOOP
         EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES IN (%s)', t || '_g' || g, t, g);
     END LOOP;
 END;
@@ -48,8 +54,7 @@ CREATE OR REPLACE FUNCTION roster_drop_generation(g integer) RETURNS void LANGUA
 DECLARE
     t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['directories', 'users', 'user_emails', 'groups', 'group_members',
-                             'sources', 'admin_tokens', 'providers'] LOOP
+    FOREACH t IN ARRAY roster_view_tables() LOOP
         EXECUTE format('DROP TABLE IF EXISTS %I', t || '_g' || g);
     END LOOP;
     DELETE FROM positions WHERE gen = g;
@@ -61,8 +66,7 @@ CREATE OR REPLACE FUNCTION roster_create_detached_generation(g integer) RETURNS 
 DECLARE
     t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['directories', 'users', 'user_emails', 'groups', 'group_members',
-                             'sources', 'admin_tokens', 'providers'] LOOP
+    FOREACH t IN ARRAY roster_view_tables() LOOP
         EXECUTE format('CREATE TABLE %I (LIKE %I INCLUDING DEFAULTS, CONSTRAINT %I CHECK (gen = %s))',
                        t || '_g' || g, t, t || '_g' || g || '_gen', g);
     END LOOP;
