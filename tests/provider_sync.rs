@@ -1160,3 +1160,84 @@ async fn a_scheduled_full_sync_repairs_what_changed_on_the_remote_behind_roster_
     assert!(users.contains_key("drift0@example.com"));
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scope_keeps_service_accounts_out_and_follows_access_groups_and_the_group_filter() {
+    let remote = Remote::start().await;
+    let app = spawn().await;
+    let users = app.scim("default") + "/Users";
+    let mut id = BTreeMap::new();
+    for (name, user_type) in [
+        ("in", "Employee"),
+        ("out", "Employee"),
+        ("svc", "Service Account"),
+    ] {
+        let (s, u) = app
+            .post(
+                &users,
+                &app.scim_token,
+                json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                       "userName": format!("{name}@example.com"), "userType": user_type}),
+            )
+            .await;
+        assert_eq!(s, 201, "{u}");
+        id.insert(name, u["id"].as_str().unwrap().to_owned());
+    }
+    let access = create_group(&app, "Access", &[&id["in"], &id["svc"]]).await;
+    let aid = access["id"].as_str().unwrap().to_owned();
+    create_group(&app, "Not synced", &[&id["in"]]).await;
+    create_provider(
+        &app,
+        "scoped",
+        &remote,
+        json!({"scope": {"exclude_service_accounts": true, "access_groups": [aid], "group_filter": [aid]}}),
+    )
+    .await;
+    let groups = eventually(
+        30,
+        || remote.groups(),
+        |g| g.get("Access").is_some_and(|(_, m)| m.len() == 1),
+    )
+    .await;
+    assert_eq!(groups.len(), 1, "only the filtered group: {groups:?}");
+    assert_eq!(
+        groups["Access"].1,
+        BTreeSet::from(["in@example.com".to_string()])
+    );
+    let seen = remote.users().await;
+    assert_eq!(
+        seen.keys().cloned().collect::<Vec<_>>(),
+        ["in@example.com"],
+        "neither the service account nor a user outside the access group"
+    );
+
+    // Joining the access group brings a user in; leaving it takes one out.
+    patch(
+        &app,
+        &format!("Groups/{aid}"),
+        json!([{"op": "add", "path": "members", "value": [{"value": id["out"]}]},
+               {"op": "remove", "path": format!("members[value eq \"{}\"]", id["in"])}]),
+    )
+    .await;
+    let seen = eventually(
+        30,
+        || remote.users(),
+        |u| u.len() == 1 && u.contains_key("out@example.com"),
+    )
+    .await;
+    assert!(!seen.contains_key("in@example.com"));
+    let groups = eventually(
+        30,
+        || remote.groups(),
+        |g| {
+            g.get("Access")
+                .is_some_and(|(_, m)| m.contains("out@example.com"))
+        },
+    )
+    .await;
+    assert_eq!(
+        groups["Access"].1,
+        BTreeSet::from(["out@example.com".to_string()])
+    );
+    app.stop().await;
+}
