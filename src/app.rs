@@ -50,6 +50,8 @@ impl Application {
     /// Fails when the data directory cannot be opened or locked, the log is damaged beyond its
     /// torn tail, or the address cannot be bound.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        crate::datadir::create_dir(&settings.data_dir)
+            .with_context(|| format!("creating {}", settings.data_dir.display()))?;
         let log = open_log(&settings).await?;
         let (store, pg) = open_store(&settings).await?;
         let secret_key = SecretKey::load(settings.secret_key.as_ref(), &settings.data_dir)
@@ -96,6 +98,11 @@ impl Application {
         let (providers_stop, providers_stopped) = tokio::sync::watch::channel(false);
         let providers_task = providers.start(providers_stopped);
         let state = AppState::new(crate::http::Shared {
+            passwords: settings.password_hasher(),
+            rates: crate::http::SourceRates::new(
+                settings.source_rate_per_second,
+                settings.source_rate_burst,
+            ),
             store,
             providers,
             secret_key,
@@ -139,10 +146,9 @@ impl Application {
         self,
         stop: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let limits = self.state.settings.connection_limits();
         let router = http::router(self.state);
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(stop)
-            .await?;
+        http::serve::serve(self.listener, router, limits, stop).await?;
         // In-flight requests are done: the providers save their checkpoints and stop; running
         // batches finish, then the projectors stop following the log, so that the log is
         // closed (and its lock released) when this returns.

@@ -24,7 +24,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
     /// Run the server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage inbound SCIM sources (through a running server's admin API).
     Source {
         #[command(subcommand)]
@@ -40,6 +40,34 @@ pub enum Cmd {
     Rebuild {
         #[command(flatten)]
         client: ClientArgs,
+    },
+    /// Inspect or repair the embedded event log (with the server stopped).
+    Log {
+        #[command(subcommand)]
+        command: LogCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LogCmd {
+    /// Read every segment and report how many whole records it holds and the first damage;
+    /// changes nothing. Exits with status 1 when the log is damaged.
+    Check {
+        /// The data directory [default: from the settings, ./roster-data].
+        #[arg(long, env = "ROSTER_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Cut the log at its first damage when start-up refuses it. Without --yes, only says
+    /// what the cut would be. The cut bytes and every later segment are moved, not deleted,
+    /// into a `cut-<time>` folder beside the log; records after the cut are gone from the
+    /// views. Restoring a backup loses less: prefer it when you have one.
+    Repair {
+        /// The data directory [default: from the settings, ./roster-data].
+        #[arg(long, env = "ROSTER_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// Make the cut.
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -63,6 +91,22 @@ pub struct ServeArgs {
     /// Largest request body, in bytes [default: 1048576].
     #[arg(long, env = "ROSTER_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
+    /// Connections served at once [default: 4096].
+    #[arg(long, env = "ROSTER_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// How long request headers may take, and a keep-alive connection may idle, in ms
+    /// [default: 30000].
+    #[arg(long, env = "ROSTER_HEADER_TIMEOUT_MS")]
+    pub header_timeout_ms: Option<u64>,
+    /// Requests a second one source may send on average; 0 for no limit [default: 1000].
+    #[arg(long, env = "ROSTER_SOURCE_RATE_PER_SECOND")]
+    pub source_rate_per_second: Option<u32>,
+    /// Requests one source may send in a burst [default: 2000].
+    #[arg(long, env = "ROSTER_SOURCE_RATE_BURST")]
+    pub source_rate_burst: Option<u32>,
+    /// Password hashes computed at once [default: the CPU count].
+    #[arg(long, env = "ROSTER_PASSWORD_HASH_CONCURRENCY")]
+    pub password_hash_concurrency: Option<usize>,
     /// Page size when a list request gives no count [default: 100].
     #[arg(long, env = "ROSTER_DEFAULT_PAGE_SIZE")]
     pub default_page_size: Option<usize>,
@@ -266,6 +310,21 @@ impl Cli {
             if let Some(v) = a.max_body_bytes {
                 s.max_body_bytes = v;
             }
+            if let Some(v) = a.max_connections {
+                s.max_connections = v;
+            }
+            if let Some(v) = a.header_timeout_ms {
+                s.header_timeout_ms = v;
+            }
+            if let Some(v) = a.source_rate_per_second {
+                s.source_rate_per_second = v;
+            }
+            if let Some(v) = a.source_rate_burst {
+                s.source_rate_burst = v;
+            }
+            if let Some(v) = a.password_hash_concurrency {
+                s.password_hash_concurrency = Some(v);
+            }
             if let Some(v) = a.default_page_size {
                 s.default_page_size = v;
             }
@@ -316,6 +375,83 @@ impl Cli {
             }
         }
         Ok(s)
+    }
+}
+
+/// Runs `roster log check` or `roster log repair` on the data directory and prints what it
+/// found or did.
+///
+/// Fails when the log cannot be read, a server holds it (repair), or it is damaged (check,
+/// so that scripts can tell).
+pub fn run_log(cmd: &LogCmd, settings: &Settings) -> anyhow::Result<()> {
+    let (LogCmd::Check { data_dir } | LogCmd::Repair { data_dir, .. }) = cmd;
+    let dir = data_dir.as_ref().unwrap_or(&settings.data_dir).join("log");
+    match cmd {
+        LogCmd::Check { .. } => {
+            let report = crate::log::check(&dir)?;
+            for s in &report.segments {
+                let state = match &s.damage {
+                    None => "whole".to_owned(),
+                    Some(d) => format!("DAMAGED at byte {} ({})", d.offset, d.why),
+                };
+                println!(
+                    "{}  from position {}  {} records  {} bytes  {state}",
+                    s.path.display(),
+                    s.first,
+                    s.records,
+                    s.bytes
+                );
+            }
+            if report.in_use {
+                println!("(a server holds this log: a damaged end may be a write in progress)");
+            }
+            match report
+                .first_damage()
+                .and_then(|s| s.damage.as_ref().map(|d| (s, d)))
+            {
+                None => {
+                    println!("{} records, no damage", report.records());
+                    Ok(())
+                }
+                Some((s, d)) => {
+                    if let Some(at) = d.next_whole {
+                        println!(
+                            "{} whole records follow the damage from byte {at}: \
+                             not a torn last write",
+                            d.whole_after
+                        );
+                    }
+                    anyhow::bail!(
+                        "{} is damaged at byte {}: restore a backup, or see \
+                         `roster log repair --data-dir {}`",
+                        s.path.display(),
+                        d.offset,
+                        dir.parent().unwrap_or(&dir).display()
+                    )
+                }
+            }
+        }
+        LogCmd::Repair { yes, .. } => {
+            let Some(r) = crate::log::repair(&dir, *yes)? else {
+                println!("no damage: nothing to repair");
+                return Ok(());
+            };
+            let verb = if *yes { "cut" } else { "would cut" };
+            println!(
+                "{verb} {} at byte {}: the log keeps records 0..{} and sets aside {} whole \
+                 records found after the damage ({} later segments) in {}",
+                r.segment.display(),
+                r.offset,
+                r.kept,
+                r.set_aside,
+                r.later_segments,
+                r.cut_dir.display()
+            );
+            if !yes {
+                println!("run again with --yes to make the cut");
+            }
+            Ok(())
+        }
     }
 }
 

@@ -68,6 +68,23 @@ pub struct Settings {
     pub admin_token: Option<Secret>,
     /// The largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Connections served at once; more wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// How long a request's headers may take to arrive, in ms; also how long a keep-alive
+    /// connection may stay idle.
+    pub header_timeout_ms: u64,
+    /// How long reading a request's body may take, in ms.
+    pub body_timeout_ms: u64,
+    /// Requests a second one source may send on average (0: no limit); beyond it, 429.
+    pub source_rate_per_second: u32,
+    /// Requests one source may send in a burst above its rate.
+    pub source_rate_burst: u32,
+    /// Password hashes (Argon2id, 19 MiB each) computed at once [default: the CPU count].
+    pub password_hash_concurrency: Option<usize>,
+    /// Requests with a password that may wait for a hashing slot; beyond, 503.
+    pub password_hash_queue: usize,
+    /// How long such a request waits for a slot before it gets 503, in ms.
+    pub password_hash_wait_ms: u64,
     /// The page size when a list request gives no `count`.
     pub default_page_size: usize,
     /// The largest page a list request gets, whatever `count` it asks for.
@@ -126,6 +143,14 @@ impl Default for Settings {
             log_format: LogFormat::Pretty,
             admin_token: None,
             max_body_bytes: 1 << 20,
+            max_connections: 4096,
+            header_timeout_ms: 30_000,
+            body_timeout_ms: 30_000,
+            source_rate_per_second: 1_000,
+            source_rate_burst: 2_000,
+            password_hash_concurrency: None,
+            password_hash_queue: 64,
+            password_hash_wait_ms: 10_000,
             default_page_size: 100,
             max_page_size: 1000,
             segment_bytes: 128 << 20,
@@ -169,6 +194,27 @@ impl Settings {
                 .map(|(k, v)| (k.clone(), v.expose().to_owned()))
                 .collect(),
         }
+    }
+
+    /// The HTTP connection limits these settings describe.
+    pub fn connection_limits(&self) -> crate::http::serve::ConnectionLimits {
+        let ms = std::time::Duration::from_millis;
+        crate::http::serve::ConnectionLimits {
+            max_connections: self.max_connections,
+            header_timeout: ms(self.header_timeout_ms),
+            body_timeout: ms(self.body_timeout_ms),
+            drain_timeout: ms(30_000),
+        }
+    }
+
+    /// The bounded password hasher these settings describe.
+    pub fn password_hasher(&self) -> crate::passwords::PasswordHasher {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        crate::passwords::PasswordHasher::new(
+            self.password_hash_concurrency.unwrap_or(cores),
+            self.password_hash_queue,
+            std::time::Duration::from_millis(self.password_hash_wait_ms),
+        )
     }
 
     /// The PostgreSQL store options these settings describe.

@@ -5,20 +5,25 @@
 //! events that record its outcome. No I/O happens here; the writer (`crate::writer`) feeds the
 //! state and appends what comes out.
 
-use crate::patch::{self, PatchError, PatchOp};
+use crate::patch::{self, MemberOp, PatchError, PatchOp};
 use chrono::{DateTime, Utc};
 use roster_events::{
     Actor, AdminTokenIssued, Adopted, DirectoryCreated, Document, Envelope, Event, GroupCreated,
     GroupMembersAdded, GroupMembersRemoved, GroupReplaced, Member, MemberType, Ownership,
     ProviderConfig, ProviderCreated, ProviderReplayRequested, ProviderUpdated, ResourceId,
-    ResourceType, SourceCreated, SourceTokenIssued, SourceTokenRevoked, UserCreated,
-    UserPasswordSet, UserReplaced,
+    ResourceType, SourceCreated, SourceTokenIssued, SourceTokenRevoked, UndeclaredExtensions,
+    UserCreated, UserPasswordSet, UserReplaced,
 };
+use roster_projections::filter::{Attributes, Filter};
+use roster_projections::schema::{Checked, ResourceSchemas};
 use roster_projections::{Directory, GroupView, UserView};
-use serde_json::{Map, Value};
+use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use uuid::Uuid;
+
+pub use crate::patch::MemberRef;
 
 /// A hashed token ready to be recorded.
 #[derive(Clone, Debug)]
@@ -28,12 +33,29 @@ pub struct NewToken {
     pub prefix: String,
 }
 
-/// A member as a client referred to it.
+/// A PATCH's document computed at the edge, off the writer, against one version of the
+/// resource. The writer uses it when the resource is still at that version, and otherwise
+/// applies the operations again to what is there now.
 #[derive(Clone, Debug)]
-pub struct MemberRef {
-    pub value: String,
-    /// `User` or `Group` if the client said.
-    pub kind: Option<String>,
+pub struct Evaluated {
+    pub version: u64,
+    pub document: Checked,
+}
+
+/// A user PATCH: its checked operations and, if the edge could compute it, their result.
+#[derive(Clone, Debug)]
+pub struct UserPatch {
+    pub ops: Vec<PatchOp>,
+    pub evaluated: Option<Evaluated>,
+}
+
+/// A group PATCH: the operations on its document (with their result, as for users) and those
+/// on its members, which the writer applies as set operations.
+#[derive(Clone, Debug)]
+pub struct GroupPatch {
+    pub ops: Vec<PatchOp>,
+    pub members: Vec<MemberOp>,
+    pub evaluated: Option<Evaluated>,
 }
 
 /// What a caller asks a directory to do.
@@ -50,6 +72,7 @@ pub enum Command {
         slug: String,
         token: NewToken,
         ownership: Ownership,
+        undeclared_extensions: UndeclaredExtensions,
     },
     IssueSourceToken {
         slug: String,
@@ -66,13 +89,13 @@ pub enum Command {
         token_id: ResourceId,
     },
     CreateUser {
-        resource: Map<String, Value>,
+        resource: Checked,
         /// An Argon2id hash of the password the client sent, made at the edge.
         password_hash: Option<String>,
     },
     ReplaceUser {
         id: ResourceId,
-        resource: Map<String, Value>,
+        resource: Checked,
         password_hash: Option<String>,
         if_match: Option<u64>,
     },
@@ -81,12 +104,12 @@ pub enum Command {
         if_match: Option<u64>,
     },
     CreateGroup {
-        resource: Map<String, Value>,
+        resource: Checked,
         members: Vec<MemberRef>,
     },
     ReplaceGroup {
         id: ResourceId,
-        resource: Map<String, Value>,
+        resource: Checked,
         members: Vec<MemberRef>,
         if_match: Option<u64>,
     },
@@ -94,17 +117,17 @@ pub enum Command {
         id: ResourceId,
         if_match: Option<u64>,
     },
-    /// RFC 7644 §3.5.2: the operations are evaluated here, against the current document, and
-    /// the outcome recorded as a replacement.
+    /// RFC 7644 §3.5.2: the outcome is recorded as a replacement (and, for a group, as the
+    /// members removed and added).
     PatchUser {
         id: ResourceId,
-        ops: Vec<PatchOp>,
+        patch: UserPatch,
         password_hash: Option<String>,
         if_match: Option<u64>,
     },
     PatchGroup {
         id: ResourceId,
-        ops: Vec<PatchOp>,
+        patch: GroupPatch,
         if_match: Option<u64>,
     },
     /// An outbound provider; its secrets are already sealed.
@@ -218,7 +241,7 @@ fn check_version(current: u64, if_match: Option<u64>) -> Result<(), DomainError>
     }
 }
 
-fn string_attr<'a>(resource: &'a Map<String, Value>, name: &str) -> Result<&'a str, DomainError> {
+fn string_attr<'a>(resource: &'a Checked, name: &str) -> Result<&'a str, DomainError> {
     match resource.get(name) {
         Some(Value::String(s)) if !s.trim().is_empty() => Ok(s),
         Some(Value::String(_)) | None => Err(DomainError::Invalid(format!("{name} is required"))),
@@ -226,51 +249,183 @@ fn string_attr<'a>(resource: &'a Map<String, Value>, name: &str) -> Result<&'a s
     }
 }
 
+/// The member a client refers to: one the group has already (kept as it is, even if the
+/// caller no longer sees it: another source may have adopted it), or a user or group of the
+/// directory the caller sees.
+///
+/// Fails with `Invalid` for an id that is neither, a `type` that does not fit, or the group
+/// itself.
+fn resolve_member(
+    state: &Directory,
+    ctx: &Context,
+    group: Option<&GroupView>,
+    r: &MemberRef,
+) -> Result<Member, DomainError> {
+    let invalid = || {
+        DomainError::Invalid(format!(
+            "member {:?} is not a user or group of this directory",
+            r.value
+        ))
+    };
+    let id: ResourceId = r.value.trim().parse().map_err(|_| invalid())?;
+    if group.is_some_and(|g| g.id == id) {
+        return Err(DomainError::Invalid(
+            "a group cannot be a member of itself".into(),
+        ));
+    }
+    let existing = group.and_then(|g| {
+        [MemberType::User, MemberType::Group]
+            .into_iter()
+            .map(|kind| Member { value: id, kind })
+            .find(|m| g.members.contains(m))
+    });
+    let kind = match (existing, state.user(id), state.group(id)) {
+        (Some(m), _, _) => m.kind,
+        (None, Some(u), _) if visible(&u.owner, ctx) => MemberType::User,
+        (None, _, Some(g)) if visible(&g.owner, ctx) => MemberType::Group,
+        _ => return Err(invalid()),
+    };
+    if let Some(k) = &r.kind {
+        let said = if k.eq_ignore_ascii_case("user") {
+            MemberType::User
+        } else if k.eq_ignore_ascii_case("group") {
+            MemberType::Group
+        } else {
+            return Err(DomainError::Invalid(format!(
+                "member type {k:?} is not User or Group"
+            )));
+        };
+        if said != kind {
+            return Err(DomainError::Invalid(format!(
+                "member {} is a {kind:?}, not a {said:?}",
+                r.value
+            )));
+        }
+    }
+    Ok(Member { value: id, kind })
+}
+
+/// The member set a create or PUT names.
 fn resolve_members(
     state: &Directory,
     ctx: &Context,
-    group: Option<ResourceId>,
+    group: Option<&GroupView>,
     refs: &[MemberRef],
 ) -> Result<BTreeSet<Member>, DomainError> {
-    let mut out = BTreeSet::new();
-    for r in refs {
-        let invalid = || {
-            DomainError::Invalid(format!(
-                "member {:?} is not a user or group of this directory",
-                r.value
-            ))
-        };
-        let id: ResourceId = r.value.trim().parse().map_err(|_| invalid())?;
-        let kind = match (state.user(id), state.group(id)) {
-            (Some(u), _) if visible(&u.owner, ctx) => MemberType::User,
-            (_, Some(g)) if visible(&g.owner, ctx) => MemberType::Group,
-            _ => return Err(invalid()),
-        };
-        if let Some(k) = &r.kind {
-            let said = if k.eq_ignore_ascii_case("user") {
-                MemberType::User
-            } else if k.eq_ignore_ascii_case("group") {
-                MemberType::Group
-            } else {
-                return Err(DomainError::Invalid(format!(
-                    "member type {k:?} is not User or Group"
-                )));
-            };
-            if said != kind {
-                return Err(DomainError::Invalid(format!(
-                    "member {} is a {kind:?}, not a {said:?}",
-                    r.value
-                )));
+    refs.iter()
+        .map(|r| resolve_member(state, ctx, group, r))
+        .collect()
+}
+
+/// A member seen by a `members[...]` filter.
+struct MemberElement(serde_json::Map<String, Value>);
+
+impl Attributes for MemberElement {
+    fn attribute(&self, _schema: Option<&str>, attr: &str) -> Option<Cow<'_, Value>> {
+        roster_projections::filter::get_ci(&self.0, attr).map(Cow::Borrowed)
+    }
+}
+
+fn member_matches(f: &Filter, m: &Member) -> bool {
+    let mut o = serde_json::Map::new();
+    o.insert("value".into(), m.value.to_string().into());
+    o.insert("type".into(), format!("{:?}", m.kind).into());
+    f.matches(&MemberElement(o))
+}
+
+/// The members a PATCH's member operations remove from and add to `group`, in order. Adds and
+/// removals by value cost what they name; a replacement, a clear or a removal by another
+/// filter looks at the whole set.
+fn member_changes(
+    state: &Directory,
+    ctx: &Context,
+    group: &GroupView,
+    ops: &[MemberOp],
+) -> Result<(Vec<Member>, Vec<Member>), DomainError> {
+    let base = &group.members;
+    let mut removed: BTreeSet<Member> = BTreeSet::new();
+    let mut added: BTreeSet<Member> = BTreeSet::new();
+    for op in ops {
+        match op {
+            MemberOp::Add(refs) => {
+                for r in refs {
+                    let m = resolve_member(state, ctx, Some(group), r)?;
+                    if base.contains(&m) {
+                        removed.remove(&m);
+                    } else {
+                        added.insert(m);
+                    }
+                }
+            }
+            MemberOp::Remove(values) => {
+                for v in values {
+                    let Ok(id) = v.trim().parse::<ResourceId>() else {
+                        continue;
+                    };
+                    for kind in [MemberType::User, MemberType::Group] {
+                        let m = Member { value: id, kind };
+                        if base.contains(&m) {
+                            removed.insert(m);
+                        }
+                        added.remove(&m);
+                    }
+                }
+            }
+            MemberOp::RemoveWhere(_) | MemberOp::Clear | MemberOp::Replace(_) => {
+                let now: BTreeSet<Member> = base
+                    .difference(&removed)
+                    .chain(added.iter())
+                    .copied()
+                    .collect();
+                let next: BTreeSet<Member> = match op {
+                    MemberOp::RemoveWhere(f) => {
+                        now.into_iter().filter(|m| !member_matches(f, m)).collect()
+                    }
+                    MemberOp::Replace(refs) => resolve_members(state, ctx, Some(group), refs)?,
+                    _ => BTreeSet::new(),
+                };
+                removed = base.difference(&next).copied().collect();
+                added = next.difference(base).copied().collect();
             }
         }
-        if Some(id) == group {
-            return Err(DomainError::Invalid(
-                "a group cannot be a member of itself".into(),
-            ));
-        }
-        out.insert(Member { value: id, kind });
     }
-    Ok(out)
+    Ok((removed.into_iter().collect(), added.into_iter().collect()))
+}
+
+/// The schemas the caller's source gives users (`user`) or groups: its declared extensions
+/// and what it does with undeclared ones.
+fn source_schemas<'a>(state: &'a Directory, ctx: &Context, user: bool) -> ResourceSchemas<'a> {
+    let source = ctx.source.as_deref().and_then(|s| state.source_by_slug(s));
+    let (declared, undeclared) = match source {
+        Some(s) => (
+            s.declared(if user { "User" } else { "Group" }),
+            s.undeclared_extensions,
+        ),
+        None => (&[][..], UndeclaredExtensions::Keep),
+    };
+    if user {
+        ResourceSchemas::user(declared, undeclared)
+    } else {
+        ResourceSchemas::group(declared, undeclared)
+    }
+}
+
+/// A PATCH's resulting document: the one computed at the edge if the resource is still at
+/// that version, otherwise the operations applied to the current document.
+fn patched(
+    state: &Directory,
+    ctx: &Context,
+    version: u64,
+    current: &Document,
+    ops: &[PatchOp],
+    evaluated: Option<&Evaluated>,
+    user: bool,
+) -> Result<Checked, DomainError> {
+    if let Some(e) = evaluated.filter(|e| e.version == version) {
+        return Ok(e.document.clone());
+    }
+    let schemas = source_schemas(state, ctx, user);
+    patch::apply(current.to_map(), ops, &schemas).map_err(DomainError::Patch)
 }
 
 fn provider(
@@ -369,17 +524,24 @@ pub fn decide(
                 prefix: admin.prefix.clone(),
             });
             b.push(ResourceType::AdminToken, admin.id, 0, event);
-            create_source(&mut b, source_slug, source_token, Ownership::Owned)
+            create_source(
+                &mut b,
+                source_slug,
+                source_token,
+                Ownership::Owned,
+                UndeclaredExtensions::Refuse,
+            )
         }
         Command::CreateSource {
             slug,
             token,
             ownership,
+            undeclared_extensions,
         } => {
             if state.source_by_slug(slug).is_some() {
                 return Err(DomainError::Conflict(format!("source {slug:?} exists")));
             }
-            create_source(&mut b, slug, token, *ownership)
+            create_source(&mut b, slug, token, *ownership, *undeclared_extensions)
         }
         Command::IssueSourceToken { slug, token } => {
             let source = source_by_slug(state, slug)?;
@@ -497,7 +659,7 @@ pub fn decide(
             let id = ResourceId::new();
             let event = Event::UserCreated(UserCreated {
                 owner: ctx.source.clone(),
-                resource: Document::from_map(resource),
+                resource: Document::from_map(resource.as_map()),
             });
             b.push(ResourceType::User, id, 0, event);
             set_password(&mut b, id, 0, password_hash);
@@ -516,15 +678,29 @@ pub fn decide(
         }
         Command::PatchUser {
             id,
-            ops,
+            patch,
             password_hash,
             if_match,
         } => {
             let user = visible_user(state, ctx, *id, *if_match)?;
-            let mut doc = user.resource.to_map();
-            patch::apply(&mut doc, ops, patch::Kind::User).map_err(DomainError::Patch)?;
-            patch::normalize_user(&mut doc);
-            let out = replace_user(state, &mut b, user, &doc)?;
+            let doc = if patch.ops.is_empty() {
+                None
+            } else {
+                let e = patch.evaluated.as_ref();
+                Some(patched(
+                    state,
+                    ctx,
+                    user.version,
+                    &user.resource,
+                    &patch.ops,
+                    e,
+                    true,
+                )?)
+            };
+            let out = match &doc {
+                Some(doc) => replace_user(state, &mut b, user, doc)?,
+                None => Outcome::User(user.id),
+            };
             set_password(&mut b, user.id, user.version, password_hash);
             out
         }
@@ -564,7 +740,7 @@ pub fn decide(
             let id = ResourceId::new();
             let event = Event::GroupCreated(GroupCreated {
                 owner: ctx.source.clone(),
-                resource: Document::from_map(resource),
+                resource: Document::from_map(resource.as_map()),
             });
             b.push(ResourceType::Group, id, 0, event);
             if !members.is_empty() {
@@ -584,18 +760,28 @@ pub fn decide(
             let group = visible_group(state, ctx, *id, *if_match)?;
             replace_group(state, &mut b, ctx, group, resource, members)?
         }
-        Command::PatchGroup { id, ops, if_match } => {
+        Command::PatchGroup {
+            id,
+            patch,
+            if_match,
+        } => {
             let group = visible_group(state, ctx, *id, *if_match)?;
-            let mut doc = group.resource.to_map();
-            let current: Vec<Value> = group
-                .members
-                .iter()
-                .map(|m| serde_json::json!({"value": m.value.to_string(), "type": format!("{:?}", m.kind)}))
-                .collect();
-            doc.insert("members".into(), Value::Array(current));
-            patch::apply(&mut doc, ops, patch::Kind::Group).map_err(DomainError::Patch)?;
-            let members = take_members(&mut doc)?;
-            replace_group(state, &mut b, ctx, group, &doc, &members)?
+            let doc = if patch.ops.is_empty() {
+                None
+            } else {
+                let e = patch.evaluated.as_ref();
+                Some(patched(
+                    state,
+                    ctx,
+                    group.version,
+                    &group.resource,
+                    &patch.ops,
+                    e,
+                    false,
+                )?)
+            };
+            let (removed, added) = member_changes(state, ctx, group, &patch.members)?;
+            write_group(state, &mut b, group, doc.as_ref(), removed, added)?
         }
         Command::DeleteGroup { id, if_match } => {
             let group = visible_group(state, ctx, *id, *if_match)?;
@@ -685,18 +871,15 @@ fn replace_user(
     state: &Directory,
     b: &mut Builder<'_>,
     user: &UserView,
-    resource: &Map<String, Value>,
+    resource: &Checked,
 ) -> Result<Outcome, DomainError> {
     let name = string_attr(resource, "userName")?;
-    if state
-        .user_by_name(name)
-        .is_some_and(|other| other.id != user.id)
-    {
+    if state.users_named(name).any(|other| other.id != user.id) {
         return Err(DomainError::Conflict(format!(
             "userName {name:?} is already taken"
         )));
     }
-    let resource = Document::from_map(resource);
+    let resource = Document::from_map(resource.as_map());
     if user.resource != resource {
         let event = Event::UserReplaced(UserReplaced { resource });
         b.push(ResourceType::User, user.id, user.version, event);
@@ -704,34 +887,47 @@ fn replace_user(
     Ok(Outcome::User(user.id))
 }
 
-/// Records a group's new document and member list (PUT, or the result of a PATCH): the
-/// document if it changed, then the members removed and added.
+/// Records a group's new document and member list (a PUT, or an adopting create): the
+/// document if it changed, then the members removed and added. Members the group has are kept
+/// even if the caller no longer sees them; new ones must be users or groups it sees.
 fn replace_group(
     state: &Directory,
     b: &mut Builder<'_>,
     ctx: &Context,
     group: &GroupView,
-    resource: &Map<String, Value>,
+    resource: &Checked,
     members: &[MemberRef],
 ) -> Result<Outcome, DomainError> {
-    let id = group.id;
-    let name = string_attr(resource, "displayName")?;
-    if state
-        .group_by_name(name)
-        .is_some_and(|other| other.id != id)
-    {
-        return Err(DomainError::Conflict(format!(
-            "displayName {name:?} is already taken"
-        )));
-    }
-    let members = resolve_members(state, ctx, Some(id), members)?;
-    let resource = Document::from_map(resource);
-    if group.resource != resource {
-        let event = Event::GroupReplaced(GroupReplaced { resource });
-        b.push(ResourceType::Group, id, group.version, event);
-    }
+    let members = resolve_members(state, ctx, Some(group), members)?;
     let removed: Vec<Member> = group.members.difference(&members).copied().collect();
     let added: Vec<Member> = members.difference(&group.members).copied().collect();
+    write_group(state, b, group, Some(resource), removed, added)
+}
+
+/// Records a group's changes: its document (if given and different), then the members removed
+/// and added.
+fn write_group(
+    state: &Directory,
+    b: &mut Builder<'_>,
+    group: &GroupView,
+    resource: Option<&Checked>,
+    removed: Vec<Member>,
+    added: Vec<Member>,
+) -> Result<Outcome, DomainError> {
+    let id = group.id;
+    if let Some(resource) = resource {
+        let name = string_attr(resource, "displayName")?;
+        if state.groups_named(name).any(|other| other.id != id) {
+            return Err(DomainError::Conflict(format!(
+                "displayName {name:?} is already taken"
+            )));
+        }
+        let resource = Document::from_map(resource.as_map());
+        if group.resource != resource {
+            let event = Event::GroupReplaced(GroupReplaced { resource });
+            b.push(ResourceType::Group, id, group.version, event);
+        }
+    }
     if !removed.is_empty() {
         let event = Event::GroupMembersRemoved(GroupMembersRemoved { members: removed });
         b.push(ResourceType::Group, id, group.version, event);
@@ -743,43 +939,19 @@ fn replace_group(
     Ok(Outcome::Group(id))
 }
 
-/// Takes the `members` array out of a patched group document.
-fn take_members(doc: &mut Map<String, Value>) -> Result<Vec<MemberRef>, DomainError> {
-    let key = doc
-        .keys()
-        .find(|k| k.eq_ignore_ascii_case("members"))
-        .cloned();
-    let Some(list) = key.and_then(|k| doc.remove(&k)) else {
-        return Ok(vec![]);
-    };
-    let Value::Array(items) = list else {
-        return Err(DomainError::Invalid("members must be an array".into()));
-    };
-    items
-        .iter()
-        .map(|m| {
-            let value = m.get("value").and_then(Value::as_str);
-            let value = value
-                .ok_or_else(|| DomainError::Invalid("every member needs a string value".into()))?;
-            Ok(MemberRef {
-                value: value.to_owned(),
-                kind: m.get("type").and_then(Value::as_str).map(str::to_owned),
-            })
-        })
-        .collect()
-}
-
 fn create_source(
     b: &mut Builder<'_>,
     slug: &str,
     token: &NewToken,
     ownership: Ownership,
+    undeclared_extensions: UndeclaredExtensions,
 ) -> Outcome {
     let id = ResourceId::new();
     let created = Event::SourceCreated(SourceCreated {
         slug: slug.to_owned(),
         service_account: format!("source:{slug}"),
         ownership,
+        undeclared_extensions,
     });
     b.push(ResourceType::Source, id, 0, created);
     let issued = Event::SourceTokenIssued(SourceTokenIssued {
@@ -818,8 +990,16 @@ mod tests {
         }
     }
 
-    fn doc(v: Value) -> Map<String, Value> {
-        v.as_object().unwrap().clone()
+    fn udoc(v: Value) -> Checked {
+        ResourceSchemas::user(&[], UndeclaredExtensions::Refuse)
+            .check(v.as_object().unwrap().clone())
+            .unwrap()
+    }
+
+    fn gdoc(v: Value) -> Checked {
+        ResourceSchemas::group(&[], UndeclaredExtensions::Refuse)
+            .check(v.as_object().unwrap().clone())
+            .unwrap()
     }
 
     /// Runs commands through decide + apply, as the writer does, returning the state.
@@ -838,7 +1018,7 @@ mod tests {
 
     fn user(name: &str) -> Command {
         Command::CreateUser {
-            resource: doc(json!({"userName": name})),
+            resource: udoc(json!({"userName": name})),
             password_hash: None,
         }
     }
@@ -871,7 +1051,7 @@ mod tests {
         let uid = id(&o[0]);
         let replace = |v| Command::ReplaceUser {
             id: uid,
-            resource: doc(json!({"userName": "bob", "title": "x"})),
+            resource: udoc(json!({"userName": "bob", "title": "x"})),
             password_hash: None,
             if_match: Some(v),
         };
@@ -894,7 +1074,7 @@ mod tests {
         let (state, o) = given(&[(user("carol"), ctx("a"))]);
         let cmd = Command::ReplaceUser {
             id: id(&o[0]),
-            resource: doc(json!({"userName": "carol"})),
+            resource: udoc(json!({"userName": "carol"})),
             password_hash: None,
             if_match: None,
         };
@@ -915,7 +1095,7 @@ mod tests {
             Err(DomainError::NotFound(_))
         ));
         let group = Command::CreateGroup {
-            resource: doc(json!({"displayName": "g"})),
+            resource: gdoc(json!({"displayName": "g"})),
             members: vec![MemberRef {
                 value: id(&o[0]).to_string(),
                 kind: None,
@@ -936,7 +1116,7 @@ mod tests {
             kind: Some("User".into()),
         }];
         let mk = |n: &str| Command::CreateGroup {
-            resource: doc(json!({"displayName": n})),
+            resource: gdoc(json!({"displayName": n})),
             members: member.clone(),
         };
         let mut state = state;
@@ -993,7 +1173,7 @@ mod tests {
             kind: None,
         };
         let create = Command::CreateGroup {
-            resource: doc(json!({"displayName": "g"})),
+            resource: gdoc(json!({"displayName": "g"})),
             members: vec![r(0), r(1)],
         };
         let mut state = state;
@@ -1002,7 +1182,7 @@ mod tests {
         let gid = id(&out);
         let replace = Command::ReplaceGroup {
             id: gid,
-            resource: doc(json!({"displayName": "g"})),
+            resource: gdoc(json!({"displayName": "g"})),
             members: vec![r(1), r(2)],
             if_match: None,
         };
@@ -1027,7 +1207,7 @@ mod tests {
         );
         let selfref = Command::ReplaceGroup {
             id: gid,
-            resource: doc(json!({"displayName": "g"})),
+            resource: gdoc(json!({"displayName": "g"})),
             members: vec![MemberRef {
                 value: gid.to_string(),
                 kind: None,

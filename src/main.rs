@@ -59,6 +59,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = cli.settings(None)?;
             roster::cli::run_provider(command, &settings).await
         }
+        Cmd::Log { command } => {
+            init_tracing(LogFormat::Pretty);
+            let settings = cli.settings(None)?;
+            roster::cli::run_log(command, &settings)
+        }
         Cmd::Rebuild { client } => {
             init_tracing(LogFormat::Pretty);
             let settings = cli.settings(None)?;

@@ -61,9 +61,12 @@ impl SecretKey {
         }
         let path = data_dir.join("secret.key");
         match std::fs::read_to_string(&path) {
-            Ok(text) => SecretKey::from_base64(&text),
+            Ok(text) => {
+                crate::datadir::tighten(&path)?;
+                SecretKey::from_base64(&text)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(data_dir)?;
+                crate::datadir::create_dir(data_dir)?;
                 let key = XChaCha20Poly1305::generate_key(&mut OsRng);
                 let text = STANDARD.encode(key);
                 write_private(&path, text.as_bytes())?;
@@ -109,14 +112,10 @@ impl SecretKey {
 /// Writes a file only its owner can read, durably.
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut f = options.open(path)?;
+    let mut f = crate::datadir::file_options()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
     f.write_all(bytes)?;
     f.sync_all()
 }

@@ -19,7 +19,9 @@ use crate::log::{EventLog, LogError};
 use crate::metrics::{Metrics, OutcomeLabels};
 use chrono::Utc;
 use roster_events::{ChainHead, Record};
-use roster_projections::{Directory, LogEntry, ProjectionStore, StoreError, Undo};
+use roster_projections::{
+    Directory, GroupView, LogEntry, ProjectionStore, StoreError, Undo, UserView,
+};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -29,6 +31,9 @@ use uuid::Uuid;
 
 /// The most commands one batch takes.
 const MAX_BATCH: usize = 1024;
+/// The most commands of one source queued or running on a directory's writer at once; the
+/// queue holds four times as many, so a flood from one source leaves room for the others.
+const SOURCE_SHARE: usize = MAX_BATCH;
 /// The most entries the projector folds at once.
 const PROJECT_BATCH: usize = 4096;
 /// How many times a command that lost a race to another writer is decided again.
@@ -60,16 +65,53 @@ impl From<StoreError> for WriteError {
     }
 }
 
+/// What a command left: for a user or group, the resource exactly as the command's own events
+/// made it (its version is the command's ETag), never a later state; for anything else, the
+/// outcome.
+#[derive(Clone, Debug)]
+pub enum Written {
+    User(Arc<UserView>),
+    Group(Arc<GroupView>),
+    Other(Outcome),
+}
+
+impl Written {
+    /// The command's outcome, by id.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            Written::User(u) => Outcome::User(u.id),
+            Written::Group(g) => Outcome::Group(g.id),
+            Written::Other(o) => o.clone(),
+        }
+    }
+
+    /// What `outcome` left in `state`, which has just folded the command's events.
+    fn of(outcome: Outcome, state: &Directory) -> Written {
+        match outcome {
+            Outcome::User(id) => state
+                .user(id)
+                .map_or(Written::Other(outcome), |u| Written::User(u.clone())),
+            Outcome::Group(id) => state
+                .group(id)
+                .map_or(Written::Other(outcome), |g| Written::Group(g.clone())),
+            other => Written::Other(other),
+        }
+    }
+}
+
 struct Job {
     cmd: Command,
     ctx: Context,
-    reply: oneshot::Sender<Result<Outcome, WriteError>>,
+    reply: oneshot::Sender<Result<Written, WriteError>>,
 }
 
 /// A handle to one directory's writer.
 #[derive(Clone)]
 pub struct Writer {
     tx: mpsc::Sender<Job>,
+    /// Per source (`""` for admin and system commands), how many more of its commands may be
+    /// queued or running: one busy source cannot fill the writer's queue ahead of the others.
+    shares: Arc<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>>,
 }
 
 impl Writer {
@@ -78,6 +120,25 @@ impl Writer {
     /// Fails with the domain's refusal, or `Unavailable` when the log or views could not take
     /// the write (then nothing was acknowledged).
     pub async fn execute(&self, cmd: Command, ctx: Context) -> Result<Outcome, WriteError> {
+        self.write(cmd, ctx).await.map(|w| w.outcome())
+    }
+
+    /// Like [`Self::execute`], answering with the resource as the command left it.
+    ///
+    /// Fails as `execute` does.
+    pub async fn write(&self, cmd: Command, ctx: Context) -> Result<Written, WriteError> {
+        let share = {
+            let mut shares = self.shares.lock().unwrap_or_else(|p| p.into_inner());
+            shares
+                .entry(ctx.source.clone().unwrap_or_default())
+                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(SOURCE_SHARE)))
+                .clone()
+        };
+        // Closed never: the semaphore lives in the map for the writer's life.
+        let _turn = share
+            .acquire_owned()
+            .await
+            .map_err(|_| WriteError::Unavailable("writer stopped".into()))?;
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Job { cmd, ctx, reply })
@@ -215,7 +276,10 @@ impl Writers {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(handle);
-        let w = Writer { tx };
+        let w = Writer {
+            tx,
+            shares: Arc::default(),
+        };
         self.map
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -259,7 +323,7 @@ struct DirectoryWriter {
 }
 
 /// The metrics label of a command's result.
-fn outcome_label(r: &Result<Outcome, WriteError>) -> &'static str {
+fn outcome_label(r: &Result<Written, WriteError>) -> &'static str {
     match r {
         Ok(_) => "ok",
         Err(WriteError::Domain(DomainError::Conflict(_))) => "conflict",
@@ -275,7 +339,7 @@ fn outcome_label(r: &Result<Outcome, WriteError>) -> &'static str {
 struct Round {
     undo: Undo,
     records: Vec<Record>,
-    results: Vec<Result<Outcome, WriteError>>,
+    results: Vec<Result<Written, WriteError>>,
     record_of: Vec<Option<usize>>,
 }
 
@@ -429,11 +493,11 @@ impl DirectoryWriter {
                         events,
                     });
                     prev = Some(record_id);
-                    round.results.push(Ok(outcome));
+                    round.results.push(Ok(Written::of(outcome, &self.state)));
                 }
                 Ok((_, outcome)) => {
                     round.record_of.push(None);
-                    round.results.push(Ok(outcome));
+                    round.results.push(Ok(Written::of(outcome, &self.state)));
                 }
                 Err(e) => {
                     round.record_of.push(None);
@@ -619,7 +683,7 @@ impl DirectoryWriter {
         }
     }
 
-    fn answer(&self, jobs: Vec<Job>, results: Vec<Result<Outcome, WriteError>>) {
+    fn answer(&self, jobs: Vec<Job>, results: Vec<Result<Written, WriteError>>) {
         self.record(&results);
         for (job, result) in jobs.into_iter().zip(results) {
             let _ = job.reply.send(result);
@@ -634,7 +698,7 @@ impl DirectoryWriter {
         self.answer(jobs, results);
     }
 
-    fn record(&self, results: &[Result<Outcome, WriteError>]) {
+    fn record(&self, results: &[Result<Written, WriteError>]) {
         if let Some(m) = &self.metrics {
             m.batch_commands.observe(results.len() as f64);
             for r in results {

@@ -59,7 +59,9 @@ impl EventLog for FlakyLog {
 
 fn create(name: &str) -> Command {
     Command::CreateUser {
-        resource: json!({"userName": name}).as_object().unwrap().clone(),
+        resource: roster_projections::schema::ResourceSchemas::user(&[], Default::default())
+            .check(json!({"userName": name}).as_object().unwrap().clone())
+            .unwrap(),
         password_hash: None,
     }
 }
@@ -319,6 +321,8 @@ async fn readiness_follows_the_log() {
         key.clone(),
     );
     let state = roster::http::AppState::new(roster::http::Shared {
+        passwords: settings.password_hasher(),
+        rates: roster::http::SourceRates::new(0, 0),
         providers: roster::provider::manager::Providers::new(Arc::new(deps), None, false),
         secret_key: key,
         store: store.clone(),

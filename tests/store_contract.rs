@@ -321,8 +321,12 @@ async fn same_answers(mem: &dyn ProjectionStore, pg: &dyn ProjectionStore, hosti
         );
         let members: Vec<_> = g.members.iter().copied().collect();
         assert_eq!(
-            mem.member_displays(dir, &members).await.unwrap(),
-            pg.member_displays(dir, &members).await.unwrap()
+            mem.member_displays(dir, &members, Visibility::All)
+                .await
+                .unwrap(),
+            pg.member_displays(dir, &members, Visibility::All)
+                .await
+                .unwrap()
         );
     }
     let ghost = roster_events::ResourceId::new();

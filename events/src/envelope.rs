@@ -219,7 +219,13 @@ impl<'de> serde::de::DeserializeSeed<'de> for PayloadSeed<'_> {
 fn decode_payload(event_type: &str, version: u32, raw: &str) -> Result<Event, DecodeError> {
     let current = current_schema_version(event_type)
         .ok_or_else(|| DecodeError::UnknownType(event_type.to_owned()))?;
-    if version == current {
+    let unchanged = (version..current).all(|v| {
+        UPCASTERS
+            .iter()
+            .find(|u| u.event_type == event_type && u.from_version == v)
+            .is_some_and(|u| !(u.changes)(raw))
+    });
+    if version == current || (version < current && unchanged) {
         // Straight from the text, so documents keep their stored text exactly.
         let mut de = serde_json::Deserializer::from_str(raw);
         let event = Event::deserialize_payload(event_type, &mut de)?;

@@ -26,8 +26,8 @@ pub use record::{partition_of, ChainHead, ChainState, Record};
 pub use types::{
     AdminTokenIssued, Adopted, DirectoryCreated, Event, GroupCreated, GroupMembersAdded,
     GroupMembersRemoved, GroupReplaced, Member, MemberType, Ownership, SchemaDeclared,
-    SourceCreated, SourceTokenIssued, SourceTokenRevoked, UserCreated, UserPasswordSet,
-    UserReplaced, EVENT_TYPES,
+    SourceCreated, SourceTokenIssued, SourceTokenRevoked, UndeclaredExtensions, UserCreated,
+    UserPasswordSet, UserReplaced, EVENT_TYPES,
 };
 pub use upcast::{current_schema_version, Upcaster, UPCASTERS};
 

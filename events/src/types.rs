@@ -37,7 +37,20 @@ pub enum Ownership {
     Adopt,
 }
 
-/// An inbound SCIM source was created.
+/// What a source's writes may carry under extension schemas the source has not declared.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UndeclaredExtensions {
+    /// Refused with 400 `invalidValue` naming the schema (the default for new sources).
+    #[default]
+    Refuse,
+    /// Stored and returned as sent, unchecked (what sources created before schema 2 of
+    /// `source.created` did).
+    Keep,
+}
+
+/// An inbound SCIM source was created. Schema 2 added `undeclared_extensions`; schema 1
+/// records read as `keep`, what those sources did.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceCreated {
@@ -45,6 +58,7 @@ pub struct SourceCreated {
     /// The service account recorded as the actor of the source's events.
     pub service_account: String,
     pub ownership: Ownership,
+    pub undeclared_extensions: UndeclaredExtensions,
 }
 
 /// A bearer token was issued to a source. Only the SHA-256 of the token is stored.
@@ -73,7 +87,9 @@ pub struct UserCreated {
     pub resource: Document,
 }
 
-/// A user's stored document was replaced as a whole.
+/// A user's stored document was replaced as a whole. Schema 2: an extension sits under its
+/// own URN; schema 1 records of an older release's PATCH of a whole extension by its URN
+/// (stored under the URN's first part, with the last part as an attribute) read repaired.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserReplaced {
@@ -89,7 +105,7 @@ pub struct GroupCreated {
     pub resource: Document,
 }
 
-/// A group's document (everything but members) was replaced.
+/// A group's document (everything but members) was replaced. Schema 2 as `UserReplaced`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GroupReplaced {

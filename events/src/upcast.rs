@@ -10,15 +10,117 @@ pub struct Upcaster {
     pub event_type: &'static str,
     pub from_version: u32,
     pub upcast: fn(Value) -> Result<Value, String>,
+    /// A cheap look at the stored payload text: false when this step leaves the payload as
+    /// it is, so that it is decoded straight from its text (replaying old logs stays fast).
+    pub changes: fn(&str) -> bool,
 }
 
-/// The current schema version of every event type. Every type is at version 1 so far.
+/// The current schema version of every event type.
 pub fn current_schema_version(event_type: &str) -> Option<u32> {
-    crate::types::EVENT_TYPES.contains(&event_type).then_some(1)
+    if !crate::types::EVENT_TYPES.contains(&event_type) {
+        return None;
+    }
+    Some(match event_type {
+        "source.created" | "user.replaced" | "group.replaced" => 2,
+        _ => 1,
+    })
 }
 
-/// Every upcaster Roster has shipped. Empty while every type is still at version 1.
-pub const UPCASTERS: &[Upcaster] = &[];
+/// Every upcaster Roster has shipped.
+pub const UPCASTERS: &[Upcaster] = &[
+    Upcaster {
+        event_type: "source.created",
+        from_version: 1,
+        upcast: source_created_keeps_undeclared_extensions,
+        changes: always,
+    },
+    Upcaster {
+        event_type: "user.replaced",
+        from_version: 1,
+        upcast: extension_under_its_urn,
+        changes: may_hold_a_split_urn,
+    },
+    Upcaster {
+        event_type: "group.replaced",
+        from_version: 1,
+        upcast: extension_under_its_urn,
+        changes: may_hold_a_split_urn,
+    },
+];
+
+fn always(_: &str) -> bool {
+    true
+}
+
+/// Sources created before schema 2 stored attributes of undeclared extensions as sent.
+fn source_created_keeps_undeclared_extensions(mut v: Value) -> Result<Value, String> {
+    v.as_object_mut()
+        .ok_or("source.created payload is not an object")?
+        .insert("undeclared_extensions".into(), "keep".into());
+    Ok(v)
+}
+
+/// The last part of an extension URN that an older release's PATCH split off: a whole
+/// extension set by its URN (`...:enterprise:2.0:User`) was stored under `...:enterprise:2.0`
+/// as an attribute called `User`.
+const SPLIT_PARTS: [&str; 2] = ["User", "Group"];
+
+fn may_hold_a_split_urn(raw: &str) -> bool {
+    SPLIT_PARTS
+        .iter()
+        .any(|p| raw.contains(&format!("{{\"{p}\":")))
+}
+
+/// Moves an extension stored under a split URN back under its whole URN (merging with what
+/// is already there, which wins), and names it in `schemas` instead of the split part.
+fn extension_under_its_urn(mut v: Value) -> Result<Value, String> {
+    let doc = v
+        .get_mut("resource")
+        .and_then(Value::as_object_mut)
+        .ok_or("replaced payload has no resource object")?;
+    let split: Vec<(String, String)> = doc
+        .iter()
+        .filter(|(k, _)| k.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:")))
+        .filter_map(|(k, v)| {
+            let inner = v.as_object()?;
+            let part = inner
+                .iter()
+                .find(|(ik, iv)| {
+                    iv.is_object() && SPLIT_PARTS.iter().any(|p| p.eq_ignore_ascii_case(ik))
+                })
+                .map(|(ik, _)| ik.clone())?;
+            Some((k.clone(), part))
+        })
+        .collect();
+    for (urn, part) in split {
+        let whole = format!("{urn}:{part}");
+        let Some(Value::Object(mut outer)) = doc.remove(&urn) else {
+            continue;
+        };
+        let Some(Value::Object(moved)) = outer.remove(&part) else {
+            continue;
+        };
+        if !outer.is_empty() {
+            doc.insert(urn.clone(), Value::Object(outer));
+        }
+        let target = doc
+            .entry(whole.clone())
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Value::Object(t) = target {
+            for (k, x) in moved {
+                t.entry(k).or_insert(x);
+            }
+        }
+        let still_used = doc.contains_key(&urn);
+        if let Some(Value::Array(schemas)) = doc.get_mut("schemas") {
+            schemas.retain(|s| still_used || s.as_str() != Some(urn.as_str()));
+            if !schemas.iter().any(|s| s.as_str() == Some(whole.as_str())) {
+                schemas.push(Value::String(whole));
+            }
+        }
+    }
+    Ok(v)
+}
 
 /// Brings `payload` from `version` to `target` with the upcasters in `chain`.
 pub(crate) fn upcast_with(
@@ -69,11 +171,13 @@ mod tests {
             event_type: "x.made",
             from_version: 1,
             upcast: rename_title,
+            changes: always,
         },
         Upcaster {
             event_type: "x.made",
             from_version: 2,
             upcast: add_kind,
+            changes: always,
         },
     ];
 
@@ -83,6 +187,29 @@ mod tests {
         assert_eq!(out, json!({"name": "a", "kind": "plain"}));
         let out = upcast_with(CHAIN, "x.made", 2, 3, json!({"name": "b"})).unwrap();
         assert_eq!(out, json!({"name": "b", "kind": "plain"}));
+    }
+
+    #[test]
+    fn a_split_extension_urn_is_put_back_under_the_whole_urn() {
+        const EXT: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0";
+        let stored = json!({"resource": {
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", EXT],
+            "userName": "ada",
+            EXT: {"User": {"employeeNumber": "7"}}
+        }});
+        assert!(may_hold_a_split_urn(&stored.to_string()));
+        let out = extension_under_its_urn(stored).unwrap();
+        assert_eq!(
+            out,
+            json!({"resource": {
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", format!("{EXT}:User")],
+                "userName": "ada",
+                format!("{EXT}:User"): {"employeeNumber": "7"}
+            }})
+        );
+        let fine = json!({"resource": {"userName": "ada", "name": {"givenName": "A"}}});
+        assert!(!may_hold_a_split_urn(&fine.to_string()));
+        assert_eq!(extension_under_its_urn(fine.clone()).unwrap(), fine);
     }
 
     #[test]

@@ -5,11 +5,12 @@
 //! same code serves the read views and the write path's decision state; the write path records
 //! an [`Undo`] while it folds a batch so that it can revert the batch if the append fails.
 
+use crate::names::name_key;
 use crate::views::{
     AdminTokenView, DirectoryMeta, GroupView, Keys, ProviderView, SourceView, TokenView, UserView,
 };
 use foldhash::HashMap;
-use roster_events::{fold_case, Envelope, Event, Member, ResourceId};
+use roster_events::{Envelope, Event, Member, ResourceId};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -55,9 +56,12 @@ pub struct Directory {
     pub(crate) admin_tokens: BTreeMap<ResourceId, AdminTokenView>,
     pub(crate) providers: BTreeMap<ResourceId, Arc<ProviderView>>,
     // Indexes, all derived from the maps above by `set_*`.
-    pub(crate) user_by_name: HashMap<String, ResourceId>,
+    /// By the comparison key of the userName ([`name_key`]). A set: records written before
+    /// the key was what uniqueness went by may hold two users with one key.
+    pub(crate) user_by_name: HashMap<String, BTreeSet<ResourceId>>,
     pub(crate) user_by_external: HashMap<String, BTreeSet<ResourceId>>,
-    pub(crate) group_by_name: HashMap<String, ResourceId>,
+    /// By the comparison key of the displayName, as `user_by_name`.
+    pub(crate) group_by_name: HashMap<String, BTreeSet<ResourceId>>,
     pub(crate) group_by_external: HashMap<String, BTreeSet<ResourceId>>,
     pub(crate) users_by_owner: HashMap<Option<String>, BTreeSet<ResourceId>>,
     pub(crate) groups_by_owner: HashMap<Option<String>, BTreeSet<ResourceId>>,
@@ -136,18 +140,33 @@ impl Directory {
         self.groups.get(&id)
     }
 
-    /// The user whose userName equals `name` case-insensitively.
+    /// A user whose userName compares equal to `name` (same [`name_key`]; the first by id if
+    /// older records hold several).
     pub fn user_by_name(&self, name: &str) -> Option<&Arc<UserView>> {
-        self.user_by_name
-            .get(&fold_case(name))
-            .and_then(|id| self.users.get(id))
+        self.users_named(name).next()
     }
 
-    /// The group whose displayName equals `name` case-insensitively.
+    /// Every user whose userName compares equal to `name`, in id order.
+    pub fn users_named(&self, name: &str) -> impl Iterator<Item = &Arc<UserView>> {
+        self.user_by_name
+            .get(&name_key(name))
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.users.get(id))
+    }
+
+    /// A group whose displayName compares equal to `name`, as [`Self::user_by_name`].
     pub fn group_by_name(&self, name: &str) -> Option<&Arc<GroupView>> {
+        self.groups_named(name).next()
+    }
+
+    /// Every group whose displayName compares equal to `name`, in id order.
+    pub fn groups_named(&self, name: &str) -> impl Iterator<Item = &Arc<GroupView>> {
         self.group_by_name
-            .get(&fold_case(name))
-            .and_then(|id| self.groups.get(id))
+            .get(&name_key(name))
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.groups.get(id))
     }
 
     /// The groups that have `member` as a direct member.
@@ -355,6 +374,7 @@ impl Directory {
                     directory: self.name.clone(),
                     service_account: e.service_account,
                     ownership: e.ownership,
+                    undeclared_extensions: e.undeclared_extensions,
                     tokens: BTreeMap::new(),
                     user_schemas: Vec::new(),
                     group_schemas: Vec::new(),
@@ -572,17 +592,17 @@ impl Directory {
             return old;
         }
         if let Some(o) = &old {
-            let key = fold_case(o.user_name());
-            if self.user_by_name.get(&key) == Some(&id) {
-                self.user_by_name.remove(&key);
-            }
+            index_remove(&mut self.user_by_name, &name_key(o.user_name()), id);
             if let Some(x) = o.external_id() {
                 index_remove(&mut self.user_by_external, x, id);
             }
             owner_remove(&mut self.users_by_owner, &o.owner, id);
         }
         if let Some(n) = &new {
-            self.user_by_name.insert(fold_case(n.user_name()), id);
+            self.user_by_name
+                .entry(name_key(n.user_name()))
+                .or_default()
+                .insert(id);
             if let Some(x) = n.external_id() {
                 self.user_by_external
                     .entry(x.to_owned())
@@ -617,17 +637,17 @@ impl Directory {
             self.member_of.entry(m.value).or_default().insert(id);
         }
         if let Some(o) = &old {
-            let key = fold_case(o.display_name());
-            if self.group_by_name.get(&key) == Some(&id) {
-                self.group_by_name.remove(&key);
-            }
+            index_remove(&mut self.group_by_name, &name_key(o.display_name()), id);
             if let Some(x) = o.external_id() {
                 index_remove(&mut self.group_by_external, x, id);
             }
             owner_remove(&mut self.groups_by_owner, &o.owner, id);
         }
         if let Some(n) = &new {
-            self.group_by_name.insert(fold_case(n.display_name()), id);
+            self.group_by_name
+                .entry(name_key(n.display_name()))
+                .or_default()
+                .insert(id);
             if let Some(x) = n.external_id() {
                 self.group_by_external
                     .entry(x.to_owned())

@@ -292,6 +292,37 @@ impl Parser {
         Ok(left)
     }
 
+    /// `op value` or `pr` after an attribute path.
+    fn comparison(&mut self, path: AttrPath, w: &str) -> Result<Filter, FilterError> {
+        let op = match self.next() {
+            Some(Tok::Word(o)) if o.eq_ignore_ascii_case("pr") => return Ok(Filter::Present(path)),
+            Some(Tok::Word(o)) => {
+                parse_op(&o).ok_or_else(|| FilterError(format!("unknown operator {o:?}")))?
+            }
+            _ => return err(format!("expected an operator after {w:?}")),
+        };
+        let value = match self.next() {
+            Some(Tok::Str(s)) => Value::String(s),
+            Some(Tok::Word(v)) => match v.as_str() {
+                "true" => Value::Bool(true),
+                "false" => Value::Bool(false),
+                "null" => Value::Null,
+                n => serde_json::from_str::<serde_json::Number>(n)
+                    .map(Value::Number)
+                    .map_err(|_| FilterError(format!("invalid value {n:?}")))?,
+            },
+            _ => return err(format!("expected a value after {w:?}")),
+        };
+        let ordering = matches!(op, Op::Gt | Op::Ge | Op::Lt | Op::Le);
+        let substring = matches!(op, Op::Co | Op::Sw | Op::Ew);
+        if (ordering && (value.is_boolean() || value.is_null()))
+            || (substring && !value.is_string())
+        {
+            return err(format!("operator {op:?} cannot compare {value}"));
+        }
+        Ok(Filter::Compare { path, op, value })
+    }
+
     fn unary(&mut self) -> Result<Filter, FilterError> {
         if self.keyword("not") {
             self.pos += 1;
@@ -312,39 +343,28 @@ impl Parser {
                     self.pos += 1;
                     let inner = self.or()?;
                     self.expect(Tok::RBracket, "']'")?;
+                    // `emails[type eq "work"].value eq "a@x"`: the elements the brackets
+                    // select whose sub-attribute compares (what PATCH paths write, and what
+                    // other servers accept in filters too).
+                    let filter = match self.peek() {
+                        Some(Tok::Word(next)) if next.starts_with('.') => {
+                            let next = next.clone();
+                            self.pos += 1;
+                            let sub = parse_attr_path(&next[1..])?;
+                            if sub.schema.is_some() || sub.sub.is_some() {
+                                return err(format!("invalid sub-attribute {next:?}"));
+                            }
+                            let cmp = self.comparison(sub, &next)?;
+                            Filter::And(Box::new(inner), Box::new(cmp))
+                        }
+                        _ => inner,
+                    };
                     return Ok(Filter::ValuePath {
                         path,
-                        filter: Box::new(inner),
+                        filter: Box::new(filter),
                     });
                 }
-                let op = match self.next() {
-                    Some(Tok::Word(o)) if o.eq_ignore_ascii_case("pr") => {
-                        return Ok(Filter::Present(path))
-                    }
-                    Some(Tok::Word(o)) => parse_op(&o)
-                        .ok_or_else(|| FilterError(format!("unknown operator {o:?}")))?,
-                    _ => return err(format!("expected an operator after {w:?}")),
-                };
-                let value = match self.next() {
-                    Some(Tok::Str(s)) => Value::String(s),
-                    Some(Tok::Word(v)) => match v.as_str() {
-                        "true" => Value::Bool(true),
-                        "false" => Value::Bool(false),
-                        "null" => Value::Null,
-                        n => serde_json::from_str::<serde_json::Number>(n)
-                            .map(Value::Number)
-                            .map_err(|_| FilterError(format!("invalid value {n:?}")))?,
-                    },
-                    _ => return err(format!("expected a value after {w:?}")),
-                };
-                let ordering = matches!(op, Op::Gt | Op::Ge | Op::Lt | Op::Le);
-                let substring = matches!(op, Op::Co | Op::Sw | Op::Ew);
-                if (ordering && (value.is_boolean() || value.is_null()))
-                    || (substring && !value.is_string())
-                {
-                    return err(format!("operator {op:?} cannot compare {value}"));
-                }
-                Ok(Filter::Compare { path, op, value })
+                self.comparison(path, &w)
             }
             _ => err("expected an attribute, '(' or not"),
         }
@@ -605,6 +625,14 @@ mod tests {
         assert!(m(r#"emails co "corp""#));
         assert!(m(r#"emails[type eq "work" and value co "corp"]"#));
         assert!(!m(r#"emails[type eq "work" and value co "home"]"#));
+        assert!(m(r#"emails[type eq "work"].value eq "alice@corp.example""#));
+        assert!(!m(
+            r#"emails[type eq "home"].value eq "alice@corp.example""#
+        ));
+        assert!(m(
+            r#"emails[type eq "home"].value co "home" and userName pr"#
+        ));
+        assert!(m(r#"emails[type pr].type pr"#));
         assert!(m(
             r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "42""#
         ));
@@ -630,6 +658,8 @@ mod tests {
             r#"(userName eq "a""#,
             r#"userName eq "a")"#,
             r#"emails[type eq "work""#,
+            r#"emails[type eq "work"].value"#,
+            r#"emails[type eq "work"].a.b eq "x""#,
             r#"userName eq "unterminated"#,
             "active gt true",
             "userName co 3",

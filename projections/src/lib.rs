@@ -8,6 +8,7 @@
 
 mod directory;
 pub mod filter;
+pub mod names;
 #[cfg(feature = "postgres")]
 pub mod pg;
 mod query;

@@ -3,6 +3,7 @@
 
 use crate::directory::Directory;
 use crate::filter::{self, get_ci, Attributes, Filter};
+use crate::names::name_key;
 use crate::views::{GroupView, UserView};
 use roster_events::{fold_case, ResourceId};
 use serde_json::{json, Value};
@@ -319,11 +320,13 @@ pub(crate) fn select(resource: &dyn Attributes, q: &ListQuery) -> Option<SortKey
     )
 }
 
-/// Ids narrowed by an index, when the filter is an exact lookup an index can answer.
+/// Ids narrowed by an index, when the filter is an exact lookup an index can answer. The
+/// name index goes by the names' comparison key, which is coarser than the filter's
+/// case-insensitive equality: its candidates are checked against the filter afterwards.
 fn narrowed<'d>(
     filter: Option<&Filter>,
     by_id: impl Fn(&str) -> Option<ResourceId>,
-    by_name: impl Fn(&str) -> Option<ResourceId>,
+    by_name: impl Fn(&str) -> Option<&'d BTreeSet<ResourceId>>,
     name_attr: &str,
     by_external: impl Fn(&str) -> Option<&'d BTreeSet<ResourceId>>,
 ) -> Option<BTreeSet<ResourceId>> {
@@ -332,7 +335,7 @@ fn narrowed<'d>(
         return Some(by_id(v).into_iter().collect());
     }
     if let Some(v) = f.eq_string(name_attr) {
-        return Some(by_name(v).into_iter().collect());
+        return Some(by_name(v).cloned().unwrap_or_default());
     }
     if let Some(v) = f.eq_string("externalId") {
         return Some(by_external(v).cloned().unwrap_or_default());
@@ -346,7 +349,7 @@ impl Directory {
         let narrowed = narrowed(
             q.filter.as_ref(),
             |s| s.parse().ok().filter(|id| self.users.contains_key(id)),
-            |s| self.user_by_name.get(&fold_case(s)).copied(),
+            |s| self.user_by_name.get(&name_key(s)),
             "userName",
             |s| self.user_by_external.get(s),
         );
@@ -380,7 +383,7 @@ impl Directory {
         let narrowed = narrowed(
             q.filter.as_ref(),
             |s| s.parse().ok().filter(|id| self.groups.contains_key(id)),
-            |s| self.group_by_name.get(&fold_case(s)).copied(),
+            |s| self.group_by_name.get(&name_key(s)),
             "displayName",
             |s| self.group_by_external.get(s),
         );

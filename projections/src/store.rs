@@ -77,11 +77,13 @@ pub trait ProjectionStore: Send + Sync + 'static {
         vis: Visibility<'_>,
         q: &ListQuery,
     ) -> Result<Page<GroupView>, StoreError>;
-    /// The display value of each member (userName or displayName), None if it is gone.
+    /// The display value of each member (userName or displayName), None if it is gone or
+    /// `vis` does not admit it (a member another source adopted since it was added).
     async fn member_displays(
         &self,
         dir: &str,
         members: &[Member],
+        vis: Visibility<'_>,
     ) -> Result<Vec<Option<String>>, StoreError>;
     /// The groups `member` belongs to: directly, and through nested groups (RFC 7643 §4.1.2),
     /// each with its displayName and whether the membership is direct.
@@ -343,14 +345,21 @@ impl ProjectionStore for MemoryStore {
         &self,
         dir: &str,
         members: &[Member],
+        vis: Visibility<'_>,
     ) -> Result<Vec<Option<String>>, StoreError> {
         Ok(self
             .with_dir(dir, |d| {
                 members
                     .iter()
                     .map(|m| match m.kind {
-                        MemberType::User => d.user(m.value).map(|u| u.user_name().to_owned()),
-                        MemberType::Group => d.group(m.value).map(|g| g.display_name().to_owned()),
+                        MemberType::User => d
+                            .user(m.value)
+                            .filter(|u| vis.admits(&u.owner))
+                            .map(|u| u.user_name().to_owned()),
+                        MemberType::Group => d
+                            .group(m.value)
+                            .filter(|g| vis.admits(&g.owner))
+                            .map(|g| g.display_name().to_owned()),
                     })
                     .collect()
             })

@@ -1,7 +1,7 @@
 //! The view types: what one user, group, source or admin token looks like after folding.
 
 use chrono::{DateTime, Utc};
-use roster_events::{Document, Member, Ownership, ResourceId};
+use roster_events::{Document, Member, Ownership, ResourceId, UndeclaredExtensions};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -115,6 +115,9 @@ pub struct SourceView {
     pub directory: String,
     pub service_account: String,
     pub ownership: Ownership,
+    /// Rows stored before the field existed hold sources created before it: `keep`.
+    #[serde(default = "keep")]
+    pub undeclared_extensions: UndeclaredExtensions,
     pub tokens: BTreeMap<ResourceId, TokenView>,
     /// Extension schemas the source declared for its users.
     pub user_schemas: Vec<roster_events::DeclaredSchema>,
@@ -122,6 +125,10 @@ pub struct SourceView {
     pub group_schemas: Vec<roster_events::DeclaredSchema>,
     pub version: u64,
     pub created: DateTime<Utc>,
+}
+
+fn keep() -> UndeclaredExtensions {
+    UndeclaredExtensions::Keep
 }
 
 impl SourceView {

@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use roster_events::{Actor, Ownership, ResourceId, DEFAULT_DIRECTORY};
+use roster_events::{Actor, Ownership, ResourceId, UndeclaredExtensions, DEFAULT_DIRECTORY};
 use roster_projections::SourceView;
 use serde_json::{json, Value};
 
@@ -132,6 +132,7 @@ fn source_json(app: &AppState, s: &SourceView) -> Value {
         "slug": s.slug,
         "directory": s.directory,
         "ownership": s.ownership,
+        "undeclared_extensions": s.undeclared_extensions,
         "service_account": s.service_account,
         "scim_base_url": format!("{}/source/scim/{}/v2", root.trim_end_matches('/'), s.slug),
         "created": s.created,
@@ -171,28 +172,36 @@ async fn show_source(
     Ok(Json(source_json(&app, &s)).into_response())
 }
 
+/// The body of `POST /admin/v1/sources`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewSource {
+    slug: String,
+    #[serde(default = "default_directory")]
+    directory: String,
+    ownership: Option<Ownership>,
+    undeclared_extensions: Option<UndeclaredExtensions>,
+}
+
+fn default_directory() -> String {
+    DEFAULT_DIRECTORY.to_owned()
+}
+
 async fn create_source(
     State(app): State<AppState>,
     admin: AdminAuth,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ScimError> {
-    let body = json_object(&headers, body)?;
-    let slug = body
-        .get("slug")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
+    let body: NewSource = super::body::typed(json_object(&headers, body)?)?;
+    let slug = body.slug;
     if !crate::domain::valid_slug(&slug) {
         return Err(ScimError::bad_request(
             "invalidValue",
             "slug must be 1-63 lower-case letters, digits or hyphens",
         ));
     }
-    let directory = body
-        .get("directory")
-        .and_then(Value::as_str)
-        .unwrap_or(DEFAULT_DIRECTORY);
+    let directory = body.directory.as_str();
     if !app
         .store
         .directories()
@@ -211,22 +220,13 @@ async fn create_source(
             format!("source {slug:?} exists"),
         ));
     }
-    let ownership = match body.get("ownership").and_then(Value::as_str) {
-        None | Some("owned") => Ownership::Owned,
-        Some("adopt") => Ownership::Adopt,
-        Some(other) => {
-            return Err(ScimError::bad_request(
-                "invalidValue",
-                format!("ownership {other:?} is not owned or adopt"),
-            ))
-        }
-    };
     let (secret, token) = new_token("rst_");
     let token_id = token.id;
     let cmd = Command::CreateSource {
         slug: slug.clone(),
         token,
-        ownership,
+        ownership: body.ownership.unwrap_or(Ownership::Owned),
+        undeclared_extensions: body.undeclared_extensions.unwrap_or_default(),
     };
     app.writers
         .get(directory)
@@ -289,10 +289,16 @@ async fn declare_schema(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ScimError> {
-    let body = json_object(&headers, body)?;
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Declaration {
+        resource_type: Option<String>,
+        schema: roster_projections::schema::DeclaredSchema,
+    }
+    let body: Declaration = super::body::typed(json_object(&headers, body)?)?;
     let s = app.store.source(&slug).await?;
     let s = s.ok_or_else(|| ScimError::not_found(format!("source {slug:?} not found")))?;
-    let resource_type = match body.get("resource_type").and_then(Value::as_str) {
+    let resource_type = match body.resource_type.as_deref() {
         Some("User") | None => "User",
         Some("Group") => "Group",
         Some(other) => {
@@ -302,9 +308,7 @@ async fn declare_schema(
             ))
         }
     };
-    let schema: roster_projections::schema::DeclaredSchema =
-        serde_json::from_value(body.get("schema").cloned().unwrap_or(Value::Null))
-            .map_err(|e| ScimError::bad_request("invalidValue", format!("schema: {e}")))?;
+    let schema = body.schema;
     roster_projections::schema::validate_declared(&schema)
         .map_err(|e| ScimError::bad_request("invalidValue", e))?;
     let cmd = Command::DeclareSchema {

@@ -71,6 +71,14 @@ fn has_nul(v: &Value) -> bool {
     }
 }
 
+/// A JSON object read into `T` (an admin API body with its fields and types).
+///
+/// Fails with 400 `invalidValue` saying which field is unknown, missing or of the wrong type.
+pub fn typed<T: serde::de::DeserializeOwned>(body: Map<String, Value>) -> Result<T, ScimError> {
+    serde_json::from_value(Value::Object(body))
+        .map_err(|e| ScimError::bad_request("invalidValue", e.to_string()))
+}
+
 /// The version an `If-Match` header demands: `None` when absent or `*`.
 ///
 /// A value that names no version of ours can never match, so it fails the precondition.

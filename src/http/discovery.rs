@@ -49,7 +49,7 @@ async fn service_provider_config(State(app): State<AppState>, auth: SourceAuth) 
         "patch": {"supported": true},
         "bulk": {
             "supported": true,
-            "maxOperations": super::bulk::MAX_OPERATIONS,
+            "maxOperations": super::scim::MAX_BULK_OPERATIONS,
             "maxPayloadSize": app.settings.max_body_bytes
         },
         "filter": {"supported": true, "maxResults": app.settings.max_page_size},
@@ -76,16 +76,32 @@ fn resource_type_json(name: &str, auth: &SourceAuth) -> Option<Value> {
             .map(|d| json!({"schema": d.id, "required": false}))
             .collect()
     };
-    let (endpoint, schema, extensions) = match name {
+    let (endpoint, schema, extensions, keeps) = match name {
         n if n.eq_ignore_ascii_case("User") => {
+            let users = auth.users();
             let mut ext = vec![json!({"schema": schema::ENTERPRISE_USER, "required": false})];
-            ext.extend(declared(auth.user_extensions()));
-            ("/Users", schema::USER, ext)
+            ext.extend(declared(users.declared));
+            ("/Users", schema::USER, ext, users.undeclared)
         }
         n if n.eq_ignore_ascii_case("Group") => {
-            ("/Groups", schema::GROUP, declared(auth.group_extensions()))
+            let groups = auth.groups();
+            (
+                "/Groups",
+                schema::GROUP,
+                declared(groups.declared),
+                groups.undeclared,
+            )
         }
         _ => return None,
+    };
+    // The truth about attributes under other extensions, which no schema here describes.
+    let undeclared = match keeps {
+        roster_events::UndeclaredExtensions::Refuse => {
+            "attributes under other extension schemas are refused"
+        }
+        roster_events::UndeclaredExtensions::Keep => {
+            "attributes under other extension schemas are stored and returned as sent, unchecked"
+        }
     };
     let id = if endpoint == "/Users" {
         "User"
@@ -97,7 +113,7 @@ fn resource_type_json(name: &str, auth: &SourceAuth) -> Option<Value> {
         "id": id,
         "name": id,
         "endpoint": endpoint,
-        "description": if id == "User" { "User Account" } else { "Group" },
+        "description": format!("{}; {undeclared}", if id == "User" { "User Account" } else { "Group" }),
         "schema": schema,
         "schemaExtensions": extensions,
         "meta": {"resourceType": "ResourceType", "location": format!("{base}/ResourceTypes/{id}")},
@@ -150,7 +166,7 @@ async fn schemas(auth: SourceAuth) -> Response {
         .iter()
         .map(|s| schema_json(s, auth.base()))
         .collect();
-    for d in auth.user_extensions().iter().chain(auth.group_extensions()) {
+    for d in auth.users().declared.iter().chain(auth.groups().declared) {
         all.push(declared_json(d, auth.base()));
     }
     list(all)
@@ -163,9 +179,10 @@ async fn one_schema(
     if let Some(s) = schema::by_id(&urn) {
         return Ok(json_response(schema_json(s, auth.base())));
     }
-    auth.user_extensions()
+    auth.users()
+        .declared
         .iter()
-        .chain(auth.group_extensions())
+        .chain(auth.groups().declared)
         .find(|d| d.id.eq_ignore_ascii_case(&urn))
         .map(|d| json_response(declared_json(d, auth.base())))
         .ok_or_else(|| ScimError::not_found(format!("schema {urn:?} not found")))

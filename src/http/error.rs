@@ -17,6 +17,8 @@ pub struct ScimError {
     pub status: StatusCode,
     pub scim_type: Option<&'static str>,
     pub detail: String,
+    /// Seconds for `Retry-After` (429 and 503 always carry one; 1 unless set).
+    pub retry_after: Option<u64>,
 }
 
 impl ScimError {
@@ -29,7 +31,21 @@ impl ScimError {
             status,
             scim_type,
             detail: detail.into(),
+            retry_after: None,
         }
+    }
+
+    /// 429: the caller sends faster than it may; it can try again after `seconds`.
+    pub fn too_many_requests(detail: impl Into<String>, seconds: u64) -> Self {
+        ScimError {
+            retry_after: Some(seconds.max(1)),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, None, detail)
+        }
+    }
+
+    /// 503 that says why (no internal detail): too busy right now, try again later.
+    pub fn busy(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, None, detail)
     }
 
     pub fn bad_request(scim_type: &'static str, detail: impl Into<String>) -> Self {
@@ -91,8 +107,9 @@ impl IntoResponse for ScimError {
                     HeaderValue::from_static("Bearer realm=\"roster\""),
                 );
             }
-            StatusCode::SERVICE_UNAVAILABLE => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => {
+                let secs = self.retry_after.unwrap_or(1);
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
             }
             _ => {}
         }
@@ -119,6 +136,17 @@ impl From<DomainError> for ScimError {
             }
             DomainError::Invalid(d) => Self::bad_request("invalidValue", d),
             DomainError::Patch(p) => Self::bad_request(p.scim_type, p.detail),
+        }
+    }
+}
+
+impl From<crate::passwords::HashError> for ScimError {
+    fn from(e: crate::passwords::HashError) -> Self {
+        use crate::passwords::HashError;
+        match e {
+            HashError::Busy => ScimError::busy(e.to_string()),
+            HashError::TooLong => ScimError::bad_request("invalidValue", e.to_string()),
+            HashError::Failed(_) => ScimError::internal(&e),
         }
     }
 }

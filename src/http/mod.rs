@@ -4,12 +4,16 @@
 
 mod admin;
 mod body;
-mod bulk;
 mod discovery;
 pub mod error;
+mod guard;
 mod providers;
+mod rates;
 mod scim;
 mod select;
+pub mod serve;
+
+pub use rates::SourceRates;
 
 use crate::config::Settings;
 use crate::metrics::{Metrics, RequestLabels, RouteLabels};
@@ -64,6 +68,10 @@ pub struct Shared {
     pub providers: Arc<crate::provider::manager::Providers>,
     /// Seals providers' credentials.
     pub secret_key: crate::sealing::SecretKey,
+    /// Hashes user passwords, a bounded number at a time.
+    pub passwords: crate::passwords::PasswordHasher,
+    /// Each source's request rate.
+    pub rates: SourceRates,
 }
 
 impl Shared {
@@ -118,8 +126,10 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
+        .with_state(state.clone())
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(state, guard::limits))
+        .layer(middleware::from_fn(guard::scim_errors))
         .layer(middleware::from_fn_with_state(tracked, track))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let route = req

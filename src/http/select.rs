@@ -7,7 +7,7 @@ use super::AppState;
 use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
 use roster_projections::filter::{self, get_ci, AttrPath};
-use roster_projections::schema;
+use roster_projections::schema::{self, ResourceSchemas};
 use roster_projections::{ListQuery, SortBy};
 use serde_json::{Map, Value};
 
@@ -116,15 +116,27 @@ impl Search {
         })
     }
 
-    /// The list query: startIndex below 1 means 1; count is capped at the maximum page size
-    /// and 0 gives only the total.
+    /// The list query over resources with these schemas (users, groups, or both for a search
+    /// at the root): startIndex below 1 means 1; count is capped at the maximum page size and
+    /// 0 gives only the total.
     ///
-    /// Fails with `invalidFilter` for a bad filter and `invalidValue` for a bad sort.
-    pub fn to_query(&self, app: &AppState) -> Result<ListQuery, ScimError> {
+    /// Fails with `invalidFilter` for a filter that does not parse or compares an attribute
+    /// with a value of another type, and `invalidValue` for a sort by something that is no
+    /// attribute of the schemas.
+    pub fn to_query(
+        &self,
+        app: &AppState,
+        schemas: &[ResourceSchemas<'_>],
+    ) -> Result<ListQuery, ScimError> {
         let filter = match self.filter.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(f) => {
-                Some(filter::parse(f).map_err(|e| ScimError::bad_request("invalidFilter", e.0))?)
+                let bad = |e: filter::FilterError| ScimError::bad_request("invalidFilter", e.0);
+                let f = filter::parse(f).map_err(bad)?;
+                for s in schemas {
+                    s.check_filter(&f).map_err(bad)?;
+                }
+                Some(f)
             }
         };
         let sort = match self.sort_by.as_deref().map(str::trim) {
@@ -132,6 +144,11 @@ impl Search {
             Some(s) => {
                 let path =
                     filter::parse_attr_path(s).map_err(|e| invalid(format!("sortBy: {}", e.0)))?;
+                if let Some(e) = schemas.iter().find_map(|r| r.resolve(&path).err()) {
+                    if schemas.iter().all(|r| r.resolve(&path).is_err()) {
+                        return Err(invalid(format!("sortBy: {}", e.detail)));
+                    }
+                }
                 let descending = match self
                     .sort_order
                     .as_deref()

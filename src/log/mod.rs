@@ -9,7 +9,9 @@
 mod file;
 mod kafka;
 
-pub use file::{frame, FileLog, FileLogOptions};
+pub use file::{
+    check, frame, repair, CheckReport, Damage, FileLog, FileLogOptions, Repair, SegmentReport,
+};
 pub use kafka::{KafkaLog, KafkaOptions};
 
 use async_trait::async_trait;

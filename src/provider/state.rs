@@ -301,17 +301,21 @@ impl FileStateStore {
     /// Writes an encoded checkpoint durably and returns the journal's new length.
     fn write(e: &Encoded) -> std::io::Result<u64> {
         let dir = &e.dir;
-        std::fs::create_dir_all(dir)?;
+        crate::datadir::create_dir(dir)?;
         if e.snapshot {
             let tmp = dir.join("snapshot.json.tmp");
-            let mut f = std::fs::File::create(&tmp)?;
+            let mut f = crate::datadir::file_options()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)?;
             f.write_all(&e.bytes)?;
             f.sync_all()?;
             std::fs::rename(&tmp, dir.join("snapshot.json"))?;
             std::fs::File::open(dir)?.sync_all()?;
             // Lines at or below the snapshot's sequence are skipped on load, so a crash before
             // this truncation loses nothing.
-            let journal = std::fs::OpenOptions::new()
+            let journal = crate::datadir::file_options()
                 .create(true)
                 .truncate(false)
                 .write(true)
@@ -320,7 +324,7 @@ impl FileStateStore {
             journal.sync_all()?;
             return Ok(0);
         }
-        let mut journal = std::fs::OpenOptions::new()
+        let mut journal = crate::datadir::file_options()
             .create(true)
             .append(true)
             .open(dir.join("journal.ndjson"))?;

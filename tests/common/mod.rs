@@ -104,6 +104,19 @@ impl TestApp {
         Self::serve(app, tempfile::tempdir().unwrap(), tokens)
     }
 
+    /// A server started again on the data directory a stopped one gave back, with that one's
+    /// tokens (`tokens()` before it stopped).
+    pub async fn restart(data: tempfile::TempDir, tokens: (String, String)) -> TestApp {
+        let app = Application::build(settings(data.path())).await.unwrap();
+        assert!(app.first_start.is_none(), "a restart is not a first start");
+        Self::serve(app, data, tokens)
+    }
+
+    /// The SCIM and admin tokens.
+    pub fn tokens(&self) -> (String, String) {
+        (self.scim_token.clone(), self.admin_token.clone())
+    }
+
     fn serve(app: Application, data: tempfile::TempDir, tokens: (String, String)) -> TestApp {
         let (scim_token, admin_token) = tokens;
         let root = format!("http://{}", app.local_addr());
@@ -162,6 +175,10 @@ impl TestApp {
 
     pub async fn put(&self, url: &str, token: &str, body: Value) -> (u16, Value) {
         self.send(reqwest::Method::PUT, url, token, body).await
+    }
+
+    pub async fn patch(&self, url: &str, token: &str, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::PATCH, url, token, body).await
     }
 
     pub async fn get(&self, url: &str, token: &str) -> (u16, Value) {

@@ -102,6 +102,34 @@ fn token() -> NewToken {
     }
 }
 
+fn user_schemas() -> roster_projections::schema::ResourceSchemas<'static> {
+    roster_projections::schema::ResourceSchemas::user(
+        &[],
+        roster_events::UndeclaredExtensions::Refuse,
+    )
+}
+
+fn group_schemas() -> roster_projections::schema::ResourceSchemas<'static> {
+    roster_projections::schema::ResourceSchemas::group(
+        &[],
+        roster_events::UndeclaredExtensions::Refuse,
+    )
+}
+
+/// A user document as the edge checks it.
+pub fn user_doc(v: serde_json::Value) -> roster_projections::schema::Checked {
+    user_schemas()
+        .check(v.as_object().unwrap().clone())
+        .unwrap()
+}
+
+/// A group document as the edge checks it.
+pub fn group_doc(v: serde_json::Value) -> roster_projections::schema::Checked {
+    group_schemas()
+        .check(v.as_object().unwrap().clone())
+        .unwrap()
+}
+
 /// Bootstraps the `default` directory with sources `a` (owned) and `b` (adopt).
 pub async fn bootstrap(w: &Writer) {
     let admin = Context {
@@ -124,6 +152,7 @@ pub async fn bootstrap(w: &Writer) {
             slug: "b".into(),
             token: token(),
             ownership: roster_events::Ownership::Adopt,
+            undeclared_extensions: roster_events::UndeclaredExtensions::Refuse,
         },
         admin,
     )
@@ -188,34 +217,34 @@ pub async fn drive(w: &Writer, ops: Vec<Op>, concurrency: usize) {
                     }
                     let (cmd, source) = match &op {
                         Op::CreateUser { source, name } => (Command::CreateUser {
-                            resource: json!({
+                            resource: user_doc(json!({
                                 "userName": format!("User{name}"),
                                 "active": true,
                                 "externalId": format!("X{name}"),
                                 "displayName": format!("User {name}"),
                                 "emails": [{"value": format!("user{name}@Example.com"), "type": "work", "primary": true}],
-                            }).as_object().unwrap().clone(),
+                            })),
                             // Hashes are made at the edge; any string exercises the event.
                             password_hash: (name % 3 == 0).then(|| format!("$argon2id$v=19$m=19456,t=2,p=1$fake{name}")),
                         }, *source),
                         Op::ReplaceUser { source, pick: p, name, title } => (Command::ReplaceUser {
                             id: pick(&u, *p),
-                            resource: json!({
+                            resource: user_doc(json!({
                                 "userName": format!("user{name}"),
                                 "title": title.to_string(),
                                 "emails": [{"value": format!("u{name}@corp.example"), "type": "work"}, {"value": format!("{title}@home.example"), "type": "home"}],
-                            }).as_object().unwrap().clone(),
+                            })),
                             password_hash: None,
                             if_match: None,
                         }, *source),
                         Op::DeleteUser { source, pick: p } => (Command::DeleteUser { id: pick(&u, *p), if_match: None }, *source),
                         Op::CreateGroup { source, name, members } => (Command::CreateGroup {
-                            resource: json!({"displayName": format!("G{name}")}).as_object().unwrap().clone(),
+                            resource: group_doc(json!({"displayName": format!("G{name}")})),
                             members: refs(members),
                         }, *source),
                         Op::ReplaceGroup { source, pick: p, name, members } => (Command::ReplaceGroup {
                             id: pick(&g, *p),
-                            resource: json!({"displayName": format!("g{name}"), "n": name}).as_object().unwrap().clone(),
+                            resource: group_doc(json!({"displayName": format!("g{name}"), "externalId": format!("n{name}")})),
                             members: refs(members),
                             if_match: None,
                         }, *source),
@@ -225,8 +254,9 @@ pub async fn drive(w: &Writer, ops: Vec<Op>, concurrency: usize) {
                                 {"op": "Replace", "path": "title", "value": title.to_string()},
                                 {"op": "replace", "value": {"active": if *active { "True" } else { "False" }}}
                             ]});
-                            let ops = roster::patch::parse_request(body.as_object().unwrap()).unwrap();
-                            (Command::PatchUser { id: pick(&u, *p), ops, password_hash: (title % 5 == 0).then(|| format!("hash{title}")), if_match: None }, *source)
+                            let ops = roster::patch::parse_request(body.as_object().unwrap(), &user_schemas()).unwrap();
+                            let patch = roster::domain::UserPatch { ops, evaluated: None };
+                            (Command::PatchUser { id: pick(&u, *p), patch, password_hash: (title % 5 == 0).then(|| format!("hash{title}")), if_match: None }, *source)
                         }
                         Op::PatchGroupMembers { source, pick: p, add, remove } => {
                             let all: Vec<_> = u.iter().chain(g.iter()).copied().collect();
@@ -241,8 +271,10 @@ pub async fn drive(w: &Writer, ops: Vec<Op>, concurrency: usize) {
                             if list.is_empty() {
                                 list.push(json!({"op": "replace", "path": "displayName", "value": "renamed"}));
                             }
-                            let ops = roster::patch::parse_request(json!({"Operations": list}).as_object().unwrap()).unwrap();
-                            (Command::PatchGroup { id: pick(&g, *p), ops, if_match: None }, *source)
+                            let ops = roster::patch::parse_request(json!({"Operations": list}).as_object().unwrap(), &group_schemas()).unwrap();
+                            let (ops, members) = roster::patch::split_members(ops).unwrap();
+                            let patch = roster::domain::GroupPatch { ops, members, evaluated: None };
+                            (Command::PatchGroup { id: pick(&g, *p), patch, if_match: None }, *source)
                         }
                         Op::Provider { .. } => unreachable!("handled above"),
                     };

@@ -1841,6 +1841,7 @@ impl ProjectionStore for PgStore {
         &self,
         dir: &str,
         members: &[Member],
+        vis: Visibility<'_>,
     ) -> Result<Vec<Option<String>>, StoreError> {
         let users: Vec<Uuid> = members
             .iter()
@@ -1854,12 +1855,19 @@ impl ProjectionStore for PgStore {
             .collect();
         let client = self.client().await?;
         let gen = self.gen_sql();
+        let owner: Option<&str> = match vis {
+            Visibility::All => None,
+            Visibility::Owner(o) => Some(o),
+        };
         let sql = format!(
             "SELECT 0::int2, id, user_name FROM users WHERE gen = {gen} AND directory = $1 \
-             AND id = ANY($2) UNION ALL SELECT 1::int2, id, display_name FROM groups \
-             WHERE gen = {gen} AND directory = $1 AND id = ANY($3)"
+             AND id = ANY($2) AND ($4::text IS NULL OR owner = $4) UNION ALL \
+             SELECT 1::int2, id, display_name FROM groups WHERE gen = {gen} AND directory = $1 \
+             AND id = ANY($3) AND ($4::text IS NULL OR owner = $4)"
         );
-        let rows = self.query(&client, &sql, &[&dir, &users, &groups]).await?;
+        let rows = self
+            .query(&client, &sql, &[&dir, &users, &groups, &owner])
+            .await?;
         let found: HashMap<(i16, Uuid), String> = rows
             .iter()
             .map(|r| {

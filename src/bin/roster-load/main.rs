@@ -450,10 +450,7 @@ async fn main() -> anyhow::Result<()> {
             let w2 = w.clone();
             drive("seeded users", 256, users, move |i| {
                 let (w, ctx) = (w2.clone(), ctx.clone());
-                let resource = scim_user(&prefix, i)
-                    .as_object()
-                    .cloned()
-                    .unwrap_or_default();
+                let resource = checked_user(scim_user(&prefix, i));
                 async move {
                     w.execute(
                         Command::CreateUser {
@@ -498,10 +495,7 @@ async fn main() -> anyhow::Result<()> {
                             kind: None,
                         })
                         .collect();
-                    let resource = json!({"displayName": format!("group-{g}")})
-                        .as_object()
-                        .cloned()
-                        .unwrap_or_default();
+                    let resource = checked_group(json!({"displayName": format!("group-{g}")}));
                     async move {
                         w.execute(
                             Command::CreateGroup {
@@ -771,4 +765,20 @@ async fn provider_bench(b: ProviderBench) -> anyhow::Result<()> {
         ms(&after_request, 0.99),
     );
     Ok(())
+}
+
+/// A seeded user as the edge would store it (the seed bodies are valid by construction).
+fn checked_user(v: Value) -> roster_projections::schema::Checked {
+    let schemas = roster_projections::schema::ResourceSchemas::user(&[], Default::default());
+    schemas
+        .check(v.as_object().cloned().unwrap_or_default())
+        .expect("a seeded user is valid")
+}
+
+/// A seeded group as the edge would store it.
+fn checked_group(v: Value) -> roster_projections::schema::Checked {
+    let schemas = roster_projections::schema::ResourceSchemas::group(&[], Default::default());
+    schemas
+        .check(v.as_object().cloned().unwrap_or_default())
+        .expect("a seeded group is valid")
 }

@@ -4,24 +4,30 @@
 //! A record is framed as `[length: u32 LE][crc32: u32 LE][JSON payload]`. One writer thread
 //! owns the active segment: it takes every append waiting at that moment, writes them with one
 //! `write`, makes them durable with one `fdatasync` (group commit), and only then acknowledges
-//! them. On open, every segment is scanned; a torn or corrupt tail of the last segment (a
-//! write that was never acknowledged) is cut back to the last whole record. An exclusive lock
-//! on the directory keeps a second process out.
+//! them. On open, every segment is scanned (`scan`): damage at the end of the last segment with
+//! no whole record after it (a torn write, never acknowledged) is cut back to the last whole
+//! record, the cut bytes kept beside it; any other damage stops start-up with a message that
+//! says where, and the operator decides (`repair`). An exclusive lock on the directory keeps a
+//! second process out. Everything here is readable by its owner only.
+
+mod repair;
+mod scan;
+
+pub use repair::{check, repair, CheckReport, Repair, SegmentReport};
+pub use scan::{frame, Damage, MAX_RECORD_BYTES};
 
 use super::{EventLog, LogError};
 use async_trait::async_trait;
 use fs2::FileExt;
 use roster_events::Record;
 use roster_projections::LogEntry;
+use scan::{list_segments, read_frame, scan, segment_path, HEADER};
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
 use tokio::sync::{oneshot, watch};
 
-const HEADER: usize = 8;
-/// A frame longer than this is treated as corruption rather than allocated.
-pub const MAX_RECORD_BYTES: usize = 64 << 20;
 /// How many records apart the in-memory sparse index keeps entry points.
 const INDEX_EVERY: u64 = 1024;
 
@@ -38,13 +44,6 @@ impl Default for FileLogOptions {
             segment_bytes: 128 << 20,
         }
     }
-}
-
-/// Frames one payload.
-pub fn frame(payload: &[u8], out: &mut Vec<u8>) {
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
-    out.extend_from_slice(payload);
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -79,8 +78,84 @@ pub struct FileLog {
     lock: Mutex<Option<File>>,
 }
 
-fn segment_path(dir: &Path, base: u64) -> PathBuf {
-    dir.join(format!("{base:020}.log"))
+/// Takes the exclusive lock on the log folder, which keeps a second process out.
+///
+/// Fails when the lock file cannot be created or another process holds the lock.
+fn lock(dir: &Path) -> Result<File, LogError> {
+    let lock = crate::datadir::file_options()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dir.join("LOCK"))
+        .map_err(|e| io("creating LOCK", e))?;
+    lock.try_lock_exclusive().map_err(|_| {
+        LogError::Unavailable(format!("{} is in use by another process", dir.display()))
+    })?;
+    Ok(lock)
+}
+
+/// Why start-up refuses a damaged segment, where, and what the operator can do.
+fn refusal(dir: &Path, path: &Path, d: &Damage, position: u64, last: bool) -> String {
+    let data_dir = dir.parent().unwrap_or(dir).display();
+    let what = match (d.next_whole, last) {
+        (Some(at), _) => format!(
+            "{} whole records follow it from byte {at}, so it is not a torn last write",
+            d.whole_after
+        ),
+        (None, false) => "later segments follow it".to_owned(),
+        (None, true) => "nothing follows it".to_owned(),
+    };
+    format!(
+        "{} is damaged at byte {} (record {position}: {}); {what}. Roster will not cut \
+         acknowledged records on its own. Restore the data directory from a backup, or run \
+         `roster log repair --data-dir {data_dir}` to see, and with --yes to make, the cut at \
+         byte {} (everything from there on is kept in a folder beside the log, and records from \
+         {position} on are gone from the views).",
+        path.display(),
+        d.offset,
+        d.why,
+        d.offset
+    )
+}
+
+/// Cuts a torn last write off the active segment, keeping the cut bytes beside it.
+///
+/// Fails when the bytes cannot be saved or the segment cannot be truncated.
+fn cut_torn_tail(dir: &Path, path: &Path, d: &Damage, len: u64) -> Result<(), LogError> {
+    let mut torn = Vec::new();
+    let mut f = File::open(path).map_err(|e| io("reading a torn tail", e))?;
+    f.seek(SeekFrom::Start(d.offset))
+        .and_then(|_| f.read_to_end(&mut torn))
+        .map_err(|e| io("reading a torn tail", e))?;
+    let name = format!(
+        "{}.torn-{}-{}",
+        path.file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        d.offset,
+        chrono::Utc::now().timestamp_millis()
+    );
+    let side = dir.join(&name);
+    let mut out = crate::datadir::file_options()
+        .write(true)
+        .create_new(true)
+        .open(&side)
+        .map_err(|e| io("saving a torn tail", e))?;
+    out.write_all(&torn)
+        .and_then(|_| out.sync_all())
+        .and_then(|_| sync_dir(dir))
+        .map_err(|e| io("saving a torn tail", e))?;
+    tracing::warn!(
+        segment = %path.display(), offset = d.offset, bytes = len - d.offset, why = %d.why,
+        kept_in = %side.display(),
+        "cut a torn last write (no whole record after it) back to the last whole record"
+    );
+    let f = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| io("opening a segment to truncate", e))?;
+    f.set_len(d.offset)
+        .map_err(|e| io("truncating a segment", e))?;
+    f.sync_all().map_err(|e| io("syncing a segment", e))
 }
 
 fn io(context: &str, e: std::io::Error) -> LogError {
@@ -91,56 +166,28 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Reads one frame; Ok(None) at a clean end, Err on a torn or corrupt frame.
-fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> Result<Option<usize>, String> {
-    let mut header = [0u8; HEADER];
-    let mut got = 0;
-    while got < HEADER {
-        match r.read(&mut header[got..]) {
-            Ok(0) if got == 0 => return Ok(None),
-            Ok(0) => return Err("torn header".into()),
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e.to_string()),
-        }
-    }
-    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-    if len == 0 || len > MAX_RECORD_BYTES {
-        return Err(format!("implausible frame length {len}"));
-    }
-    buf.resize(len, 0);
-    r.read_exact(buf).map_err(|_| "torn payload".to_string())?;
-    if crc32fast::hash(buf) != crc {
-        return Err("checksum mismatch".into());
-    }
-    Ok(Some(HEADER + len))
-}
-
 impl FileLog {
-    /// Opens (or creates) the log in `dir`, recovering from a torn tail.
+    /// Opens (or creates) the log in `dir`, recovering from a torn last write: damage in the
+    /// last segment with no whole record after it is cut off, and the cut bytes are kept
+    /// beside the segment (`<segment>.torn-<offset>`). The folder and its files are made
+    /// readable by their owner only.
     ///
-    /// Fails when the directory cannot be created or locked (another process has it), or when
-    /// a segment other than the last is damaged.
+    /// Fails when the directory cannot be created or locked (another process has it), or with
+    /// `Corrupt`, changing nothing, when a segment is damaged anywhere else: in a segment
+    /// other than the last, or with whole records after the damage. The message says where
+    /// and what the operator can do (restore a backup, or `roster log repair`).
     pub fn open(dir: impl AsRef<Path>, options: FileLogOptions) -> Result<FileLog, LogError> {
         let dir = dir.as_ref().to_path_buf();
-        std::fs::create_dir_all(&dir).map_err(|e| io("creating the log directory", e))?;
-        let lock = File::create(dir.join("LOCK")).map_err(|e| io("creating LOCK", e))?;
-        lock.try_lock_exclusive().map_err(|_| {
-            LogError::Unavailable(format!("{} is in use by another process", dir.display()))
-        })?;
+        crate::datadir::create_dir(&dir).map_err(|e| io("creating the log directory", e))?;
+        let lock = lock(&dir)?;
 
-        let mut segments: Vec<u64> = std::fs::read_dir(&dir)
-            .map_err(|e| io("listing the log directory", e))?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                name.strip_suffix(".log")?.parse::<u64>().ok()
-            })
-            .collect();
-        segments.sort_unstable();
+        let mut segments = list_segments(&dir).map_err(|e| io("listing the log directory", e))?;
         if segments.is_empty() {
-            File::create(segment_path(&dir, 0)).map_err(|e| io("creating a segment", e))?;
+            crate::datadir::file_options()
+                .write(true)
+                .create_new(true)
+                .open(segment_path(&dir, 0))
+                .map_err(|e| io("creating a segment", e))?;
             sync_dir(&dir).map_err(|e| io("syncing the log directory", e))?;
             segments.push(0);
         }
@@ -157,53 +204,34 @@ impl FileLog {
                     path.display()
                 )));
             }
-            let file = File::open(&path).map_err(|e| io("opening a segment", e))?;
-            let mut r = BufReader::with_capacity(1 << 20, file);
-            let mut offset = 0u64;
-            let mut buf = Vec::new();
+            crate::datadir::tighten(&path).map_err(|e| io("securing a segment", e))?;
+            let scan =
+                scan(&path, position, INDEX_EVERY).map_err(|e| io("reading a segment", e))?;
             marks.push(Mark {
                 position,
                 segment: base,
                 offset: 0,
             });
-            loop {
-                match read_frame(&mut r, &mut buf) {
-                    Ok(Some(n)) => {
-                        position += 1;
-                        offset += n as u64;
-                        if position.is_multiple_of(INDEX_EVERY) {
-                            marks.push(Mark {
-                                position,
-                                segment: base,
-                                offset,
-                            });
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(why) if i == last => {
-                        tracing::warn!(
-                            segment = %path.display(), offset, %why,
-                            "cutting a torn or corrupt tail back to the last whole record"
-                        );
-                        let f = OpenOptions::new()
-                            .write(true)
-                            .open(&path)
-                            .map_err(|e| io("opening a segment to truncate", e))?;
-                        f.set_len(offset)
-                            .map_err(|e| io("truncating a segment", e))?;
-                        f.sync_all().map_err(|e| io("syncing a segment", e))?;
-                        break;
-                    }
-                    Err(why) => {
-                        return Err(LogError::Corrupt(format!(
-                            "{} is damaged at byte {offset}: {why}",
-                            path.display()
-                        )))
-                    }
+            marks.extend(scan.marks.iter().map(|&(position, offset)| Mark {
+                position,
+                segment: base,
+                offset,
+            }));
+            position += scan.records;
+            if let Some(damage) = &scan.damage {
+                if i != last || damage.next_whole.is_some() {
+                    return Err(LogError::Corrupt(refusal(
+                        &dir,
+                        &path,
+                        damage,
+                        position,
+                        i == last,
+                    )));
                 }
+                cut_torn_tail(&dir, &path, damage, scan.len)?;
             }
             if i == last {
-                tail_len = offset;
+                tail_len = scan.valid_len;
             }
         }
 
@@ -503,7 +531,7 @@ impl Writer {
 
     fn roll(&mut self) -> Result<(), LogError> {
         let path = segment_path(&self.dir, self.next);
-        let file = OpenOptions::new()
+        let file = crate::datadir::file_options()
             .create(true)
             .append(true)
             .open(&path)

@@ -4,15 +4,12 @@
 //! users created in the same request). Operations are not atomic together, as the RFC says;
 //! each one is.
 
-use super::body::{json_object, parse_etag};
-use super::error::ScimError;
-use super::scim::{
-    group_location, group_resource, parse_id, take_patch_password, user_input, user_location,
-    SourceAuth,
-};
-use super::AppState;
-use crate::domain::{Command, Outcome};
-use crate::patch;
+use super::super::body::{json_object, parse_etag};
+use super::super::error::ScimError;
+use super::super::AppState;
+use super::auth::{parse_id, SourceAuth};
+use super::{input, render};
+use crate::domain::Command;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
@@ -65,6 +62,8 @@ struct Done {
     created: Option<String>,
 }
 
+/// One operation, run exactly as its own request would be: the same parsing into a checked
+/// command, the same writer, the same answer (the resource as this operation left it).
 async fn run_one(
     app: &AppState,
     auth: &SourceAuth,
@@ -92,64 +91,22 @@ async fn run_one(
             )),
         }
     };
+    let what = if users { "user" } else { "group" };
+    let id = id.map(|id| parse_id(id, what)).transpose()?;
     let method = method.to_ascii_uppercase();
     let cmd = match (method.as_str(), users, id) {
-        ("POST", true, None) => {
-            let (resource, password_hash) = user_input(app, auth, data()?).await?;
-            Command::CreateUser {
-                resource,
-                password_hash,
-            }
-        }
-        ("POST", false, None) => {
-            let (resource, members) = group_resource(data()?, auth.group_extensions())?;
-            Command::CreateGroup { resource, members }
-        }
-        ("PUT", true, Some(id)) => {
-            let id = parse_id(id, "user")?;
-            let (resource, password_hash) = user_input(app, auth, data()?).await?;
-            Command::ReplaceUser {
-                id,
-                resource,
-                password_hash,
-                if_match: version,
-            }
-        }
-        ("PUT", false, Some(id)) => {
-            let (resource, members) = group_resource(data()?, auth.group_extensions())?;
-            Command::ReplaceGroup {
-                id: parse_id(id, "group")?,
-                resource,
-                members,
-                if_match: version,
-            }
-        }
-        ("PATCH", u, Some(id)) => {
-            let mut ops = patch::parse_request(&data()?)
-                .map_err(|e| ScimError::bad_request(e.scim_type, e.detail))?;
-            if u {
-                let id = parse_id(id, "user")?;
-                let password_hash = take_patch_password(app, &mut ops).await?;
-                Command::PatchUser {
-                    id,
-                    ops,
-                    password_hash,
-                    if_match: version,
-                }
-            } else {
-                Command::PatchGroup {
-                    id: parse_id(id, "group")?,
-                    ops,
-                    if_match: version,
-                }
-            }
-        }
+        ("POST", true, None) => input::create_user(app, auth, data()?).await?,
+        ("POST", false, None) => input::create_group(auth, data()?)?,
+        ("PUT", true, Some(id)) => input::replace_user(app, auth, id, data()?, version).await?,
+        ("PUT", false, Some(id)) => input::replace_group(auth, id, data()?, version)?,
+        ("PATCH", true, Some(id)) => input::patch_user(app, auth, id, data()?, version).await?,
+        ("PATCH", false, Some(id)) => input::patch_group(app, auth, id, data()?, version).await?,
         ("DELETE", true, Some(id)) => Command::DeleteUser {
-            id: parse_id(id, "user")?,
+            id,
             if_match: version,
         },
         ("DELETE", false, Some(id)) => Command::DeleteGroup {
-            id: parse_id(id, "group")?,
+            id,
             if_match: version,
         },
         _ => {
@@ -161,54 +118,40 @@ async fn run_one(
         }
     };
     let created = method == "POST";
-    let outcome = app
-        .writers
-        .get(&auth.directory)
-        .await?
-        .execute(cmd, auth.ctx())
-        .await?;
-    match outcome {
-        Outcome::User(id) => {
-            let u = app
-                .store
-                .user(&auth.directory, id)
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let (location, version, new_id) = match cmd {
+        Command::DeleteUser { .. } | Command::DeleteGroup { .. } => {
+            app.writers
+                .get(&auth.directory)
                 .await?
-                .ok_or_else(|| ScimError::not_found("user not found"))?;
-            Ok(Done {
-                status: if created {
-                    StatusCode::CREATED
-                } else {
-                    StatusCode::OK
-                },
-                location: Some(user_location(auth.base(), &u)),
-                version: Some(u.version),
-                created: created.then(|| id.to_string()),
-            })
+                .execute(cmd, auth.ctx())
+                .await?;
+            return Ok(Done {
+                status: StatusCode::NO_CONTENT,
+                location: None,
+                version: None,
+                created: None,
+            });
         }
-        Outcome::Group(id) => {
-            let g = app
-                .store
-                .group(&auth.directory, id)
-                .await?
-                .ok_or_else(|| ScimError::not_found("group not found"))?;
-            Ok(Done {
-                status: if created {
-                    StatusCode::CREATED
-                } else {
-                    StatusCode::OK
-                },
-                location: Some(group_location(auth.base(), &g)),
-                version: Some(g.version),
-                created: created.then(|| id.to_string()),
-            })
+        cmd if users => {
+            let u = super::users::write(app, auth, cmd).await?;
+            (render::user_location(auth.base(), &u), u.version, u.id)
         }
-        _ => Ok(Done {
-            status: StatusCode::NO_CONTENT,
-            location: None,
-            version: None,
-            created: None,
-        }),
-    }
+        cmd => {
+            let g = super::groups::write(app, auth, cmd).await?;
+            (render::group_location(auth.base(), &g), g.version, g.id)
+        }
+    };
+    Ok(Done {
+        status,
+        location: Some(location),
+        version: Some(version),
+        created: created.then(|| new_id.to_string()),
+    })
 }
 
 // RFC 7644 §3.7
@@ -219,7 +162,7 @@ pub async fn bulk(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ScimError> {
     let body = json_object(&headers, body)?;
-    super::body::message_schema(&body, BULK_REQUEST, "invalidSyntax")?;
+    super::super::body::message_schema(&body, BULK_REQUEST, "invalidSyntax")?;
     let Some(Value::Array(ops)) = get_ci(&body, "Operations") else {
         return Err(ScimError::bad_request(
             "invalidSyntax",
@@ -298,7 +241,7 @@ pub async fn bulk(
                     r["location"] = l.into();
                 }
                 if let Some(v) = done.version {
-                    r["version"] = super::body::etag(v).into();
+                    r["version"] = super::super::body::etag(v).into();
                 }
                 r["status"] = done.status.as_str().into();
             }
@@ -312,7 +255,10 @@ pub async fn bulk(
     }
     let body = json!({"schemas": [BULK_RESPONSE], "Operations": results});
     Ok((
-        [(axum::http::header::CONTENT_TYPE, super::error::SCIM_JSON)],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            super::super::error::SCIM_JSON,
+        )],
         body.to_string(),
     )
         .into_response())

@@ -3,6 +3,9 @@
 //! `/ResourceTypes`), the canonical spelling of attribute names in request bodies, and each
 //! attribute's `caseExact` in filters.
 
+mod check;
+
+pub use check::{Checked, Def, Extension, Invalid, ResourceSchemas, Target, MAX_VALUES};
 pub use roster_events::{DeclaredAttribute, DeclaredSchema};
 use serde_json::{json, Map, Value};
 

@@ -1,0 +1,102 @@
+//! What every request passes before a handler sees it, and every error answer after: a URI
+//! or header section over its limit is 414 or 431, a declared body over the limit is 413
+//! before a byte of it is read, and any error answered by a layer that does not speak SCIM
+//! (the router's own rejections, body limits, timeouts) is rewritten into the RFC 7644 §3.12
+//! error body, so that clients always get `application/scim+json`.
+
+use super::error::ScimError;
+use super::AppState;
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+/// The longest request target (path and query) accepted, in bytes.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+/// The most header bytes (names and values) a request may carry.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+/// The most header fields a request may carry.
+pub const MAX_HEADERS: usize = 100;
+
+/// Refuses requests over the URI, header and declared body limits.
+pub async fn limits(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    if req.uri().to_string().len() > MAX_URI_BYTES {
+        return ScimError::new(
+            StatusCode::URI_TOO_LONG,
+            None,
+            format!("the request target is longer than {MAX_URI_BYTES} bytes"),
+        )
+        .into_response();
+    }
+    let headers = req.headers();
+    let bytes: usize = headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum();
+    if headers.len() > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
+        return ScimError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            None,
+            format!(
+                "at most {MAX_HEADERS} header fields and {MAX_HEADER_BYTES} bytes of headers \
+                 are accepted"
+            ),
+        )
+        .into_response();
+    }
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > app.settings.max_body_bytes as u64) {
+        return too_large(app.settings.max_body_bytes);
+    }
+    next.run(req).await
+}
+
+/// 413 for a body over `max` bytes.
+pub fn too_large(max: usize) -> Response {
+    ScimError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        None,
+        format!("the request body is larger than {max} bytes"),
+    )
+    .into_response()
+}
+
+/// The most of a non-SCIM error body kept as the SCIM error's detail.
+const MAX_DETAIL: usize = 512;
+
+/// Rewrites error answers that are not JSON into SCIM error bodies with the same status.
+pub async fn scim_errors(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.contains("json"));
+    if json {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, MAX_DETAIL * 4)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let detail = if text.is_empty() || status.is_server_error() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        text.chars().take(MAX_DETAIL).collect()
+    };
+    let mut out = ScimError::new(status, None, detail).into_response();
+    for (k, v) in parts.headers.iter() {
+        if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
+            out.headers_mut().entry(k.clone()).or_insert(v.clone());
+        }
+    }
+    out
+}
