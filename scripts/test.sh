@@ -14,6 +14,8 @@
 # - scim2-server from PyPI, the independent SCIM server the provider tests sync to, installed
 #   once into a virtualenv in ~/.cache/roster/scim2-server-0.8.3; each test starts its own on
 #   a free loopback port (ROSTER_TEST_SCIM2_SERVER).
+# - scim2-tester with scim2-cli from PyPI, the independent compliance checker run against Roster
+#   (ROSTER_TEST_SCIM2_CLI), installed once into ~/.cache/roster/scim2-tester-0.5.2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/postgres.sh
@@ -35,6 +37,16 @@ if [ ! -x "$SCIM2" ]; then
     echo "== installing scim2-server $SCIM2_VERSION into $SCIM2_ROOT (once)"
     python3 -m venv "$SCIM2_ROOT"
     "$SCIM2_ROOT/bin/pip" install --quiet "scim2-server==$SCIM2_VERSION"
+fi
+
+# scim2-tester, the independent RFC 7643/7644 compliance checker, with its command line.
+SCIM2_TESTER_VERSION=0.5.2
+SCIM2_CLI_ROOT="${ROSTER_SCIM2_CLI_ROOT:-$HOME/.cache/roster/scim2-tester-$SCIM2_TESTER_VERSION}"
+SCIM2_CLI="$SCIM2_CLI_ROOT/bin/scim2"
+if [ ! -x "$SCIM2_CLI" ]; then
+    echo "== installing scim2-tester $SCIM2_TESTER_VERSION into $SCIM2_CLI_ROOT (once)"
+    python3 -m venv "$SCIM2_CLI_ROOT"
+    "$SCIM2_CLI_ROOT/bin/pip" install --quiet "scim2-tester==$SCIM2_TESTER_VERSION" "scim2-cli==0.6.0"
 fi
 
 free_port() {
@@ -73,4 +85,5 @@ start_postgres "$pg_dir"
 export ROSTER_TEST_KAFKA_BROKERS="127.0.0.1:$port"
 export ROSTER_TEST_TANSU="$TANSU"
 export ROSTER_TEST_SCIM2_SERVER="$SCIM2"
+export ROSTER_TEST_SCIM2_CLI="$SCIM2_CLI"
 cargo test --workspace --locked "$@"

@@ -354,6 +354,9 @@ fn expand_pathless(
                 return err("invalidValue", format!("{k} must be an object"));
             };
             for (ak, av) in attrs {
+                if ak.eq_ignore_ascii_case("schemas") {
+                    continue;
+                }
                 let path = parse_path(&format!("{}:{ak}", ext.id()))?;
                 out.push(PatchOp {
                     op,

@@ -91,7 +91,7 @@ fn what_real_clients_send_is_accepted_and_stored_in_one_shape() {
             "emails": [{"value": "ada@example.com", "type": "work", "primary": "true"}],
             "phoneNumbers": [],
             "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user": {
-                "Department": "R&D", "manager": "boss-id", "costCenter": null
+                "schemas": [ENT], "Department": "R&D", "manager": "boss-id", "costCenter": null
             }
         })))
         .unwrap();
