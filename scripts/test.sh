@@ -14,6 +14,9 @@
 # - scim2-server from PyPI, the independent SCIM server the provider tests sync to, installed
 #   once into a virtualenv in ~/.cache/roster/scim2-server-0.8.3; each test starts its own on
 #   a free loopback port (ROSTER_TEST_SCIM2_SERVER).
+# - django-scim2 0.23 from PyPI, a second independent SCIM server that takes less than the RFC
+#   (tests/django_scim_remote), installed once into ~/.cache/roster/django-scim2-0.23.0; each
+#   test starts its own (ROSTER_TEST_DJANGO_PYTHON).
 # - scim2-tester with scim2-cli from PyPI, the independent compliance checker run against Roster
 #   (ROSTER_TEST_SCIM2_CLI), installed once into ~/.cache/roster/scim2-tester-0.5.2.
 set -euo pipefail
@@ -47,6 +50,16 @@ if [ ! -x "$SCIM2_CLI" ]; then
     echo "== installing scim2-tester $SCIM2_TESTER_VERSION into $SCIM2_CLI_ROOT (once)"
     python3 -m venv "$SCIM2_CLI_ROOT"
     "$SCIM2_CLI_ROOT/bin/pip" install --quiet "scim2-tester==$SCIM2_TESTER_VERSION" "scim2-cli==0.6.0"
+fi
+
+# django-scim2, the second independent SCIM server the provider tests sync to (the project
+# in tests/django_scim_remote), installed once with Django into a virtualenv.
+DJANGO_SCIM_VERSION=0.23.0
+DJANGO_ROOT="${ROSTER_DJANGO_ROOT:-$HOME/.cache/roster/django-scim2-$DJANGO_SCIM_VERSION}"
+if [ ! -x "$DJANGO_ROOT/bin/python" ] || ! "$DJANGO_ROOT/bin/python" -c 'import django_scim' 2>/dev/null; then
+    echo "== installing django-scim2 $DJANGO_SCIM_VERSION into $DJANGO_ROOT (once)"
+    python3 -m venv "$DJANGO_ROOT"
+    "$DJANGO_ROOT/bin/pip" install --quiet "django-scim2==$DJANGO_SCIM_VERSION" "Django==5.2.*"
 fi
 
 free_port() {
@@ -86,4 +99,5 @@ export ROSTER_TEST_KAFKA_BROKERS="127.0.0.1:$port"
 export ROSTER_TEST_TANSU="$TANSU"
 export ROSTER_TEST_SCIM2_SERVER="$SCIM2"
 export ROSTER_TEST_SCIM2_CLI="$SCIM2_CLI"
+export ROSTER_TEST_DJANGO_PYTHON="$DJANGO_ROOT/bin/python"
 cargo test --workspace --locked "$@"

@@ -801,10 +801,19 @@ async fn catch_up(
         let wanted = feeds.wanted(&entries);
         store.apply(entries).instrument(span).await?;
         feeds.dispatch(wanted);
-        projected.send_replace(next);
+        publish(projected, next);
     }
-    projected.send_replace(next);
+    publish(projected, next);
     Ok(next)
+}
+
+/// Publishes the position the views reflect; followers are woken only when it moved.
+fn publish(projected: &watch::Sender<u64>, next: u64) {
+    projected.send_if_modified(|at| {
+        let moved = *at != next;
+        *at = next;
+        moved
+    });
 }
 
 /// Start-up replay: folds every partition until the log says each is caught up, so the views

@@ -37,6 +37,10 @@ struct Recorder {
     tokens: Arc<Mutex<u32>>,
 }
 
+/// No groups left with a delete.
+static NO_GROUPS: std::collections::BTreeSet<roster_events::ResourceId> =
+    std::collections::BTreeSet::new();
+
 async fn handle(
     State(r): State<Recorder>,
     method: Method,
@@ -429,11 +433,13 @@ async fn each_change_becomes_the_expected_requests_and_conflicts_and_gone_object
     let (rec, base) = recorder().await;
     let (remote, _) = remote(&base, Auth::Bearer(Secret::new("t")), Mode::Default);
     let mut links = MemoryLinks::default();
+    let learned = std::sync::Mutex::default();
     let mut s = Syncer {
         remote: &remote,
         mode: Mode::Default,
         mapping: &DefaultMapping,
         deactivate: false,
+        learned: &learned,
         dry_run: None,
     };
     let (u1, u2, g) = (ResourceId::new(), ResourceId::new(), ResourceId::new());
@@ -468,7 +474,7 @@ async fn each_change_becomes_the_expected_requests_and_conflicts_and_gone_object
     let g3 = group(g, "Engineering", &[u2]);
     s.group(Some(&g2), &g3, &mut links).await.unwrap();
     s.user(&user(u1, "alice", "d"), &mut links).await.unwrap();
-    s.delete_user(u2, Some(&user(u2, "bob\"s", "c")), &mut links)
+    s.delete_user(u2, Some(&user(u2, "bob\"s", "c")), &NO_GROUPS, &mut links)
         .await
         .unwrap();
     s.delete_group(g, &mut links).await.unwrap();
@@ -530,11 +536,13 @@ async fn aws_replaces_groups_and_deactivation_without_patch_is_a_put() {
     links.link(Kind::User, u1, "r-u1".into());
     links.link(Kind::User, u2, "r-u2".into());
     links.link(Kind::Group, g, "r-g".into());
+    let learned = std::sync::Mutex::default();
     let mut s = Syncer {
         remote: &remote,
         mode: Mode::Aws,
         mapping: &DefaultMapping,
         deactivate: true,
+        learned: &learned,
         dry_run: None,
     };
     // The remote claims PATCH; AWS mode does not use it.
@@ -543,7 +551,7 @@ async fn aws_replaces_groups_and_deactivation_without_patch_is_a_put() {
     s.group(Some(&g0), &group(g, "Eng", &[u1, u2]), &mut links)
         .await
         .unwrap();
-    s.delete_user(u2, Some(&user(u2, "bob", "x")), &mut links)
+    s.delete_user(u2, Some(&user(u2, "bob", "x")), &NO_GROUPS, &mut links)
         .await
         .unwrap();
     let p = |m: &str, path: &str| (m.to_owned(), format!("/scim/v2/{path}"));
@@ -576,16 +584,18 @@ async fn a_dry_run_sends_nothing_and_lists_what_it_would_send() {
     let (rec, base) = recorder().await;
     let (remote, _) = remote(&base, Auth::Bearer(Secret::new("t")), Mode::Default);
     let mut links = MemoryLinks::default();
+    let learned = std::sync::Mutex::default();
     let mut s = Syncer {
         remote: &remote,
         mode: Mode::Default,
         mapping: &DefaultMapping,
         deactivate: false,
+        learned: &learned,
         dry_run: Some(Vec::new()),
     };
     let u = ResourceId::new();
     s.user(&user(u, "alice", "a"), &mut links).await.unwrap();
-    s.delete_user(u, Some(&user(u, "alice", "a")), &mut links)
+    s.delete_user(u, Some(&user(u, "alice", "a")), &NO_GROUPS, &mut links)
         .await
         .unwrap();
     let planned = s.dry_run.take().unwrap();
@@ -600,11 +610,13 @@ async fn slack_looks_up_a_conflicting_user_by_filter_even_when_the_config_does_n
     let (rec, base) = recorder().await;
     let (remote, _) = remote(&base, Auth::Bearer(Secret::new("t")), Mode::Slack);
     let mut links = MemoryLinks::default();
+    let learned = std::sync::Mutex::default();
     let mut s = Syncer {
         remote: &remote,
         mode: Mode::Slack,
         mapping: &DefaultMapping,
         deactivate: true,
+        learned: &learned,
         dry_run: None,
     };
     let u = ResourceId::new();
@@ -624,7 +636,9 @@ async fn slack_looks_up_a_conflicting_user_by_filter_even_when_the_config_does_n
     script(&rec, &[(201, json!({"id": "S1"}))]);
     s.user(&user(u, "sam", "a"), &mut links).await.unwrap();
     // A deleted user is deactivated with a PATCH.
-    s.delete_user(u, None, &mut links).await.unwrap();
+    s.delete_user(u, None, &NO_GROUPS, &mut links)
+        .await
+        .unwrap();
     let p = |m: &str, path: &str| (m.to_owned(), format!("/scim/v2/{path}"));
     let filter = format!("Users?filter=externalId+eq+%22{u}%22");
     assert_eq!(
@@ -649,11 +663,13 @@ async fn salesforce_reads_its_configuration_at_the_plural_path() {
     let mut links = MemoryLinks::default();
     let (u1, g) = (ResourceId::new(), ResourceId::new());
     links.link(Kind::User, u1, "005A".into());
+    let learned = std::sync::Mutex::default();
     let mut s = Syncer {
         remote: &remote,
         mode: Mode::Salesforce,
         mapping: &DefaultMapping,
         deactivate: false,
+        learned: &learned,
         dry_run: None,
     };
     script(
@@ -697,11 +713,13 @@ async fn webex_members_carry_a_lower_case_user_type_in_creates_and_patches() {
     let (u1, u2, g) = (ResourceId::new(), ResourceId::new(), ResourceId::new());
     links.link(Kind::User, u1, "w1".into());
     links.link(Kind::User, u2, "w2".into());
+    let learned = std::sync::Mutex::default();
     let mut s = Syncer {
         remote: &remote,
         mode: Mode::Webex,
         mapping: &DefaultMapping,
         deactivate: false,
+        learned: &learned,
         dry_run: None,
     };
     script(

@@ -248,6 +248,7 @@ async fn status(
         "last_checkpoint": s.last_checkpoint,
         "recent_requests": recent,
         "dry_run_requests": s.dry_run_requests,
+        "learned": s.learned,
     }))
     .into_response())
 }

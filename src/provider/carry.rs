@@ -4,13 +4,13 @@
 //! makes it so through [`Syncer`]. It works on a copy of the links it needs and hands back
 //! what it changed.
 
-use super::client::Remote;
-use super::compat::Mode;
+use super::client::{Remote, RemoteError};
+use super::compat::{Learned, Mode};
 use super::mapping::Mapping;
 use super::plan::{Kind, Request};
 use super::scope;
 use super::state::{Key, Work};
-use super::sync::{Links, MemoryLinks, SyncError, Syncer, TaskLinks};
+use super::sync::{Echo, Links, MemoryLinks, SyncError, Syncer, TaskLinks};
 use roster_events::{Member, MemberType, ProviderScope, ResourceId};
 use roster_projections::{GroupView, ProjectionStore};
 use std::collections::BTreeSet;
@@ -26,18 +26,58 @@ pub struct TaskContext {
     pub scope: ProviderScope,
     pub deactivate: bool,
     pub dry_run: bool,
+    /// What the provider learned about the remote, shared by its tasks and saved with its
+    /// progress.
+    pub learned: Arc<std::sync::Mutex<Learned>>,
+}
+
+/// Why a task failed, and whether trying again can help.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Failure {
+    pub message: String,
+    /// The remote said it will never do this (501 Not Implemented, 405): the object is parked
+    /// at once instead of being tried again and again.
+    pub permanent: bool,
+}
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Failure {
+        Failure {
+            message: e.to_string(),
+            permanent: false,
+        }
+    }
+}
+
+/// A sync error as a task failure.
+fn failure(e: SyncError) -> Failure {
+    let permanent = matches!(
+        &e,
+        SyncError::Remote(RemoteError::Status { status, .. })
+            if *status == reqwest::StatusCode::NOT_IMPLEMENTED
+                || *status == reqwest::StatusCode::METHOD_NOT_ALLOWED
+    );
+    Failure {
+        message: e.to_string(),
+        permanent,
+    }
 }
 
 /// How a task ended.
 pub struct Outcome {
     pub key: Key,
-    pub result: Result<(), String>,
+    pub result: Result<(), Failure>,
     /// Links set or removed, in order.
     pub links: Vec<(Kind, ResourceId, Option<String>)>,
+    /// What the remote answered to what was sent.
+    pub echoes: Vec<(Kind, ResourceId, Echo)>,
     /// Members in scope left out of this group because they have no remote id yet.
     pub waiting: Vec<Member>,
     /// The requests a dry run would have sent.
     pub planned: Vec<Request>,
+    /// Groups to carry whole next (a deleted user left them, and the remote takes member
+    /// removals only as a replacement of the group).
+    pub whole: Vec<ResourceId>,
 }
 
 /// The links a task on `key` needs: its own, and for a group its members' (current and
@@ -55,6 +95,9 @@ pub fn links_for(
         }
     };
     copy(key.0, key.1);
+    for g in &work.left {
+        copy(Kind::Group, *g);
+    }
     let members = group
         .into_iter()
         .flat_map(|g| g.members.iter())
@@ -73,10 +116,6 @@ pub fn member_kind(kind: MemberType) -> Kind {
     }
 }
 
-fn text(e: impl std::fmt::Display) -> String {
-    e.to_string()
-}
-
 /// Carries `work` for `key` to the remote.
 pub async fn carry(
     cx: Arc<TaskContext>,
@@ -87,18 +126,20 @@ pub async fn carry(
 ) -> Outcome {
     let mut links = TaskLinks {
         base: links,
-        changes: Vec::new(),
+        ..TaskLinks::default()
     };
     let mut syncer = Syncer {
         remote: &cx.remote,
         mode: cx.mode,
         mapping: cx.mapping.as_ref(),
         deactivate: cx.deactivate,
+        learned: &cx.learned,
         dry_run: cx.dry_run.then(Vec::new),
     };
     let mut waiting = Vec::new();
+    let mut whole = Vec::new();
     let result = match key.0 {
-        Kind::User => carry_user(&cx, key.1, &work, &mut syncer, &mut links).await,
+        Kind::User => carry_user(&cx, key.1, &work, &mut syncer, &mut links, &mut whole).await,
         Kind::Group => {
             carry_group(
                 &cx,
@@ -116,8 +157,10 @@ pub async fn carry(
         key,
         result,
         links: links.changes,
+        echoes: links.echoes,
         waiting,
         planned: syncer.dry_run.unwrap_or_default(),
+        whole,
     }
 }
 
@@ -127,24 +170,32 @@ async fn carry_user(
     work: &Work,
     syncer: &mut Syncer<'_>,
     links: &mut TaskLinks,
-) -> Result<(), String> {
-    let view = cx.store.user(&cx.directory, id).await.map_err(text)?;
+    whole: &mut Vec<ResourceId>,
+) -> Result<(), Failure> {
+    let view = cx.store.user(&cx.directory, id).await?;
     let Some(user) = view else {
-        return syncer.delete_user(id, None, links).await.map_err(text);
-    };
-    let in_scope = scope::users_in_scope(cx.store.as_ref(), &cx.directory, &cx.scope, &[&user])
-        .await
-        .map_err(text)?;
-    if !in_scope[0] {
-        return syncer
-            .delete_user(id, Some(&user), links)
+        *whole = syncer
+            .delete_user(id, None, &work.left, links)
             .await
-            .map_err(text);
+            .map_err(failure)?;
+        return Ok(());
+    };
+    let in_scope =
+        scope::users_in_scope(cx.store.as_ref(), &cx.directory, &cx.scope, &[&user]).await?;
+    if !in_scope[0] {
+        syncer
+            .delete_user(id, Some(&user), &BTreeSet::new(), links)
+            .await
+            .map_err(failure)?;
+        return Ok(());
     }
     if work.verify {
-        syncer.find_own(Kind::User, id, links).await.map_err(text)?;
+        syncer
+            .find_own(Kind::User, id, links)
+            .await
+            .map_err(failure)?;
     }
-    syncer.user(&user, links).await.map_err(text)
+    syncer.user(&user, links).await.map_err(failure)
 }
 
 /// The members of `group` the remote should have: users in scope and groups in scope.
@@ -152,6 +203,7 @@ pub(crate) async fn members_in_scope(
     cx: &TaskContext,
     group: &GroupView,
 ) -> Result<BTreeSet<Member>, String> {
+    let text = |e: roster_projections::StoreError| e.to_string();
     let user_ids: Vec<ResourceId> = group
         .members
         .iter()
@@ -200,9 +252,9 @@ async fn carry_group(
     syncer: &mut Syncer<'_>,
     links: &mut TaskLinks,
     waiting: &mut Vec<Member>,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     let Some(group) = group else {
-        return syncer.delete_group(id, links).await.map_err(text);
+        return syncer.delete_group(id, links).await.map_err(failure);
     };
     if !scope::group_in_scope(&cx.scope, id) {
         // Out of the filter: what was synced stays as it was.
@@ -220,27 +272,30 @@ async fn carry_group(
         syncer
             .find_own(Kind::Group, id, links)
             .await
-            .map_err(text)?;
+            .map_err(failure)?;
     }
     let linked = links.remote(Kind::Group, id).is_some();
     if work.whole || !linked {
-        return syncer.group(None, &desired, links).await.map_err(text);
+        return syncer.group(None, &desired, links).await.map_err(failure);
     }
     // Only members changed: the group as the remote has it is the desired one without what
-    // was added and with what was removed.
+    // was added and with what was removed. A user that left by being deleted is taken out by
+    // its own delete, where the remote needs that at all.
     let mut before = desired.clone();
     for m in &work.added {
         before.members.remove(m);
     }
     for m in &work.removed {
-        if !desired.members.contains(m) {
+        let deleted =
+            m.kind == MemberType::User && cx.store.user(&cx.directory, m.value).await?.is_none();
+        if !desired.members.contains(m) && !deleted {
             before.members.insert(*m);
         }
     }
     match syncer.group(Some(&before), &desired, links).await {
         // A member removal the remote no longer has to do (it already happened).
         Err(SyncError::Remote(e)) if e.is_no_target() => Ok(()),
-        other => other.map_err(text),
+        other => other.map_err(failure),
     }
 }
 
@@ -287,8 +342,10 @@ pub async fn carry_users_bulk(
             key: *key,
             result: Ok(()),
             links: Vec::new(),
+            echoes: Vec::new(),
             waiting: Vec::new(),
             planned: Vec::new(),
+            whole: Vec::new(),
         })
         .collect();
     // Per item: the operation sent for it, or None when it is carried alone (or needs
@@ -300,7 +357,7 @@ pub async fn carry_users_bulk(
         let view = match cx.store.user(&cx.directory, id).await {
             Ok(v) => v,
             Err(e) => {
-                outcomes[i].result = Err(e.to_string());
+                outcomes[i].result = Err(e.into());
                 continue;
             }
         };
@@ -310,7 +367,7 @@ pub async fn carry_users_bulk(
                 {
                     Ok(v) => v[0],
                     Err(e) => {
-                        outcomes[i].result = Err(e.to_string());
+                        outcomes[i].result = Err(e.into());
                         continue;
                     }
                 }
@@ -379,7 +436,7 @@ pub async fn carry_users_bulk(
                 .unwrap_or_default(),
             Err(e) => {
                 for (i, _) in &chunk {
-                    outcomes[*i].result = Err(e.to_string());
+                    outcomes[*i].result = Err(failure(SyncError::Remote(e.clone())));
                 }
                 continue;
             }
@@ -416,7 +473,10 @@ pub async fn carry_users_bulk(
                     let detail = result["response"]["detail"]
                         .as_str()
                         .unwrap_or("refused in a Bulk request");
-                    outcomes[*i].result = Err(format!("{status}: {detail}"));
+                    outcomes[*i].result = Err(Failure {
+                        message: format!("{status}: {detail}"),
+                        permanent: status == 501 || status == 405,
+                    });
                 }
             }
         }
@@ -436,6 +496,8 @@ pub async fn carry_users_bulk(
         }
         let single = carry(cx.clone(), key, work, None, own).await;
         outcomes[i].links.extend(single.links);
+        outcomes[i].echoes.extend(single.echoes);
+        outcomes[i].whole.extend(single.whole);
         outcomes[i].result = single.result;
     }
     outcomes

@@ -45,7 +45,7 @@ pub enum Grant {
 }
 
 /// Why a request did not succeed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum RemoteError {
     /// The remote answered with an error; `detail` is its SCIM error detail (or the start of
     /// the body).

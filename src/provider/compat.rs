@@ -24,6 +24,44 @@ pub enum Mode {
     Webex,
 }
 
+/// How a remote takes the removal of group members, from the most precise form to the
+/// bluntest. Servers built for Entra ID's dialect often refuse the first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberRemoval {
+    /// One `remove` per member, addressed by a value filter (`members[value eq "..."]`,
+    /// RFC 7644 §3.5.2.2).
+    #[default]
+    Filter,
+    /// `remove` of `members` with the values to remove (what Entra ID sends).
+    ValueList,
+    /// The whole group replaced (PUT) with its member list.
+    Replace,
+}
+
+impl MemberRemoval {
+    /// The next form to try when the remote refuses this one.
+    pub fn next(self) -> Option<MemberRemoval> {
+        match self {
+            MemberRemoval::Filter => Some(MemberRemoval::ValueList),
+            MemberRemoval::ValueList => Some(MemberRemoval::Replace),
+            MemberRemoval::Replace => None,
+        }
+    }
+}
+
+/// What a remote turned out to do, learned by talking to it and kept with the provider's
+/// progress, so that it is asked once, not at every change.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Learned {
+    /// The member-removal form the remote takes.
+    #[serde(default)]
+    pub member_removal: MemberRemoval,
+    /// Whether deleting a user takes it out of the remote's groups (None until seen).
+    #[serde(default)]
+    pub drops_deleted_members: Option<bool>,
+}
+
 /// Bulk limits (RFC 7643 §5: `bulk.maxOperations`, `bulk.maxPayloadSize`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BulkLimits {

@@ -10,7 +10,7 @@ use super::carry::{member_kind, TaskContext};
 use super::plan::{self, Kind};
 use super::scope;
 use super::state::{FullSyncReport, Key, Work};
-use super::sync::{Links, MemoryLinks, SyncError};
+use super::sync::{fingerprint, Echo, Links, MemoryLinks, SyncError};
 use roster_events::{fold_case, Member, MemberType, ResourceId};
 use roster_projections::{GroupView, ListQuery, UserView, Visibility};
 use serde_json::Value;
@@ -158,11 +158,24 @@ fn linked_but_unseen(
         .collect()
 }
 
-/// Plans a full sync of the provider of `cx`, linking what it matches in `links`.
+/// Whether the remote holds what was last sent for `key`, as it answered then: a remote that
+/// normalises documents still matches what it made of them.
+fn echoed(echoes: &HashMap<Key, Echo>, key: Key, desired: &Value, have: &Value) -> bool {
+    echoes
+        .get(&key)
+        .is_some_and(|e| e.sent == fingerprint(desired) && e.answered == fingerprint(have))
+}
+
+/// Plans a full sync of the provider of `cx`, linking what it matches in `links`; `echoes`
+/// hold what the remote answered to what was last sent.
 ///
 /// Fails when the remote cannot be listed or the views cannot be read; nothing is queued
 /// then (links already made stay: they are true).
-pub async fn plan(cx: &TaskContext, links: &mut MemoryLinks) -> Result<Plan, String> {
+pub async fn plan(
+    cx: &TaskContext,
+    links: &mut MemoryLinks,
+    echoes: &HashMap<Key, Echo>,
+) -> Result<Plan, String> {
     let text = |e: &dyn std::fmt::Display| e.to_string();
     let mut report = FullSyncReport {
         started: Some(chrono::Utc::now()),
@@ -210,7 +223,8 @@ pub async fn plan(cx: &TaskContext, links: &mut MemoryLinks) -> Result<Plan, Str
             };
             let desired = cx.mapping.user(user).map(Value::Object);
             let have = &remote_users.by_id[&remote_id];
-            if desired.is_some_and(|d| !subset(&d, have)) {
+            let key = (Kind::User, user.id);
+            if desired.is_some_and(|d| !subset(&d, have) && !echoed(echoes, key, &d, have)) {
                 work.push(((Kind::User, user.id), Work::whole()));
                 report.updated += 1;
             } else {
@@ -263,7 +277,8 @@ pub async fn plan(cx: &TaskContext, links: &mut MemoryLinks) -> Result<Plan, Str
                 continue;
             };
             let have = &remote_groups.by_id[&remote_id];
-            match group_difference(cx, group, have, links, &reverse).await? {
+            let echo = echoes.get(&(Kind::Group, group.id));
+            match group_difference(cx, group, have, links, &reverse, echo).await? {
                 None => report.unchanged += 1,
                 Some(w) => {
                     work.push(((Kind::Group, group.id), w));
@@ -294,6 +309,7 @@ async fn group_difference(
     have: &Value,
     links: &MemoryLinks,
     reverse: &HashMap<(Kind, String), ResourceId>,
+    echo: Option<&Echo>,
 ) -> Result<Option<Work>, String> {
     let mut desired = cx
         .mapping
@@ -303,7 +319,10 @@ async fn group_difference(
     if let Value::Object(m) = &mut desired {
         m.remove("members");
     }
-    if !subset(&desired, have) {
+    // Fingerprints leave members out: they are compared one by one below.
+    let echoed =
+        echo.is_some_and(|e| e.sent == fingerprint(&desired) && e.answered == fingerprint(have));
+    if !subset(&desired, have) && !echoed {
         return Ok(Some(Work::whole()));
     }
     let wanted = super::carry::members_in_scope(cx, group).await?;

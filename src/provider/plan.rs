@@ -1,7 +1,7 @@
 //! The SCIM requests that carry one change to a remote (RFC 7644 §3). Requests are data: the
 //! client sends them, a dry run lists them, and the tests compare them exactly.
 
-use super::compat::{Capabilities, Mode};
+use super::compat::{Capabilities, MemberRemoval, Mode};
 use reqwest::{Method, Url};
 use roster_events::MemberType;
 use serde_json::{json, Map, Value};
@@ -199,14 +199,17 @@ pub type RemoteMember = (String, MemberType);
 
 /// The requests that change a group's members on the remote.
 ///
-/// With PATCH: `add` operations carrying the new members, and one `remove` operation per
-/// member that leaves, addressed with a value filter (`members[value eq "..."]`; a `remove`
-/// of the bare `members` path would empty the whole group, RFC 7644 §3.5.2.2), at most
-/// [`MEMBERS_PER_PATCH`] members per request. Without PATCH: one PUT of `full` (the group
-/// with all its members as the remote should have them).
+/// With PATCH: `add` operations carrying the new members, and for the members that leave, as
+/// `removal` says: one `remove` per member addressed with a value filter
+/// (`members[value eq "..."]`; a `remove` of the bare `members` path would empty the whole
+/// group, RFC 7644 §3.5.2.2), or `remove` of `members` with a value list (Entra's form); at
+/// most [`MEMBERS_PER_PATCH`] members per request. Without PATCH, or when the remote takes
+/// no removal by PATCH: one PUT of `full` (the group with all its members as the remote
+/// should have them).
 pub fn change_members(
     mode: Mode,
     caps: Capabilities,
+    removal: MemberRemoval,
     remote_id: &str,
     add: &[RemoteMember],
     remove: &[RemoteMember],
@@ -215,25 +218,31 @@ pub fn change_members(
     if add.is_empty() && remove.is_empty() {
         return Vec::new();
     }
-    if !caps.patch {
+    if !caps.patch || (removal == MemberRemoval::Replace && !remove.is_empty()) {
         return vec![replace(Kind::Group, remote_id, full())];
     }
-    let mut operations: Vec<(usize, Value)> = add
-        .chunks(MEMBERS_PER_PATCH)
-        .map(|chunk| {
-            let members: Vec<Value> = chunk.iter().map(|(id, k)| mode.member(id, *k)).collect();
+    let listed = |op: &str, members: &[RemoteMember]| -> Vec<(usize, Value)> {
+        members
+            .chunks(MEMBERS_PER_PATCH)
+            .map(|chunk| {
+                let values: Vec<Value> = chunk.iter().map(|(id, k)| mode.member(id, *k)).collect();
+                (
+                    chunk.len(),
+                    json!({"op": op, "path": "members", "value": values}),
+                )
+            })
+            .collect()
+    };
+    let mut operations = listed("add", add);
+    match removal {
+        MemberRemoval::Filter => operations.extend(remove.iter().map(|(id, _)| {
             (
-                chunk.len(),
-                json!({"op": "add", "path": "members", "value": members}),
+                1,
+                json!({"op": "remove", "path": format!("members[value eq {}]", filter_literal(id))}),
             )
-        })
-        .collect();
-    operations.extend(remove.iter().map(|(id, _)| {
-        (
-            1,
-            json!({"op": "remove", "path": format!("members[value eq {}]", filter_literal(id))}),
-        )
-    }));
+        })),
+        _ => operations.extend(listed("remove", remove)),
+    }
     let mut requests = Vec::new();
     let mut batch: Vec<Value> = Vec::new();
     let mut members = 0;
@@ -325,6 +334,7 @@ mod tests {
         let rs = change_members(
             Mode::Default,
             patching(),
+            MemberRemoval::Filter,
             "g1",
             &[("u1".into(), MemberType::User)],
             &[
@@ -357,6 +367,7 @@ mod tests {
         let rs = change_members(
             Mode::Webex,
             patching(),
+            MemberRemoval::Filter,
             "g",
             &add,
             &remove,
@@ -386,14 +397,71 @@ mod tests {
         let rs = change_members(
             Mode::Aws,
             Mode::Aws.effective(patching()),
+            MemberRemoval::Filter,
             "g1",
             &[("u1".into(), MemberType::User)],
             &[],
             || full.clone(),
         );
         assert_eq!(rs, [replace(Kind::Group, "g1", full)]);
-        assert!(
-            change_members(Mode::Default, patching(), "g", &[], &[], || unreachable!()).is_empty()
+        let none = change_members(
+            Mode::Default,
+            patching(),
+            MemberRemoval::Filter,
+            "g",
+            &[],
+            &[],
+            || unreachable!(),
         );
+        assert!(none.is_empty());
+    }
+
+    #[test]
+    fn removals_take_the_form_the_remote_accepts() {
+        let remove = [
+            ("u2".to_owned(), MemberType::User),
+            ("u3".to_owned(), MemberType::User),
+        ];
+        let add = [("u1".to_owned(), MemberType::User)];
+        let rs = change_members(
+            Mode::Default,
+            patching(),
+            MemberRemoval::ValueList,
+            "g1",
+            &add,
+            &remove,
+            || unreachable!("PATCH still works"),
+        );
+        assert_eq!(
+            rs[0].body.as_ref().unwrap()["Operations"],
+            json!([
+                {"op": "add", "path": "members", "value": [{"value": "u1", "type": "User"}]},
+                {"op": "remove", "path": "members", "value": [
+                    {"value": "u2", "type": "User"}, {"value": "u3", "type": "User"}
+                ]},
+            ])
+        );
+        let full = json!({"displayName": "G"});
+        let rs = change_members(
+            Mode::Default,
+            patching(),
+            MemberRemoval::Replace,
+            "g1",
+            &add,
+            &remove,
+            || full.clone(),
+        );
+        assert_eq!(rs, [replace(Kind::Group, "g1", full.clone())]);
+        // Adds alone still go by PATCH whatever removals take.
+        let rs = change_members(
+            Mode::Default,
+            patching(),
+            MemberRemoval::Replace,
+            "g1",
+            &add,
+            &[],
+            || full.clone(),
+        );
+        assert_eq!(rs[0].method, Method::PATCH);
     }
 }

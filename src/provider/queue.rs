@@ -242,8 +242,8 @@ impl<K: Hash + Eq + Clone, C: Clone> ObjectQueue<K, C> {
     }
 
     /// The change taken for `key` failed: it waits until `retry_at`, or is parked when it has
-    /// failed `max_attempts` times.
-    pub fn failed(&mut self, key: &K, error: String, retry_at: Instant) {
+    /// failed `max_attempts` times or trying again cannot help (`retry_at` None).
+    pub fn failed(&mut self, key: &K, error: String, retry_at: Option<Instant>) {
         let Some(o) = self.objects.get_mut(key) else {
             return;
         };
@@ -253,11 +253,39 @@ impl<K: Hash + Eq + Clone, C: Clone> ObjectQueue<K, C> {
         self.in_flight -= 1;
         o.attempts += 1;
         o.last_error = Some(error);
-        o.state = if o.attempts >= self.max_attempts {
-            State::Parked
-        } else {
-            State::Waiting(retry_at)
+        o.state = match retry_at {
+            Some(at) if o.attempts < self.max_attempts => State::Waiting(at),
+            _ => State::Parked,
         };
+    }
+
+    /// Replaces the changes waiting for `key` with `change` and puts the object back in line
+    /// with a fresh count of attempts (a parked one too). A change in flight stays: `change`
+    /// goes after it.
+    pub fn replace_waiting(&mut self, key: K, change: C) {
+        let Some(o) = self.objects.get_mut(&key) else {
+            return self.push(key, change);
+        };
+        if o.state == State::InFlight {
+            o.changes.truncate(1);
+            o.changes.push_back(change);
+            return;
+        }
+        o.changes = VecDeque::from([change]);
+        o.attempts = 0;
+        o.last_error = None;
+        if o.state != State::Ready {
+            o.state = State::Ready;
+            self.ready.push_back(key);
+        }
+    }
+
+    /// Objects with changes to carry that are neither in flight nor parked.
+    pub fn waiting_objects(&self) -> usize {
+        self.objects
+            .values()
+            .filter(|o| matches!(o.state, State::Ready | State::Waiting(_)))
+            .count()
     }
 
     /// Parked objects, in no particular order.
@@ -355,7 +383,7 @@ mod tests {
         q.push("good", 1);
         assert_eq!(q.len(), 3);
         assert_eq!(q.take(t0), Some(("bad", 1)));
-        q.failed(&"bad", "500: boom".into(), later);
+        q.failed(&"bad", "500: boom".into(), Some(later));
         assert_eq!(q.next_wake(), Some(later));
         // While it waits, the others go.
         assert_eq!(q.take(t0), Some(("good", 1)));
@@ -363,7 +391,7 @@ mod tests {
         assert_eq!(q.take(t0), None);
         // Its wait is over: the same change again, not the next one.
         assert_eq!(q.take(later), Some(("bad", 1)));
-        q.failed(&"bad", "400: userName is required".into(), later);
+        q.failed(&"bad", "400: userName is required".into(), Some(later));
         assert_eq!(
             q.parked(),
             [Parked {
@@ -391,6 +419,40 @@ mod tests {
     }
 
     #[test]
+    fn a_permanent_failure_parks_at_once_and_a_full_sync_replaces_what_waits() {
+        let now = Instant::now();
+        let mut q: ObjectQueue<&str, u32> = ObjectQueue::new(4, 8);
+        q.push("g", 1);
+        q.push("g", 2);
+        assert_eq!(q.take(now), Some(("g", 1)));
+        q.failed(&"g", "501: not implemented".into(), None);
+        assert_eq!(
+            q.parked().len(),
+            1,
+            "no retries for what the remote will never do"
+        );
+        assert_eq!(
+            q.waiting_objects(),
+            0,
+            "a parked object is not also pending"
+        );
+        // The full sync's own change replaces the stale ones and unparks the object.
+        q.replace_waiting("g", 9);
+        assert!(q.parked().is_empty());
+        assert_eq!(q.waiting_objects(), 1);
+        assert_eq!(q.take(now), Some(("g", 9)));
+        // With a change in flight, the replacement goes after it.
+        q.push("g", 10);
+        q.replace_waiting("g", 11);
+        q.succeeded(&"g");
+        assert_eq!(q.take(now), Some(("g", 11)));
+        q.succeeded(&"g");
+        assert!(q.is_empty());
+        q.replace_waiting("new", 1);
+        assert_eq!(q.take(now), Some(("new", 1)));
+    }
+
+    #[test]
     fn merged_changes_fold_into_the_last_one_that_has_not_started() {
         let now = Instant::now();
         let mut q: ObjectQueue<&str, Vec<u32>> = ObjectQueue::new(4, 3);
@@ -413,7 +475,7 @@ mod tests {
         q.push("a", 1);
         q.push("b", 2);
         let (k, _) = q.take(now).unwrap();
-        q.failed(&k, "boom".into(), now);
+        q.failed(&k, "boom".into(), Some(now));
         let (in_flight, _) = q.take(now).unwrap();
         let mut saved = q.export();
         saved.sort_by_key(|s| s.key);

@@ -19,7 +19,7 @@ use super::queue::ObjectQueue;
 use super::retry::Backoff;
 use super::scope;
 use super::state::{Checkpoint, FullSyncReport, Key, Progress, StateStore, Work};
-use super::sync::MemoryLinks;
+use super::sync::{Echo, MemoryLinks};
 use crate::log::EventLog;
 use crate::metrics::{Metrics, ProviderLabels, ProviderOutcomeLabels};
 use crate::sealing::SecretKey;
@@ -113,12 +113,15 @@ pub struct Status {
     pub position: u64,
     /// The first position the views do not reflect yet.
     pub views_position: u64,
+    /// Objects with changes still to carry, neither in flight nor parked.
     pub pending: usize,
     pub in_flight: usize,
     pub parked: Vec<ParkedObject>,
     pub last_full_sync: Option<FullSyncReport>,
     pub last_checkpoint: Option<DateTime<Utc>>,
     pub dry_run_requests: VecDeque<Planned>,
+    /// What Roster learned about the remote by talking to it.
+    pub learned: super::compat::Learned,
 }
 
 /// A running consumer.
@@ -230,6 +233,9 @@ struct Runner {
     progress: Progress,
     links: MemoryLinks,
     changed: Vec<(Kind, ResourceId, Option<String>)>,
+    /// What the remote last answered for each object, for full syncs.
+    echoes: std::collections::HashMap<Key, Echo>,
+    echoes_changed: Vec<(Kind, ResourceId, Option<Echo>)>,
     queue: ObjectQueue<Key, Work>,
     tasks: JoinSet<Vec<(Outcome, Option<i64>)>>,
     dirty: bool,
@@ -262,6 +268,7 @@ impl Runner {
             scope: c.scope.clone(),
             deactivate: c.deactivate,
             dry_run: c.dry_run,
+            learned: Arc::default(),
         });
         Runner {
             partition: deps.log.partition(&view.directory),
@@ -277,6 +284,8 @@ impl Runner {
             progress: Progress::default(),
             links: MemoryLinks::default(),
             changed: Vec::new(),
+            echoes: Default::default(),
+            echoes_changed: Vec::new(),
             tasks: JoinSet::new(),
             dirty: false,
             last_save: Instant::now(),
@@ -301,7 +310,9 @@ impl Runner {
                 self.position = saved.next_position;
                 self.progress = saved.progress;
                 self.links = saved.links;
+                self.echoes = saved.echoes;
                 self.uncertain_until = self.views_position();
+                *self.cx.learned.lock().unwrap_or_else(|p| p.into_inner()) = self.progress.learned;
             }
             None => self.progress = Progress::default(),
         }
@@ -341,14 +352,12 @@ impl Runner {
                 self.checkpoint().await?;
                 return Ok(());
             }
-            let due = self.next_full_sync.is_some_and(|at| at <= Instant::now());
-            if (self.progress.full_sync_requested || due)
-                && self.full_sync.is_none()
-                && self.tasks.is_empty()
-            {
-                self.full_sync_now().await?;
-            }
+            // Before reading: the bootstrap sets the position past the history it covers.
+            self.full_sync_if_due().await?;
             self.read().await?;
+            // And after: the record that asks for one may be the last there is, and nothing
+            // would wake this loop after it.
+            self.full_sync_if_due().await?;
             self.start_tasks().await;
             if self.dirty && (self.last_save.elapsed() >= CHECKPOINT_EVERY || self.tasks.is_empty())
             {
@@ -381,6 +390,19 @@ impl Runner {
                 _ = stopped.changed() => {}
             }
         }
+    }
+
+    /// Runs a full sync if one was asked for or is due, and none is running or would mix with
+    /// work in flight.
+    async fn full_sync_if_due(&mut self) -> Result<(), String> {
+        let due = self.next_full_sync.is_some_and(|at| at <= Instant::now());
+        if (self.progress.full_sync_requested || due)
+            && self.full_sync.is_none()
+            && self.tasks.is_empty()
+        {
+            self.full_sync_now().await?;
+        }
+        Ok(())
     }
 
     fn schedule_full_sync(&mut self) {
@@ -434,14 +456,31 @@ impl Runner {
             return Ok(false);
         }
         let scope = self.view.config.scope.clone();
+        // The groups each member left in this record: a deleted user's memberships end in the
+        // same record as the user.
+        let mut left: std::collections::HashMap<
+            ResourceId,
+            std::collections::BTreeSet<ResourceId>,
+        > = Default::default();
+        for env in &record.events {
+            if let Event::GroupMembersRemoved(r) = &env.event {
+                for m in &r.members {
+                    left.entry(m.value).or_default().insert(env.resource_id);
+                }
+            }
+        }
         for env in &record.events {
             let id = env.resource_id;
             let at = env.time;
             match &env.event {
-                Event::UserCreated(_)
-                | Event::UserReplaced(_)
-                | Event::UserDeleted
-                | Event::UserAdopted(_) => {
+                Event::UserDeleted => {
+                    let work = Work {
+                        left: left.remove(&id).unwrap_or_default(),
+                        ..Work::whole()
+                    };
+                    self.push((Kind::User, id), work, entry.position, at);
+                }
+                Event::UserCreated(_) | Event::UserReplaced(_) | Event::UserAdopted(_) => {
                     self.push((Kind::User, id), Work::whole(), entry.position, at);
                 }
                 Event::GroupCreated(_)
@@ -540,7 +579,7 @@ impl Runner {
                 .bulk
                 .filter(|b| b.max_operations > 1)
         };
-        let bulkable = |k: &Key, w: &Work| k.0 == Kind::User && !w.verify;
+        let bulkable = |k: &Key, w: &Work| k.0 == Kind::User && !w.verify && w.left.is_empty();
         while let Some((key, work)) = self.queue.take(now) {
             if let Some(limits) = bulk.filter(|_| bulkable(&key, &work)) {
                 let mut batch = vec![(key, work)];
@@ -581,7 +620,7 @@ impl Runner {
             Kind::Group => match self.deps.store.group(&self.view.directory, key.1).await {
                 Ok(g) => g,
                 Err(e) => {
-                    self.fail(key, e.to_string());
+                    self.fail(key, e.into());
                     return;
                 }
             },
@@ -594,11 +633,12 @@ impl Runner {
         self.tasks.spawn(async move { vec![(task.await, since)] });
     }
 
-    fn fail(&mut self, key: Key, error: String) {
+    fn fail(&mut self, key: Key, failure: carry::Failure) {
+        let error = failure.message;
         let attempt = self.queue.attempts(&key) + 1;
         let delay = self.deps.retry.delay(attempt, &mut rand::rng());
-        self.queue
-            .failed(&key, error.clone(), std::time::Instant::now() + delay);
+        let retry_at = (!failure.permanent).then(|| std::time::Instant::now() + delay);
+        self.queue.failed(&key, error.clone(), retry_at);
         let parked = self.queue.is_parked(&key);
         let outcome = if parked { "parked" } else { "failed" };
         if parked {
@@ -637,6 +677,9 @@ impl Runner {
                 Some(r) => self.links.0.insert((kind, local), r.clone()),
                 None => self.links.0.remove(&(kind, local)),
             };
+            if remote.is_none() && self.echoes.remove(&(kind, local)).is_some() {
+                self.echoes_changed.push((kind, local, None));
+            }
             if remote.is_some() {
                 if let Some(groups) = self.progress.waiting.remove(&local) {
                     let kind = match kind {
@@ -654,6 +697,17 @@ impl Runner {
             }
             if !self.cx.dry_run {
                 self.changed.push((kind, local, remote));
+            }
+        }
+        for g in &outcome.whole {
+            self.queue
+                .push_merged((Kind::Group, *g), Work::whole(), Work::merge);
+        }
+        if !self.cx.dry_run {
+            for (kind, local, echo) in outcome.echoes {
+                if self.echoes.insert((kind, local), echo) != Some(echo) {
+                    self.echoes_changed.push((kind, local, Some(echo)));
+                }
             }
         }
         for m in outcome.waiting {
@@ -750,7 +804,7 @@ impl Runner {
         // read from the log, and carrying it again is harmless.
         let cut = self.views_position();
         let span = tracing::info_span!("full_sync", bootstrap, cut);
-        let planned = fullsync::plan(&self.cx, &mut self.links)
+        let planned = fullsync::plan(&self.cx, &mut self.links, &self.echoes)
             .instrument(span)
             .await;
         let plan = match planned {
@@ -786,7 +840,9 @@ impl Runner {
         let mut keys = HashSet::new();
         for (key, work) in plan.work {
             keys.insert(key);
-            self.queue.push_merged(key, work, Work::merge);
+            // What the full sync computed from the views and the remote replaces what was
+            // waiting for the object (an older failed change could conflict with it).
+            self.queue.replace_waiting(key, work);
         }
         tracing::info!(
             compared = plan.report.compared,
@@ -811,6 +867,11 @@ impl Runner {
     }
 
     async fn checkpoint(&mut self) -> Result<(), String> {
+        let learned = *self.cx.learned.lock().unwrap_or_else(|p| p.into_inner());
+        if learned != self.progress.learned {
+            self.progress.learned = learned;
+            self.dirty = true;
+        }
         if !self.dirty {
             return Ok(());
         }
@@ -827,12 +888,15 @@ impl Runner {
                     progress: &self.progress,
                     changed: &self.changed,
                     links: &self.links,
+                    echoes_changed: &self.echoes_changed,
+                    echoes: &self.echoes,
                 },
             )
             .await;
         self.progress.pending.clear();
         result.map_err(text)?;
         self.changed.clear();
+        self.echoes_changed.clear();
         self.dirty = false;
         self.last_save = Instant::now();
         self.status
@@ -870,10 +934,11 @@ impl Runner {
         }
         s.position = self.position;
         s.views_position = views;
-        s.pending = self.queue.len();
+        s.pending = self.queue.waiting_objects();
         s.in_flight = self.queue.in_flight();
         s.parked = parked;
         s.last_full_sync = self.progress.last_full_sync.clone();
+        s.learned = *self.cx.learned.lock().unwrap_or_else(|p| p.into_inner());
     }
 }
 

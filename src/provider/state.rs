@@ -8,11 +8,11 @@
 
 use super::plan::Kind;
 use super::queue::Saved;
-use super::sync::MemoryLinks;
+use super::sync::{Echo, MemoryLinks};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use roster_events::{Member, ResourceId};
-use roster_projections::pg::{LinkRow, PgStore, ProviderCheckpoint};
+use roster_projections::pg::{EchoRow, LinkRow, PgStore, ProviderCheckpoint};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{BufRead, Write};
@@ -44,6 +44,10 @@ pub struct Work {
     /// propagation-time metric.
     #[serde(default)]
     pub since_ms: Option<i64>,
+    /// For a deleted user: the groups it left with its deletion (the same record), which it
+    /// is taken out of on the remote too where the remote does not do that itself.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub left: BTreeSet<ResourceId>,
 }
 
 impl Work {
@@ -70,6 +74,7 @@ impl Work {
             self.added.remove(&m);
             self.removed.insert(m);
         }
+        self.left.extend(later.left);
     }
 }
 
@@ -108,7 +113,13 @@ pub struct Progress {
     /// ([`super::config::sync_fingerprint`]): when they change, a full sync runs.
     #[serde(default)]
     pub fingerprint: Option<String>,
+    /// What Roster learned about the remote by talking to it.
+    #[serde(default)]
+    pub learned: super::compat::Learned,
 }
+
+/// What the remote last answered for each object (see [`Echo`]).
+pub type Echoes = HashMap<Key, Echo>;
 
 /// A provider's saved state.
 #[derive(Clone, Debug, Default)]
@@ -116,6 +127,7 @@ pub struct Loaded {
     pub next_position: u64,
     pub progress: Progress,
     pub links: MemoryLinks,
+    pub echoes: Echoes,
 }
 
 /// One checkpoint: the new position and progress, the links changed since the previous
@@ -127,6 +139,10 @@ pub struct Checkpoint<'a> {
     pub progress: &'a Progress,
     pub changed: &'a [(Kind, ResourceId, Option<String>)],
     pub links: &'a MemoryLinks,
+    /// Echoes set or dropped since the previous checkpoint, and (for stores that compact)
+    /// all of them.
+    pub echoes_changed: &'a [(Kind, ResourceId, Option<Echo>)],
+    pub echoes: &'a Echoes,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -162,6 +178,9 @@ struct Entry {
     progress: Progress,
     /// Links set (`remote` Some) or removed.
     links: Vec<(Kind, ResourceId, Option<String>)>,
+    /// Echoes set or dropped (absent in state written before echoes were kept).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    echoes: Vec<(Kind, ResourceId, Option<Echo>)>,
 }
 
 /// Per provider, in `<data_dir>/providers/<id>/`: `snapshot.json` (state and every link as of
@@ -252,6 +271,12 @@ impl FileStateStore {
                     None => links.0.remove(&(kind, local)),
                 };
             }
+            for (kind, local, echo) in e.echoes {
+                match echo {
+                    Some(echo) => state.echoes.insert((kind, local), echo),
+                    None => state.echoes.remove(&(kind, local)),
+                };
+            }
         }
         state.links = links;
         let lock = self.open.lock();
@@ -269,20 +294,24 @@ impl FileStateStore {
         };
         let seq = seq + 1;
         let snapshot = journal_len > COMPACT_MIN_BYTES.max(c.links.0.len() as u64 * 80);
-        let links = if snapshot {
-            c.links
+        let (links, echoes) = if snapshot {
+            let links = c
+                .links
                 .0
                 .iter()
                 .map(|((k, l), r)| (*k, *l, Some(r.clone())))
-                .collect()
+                .collect();
+            let echoes = c.echoes.iter().map(|((k, l), e)| (*k, *l, Some(*e)));
+            (links, echoes.collect())
         } else {
-            c.changed.to_vec()
+            (c.changed.to_vec(), c.echoes_changed.to_vec())
         };
         let entry = Entry {
             seq,
             next_position: c.next_position,
             progress: c.progress.clone(),
             links,
+            echoes,
         };
         let mut bytes =
             serde_json::to_vec(&entry).map_err(|e| StateError::Unavailable(e.to_string()))?;
@@ -407,15 +436,27 @@ impl StateStore for PgStateStore {
         };
         let progress = serde_json::from_str(&saved.progress)
             .map_err(|e| StateError::Corrupt(format!("provider {provider}: {e}")))?;
+        let kind = |code: i16| if code == 1 { Kind::Group } else { Kind::User };
         let mut links = MemoryLinks::default();
-        for (kind, local, remote) in saved.links {
-            let kind = if kind == 1 { Kind::Group } else { Kind::User };
-            links.0.insert((kind, ResourceId(local)), remote);
+        for (k, local, remote) in saved.links {
+            links.0.insert((kind(k), ResourceId(local)), remote);
         }
+        let echoes = saved
+            .echoes
+            .into_iter()
+            .map(|(k, local, sent, answered)| {
+                let echo = Echo {
+                    sent: sent as u64,
+                    answered: answered as u64,
+                };
+                ((kind(k), ResourceId(local)), echo)
+            })
+            .collect();
         Ok(Some(Loaded {
             next_position: saved.next_position,
             progress,
             links,
+            echoes,
         }))
     }
 
@@ -436,6 +477,21 @@ impl StateStore for PgStateStore {
             .filter(|(_, r)| r.is_none())
             .map(|((k, l), _)| (kind_code(*k), l.0))
             .collect();
+        let mut net_echoes: BTreeMap<(Kind, ResourceId), Option<Echo>> = BTreeMap::new();
+        for (k, l, e) in c.echoes_changed {
+            net_echoes.insert((*k, *l), *e);
+        }
+        let echoed: Vec<EchoRow> = net_echoes
+            .iter()
+            .filter_map(|((k, l), e)| {
+                e.map(|e| (kind_code(*k), l.0, e.sent as i64, e.answered as i64))
+            })
+            .collect();
+        let unechoed: Vec<(i16, uuid::Uuid)> = net_echoes
+            .iter()
+            .filter(|(_, e)| e.is_none())
+            .map(|((k, l), _)| (kind_code(*k), l.0))
+            .collect();
         self.0
             .save_provider(ProviderCheckpoint {
                 provider: provider.0,
@@ -446,6 +502,8 @@ impl StateStore for PgStateStore {
                 linked: &linked,
                 unlinked: &unlinked,
                 replace_links: false,
+                echoed: &echoed,
+                unechoed: &unechoed,
             })
             .await
             .map_err(|e| StateError::Unavailable(e.to_string()))
@@ -463,6 +521,8 @@ impl StateStore for PgStateStore {
 mod tests {
     use super::*;
 
+    static NO_ECHOES: std::sync::LazyLock<Echoes> = std::sync::LazyLock::new(Echoes::new);
+
     fn checkpoint<'a>(
         position: u64,
         progress: &'a Progress,
@@ -476,6 +536,8 @@ mod tests {
             progress,
             changed,
             links,
+            echoes_changed: &[],
+            echoes: &NO_ECHOES,
         }
     }
 

@@ -23,7 +23,7 @@
 mod bulk;
 mod provider_state;
 pub mod sql;
-pub use provider_state::{LinkRow, ProviderCheckpoint, ProviderLock, SavedProvider};
+pub use provider_state::{EchoRow, LinkRow, ProviderCheckpoint, ProviderLock, SavedProvider};
 
 pub use bulk::LoadCounts;
 

@@ -1,6 +1,6 @@
-//! The stored state of outbound providers' consumers (migration V4): per provider its log
-//! position and progress document, and its map of local id to remote id, written together in
-//! one transaction per checkpoint. This is not a view: rebuilds leave it alone. The server's
+//! The stored state of outbound providers' consumers (migrations V4, V5): per provider its log
+//! position and progress document, its map of local id to remote id, and what the remote last
+//! answered per object (echoes), written together in one transaction per checkpoint. This is not a view: rebuilds leave it alone. The server's
 //! provider module decides what the progress document holds; here it is opaque text.
 
 use super::PgStore;
@@ -11,12 +11,16 @@ use uuid::Uuid;
 /// One link row: kind (0 user, 1 group), local id, remote id.
 pub type LinkRow = (i16, Uuid, String);
 
+/// One echo row: kind, local id, and the fingerprints of what was sent and answered.
+pub type EchoRow = (i16, Uuid, i64, i64);
+
 /// A provider's saved state.
 #[derive(Debug, Default)]
 pub struct SavedProvider {
     pub next_position: u64,
     pub progress: String,
     pub links: Vec<LinkRow>,
+    pub echoes: Vec<EchoRow>,
 }
 
 /// What one checkpoint writes.
@@ -30,6 +34,8 @@ pub struct ProviderCheckpoint<'a> {
     pub unlinked: &'a [(i16, Uuid)],
     /// Replace every link with `linked` (a compaction or a fresh start), not only add.
     pub replace_links: bool,
+    pub echoed: &'a [EchoRow],
+    pub unechoed: &'a [(i16, Uuid)],
 }
 
 /// The advisory-lock namespace for provider consumers (an arbitrary constant of Roster's).
@@ -58,12 +64,23 @@ impl PgStore {
                 &[&provider],
             )
             .await?;
+        let echoes = self
+            .query(
+                &client,
+                "SELECT kind, local_id, sent, answered FROM provider_echoes WHERE provider = $1",
+                &[&provider],
+            )
+            .await?;
         Ok(Some(SavedProvider {
             next_position: row.get::<_, i64>(0) as u64,
             progress: row.get(1),
             links: links
                 .iter()
                 .map(|r| (r.get(0), r.get(1), r.get(2)))
+                .collect(),
+            echoes: echoes
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
                 .collect(),
         }))
     }
@@ -124,6 +141,32 @@ impl PgStore {
             )
             .await?;
         }
+        if !c.unechoed.is_empty() {
+            let kinds: Vec<i16> = c.unechoed.iter().map(|u| u.0).collect();
+            let ids: Vec<Uuid> = c.unechoed.iter().map(|u| u.1).collect();
+            self.query(
+                &tx,
+                "DELETE FROM provider_echoes e USING UNNEST($2::int2[], $3::uuid[]) AS u(kind, id) \
+                 WHERE e.provider = $1 AND e.kind = u.kind AND e.local_id = u.id",
+                &[&c.provider, &kinds, &ids],
+            )
+            .await?;
+        }
+        if !c.echoed.is_empty() {
+            let kinds: Vec<i16> = c.echoed.iter().map(|e| e.0).collect();
+            let ids: Vec<Uuid> = c.echoed.iter().map(|e| e.1).collect();
+            let sent: Vec<i64> = c.echoed.iter().map(|e| e.2).collect();
+            let answered: Vec<i64> = c.echoed.iter().map(|e| e.3).collect();
+            self.query(
+                &tx,
+                "INSERT INTO provider_echoes (provider, kind, local_id, sent, answered) \
+                 SELECT $1, * FROM UNNEST($2::int2[], $3::uuid[], $4::int8[], $5::int8[]) \
+                 ON CONFLICT (provider, kind, local_id) DO UPDATE SET \
+                 sent = EXCLUDED.sent, answered = EXCLUDED.answered",
+                &[&c.provider, &kinds, &ids, &sent, &answered],
+            )
+            .await?;
+        }
         self.track(tx.commit().await)
     }
 
@@ -136,6 +179,12 @@ impl PgStore {
         self.query(
             &tx,
             "DELETE FROM provider_links WHERE provider = $1",
+            &[&provider],
+        )
+        .await?;
+        self.query(
+            &tx,
+            "DELETE FROM provider_echoes WHERE provider = $1",
             &[&provider],
         )
         .await?;

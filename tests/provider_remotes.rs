@@ -1,0 +1,284 @@
+//! Providers against remotes that take less than RFC 7644, and what a provider learns from
+//! them: django-scim2 (tests/django_scim_remote: group POST and PUT ignore members, filtered
+//! member removal answers 501, users lose an email's type, deleting a user drops it from its
+//! groups) and scim2-server (deleting a user leaves it in its groups). Also: a full sync asked
+//! for on a directory where nothing else happens starts at once.
+
+mod common;
+
+use common::remote::{create_group, create_provider, eventually, patch, spawn, status, Remote};
+use common::TestApp;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+
+async fn user(app: &TestApp, name: &str) -> String {
+    let (s, u) = app
+        .post(
+            &format!("{}/Users", app.scim("default")),
+            &app.scim_token,
+            json!({
+                "userName": name,
+                "name": {"givenName": "Given", "familyName": name},
+                "emails": [{"value": name, "type": "work", "primary": true},
+                           {"value": format!("home.{name}"), "type": "home"}],
+                "active": true,
+            }),
+        )
+        .await;
+    assert_eq!(s, 201, "{u}");
+    u["id"].as_str().unwrap().to_owned()
+}
+
+fn names(set: &BTreeSet<String>) -> Vec<&str> {
+    set.iter().map(String::as_str).collect()
+}
+
+/// Requests the provider sent, as `METHOD /path`, from its status.
+async fn sent(app: &TestApp, provider: &str) -> Vec<String> {
+    status(app, provider).await["recent_requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["method"].as_str().unwrap(),
+                r["path"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+/// Asks for a full sync and waits for one that started after `after` to finish.
+async fn full_sync(app: &TestApp, provider: &str) -> Value {
+    let before = status(app, provider).await["last_full_sync"]["started"].clone();
+    let (s, _) = app
+        .post(
+            &format!("{}/admin/v1/providers/{provider}/sync", app.root),
+            &app.admin_token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 202);
+    eventually(
+        10,
+        || async { status(app, provider).await["last_full_sync"].clone() },
+        |r| r["started"] != before && !r["finished"].is_null(),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_sync_asked_for_on_a_quiet_directory_runs_at_once() {
+    let remote = Remote::start().await;
+    let app = spawn().await;
+    user(&app, "quiet@example.com").await;
+    create_provider(&app, "quiet", &remote, json!({})).await;
+    eventually(
+        30,
+        || async { status(&app, "quiet").await["last_full_sync"]["finished"].clone() },
+        |f| !f.is_null(),
+    )
+    .await;
+    // Nothing else is written: only the request's own record reaches the log.
+    let report = full_sync(&app, "quiet").await;
+    assert_eq!(report["compared"], 1, "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_reach_a_remote_that_ignores_members_on_create_and_refuses_filtered_removals() {
+    let remote = Remote::django().await;
+    let app = spawn().await;
+    create_provider(&app, "django", &remote, json!({})).await;
+    let (a, b, c) = (
+        user(&app, "alice@example.com").await,
+        user(&app, "bob@example.com").await,
+        user(&app, "carol@example.com").await,
+    );
+    let team = create_group(&app, "Team", &[&a, &b]).await;
+    let tid = team["id"].as_str().unwrap().to_owned();
+    let groups = eventually(
+        30,
+        || remote.groups(),
+        |g| g.get("Team").is_some_and(|(_, m)| m.len() == 2),
+    )
+    .await;
+    assert_eq!(
+        names(&groups["Team"].1),
+        ["alice@example.com", "bob@example.com"],
+        "members the POST ignored were added by PATCH"
+    );
+
+    // A member removal: the filtered form is refused (501), the value-list form is learned.
+    patch(
+        &app,
+        &format!("Groups/{tid}"),
+        json!([{"op": "remove", "path": format!("members[value eq \"{b}\"]")}]),
+    )
+    .await;
+    let groups = eventually(
+        30,
+        || remote.groups(),
+        |g| g.get("Team").is_some_and(|(_, m)| m.len() == 1),
+    )
+    .await;
+    assert_eq!(names(&groups["Team"].1), ["alice@example.com"]);
+    let st = status(&app, "django").await;
+    assert_eq!(st["learned"]["member_removal"], "value_list", "{st}");
+    assert_eq!(st["parked"], json!([]), "{st}");
+
+    // A rename with a member change goes as a PUT, which ignores members again: settled.
+    let (s, _) = app
+        .put(
+            &format!("{}/Groups/{tid}", app.scim("default")),
+            &app.scim_token,
+            json!({"displayName": "Core", "members": [{"value": a}, {"value": c}]}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let groups = eventually(
+        30,
+        || remote.groups(),
+        |g| g.get("Core").is_some_and(|(_, m)| m.len() == 2),
+    )
+    .await;
+    assert_eq!(
+        names(&groups["Core"].1),
+        ["alice@example.com", "carol@example.com"]
+    );
+    // The next removal goes straight to the learned form: no second 501.
+    patch(
+        &app,
+        &format!("Groups/{tid}"),
+        json!([{"op": "remove", "path": format!("members[value eq \"{c}\"]")}]),
+    )
+    .await;
+    eventually(
+        30,
+        || remote.groups(),
+        |g| g.get("Core").is_some_and(|(_, m)| m.len() == 1),
+    )
+    .await;
+    let st = status(&app, "django").await;
+    let refused = st["recent_requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == 501)
+        .count();
+    assert_eq!(refused, 1, "the refused form is tried once: {st}");
+    assert_eq!(st["pending"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_sync_leaves_alone_what_a_normalising_remote_made_of_its_users() {
+    let remote = Remote::django().await;
+    let app = spawn().await;
+    create_provider(&app, "django", &remote, json!({})).await;
+    for n in ["u1@example.com", "u2@example.com", "u3@example.com"] {
+        user(&app, n).await;
+    }
+    eventually(30, || remote.users(), |u| u.len() == 3).await;
+    let users = remote.users().await;
+    assert!(
+        users["u1@example.com"]["emails"][0].get("type").is_none(),
+        "the remote drops what it does not keep: {users:?}"
+    );
+    let report = full_sync(&app, "django").await;
+    assert_eq!(report["updated"], 0, "{report}");
+    assert_eq!(report["unchanged"], 3, "{report}");
+    // What changes behind Roster's back is still repaired.
+    let (id, _) = users
+        .iter()
+        .find(|(n, _)| *n == "u2@example.com")
+        .map(|(_, u)| (u["id"].as_str().unwrap().to_owned(), ()))
+        .unwrap();
+    let r = reqwest::Client::new()
+        .put(format!("{}/Users/{id}", remote.base))
+        .bearer_auth(common::remote::REMOTE_TOKEN)
+        .header("content-type", "application/scim+json")
+        .body(json!({"userName": "u2@example.com", "name": {"givenName": "Changed", "familyName": "x"}, "active": true}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let report = full_sync(&app, "django").await;
+    assert_eq!(
+        (report["updated"].as_u64(), report["unchanged"].as_u64()),
+        (Some(1), Some(2)),
+        "{report}"
+    );
+    eventually(
+        30,
+        || remote.users(),
+        |u| u["u2@example.com"]["name"]["givenName"] == "Given",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_user_leaves_its_groups_where_the_remote_keeps_it_and_costs_nothing_where_not() {
+    for django in [false, true] {
+        let remote = if django {
+            Remote::django().await
+        } else {
+            Remote::start().await
+        };
+        let app = spawn().await;
+        create_provider(&app, "p", &remote, json!({})).await;
+        let (a, b) = (
+            user(&app, "stays@example.com").await,
+            user(&app, "goes@example.com").await,
+        );
+        create_group(&app, "One", &[&a, &b]).await;
+        create_group(&app, "Two", &[&b]).await;
+        eventually(
+            30,
+            || remote.groups(),
+            |g| {
+                g.get("One").is_some_and(|(_, m)| m.len() == 2)
+                    && g.get("Two").is_some_and(|(_, m)| m.len() == 1)
+            },
+        )
+        .await;
+        let before = sent(&app, "p").await.len();
+        assert_eq!(
+            app.delete(
+                &format!("{}/Users/{b}", app.scim("default")),
+                &app.scim_token
+            )
+            .await,
+            204
+        );
+        let groups = eventually(
+            30,
+            || remote.groups(),
+            |g| {
+                g.get("One").is_some_and(|(_, m)| m.len() == 1)
+                    && g.get("Two").is_some_and(|(_, m)| m.is_empty())
+            },
+        )
+        .await;
+        assert_eq!(names(&groups["One"].1), ["stays@example.com"]);
+        let st = eventually(
+            30,
+            || status(&app, "p"),
+            |s| s["pending"] == 0 && s["in_flight"] == 0,
+        )
+        .await;
+        assert_eq!(st["learned"]["drops_deleted_members"], django, "{st}");
+        let after: Vec<String> = sent(&app, "p").await.split_off(before);
+        let patches = after
+            .iter()
+            .filter(|r| r.starts_with("PATCH ") && r.contains("/Groups/"))
+            .count();
+        if django {
+            assert_eq!(
+                patches, 0,
+                "the remote dropped the memberships itself: {after:?}"
+            );
+        } else {
+            assert_eq!(patches, 2, "one removal per group: {after:?}");
+        }
+    }
+}
