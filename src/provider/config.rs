@@ -128,6 +128,12 @@ fn check_url(name: &str, text: &str) -> Result<String, String> {
     if url.query().is_some() || url.fragment().is_some() {
         return Err(format!("{name} must not have a query or fragment"));
     }
+    // A URL is shown by the API and written to logs: credentials go in `auth`, sealed.
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!(
+            "{name} must not carry a user name or password: put credentials in auth"
+        ));
+    }
     Ok(text.trim_end_matches('/').to_owned())
 }
 
@@ -346,12 +352,11 @@ pub fn parse(
         None | Some(Value::Null) => old_scope,
         Some(v) => parse_scope(v, &old_scope)?,
     };
-    let concurrency = u64_field(body, "concurrency")?
-        .map(|c| c as u32)
-        .unwrap_or(old.map_or(DEFAULT_CONCURRENCY, |o| o.concurrency));
-    if !(1..=64).contains(&concurrency) {
-        return Err(String::from("concurrency must be between 1 and 64"));
-    }
+    let concurrency = match u64_field(body, "concurrency")? {
+        Some(c) if (1..=64).contains(&c) => c as u32,
+        Some(_) => return Err(String::from("concurrency must be between 1 and 64")),
+        None => old.map_or(DEFAULT_CONCURRENCY, |o| o.concurrency),
+    };
     Ok(ProviderConfig {
         name,
         base_url,
@@ -495,6 +500,11 @@ mod tests {
             (json!({"scope": {"group_filter": ["nope"]}}), "group_filter"),
             (json!({"colour": "red"}), "colour"),
             (json!({"concurrency": 0}), "concurrency"),
+            (json!({"concurrency": 4_294_967_297u64}), "concurrency"),
+            (
+                json!({"base_url": "https://user:secret@remote.example/scim/v2"}),
+                "user name or password",
+            ),
         ] {
             let e = parse(&body(bad.clone()), Some(&old), &k).unwrap_err();
             assert!(e.contains(why), "{bad}: {e}");
