@@ -180,6 +180,10 @@ pub enum SourceCmd {
         /// `adopt` (creating an existing userName/displayName adopts that object).
         #[arg(long, default_value = "owned", value_parser = ["owned", "adopt"])]
         ownership: String,
+        /// What writes may carry under extension schemas the source has not declared:
+        /// `refuse` (400 naming the schema) or `keep` (stored and returned as sent, unchecked).
+        #[arg(long, default_value = "refuse", value_parser = ["refuse", "keep"])]
+        undeclared_extensions: String,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -552,10 +556,19 @@ pub async fn run_source(cmd: &SourceCmd, settings: &Settings) -> anyhow::Result<
     let http = reqwest::Client::new();
     let req = match cmd {
         SourceCmd::Create {
-            slug, directory, ..
+            slug,
+            directory,
+            ownership,
+            undeclared_extensions,
+            ..
         } => http
             .post(format!("{base}/sources"))
-            .json(&serde_json::json!({"slug": slug, "directory": directory})),
+            .json(&serde_json::json!({
+                "slug": slug,
+                "directory": directory,
+                "ownership": ownership,
+                "undeclared_extensions": undeclared_extensions,
+            })),
         SourceCmd::Token { slug, .. } => http.post(format!("{base}/sources/{slug}/tokens")),
         SourceCmd::Schema {
             slug,

@@ -16,7 +16,7 @@ pub mod log;
 pub mod metrics;
 pub mod passwords;
 pub mod patch;
+pub mod pipeline;
 pub mod provider;
 pub mod rebuild;
 pub mod sealing;
-pub mod writer;

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use roster::domain::{Command, Context, NewToken, Outcome};
 use roster::log::{EventLog, FileLog, FileLogOptions, LogError};
-use roster::writer::{Feeds, Pipeline, WriteError, Writers};
+use roster::pipeline::{Feeds, Pipeline, WriteError, Writers};
 use roster_events::{Actor, Record, ResourceId};
 use roster_projections::{ListQuery, LogEntry, MemoryStore, ProjectionStore, Visibility};
 use serde_json::json;
@@ -67,7 +67,7 @@ fn create(name: &str) -> Command {
 }
 
 /// First start of the `default` directory, as the server does it.
-async fn bootstrap(w: &roster::writer::Writer) -> Result<Outcome, WriteError> {
+async fn bootstrap(w: &roster::pipeline::Writer) -> Result<Outcome, WriteError> {
     let t = || NewToken {
         id: ResourceId::new(),
         hash: "0".repeat(64),
@@ -111,7 +111,7 @@ struct Rig {
     flaky: Arc<FlakyLog>,
     log: Arc<dyn EventLog>,
     store: Arc<MemoryStore>,
-    w: roster::writer::Writer,
+    w: roster::pipeline::Writer,
     /// Kept: dropping the pipeline stops its projectors.
     _pipeline: Pipeline,
 }

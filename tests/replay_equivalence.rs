@@ -7,7 +7,7 @@ mod common;
 use common::session::{op, Op};
 use proptest::prelude::*;
 use roster::log::{EventLog, FileLog, FileLogOptions};
-use roster::writer::Pipeline;
+use roster::pipeline::Pipeline;
 use roster_projections::{MemoryStore, ProjectionStore};
 use std::sync::Arc;
 

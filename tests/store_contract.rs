@@ -14,7 +14,7 @@ mod common;
 use common::session::{op, Op};
 use proptest::prelude::*;
 use roster::log::{EventLog, FileLog, FileLogOptions};
-use roster::writer::Pipeline;
+use roster::pipeline::Pipeline;
 use roster_projections::filter::{parse, parse_attr_path};
 use roster_projections::{ListQuery, LogEntry, MemoryStore, ProjectionStore, SortBy, Visibility};
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! `application/scim+json`. 5xx bodies say nothing internal; the cause is logged once here.
 
 use crate::domain::DomainError;
-use crate::writer::WriteError;
+use crate::pipeline::WriteError;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use roster_projections::StoreError;

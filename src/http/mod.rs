@@ -17,7 +17,7 @@ pub use rates::SourceRates;
 
 use crate::config::Settings;
 use crate::metrics::{Metrics, RequestLabels, RouteLabels};
-use crate::writer::Writers;
+use crate::pipeline::Writers;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderName, StatusCode};
 use axum::middleware::{self, Next};

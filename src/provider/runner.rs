@@ -323,10 +323,13 @@ impl Runner {
             .last_full_sync
             .as_ref()
             .is_some_and(|r| r.finished.is_none());
-        if !self.progress.bootstrapped
-            || interrupted
-            || self.progress.fingerprint.as_deref() != Some(fingerprint.as_str())
-        {
+        let changed = self.progress.fingerprint.as_deref() != Some(fingerprint.as_str());
+        if changed && self.progress.fingerprint.is_some() {
+            // Possibly another remote: what was learned about the old one may not hold.
+            self.progress.learned = Default::default();
+            *self.cx.learned.lock().unwrap_or_else(|p| p.into_inner()) = Default::default();
+        }
+        if !self.progress.bootstrapped || interrupted || changed {
             self.progress.full_sync_requested = true;
         }
         self.progress.fingerprint = Some(fingerprint);

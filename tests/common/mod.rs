@@ -338,7 +338,7 @@ pub async fn assert_pg_views_equal_a_replay(data_dir: &std::path::Path, url: &st
         roster::log::FileLog::open(data_dir.join("log"), Default::default()).unwrap(),
     );
     let replay = std::sync::Arc::new(roster_projections::MemoryStore::new());
-    roster::writer::Pipeline::start(log, replay.clone(), None)
+    roster::pipeline::Pipeline::start(log, replay.clone(), None)
         .await
         .unwrap();
     let pg = pg_store(url).await;

@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 use roster::domain::{Command, Context, MemberRef, NewToken, Outcome};
-use roster::writer::Writer;
+use roster::pipeline::Writer;
 use roster_events::{Actor, ResourceId};
 use serde_json::json;
 use std::sync::{Arc, Mutex};
@@ -210,7 +210,7 @@ pub async fn drive(w: &Writer, ops: Vec<Op>, concurrency: usize) {
                         match w.execute(cmd, admin).await {
                             Ok(Outcome::Provider(id)) => providers.lock().unwrap().push(id),
                             Ok(_) => {}
-                            Err(roster::writer::WriteError::Domain(_)) => {}
+                            Err(roster::pipeline::WriteError::Domain(_)) => {}
                             Err(e) => panic!("write path failed: {e}"),
                         }
                         return;
@@ -282,7 +282,7 @@ pub async fn drive(w: &Writer, ops: Vec<Op>, concurrency: usize) {
                         Ok(Outcome::User(id)) => users.lock().unwrap().push(id),
                         Ok(Outcome::Group(id)) => groups.lock().unwrap().push(id),
                         Ok(_) => {}
-                        Err(roster::writer::WriteError::Domain(_)) => {}
+                        Err(roster::pipeline::WriteError::Domain(_)) => {}
                         Err(e) => panic!("write path failed: {e}"),
                     }
                 }));

@@ -11,7 +11,7 @@ mod target;
 use clap::{Parser, Subcommand};
 use roster::domain::{Command, Context, NewToken};
 use roster::log::{EventLog, FileLog, FileLogOptions};
-use roster::writer::Pipeline;
+use roster::pipeline::Pipeline;
 use roster_events::{Actor, Envelope, Event, Record, ResourceId, ResourceType, UserCreated};
 use roster_projections::{MemoryStore, ProjectionStore};
 use serde_json::{json, Value};

@@ -8,8 +8,7 @@ use super::super::body::{json_object, parse_etag};
 use super::super::error::ScimError;
 use super::super::AppState;
 use super::auth::{parse_id, SourceAuth};
-use super::{input, render};
-use crate::domain::Command;
+use super::resources::{write, Groups, Resource, Users};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
@@ -75,83 +74,84 @@ async fn run_one(
     let mut parts = path.trim_matches('/').splitn(2, '/');
     let kind = parts.next().unwrap_or("");
     let id = parts.next();
-    let users = kind.eq_ignore_ascii_case("Users");
-    if !users && !kind.eq_ignore_ascii_case("Groups") {
-        return Err(ScimError::bad_request(
+    let op = Op {
+        method: method.to_ascii_uppercase(),
+        path,
+        id,
+        data,
+        version,
+    };
+    if kind.eq_ignore_ascii_case("Users") {
+        op.run::<Users>(app, auth).await
+    } else if kind.eq_ignore_ascii_case("Groups") {
+        op.run::<Groups>(app, auth).await
+    } else {
+        Err(ScimError::bad_request(
             "invalidPath",
             format!("path {path:?} is not /Users or /Groups"),
-        ));
+        ))
     }
-    let data = || -> Result<Map<String, Value>, ScimError> {
-        match data.clone() {
-            Some(Value::Object(m)) => Ok(m),
-            _ => Err(ScimError::bad_request(
-                "invalidSyntax",
-                "data must be an object",
-            )),
-        }
-    };
-    let what = if users { "user" } else { "group" };
-    let id = id.map(|id| parse_id(id, what)).transpose()?;
-    let method = method.to_ascii_uppercase();
-    let cmd = match (method.as_str(), users, id) {
-        ("POST", true, None) => input::create_user(app, auth, data()?).await?,
-        ("POST", false, None) => input::create_group(auth, data()?)?,
-        ("PUT", true, Some(id)) => input::replace_user(app, auth, id, data()?, version).await?,
-        ("PUT", false, Some(id)) => input::replace_group(auth, id, data()?, version)?,
-        ("PATCH", true, Some(id)) => input::patch_user(app, auth, id, data()?, version).await?,
-        ("PATCH", false, Some(id)) => input::patch_group(app, auth, id, data()?, version).await?,
-        ("DELETE", true, Some(id)) => Command::DeleteUser {
-            id,
-            if_match: version,
-        },
-        ("DELETE", false, Some(id)) => Command::DeleteGroup {
-            id,
-            if_match: version,
-        },
-        _ => {
-            return Err(ScimError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                None,
-                format!("{method} {path} is not a bulk operation"),
-            ))
-        }
-    };
-    let created = method == "POST";
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    let (location, version, new_id) = match cmd {
-        Command::DeleteUser { .. } | Command::DeleteGroup { .. } => {
-            app.writers
-                .get(&auth.directory)
-                .await?
-                .execute(cmd, auth.ctx())
-                .await?;
-            return Ok(Done {
-                status: StatusCode::NO_CONTENT,
-                location: None,
-                version: None,
-                created: None,
-            });
-        }
-        cmd if users => {
-            let u = super::users::write(app, auth, cmd).await?;
-            (render::user_location(auth.base(), &u), u.version, u.id)
-        }
-        cmd => {
-            let g = super::groups::write(app, auth, cmd).await?;
-            (render::group_location(auth.base(), &g), g.version, g.id)
-        }
-    };
-    Ok(Done {
-        status,
-        location: Some(location),
-        version: Some(version),
-        created: created.then(|| new_id.to_string()),
-    })
+}
+
+/// One operation, its path split.
+struct Op<'a> {
+    method: String,
+    path: &'a str,
+    id: Option<&'a str>,
+    data: Option<Value>,
+    version: Option<u64>,
+}
+
+impl Op<'_> {
+    async fn run<R: Resource>(self, app: &AppState, auth: &SourceAuth) -> Result<Done, ScimError> {
+        let data = || -> Result<Map<String, Value>, ScimError> {
+            match self.data.clone() {
+                Some(Value::Object(m)) => Ok(m),
+                _ => Err(ScimError::bad_request(
+                    "invalidSyntax",
+                    "data must be an object",
+                )),
+            }
+        };
+        let id = self.id.map(|id| parse_id(id, R::NAME)).transpose()?;
+        let cmd = match (self.method.as_str(), id) {
+            ("POST", None) => R::create(app, auth, data()?).await?,
+            ("PUT", Some(id)) => R::replace(app, auth, id, data()?, self.version).await?,
+            ("PATCH", Some(id)) => R::patch(app, auth, id, data()?, self.version).await?,
+            ("DELETE", Some(id)) => {
+                app.writers
+                    .get(&auth.directory)
+                    .await?
+                    .execute(R::delete(id, self.version), auth.ctx())
+                    .await?;
+                return Ok(Done {
+                    status: StatusCode::NO_CONTENT,
+                    location: None,
+                    version: None,
+                    created: None,
+                });
+            }
+            _ => {
+                return Err(ScimError::new(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    None,
+                    format!("{} {} is not a bulk operation", self.method, self.path),
+                ))
+            }
+        };
+        let created = self.method == "POST";
+        let view = write::<R>(app, auth, cmd).await?;
+        Ok(Done {
+            status: if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            },
+            location: Some(R::location(auth.base(), &view)),
+            version: Some(R::version(&view)),
+            created: created.then(|| R::id(&view).to_string()),
+        })
+    }
 }
 
 // RFC 7644 §3.7

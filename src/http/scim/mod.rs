@@ -1,14 +1,13 @@
-//! SCIM 2.0 endpoints of a source (RFC 7644): Users and Groups, searches at the root, and
-//! Bulk. Every request authenticates with one of the source's bearer tokens (`auth`); every
-//! body is parsed once into a checked command (`input`); views become SCIM JSON in `render`.
-//! The source sees only the objects it owns.
+//! SCIM 2.0 endpoints of a source (RFC 7644): Users and Groups (`resources`), searches at
+//! the root, and Bulk. Every request authenticates with one of the source's bearer tokens
+//! (`auth`); every body is parsed once into a checked command (`input`); views become SCIM
+//! JSON in `render`. The source sees only the objects it owns.
 
 mod auth;
 mod bulk;
-mod groups;
 mod input;
 mod render;
-mod users;
+mod resources;
 
 pub use auth::SourceAuth;
 pub use bulk::MAX_OPERATIONS as MAX_BULK_OPERATIONS;
@@ -24,30 +23,31 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
+use resources::{create, delete, get as read, list, patch, replace, search_post, Groups, Users};
 use roster_projections::{GroupView, SortKey, UserView};
 use std::sync::Arc;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/Users", get(users::list).post(users::create))
+        .route("/Users", get(list::<Users>).post(create::<Users>))
         .route(
             "/Users/{id}",
-            get(users::get)
-                .put(users::replace)
-                .delete(users::delete)
-                .patch(users::patch),
+            get(read::<Users>)
+                .put(replace::<Users>)
+                .delete(delete::<Users>)
+                .patch(patch::<Users>),
         )
-        .route("/Groups", get(groups::list).post(groups::create))
-        .route("/Users/.search", post(users::search_post))
-        .route("/Groups/.search", post(groups::search_post))
+        .route("/Groups", get(list::<Groups>).post(create::<Groups>))
+        .route("/Users/.search", post(search_post::<Users>))
+        .route("/Groups/.search", post(search_post::<Groups>))
         .route("/.search", post(search_root))
         .route("/Bulk", post(bulk::bulk))
         .route(
             "/Groups/{id}",
-            get(groups::get)
-                .put(groups::replace)
-                .delete(groups::delete)
-                .patch(groups::patch),
+            get(read::<Groups>)
+                .put(replace::<Groups>)
+                .delete(delete::<Groups>)
+                .patch(patch::<Groups>),
         )
         .fallback(|| async { ScimError::not_found("no such SCIM endpoint") })
 }

@@ -1,19 +1,17 @@
-//! The write path: one writer task per directory, and the projectors (one per log partition)
-//! that keep the views caught up with the log.
-//!
-//! A writer takes every command waiting at that moment, decides each against its decision
-//! state (a private copy of the directory, which already includes the earlier commands of the
-//! batch), and appends the resulting records with one log append. It answers only once the
-//! log has told it the outcome: the projector folds the records into the views, then hands
-//! every record of the directory (this process's and any other's) to the writer through its
-//! *feed*. The writer applies the directory-sequence rule to the feed itself, so it knows
-//! which of its records won. Records of other processes are folded into its decision state;
-//! commands whose records lost a race are decided again on the new state (and may now be a
-//! 409). If the append fails, the batch is undone and every command in it answers
-//! `Unavailable`: nothing is half-applied. If the outcome of an append is unknown, the same
-//! records are sent again until the log takes them; the rule keeps only the first copy, so
-//! the command takes effect exactly once and is answered accordingly.
+//! One writer task per directory: it takes every command waiting at that moment, decides each
+//! against its decision state (a private copy of the directory, which already includes the
+//! earlier commands of the batch), and appends the resulting records with one log append. It
+//! answers only once the log has told it the outcome: the projector folds the records into
+//! the views, then hands every record of the directory (this process's and any other's) to
+//! the writer through its *feed*. The writer applies the directory-sequence rule to the feed
+//! itself, so it knows which of its records won. Records of other processes are folded into
+//! its decision state; commands whose records lost a race are decided again on the new state
+//! (and may now be a 409). If the append fails, the batch is undone and every command in it
+//! answers `Unavailable`: nothing is half-applied. If the outcome of an append is unknown,
+//! the same records are sent again until the log takes them; the rule keeps only the first
+//! copy, so the command takes effect exactly once and is answered accordingly.
 
+use super::Feeds;
 use crate::domain::{decide, Command, Context, DomainError, Outcome};
 use crate::log::{EventLog, LogError};
 use crate::metrics::{Metrics, OutcomeLabels};
@@ -25,7 +23,7 @@ use roster_projections::{
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -34,8 +32,6 @@ const MAX_BATCH: usize = 1024;
 /// The most commands of one source queued or running on a directory's writer at once; the
 /// queue holds four times as many, so a flood from one source leaves room for the others.
 const SOURCE_SHARE: usize = MAX_BATCH;
-/// The most entries the projector folds at once.
-const PROJECT_BATCH: usize = 4096;
 /// How many times a command that lost a race to another writer is decided again.
 const MAX_ROUNDS: usize = 16;
 /// How long a writer waits for its feed to reach what shared views already show.
@@ -146,56 +142,6 @@ impl Writer {
             .map_err(|_| WriteError::Unavailable("writer stopped".into()))?;
         rx.await
             .map_err(|_| WriteError::Unavailable("writer stopped".into()))?
-    }
-}
-
-/// The projectors' hand-off to the writers: every folded entry of a directory that has a
-/// writer in this process is sent to that writer, after the views reflect it.
-#[derive(Default)]
-pub struct Feeds {
-    /// Per directory with a writer in this process.
-    map: RwLock<HashMap<String, mpsc::UnboundedSender<LogEntry>>>,
-}
-
-impl Feeds {
-    fn subscribe(&self, directory: &str) -> mpsc::UnboundedReceiver<LogEntry> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        self.map
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(directory.to_owned(), tx);
-        rx
-    }
-
-    /// Closes every feed: a writer waiting for an outcome then fails at once instead of
-    /// waiting out its timeout. Used when the projectors stop.
-    pub fn close(&self) {
-        self.map.write().unwrap_or_else(|p| p.into_inner()).clear();
-    }
-
-    /// The entries some writer waits for (cheap: the records are shared, not copied).
-    fn wanted(&self, entries: &[LogEntry]) -> Vec<LogEntry> {
-        let map = self.map.read().unwrap_or_else(|p| p.into_inner());
-        if map.is_empty() {
-            return Vec::new();
-        }
-        entries
-            .iter()
-            .filter(|e| map.contains_key(&e.record.directory))
-            .cloned()
-            .collect()
-    }
-
-    fn dispatch(&self, entries: Vec<LogEntry>) {
-        if entries.is_empty() {
-            return;
-        }
-        let map = self.map.read().unwrap_or_else(|p| p.into_inner());
-        for e in entries {
-            if let Some(tx) = map.get(&e.record.directory) {
-                let _ = tx.send(e);
-            }
-        }
     }
 }
 
@@ -708,220 +654,6 @@ impl DirectoryWriter {
                     })
                     .inc();
             }
-        }
-    }
-}
-
-/// The projector of one partition: folds the log into the store from the store's position
-/// on, hands each directory's entries to its writer, and publishes the position reached on
-/// `projected`, until `stop` fires or the log closes.
-async fn run_projector(
-    log: Arc<dyn EventLog>,
-    store: Arc<dyn ProjectionStore>,
-    partition: u32,
-    feeds: Arc<Feeds>,
-    projected: watch::Sender<u64>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut end = log.end(partition);
-    let poll = log.poll_interval();
-    let mut next = *projected.borrow();
-    loop {
-        if *stop.borrow() {
-            return;
-        }
-        next = match catch_up(
-            &log,
-            store.as_ref(),
-            partition,
-            &feeds,
-            &projected,
-            Some(next),
-        )
-        .await
-        {
-            Ok(next) => next,
-            Err(e) => {
-                tracing::error!(partition, error = %e, "projection failed; retrying");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-                    _ = stop.changed() => return,
-                }
-                continue;
-            }
-        };
-        let poll_wait = async {
-            match poll {
-                Some(d) => tokio::time::sleep(d).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            r = end.wait_for(|&e| e > next) => if r.is_err() { return },
-            _ = poll_wait => {}
-            _ = stop.changed() => return,
-        }
-    }
-}
-
-/// Folds what the log holds now of `partition` into the store. Returns the next position.
-/// Reading (and decoding) the next batch overlaps with folding the current one.
-///
-/// It reads from `read_from` (where this projector got to), or from the store's position if
-/// that is lower. A store shared with other processes may be further along: the entries in
-/// between are read anyway (the store skips them), because this process's writers learn the
-/// outcome of their appends from them. A store that went back (restored from a backup, or a
-/// rebuild) is followed back.
-///
-/// Fails when the log cannot be read or the store cannot be written.
-async fn catch_up(
-    log: &Arc<dyn EventLog>,
-    store: &dyn ProjectionStore,
-    partition: u32,
-    feeds: &Feeds,
-    projected: &watch::Sender<u64>,
-    read_from: Option<u64>,
-) -> Result<u64, WriteError> {
-    let read = |from: u64| {
-        let log = log.clone();
-        tokio::spawn(async move { log.read(partition, from, PROJECT_BATCH).await })
-    };
-    let stored = store.next_position(partition).await?;
-    let mut next = read_from.map_or(stored, |r| r.min(stored));
-    let mut pending = read(next);
-    loop {
-        let entries = pending
-            .await
-            .map_err(|e| WriteError::Unavailable(format!("log reader failed: {e}")))??;
-        let Some(last) = entries.last() else { break };
-        let (from, to) = (next, last.position);
-        next = to + 1;
-        pending = read(next);
-        let span = tracing::debug_span!("projection_batch", partition, from, to);
-        let wanted = feeds.wanted(&entries);
-        store.apply(entries).instrument(span).await?;
-        feeds.dispatch(wanted);
-        publish(projected, next);
-    }
-    publish(projected, next);
-    Ok(next)
-}
-
-/// Publishes the position the views reflect; followers are woken only when it moved.
-fn publish(projected: &watch::Sender<u64>, next: u64) {
-    projected.send_if_modified(|at| {
-        let moved = *at != next;
-        *at = next;
-        moved
-    });
-}
-
-/// Start-up replay: folds every partition until the log says each is caught up, so the views
-/// reflect everything appended before Roster started.
-///
-/// Fails when the log cannot be read or the store cannot be written.
-async fn replay(
-    log: &Arc<dyn EventLog>,
-    store: &dyn ProjectionStore,
-    feeds: &Feeds,
-    projected: &[watch::Sender<u64>],
-) -> Result<u64, WriteError> {
-    let mut total = 0;
-    for (partition, tx) in (0..log.partitions()).zip(projected) {
-        loop {
-            let next = catch_up(log, store, partition, feeds, tx, None).await?;
-            if log.caught_up(partition, next).await? {
-                total += next;
-                break;
-            }
-            // Nothing there yet, but the log says there may be more: let it fetch.
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    }
-    Ok(total)
-}
-
-/// The write side wired to a log and a store: the views replayed, a projector running per
-/// partition, and the writers. The one way the server, the load tool and the tests start it.
-/// Dropping it (or its `PipelineStop`) stops the projectors.
-pub struct Pipeline {
-    pub writers: Writers,
-    /// Per partition, the position the views reflect.
-    pub projected: Vec<watch::Receiver<u64>>,
-    /// How many entries start-up replayed.
-    pub replayed: u64,
-    stop: watch::Sender<bool>,
-    projectors: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Pipeline {
-    /// Replays the log into `store`, then starts following it.
-    ///
-    /// Fails when the log cannot be read or the store written during replay.
-    pub async fn start(
-        log: Arc<dyn EventLog>,
-        store: Arc<dyn ProjectionStore>,
-        metrics: Option<Arc<Metrics>>,
-    ) -> Result<Pipeline, WriteError> {
-        let feeds = Arc::new(Feeds::default());
-        let (senders, projected): (Vec<_>, Vec<_>) =
-            (0..log.partitions()).map(|_| watch::channel(0)).unzip();
-        let replayed = replay(&log, store.as_ref(), &feeds, &senders).await?;
-        let (stop, stop_rx) = watch::channel(false);
-        let projectors = senders
-            .into_iter()
-            .enumerate()
-            .map(|(partition, tx)| {
-                let span = tracing::info_span!("projector", partition);
-                tokio::spawn(
-                    run_projector(
-                        log.clone(),
-                        store.clone(),
-                        partition as u32,
-                        feeds.clone(),
-                        tx,
-                        stop_rx.clone(),
-                    )
-                    .instrument(span),
-                )
-            })
-            .collect();
-        let mut writers = Writers::new(log, store, feeds);
-        if let Some(m) = metrics {
-            writers = writers.with_metrics(m);
-        }
-        Ok(Pipeline {
-            writers,
-            projected,
-            replayed,
-            stop,
-            projectors,
-        })
-    }
-
-    /// A handle that stops the pipeline; the writers and positions stay usable until then.
-    pub fn stopper(&mut self) -> PipelineStop {
-        PipelineStop {
-            writers: self.writers.clone(),
-            stop: self.stop.clone(),
-            projectors: std::mem::take(&mut self.projectors),
-        }
-    }
-}
-
-/// Stops a pipeline: lets running batches finish, then stops the projectors.
-pub struct PipelineStop {
-    writers: Writers,
-    stop: watch::Sender<bool>,
-    projectors: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl PipelineStop {
-    pub async fn stop(self) {
-        self.writers.close().await;
-        self.stop.send_replace(true);
-        for p in self.projectors {
-            let _ = p.await;
         }
     }
 }

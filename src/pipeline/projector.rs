@@ -1,0 +1,144 @@
+//! The projectors, one per log partition: each folds the log into the store from the store's
+//! position on, hands each directory's entries to its writer (the feed), and publishes the
+//! position reached; start-up replay is the same fold until the log says it is caught up.
+
+use super::Feeds;
+use crate::log::EventLog;
+use crate::pipeline::WriteError;
+use roster_projections::ProjectionStore;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tracing::Instrument;
+
+/// The most entries the projector folds at once.
+const PROJECT_BATCH: usize = 4096;
+
+/// The projector of one partition: folds the log into the store from the store's position
+/// on, hands each directory's entries to its writer, and publishes the position reached on
+/// `projected`, until `stop` fires or the log closes.
+pub(super) async fn run_projector(
+    log: Arc<dyn EventLog>,
+    store: Arc<dyn ProjectionStore>,
+    partition: u32,
+    feeds: Arc<Feeds>,
+    projected: watch::Sender<u64>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut end = log.end(partition);
+    let poll = log.poll_interval();
+    let mut next = *projected.borrow();
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        next = match catch_up(
+            &log,
+            store.as_ref(),
+            partition,
+            &feeds,
+            &projected,
+            Some(next),
+        )
+        .await
+        {
+            Ok(next) => next,
+            Err(e) => {
+                tracing::error!(partition, error = %e, "projection failed; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    _ = stop.changed() => return,
+                }
+                continue;
+            }
+        };
+        let poll_wait = async {
+            match poll {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = end.wait_for(|&e| e > next) => if r.is_err() { return },
+            _ = poll_wait => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Folds what the log holds now of `partition` into the store. Returns the next position.
+/// Reading (and decoding) the next batch overlaps with folding the current one.
+///
+/// It reads from `read_from` (where this projector got to), or from the store's position if
+/// that is lower. A store shared with other processes may be further along: the entries in
+/// between are read anyway (the store skips them), because this process's writers learn the
+/// outcome of their appends from them. A store that went back (restored from a backup, or a
+/// rebuild) is followed back.
+///
+/// Fails when the log cannot be read or the store cannot be written.
+async fn catch_up(
+    log: &Arc<dyn EventLog>,
+    store: &dyn ProjectionStore,
+    partition: u32,
+    feeds: &Feeds,
+    projected: &watch::Sender<u64>,
+    read_from: Option<u64>,
+) -> Result<u64, WriteError> {
+    let read = |from: u64| {
+        let log = log.clone();
+        tokio::spawn(async move { log.read(partition, from, PROJECT_BATCH).await })
+    };
+    let stored = store.next_position(partition).await?;
+    let mut next = read_from.map_or(stored, |r| r.min(stored));
+    let mut pending = read(next);
+    loop {
+        let entries = pending
+            .await
+            .map_err(|e| WriteError::Unavailable(format!("log reader failed: {e}")))??;
+        let Some(last) = entries.last() else { break };
+        let (from, to) = (next, last.position);
+        next = to + 1;
+        pending = read(next);
+        let span = tracing::debug_span!("projection_batch", partition, from, to);
+        let wanted = feeds.wanted(&entries);
+        store.apply(entries).instrument(span).await?;
+        feeds.dispatch(wanted);
+        publish(projected, next);
+    }
+    publish(projected, next);
+    Ok(next)
+}
+
+/// Publishes the position the views reflect; followers are woken only when it moved.
+fn publish(projected: &watch::Sender<u64>, next: u64) {
+    projected.send_if_modified(|at| {
+        let moved = *at != next;
+        *at = next;
+        moved
+    });
+}
+
+/// Start-up replay: folds every partition until the log says each is caught up, so the views
+/// reflect everything appended before Roster started.
+///
+/// Fails when the log cannot be read or the store cannot be written.
+pub(super) async fn replay(
+    log: &Arc<dyn EventLog>,
+    store: &dyn ProjectionStore,
+    feeds: &Feeds,
+    projected: &[watch::Sender<u64>],
+) -> Result<u64, WriteError> {
+    let mut total = 0;
+    for (partition, tx) in (0..log.partitions()).zip(projected) {
+        loop {
+            let next = catch_up(log, store, partition, feeds, tx, None).await?;
+            if log.caught_up(partition, next).await? {
+                total += next;
+                break;
+            }
+            // Nothing there yet, but the log says there may be more: let it fetch.
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    Ok(total)
+}
