@@ -5,6 +5,7 @@
 //! same code serves the read views and the write path's decision state; the write path records
 //! an [`Undo`] while it folds a batch so that it can revert the batch if the append fails.
 
+use crate::name_index::NameIndex;
 use crate::names::name_key;
 use crate::views::{
     AdminTokenView, DirectoryMeta, GroupView, Keys, ProviderView, SourceView, TokenView, UserView,
@@ -56,12 +57,11 @@ pub struct Directory {
     pub(crate) admin_tokens: BTreeMap<ResourceId, AdminTokenView>,
     pub(crate) providers: BTreeMap<ResourceId, Arc<ProviderView>>,
     // Indexes, all derived from the maps above by `set_*`.
-    /// By the comparison key of the userName ([`name_key`]). A set: records written before
-    /// the key was what uniqueness went by may hold two users with one key.
-    pub(crate) user_by_name: HashMap<String, BTreeSet<ResourceId>>,
+    /// By the comparison key of the userName ([`name_key`]).
+    pub(crate) user_by_name: NameIndex,
     pub(crate) user_by_external: HashMap<String, BTreeSet<ResourceId>>,
-    /// By the comparison key of the displayName, as `user_by_name`.
-    pub(crate) group_by_name: HashMap<String, BTreeSet<ResourceId>>,
+    /// By the comparison key of the displayName.
+    pub(crate) group_by_name: NameIndex,
     pub(crate) group_by_external: HashMap<String, BTreeSet<ResourceId>>,
     pub(crate) users_by_owner: HashMap<Option<String>, BTreeSet<ResourceId>>,
     pub(crate) groups_by_owner: HashMap<Option<String>, BTreeSet<ResourceId>>,
@@ -150,9 +150,7 @@ impl Directory {
     pub fn users_named(&self, name: &str) -> impl Iterator<Item = &Arc<UserView>> {
         self.user_by_name
             .get(&name_key(name))
-            .into_iter()
-            .flatten()
-            .filter_map(|id| self.users.get(id))
+            .filter_map(|id| self.users.get(&id))
     }
 
     /// A group whose displayName compares equal to `name`, as [`Self::user_by_name`].
@@ -164,9 +162,7 @@ impl Directory {
     pub fn groups_named(&self, name: &str) -> impl Iterator<Item = &Arc<GroupView>> {
         self.group_by_name
             .get(&name_key(name))
-            .into_iter()
-            .flatten()
-            .filter_map(|id| self.groups.get(id))
+            .filter_map(|id| self.groups.get(&id))
     }
 
     /// The groups that have `member` as a direct member.
@@ -592,17 +588,14 @@ impl Directory {
             return old;
         }
         if let Some(o) = &old {
-            index_remove(&mut self.user_by_name, &name_key(o.user_name()), id);
+            self.user_by_name.remove(&name_key(o.user_name()), id);
             if let Some(x) = o.external_id() {
                 index_remove(&mut self.user_by_external, x, id);
             }
             owner_remove(&mut self.users_by_owner, &o.owner, id);
         }
         if let Some(n) = &new {
-            self.user_by_name
-                .entry(name_key(n.user_name()))
-                .or_default()
-                .insert(id);
+            self.user_by_name.insert(name_key(n.user_name()), id);
             if let Some(x) = n.external_id() {
                 self.user_by_external
                     .entry(x.to_owned())
@@ -637,17 +630,14 @@ impl Directory {
             self.member_of.entry(m.value).or_default().insert(id);
         }
         if let Some(o) = &old {
-            index_remove(&mut self.group_by_name, &name_key(o.display_name()), id);
+            self.group_by_name.remove(&name_key(o.display_name()), id);
             if let Some(x) = o.external_id() {
                 index_remove(&mut self.group_by_external, x, id);
             }
             owner_remove(&mut self.groups_by_owner, &o.owner, id);
         }
         if let Some(n) = &new {
-            self.group_by_name
-                .entry(name_key(n.display_name()))
-                .or_default()
-                .insert(id);
+            self.group_by_name.insert(name_key(n.display_name()), id);
             if let Some(x) = n.external_id() {
                 self.group_by_external
                     .entry(x.to_owned())

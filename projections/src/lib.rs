@@ -8,6 +8,7 @@
 
 mod directory;
 pub mod filter;
+mod name_index;
 pub mod names;
 #[cfg(feature = "postgres")]
 pub mod pg;

@@ -33,6 +33,10 @@ pub fn check_name(name: &str) -> Result<(), NameError> {
     if name.chars().count() > MAX_NAME_CHARS {
         return Err(NameError::TooLong);
     }
+    if ascii_key(name).is_some() {
+        // Printable ASCII is all in the FreeformClass: only emptiness could fail.
+        return Ok(());
+    }
     precis_key(name).map(|_| ())
 }
 

@@ -326,7 +326,7 @@ pub(crate) fn select(resource: &dyn Attributes, q: &ListQuery) -> Option<SortKey
 fn narrowed<'d>(
     filter: Option<&Filter>,
     by_id: impl Fn(&str) -> Option<ResourceId>,
-    by_name: impl Fn(&str) -> Option<&'d BTreeSet<ResourceId>>,
+    by_name: impl Fn(&str) -> BTreeSet<ResourceId>,
     name_attr: &str,
     by_external: impl Fn(&str) -> Option<&'d BTreeSet<ResourceId>>,
 ) -> Option<BTreeSet<ResourceId>> {
@@ -335,7 +335,7 @@ fn narrowed<'d>(
         return Some(by_id(v).into_iter().collect());
     }
     if let Some(v) = f.eq_string(name_attr) {
-        return Some(by_name(v).cloned().unwrap_or_default());
+        return Some(by_name(v));
     }
     if let Some(v) = f.eq_string("externalId") {
         return Some(by_external(v).cloned().unwrap_or_default());
@@ -349,7 +349,7 @@ impl Directory {
         let narrowed = narrowed(
             q.filter.as_ref(),
             |s| s.parse().ok().filter(|id| self.users.contains_key(id)),
-            |s| self.user_by_name.get(&name_key(s)),
+            |s| self.user_by_name.get(&name_key(s)).collect(),
             "userName",
             |s| self.user_by_external.get(s),
         );
@@ -383,7 +383,7 @@ impl Directory {
         let narrowed = narrowed(
             q.filter.as_ref(),
             |s| s.parse().ok().filter(|id| self.groups.contains_key(id)),
-            |s| self.group_by_name.get(&name_key(s)),
+            |s| self.group_by_name.get(&name_key(s)).collect(),
             "displayName",
             |s| self.group_by_external.get(s),
         );

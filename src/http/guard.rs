@@ -20,7 +20,9 @@ pub const MAX_HEADERS: usize = 100;
 
 /// Refuses requests over the URI, header and declared body limits.
 pub async fn limits(State(app): State<AppState>, req: Request, next: Next) -> Response {
-    if req.uri().to_string().len() > MAX_URI_BYTES {
+    let uri = req.uri();
+    let target = uri.path().len() + uri.query().map_or(0, |q| q.len() + 1);
+    if target > MAX_URI_BYTES {
         return ScimError::new(
             StatusCode::URI_TOO_LONG,
             None,

@@ -125,10 +125,14 @@ impl Writer {
     pub async fn write(&self, cmd: Command, ctx: Context) -> Result<Written, WriteError> {
         let share = {
             let mut shares = self.shares.lock().unwrap_or_else(|p| p.into_inner());
-            shares
-                .entry(ctx.source.clone().unwrap_or_default())
-                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(SOURCE_SHARE)))
-                .clone()
+            let source = ctx.source.as_deref().unwrap_or_default();
+            match shares.get(source) {
+                Some(s) => s.clone(),
+                None => shares
+                    .entry(source.to_owned())
+                    .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(SOURCE_SHARE)))
+                    .clone(),
+            }
         };
         // Closed never: the semaphore lives in the map for the writer's life.
         let _turn = share

@@ -453,7 +453,7 @@ impl<'a> ResourceSchemas<'a> {
             // RFC 7643 §2.2: read-only values a client sends are ignored.
             return Ok(());
         }
-        if let Some(v) = value(def, def.name(), v)? {
+        if let Some(v) = value(def, &At::top(None, def.name()), v)? {
             out.insert(def.name().to_owned(), v);
         }
         Ok(())
@@ -476,8 +476,7 @@ impl<'a> ResourceSchemas<'a> {
         if def.mutability() == Mutability::ReadOnly {
             return Ok(());
         }
-        let at = format!("{}:{}", e.id(), def.name());
-        if let Some(v) = value(def, &at, v)? {
+        if let Some(v) = value(def, &At::top(Some(e.id()), def.name()), v)? {
             let slot = out
                 .entry(e.id().to_owned())
                 .or_insert_with(|| Value::Object(Map::new()));
@@ -594,9 +593,46 @@ fn drop_nulls(m: &mut Map<String, Value>) {
     }
 }
 
+/// Where a value is, for messages: spelled out only when one is needed.
+struct At<'a> {
+    schema: Option<&'a str>,
+    parent: Option<&'a At<'a>>,
+    name: &'a str,
+}
+
+impl<'a> At<'a> {
+    fn top(schema: Option<&'a str>, name: &'a str) -> At<'a> {
+        At {
+            schema,
+            parent: None,
+            name,
+        }
+    }
+
+    fn sub(&'a self, name: &'a str) -> At<'a> {
+        At {
+            schema: None,
+            parent: Some(self),
+            name,
+        }
+    }
+}
+
+impl std::fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(p) = self.parent {
+            write!(f, "{p}.")?;
+        }
+        if let Some(s) = self.schema {
+            write!(f, "{s}:")?;
+        }
+        f.write_str(self.name)
+    }
+}
+
 /// A checked value of `def` at `at` (for messages), or None when it is unassigned (null, an
 /// empty array or object).
-fn value(def: Def<'_>, at: &str, v: Value) -> Result<Option<Value>, Invalid> {
+fn value(def: Def<'_>, at: &At<'_>, v: Value) -> Result<Option<Value>, Invalid> {
     if def.multi_valued() {
         let items = match v {
             Value::Array(items) => items,
@@ -638,7 +674,7 @@ fn is_primary(v: &Value) -> bool {
 }
 
 /// One value (of a single-valued attribute, or one element of a multi-valued one).
-fn single(def: Def<'_>, at: &str, v: Value) -> Result<Option<Value>, Invalid> {
+fn single(def: Def<'_>, at: &At<'_>, v: Value) -> Result<Option<Value>, Invalid> {
     let wrong = |what: &str, v: &Value| {
         let mut shown = v.to_string();
         if shown.len() > 40 {
@@ -662,8 +698,7 @@ fn single(def: Def<'_>, at: &str, v: Value) -> Result<Option<Value>, Invalid> {
                 if sub.mutability() == Mutability::ReadOnly {
                     continue;
                 }
-                let sub_at = format!("{at}.{}", sub.name());
-                if let Some(x) = value(sub, &sub_at, x)? {
+                if let Some(x) = value(sub, &at.sub(sub.name()), x)? {
                     out.insert(sub.name().to_owned(), x);
                 }
             }
@@ -700,12 +735,9 @@ fn single(def: Def<'_>, at: &str, v: Value) -> Result<Option<Value>, Invalid> {
         Type::String | Type::Reference => match &v {
             Value::String(s) => {
                 if def.is_name() {
-                    check_name(s).map_err(|e| Invalid {
+                    check_name(s).map_err(|e: NameError| Invalid {
                         scim_type: "invalidValue",
-                        detail: match e {
-                            NameError::TooLong => format!("{at} {e}"),
-                            e => format!("{at} {e}"),
-                        },
+                        detail: format!("{at} {e}"),
                     })?;
                 } else if s.is_empty() && def.required() {
                     return invalid(format!("{at} is required"));
