@@ -118,6 +118,21 @@ fn refusal(dir: &Path, path: &Path, d: &Damage, position: u64, last: bool) -> St
     )
 }
 
+/// `name` in `dir`, or `name-<n>` with the first `n` from 2 not taken: bytes set aside by a
+/// second cut at the same place and time (a repair redone after a crash, the same damage
+/// again at once) go beside the first one's, never over them. Cuts hold the log's lock, so
+/// nothing else takes the name in between.
+pub(super) fn unused_path(dir: &Path, name: &str) -> PathBuf {
+    let first = dir.join(name);
+    if !first.exists() {
+        return first;
+    }
+    (2..=1000u32)
+        .map(|n| dir.join(format!("{name}-{n}")))
+        .find(|p| !p.exists())
+        .unwrap_or(first)
+}
+
 /// Cuts a torn last write off the active segment, keeping the cut bytes beside it.
 ///
 /// Fails when the bytes cannot be saved or the segment cannot be truncated.
@@ -134,7 +149,7 @@ fn cut_torn_tail(dir: &Path, path: &Path, d: &Damage, len: u64) -> Result<(), Lo
         d.offset,
         chrono::Utc::now().timestamp_millis()
     );
-    let side = dir.join(&name);
+    let side = unused_path(dir, &name);
     let mut out = crate::datadir::file_options()
         .write(true)
         .create_new(true)
@@ -548,5 +563,25 @@ impl Writer {
             offset: 0,
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unused_path;
+
+    #[test]
+    fn a_taken_name_gets_the_next_free_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let name = "00000000000000000000.log.torn-40-1764000000000";
+        assert_eq!(unused_path(dir.path(), name), dir.path().join(name));
+        std::fs::write(dir.path().join(name), b"a").unwrap();
+        let second = unused_path(dir.path(), name);
+        assert_eq!(second, dir.path().join(format!("{name}-2")));
+        std::fs::create_dir(&second).unwrap();
+        assert_eq!(
+            unused_path(dir.path(), name),
+            dir.path().join(format!("{name}-3"))
+        );
     }
 }

@@ -5,7 +5,7 @@
 //! needs the log's lock, so it never runs beside a server.
 
 use super::scan::{list_segments, scan, segment_path, Damage};
-use super::{io, lock, sync_dir, INDEX_EVERY};
+use super::{io, lock, sync_dir, unused_path, INDEX_EVERY};
 use crate::log::LogError;
 use std::fs::OpenOptions;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -115,7 +115,7 @@ pub fn repair(dir: &Path, apply: bool) -> Result<Option<Repair>, LogError> {
                 .map(|d| d.whole_after)
                 .sum::<u64>(),
         later_segments: later.len(),
-        cut_dir: dir.join(format!("cut-{stamp}")),
+        cut_dir: unused_path(dir, &format!("cut-{stamp}")),
     };
     if !apply {
         return Ok(Some(plan));
