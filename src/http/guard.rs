@@ -18,17 +18,28 @@ pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 /// The most header fields a request may carry.
 pub const MAX_HEADERS: usize = 100;
 
-/// Refuses requests over the URI, header and declared body limits.
-pub async fn limits(State(app): State<AppState>, req: Request, next: Next) -> Response {
+/// Refuses requests over the URI, header and declared body limits; rewrites the error
+/// answers of layers that do not speak SCIM.
+pub async fn edge(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    if let Some(refused) = over_limits(&req, app.settings.max_body_bytes) {
+        return refused;
+    }
+    scim_errors(next.run(req).await).await
+}
+
+/// The answer for a request over the URI, header or declared body limits, if it is.
+fn over_limits(req: &Request, max_body: usize) -> Option<Response> {
     let uri = req.uri();
     let target = uri.path().len() + uri.query().map_or(0, |q| q.len() + 1);
     if target > MAX_URI_BYTES {
-        return ScimError::new(
-            StatusCode::URI_TOO_LONG,
-            None,
-            format!("the request target is longer than {MAX_URI_BYTES} bytes"),
-        )
-        .into_response();
+        return Some(
+            ScimError::new(
+                StatusCode::URI_TOO_LONG,
+                None,
+                format!("the request target is longer than {MAX_URI_BYTES} bytes"),
+            )
+            .into_response(),
+        );
     }
     let headers = req.headers();
     let bytes: usize = headers
@@ -36,24 +47,25 @@ pub async fn limits(State(app): State<AppState>, req: Request, next: Next) -> Re
         .map(|(k, v)| k.as_str().len() + v.len())
         .sum();
     if headers.len() > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
-        return ScimError::new(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            None,
-            format!(
-                "at most {MAX_HEADERS} header fields and {MAX_HEADER_BYTES} bytes of headers \
-                 are accepted"
-            ),
-        )
-        .into_response();
+        return Some(
+            ScimError::new(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                None,
+                format!(
+                    "at most {MAX_HEADERS} header fields and {MAX_HEADER_BYTES} bytes of \
+                     headers are accepted"
+                ),
+            )
+            .into_response(),
+        );
     }
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > app.settings.max_body_bytes as u64) {
-        return too_large(app.settings.max_body_bytes);
-    }
-    next.run(req).await
+    declared
+        .is_some_and(|n| n > max_body as u64)
+        .then(|| too_large(max_body))
 }
 
 /// 413 for a body over `max` bytes.
@@ -69,9 +81,8 @@ pub fn too_large(max: usize) -> Response {
 /// The most of a non-SCIM error body kept as the SCIM error's detail.
 const MAX_DETAIL: usize = 512;
 
-/// Rewrites error answers that are not JSON into SCIM error bodies with the same status.
-pub async fn scim_errors(req: Request, next: Next) -> Response {
-    let resp = next.run(req).await;
+/// Rewrites an error answer that is not JSON into a SCIM error body with the same status.
+async fn scim_errors(resp: Response) -> Response {
     let status = resp.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return resp;

@@ -128,8 +128,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone())
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(middleware::from_fn_with_state(state, guard::limits))
-        .layer(middleware::from_fn(guard::scim_errors))
+        .layer(middleware::from_fn_with_state(state, guard::edge))
         .layer(middleware::from_fn_with_state(tracked, track))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let route = req

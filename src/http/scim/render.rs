@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use roster_events::{Document, ResourceId};
 use roster_projections::schema;
 use roster_projections::{GroupView, UserView};
+use serde::Serialize;
 use serde_json::{json, Value};
 use std::borrow::Borrow;
 use std::sync::Arc;
@@ -54,15 +55,28 @@ fn splice(head: &str, doc: &Document) -> String {
     out
 }
 
-fn meta(resource_type: &str, v: (&DateTime<Utc>, &DateTime<Utc>, u64), location: &str) -> Value {
+/// A resource's `meta` (RFC 7643 §3.1), serialized straight from borrowed parts.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Meta<'a> {
+    resource_type: &'a str,
+    created: String,
+    last_modified: String,
+    location: &'a str,
+    version: String,
+}
+
+fn meta(resource_type: &str, v: (&DateTime<Utc>, &DateTime<Utc>, u64), location: &str) -> String {
     use chrono::SecondsFormat::Millis;
-    json!({
-        "resourceType": resource_type,
-        "created": v.0.to_rfc3339_opts(Millis, true),
-        "lastModified": v.1.to_rfc3339_opts(Millis, true),
-        "location": location,
-        "version": etag(v.2),
-    })
+    let meta = Meta {
+        resource_type,
+        created: v.0.to_rfc3339_opts(Millis, true),
+        last_modified: v.1.to_rfc3339_opts(Millis, true),
+        location,
+        version: etag(v.2),
+    };
+    // A struct of strings always serializes; the default is never reached.
+    serde_json::to_string(&meta).unwrap_or_default()
 }
 
 pub(super) fn user_location(base: &str, u: &UserView) -> String {
