@@ -268,22 +268,27 @@ fn source_schemas<'a>(state: &'a Directory, ctx: &Context, user: bool) -> Resour
     }
 }
 
-/// A PATCH's resulting document: the one computed at the edge if the resource is still at
-/// that version, otherwise the operations applied to the current document.
+/// A PATCH's resulting document, None if it has no operations on the document: the one
+/// computed at the edge if the resource is still at that version, otherwise the operations
+/// applied to the current document.
 fn patched(
     state: &Directory,
     ctx: &Context,
-    version: u64,
-    current: &Document,
+    (version, current): (u64, &Document),
     ops: &[PatchOp],
     evaluated: Option<&Evaluated>,
     user: bool,
-) -> Result<Checked, DomainError> {
+) -> Result<Option<Checked>, DomainError> {
+    if ops.is_empty() {
+        return Ok(None);
+    }
     if let Some(e) = evaluated.filter(|e| e.version == version) {
-        return Ok(e.document.clone());
+        return Ok(Some(e.document.clone()));
     }
     let schemas = source_schemas(state, ctx, user);
-    patch::apply(current.to_map(), ops, &schemas).map_err(DomainError::Patch)
+    patch::apply(current.to_map(), ops, &schemas)
+        .map(Some)
+        .map_err(DomainError::Patch)
 }
 
 fn provider(
@@ -541,20 +546,9 @@ pub fn decide(
             if_match,
         } => {
             let user = visible_user(state, ctx, *id, *if_match)?;
-            let doc = if patch.ops.is_empty() {
-                None
-            } else {
-                let e = patch.evaluated.as_ref();
-                Some(patched(
-                    state,
-                    ctx,
-                    user.version,
-                    &user.resource,
-                    &patch.ops,
-                    e,
-                    true,
-                )?)
-            };
+            let current = (user.version, &user.resource);
+            let e = patch.evaluated.as_ref();
+            let doc = patched(state, ctx, current, &patch.ops, e, true)?;
             let out = match &doc {
                 Some(doc) => replace_user(state, &mut b, user, doc)?,
                 None => Outcome::User(user.id),
@@ -624,20 +618,9 @@ pub fn decide(
             if_match,
         } => {
             let group = visible_group(state, ctx, *id, *if_match)?;
-            let doc = if patch.ops.is_empty() {
-                None
-            } else {
-                let e = patch.evaluated.as_ref();
-                Some(patched(
-                    state,
-                    ctx,
-                    group.version,
-                    &group.resource,
-                    &patch.ops,
-                    e,
-                    false,
-                )?)
-            };
+            let current = (group.version, &group.resource);
+            let e = patch.evaluated.as_ref();
+            let doc = patched(state, ctx, current, &patch.ops, e, false)?;
             let (removed, added) = member_changes(state, ctx, group, &patch.members)?;
             write_group(state, &mut b, group, doc.as_ref(), removed, added)?
         }
