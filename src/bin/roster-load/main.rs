@@ -61,6 +61,14 @@ enum Cmd {
         #[arg(long, default_value = "pb")]
         prefix: String,
     },
+    /// Serves the in-memory SCIM target alone at `<listen>/` until interrupted: the ceiling
+    /// for the HTTP figures, measured in the same run (no authentication, durability or
+    /// checks; `userName eq` filters answered from an index, like Roster's).
+    Ceiling {
+        /// A loopback address, e.g. 127.0.0.1:18600
+        #[arg(long)]
+        listen: String,
+    },
     /// Durable appends to the embedded log (one record of one event each), from N concurrent
     /// writers.
     LogAppend {
@@ -322,6 +330,11 @@ async fn main() -> anyhow::Result<()> {
                 },
             )
             .await;
+        }
+        Cmd::Ceiling { listen } => {
+            let (base, _store) = target::start_on(&listen).await?;
+            println!("ceiling target at {base}");
+            tokio::signal::ctrl_c().await?;
         }
         Cmd::Reads {
             url,

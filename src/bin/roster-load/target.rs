@@ -2,7 +2,9 @@
 //! lock, the RFC 7644 operations a provider sends (POST, PUT, PATCH of members and `active`,
 //! DELETE, paged lists, `eq` filters on userName / displayName / externalId, Bulk), and the
 //! time each user was created, by userName, for propagation latencies. Not a SCIM server for
-//! anything else: no validation beyond what the benchmark needs.
+//! anything else: no validation beyond what the benchmark needs. Served alone
+//! (`roster-load ceiling`) it is the ceiling for Roster's HTTP figures: the same requests
+//! answered by a minimal axum server, without authentication, durability or checks.
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -156,19 +158,30 @@ async fn list(
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
     let count: usize = q.get("count").and_then(|v| v.parse().ok()).unwrap_or(100);
+    let filter = q.get("filter").map(|f| {
+        let (attr, value) = f.split_once(" eq ").unwrap_or(("", ""));
+        let value: String = serde_json::from_str(value).unwrap_or_default();
+        (attr, value)
+    });
+    if let (Some(("userName", name)), "Users") = (&filter, kind.as_str()) {
+        let id = s.user_names.get(&name.to_lowercase()).cloned();
+        let found: Vec<&Value> = id.and_then(|id| s.users.get(&id)).into_iter().collect();
+        return Json(json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+            "totalResults": found.len(), "startIndex": 1, "itemsPerPage": found.len(),
+            "Resources": found,
+        }));
+    }
     let c = collection(&mut s, &kind);
-    let all: Vec<&Value> = match q.get("filter") {
-        Some(f) => {
-            let (attr, value) = f.split_once(" eq ").unwrap_or(("", ""));
-            let value: String = serde_json::from_str(value).unwrap_or_default();
-            c.values()
-                .filter(|d| {
-                    d[attr]
-                        .as_str()
-                        .is_some_and(|v| v.eq_ignore_ascii_case(&value))
-                })
-                .collect()
-        }
+    let all: Vec<&Value> = match filter {
+        Some((attr, value)) => c
+            .values()
+            .filter(|d| {
+                d[attr]
+                    .as_str()
+                    .is_some_and(|v| v.eq_ignore_ascii_case(&value))
+            })
+            .collect(),
         None => c.values().collect(),
     };
     let page: Vec<&Value> = all
@@ -238,6 +251,11 @@ async fn bulk(State(s): State<Shared>, Json(body): Json<Value>) -> Json<Value> {
 
 /// Serves the target on a free loopback port; returns its base URL and its store.
 pub async fn start() -> anyhow::Result<(String, Shared)> {
+    start_on("127.0.0.1:0").await
+}
+
+/// Serves the target on `addr`; returns its base URL and its store.
+pub async fn start_on(addr: &str) -> anyhow::Result<(String, Shared)> {
     let shared: Shared = Arc::default();
     let app = Router::new()
         .route("/ServiceProviderConfig", get(config))
@@ -245,7 +263,7 @@ pub async fn start() -> anyhow::Result<(String, Shared)> {
         .route("/{kind}", get(list).post(create))
         .route("/{kind}/{id}", get(one).put(one).patch(one).delete(one))
         .with_state(shared.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
     let base = format!("http://{}", listener.local_addr()?);
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
