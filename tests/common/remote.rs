@@ -290,6 +290,17 @@ pub async fn status(app: &TestApp, name: &str) -> Value {
     body
 }
 
+/// The provider's status once nothing is in flight or pending: what it learned and counted
+/// from the tasks it carried.
+pub async fn settled(app: &TestApp, name: &str) -> Value {
+    eventually(
+        30,
+        || status(app, name),
+        |st| st["in_flight"] == 0 && st["pending"] == 0,
+    )
+    .await
+}
+
 pub async fn create_group(app: &TestApp, name: &str, members: &[&str]) -> Value {
     let members: Vec<Value> = members.iter().map(|id| json!({"value": id})).collect();
     let (s, g) = app
