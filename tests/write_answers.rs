@@ -11,9 +11,9 @@ use roster_events::Event;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
-/// Every `(resource id, version)` the log holds for events `is` picks, with the event.
+/// The versions of the events `is` picks, by resource id, in log order.
 async fn logged(data: &std::path::Path, is: fn(&Event) -> bool) -> HashMap<String, Vec<u64>> {
-    let log = FileLog::open(&data.join("log"), FileLogOptions::default()).unwrap();
+    let log = FileLog::open(data.join("log"), FileLogOptions::default()).unwrap();
     let mut out: HashMap<String, Vec<u64>> = HashMap::new();
     for entry in log.read(0, 0, usize::MAX).await.unwrap() {
         for e in &entry.record.events {
