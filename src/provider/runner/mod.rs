@@ -3,7 +3,8 @@
 //! it touches, carries the work to the remote through the per-object queue, and saves its
 //! position, progress and links together at each checkpoint. It also runs the full syncs:
 //! the first one bootstraps a new provider from a cut of the views (views plus the position
-//! they reflect), later ones run on schedule or on request.
+//! they reflect), later ones run on schedule or on request (`full_sync`); `status` is what it
+//! shows the status API.
 //!
 //! Delivery is at least once and idempotent: after a crash the changes since the last
 //! checkpoint are read again and carried again; a create that may have reached the remote
@@ -12,9 +13,9 @@
 use super::carry::{self, Outcome, TaskContext};
 use super::client::Remote;
 use super::config::{self, Tuning};
-use super::fullsync::{self, REPORT_ERRORS};
+use super::fullsync::REPORT_ERRORS;
 use super::mapping::DefaultMapping;
-use super::plan::{Kind, Request};
+use super::plan::Kind;
 use super::queue::ObjectQueue;
 use super::retry::Backoff;
 use super::scope;
@@ -26,8 +27,7 @@ use crate::sealing::SecretKey;
 use chrono::{DateTime, Utc};
 use roster_events::{Event, Member, MemberType, ResourceId};
 use roster_projections::{LogEntry, ProjectionStore, ProviderView};
-use serde::Serialize;
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -85,44 +85,11 @@ impl Deps {
     }
 }
 
-/// A parked object, as the status API shows it.
-#[derive(Clone, Debug, Serialize)]
-pub struct ParkedObject {
-    pub kind: Kind,
-    pub id: ResourceId,
-    pub attempts: u32,
-    pub error: String,
-}
+mod full_sync;
+mod status;
 
-/// A request a dry run would have sent.
-#[derive(Clone, Debug, Serialize)]
-pub struct Planned {
-    pub at: DateTime<Utc>,
-    pub method: String,
-    pub path: String,
-    pub body: Option<serde_json::Value>,
-}
-
-/// A provider's consumer as the status API shows it.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct Status {
-    /// starting, bootstrapping, running, full sync, failed, stopped.
-    pub state: &'static str,
-    pub error: Option<String>,
-    /// The first position of the directory's partition not carried yet.
-    pub position: u64,
-    /// The first position the views do not reflect yet.
-    pub views_position: u64,
-    /// Objects with changes still to carry, neither in flight nor parked.
-    pub pending: usize,
-    pub in_flight: usize,
-    pub parked: Vec<ParkedObject>,
-    pub last_full_sync: Option<FullSyncReport>,
-    pub last_checkpoint: Option<DateTime<Utc>>,
-    pub dry_run_requests: VecDeque<Planned>,
-    /// What Roster learned about the remote by talking to it.
-    pub learned: super::compat::Learned,
-}
+use status::planned;
+pub use status::{ParkedObject, Planned, Status};
 
 /// A running consumer.
 pub struct Handle {
@@ -393,24 +360,6 @@ impl Runner {
                 _ = stopped.changed() => {}
             }
         }
-    }
-
-    /// Runs a full sync if one was asked for or is due, and none is running or would mix with
-    /// work in flight.
-    async fn full_sync_if_due(&mut self) -> Result<(), String> {
-        let due = self.next_full_sync.is_some_and(|at| at <= Instant::now());
-        if (self.progress.full_sync_requested || due)
-            && self.full_sync.is_none()
-            && self.tasks.is_empty()
-        {
-            self.full_sync_now().await?;
-        }
-        Ok(())
-    }
-
-    fn schedule_full_sync(&mut self) {
-        let every = self.view.config.full_sync_interval_secs;
-        self.next_full_sync = (every > 0).then(|| Instant::now() + Duration::from_secs(every));
     }
 
     /// Reads and turns into work what the views reflect beyond the position.
@@ -769,106 +718,6 @@ impl Runner {
         }
     }
 
-    fn finish_full_sync_if_done(&mut self) {
-        let done = self
-            .full_sync
-            .as_ref()
-            .is_some_and(|run| run.keys.iter().all(|k| !self.queue.contains(k)));
-        if done {
-            if let Some(mut run) = self.full_sync.take() {
-                run.report.finished = Some(Utc::now());
-                tracing::info!(
-                    compared = run.report.compared,
-                    created = run.report.created,
-                    updated = run.report.updated,
-                    deleted = run.report.deleted,
-                    unchanged = run.report.unchanged,
-                    failed = run.report.failed,
-                    "full sync finished"
-                );
-                self.progress.last_full_sync = Some(run.report);
-                self.dirty = true;
-            }
-        }
-    }
-
-    /// Plans a full sync and queues its work; the first one is the bootstrap from a cut.
-    async fn full_sync_now(&mut self) -> Result<(), String> {
-        let bootstrap = !self.progress.bootstrapped;
-        {
-            let mut s = self.status.lock().unwrap_or_else(|p| p.into_inner());
-            s.state = if bootstrap {
-                "bootstrapping"
-            } else {
-                "full sync"
-            };
-        }
-        // The cut: the views as of this position, read from now on; what changes after it is
-        // read from the log, and carrying it again is harmless.
-        let cut = self.views_position();
-        let span = tracing::info_span!("full_sync", bootstrap, cut);
-        let planned = fullsync::plan(&self.cx, &mut self.links, &self.echoes)
-            .instrument(span)
-            .await;
-        let plan = match planned {
-            Ok(p) => p,
-            Err(e) => {
-                // Tried again at the next schedule or request; the log goes on meanwhile
-                // unless this is the bootstrap, which must come first.
-                tracing::warn!(error = %e, "full sync could not be planned");
-                self.progress.last_full_sync = Some(FullSyncReport {
-                    started: Some(Utc::now()),
-                    finished: Some(Utc::now()),
-                    failed: 1,
-                    errors: vec![e.clone()],
-                    ..FullSyncReport::default()
-                });
-                self.schedule_full_sync();
-                if bootstrap {
-                    return Err(format!("bootstrap: {e}"));
-                }
-                self.progress.full_sync_requested = false;
-                self.dirty = true;
-                return Ok(());
-            }
-        };
-        if bootstrap {
-            self.position = self.position.max(cut);
-            self.progress.bootstrapped = true;
-        }
-        if !self.cx.dry_run {
-            self.changed.extend(plan.links);
-        }
-        self.queue.retry_all();
-        let mut keys = HashSet::new();
-        for (key, work) in plan.work {
-            keys.insert(key);
-            // What the full sync computed from the views and the remote replaces what was
-            // waiting for the object (an older failed change could conflict with it).
-            self.queue.replace_waiting(key, work);
-        }
-        tracing::info!(
-            compared = plan.report.compared,
-            to_create = plan.report.created,
-            to_update = plan.report.updated,
-            to_delete = plan.report.deleted,
-            unchanged = plan.report.unchanged,
-            "full sync planned"
-        );
-        self.progress.last_full_sync = Some(plan.report.clone());
-        self.full_sync = Some(FullSyncRun {
-            report: plan.report,
-            keys,
-        });
-        self.progress.full_sync_requested = false;
-        self.schedule_full_sync();
-        self.dirty = true;
-        self.finish_full_sync_if_done();
-        self.checkpoint().await?;
-        self.status.lock().unwrap_or_else(|p| p.into_inner()).state = "running";
-        Ok(())
-    }
-
     async fn checkpoint(&mut self) -> Result<(), String> {
         let learned = *self.cx.learned.lock().unwrap_or_else(|p| p.into_inner());
         if learned != self.progress.learned {
@@ -907,49 +756,5 @@ impl Runner {
             .unwrap_or_else(|p| p.into_inner())
             .last_checkpoint = Some(Utc::now());
         Ok(())
-    }
-
-    fn publish(&self) {
-        let views = self.views_position();
-        let parked: Vec<ParkedObject> = self
-            .queue
-            .parked()
-            .into_iter()
-            .map(|p| ParkedObject {
-                kind: p.key.0,
-                id: p.key.1,
-                attempts: p.attempts,
-                error: p.error,
-            })
-            .collect();
-        if let Some(m) = &self.deps.metrics {
-            m.provider_lag
-                .get_or_create(&self.labels)
-                .set(views.saturating_sub(self.position) as i64);
-            m.provider_parked
-                .get_or_create(&self.labels)
-                .set(parked.len() as i64);
-        }
-        let mut s = self.status.lock().unwrap_or_else(|p| p.into_inner());
-        if s.state == "starting" || s.state == "failed" {
-            s.state = "running";
-            s.error = None;
-        }
-        s.position = self.position;
-        s.views_position = views;
-        s.pending = self.queue.waiting_objects();
-        s.in_flight = self.queue.in_flight();
-        s.parked = parked;
-        s.last_full_sync = self.progress.last_full_sync.clone();
-        s.learned = *self.cx.learned.lock().unwrap_or_else(|p| p.into_inner());
-    }
-}
-
-fn planned(r: Request) -> Planned {
-    Planned {
-        at: Utc::now(),
-        method: r.method.to_string(),
-        path: format!("/{}", r.path.join("/")),
-        body: r.body,
     }
 }
