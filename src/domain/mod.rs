@@ -1,17 +1,19 @@
-//! Commands and the pure decision step: `decide(state, command) -> events`.
+//! The pure decision step: `decide(state, command) -> events` (the commands themselves are
+//! in `command`).
 //!
 //! A command is validated against one directory's current state (uniqueness of userName and
 //! group displayName, resource versions, ownership, membership references) and turned into the
 //! events that record its outcome. No I/O happens here; the writer (`crate::pipeline`) feeds the
 //! state and appends what comes out.
 
+mod command;
 mod members;
 
-use crate::patch::{self, MemberOp, PatchError, PatchOp};
+use crate::patch::{self, PatchOp};
 use chrono::{DateTime, Utc};
 use members::{member_changes, resolve_members};
 use roster_events::{
-    Actor, AdminTokenIssued, Adopted, DirectoryCreated, Document, Envelope, Event, GroupCreated,
+    AdminTokenIssued, Adopted, DirectoryCreated, Document, Envelope, Event, GroupCreated,
     GroupMembersAdded, GroupMembersRemoved, GroupReplaced, Member, MemberType, Ownership,
     ProviderConfig, ProviderCreated, ProviderReplayRequested, ProviderUpdated, ResourceId,
     ResourceType, SourceCreated, SourceTokenIssued, SourceTokenRevoked, UndeclaredExtensions,
@@ -25,179 +27,10 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 pub use crate::patch::MemberRef;
-
-/// A hashed token ready to be recorded.
-#[derive(Clone, Debug)]
-pub struct NewToken {
-    pub id: ResourceId,
-    pub hash: String,
-    pub prefix: String,
-}
-
-/// A PATCH's document computed at the edge, off the writer, against one version of the
-/// resource. The writer uses it when the resource is still at that version, and otherwise
-/// applies the operations again to what is there now.
-#[derive(Clone, Debug)]
-pub struct Evaluated {
-    pub version: u64,
-    pub document: Checked,
-}
-
-/// A user PATCH: its checked operations and, if the edge could compute it, their result.
-#[derive(Clone, Debug)]
-pub struct UserPatch {
-    pub ops: Vec<PatchOp>,
-    pub evaluated: Option<Evaluated>,
-}
-
-/// A group PATCH: the operations on its document (with their result, as for users) and those
-/// on its members, which the writer applies as set operations.
-#[derive(Clone, Debug)]
-pub struct GroupPatch {
-    pub ops: Vec<PatchOp>,
-    pub members: Vec<MemberOp>,
-    pub evaluated: Option<Evaluated>,
-}
-
-/// What a caller asks a directory to do.
-#[derive(Clone, Debug)]
-pub enum Command {
-    /// First start: the directory itself, an admin token, and a source with its token, all
-    /// in one record so that a crash never leaves a half-initialised directory.
-    Bootstrap {
-        admin: NewToken,
-        source_slug: String,
-        source_token: NewToken,
-    },
-    CreateSource {
-        slug: String,
-        token: NewToken,
-        ownership: Ownership,
-        undeclared_extensions: UndeclaredExtensions,
-    },
-    IssueSourceToken {
-        slug: String,
-        token: NewToken,
-    },
-    /// A source declares an extension schema for its users or groups.
-    DeclareSchema {
-        slug: String,
-        resource_type: String,
-        schema: roster_events::DeclaredSchema,
-    },
-    RevokeSourceToken {
-        slug: String,
-        token_id: ResourceId,
-    },
-    CreateUser {
-        resource: Checked,
-        /// An Argon2id hash of the password the client sent, made at the edge.
-        password_hash: Option<String>,
-    },
-    ReplaceUser {
-        id: ResourceId,
-        resource: Checked,
-        password_hash: Option<String>,
-        if_match: Option<u64>,
-    },
-    DeleteUser {
-        id: ResourceId,
-        if_match: Option<u64>,
-    },
-    CreateGroup {
-        resource: Checked,
-        members: Vec<MemberRef>,
-    },
-    ReplaceGroup {
-        id: ResourceId,
-        resource: Checked,
-        members: Vec<MemberRef>,
-        if_match: Option<u64>,
-    },
-    DeleteGroup {
-        id: ResourceId,
-        if_match: Option<u64>,
-    },
-    /// RFC 7644 §3.5.2: the outcome is recorded as a replacement (and, for a group, as the
-    /// members removed and added).
-    PatchUser {
-        id: ResourceId,
-        patch: UserPatch,
-        password_hash: Option<String>,
-        if_match: Option<u64>,
-    },
-    PatchGroup {
-        id: ResourceId,
-        patch: GroupPatch,
-        if_match: Option<u64>,
-    },
-    /// An outbound provider; its secrets are already sealed.
-    CreateProvider {
-        id: ResourceId,
-        config: ProviderConfig,
-    },
-    UpdateProvider {
-        id: ResourceId,
-        config: ProviderConfig,
-    },
-    DeleteProvider {
-        id: ResourceId,
-    },
-    /// A request to a provider's consumer, recorded for it (and the audit trail) in the log.
-    RequestProvider {
-        id: ResourceId,
-        request: ProviderRequest,
-    },
-}
-
-/// What an operator can ask of a running provider.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProviderRequest {
-    /// A full sync now.
-    Sync,
-    /// Try the parked objects again now.
-    Retry,
-    /// Carry every change again from this position of the directory's partition.
-    Replay { from: u64 },
-}
-
-/// Who is asking, and on behalf of which request.
-#[derive(Clone, Debug)]
-pub struct Context {
-    pub actor: Actor,
-    /// The source the request came through; with the `owned` policy it sees only its own.
-    pub source: Option<String>,
-    pub correlation_id: Option<String>,
-}
-
-/// Why a command was refused. Nothing was written.
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum DomainError {
-    /// A uniqueness rule would be broken (RFC 7644 scimType `uniqueness`).
-    #[error("{0}")]
-    Conflict(String),
-    #[error("{0}")]
-    NotFound(String),
-    /// If-Match named a version that is no longer current.
-    #[error("resource version is {current}, not {expected}")]
-    PreconditionFailed { current: u64, expected: u64 },
-    /// A value is not acceptable (RFC 7644 scimType `invalidValue`).
-    #[error("{0}")]
-    Invalid(String),
-    /// A PATCH request cannot be applied; carries its scimType.
-    #[error(transparent)]
-    Patch(PatchError),
-}
-
-/// What a successful command produced, for the response.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Outcome {
-    Done,
-    User(ResourceId),
-    Group(ResourceId),
-    Source(ResourceId),
-    Provider(ResourceId),
-}
+pub use command::{
+    Command, Context, DomainError, Evaluated, GroupPatch, NewToken, Outcome, ProviderRequest,
+    UserPatch,
+};
 
 struct Builder<'a> {
     dir: &'a str,

@@ -1,4 +1,5 @@
 use super::*;
+use roster_events::Actor;
 use serde_json::json;
 
 fn ctx(source: &str) -> Context {
