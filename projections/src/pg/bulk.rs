@@ -5,9 +5,11 @@
 //! positions and chain heads the fold reflects. Maintaining eight b-trees row by row is what
 //! limits the incremental fold; building each once from sorted input is several times faster.
 
-use super::{email_values, fold_case, member_type_code, stamps, to_json, PgStore, Target};
-use super::{GROUP_COPY, USER_COPY};
+use super::generation::Target;
+use super::rows::{email_values, member_type_code, stamps, to_json, GROUP_COPY, USER_COPY};
+use super::PgStore;
 use crate::store::{Folded, StoreError};
+use roster_events::fold_case;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

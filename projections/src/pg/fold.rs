@@ -1,0 +1,746 @@
+//! The incremental fold: a batch of log entries to one transaction (lock, skip what is
+//! already reflected, load what the batch touches, fold it with the memory store's code,
+//! write back what changed with the new chain heads and positions).
+
+use super::generation::Target;
+use super::rows::{
+    corrupt, email_values, group_from, json, member_type_code, pick, stamps, to_json, user_from,
+    GroupRows, UserRows, GROUP_COLUMNS, MEMBERS_JOIN, USER_COLUMNS, USER_COPY,
+};
+use super::PgStore;
+use crate::directory::Directory;
+use crate::store::{LogEntry, StoreError};
+use crate::views::{AdminTokenView, DirectoryMeta, GroupView, ProviderView, SourceView, UserView};
+use roster_events::{fold_case, ChainHead, Event, ResourceId};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{ToSql, Type};
+use uuid::Uuid;
+
+/// Which resources a batch of one directory touches, by kind.
+#[derive(Default)]
+pub(super) struct Touched {
+    meta: bool,
+    users: BTreeSet<Uuid>,
+    groups: BTreeSet<Uuid>,
+    sources: BTreeSet<Uuid>,
+    admin_tokens: BTreeSet<Uuid>,
+    providers: BTreeSet<Uuid>,
+}
+
+/// One directory's share of a batch: the state loaded before folding and the fold after.
+pub(super) struct DirBatch {
+    touched: Touched,
+    before: Directory,
+    after: Directory,
+}
+
+/// Rows to write, one vector per column, for the `UNNEST` statements.
+#[derive(Default)]
+pub(super) struct Writes {
+    user_del: (Vec<String>, Vec<Uuid>),
+    users: UserRows,
+    email_del: (Vec<String>, Vec<Uuid>),
+    emails: (Vec<String>, Vec<Uuid>, Vec<String>),
+    group_del: (Vec<String>, Vec<Uuid>),
+    groups: GroupRows,
+    member_del: (Vec<String>, Vec<Uuid>, Vec<Uuid>, Vec<i16>),
+    member_group_del: (Vec<String>, Vec<Uuid>),
+    members: (Vec<String>, Vec<Uuid>, Vec<Uuid>, Vec<i16>),
+    sources: (Vec<String>, Vec<Uuid>, Vec<String>, Vec<String>),
+    source_del: (Vec<String>, Vec<Uuid>),
+    admin_tokens: (Vec<String>, Vec<Uuid>, Vec<String>),
+    admin_token_del: (Vec<String>, Vec<Uuid>),
+    providers: (Vec<String>, Vec<Uuid>, Vec<String>),
+    provider_del: (Vec<String>, Vec<Uuid>),
+    meta: (Vec<String>, Vec<String>),
+}
+
+impl Writes {
+    fn user(&mut self, dir: &str, before: Option<&Arc<UserView>>, after: Option<&Arc<UserView>>) {
+        let id = match (before, after) {
+            (_, Some(a)) => a.id.0,
+            (Some(b), None) => b.id.0,
+            (None, None) => return,
+        };
+        if let (Some(b), Some(a)) = (before, after) {
+            if Arc::ptr_eq(a, b) {
+                return;
+            }
+        }
+        let old_emails = before.map(|b| email_values(b)).unwrap_or_default();
+        let new_emails = after.map(|a| email_values(a)).unwrap_or_default();
+        if old_emails != new_emails {
+            if before.is_some() {
+                self.email_del.0.push(dir.to_owned());
+                self.email_del.1.push(id);
+            }
+            for e in new_emails {
+                self.emails.0.push(dir.to_owned());
+                self.emails.1.push(id);
+                self.emails.2.push(e);
+            }
+        }
+        let Some(u) = after else {
+            self.user_del.0.push(dir.to_owned());
+            self.user_del.1.push(id);
+            return;
+        };
+        let r = &mut self.users;
+        r.new.push(before.is_none());
+        r.dir.push(dir.to_owned());
+        r.id.push(id);
+        r.owner.push(u.owner.clone());
+        r.user_name.push(u.keys.user_name.clone());
+        r.user_name_ci
+            .push(u.keys.user_name.as_deref().map(fold_case));
+        r.display_name.push(u.keys.display_name.clone());
+        r.display_name_ci
+            .push(u.keys.display_name.as_deref().map(fold_case));
+        r.external_id.push(u.keys.external_id.clone());
+        r.resource.push(u.resource.as_str().to_owned());
+        r.password_hash.push(u.password_hash.clone());
+        r.version.push(u.version as i64);
+        let t = stamps(&u.created, &u.last_modified);
+        r.created_ns.push(t.created_ns);
+        r.modified_ns.push(t.modified_ns);
+        r.created_ms.push(t.created_ms);
+        r.modified_ms.push(t.modified_ms);
+    }
+
+    fn group(
+        &mut self,
+        dir: &str,
+        before: Option<&Arc<GroupView>>,
+        after: Option<&Arc<GroupView>>,
+    ) {
+        let id = match (before, after) {
+            (_, Some(a)) => a.id.0,
+            (Some(b), None) => b.id.0,
+            (None, None) => return,
+        };
+        if let (Some(b), Some(a)) = (before, after) {
+            if Arc::ptr_eq(a, b) {
+                return;
+            }
+        }
+        let Some(g) = after else {
+            self.group_del.0.push(dir.to_owned());
+            self.group_del.1.push(id);
+            self.member_group_del.0.push(dir.to_owned());
+            self.member_group_del.1.push(id);
+            return;
+        };
+        let empty = BTreeSet::new();
+        let old = before.map_or(&empty, |b| &b.members);
+        for m in old.difference(&g.members) {
+            self.member_del.0.push(dir.to_owned());
+            self.member_del.1.push(id);
+            self.member_del.2.push(m.value.0);
+            self.member_del.3.push(member_type_code(m.kind));
+        }
+        for m in g.members.difference(old) {
+            self.members.0.push(dir.to_owned());
+            self.members.1.push(id);
+            self.members.2.push(m.value.0);
+            self.members.3.push(member_type_code(m.kind));
+        }
+        let r = &mut self.groups;
+        r.new.push(before.is_none());
+        r.dir.push(dir.to_owned());
+        r.id.push(id);
+        r.owner.push(g.owner.clone());
+        r.display_name.push(g.keys.display_name.clone());
+        r.display_name_ci
+            .push(g.keys.display_name.as_deref().map(fold_case));
+        r.external_id.push(g.keys.external_id.clone());
+        r.resource.push(g.resource.as_str().to_owned());
+        r.version.push(g.version as i64);
+        let t = stamps(&g.created, &g.last_modified);
+        r.created_ns.push(t.created_ns);
+        r.modified_ns.push(t.modified_ns);
+        r.created_ms.push(t.created_ms);
+        r.modified_ms.push(t.modified_ms);
+    }
+
+    fn collect(&mut self, b: &DirBatch) {
+        let dir = b.after.name();
+        for id in &b.touched.users {
+            let rid = ResourceId(*id);
+            self.user(dir, b.before.user(rid), b.after.user(rid));
+        }
+        for id in &b.touched.groups {
+            let rid = ResourceId(*id);
+            self.group(dir, b.before.group(rid), b.after.group(rid));
+        }
+        for id in &b.touched.sources {
+            let rid = ResourceId(*id);
+            match b.after.source(rid) {
+                Some(s) => {
+                    self.sources.0.push(dir.to_owned());
+                    self.sources.1.push(*id);
+                    self.sources.2.push(s.slug.clone());
+                    self.sources.3.push(to_json(s.as_ref()));
+                }
+                None => {
+                    self.source_del.0.push(dir.to_owned());
+                    self.source_del.1.push(*id);
+                }
+            }
+        }
+        let tokens: HashMap<&ResourceId, &AdminTokenView> = b.after.admin_tokens_by_key().collect();
+        for id in &b.touched.admin_tokens {
+            match tokens.get(&ResourceId(*id)) {
+                Some(t) => {
+                    self.admin_tokens.0.push(dir.to_owned());
+                    self.admin_tokens.1.push(*id);
+                    self.admin_tokens.2.push(to_json(*t));
+                }
+                None => {
+                    self.admin_token_del.0.push(dir.to_owned());
+                    self.admin_token_del.1.push(*id);
+                }
+            }
+        }
+        for id in &b.touched.providers {
+            match b.after.provider(ResourceId(*id)) {
+                Some(p) => {
+                    self.providers.0.push(dir.to_owned());
+                    self.providers.1.push(*id);
+                    self.providers.2.push(to_json(p.as_ref()));
+                }
+                None => {
+                    self.provider_del.0.push(dir.to_owned());
+                    self.provider_del.1.push(*id);
+                }
+            }
+        }
+        if b.touched.meta {
+            if let Some(m) = b.after.meta() {
+                self.meta.0.push(dir.to_owned());
+                self.meta.1.push(to_json(m));
+            }
+        }
+    }
+}
+
+impl PgStore {
+    /// Loads what a batch touches in one directory into a partial directory.
+    pub(super) async fn load(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        gen: i32,
+        name: &str,
+        touched: &Touched,
+    ) -> Result<Directory, StoreError> {
+        let mut dir = Directory::new(name);
+        if touched.meta {
+            let rows = self
+                .query(
+                    tx,
+                    "SELECT meta FROM directories WHERE gen = $1 AND name = $2",
+                    &[&gen, &name],
+                )
+                .await?;
+            if let Some(meta) = rows.first().and_then(|r| r.get::<_, Option<String>>(0)) {
+                dir.restore_meta(json::<DirectoryMeta>(&meta)?);
+            }
+        }
+        if !touched.users.is_empty() {
+            let ids: Vec<Uuid> = touched.users.iter().copied().collect();
+            let sql = format!(
+                "SELECT {USER_COLUMNS} FROM users u WHERE u.gen = $1 AND u.directory = $2 \
+                 AND u.id = ANY($3)"
+            );
+            for row in self.query(tx, &sql, &[&gen, &name, &ids]).await? {
+                dir.restore_user(Arc::new(user_from(&row)?));
+            }
+        }
+        if !touched.groups.is_empty() {
+            let ids: Vec<Uuid> = touched.groups.iter().copied().collect();
+            let sql = format!(
+                "SELECT {GROUP_COLUMNS} FROM groups u {MEMBERS_JOIN} WHERE u.gen = $1 \
+                 AND u.directory = $2 AND u.id = ANY($3)"
+            );
+            for row in self.query(tx, &sql, &[&gen, &name, &ids]).await? {
+                dir.restore_group(Arc::new(group_from(&row)?));
+            }
+        }
+        if !touched.sources.is_empty() {
+            let ids: Vec<Uuid> = touched.sources.iter().copied().collect();
+            let rows = self
+                .query(
+                    tx,
+                    "SELECT view FROM sources WHERE gen = $1 AND directory = $2 AND id = ANY($3)",
+                    &[&gen, &name, &ids],
+                )
+                .await?;
+            for row in rows {
+                dir.restore_source(Arc::new(json::<SourceView>(row.get(0))?));
+            }
+        }
+        if !touched.admin_tokens.is_empty() {
+            let ids: Vec<Uuid> = touched.admin_tokens.iter().copied().collect();
+            let rows = self
+                .query(
+                    tx,
+                    "SELECT id, view FROM admin_tokens WHERE gen = $1 AND directory = $2 \
+                     AND id = ANY($3)",
+                    &[&gen, &name, &ids],
+                )
+                .await?;
+            for row in rows {
+                let key = ResourceId(row.get::<_, Uuid>(0));
+                dir.restore_admin_token(key, json::<AdminTokenView>(row.get(1))?);
+            }
+        }
+        if !touched.providers.is_empty() {
+            let ids: Vec<Uuid> = touched.providers.iter().copied().collect();
+            let rows = self
+                .query(
+                    tx,
+                    "SELECT view FROM providers WHERE gen = $1 AND directory = $2 AND id = ANY($3)",
+                    &[&gen, &name, &ids],
+                )
+                .await?;
+            for row in rows {
+                dir.restore_provider(Arc::new(json::<ProviderView>(row.get(0))?));
+            }
+        }
+        Ok(dir)
+    }
+
+    /// Deletes the rows of `table` whose `(directory, key)` is in `keys`. `table` and `key`
+    /// are Roster's own names, never a request's.
+    pub(super) async fn delete_keys(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        gen: i32,
+        table: &str,
+        key: &str,
+        keys: &(Vec<String>, Vec<Uuid>),
+    ) -> Result<(), StoreError> {
+        if keys.0.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "DELETE FROM {table} WHERE gen = $1 AND (directory, {key}) IN \
+             (SELECT * FROM UNNEST($2::text[], $3::uuid[]))"
+        );
+        self.query(tx, &sql, &[&gen, &keys.0, &keys.1]).await?;
+        Ok(())
+    }
+
+    /// Writes a batch's changes.
+    pub(super) async fn write(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        gen: i32,
+        w: &Writes,
+    ) -> Result<(), StoreError> {
+        self.delete_keys(tx, gen, "users", "id", &w.user_del)
+            .await?;
+        self.delete_keys(tx, gen, "user_emails", "user_id", &w.email_del)
+            .await?;
+        let u = &w.users;
+        let old: Vec<usize> = (0..u.id.len()).filter(|&i| !u.new[i]).collect();
+        if !old.is_empty() {
+            self.query(
+                tx,
+                "INSERT INTO users (gen, directory, id, owner, user_name, user_name_ci, \
+                 display_name, display_name_ci, external_id, resource, password_hash, version, \
+                 created_ns, modified_ns, created_ms, modified_ms) \
+                 SELECT $1, * FROM UNNEST($2::text[], $3::uuid[], $4::text[], $5::text[], \
+                 $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], \
+                 $12::int8[], $13::int8[], $14::int8[], $15::int8[], $16::int8[]) \
+                 ON CONFLICT (gen, directory, id) DO UPDATE SET owner = EXCLUDED.owner, \
+                 user_name = EXCLUDED.user_name, user_name_ci = EXCLUDED.user_name_ci, \
+                 display_name = EXCLUDED.display_name, \
+                 display_name_ci = EXCLUDED.display_name_ci, \
+                 external_id = EXCLUDED.external_id, resource = EXCLUDED.resource, \
+                 password_hash = EXCLUDED.password_hash, version = EXCLUDED.version, \
+                 created_ns = EXCLUDED.created_ns, modified_ns = EXCLUDED.modified_ns, \
+                 created_ms = EXCLUDED.created_ms, modified_ms = EXCLUDED.modified_ms",
+                &[
+                    &gen,
+                    &pick(&u.dir, &old),
+                    &pick(&u.id, &old),
+                    &pick(&u.owner, &old),
+                    &pick(&u.user_name, &old),
+                    &pick(&u.user_name_ci, &old),
+                    &pick(&u.display_name, &old),
+                    &pick(&u.display_name_ci, &old),
+                    &pick(&u.external_id, &old),
+                    &pick(&u.resource, &old),
+                    &pick(&u.password_hash, &old),
+                    &pick(&u.version, &old),
+                    &pick(&u.created_ns, &old),
+                    &pick(&u.modified_ns, &old),
+                    &pick(&u.created_ms, &old),
+                    &pick(&u.modified_ms, &old),
+                ],
+            )
+            .await?;
+        }
+        if u.new.iter().any(|n| *n) {
+            // New rows (the bulk of a rebuild) go in with COPY, several times faster than
+            // INSERT; they cannot conflict (the batch's load showed they do not exist).
+            let sql = format!("COPY users {} FROM STDIN BINARY", USER_COPY.0);
+            let sink = self.track(tx.copy_in(&sql).await)?;
+            let types = USER_COPY.1;
+            let writer = BinaryCopyInWriter::new(sink, &types);
+            let mut writer = std::pin::pin!(writer);
+            for k in (0..u.id.len()).filter(|&k| u.new[k]) {
+                let row: [&(dyn ToSql + Sync); 16] = [
+                    &gen,
+                    &u.dir[k],
+                    &u.id[k],
+                    &u.owner[k],
+                    &u.user_name[k],
+                    &u.user_name_ci[k],
+                    &u.display_name[k],
+                    &u.display_name_ci[k],
+                    &u.external_id[k],
+                    &u.resource[k],
+                    &u.password_hash[k],
+                    &u.version[k],
+                    &u.created_ns[k],
+                    &u.modified_ns[k],
+                    &u.created_ms[k],
+                    &u.modified_ms[k],
+                ];
+                self.track(writer.as_mut().write(&row).await)?;
+            }
+            self.track(writer.finish().await)?;
+        }
+        if !w.emails.0.is_empty() {
+            // A user's emails are written whole after the old ones are deleted: all new.
+            let sink = self.track(
+                tx.copy_in(
+                    "COPY user_emails (gen, directory, user_id, value_ci) FROM STDIN BINARY",
+                )
+                .await,
+            )?;
+            let types = [Type::INT4, Type::TEXT, Type::UUID, Type::TEXT];
+            let writer = BinaryCopyInWriter::new(sink, &types);
+            let mut writer = std::pin::pin!(writer);
+            for k in 0..w.emails.0.len() {
+                let row: [&(dyn ToSql + Sync); 4] =
+                    [&gen, &w.emails.0[k], &w.emails.1[k], &w.emails.2[k]];
+                self.track(writer.as_mut().write(&row).await)?;
+            }
+            self.track(writer.finish().await)?;
+        }
+        self.delete_keys(tx, gen, "groups", "id", &w.group_del)
+            .await?;
+        self.delete_keys(tx, gen, "group_members", "group_id", &w.member_group_del)
+            .await?;
+        if !w.member_del.0.is_empty() {
+            let d = &w.member_del;
+            self.query(
+                tx,
+                "DELETE FROM group_members WHERE gen = $1 AND \
+                 (directory, group_id, member_id, member_type) IN \
+                 (SELECT * FROM UNNEST($2::text[], $3::uuid[], $4::uuid[], $5::int2[]))",
+                &[&gen, &d.0, &d.1, &d.2, &d.3],
+            )
+            .await?;
+        }
+        let g = &w.groups;
+        if !g.id.is_empty() {
+            self.query(
+                tx,
+                "INSERT INTO groups (gen, directory, id, owner, display_name, display_name_ci, \
+                 external_id, resource, version, created_ns, modified_ns, created_ms, modified_ms) \
+                 SELECT $1, * FROM UNNEST($2::text[], $3::uuid[], $4::text[], $5::text[], \
+                 $6::text[], $7::text[], $8::text[], $9::int8[], $10::int8[], $11::int8[], \
+                 $12::int8[], $13::int8[]) \
+                 ON CONFLICT (gen, directory, id) DO UPDATE SET owner = EXCLUDED.owner, \
+                 display_name = EXCLUDED.display_name, \
+                 display_name_ci = EXCLUDED.display_name_ci, \
+                 external_id = EXCLUDED.external_id, resource = EXCLUDED.resource, \
+                 version = EXCLUDED.version, created_ns = EXCLUDED.created_ns, \
+                 modified_ns = EXCLUDED.modified_ns, created_ms = EXCLUDED.created_ms, \
+                 modified_ms = EXCLUDED.modified_ms",
+                &[
+                    &gen,
+                    &g.dir,
+                    &g.id,
+                    &g.owner,
+                    &g.display_name,
+                    &g.display_name_ci,
+                    &g.external_id,
+                    &g.resource,
+                    &g.version,
+                    &g.created_ns,
+                    &g.modified_ns,
+                    &g.created_ms,
+                    &g.modified_ms,
+                ],
+            )
+            .await?;
+        }
+        if !w.members.0.is_empty() {
+            let m = &w.members;
+            self.query(
+                tx,
+                "INSERT INTO group_members (gen, directory, group_id, member_id, member_type) \
+                 SELECT $1, * FROM UNNEST($2::text[], $3::uuid[], $4::uuid[], $5::int2[]) \
+                 ON CONFLICT DO NOTHING",
+                &[&gen, &m.0, &m.1, &m.2, &m.3],
+            )
+            .await?;
+        }
+        self.delete_keys(tx, gen, "sources", "id", &w.source_del)
+            .await?;
+        if !w.sources.0.is_empty() {
+            let s = &w.sources;
+            self.query(
+                tx,
+                "INSERT INTO sources (gen, directory, id, slug, view) \
+                 SELECT $1, * FROM UNNEST($2::text[], $3::uuid[], $4::text[], $5::text[]) \
+                 ON CONFLICT (gen, directory, id) DO UPDATE SET slug = EXCLUDED.slug, \
+                 view = EXCLUDED.view",
+                &[&gen, &s.0, &s.1, &s.2, &s.3],
+            )
+            .await?;
+        }
+        self.delete_keys(tx, gen, "admin_tokens", "id", &w.admin_token_del)
+            .await?;
+        if !w.admin_tokens.0.is_empty() {
+            let t = &w.admin_tokens;
+            self.query(
+                tx,
+                "INSERT INTO admin_tokens (gen, directory, id, view) \
+                 SELECT $1, * FROM UNNEST($2::text[], $3::uuid[], $4::text[]) \
+                 ON CONFLICT (gen, directory, id) DO UPDATE SET view = EXCLUDED.view",
+                &[&gen, &t.0, &t.1, &t.2],
+            )
+            .await?;
+        }
+        self.delete_keys(tx, gen, "providers", "id", &w.provider_del)
+            .await?;
+        if !w.providers.0.is_empty() {
+            let p = &w.providers;
+            self.query(
+                tx,
+                "INSERT INTO providers (gen, directory, id, view) \
+                 SELECT $1, * FROM UNNEST($2::text[], $3::uuid[], $4::text[]) \
+                 ON CONFLICT (gen, directory, id) DO UPDATE SET view = EXCLUDED.view",
+                &[&gen, &p.0, &p.1, &p.2],
+            )
+            .await?;
+        }
+        if !w.meta.0.is_empty() {
+            self.query(
+                tx,
+                "INSERT INTO directories (gen, name, meta) \
+                 SELECT $1, * FROM UNNEST($2::text[], $3::text[]) \
+                 ON CONFLICT (gen, name) DO UPDATE SET meta = EXCLUDED.meta",
+                &[&gen, &w.meta.0, &w.meta.1],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// The generation a fold writes into, locked against a swap until the transaction ends.
+    pub(super) async fn fold_generation(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+    ) -> Result<i32, StoreError> {
+        match self.target {
+            Target::Fixed(g) => Ok(g),
+            Target::Active => {
+                let rows = self
+                    .query(tx, "SELECT active FROM roster_generation FOR SHARE", &[])
+                    .await?;
+                rows.first()
+                    .map(|r| r.get(0))
+                    .ok_or_else(|| corrupt("roster_generation is empty".into()))
+            }
+        }
+    }
+
+    pub(super) async fn apply_batch(&self, entries: Vec<LogEntry>) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = self.track(client.transaction().await)?;
+        // The log is what makes a write durable; the views can always be folded again from
+        // it. A commit PostgreSQL loses in a crash takes its positions with it (same
+        // transaction), so the projector folds those entries again: no need to wait for the
+        // commit's WAL flush.
+        self.track(tx.batch_execute("SET LOCAL synchronous_commit = off").await)?;
+        let gen = self.fold_generation(&tx).await?;
+        let partitions: Vec<i32> = entries
+            .iter()
+            .map(|e| e.partition as i32)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        self.query(
+            &tx,
+            "INSERT INTO positions (gen, log_partition, next_position) \
+             SELECT $1, p, 0 FROM UNNEST($2::int4[]) p ON CONFLICT DO NOTHING",
+            &[&gen, &partitions],
+        )
+        .await?;
+        let rows = self
+            .query(
+                &tx,
+                "SELECT log_partition, next_position FROM positions \
+                 WHERE gen = $1 AND log_partition = ANY($2) FOR UPDATE",
+                &[&gen, &partitions],
+            )
+            .await?;
+        let mut next: HashMap<u32, u64> = rows
+            .iter()
+            .map(|r| (r.get::<_, i32>(0) as u32, r.get::<_, i64>(1) as u64))
+            .collect();
+        let entries: Vec<LogEntry> = entries
+            .into_iter()
+            .filter(|e| {
+                let n = next.entry(e.partition).or_insert(0);
+                if e.position < *n {
+                    return false;
+                }
+                *n = e.position + 1;
+                true
+            })
+            .collect();
+        if entries.is_empty() {
+            return self.track(tx.commit().await);
+        }
+        // Chain heads of the directories in the batch.
+        let names: Vec<String> = entries
+            .iter()
+            .map(|e| e.record.directory.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let rows = self
+            .query(
+                &tx,
+                "SELECT directory, seq, record_id FROM chain_heads \
+                 WHERE gen = $1 AND directory = ANY($2)",
+                &[&gen, &names],
+            )
+            .await?;
+        let mut heads: BTreeMap<String, ChainHead> = names
+            .iter()
+            .map(|n| (n.clone(), ChainHead::default()))
+            .collect();
+        for r in rows {
+            heads.insert(
+                r.get(0),
+                ChainHead {
+                    seq: r.get::<_, i64>(1) as u64,
+                    record_id: r.get(2),
+                },
+            );
+        }
+        // The valid records, per directory, in order.
+        let mut valid: BTreeMap<String, Vec<Arc<roster_events::Record>>> = BTreeMap::new();
+        for e in &entries {
+            let head = heads.entry(e.record.directory.clone()).or_default();
+            if head.admit(&e.record) {
+                valid
+                    .entry(e.record.directory.clone())
+                    .or_default()
+                    .push(e.record.clone());
+            }
+        }
+        let advanced: BTreeSet<String> = valid.keys().cloned().collect();
+        let mut writes = Writes::default();
+        for (name, records) in valid {
+            let mut touched = Touched::default();
+            for r in &records {
+                for env in &r.events {
+                    let id = env.resource_id.0;
+                    match &env.event {
+                        Event::DirectoryCreated(_) => touched.meta = true,
+                        Event::AdminTokenIssued(_) => {
+                            touched.admin_tokens.insert(id);
+                        }
+                        Event::SourceCreated(_)
+                        | Event::SourceTokenIssued(_)
+                        | Event::SourceTokenRevoked(_)
+                        | Event::SourceSchemaDeclared(_) => {
+                            touched.sources.insert(id);
+                        }
+                        Event::ProviderCreated(_)
+                        | Event::ProviderUpdated(_)
+                        | Event::ProviderDeleted
+                        | Event::ProviderSyncRequested
+                        | Event::ProviderRetryRequested
+                        | Event::ProviderReplayRequested(_) => {
+                            touched.providers.insert(id);
+                        }
+                        Event::UserCreated(_)
+                        | Event::UserReplaced(_)
+                        | Event::UserDeleted
+                        | Event::UserAdopted(_)
+                        | Event::UserPasswordSet(_) => {
+                            touched.users.insert(id);
+                        }
+                        Event::GroupCreated(_)
+                        | Event::GroupReplaced(_)
+                        | Event::GroupMembersAdded(_)
+                        | Event::GroupMembersRemoved(_)
+                        | Event::GroupDeleted
+                        | Event::GroupAdopted(_) => {
+                            touched.groups.insert(id);
+                        }
+                    }
+                }
+            }
+            let before = self.load(&tx, gen, &name, &touched).await?;
+            let mut after = before.clone();
+            for r in records {
+                let r = Arc::try_unwrap(r).unwrap_or_else(|shared| (*shared).clone());
+                for env in r.events {
+                    if let Err(e) = after.apply(env) {
+                        self.fold_errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(error = %e, "event skipped by the fold");
+                    }
+                }
+            }
+            writes.collect(&DirBatch {
+                touched,
+                before,
+                after,
+            });
+        }
+        self.write(&tx, gen, &writes).await?;
+        let (dirs, seqs, ids): (Vec<String>, Vec<i64>, Vec<Option<Uuid>>) = heads
+            .into_iter()
+            .filter(|(d, _)| advanced.contains(d))
+            .map(|(d, h)| (d, h.seq as i64, h.record_id))
+            .fold((vec![], vec![], vec![]), |mut acc, (d, s, i)| {
+                acc.0.push(d);
+                acc.1.push(s);
+                acc.2.push(i);
+                acc
+            });
+        self.query(
+            &tx,
+            "INSERT INTO chain_heads (gen, directory, seq, record_id) \
+             SELECT $1, * FROM UNNEST($2::text[], $3::int8[], $4::uuid[]) \
+             ON CONFLICT (gen, directory) DO UPDATE SET seq = EXCLUDED.seq, \
+             record_id = EXCLUDED.record_id",
+            &[&gen, &dirs, &seqs, &ids],
+        )
+        .await?;
+        let (parts, positions): (Vec<i32>, Vec<i64>) =
+            next.into_iter().map(|(p, n)| (p as i32, n as i64)).unzip();
+        self.query(
+            &tx,
+            "UPDATE positions SET next_position = v.n FROM UNNEST($2::int4[], $3::int8[]) \
+             AS v(p, n) WHERE gen = $1 AND log_partition = v.p",
+            &[&gen, &parts, &positions],
+        )
+        .await?;
+        self.track(tx.commit().await)
+    }
+}

@@ -1,0 +1,170 @@
+//! SCIM queries on the views: list pages (SQL where it gives the memory store's answer, the
+//! rest of the filter in memory), memberships, and the repeatable-read transaction they use.
+
+use super::rows::{GROUP_COLUMNS, MEMBERS_JOIN, USER_COLUMNS};
+use super::sql::{Kind, Param, Translator};
+use super::PgStore;
+use crate::query::{self, ListQuery, Page, Visibility};
+use crate::store::StoreError;
+use roster_events::ResourceId;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+impl PgStore {
+    /// The groups of each of `members` (see [`ProjectionStore::groups_of`]), in one statement:
+    /// with `= $2` for one member (its plan is the same for every member) and `= ANY($2)` for
+    /// a page.
+    pub(super) async fn memberships(
+        &self,
+        dir: &str,
+        members: &[ResourceId],
+        vis: Visibility<'_>,
+    ) -> Result<HashMap<Uuid, Vec<(ResourceId, String, bool)>>, StoreError> {
+        if members.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let client = self.client().await?;
+        let ids: Vec<Uuid> = members.iter().map(|m| m.0).collect();
+        let member = if ids.len() == 1 { "= $2" } else { "= ANY($2)" };
+        // RFC 7643 §4.1.2: direct groups, then the groups those are members of, and so on,
+        // for every member at once; UNION (not UNION ALL) makes cycles harmless: a group
+        // appears at most twice per member, once reached directly and once through another.
+        // The planner cannot estimate the recursion's (small) size and would hash-join every
+        // group of the directory: `OFFSET 0` keeps the lookup of each group a primary-key
+        // probe (7.8 ms against 0.13 ms at 10,000 groups).
+        let sql = format!(
+            "WITH RECURSIVE up(member, group_id, direct) AS ( \
+               SELECT member_id, group_id, true FROM group_members WHERE gen = {gen} \
+                 AND directory = $1 AND member_id {member} \
+               UNION \
+               SELECT up.member, m.group_id, false FROM group_members m \
+                 JOIN up ON m.member_id = up.group_id WHERE m.gen = {gen} AND m.directory = $1) \
+             SELECT up.member, g.id, g.display_name, g.owner, bool_or(up.direct) \
+             FROM up CROSS JOIN LATERAL (SELECT id, display_name, owner FROM groups \
+               WHERE gen = {gen} AND directory = $1 AND id = up.group_id OFFSET 0) g \
+             GROUP BY up.member, g.id, g.display_name, g.owner ORDER BY up.member, g.id",
+            gen = self.gen_sql()
+        );
+        let rows = if let [one] = ids[..] {
+            self.query(&client, &sql, &[&dir, &one]).await?
+        } else {
+            self.query(&client, &sql, &[&dir, &ids]).await?
+        };
+        let mut by_member: HashMap<Uuid, Vec<(ResourceId, String, bool)>> = HashMap::new();
+        for r in rows
+            .iter()
+            .filter(|r| vis.admits(&r.get::<_, Option<String>>(3)))
+        {
+            let name: Option<String> = r.get(2);
+            by_member.entry(r.get(0)).or_default().push((
+                ResourceId(r.get::<_, Uuid>(1)),
+                name.unwrap_or_default(),
+                r.get(4),
+            ));
+        }
+        Ok(by_member)
+    }
+
+    pub(super) async fn read_tx<'a>(
+        &self,
+        client: &'a mut deadpool_postgres::Object,
+    ) -> Result<deadpool_postgres::Transaction<'a>, StoreError> {
+        let r = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await;
+        self.track(r)
+    }
+
+    /// A list query over users or groups; `decode` turns a row into a view.
+    pub(super) async fn list<T: query::HasId + Send + Sync>(
+        &self,
+        kind: Kind,
+        dir: &str,
+        vis: Visibility<'_>,
+        q: &ListQuery,
+        decode: fn(&Row) -> Result<T, StoreError>,
+        select: fn(&T, &ListQuery) -> Option<query::SortKey>,
+    ) -> Result<Page<T>, StoreError> {
+        let (table, columns, join) = match kind {
+            Kind::User => ("users", USER_COLUMNS, ""),
+            Kind::Group => ("groups", GROUP_COLUMNS, MEMBERS_JOIN),
+        };
+        let t = Translator {
+            kind,
+            alias: "u",
+            declared: &q.declared,
+        };
+        let mut params = vec![Param::Text(dir.to_owned())];
+        let mut wh = format!("u.gen = {} AND u.directory = $1::text", self.gen_sql());
+        if let Visibility::Owner(o) = vis {
+            params.push(Param::Text(o.to_owned()));
+            wh.push_str(&format!(" AND u.owner = ${}::text", params.len()));
+        }
+        let cond = q.filter.as_ref().map(|f| t.condition(f));
+        let exact = cond.as_ref().is_none_or(|c| c.exact);
+        if let Some(c) = cond.filter(|c| c.narrows) {
+            wh.push_str(" AND ");
+            c.sql.render(&mut wh, &mut params);
+        }
+        let order = match &q.sort {
+            None => Some("u.id ASC".to_owned()),
+            Some(s) => t.order_by(s),
+        };
+        let mut client = self.client().await?;
+        let skip = q.start_index.max(1) - 1;
+        let decode_all = |rows: Vec<Row>| {
+            rows.iter()
+                .map(|r| decode(r).map(Arc::new))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        if let (true, Some(order)) = (exact, order) {
+            let mut page_params = params.clone();
+            page_params.push(Param::Int(q.count.min(i64::MAX as usize) as i64));
+            page_params.push(Param::Int(skip as i64));
+            let n = page_params.len();
+            let page_sql = format!(
+                "SELECT {columns} FROM {table} u {join} WHERE {wh} ORDER BY {order} \
+                 LIMIT ${}::int8 OFFSET ${n}::int8",
+                n - 1
+            );
+            if skip == 0 && q.count > 0 {
+                // A first page that is not full holds every match: one statement answers
+                // (the common lookups: `userName eq`, `externalId eq`, members of a group).
+                let rows = self.query_params(&client, &page_sql, &page_params).await?;
+                if rows.len() < q.count {
+                    let items = decode_all(rows)?;
+                    return Ok(Page {
+                        total: items.len(),
+                        items,
+                    });
+                }
+            }
+            // SQL answers the whole query: count and page in one snapshot.
+            let count_sql = format!("SELECT count(*) FROM {table} u WHERE {wh}");
+            let tx = self.read_tx(&mut client).await?;
+            let (total, rows) = tokio::join!(
+                self.query_dynamic(&tx, &count_sql, &params),
+                self.query_dynamic(&tx, &page_sql, &page_params)
+            );
+            let total: i64 = total?.first().map_or(0, |r| r.get(0));
+            let items = decode_all(rows?)?;
+            self.track(tx.commit().await)?;
+            return Ok(Page {
+                total: total as usize,
+                items,
+            });
+        }
+        let tx = self.read_tx(&mut client).await?;
+        // Part of the filter or the sort is evaluated here, on the rows SQL narrowed to.
+        let sql = format!("SELECT {columns} FROM {table} u {join} WHERE {wh} ORDER BY u.id ASC");
+        let rows = self.query_dynamic(&tx, &sql, &params).await?;
+        self.track(tx.commit().await)?;
+        let candidates = decode_all(rows)?;
+        Ok(query::page(candidates.into_iter(), |v| select(v, q), q))
+    }
+}
