@@ -252,3 +252,28 @@ async fn a_source_over_its_rate_gets_429_and_the_others_go_on() {
         .await;
     assert_eq!(s, 200, "another source is not held back");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_still_sending_an_oversized_body_reads_its_413() {
+    // The 413 is answered before the body is read; a client still writing the rest must not
+    // see its connection reset (and its answer discarded) when the server closes.
+    let app = TestApp::spawn().await;
+    let users = format!("{}/Users", app.scim("default"));
+    let body = format!("{{\"userName\":\"{}\"}}", "a".repeat(8 << 20));
+    for attempt in 0..5 {
+        let client = reqwest::Client::new();
+        let r = client
+            .post(&users)
+            .bearer_auth(&app.scim_token)
+            .header("content-type", "application/scim+json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("attempt {attempt}: {e:?}"));
+        assert_eq!(r.status(), 413, "attempt {attempt}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["status"], "413");
+    }
+    let (_, list) = app.get(&format!("{users}?count=0"), &app.scim_token).await;
+    assert_eq!(list["totalResults"], 0);
+}

@@ -7,6 +7,7 @@ mod body;
 mod discovery;
 pub mod error;
 mod guard;
+mod linger;
 mod providers;
 mod rates;
 mod scim;

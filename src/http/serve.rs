@@ -3,9 +3,11 @@
 //! deadline for each request's header section that starts when the connection is ready for a
 //! request (so a client that sends a partial header line and stops, or leaves a keep-alive
 //! connection idle, is disconnected when it passes), a deadline for reading a request body,
-//! and a bounded header buffer. Shutting down stops accepting, closes idle connections and
+//! and a bounded header buffer. A connection closes lingering (`linger`), so that a client still
+//! sending a refused body reads its answer. Shutting down stops accepting, closes idle connections and
 //! lets in-flight requests finish.
 
+use super::linger::Lingering;
 use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -83,7 +85,7 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(router.clone());
-        let conn = builder.serve_connection(TokioIo::new(stream), service);
+        let conn = builder.serve_connection(TokioIo::new(Lingering::new(stream)), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
