@@ -56,6 +56,7 @@ pub struct Metrics {
     pub commands: Family<OutcomeLabels, Counter>,
     /// Batches whose records lost, at least in part, to another writer of the directory.
     pub lost_races: Counter,
+    pub give_ways: Counter,
     pub projected_position: Gauge,
     pub log_end_position: Gauge,
     pub projection_lag: Gauge,
@@ -99,6 +100,13 @@ impl Metrics {
             "write_lost_races",
             "Batches whose records lost to another writer of the directory (then decided again)",
             lost_races.clone(),
+        );
+        let give_ways = Counter::default();
+        registry.register(
+            "write_give_ways",
+            "Times a writer held its next append back after beating another writer of the \
+             directory, to let that writer's retry go first",
+            give_ways.clone(),
         );
         let projected_position = Gauge::default();
         registry.register(
@@ -151,6 +159,7 @@ impl Metrics {
             batch_commands,
             commands,
             lost_races,
+            give_ways,
             projected_position,
             log_end_position,
             projection_lag,

@@ -5,11 +5,14 @@
 //! the views, then hands every record of the directory (this process's and any other's) to
 //! the writer through its *feed*. The writer applies the directory-sequence rule to the feed
 //! itself, so it knows which of its records won. Records of other processes are folded into
-//! its decision state; commands whose records lost a race are decided again on the new state
-//! (and may now be a 409). If the append fails, the batch is undone and every command in it
-//! answers `Unavailable`: nothing is half-applied. If the outcome of an append is unknown,
-//! the same records are sent again until the log takes them; the rule keeps only the first
-//! copy, so the command takes effect exactly once and is answered accordingly.
+//! its decision state. Each of its own records is kept with what it changed until the log
+//! confirms it: when another writer's record gets in first, the writer takes its own back out
+//! of its state, folds the winner in, and decides the commands that lost again on that state
+//! (they may now be a 409), without reloading anything. If the append fails, the batch is
+//! undone and every command in it answers `Unavailable`: nothing is half-applied. If the
+//! outcome of an append is unknown, the same records are sent again until the log takes them;
+//! the rule keeps only the first copy, so the command takes effect exactly once and is
+//! answered accordingly.
 
 use super::Feeds;
 use crate::domain::{decide, Command, Context, DomainError, Outcome};
@@ -38,6 +41,9 @@ const MAX_ROUNDS: usize = 16;
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a writer waits for the views to reflect its records.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a writer that has just beaten another one to the directory holds its next append
+/// back, unless the other's retry shows up sooner (see `give_way`).
+const GIVE_WAY: Duration = Duration::from_millis(250);
 
 /// Why a write was not done.
 #[derive(Debug, thiserror::Error)]
@@ -208,13 +214,14 @@ impl Writers {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
         let task = DirectoryWriter {
             directory: directory.to_owned(),
-            partition,
             state: snap.state,
             head: snap.head,
             next: snap.next_position,
             pending: VecDeque::new(),
             won: Vec::new(),
-            stale: false,
+            lost: false,
+            lost_ids: Default::default(),
+            contended: false,
             feed,
             log: self.log.clone(),
             store: self.store.clone(),
@@ -250,7 +257,6 @@ impl Writers {
 
 struct DirectoryWriter {
     directory: String,
-    partition: u32,
     /// The fold of every valid record of the directory below `next`, then of `pending`, then
     /// (during a batch, before its append) of the batch, which the undo list can take back.
     state: Directory,
@@ -258,14 +264,19 @@ struct DirectoryWriter {
     head: ChainHead,
     /// The first position of the directory's partition not yet absorbed from the feed.
     next: u64,
-    /// Records this writer appended that the feed has not yet shown, in order. `state`
-    /// includes them and new records chain on the last of them.
-    pending: VecDeque<Uuid>,
+    /// Records this writer appended that the feed has not yet shown, in order, each with what
+    /// it changed in `state`. `state` includes them and new records chain on the last of them.
+    pending: VecDeque<Pending>,
     /// Pending records the feed showed valid during the current batch.
     won: Vec<Uuid>,
-    /// Set when the log showed that a pending record lost to another writer: `state` is no
-    /// longer a fold of the log and is reloaded from the views before the next decision.
-    stale: bool,
+    /// Set when the log showed that pending records lost to another writer (they have been
+    /// taken back out of `state`).
+    lost: bool,
+    /// Our records that lost and that the feed has not shown yet (so that they are not taken
+    /// for another writer's).
+    lost_ids: std::collections::HashSet<Uuid>,
+    /// Set when the feed showed another writer's record that lost (to one of ours).
+    contended: bool,
     feed: mpsc::UnboundedReceiver<LogEntry>,
     log: Arc<dyn EventLog>,
     store: Arc<dyn ProjectionStore>,
@@ -284,10 +295,17 @@ fn outcome_label(r: &Result<Written, WriteError>) -> &'static str {
     }
 }
 
-/// One round of a batch: the records decided, and for each job its result and the index of
-/// its record (None for a refusal or a command that changes nothing).
-struct Round {
+/// A record appended and not yet confirmed, with how to take it back out of the state.
+struct Pending {
+    id: Uuid,
     undo: Undo,
+}
+
+/// One round of a batch: the records decided, with how to take each back out of the state,
+/// and for each job its result and the index of its record (None for a refusal or a command
+/// that changes nothing).
+struct Round {
+    undos: Vec<Undo>,
     records: Vec<Record>,
     results: Vec<Result<Written, WriteError>>,
     record_of: Vec<Option<usize>>,
@@ -323,46 +341,83 @@ impl DirectoryWriter {
     }
 
     /// Applies the directory-sequence rule to one fed entry and follows it: a pending record
-    /// of ours is confirmed, another writer's valid record is folded in, and any valid record
-    /// that is not our next pending one means our pending records lost.
+    /// of ours is confirmed, another writer's valid record is folded in, and a record that
+    /// takes the place of our next pending one means our pending records lost.
     fn absorb(&mut self, entry: &LogEntry) {
         if entry.position < self.next {
             return;
         }
         self.next = entry.position + 1;
-        if self.stale {
-            // The reload from the views will include this entry (the views reflect an entry
-            // before it is fed).
-            return;
-        }
         let id = entry.record.record_id;
+        let ours = self.pending.front().is_some_and(|p| p.id == id);
         if !self.head.admit(&entry.record) {
-            if self.pending.front() == Some(&id) {
-                self.lost_race();
+            if ours {
+                self.lose_pending();
+            } else if !self.lost_ids.remove(&id) {
+                self.contended = true;
             }
             return;
         }
-        if self.pending.front() == Some(&id) {
+        if ours {
             self.pending.pop_front();
             self.won.push(id);
-        } else if !self.pending.is_empty() {
-            self.lost_race();
-        } else {
-            for env in &entry.record.events {
-                if let Err(e) = self.state.apply(env.clone()) {
-                    tracing::warn!(position = entry.position, error = %e, "event skipped by the fold");
-                }
+            return;
+        }
+        self.lose_pending();
+        for env in &entry.record.events {
+            if let Err(e) = self.state.apply(env.clone()) {
+                tracing::warn!(position = entry.position, error = %e, "event skipped by the fold");
             }
         }
     }
 
-    fn lost_race(&mut self) {
-        tracing::debug!(
-            lost = self.pending.len(),
-            "another writer got in first; reloading the directory"
-        );
-        self.pending.clear();
-        self.stale = true;
+    /// Takes every pending record back out of the state, newest first: another writer's
+    /// record got in first, so none of them is valid.
+    fn lose_pending(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        tracing::debug!(lost = self.pending.len(), "another writer got in first");
+        if self.lost_ids.len() > MAX_BATCH * MAX_ROUNDS {
+            // Records that never reached the log (an append whose outcome stayed unknown and
+            // was then given up): forget them rather than grow.
+            self.lost_ids.clear();
+        }
+        while let Some(p) = self.pending.pop_back() {
+            self.state.revert(p.undo);
+            self.lost_ids.insert(p.id);
+        }
+        self.lost = true;
+    }
+
+    /// After beating another writer to the directory, lets it go first: holds the next append
+    /// back until the other's retry is in the log (a valid record that is not ours), or for
+    /// `GIVE_WAY` at most. A writer learns of its own records sooner than of others' (its log
+    /// tells it at once, the other's must be fetched), so without this the writer that won
+    /// goes on winning and the other's commands starve.
+    async fn give_way(&mut self) {
+        if !std::mem::take(&mut self.contended) || !self.pending.is_empty() {
+            return;
+        }
+        if let Some(m) = &self.metrics {
+            m.give_ways.inc();
+        }
+        let seq = self.head.seq;
+        let deadline = tokio::time::Instant::now() + GIVE_WAY;
+        while self.head.seq == seq {
+            match tokio::time::timeout_at(deadline, self.feed.recv()).await {
+                Ok(Some(entry)) => self.absorb(&entry),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        self.contended = false;
+    }
+
+    /// Takes a round's records back out of the state, newest first.
+    fn revert_round(&mut self, undos: Vec<Undo>) {
+        for undo in undos.into_iter().rev() {
+            self.state.revert(undo);
+        }
     }
 
     fn drain_feed(&mut self) {
@@ -378,7 +433,7 @@ impl DirectoryWriter {
     async fn catch_up_with_store(&mut self) -> Result<(), WriteError> {
         let head = self.store.chain_head(&self.directory).await?;
         let deadline = tokio::time::Instant::now() + CATCH_UP_TIMEOUT;
-        while !self.stale && self.head.seq < head.seq {
+        while self.head.seq < head.seq {
             match tokio::time::timeout_at(deadline, self.feed.recv()).await {
                 Ok(Some(entry)) => self.absorb(&entry),
                 Ok(None) => return Err(WriteError::Unavailable("projector stopped".into())),
@@ -392,21 +447,14 @@ impl DirectoryWriter {
         Ok(())
     }
 
-    /// Reloads the decision state from the views after a lost race.
-    async fn reload(&mut self) -> Result<(), WriteError> {
-        let snap = self.store.snapshot(&self.directory, self.partition).await?;
-        self.state = snap.state;
-        self.head = snap.head;
-        self.next = snap.next_position;
-        self.stale = false;
-        Ok(())
-    }
-
     /// The sequence number and id the next record follows: the last pending record, or the
     /// head of the chain.
     fn tip(&self) -> (u64, Option<Uuid>) {
         let seq = self.head.seq + self.pending.len() as u64;
-        (seq, self.pending.back().copied().or(self.head.record_id))
+        (
+            seq,
+            self.pending.back().map(|p| p.id).or(self.head.record_id),
+        )
     }
 
     /// Decides every job against the decision state, folding the events in with undo.
@@ -414,7 +462,7 @@ impl DirectoryWriter {
         let now = Utc::now();
         let (seq, mut prev) = self.tip();
         let mut round = Round {
-            undo: Undo::default(),
+            undos: Vec::new(),
             records: Vec::new(),
             results: Vec::with_capacity(jobs.len()),
             record_of: Vec::with_capacity(jobs.len()),
@@ -424,15 +472,18 @@ impl DirectoryWriter {
                 .in_scope(|| decide(&self.state, &job.cmd, &job.ctx, now));
             match decided {
                 Ok((events, outcome)) if !events.is_empty() => {
+                    let mut undo = Undo::default();
                     for e in &events {
-                        if let Err(err) = self.state.apply_with_undo(e.clone(), &mut round.undo) {
+                        if let Err(err) = self.state.apply_with_undo(e.clone(), &mut undo) {
                             // decide() only emits events that fit; this is a bug. Refuse the
                             // whole batch rather than append something unfoldable.
                             tracing::error!(error = %err, "decided event does not fold");
-                            self.state.revert(round.undo);
+                            self.state.revert(undo);
+                            self.revert_round(round.undos);
                             return Err("internal error while deciding");
                         }
                     }
+                    round.undos.push(undo);
                     let record_id = Uuid::now_v7();
                     round.record_of.push(Some(round.records.len()));
                     round.records.push(Record {
@@ -467,15 +518,11 @@ impl DirectoryWriter {
         );
         for round_no in 1..=MAX_ROUNDS {
             span.record("rounds", round_no);
+            self.give_way().instrument(span.clone()).await;
             if let Err(e) = self.catch_up_with_store().instrument(span.clone()).await {
                 return self.fail_all(jobs, &e.to_string());
             }
             self.drain_feed();
-            if self.stale {
-                if let Err(e) = self.reload().instrument(span.clone()).await {
-                    return self.fail_all(jobs, &e.to_string());
-                }
-            }
             let round = match span.in_scope(|| self.decide_round(&jobs)) {
                 Ok(round) => round,
                 Err(why) => return self.fail_all(jobs, why),
@@ -485,7 +532,7 @@ impl DirectoryWriter {
                 return self.answer(jobs, round.results);
             }
             let won = match self
-                .append_and_confirm(round.records, round.undo, rx)
+                .append_and_confirm(round.records, round.undos, rx)
                 .instrument(span.clone())
                 .await
             {
@@ -498,8 +545,8 @@ impl DirectoryWriter {
                 }
                 Confirmed::Failed(why) => return self.fail_all(jobs, &why),
             };
-            // Keep the commands whose records won; decide the rest again on the reloaded
-            // state (a refusal may rest on a record that lost, so refusals are decided again
+            // Keep the commands whose records won; decide the rest again on the state the
+            // winners left (a refusal may rest on a record that lost, so refusals are decided again
             // too).
             let mut retry = Vec::new();
             let mut done_jobs = Vec::new();
@@ -531,15 +578,15 @@ impl DirectoryWriter {
     async fn append_and_confirm(
         &mut self,
         records: Vec<Record>,
-        undo: Undo,
+        undos: Vec<Undo>,
         rx: &mut mpsc::Receiver<Job>,
     ) -> Confirmed {
         if !self.log.healthy() {
-            self.state.revert(undo);
+            self.revert_round(undos);
             return Confirmed::Failed("event log unavailable".into());
         }
         if !self.store.healthy() {
-            self.state.revert(undo);
+            self.revert_round(undos);
             return Confirmed::Failed("views unavailable".into());
         }
         let ids: Vec<Uuid> = records.iter().map(|r| r.record_id).collect();
@@ -556,14 +603,19 @@ impl DirectoryWriter {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "append failed; batch undone");
-                self.state.revert(undo);
+                self.revert_round(undos);
                 return Confirmed::Failed(e.to_string());
             }
         }
         // The records are in the log: from here on the decision state keeps them until the
         // log shows otherwise.
-        self.pending.extend(ids.iter().copied());
+        self.pending.extend(
+            ids.iter()
+                .zip(undos)
+                .map(|(&id, undo)| Pending { id, undo }),
+        );
         self.won.clear();
+        self.lost = false;
         // Pending records are confirmed in order: the batch is through when its last is.
         let last = ids.last().copied();
         let store = self.store.clone();
@@ -571,7 +623,7 @@ impl DirectoryWriter {
             // The views confirm the outcome; if they stop answering, say so now rather than
             // at the timeout (the records are durable and stay pending either way).
             let mut health = tokio::time::interval(Duration::from_millis(250));
-            while !self.stale && self.won.last().copied() != last {
+            while !self.lost && self.won.last().copied() != last {
                 tokio::select! {
                     entry = self.feed.recv() => {
                         let Some(entry) = entry else {
@@ -599,7 +651,7 @@ impl DirectoryWriter {
             tracing::warn!(%why, "appended, but the outcome was not confirmed");
             return Confirmed::Failed(why);
         }
-        if self.stale {
+        if self.lost {
             let won: std::collections::HashSet<Uuid> = self.won.drain(..).collect();
             Confirmed::Raced(ids.iter().map(|id| won.contains(id)).collect())
         } else {

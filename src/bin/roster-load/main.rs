@@ -6,6 +6,7 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod replicas;
 mod target;
 
 use clap::{Parser, Subcommand};
@@ -92,6 +93,23 @@ enum Cmd {
         total: usize,
         /// userName prefix, so that runs do not collide.
         #[arg(long, default_value = "load")]
+        prefix: String,
+    },
+    /// Creates and PATCHes through several replicas of one deployment at once (the same
+    /// source, directory and log), for a bounded time; per replica: acknowledged writes, 503
+    /// answers and latency percentiles.
+    Replicas {
+        /// SCIM base URL of the same source on each replica (repeat the option).
+        #[arg(long = "url", required = true)]
+        urls: Vec<String>,
+        #[arg(long, env = "ROSTER_SCIM_TOKEN")]
+        token: String,
+        /// Clients per replica.
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        #[arg(long, default_value = "rep")]
         prefix: String,
     },
     /// GET /Users/{id} or GET /Users?filter=userName eq "..." over users `<prefix>-<i>`.
@@ -331,6 +349,13 @@ async fn main() -> anyhow::Result<()> {
             )
             .await;
         }
+        Cmd::Replicas {
+            urls,
+            token,
+            clients,
+            seconds,
+            prefix,
+        } => replicas::run(urls, token, clients, seconds, prefix).await?,
         Cmd::Ceiling { listen } => {
             let (base, _store) = target::start_on(&listen).await?;
             println!("ceiling target at {base}");
