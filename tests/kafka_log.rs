@@ -347,3 +347,67 @@ async fn a_producer_that_fails_fatally_is_replaced_and_writes_go_on() {
     );
     log.close().await;
 }
+
+/// Start-up replay against a log whose broker goes down after the log connected (the
+/// topic's metadata read) and before replay read anything: replay waits instead of giving up,
+/// and finishes once the broker is back.
+async fn replay_waits_for_the_broker(brokers: &str, topic: &str, mut broker: impl FnMut(bool)) {
+    use roster::pipeline::Pipeline;
+    use roster_projections::MemoryStore;
+    use std::sync::Arc;
+    let writer = common::kafka_log(brokers, topic, 1).await;
+    for i in 0..20u64 {
+        writer
+            .append(vec![common::record("d", i, &format!("r{i}"), 1)])
+            .await
+            .unwrap();
+    }
+    writer.close().await;
+
+    let log: Arc<dyn EventLog> = Arc::new(common::kafka_log(brokers, topic, 1).await);
+    broker(false);
+    let store = Arc::new(MemoryStore::new());
+    let starting = tokio::spawn(Pipeline::start(log.clone(), store.clone(), None));
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(
+        !starting.is_finished(),
+        "start-up gave up while the broker was down: {:?}",
+        starting.await.unwrap().err()
+    );
+    broker(true);
+    let pipeline = tokio::time::timeout(Duration::from_secs(30), starting)
+        .await
+        .expect("replay resumes once the broker is back")
+        .unwrap()
+        .unwrap();
+    assert_eq!(pipeline.replayed, 20);
+    log.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_up_replay_waits_for_a_mock_broker_that_went_down() {
+    let (mock, topic) = mock_cluster(1);
+    replay_waits_for_the_broker(&mock.bootstrap_servers(), &topic, |up| {
+        if up {
+            mock.broker_up(1).unwrap()
+        } else {
+            mock.broker_down(1).unwrap()
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_up_replay_waits_for_a_tansu_broker_killed_after_it_connected() {
+    let mut broker = common::broker::OwnBroker::start();
+    let brokers = broker.brokers();
+    let topic = unique_topic();
+    replay_waits_for_the_broker(&brokers, &topic, |up| {
+        if up {
+            broker.up()
+        } else {
+            broker.kill()
+        }
+    })
+    .await;
+}

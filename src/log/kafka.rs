@@ -623,6 +623,7 @@ fn poll_into(
     out: &mut Vec<LogEntry>,
 ) -> Result<(), LogError> {
     let deadline = Instant::now() + wait;
+    let mut failed = None;
     while out.len() < max {
         let slice = if out.is_empty() {
             deadline
@@ -674,11 +675,16 @@ fn poll_into(
                 if e.rdkafka_error_code() == Some(RDKafkaErrorCode::AutoOffsetReset) {
                     return Ok(());
                 }
-                return Err(unavailable("reading from Kafka", e));
+                // Errors queue up while nobody polls (one per failed connection attempt while
+                // a broker is down): drain them, and fail only if no record follows.
+                failed = Some(e);
             }
         }
     }
-    Ok(())
+    match failed {
+        Some(e) if out.is_empty() => Err(unavailable("reading from Kafka", e)),
+        _ => Ok(()),
+    }
 }
 
 #[async_trait]

@@ -3,9 +3,9 @@
 //! position reached; start-up replay is the same fold until the log says it is caught up.
 
 use super::Feeds;
-use crate::log::EventLog;
+use crate::log::{EventLog, LogError};
 use crate::pipeline::WriteError;
-use roster_projections::ProjectionStore;
+use roster_projections::{ProjectionStore, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -13,6 +13,36 @@ use tracing::Instrument;
 
 /// The most entries the projector folds at once.
 const PROJECT_BATCH: usize = 4096;
+/// The longest start-up replay waits between attempts while the log or the store is away.
+const REPLAY_RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Why folding the log into the store stopped.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum FoldError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("log reader failed: {0}")]
+    Reader(String),
+}
+
+impl FoldError {
+    /// Whether trying again later can succeed: everything but data the log cannot decode.
+    fn transient(&self) -> bool {
+        !matches!(self, FoldError::Log(LogError::Corrupt(_)))
+    }
+}
+
+impl From<FoldError> for WriteError {
+    fn from(e: FoldError) -> Self {
+        match e {
+            FoldError::Log(e) => e.into(),
+            FoldError::Store(e) => e.into(),
+            FoldError::Reader(e) => WriteError::Unavailable(format!("log reader failed: {e}")),
+        }
+    }
+}
 
 /// The projector of one partition: folds the log into the store from the store's position
 /// on, hands each directory's entries to its writer, and publishes the position reached on
@@ -83,7 +113,7 @@ async fn catch_up(
     feeds: &Feeds,
     projected: &watch::Sender<u64>,
     read_from: Option<u64>,
-) -> Result<u64, WriteError> {
+) -> Result<u64, FoldError> {
     let read = |from: u64| {
         let log = log.clone();
         tokio::spawn(async move { log.read(partition, from, PROJECT_BATCH).await })
@@ -94,7 +124,7 @@ async fn catch_up(
     loop {
         let entries = pending
             .await
-            .map_err(|e| WriteError::Unavailable(format!("log reader failed: {e}")))??;
+            .map_err(|e| FoldError::Reader(e.to_string()))??;
         let Some(last) = entries.last() else { break };
         let (from, to) = (next, last.position);
         next = to + 1;
@@ -119,9 +149,10 @@ fn publish(projected: &watch::Sender<u64>, next: u64) {
 }
 
 /// Start-up replay: folds every partition until the log says each is caught up, so the views
-/// reflect everything appended before Roster started.
+/// reflect everything appended before Roster started. A log or store that goes away during
+/// replay (a broker restarting, PostgreSQL failing over) is waited for, as it is at connect.
 ///
-/// Fails when the log cannot be read or the store cannot be written.
+/// Fails when the log holds data that does not decode.
 pub(super) async fn replay(
     log: &Arc<dyn EventLog>,
     store: &dyn ProjectionStore,
@@ -130,14 +161,35 @@ pub(super) async fn replay(
 ) -> Result<u64, WriteError> {
     let mut total = 0;
     for (partition, tx) in (0..log.partitions()).zip(projected) {
+        let mut retry = Duration::from_millis(250);
         loop {
-            let next = catch_up(log, store, partition, feeds, tx, None).await?;
-            if log.caught_up(partition, next).await? {
-                total += next;
-                break;
+            let caught_up = match catch_up(log, store, partition, feeds, tx, None).await {
+                Ok(next) => log
+                    .caught_up(partition, next)
+                    .await
+                    .map(|done| done.then_some(next))
+                    .map_err(FoldError::from),
+                Err(e) => Err(e),
+            };
+            match caught_up {
+                Ok(Some(next)) => {
+                    total += next;
+                    break;
+                }
+                // Nothing there yet, but the log says there may be more: let it fetch.
+                Ok(None) => tokio::time::sleep(Duration::from_millis(2)).await,
+                Err(e) if e.transient() => {
+                    tracing::warn!(
+                        partition,
+                        error = %e,
+                        retry_in_ms = retry.as_millis() as u64,
+                        "start-up replay cannot go on; retrying"
+                    );
+                    tokio::time::sleep(retry).await;
+                    retry = (retry * 2).min(REPLAY_RETRY_MAX);
+                }
+                Err(e) => return Err(e.into()),
             }
-            // Nothing there yet, but the log says there may be more: let it fetch.
-            tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }
     Ok(total)
