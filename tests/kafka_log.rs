@@ -411,3 +411,59 @@ async fn start_up_replay_waits_for_a_tansu_broker_killed_after_it_connected() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_says_not_ready_while_writes_hang_on_a_broker_that_answers_but_takes_no_appends()
+{
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    let (mock, topic) = mock_cluster(3);
+    let app = kafka_app(&mock.bootstrap_servers(), &topic).await;
+    let (status, body) = app.create_user("default", &app.scim_token, "first").await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(ready(&app).await, 200);
+
+    // The broker answers metadata (the log looks reachable) but refuses every produce with a
+    // retriable error: the write is sent again and again, and waits.
+    mock.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; 5000],
+    );
+    let writing = {
+        let (http, url, token) = (
+            app.http.clone(),
+            app.scim("default"),
+            app.scim_token.clone(),
+        );
+        tokio::spawn(async move {
+            http.post(format!("{url}/Users"))
+                .bearer_auth(token)
+                .header("content-type", "application/scim+json")
+                .body(json!({"userName": "waiting"}).to_string())
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    };
+    until(
+        "readiness reports writes that cannot be served",
+        async || ready(&app).await == 503,
+    )
+    .await;
+    assert!(
+        !writing.is_finished(),
+        "the write was answered before readiness said so"
+    );
+
+    mock.clear_request_errors(RDKafkaApiKey::Produce);
+    until("readiness recovers", async || ready(&app).await == 200).await;
+    assert_eq!(
+        writing.await.unwrap(),
+        201,
+        "the waiting write went through"
+    );
+    let seen = users(&app).await;
+    assert!(seen.contains_key("waiting") && seen.len() == 2, "{seen:?}");
+    app.stop().await;
+}

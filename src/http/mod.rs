@@ -159,27 +159,26 @@ async fn healthz() -> impl IntoResponse {
     Json(serde_json::json!({"status": "ok"}))
 }
 
-/// Ready while the log accepts writes; reports how far the views are behind it.
+/// Ready while writes can be served (the log takes them, the views answer, and nothing waits
+/// on the log for long); reports how far the views are behind the log.
 async fn readyz(State(app): State<AppState>) -> Response {
     let (position, lag) = app.progress();
-    if !app.log.healthy() {
-        let body = serde_json::json!({
-            "status": "event log unavailable: it refuses writes",
-            "position": position,
-            "lag": lag,
-        });
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
-    }
-    if !app.store.healthy() {
-        let body = serde_json::json!({
-            "status": "views unavailable: PostgreSQL does not answer",
-            "position": position,
-            "lag": lag,
-        });
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
-    }
-    let body = serde_json::json!({"status": "ready", "position": position, "lag": lag});
-    (StatusCode::OK, Json(body)).into_response()
+    let unready = if !app.log.healthy() {
+        Some("event log unavailable: it refuses writes".to_owned())
+    } else if !app.store.healthy() {
+        Some("views unavailable: PostgreSQL does not answer".to_owned())
+    } else {
+        app.writers
+            .health()
+            .stalled()
+            .map(|why| format!("writes cannot be served: {why}"))
+    };
+    let (code, status) = match unready {
+        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
+        None => (StatusCode::OK, "ready".to_owned()),
+    };
+    let body = serde_json::json!({"status": status, "position": position, "lag": lag});
+    (code, Json(body)).into_response()
 }
 
 /// Counts and times every request by method, route template and status. Paths that match no

@@ -4,9 +4,11 @@
 //! views by the projector, and answered once the feed shows the writer which of its records
 //! won (the directory-sequence rule).
 
+mod health;
 mod projector;
 mod writer;
 
+pub use health::WriteHealth;
 pub use writer::{WriteError, Writer, Writers, Written};
 
 use crate::log::EventLog;
@@ -93,6 +95,10 @@ impl Pipeline {
         let (senders, projected): (Vec<_>, Vec<_>) =
             (0..log.partitions()).map(|_| watch::channel(0)).unzip();
         let replayed = projector::replay(&log, store.as_ref(), &feeds, &senders).await?;
+        let mut writers = Writers::new(log.clone(), store.clone(), feeds.clone());
+        if let Some(m) = metrics {
+            writers = writers.with_metrics(m);
+        }
         let (stop, stop_rx) = watch::channel(false);
         let projectors = senders
             .into_iter()
@@ -106,16 +112,13 @@ impl Pipeline {
                         partition as u32,
                         feeds.clone(),
                         tx,
+                        writers.health(),
                         stop_rx.clone(),
                     )
                     .instrument(span),
                 )
             })
             .collect();
-        let mut writers = Writers::new(log, store, feeds);
-        if let Some(m) = metrics {
-            writers = writers.with_metrics(m);
-        }
         Ok(Pipeline {
             writers,
             projected,

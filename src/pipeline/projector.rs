@@ -2,7 +2,7 @@
 //! position on, hands each directory's entries to its writer (the feed), and publishes the
 //! position reached; start-up replay is the same fold until the log says it is caught up.
 
-use super::Feeds;
+use super::{Feeds, WriteHealth};
 use crate::log::{EventLog, LogError};
 use crate::pipeline::WriteError;
 use roster_projections::{ProjectionStore, StoreError};
@@ -46,13 +46,14 @@ impl From<FoldError> for WriteError {
 
 /// The projector of one partition: folds the log into the store from the store's position
 /// on, hands each directory's entries to its writer, and publishes the position reached on
-/// `projected`, until `stop` fires or the log closes.
+/// `projected`, and how it did on `health`, until `stop` fires or the log closes.
 pub(super) async fn run_projector(
     log: Arc<dyn EventLog>,
     store: Arc<dyn ProjectionStore>,
     partition: u32,
     feeds: Arc<Feeds>,
     projected: watch::Sender<u64>,
+    health: Arc<WriteHealth>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut end = log.end(partition);
@@ -72,9 +73,13 @@ pub(super) async fn run_projector(
         )
         .await
         {
-            Ok(next) => next,
+            Ok(next) => {
+                health.projected(partition, Ok(()));
+                next
+            }
             Err(e) => {
                 tracing::error!(partition, error = %e, "projection failed; retrying");
+                health.projected(partition, Err(e.to_string()));
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(200)) => {}
                     _ = stop.changed() => return,

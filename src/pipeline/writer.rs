@@ -14,7 +14,7 @@
 //! the rule keeps only the first copy, so the command takes effect exactly once and is
 //! answered accordingly.
 
-use super::Feeds;
+use super::{Feeds, WriteHealth};
 use crate::domain::{decide, Command, Context, DomainError, Outcome};
 use crate::log::{EventLog, LogError};
 use crate::metrics::{Metrics, OutcomeLabels};
@@ -165,12 +165,14 @@ pub struct Writers {
     /// Serialises writer creation, so one directory never gets two feeds.
     creating: Arc<tokio::sync::Mutex<()>>,
     metrics: Option<Arc<Metrics>>,
+    health: Arc<WriteHealth>,
     tasks: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
 impl Writers {
     pub fn new(log: Arc<dyn EventLog>, store: Arc<dyn ProjectionStore>, feeds: Arc<Feeds>) -> Self {
         Writers {
+            health: Arc::new(WriteHealth::new(log.partitions())),
             log,
             store,
             feeds,
@@ -179,6 +181,11 @@ impl Writers {
             metrics: None,
             tasks: Arc::default(),
         }
+    }
+
+    /// The write path's health, which the projectors report to and `/readyz` reads.
+    pub fn health(&self) -> Arc<WriteHealth> {
+        self.health.clone()
     }
 
     /// Records batch sizes, append latency and command outcomes in `metrics`.
@@ -226,6 +233,7 @@ impl Writers {
             log: self.log.clone(),
             store: self.store.clone(),
             metrics: self.metrics.clone(),
+            health: self.health.clone(),
         };
         let span = tracing::info_span!("writer", directory, partition);
         let handle = tokio::spawn(task.run(rx).instrument(span));
@@ -281,6 +289,7 @@ struct DirectoryWriter {
     log: Arc<dyn EventLog>,
     store: Arc<dyn ProjectionStore>,
     metrics: Option<Arc<Metrics>>,
+    health: Arc<WriteHealth>,
 }
 
 /// The metrics label of a command's result.
@@ -516,6 +525,9 @@ impl DirectoryWriter {
             records = tracing::field::Empty,
             rounds = tracing::field::Empty
         );
+        // Readiness counts how long the batch waits on the log and the views.
+        let health = self.health.clone();
+        let _waiting = health.waiting(&self.directory);
         for round_no in 1..=MAX_ROUNDS {
             span.record("rounds", round_no);
             self.give_way().instrument(span.clone()).await;
