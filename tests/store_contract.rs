@@ -360,6 +360,25 @@ async fn same_answers(mem: &dyn ProjectionStore, pg: &dyn ProjectionStore, hosti
     assert_eq!(snap.next_position, pg_snap.next_position);
 }
 
+/// Asserts that both stores name the same users and groups as deleted, exactly those the log
+/// deletes (every record of a one-writer session is valid); returns them.
+async fn same_retired(
+    mem: &dyn ProjectionStore,
+    pg: &dyn ProjectionStore,
+    entries: &[LogEntry],
+) -> std::collections::HashSet<roster_events::ResourceId> {
+    let events = || entries.iter().flat_map(|e| e.record.events.iter());
+    let ids: Vec<_> = events().map(|e| e.resource_id).collect();
+    let deleted: std::collections::HashSet<_> = events()
+        .filter(|e| e.event.retires())
+        .map(|e| e.resource_id)
+        .collect();
+    let from_mem = mem.retired("default", &ids).await.unwrap();
+    assert_eq!(from_mem, deleted);
+    assert_eq!(pg.retired("default", &ids).await.unwrap(), from_mem);
+    from_mem
+}
+
 async fn all_entries(log: &dyn EventLog) -> Vec<LogEntry> {
     let mut out = Vec::new();
     loop {
@@ -434,6 +453,7 @@ fn run(ops: Vec<Op>, concurrency: usize, hostile: bool) {
 
         // Redelivery: everything again, in batches that start inside what was applied.
         let entries = all_entries(log.as_ref()).await;
+        let retired = same_retired(mem.as_ref(), pg.as_ref(), &entries).await;
         for chunk in entries.chunks(7) {
             pg.apply(chunk.to_vec()).await.unwrap();
         }
@@ -471,6 +491,10 @@ fn run(ops: Vec<Op>, concurrency: usize, hostile: bool) {
             "a bulk-loaded rebuild differs from a memory replay"
         );
         same_answers(mem.as_ref(), pg.as_ref(), hostile).await;
+        assert_eq!(
+            same_retired(mem.as_ref(), pg.as_ref(), &entries).await,
+            retired
+        );
         common::assert_generation_indexes(&url, 3).await;
     });
 }

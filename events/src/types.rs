@@ -261,6 +261,12 @@ impl Event {
         }
     }
 
+    /// Whether this event ends its resource's life (a user or group deleted): its id stays
+    /// retired in the directory for good.
+    pub fn retires(&self) -> bool {
+        matches!(self, Event::UserDeleted | Event::GroupDeleted)
+    }
+
     /// The payload as JSON.
     pub fn payload_json(&self) -> Value {
         let v = match self {

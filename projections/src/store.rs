@@ -10,7 +10,7 @@ use crate::query::{ListQuery, Page, Visibility};
 use crate::views::{AdminTokenView, GroupView, ProviderView, SourceView, UserView};
 use async_trait::async_trait;
 use roster_events::{ChainHead, ChainState, Member, MemberType, Record, ResourceId};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// One record read from the log, at its position in its partition.
@@ -113,6 +113,13 @@ pub trait ProjectionStore: Send + Sync + 'static {
     async fn admin_tokens(&self) -> Result<Vec<AdminTokenView>, StoreError>;
     /// Every outbound provider of every directory, by directory and id.
     async fn providers(&self) -> Result<Vec<Arc<ProviderView>>, StoreError>;
+    /// Which of `ids` are users or groups deleted from `dir` (ids are never reused, so such an
+    /// id is certainly the directory's own).
+    async fn retired(
+        &self,
+        dir: &str,
+        ids: &[ResourceId],
+    ) -> Result<HashSet<ResourceId>, StoreError>;
     /// Whether the store answers now. Writes are refused while it does not (their outcome
     /// could not be confirmed), and `/readyz` says so. Always true for the memory store.
     fn healthy(&self) -> bool {
@@ -127,6 +134,8 @@ struct Inner {
     /// Per partition: the first position not yet reflected.
     next_positions: Vec<u64>,
     source_dir: HashMap<String, String>,
+    /// Per directory, the users and groups deleted from it.
+    retired: HashMap<String, HashSet<ResourceId>>,
     fold_errors: u64,
     /// Directories are folded without their indexes ([`Directory::unindexed`]).
     unindexed: bool,
@@ -148,6 +157,8 @@ pub struct Folded {
     pub dirs: BTreeMap<String, Directory>,
     pub heads: Vec<(String, ChainHead)>,
     pub next_positions: Vec<u64>,
+    /// Per directory, the users and groups deleted from it.
+    pub retired: HashMap<String, HashSet<ResourceId>>,
     pub fold_errors: u64,
 }
 
@@ -216,6 +227,7 @@ impl MemoryStore {
                     roster_events::Event::SourceCreated(s) => Some(s.slug.clone()),
                     _ => None,
                 };
+                let retires = env.event.retires().then_some(env.resource_id);
                 if let Err(e) = dir.apply(env) {
                     inner.fold_errors += 1;
                     tracing::warn!(position = entry.position, error = %e, "event skipped by the fold");
@@ -223,6 +235,13 @@ impl MemoryStore {
                 }
                 if let Some(slug) = slug {
                     inner.source_dir.insert(slug, record.directory.clone());
+                }
+                if let Some(id) = retires {
+                    inner
+                        .retired
+                        .entry(record.directory.clone())
+                        .or_default()
+                        .insert(id);
                 }
             }
         }
@@ -260,6 +279,7 @@ impl MemoryStore {
             dirs: inner.dirs,
             heads,
             next_positions: inner.next_positions,
+            retired: inner.retired,
             fold_errors: inner.fold_errors,
         }
     }
@@ -375,6 +395,22 @@ impl ProjectionStore for MemoryStore {
         Ok(self
             .with_dir(dir, |d| d.memberships(member, vis))
             .unwrap_or_default())
+    }
+
+    async fn retired(
+        &self,
+        dir: &str,
+        ids: &[ResourceId],
+    ) -> Result<HashSet<ResourceId>, StoreError> {
+        let inner = self.read();
+        let Some(retired) = inner.retired.get(dir) else {
+            return Ok(HashSet::new());
+        };
+        Ok(ids
+            .iter()
+            .filter(|id| retired.contains(id))
+            .copied()
+            .collect())
     }
 
     async fn source(&self, slug: &str) -> Result<Option<Arc<SourceView>>, StoreError> {

@@ -388,7 +388,7 @@ pub async fn assert_generation_indexes(url: &str, gen: i32) {
         );
         partitions += 1;
     }
-    assert_eq!(partitions, 8, "{rows:?}");
+    assert_eq!(partitions, 9, "{rows:?}");
     let detached: i64 = client
         .query_one(
             "SELECT count(*) FROM pg_class WHERE relkind = 'r' AND relname ~ '_g[0-9]+$' \

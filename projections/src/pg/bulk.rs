@@ -19,7 +19,7 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 
 /// The tables of a generation, in the order they are attached.
-const TABLES: [&str; 8] = [
+const TABLES: [&str; 9] = [
     "directories",
     "users",
     "user_emails",
@@ -28,6 +28,7 @@ const TABLES: [&str; 8] = [
     "sources",
     "admin_tokens",
     "providers",
+    "retired",
 ];
 
 /// One index of a generation's partition, built after the bulk load.
@@ -137,6 +138,11 @@ const INDEXES: &[Index] = &[
         table: "directories",
         primary: true,
         columns: "(gen, name)",
+    },
+    Index {
+        table: "retired",
+        primary: true,
+        columns: "(gen, directory, id)",
     },
 ];
 
@@ -428,6 +434,16 @@ impl PgStore {
             for p in dir.providers() {
                 copy.row(&[&gen, name, &p.id.0, &to_json(p.as_ref())])
                     .await?;
+            }
+        }
+        copy.finish().await?;
+
+        let sql = format!("COPY retired_g{gen} (gen, directory, id) FROM STDIN BINARY");
+        let types = [Type::INT4, t.clone(), Type::UUID];
+        let mut copy = CopyIn::start(self, &client, &sql, &types).await?;
+        for (name, ids) in &folded.retired {
+            for id in ids {
+                copy.row(&[&gen, name, &id.0]).await?;
             }
         }
         copy.finish().await?;

@@ -30,11 +30,13 @@ pub(super) struct Touched {
     providers: BTreeSet<Uuid>,
 }
 
-/// One directory's share of a batch: the state loaded before folding and the fold after.
+/// One directory's share of a batch: the state loaded before folding, the fold after, and the
+/// users and groups the fold deleted.
 pub(super) struct DirBatch {
     touched: Touched,
     before: Directory,
     after: Directory,
+    retired: Vec<Uuid>,
 }
 
 /// Rows to write, one vector per column, for the `UNNEST` statements.
@@ -56,6 +58,7 @@ pub(super) struct Writes {
     providers: (Vec<String>, Vec<Uuid>, Vec<String>),
     provider_del: (Vec<String>, Vec<Uuid>),
     meta: (Vec<String>, Vec<String>),
+    retired: (Vec<String>, Vec<Uuid>),
 }
 
 impl Writes {
@@ -216,6 +219,10 @@ impl Writes {
                     self.provider_del.1.push(*id);
                 }
             }
+        }
+        for id in &b.retired {
+            self.retired.0.push(dir.to_owned());
+            self.retired.1.push(*id);
         }
         if b.touched.meta {
             if let Some(m) = b.after.meta() {
@@ -533,6 +540,15 @@ impl PgStore {
             )
             .await?;
         }
+        if !w.retired.0.is_empty() {
+            self.query(
+                tx,
+                "INSERT INTO retired (gen, directory, id) \
+                 SELECT $1, * FROM UNNEST($2::text[], $3::uuid[]) ON CONFLICT DO NOTHING",
+                &[&gen, &w.retired.0, &w.retired.1],
+            )
+            .await?;
+        }
         if !w.meta.0.is_empty() {
             self.query(
                 tx,
@@ -697,12 +713,17 @@ impl PgStore {
             }
             let before = self.load(&tx, gen, &name, &touched).await?;
             let mut after = before.clone();
+            let mut retired = Vec::new();
             for r in records {
                 let r = Arc::try_unwrap(r).unwrap_or_else(|shared| (*shared).clone());
                 for env in r.events {
-                    if let Err(e) = after.apply(env) {
-                        self.fold_errors.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(error = %e, "event skipped by the fold");
+                    let retires = env.event.retires().then_some(env.resource_id.0);
+                    match after.apply(env) {
+                        Ok(_) => retired.extend(retires),
+                        Err(e) => {
+                            self.fold_errors.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(error = %e, "event skipped by the fold");
+                        }
                     }
                 }
             }
@@ -710,6 +731,7 @@ impl PgStore {
                 touched,
                 before,
                 after,
+                retired,
             });
         }
         self.write(&tx, gen, &writes).await?;

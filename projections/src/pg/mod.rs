@@ -50,7 +50,7 @@ use rows::{
     MEMBERS_JOIN, USER_COLUMNS,
 };
 use sql::{Kind, Param};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::DerefMut;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -616,6 +616,21 @@ impl ProjectionStore for PgStore {
         rows.iter()
             .map(|r| json::<ProviderView>(r.get(0)).map(Arc::new))
             .collect()
+    }
+
+    async fn retired(
+        &self,
+        dir: &str,
+        ids: &[ResourceId],
+    ) -> Result<HashSet<ResourceId>, StoreError> {
+        let client = self.client().await?;
+        let sql = format!(
+            "SELECT id FROM retired WHERE gen = {} AND directory = $1 AND id = ANY($2)",
+            self.gen_sql()
+        );
+        let ids: Vec<Uuid> = ids.iter().map(|id| id.0).collect();
+        let rows = self.query(&client, &sql, &[&dir, &ids]).await?;
+        Ok(rows.iter().map(|r| ResourceId(r.get(0))).collect())
     }
 
     async fn admin_tokens(&self) -> Result<Vec<AdminTokenView>, StoreError> {
