@@ -2,7 +2,8 @@
 //! them: django-scim2 (tests/django_scim_remote: group POST and PUT ignore members, filtered
 //! member removal answers 501, users lose an email's type, deleting a user drops it from its
 //! groups) and scim2-server (deleting a user leaves it in its groups). Also: a full sync asked
-//! for on a directory where nothing else happens starts at once.
+//! for on a directory where nothing else happens starts at once, and a full sync removes the
+//! objects Roster left on a remote without a link, and nothing it cannot prove its own.
 
 mod common;
 
@@ -284,4 +285,92 @@ async fn a_deleted_user_leaves_its_groups_where_the_remote_keeps_it_and_costs_no
             assert_eq!(patches, 2, "one removal per group: {after:?}");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_sync_removes_roster_s_orphans_from_the_remote_and_leaves_other_clients_objects() {
+    let remote = Remote::start().await;
+    let app = spawn().await;
+    let keep = user(&app, "keep@example.com").await;
+    let gone = user(&app, "gone@example.com").await;
+    let leaving = create_group(&app, "Leaving", &[&keep]).await;
+    let leaving = leaving["id"].as_str().unwrap().to_owned();
+    create_group(&app, "Staying", &[&keep]).await;
+    let dir = app.scim("default");
+    assert_eq!(
+        app.delete(&format!("{dir}/Users/{gone}"), &app.scim_token)
+            .await,
+        204
+    );
+    assert_eq!(
+        app.delete(&format!("{dir}/Groups/{leaving}"), &app.scim_token)
+            .await,
+        204
+    );
+
+    // What a provider leaves on a remote when it crashes after a create and before it records
+    // the link, or what an earlier provider of this directory left: objects carrying the ids of
+    // a user and a group deleted since as their externalId.
+    let user_schema = "urn:ietf:params:scim:schemas:core:2.0:User";
+    let group_schema = "urn:ietf:params:scim:schemas:core:2.0:Group";
+    remote
+        .create(
+            "Users",
+            json!({"schemas": [user_schema], "userName": "gone@example.com",
+                                "externalId": gone}),
+        )
+        .await;
+    remote
+        .create(
+            "Groups",
+            json!({"schemas": [group_schema], "displayName": "Leaving",
+                                 "externalId": leaving}),
+        )
+        .await;
+    // Another client's objects on the same remote: a UUID externalId Roster never issued, and
+    // an id of another scheme.
+    let foreign = uuid::Uuid::new_v4().to_string();
+    remote
+        .create(
+            "Users",
+            json!({"schemas": [user_schema], "userName": "foreign@example.com",
+                                "externalId": foreign}),
+        )
+        .await;
+    remote
+        .create(
+            "Users",
+            json!({"schemas": [user_schema], "userName": "other@example.com",
+                                "externalId": "emp-0001"}),
+        )
+        .await;
+    remote
+        .create(
+            "Groups",
+            json!({"schemas": [group_schema], "displayName": "Foreign",
+                                 "externalId": foreign}),
+        )
+        .await;
+
+    // The provider's first full sync finds the orphans by their externalId and removes them.
+    create_provider(&app, "p", &remote, json!({})).await;
+    let report = eventually(
+        30,
+        || async { status(&app, "p").await["last_full_sync"].clone() },
+        |r| !r["finished"].is_null(),
+    )
+    .await;
+    assert_eq!(report["deleted"], 2, "{report}");
+    settled(&app, "p").await;
+    let users: Vec<String> = remote.users().await.into_keys().collect();
+    assert_eq!(
+        users,
+        [
+            "foreign@example.com",
+            "keep@example.com",
+            "other@example.com"
+        ]
+    );
+    let groups: Vec<String> = remote.groups().await.into_keys().collect();
+    assert_eq!(groups, ["Foreign", "Staying"]);
 }

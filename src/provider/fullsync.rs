@@ -4,7 +4,9 @@
 //!
 //! Remote objects are matched by link first, then by `externalId` (the default mapping sets it
 //! to Roster's id), then by `userName` / `displayName`; a match links them. Only objects that
-//! differ get work: a remote that already matches costs only the listing.
+//! differ get work: a remote that already matches costs only the listing. Objects whose
+//! externalId is the id of a user or group deleted from the directory are Roster's orphans
+//! and are removed (or deactivated); objects Roster cannot prove its own are left alone.
 
 use super::carry::{member_kind, TaskContext};
 use super::plan::{self, Kind};
@@ -158,6 +160,56 @@ fn linked_but_unseen(
         .collect()
 }
 
+/// Links the remote objects of `kind` that are Roster's own but no longer in the views: those
+/// whose externalId is the id of a user or group deleted from the directory (ids are never
+/// reused, so nothing else can carry one) and that no local object is linked to. Such an
+/// object was created on the remote before a crash lost its link, or by an earlier provider;
+/// once linked, the plan deletes it like any linked object the views no longer list. Objects
+/// Roster cannot prove its own are left alone.
+async fn adopt_orphans(
+    cx: &TaskContext,
+    remote: &RemoteIndex,
+    kind: Kind,
+    seen: &HashSet<ResourceId>,
+    links: &mut MemoryLinks,
+    changed: &mut Vec<(Kind, ResourceId, Option<String>)>,
+) -> Result<(), String> {
+    let claimed: HashSet<&str> = links
+        .0
+        .iter()
+        .filter(|((k, _), _)| *k == kind)
+        .map(|(_, r)| r.as_str())
+        .collect();
+    let candidates: HashMap<ResourceId, String> = remote
+        .by_external
+        .iter()
+        .filter(|(_, id)| !claimed.contains(id.as_str()))
+        .filter_map(|(x, id)| {
+            let local = ResourceId(uuid::Uuid::parse_str(x).ok()?);
+            (!seen.contains(&local) && links.remote(kind, local).is_none())
+                .then(|| (local, id.clone()))
+        })
+        .collect();
+    let ids: Vec<ResourceId> = candidates.keys().copied().collect();
+    for chunk in ids.chunks(LOCAL_PAGE) {
+        let retired = cx
+            .store
+            .retired(&cx.directory, chunk)
+            .await
+            .map_err(|e| e.to_string())?;
+        for local in retired {
+            relink(
+                links,
+                changed,
+                kind,
+                local,
+                candidates.get(&local).map(String::as_str),
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Whether the remote holds what was last sent for `key`, as it answered then: a remote that
 /// normalises documents still matches what it made of them.
 fn echoed(echoes: &HashMap<Key, Echo>, key: Key, desired: &Value, have: &Value) -> bool {
@@ -205,7 +257,12 @@ pub async fn plan(
             seen.insert(user.id);
             let linked = links.remote(Kind::User, user.id);
             if !keep {
-                if linked.is_some() {
+                // Out of scope: taken off the remote, found by link or by externalId.
+                let own = remote_users.by_external.get(&user.id.to_string());
+                if let (None, Some(remote)) = (&linked, own) {
+                    relink(links, &mut changed, Kind::User, user.id, Some(remote));
+                }
+                if linked.is_some() || own.is_some() {
                     work.push(((Kind::User, user.id), Work::whole()));
                     report.deleted += 1;
                 }
@@ -236,6 +293,7 @@ pub async fn plan(
             break;
         }
     }
+    adopt_orphans(cx, &remote_users, Kind::User, &seen, links, &mut changed).await?;
     for local in linked_but_unseen(links, Kind::User, &seen) {
         work.push(((Kind::User, local), Work::whole()));
         report.deleted += 1;
@@ -291,6 +349,7 @@ pub async fn plan(
             break;
         }
     }
+    adopt_orphans(cx, &remote_groups, Kind::Group, &seen, links, &mut changed).await?;
     for local in linked_but_unseen(links, Kind::Group, &seen) {
         work.push(((Kind::Group, local), Work::whole()));
         report.deleted += 1;

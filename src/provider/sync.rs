@@ -632,12 +632,16 @@ impl Syncer<'_> {
         Ok(())
     }
 
-    /// A group deleted.
+    /// A group deleted. A group that is not linked is looked up by externalId first (its
+    /// create may have reached the remote before a crash lost the link).
     pub async fn delete_group(
         &mut self,
         local: ResourceId,
         links: &mut dyn Links,
     ) -> Result<(), SyncError> {
+        if !self.find_own(Kind::Group, local, links).await? {
+            return Ok(());
+        }
         let Some(id) = links.remote(Kind::Group, local) else {
             return Ok(());
         };

@@ -160,6 +160,21 @@ impl Remote {
         }
     }
 
+    /// Creates a resource on the remote directly (as another provisioning client would).
+    pub async fn create(&self, collection: &str, body: Value) -> Value {
+        let r = self
+            .http
+            .post(format!("{}/{collection}", self.base))
+            .bearer_auth(REMOTE_TOKEN)
+            .header("content-type", "application/scim+json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        r.json().await.unwrap()
+    }
+
     /// Users by userName.
     pub async fn users(&self) -> BTreeMap<String, Value> {
         self.all("Users")
