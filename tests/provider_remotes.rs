@@ -374,3 +374,91 @@ async fn a_full_sync_removes_roster_s_orphans_from_the_remote_and_leaves_other_c
     let groups: Vec<String> = remote.groups().await.into_keys().collect();
     assert_eq!(groups, ["Foreign", "Staying"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_deleted_from_8_threads_leave_the_remote_groups_once_nothing_is_pending() {
+    let remote = Remote::start().await;
+    let app = spawn().await;
+    create_provider(&app, "p", &remote, json!({})).await;
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        ids.push(user(&app, &format!("u{i:02}@example.com")).await);
+    }
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    create_group(&app, "All", &refs).await;
+    create_group(
+        &app,
+        "Even",
+        &refs.iter().step_by(2).copied().collect::<Vec<_>>(),
+    )
+    .await;
+    create_group(&app, "Low", &refs[..20]).await;
+    eventually(
+        30,
+        || remote.groups(),
+        |g| g.get("All").is_some_and(|(_, m)| m.len() == 40),
+    )
+    .await;
+
+    // 20 users deleted by 8 clients at once.
+    let doomed: Vec<String> = ids.iter().skip(1).step_by(2).cloned().collect();
+    assert_eq!(doomed.len(), 20);
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let (http, scim, token) = (
+            app.http.clone(),
+            app.scim("default"),
+            app.scim_token.clone(),
+        );
+        let mine: Vec<String> = doomed.iter().skip(w).step_by(8).cloned().collect();
+        tasks.push(tokio::spawn(async move {
+            for id in mine {
+                let r = http
+                    .delete(format!("{scim}/Users/{id}"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 204);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+
+    // Once nothing is pending, in flight or unread, the remote groups are the local ones.
+    eventually(
+        30,
+        || status(&app, "p"),
+        |s| s["pending"] == 0 && s["in_flight"] == 0 && s["lag"] == 0,
+    )
+    .await;
+    let (s, local) = app
+        .get(&format!("{}/Groups", app.scim("default")), &app.scim_token)
+        .await;
+    assert_eq!(s, 200);
+    let want: std::collections::BTreeMap<String, BTreeSet<String>> = local["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            let members = g["members"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|m| m["display"].as_str().unwrap().to_owned())
+                .collect();
+            (g["displayName"].as_str().unwrap().to_owned(), members)
+        })
+        .collect();
+    assert_eq!(want["All"].len(), 20);
+    let have: std::collections::BTreeMap<String, BTreeSet<String>> = remote
+        .groups()
+        .await
+        .into_iter()
+        .map(|(k, (_, m))| (k, m))
+        .collect();
+    assert_eq!(have, want);
+    assert_eq!(remote.users().await.len(), 20);
+}
