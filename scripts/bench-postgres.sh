@@ -83,5 +83,5 @@ psql "$url" -c "EXPLAIN (ANALYZE, COSTS OFF) SELECT g.id FROM groups g \
     ORDER BY g.id LIMIT 100"
 
 echo "== roster rebuild on the serving process"
-ROSTER_ADMIN_TOKEN="$admin" target/release/roster rebuild --server "http://127.0.0.1:$port" | tail -1
+ROSTER_ADMIN_TOKEN="$admin" target/release/roster rebuild --wait --server "http://127.0.0.1:$port" | tail -1
 grep -E "rebuild|bulk load" "$work/server.log" | sed 's/\x1b\[[0-9;]*m//g'

@@ -49,7 +49,7 @@ impl Application {
     ///
     /// Fails when the data directory cannot be opened or locked, the log is damaged beyond its
     /// torn tail, or the address cannot be bound.
-    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+    pub async fn build(mut settings: Settings) -> anyhow::Result<Application> {
         crate::datadir::create_dir(&settings.data_dir)
             .with_context(|| format!("creating {}", settings.data_dir.display()))?;
         let log = open_log(&settings).await?;
@@ -74,6 +74,8 @@ impl Application {
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
         let addr = listener.local_addr()?;
+        // The address really bound (a port 0 asks for any), for the URLs Roster shows.
+        settings.listen = addr;
         let directories = store.directories().await?;
         let first_start = if directories.is_empty() {
             bootstrap(&writers, &settings, addr).await?

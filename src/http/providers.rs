@@ -50,13 +50,69 @@ async fn by_name(app: &AppState, name: &str) -> Result<Arc<ProviderView>, ScimEr
         .ok_or_else(|| ScimError::not_found(format!("provider {name:?} not found")))
 }
 
+/// How long the check of a new or changed provider's remote may take.
+const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Asks the provider's remote for its ServiceProviderConfig once, with its credentials; what
+/// to warn the operator of when that fails. The provider is saved either way: a remote that
+/// is down now is carried to when it is back.
+async fn check_remote(app: &AppState, p: &ProviderView) -> Vec<String> {
+    let tuning = config::Tuning {
+        attempts: 1,
+        timeout: CHECK_TIMEOUT,
+        ..config::Tuning::default()
+    };
+    let checked = match config::remote(&p.config, &app.secret_key, tuning) {
+        Ok(remote) => remote.check().await.map_err(|e| e.to_string()),
+        Err(e) => Err(e),
+    };
+    match checked {
+        Ok(()) => Vec::new(),
+        Err(e) => {
+            tracing::warn!(provider = %p.config.name, error = %e, "the provider's remote did not pass the check");
+            vec![format!(
+                "the remote did not answer as a SCIM server: {e}; the provider is saved and \
+                 carries changes once the remote answers (see `roster provider status {}`)",
+                p.config.name
+            )]
+        }
+    }
+}
+
+/// A provider's configuration, with the warnings of the check of its remote.
+async fn checked_json(app: &AppState, p: &ProviderView) -> Value {
+    let mut v = provider_json(p);
+    v["warnings"] = json!(check_remote(app, p).await);
+    v
+}
+
 fn invalid(detail: String) -> ScimError {
     ScimError::bad_request("invalidValue", detail)
 }
 
+/// Every provider's configuration with a summary of its status.
 async fn list(State(app): State<AppState>, _admin: AdminAuth) -> Result<Response, ScimError> {
     let providers = app.store.providers().await?;
-    let list: Vec<Value> = providers.iter().map(|p| provider_json(p)).collect();
+    let mut list = Vec::with_capacity(providers.len());
+    for p in &providers {
+        let mut v = provider_json(p);
+        v["status"] = match app.providers.report(p).await {
+            Ok(r) => {
+                let s = &r.status;
+                json!({
+                    "running_here": r.here,
+                    "state": s.state,
+                    "lag": s.views_position.saturating_sub(s.position),
+                    "pending": s.pending,
+                    "failing": s.failing.len(),
+                    "parked": s.parked.len(),
+                    "error": s.error,
+                })
+            }
+            Err(e) => json!({"state": "unknown", "error": e}),
+        };
+        list.push(v);
+    }
     Ok(Json(json!({"providers": list})).into_response())
 }
 
@@ -104,7 +160,7 @@ async fn create(
         .await?;
     tracing::info!(admin = %admin.who(), provider = %name, "provider created");
     let p = by_name(&app, &name).await?;
-    Ok((StatusCode::CREATED, Json(provider_json(&p))).into_response())
+    Ok((StatusCode::CREATED, Json(checked_json(&app, &p).await)).into_response())
 }
 
 async fn update(
@@ -127,7 +183,7 @@ async fn update(
         .await?;
     tracing::info!(admin = %admin.who(), provider = %name, "provider changed");
     let p = by_name(&app, &name).await?;
-    Ok(Json(provider_json(&p)).into_response())
+    Ok(Json(checked_json(&app, &p).await).into_response())
 }
 
 async fn remove(
@@ -158,9 +214,11 @@ async fn request(
         .execute(Command::RequestProvider { id: p.id, request }, admin.ctx())
         .await?;
     tracing::info!(admin = %admin.who(), provider = %name, ?request, "provider request recorded");
+    // The request is in the log below this position: a consumer past it has taken it.
+    let log_end = *app.log.end(app.log.partition(&p.directory)).borrow();
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"requested": format!("{request:?}")})),
+        Json(json!({"requested": format!("{request:?}"), "log_end": log_end})),
     )
         .into_response())
 }
@@ -215,7 +273,7 @@ async fn status(
     let p = by_name(&app, &name).await?;
     let report = app
         .providers
-        .report(p.id)
+        .report(&p)
         .await
         .map_err(|e| ScimError::unavailable(&e))?;
     let s = &report.status;
@@ -243,8 +301,10 @@ async fn status(
         "lag": s.views_position.saturating_sub(s.position),
         "pending": s.pending,
         "in_flight": s.in_flight,
+        "failing": s.failing,
         "parked": s.parked,
         "last_full_sync": s.last_full_sync,
+        "full_sync": s.full_sync,
         "last_checkpoint": s.last_checkpoint,
         "recent_requests": recent,
         "dry_run_requests": s.dry_run_requests,

@@ -51,8 +51,8 @@ pub enum RemoteError {
     /// the body).
     #[error("{status}: {detail}")]
     Status { status: StatusCode, detail: String },
-    /// No answer: connection refused, reset, timed out.
-    #[error("transport: {0}")]
+    /// No answer: connection refused, reset, timed out; the request and the cause.
+    #[error("no answer: {0}")]
     Transport(String),
     /// The token endpoint refused or failed.
     #[error("token request: {0}")]
@@ -75,6 +75,23 @@ impl RemoteError {
             RemoteError::Transport(_) | RemoteError::Token(_) => true,
         }
     }
+}
+
+/// A request that got no answer, named with its URL (without its query) and the innermost
+/// cause, such as "GET http://10.0.0.5/scim/v2/Users: Connection refused (os error 111)".
+fn no_answer(method: &reqwest::Method, url: &Url, e: &reqwest::Error) -> RemoteError {
+    let mut at = url.clone();
+    at.set_query(None);
+    let cause = if e.is_timeout() {
+        "timed out".to_owned()
+    } else {
+        let mut cause: &dyn std::error::Error = e;
+        while let Some(next) = cause.source() {
+            cause = next;
+        }
+        cause.to_string()
+    };
+    RemoteError::Transport(format!("{method} {at}: {cause}"))
 }
 
 /// A successful answer.
@@ -207,17 +224,7 @@ impl Remote {
                 return c;
             }
         }
-        let path = self
-            .mode
-            .service_provider_config_path()
-            .trim_start_matches('/');
-        let request = Request {
-            method: reqwest::Method::GET,
-            path: vec![path.to_owned()],
-            query: Vec::new(),
-            body: None,
-        };
-        match self.send(&request).await {
+        match self.send(&self.config_request()).await {
             Ok(Response {
                 body: Some(config), ..
             }) => {
@@ -232,6 +239,44 @@ impl Remote {
                 tracing::warn!(base = %self.base, "the remote's ServiceProviderConfig is unreadable; assuming no optional features");
                 self.mode.effective(Capabilities::default())
             }
+        }
+    }
+
+    /// Asks once, with the provider's credentials, for the remote's ServiceProviderConfig:
+    /// whether the remote answers as a SCIM server, for a check when a provider is created
+    /// or changed.
+    ///
+    /// Fails with why not: no answer (with the URL and the cause), a refused credential, an
+    /// error status, or an answer that is not a SCIM configuration.
+    pub async fn check(&self) -> Result<(), RemoteError> {
+        let (answer, _) = self.send_once(&self.config_request()).await;
+        match answer?.body {
+            Some(Value::Object(o)) if o.contains_key("schemas") || o.contains_key("patch") => {
+                Ok(())
+            }
+            _ => Err(RemoteError::Status {
+                status: StatusCode::BAD_GATEWAY,
+                detail: format!(
+                    "{} did not answer with a ServiceProviderConfig: is base_url the SCIM base \
+                     URL (ending in /v2 or /scim/v2 for most applications)?",
+                    self.base
+                        .join(self.config_request().path[0].as_str())
+                        .map_or_else(|_| self.base.to_string(), |u| u.to_string())
+                ),
+            }),
+        }
+    }
+
+    fn config_request(&self) -> Request {
+        let path = self
+            .mode
+            .service_provider_config_path()
+            .trim_start_matches('/');
+        Request {
+            method: reqwest::Method::GET,
+            path: vec![path.to_owned()],
+            query: Vec::new(),
+            body: None,
         }
     }
 
@@ -300,10 +345,7 @@ impl Remote {
                 Ok(r) => r,
                 Err(e) => {
                     self.record(sent(None));
-                    return (
-                        Err(RemoteError::Transport(e.without_url().to_string())),
-                        None,
-                    );
+                    return (Err(no_answer(&request.method, &url, &e)), None);
                 }
             };
             let status = response.status();
@@ -324,12 +366,7 @@ impl Remote {
                 .map(str::to_owned);
             let text = match response.text().await {
                 Ok(t) => t,
-                Err(e) => {
-                    return (
-                        Err(RemoteError::Transport(e.without_url().to_string())),
-                        None,
-                    )
-                }
+                Err(e) => return (Err(no_answer(&request.method, &url, &e)), None),
             };
             if !status.is_success() {
                 let detail = detail(status, &text);

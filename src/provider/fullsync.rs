@@ -109,11 +109,20 @@ pub fn subset(want: &Value, have: &Value) -> bool {
 
 /// The work a full sync found, in the order to queue it (users first), and its counts.
 pub struct Plan {
-    pub work: Vec<(Key, Work)>,
+    /// Each object to fix, what to carry for it, and which fix of the report it is.
+    pub work: Vec<(Key, Work, Fix)>,
     pub report: FullSyncReport,
     /// Links the plan made (matches found) or dropped (linked objects the remote no longer
     /// has), already applied to the links passed in.
     pub links: Vec<(Kind, ResourceId, Option<String>)>,
+}
+
+/// The kind of fix a full sync plans for an object, as its report counts it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fix {
+    Create,
+    Update,
+    Delete,
 }
 
 fn relink(
@@ -233,7 +242,7 @@ pub async fn plan(
         started: Some(chrono::Utc::now()),
         ..FullSyncReport::default()
     };
-    let mut work: Vec<(Key, Work)> = Vec::new();
+    let mut work: Vec<(Key, Work, Fix)> = Vec::new();
     let mut changed = Vec::new();
 
     let remote_users = list_all(cx, Kind::User).await.map_err(|e| text(&e))?;
@@ -263,7 +272,7 @@ pub async fn plan(
                     relink(links, &mut changed, Kind::User, user.id, Some(remote));
                 }
                 if linked.is_some() || own.is_some() {
-                    work.push(((Kind::User, user.id), Work::whole()));
+                    work.push(((Kind::User, user.id), Work::whole(), Fix::Delete));
                     report.deleted += 1;
                 }
                 continue;
@@ -274,7 +283,7 @@ pub async fn plan(
                 .map(str::to_owned);
             relink(links, &mut changed, Kind::User, user.id, found.as_deref());
             let Some(remote_id) = found else {
-                work.push(((Kind::User, user.id), Work::whole()));
+                work.push(((Kind::User, user.id), Work::whole(), Fix::Create));
                 report.created += 1;
                 continue;
             };
@@ -282,7 +291,7 @@ pub async fn plan(
             let have = &remote_users.by_id[&remote_id];
             let key = (Kind::User, user.id);
             if desired.is_some_and(|d| !subset(&d, have) && !echoed(echoes, key, &d, have)) {
-                work.push(((Kind::User, user.id), Work::whole()));
+                work.push(((Kind::User, user.id), Work::whole(), Fix::Update));
                 report.updated += 1;
             } else {
                 report.unchanged += 1;
@@ -295,7 +304,7 @@ pub async fn plan(
     }
     adopt_orphans(cx, &remote_users, Kind::User, &seen, links, &mut changed).await?;
     for local in linked_but_unseen(links, Kind::User, &seen) {
-        work.push(((Kind::User, local), Work::whole()));
+        work.push(((Kind::User, local), Work::whole(), Fix::Delete));
         report.deleted += 1;
     }
 
@@ -330,7 +339,7 @@ pub async fn plan(
                 .map(str::to_owned);
             relink(links, &mut changed, Kind::Group, group.id, found.as_deref());
             let Some(remote_id) = found else {
-                work.push(((Kind::Group, group.id), Work::whole()));
+                work.push(((Kind::Group, group.id), Work::whole(), Fix::Create));
                 report.created += 1;
                 continue;
             };
@@ -339,7 +348,7 @@ pub async fn plan(
             match group_difference(cx, group, have, links, &reverse, echo).await? {
                 None => report.unchanged += 1,
                 Some(w) => {
-                    work.push(((Kind::Group, group.id), w));
+                    work.push(((Kind::Group, group.id), w, Fix::Update));
                     report.updated += 1;
                 }
             }
@@ -351,7 +360,7 @@ pub async fn plan(
     }
     adopt_orphans(cx, &remote_groups, Kind::Group, &seen, links, &mut changed).await?;
     for local in linked_but_unseen(links, Kind::Group, &seen) {
-        work.push(((Kind::Group, local), Work::whole()));
+        work.push(((Kind::Group, local), Work::whole(), Fix::Delete));
         report.deleted += 1;
     }
     Ok(Plan {

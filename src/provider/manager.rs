@@ -31,6 +31,25 @@ pub struct Providers {
     /// False when this process must not run providers (settings).
     run: bool,
     running: Mutex<HashMap<ResourceId, Running>>,
+    /// Why each provider that does not run here does not, as the status shows it.
+    not_here: std::sync::Mutex<HashMap<ResourceId, NotHere>>,
+}
+
+/// Why a provider does not run in this process.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+enum NotHere {
+    #[error("providers do not run in this process (run_providers = false)")]
+    NotInThisProcess,
+    #[error("disabled (`enabled: false`)")]
+    Disabled,
+    #[error(
+        "this server's secret key does not open the provider's credentials ({0}): start it \
+         with the `secret.key` file or `secret_key` setting the provider was created with, or \
+         give the credentials again with `roster provider update`"
+    )]
+    Sealed(String),
+    #[error("another process sharing the database runs it")]
+    OtherProcess,
 }
 
 /// What the status API shows of a provider.
@@ -48,6 +67,7 @@ impl Providers {
             pg,
             run,
             running: Mutex::new(HashMap::new()),
+            not_here: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -81,6 +101,14 @@ impl Providers {
             .await
             .map_err(|e| e.to_string())?;
         let exists: std::collections::HashSet<ResourceId> = views.iter().map(|v| v.id).collect();
+        let mut reasons = HashMap::new();
+        for v in &views {
+            if !self.run {
+                reasons.insert(v.id, NotHere::NotInThisProcess);
+            } else if !v.config.enabled {
+                reasons.insert(v.id, NotHere::Disabled);
+            }
+        }
         let wanted: HashMap<ResourceId, Arc<ProviderView>> = views
             .into_iter()
             .filter(|v| self.run && v.config.enabled)
@@ -117,14 +145,16 @@ impl Providers {
             // A replica whose key does not open the credentials leaves the provider to one
             // whose key does (they must share `secret_key`): it neither locks nor runs it.
             if let Err(e) = super::config::open_auth(&view.config, &self.deps.key) {
-                tracing::warn!(provider = %view.config.name, error = %e, "cannot run this provider here");
+                reasons.insert(id, NotHere::Sealed(e));
                 continue;
             }
             let lock = match &self.pg {
                 Some(pg) => match pg.lock_provider(id.0).await {
                     Ok(Some(lock)) => Some(lock),
-                    // Another process runs it.
-                    Ok(None) => continue,
+                    Ok(None) => {
+                        reasons.insert(id, NotHere::OtherProcess);
+                        continue;
+                    }
                     Err(e) => return Err(e.to_string()),
                 },
                 None => None,
@@ -133,13 +163,33 @@ impl Providers {
             let handle = runner::spawn(view, self.deps.clone());
             running.insert(id, Running { handle, lock });
         }
+        self.note_reasons(reasons);
         Ok(())
+    }
+
+    /// Keeps why providers do not run here, logging each reason once, when it first holds
+    /// (not at every look, four times a second).
+    fn note_reasons(&self, reasons: HashMap<ResourceId, NotHere>) {
+        let mut known = self.not_here.lock().unwrap_or_else(|p| p.into_inner());
+        for (id, why) in &reasons {
+            if known.get(id) == Some(why) {
+                continue;
+            }
+            match why {
+                NotHere::Sealed(_) => {
+                    tracing::warn!(provider = %id, reason = %why, "provider cannot run here")
+                }
+                _ => tracing::info!(provider = %id, reason = %why, "provider not running here"),
+            }
+        }
+        *known = reasons;
     }
 
     /// The status of provider `id`: live if it runs here, else from its saved state.
     ///
     /// Fails when the saved state cannot be read.
-    pub async fn report(&self, id: ResourceId) -> Result<Report, String> {
+    pub async fn report(&self, view: &ProviderView) -> Result<Report, String> {
+        let id = view.id;
         if let Some(r) = self.running.lock().await.get(&id) {
             let recent = r
                 .handle
@@ -175,8 +225,19 @@ impl Providers {
             here: false,
             status: Status {
                 state: "not running here",
+                error: self
+                    .not_here
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&id)
+                    .map(ToString::to_string),
                 position,
-                pending: progress.pending.iter().map(|p| p.changes.len()).sum(),
+                views_position: self
+                    .deps
+                    .projected
+                    .get(self.deps.log.partition(&view.directory) as usize)
+                    .map_or(0, |p| *p.borrow()),
+                pending: progress.pending.iter().filter(|p| !p.parked).count(),
                 parked,
                 last_full_sync: progress.last_full_sync,
                 ..Status::default()

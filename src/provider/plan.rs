@@ -24,6 +24,16 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The kind as the status API names it: `user` or `group`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::User => "user",
+            Kind::Group => "group",
+        }
+    }
+}
+
+impl Kind {
     fn collection(self) -> &'static str {
         match self {
             Kind::User => "Users",

@@ -36,6 +36,16 @@ pub struct Parked<K> {
     pub pending: usize,
 }
 
+/// An object whose last attempt failed and that will be tried again, for the status API.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failing<K> {
+    pub key: K,
+    pub attempts: u32,
+    pub error: String,
+    /// When it is tried next; None when it is in line or in flight now.
+    pub next_attempt: Option<Instant>,
+}
+
 /// One object's entry as a checkpoint saves it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Saved<K, C> {
@@ -302,6 +312,23 @@ impl<K: Hash + Eq + Clone, C: Clone> ObjectQueue<K, C> {
             .collect()
     }
 
+    /// Objects whose last attempt failed and that are not parked, in no particular order.
+    pub fn failing(&self) -> Vec<Failing<K>> {
+        self.objects
+            .iter()
+            .filter(|(_, o)| o.state != State::Parked && o.attempts > 0)
+            .map(|(k, o)| Failing {
+                key: k.clone(),
+                attempts: o.attempts,
+                error: o.last_error.clone().unwrap_or_default(),
+                next_attempt: match o.state {
+                    State::Waiting(at) => Some(at),
+                    _ => None,
+                },
+            })
+            .collect()
+    }
+
     /// Puts a parked object back in line with a fresh count of attempts. False if it is not
     /// parked.
     pub fn retry(&mut self, key: &K) -> bool {
@@ -371,6 +398,35 @@ mod tests {
         assert_eq!(q.take(now), None);
         q.succeeded(&"a");
         assert_eq!(q.take(now), Some(("c", 0)));
+    }
+
+    #[test]
+    fn a_failing_object_shows_its_error_and_next_attempt_until_it_succeeds() {
+        let mut q: ObjectQueue<&str, u32> = ObjectQueue::new(2, 3);
+        let now = Instant::now();
+        let later = now + std::time::Duration::from_secs(5);
+        q.push("a", 1);
+        q.push("b", 2);
+        let _ = q.take(now);
+        let _ = q.take(now);
+        q.failed(
+            &"a",
+            "no answer: POST http://x/Users: refused".into(),
+            Some(later),
+        );
+        q.succeeded(&"b");
+        assert_eq!(
+            q.failing(),
+            vec![Failing {
+                key: "a",
+                attempts: 1,
+                error: "no answer: POST http://x/Users: refused".into(),
+                next_attempt: Some(later),
+            }]
+        );
+        assert_eq!(q.take(later), Some(("a", 1)));
+        q.succeeded(&"a");
+        assert!(q.failing().is_empty(), "a success clears it");
     }
 
     #[test]

@@ -83,13 +83,16 @@ impl Work {
 pub struct FullSyncReport {
     pub started: Option<DateTime<Utc>>,
     pub finished: Option<DateTime<Utc>>,
-    /// Local objects in scope, compared with the remote.
+    /// Local objects in scope, compared with the remote: the unchanged, created and updated
+    /// ones and those whose create or update failed.
     pub compared: u64,
     pub unchanged: u64,
+    /// Fixes carried (while the sync runs: planned and not failed yet).
     pub created: u64,
     pub updated: u64,
+    /// Remote objects removed (or deactivated): out of scope, deleted here, or orphans.
     pub deleted: u64,
-    /// Objects whose fix failed (they are pending or parked).
+    /// Fixes of any kind that failed: their objects are parked.
     pub failed: u64,
     /// The first errors, for operators.
     pub errors: Vec<String>,

@@ -7,6 +7,7 @@ use super::TestApp;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const REMOTE_TOKEN: &str = "remote-secret-token";
@@ -349,4 +350,47 @@ pub async fn patch(app: &TestApp, path: &str, ops: Value) -> Value {
     let (s, body) = super::parse(r).await;
     assert!(s == 200 || s == 204, "{s} {body}");
     body
+}
+
+/// A small remote that keeps users in memory and refuses (400 "refused by policy") any whose
+/// userName starts with `bad`: its base URL and its users.
+pub async fn refusing_remote() -> (String, Arc<Mutex<Vec<Value>>>) {
+    use axum::extract::State;
+    use axum::routing::get;
+    type Users = Arc<Mutex<Vec<Value>>>;
+    async fn config() -> axum::Json<Value> {
+        axum::Json(json!({"patch": {"supported": true}, "filter": {"supported": true}}))
+    }
+    async fn list(State(users): State<Users>) -> axum::Json<Value> {
+        let all = users.lock().unwrap().clone();
+        axum::Json(json!({"totalResults": all.len(), "startIndex": 1, "Resources": all}))
+    }
+    async fn groups() -> axum::Json<Value> {
+        axum::Json(json!({"totalResults": 0, "Resources": []}))
+    }
+    async fn create(
+        State(users): State<Users>,
+        axum::Json(mut body): axum::Json<Value>,
+    ) -> (axum::http::StatusCode, axum::Json<Value>) {
+        if body["userName"].as_str().unwrap_or("").starts_with("bad") {
+            return (
+                axum::http::StatusCode::BAD_REQUEST,
+                axum::Json(json!({"status": "400", "detail": "refused by policy"})),
+            );
+        }
+        let mut users = users.lock().unwrap();
+        body["id"] = json!(format!("r{}", users.len()));
+        users.push(body.clone());
+        (axum::http::StatusCode::CREATED, axum::Json(body))
+    }
+    let users: Users = Arc::default();
+    let app = axum::Router::new()
+        .route("/ServiceProviderConfig", get(config))
+        .route("/Users", get(list).post(create))
+        .route("/Groups", get(groups))
+        .with_state(users.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, users)
 }

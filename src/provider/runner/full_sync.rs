@@ -6,7 +6,7 @@ use super::{FullSyncRun, Runner};
 use crate::provider::fullsync;
 use crate::provider::state::FullSyncReport;
 use chrono::Utc;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::time::Duration;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -34,7 +34,7 @@ impl Runner {
         let done = self
             .full_sync
             .as_ref()
-            .is_some_and(|run| run.keys.iter().all(|k| !self.queue.contains(k)));
+            .is_some_and(|run| run.keys.keys().all(|k| !self.queue.contains(k)));
         if done {
             if let Some(mut run) = self.full_sync.take() {
                 run.report.finished = Some(Utc::now());
@@ -101,9 +101,9 @@ impl Runner {
             self.changed.extend(plan.links);
         }
         self.queue.retry_all();
-        let mut keys = HashSet::new();
-        for (key, work) in plan.work {
-            keys.insert(key);
+        let mut keys = HashMap::new();
+        for (key, work, fix) in plan.work {
+            keys.insert(key, fix);
             // What the full sync computed from the views and the remote replaces what was
             // waiting for the object (an older failed change could conflict with it).
             self.queue.replace_waiting(key, work);
@@ -119,6 +119,7 @@ impl Runner {
         self.progress.last_full_sync = Some(plan.report.clone());
         self.full_sync = Some(FullSyncRun {
             report: plan.report,
+            objects: keys.len(),
             keys,
         });
         self.progress.full_sync_requested = false;

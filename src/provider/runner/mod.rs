@@ -27,7 +27,7 @@ use crate::sealing::SecretKey;
 use chrono::{DateTime, Utc};
 use roster_events::{Event, Member, MemberType, ResourceId};
 use roster_projections::{LogEntry, ProjectionStore, ProviderView};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -187,7 +187,10 @@ async fn supervise(
 /// Full-sync work still being carried, to finish its report.
 struct FullSyncRun {
     report: FullSyncReport,
-    keys: HashSet<Key>,
+    /// The objects whose fix is not carried yet, and which fix each is.
+    keys: HashMap<Key, crate::provider::fullsync::Fix>,
+    /// How many objects the run fixes in all.
+    objects: usize,
 }
 
 struct Runner {
@@ -608,7 +611,14 @@ impl Runner {
         }
         if parked {
             if let Some(run) = &mut self.full_sync {
-                if run.keys.remove(&key) {
+                if let Some(fix) = run.keys.remove(&key) {
+                    // Counted as failed instead of as the fix it was planned as.
+                    let planned = match fix {
+                        crate::provider::fullsync::Fix::Create => &mut run.report.created,
+                        crate::provider::fullsync::Fix::Update => &mut run.report.updated,
+                        crate::provider::fullsync::Fix::Delete => &mut run.report.deleted,
+                    };
+                    *planned = planned.saturating_sub(1);
                     run.report.failed += 1;
                     if run.report.errors.len() < REPORT_ERRORS {
                         run.report

@@ -20,6 +20,17 @@ pub struct ParkedObject {
     pub error: String,
 }
 
+/// An object whose last attempt failed and that will be tried again.
+#[derive(Clone, Debug, Serialize)]
+pub struct FailingObject {
+    pub kind: Kind,
+    pub id: ResourceId,
+    pub attempts: u32,
+    pub error: String,
+    /// When it is tried next (None: in line or in flight now).
+    pub next_attempt: Option<DateTime<Utc>>,
+}
+
 /// A request a dry run would have sent.
 #[derive(Clone, Debug, Serialize)]
 pub struct Planned {
@@ -29,11 +40,21 @@ pub struct Planned {
     pub body: Option<serde_json::Value>,
 }
 
+/// The full sync running now: the objects it queued, and how many of them are carried.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct FullSyncProgress {
+    pub objects: usize,
+    pub carried: usize,
+}
+
 /// A provider's consumer as the status API shows it.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Status {
-    /// starting, bootstrapping, running, full sync, failed, stopped.
+    /// starting, bootstrapping, running, full sync, failed, stopped; `not running here` in
+    /// the status of a process that does not run it.
     pub state: &'static str,
+    /// What is wrong now, if anything: why the consumer failed or does not run here, else
+    /// the objects failing or parked. Cleared when it no longer holds.
     pub error: Option<String>,
     /// The first position of the directory's partition not carried yet.
     pub position: u64,
@@ -42,8 +63,11 @@ pub struct Status {
     /// Objects with changes still to carry, neither in flight nor parked.
     pub pending: usize,
     pub in_flight: usize,
+    /// Objects whose last attempt failed, with their error and next attempt.
+    pub failing: Vec<FailingObject>,
     pub parked: Vec<ParkedObject>,
     pub last_full_sync: Option<FullSyncReport>,
+    pub full_sync: Option<FullSyncProgress>,
     pub last_checkpoint: Option<DateTime<Utc>>,
     pub dry_run_requests: VecDeque<Planned>,
     /// What Roster learned about the remote by talking to it.
@@ -73,19 +97,63 @@ impl Runner {
                 .get_or_create(&self.labels)
                 .set(parked.len() as i64);
         }
+        let failing: Vec<FailingObject> = self
+            .queue
+            .failing()
+            .into_iter()
+            .map(|f| FailingObject {
+                kind: f.key.0,
+                id: f.key.1,
+                attempts: f.attempts,
+                error: f.error,
+                next_attempt: f.next_attempt.map(|at| {
+                    let wait = at.saturating_duration_since(std::time::Instant::now());
+                    Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default()
+                }),
+            })
+            .collect();
         let mut s = self.status.lock().unwrap_or_else(|p| p.into_inner());
         if s.state == "starting" || s.state == "failed" {
             s.state = "running";
-            s.error = None;
         }
+        s.error = objects_error(&failing, &parked);
+        s.failing = failing;
         s.position = self.position;
         s.views_position = views;
         s.pending = self.queue.waiting_objects();
         s.in_flight = self.queue.in_flight();
         s.parked = parked;
         s.last_full_sync = self.progress.last_full_sync.clone();
+        s.full_sync = self.full_sync.as_ref().map(|run| FullSyncProgress {
+            objects: run.objects,
+            carried: run.objects - run.keys.len(),
+        });
         s.learned = *self.cx.learned.lock().unwrap_or_else(|p| p.into_inner());
     }
+}
+
+/// What the status says is wrong while objects fail or are parked: how many, and the error
+/// of the one tried most.
+fn objects_error(failing: &[FailingObject], parked: &[ParkedObject]) -> Option<String> {
+    if let Some(worst) = failing.iter().max_by_key(|f| f.attempts) {
+        return Some(format!(
+            "{} objects failing (retried with backoff); {} {} after {} attempts: {}",
+            failing.len(),
+            worst.kind.name(),
+            worst.id,
+            worst.attempts,
+            worst.error
+        ));
+    }
+    parked.first().map(|p| {
+        format!(
+            "{} objects parked (`roster provider retry` tries them again); {} {}: {}",
+            parked.len(),
+            p.kind.name(),
+            p.id,
+            p.error
+        )
+    })
 }
 
 /// A request a dry run would have sent, as the status API shows it.

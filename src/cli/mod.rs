@@ -1,0 +1,99 @@
+//! The command line: `roster serve`, the commands that talk to a running server's admin API
+//! (sources, providers, rebuild), the log tools that work on a stopped server's data, and
+//! shell completions. Each command's code lives in the module named after it.
+
+mod client;
+mod log;
+mod provider;
+mod rebuild;
+mod render;
+mod serve;
+mod source;
+mod watch;
+
+pub use client::{AdminClient, ClientArgs, ClientError};
+pub use log::LogCmd;
+pub use provider::ProviderCmd;
+pub use serve::ServeArgs;
+pub use source::SourceCmd;
+
+use clap::{CommandFactory, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "roster",
+    version,
+    about = "Event-sourced SCIM 2.0 identity store",
+    after_help = "Commands other than `serve`, `log` and `completion` talk to a running \
+                  server: set ROSTER_SERVER (its root URL) and ROSTER_ADMIN_TOKEN."
+)]
+pub struct Cli {
+    /// A TOML settings file (see docs/operations.md); the CLI reads the server's address and
+    /// admin token from it too.
+    #[arg(long, env = "ROSTER_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Run the server.
+    Serve(Box<ServeArgs>),
+    /// Manage inbound SCIM sources (through a running server's admin API).
+    Source {
+        #[command(subcommand)]
+        command: SourceCmd,
+    },
+    /// Manage outbound SCIM providers (through a running server's admin API).
+    Provider {
+        #[command(subcommand)]
+        command: ProviderCmd,
+    },
+    /// Rebuild the PostgreSQL views from the log into fresh tables while the old ones serve,
+    /// then swap (through a running server's admin API). With --wait, shows progress until
+    /// it is done.
+    Rebuild {
+        /// Follow the rebuild until it ends, with a progress bar on a terminal.
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Inspect or repair the embedded event log (with the server stopped).
+    Log {
+        #[command(subcommand)]
+        command: LogCmd,
+    },
+    /// Print a shell completion script: `roster completion bash > ~/.local/share/bash-completion/completions/roster`.
+    Completion {
+        /// The shell to complete in.
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+}
+
+impl Cli {
+    /// Runs a command other than `serve`.
+    ///
+    /// Fails with what went wrong and, where it can, what to do about it.
+    pub async fn run_tool(&self) -> anyhow::Result<()> {
+        match &self.command {
+            Cmd::Serve(_) => anyhow::bail!("`serve` runs the server, not a tool"),
+            Cmd::Source { command } => source::run(command, &self.settings(None)?).await,
+            Cmd::Provider { command } => provider::run(command, &self.settings(None)?).await,
+            Cmd::Rebuild { wait, client } => {
+                let client = AdminClient::new(client, &self.settings(None)?)?;
+                rebuild::run(&client, *wait).await
+            }
+            Cmd::Log { command } => log::run_log(command, &self.settings(None)?),
+            Cmd::Completion { shell } => {
+                let mut out = Vec::new();
+                clap_complete::generate(*shell, &mut Cli::command(), "roster", &mut out);
+                render::emit(&String::from_utf8_lossy(&out))?;
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! The `roster` command line as an operator uses it, run as the real binary against a running
+//! server: tables for people and JSON for scripts, a closed standard output, errors that say
+//! what to do, shell completions, and --wait on a full sync.
+
+mod common;
+
+use common::remote::{eventually, fast_settings, free_port, refusing_remote, status};
+use common::TestApp;
+use serde_json::{json, Value};
+use std::process::{Command, Output, Stdio};
+
+/// `roster <args>` with no ROSTER_* variables from the environment the tests run in.
+fn roster(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_roster"));
+    c.args(args);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("ROSTER_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+/// `roster <args> --server <app> --admin-token <token>`: success, standard output, and
+/// standard error.
+fn run(app: &TestApp, args: &[&str]) -> (bool, String, String) {
+    let out = roster(args)
+        .args(["--server", &app.root, "--admin-token", &app.admin_token])
+        .output()
+        .unwrap();
+    texts(out)
+}
+
+fn texts(out: Output) -> (bool, String, String) {
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Replaces every UUID with `<id>`, so that a table can be compared as a whole.
+fn without_ids(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some((i, len)) = find_uuid(rest) {
+        out.push_str(&rest[..i]);
+        out.push_str("<id>");
+        rest = &rest[i + len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn find_uuid(s: &str) -> Option<(usize, usize)> {
+    let b = s.as_bytes();
+    (0..b.len().saturating_sub(35)).find_map(|i| {
+        let cand = &s.get(i..i + 36)?;
+        uuid::Uuid::parse_str(cand).ok().map(|_| (i, 36))
+    })
+}
+
+async fn app_with_a_refusing_provider() -> TestApp {
+    let (base, _users) = refusing_remote().await;
+    let data = tempfile::tempdir().unwrap();
+    let settings = roster::config::Settings {
+        provider_max_attempts: 3,
+        ..fast_settings(data.path())
+    };
+    let app = TestApp::spawn_with(settings, data).await;
+    for name in ["bad@example.com", "good@example.com"] {
+        let (s, _) = app.create_user("default", &app.scim_token, name).await;
+        assert_eq!(s, 201);
+    }
+    let file = app.data.path().join("provider.json");
+    std::fs::write(
+        &file,
+        json!({"name": "strict", "base_url": base, "mode": "default",
+               "auth": {"type": "bearer", "token": "remote-secret"}})
+        .to_string(),
+    )
+    .unwrap();
+    let (ok, out, err) = run(
+        &app,
+        &["provider", "create", "--file", file.to_str().unwrap()],
+    );
+    assert!(ok, "{out}{err}");
+    assert!(!out.contains("remote-secret"), "{out}");
+    assert!(
+        out.contains("name           strict") && out.contains("full sync      every 1h"),
+        "{out}"
+    );
+    eventually(
+        30,
+        || status(&app, "strict"),
+        |s| s["parked"].as_array().is_some_and(|p| p.len() == 1) && s["in_flight"] == 0,
+    )
+    .await;
+    app
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_are_tables_for_people_and_json_for_scripts() {
+    let app = app_with_a_refusing_provider().await;
+
+    let (ok, out, err) = run(&app, &["provider", "list"]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        without_ids(&out),
+        "NAME    DIRECTORY  MODE     STATE    LAG  PENDING  PARKED  LAST ERROR\n\
+         strict  default    default  running    0        0       1  1 objects parked \
+         (`roster provider retry` tries them again); user <id>: 400 Bad Request: \
+         refused by policy\n"
+    );
+
+    let (ok, out, err) = run(&app, &["provider", "list", "--output", "json"]);
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["providers"][0]["status"]["parked"], 1, "{v}");
+
+    let (ok, out, err) = run(&app, &["provider", "status", "strict"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("state            running"), "{out}");
+    assert!(
+        out.contains("last full sync ") && out.contains("2 compared: 0 unchanged, 1 created"),
+        "{out}"
+    );
+    let parked = out.split("Parked objects\n").nth(1).unwrap_or_default();
+    let mut lines = parked.lines().map(without_ids);
+    let header = lines.next().unwrap_or_default();
+    assert!(
+        header.starts_with("KIND  ID") && header.ends_with("ATTEMPTS  ERROR"),
+        "{out}"
+    );
+    let row = lines.next().unwrap_or_default();
+    assert!(
+        row.starts_with("user  <id>") && row.ends_with("  3  400 Bad Request: refused by policy"),
+        "{out}"
+    );
+    assert!(!out.contains("4.2"), "no raw float durations: {out}");
+
+    let (ok, out, err) = run(&app, &["source", "list"]);
+    assert!(ok, "{err}");
+    let port = app.root.rsplit(':').next().unwrap();
+    let first = out.lines().take(2).collect::<Vec<_>>().join("\n");
+    assert_eq!(
+        first,
+        format!(
+            "SOURCE   DIRECTORY  OWNERSHIP  TOKENS  SCIM BASE URL\n\
+             default  default    owned           1  http://127.0.0.1:{port}/source/scim/default/v2"
+        )
+    );
+    assert!(out.contains("\n\nSOURCE   TOKEN ID"), "{out}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_sync_followed_with_wait_ends_with_its_outcome() {
+    let app = app_with_a_refusing_provider().await;
+    let (ok, out, err) = run(&app, &["provider", "sync", "strict"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("add --wait"), "{out}");
+    let (ok, out, err) = run(&app, &["provider", "sync", "strict", "--wait"]);
+    assert!(!ok, "a sync with a failed object fails: {out}");
+    assert!(
+        err.contains("full sync of strict ended with 1 failed")
+            && err.contains("refused by policy"),
+        "{err}"
+    );
+    let (ok, out, err) = run(&app, &["provider", "retry", "strict", "--wait"]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        out.trim(),
+        "retried 1 parked objects: 0 carried, 1 parked again"
+    );
+    let st = status(&app, "strict").await;
+    let (ok, out, err) = run(
+        &app,
+        &["provider", "replay", "strict", "--from", "0", "--wait"],
+    );
+    assert!(ok, "{err}");
+    assert!(out.starts_with("replayed positions 0.."), "{out} {st}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_standard_output_ends_the_command_quietly() {
+    let app = TestApp::spawn().await;
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = roster(&["source", "list"])
+        .args(["--server", &app.root, "--admin-token", &app.admin_token])
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?} {err}", out.status);
+    assert!(!err.contains("panicked"), "{err}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_say_what_to_do() {
+    let app = TestApp::spawn().await;
+    let error = |args: &[&str]| {
+        let (ok, out, err) = texts(roster(args).output().unwrap());
+        assert!(!ok, "{out}");
+        err
+    };
+    let err = error(&["source", "list", "--server", &app.root]);
+    assert!(err.contains("ROSTER_ADMIN_TOKEN"), "{err}");
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let err = error(&["source", "list", "--server", &down, "--admin-token", "x"]);
+    assert!(
+        err.contains(&format!("cannot reach Roster at {down}"))
+            && err.contains("is `roster serve` running there?"),
+        "{err}"
+    );
+    let bare = app.root.trim_start_matches("http://").to_owned();
+    let err = error(&["source", "list", "--server", &bare, "--admin-token", "x"]);
+    assert!(err.contains(&format!("try http://{bare}")), "{err}");
+    let scim = app.scim("default");
+    let err = error(&["source", "list", "--server", &scim, "--admin-token", "x"]);
+    assert!(
+        err.contains("take the server root, such as http://127.0.0.1"),
+        "{err}"
+    );
+    let err = error(&[
+        "source",
+        "list",
+        "--server",
+        &app.root,
+        "--admin-token",
+        "wrong",
+    ]);
+    assert!(err.contains("refused the admin token (401)"), "{err}");
+    app.stop().await;
+}
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    for (shell, marker) in [
+        ("bash", "_roster()"),
+        ("zsh", "#compdef roster"),
+        ("fish", "complete -c roster"),
+    ] {
+        let (ok, out, err) = texts(roster(&["completion", shell]).output().unwrap());
+        assert!(ok, "{err}");
+        assert!(
+            out.contains(marker),
+            "{shell}: {}",
+            &out[..out.len().min(200)]
+        );
+        assert!(out.contains("provider"), "{shell}");
+    }
+}
+
+#[test]
+fn every_argument_has_help() {
+    for cmd in [
+        vec!["source", "create"],
+        vec!["source", "revoke"],
+        vec!["provider", "create"],
+        vec!["provider", "replay"],
+        vec!["rebuild"],
+    ] {
+        let mut args = cmd.clone();
+        args.push("--help");
+        let (ok, out, err) = texts(roster(&args).output().unwrap());
+        assert!(ok, "{err}");
+        for line in out.lines().filter(|l| l.trim_start().starts_with('<')) {
+            assert!(
+                line.trim().contains("  "),
+                "{cmd:?}: an argument without help: {line}"
+            );
+        }
+    }
+    let (_, out, _) = texts(roster(&["provider", "create", "--help"]).output().unwrap());
+    assert!(out.contains(r#""auth": {"type": "bearer""#), "{out}");
+    let (_, out, _) = texts(roster(&["provider", "replay", "--help"]).output().unwrap());
+    assert!(out.contains("roster provider status"), "{out}");
+}
