@@ -136,9 +136,7 @@ impl<'a> Request<'a> {
                 }
             }
             Seen::Going {
-                done: at
-                    .saturating_sub(from)
-                    .min(self.target - from.min(self.target)),
+                done: at.saturating_sub(from),
                 total: Some(self.target.saturating_sub(from)),
                 what: "replay: positions carried".into(),
             }
