@@ -44,12 +44,23 @@ pub struct Application {
     pub first_start: Option<FirstStart>,
 }
 
+/// The shortest configured admin token accepted: guessable tokens are refused at start.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 24;
+
 impl Application {
     /// Builds everything and binds the listener (port 0 picks a free port).
     ///
     /// Fails when the data directory cannot be opened or locked, the log is damaged beyond its
     /// torn tail, or the address cannot be bound.
     pub async fn build(mut settings: Settings) -> anyhow::Result<Application> {
+        if let Some(t) = &settings.admin_token {
+            let n = t.expose().chars().count();
+            anyhow::ensure!(
+                n >= MIN_ADMIN_TOKEN_CHARS,
+                "admin_token (ROSTER_ADMIN_TOKEN, --admin-token) is {n} characters: use at least \
+                 {MIN_ADMIN_TOKEN_CHARS} random ones, e.g. `openssl rand -base64 32`"
+            );
+        }
         crate::datadir::create_dir(&settings.data_dir)
             .with_context(|| format!("creating {}", settings.data_dir.display()))?;
         let log = open_log(&settings).await?;

@@ -764,3 +764,119 @@ async fn strings_with_nul_are_refused_in_bodies_and_filters() {
     assert_eq!(list["totalResults"], 0);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_url_or_token_is_told_the_shape_of_a_source_url_without_learning_which_slugs_exist()
+{
+    let app = TestApp::spawn().await;
+    let other = app.create_source("other").await;
+    let (s, body) = app
+        .get(&format!("{}/Users", app.scim("nosuch")), &app.scim_token)
+        .await;
+    let (s2, body2) = app
+        .get(&format!("{}/Users", app.scim("other")), &app.scim_token)
+        .await;
+    assert_eq!((s, s2), (401, 401));
+    assert_eq!(
+        body, body2,
+        "an unknown slug and another source's token look alike"
+    );
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.contains("/source/scim/<slug>/v2"), "{body}");
+    let (s, _) = app
+        .get(&format!("{}/Users", app.scim("other")), &other)
+        .await;
+    assert_eq!(s, 200);
+
+    let (s, body) = app
+        .get(
+            &format!("{}/source/scim/default/Users", app.root),
+            &app.scim_token,
+        )
+        .await;
+    assert_eq!(s, 404);
+    assert!(is_scim_error(&body, "404"), "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("lacks the /v2"),
+        "{body}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_tokens_are_issued_and_revoked_sources_deleted_and_directories_created() {
+    let app = TestApp::spawn().await;
+    let admin = |path: &str| format!("{}/admin/v1{path}", app.root);
+    let (s, issued) = app
+        .post(&admin("/admin-tokens"), &app.admin_token, json!({}))
+        .await;
+    assert_eq!(s, 201, "{issued}");
+    let second = issued["token"].as_str().unwrap().to_owned();
+    let (s, list) = app.get(&admin("/admin-tokens"), &second).await;
+    assert_eq!(s, 200, "the new token works: {list}");
+    assert_eq!(list["admin_tokens"].as_array().unwrap().len(), 2, "{list}");
+    assert!(!list.to_string().contains(&second), "never shown again");
+    let first_id = list["admin_tokens"][0]["id"].as_str().unwrap().to_owned();
+    let s = app
+        .delete(&admin(&format!("/admin-tokens/{first_id}")), &second)
+        .await;
+    assert_eq!(s, 204);
+    let (s, _) = app.get(&admin("/admin-tokens"), &app.admin_token).await;
+    assert_eq!(s, 401, "a revoked admin token is refused");
+    let id = issued["id"].as_str().unwrap();
+    let s = app
+        .delete(&admin(&format!("/admin-tokens/{id}")), &second)
+        .await;
+    assert_eq!(s, 409, "the last valid admin token stays");
+
+    let (s, created) = app
+        .post(&admin("/sources"), &second, json!({"slug": "leaving"}))
+        .await;
+    assert_eq!(s, 201, "{created}");
+    let token = created["token"]["token"].as_str().unwrap().to_owned();
+    let (s, user) = app.create_user("leaving", &token, "left@example.com").await;
+    assert_eq!(s, 201);
+    let s = app.delete(&admin("/sources/leaving"), &second).await;
+    assert_eq!(s, 204);
+    let (s, _) = app
+        .get(&format!("{}/Users", app.scim("leaving")), &token)
+        .await;
+    assert_eq!(s, 401, "the deleted source's tokens are refused");
+    let (s, _) = app.get(&admin("/sources/leaving"), &second).await;
+    assert_eq!(s, 404);
+    assert!(user["id"].is_string());
+
+    let (s, body) = app
+        .post(&admin("/directories"), &second, json!({"name": "hr"}))
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let (s, body) = app
+        .post(
+            &admin("/sources"),
+            &second,
+            json!({"slug": "workday", "directory": "hr"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let (s, body) = app.get(&admin("/directories"), &second).await;
+    assert_eq!((s, body), (200, json!({"directories": ["default", "hr"]})));
+    let (s, _) = app
+        .post(&admin("/directories"), &second, json!({"name": "hr"}))
+        .await;
+    assert_eq!(s, 409);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_configured_admin_token_is_refused_at_start() {
+    let data = tempfile::tempdir().unwrap();
+    let settings = roster::config::Settings {
+        admin_token: Some(roster::auth::Secret::new(String::from("x"))),
+        ..common::settings(data.path())
+    };
+    let err = match roster::app::Application::build(settings).await {
+        Ok(_) => panic!("a one-character admin token was accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("is 1 characters: use at least 24"), "{err}");
+}

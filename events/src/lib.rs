@@ -24,10 +24,10 @@ pub use provider::{
 };
 pub use record::{partition_of, ChainHead, ChainState, Record};
 pub use types::{
-    AdminTokenIssued, Adopted, DirectoryCreated, Event, GroupCreated, GroupMembersAdded,
-    GroupMembersRemoved, GroupReplaced, Member, MemberType, Ownership, SchemaDeclared,
-    SourceCreated, SourceTokenIssued, SourceTokenRevoked, UndeclaredExtensions, UserCreated,
-    UserPasswordSet, UserReplaced, EVENT_TYPES,
+    AdminTokenIssued, AdminTokenRevoked, Adopted, DirectoryCreated, Event, GroupCreated,
+    GroupMembersAdded, GroupMembersRemoved, GroupReplaced, Member, MemberType, Ownership,
+    SchemaDeclared, SourceCreated, SourceTokenIssued, SourceTokenRevoked, UndeclaredExtensions,
+    UserCreated, UserPasswordSet, UserReplaced, EVENT_TYPES,
 };
 pub use upcast::{current_schema_version, Upcaster, UPCASTERS};
 

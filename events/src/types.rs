@@ -26,6 +26,13 @@ pub struct AdminTokenIssued {
     pub prefix: String,
 }
 
+/// An admin token was revoked; it is refused from this event on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminTokenRevoked {
+    pub token_id: ResourceId,
+}
+
 /// How a source relates to objects it did not create.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -175,10 +182,14 @@ pub struct SchemaDeclared {
 pub enum Event {
     DirectoryCreated(DirectoryCreated),
     AdminTokenIssued(AdminTokenIssued),
+    AdminTokenRevoked(AdminTokenRevoked),
     SourceCreated(SourceCreated),
     SourceTokenIssued(SourceTokenIssued),
     SourceTokenRevoked(SourceTokenRevoked),
     SourceSchemaDeclared(SchemaDeclared),
+    /// A source was deleted: its tokens are refused from this event on; the users and
+    /// groups it wrote stay in the directory.
+    SourceDeleted,
     UserCreated(UserCreated),
     UserReplaced(UserReplaced),
     UserDeleted,
@@ -225,6 +236,8 @@ pub const EVENT_TYPES: &[&str] = &[
     "provider.sync_requested",
     "provider.retry_requested",
     "provider.replay_requested",
+    "admin.token_revoked",
+    "source.deleted",
 ];
 
 #[derive(Serialize, Deserialize)]
@@ -237,6 +250,7 @@ impl Event {
         match self {
             Event::DirectoryCreated(_) => "directory.created",
             Event::AdminTokenIssued(_) => "admin.token_issued",
+            Event::AdminTokenRevoked(_) => "admin.token_revoked",
             Event::SourceCreated(_) => "source.created",
             Event::SourceTokenIssued(_) => "source.token_issued",
             Event::SourceTokenRevoked(_) => "source.token_revoked",
@@ -252,6 +266,7 @@ impl Event {
             Event::GroupAdopted(_) => "group.adopted",
             Event::UserPasswordSet(_) => "user.password_set",
             Event::SourceSchemaDeclared(_) => "source.schema_declared",
+            Event::SourceDeleted => "source.deleted",
             Event::ProviderCreated(_) => "provider.created",
             Event::ProviderUpdated(_) => "provider.updated",
             Event::ProviderDeleted => "provider.deleted",
@@ -272,6 +287,7 @@ impl Event {
         let v = match self {
             Event::DirectoryCreated(p) => serde_json::to_value(p),
             Event::AdminTokenIssued(p) => serde_json::to_value(p),
+            Event::AdminTokenRevoked(p) => serde_json::to_value(p),
             Event::SourceCreated(p) => serde_json::to_value(p),
             Event::SourceTokenIssued(p) => serde_json::to_value(p),
             Event::SourceTokenRevoked(p) => serde_json::to_value(p),
@@ -289,6 +305,7 @@ impl Event {
             Event::ProviderReplayRequested(p) => serde_json::to_value(p),
             Event::UserDeleted
             | Event::GroupDeleted
+            | Event::SourceDeleted
             | Event::ProviderDeleted
             | Event::ProviderSyncRequested
             | Event::ProviderRetryRequested => serde_json::to_value(Empty {}),
@@ -316,6 +333,11 @@ impl Event {
         Ok(match event_type {
             "directory.created" => Event::DirectoryCreated(De::deserialize(d)?),
             "admin.token_issued" => Event::AdminTokenIssued(De::deserialize(d)?),
+            "admin.token_revoked" => Event::AdminTokenRevoked(De::deserialize(d)?),
+            "source.deleted" => {
+                Empty::deserialize(d)?;
+                Event::SourceDeleted
+            }
             "source.created" => Event::SourceCreated(De::deserialize(d)?),
             "source.token_issued" => Event::SourceTokenIssued(De::deserialize(d)?),
             "source.token_revoked" => Event::SourceTokenRevoked(De::deserialize(d)?),

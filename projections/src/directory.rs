@@ -356,9 +356,21 @@ impl Directory {
                     hash: e.token_hash,
                     prefix: e.prefix,
                     created: env.time,
+                    revoked: None,
                 };
                 self.admin_tokens.insert(id, view);
                 Prior::AdminToken(id, None)
+            }
+            Event::AdminTokenRevoked(_) => {
+                let old = self.admin_tokens.get(&id).ok_or_else(missing)?.clone();
+                let mut view = old.clone();
+                view.revoked = Some(env.time);
+                self.admin_tokens.insert(id, view);
+                Prior::AdminToken(id, Some(old))
+            }
+            Event::SourceDeleted => {
+                self.sources.get(&id).ok_or_else(missing)?;
+                Prior::Source(id, self.set_source(id, None))
             }
             Event::SourceCreated(e) => {
                 if self.sources.contains_key(&id) {

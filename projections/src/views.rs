@@ -157,6 +157,9 @@ pub struct AdminTokenView {
     pub hash: String,
     pub prefix: String,
     pub created: DateTime<Utc>,
+    /// When it was revoked; it is refused from then on.
+    #[serde(default)]
+    pub revoked: Option<DateTime<Utc>>,
 }
 
 /// A directory's own record.

@@ -109,7 +109,7 @@ const PROVIDER_FILE: &str = r#"The provider file, for example:
    "base_url": "https://api.slack.com/scim/v2",
    "mode": "slack",
    "auth": {"type": "bearer", "token": "xoxp-..."},
-   "scope": {"access_groups": [], "group_filter": null, "service_accounts": false},
+   "scope": {"exclude_service_accounts": true, "access_groups": [], "group_filter": []},
    "full_sync_interval_secs": 3600, "concurrency": 8,
    "deactivate": false, "dry_run": false, "enabled": true}
 mode: default, aws, slack, salesforce or webex.

@@ -48,6 +48,22 @@ pub enum Command {
         source_slug: String,
         source_token: NewToken,
     },
+    /// A directory of its own (users, groups, sources and providers apart from the others).
+    CreateDirectory,
+    /// Another admin token, kept in the `default` directory like the first.
+    IssueAdminToken {
+        token: NewToken,
+    },
+    RevokeAdminToken {
+        token_id: ResourceId,
+        /// Whether a configured `admin_token` would still let admins in: without one, the
+        /// last valid issued token cannot be revoked.
+        configured: bool,
+    },
+    /// A source is deleted: its tokens are refused from then on; what it wrote stays.
+    DeleteSource {
+        slug: String,
+    },
     CreateSource {
         slug: String,
         token: NewToken,

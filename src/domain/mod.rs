@@ -228,6 +228,69 @@ pub fn decide(
                 UndeclaredExtensions::Refuse,
             )
         }
+        Command::CreateDirectory => {
+            if state.meta().is_some() {
+                return Err(DomainError::Conflict(format!(
+                    "directory {:?} exists",
+                    state.name()
+                )));
+            }
+            let event = Event::DirectoryCreated(DirectoryCreated {
+                name: state.name().to_owned(),
+            });
+            b.push(ResourceType::Directory, ResourceId::new(), 0, event);
+            Outcome::Done
+        }
+        Command::IssueAdminToken { token } => {
+            let event = Event::AdminTokenIssued(AdminTokenIssued {
+                token_id: token.id,
+                token_hash: token.hash.clone(),
+                prefix: token.prefix.clone(),
+            });
+            b.push(ResourceType::AdminToken, token.id, 0, event);
+            Outcome::Done
+        }
+        Command::RevokeAdminToken {
+            token_id,
+            configured,
+        } => {
+            let valid: Vec<&roster_projections::AdminTokenView> = state
+                .admin_tokens()
+                .filter(|t| t.revoked.is_none())
+                .collect();
+            match state.admin_tokens().find(|t| t.id == *token_id) {
+                None => {
+                    return Err(DomainError::NotFound(format!(
+                        "admin token {token_id} not found"
+                    )))
+                }
+                Some(t) if t.revoked.is_some() => {}
+                Some(_) => {
+                    if valid.len() == 1 && !configured {
+                        return Err(DomainError::Conflict(
+                            "this is the last valid admin token: issue another first, or \
+                             configure admin_token, so that admins are not locked out"
+                                .into(),
+                        ));
+                    }
+                    let event = Event::AdminTokenRevoked(roster_events::AdminTokenRevoked {
+                        token_id: *token_id,
+                    });
+                    b.push(ResourceType::AdminToken, *token_id, 1, event);
+                }
+            }
+            Outcome::Done
+        }
+        Command::DeleteSource { slug } => {
+            let source = source_by_slug(state, slug)?;
+            b.push(
+                ResourceType::Source,
+                source.id,
+                source.version,
+                Event::SourceDeleted,
+            );
+            Outcome::Source(source.id)
+        }
         Command::CreateSource {
             slug,
             token,

@@ -22,10 +22,16 @@ use serde_json::{json, Value};
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/sources", get(list_sources).post(create_source))
-        .route("/sources/{slug}", get(show_source))
         .route("/sources/{slug}/tokens", post(issue_token))
         .route("/sources/{slug}/schemas", post(declare_schema))
         .route("/sources/{slug}/tokens/{token_id}", delete(revoke_token))
+        .route("/sources/{slug}", get(show_source).delete(delete_source))
+        .route(
+            "/admin-tokens",
+            get(list_admin_tokens).post(issue_admin_token),
+        )
+        .route("/admin-tokens/{token_id}", delete(revoke_admin_token))
+        .route("/directories", get(list_directories).post(create_directory))
         .route("/rebuild", get(rebuild_status).post(start_rebuild))
 }
 
@@ -93,6 +99,7 @@ impl FromRequestParts<AppState> for AdminAuth {
         }
         if let Some(t) = tokens
             .iter()
+            .filter(|t| t.revoked.is_none())
             .find(|t| auth::verify(token, [t.hash.as_str()]))
         {
             return Ok(AdminAuth {
@@ -324,4 +331,124 @@ async fn declare_schema(
     let s = app.store.source(&slug).await?;
     let s = s.ok_or_else(|| ScimError::internal(&"source not in views"))?;
     Ok((StatusCode::CREATED, Json(source_json(&app, &s))).into_response())
+}
+
+/// Deletes a source: its tokens are refused from now on. The users and groups it wrote stay
+/// in the directory, owned by its slug (no other source sees them; providers keep carrying
+/// them); a source created again with the same slug gets them back.
+async fn delete_source(
+    State(app): State<AppState>,
+    admin: AdminAuth,
+    Path(slug): Path<String>,
+) -> Result<Response, ScimError> {
+    let s = app.store.source(&slug).await?;
+    let s = s.ok_or_else(|| ScimError::not_found(format!("source {slug:?} not found")))?;
+    let cmd = Command::DeleteSource { slug: slug.clone() };
+    app.writers
+        .get(&s.directory)
+        .await?
+        .execute(cmd, admin.ctx())
+        .await?;
+    tracing::info!(admin = %admin.who, source = %slug, "source deleted");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn admin_token_json(t: &roster_projections::AdminTokenView) -> Value {
+    json!({"id": t.id, "prefix": t.prefix, "created": t.created, "revoked": t.revoked})
+}
+
+/// The issued admin tokens (prefixes only), and whether a configured one is accepted too.
+async fn list_admin_tokens(
+    State(app): State<AppState>,
+    _admin: AdminAuth,
+) -> Result<Response, ScimError> {
+    let mut tokens = app.store.admin_tokens().await?;
+    tokens.sort_by_key(|t| t.created);
+    let list: Vec<Value> = tokens.iter().map(admin_token_json).collect();
+    Ok(Json(json!({
+        "admin_tokens": list,
+        "configured_token": app.admin_token_hash.is_some(),
+    }))
+    .into_response())
+}
+
+/// Issues another admin token (shown once, in this answer).
+async fn issue_admin_token(
+    State(app): State<AppState>,
+    admin: AdminAuth,
+) -> Result<Response, ScimError> {
+    let (secret, token) = new_token("rsa_");
+    let id = token.id;
+    let prefix = token.prefix.clone();
+    app.writers
+        .get(DEFAULT_DIRECTORY)
+        .await?
+        .execute(Command::IssueAdminToken { token }, admin.ctx())
+        .await?;
+    tracing::info!(admin = %admin.who, token = %id, "admin token issued");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": id, "prefix": prefix, "token": secret.expose()})),
+    )
+        .into_response())
+}
+
+/// Revokes an admin token; the last valid one only when a configured token remains.
+async fn revoke_admin_token(
+    State(app): State<AppState>,
+    admin: AdminAuth,
+    Path(token_id): Path<String>,
+) -> Result<Response, ScimError> {
+    let token_id: ResourceId = token_id
+        .parse()
+        .map_err(|_| ScimError::not_found(format!("admin token {token_id} not found")))?;
+    let cmd = Command::RevokeAdminToken {
+        token_id,
+        configured: app.admin_token_hash.is_some(),
+    };
+    app.writers
+        .get(DEFAULT_DIRECTORY)
+        .await?
+        .execute(cmd, admin.ctx())
+        .await?;
+    tracing::info!(admin = %admin.who, token = %token_id, "admin token revoked");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn list_directories(
+    State(app): State<AppState>,
+    _admin: AdminAuth,
+) -> Result<Response, ScimError> {
+    let mut names = app.store.directories().await?;
+    names.sort();
+    Ok(Json(json!({"directories": names})).into_response())
+}
+
+/// Creates a directory: users, groups, sources and providers of its own.
+async fn create_directory(
+    State(app): State<AppState>,
+    admin: AdminAuth,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ScimError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct NewDirectory {
+        name: String,
+    }
+    let body: NewDirectory = super::body::typed(json_object(&headers, body)?)?;
+    let name = body.name;
+    if !crate::domain::valid_slug(&name) {
+        return Err(ScimError::bad_request(
+            "invalidValue",
+            "a directory name must be 1-63 lower-case letters, digits or hyphens",
+        ));
+    }
+    app.writers
+        .get(&name)
+        .await?
+        .execute(Command::CreateDirectory, admin.ctx())
+        .await?;
+    tracing::info!(admin = %admin.who, directory = %name, "directory created");
+    Ok((StatusCode::CREATED, Json(json!({"name": name}))).into_response())
 }

@@ -213,8 +213,20 @@ async fn metrics(State(app): State<AppState>) -> Response {
     ([(axum::http::header::CONTENT_TYPE, ct)], body).into_response()
 }
 
-async fn not_found() -> ScimError {
-    ScimError::not_found("no such endpoint")
+/// A 404 that says what the URLs look like, and what is missing from a source's URL that
+/// lacks its `/v2`.
+async fn not_found(uri: axum::http::Uri) -> ScimError {
+    let path = uri.path();
+    let detail = match path.strip_prefix("/source/scim/") {
+        Some(rest) if rest.split('/').nth(1).is_none_or(|v| v != "v2") => format!(
+            "no such endpoint: a source's SCIM base URL is /source/scim/<slug>/v2, and {path} \
+             lacks the /v2"
+        ),
+        _ => "no such endpoint: SCIM clients use /source/scim/<slug>/v2/..., the admin API is \
+              /admin/v1/..."
+            .to_owned(),
+    };
+    ScimError::not_found(detail)
 }
 
 async fn method_not_allowed() -> ScimError {

@@ -676,10 +676,11 @@ impl PgStore {
                     let id = env.resource_id.0;
                     match &env.event {
                         Event::DirectoryCreated(_) => touched.meta = true,
-                        Event::AdminTokenIssued(_) => {
+                        Event::AdminTokenIssued(_) | Event::AdminTokenRevoked(_) => {
                             touched.admin_tokens.insert(id);
                         }
                         Event::SourceCreated(_)
+                        | Event::SourceDeleted
                         | Event::SourceTokenIssued(_)
                         | Event::SourceTokenRevoked(_)
                         | Event::SourceSchemaDeclared(_) => {

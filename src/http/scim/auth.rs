@@ -82,11 +82,18 @@ impl FromRequestParts<AppState> for SourceAuth {
             .flat_map(|s| s.tokens.values())
             .filter(|t| t.revoked.is_none())
             .map(|t| t.hash.as_str());
-        if token.is_empty() || !auth::verify(token, hashes) {
-            return Err(ScimError::unauthorized());
-        }
-        let Some(source) = source else {
-            return Err(ScimError::unauthorized());
+        let valid = !token.is_empty() && auth::verify(token, hashes);
+        // The client learns only that the token does not open this URL (not whether the
+        // slug exists); the server's log says which check failed.
+        let known = source.is_some();
+        let Some(source) = source.filter(|_| valid) else {
+            let why = match (token.is_empty(), known) {
+                (true, _) => "no bearer token",
+                (false, false) => "no source has this slug",
+                (false, true) => "the token is not one of the source's valid tokens (revoked, or another source's)",
+            };
+            tracing::info!(slug = %slug, why, "SCIM request refused");
+            return Err(unauthorized());
         };
         tracing::Span::current().record("source", slug.as_str());
         app.rates.admit(&slug)?;
@@ -109,6 +116,17 @@ impl FromRequestParts<AppState> for SourceAuth {
             request_id: super::super::request_id(&parts.headers),
         })
     }
+}
+
+/// The 401 of a source's endpoints: what a SCIM client needs to get in, without saying
+/// whether the slug exists.
+fn unauthorized() -> ScimError {
+    ScimError::new(
+        axum::http::StatusCode::UNAUTHORIZED,
+        None,
+        "a valid bearer token of this source is required: a source's clients use its base URL, \
+         /source/scim/<slug>/v2, with one of the tokens issued for that source",
+    )
 }
 
 /// A resource id from the path; an id that is not a UUID names nothing (404).
