@@ -22,9 +22,9 @@ trap cleanup EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 # shellcheck disable=SC2086
 ROSTER_LOG=warn target/release/roster serve --listen "127.0.0.1:$port" --data-dir "$work/data" \
-    --admin-token bench-admin ${ROSTER_BENCH_SERVER_ARGS:-} >"$work/out.txt" 2>"$work/server.log" &
+    --admin-token bench-admin-token-0123456789abcdef ${ROSTER_BENCH_SERVER_ARGS:-} >"$work/out.txt" 2>"$work/server.log" &
 server=$!
 for _ in $(seq 1 300); do grep -q "SCIM token" "$work/out.txt" 2>/dev/null && break; sleep 0.1; done
 token=$(awk '/SCIM token/ {print $3}' "$work/out.txt")
-target/release/roster-load provider --server "http://127.0.0.1:$port" --admin-token bench-admin \
+target/release/roster-load provider --server "http://127.0.0.1:$port" --admin-token bench-admin-token-0123456789abcdef \
     --token "$token" --users "$users" --groups "$groups" --latency-users "$latency" --rate "$rate"

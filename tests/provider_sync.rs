@@ -484,7 +484,7 @@ fn start_roster(data: &std::path::Path, port: u16) -> Child {
         .args(["--config", config.to_str().unwrap()])
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .args(["--data-dir", data.to_str().unwrap()])
-        .args(["--admin-token", "admin-test-token"])
+        .args(["--admin-token", "admin-test-token-0123456789abcdef"])
         .env("ROSTER_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -512,7 +512,7 @@ async fn roster_killed_mid_sync_restarts_with_nothing_lost_and_nothing_duplicate
         .unwrap();
     let mut child = start_roster(data.path(), port);
     wait_up(&http, &root).await;
-    let admin = |req: reqwest::RequestBuilder| req.bearer_auth("admin-test-token");
+    let admin = |req: reqwest::RequestBuilder| req.bearer_auth("admin-test-token-0123456789abcdef");
     let r = admin(http.post(format!("{root}/admin/v1/sources")))
         .json(&json!({"slug": "hr"}))
         .send()
