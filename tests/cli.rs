@@ -281,3 +281,98 @@ fn every_argument_has_help() {
     let (_, out, _) = texts(roster(&["provider", "replay", "--help"]).output().unwrap());
     assert!(out.contains("roster provider status"), "{out}");
 }
+
+/// `roster <args> --server <app> --admin-token <token>` with another admin token.
+fn run_as(app: &TestApp, token: &str, args: &[&str]) -> (bool, String, String) {
+    let out = roster(args)
+        .args(["--server", &app.root, "--admin-token", token])
+        .output()
+        .unwrap();
+    texts(out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_tokens_rotate_and_directories_and_sources_are_created_and_deleted() {
+    let app = TestApp::spawn().await;
+
+    // Rotation: issue a new token, switch to it, revoke the old one.
+    let (ok, out, err) = run(&app, &["admin-token", "issue"]);
+    assert!(ok, "{err}");
+    let field = |out: &str, label: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(label))
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_else(|| panic!("no {label:?} in {out}"))
+    };
+    let new = field(&out, "token   ");
+    assert!(new.starts_with("rsa_"), "{out}");
+    assert!(out.contains("shown only now"), "{out}");
+    let (ok, out, err) = run_as(&app, &new, &["admin-token", "list"]);
+    assert!(ok, "{err}");
+    let rows: Vec<String> = out.lines().map(without_ids).collect();
+    assert_eq!(
+        rows[0].split_whitespace().collect::<Vec<_>>(),
+        ["TOKEN", "ID", "PREFIX", "ISSUED", "STATE"],
+        "{out}"
+    );
+    assert!(rows[1].starts_with("<id>  rsa_") && rows[1].ends_with("active"));
+    assert!(
+        !out.contains(&new) && !out.contains(&app.admin_token),
+        "{out}"
+    );
+    assert!(out.ends_with("no configured admin_token\n"), "{out}");
+    let old_id = out
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    let (ok, out, err) = run_as(&app, &new, &["admin-token", "revoke", old_id]);
+    assert!(ok, "{err}");
+    assert_eq!(out, format!("revoked admin token {old_id}\n"));
+    let (ok, _, err) = run(&app, &["admin-token", "list"]);
+    assert!(
+        !ok && err.contains("refused the admin token (401)"),
+        "{err}"
+    );
+    let (ok, out, _) = run_as(&app, &new, &["admin-token", "list", "-o", "json"]);
+    assert!(ok);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let new_id = v["admin_tokens"][1]["id"].as_str().unwrap().to_owned();
+    let (ok, _, err) = run_as(&app, &new, &["admin-token", "revoke", &new_id]);
+    assert!(!ok && err.contains("last valid admin token"), "{err}");
+
+    // Directories and sources.
+    let (ok, out, err) = run_as(&app, &new, &["directory", "create", "hr"]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "created directory hr\n");
+    let (ok, out, err) = run_as(
+        &app,
+        &new,
+        &["source", "create", "workday", "--directory", "hr"],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("directory      hr"), "{out}");
+    let (ok, out, _) = run_as(&app, &new, &["directory", "list"]);
+    assert!(ok);
+    assert_eq!(out, "DIRECTORY\ndefault\nhr\n");
+    let (ok, _, err) = run_as(&app, &new, &["directory", "delete", "hr"]);
+    assert!(!ok && err.contains("still holds 1 sources"), "{err}");
+    let (ok, out, err) = run_as(&app, &new, &["source", "delete", "workday"]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("deleted source workday"), "{out}");
+    let (ok, out, err) = run_as(&app, &new, &["directory", "delete", "hr", "-o", "json"]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap(),
+        json!({"deleted": "hr"})
+    );
+    let (ok, out, _) = run_as(&app, &new, &["directory", "list", "-o", "json"]);
+    assert!(ok);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap(),
+        json!({"directories": ["default"]})
+    );
+    app.stop().await;
+}

@@ -864,7 +864,55 @@ async fn admin_tokens_are_issued_and_revoked_sources_deleted_and_directories_cre
         .post(&admin("/directories"), &second, json!({"name": "hr"}))
         .await;
     assert_eq!(s, 409);
+
+    // Only an empty directory other than `default` can be deleted.
+    let s = app.delete(&admin("/directories/hr"), &second).await;
+    assert_eq!(s, 409, "hr still holds the workday source");
+    let r = app
+        .http
+        .delete(admin("/directories/hr"))
+        .bearer_auth(&second)
+        .send()
+        .await
+        .unwrap();
+    let (_, body) = common::parse(r).await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("1 sources"),
+        "{body}"
+    );
+    assert_eq!(app.delete(&admin("/sources/workday"), &second).await, 204);
+    assert_eq!(app.delete(&admin("/directories/hr"), &second).await, 204);
+    let (s, body) = app.get(&admin("/directories"), &second).await;
+    assert_eq!((s, body), (200, json!({"directories": ["default"]})));
+    let (s, _) = app
+        .post(
+            &admin("/sources"),
+            &second,
+            json!({"slug": "late", "directory": "hr"}),
+        )
+        .await;
+    assert_eq!(s, 404, "no source in a deleted directory");
+    assert_eq!(app.delete(&admin("/directories/hr"), &second).await, 404);
+    assert_eq!(app.delete(&admin("/directories/nope"), &second).await, 404);
+    assert_eq!(
+        app.delete(&admin("/directories/default"), &second).await,
+        409
+    );
+    let (s, _) = app
+        .post(&admin("/directories"), &second, json!({"name": "hr"}))
+        .await;
+    assert_eq!(s, 201, "a deleted directory's name can be used again");
+
+    // A restart replays all of it to the same directories.
+    let tokens = app.tokens();
+    let app = TestApp::restart(app.stop().await, tokens).await;
+    let (s, body) = app.get(&admin_root(&app, "/directories"), &second).await;
+    assert_eq!((s, body), (200, json!({"directories": ["default", "hr"]})));
     app.stop().await;
+}
+
+fn admin_root(app: &TestApp, path: &str) -> String {
+    format!("{}/admin/v1{path}", app.root)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -435,6 +435,28 @@ fn run(ops: Vec<Op>, concurrency: usize, hostile: bool) {
         common::session::bootstrap(&w).await;
         common::session::drive(&w, ops, concurrency).await;
         drop(w);
+        // A directory created and deleted, one deleted and created again, one kept.
+        let admin = roster::domain::Context {
+            actor: roster_events::Actor::System,
+            source: None,
+            correlation_id: None,
+        };
+        for (name, steps) in [("gone", 2), ("back", 3), ("kept", 1)] {
+            let w = pipeline.writers.get(name).await.unwrap();
+            for step in 0..steps {
+                let cmd = if step % 2 == 0 {
+                    roster::domain::Command::CreateDirectory
+                } else {
+                    roster::domain::Command::DeleteDirectory
+                };
+                w.execute(cmd, admin.clone()).await.unwrap();
+            }
+        }
+        assert_eq!(
+            pg.directories().await.unwrap(),
+            ["back", "default", "kept"],
+            "a deleted directory is not listed"
+        );
         stopper.stop().await;
 
         let mem = Arc::new(MemoryStore::new());

@@ -181,6 +181,8 @@ pub struct SchemaDeclared {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
     DirectoryCreated(DirectoryCreated),
+    /// An empty directory was deleted; its name may be created again.
+    DirectoryDeleted,
     AdminTokenIssued(AdminTokenIssued),
     AdminTokenRevoked(AdminTokenRevoked),
     SourceCreated(SourceCreated),
@@ -238,6 +240,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "provider.replay_requested",
     "admin.token_revoked",
     "source.deleted",
+    "directory.deleted",
 ];
 
 #[derive(Serialize, Deserialize)]
@@ -249,6 +252,7 @@ impl Event {
     pub fn event_type(&self) -> &'static str {
         match self {
             Event::DirectoryCreated(_) => "directory.created",
+            Event::DirectoryDeleted => "directory.deleted",
             Event::AdminTokenIssued(_) => "admin.token_issued",
             Event::AdminTokenRevoked(_) => "admin.token_revoked",
             Event::SourceCreated(_) => "source.created",
@@ -306,6 +310,7 @@ impl Event {
             Event::UserDeleted
             | Event::GroupDeleted
             | Event::SourceDeleted
+            | Event::DirectoryDeleted
             | Event::ProviderDeleted
             | Event::ProviderSyncRequested
             | Event::ProviderRetryRequested => serde_json::to_value(Empty {}),
@@ -337,6 +342,10 @@ impl Event {
             "source.deleted" => {
                 Empty::deserialize(d)?;
                 Event::SourceDeleted
+            }
+            "directory.deleted" => {
+                Empty::deserialize(d)?;
+                Event::DirectoryDeleted
             }
             "source.created" => Event::SourceCreated(De::deserialize(d)?),
             "source.token_issued" => Event::SourceTokenIssued(De::deserialize(d)?),

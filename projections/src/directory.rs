@@ -347,6 +347,12 @@ impl Directory {
                 });
                 prior
             }
+            Event::DirectoryDeleted => {
+                if self.meta.is_none() {
+                    return Err(missing());
+                }
+                Prior::Meta(self.meta.take())
+            }
             Event::AdminTokenIssued(e) => {
                 if self.admin_tokens.contains_key(&id) {
                     return Err(exists());

@@ -50,7 +50,7 @@ pub trait ProjectionStore: Send + Sync + 'static {
     async fn apply(&self, entries: Vec<LogEntry>) -> Result<(), StoreError>;
     /// The position of the first entry of `partition` the views do not reflect yet.
     async fn next_position(&self, partition: u32) -> Result<u64, StoreError>;
-    /// Names of every directory.
+    /// Names of every directory that exists (created and not deleted since), in byte order.
     async fn directories(&self) -> Result<Vec<String>, StoreError>;
     /// A copy of one directory's full state with the chain head and the position of
     /// `partition` it reflects, taken atomically, to seed the write path's decision state.
@@ -301,7 +301,9 @@ impl ProjectionStore for MemoryStore {
     }
 
     async fn directories(&self) -> Result<Vec<String>, StoreError> {
-        Ok(self.read().dirs.keys().cloned().collect())
+        let inner = self.read();
+        let dirs = inner.dirs.iter().filter(|(_, d)| d.meta().is_some());
+        Ok(dirs.map(|(name, _)| name.clone()).collect())
     }
 
     async fn snapshot(

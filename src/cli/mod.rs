@@ -1,8 +1,10 @@
 //! The command line: `roster serve`, the commands that talk to a running server's admin API
-//! (sources, providers, rebuild), the log tools that work on a stopped server's data, and
+//! (sources, providers, admin tokens, directories, rebuild), the log tools that work on a stopped server's data, and
 //! shell completions. Each command's code lives in the module named after it.
 
+mod admin_token;
 mod client;
+mod directory;
 mod log;
 mod provider;
 mod rebuild;
@@ -51,6 +53,16 @@ pub enum Cmd {
         #[command(subcommand)]
         command: ProviderCmd,
     },
+    /// Issue, list and revoke admin tokens (through a running server's admin API).
+    AdminToken {
+        #[command(subcommand)]
+        command: admin_token::AdminTokenCmd,
+    },
+    /// Create, list and delete directories (through a running server's admin API).
+    Directory {
+        #[command(subcommand)]
+        command: directory::DirectoryCmd,
+    },
     /// Rebuild the PostgreSQL views from the log into fresh tables while the old ones serve,
     /// then swap (through a running server's admin API). With --wait, shows progress until
     /// it is done.
@@ -83,6 +95,8 @@ impl Cli {
             Cmd::Serve(_) => anyhow::bail!("`serve` runs the server, not a tool"),
             Cmd::Source { command } => source::run(command, &self.settings(None)?).await,
             Cmd::Provider { command } => provider::run(command, &self.settings(None)?).await,
+            Cmd::AdminToken { command } => admin_token::run(command, &self.settings(None)?).await,
+            Cmd::Directory { command } => directory::run(command, &self.settings(None)?).await,
             Cmd::Rebuild { wait, client } => {
                 let client = AdminClient::new(client, &self.settings(None)?)?;
                 rebuild::run(&client, *wait).await

@@ -201,72 +201,54 @@ pub async fn run(cmd: &ProviderCmd, settings: &Settings) -> anyhow::Result<()> {
                 emit(&status(&answer))?;
             }
         }
-        P::Sync { name, wait, .. } => {
+        P::Sync { name, wait, .. } | P::Retry { name, wait, .. } | P::Replay { name, wait, .. } => {
+            let (verb, body, asked) = match cmd {
+                P::Replay { from, .. } => (
+                    "replay",
+                    json!({"from": from}),
+                    format!("replay of {name} from position {from} requested"),
+                ),
+                P::Retry { .. } => (
+                    "retry",
+                    json!({}),
+                    format!("retry of {name}'s parked objects requested"),
+                ),
+                _ => ("sync", json!({}), format!("full sync of {name} requested")),
+            };
             let before = api.get(&format!("/providers/{name}/status")).await?;
-            let answer = api
-                .post(&format!("/providers/{name}/sync"), json!({}))
-                .await?;
+            let answer = api.post(&format!("/providers/{name}/{verb}"), body).await?;
             let request = watch::Request::new(&api, name, &before, &answer).await?;
-            if *wait {
-                let end = request.sync().await?;
-                outcome(&api, &end, &sync_outcome(&end))?;
-            } else {
-                requested(
-                    &api,
-                    &answer,
-                    &format!("full sync of {name} requested"),
-                    name,
-                )?;
+            if !*wait {
+                requested(&api, &answer, &asked, name)?;
+                return Ok(());
             }
-        }
-        P::Retry { name, wait, .. } => {
-            let before = api.get(&format!("/providers/{name}/status")).await?;
-            let answer = api
-                .post(&format!("/providers/{name}/retry"), json!({}))
-                .await?;
-            let request = watch::Request::new(&api, name, &before, &answer).await?;
-            if *wait {
-                let end = request.carried("retrying").await?;
-                let parked = end["parked"].as_array().map_or(0, Vec::len);
-                let was = before["parked"].as_array().map_or(0, Vec::len);
-                let line = format!(
-                    "retried {was} parked objects: {} carried, {parked} parked again",
-                    was.saturating_sub(parked)
-                );
-                outcome(&api, &end, &line)?;
-            } else {
-                requested(
-                    &api,
-                    &answer,
-                    &format!("retry of {name}'s parked objects requested"),
-                    name,
-                )?;
-            }
-        }
-        P::Replay {
-            name, from, wait, ..
-        } => {
-            let before = api.get(&format!("/providers/{name}/status")).await?;
-            let answer = api
-                .post(&format!("/providers/{name}/replay"), json!({"from": from}))
-                .await?;
-            let request = watch::Request::new(&api, name, &before, &answer).await?;
-            if *wait {
-                let end = request.replay(*from).await?;
-                let line = format!(
-                    "replayed positions {from}..{} to {name}; {} parked",
-                    request.target(),
-                    end["parked"].as_array().map_or(0, Vec::len)
-                );
-                outcome(&api, &end, &line)?;
-            } else {
-                requested(
-                    &api,
-                    &answer,
-                    &format!("replay of {name} from position {from} requested"),
-                    name,
-                )?;
-            }
+            let parked = |v: &Value| v["parked"].as_array().map_or(0, Vec::len);
+            let (end, line) = match cmd {
+                P::Replay { from, .. } => {
+                    let end = request.replay(*from).await?;
+                    let line = format!(
+                        "replayed positions {from}..{} to {name}; {} parked",
+                        request.target(),
+                        parked(&end)
+                    );
+                    (end, line)
+                }
+                P::Retry { .. } => {
+                    let end = request.carried("retrying").await?;
+                    let (was, now) = (parked(&before), parked(&end));
+                    let line = format!(
+                        "retried {was} parked objects: {} carried, {now} parked again",
+                        was.saturating_sub(now)
+                    );
+                    (end, line)
+                }
+                _ => {
+                    let end = request.sync().await?;
+                    let line = sync_outcome(&end);
+                    (end, line)
+                }
+            };
+            outcome(&api, &end, &line)?;
         }
     }
     Ok(())

@@ -1,5 +1,5 @@
-//! `roster source ...`: create sources, issue and revoke their tokens, declare their
-//! extension schemas, list them.
+//! `roster source ...`: create and delete sources, issue and revoke their tokens, declare
+//! their extension schemas, list them.
 
 use super::client::{AdminClient, ClientArgs};
 use super::render::{emit, emit_json, fields, table, text, time, Format};
@@ -69,6 +69,16 @@ pub enum SourceCmd {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Delete a source: its tokens are refused from now on. The users and groups it wrote
+    /// stay in the directory (providers keep carrying them); a source created again with the
+    /// same slug gets them back.
+    Delete {
+        /// The source's slug.
+        #[arg(value_name = "SLUG")]
+        slug: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 impl SourceCmd {
@@ -78,6 +88,7 @@ impl SourceCmd {
             | SourceCmd::Schema { client, .. }
             | SourceCmd::Token { client, .. }
             | SourceCmd::Revoke { client, .. }
+            | SourceCmd::Delete { client, .. }
             | SourceCmd::List { client } => client,
         }
     }
@@ -133,11 +144,13 @@ pub async fn run(cmd: &SourceCmd, settings: &Settings) -> anyhow::Result<()> {
             api.delete(&format!("/sources/{slug}/tokens/{token_id}"))
                 .await?
         }
+        SourceCmd::Delete { slug, .. } => api.delete(&format!("/sources/{slug}")).await?,
         SourceCmd::List { .. } => api.get("/sources").await?,
     };
     if api.format == Format::Json {
         let body = match cmd {
             SourceCmd::Revoke { token_id, .. } => json!({"revoked": token_id}),
+            SourceCmd::Delete { slug, .. } => json!({"deleted": slug}),
             _ => body,
         };
         emit_json(&body)?;
@@ -162,6 +175,9 @@ pub async fn run(cmd: &SourceCmd, settings: &Settings) -> anyhow::Result<()> {
             ])
         ))?,
         SourceCmd::Revoke { token_id, .. } => emit(&format!("revoked token {token_id}"))?,
+        SourceCmd::Delete { slug, .. } => emit(&format!(
+            "deleted source {slug}: its tokens are refused; its users and groups stay"
+        ))?,
         SourceCmd::Schema { .. } => {
             let rows = body["schemas"]
                 .as_array()

@@ -50,6 +50,9 @@ pub enum Command {
     },
     /// A directory of its own (users, groups, sources and providers apart from the others).
     CreateDirectory,
+    /// An empty directory (no users, groups, sources or providers) is deleted; `default`,
+    /// which holds the admin tokens, never is.
+    DeleteDirectory,
     /// Another admin token, kept in the `default` directory like the first.
     IssueAdminToken {
         token: NewToken,

@@ -160,6 +160,53 @@ fn check_provider(
     Ok(())
 }
 
+/// Records `state`'s directory coming into being, unless it exists.
+fn create_directory(b: &mut Builder<'_>, state: &Directory) -> Result<(), DomainError> {
+    if state.meta().is_some() {
+        return Err(DomainError::Conflict(format!(
+            "directory {:?} exists",
+            state.name()
+        )));
+    }
+    let event = Event::DirectoryCreated(DirectoryCreated {
+        name: state.name().to_owned(),
+    });
+    b.push(ResourceType::Directory, ResourceId::new(), 0, event);
+    Ok(())
+}
+
+/// Records the deletion of `state`'s directory if it exists, is empty and is not `default`.
+fn delete_directory(b: &mut Builder<'_>, state: &Directory) -> Result<(), DomainError> {
+    let name = state.name();
+    let meta = state
+        .meta()
+        .ok_or_else(|| DomainError::NotFound(format!("directory {name:?} not found")))?;
+    if name == roster_events::DEFAULT_DIRECTORY {
+        return Err(DomainError::Conflict(
+            "the default directory holds the admin tokens and cannot be deleted".into(),
+        ));
+    }
+    let held = [
+        (state.user_count(), "users"),
+        (state.group_count(), "groups"),
+        (state.sources().count(), "sources"),
+        (state.providers().count(), "providers"),
+    ];
+    let held: Vec<String> = held
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+    if !held.is_empty() {
+        return Err(DomainError::Conflict(format!(
+            "directory {name:?} still holds {}: delete them first",
+            held.join(", ")
+        )));
+    }
+    b.push(ResourceType::Directory, meta.id, 1, Event::DirectoryDeleted);
+    Ok(())
+}
+
 fn source_by_slug<'a>(
     state: &'a Directory,
     slug: &str,
@@ -204,16 +251,7 @@ pub fn decide(
             source_slug,
             source_token,
         } => {
-            if state.meta().is_some() {
-                return Err(DomainError::Conflict(format!(
-                    "directory {:?} exists",
-                    state.name()
-                )));
-            }
-            let event = Event::DirectoryCreated(DirectoryCreated {
-                name: state.name().to_owned(),
-            });
-            b.push(ResourceType::Directory, ResourceId::new(), 0, event);
+            create_directory(&mut b, state)?;
             let event = Event::AdminTokenIssued(AdminTokenIssued {
                 token_id: admin.id,
                 token_hash: admin.hash.clone(),
@@ -229,16 +267,11 @@ pub fn decide(
             )
         }
         Command::CreateDirectory => {
-            if state.meta().is_some() {
-                return Err(DomainError::Conflict(format!(
-                    "directory {:?} exists",
-                    state.name()
-                )));
-            }
-            let event = Event::DirectoryCreated(DirectoryCreated {
-                name: state.name().to_owned(),
-            });
-            b.push(ResourceType::Directory, ResourceId::new(), 0, event);
+            create_directory(&mut b, state)?;
+            Outcome::Done
+        }
+        Command::DeleteDirectory => {
+            delete_directory(&mut b, state)?;
             Outcome::Done
         }
         Command::IssueAdminToken { token } => {

@@ -1,6 +1,7 @@
-//! The admin API (`/admin/v1`): sources and their tokens. Authenticated with an admin bearer
-//! token (issued at first start, or configured). Every change is an event with the admin as
-//! actor. Tokens are returned once, at issue, and never again; only their prefixes are listed.
+//! The admin API (`/admin/v1`): sources and their tokens, admin tokens, directories and
+//! rebuilds (providers are in `providers`). Authenticated with an admin bearer token (issued
+//! at first start, or configured). Every change is an event with the admin as actor. Tokens
+//! are returned once, at issue, and never again; only their prefixes are listed.
 
 use super::body::json_object;
 use super::error::ScimError;
@@ -32,6 +33,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/admin-tokens/{token_id}", delete(revoke_admin_token))
         .route("/directories", get(list_directories).post(create_directory))
+        .route("/directories/{name}", delete(delete_directory))
         .route("/rebuild", get(rebuild_status).post(start_rebuild))
 }
 
@@ -451,4 +453,25 @@ async fn create_directory(
         .await?;
     tracing::info!(admin = %admin.who, directory = %name, "directory created");
     Ok((StatusCode::CREATED, Json(json!({"name": name}))).into_response())
+}
+
+/// Deletes an empty directory (no users, groups, sources or providers); never `default`.
+async fn delete_directory(
+    State(app): State<AppState>,
+    admin: AdminAuth,
+    Path(name): Path<String>,
+) -> Result<Response, ScimError> {
+    // Only an existing directory gets a writer: a made-up name costs nothing.
+    if !app.store.directories().await?.contains(&name) {
+        return Err(ScimError::not_found(format!(
+            "directory {name:?} not found"
+        )));
+    }
+    app.writers
+        .get(&name)
+        .await?
+        .execute(Command::DeleteDirectory, admin.ctx())
+        .await?;
+    tracing::info!(admin = %admin.who, directory = %name, "directory deleted");
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -57,7 +57,7 @@ pub(super) struct Writes {
     admin_token_del: (Vec<String>, Vec<Uuid>),
     providers: (Vec<String>, Vec<Uuid>, Vec<String>),
     provider_del: (Vec<String>, Vec<Uuid>),
-    meta: (Vec<String>, Vec<String>),
+    meta: (Vec<String>, Vec<Option<String>>),
     retired: (Vec<String>, Vec<Uuid>),
 }
 
@@ -225,10 +225,9 @@ impl Writes {
             self.retired.1.push(*id);
         }
         if b.touched.meta {
-            if let Some(m) = b.after.meta() {
-                self.meta.0.push(dir.to_owned());
-                self.meta.1.push(to_json(m));
-            }
+            // A deleted directory keeps its row (and its chain head) with no meta.
+            self.meta.0.push(dir.to_owned());
+            self.meta.1.push(b.after.meta().map(to_json));
         }
     }
 }
@@ -675,7 +674,7 @@ impl PgStore {
                 for env in &r.events {
                     let id = env.resource_id.0;
                     match &env.event {
-                        Event::DirectoryCreated(_) => touched.meta = true,
+                        Event::DirectoryCreated(_) | Event::DirectoryDeleted => touched.meta = true,
                         Event::AdminTokenIssued(_) | Event::AdminTokenRevoked(_) => {
                             touched.admin_tokens.insert(id);
                         }

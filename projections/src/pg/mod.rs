@@ -352,7 +352,7 @@ impl ProjectionStore for PgStore {
     async fn directories(&self) -> Result<Vec<String>, StoreError> {
         let client = self.client().await?;
         let sql = format!(
-            "SELECT directory FROM chain_heads WHERE gen = {} ORDER BY directory",
+            "SELECT name FROM directories WHERE gen = {} AND meta IS NOT NULL ORDER BY name",
             self.gen_sql()
         );
         let rows = self.query(&client, &sql, &[]).await?;
