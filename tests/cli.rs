@@ -316,6 +316,7 @@ async fn admin_tokens_rotate_and_directories_and_sources_are_created_and_deleted
         "{out}"
     );
     assert!(rows[1].starts_with("<id>  rsa_") && rows[1].ends_with("active"));
+    assert!(rows[2].ends_with("active (this token)"), "{out}");
     assert!(
         !out.contains(&new) && !out.contains(&app.admin_token),
         "{out}"

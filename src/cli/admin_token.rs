@@ -82,7 +82,9 @@ fn list(body: &Value) -> String {
                 text(&t["id"]),
                 format!("{}…", text(&t["prefix"])),
                 time(&t["created"]),
-                if t["revoked"].is_null() {
+                if t["revoked"].is_null() && t["current"] == json!(true) {
+                    "active (this token)".to_owned()
+                } else if t["revoked"].is_null() {
                     "active".to_owned()
                 } else {
                     format!("revoked {}", time(&t["revoked"]))

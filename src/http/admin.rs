@@ -355,18 +355,21 @@ async fn delete_source(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-fn admin_token_json(t: &roster_projections::AdminTokenView) -> Value {
-    json!({"id": t.id, "prefix": t.prefix, "created": t.created, "revoked": t.revoked})
-}
-
-/// The issued admin tokens (prefixes only), and whether a configured one is accepted too.
+/// The issued admin tokens (prefixes only; `current` marks the one that asked), and whether a
+/// configured one is accepted too.
 async fn list_admin_tokens(
     State(app): State<AppState>,
-    _admin: AdminAuth,
+    admin: AdminAuth,
 ) -> Result<Response, ScimError> {
     let mut tokens = app.store.admin_tokens().await?;
     tokens.sort_by_key(|t| t.created);
-    let list: Vec<Value> = tokens.iter().map(admin_token_json).collect();
+    let list: Vec<Value> = tokens
+        .iter()
+        .map(|t| {
+            json!({"id": t.id, "prefix": t.prefix, "created": t.created, "revoked": t.revoked,
+                   "current": t.id.to_string() == admin.who})
+        })
+        .collect();
     Ok(Json(json!({
         "admin_tokens": list,
         "configured_token": app.admin_token_hash.is_some(),
