@@ -177,28 +177,17 @@ pub async fn run(cmd: &ProviderCmd, settings: &Settings) -> anyhow::Result<()> {
                 emit(&format!("deleted provider {name}"))?;
             }
         }
-        P::List { .. } => {
-            let answer = api.get("/providers").await?;
+        P::List { .. } | P::Show { .. } | P::Status { .. } => {
+            let (path, render): (String, fn(&Value) -> String) = match cmd {
+                P::Show { name, .. } => (format!("/providers/{name}"), show),
+                P::Status { name, .. } => (format!("/providers/{name}/status"), status),
+                _ => ("/providers".to_owned(), list),
+            };
+            let answer = api.get(&path).await?;
             if json_out {
                 emit_json(&answer)?;
             } else {
-                emit(&list(&answer))?;
-            }
-        }
-        P::Show { name, .. } => {
-            let answer = api.get(&format!("/providers/{name}")).await?;
-            if json_out {
-                emit_json(&answer)?;
-            } else {
-                emit(&show(&answer))?;
-            }
-        }
-        P::Status { name, .. } => {
-            let answer = api.get(&format!("/providers/{name}/status")).await?;
-            if json_out {
-                emit_json(&answer)?;
-            } else {
-                emit(&status(&answer))?;
+                emit(&render(&answer))?;
             }
         }
         P::Sync { name, wait, .. } | P::Retry { name, wait, .. } | P::Replay { name, wait, .. } => {
@@ -421,59 +410,54 @@ fn status(s: &Value) -> String {
             format!("{} of {} objects carried", f["carried"], f["objects"]),
         ));
     }
-    let mut out = fields(&pairs);
-    let parked: Vec<Vec<String>> = s["parked"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|p| {
-            vec![
-                text(&p["kind"]),
-                text(&p["id"]),
-                text(&p["attempts"]),
-                text(&p["error"]),
-            ]
-        })
-        .collect();
-    if !parked.is_empty() {
-        out.push_str("\n\nParked objects\n");
-        out.push_str(&table(
-            &["kind", "id", "attempts", "error"],
-            &["attempts"],
+    let rows = |key: &str, row: &dyn Fn(&Value) -> Vec<String>| -> Vec<Vec<String>> {
+        s[key].as_array().into_iter().flatten().map(row).collect()
+    };
+    let parked = rows("parked", &|p| {
+        vec![
+            text(&p["kind"]),
+            text(&p["id"]),
+            text(&p["attempts"]),
+            text(&p["error"]),
+        ]
+    });
+    let recent = rows("recent_requests", &|r| {
+        let ms = r["duration_ms"].as_f64().unwrap_or(0.0);
+        vec![
+            text(&r["method"]),
+            text(&r["path"]),
+            text(&r["status"]),
+            duration(std::time::Duration::from_secs_f64(ms.max(0.0) / 1000.0)),
+        ]
+    });
+    let planned = rows("dry_run_requests", &|r| {
+        vec![time(&r["at"]), text(&r["method"]), text(&r["path"])]
+    });
+    let sections = [
+        (
+            "Parked objects",
+            &["kind", "id", "attempts", "error"][..],
+            &["attempts"][..],
             parked,
-        ));
-    }
-    let recent: Vec<Vec<String>> = s["recent_requests"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|r| {
-            let ms = r["duration_ms"].as_f64().unwrap_or(0.0);
-            vec![
-                text(&r["method"]),
-                text(&r["path"]),
-                text(&r["status"]),
-                duration(std::time::Duration::from_secs_f64(ms.max(0.0) / 1000.0)),
-            ]
-        })
-        .collect();
-    if !recent.is_empty() {
-        out.push_str("\n\nRecent requests\n");
-        out.push_str(&table(
+        ),
+        (
+            "Recent requests",
             &["method", "path", "status", "took"],
             &["took"],
             recent,
-        ));
-    }
-    let planned: Vec<Vec<String>> = s["dry_run_requests"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|r| vec![time(&r["at"]), text(&r["method"]), text(&r["path"])])
-        .collect();
-    if !planned.is_empty() {
-        out.push_str("\n\nRequests a dry run would have sent\n");
-        out.push_str(&table(&["at", "method", "path"], &[], planned));
+        ),
+        (
+            "Requests a dry run would have sent",
+            &["at", "method", "path"],
+            &[],
+            planned,
+        ),
+    ];
+    let mut out = fields(&pairs);
+    for (title, headers, right, rows) in sections {
+        if !rows.is_empty() {
+            out.push_str(&format!("\n\n{title}\n{}", table(headers, right, rows)));
+        }
     }
     out
 }

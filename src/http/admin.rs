@@ -87,6 +87,19 @@ impl AdminAuth {
             correlation_id: self.request_id.clone(),
         }
     }
+
+    /// Has `directory`'s writer decide and record `cmd` on this admin's behalf.
+    ///
+    /// Fails with the SCIM error the refusal or the write failure maps to.
+    pub(super) async fn execute(
+        &self,
+        app: &AppState,
+        directory: &str,
+        cmd: Command,
+    ) -> Result<crate::domain::Outcome, ScimError> {
+        let writer = app.writers.get(directory).await?;
+        Ok(writer.execute(cmd, self.ctx()).await?)
+    }
 }
 
 impl FromRequestParts<AppState> for AdminAuth {
@@ -237,11 +250,7 @@ async fn create_source(
         ownership: body.ownership.unwrap_or(Ownership::Owned),
         undeclared_extensions: body.undeclared_extensions.unwrap_or_default(),
     };
-    app.writers
-        .get(directory)
-        .await?
-        .execute(cmd, admin.ctx())
-        .await?;
+    admin.execute(&app, directory, cmd).await?;
     let s = app.store.source(&slug).await?;
     let s = s.ok_or_else(|| ScimError::internal(&"created source not in views"))?;
     let mut out = source_json(&app, &s);
@@ -259,11 +268,7 @@ async fn issue_token(
     let (secret, token) = new_token("rst_");
     let id = token.id;
     let cmd = Command::IssueSourceToken { slug, token };
-    app.writers
-        .get(&s.directory)
-        .await?
-        .execute(cmd, admin.ctx())
-        .await?;
+    admin.execute(&app, &s.directory, cmd).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"id": id, "token": secret.expose()})),
@@ -282,11 +287,7 @@ async fn revoke_token(
         .parse()
         .map_err(|_| ScimError::not_found(format!("token {token_id} not found")))?;
     let cmd = Command::RevokeSourceToken { slug, token_id };
-    app.writers
-        .get(&s.directory)
-        .await?
-        .execute(cmd, admin.ctx())
-        .await?;
+    admin.execute(&app, &s.directory, cmd).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -325,11 +326,7 @@ async fn declare_schema(
         resource_type: resource_type.to_owned(),
         schema,
     };
-    app.writers
-        .get(&s.directory)
-        .await?
-        .execute(cmd, admin.ctx())
-        .await?;
+    admin.execute(&app, &s.directory, cmd).await?;
     let s = app.store.source(&slug).await?;
     let s = s.ok_or_else(|| ScimError::internal(&"source not in views"))?;
     Ok((StatusCode::CREATED, Json(source_json(&app, &s))).into_response())
@@ -346,11 +343,7 @@ async fn delete_source(
     let s = app.store.source(&slug).await?;
     let s = s.ok_or_else(|| ScimError::not_found(format!("source {slug:?} not found")))?;
     let cmd = Command::DeleteSource { slug: slug.clone() };
-    app.writers
-        .get(&s.directory)
-        .await?
-        .execute(cmd, admin.ctx())
-        .await?;
+    admin.execute(&app, &s.directory, cmd).await?;
     tracing::info!(admin = %admin.who, source = %slug, "source deleted");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -385,10 +378,8 @@ async fn issue_admin_token(
     let (secret, token) = new_token("rsa_");
     let id = token.id;
     let prefix = token.prefix.clone();
-    app.writers
-        .get(DEFAULT_DIRECTORY)
-        .await?
-        .execute(Command::IssueAdminToken { token }, admin.ctx())
+    admin
+        .execute(&app, DEFAULT_DIRECTORY, Command::IssueAdminToken { token })
         .await?;
     tracing::info!(admin = %admin.who, token = %id, "admin token issued");
     Ok((
@@ -411,11 +402,7 @@ async fn revoke_admin_token(
         token_id,
         configured: app.admin_token_hash.is_some(),
     };
-    app.writers
-        .get(DEFAULT_DIRECTORY)
-        .await?
-        .execute(cmd, admin.ctx())
-        .await?;
+    admin.execute(&app, DEFAULT_DIRECTORY, cmd).await?;
     tracing::info!(admin = %admin.who, token = %token_id, "admin token revoked");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -449,11 +436,7 @@ async fn create_directory(
             "a directory name must be 1-63 lower-case letters, digits or hyphens",
         ));
     }
-    app.writers
-        .get(&name)
-        .await?
-        .execute(Command::CreateDirectory, admin.ctx())
-        .await?;
+    admin.execute(&app, &name, Command::CreateDirectory).await?;
     tracing::info!(admin = %admin.who, directory = %name, "directory created");
     Ok((StatusCode::CREATED, Json(json!({"name": name}))).into_response())
 }
@@ -470,11 +453,7 @@ async fn delete_directory(
             "directory {name:?} not found"
         )));
     }
-    app.writers
-        .get(&name)
-        .await?
-        .execute(Command::DeleteDirectory, admin.ctx())
-        .await?;
+    admin.execute(&app, &name, Command::DeleteDirectory).await?;
     tracing::info!(admin = %admin.who, directory = %name, "directory deleted");
     Ok(StatusCode::NO_CONTENT.into_response())
 }

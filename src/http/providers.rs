@@ -153,10 +153,8 @@ async fn create(
     }
     let id = ResourceId::new();
     let name = config.name.clone();
-    app.writers
-        .get(&directory)
-        .await?
-        .execute(Command::CreateProvider { id, config }, admin.ctx())
+    admin
+        .execute(&app, &directory, Command::CreateProvider { id, config })
         .await?;
     tracing::info!(admin = %admin.who(), provider = %name, "provider created");
     let p = by_name(&app, &name).await?;
@@ -176,10 +174,12 @@ async fn update(
     }
     let p = by_name(&app, &name).await?;
     let config = config::parse(&body, Some(&p.config), &app.secret_key).map_err(invalid)?;
-    app.writers
-        .get(&p.directory)
-        .await?
-        .execute(Command::UpdateProvider { id: p.id, config }, admin.ctx())
+    admin
+        .execute(
+            &app,
+            &p.directory,
+            Command::UpdateProvider { id: p.id, config },
+        )
         .await?;
     tracing::info!(admin = %admin.who(), provider = %name, "provider changed");
     let p = by_name(&app, &name).await?;
@@ -192,10 +192,8 @@ async fn remove(
     Path(name): Path<String>,
 ) -> Result<Response, ScimError> {
     let p = by_name(&app, &name).await?;
-    app.writers
-        .get(&p.directory)
-        .await?
-        .execute(Command::DeleteProvider { id: p.id }, admin.ctx())
+    admin
+        .execute(&app, &p.directory, Command::DeleteProvider { id: p.id })
         .await?;
     tracing::info!(admin = %admin.who(), provider = %name, "provider deleted");
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -208,10 +206,12 @@ async fn request(
     request: ProviderRequest,
 ) -> Result<Response, ScimError> {
     let p = by_name(app, name).await?;
-    app.writers
-        .get(&p.directory)
-        .await?
-        .execute(Command::RequestProvider { id: p.id, request }, admin.ctx())
+    admin
+        .execute(
+            app,
+            &p.directory,
+            Command::RequestProvider { id: p.id, request },
+        )
         .await?;
     tracing::info!(admin = %admin.who(), provider = %name, ?request, "provider request recorded");
     // The request is in the log below this position: a consumer past it has taken it.
