@@ -9,9 +9,19 @@ use common::TestApp;
 use serde_json::{json, Value};
 use std::process::{Command, Output, Stdio};
 
-/// `roster <args>` with no ROSTER_* variables from the environment the tests run in.
+/// How long one command may take before the test fails naming it (a `--wait` that never
+/// ends must not hold the suite).
+const COMMAND_LIMIT_SECS: &str = "120";
+
+/// `roster <args>` with no ROSTER_* variables from the environment the tests run in, killed
+/// by coreutils `timeout` when it runs past [`COMMAND_LIMIT_SECS`].
 fn roster(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_roster"));
+    let mut c = Command::new("timeout");
+    c.args([
+        "--kill-after=5",
+        COMMAND_LIMIT_SECS,
+        env!("CARGO_BIN_EXE_roster"),
+    ]);
     c.args(args);
     for (k, _) in std::env::vars() {
         if k.starts_with("ROSTER_") {
@@ -32,6 +42,12 @@ fn run(app: &TestApp, args: &[&str]) -> (bool, String, String) {
 }
 
 fn texts(out: Output) -> (bool, String, String) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !matches!(out.status.code(), Some(124) | Some(137)) && out.status.code().is_some(),
+        "roster did not finish within {COMMAND_LIMIT_SECS} s ({:?}): {stderr}",
+        out.status
+    );
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -180,6 +196,12 @@ async fn a_full_sync_followed_with_wait_ends_with_its_outcome() {
     );
     assert!(ok, "{err}");
     assert!(out.starts_with("replayed positions 0.."), "{out} {st}");
+    // The replay carried the changes again, not the sync and retry requests it read again.
+    let end = status(&app, "strict").await;
+    assert_eq!(
+        end["last_full_sync"]["started"], st["last_full_sync"]["started"],
+        "{end}"
+    );
     app.stop().await;
 }
 

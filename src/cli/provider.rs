@@ -206,7 +206,7 @@ pub async fn run(cmd: &ProviderCmd, settings: &Settings) -> anyhow::Result<()> {
             };
             let before = api.get(&format!("/providers/{name}/status")).await?;
             let answer = api.post(&format!("/providers/{name}/{verb}"), body).await?;
-            let request = watch::Request::new(&api, name, &before, &answer).await?;
+            let request = watch::Request::new(&api, name, &answer)?;
             if !*wait {
                 requested(&api, &answer, &asked, name)?;
                 return Ok(());
@@ -217,7 +217,7 @@ pub async fn run(cmd: &ProviderCmd, settings: &Settings) -> anyhow::Result<()> {
                     let end = request.replay(*from).await?;
                     let line = format!(
                         "replayed positions {from}..{} to {name}; {} parked",
-                        request.target(),
+                        request.position(),
                         parked(&end)
                     );
                     (end, line)

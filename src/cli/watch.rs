@@ -27,57 +27,63 @@ enum Seen {
 pub struct Request<'a> {
     api: &'a AdminClient,
     name: String,
-    before: Value,
-    /// The log position the consumer must pass: the request is below it.
-    target: u64,
+    /// The request's position in the directory's partition: the status's `requests_below`
+    /// passes it when the consumer has taken the request.
+    at: u64,
 }
 
 impl<'a> Request<'a> {
-    /// The request whose 202 answer is `answer`, made when the status was `before`.
+    /// The request whose 202 answer is `answer`.
     ///
     /// Fails when the answer does not say where the request is in the log.
-    pub async fn new(
-        api: &'a AdminClient,
-        name: &str,
-        before: &Value,
-        answer: &Value,
-    ) -> anyhow::Result<Request<'a>> {
-        let target = answer["log_end"].as_u64().ok_or_else(|| {
+    pub fn new(api: &'a AdminClient, name: &str, answer: &Value) -> anyhow::Result<Request<'a>> {
+        let at = answer["position"].as_u64().ok_or_else(|| {
             anyhow::anyhow!("the server did not say where the request is: {answer}")
         })?;
         Ok(Request {
             api,
             name: name.to_owned(),
-            before: before.clone(),
-            target,
+            at,
         })
     }
 
-    /// The log position the request is carried out by.
-    pub fn target(&self) -> u64 {
-        self.target
+    /// The request's position in the log.
+    pub fn position(&self) -> u64 {
+        self.at
     }
 
-    /// Follows a full sync until it has finished: the status it ended with.
+    /// Follows a full sync until one planned after the request was taken has finished: the
+    /// status it ended with.
     ///
     /// Fails when the server stays unreachable, the provider is disabled, or the sync
     /// failed for some objects (naming the first errors).
     pub async fn sync(&self) -> anyhow::Result<Value> {
-        let started_before = self.before["last_full_sync"]["started"].clone();
         let end = self
             .follow(|s| {
-                if let Some(run) = s.get("full_sync").filter(|r| !r.is_null()) {
-                    return Seen::Going {
-                        done: run["carried"].as_u64().unwrap_or(0),
-                        total: run["objects"].as_u64(),
-                        what: "full sync: objects carried".into(),
-                    };
+                if !self.taken(s) {
+                    return self.reaching(s);
                 }
                 let r = &s["last_full_sync"];
-                if self.past(s) && r["started"] != started_before && !r["finished"].is_null() {
+                let ours = r["requests_below"].as_u64().unwrap_or(0) > self.at;
+                if ours && !r["finished"].is_null() {
                     return Seen::Done;
                 }
-                self.reaching(s)
+                match s.get("full_sync").filter(|r| !r.is_null()) {
+                    Some(run) => Seen::Going {
+                        done: run["carried"].as_u64().unwrap_or(0),
+                        total: run["objects"].as_u64(),
+                        what: if ours {
+                            "full sync: objects carried".into()
+                        } else {
+                            "waiting for the running full sync to finish".into()
+                        },
+                    },
+                    None => Seen::Going {
+                        done: 0,
+                        total: None,
+                        what: "full sync starting".into(),
+                    },
+                }
             })
             .await?;
         let r = &end["last_full_sync"];
@@ -98,60 +104,58 @@ impl<'a> Request<'a> {
         Ok(end)
     }
 
-    /// Follows a request until the consumer is past it with nothing pending or in flight.
+    /// Follows a request until the consumer has taken it and has nothing pending or in flight.
     ///
     /// Fails when the server stays unreachable or the provider is disabled.
     pub async fn carried(&self, what: &str) -> anyhow::Result<Value> {
         self.follow(|s| {
-            if !self.past(s) {
+            if !self.taken(s) {
                 return self.reaching(s);
             }
-            let busy = s["pending"].as_u64().unwrap_or(0) + s["in_flight"].as_u64().unwrap_or(0);
-            if busy == 0 {
-                Seen::Done
-            } else {
-                Seen::Going {
+            match busy(s) {
+                0 => Seen::Done,
+                n => Seen::Going {
                     done: 0,
                     total: None,
-                    what: format!("{what}: {busy} objects pending or in flight"),
-                }
+                    what: format!("{what}: {n} objects pending or in flight"),
+                },
             }
         })
         .await
     }
 
-    /// Follows a replay from `from` until the consumer is back where the log was.
+    /// Follows a replay from `from` until the consumer, rewound by it, is past the request
+    /// again with nothing pending or in flight.
     ///
     /// Fails when the server stays unreachable or the provider is disabled.
     pub async fn replay(&self, from: u64) -> anyhow::Result<Value> {
-        let mut rewound = false;
         self.follow(|s| {
             let at = s["position"].as_u64().unwrap_or(0);
-            rewound |= at < self.target;
-            if self.past(s) && rewound {
-                let busy =
-                    s["pending"].as_u64().unwrap_or(0) + s["in_flight"].as_u64().unwrap_or(0);
-                if busy == 0 {
-                    return Seen::Done;
-                }
+            if self.taken(s) && at > self.at && busy(s) == 0 {
+                return Seen::Done;
             }
             Seen::Going {
-                done: at.saturating_sub(from),
-                total: Some(self.target.saturating_sub(from)),
+                done: if self.taken(s) {
+                    at.saturating_sub(from)
+                } else {
+                    0
+                },
+                total: Some(self.at + 1 - from.min(self.at + 1)),
                 what: "replay: positions carried".into(),
             }
         })
         .await
     }
 
-    fn past(&self, s: &Value) -> bool {
-        s["position"].as_u64().unwrap_or(0) >= self.target
+    /// Whether the consumer has taken the request.
+    fn taken(&self, s: &Value) -> bool {
+        s["requests_below"].as_u64().unwrap_or(0) > self.at
     }
 
     fn reaching(&self, s: &Value) -> Seen {
         Seen::Going {
             done: s["position"].as_u64().unwrap_or(0),
-            total: Some(self.target),
+            total: Some(self.at + 1),
             what: "reaching the request in the log".into(),
         }
     }
@@ -221,4 +225,9 @@ pub fn show(bar: &ProgressBar, done: u64, total: Option<u64>, what: String) {
         }
     }
     bar.set_message(what);
+}
+
+/// Objects pending or in flight in a status.
+fn busy(s: &Value) -> u64 {
+    s["pending"].as_u64().unwrap_or(0) + s["in_flight"].as_u64().unwrap_or(0)
 }

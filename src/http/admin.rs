@@ -97,8 +97,21 @@ impl AdminAuth {
         directory: &str,
         cmd: Command,
     ) -> Result<crate::domain::Outcome, ScimError> {
+        Ok(self.execute_at(app, directory, cmd).await?.0)
+    }
+
+    /// Like [`Self::execute`], also answering with the position of the command's record in
+    /// the directory's partition (`None` when it recorded nothing).
+    ///
+    /// Fails as `execute` does.
+    pub(super) async fn execute_at(
+        &self,
+        app: &AppState,
+        directory: &str,
+        cmd: Command,
+    ) -> Result<(crate::domain::Outcome, Option<u64>), ScimError> {
         let writer = app.writers.get(directory).await?;
-        Ok(writer.execute(cmd, self.ctx()).await?)
+        Ok(writer.execute_at(cmd, self.ctx()).await?)
     }
 }
 

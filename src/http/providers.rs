@@ -206,19 +206,19 @@ async fn request(
     request: ProviderRequest,
 ) -> Result<Response, ScimError> {
     let p = by_name(app, name).await?;
-    admin
-        .execute(
+    let (_, position) = admin
+        .execute_at(
             app,
             &p.directory,
             Command::RequestProvider { id: p.id, request },
         )
         .await?;
-    tracing::info!(admin = %admin.who(), provider = %name, ?request, "provider request recorded");
-    // The request is in the log below this position: a consumer past it has taken it.
-    let log_end = *app.log.end(app.log.partition(&p.directory)).borrow();
+    tracing::info!(admin = %admin.who(), provider = %name, ?request, ?position, "provider request recorded");
+    // The request's record in the directory's partition: the status says when the consumer
+    // has taken it (`requests_taken` past it) and what came of it.
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"requested": format!("{request:?}"), "log_end": log_end})),
+        Json(json!({"requested": format!("{request:?}"), "position": position})),
     )
         .into_response())
 }
@@ -297,6 +297,7 @@ async fn status(
         "state": s.state,
         "error": s.error,
         "position": s.position,
+        "requests_below": s.requests_below,
         "views_position": s.views_position,
         "lag": s.views_position.saturating_sub(s.position),
         "pending": s.pending,

@@ -101,10 +101,17 @@ impl Written {
     }
 }
 
+/// A command's answer: what it left, and where its record is in the directory's partition
+/// (`None` when it recorded nothing).
+struct Receipt {
+    written: Written,
+    position: Option<u64>,
+}
+
 struct Job {
     cmd: Command,
     ctx: Context,
-    reply: oneshot::Sender<Result<Written, WriteError>>,
+    reply: oneshot::Sender<Result<Receipt, WriteError>>,
 }
 
 /// A handle to one directory's writer.
@@ -122,13 +129,31 @@ impl Writer {
     /// Fails with the domain's refusal, or `Unavailable` when the log or views could not take
     /// the write (then nothing was acknowledged).
     pub async fn execute(&self, cmd: Command, ctx: Context) -> Result<Outcome, WriteError> {
-        self.write(cmd, ctx).await.map(|w| w.outcome())
+        self.submit(cmd, ctx).await.map(|r| r.written.outcome())
+    }
+
+    /// Like [`Self::execute`], also answering with the position of the command's record in
+    /// the directory's partition (`None` when the command recorded nothing): what a reader of
+    /// the log, such as a provider consumer, is past once it has taken the command.
+    ///
+    /// Fails as `execute` does.
+    pub async fn execute_at(
+        &self,
+        cmd: Command,
+        ctx: Context,
+    ) -> Result<(Outcome, Option<u64>), WriteError> {
+        let r = self.submit(cmd, ctx).await?;
+        Ok((r.written.outcome(), r.position))
     }
 
     /// Like [`Self::execute`], answering with the resource as the command left it.
     ///
     /// Fails as `execute` does.
     pub async fn write(&self, cmd: Command, ctx: Context) -> Result<Written, WriteError> {
+        self.submit(cmd, ctx).await.map(|r| r.written)
+    }
+
+    async fn submit(&self, cmd: Command, ctx: Context) -> Result<Receipt, WriteError> {
         let share = {
             let mut shares = self.shares.lock().unwrap_or_else(|p| p.into_inner());
             let source = ctx.source.as_deref().unwrap_or_default();
@@ -276,7 +301,7 @@ struct DirectoryWriter {
     /// it changed in `state`. `state` includes them and new records chain on the last of them.
     pending: VecDeque<Pending>,
     /// Pending records the feed showed valid during the current batch.
-    won: Vec<Uuid>,
+    won: Vec<(Uuid, u64)>,
     /// Set when the log showed that pending records lost to another writer (they have been
     /// taken back out of `state`).
     lost: bool,
@@ -322,10 +347,10 @@ struct Round {
 
 /// What the log said about a batch's records.
 enum Confirmed {
-    /// Every record is valid.
-    AllWon,
-    /// Another writer got in first: which of ours are valid.
-    Raced(Vec<bool>),
+    /// Every record is valid: their positions.
+    AllWon(Vec<u64>),
+    /// Another writer got in first: the positions of ours that are valid.
+    Raced(Vec<Option<u64>>),
     /// Nothing was written (the batch is undone), or the outcome could not be learnt in time
     /// (the records stay pending).
     Failed(String),
@@ -369,7 +394,7 @@ impl DirectoryWriter {
         }
         if ours {
             self.pending.pop_front();
-            self.won.push(id);
+            self.won.push((id, entry.position));
             return;
         }
         self.lose_pending();
@@ -541,14 +566,18 @@ impl DirectoryWriter {
             };
             span.record("records", round.records.len());
             if round.records.is_empty() {
-                return self.answer(jobs, round.results);
+                let nowhere = vec![None; jobs.len()];
+                return self.answer(jobs, round.results, nowhere);
             }
             let won = match self
                 .append_and_confirm(round.records, round.undos, rx)
                 .instrument(span.clone())
                 .await
             {
-                Confirmed::AllWon => return self.answer(jobs, round.results),
+                Confirmed::AllWon(positions) => {
+                    let at = round.record_of.iter().map(|r| r.map(|i| positions[i]));
+                    return self.answer(jobs, round.results, at.collect());
+                }
                 Confirmed::Raced(won) => {
                     if let Some(m) = &self.metrics {
                         m.lost_races.inc();
@@ -563,17 +592,19 @@ impl DirectoryWriter {
             let mut retry = Vec::new();
             let mut done_jobs = Vec::new();
             let mut done_results = Vec::new();
+            let mut done_at = Vec::new();
             for ((job, result), record) in jobs.into_iter().zip(round.results).zip(round.record_of)
             {
-                match record {
-                    Some(i) if won[i] => {
+                match record.and_then(|i| won[i]) {
+                    Some(at) => {
                         done_jobs.push(job);
                         done_results.push(result);
+                        done_at.push(Some(at));
                     }
-                    _ => retry.push(job),
+                    None => retry.push(job),
                 }
             }
-            self.answer(done_jobs, done_results);
+            self.answer(done_jobs, done_results, done_at);
             if retry.is_empty() {
                 return;
             }
@@ -635,7 +666,7 @@ impl DirectoryWriter {
             // The views confirm the outcome; if they stop answering, say so now rather than
             // at the timeout (the records are durable and stay pending either way).
             let mut health = tokio::time::interval(Duration::from_millis(250));
-            while !self.lost && self.won.last().copied() != last {
+            while !self.lost && self.won.last().map(|w| w.0) != last {
                 tokio::select! {
                     entry = self.feed.recv() => {
                         let Some(entry) = entry else {
@@ -663,11 +694,12 @@ impl DirectoryWriter {
             tracing::warn!(%why, "appended, but the outcome was not confirmed");
             return Confirmed::Failed(why);
         }
+        let won: HashMap<Uuid, u64> = self.won.drain(..).collect();
+        let positions = ids.iter().map(|id| won.get(id).copied());
         if self.lost {
-            let won: std::collections::HashSet<Uuid> = self.won.drain(..).collect();
-            Confirmed::Raced(ids.iter().map(|id| won.contains(id)).collect())
+            Confirmed::Raced(positions.collect())
         } else {
-            Confirmed::AllWon
+            Confirmed::AllWon(positions.flatten().collect())
         }
     }
 
@@ -697,10 +729,17 @@ impl DirectoryWriter {
         }
     }
 
-    fn answer(&self, jobs: Vec<Job>, results: Vec<Result<Written, WriteError>>) {
+    /// Answers each job with its result and its record's position.
+    fn answer(
+        &self,
+        jobs: Vec<Job>,
+        results: Vec<Result<Written, WriteError>>,
+        positions: Vec<Option<u64>>,
+    ) {
         self.record(&results);
-        for (job, result) in jobs.into_iter().zip(results) {
-            let _ = job.reply.send(result);
+        for ((job, result), position) in jobs.into_iter().zip(results).zip(positions) {
+            let receipt = result.map(|written| Receipt { written, position });
+            let _ = job.reply.send(receipt);
         }
     }
 
@@ -709,7 +748,8 @@ impl DirectoryWriter {
             .iter()
             .map(|_| Err(WriteError::Unavailable(why.to_owned())))
             .collect();
-        self.answer(jobs, results);
+        let nowhere = vec![None; jobs.len()];
+        self.answer(jobs, results, nowhere);
     }
 
     fn record(&self, results: &[Result<Written, WriteError>]) {

@@ -83,6 +83,10 @@ impl Work {
 pub struct FullSyncReport {
     pub started: Option<DateTime<Utc>>,
     pub finished: Option<DateTime<Utc>>,
+    /// The sync was planned after every provider request below this log position was taken:
+    /// it answers each sync request below it.
+    #[serde(default)]
+    pub requests_below: u64,
     /// Local objects in scope, compared with the remote: the unchanged, created and updated
     /// ones and those whose create or update failed.
     pub compared: u64,
@@ -103,8 +107,10 @@ pub struct FullSyncReport {
 pub struct Progress {
     /// The first full sync (the bootstrap from a cut of the views) is done.
     pub bootstrapped: bool,
-    /// Replay requests below this position were carried out already.
-    pub replay_floor: u64,
+    /// Provider requests (sync, retry, replay) below this log position were taken already;
+    /// read again after a replay, they are not carried out twice.
+    #[serde(alias = "replay_floor")]
+    pub requests_below: u64,
     /// An operator asked for a full sync that has not run yet.
     pub full_sync_requested: bool,
     pub pending: Vec<Saved<Key, Work>>,

@@ -71,7 +71,7 @@ impl Runner {
         let planned = fullsync::plan(&self.cx, &mut self.links, &self.echoes)
             .instrument(span)
             .await;
-        let plan = match planned {
+        let mut plan = match planned {
             Ok(p) => p,
             Err(e) => {
                 // Tried again at the next schedule or request; the log goes on meanwhile
@@ -81,6 +81,7 @@ impl Runner {
                     started: Some(Utc::now()),
                     finished: Some(Utc::now()),
                     failed: 1,
+                    requests_below: self.progress.requests_below,
                     errors: vec![e.clone()],
                     ..FullSyncReport::default()
                 });
@@ -93,6 +94,7 @@ impl Runner {
                 return Ok(());
             }
         };
+        plan.report.requests_below = self.progress.requests_below;
         if bootstrap {
             self.position = self.position.max(cut);
             self.progress.bootstrapped = true;

@@ -467,22 +467,25 @@ impl Runner {
                     self.access_changed(&scope, id, members, entry.position, at)
                         .await?;
                 }
-                Event::ProviderSyncRequested if id == self.view.id => {
-                    self.progress.full_sync_requested = true;
-                }
-                Event::ProviderRetryRequested if id == self.view.id => {
-                    let n = self.queue.retry_all();
-                    tracing::info!(objects = n, "parked objects retried on request");
-                }
-                Event::ProviderReplayRequested(r)
-                    if id == self.view.id
-                        && entry.position >= self.progress.replay_floor
-                        && r.from <= entry.position =>
+                Event::ProviderSyncRequested
+                | Event::ProviderRetryRequested
+                | Event::ProviderReplayRequested(_)
+                    if id == self.view.id && entry.position >= self.progress.requests_below =>
                 {
-                    tracing::info!(from = r.from, "replaying on request");
-                    self.progress.replay_floor = entry.position + 1;
-                    self.position = r.from;
-                    return Ok(true);
+                    self.progress.requests_below = entry.position + 1;
+                    match &env.event {
+                        Event::ProviderSyncRequested => self.progress.full_sync_requested = true,
+                        Event::ProviderRetryRequested => {
+                            let n = self.queue.retry_all();
+                            tracing::info!(objects = n, "parked objects retried on request");
+                        }
+                        Event::ProviderReplayRequested(r) if r.from <= entry.position => {
+                            tracing::info!(from = r.from, "replaying on request");
+                            self.position = r.from;
+                            return Ok(true);
+                        }
+                        _ => {}
+                    }
                 }
                 _ => {}
             }

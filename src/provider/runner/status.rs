@@ -58,6 +58,8 @@ pub struct Status {
     pub error: Option<String>,
     /// The first position of the directory's partition not carried yet.
     pub position: u64,
+    /// Provider requests (sync, retry, replay) below this position have been taken.
+    pub requests_below: u64,
     /// The first position the views do not reflect yet.
     pub views_position: u64,
     /// Objects with changes still to carry, neither in flight nor parked.
@@ -119,6 +121,7 @@ impl Runner {
         s.error = objects_error(&failing, &parked);
         s.failing = failing;
         s.position = self.position;
+        s.requests_below = self.progress.requests_below;
         s.views_position = views;
         s.pending = self.queue.waiting_objects();
         s.in_flight = self.queue.in_flight();
