@@ -399,3 +399,41 @@ async fn admin_tokens_rotate_and_directories_and_sources_are_created_and_deleted
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_made_before_the_first_full_sync_is_answered_by_it() {
+    let (base, _users) = refusing_remote().await;
+    let app = TestApp::spawn().await;
+    let (s, _) = app
+        .create_user("default", &app.scim_token, "ada@example.com")
+        .await;
+    assert_eq!(s, 201);
+    let file = app.data.path().join("provider.json");
+    let write = |body: Value| std::fs::write(&file, body.to_string()).unwrap();
+    write(json!({"name": "later", "base_url": base, "enabled": false,
+                 "auth": {"type": "bearer", "token": "remote-secret"}}));
+    let f = file.to_str().unwrap();
+    let (ok, _, err) = run(&app, &["provider", "create", "--file", f]);
+    assert!(ok, "{err}");
+    // Asked for while the provider is disabled: the request is in the log below the cut the
+    // first full sync starts from once it is enabled, and that sync answers it.
+    let (ok, out, err) = run(&app, &["provider", "sync", "later", "-o", "json"]);
+    assert!(ok, "{err}");
+    let at = serde_json::from_str::<Value>(&out).unwrap()["position"]
+        .as_u64()
+        .unwrap();
+    write(json!({"enabled": true}));
+    let (ok, _, err) = run(&app, &["provider", "update", "later", "--file", f]);
+    assert!(ok, "{err}");
+    let s = eventually(
+        30,
+        || status(&app, "later"),
+        |s| s["requests_below"].as_u64() > Some(at) && s["last_full_sync"]["finished"].is_string(),
+    )
+    .await;
+    assert!(
+        s["last_full_sync"]["requests_below"].as_u64() > Some(at),
+        "{s}"
+    );
+    app.stop().await;
+}

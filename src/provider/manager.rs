@@ -240,6 +240,7 @@ impl Providers {
                 pending: progress.pending.iter().filter(|p| !p.parked).count(),
                 parked,
                 last_full_sync: progress.last_full_sync,
+                requests_below: progress.requests_below,
                 ..Status::default()
             },
             recent: Vec::new(),

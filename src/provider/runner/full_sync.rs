@@ -94,11 +94,14 @@ impl Runner {
                 return Ok(());
             }
         };
-        plan.report.requests_below = self.progress.requests_below;
         if bootstrap {
+            // The history below the cut is not read: the bootstrap answers the requests in it
+            // (it is a full sync, and it tries every parked object again).
             self.position = self.position.max(cut);
+            self.progress.requests_below = self.progress.requests_below.max(cut);
             self.progress.bootstrapped = true;
         }
+        plan.report.requests_below = self.progress.requests_below;
         if !self.cx.dry_run {
             self.changed.extend(plan.links);
         }
