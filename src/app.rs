@@ -285,6 +285,7 @@ async fn bootstrap(
         actor: Actor::System,
         source: None,
         correlation_id: Some("first-start".into()),
+        client: None,
     };
     let created = writers
         .get(DEFAULT_DIRECTORY)

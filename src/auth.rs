@@ -68,12 +68,23 @@ pub fn hash(token: &str) -> String {
 
 /// True if `presented` hashes to one of `hashes`. Every candidate is compared in constant time.
 pub fn verify<'a>(presented: &str, hashes: impl IntoIterator<Item = &'a str>) -> bool {
+    find(presented, hashes.into_iter().map(|h| ((), h))).is_some()
+}
+
+/// The key of the candidate `presented` hashes to. Every candidate is compared, each in
+/// constant time, whichever matches.
+pub fn find<'a, K>(
+    presented: &str,
+    candidates: impl IntoIterator<Item = (K, &'a str)>,
+) -> Option<K> {
     let h = hash(presented);
-    let mut found = subtle::Choice::from(0);
-    for candidate in hashes {
-        found |= h.as_bytes().ct_eq(candidate.as_bytes());
+    let mut found = None;
+    for (key, candidate) in candidates {
+        if bool::from(h.as_bytes().ct_eq(candidate.as_bytes())) {
+            found = Some(key);
+        }
     }
-    found.into()
+    found
 }
 
 /// An Argon2id hash (PHC string, OWASP parameters: 19 MiB, 2 passes) of a user's password,

@@ -77,6 +77,7 @@ async fn bootstrap(w: &roster::pipeline::Writer) -> Result<Outcome, WriteError> 
         actor: Actor::System,
         source: None,
         correlation_id: None,
+        client: None,
     };
     let cmd = Command::Bootstrap {
         admin: t(),
@@ -91,6 +92,7 @@ fn ctx() -> Context {
         actor: Actor::Source("source:default".into()),
         source: Some("default".into()),
         correlation_id: None,
+        client: None,
     }
 }
 

@@ -440,6 +440,7 @@ fn run(ops: Vec<Op>, concurrency: usize, hostile: bool) {
             actor: roster_events::Actor::System,
             source: None,
             correlation_id: None,
+            client: None,
         };
         for (name, steps) in [("gone", 2), ("back", 3), ("kept", 1)] {
             let w = pipeline.writers.get(name).await.unwrap();

@@ -32,6 +32,23 @@ pub enum Actor {
     System,
 }
 
+/// The client a request came from, as the server saw it: recorded with every event the
+/// request caused, for the audit trail. Absent from events written before it was recorded,
+/// and from events Roster causes itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Client {
+    /// The id of the bearer token the request was authenticated with (a source token's or an
+    /// admin token's id, `config` for the configured admin token); never the secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_id: Option<String>,
+    /// The address of the peer that connected (a proxy's, when there is one in front).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<std::net::IpAddr>,
+    /// The `User-Agent` header, cut to 256 bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+}
+
 /// One event with everything needed to audit and replay it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Envelope {
@@ -48,6 +65,8 @@ pub struct Envelope {
     pub source: Option<String>,
     /// The request that caused the event.
     pub correlation_id: Option<String>,
+    /// The client the request came from.
+    pub client: Option<Client>,
     pub event: Event,
 }
 
@@ -77,6 +96,8 @@ struct StoredOut<'a> {
     source: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     correlation_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client: Option<&'a Client>,
     payload: serde_json::Value,
 }
 
@@ -95,6 +116,7 @@ impl Serialize for Envelope {
             actor: &self.actor,
             source: self.source.as_deref(),
             correlation_id: self.correlation_id.as_deref(),
+            client: self.client.as_ref(),
             payload: self.event.payload_json(),
         }
         .serialize(s)
@@ -121,6 +143,7 @@ enum Field {
     Actor,
     Source,
     CorrelationId,
+    Client,
     Payload,
     #[serde(other)]
     Unknown,
@@ -151,6 +174,7 @@ impl<'de> serde::de::Visitor<'de> for EnvelopeVisitor {
         let mut actor = None;
         let mut source = None;
         let mut correlation_id = None;
+        let mut client = None;
         let mut event = None;
         let mut raw: Option<Box<RawValue>> = None;
         while let Some(key) = map.next_key::<Field>()? {
@@ -166,6 +190,7 @@ impl<'de> serde::de::Visitor<'de> for EnvelopeVisitor {
                 Field::Actor => actor = Some(map.next_value()?),
                 Field::Source => source = map.next_value()?,
                 Field::CorrelationId => correlation_id = map.next_value()?,
+                Field::Client => client = map.next_value()?,
                 Field::Payload => {
                     let current = event_type.as_deref().and_then(current_schema_version);
                     match (&event_type, current) {
@@ -200,6 +225,7 @@ impl<'de> serde::de::Visitor<'de> for EnvelopeVisitor {
             actor: actor.ok_or_else(|| missing("actor"))?,
             source,
             correlation_id,
+            client,
             event,
         })
     }

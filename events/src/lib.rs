@@ -16,7 +16,7 @@ mod upcast;
 
 pub use declared::{DeclaredAttribute, DeclaredSchema};
 pub use document::Document;
-pub use envelope::{Actor, DecodeError, Envelope, ResourceType};
+pub use envelope::{Actor, Client, DecodeError, Envelope, ResourceType};
 pub use ids::{fold_case, ResourceId};
 pub use provider::{
     ProviderAuth, ProviderConfig, ProviderCreated, ProviderGrant, ProviderMode,

@@ -143,3 +143,23 @@ fn field_order_does_not_matter() {
         assert_eq!(a, b, "{name}");
     }
 }
+
+#[test]
+fn the_client_of_a_request_is_read_back_and_older_events_have_none() {
+    let all = fixtures();
+    let find = |name: &str| {
+        let (_, json) = all.iter().find(|(n, _)| n == name).unwrap();
+        Envelope::decode(json).unwrap()
+    };
+    let client = find("v1/user.created--client.json").client.unwrap();
+    assert_eq!(
+        client.token_id.as_deref(),
+        Some("019ab5c0-0000-7000-8000-0000000000a2")
+    );
+    assert_eq!(client.ip, Some("203.0.113.7".parse().unwrap()));
+    assert_eq!(
+        client.user_agent.as_deref(),
+        Some("Azure Active Directory SCIM Client")
+    );
+    assert!(find("v1/user.created.json").client.is_none());
+}

@@ -729,6 +729,7 @@ mod tests {
             actor: Actor::System,
             source: None,
             correlation_id: None,
+            client: None,
             event,
         }
     }

@@ -2,7 +2,7 @@
 //! back: the outcome of a command that was decided, or why it was refused (`DomainError`).
 
 use crate::patch::{MemberOp, MemberRef, PatchError, PatchOp};
-use roster_events::{Actor, Ownership, ProviderConfig, ResourceId, UndeclaredExtensions};
+use roster_events::{Actor, Client, Ownership, ProviderConfig, ResourceId, UndeclaredExtensions};
 use roster_projections::schema::Checked;
 
 /// A hashed token ready to be recorded.
@@ -166,6 +166,8 @@ pub struct Context {
     /// The source the request came through; with the `owned` policy it sees only its own.
     pub source: Option<String>,
     pub correlation_id: Option<String>,
+    /// The client the request came from (token, address, user agent); `None` for Roster's own.
+    pub client: Option<Client>,
 }
 
 /// Why a command was refused. Nothing was written.

@@ -54,6 +54,7 @@ impl Builder<'_> {
             actor: self.ctx.actor.clone(),
             source: self.ctx.source.clone(),
             correlation_id: self.ctx.correlation_id.clone(),
+            client: self.ctx.client.clone(),
             event,
         });
     }

@@ -7,6 +7,7 @@ fn ctx(source: &str) -> Context {
         actor: Actor::Source(format!("source:{source}")),
         source: Some(source.into()),
         correlation_id: None,
+        client: None,
     }
 }
 
@@ -253,6 +254,7 @@ fn bootstrap_happens_once() {
         actor: Actor::System,
         source: None,
         correlation_id: None,
+        client: None,
     };
     let (state, _) = given(&[(boot.clone(), sys.clone())]);
     assert!(state.source_by_slug("default").is_some());

@@ -16,7 +16,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use roster_events::{Actor, Ownership, ResourceId, UndeclaredExtensions, DEFAULT_DIRECTORY};
+use roster_events::{
+    Actor, Client, Ownership, ResourceId, UndeclaredExtensions, DEFAULT_DIRECTORY,
+};
 use roster_projections::SourceView;
 use serde_json::{json, Value};
 
@@ -72,6 +74,7 @@ pub struct AdminAuth {
     /// The admin token's id, or `config` for the configured token.
     who: String,
     request_id: Option<String>,
+    client: Client,
 }
 
 impl AdminAuth {
@@ -85,6 +88,7 @@ impl AdminAuth {
             actor: Actor::Admin(self.who.clone()),
             source: None,
             correlation_id: self.request_id.clone(),
+            client: Some(self.client.clone()),
         }
     }
 
@@ -125,27 +129,22 @@ impl FromRequestParts<AppState> for AdminAuth {
         if token.is_empty() {
             return Err(ScimError::unauthorized());
         }
-        if let Some(t) = tokens
-            .iter()
-            .filter(|t| t.revoked.is_none())
-            .find(|t| auth::verify(token, [t.hash.as_str()]))
-        {
-            return Ok(AdminAuth {
-                who: t.id.to_string(),
-                request_id,
-            });
-        }
-        if app
+        // The configured token first: an issued token with the same secret names itself.
+        let configured = app
             .admin_token_hash
             .as_deref()
-            .is_some_and(|h| auth::verify(token, [h]))
-        {
-            return Ok(AdminAuth {
-                who: "config".into(),
-                request_id,
-            });
-        }
-        Err(ScimError::unauthorized())
+            .map(|h| ("config".to_owned(), h));
+        let issued = tokens
+            .iter()
+            .filter(|t| t.revoked.is_none())
+            .map(|t| (t.id.to_string(), t.hash.as_str()));
+        let who = auth::find(token, configured.into_iter().chain(issued))
+            .ok_or_else(ScimError::unauthorized)?;
+        Ok(AdminAuth {
+            client: super::client(parts, Some(who.clone())),
+            who,
+            request_id,
+        })
     }
 }
 

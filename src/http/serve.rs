@@ -8,6 +8,7 @@
 //! lets in-flight requests finish.
 
 use super::linger::Lingering;
+use super::Peer;
 use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -18,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tower::Layer;
 
 /// The connection limits.
 #[derive(Clone, Copy, Debug)]
@@ -71,10 +73,10 @@ pub async fn serve(
                 Err(_) => break,
             },
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = &mut stop => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) if transient(&e) => {
                     tracing::warn!(error = %e, "accept failed; waiting before the next");
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -84,7 +86,8 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
+        // Each request knows the address it came from (the audit trail records it).
+        let service = TowerToHyperService::new(axum::Extension(Peer(peer)).layer(router.clone()));
         let conn = builder.serve_connection(TokioIo::new(Lingering::new(stream)), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {

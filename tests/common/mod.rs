@@ -23,6 +23,7 @@ pub fn record(directory: &str, follows: u64, tag: &str, n: usize) -> Record {
             actor: Actor::System,
             source: None,
             correlation_id: Some(tag.into()),
+            client: None,
             event: Event::UserCreated(UserCreated {
                 owner: None,
                 resource: roster_events::Document::from_map(

@@ -83,6 +83,7 @@ fn ctx(source: usize) -> Context {
         actor: Actor::Source(format!("source:{}", SOURCES[source])),
         source: Some(SOURCES[source].into()),
         correlation_id: None,
+        client: None,
     }
 }
 
@@ -136,6 +137,7 @@ pub async fn bootstrap(w: &Writer) {
         actor: Actor::System,
         source: None,
         correlation_id: None,
+        client: None,
     };
     w.execute(
         Command::Bootstrap {
@@ -206,7 +208,7 @@ pub async fn drive(w: &Writer, ops: Vec<Op>, concurrency: usize) {
                             3 => Command::RequestProvider { id, request: roster::domain::ProviderRequest::Replay { from: *action as u64 } },
                             _ => Command::DeleteProvider { id },
                         };
-                        let admin = Context { actor: Actor::Admin("admin".into()), source: None, correlation_id: None };
+                        let admin = Context { actor: Actor::Admin("admin".into()), source: None, correlation_id: None, client: None };
                         match w.execute(cmd, admin).await {
                             Ok(Outcome::Provider(id)) => providers.lock().unwrap().push(id),
                             Ok(_) => {}

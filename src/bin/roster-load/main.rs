@@ -243,6 +243,7 @@ fn user_record(i: usize) -> Record {
         actor: Actor::System,
         source: None,
         correlation_id: None,
+        client: None,
         event: Event::UserCreated(UserCreated {
             owner: Some("bench".into()),
             resource: roster_events::Document::from_map(
@@ -468,6 +469,7 @@ async fn main() -> anyhow::Result<()> {
                     actor: Actor::System,
                     source: None,
                     correlation_id: None,
+                    client: None,
                 };
                 w.execute(
                     Command::Bootstrap {
@@ -485,6 +487,7 @@ async fn main() -> anyhow::Result<()> {
                 actor: Actor::Source("source:default".into()),
                 source: Some("default".into()),
                 correlation_id: None,
+                client: None,
             };
             let w2 = w.clone();
             drive("seeded users", 256, users, move |i| {
@@ -523,6 +526,7 @@ async fn main() -> anyhow::Result<()> {
                     actor: Actor::Source("source:default".into()),
                     source: Some("default".into()),
                     correlation_id: None,
+                    client: None,
                 };
                 let w3 = w.clone();
                 drive("seeded groups", 16, groups, move |g| {

@@ -10,7 +10,7 @@ use crate::domain::Context;
 use axum::extract::{FromRequestParts, Path};
 use axum::http::header;
 use axum::http::request::Parts;
-use roster_events::{Actor, ResourceId};
+use roster_events::{Actor, Client, ResourceId};
 use roster_projections::schema::ResourceSchemas;
 use roster_projections::{SourceView, Visibility};
 use std::collections::HashMap;
@@ -22,6 +22,7 @@ pub struct SourceAuth {
     pub(super) directory: String,
     base: String,
     request_id: Option<String>,
+    client: Client,
     /// The source itself, as the views hold it.
     source: Arc<SourceView>,
 }
@@ -53,6 +54,7 @@ impl SourceAuth {
             actor: Actor::Source(format!("source:{}", self.slug)),
             source: Some(self.slug.clone()),
             correlation_id: self.request_id.clone(),
+            client: Some(self.client.clone()),
         }
     }
 
@@ -79,10 +81,11 @@ impl FromRequestParts<AppState> for SourceAuth {
         // Hash and compare even for an unknown source, so timing does not tell sources apart.
         let hashes = source
             .iter()
-            .flat_map(|s| s.tokens.values())
-            .filter(|t| t.revoked.is_none())
-            .map(|t| t.hash.as_str());
-        let valid = !token.is_empty() && auth::verify(token, hashes);
+            .flat_map(|s| s.tokens.iter())
+            .filter(|(_, t)| t.revoked.is_none())
+            .map(|(id, t)| (*id, t.hash.as_str()));
+        let token_id = auth::find(token, hashes).filter(|_| !token.is_empty());
+        let valid = token_id.is_some();
         // The client learns only that the token does not open this URL (not whether the
         // slug exists); the server's log says which check failed.
         let known = source.is_some();
@@ -114,6 +117,7 @@ impl FromRequestParts<AppState> for SourceAuth {
             source: source.clone(),
             slug,
             request_id: super::super::request_id(&parts.headers),
+            client: super::super::client(parts, token_id.map(|id| id.to_string())),
         })
     }
 }
