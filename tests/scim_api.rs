@@ -928,3 +928,36 @@ async fn a_short_configured_admin_token_is_refused_at_start() {
     };
     assert!(err.contains("is 1 characters: use at least 24"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_ascii_names_with_stray_spaces_are_kept_and_compared_without_them() {
+    let app = TestApp::spawn().await;
+    let users = format!("{}/Users", app.scim("default"));
+    // A trailing space after a non-ASCII letter once panicked the name check.
+    let (s, body) = app.create_user("default", &app.scim_token, "Zoë ").await;
+    assert_eq!(s, 201, "{body}");
+    assert_eq!(body["userName"], "Zoë ");
+    let (s, body) = app
+        .post(&users, &app.scim_token, json!({"userName": "  zoë"}))
+        .await;
+    assert_eq!(s, 409, "{body}");
+    assert_eq!(body["scimType"], "uniqueness");
+    let groups = format!("{}/Groups", app.scim("default"));
+    let (s, body) = app
+        .post(
+            &groups,
+            &app.scim_token,
+            json!({"displayName": "Équipe  Ops "}),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let (s, _) = app
+        .post(
+            &groups,
+            &app.scim_token,
+            json!({"displayName": "équipe ops"}),
+        )
+        .await;
+    assert_eq!(s, 409);
+    app.stop().await;
+}

@@ -113,6 +113,16 @@ mod tests {
     }
 
     #[test]
+    fn spaces_around_and_inside_non_ascii_names_are_trimmed_and_collapsed() {
+        // precis-profiles 0.1 indexed these by character as if by byte and panicked.
+        assert_eq!(name_key("Zoë "), "zoë");
+        assert_eq!(name_key("José  Álvarez"), "josé álvarez");
+        assert_eq!(name_key(" Ωmega"), "ωmega");
+        assert_eq!(name_key("\u{c4a}ΣA\u{fffc} "), "\u{c4a}σa\u{fffc}");
+        assert_eq!(check_name("Zoë "), Ok(()));
+    }
+
+    #[test]
     fn a_legacy_name_without_a_precis_key_still_has_one() {
         assert_eq!(name_key("Carol\u{200b}"), "carol\u{200b}");
     }
