@@ -21,15 +21,18 @@ use async_trait::async_trait;
 use fs2::FileExt;
 use roster_events::Record;
 use roster_projections::LogEntry;
-use scan::{list_segments, read_frame, scan, segment_path, HEADER};
+use scan::{list_segments, read_frame, scan, segment_path, skip_frame, HEADER};
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
 use tokio::sync::{oneshot, watch};
 
-/// How many records apart the in-memory sparse index keeps entry points.
-const INDEX_EVERY: u64 = 1024;
+/// How many records apart the in-memory sparse index keeps entry points: a read passes over
+/// at most this many frames before its first (24 bytes of index per 64 records).
+const INDEX_EVERY: u64 = 64;
+/// The read buffer of one read of the log.
+const READ_BUFFER: usize = 256 << 10;
 
 /// Tuning for the file log.
 #[derive(Clone, Debug)]
@@ -325,9 +328,16 @@ fn read_blocking(
         file.seek(SeekFrom::Start(offset))
             .map_err(|e| io("seeking a segment", e))?;
         offset = 0;
-        let mut r = BufReader::with_capacity(1 << 20, file);
+        let mut r = BufReader::with_capacity(READ_BUFFER, file);
         while position < end && raw.len() < max {
-            match read_frame(&mut r, &mut buf) {
+            // The frames between the index mark and `from` are passed over, not checked: a
+            // reader at the tail would otherwise check up to INDEX_EVERY frames per read.
+            let read = if position < from {
+                skip_frame(&mut r).map(|f| f.map(|()| 0))
+            } else {
+                read_frame(&mut r, &mut buf)
+            };
+            match read {
                 Ok(Some(_)) => {}
                 Ok(None) => continue 'segments,
                 Err(why) => return Err(LogError::Corrupt(format!("record {position}: {why}"))),

@@ -42,6 +42,31 @@ pub(super) fn list_segments(dir: &Path) -> io::Result<Vec<u64>> {
 
 /// Reads one frame into `buf`; Ok(None) at a clean end, Err on a torn or corrupt frame.
 pub(super) fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> Result<Option<usize>, String> {
+    let Some((len, crc)) = read_header(r)? else {
+        return Ok(None);
+    };
+    buf.resize(len, 0);
+    r.read_exact(buf).map_err(|_| "torn payload".to_string())?;
+    if crc32fast::hash(buf) != crc {
+        return Err("checksum mismatch".into());
+    }
+    Ok(Some(HEADER + len))
+}
+
+/// Passes over one frame without reading its payload or checking its checksum: for the frames
+/// a read goes past on its way to its first position (each is checked when it is read).
+/// Ok(None) at a clean end, Err on a torn or implausible header.
+pub(super) fn skip_frame(r: &mut BufReader<File>) -> Result<Option<()>, String> {
+    let Some((len, _)) = read_header(r)? else {
+        return Ok(None);
+    };
+    r.seek_relative(len as i64).map_err(|e| e.to_string())?;
+    Ok(Some(()))
+}
+
+/// A frame's header: its payload's length (checked to be plausible) and checksum. Ok(None)
+/// at a clean end, Err on a torn header or an implausible length.
+fn read_header(r: &mut impl Read) -> Result<Option<(usize, u32)>, String> {
     let mut header = [0u8; HEADER];
     let mut got = 0;
     while got < HEADER {
@@ -57,12 +82,7 @@ pub(super) fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> Result<Option<
     if len == 0 || len > MAX_RECORD_BYTES {
         return Err(format!("implausible frame length {len}"));
     }
-    buf.resize(len, 0);
-    r.read_exact(buf).map_err(|_| "torn payload".to_string())?;
-    if crc32fast::hash(buf) != crc {
-        return Err("checksum mismatch".into());
-    }
-    Ok(Some(HEADER + len))
+    Ok(Some((len, crc)))
 }
 
 fn parse_header(h: &[u8]) -> (usize, u32) {
