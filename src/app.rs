@@ -110,6 +110,8 @@ impl Application {
         let providers = Providers::new(deps, pg.clone(), settings.run_providers);
         let (providers_stop, providers_stopped) = tokio::sync::watch::channel(false);
         let providers_task = providers.start(providers_stopped);
+        let audit = crate::audit::Audit::new(log.clone());
+        audit.follow(providers_stop.subscribe());
         let state = AppState::new(crate::http::Shared {
             passwords: settings.password_hasher(),
             rates: crate::http::SourceRates::new(
@@ -129,6 +131,7 @@ impl Application {
             log: log.clone(),
             metrics,
             rebuilds: Default::default(),
+            audit: audit.clone(),
         });
         Ok(Application {
             listener,

@@ -6,6 +6,7 @@
 //! `roster-projections`.
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;

@@ -122,3 +122,412 @@ async fn each_event_names_the_token_address_and_user_agent_of_its_request() {
         }
     }
 }
+
+/// `GET /admin/v1/audit{path}` with the admin token, expecting 200; the body and the `Link`
+/// header.
+async fn audit(app: &TestApp, path: &str) -> (Value, Option<String>) {
+    let r = reqwest::Client::new()
+        .get(format!("{}/admin/v1/audit{path}", app.root))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let link = r
+        .headers()
+        .get("link")
+        .map(|l| l.to_str().unwrap().to_owned());
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(status, 200, "{path}: {body}");
+    (body, link)
+}
+
+fn q(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+fn events_of(body: &Value) -> &Vec<Value> {
+    body["events"].as_array().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_trail_says_who_deactivated_a_user_when_through_which_source_and_what_changed() {
+    let app = TestApp::spawn().await;
+    let http = reqwest::Client::new();
+    let (s, alice) = app
+        .create_user("default", &app.scim_token, "alice@example.com")
+        .await;
+    assert_eq!(s, 201);
+    let id = alice["id"].as_str().unwrap();
+    let r = http
+        .patch(format!("{}/Users/{id}", app.scim("default")))
+        .bearer_auth(&app.scim_token)
+        .header("content-type", "application/scim+json")
+        .header("user-agent", "Okta SCIM Client 1.0.0")
+        .header("x-request-id", "okta-req-7")
+        .body(
+            json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [
+                    {"op": "replace", "value": {"active": false}},
+                    {"op": "add", "path": "title", "value": "Former CFO"}
+                ]
+            })
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let filter = q(&format!("resource.id eq \"{id}\""));
+    let (body, _) = audit(&app, &format!("/events?filter={filter}")).await;
+    let events = events_of(&body);
+    assert_eq!(events.len(), 2, "{body}");
+    assert_eq!(events[0]["type"], "user.created");
+    assert_eq!(events[0]["displayName"], "Add user");
+    let change = &events[1];
+    assert_eq!(change["type"], "user.replaced");
+    assert_eq!(change["displayName"], "Update user");
+    assert_eq!(
+        change["message"],
+        "user alice@example.com deactivated by source default"
+    );
+    assert_eq!(change["outcome"], "success");
+    assert_eq!(
+        change["actor"],
+        json!({"kind": "source", "id": "source:default"})
+    );
+    assert_eq!(change["source"], "default");
+    assert_eq!(change["correlationId"], "okta-req-7");
+    assert_eq!(change["client"]["userAgent"], "Okta SCIM Client 1.0.0");
+    assert_eq!(change["client"]["ip"], "127.0.0.1");
+    assert_eq!(change["target"]["name"], "alice@example.com");
+    assert_eq!(change["target"]["etag"], "W/\"2\"");
+    assert_eq!(
+        change["changes"],
+        json!([
+            {"path": "active", "old": true, "new": false},
+            {"path": "title", "old": null, "new": "Former CFO"},
+        ])
+    );
+    // When: the event's time is the write's, and a time range around it finds it.
+    let time = change["time"].as_str().unwrap();
+    let (body, _) = audit(
+        &app,
+        &format!(
+            "/events?filter={filter}&since={}&until={}",
+            q(time),
+            q(time)
+        ),
+    )
+    .await;
+    assert_eq!(events_of(&body).len(), 1, "{body}");
+    assert_eq!(events_of(&body)[0]["type"], "user.replaced");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_pages_follow_the_link_header_in_either_order_without_repeats() {
+    let app = TestApp::spawn().await;
+    for i in 0..7 {
+        let (s, _) = app
+            .create_user("default", &app.scim_token, &format!("page{i}@example.com"))
+            .await;
+        assert_eq!(s, 201);
+    }
+    for order in ["ascending", "descending"] {
+        let mut names = Vec::new();
+        let mut next = format!(
+            "/events?filter={}&limit=3&sortOrder={order}",
+            q("type eq \"user.created\"")
+        );
+        for _ in 0..10 {
+            let (body, link) = audit(&app, &next).await;
+            names.extend(
+                events_of(&body)
+                    .iter()
+                    .map(|e| e["target"]["name"].as_str().unwrap().to_owned()),
+            );
+            match link {
+                Some(link) => {
+                    assert!(link.ends_with(">; rel=\"next\""), "{link}");
+                    let url = &link[1..link.find('>').unwrap()];
+                    next = url.strip_prefix("/admin/v1/audit").unwrap().to_owned();
+                    assert_eq!(events_of(&body).len(), 3, "{body}");
+                    assert!(body["next"].as_str().is_some());
+                }
+                None => {
+                    assert!(body["next"].is_null());
+                    break;
+                }
+            }
+        }
+        let mut want: Vec<String> = (0..7).map(|i| format!("page{i}@example.com")).collect();
+        if order == "descending" {
+            want.reverse();
+        }
+        assert_eq!(names, want, "{order}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_users_history_and_its_state_at_any_moment_stay_answerable() {
+    let app = TestApp::spawn().await;
+    let (_, user) = app
+        .create_user("default", &app.scim_token, "bob@example.com")
+        .await;
+    let id = user["id"].as_str().unwrap().to_owned();
+    let url = format!("{}/Users/{id}", app.scim("default"));
+    let (s, _) = app
+        .put(
+            &url,
+            &app.scim_token,
+            json!({"userName": "robert@example.com", "active": true, "displayName": "Robert"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, _) = app
+        .patch(
+            &url,
+            &app.scim_token,
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                   "Operations": [{"op": "add", "path": "password", "value": "Tr0ub4dor&3-horse"}]}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (renamed, _) = audit(&app, &format!("/resources/{id}/history")).await;
+    let before_delete = events_of(&renamed).last().unwrap()["time"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let position = events_of(&renamed)[0]["position"].as_u64().unwrap();
+    assert_eq!(app.delete(&url, &app.scim_token).await, 204);
+
+    let (body, _) = audit(&app, &format!("/resources/{id}/history")).await;
+    let events = events_of(&body);
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        [
+            "user.created",
+            "user.replaced",
+            "user.password_set",
+            "user.deleted"
+        ],
+        "{body}"
+    );
+    let etags: Vec<&str> = events
+        .iter()
+        .map(|e| e["target"]["etag"].as_str().unwrap())
+        .collect();
+    assert_eq!(etags, ["W/\"1\"", "W/\"2\"", "W/\"3\"", "W/\"4\""]);
+    // Names as they were at each event: the rename shows the new name from then on.
+    assert_eq!(events[0]["target"]["name"], "bob@example.com");
+    assert_eq!(events[3]["target"]["name"], "robert@example.com");
+    assert!(events[1]["changes"].as_array().unwrap().contains(
+        &json!({"path": "userName", "old": "bob@example.com", "new": "robert@example.com"})
+    ));
+    assert_eq!(
+        events[2]["changes"],
+        json!([{"path": "password", "old": null, "new": null, "redacted": true}])
+    );
+    assert_eq!(
+        events[2]["message"],
+        "user robert@example.com had its password changed by source default"
+    );
+    let text = body.to_string();
+    assert!(
+        !text.contains("Tr0ub4dor") && !text.contains("argon2"),
+        "{text}"
+    );
+    // The keyword search finds the user under the name it had then.
+    let (found, _) = audit(&app, "/events?q=BOB%40example").await;
+    assert_eq!(events_of(&found).len(), 1, "{found}");
+    assert_eq!(events_of(&found)[0]["type"], "user.created");
+
+    // As of the last change before the delete: the user as it was, though deleted since.
+    let (s, then) = app
+        .get(
+            &format!(
+                "{}/admin/v1/audit/resources/{id}/as-of?time={}",
+                app.root,
+                q(&before_delete)
+            ),
+            &app.admin_token,
+        )
+        .await;
+    assert_eq!(s, 200, "{then}");
+    assert_eq!(then["userName"], "robert@example.com");
+    assert_eq!(then["displayName"], "Robert");
+    assert_eq!(then["meta"]["version"], "W/\"3\"");
+    assert!(then.get("password").is_none());
+    // As of the position of its creation: the first version.
+    let (s, first) = app
+        .get(
+            &format!(
+                "{}/admin/v1/audit/resources/{id}/as-of?position={position}",
+                app.root
+            ),
+            &app.admin_token,
+        )
+        .await;
+    assert_eq!(s, 200, "{first}");
+    assert_eq!(first["userName"], "bob@example.com");
+    // Now, and before it existed: 404 with the reason.
+    let (s, now) = app
+        .get(
+            &format!(
+                "{}/admin/v1/audit/resources/{id}/as-of?time=2999-01-01T00:00:00Z",
+                app.root
+            ),
+            &app.admin_token,
+        )
+        .await;
+    assert_eq!(s, 404);
+    assert!(
+        now["detail"].as_str().unwrap().contains("was deleted at"),
+        "{now}"
+    );
+    let (s, _) = app
+        .get(
+            &format!(
+                "{}/admin/v1/audit/resources/{id}/as-of?time=2000-01-01T00:00:00Z",
+                app.root
+            ),
+            &app.admin_token,
+        )
+        .await;
+    assert_eq!(s, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_membership_changes_name_each_member() {
+    let app = TestApp::spawn().await;
+    let (_, user) = app
+        .create_user("default", &app.scim_token, "carol@example.com")
+        .await;
+    let uid = user["id"].as_str().unwrap();
+    let (s, group) = app
+        .post(
+            &format!("{}/Groups", app.scim("default")),
+            &app.scim_token,
+            json!({"displayName": "Finance", "members": [{"value": uid}]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{group}");
+    let gid = group["id"].as_str().unwrap();
+    let (s, _) = app
+        .patch(
+            &format!("{}/Groups/{gid}", app.scim("default")),
+            &app.scim_token,
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                   "Operations": [{"op": "remove", "path": format!("members[value eq \"{uid}\"]")}]}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (body, _) = audit(&app, &format!("/resources/{gid}/history")).await;
+    let events = events_of(&body);
+    let added = events
+        .iter()
+        .find(|e| e["type"] == "group.members_added")
+        .unwrap();
+    assert_eq!(added["displayName"], "Add member to group");
+    assert_eq!(added["target"]["name"], "Finance");
+    assert_eq!(
+        added["changes"],
+        json!([{"path": "members", "old": null, "new": {"value": uid, "type": "User"}}])
+    );
+    let removed = events.last().unwrap();
+    assert_eq!(removed["type"], "group.members_removed");
+    assert_eq!(
+        removed["changes"],
+        json!([{"path": "members", "old": {"value": uid, "type": "User"}, "new": null}])
+    );
+    // The group as of its creation had carol; now it has no one.
+    let position = added["position"].as_u64().unwrap();
+    let (_, then) = app
+        .get(
+            &format!(
+                "{}/admin/v1/audit/resources/{gid}/as-of?position={position}",
+                app.root
+            ),
+            &app.admin_token,
+        )
+        .await;
+    assert_eq!(
+        then["members"],
+        json!([{"value": uid, "type": "User"}]),
+        "{then}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_that_waits_returns_the_next_event_as_it_is_appended() {
+    let app = TestApp::spawn().await;
+    let filter = q("type eq \"user.created\"");
+    let (body, _) = audit(&app, &format!("/events?filter={filter}")).await;
+    assert!(events_of(&body).is_empty());
+    let resume = body["resume"].as_str().unwrap().to_owned();
+    let follow = {
+        let root = app.root.clone();
+        let token = app.admin_token.clone();
+        tokio::spawn(async move {
+            reqwest::Client::new()
+                .get(format!(
+                    "{root}/admin/v1/audit/events?filter={filter}&after={resume}&wait=30"
+                ))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !follow.is_finished(),
+        "the search waits for a matching event"
+    );
+    app.create_user("default", &app.scim_token, "dave@example.com")
+        .await;
+    let body = tokio::time::timeout(std::time::Duration::from_secs(20), follow)
+        .await
+        .expect("the waiting search answers once the event is there")
+        .unwrap();
+    assert_eq!(events_of(&body).len(), 1, "{body}");
+    assert_eq!(events_of(&body)[0]["target"]["name"], "dave@example.com");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_audit_searches_are_refused_with_a_scim_error_and_source_tokens_cannot_read() {
+    let app = TestApp::spawn().await;
+    let base = format!("{}/admin/v1/audit/events", app.root);
+    for (query, scim_type) in [
+        (
+            format!("filter={}", q("userName eq \"x\"")),
+            "invalidFilter",
+        ),
+        (format!("filter={}", q("type eq")), "invalidFilter"),
+        ("limit=0".to_owned(), "invalidValue"),
+        ("limit=5000".to_owned(), "invalidValue"),
+        ("sortOrder=sideways".to_owned(), "invalidValue"),
+        ("since=yesterday".to_owned(), "invalidValue"),
+        ("after=bm9wZQ".to_owned(), "invalidValue"),
+        ("wait=3600".to_owned(), "invalidValue"),
+    ] {
+        let (s, body) = app.get(&format!("{base}?{query}"), &app.admin_token).await;
+        assert_eq!(s, 400, "{query}: {body}");
+        assert_eq!(body["scimType"], scim_type, "{query}: {body}");
+    }
+    let (s, _) = app.get(&base, &app.scim_token).await;
+    assert_eq!(s, 401);
+    let (s, _) = app
+        .get(
+            &format!("{}/admin/v1/audit/resources/not-a-uuid/history", app.root),
+            &app.admin_token,
+        )
+        .await;
+    assert_eq!(s, 404);
+}

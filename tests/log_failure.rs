@@ -335,6 +335,7 @@ async fn readiness_follows_the_log() {
         log: log.clone(),
         metrics: roster::metrics::Metrics::new(),
         rebuilds: Default::default(),
+        audit: roster::audit::Audit::new(log.clone()),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/readyz", listener.local_addr().unwrap());

@@ -3,6 +3,7 @@
 //! be driven with `oneshot` in tests.
 
 mod admin;
+mod audit;
 mod body;
 mod discovery;
 pub mod error;
@@ -76,6 +77,8 @@ pub struct Shared {
     pub passwords: crate::passwords::PasswordHasher,
     /// Each source's request rate.
     pub rates: SourceRates,
+    /// The audit trail's index.
+    pub audit: Arc<crate::audit::Audit>,
 }
 
 impl Shared {
@@ -124,7 +127,12 @@ pub fn router(state: AppState) -> Router {
             "/source/scim/{slug}/v2",
             scim::routes().merge(discovery::routes()),
         )
-        .nest("/admin/v1", admin::routes().merge(providers::routes()))
+        .nest(
+            "/admin/v1",
+            admin::routes()
+                .merge(providers::routes())
+                .merge(audit::routes()),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

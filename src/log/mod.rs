@@ -91,3 +91,19 @@ pub trait EventLog: Send + Sync + 'static {
     /// holds (the file log's directory lock). Appends after this fail with `Unavailable`.
     async fn close(&self);
 }
+
+/// Waits until `end` (the log's [`EventLog::end`] of a partition) moves past `next`, or, on a
+/// log other processes append to, for its poll interval. False when the log closed.
+pub async fn wait_past(log: &dyn EventLog, end: &mut watch::Receiver<u64>, next: u64) -> bool {
+    let poll = log.poll_interval();
+    let poll_wait = async {
+        match poll {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        r = end.wait_for(|&e| e > next) => r.is_ok(),
+        _ = poll_wait => true,
+    }
+}

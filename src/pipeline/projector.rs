@@ -57,7 +57,6 @@ pub(super) async fn run_projector(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut end = log.end(partition);
-    let poll = log.poll_interval();
     let mut next = *projected.borrow();
     loop {
         if *stop.borrow() {
@@ -87,15 +86,8 @@ pub(super) async fn run_projector(
                 continue;
             }
         };
-        let poll_wait = async {
-            match poll {
-                Some(d) => tokio::time::sleep(d).await,
-                None => std::future::pending().await,
-            }
-        };
         tokio::select! {
-            r = end.wait_for(|&e| e > next) => if r.is_err() { return },
-            _ = poll_wait => {}
+            open = crate::log::wait_past(log.as_ref(), &mut end, next) => if !open { return },
             _ = stop.changed() => return,
         }
     }

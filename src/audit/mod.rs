@@ -1,0 +1,380 @@
+//! The audit trail: the log made answerable. A follower per partition folds every valid record
+//! into an index in memory ([`index`]); a search ([`query`]) runs over the index and the events
+//! it finds are read back from the log and rendered for a person ([`render`]): who did what,
+//! when, through which source and client, and what changed, old and new values side by side.
+//! A resource's state at any moment is folded from its own events.
+
+pub mod index;
+pub mod query;
+pub mod render;
+
+use crate::log::{EventLog, LogError};
+use index::{Entry, Interner, PartitionIndex, NO_ENTRY};
+use query::{Found, Search};
+use roster_events::{Envelope, Event, Member, ResourceType};
+use serde_json::{json, Map, Value};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+/// The most records a follower folds at once.
+const FOLLOW_BATCH: usize = 4096;
+/// How long a search waits for the index to reach the end of the log as it was when the
+/// search came in (so that a change just acknowledged is found).
+const CATCH_UP_WAIT: Duration = Duration::from_secs(5);
+
+/// Why the audit trail could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// The index is still folding the log (at start-up, after a long history).
+    #[error("the audit index is catching up with the log ({done} of {total} records); try again shortly")]
+    CatchingUp { done: u64, total: u64 },
+    /// The index names a record the log no longer returns.
+    #[error("record {position} of partition {partition} is missing from the log")]
+    Missing { partition: u32, position: u64 },
+}
+
+struct State {
+    partitions: Vec<PartitionIndex>,
+    strings: Interner,
+}
+
+/// The audit trail of one process: its index and the log it reads events back from.
+pub struct Audit {
+    log: Arc<dyn EventLog>,
+    state: RwLock<State>,
+    /// Bumped after every folded batch: searches that wait for new events wake on it.
+    grown: watch::Sender<u64>,
+}
+
+/// A page of rendered events.
+pub struct Page {
+    pub events: Vec<Value>,
+    pub found: Found,
+}
+
+/// A resource as it was at some moment.
+pub enum AsOf {
+    /// It existed: its document (with `id` and `meta`) as it was.
+    Existed(Value),
+    /// It was deleted before that moment, at this time.
+    Deleted { at: String },
+    /// It did not exist yet, or never did.
+    Unknown,
+}
+
+impl Audit {
+    /// An empty index over `log`; [`Audit::follow`] fills it.
+    pub fn new(log: Arc<dyn EventLog>) -> Arc<Audit> {
+        let partitions = (0..log.partitions())
+            .map(|_| PartitionIndex::default())
+            .collect();
+        Arc::new(Audit {
+            log,
+            state: RwLock::new(State {
+                partitions,
+                strings: Interner::default(),
+            }),
+            grown: watch::channel(0).0,
+        })
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        // A panic while folding leaves the index as it was before that batch: keep serving it.
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts one follower per partition, folding the log from its start until `stop` fires.
+    pub fn follow(self: &Arc<Self>, stop: watch::Receiver<bool>) {
+        for partition in 0..self.log.partitions() {
+            let audit = self.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move { audit.run_follower(partition, stop).await });
+        }
+    }
+
+    async fn run_follower(&self, partition: u32, mut stop: watch::Receiver<bool>) {
+        let mut end = self.log.end(partition);
+        loop {
+            let next = self.read().partitions[partition as usize].next;
+            match self.log.read(partition, next, FOLLOW_BATCH).await {
+                Ok(entries) if !entries.is_empty() => {
+                    let span = tracing::debug_span!(
+                        "audit_batch",
+                        partition,
+                        from = next,
+                        n = entries.len()
+                    );
+                    let _enter = span.enter();
+                    let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+                    let State {
+                        partitions,
+                        strings,
+                    } = &mut *state;
+                    partitions[partition as usize].apply(strings, &entries);
+                    drop(state);
+                    self.grown.send_modify(|n| *n += 1);
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(partition, error = %e, "audit index cannot read the log; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                        _ = stop.changed() => return,
+                    }
+                }
+            }
+            tokio::select! {
+                open = crate::log::wait_past(self.log.as_ref(), &mut end, next) => if !open { return },
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    /// Waits until the index holds every record the log held when this was called.
+    ///
+    /// Fails with `CatchingUp` when that takes longer than a few seconds.
+    async fn caught_up(&self) -> Result<(), AuditError> {
+        let ends: Vec<u64> = (0..self.log.partitions())
+            .map(|p| *self.log.end(p).borrow())
+            .collect();
+        let behind = |audit: &Audit| {
+            let state = audit.read();
+            let done: u64 = state.partitions.iter().map(|p| p.next).sum();
+            let lagging = state
+                .partitions
+                .iter()
+                .zip(&ends)
+                .any(|(p, &end)| p.next < end);
+            lagging.then(|| AuditError::CatchingUp {
+                done,
+                total: ends.iter().sum(),
+            })
+        };
+        let mut grown = self.grown.subscribe();
+        let deadline = tokio::time::Instant::now() + CATCH_UP_WAIT;
+        loop {
+            let Some(why) = behind(self) else {
+                return Ok(());
+            };
+            if tokio::time::timeout_at(deadline, grown.changed())
+                .await
+                .is_err()
+            {
+                return Err(why);
+            }
+        }
+    }
+
+    /// Runs a search and renders the page it finds. With `wait`, an empty page waits up to
+    /// that long for a matching event to be appended (following the log).
+    ///
+    /// Fails when the index is behind the log or an event cannot be read back.
+    pub async fn search(
+        &self,
+        search: &Search,
+        wait: Option<Duration>,
+    ) -> Result<Page, AuditError> {
+        self.caught_up().await?;
+        let deadline = wait.map(|w| tokio::time::Instant::now() + w);
+        let mut grown = self.grown.subscribe();
+        loop {
+            let found = {
+                let state = self.read();
+                let parts: Vec<&PartitionIndex> = state.partitions.iter().collect();
+                query::run(search, &parts, &state.strings)
+            };
+            let waiting =
+                found.hits.is_empty() && deadline.is_some_and(|d| tokio::time::Instant::now() < d);
+            if !waiting {
+                let events = self.render(&found.hits).await?;
+                return Ok(Page { events, found });
+            }
+            let deadline = deadline.expect("waiting implies a deadline");
+            if tokio::time::timeout_at(deadline, grown.changed())
+                .await
+                .is_err()
+            {
+                // One last look: the page is empty, but its cursor is where to go on.
+                continue;
+            }
+        }
+    }
+
+    /// Reads the hits' events (and the documents they replaced) back from the log and renders
+    /// them.
+    async fn render(&self, hits: &[query::Hit]) -> Result<Vec<Value>, AuditError> {
+        // What to read: each hit's record and the record of the document before it.
+        let wanted: Vec<(u32, Entry, Option<Entry>)> = {
+            let state = self.read();
+            hits.iter()
+                .map(|h| {
+                    let index = &state.partitions[h.partition as usize];
+                    let e = index.entries[h.entry as usize].clone();
+                    let before = (e.previous != NO_ENTRY)
+                        .then(|| index.entries[e.previous as usize].clone());
+                    (h.partition, e, before)
+                })
+                .collect()
+        };
+        let mut records = Records::default();
+        let mut out = Vec::with_capacity(wanted.len());
+        for (partition, e, before) in &wanted {
+            let env = records.event(self, *partition, e).await?;
+            let before = match before {
+                Some(b) => Some(records.event(self, *partition, b).await?),
+                None => None,
+            };
+            let state = self.read();
+            out.push(render::render(
+                e,
+                *partition,
+                &state.strings,
+                &env,
+                before.as_ref(),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// How many log partitions the index covers.
+    pub fn partitions(&self) -> usize {
+        self.read().partitions.len()
+    }
+
+    /// Whether no event of the log names `id`.
+    pub fn unknown(&self, id: Uuid) -> bool {
+        let state = self.read();
+        !state
+            .partitions
+            .iter()
+            .any(|p| p.by_resource.contains_key(&id))
+    }
+
+    /// `id` as it was at `at_ms` (a time) or after the record at `position` of its partition.
+    ///
+    /// Fails when the index is behind or an event cannot be read back.
+    pub async fn as_of(
+        &self,
+        id: Uuid,
+        at_ms: Option<i64>,
+        position: Option<u64>,
+    ) -> Result<AsOf, AuditError> {
+        self.caught_up().await?;
+        // The resource's events up to the moment, in order.
+        let (partition, events): (u32, Vec<Entry>) = {
+            let state = self.read();
+            let Some((p, list)) = state
+                .partitions
+                .iter()
+                .enumerate()
+                .find_map(|(p, idx)| idx.by_resource.get(&id).map(|l| (p, (idx, l))))
+            else {
+                return Ok(AsOf::Unknown);
+            };
+            let (index, list) = list;
+            let events = list
+                .iter()
+                .map(|&n| index.entries[n as usize].clone())
+                .take_while(|e| {
+                    at_ms.is_none_or(|t| e.time_ms <= t) && position.is_none_or(|p| e.position <= p)
+                })
+                .collect();
+            (p as u32, events)
+        };
+        let Some(last) = events.last() else {
+            return Ok(AsOf::Unknown);
+        };
+        if matches!(last.event_type(), "user.deleted" | "group.deleted") {
+            return Ok(AsOf::Deleted {
+                at: query::rfc3339(last.time_ms),
+            });
+        }
+        let mut records = Records::default();
+        let mut document = Map::new();
+        let mut members: BTreeSet<Member> = BTreeSet::new();
+        for e in &events {
+            let env = records.event(self, partition, e).await?;
+            match &env.event {
+                Event::UserCreated(c) => document = c.resource.to_map(),
+                Event::UserReplaced(c) => document = c.resource.to_map(),
+                Event::GroupCreated(c) => document = c.resource.to_map(),
+                Event::GroupReplaced(c) => document = c.resource.to_map(),
+                Event::GroupMembersAdded(m) => members.extend(m.members.iter().copied()),
+                Event::GroupMembersRemoved(m) => {
+                    for member in &m.members {
+                        members.remove(member);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let first = &events[0];
+        let resource_type = match first.resource_type {
+            ResourceType::User => "User",
+            ResourceType::Group => "Group",
+            _ => return Ok(AsOf::Unknown),
+        };
+        document.insert("id".into(), json!(id));
+        if first.resource_type == ResourceType::Group {
+            let members: Vec<Value> = members
+                .iter()
+                .map(|m| json!({"value": m.value, "type": m.kind}))
+                .collect();
+            document.insert("members".into(), json!(members));
+        }
+        document.insert(
+            "meta".into(),
+            json!({
+                "resourceType": resource_type,
+                "created": query::rfc3339(first.time_ms),
+                "lastModified": query::rfc3339(last.time_ms),
+                "version": format!("W/\"{}\"", last.version),
+            }),
+        );
+        Ok(AsOf::Existed(Value::Object(document)))
+    }
+}
+
+/// Records read back from the log for one answer, each read once.
+#[derive(Default)]
+struct Records(HashMap<(u32, u64), Arc<roster_events::Record>>);
+
+impl Records {
+    async fn event(
+        &mut self,
+        audit: &Audit,
+        partition: u32,
+        e: &Entry,
+    ) -> Result<Envelope, AuditError> {
+        let key = (partition, e.position);
+        let record = match self.0.entry(key) {
+            std::collections::hash_map::Entry::Occupied(r) => r.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                let entries = audit.log.read(partition, e.position, 1).await?;
+                let entry = entries
+                    .into_iter()
+                    .next()
+                    .filter(|x| x.position == e.position)
+                    .ok_or(AuditError::Missing {
+                        partition,
+                        position: e.position,
+                    })?;
+                slot.insert(entry.record)
+            }
+        };
+        record
+            .events
+            .get(usize::from(e.event))
+            .cloned()
+            .ok_or(AuditError::Missing {
+                partition,
+                position: e.position,
+            })
+    }
+}

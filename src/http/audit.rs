@@ -1,0 +1,211 @@
+//! The audit API (`/admin/v1/audit`): search the events (time range, SCIM filter over event
+//! fields, keyword, order, cursor paging with `Link: rel="next"`, and following the log with
+//! `wait`), one resource's history, and a resource as it was at a time or log position. Admin
+//! tokens only.
+
+use super::admin::AdminAuth;
+use super::error::ScimError;
+use super::AppState;
+use crate::audit::query::{QueryError, Search, SearchParams};
+use crate::audit::{AsOf, AuditError, Page};
+use axum::extract::{Path, Query, RawQuery, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// The longest a search follows the log for (`wait`, in seconds).
+const MAX_WAIT_SECS: u64 = 60;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/audit/events", get(events))
+        .route("/audit/resources/{id}/history", get(history))
+        .route("/audit/resources/{id}/as-of", get(as_of))
+}
+
+impl From<QueryError> for ScimError {
+    fn from(e: QueryError) -> Self {
+        let kind = match e {
+            QueryError::Filter(_) => "invalidFilter",
+            QueryError::Value(_) | QueryError::Cursor => "invalidValue",
+        };
+        ScimError::bad_request(kind, e.to_string())
+    }
+}
+
+impl From<AuditError> for ScimError {
+    fn from(e: AuditError) -> Self {
+        match e {
+            AuditError::CatchingUp { .. } => ScimError {
+                retry_after: Some(2),
+                ..ScimError::busy(e.to_string())
+            },
+            AuditError::Log(crate::log::LogError::Unavailable(_)) => ScimError::unavailable(&e),
+            AuditError::Log(_) | AuditError::Missing { .. } => ScimError::internal(&e),
+        }
+    }
+}
+
+/// The search parameters and `wait`, from the query string.
+#[derive(serde::Deserialize)]
+struct EventsParams {
+    #[serde(flatten)]
+    search: SearchParams,
+    wait: Option<String>,
+}
+
+fn wait(raw: Option<&str>) -> Result<Option<Duration>, ScimError> {
+    raw.map(|w| match w.parse::<u64>() {
+        Ok(s) if s <= MAX_WAIT_SECS => Ok(Duration::from_secs(s)),
+        _ => Err(ScimError::bad_request(
+            "invalidValue",
+            format!("wait must be a number of seconds from 0 to {MAX_WAIT_SECS}, not {w:?}"),
+        )),
+    })
+    .transpose()
+}
+
+/// The query string with `after` set to `cursor`, for the `Link` header.
+fn with_after(raw: Option<&str>, cursor: &str) -> String {
+    let mut pairs: Vec<(String, String)> = raw
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .filter(|(k, _)| k != "after")
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    pairs.push(("after".into(), cursor.into()));
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+/// A page as JSON, with `Link: <...>; rel="next"` when there may be more.
+fn page_response(path: &str, raw: Option<&str>, page: Page, extra: serde_json::Value) -> Response {
+    let next = page.found.next.as_ref().map(|c| c.encode());
+    let mut body = json!({
+        "events": page.events,
+        "next": next,
+        "resume": page.found.resume.encode(),
+    });
+    if let (Some(b), serde_json::Value::Object(extra)) = (body.as_object_mut(), extra) {
+        b.extend(extra);
+    }
+    let mut resp = Json(body).into_response();
+    if let Some(next) = next {
+        let link = format!("<{path}?{}>; rel=\"next\"", with_after(raw, &next));
+        if let Ok(v) = HeaderValue::from_str(&link) {
+            resp.headers_mut().insert(header::LINK, v);
+        }
+    }
+    resp
+}
+
+/// `GET /audit/events`: a page of events, oldest first unless `sortOrder=descending`.
+async fn events(
+    State(app): State<AppState>,
+    _admin: AdminAuth,
+    RawQuery(raw): RawQuery,
+    Query(p): Query<EventsParams>,
+) -> Result<Response, ScimError> {
+    let search = Search::parse(&p.search, app.audit.partitions())?;
+    let page = app.audit.search(&search, wait(p.wait.as_deref())?).await?;
+    Ok(page_response(
+        "/admin/v1/audit/events",
+        raw.as_deref(),
+        page,
+        json!({}),
+    ))
+}
+
+fn resource_id(id: &str) -> Result<Uuid, ScimError> {
+    id.parse()
+        .map_err(|_| ScimError::not_found(format!("no resource {id:?} (ids are UUIDs)")))
+}
+
+/// `GET /audit/resources/{id}/history`: every event of one resource (a user, group, source,
+/// provider, directory or admin token), deleted or not, with its changes and ETag.
+async fn history(
+    State(app): State<AppState>,
+    _admin: AdminAuth,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+    Query(mut p): Query<SearchParams>,
+) -> Result<Response, ScimError> {
+    let uuid = resource_id(&id)?;
+    let own = format!("resource.id eq \"{uuid}\"");
+    p.filter = Some(match p.filter.as_deref().filter(|f| !f.trim().is_empty()) {
+        Some(f) => format!("{own} and ({f})"),
+        None => own,
+    });
+    let search = Search::parse(&p, app.audit.partitions())?;
+    let page = app.audit.search(&search, None).await?;
+    if page.events.is_empty() && search.after.is_none() && app.audit.unknown(uuid) {
+        return Err(ScimError::not_found(format!(
+            "no resource {uuid} in the log"
+        )));
+    }
+    Ok(page_response(
+        &format!("/admin/v1/audit/resources/{uuid}/history"),
+        raw.as_deref(),
+        page,
+        json!({"id": uuid}),
+    ))
+}
+
+#[derive(serde::Deserialize)]
+struct AsOfParams {
+    time: Option<String>,
+    position: Option<String>,
+}
+
+/// `GET /audit/resources/{id}/as-of?time=...` (or `position=...`): a user or group exactly as
+/// it was then, even if it was deleted since.
+async fn as_of(
+    State(app): State<AppState>,
+    _admin: AdminAuth,
+    Path(id): Path<String>,
+    Query(p): Query<AsOfParams>,
+) -> Result<Response, ScimError> {
+    let uuid = resource_id(&id)?;
+    let time = p
+        .time
+        .as_deref()
+        .map(|t| {
+            chrono::DateTime::parse_from_rfc3339(t)
+                .map(|t| t.timestamp_millis())
+                .map_err(|e| {
+                    ScimError::bad_request("invalidValue", format!("time must be RFC 3339: {e}"))
+                })
+        })
+        .transpose()?;
+    let position = p
+        .position
+        .as_deref()
+        .map(|s| {
+            s.parse::<u64>().map_err(|_| {
+                ScimError::bad_request("invalidValue", format!("position must be a number: {s:?}"))
+            })
+        })
+        .transpose()?;
+    if time.is_none() && position.is_none() {
+        return Err(ScimError::bad_request(
+            "invalidValue",
+            "say when: time=<RFC 3339> or position=<log position>",
+        ));
+    }
+    match app.audit.as_of(uuid, time, position).await? {
+        AsOf::Existed(doc) => Ok((StatusCode::OK, Json(doc)).into_response()),
+        AsOf::Deleted { at } => Err(ScimError::not_found(format!(
+            "{uuid} was deleted at {at}, before that moment"
+        ))),
+        AsOf::Unknown => Err(ScimError::not_found(format!(
+            "no user or group {uuid} existed at that moment"
+        ))),
+    }
+}
