@@ -437,3 +437,115 @@ async fn a_request_made_before_the_first_full_sync_is_answered_by_it() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_trail_is_searched_followed_and_exported_from_the_command_line() {
+    let app = TestApp::spawn().await;
+    let (_, user) = app
+        .create_user("default", &app.scim_token, "erin@example.com")
+        .await;
+    let id = user["id"].as_str().unwrap().to_owned();
+    let (s, _) = app
+        .patch(
+            &format!("{}/Users/{id}", app.scim("default")),
+            &app.scim_token,
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                   "Operations": [{"op": "replace", "path": "active", "value": false}]}),
+        )
+        .await;
+    assert_eq!(s, 200);
+
+    let (ok, out, err) = run(
+        &app,
+        &[
+            "audit",
+            "search",
+            "--filter",
+            "type eq \"user.replaced\"",
+            "--since",
+            "1h",
+        ],
+    );
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].starts_with("TIME")
+            && lines[0].contains("ACTIVITY")
+            && lines[0].contains("CHANGES"),
+        "{out}"
+    );
+    for part in [
+        "Update user",
+        "user erin@example.com",
+        "source default",
+        "active: true → false",
+    ] {
+        assert!(lines[1].contains(part), "{part}: {out}");
+    }
+
+    let (ok, out, err) = run(&app, &["audit", "history", &id]);
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), 3, "{out}");
+    assert!(out.lines().nth(1).unwrap().contains("Add user"), "{out}");
+
+    let (ok, out, err) = run(&app, &["audit", "as-of", &id, "--time", "0s"]);
+    assert!(ok, "{err}");
+    let now: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(now["active"], false, "{out}");
+    let (ok, _, err) = run(&app, &["audit", "as-of", &id, "--time", "1h"]);
+    assert!(!ok);
+    assert!(err.contains("existed at that moment"), "{err}");
+
+    // The export holds every event of the log, one JSON object a line, oldest first.
+    let (ok, out, err) = run(&app, &["audit", "export"]);
+    assert!(ok, "{err}");
+    let exported: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let (ok, all, _) = run(
+        &app,
+        &["audit", "search", "--limit", "1000", "--output", "json"],
+    );
+    assert!(ok);
+    let all: Value = serde_json::from_str(&all).unwrap();
+    assert_eq!(&exported, all["events"].as_array().unwrap());
+    assert_eq!(exported.last().unwrap()["type"], "user.replaced");
+
+    // `tail` prints each event as it is appended.
+    let mut tail = roster(&["audit", "tail", "--filter", "type eq \"user.created\""])
+        .args(["--server", &app.root, "--admin-token", &app.admin_token])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = tail.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    app.create_user("default", &app.scim_token, "frank@example.com")
+        .await;
+    let line = rx.recv_timeout(std::time::Duration::from_secs(30));
+    // SIGTERM to `timeout`, which passes it on to roster (SIGKILL would leave roster running).
+    let killed = Command::new("kill")
+        .args(["-TERM", &tail.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let _ = tail.wait();
+    let line = line.expect("tail printed the new event");
+    assert!(
+        line.contains("user frank@example.com created by source default"),
+        "{line}"
+    );
+}

@@ -341,6 +341,44 @@ impl Audit {
     }
 }
 
+/// The most events an export renders at once; its memory is bounded by this, whatever the
+/// size of the range.
+const EXPORT_PAGE: usize = 500;
+
+impl Audit {
+    /// Every event `search` matches, oldest first, as NDJSON (one rendered event a line),
+    /// produced a page at a time so that memory stays constant for any range. The stream
+    /// ends at the last match the log holds when it gets there; an error ends it early (the
+    /// consumer sees the body cut short).
+    pub fn export(
+        self: Arc<Self>,
+        mut search: Search,
+    ) -> impl futures_util::Stream<Item = Result<bytes::Bytes, AuditError>> + Send {
+        search.descending = false;
+        search.limit = EXPORT_PAGE;
+        futures_util::stream::try_unfold(Some(search), move |search| {
+            let audit = self.clone();
+            async move {
+                let Some(mut search) = search else {
+                    return Ok(None);
+                };
+                let page = audit.search(&search, None).await?;
+                let mut out = Vec::with_capacity(page.events.len() * 512);
+                for event in &page.events {
+                    // A rendered event is plain JSON: it always serializes.
+                    serde_json::to_writer(&mut out, event).expect("JSON values serialize");
+                    out.push(b'\n');
+                }
+                let next = page.found.next.map(|c| {
+                    search.after = Some(c);
+                    search
+                });
+                Ok(Some((bytes::Bytes::from(out), next)))
+            }
+        })
+    }
+}
+
 /// Records read back from the log for one answer, each read once.
 #[derive(Default)]
 struct Records(HashMap<(u32, u64), Arc<roster_events::Record>>);

@@ -123,6 +123,26 @@ impl AdminClient {
         path: &str,
         body: Option<Value>,
     ) -> Result<Value, ClientError> {
+        let resp = self.request(method, path, body).await?;
+        if resp.status() == reqwest::StatusCode::NO_CONTENT {
+            return Ok(Value::Null);
+        }
+        Ok(resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `GET /admin/v1{path}`, answered with a success whose body the caller reads as it comes
+    /// (an export).
+    pub async fn get_streamed(&self, path: &str) -> Result<reqwest::Response, ClientError> {
+        self.request(reqwest::Method::GET, path, None).await
+    }
+
+    /// Sends one request to `/admin/v1{path}`; the response, if it is a success.
+    async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<reqwest::Response, ClientError> {
         let url = format!("{}/admin/v1{path}", self.root);
         let mut req = self.http.request(method, &url).bearer_auth(&self.token);
         if let Some(b) = body {
@@ -133,24 +153,20 @@ impl AdminClient {
             cause: root_cause(&e),
         })?;
         let status = resp.status();
-        let body: Value = if status == reqwest::StatusCode::NO_CONTENT {
-            Value::Null
-        } else {
-            resp.json().await.unwrap_or(Value::Null)
-        };
         if status == reqwest::StatusCode::UNAUTHORIZED {
             return Err(ClientError::Refused {
                 url: self.root.clone(),
             });
         }
         if !status.is_success() {
+            let body: Value = resp.json().await.unwrap_or(Value::Null);
             let detail = body.get("detail").and_then(Value::as_str).unwrap_or("");
             return Err(ClientError::Answer {
                 status: status.as_u16(),
                 detail: detail.to_owned(),
             });
         }
-        Ok(body)
+        Ok(resp)
     }
 }
 

@@ -1,8 +1,9 @@
 //! The command line: `roster serve`, the commands that talk to a running server's admin API
-//! (sources, providers, admin tokens, directories, rebuild), the log tools that work on a stopped server's data, and
+//! (sources, providers, admin tokens, directories, rebuild, audit), the log tools that work on a stopped server's data, and
 //! shell completions. Each command's code lives in the module named after it.
 
 mod admin_token;
+mod audit;
 mod client;
 mod directory;
 mod log;
@@ -73,6 +74,12 @@ pub enum Cmd {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Search, follow and export the audit trail; a resource's history and its state at any
+    /// moment (through a running server's admin API).
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCmd,
+    },
     /// Inspect or repair the embedded event log (with the server stopped).
     Log {
         #[command(subcommand)]
@@ -101,6 +108,7 @@ impl Cli {
                 let client = AdminClient::new(client, &self.settings(None)?)?;
                 rebuild::run(&client, *wait).await
             }
+            Cmd::Audit { command } => audit::run(command, &self.settings(None)?).await,
             Cmd::Log { command } => log::run_log(command, &self.settings(None)?),
             Cmd::Completion { shell } => {
                 let mut out = Vec::new();

@@ -25,6 +25,7 @@ pub fn routes() -> Router<AppState> {
         .route("/audit/events", get(events))
         .route("/audit/resources/{id}/history", get(history))
         .route("/audit/resources/{id}/as-of", get(as_of))
+        .route("/audit/export", get(export))
 }
 
 impl From<QueryError> for ScimError {
@@ -121,6 +122,28 @@ async fn events(
         page,
         json!({}),
     ))
+}
+
+/// `GET /audit/export`: every matching event, oldest first, as NDJSON, streamed (for SIEMs).
+async fn export(
+    State(app): State<AppState>,
+    _admin: AdminAuth,
+    Query(p): Query<SearchParams>,
+) -> Result<Response, ScimError> {
+    if p.after.is_some() || p.limit.is_some() || p.sort_order.is_some() {
+        return Err(ScimError::bad_request(
+            "invalidValue",
+            "an export takes since, until, filter and q; it is not paged",
+        ));
+    }
+    let search = Search::parse(&p, app.audit.partitions())?;
+    let stream = app.audit.clone().export(search);
+    let mut resp = axum::body::Body::from_stream(stream).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    Ok(resp)
 }
 
 fn resource_id(id: &str) -> Result<Uuid, ScimError> {
