@@ -69,9 +69,14 @@ impl Application {
             .context("loading the secret key")?;
         let metrics = Metrics::new();
         let started = Instant::now();
-        let mut pipeline = Pipeline::start(log.clone(), store.clone(), Some(metrics.clone()))
-            .await
-            .context("replaying the event log")?;
+        let mut pipeline = Pipeline::start(
+            log.clone(),
+            store.clone(),
+            Some(metrics.clone()),
+            secret_key.chain_key(),
+        )
+        .await
+        .context("replaying the event log")?;
         tracing::info!(
             entries = pipeline.replayed,
             partitions = log.partitions(),
@@ -259,6 +264,7 @@ fn provider_deps(
             cap: ms(settings.provider_retry_cap_ms),
         },
         metrics: Some(metrics.clone()),
+        settle: ms(settings.provider_settle_ms),
     })
 }
 

@@ -132,6 +132,9 @@ pub struct Settings {
     /// Attempts per request to a remote (retryable statuses and transport errors).
     pub provider_request_attempts: u32,
     pub provider_request_timeout_ms: u64,
+    /// After a restart with provider work possibly in flight, how long a provider waits
+    /// before carrying anything (a request the old process sent may still land).
+    pub provider_settle_ms: u64,
 }
 
 impl Default for Settings {
@@ -174,6 +177,7 @@ impl Default for Settings {
             provider_retry_cap_ms: 300_000,
             provider_request_attempts: 4,
             provider_request_timeout_ms: 30_000,
+            provider_settle_ms: 5_000,
         }
     }
 }

@@ -12,6 +12,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use roster_events::chain::ChainKey;
 use roster_events::Sealed;
 use std::path::Path;
 
@@ -29,9 +30,9 @@ pub enum SealError {
     WrongKey,
 }
 
-/// The server's sealing key.
+/// The server's sealing key, and the key its log records are sealed with (derived from it).
 #[derive(Clone)]
-pub struct SecretKey(XChaCha20Poly1305);
+pub struct SecretKey(XChaCha20Poly1305, ChainKey);
 
 impl std::fmt::Debug for SecretKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -49,7 +50,7 @@ impl SecretKey {
             .map_err(|_| anyhow::anyhow!("secret_key is not base64"))?;
         let key = XChaCha20Poly1305::new_from_slice(&bytes)
             .map_err(|_| anyhow::anyhow!("secret_key must be 32 bytes (base64)"))?;
-        Ok(SecretKey(key))
+        Ok(SecretKey(key, ChainKey::derive(&bytes)))
     }
 
     /// The configured key, or the one in `data_dir/secret.key`, generated there on first use.
@@ -74,6 +75,11 @@ impl SecretKey {
             }
             Err(e) => Err(anyhow::anyhow!("reading {}: {e}", path.display())),
         }
+    }
+
+    /// The key that seals log records (docs/adr/0012).
+    pub fn chain_key(&self) -> ChainKey {
+        self.1.clone()
     }
 
     /// Seals `plain`.

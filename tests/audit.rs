@@ -211,6 +211,14 @@ async fn the_audit_trail_says_who_deactivated_a_user_when_through_which_source_a
             {"path": "title", "old": null, "new": "Former CFO"},
         ])
     );
+    // Every event of one request, by its request id.
+    let (body, _) = audit(
+        &app,
+        &format!("/events?filter={}", q("correlationId eq \"okta-req-7\"")),
+    )
+    .await;
+    assert_eq!(events_of(&body).len(), 1, "{body}");
+    assert_eq!(events_of(&body)[0]["correlationId"], "okta-req-7");
     // When: the event's time is the write's, and a time range around it finds it.
     let time = change["time"].as_str().unwrap();
     let (body, _) = audit(
@@ -510,6 +518,10 @@ async fn bad_audit_searches_are_refused_with_a_scim_error_and_source_tokens_cann
             "invalidFilter",
         ),
         (format!("filter={}", q("type eq")), "invalidFilter"),
+        (
+            format!("filter={}", q("correlationId sw \"okta\"")),
+            "invalidFilter",
+        ),
         ("limit=0".to_owned(), "invalidValue"),
         ("limit=5000".to_owned(), "invalidValue"),
         ("sortOrder=sideways".to_owned(), "invalidValue"),
@@ -530,4 +542,115 @@ async fn bad_audit_searches_are_refused_with_a_scim_error_and_source_tokens_cann
         )
         .await;
     assert_eq!(s, 404);
+}
+
+/// The frames of a segment file: each payload, in order (length and CRC-32 before each).
+fn frames(segment: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + 8 <= segment.len() {
+        let len = u32::from_le_bytes(segment[at..at + 4].try_into().unwrap()) as usize;
+        out.push(segment[at + 8..at + 8 + len].to_vec());
+        at += 8 + len;
+    }
+    out
+}
+
+/// Writes `payloads` as a segment, each framed with a correct CRC: damage the file log's own
+/// checks cannot see, as someone editing it on purpose would leave.
+fn write_segment(path: &std::path::Path, payloads: &[Vec<u8>]) {
+    let mut out = Vec::new();
+    for p in payloads {
+        roster::log::frame(p, &mut out);
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+fn first_break(report: &Value) -> &Value {
+    &report["directories"]["default"]["first_break"]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_verify_names_the_record_that_was_changed_removed_or_moved() {
+    let app = TestApp::spawn().await;
+    for name in [
+        "a@example.com",
+        "victim@example.com",
+        "gone@example.com",
+        "z@example.com",
+    ] {
+        let (s, _) = app.create_user("default", &app.scim_token, name).await;
+        assert_eq!(s, 201);
+    }
+    let (report, _) = audit(&app, "/verify").await;
+    assert_eq!(report["ok"], true, "{report}");
+    let dir = &report["directories"]["default"];
+    assert_eq!(
+        dir["valid"], dir["sealed"],
+        "every record Roster wrote is sealed: {report}"
+    );
+    assert_eq!(dir["unsealed_before_chain"], 0);
+    assert_eq!(dir["head_digest"].as_str().unwrap().len(), 64);
+    let tokens = app.tokens();
+    let data = app.stop().await;
+    let segment = data.path().join("log").join(format!("{:020}.log", 0));
+    let original = frames(&std::fs::read(&segment).unwrap());
+    let position_of = |needle: &str| {
+        original
+            .iter()
+            .position(|p| String::from_utf8_lossy(p).contains(needle))
+            .unwrap()
+    };
+
+    // A value changed in place, CRC fixed up: the record's seal names it.
+    let victim = position_of("victim@example.com");
+    let mut changed = original.clone();
+    changed[victim] = String::from_utf8(changed[victim].clone())
+        .unwrap()
+        .replace("victim@example.com", "victor@example.com")
+        .into_bytes();
+    write_segment(&segment, &changed);
+    let app = TestApp::restart(data, tokens.clone()).await;
+    let (report, _) = audit(&app, "/verify").await;
+    assert_eq!(report["ok"], false, "{report}");
+    assert_eq!(first_break(&report)["kind"], "changed", "{report}");
+    assert_eq!(first_break(&report)["position"], victim as u64);
+    let data = app.stop().await;
+
+    // A record taken out: the one after it no longer follows.
+    let gone = position_of("gone@example.com");
+    let mut removed = original.clone();
+    removed.remove(gone);
+    write_segment(&segment, &removed);
+    let app = TestApp::restart(data, tokens.clone()).await;
+    let (report, _) = audit(&app, "/verify").await;
+    assert_eq!(report["ok"], false, "{report}");
+    assert_eq!(
+        first_break(&report)["kind"],
+        "removed_or_reordered",
+        "{report}"
+    );
+    assert_eq!(first_break(&report)["position"], gone as u64);
+    let data = app.stop().await;
+
+    // Two records swapped.
+    let mut swapped = original.clone();
+    swapped.swap(victim, gone);
+    write_segment(&segment, &swapped);
+    let app = TestApp::restart(data, tokens.clone()).await;
+    let (report, _) = audit(&app, "/verify").await;
+    assert_eq!(report["ok"], false, "{report}");
+    assert_eq!(
+        first_break(&report)["kind"],
+        "removed_or_reordered",
+        "{report}"
+    );
+    assert_eq!(first_break(&report)["position"], victim as u64);
+    let data = app.stop().await;
+
+    // Put back as it was: whole again.
+    write_segment(&segment, &original);
+    let app = TestApp::restart(data, tokens).await;
+    let (report, _) = audit(&app, "/verify").await;
+    assert_eq!(report["ok"], true, "{report}");
 }

@@ -513,6 +513,12 @@ async fn the_audit_trail_is_searched_followed_and_exported_from_the_command_line
     assert_eq!(&exported, all["events"].as_array().unwrap());
     assert_eq!(exported.last().unwrap()["type"], "user.replaced");
 
+    // The log checks out, with each directory's head to keep elsewhere.
+    let (ok, out, err) = run(&app, &["audit", "verify"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("directory default: ok"), "{out}");
+    assert!(out.contains("head: sequence "), "{out}");
+
     // `tail` prints each event as it is appended.
     let mut tail = roster(&["audit", "tail", "--filter", "type eq \"user.created\""])
         .args(["--server", &app.root, "--admin-token", &app.admin_token])

@@ -367,7 +367,12 @@ async fn replay_waits_for_the_broker(brokers: &str, topic: &str, mut broker: imp
     let log: Arc<dyn EventLog> = Arc::new(common::kafka_log(brokers, topic, 1).await);
     broker(false);
     let store = Arc::new(MemoryStore::new());
-    let starting = tokio::spawn(Pipeline::start(log.clone(), store.clone(), None));
+    let starting = tokio::spawn(Pipeline::start(
+        log.clone(),
+        store.clone(),
+        None,
+        common::test_key(),
+    ));
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert!(
         !starting.is_finished(),
@@ -466,4 +471,85 @@ async fn readiness_says_not_ready_while_writes_hang_on_a_broker_that_answers_but
     let seen = users(&app).await;
     assert!(seen.contains_key("waiting") && seen.len() == 2, "{seen:?}");
     app.stop().await;
+}
+
+/// Kafka settings with a secret key both processes of a test share, as replicas must.
+fn shared_key_settings(
+    data: &std::path::Path,
+    brokers: &str,
+    topic: &str,
+) -> roster::config::Settings {
+    roster::config::Settings {
+        secret_key: Some(roster::auth::Secret::new(
+            "c2hhcmVkIGJ5IGV2ZXJ5IHJlcGxpY2Egb2YgbG9nISE=",
+        )),
+        ..kafka_settings(data, brokers, topic)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_tansu_keep_one_sealed_chain_and_agree_on_the_audit_trail_and_a_forged_record_is_named(
+) {
+    let brokers = tansu_brokers();
+    let topic = unique_topic();
+    let data = tempfile::tempdir().unwrap();
+    let a = TestApp::spawn_with(shared_key_settings(data.path(), &brokers, &topic), data).await;
+    let data = tempfile::tempdir().unwrap();
+    let b = TestApp::spawn_joining(shared_key_settings(data.path(), &brokers, &topic), &a).await;
+    for round in 0..10 {
+        let name = format!("both-{round}@example.com");
+        let other = format!("b-{name}");
+        let (ra, rb) = tokio::join!(
+            a.create_user("default", &a.scim_token, &name),
+            b.create_user("default", &b.scim_token, &other)
+        );
+        assert_eq!((ra.0, rb.0), (201, 201), "{} / {}", ra.1, rb.1);
+    }
+    let audit = |app: &TestApp, path: &str| {
+        let url = format!("{}/admin/v1/audit{path}", app.root);
+        let token = app.admin_token.clone();
+        let http = app.http.clone();
+        async move {
+            let r = http.get(url).bearer_auth(token).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let created = "/events?filter=type%20eq%20%22user.created%22&limit=1000";
+    let mut seen = (Value::Null, Value::Null);
+    until("both processes show the same audit trail", async || {
+        seen = (audit(&a, created).await, audit(&b, created).await);
+        seen.0["events"].as_array().unwrap().len() == 20 && seen.0["events"] == seen.1["events"]
+    })
+    .await;
+    let (va, vb) = (audit(&a, "/verify").await, audit(&b, "/verify").await);
+    assert_eq!(va["ok"], true, "{va}");
+    assert_eq!(
+        va["directories"], vb["directories"],
+        "one chain, seen alike from both"
+    );
+    // Every record either process wrote is sealed, those that lost a race too.
+    assert_eq!(
+        va["directories"]["default"]["sealed"], va["records"],
+        "{va}"
+    );
+
+    // A record produced to the topic by something other than Roster: named, though it
+    // carries a well-formed user.
+    let log = common::kafka_log(&brokers, &topic, 3).await;
+    let forged = common::record("default", 0, "forged", 1);
+    let position = log.append(vec![forged.clone()]).await.unwrap()[0];
+    log.close().await;
+    until("a sees the forged record", async || {
+        audit(&a, "/verify").await["records"].as_u64() > va["records"].as_u64()
+    })
+    .await;
+    let report = audit(&a, "/verify").await;
+    assert_eq!(report["ok"], false, "{report}");
+    let broke = &report["directories"]["default"]["first_break"];
+    assert_eq!(broke["kind"], "unsealed", "{report}");
+    assert_eq!(broke["position"], position);
+    assert_eq!(broke["record_id"], forged.record_id.to_string());
+    a.stop().await;
+    b.stop().await;
 }

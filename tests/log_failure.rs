@@ -128,7 +128,7 @@ async fn rig() -> Rig {
     });
     let log: Arc<dyn EventLog> = flaky.clone();
     let store = Arc::new(MemoryStore::new());
-    let pipeline = Pipeline::start(log.clone(), store.clone(), None)
+    let pipeline = Pipeline::start(log.clone(), store.clone(), None, test_key())
         .await
         .unwrap();
     let w = pipeline.writers.get("default").await.unwrap();
@@ -225,7 +225,7 @@ async fn a_write_whose_answer_was_lost_is_sent_again_and_takes_effect_exactly_on
     let q = first_page();
     for views in [store.clone(), {
         let fresh = Arc::new(MemoryStore::new());
-        let _replayed = Pipeline::start(log.clone(), fresh.clone(), None)
+        let _replayed = Pipeline::start(log.clone(), fresh.clone(), None, test_key())
             .await
             .unwrap();
         fresh
@@ -274,7 +274,7 @@ async fn writes_that_reached_the_log_stay_chained_even_when_their_answer_fails()
     // No projector, and the writers' feeds closed: the outcome of every write is never
     // learnt, so every write is durable but unanswerable.
     let feeds = Arc::new(Feeds::default());
-    let writers = Writers::new(log.clone(), store.clone(), feeds.clone());
+    let writers = Writers::new(log.clone(), store.clone(), feeds.clone(), test_key());
     let w = writers.get("default").await.unwrap();
     feeds.close();
     let boot = bootstrap(&w).await;
@@ -287,7 +287,7 @@ async fn writes_that_reached_the_log_stay_chained_even_when_their_answer_fails()
     }
     // Every record is in the log and valid: a replay finds both users.
     let fresh = Arc::new(MemoryStore::new());
-    Pipeline::start(log.clone(), fresh.clone(), None)
+    Pipeline::start(log.clone(), fresh.clone(), None, test_key())
         .await
         .unwrap();
     let q = first_page();
@@ -328,7 +328,7 @@ async fn readiness_follows_the_log() {
         providers: roster::provider::manager::Providers::new(Arc::new(deps), None, false),
         secret_key: key,
         store: store.clone(),
-        writers: Writers::new(log.clone(), store, Arc::default()),
+        writers: Writers::new(log.clone(), store, Arc::default(), test_key()),
         settings: Arc::new(settings),
         admin_token_hash: None,
         projected: vec![prx],
@@ -350,4 +350,9 @@ async fn readiness_follows_the_log() {
     let r = http.get(&url).send().await.unwrap();
     assert_eq!(r.status(), 503);
     assert!(r.text().await.unwrap().contains("refuses writes"));
+}
+
+/// A key to seal records with (these pipelines run without a server).
+fn test_key() -> roster_events::chain::ChainKey {
+    roster_events::chain::ChainKey::derive(b"a key for tests only")
 }

@@ -472,7 +472,25 @@ async fn a_provider_added_after_10000_changes_bootstraps_from_the_cut_and_matche
 
 /// `roster serve` as a child process (to be killed with SIGKILL), with a configured admin
 /// token and fast provider retries.
-fn start_roster(data: &std::path::Path, port: u16) -> Child {
+/// A `roster serve` child process, killed when dropped: a failing assertion must not leave
+/// it running (and loading the machine for the tests after it).
+struct Server(Child);
+
+impl Server {
+    /// `kill -9`, as a crash.
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn start_roster(data: &std::path::Path, port: u16) -> Server {
     let config = data.join("roster-test.toml");
     std::fs::write(
         &config,
@@ -489,6 +507,7 @@ fn start_roster(data: &std::path::Path, port: u16) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
+        .map(Server)
         .unwrap()
 }
 
@@ -582,11 +601,10 @@ async fn roster_killed_mid_sync_restarts_with_nothing_lost_and_nothing_duplicate
     let first = tokio::spawn(burst(0, 400));
     // Kill once the provider is busy carrying the burst.
     eventually(60, || remote.all("Users"), |u| u.len() >= 40).await;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
     first.await.unwrap();
 
-    let mut child = start_roster(data.path(), port);
+    let child = start_roster(data.path(), port);
     wait_up(&http, &root).await;
     burst(400, 480).await;
 
@@ -657,8 +675,7 @@ async fn roster_killed_mid_sync_restarts_with_nothing_lost_and_nothing_duplicate
     // scim2-server, so a repeated create would show here).
     assert_eq!(remote.all("Groups").await.len(), groups.len());
     assert_eq!(remote.all("Users").await.len(), users.len());
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(child);
 }
 
 /// Two processes sharing Kafka and PostgreSQL (and the secret key): the provider runs in

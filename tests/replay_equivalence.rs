@@ -30,14 +30,16 @@ fn run(ops: Vec<Op>, concurrency: usize) {
         );
         let live = Arc::new(MemoryStore::new());
         let store: Arc<dyn ProjectionStore> = live.clone();
-        let mut pipeline = Pipeline::start(log.clone(), store, None).await.unwrap();
+        let mut pipeline = Pipeline::start(log.clone(), store, None, common::test_key())
+            .await
+            .unwrap();
         let stopper = pipeline.stopper();
         let w = pipeline.writers.get("default").await.unwrap();
         common::session::bootstrap(&w).await;
         common::session::drive(&w, ops, concurrency).await;
 
         let fresh = Arc::new(MemoryStore::new());
-        Pipeline::start(log.clone(), fresh.clone(), None)
+        Pipeline::start(log.clone(), fresh.clone(), None, common::test_key())
             .await
             .unwrap();
         let (a, b) = (live.canonical_json(), fresh.canonical_json());

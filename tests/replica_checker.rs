@@ -329,7 +329,7 @@ async fn read_back(log: &roster::log::KafkaLog) -> Vec<(bool, Arc<Record>)> {
                 let valid = heads
                     .entry(e.record.directory.clone())
                     .or_default()
-                    .admit(&e.record);
+                    .admit(&e.record, e.digest);
                 out.push((valid, e.record));
             }
         }
@@ -496,7 +496,7 @@ async fn every_answer_matches_the_log_across_two_replicas_a_replica_kill_and_a_b
     // The shared views equal a fresh replay of the topic.
     let replay = Arc::new(roster_projections::MemoryStore::new());
     let log: Arc<dyn EventLog> = Arc::new(log);
-    roster::pipeline::Pipeline::start(log, replay.clone(), None)
+    roster::pipeline::Pipeline::start(log, replay.clone(), None, common::test_key())
         .await
         .unwrap();
     let store = common::pg_store(&pg).await;

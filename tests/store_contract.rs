@@ -427,7 +427,7 @@ fn run(ops: Vec<Op>, concurrency: usize, hostile: bool) {
         );
         let url = common::fresh_database().await;
         let pg = common::pg_store(&url).await;
-        let mut pipeline = Pipeline::start(log.clone(), pg.clone(), None)
+        let mut pipeline = Pipeline::start(log.clone(), pg.clone(), None, common::test_key())
             .await
             .unwrap();
         let stopper = pipeline.stopper();
@@ -461,7 +461,7 @@ fn run(ops: Vec<Op>, concurrency: usize, hostile: bool) {
         stopper.stop().await;
 
         let mem = Arc::new(MemoryStore::new());
-        Pipeline::start(log.clone(), mem.clone(), None)
+        Pipeline::start(log.clone(), mem.clone(), None, common::test_key())
             .await
             .unwrap();
         assert_eq!(pg.fold_errors(), 0);

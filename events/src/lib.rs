@@ -5,6 +5,7 @@
 //! This crate owns the bytes that are written to the log and must keep decoding them forever.
 //! It knows nothing of HTTP, storage engines or async runtimes.
 
+pub mod chain;
 mod declared;
 mod document;
 mod envelope;

@@ -8,6 +8,7 @@
 //! projection and consumer. This gives compare-and-set on any append-only log, Kafka
 //! included, without broker transactions (docs/adr/0001 and 0005).
 
+use crate::chain::Digest;
 use crate::envelope::Envelope;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -30,6 +31,15 @@ pub struct Record {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prev: Option<Uuid>,
     pub events: Vec<Envelope>,
+    /// Lower-case hex of the digest of the previous valid record of the directory: the link
+    /// that makes removing or reordering records evident (docs/adr/0012). Absent for a
+    /// directory's first record and in records written before Roster 0.3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev_digest: Option<String>,
+    /// The record's seal ([`crate::chain`]); absent in records written before Roster 0.3.
+    /// Always the last field: the body the seal covers is the stored bytes without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
 }
 
 impl Record {
@@ -39,18 +49,22 @@ impl Record {
     }
 }
 
-/// The head of one directory's chain: its last valid sequence number and record id.
+/// The head of one directory's chain: its last valid sequence number, record id and digest.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ChainHead {
     pub seq: u64,
     pub record_id: Option<Uuid>,
+    /// The digest of the last valid record's body ([`crate::chain::body_digest`]), which
+    /// the next record commits to (absent where it was not kept, as in views written before
+    /// Roster 0.3).
+    pub digest: Option<Digest>,
 }
 
 impl ChainHead {
-    /// Applies the validity rule to one record of this directory: true (and the head moves to
-    /// it) if `record` follows this head; false if it is stale, a duplicate, or was decided on
-    /// top of a record that lost.
-    pub fn admit(&mut self, record: &Record) -> bool {
+    /// Applies the validity rule to one record of this directory, stored with body digest
+    /// `digest`: true (and the head moves to it) if `record` follows this head; false if it is
+    /// stale, a duplicate, or was decided on top of a record that lost.
+    pub fn admit(&mut self, record: &Record, digest: Digest) -> bool {
         let linked = match record.prev {
             Some(prev) => self.record_id == Some(prev),
             // Records from before `prev` existed: the number alone decides.
@@ -59,6 +73,7 @@ impl ChainHead {
         if record.follows == self.seq && linked {
             self.seq += 1;
             self.record_id = Some(record.record_id);
+            self.digest = Some(digest);
             true
         } else {
             false
@@ -75,12 +90,12 @@ pub struct ChainState {
 impl ChainState {
     /// Applies the validity rule: true (and the chain advances) if `record` follows the last
     /// valid record of its directory; false if it is stale or a duplicate.
-    pub fn admit(&mut self, record: &Record) -> bool {
+    pub fn admit(&mut self, record: &Record, digest: Digest) -> bool {
         match self.heads.get_mut(&record.directory) {
-            Some(head) => head.admit(record),
+            Some(head) => head.admit(record, digest),
             None => {
                 let mut head = ChainHead::default();
-                let admitted = head.admit(record);
+                let admitted = head.admit(record, digest);
                 self.heads.insert(record.directory.clone(), head);
                 admitted
             }
@@ -115,6 +130,9 @@ pub fn partition_of(directory: &str, partitions: u32) -> u32 {
 mod tests {
     use super::*;
 
+    /// A digest for records that no log stored.
+    const D: Digest = [0; 32];
+
     fn rec(dir: &str, follows: u64) -> Record {
         Record {
             record_id: Uuid::now_v7(),
@@ -122,6 +140,8 @@ mod tests {
             follows,
             prev: None,
             events: vec![],
+            prev_digest: None,
+            mac: None,
         }
     }
 
@@ -135,12 +155,15 @@ mod tests {
     #[test]
     fn records_are_valid_only_when_they_follow_the_last_valid_one_of_their_directory() {
         let mut chain = ChainState::default();
-        assert!(chain.admit(&rec("a", 0)));
-        assert!(chain.admit(&rec("b", 0)));
-        assert!(!chain.admit(&rec("a", 0)), "a duplicate of seq 1 is stale");
-        assert!(chain.admit(&rec("a", 1)));
-        assert!(!chain.admit(&rec("a", 5)), "a gap is invalid too");
-        assert!(chain.admit(&rec("a", 2)));
+        assert!(chain.admit(&rec("a", 0), D));
+        assert!(chain.admit(&rec("b", 0), D));
+        assert!(
+            !chain.admit(&rec("a", 0), D),
+            "a duplicate of seq 1 is stale"
+        );
+        assert!(chain.admit(&rec("a", 1), D));
+        assert!(!chain.admit(&rec("a", 5), D), "a gap is invalid too");
+        assert!(chain.admit(&rec("a", 2), D));
         assert_eq!(chain.last("a"), 3);
         assert_eq!(chain.last("b"), 1);
         assert_eq!(chain.last("c"), 0);
@@ -150,21 +173,24 @@ mod tests {
     fn a_record_decided_on_top_of_a_losing_record_is_invalid_though_its_number_fits() {
         let mut chain = ChainState::default();
         let base = rec("d", 0);
-        assert!(chain.admit(&base));
+        assert!(chain.admit(&base, D));
         // Writer A decides two records on top of `base`; writer B one. B's lands first.
         let a1 = after(&base);
         let a2 = after(&a1);
         let b1 = after(&base);
-        assert!(chain.admit(&b1));
-        assert!(!chain.admit(&a1), "a1 lost the race for seq 2");
+        assert!(chain.admit(&b1, D));
+        assert!(!chain.admit(&a1, D), "a1 lost the race for seq 2");
         assert!(
-            !chain.admit(&a2),
+            !chain.admit(&a2, D),
             "a2 follows seq 2 by number, but not b1 by id"
         );
         assert_eq!(chain.head("d").record_id, Some(b1.record_id));
         let b2 = after(&b1);
-        assert!(chain.admit(&b2));
-        assert!(!chain.admit(&b2), "the same record sent twice counts once");
+        assert!(chain.admit(&b2, D));
+        assert!(
+            !chain.admit(&b2, D),
+            "the same record sent twice counts once"
+        );
     }
 
     #[test]
@@ -173,7 +199,7 @@ mod tests {
         let r: Record = serde_json::from_str(old).unwrap();
         assert_eq!(r.prev, None);
         let mut chain = ChainState::default();
-        assert!(chain.admit(&r));
+        assert!(chain.admit(&r, D));
         assert!(!serde_json::to_string(&r).unwrap().contains("prev"));
     }
 
@@ -233,7 +259,7 @@ mod tests {
                     Step::Sync(w) => {
                         let mut head = ChainHead::default();
                         for r in &log {
-                            head.admit(r);
+                            head.admit(r, D);
                         }
                         heads[w] = head;
                     }
@@ -259,7 +285,7 @@ mod tests {
             let mut head = ChainHead::default();
             let mut valid: Vec<&Record> = Vec::new();
             for r in &log {
-                if head.admit(r) {
+                if head.admit(r, D) {
                     valid.push(r);
                 }
             }

@@ -21,6 +21,9 @@ pub struct LogEntry {
     /// The record's offset within its partition.
     pub position: u64,
     pub record: Arc<Record>,
+    /// The digest of the record's body as the log stores it
+    /// ([`roster_events::chain::body_digest`]).
+    pub digest: roster_events::chain::Digest,
 }
 
 /// One directory's state as of a log position, taken atomically: what a writer starts from.
@@ -205,7 +208,7 @@ impl MemoryStore {
                 continue;
             }
             inner.next_positions[p] = entry.position + 1;
-            if !inner.chain.admit(&entry.record) {
+            if !inner.chain.admit(&entry.record, entry.digest) {
                 continue;
             }
             // Usually the only reference: take the record and move its values into the views.

@@ -44,7 +44,7 @@ pub struct Entry {
     /// Milliseconds since the Unix epoch (the event's `time`).
     pub time_ms: i64,
     /// The resource's version after the event (its ETag).
-    pub version: u64,
+    pub version: u32,
     pub resource: Uuid,
     /// The event's place in its record.
     pub event: u16,
@@ -58,7 +58,9 @@ pub struct Entry {
     pub token: Sym,
     pub ip: Sym,
     pub user_agent: Sym,
-    pub correlation: Sym,
+    /// A 64-bit hash of the request id ([`correlation_key`]): request ids are unique per
+    /// request, so keeping each as a string would cost more than the rest of the entry.
+    pub correlation: u64,
     /// The resource's name at the event (after it; before it, for a delete).
     pub name: Sym,
     /// The entry of the event that set the resource's document before this one.
@@ -118,6 +120,27 @@ impl Interner {
     }
 }
 
+/// One resource as the index knows it.
+#[derive(Default)]
+pub struct Resource {
+    /// Its entries, in log order.
+    pub entries: Vec<u32>,
+    /// Its last document entry ([`NO_ENTRY`] before the first).
+    document: u32,
+    /// Its current name.
+    name: Sym,
+}
+
+/// The key a request id is found by: a 64-bit hash of it (0 for none).
+pub fn correlation_key(id: Option<&str>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let Some(id) = id else { return 0 };
+    // SipHash with fixed keys: the same in every process and release.
+    let mut h = std::hash::DefaultHasher::new();
+    id.hash(&mut h);
+    h.finish().max(1)
+}
+
 /// The index of one log partition.
 #[derive(Default)]
 pub struct PartitionIndex {
@@ -125,12 +148,9 @@ pub struct PartitionIndex {
     /// `max_time[i]` is the latest time among entries `0..=i`: the first entry at or after a
     /// time is found by binary search even when clocks of several writers disagree.
     max_time: Vec<i64>,
-    pub by_resource: HashMap<Uuid, Vec<u32>>,
+    pub by_resource: HashMap<Uuid, Resource>,
     pub by_actor: HashMap<Sym, Vec<u32>>,
     pub by_token: HashMap<Sym, Vec<u32>>,
-    pub by_correlation: HashMap<Sym, Vec<u32>>,
-    /// Each resource's last document entry and current name.
-    current: HashMap<Uuid, (u32, Sym)>,
     chain: ChainState,
     /// The first position not yet folded.
     pub next: u64,
@@ -149,17 +169,18 @@ impl PartitionIndex {
                 continue;
             }
             self.next = entry.position + 1;
-            if !self.chain.admit(&entry.record) {
+            if !self.chain.admit(&entry.record, entry.digest) {
                 continue;
             }
             for (i, env) in entry.record.events.iter().enumerate() {
                 let resource = env.resource_id.0;
                 let this = self.entries.len() as u32;
-                let (previous, mut name) = self
-                    .current
-                    .get(&resource)
-                    .copied()
-                    .unwrap_or((NO_ENTRY, NONE));
+                let known = self.by_resource.entry(resource).or_insert(Resource {
+                    entries: Vec::new(),
+                    document: NO_ENTRY,
+                    name: NONE,
+                });
+                let (previous, mut name) = (known.document, known.name);
                 let (actor_kind, actor) = match &env.actor {
                     Actor::Source(a) => (ActorKind::Source, strings.intern(Some(a))),
                     Actor::Admin(a) => (ActorKind::Admin, strings.intern(Some(a))),
@@ -177,7 +198,7 @@ impl PartitionIndex {
                 let e = Entry {
                     position: entry.position,
                     time_ms: env.time.timestamp_millis(),
-                    version: env.resource_version,
+                    version: u32::try_from(env.resource_version).unwrap_or(u32::MAX),
                     resource,
                     event: i as u16,
                     kind,
@@ -189,18 +210,16 @@ impl PartitionIndex {
                     token: strings.intern(client.and_then(|c| c.token_id.as_deref())),
                     ip: strings.intern(ip.as_deref()),
                     user_agent: strings.intern(client.and_then(|c| c.user_agent.as_deref())),
-                    correlation: strings.intern(env.correlation_id.as_deref()),
+                    correlation: correlation_key(env.correlation_id.as_deref()),
                     name,
                     previous,
                 };
-                let document = if e.sets_document() { this } else { previous };
-                self.current.insert(resource, (document, name));
-                self.by_resource.entry(resource).or_default().push(this);
-                for (list, key) in [
-                    (&mut self.by_actor, e.actor),
-                    (&mut self.by_token, e.token),
-                    (&mut self.by_correlation, e.correlation),
-                ] {
+                if e.sets_document() {
+                    known.document = this;
+                }
+                known.name = name;
+                known.entries.push(this);
+                for (list, key) in [(&mut self.by_actor, e.actor), (&mut self.by_token, e.token)] {
                     if key != NONE {
                         list.entry(key).or_default().push(this);
                     }

@@ -2,11 +2,13 @@
 //! into an index in memory ([`index`]); a search ([`query`]) runs over the index and the events
 //! it finds are read back from the log and rendered for a person ([`render`]): who did what,
 //! when, through which source and client, and what changed, old and new values side by side.
-//! A resource's state at any moment is folded from its own events.
+//! A resource's state at any moment is folded from its own events. [`verify`] checks the
+//! seals and links that make tampering with the log evident.
 
 pub mod index;
 pub mod query;
 pub mod render;
+pub mod verify;
 
 use crate::log::{EventLog, LogError};
 use index::{Entry, Interner, PartitionIndex, NO_ENTRY};
@@ -19,6 +21,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 use uuid::Uuid;
 
+/// How often an idle follower looks for records no projector of this process has read.
+const IDLE_POLL: Duration = Duration::from_secs(1);
 /// The most records a follower folds at once.
 const FOLLOW_BATCH: usize = 4096;
 /// How long a search waits for the index to reach the end of the log as it was when the
@@ -68,8 +72,10 @@ pub enum AsOf {
 }
 
 impl Audit {
-    /// An empty index over `log`; [`Audit::follow`] fills it.
+    /// An empty index over `log` (read through a follower handle of its own);
+    /// [`Audit::follow`] fills it.
     pub fn new(log: Arc<dyn EventLog>) -> Arc<Audit> {
+        let log = log.follower().unwrap_or(log);
         let partitions = (0..log.partitions())
             .map(|_| PartitionIndex::default())
             .collect();
@@ -130,7 +136,12 @@ impl Audit {
                 }
             }
             tokio::select! {
-                open = crate::log::wait_past(self.log.as_ref(), &mut end, next) => if !open { return },
+                // The end moves with this process's appends and its projectors' reads: the
+                // index follows them at once. Records of other processes that no projector
+                // has read yet are looked for now and then only, so that the index does not
+                // poll the brokers as often as the projectors do.
+                r = end.wait_for(|&e| e > next) => if r.is_err() { return },
+                _ = tokio::time::sleep(IDLE_POLL) => {}
                 _ = stop.changed() => return,
             }
         }
@@ -223,6 +234,15 @@ impl Audit {
                 .collect()
         };
         let mut records = Records::default();
+        // In log order: a Kafka consumer reading forward keeps its place.
+        let mut order: Vec<(u32, &Entry)> = wanted
+            .iter()
+            .flat_map(|(p, e, b)| std::iter::once((*p, e)).chain(b.iter().map(|b| (*p, b))))
+            .collect();
+        order.sort_by_key(|(p, e)| (*p, e.position));
+        for (p, e) in order {
+            records.event(self, p, e).await?;
+        }
         let mut out = Vec::with_capacity(wanted.len());
         for (partition, e, before) in &wanted {
             let env = records.event(self, *partition, e).await?;
@@ -240,6 +260,11 @@ impl Audit {
             ));
         }
         Ok(out)
+    }
+
+    /// How many events the index holds.
+    pub fn events(&self) -> usize {
+        self.read().partitions.iter().map(|p| p.entries.len()).sum()
     }
 
     /// How many log partitions the index covers.
@@ -273,7 +298,7 @@ impl Audit {
                 .partitions
                 .iter()
                 .enumerate()
-                .find_map(|(p, idx)| idx.by_resource.get(&id).map(|l| (p, (idx, l))))
+                .find_map(|(p, idx)| idx.by_resource.get(&id).map(|r| (p, (idx, &r.entries))))
             else {
                 return Ok(AsOf::Unknown);
             };

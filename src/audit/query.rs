@@ -89,7 +89,7 @@ impl Search {
             Some(f) => {
                 let f = filter::parse(f).map_err(|e| QueryError::Filter(e.0))?;
                 check_paths(&f)?;
-                Some(f)
+                Some(keyed(f)?)
             }
             None => None,
         };
@@ -162,6 +162,30 @@ fn check_paths(f: &Filter) -> Result<(), QueryError> {
             "{path}[...]: event fields are not multi-valued"
         ))),
     }
+}
+
+/// The filter with each request id compared replaced by its key, as the index keeps request
+/// ids ([`super::index::correlation_key`]); only `eq`, `ne` and `pr` can compare them.
+fn keyed(f: Filter) -> Result<Filter, QueryError> {
+    let is_request = |p: &AttrPath| p.is("correlationId");
+    Ok(match f {
+        Filter::Compare { path, op, value } if is_request(&path) => match (op, value) {
+            (Op::Eq | Op::Ne, Value::String(s)) => Filter::Compare {
+                path,
+                op,
+                value: Value::from(format!("{:016x}", super::index::correlation_key(Some(&s)))),
+            },
+            _ => {
+                return Err(QueryError::Filter(
+                    "correlationId is compared with eq or ne and a string".into(),
+                ))
+            }
+        },
+        Filter::And(a, b) => Filter::And(Box::new(keyed(*a)?), Box::new(keyed(*b)?)),
+        Filter::Or(a, b) => Filter::Or(Box::new(keyed(*a)?), Box::new(keyed(*b)?)),
+        Filter::Not(a) => Filter::Not(Box::new(keyed(*a)?)),
+        other => other,
+    })
 }
 
 /// Where a search goes on: for each partition, the entry to go on from (ascending: the first
@@ -333,11 +357,10 @@ fn narrowest<'a>(f: &Filter, index: &'a PartitionIndex, strings: &Interner) -> O
                     s.parse::<uuid::Uuid>()
                         .ok()
                         .and_then(|id| index.by_resource.get(&id))
-                        .map_or(EMPTY, Vec::as_slice),
+                        .map_or(EMPTY, |r| r.entries.as_slice()),
                 ),
                 "actor.id" => by_sym(&index.by_actor),
                 "token" | "client.tokenid" => by_sym(&index.by_token),
-                "correlationid" => by_sym(&index.by_correlation),
                 _ => None,
             }
         }
@@ -474,7 +497,8 @@ impl Attributes for EntryFields<'_> {
                 "version": e.version,
             }),
             "name" => s(e.name),
-            "correlationid" => s(e.correlation),
+            // Compared as the key the parse put in the filter's place (`keyed`).
+            "correlationid" if e.correlation != 0 => Value::from(format!("{:016x}", e.correlation)),
             "client" => json!({"ip": s(e.ip), "userAgent": s(e.user_agent), "tokenId": s(e.token)}),
             _ => return None,
         };
@@ -538,12 +562,15 @@ mod tests {
                             resource: Document::from_map(doc.as_object().unwrap()),
                         }),
                     }],
+                    prev_digest: None,
+                    mac: None,
                 };
                 prev = Some(record.record_id);
                 LogEntry {
                     partition: p,
                     position: i as u64,
                     record: Arc::new(record),
+                    digest: [0; 32],
                 }
             })
             .collect();

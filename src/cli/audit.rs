@@ -79,6 +79,16 @@ pub enum AuditCmd {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Read the whole log and check every directory's seals and links: names the first record
+    /// that was changed, forged, removed or moved, and each directory's head (keep it
+    /// elsewhere to make a cut at the end evident). Fails when anything is broken.
+    Verify {
+        /// Only this directory.
+        #[arg(long, value_name = "NAME")]
+        directory: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Write every matching event, oldest first, to standard output as NDJSON (one JSON event
     /// a line), streamed: `roster audit export --since 24h > audit.ndjson`.
     Export {
@@ -216,6 +226,7 @@ pub async fn run(cmd: &AuditCmd, settings: &Settings) -> anyhow::Result<()> {
         | AuditCmd::Tail { client, .. }
         | AuditCmd::History { client, .. }
         | AuditCmd::AsOf { client, .. }
+        | AuditCmd::Verify { client, .. }
         | AuditCmd::Export { client, .. } => client,
     };
     let api = AdminClient::new(client, settings)?;
@@ -254,6 +265,23 @@ pub async fn run(cmd: &AuditCmd, settings: &Settings) -> anyhow::Result<()> {
             Ok(())
         }
         AuditCmd::Tail { which, .. } => tail(&api, which).await,
+        AuditCmd::Verify { directory, .. } => {
+            let path = match directory {
+                Some(d) => format!("/audit/verify?directory={}", url_encode(d)),
+                None => "/audit/verify".into(),
+            };
+            let report = api.get(&path).await?;
+            if api.format == Format::Json {
+                emit_json(&report)?;
+            } else {
+                emit(&verify_text(&report))?;
+            }
+            anyhow::ensure!(
+                report["ok"] == true,
+                "the log was tampered with: see the breaks above"
+            );
+            Ok(())
+        }
         AuditCmd::Export { which, .. } => {
             let mut resp = api
                 .get_streamed(&format!("/audit/export?{}", query(which, &[])?))
@@ -266,6 +294,29 @@ pub async fn run(cmd: &AuditCmd, settings: &Settings) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// A verification report for people: one block per directory.
+fn verify_text(report: &Value) -> String {
+    let mut out = vec![format!("{} records read", text(&report["records"]))];
+    for (name, d) in report["directories"].as_object().into_iter().flatten() {
+        let state = match d["first_break"].as_object() {
+            None => "ok".to_owned(),
+            Some(b) => format!("BROKEN ({})", text(&b["kind"])),
+        };
+        out.push(format!(
+            "directory {name}: {state}\n  {} valid records, {} sealed, {} from before seals\n  head: sequence {}, digest {}",
+            text(&d["valid"]),
+            text(&d["sealed"]),
+            text(&d["unsealed_before_chain"]),
+            text(&d["head_seq"]),
+            text(&d["head_digest"]),
+        ));
+        if let Some(b) = d["first_break"].as_object() {
+            out.push(format!("  first break: {}", text(&b["why"])));
+        }
+    }
+    out.join("\n")
 }
 
 fn url_encode(s: &str) -> String {

@@ -26,6 +26,7 @@ pub fn routes() -> Router<AppState> {
         .route("/audit/resources/{id}/history", get(history))
         .route("/audit/resources/{id}/as-of", get(as_of))
         .route("/audit/export", get(export))
+        .route("/audit/verify", get(verify))
 }
 
 impl From<QueryError> for ScimError {
@@ -144,6 +145,30 @@ async fn export(
         HeaderValue::from_static("application/x-ndjson"),
     );
     Ok(resp)
+}
+
+#[derive(serde::Deserialize)]
+struct VerifyParams {
+    directory: Option<String>,
+}
+
+/// `GET /audit/verify`: reads the whole log and checks every directory's seals and links
+/// (`ok: false` and the first break of each directory when something was tampered with).
+async fn verify(
+    State(app): State<AppState>,
+    admin: AdminAuth,
+    Query(p): Query<VerifyParams>,
+) -> Result<Json<crate::audit::verify::Report>, ScimError> {
+    let key = app.secret_key.chain_key();
+    let log = app.log.follower().unwrap_or_else(|| app.log.clone());
+    let report = crate::audit::verify::verify(log.as_ref(), &key, p.directory.as_deref())
+        .await
+        .map_err(|e| match e {
+            crate::log::LogError::Unavailable(_) => ScimError::unavailable(&e),
+            _ => ScimError::internal(&e),
+        })?;
+    tracing::info!(admin = %admin.who(), ok = report.ok, records = report.records, "audit verified");
+    Ok(Json(report))
 }
 
 fn resource_id(id: &str) -> Result<Uuid, ScimError> {

@@ -9,6 +9,7 @@ use super::error::ScimError;
 use super::AppState;
 use crate::domain::{Command, ProviderRequest};
 use crate::provider::config;
+use crate::provider::runner::Status;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
@@ -99,10 +100,11 @@ async fn list(State(app): State<AppState>, _admin: AdminAuth) -> Result<Response
         v["status"] = match app.providers.report(p).await {
             Ok(r) => {
                 let s = &r.status;
+                let (_, lag) = lag(s, views_now(&app, p));
                 json!({
                     "running_here": r.here,
                     "state": s.state,
-                    "lag": s.views_position.saturating_sub(s.position),
+                    "lag": lag,
                     "pending": s.pending,
                     "failing": s.failing.len(),
                     "parked": s.parked.len(),
@@ -265,6 +267,21 @@ async fn replay(
     request(&app, &admin, &name, ProviderRequest::Replay { from }).await
 }
 
+/// The position the views of `p`'s partition reflect now.
+fn views_now(app: &AppState, p: &ProviderView) -> u64 {
+    app.projected
+        .get(app.log.partition(&p.directory) as usize)
+        .map_or(0, |w| *w.borrow())
+}
+
+/// The views position and the lag a status shows: against the views as they are now, not as
+/// the consumer last published them, so that a consumer that has not started yet (or has
+/// stalled) shows everything it has not carried as lag, never 0.
+fn lag(s: &Status, views_now: u64) -> (u64, u64) {
+    let views = s.views_position.max(views_now);
+    (views, views.saturating_sub(s.position))
+}
+
 async fn status(
     State(app): State<AppState>,
     _admin: AdminAuth,
@@ -277,6 +294,7 @@ async fn status(
         .await
         .map_err(|e| ScimError::unavailable(&e))?;
     let s = &report.status;
+    let (views_position, lag) = lag(s, views_now(&app, &p));
     let recent: Vec<Value> = report
         .recent
         .iter()
@@ -298,8 +316,8 @@ async fn status(
         "error": s.error,
         "position": s.position,
         "requests_below": s.requests_below,
-        "views_position": s.views_position,
-        "lag": s.views_position.saturating_sub(s.position),
+        "views_position": views_position,
+        "lag": lag,
         "pending": s.pending,
         "in_flight": s.in_flight,
         "failing": s.failing,
@@ -312,4 +330,27 @@ async fn status(
         "learned": s.learned,
     }))
     .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_consumer_that_has_not_started_shows_all_it_has_to_carry_as_lag() {
+        // Before its first publish a consumer's status is all zeros.
+        let starting = Status {
+            state: "starting",
+            ..Status::default()
+        };
+        assert_eq!(lag(&starting, 420), (420, 420));
+        let running = Status {
+            state: "running",
+            position: 400,
+            views_position: 420,
+            ..Status::default()
+        };
+        assert_eq!(lag(&running, 410), (420, 20));
+        assert_eq!(lag(&running, 430), (430, 30));
+    }
 }

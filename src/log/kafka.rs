@@ -22,6 +22,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
+use roster_events::chain::{body_digest, Digest};
 use roster_events::Record;
 use roster_projections::LogEntry;
 use std::collections::{BTreeMap, HashMap};
@@ -44,6 +45,9 @@ const FOLLOW_INTERVAL: Duration = Duration::from_millis(20);
 const QUIET_FOR_END: Duration = Duration::from_millis(1500);
 /// How many records appended by this process are kept per partition for followers.
 const RECENT_MAX: usize = 16_384;
+/// Records this process appended to one partition, by position, with their body digests.
+type Recent = BTreeMap<u64, (Arc<Record>, Digest)>;
+
 /// How far ahead of its consumer a reader may skip (over records served from `recent`)
 /// without positioning the consumer again.
 const SKIP_MAX: u64 = RECENT_MAX as u64;
@@ -186,7 +190,7 @@ struct ProducerSlot {
 struct Side {
     topic: String,
     /// Per partition: records this process appended, by position.
-    recent: Vec<Mutex<BTreeMap<u64, Arc<Record>>>>,
+    recent: Vec<Mutex<Recent>>,
     config: ClientConfig,
     /// Operators' properties, applied on top of each client's defaults.
     properties: BTreeMap<String, String>,
@@ -345,11 +349,15 @@ impl Side {
             .set("isolation.level", "read_uncommitted")
             .set("fetch.wait.max.ms", "100");
         config.extend(self.properties.clone());
+        // Each consumer its own end-of-partition notes: readers of followers
+        // (`EventLog::follower`) stand at other positions.
+        let context = KafkaContext {
+            gates_health: false,
+            eof: Arc::default(),
+            ..self.context.clone()
+        };
         let consumer: BaseConsumer<KafkaContext> = config
-            .create_with_context(KafkaContext {
-                gates_health: false,
-                ..self.context.clone()
-            })
+            .create_with_context(context)
             .map_err(|e| unavailable("configuring a Kafka consumer", e))?;
         Ok(Reader {
             consumer,
@@ -375,7 +383,7 @@ impl Side {
             .consumer
             .assign(&tpl)
             .map_err(|e| unavailable("positioning a Kafka consumer", e))?;
-        self.context.take_eof(partition);
+        reader.consumer.context().take_eof(partition);
         reader.next = Some(at);
         reader.eof_at = None;
         reader.quiet_since = None;
@@ -383,13 +391,19 @@ impl Side {
     }
 
     /// Remembers records this process appended, so that followers get them without a fetch.
-    fn remember(&self, partition: u32, records: Vec<Record>, positions: &[u64]) {
+    fn remember(
+        &self,
+        partition: u32,
+        records: Vec<Record>,
+        payloads: &[Vec<u8>],
+        positions: &[u64],
+    ) {
         let Some(recent) = self.recent.get(partition as usize) else {
             return;
         };
         let mut recent = recent.lock().unwrap_or_else(|p| p.into_inner());
-        for (r, &position) in records.into_iter().zip(positions) {
-            recent.insert(position, Arc::new(r));
+        for ((r, payload), &position) in records.into_iter().zip(payloads).zip(positions) {
+            recent.insert(position, (Arc::new(r), body_digest(payload)));
         }
         while recent.len() > RECENT_MAX {
             recent.pop_first();
@@ -414,7 +428,7 @@ impl Side {
         let kept = recent.split_off(&from);
         *recent = kept;
         let mut out = Vec::new();
-        for (&position, record) in recent.iter() {
+        for (&position, (record, digest)) in recent.iter() {
             if position != from + out.len() as u64 || out.len() >= max {
                 break;
             }
@@ -422,6 +436,7 @@ impl Side {
                 partition,
                 position,
                 record: record.clone(),
+                digest: *digest,
             });
         }
         out
@@ -634,7 +649,7 @@ fn poll_into(
         };
         match reader.consumer.poll(slice) {
             None => {
-                if let Some(end) = log.context.take_eof(partition) {
+                if let Some(end) = reader.consumer.context().take_eof(partition) {
                     reader.eof_at = Some(end);
                     if reader.next.is_none_or(|n| n >= end) {
                         break;
@@ -662,6 +677,7 @@ fn poll_into(
                     partition,
                     position,
                     record: Arc::new(record),
+                    digest: body_digest(payload),
                 });
             }
             Some(Err(KafkaError::PartitionEOF(_))) => {
@@ -753,7 +769,8 @@ impl EventLog for KafkaLog {
         }
         match failure {
             None => {
-                self.side.remember(partition, records, &positions);
+                self.side
+                    .remember(partition, records, &payloads, &positions);
                 if let Some(&last) = positions.iter().max() {
                     self.side.advance_end(partition, last + 1);
                 }
@@ -814,6 +831,19 @@ impl EventLog for KafkaLog {
 
     fn end(&self, partition: u32) -> watch::Receiver<u64> {
         self.side.end_of(partition)
+    }
+
+    fn follower(&self) -> Option<Arc<dyn EventLog>> {
+        Some(Arc::new(KafkaLog {
+            side: self.side.clone(),
+            partitions: self.partitions,
+            producer: self.producer.clone(),
+            producer_config: self.producer_config.clone(),
+            readers: (0..self.partitions).map(|_| Arc::default()).collect(),
+            closed: AtomicBool::new(self.closed.load(Ordering::SeqCst)),
+            // The log this follows probes the brokers for both.
+            probe: Mutex::new(None),
+        }))
     }
 
     fn poll_interval(&self) -> Option<Duration> {

@@ -80,6 +80,15 @@ pub trait EventLog: Send + Sync + 'static {
         None
     }
 
+    /// A handle on the same log that reads with cursors of its own, for a follower that reads
+    /// at other positions than the projectors (the audit index, a provider): on Kafka a read
+    /// at a position its consumer is not at re-positions the consumer and waits for a fresh
+    /// fetch, so followers that shared one would keep undoing each other's. `None` when reads
+    /// are stateless (the file log): read through this log itself.
+    fn follower(&self) -> Option<std::sync::Arc<dyn EventLog>> {
+        None
+    }
+
     /// False while the log refuses or cannot take writes (the file log after a failed fsync, a
     /// broker that is unreachable). Writers answer 503 at once instead of trying; readiness
     /// checks report it.

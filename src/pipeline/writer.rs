@@ -19,6 +19,7 @@ use crate::domain::{decide, Command, Context, DomainError, Outcome};
 use crate::log::{EventLog, LogError};
 use crate::metrics::{Metrics, OutcomeLabels};
 use chrono::Utc;
+use roster_events::chain::{self, ChainKey, Digest};
 use roster_events::{ChainHead, Record};
 use roster_projections::{
     Directory, GroupView, LogEntry, ProjectionStore, StoreError, Undo, UserView,
@@ -192,11 +193,19 @@ pub struct Writers {
     metrics: Option<Arc<Metrics>>,
     health: Arc<WriteHealth>,
     tasks: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    key: ChainKey,
 }
 
 impl Writers {
-    pub fn new(log: Arc<dyn EventLog>, store: Arc<dyn ProjectionStore>, feeds: Arc<Feeds>) -> Self {
+    /// Writers that seal their records with `key`.
+    pub fn new(
+        log: Arc<dyn EventLog>,
+        store: Arc<dyn ProjectionStore>,
+        feeds: Arc<Feeds>,
+        key: ChainKey,
+    ) -> Self {
         Writers {
+            key,
             health: Arc::new(WriteHealth::new(log.partitions())),
             log,
             store,
@@ -255,6 +264,7 @@ impl Writers {
             lost_ids: Default::default(),
             contended: false,
             feed,
+            key: self.key.clone(),
             log: self.log.clone(),
             store: self.store.clone(),
             metrics: self.metrics.clone(),
@@ -311,6 +321,8 @@ struct DirectoryWriter {
     /// Set when the feed showed another writer's record that lost (to one of ours).
     contended: bool,
     feed: mpsc::UnboundedReceiver<LogEntry>,
+    /// Seals every record this writer decides.
+    key: ChainKey,
     log: Arc<dyn EventLog>,
     store: Arc<dyn ProjectionStore>,
     metrics: Option<Arc<Metrics>>,
@@ -333,6 +345,8 @@ fn outcome_label(r: &Result<Written, WriteError>) -> &'static str {
 struct Pending {
     id: Uuid,
     undo: Undo,
+    /// The record's body digest, which the next record commits to.
+    digest: Digest,
 }
 
 /// One round of a batch: the records decided, with how to take each back out of the state,
@@ -341,6 +355,8 @@ struct Pending {
 struct Round {
     undos: Vec<Undo>,
     records: Vec<Record>,
+    /// Each record's body digest.
+    digests: Vec<Digest>,
     results: Vec<Result<Written, WriteError>>,
     record_of: Vec<Option<usize>>,
 }
@@ -384,7 +400,7 @@ impl DirectoryWriter {
         self.next = entry.position + 1;
         let id = entry.record.record_id;
         let ours = self.pending.front().is_some_and(|p| p.id == id);
-        if !self.head.admit(&entry.record) {
+        if !self.head.admit(&entry.record, entry.digest) {
             if ours {
                 self.lose_pending();
             } else if !self.lost_ids.remove(&id) {
@@ -481,23 +497,24 @@ impl DirectoryWriter {
         Ok(())
     }
 
-    /// The sequence number and id the next record follows: the last pending record, or the
-    /// head of the chain.
-    fn tip(&self) -> (u64, Option<Uuid>) {
+    /// The sequence number, id and digest the next record follows: the last pending record's,
+    /// or the head of the chain's.
+    fn tip(&self) -> (u64, Option<Uuid>, Option<Digest>) {
         let seq = self.head.seq + self.pending.len() as u64;
-        (
-            seq,
-            self.pending.back().map(|p| p.id).or(self.head.record_id),
-        )
+        match self.pending.back() {
+            Some(p) => (seq, Some(p.id), Some(p.digest)),
+            None => (seq, self.head.record_id, self.head.digest),
+        }
     }
 
     /// Decides every job against the decision state, folding the events in with undo.
     fn decide_round(&mut self, jobs: &[Job]) -> Result<Round, &'static str> {
         let now = Utc::now();
-        let (seq, mut prev) = self.tip();
+        let (seq, mut prev, mut prev_digest) = self.tip();
         let mut round = Round {
             undos: Vec::new(),
             records: Vec::new(),
+            digests: Vec::new(),
             results: Vec::with_capacity(jobs.len()),
             record_of: Vec::with_capacity(jobs.len()),
         };
@@ -520,14 +537,20 @@ impl DirectoryWriter {
                     round.undos.push(undo);
                     let record_id = Uuid::now_v7();
                     round.record_of.push(Some(round.records.len()));
-                    round.records.push(Record {
+                    let mut record = Record {
                         record_id,
                         directory: self.directory.clone(),
                         follows: seq + round.records.len() as u64,
                         prev,
                         events,
-                    });
+                        prev_digest: prev_digest.map(|d| chain::hex(&d)),
+                        mac: None,
+                    };
+                    let digest = self.key.seal(&mut record);
+                    round.records.push(record);
+                    round.digests.push(digest);
                     prev = Some(record_id);
+                    prev_digest = Some(digest);
                     round.results.push(Ok(Written::of(outcome, &self.state)));
                 }
                 Ok((_, outcome)) => {
@@ -570,7 +593,7 @@ impl DirectoryWriter {
                 return self.answer(jobs, round.results, nowhere);
             }
             let won = match self
-                .append_and_confirm(round.records, round.undos, rx)
+                .append_and_confirm(round.records, round.digests, round.undos, rx)
                 .instrument(span.clone())
                 .await
             {
@@ -621,6 +644,7 @@ impl DirectoryWriter {
     async fn append_and_confirm(
         &mut self,
         records: Vec<Record>,
+        digests: Vec<Digest>,
         undos: Vec<Undo>,
         rx: &mut mpsc::Receiver<Job>,
     ) -> Confirmed {
@@ -655,7 +679,8 @@ impl DirectoryWriter {
         self.pending.extend(
             ids.iter()
                 .zip(undos)
-                .map(|(&id, undo)| Pending { id, undo }),
+                .zip(digests)
+                .map(|((&id, undo), digest)| Pending { id, undo, digest }),
         );
         self.won.clear();
         self.lost = false;

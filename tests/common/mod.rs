@@ -40,7 +40,14 @@ pub fn record(directory: &str, follows: u64, tag: &str, n: usize) -> Record {
         follows,
         prev: None,
         events,
+        prev_digest: None,
+        mac: None,
     }
+}
+
+/// A key to seal records with, for pipelines a test starts without a server.
+pub fn test_key() -> roster_events::chain::ChainKey {
+    roster_events::chain::ChainKey::derive(b"a key for tests only")
 }
 
 use roster::app::Application;
@@ -340,7 +347,7 @@ pub async fn assert_pg_views_equal_a_replay(data_dir: &std::path::Path, url: &st
         roster::log::FileLog::open(data_dir.join("log"), Default::default()).unwrap(),
     );
     let replay = std::sync::Arc::new(roster_projections::MemoryStore::new());
-    roster::pipeline::Pipeline::start(log, replay.clone(), None)
+    roster::pipeline::Pipeline::start(log, replay.clone(), None, test_key())
         .await
         .unwrap();
     let pg = pg_store(url).await;

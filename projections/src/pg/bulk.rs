@@ -539,19 +539,12 @@ impl PgStore {
             )
             .await,
         )?;
-        let mut dirs = Vec::new();
-        let mut seqs = Vec::new();
-        let mut ids = Vec::new();
-        for (name, head) in &folded.heads {
-            dirs.push(name.as_str());
-            seqs.push(head.seq as i64);
-            ids.push(head.record_id);
-        }
+        let heads = super::fold::HeadColumns::of(folded.heads.iter().map(|(d, h)| (d, h)));
         self.track(
             tx.execute(
-                "INSERT INTO chain_heads (gen, directory, seq, record_id) \
-                 SELECT $1, * FROM UNNEST($2::text[], $3::int8[], $4::uuid[])",
-                &[&gen, &dirs, &seqs, &ids],
+                "INSERT INTO chain_heads (gen, directory, seq, record_id, digest) \
+                 SELECT $1, * FROM UNNEST($2::text[], $3::int8[], $4::uuid[], $5::bytea[])",
+                &[&gen, &heads.dirs, &heads.seqs, &heads.ids, &heads.digests],
             )
             .await,
         )?;

@@ -637,7 +637,7 @@ impl PgStore {
         let rows = self
             .query(
                 &tx,
-                "SELECT directory, seq, record_id FROM chain_heads \
+                "SELECT directory, seq, record_id, digest FROM chain_heads \
                  WHERE gen = $1 AND directory = ANY($2)",
                 &[&gen, &names],
             )
@@ -652,6 +652,7 @@ impl PgStore {
                 ChainHead {
                     seq: r.get::<_, i64>(1) as u64,
                     record_id: r.get(2),
+                    digest: digest_of(r.get(3)),
                 },
             );
         }
@@ -659,7 +660,7 @@ impl PgStore {
         let mut valid: BTreeMap<String, Vec<Arc<roster_events::Record>>> = BTreeMap::new();
         for e in &entries {
             let head = heads.entry(e.record.directory.clone()).or_default();
-            if head.admit(&e.record) {
+            if head.admit(&e.record, e.digest) {
                 valid
                     .entry(e.record.directory.clone())
                     .or_default()
@@ -735,23 +736,14 @@ impl PgStore {
             });
         }
         self.write(&tx, gen, &writes).await?;
-        let (dirs, seqs, ids): (Vec<String>, Vec<i64>, Vec<Option<Uuid>>) = heads
-            .into_iter()
-            .filter(|(d, _)| advanced.contains(d))
-            .map(|(d, h)| (d, h.seq as i64, h.record_id))
-            .fold((vec![], vec![], vec![]), |mut acc, (d, s, i)| {
-                acc.0.push(d);
-                acc.1.push(s);
-                acc.2.push(i);
-                acc
-            });
+        let heads = HeadColumns::of(heads.iter().filter(|(d, _)| advanced.contains(*d)));
         self.query(
             &tx,
-            "INSERT INTO chain_heads (gen, directory, seq, record_id) \
-             SELECT $1, * FROM UNNEST($2::text[], $3::int8[], $4::uuid[]) \
+            "INSERT INTO chain_heads (gen, directory, seq, record_id, digest) \
+             SELECT $1, * FROM UNNEST($2::text[], $3::int8[], $4::uuid[], $5::bytea[]) \
              ON CONFLICT (gen, directory) DO UPDATE SET seq = EXCLUDED.seq, \
-             record_id = EXCLUDED.record_id",
-            &[&gen, &dirs, &seqs, &ids],
+             record_id = EXCLUDED.record_id, digest = EXCLUDED.digest",
+            &[&gen, &heads.dirs, &heads.seqs, &heads.ids, &heads.digests],
         )
         .await?;
         let (parts, positions): (Vec<i32>, Vec<i64>) =
@@ -764,5 +756,46 @@ impl PgStore {
         )
         .await?;
         self.track(tx.commit().await)
+    }
+}
+
+/// A stored chain-head digest, if it has the right length (views written before digests
+/// were kept have none).
+fn digest_of(bytes: Option<Vec<u8>>) -> Option<roster_events::chain::Digest> {
+    bytes.and_then(|b| b.try_into().ok())
+}
+
+/// A `chain_heads` row (`seq, record_id, digest`) as a head.
+pub(super) fn head_from(r: &tokio_postgres::Row) -> ChainHead {
+    ChainHead {
+        seq: r.get::<_, i64>(0) as u64,
+        record_id: r.get(1),
+        digest: digest_of(r.get(2)),
+    }
+}
+
+/// Chain heads as the columns of one `UNNEST` insert into `chain_heads`.
+pub(super) struct HeadColumns {
+    pub dirs: Vec<String>,
+    pub seqs: Vec<i64>,
+    pub ids: Vec<Option<Uuid>>,
+    pub digests: Vec<Option<Vec<u8>>>,
+}
+
+impl HeadColumns {
+    pub fn of<'a>(heads: impl Iterator<Item = (&'a String, &'a ChainHead)>) -> HeadColumns {
+        let mut c = HeadColumns {
+            dirs: Vec::new(),
+            seqs: Vec::new(),
+            ids: Vec::new(),
+            digests: Vec::new(),
+        };
+        for (dir, head) in heads {
+            c.dirs.push(dir.clone());
+            c.seqs.push(head.seq as i64);
+            c.ids.push(head.record_id);
+            c.digests.push(head.digest.map(|d| d.to_vec()));
+        }
+        c
     }
 }

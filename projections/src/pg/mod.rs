@@ -380,7 +380,7 @@ impl ProjectionStore for PgStore {
             .query(
                 &tx,
                 &format!(
-                    "SELECT seq, record_id FROM chain_heads WHERE gen = {gen} AND directory = $1"
+                    "SELECT seq, record_id, digest FROM chain_heads WHERE gen = {gen} AND directory = $1"
                 ),
                 &[&directory],
             )
@@ -446,10 +446,9 @@ impl ProjectionStore for PgStore {
         self.track(tx.commit().await)?;
         Ok(DirectorySnapshot {
             state,
-            head: head.first().map_or_else(ChainHead::default, |r| ChainHead {
-                seq: r.get::<_, i64>(0) as u64,
-                record_id: r.get(1),
-            }),
+            head: head
+                .first()
+                .map_or_else(ChainHead::default, fold::head_from),
             next_position: pos.first().map_or(0, |r| r.get::<_, i64>(0) as u64),
         })
     }
@@ -457,14 +456,13 @@ impl ProjectionStore for PgStore {
     async fn chain_head(&self, directory: &str) -> Result<ChainHead, StoreError> {
         let client = self.client().await?;
         let sql = format!(
-            "SELECT seq, record_id FROM chain_heads WHERE gen = {} AND directory = $1",
+            "SELECT seq, record_id, digest FROM chain_heads WHERE gen = {} AND directory = $1",
             self.gen_sql()
         );
         let rows = self.query(&client, &sql, &[&directory]).await?;
-        Ok(rows.first().map_or_else(ChainHead::default, |r| ChainHead {
-            seq: r.get::<_, i64>(0) as u64,
-            record_id: r.get(1),
-        }))
+        Ok(rows
+            .first()
+            .map_or_else(ChainHead::default, fold::head_from))
     }
 
     async fn user(&self, dir: &str, id: ResourceId) -> Result<Option<Arc<UserView>>, StoreError> {

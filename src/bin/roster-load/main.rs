@@ -6,6 +6,7 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod audit;
 mod provider;
 mod replicas;
 mod target;
@@ -112,6 +113,16 @@ enum Cmd {
         seconds: u64,
         #[arg(long, default_value = "rep")]
         prefix: String,
+    },
+    /// The audit trail over a data directory (`seed-log` one first), in process: index build
+    /// rate and memory per event, history / actor-page / as-of percentiles, export and verify
+    /// rates.
+    Audit {
+        #[arg(long)]
+        dir: PathBuf,
+        /// How many users to time reads of.
+        #[arg(long, default_value_t = 200)]
+        samples: usize,
     },
     /// GET /Users/{id} or GET /Users?filter=userName eq "..." over users `<prefix>-<i>`.
     Reads {
@@ -259,6 +270,8 @@ fn user_record(i: usize) -> Record {
         follows: i as u64,
         prev: None,
         events: vec![event],
+        prev_digest: None,
+        mac: None,
     }
 }
 
@@ -358,6 +371,7 @@ async fn main() -> anyhow::Result<()> {
             seconds,
             prefix,
         } => replicas::run(urls, token, clients, seconds, prefix).await?,
+        Cmd::Audit { dir, samples } => audit::run(&dir, samples).await?,
         Cmd::Ceiling { listen } => {
             let (base, _store) = target::start_on(&listen).await?;
             println!("ceiling target at {base}");
@@ -454,7 +468,9 @@ async fn main() -> anyhow::Result<()> {
             let log: Arc<dyn EventLog> =
                 Arc::new(FileLog::open(dir.join("log"), FileLogOptions::default())?);
             let store: Arc<dyn ProjectionStore> = Arc::new(MemoryStore::new());
-            let mut pipeline = Pipeline::start(log, store.clone(), None).await?;
+            // Sealed with the key of the data directory the server will run on.
+            let key = roster::sealing::SecretKey::load(None, &dir)?.chain_key();
+            let mut pipeline = Pipeline::start(log, store.clone(), None, key).await?;
             let stopper = pipeline.stopper();
             let w = pipeline.writers.get("default").await?;
             if store.directories().await?.is_empty() {
@@ -483,15 +499,21 @@ async fn main() -> anyhow::Result<()> {
                 println!("SCIM token: {}", token.token.expose());
                 println!("Admin token: {}", admin.token.expose());
             }
+            // As a SCIM client's requests would leave them: a request id and a client each.
             let ctx = Context {
                 actor: Actor::Source("source:default".into()),
                 source: Some("default".into()),
                 correlation_id: None,
-                client: None,
+                client: Some(roster_events::Client {
+                    token_id: Some(ResourceId::new().to_string()),
+                    ip: Some(std::net::Ipv4Addr::new(10, 1, 2, 3).into()),
+                    user_agent: Some("Azure Active Directory SCIM Client".into()),
+                }),
             };
             let w2 = w.clone();
             drive("seeded users", 256, users, move |i| {
-                let (w, ctx) = (w2.clone(), ctx.clone());
+                let (w, mut ctx) = (w2.clone(), ctx.clone());
+                ctx.correlation_id = Some(uuid::Uuid::new_v4().to_string());
                 let resource = checked_user(scim_user(&prefix, i));
                 async move {
                     w.execute(
@@ -586,7 +608,8 @@ async fn main() -> anyhow::Result<()> {
                         }
                     };
                     store = Some(s.clone());
-                    Pipeline::start(log.clone(), s, None).await?.replayed
+                    let key = roster::sealing::SecretKey::load(None, &dir)?.chain_key();
+                    Pipeline::start(log.clone(), s, None, key).await?.replayed
                 }
             };
             let elapsed = started.elapsed();

@@ -366,6 +366,7 @@ fn decode(raw: &[(u64, Vec<u8>)]) -> Result<Vec<LogEntry>, LogError> {
                     partition: 0,
                     position: *position,
                     record: Arc::new(record),
+                    digest: roster_events::chain::body_digest(bytes),
                 })
             })
             .collect()

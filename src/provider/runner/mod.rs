@@ -60,6 +60,12 @@ pub struct Deps {
     /// Spacing of an object's attempts.
     pub retry: Backoff,
     pub metrics: Option<Arc<Metrics>>,
+    /// After a restart with work the previous run may have had in flight: how long to wait
+    /// before carrying anything. A request the previous process sent can still reach the
+    /// remote after it died (from the remote's backlog); a lookup by externalId made before
+    /// it lands would miss what it creates, and the object would be left behind or created
+    /// twice.
+    pub settle: Duration,
 }
 
 impl Deps {
@@ -81,6 +87,7 @@ impl Deps {
             max_attempts: 8,
             retry: Backoff::default(),
             metrics: None,
+            settle: Duration::from_secs(5),
         }
     }
 }
@@ -196,6 +203,8 @@ struct FullSyncRun {
 struct Runner {
     view: Arc<ProviderView>,
     deps: Arc<Deps>,
+    /// The log, read with this consumer's own cursor ([`EventLog::follower`]).
+    log: Arc<dyn EventLog>,
     status: Arc<Mutex<Status>>,
     cx: Arc<TaskContext>,
     partition: u32,
@@ -215,6 +224,8 @@ struct Runner {
     full_sync: Option<FullSyncRun>,
     next_full_sync: Option<Instant>,
     labels: ProviderLabels,
+    /// Nothing is carried before this (see [`Deps::settle`]).
+    settle_until: Option<tokio::time::Instant>,
 }
 
 fn text(e: impl std::fmt::Display) -> String {
@@ -242,6 +253,7 @@ impl Runner {
         });
         Runner {
             partition: deps.log.partition(&view.directory),
+            log: deps.log.follower().unwrap_or_else(|| deps.log.clone()),
             queue: ObjectQueue::new(c.concurrency as usize, deps.max_attempts),
             labels: ProviderLabels {
                 provider: c.name.clone(),
@@ -262,6 +274,7 @@ impl Runner {
             uncertain_until: 0,
             full_sync: None,
             next_full_sync: None,
+            settle_until: None,
         }
     }
 
@@ -282,12 +295,25 @@ impl Runner {
                 self.links = saved.links;
                 self.echoes = saved.echoes;
                 self.uncertain_until = self.views_position();
+                // Work pending at the checkpoint, or records read after it, may have been in
+                // flight when the previous run ended.
+                if !self.progress.pending.is_empty() || self.position < self.uncertain_until {
+                    self.settle_until = Some(tokio::time::Instant::now() + self.deps.settle);
+                }
                 *self.cx.learned.lock().unwrap_or_else(|p| p.into_inner()) = self.progress.learned;
             }
             None => self.progress = Progress::default(),
         }
-        self.queue
-            .import(std::mem::take(&mut self.progress.pending));
+        let mut pending = std::mem::take(&mut self.progress.pending);
+        // Saved work may have been in flight when the previous run ended: its object is looked
+        // up on the remote before anything is sent (and never goes in a Bulk request, whose
+        // deletes of unlinked users assume they were never created).
+        for saved in &mut pending {
+            for work in &mut saved.changes {
+                work.verify = true;
+            }
+        }
+        self.queue.import(pending);
         let interrupted = self
             .progress
             .last_full_sync
@@ -325,13 +351,21 @@ impl Runner {
                 self.checkpoint().await?;
                 return Ok(());
             }
-            // Before reading: the bootstrap sets the position past the history it covers.
-            self.full_sync_if_due().await?;
+            let settling = self
+                .settle_until
+                .is_some_and(|t| tokio::time::Instant::now() < t);
+            if !settling {
+                self.settle_until = None;
+                // Before reading: the bootstrap sets the position past the history it covers.
+                self.full_sync_if_due().await?;
+            }
             self.read().await?;
-            // And after: the record that asks for one may be the last there is, and nothing
-            // would wake this loop after it.
-            self.full_sync_if_due().await?;
-            self.start_tasks().await;
+            if !settling {
+                // And after: the record that asks for one may be the last there is, and
+                // nothing would wake this loop after it.
+                self.full_sync_if_due().await?;
+                self.start_tasks().await;
+            }
             if self.dirty && (self.last_save.elapsed() >= CHECKPOINT_EVERY || self.tasks.is_empty())
             {
                 self.checkpoint().await?;
@@ -360,6 +394,7 @@ impl Runner {
                 _ = tokio::time::sleep_until(wake.map(Instant::from_std).unwrap_or(far)), if wake.is_some() => {}
                 _ = tokio::time::sleep_until(self.next_full_sync.unwrap_or(far)), if self.next_full_sync.is_some() => {}
                 _ = tokio::time::sleep_until(save_at.unwrap_or(far)), if save_at.is_some() => {}
+                _ = tokio::time::sleep_until(self.settle_until.unwrap_or(far)), if self.settle_until.is_some() => {}
                 _ = stopped.changed() => {}
             }
         }
@@ -373,7 +408,6 @@ impl Runner {
                 return Ok(());
             }
             let entries = self
-                .deps
                 .log
                 .read(self.partition, self.position, READ_BATCH)
                 .await

@@ -50,7 +50,8 @@ pub struct FullSyncProgress {
 /// A provider's consumer as the status API shows it.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Status {
-    /// starting, bootstrapping, running, full sync, failed, stopped; `not running here` in
+    /// starting, settling (waiting after a restart before carrying anything:
+    /// `provider_settle_ms`), bootstrapping, running, full sync, failed, stopped; `not running here` in
     /// the status of a process that does not run it.
     pub state: &'static str,
     /// What is wrong now, if anything: why the consumer failed or does not run here, else
@@ -115,7 +116,12 @@ impl Runner {
             })
             .collect();
         let mut s = self.status.lock().unwrap_or_else(|p| p.into_inner());
-        if s.state == "starting" || s.state == "failed" {
+        if self
+            .settle_until
+            .is_some_and(|t| tokio::time::Instant::now() < t)
+        {
+            s.state = "settling";
+        } else if matches!(s.state, "starting" | "failed" | "settling") {
             s.state = "running";
         }
         s.error = objects_error(&failing, &parked);
