@@ -602,6 +602,19 @@ async fn audit_verify_names_the_record_that_was_changed_removed_or_moved() {
             .unwrap()
     };
 
+    // Writes `payloads` as the segment, restarts on it, and asks for a verification.
+    let verified = async |data: tempfile::TempDir, payloads: &[Vec<u8>]| {
+        write_segment(&segment, payloads);
+        let app = TestApp::restart(data, tokens.clone()).await;
+        let (report, _) = audit(&app, "/verify").await;
+        (report, app.stop().await)
+    };
+    let broken = |report: &Value, kind: &str, position: usize| {
+        assert_eq!(report["ok"], false, "{report}");
+        assert_eq!(first_break(report)["kind"], kind, "{report}");
+        assert_eq!(first_break(report)["position"], position as u64, "{report}");
+    };
+
     // A value changed in place, CRC fixed up: the record's seal names it.
     let victim = position_of("victim@example.com");
     let mut changed = original.clone();
@@ -609,48 +622,23 @@ async fn audit_verify_names_the_record_that_was_changed_removed_or_moved() {
         .unwrap()
         .replace("victim@example.com", "victor@example.com")
         .into_bytes();
-    write_segment(&segment, &changed);
-    let app = TestApp::restart(data, tokens.clone()).await;
-    let (report, _) = audit(&app, "/verify").await;
-    assert_eq!(report["ok"], false, "{report}");
-    assert_eq!(first_break(&report)["kind"], "changed", "{report}");
-    assert_eq!(first_break(&report)["position"], victim as u64);
-    let data = app.stop().await;
+    let (report, data) = verified(data, &changed).await;
+    broken(&report, "changed", victim);
 
     // A record taken out: the one after it no longer follows.
     let gone = position_of("gone@example.com");
     let mut removed = original.clone();
     removed.remove(gone);
-    write_segment(&segment, &removed);
-    let app = TestApp::restart(data, tokens.clone()).await;
-    let (report, _) = audit(&app, "/verify").await;
-    assert_eq!(report["ok"], false, "{report}");
-    assert_eq!(
-        first_break(&report)["kind"],
-        "removed_or_reordered",
-        "{report}"
-    );
-    assert_eq!(first_break(&report)["position"], gone as u64);
-    let data = app.stop().await;
+    let (report, data) = verified(data, &removed).await;
+    broken(&report, "removed_or_reordered", gone);
 
     // Two records swapped.
     let mut swapped = original.clone();
     swapped.swap(victim, gone);
-    write_segment(&segment, &swapped);
-    let app = TestApp::restart(data, tokens.clone()).await;
-    let (report, _) = audit(&app, "/verify").await;
-    assert_eq!(report["ok"], false, "{report}");
-    assert_eq!(
-        first_break(&report)["kind"],
-        "removed_or_reordered",
-        "{report}"
-    );
-    assert_eq!(first_break(&report)["position"], victim as u64);
-    let data = app.stop().await;
+    let (report, data) = verified(data, &swapped).await;
+    broken(&report, "removed_or_reordered", victim);
 
     // Put back as it was: whole again.
-    write_segment(&segment, &original);
-    let app = TestApp::restart(data, tokens).await;
-    let (report, _) = audit(&app, "/verify").await;
+    let (report, _) = verified(data, &original).await;
     assert_eq!(report["ok"], true, "{report}");
 }
