@@ -753,7 +753,16 @@ impl EventLog for KafkaLog {
         let mut failure: Option<(KafkaError, bool)> = None;
         for delivery in deliveries {
             match delivery.await {
-                Ok(Ok(d)) => positions.push(d.offset as u64),
+                Ok(Ok(d)) => match u64::try_from(d.offset) {
+                    Ok(position) => positions.push(position),
+                    // A delivery report without an offset (seen from tansu while it was being
+                    // killed): the record may be in the log, at a position the report does not
+                    // say. The writer finds out from the log, as after a timeout.
+                    Err(_) => {
+                        failure =
+                            Some((KafkaError::MessageProduction(RDKafkaErrorCode::Fail), false))
+                    }
+                },
                 Ok(Err((e, _))) => {
                     let definite = certainly_not_written(&e);
                     let all_definite = failure.as_ref().is_none_or(|f| f.1) && definite;
