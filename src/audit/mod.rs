@@ -234,14 +234,18 @@ impl Audit {
                 .collect()
         };
         let mut records = Records::default();
-        // In log order: a Kafka consumer reading forward keeps its place.
-        let mut order: Vec<(u32, &Entry)> = wanted
+        // Each run of consecutive positions in one read, in log order (a Kafka consumer
+        // reading forward keeps its place).
+        let mut positions: Vec<(u32, u64)> = wanted
             .iter()
-            .flat_map(|(p, e, b)| std::iter::once((*p, e)).chain(b.iter().map(|b| (*p, b))))
+            .flat_map(|(p, e, b)| {
+                std::iter::once((*p, e.position)).chain(b.iter().map(|b| (*p, b.position)))
+            })
             .collect();
-        order.sort_by_key(|(p, e)| (*p, e.position));
-        for (p, e) in order {
-            records.event(self, p, e).await?;
+        positions.sort_unstable();
+        positions.dedup();
+        for run in positions.chunk_by(|a, b| a.0 == b.0 && a.1 + 1 == b.1) {
+            records.fetch(self, run[0].0, run[0].1, run.len()).await?;
         }
         let mut out = Vec::with_capacity(wanted.len());
         for (partition, e, before) in &wanted {
@@ -409,6 +413,39 @@ impl Audit {
 struct Records(HashMap<(u32, u64), Arc<roster_events::Record>>);
 
 impl Records {
+    /// Reads the `n` records of `partition` from `from` on.
+    async fn fetch(
+        &mut self,
+        audit: &Audit,
+        partition: u32,
+        from: u64,
+        n: usize,
+    ) -> Result<(), AuditError> {
+        let mut next = from;
+        // Bounded: every round reads at least one record or fails.
+        while next < from + n as u64 {
+            let entries = audit
+                .log
+                .read(partition, next, (from + n as u64 - next) as usize)
+                .await?;
+            match entries.first() {
+                Some(first) if first.position == next => {}
+                _ => {
+                    return Err(AuditError::Missing {
+                        partition,
+                        position: next,
+                    })
+                }
+            }
+            for entry in entries {
+                next = entry.position + 1;
+                self.0.insert((partition, entry.position), entry.record);
+            }
+        }
+        Ok(())
+    }
+
+    /// One event, reading its record unless it was fetched already.
     async fn event(
         &mut self,
         audit: &Audit,
@@ -416,21 +453,10 @@ impl Records {
         e: &Entry,
     ) -> Result<Envelope, AuditError> {
         let key = (partition, e.position);
-        let record = match self.0.entry(key) {
-            std::collections::hash_map::Entry::Occupied(r) => r.into_mut(),
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                let entries = audit.log.read(partition, e.position, 1).await?;
-                let entry = entries
-                    .into_iter()
-                    .next()
-                    .filter(|x| x.position == e.position)
-                    .ok_or(AuditError::Missing {
-                        partition,
-                        position: e.position,
-                    })?;
-                slot.insert(entry.record)
-            }
-        };
+        if !self.0.contains_key(&key) {
+            self.fetch(audit, partition, e.position, 1).await?;
+        }
+        let record = &self.0[&key];
         record
             .events
             .get(usize::from(e.event))

@@ -78,9 +78,9 @@ struct Walk {
 }
 
 impl Walk {
-    fn broke(&mut self, kind: BreakKind, b: Break) {
+    fn broke(&mut self, b: Break) {
         if self.report.first_break.is_none() {
-            self.report.first_break = Some(Break { kind, ..b });
+            self.report.first_break = Some(b);
         }
     }
 }
@@ -126,53 +126,54 @@ pub async fn verify(
                     record_id: r.record_id,
                     why: String::new(),
                 };
-                let at = format!(
-                    "record {} (partition {partition}, position {}, sequence {})",
-                    r.record_id,
-                    e.position,
-                    r.seq()
-                );
+                // Named only when something is wrong: most records are not.
+                let at = || {
+                    format!(
+                        "record {} (partition {partition}, position {}, sequence {})",
+                        r.record_id,
+                        e.position,
+                        r.seq()
+                    )
+                };
                 let seal = key.check(r.mac.as_deref(), &e.digest);
                 match seal {
                     Seal::Valid => {
                         walk.report.sealed += 1;
                         walk.chain_began = true;
                     }
-                    Seal::Broken => walk.broke(
-                        BreakKind::Changed,
-                        Break {
-                            why: format!(
-                                "{at} does not match its seal: it was changed after it was \
-                                 written, or sealed with another key"
-                            ),
-                            ..here.clone()
-                        },
-                    ),
-                    Seal::Missing if walk.chain_began => walk.broke(
-                        BreakKind::Unsealed,
-                        Break {
-                            why: format!(
-                                "{at} has no seal though earlier records of the directory do: \
-                                 it was not written by Roster, or its seal was cut off"
-                            ),
-                            ..here.clone()
-                        },
-                    ),
+                    Seal::Broken => walk.broke(Break {
+                        kind: BreakKind::Changed,
+                        why: format!(
+                            "{at} does not match its seal: it was changed after it was \
+                                 written, or sealed with another key",
+                            at = at(),
+                        ),
+                        ..here.clone()
+                    }),
+                    Seal::Missing if walk.chain_began => walk.broke(Break {
+                        kind: BreakKind::Unsealed,
+                        why: format!(
+                            "{at} has no seal though earlier records of the directory do: \
+                                 it was not written by Roster, or its seal was cut off",
+                            at = at(),
+                        ),
+                        ..here.clone()
+                    }),
                     Seal::Missing => {}
                 }
                 let before = walk.head;
                 if r.follows > before.seq {
-                    walk.broke(
-                        BreakKind::RemovedOrReordered,
-                        Break {
-                            why: format!(
-                                "{at} follows sequence {} but the last valid record before it \
+                    walk.broke(Break {
+                        kind: BreakKind::RemovedOrReordered,
+                        why: format!(
+                            "{at} follows sequence {} but the last valid record before it \
                                  is sequence {}: records were removed or moved",
-                                r.follows, before.seq
-                            ),
-                            ..here.clone()
-                        },
-                    );
+                            r.follows,
+                            before.seq,
+                            at = at(),
+                        ),
+                        ..here.clone()
+                    });
                 }
                 if !walk.head.admit(r, e.digest) {
                     continue;
@@ -187,19 +188,18 @@ pub async fn verify(
                     (Some(_), None) => false,
                 };
                 if !linked {
-                    walk.broke(
-                        BreakKind::RemovedOrReordered,
-                        Break {
-                            why: format!(
-                                "{at} commits to a previous record with digest {} but the \
+                    walk.broke(Break {
+                        kind: BreakKind::RemovedOrReordered,
+                        why: format!(
+                            "{at} commits to a previous record with digest {} but the \
                                  last valid record before it has digest {}: that record was \
                                  changed, or records were removed or moved",
-                                link.unwrap_or("(none)"),
-                                expected.as_deref().unwrap_or("(none)")
-                            ),
-                            ..here.clone()
-                        },
-                    );
+                            link.unwrap_or("(none)"),
+                            expected.as_deref().unwrap_or("(none)"),
+                            at = at(),
+                        ),
+                        ..here.clone()
+                    });
                 }
                 walk.sealed = seal == Seal::Valid;
                 if seal == Seal::Missing && !walk.chain_began {
