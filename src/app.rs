@@ -21,7 +21,7 @@ use roster_projections::pg::PgStore;
 use roster_projections::{MemoryStore, ProjectionStore};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 
 /// What first start created; the tokens are shown once and never again.
@@ -41,6 +41,8 @@ pub struct Application {
         tokio::sync::watch::Sender<bool>,
         tokio::task::JoinHandle<()>,
     ),
+    /// Records the counts of refused requests and audit reads when their windows end.
+    access: tokio::task::JoinHandle<()>,
     pub first_start: Option<FirstStart>,
 }
 
@@ -117,6 +119,11 @@ impl Application {
         let providers_task = providers.start(providers_stopped);
         let audit = crate::audit::Audit::new(log.clone());
         audit.follow(providers_stop.subscribe());
+        let access = crate::audit::access::AccessLog::new(
+            writers.clone(),
+            Duration::from_millis(settings.audit_count_window_ms),
+        );
+        let access_task = access.start(providers_stop.subscribe());
         let state = AppState::new(crate::http::Shared {
             passwords: settings.password_hasher(),
             rates: crate::http::SourceRates::new(
@@ -137,6 +144,7 @@ impl Application {
             metrics,
             rebuilds: Default::default(),
             audit: audit.clone(),
+            access,
         });
         Ok(Application {
             listener,
@@ -144,6 +152,7 @@ impl Application {
             log,
             pipeline: stopper,
             providers: (providers_stop, providers_task),
+            access: access_task,
             first_start,
         })
     }
@@ -175,6 +184,8 @@ impl Application {
         // closed (and its lock released) when this returns.
         let _ = self.providers.0.send(true);
         let _ = self.providers.1.await;
+        // The counts of windows still open are recorded before the log closes.
+        let _ = self.access.await;
         self.pipeline.stop().await;
         // Some connection tasks may still hold the router (and so the log) for a moment:
         // close the log explicitly rather than wait for the last reference to go.

@@ -135,6 +135,9 @@ pub struct Settings {
     /// After a restart with provider work possibly in flight, how long a provider waits
     /// before carrying anything (a request the old process sent may still land).
     pub provider_settle_ms: u64,
+    /// Refused requests and reads of the audit trail are counted per client over this window:
+    /// the first of a window is recorded at once, the rest as one record when it ends.
+    pub audit_count_window_ms: u64,
 }
 
 impl Default for Settings {
@@ -178,6 +181,7 @@ impl Default for Settings {
             provider_request_attempts: 4,
             provider_request_timeout_ms: 30_000,
             provider_settle_ms: 5_000,
+            audit_count_window_ms: 60_000,
         }
     }
 }

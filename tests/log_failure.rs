@@ -322,13 +322,15 @@ async fn readiness_follows_the_log() {
         dir.path(),
         key.clone(),
     );
+    let writers = Writers::new(log.clone(), store.clone(), Arc::default(), test_key());
     let state = roster::http::AppState::new(roster::http::Shared {
         passwords: settings.password_hasher(),
         rates: roster::http::SourceRates::new(0, 0),
         providers: roster::provider::manager::Providers::new(Arc::new(deps), None, false),
         secret_key: key,
         store: store.clone(),
-        writers: Writers::new(log.clone(), store, Arc::default(), test_key()),
+        writers: writers.clone(),
+        access: roster::audit::access::AccessLog::new(writers, std::time::Duration::from_secs(60)),
         settings: Arc::new(settings),
         admin_token_hash: None,
         projected: vec![prx],

@@ -18,10 +18,13 @@ pub enum ResourceType {
     User,
     Group,
     Provider,
+    /// A request, for audit-only events (a refused request, a read of the audit trail): each
+    /// record of them has an id of its own, at version 1.
+    Request,
 }
 
 /// Who caused an event.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "id", rename_all = "snake_case")]
 pub enum Actor {
     /// A source's service account, writing over SCIM.
@@ -30,6 +33,8 @@ pub enum Actor {
     Admin(String),
     /// Roster itself (first start, internal bookkeeping).
     System,
+    /// A client that did not prove who it is (a refused request).
+    Anonymous,
 }
 
 /// The client a request came from, as the server saw it: recorded with every event the

@@ -5,6 +5,7 @@
 //! This crate owns the bytes that are written to the log and must keep decoding them forever.
 //! It knows nothing of HTTP, storage engines or async runtimes.
 
+mod access;
 pub mod chain;
 mod declared;
 mod document;
@@ -15,6 +16,7 @@ mod record;
 mod types;
 mod upcast;
 
+pub use access::{AccessRefused, AuditRead, Interface, RefusalReason};
 pub use declared::{DeclaredAttribute, DeclaredSchema};
 pub use document::Document;
 pub use envelope::{Actor, Client, DecodeError, Envelope, ResourceType};

@@ -2,6 +2,7 @@
 //! schema version; a shipped version is never edited (see `upcast` for how one evolves).
 //! Events record outcomes: the values that were set, never the request that set them.
 
+use crate::access::{AccessRefused, AuditRead};
 use crate::document::Document;
 use crate::ids::ResourceId;
 use crate::provider::{ProviderCreated, ProviderReplayRequested, ProviderUpdated};
@@ -211,6 +212,10 @@ pub enum Event {
     /// An operator asked for the parked objects to be tried again now.
     ProviderRetryRequested,
     ProviderReplayRequested(ProviderReplayRequested),
+    /// Requests Roster refused (audit only: no view changes).
+    AccessRefused(AccessRefused),
+    /// Reads of the audit trail (audit only: no view changes).
+    AuditRead(AuditRead),
 }
 
 /// Every stored event type name, in catalogue order.
@@ -241,6 +246,8 @@ pub const EVENT_TYPES: &[&str] = &[
     "admin.token_revoked",
     "source.deleted",
     "directory.deleted",
+    "access.refused",
+    "audit.read",
 ];
 
 #[derive(Serialize, Deserialize)]
@@ -277,6 +284,8 @@ impl Event {
             Event::ProviderSyncRequested => "provider.sync_requested",
             Event::ProviderRetryRequested => "provider.retry_requested",
             Event::ProviderReplayRequested(_) => "provider.replay_requested",
+            Event::AccessRefused(_) => "access.refused",
+            Event::AuditRead(_) => "audit.read",
         }
     }
 
@@ -284,6 +293,12 @@ impl Event {
     /// retired in the directory for good.
     pub fn retires(&self) -> bool {
         matches!(self, Event::UserDeleted | Event::GroupDeleted)
+    }
+
+    /// Whether this event is for the audit trail only (a refused request, a read of the
+    /// trail): it changes no view and no provider sends anything for it.
+    pub fn audit_only(&self) -> bool {
+        matches!(self, Event::AccessRefused(_) | Event::AuditRead(_))
     }
 
     /// The payload as JSON.
@@ -307,6 +322,8 @@ impl Event {
             Event::ProviderCreated(p) => serde_json::to_value(p),
             Event::ProviderUpdated(p) => serde_json::to_value(p),
             Event::ProviderReplayRequested(p) => serde_json::to_value(p),
+            Event::AccessRefused(p) => serde_json::to_value(p),
+            Event::AuditRead(p) => serde_json::to_value(p),
             Event::UserDeleted
             | Event::GroupDeleted
             | Event::SourceDeleted
@@ -371,6 +388,8 @@ impl Event {
             "provider.created" => Event::ProviderCreated(De::deserialize(d)?),
             "provider.updated" => Event::ProviderUpdated(De::deserialize(d)?),
             "provider.replay_requested" => Event::ProviderReplayRequested(De::deserialize(d)?),
+            "access.refused" => Event::AccessRefused(De::deserialize(d)?),
+            "audit.read" => Event::AuditRead(De::deserialize(d)?),
             "provider.deleted" => {
                 Empty::deserialize(d)?;
                 Event::ProviderDeleted

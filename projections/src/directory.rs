@@ -589,6 +589,8 @@ impl Directory {
                 }
                 Prior::Provider(id, self.set_provider(id, None))
             }
+            // A refused request or a read of the audit trail: in the log for the audit trail.
+            Event::AccessRefused(_) | Event::AuditRead(_) => return Ok(()),
         };
         if let Some(undo) = undo {
             undo.0.push(prior);

@@ -24,6 +24,7 @@ pub enum ActorKind {
     Source,
     Admin,
     System,
+    Anonymous,
 }
 
 impl ActorKind {
@@ -32,6 +33,7 @@ impl ActorKind {
             ActorKind::Source => "source",
             ActorKind::Admin => "admin",
             ActorKind::System => "system",
+            ActorKind::Anonymous => "anonymous",
         }
     }
 }
@@ -185,6 +187,7 @@ impl PartitionIndex {
                     Actor::Source(a) => (ActorKind::Source, strings.intern(Some(a))),
                     Actor::Admin(a) => (ActorKind::Admin, strings.intern(Some(a))),
                     Actor::System => (ActorKind::System, NONE),
+                    Actor::Anonymous => (ActorKind::Anonymous, NONE),
                 };
                 let client = env.client.as_ref();
                 let ip = client.and_then(|c| c.ip).map(|ip| ip.to_string());
@@ -234,7 +237,7 @@ impl PartitionIndex {
 
 /// The name a resource takes from `event`, if the event names it: a user's userName, a
 /// group's displayName, a source's slug, a provider's or a directory's name, an admin token's
-/// prefix.
+/// prefix, the request of an audit-only event.
 fn name_of(event: &Event) -> Option<String> {
     /// The naming attributes of a stored document; the rest is not decoded.
     #[derive(serde::Deserialize)]
@@ -255,6 +258,8 @@ fn name_of(event: &Event) -> Option<String> {
         Event::ProviderUpdated(e) => Some(e.config.name.clone()),
         Event::DirectoryCreated(e) => Some(e.name.clone()),
         Event::AdminTokenIssued(e) => Some(format!("{}…", e.prefix)),
+        Event::AccessRefused(e) => Some(format!("{} {}", e.method, e.path)),
+        Event::AuditRead(e) => Some(e.path.clone()),
         _ => None,
     }
 }

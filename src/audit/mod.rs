@@ -3,11 +3,14 @@
 //! it finds are read back from the log and rendered for a person ([`render`]): who did what,
 //! when, through which source and client, and what changed, old and new values side by side.
 //! A resource's state at any moment is folded from its own events. [`verify`] checks the
-//! seals and links that make tampering with the log evident.
+//! seals and links that make tampering with the log evident. [`access`] records refused
+//! requests and reads of the trail.
 
+pub mod access;
 pub mod index;
 pub mod query;
 pub mod render;
+mod tally;
 pub mod verify;
 
 use crate::log::{EventLog, LogError};

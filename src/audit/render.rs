@@ -18,6 +18,7 @@ pub fn resource_type(t: ResourceType) -> &'static str {
         ResourceType::User => "user",
         ResourceType::Group => "group",
         ResourceType::Provider => "provider",
+        ResourceType::Request => "request",
     }
 }
 
@@ -50,6 +51,8 @@ pub fn activity(event_type: &str) -> &'static str {
         "provider.sync_requested" => "Request full sync",
         "provider.retry_requested" => "Request retry of parked objects",
         "provider.replay_requested" => "Request replay",
+        "access.refused" => "Refuse request",
+        "audit.read" => "Read audit trail",
         _ => "Other",
     }
 }
@@ -218,6 +221,7 @@ fn actor_words(e: &Entry, strings: &Interner) -> String {
         ActorKind::Admin if id == "config" => "the configured admin token".to_owned(),
         ActorKind::Admin => format!("admin token {id}"),
         ActorKind::System => "Roster".to_owned(),
+        ActorKind::Anonymous => "an unauthenticated client".to_owned(),
     }
 }
 
@@ -265,11 +269,26 @@ pub fn render(
         Some(n) => format!("{} {n}", kind.replace('_', " ")),
         None => format!("{} {}", kind.replace('_', " "), e.resource),
     };
-    let message = format!(
-        "{target} {} by {}",
-        verb(event_type, &changes),
-        actor_words(e, strings)
-    );
+    let (message, outcome) = match &env.event {
+        Event::AccessRefused(r) => (refusal_words(r, e, strings), "failure"),
+        Event::AuditRead(r) => (
+            format!(
+                "{} read {}{}",
+                actor_words(e, strings),
+                r.path,
+                times(r.count)
+            ),
+            "success",
+        ),
+        _ => (
+            format!(
+                "{target} {} by {}",
+                verb(event_type, &changes),
+                actor_words(e, strings)
+            ),
+            "success",
+        ),
+    };
     let mut client = Map::new();
     for (key, sym) in [
         ("tokenId", e.token),
@@ -280,7 +299,7 @@ pub fn render(
             client.insert(key.into(), Value::from(s));
         }
     }
-    json!({
+    let mut rendered = json!({
         "id": env.event_id,
         "partition": partition,
         "position": e.position,
@@ -288,7 +307,7 @@ pub fn render(
         "type": event_type,
         "displayName": activity(event_type),
         "message": message,
-        "outcome": "success",
+        "outcome": outcome,
         "directory": env.directory,
         "actor": {"kind": e.actor_kind.as_str(), "id": strings.get(e.actor)},
         "source": env.source,
@@ -302,7 +321,47 @@ pub fn render(
             "etag": format!("W/\"{}\"", e.version),
         },
         "changes": changes,
-    })
+    });
+    // What an audit-only event counted (how many requests, from when to when, and why).
+    if env.event.audit_only() {
+        rendered["details"] = env.event.payload_json();
+    }
+    rendered
+}
+
+/// " (7 times)" for a record that counts more than one request.
+fn times(count: u64) -> String {
+    if count > 1 {
+        format!(" ({count} times)")
+    } else {
+        String::new()
+    }
+}
+
+/// A refusal in words: "GET /source/scim/entra/v2/Users refused (401: invalid token) for
+/// 203.0.113.9".
+fn refusal_words(r: &roster_events::AccessRefused, e: &Entry, strings: &Interner) -> String {
+    use roster_events::RefusalReason;
+    let why = match r.reason {
+        RefusalReason::NoToken => "no bearer token",
+        RefusalReason::UnknownSource => "no such source",
+        RefusalReason::InvalidToken => "invalid token",
+        RefusalReason::ActionRefused => r.detail.as_deref().unwrap_or("refused"),
+    };
+    let whom = match e.actor_kind {
+        ActorKind::Anonymous => match strings.get(e.ip) {
+            Some(ip) => format!("a client at {ip}"),
+            None => "a client".to_owned(),
+        },
+        _ => actor_words(e, strings),
+    };
+    format!(
+        "{} {} refused ({}: {why}) for {whom}{}",
+        r.method,
+        r.path,
+        r.status,
+        times(r.count)
+    )
 }
 
 #[cfg(test)]

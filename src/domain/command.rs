@@ -50,6 +50,10 @@ pub enum Command {
     },
     /// A directory of its own (users, groups, sources and providers apart from the others).
     CreateDirectory,
+    /// Requests that were refused, for the audit trail only.
+    RecordRefusal(roster_events::AccessRefused),
+    /// Reads of the audit trail, for the audit trail only.
+    RecordRead(roster_events::AuditRead),
     /// An empty directory (no users, groups, sources or providers) is deleted; `default`,
     /// which holds the admin tokens, never is.
     DeleteDirectory,

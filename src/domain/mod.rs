@@ -267,6 +267,16 @@ pub fn decide(
                 UndeclaredExtensions::Refuse,
             )
         }
+        Command::RecordRefusal(r) => {
+            let event = Event::AccessRefused(r.clone());
+            b.push(ResourceType::Request, ResourceId(Uuid::now_v7()), 0, event);
+            Outcome::Done
+        }
+        Command::RecordRead(r) => {
+            let event = Event::AuditRead(r.clone());
+            b.push(ResourceType::Request, ResourceId(Uuid::now_v7()), 0, event);
+            Outcome::Done
+        }
         Command::CreateDirectory => {
             create_directory(&mut b, state)?;
             Outcome::Done

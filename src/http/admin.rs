@@ -4,23 +4,29 @@
 //! are returned once, at issue, and never again; only their prefixes are listed.
 
 use super::body::json_object;
+use super::error::ErrorDetail;
 use super::error::ScimError;
 use super::AppState;
+use crate::audit::access::{Read, Refusal};
 use crate::auth;
 use crate::domain::{Command, Context, NewToken};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::Request;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use roster_events::{
-    Actor, Client, Ownership, ResourceId, UndeclaredExtensions, DEFAULT_DIRECTORY,
+    Actor, Client, Interface, Ownership, RefusalReason, ResourceId, UndeclaredExtensions,
+    DEFAULT_DIRECTORY,
 };
 use roster_projections::SourceView;
 use serde_json::{json, Value};
+use std::sync::{Arc, OnceLock};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -70,11 +76,14 @@ async fn rebuild_status(
 }
 
 /// An authenticated admin.
+#[derive(Clone)]
 pub struct AdminAuth {
     /// The admin token's id, or `config` for the configured token.
     who: String,
     request_id: Option<String>,
     client: Client,
+    /// The request's path, for the audit trail.
+    path: String,
 }
 
 impl AdminAuth {
@@ -117,6 +126,26 @@ impl AdminAuth {
         let writer = app.writers.get(directory).await?;
         Ok(writer.execute_at(cmd, self.ctx()).await?)
     }
+
+    /// Records a read of the audit trail (before it is answered).
+    ///
+    /// Fails (503) when the log cannot take the record: nobody reads the trail unrecorded.
+    pub(super) async fn record_read(
+        &self,
+        app: &AppState,
+        query: Option<&str>,
+    ) -> Result<(), ScimError> {
+        app.access
+            .read(Read {
+                admin: self.who.clone(),
+                path: self.path.clone(),
+                query: query.filter(|q| !q.is_empty()).map(str::to_owned),
+                client: self.client.clone(),
+                request_id: self.request_id.clone(),
+            })
+            .await
+            .map_err(ScimError::from)
+    }
 }
 
 impl FromRequestParts<AppState> for AdminAuth {
@@ -127,7 +156,7 @@ impl FromRequestParts<AppState> for AdminAuth {
         let tokens = app.store.admin_tokens().await?;
         let request_id = super::request_id(&parts.headers);
         if token.is_empty() {
-            return Err(ScimError::unauthorized());
+            return Err(refuse(app, parts, RefusalReason::NoToken));
         }
         // The configured token first: an issued token with the same secret names itself.
         let configured = app
@@ -139,13 +168,74 @@ impl FromRequestParts<AppState> for AdminAuth {
             .filter(|t| t.revoked.is_none())
             .map(|t| (t.id.to_string(), t.hash.as_str()));
         let who = auth::find(token, configured.into_iter().chain(issued))
-            .ok_or_else(ScimError::unauthorized)?;
-        Ok(AdminAuth {
+            .ok_or_else(|| refuse(app, parts, RefusalReason::InvalidToken))?;
+        let admin = AdminAuth {
             client: super::client(parts, Some(who.clone())),
             who,
             request_id,
-        })
+            path: super::request_path(parts),
+        };
+        if let Some(Acting(slot)) = parts.extensions.get::<Acting>() {
+            let _ = slot.set(admin.clone());
+        }
+        Ok(admin)
     }
+}
+
+/// Who a request to the admin API was authenticated as: set by [`AdminAuth`] for
+/// [`record_refused`], which reads it once the answer is known.
+#[derive(Clone, Default)]
+struct Acting(Arc<OnceLock<AdminAuth>>);
+
+/// Records, for the audit trail, every change an authenticated admin asked for and was refused
+/// (a 4xx other than 401, which the token check records itself).
+pub async fn record_refused(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return next.run(req).await;
+    }
+    let acting = Acting::default();
+    req.extensions_mut().insert(acting.clone());
+    let method = req.method().to_string();
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if status.is_client_error() && status != StatusCode::UNAUTHORIZED {
+        if let Some(admin) = acting.0.get() {
+            let detail = resp.extensions().get::<ErrorDetail>().map(|d| d.0.clone());
+            app.access.refused(Refusal {
+                interface: Interface::Admin,
+                reason: RefusalReason::ActionRefused,
+                status: status.as_u16(),
+                directory: None,
+                source: None,
+                actor: Actor::Admin(admin.who.clone()),
+                method,
+                path: admin.path.clone(),
+                detail,
+                client: admin.client.clone(),
+                request_id: admin.request_id.clone(),
+            });
+        }
+    }
+    resp
+}
+
+/// Refuses a request to the admin API without a valid admin token (401), recording it for
+/// the audit trail.
+fn refuse(app: &AppState, parts: &Parts, reason: RefusalReason) -> ScimError {
+    app.access.refused(Refusal {
+        interface: Interface::Admin,
+        reason,
+        status: 401,
+        directory: None,
+        source: None,
+        actor: Actor::Anonymous,
+        method: parts.method.to_string(),
+        path: super::request_path(parts),
+        detail: None,
+        client: super::client(parts, None),
+        request_id: super::request_id(&parts.headers),
+    });
+    ScimError::unauthorized()
 }
 
 fn source_json(app: &AppState, s: &SourceView) -> Value {

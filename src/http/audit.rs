@@ -1,7 +1,7 @@
 //! The audit API (`/admin/v1/audit`): search the events (time range, SCIM filter over event
 //! fields, keyword, order, cursor paging with `Link: rel="next"`, and following the log with
 //! `wait`), one resource's history, and a resource as it was at a time or log position. Admin
-//! tokens only.
+//! tokens only; every read is recorded in the audit trail before it is answered.
 
 use super::admin::AdminAuth;
 use super::error::ScimError;
@@ -111,10 +111,11 @@ fn page_response(path: &str, raw: Option<&str>, page: Page, extra: serde_json::V
 /// `GET /audit/events`: a page of events, oldest first unless `sortOrder=descending`.
 async fn events(
     State(app): State<AppState>,
-    _admin: AdminAuth,
+    admin: AdminAuth,
     RawQuery(raw): RawQuery,
     Query(p): Query<EventsParams>,
 ) -> Result<Response, ScimError> {
+    admin.record_read(&app, raw.as_deref()).await?;
     let search = Search::parse(&p.search, app.audit.partitions())?;
     let page = app.audit.search(&search, wait(p.wait.as_deref())?).await?;
     Ok(page_response(
@@ -128,9 +129,11 @@ async fn events(
 /// `GET /audit/export`: every matching event, oldest first, as NDJSON, streamed (for SIEMs).
 async fn export(
     State(app): State<AppState>,
-    _admin: AdminAuth,
+    admin: AdminAuth,
+    RawQuery(raw): RawQuery,
     Query(p): Query<SearchParams>,
 ) -> Result<Response, ScimError> {
+    admin.record_read(&app, raw.as_deref()).await?;
     if p.after.is_some() || p.limit.is_some() || p.sort_order.is_some() {
         return Err(ScimError::bad_request(
             "invalidValue",
@@ -157,8 +160,10 @@ struct VerifyParams {
 async fn verify(
     State(app): State<AppState>,
     admin: AdminAuth,
+    RawQuery(raw): RawQuery,
     Query(p): Query<VerifyParams>,
 ) -> Result<Json<crate::audit::verify::Report>, ScimError> {
+    admin.record_read(&app, raw.as_deref()).await?;
     let key = app.secret_key.chain_key();
     let log = app.log.follower().unwrap_or_else(|| app.log.clone());
     let report = crate::audit::verify::verify(log.as_ref(), &key, p.directory.as_deref())
@@ -180,11 +185,12 @@ fn resource_id(id: &str) -> Result<Uuid, ScimError> {
 /// provider, directory or admin token), deleted or not, with its changes and ETag.
 async fn history(
     State(app): State<AppState>,
-    _admin: AdminAuth,
+    admin: AdminAuth,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
     Query(mut p): Query<SearchParams>,
 ) -> Result<Response, ScimError> {
+    admin.record_read(&app, raw.as_deref()).await?;
     let uuid = resource_id(&id)?;
     let own = format!("resource.id eq \"{uuid}\"");
     p.filter = Some(match p.filter.as_deref().filter(|f| !f.trim().is_empty()) {
@@ -216,10 +222,12 @@ struct AsOfParams {
 /// it was then, even if it was deleted since.
 async fn as_of(
     State(app): State<AppState>,
-    _admin: AdminAuth,
+    admin: AdminAuth,
     Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
     Query(p): Query<AsOfParams>,
 ) -> Result<Response, ScimError> {
+    admin.record_read(&app, raw.as_deref()).await?;
     let uuid = resource_id(&id)?;
     let time = p
         .time

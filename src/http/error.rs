@@ -94,10 +94,16 @@ impl ScimError {
     }
 }
 
+/// The `detail` of an error answer, kept in the response's extensions for the middleware that
+/// records refused admin actions.
+#[derive(Clone, Debug)]
+pub struct ErrorDetail(pub String);
+
 impl IntoResponse for ScimError {
     fn into_response(self) -> Response {
         let body = self.body();
         let mut resp = (self.status, body.to_string()).into_response();
+        resp.extensions_mut().insert(ErrorDetail(self.detail));
         let headers = resp.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_JSON));
         match self.status {

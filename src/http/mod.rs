@@ -79,6 +79,8 @@ pub struct Shared {
     pub rates: SourceRates,
     /// The audit trail's index.
     pub audit: Arc<crate::audit::Audit>,
+    /// Records refused requests and reads of the audit trail.
+    pub access: Arc<crate::audit::access::AccessLog>,
 }
 
 impl Shared {
@@ -118,6 +120,16 @@ pub fn request_id(headers: &axum::http::HeaderMap) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The path the client asked for (a nested router sees only the rest of it), without the
+/// query.
+pub fn request_path(parts: &axum::http::request::Parts) -> String {
+    parts
+        .extensions
+        .get::<axum::extract::OriginalUri>()
+        .map_or(parts.uri.path(), |o| o.0.path())
+        .to_owned()
+}
+
 /// Builds the whole router.
 pub fn router(state: AppState) -> Router {
     let max_body = state.settings.max_body_bytes;
@@ -131,7 +143,11 @@ pub fn router(state: AppState) -> Router {
             "/admin/v1",
             admin::routes()
                 .merge(providers::routes())
-                .merge(audit::routes()),
+                .merge(audit::routes())
+                .layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    admin::record_refused,
+                )),
         )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

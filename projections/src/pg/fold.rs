@@ -709,6 +709,8 @@ impl PgStore {
                         | Event::GroupAdopted(_) => {
                             touched.groups.insert(id);
                         }
+                        // In the log for the audit trail; no view holds them.
+                        Event::AccessRefused(_) | Event::AuditRead(_) => {}
                     }
                 }
             }

@@ -5,12 +5,13 @@
 
 use super::super::error::ScimError;
 use super::super::AppState;
+use crate::audit::access::Refusal;
 use crate::auth;
 use crate::domain::Context;
 use axum::extract::{FromRequestParts, Path};
 use axum::http::header;
 use axum::http::request::Parts;
-use roster_events::{Actor, Client, ResourceId};
+use roster_events::{Actor, Client, Interface, RefusalReason, ResourceId};
 use roster_projections::schema::ResourceSchemas;
 use roster_projections::{SourceView, Visibility};
 use std::collections::HashMap;
@@ -86,17 +87,17 @@ impl FromRequestParts<AppState> for SourceAuth {
             .map(|(id, t)| (*id, t.hash.as_str()));
         let token_id = auth::find(token, hashes).filter(|_| !token.is_empty());
         let valid = token_id.is_some();
-        // The client learns only that the token does not open this URL (not whether the
-        // slug exists); the server's log says which check failed.
-        let known = source.is_some();
-        let Some(source) = source.filter(|_| valid) else {
-            let why = match (token.is_empty(), known) {
-                (true, _) => "no bearer token",
-                (false, false) => "no source has this slug",
-                (false, true) => "the token is not one of the source's valid tokens (revoked, or another source's)",
-            };
-            tracing::info!(slug = %slug, why, "SCIM request refused");
-            return Err(unauthorized());
+        let source = match source {
+            Some(source) if valid => source,
+            other => {
+                return Err(refuse(
+                    app,
+                    parts,
+                    &slug,
+                    token.is_empty(),
+                    other.as_deref(),
+                ))
+            }
         };
         tracing::Span::current().record("source", slug.as_str());
         app.rates.admit(&slug)?;
@@ -120,6 +121,41 @@ impl FromRequestParts<AppState> for SourceAuth {
             client: super::super::client(parts, token_id.map(|id| id.to_string())),
         })
     }
+}
+
+/// Refuses a request whose token does not open the source's URL: the client learns only
+/// that (not whether the slug exists); the server's log and the audit trail say which check
+/// failed.
+fn refuse(
+    app: &AppState,
+    parts: &Parts,
+    slug: &str,
+    no_token: bool,
+    source: Option<&SourceView>,
+) -> ScimError {
+    let (reason, why) = match (no_token, source) {
+        (true, _) => (RefusalReason::NoToken, "no bearer token"),
+        (false, None) => (RefusalReason::UnknownSource, "no source has this slug"),
+        (false, Some(_)) => (
+            RefusalReason::InvalidToken,
+            "the token is not one of the source's valid tokens (revoked, or another source's)",
+        ),
+    };
+    tracing::info!(slug = %slug, why, "SCIM request refused");
+    app.access.refused(Refusal {
+        interface: Interface::Scim,
+        reason,
+        status: 401,
+        directory: source.map(|s| s.directory.clone()),
+        source: source.map(|s| s.slug.clone()),
+        actor: Actor::Anonymous,
+        method: parts.method.to_string(),
+        path: super::super::request_path(parts),
+        detail: None,
+        client: super::super::client(parts, None),
+        request_id: super::super::request_id(&parts.headers),
+    });
+    unauthorized()
 }
 
 /// The 401 of a source's endpoints: what a SCIM client needs to get in, without saying
