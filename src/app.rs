@@ -86,6 +86,7 @@ impl Application {
             "replayed the event log"
         );
         let stopper = pipeline.stopper();
+        let taps = pipeline.taps();
         let writers = pipeline.writers;
         let projected = pipeline.projected;
         let listener = TcpListener::bind(settings.listen)
@@ -118,7 +119,7 @@ impl Application {
         let (providers_stop, providers_stopped) = tokio::sync::watch::channel(false);
         let providers_task = providers.start(providers_stopped);
         let audit = crate::audit::Audit::new(log.clone());
-        audit.follow(providers_stop.subscribe());
+        audit.follow_projectors(taps, providers_stop.subscribe());
         let access = crate::audit::access::AccessLog::new(
             writers.clone(),
             Duration::from_millis(settings.audit_count_window_ms),

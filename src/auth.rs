@@ -56,14 +56,7 @@ pub fn generate(kind: &str) -> IssuedToken {
 
 /// Lower-case hex SHA-256 of a token.
 pub fn hash(token: &str) -> String {
-    use std::fmt::Write;
-    let digest = Sha256::digest(token.as_bytes());
-    let mut out = String::with_capacity(64);
-    for b in digest {
-        // Writing to a String cannot fail.
-        let _ = write!(out, "{b:02x}");
-    }
-    out
+    roster_events::chain::hex(&Sha256::digest(token.as_bytes()))
 }
 
 /// True if `presented` hashes to one of `hashes`. Every candidate is compared in constant time.

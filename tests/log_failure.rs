@@ -6,7 +6,8 @@ use async_trait::async_trait;
 use roster::domain::{Command, Context, NewToken, Outcome};
 use roster::log::{EventLog, FileLog, FileLogOptions, LogError};
 use roster::pipeline::{Feeds, Pipeline, WriteError, Writers};
-use roster_events::{Actor, Record, ResourceId};
+use roster_events::chain::Encoded;
+use roster_events::{Actor, ResourceId};
 use roster_projections::{ListQuery, LogEntry, MemoryStore, ProjectionStore, Visibility};
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -26,7 +27,7 @@ struct FlakyLog {
 
 #[async_trait]
 impl EventLog for FlakyLog {
-    async fn append(&self, records: Vec<Record>) -> Result<Vec<u64>, LogError> {
+    async fn append_encoded(&self, records: Vec<Encoded>) -> Result<Vec<u64>, LogError> {
         if self.down.load(Ordering::SeqCst) {
             return Err(LogError::Unavailable("injected failure".into()));
         }
@@ -34,7 +35,7 @@ impl EventLog for FlakyLog {
             .answers_lost
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok();
-        let positions = self.inner.append(records).await?;
+        let positions = self.inner.append_encoded(records).await?;
         if lost {
             return Err(LogError::Unknown("injected lost answer".into()));
         }

@@ -11,6 +11,7 @@
 use crate::record::Record;
 use hmac::{KeyInit, Mac};
 use sha2::{Digest as _, Sha256};
+use std::sync::Arc;
 
 /// SHA-256 of a record's body.
 pub type Digest = [u8; 32];
@@ -48,13 +49,35 @@ pub fn body_digest(stored: &[u8]) -> Digest {
 
 /// Lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
+}
+
+/// A record as the log stores it: the record, its stored bytes, and its body's digest. Cheap
+/// to clone (a writer keeps its records until the log has taken them).
+#[derive(Clone, Debug)]
+pub struct Encoded {
+    pub record: Arc<Record>,
+    pub bytes: Arc<[u8]>,
+    pub digest: Digest,
+}
+
+impl Encoded {
+    /// `record` encoded as it is (unsealed, or sealed already).
+    pub fn plain(record: Record) -> Encoded {
+        // A record of plain data always serializes.
+        let bytes = serde_json::to_vec(&record).expect("records serialize");
+        Encoded {
+            digest: body_digest(&bytes),
+            record: Arc::new(record),
+            bytes: bytes.into(),
+        }
+    }
 }
 
 fn unhex(text: &[u8]) -> Option<Vec<u8>> {
@@ -101,15 +124,25 @@ impl ChainKey {
         m.finalize().into_bytes().into()
     }
 
-    /// Seals `record` (whose `prev_digest` is already set) and returns its digest: the
-    /// digest its successor commits to.
-    pub fn seal(&self, record: &mut Record) -> Digest {
+    /// Seals `record` (whose `prev_digest` is already set) and encodes it once: the stored
+    /// bytes are its body with the seal spliced in as the last field, exactly as the record
+    /// with its seal serializes. The digest is the one its successor commits to.
+    pub fn seal(&self, mut record: Record) -> Encoded {
         record.mac = None;
-        // A record of plain data always serializes.
-        let body = serde_json::to_vec(&*record).expect("records serialize");
-        let digest: Digest = Sha256::digest(&body).into();
-        record.mac = Some(hex(&Self::mac_with(&self.0, &digest)));
-        digest
+        // A record of plain data always serializes, as an object with fields.
+        let mut bytes = serde_json::to_vec(&record).expect("records serialize");
+        let digest: Digest = Sha256::digest(&bytes).into();
+        let mac = hex(&Self::mac_with(&self.0, &digest));
+        bytes.pop();
+        bytes.extend_from_slice(SEAL_PREFIX);
+        bytes.extend_from_slice(mac.as_bytes());
+        bytes.extend_from_slice(b"\"}");
+        record.mac = Some(mac);
+        Encoded {
+            record: Arc::new(record),
+            bytes: bytes.into(),
+            digest,
+        }
     }
 
     /// Checks the seal of the record stored as `stored`, whose body digest is `digest`.
@@ -149,9 +182,14 @@ mod tests {
     #[test]
     fn a_sealed_record_checks_out_from_its_stored_bytes_and_a_changed_one_does_not() {
         let key = ChainKey::derive(b"0123456789abcdef0123456789abcdef");
-        let mut r = record();
-        let digest = key.seal(&mut r);
-        let stored = serde_json::to_vec(&r).unwrap();
+        let sealed = key.seal(record());
+        let digest = sealed.digest;
+        let stored = sealed.bytes.to_vec();
+        assert_eq!(
+            stored,
+            serde_json::to_vec(&*sealed.record).unwrap(),
+            "the seal spliced in is the record with its seal, serialized"
+        );
         assert_eq!(
             body_digest(&stored),
             digest,
@@ -173,6 +211,12 @@ mod tests {
         assert_eq!(other.check(back.mac.as_deref(), &digest), Seal::Broken);
         assert_eq!(key.check(None, &digest), Seal::Missing);
         assert_eq!(key.check(Some("zz"), &digest), Seal::Broken);
+    }
+
+    #[test]
+    fn hex_is_lower_case_two_digits_a_byte() {
+        assert_eq!(hex(&[0, 9, 10, 255, 0xab]), "00090affab");
+        assert_eq!(unhex(hex(&[1, 2, 254]).as_bytes()), Some(vec![1, 2, 254]));
     }
 
     #[test]

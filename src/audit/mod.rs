@@ -7,6 +7,7 @@
 //! requests and reads of the trail.
 
 pub mod access;
+mod follow;
 pub mod index;
 pub mod query;
 pub mod render;
@@ -24,10 +25,6 @@ use std::time::Duration;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-/// How often an idle follower looks for records no projector of this process has read.
-const IDLE_POLL: Duration = Duration::from_secs(1);
-/// The most records a follower folds at once.
-const FOLLOW_BATCH: usize = 4096;
 /// How long a search waits for the index to reach the end of the log as it was when the
 /// search came in (so that a change just acknowledged is found).
 const CATCH_UP_WAIT: Duration = Duration::from_secs(5);
@@ -95,59 +92,6 @@ impl Audit {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
         // A panic while folding leaves the index as it was before that batch: keep serving it.
         self.state.read().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Starts one follower per partition, folding the log from its start until `stop` fires.
-    pub fn follow(self: &Arc<Self>, stop: watch::Receiver<bool>) {
-        for partition in 0..self.log.partitions() {
-            let audit = self.clone();
-            let stop = stop.clone();
-            tokio::spawn(async move { audit.run_follower(partition, stop).await });
-        }
-    }
-
-    async fn run_follower(&self, partition: u32, mut stop: watch::Receiver<bool>) {
-        let mut end = self.log.end(partition);
-        loop {
-            let next = self.read().partitions[partition as usize].next;
-            match self.log.read(partition, next, FOLLOW_BATCH).await {
-                Ok(entries) if !entries.is_empty() => {
-                    let span = tracing::debug_span!(
-                        "audit_batch",
-                        partition,
-                        from = next,
-                        n = entries.len()
-                    );
-                    let _enter = span.enter();
-                    let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-                    let State {
-                        partitions,
-                        strings,
-                    } = &mut *state;
-                    partitions[partition as usize].apply(strings, &entries);
-                    drop(state);
-                    self.grown.send_modify(|n| *n += 1);
-                    continue;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(partition, error = %e, "audit index cannot read the log; retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                        _ = stop.changed() => return,
-                    }
-                }
-            }
-            tokio::select! {
-                // The end moves with this process's appends and its projectors' reads: the
-                // index follows them at once. Records of other processes that no projector
-                // has read yet are looked for now and then only, so that the index does not
-                // poll the brokers as often as the projectors do.
-                r = end.wait_for(|&e| e > next) => if r.is_err() { return },
-                _ = tokio::time::sleep(IDLE_POLL) => {}
-                _ = stop.changed() => return,
-            }
-        }
     }
 
     /// Waits until the index holds every record the log held when this was called.

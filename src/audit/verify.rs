@@ -100,7 +100,7 @@ pub async fn verify(
         let mut next = 0;
         // Bounded by the log's end: every round reads at least one record or ends.
         loop {
-            let entries = log.read(partition, next, VERIFY_BATCH).await?;
+            let entries = log.read_as_stored(partition, next, VERIFY_BATCH).await?;
             let Some(last) = entries.last() else {
                 if log.caught_up(partition, next).await? {
                     break;

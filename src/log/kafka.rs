@@ -22,7 +22,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
-use roster_events::chain::{body_digest, Digest};
+use roster_events::chain::{body_digest, Digest, Encoded};
 use roster_events::Record;
 use roster_projections::LogEntry;
 use std::collections::{BTreeMap, HashMap};
@@ -391,19 +391,13 @@ impl Side {
     }
 
     /// Remembers records this process appended, so that followers get them without a fetch.
-    fn remember(
-        &self,
-        partition: u32,
-        records: Vec<Record>,
-        payloads: &[Vec<u8>],
-        positions: &[u64],
-    ) {
+    fn remember(&self, partition: u32, records: &[Encoded], positions: &[u64]) {
         let Some(recent) = self.recent.get(partition as usize) else {
             return;
         };
         let mut recent = recent.lock().unwrap_or_else(|p| p.into_inner());
-        for ((r, payload), &position) in records.into_iter().zip(payloads).zip(positions) {
-            recent.insert(position, (Arc::new(r), body_digest(payload)));
+        for (r, &position) in records.iter().zip(positions) {
+            recent.insert(position, (r.record.clone(), r.digest));
         }
         while recent.len() > RECENT_MAX {
             recent.pop_first();
@@ -703,38 +697,59 @@ fn poll_into(
     }
 }
 
+impl KafkaLog {
+    /// Reads from the brokers, never from the records this process appended.
+    ///
+    /// Fails as [`EventLog::read`] does.
+    async fn fetch(
+        &self,
+        partition: u32,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<LogEntry>, LogError> {
+        let Some(slot) = self.readers.get(partition as usize).cloned() else {
+            return Ok(Vec::new());
+        };
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(LogError::Unavailable("log closed".into()));
+        }
+        let side = self.side.clone();
+        // Polling blocks: keep it off the async workers.
+        tokio::task::spawn_blocking(move || read_blocking(&side, &slot, partition, from, max))
+            .await
+            .map_err(|e| unavailable("Kafka reader failed", e))?
+    }
+}
+
 #[async_trait]
 impl EventLog for KafkaLog {
     fn partitions(&self) -> u32 {
         self.partitions
     }
 
-    async fn append(&self, records: Vec<Record>) -> Result<Vec<u64>, LogError> {
+    async fn append_encoded(&self, records: Vec<Encoded>) -> Result<Vec<u64>, LogError> {
         let Some(first) = records.first() else {
             return Ok(Vec::new());
         };
         if self.closed.load(Ordering::SeqCst) {
             return Err(LogError::Unavailable("log closed".into()));
         }
-        let partition = self.partition(&first.directory);
-        let mut payloads = Vec::with_capacity(records.len());
-        for r in &records {
-            if self.partition(&r.directory) != partition {
-                return Err(LogError::Unavailable(
-                    "one append must stay within one partition".into(),
-                ));
-            }
-            let bytes = serde_json::to_vec(r)
-                .map_err(|e| LogError::Unavailable(format!("encoding a record: {e}")))?;
-            payloads.push(bytes);
+        let partition = self.partition(&first.record.directory);
+        if records
+            .iter()
+            .any(|r| self.partition(&r.record.directory) != partition)
+        {
+            return Err(LogError::Unavailable(
+                "one append must stay within one partition".into(),
+            ));
         }
         let (generation, producer) = self.producer();
         let mut deliveries = Vec::with_capacity(records.len());
-        for (r, payload) in records.iter().zip(&payloads) {
+        for r in &records {
             let message = FutureRecord::to(&self.side.topic)
                 .partition(partition as i32)
-                .key(r.directory.as_bytes())
-                .payload(payload);
+                .key(r.record.directory.as_bytes())
+                .payload(&*r.bytes);
             match producer.send_result(message) {
                 Ok(delivery) => deliveries.push(delivery),
                 Err((e, _)) if deliveries.is_empty() => {
@@ -778,8 +793,7 @@ impl EventLog for KafkaLog {
         }
         match failure {
             None => {
-                self.side
-                    .remember(partition, records, &payloads, &positions);
+                self.side.remember(partition, &records, &positions);
                 if let Some(&last) = positions.iter().max() {
                     self.side.advance_end(partition, last + 1);
                 }
@@ -803,27 +817,25 @@ impl EventLog for KafkaLog {
     }
 
     async fn read(&self, partition: u32, from: u64, max: usize) -> Result<Vec<LogEntry>, LogError> {
-        let Some(slot) = self.readers.get(partition as usize).cloned() else {
-            return Ok(Vec::new());
-        };
-        if self.closed.load(Ordering::SeqCst) {
-            return Err(LogError::Unavailable("log closed".into()));
-        }
         let recent = self.side.recent_from(partition, from, max);
         if !recent.is_empty() {
             return Ok(recent);
         }
-        let side = self.side.clone();
-        // Polling blocks: keep it off the async workers.
-        let read =
-            tokio::task::spawn_blocking(move || read_blocking(&side, &slot, partition, from, max))
-                .await
-                .map_err(|e| unavailable("Kafka reader failed", e))??;
+        let read = self.fetch(partition, from, max).await?;
         if read.is_empty() {
             // Appended by this process while the consumer was polling.
             return Ok(self.side.recent_from(partition, from, max));
         }
         Ok(read)
+    }
+
+    async fn read_as_stored(
+        &self,
+        partition: u32,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<LogEntry>, LogError> {
+        self.fetch(partition, from, max).await
     }
 
     async fn caught_up(&self, partition: u32, next: u64) -> Result<bool, LogError> {

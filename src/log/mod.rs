@@ -15,6 +15,7 @@ pub use file::{
 pub use kafka::{KafkaLog, KafkaOptions};
 
 use async_trait::async_trait;
+use roster_events::chain::Encoded;
 use roster_events::Record;
 use roster_projections::LogEntry;
 use std::time::Duration;
@@ -55,13 +56,36 @@ pub trait EventLog: Send + Sync + 'static {
     /// Fails with `Unavailable` when nothing was written, or `Unknown` when the records may
     /// have been written (some may still appear in the log; the directory-sequence rule makes a
     /// second copy harmless, and the writer resolves the outcome by reading back).
-    async fn append(&self, records: Vec<Record>) -> Result<Vec<u64>, LogError>;
+    async fn append(&self, records: Vec<Record>) -> Result<Vec<u64>, LogError> {
+        self.append_encoded(records.into_iter().map(Encoded::plain).collect())
+            .await
+    }
+
+    /// Appends records already encoded (sealed by a writer: [`roster_events::chain::ChainKey::seal`]),
+    /// as `append` does. The bytes are stored as they are.
+    ///
+    /// Fails as `append` does.
+    async fn append_encoded(&self, records: Vec<Encoded>) -> Result<Vec<u64>, LogError>;
 
     /// Reads up to `max` entries of `partition` starting at `from`. Returns what is there now
     /// (an empty batch at the end); a networked log may wait briefly for the first entry.
     ///
     /// Fails when the log cannot be read (`Unavailable`) or holds undecodable data (`Corrupt`).
     async fn read(&self, partition: u32, from: u64, max: usize) -> Result<Vec<LogEntry>, LogError>;
+
+    /// Like `read`, with every digest computed from the bytes as stored, never taken from
+    /// what this process appended: for verification, which must see a record changed behind
+    /// the server's back.
+    ///
+    /// Fails as `read` does.
+    async fn read_as_stored(
+        &self,
+        partition: u32,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<LogEntry>, LogError> {
+        self.read(partition, from, max).await
+    }
 
     /// True when `next` is the end of `partition` as far as this process knows: every record
     /// appended before the log was opened, and every record this process appended, is below

@@ -19,12 +19,28 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
+/// How many batches a tap holds before the projector drops the next (the tap's reader then
+/// reads them from the log).
+const TAP_BATCHES: usize = 64;
+
 /// The projectors' hand-off to the writers: every folded entry of a directory that has a
-/// writer in this process is sent to that writer, after the views reflect it.
+/// writer in this process is sent to that writer, after the views reflect it. And to taps:
+/// every batch a projector read, as it read it.
 #[derive(Default)]
 pub struct Feeds {
     /// Per directory with a writer in this process.
     map: RwLock<HashMap<String, mpsc::UnboundedSender<LogEntry>>>,
+    /// Per partition, the tap a reader of every record (the audit index) takes batches from.
+    taps: RwLock<HashMap<u32, mpsc::Sender<Vec<LogEntry>>>>,
+}
+
+/// One partition's projector as a reader of every record follows it: the batches of entries
+/// it read, in log order (a batch the reader had no room for is dropped: the reader reads it
+/// from the log), and the position the views reflect, which each handed-over batch is in the
+/// channel before.
+pub struct Tap {
+    pub entries: mpsc::Receiver<Vec<LogEntry>>,
+    pub projected: watch::Receiver<u64>,
 }
 
 impl Feeds {
@@ -56,6 +72,21 @@ impl Feeds {
             .collect()
     }
 
+    /// Hands a batch a projector read to the partition's tap, if it has one and room for it
+    /// (cheap: the records are shared, not copied).
+    pub(super) fn hand_over(&self, partition: u32, entries: &[LogEntry]) {
+        let taps = self.taps.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(tap) = taps.get(&partition) {
+            if let Err(mpsc::error::TrySendError::Closed(_)) = tap.try_send(entries.to_vec()) {
+                drop(taps);
+                self.taps
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&partition);
+            }
+        }
+    }
+
     pub(super) fn dispatch(&self, entries: Vec<LogEntry>) {
         if entries.is_empty() {
             return;
@@ -78,6 +109,7 @@ pub struct Pipeline {
     pub projected: Vec<watch::Receiver<u64>>,
     /// How many entries start-up replayed.
     pub replayed: u64,
+    feeds: Arc<Feeds>,
     stop: watch::Sender<bool>,
     projectors: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -124,9 +156,27 @@ impl Pipeline {
             writers,
             projected,
             replayed,
+            feeds,
             stop,
             projectors,
         })
+    }
+
+    /// A tap per partition: every batch of entries its projector reads from now on.
+    pub fn taps(&self) -> Vec<Tap> {
+        let mut taps = self.feeds.taps.write().unwrap_or_else(|p| p.into_inner());
+        self.projected
+            .iter()
+            .enumerate()
+            .map(|(partition, projected)| {
+                let (tx, rx) = mpsc::channel(TAP_BATCHES);
+                taps.insert(partition as u32, tx);
+                Tap {
+                    entries: rx,
+                    projected: projected.clone(),
+                }
+            })
+            .collect()
     }
 
     /// A handle that stops the pipeline; the writers and positions stay usable until then.

@@ -127,6 +127,7 @@ async fn catch_up(
         next = to + 1;
         pending = read(next);
         let span = tracing::debug_span!("projection_batch", partition, from, to);
+        feeds.hand_over(partition, &entries);
         let wanted = feeds.wanted(&entries);
         store.apply(entries).instrument(span).await?;
         feeds.dispatch(wanted);

@@ -19,7 +19,7 @@ use crate::domain::{decide, Command, Context, DomainError, Outcome};
 use crate::log::{EventLog, LogError};
 use crate::metrics::{Metrics, OutcomeLabels};
 use chrono::Utc;
-use roster_events::chain::{self, ChainKey, Digest};
+use roster_events::chain::{self, ChainKey, Digest, Encoded};
 use roster_events::{ChainHead, Record};
 use roster_projections::{
     Directory, GroupView, LogEntry, ProjectionStore, StoreError, Undo, UserView,
@@ -354,9 +354,8 @@ struct Pending {
 /// that changes nothing).
 struct Round {
     undos: Vec<Undo>,
-    records: Vec<Record>,
-    /// Each record's body digest.
-    digests: Vec<Digest>,
+    /// The records, sealed and encoded.
+    records: Vec<Encoded>,
     results: Vec<Result<Written, WriteError>>,
     record_of: Vec<Option<usize>>,
 }
@@ -514,7 +513,6 @@ impl DirectoryWriter {
         let mut round = Round {
             undos: Vec::new(),
             records: Vec::new(),
-            digests: Vec::new(),
             results: Vec::with_capacity(jobs.len()),
             record_of: Vec::with_capacity(jobs.len()),
         };
@@ -537,7 +535,7 @@ impl DirectoryWriter {
                     round.undos.push(undo);
                     let record_id = Uuid::now_v7();
                     round.record_of.push(Some(round.records.len()));
-                    let mut record = Record {
+                    let record = Record {
                         record_id,
                         directory: self.directory.clone(),
                         follows: seq + round.records.len() as u64,
@@ -546,11 +544,10 @@ impl DirectoryWriter {
                         prev_digest: prev_digest.map(|d| chain::hex(&d)),
                         mac: None,
                     };
-                    let digest = self.key.seal(&mut record);
-                    round.records.push(record);
-                    round.digests.push(digest);
+                    let sealed = self.key.seal(record);
                     prev = Some(record_id);
-                    prev_digest = Some(digest);
+                    prev_digest = Some(sealed.digest);
+                    round.records.push(sealed);
                     round.results.push(Ok(Written::of(outcome, &self.state)));
                 }
                 Ok((_, outcome)) => {
@@ -593,7 +590,7 @@ impl DirectoryWriter {
                 return self.answer(jobs, round.results, nowhere);
             }
             let won = match self
-                .append_and_confirm(round.records, round.digests, round.undos, rx)
+                .append_and_confirm(round.records, round.undos, rx)
                 .instrument(span.clone())
                 .await
             {
@@ -643,8 +640,7 @@ impl DirectoryWriter {
     /// Appends the round's records and waits until the feed has told the outcome of each.
     async fn append_and_confirm(
         &mut self,
-        records: Vec<Record>,
-        digests: Vec<Digest>,
+        records: Vec<Encoded>,
         undos: Vec<Undo>,
         rx: &mut mpsc::Receiver<Job>,
     ) -> Confirmed {
@@ -656,9 +652,10 @@ impl DirectoryWriter {
             self.revert_round(undos);
             return Confirmed::Failed("views unavailable".into());
         }
-        let ids: Vec<Uuid> = records.iter().map(|r| r.record_id).collect();
+        let ids: Vec<Uuid> = records.iter().map(|r| r.record.record_id).collect();
+        let digests: Vec<Digest> = records.iter().map(|r| r.digest).collect();
         let started = std::time::Instant::now();
-        let appended = self.log.append(records.clone()).await;
+        let appended = self.log.append_encoded(records.clone()).await;
         if let Some(m) = &self.metrics {
             m.append_duration.observe(started.elapsed().as_secs_f64());
         }
@@ -731,7 +728,7 @@ impl DirectoryWriter {
     /// Sends the same records again until the log takes them, answering commands that arrive
     /// meanwhile `Unavailable` (they were never decided). A copy that lands after the first
     /// is invalid under the directory-sequence rule, so the command takes effect once.
-    async fn resend(&mut self, records: &[Record], rx: &mut mpsc::Receiver<Job>) {
+    async fn resend(&mut self, records: &[Encoded], rx: &mut mpsc::Receiver<Job>) {
         let mut delay = Duration::from_millis(100);
         loop {
             let sleep = tokio::time::sleep(delay);
@@ -746,7 +743,7 @@ impl DirectoryWriter {
                     },
                 }
             }
-            match self.log.append(records.to_vec()).await {
+            match self.log.append_encoded(records.to_vec()).await {
                 Ok(_) => return,
                 Err(e) => tracing::warn!(error = %e, "sending again failed; will retry"),
             }

@@ -10,6 +10,7 @@
 //! says where, and the operator decides (`repair`). An exclusive lock on the directory keeps a
 //! second process out. Everything here is readable by its owner only.
 
+mod known;
 mod repair;
 mod scan;
 
@@ -19,6 +20,8 @@ pub use scan::{frame, Damage, MAX_RECORD_BYTES};
 use super::{EventLog, LogError};
 use async_trait::async_trait;
 use fs2::FileExt;
+use known::KnownDigests;
+use roster_events::chain::{Digest, Encoded};
 use roster_events::Record;
 use roster_projections::LogEntry;
 use scan::{list_segments, read_frame, scan, segment_path, skip_frame, HEADER};
@@ -65,7 +68,7 @@ struct Shared {
 }
 
 struct AppendRequest {
-    payloads: Vec<Vec<u8>>,
+    payloads: Vec<Arc<[u8]>>,
     reply: oneshot::Sender<Result<u64, LogError>>,
 }
 
@@ -79,6 +82,8 @@ pub struct FileLog {
     end: watch::Receiver<u64>,
     /// Held open for the exclusive lock on the directory; dropped by `close`.
     lock: Mutex<Option<File>>,
+    /// The digests of the records appended lately.
+    known: Arc<Mutex<KnownDigests>>,
 }
 
 /// Takes the exclusive lock on the log folder, which keeps a second process out.
@@ -288,6 +293,7 @@ impl FileLog {
             writer: Mutex::new(Some(writer)),
             end,
             lock: Mutex::new(Some(lock)),
+            known: Arc::default(),
         })
     }
 }
@@ -305,11 +311,14 @@ fn locate(shared: &Mutex<Shared>, from: u64) -> Option<(PathBuf, Mark, Vec<u64>)
     Some((shared.dir.clone(), mark, later))
 }
 
+/// Reads and decodes up to `max` records from `from`, taking the digests of records in
+/// `known` from there.
 fn read_blocking(
     shared: &Mutex<Shared>,
     from: u64,
     max: usize,
     end: u64,
+    known: Option<&Mutex<KnownDigests>>,
 ) -> Result<Vec<LogEntry>, LogError> {
     let mut raw: Vec<(u64, Vec<u8>)> = Vec::new();
     if from >= end || max == 0 {
@@ -349,35 +358,46 @@ fn read_blocking(
         }
         break;
     }
-    decode(&raw)
+    let digests: Vec<Option<Digest>> = match known {
+        Some(known) => {
+            let known = known.lock().unwrap_or_else(|p| p.into_inner());
+            raw.iter().map(|(p, _)| known.get(*p)).collect()
+        }
+        None => vec![None; raw.len()],
+    };
+    decode(&raw, &digests)
 }
 
-/// Decodes frames into entries. Decoding JSON is most of the cost of reading (and of replay
-/// at start-up), so a large batch is split over two threads.
-fn decode(raw: &[(u64, Vec<u8>)]) -> Result<Vec<LogEntry>, LogError> {
-    let one = |chunk: &[(u64, Vec<u8>)]| -> Result<Vec<LogEntry>, LogError> {
-        chunk
-            .iter()
-            .map(|(position, bytes)| {
-                let record: Record = serde_json::from_slice(bytes).map_err(|e| {
-                    LogError::Corrupt(format!("record {position} does not decode: {e}"))
-                })?;
-                Ok(LogEntry {
-                    partition: 0,
-                    position: *position,
-                    record: Arc::new(record),
-                    digest: roster_events::chain::body_digest(bytes),
+/// Decodes frames into entries (`digests`: those already known, in the same order).
+/// Decoding JSON is most of the cost of reading (and of replay at start-up), so a large batch
+/// is split over two threads.
+fn decode(raw: &[(u64, Vec<u8>)], digests: &[Option<Digest>]) -> Result<Vec<LogEntry>, LogError> {
+    let one =
+        |chunk: &[(u64, Vec<u8>)], digests: &[Option<Digest>]| -> Result<Vec<LogEntry>, LogError> {
+            chunk
+                .iter()
+                .zip(digests)
+                .map(|((position, bytes), digest)| {
+                    let record: Record = serde_json::from_slice(bytes).map_err(|e| {
+                        LogError::Corrupt(format!("record {position} does not decode: {e}"))
+                    })?;
+                    Ok(LogEntry {
+                        partition: 0,
+                        position: *position,
+                        record: Arc::new(record),
+                        digest: digest.unwrap_or_else(|| roster_events::chain::body_digest(bytes)),
+                    })
                 })
-            })
-            .collect()
-    };
+                .collect()
+        };
     if raw.len() < 512 {
-        return one(raw);
+        return one(raw, digests);
     }
-    let (a, b) = raw.split_at(raw.len() / 2);
+    let half = raw.len() / 2;
+    let ((a, b), (da, db)) = (raw.split_at(half), digests.split_at(half));
     let (first, second) = std::thread::scope(|s| {
-        let second = s.spawn(|| one(b));
-        (one(a), second.join())
+        let second = s.spawn(|| one(b, db));
+        (one(a, da), second.join())
     });
     let mut out = first?;
     out.extend(second.map_err(|_| LogError::Corrupt("decoder panicked".into()))??);
@@ -386,19 +406,14 @@ fn decode(raw: &[(u64, Vec<u8>)]) -> Result<Vec<LogEntry>, LogError> {
 
 #[async_trait]
 impl EventLog for FileLog {
-    async fn append(&self, records: Vec<Record>) -> Result<Vec<u64>, LogError> {
+    async fn append_encoded(&self, records: Vec<Encoded>) -> Result<Vec<u64>, LogError> {
         if records.is_empty() {
             return Ok(Vec::new());
         }
-        let mut payloads = Vec::with_capacity(records.len());
-        for r in &records {
-            let bytes = serde_json::to_vec(r)
-                .map_err(|e| LogError::Unavailable(format!("encoding a record: {e}")))?;
-            if bytes.len() > MAX_RECORD_BYTES {
-                return Err(LogError::Unavailable("record too large".into()));
-            }
-            payloads.push(bytes);
+        if records.iter().any(|r| r.bytes.len() > MAX_RECORD_BYTES) {
+            return Err(LogError::Unavailable("record too large".into()));
         }
+        let payloads: Vec<Arc<[u8]>> = records.iter().map(|r| r.bytes.clone()).collect();
         let n = payloads.len() as u64;
         let (reply, rx) = oneshot::channel();
         {
@@ -412,6 +427,10 @@ impl EventLog for FileLog {
         let first = rx
             .await
             .map_err(|_| LogError::Unavailable("log writer stopped".into()))??;
+        self.known
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remember(first, records.iter().map(|r| r.digest));
         Ok((first..first + n).collect())
     }
 
@@ -419,12 +438,19 @@ impl EventLog for FileLog {
         if partition != 0 {
             return Ok(Vec::new());
         }
-        let end = *self.end.borrow();
-        let shared = self.shared.clone();
-        // Reading files blocks: keep it off the async workers.
-        tokio::task::spawn_blocking(move || read_blocking(&shared, from, max, end))
-            .await
-            .map_err(|e| LogError::Unavailable(format!("log reader failed: {e}")))?
+        self.read_from_files(from, max, true).await
+    }
+
+    async fn read_as_stored(
+        &self,
+        partition: u32,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<LogEntry>, LogError> {
+        if partition != 0 {
+            return Ok(Vec::new());
+        }
+        self.read_from_files(from, max, false).await
     }
 
     async fn caught_up(&self, _partition: u32, next: u64) -> Result<bool, LogError> {
@@ -448,6 +474,28 @@ impl EventLog for FileLog {
         }
         // Closing the lock file releases the directory for the next process.
         self.lock.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+}
+
+impl FileLog {
+    /// Reads from the segment files (off the async workers: it blocks), taking the digests of
+    /// records this process appended from memory when `known_digests`.
+    ///
+    /// Fails as [`EventLog::read`] does.
+    async fn read_from_files(
+        &self,
+        from: u64,
+        max: usize,
+        known_digests: bool,
+    ) -> Result<Vec<LogEntry>, LogError> {
+        let end = *self.end.borrow();
+        let shared = self.shared.clone();
+        let known = known_digests.then(|| self.known.clone());
+        tokio::task::spawn_blocking(move || {
+            read_blocking(&shared, from, max, end, known.as_deref())
+        })
+        .await
+        .map_err(|e| LogError::Unavailable(format!("log reader failed: {e}")))?
     }
 }
 
