@@ -102,7 +102,10 @@ pub enum Seal {
 
 /// The key records are sealed with, derived from the server's secret key.
 #[derive(Clone)]
-pub struct ChainKey([u8; 32]);
+pub struct ChainKey {
+    /// HMAC-SHA256 already keyed: each seal starts from a copy (keying costs two blocks).
+    keyed: HmacSha256,
+}
 
 impl std::fmt::Debug for ChainKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -114,7 +117,10 @@ impl ChainKey {
     /// The chain key of a server whose secret key is `secret` (a key of its own, so that the
     /// seal never reveals anything about the key that seals provider credentials).
     pub fn derive(secret: &[u8]) -> ChainKey {
-        ChainKey(Self::mac_with(secret, b"roster audit chain v1"))
+        let key = Self::mac_with(secret, b"roster audit chain v1");
+        ChainKey {
+            keyed: <HmacSha256 as KeyInit>::new_from_slice(&key).expect("HMAC takes any key"),
+        }
     }
 
     fn mac_with(key: &[u8], data: &[u8]) -> [u8; 32] {
@@ -132,7 +138,9 @@ impl ChainKey {
         // A record of plain data always serializes, as an object with fields.
         let mut bytes = serde_json::to_vec(&record).expect("records serialize");
         let digest: Digest = Sha256::digest(&bytes).into();
-        let mac = hex(&Self::mac_with(&self.0, &digest));
+        let mut m = self.keyed.clone();
+        m.update(&digest);
+        let mac = hex(&m.finalize().into_bytes());
         bytes.pop();
         bytes.extend_from_slice(SEAL_PREFIX);
         bytes.extend_from_slice(mac.as_bytes());
@@ -153,7 +161,7 @@ impl ChainKey {
         let Some(tag) = unhex(seal.as_bytes()) else {
             return Seal::Broken;
         };
-        let mut m = <HmacSha256 as KeyInit>::new_from_slice(&self.0).expect("HMAC takes any key");
+        let mut m = self.keyed.clone();
         m.update(digest);
         // Constant time.
         match m.verify_slice(&tag) {
