@@ -70,6 +70,10 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Connections served at once; more wait in the kernel's backlog.
     pub max_connections: usize,
+    /// Proxies (addresses or CIDR ranges) whose `X-Forwarded-For` is believed: a request that
+    /// comes from one is recorded with the client address the proxies name (the nearest one
+    /// that is not itself a trusted proxy). Empty: the address that connected is recorded.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// How long a request's headers may take to arrive, in ms; also how long a keep-alive
     /// connection may stay idle.
     pub header_timeout_ms: u64,
@@ -150,6 +154,7 @@ impl Default for Settings {
             admin_token: None,
             max_body_bytes: 1 << 20,
             max_connections: 4096,
+            trusted_proxies: Vec::new(),
             header_timeout_ms: 30_000,
             body_timeout_ms: 30_000,
             source_rate_per_second: 1_000,

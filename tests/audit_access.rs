@@ -80,6 +80,8 @@ async fn a_flood_of_bad_tokens_is_recorded_as_counts_not_a_record_each() {
             .get(&users)
             .bearer_auth(secret)
             .header("user-agent", "flood/1.0")
+            // No proxy is trusted: the client's own word about its address is not taken.
+            .header("x-forwarded-for", "198.51.100.7")
             .send()
             .await
             .unwrap();
@@ -271,4 +273,56 @@ async fn every_read_of_the_audit_trail_is_recorded_before_it_is_answered() {
         1,
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_the_client_address_is_the_one_the_proxy_names() {
+    let data = tempfile::tempdir().unwrap();
+    let settings = roster::config::Settings {
+        audit_count_window_ms: WINDOW_MS,
+        trusted_proxies: vec!["127.0.0.0/8".parse().unwrap()],
+        ..common::settings(data.path())
+    };
+    let app = TestApp::spawn_with(settings, data).await;
+    let http = reqwest::Client::new();
+    // The client wrote a first entry of its own; the proxy appended the address it saw.
+    let forwarded = "6.6.6.6, 198.51.100.7";
+    let r = http
+        .get(format!("{}/Users", app.scim("default")))
+        .bearer_auth("rst_wrong")
+        .header("x-forwarded-for", forwarded)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let refused = refusals(&app, &[("reason", "invalid_token")], 1).await;
+    assert_eq!(
+        refused[0]["client"]["ip"], "198.51.100.7",
+        "{:#?}",
+        refused[0]
+    );
+
+    let r = http
+        .post(format!("{}/Users", app.scim("default")))
+        .bearer_auth(&app.scim_token)
+        .header("x-forwarded-for", forwarded)
+        .header("content-type", "application/scim+json")
+        .body(
+            serde_json::json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": "proxied@example.com"
+            })
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let created = search(&app, "type eq \"user.created\"").await;
+    assert_eq!(created.len(), 1);
+    assert_eq!(
+        created[0]["client"]["ip"], "198.51.100.7",
+        "{:#?}",
+        created[0]
+    );
 }

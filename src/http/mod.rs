@@ -29,7 +29,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use error::ScimError;
 use peer::client;
-pub use peer::Peer;
+pub use peer::{Peer, TrustedProxies};
 use roster_projections::ProjectionStore;
 use std::sync::Arc;
 use std::time::Instant;
@@ -133,6 +133,7 @@ pub fn request_path(parts: &axum::http::request::Parts) -> String {
 /// Builds the whole router.
 pub fn router(state: AppState) -> Router {
     let max_body = state.settings.max_body_bytes;
+    let trusted = TrustedProxies(Arc::new(state.settings.trusted_proxies.clone()));
     let tracked = state.clone();
     Router::new()
         .nest(
@@ -156,6 +157,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone())
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::Extension(trusted))
         .layer(middleware::from_fn_with_state(state, guard::edge))
         .layer(middleware::from_fn_with_state(tracked, track))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
