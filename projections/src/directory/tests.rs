@@ -1,0 +1,199 @@
+//! Unit tests of the directory fold: a reverted batch restores views and indexes, an unindexed fold gives the same views, and events that do not fit change nothing.
+
+use super::*;
+use chrono::Utc;
+use roster_events::{
+    Actor, GroupCreated, GroupMembersAdded, MemberType, ResourceType, UserCreated, UserReplaced,
+};
+use serde_json::json;
+
+fn env(rt: ResourceType, id: ResourceId, version: u64, event: Event) -> Envelope {
+    Envelope {
+        event_id: uuid::Uuid::now_v7(),
+        directory: "d".into(),
+        resource_type: rt,
+        resource_id: id,
+        resource_version: version,
+        time: Utc::now(),
+        actor: Actor::System,
+        source: None,
+        correlation_id: None,
+        client: None,
+        event,
+    }
+}
+
+fn user(name: &str) -> roster_events::Document {
+    let doc = json!({"userName": name, "externalId": format!("x-{name}")});
+    roster_events::Document::from_map(doc.as_object().unwrap())
+}
+
+#[test]
+fn reverting_a_batch_restores_views_and_indexes_exactly() {
+    let mut d = Directory::new("d");
+    let (u1, u2, g) = (ResourceId::new(), ResourceId::new(), ResourceId::new());
+    let owner = Some("s".to_string());
+    d.apply(env(
+        ResourceType::User,
+        u1,
+        1,
+        Event::UserCreated(UserCreated {
+            owner: owner.clone(),
+            resource: user("a"),
+        }),
+    ))
+    .unwrap();
+    let before = d.canonical_json();
+
+    let mut undo = Undo::default();
+    let batch = [
+        env(
+            ResourceType::User,
+            u2,
+            1,
+            Event::UserCreated(UserCreated {
+                owner: owner.clone(),
+                resource: user("b"),
+            }),
+        ),
+        env(
+            ResourceType::User,
+            u1,
+            2,
+            Event::UserReplaced(UserReplaced {
+                resource: user("a2"),
+            }),
+        ),
+        env(
+            ResourceType::Group,
+            g,
+            1,
+            Event::GroupCreated(GroupCreated {
+                owner,
+                resource: roster_events::Document::from_map(
+                    json!({"displayName": "G"}).as_object().unwrap(),
+                ),
+            }),
+        ),
+        env(
+            ResourceType::Group,
+            g,
+            2,
+            Event::GroupMembersAdded(GroupMembersAdded {
+                members: vec![Member {
+                    value: u1,
+                    kind: MemberType::User,
+                }],
+            }),
+        ),
+        env(ResourceType::User, u2, 2, Event::UserDeleted),
+    ];
+    for e in &batch {
+        d.apply_with_undo(e.clone(), &mut undo).unwrap();
+    }
+    assert!(d.user_by_name("A2").is_some());
+    assert_eq!(d.groups_of(u1).count(), 1);
+    d.revert(undo);
+    assert_eq!(d.canonical_json(), before);
+    assert!(
+        d.user_by_name("a").is_some()
+            && d.user_by_name("a2").is_none()
+            && d.user_by_name("b").is_none()
+    );
+    assert!(d.group_by_name("g").is_none());
+    assert_eq!(d.groups_of(u1).count(), 0);
+    assert_eq!(d.user_by_external.len(), 1);
+    assert_eq!(d.users_by_owner.values().map(|s| s.len()).sum::<usize>(), 1);
+    assert!(d.groups_by_owner.is_empty() && d.group_by_external.is_empty());
+}
+
+#[test]
+fn an_unindexed_fold_gives_the_same_views_without_the_indexes() {
+    let (u1, u2, g) = (ResourceId::new(), ResourceId::new(), ResourceId::new());
+    let m = |v| Member {
+        value: v,
+        kind: MemberType::User,
+    };
+    let events = || {
+        vec![
+            env(
+                ResourceType::User,
+                u1,
+                1,
+                Event::UserCreated(UserCreated {
+                    owner: Some("s".into()),
+                    resource: user("a"),
+                }),
+            ),
+            env(
+                ResourceType::User,
+                u2,
+                1,
+                Event::UserCreated(UserCreated {
+                    owner: None,
+                    resource: user("b"),
+                }),
+            ),
+            env(
+                ResourceType::Group,
+                g,
+                1,
+                Event::GroupCreated(GroupCreated {
+                    owner: None,
+                    resource: roster_events::Document::from_map(
+                        json!({"displayName": "G"}).as_object().unwrap(),
+                    ),
+                }),
+            ),
+            env(
+                ResourceType::Group,
+                g,
+                2,
+                Event::GroupMembersAdded(GroupMembersAdded {
+                    members: vec![m(u1), m(u2)],
+                }),
+            ),
+            env(
+                ResourceType::User,
+                u1,
+                2,
+                Event::UserReplaced(UserReplaced {
+                    resource: user("a2"),
+                }),
+            ),
+            env(ResourceType::User, u2, 2, Event::UserDeleted),
+        ]
+    };
+    let events = events();
+    let mut full = Directory::new("d");
+    let mut bare = Directory::unindexed("d");
+    for e in &events {
+        full.apply(e.clone()).unwrap();
+        bare.apply(e.clone()).unwrap();
+    }
+    assert_eq!(full.canonical_json(), bare.canonical_json());
+    assert!(full.user_by_name("a2").is_some());
+    assert!(bare.user_by_name("a2").is_none(), "no index kept");
+    assert!(bare.member_of.is_empty() && bare.users_by_owner.is_empty());
+}
+
+#[test]
+fn events_that_do_not_fit_change_nothing() {
+    let mut d = Directory::new("d");
+    let ghost = ResourceId::new();
+    let before = d.canonical_json();
+    assert!(d
+        .apply(env(ResourceType::User, ghost, 2, Event::UserDeleted))
+        .is_err());
+    assert!(d
+        .apply(env(
+            ResourceType::User,
+            ghost,
+            2,
+            Event::UserReplaced(UserReplaced {
+                resource: user("z")
+            })
+        ))
+        .is_err());
+    assert_eq!(d.canonical_json(), before);
+}
