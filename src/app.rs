@@ -86,7 +86,9 @@ impl Application {
             "replayed the event log"
         );
         let stopper = pipeline.stopper();
-        let taps = pipeline.taps();
+        // With the views in PostgreSQL, their fold writes the audit projection; in memory,
+        // the audit index takes what the projectors read.
+        let taps = pg.is_none().then(|| pipeline.taps());
         let writers = pipeline.writers;
         let projected = pipeline.projected;
         let listener = TcpListener::bind(settings.listen)
@@ -118,8 +120,26 @@ impl Application {
         let providers = Providers::new(deps, pg.clone(), settings.run_providers);
         let (providers_stop, providers_stopped) = tokio::sync::watch::channel(false);
         let providers_task = providers.start(providers_stopped);
-        let audit = crate::audit::Audit::new(log.clone());
-        audit.follow_projectors(taps, providers_stop.subscribe());
+        let audit = match (&pg, taps) {
+            (Some(pg), _) => {
+                crate::audit::Audit::on_postgres(log.clone(), pg.clone(), projected.clone())
+            }
+            (None, taps) => {
+                let audit = crate::audit::Audit::new(log.clone());
+                audit.follow_projectors(taps.unwrap_or_default(), providers_stop.subscribe());
+                audit
+            }
+        };
+        if let Some(pg) = &pg {
+            for (partition, first) in pg.audit_gaps().await? {
+                tracing::warn!(
+                    partition,
+                    first,
+                    "the audit trail in PostgreSQL starts at this position: the views were \
+                     folded before it existed; run `roster rebuild` to fold the history before it"
+                );
+            }
+        }
         let access = crate::audit::access::AccessLog::new(
             writers.clone(),
             Duration::from_millis(settings.audit_count_window_ms),

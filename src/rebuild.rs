@@ -2,7 +2,8 @@
 //! fresh generation of tables while the active generation keeps serving (and keeps being
 //! folded by the projectors). The fold runs in memory, with the memory store's code, and its
 //! result is loaded in bulk (COPY into tables without indexes, indexes built afterwards, the
-//! tables then attached as the generation's partitions). The entries appended meanwhile are
+//! tables then attached as the generation's partitions); the audit projection's rows are
+//! copied into the new generation as the log is read. The entries appended meanwhile are
 //! folded like live ones; then live folding pauses for the last few entries, the new
 //! generation is checked to reflect at least the positions of the active one, and it becomes
 //! active in one transaction; the old tables are dropped.
@@ -13,6 +14,7 @@
 
 use crate::log::EventLog;
 use chrono::{DateTime, Utc};
+use roster_projections::pg::audit::AuditLoader;
 use roster_projections::pg::{PgOptions, PgStore};
 use roster_projections::{LogEntry, MemoryStore, ProjectionStore};
 use serde::Serialize;
@@ -165,6 +167,7 @@ async fn fold(
 async fn fold_in_memory(
     log: &Arc<dyn EventLog>,
     progress: &Rebuilds,
+    mut audit: AuditLoader,
 ) -> anyhow::Result<roster_projections::Folded> {
     let (batches, mut received) = tokio::sync::mpsc::channel::<Vec<LogEntry>>(2);
     let counter = progress.clone();
@@ -190,6 +193,8 @@ async fn fold_in_memory(
                 continue;
             };
             next = last.position + 1;
+            // The audit rows go to PostgreSQL while the views fold in memory.
+            audit.fold(&entries).await?;
             if batches.send(entries).await.is_err() {
                 // The folding thread is gone: its panic is reported below.
                 break;
@@ -197,6 +202,8 @@ async fn fold_in_memory(
         }
     }
     drop(batches);
+    let events = audit.finish().await?;
+    tracing::info!(events, "rebuild: audit projection copied");
     Ok(folder.await?)
 }
 
@@ -225,7 +232,8 @@ pub async fn rebuild(
         "rebuilding the views into a new generation"
     );
     let started = Instant::now();
-    let folded = fold_in_memory(&log, progress)
+    let audit = store.audit_loader().await?;
+    let folded = fold_in_memory(&log, progress, audit)
         .instrument(tracing::info_span!("rebuild_fold"))
         .await?;
     let fold_seconds = started.elapsed().as_secs_f64();

@@ -26,6 +26,115 @@ async fn events(data: &std::path::Path) -> Vec<Envelope> {
     panic!("the log did not end");
 }
 
+/// Where the audit trail is kept and which log the server writes: the same searches give the
+/// same answers on each (the contract suite of the audit stores).
+#[derive(Clone, Copy, Debug)]
+enum Setup {
+    /// The embedded defaults: the file log, the index in memory.
+    Memory,
+    /// The file log, the audit projection in PostgreSQL.
+    Postgres,
+    /// A Kafka-protocol broker (tansu), the audit projection in PostgreSQL.
+    KafkaPostgres,
+}
+
+/// Where the servers of one test keep their state: one database and one topic that every
+/// server of the test shares.
+struct Shared {
+    setup: Setup,
+    database: String,
+    topic: String,
+}
+
+impl Shared {
+    async fn new(setup: Setup) -> Shared {
+        let database = match setup {
+            Setup::Memory => String::new(),
+            Setup::Postgres | Setup::KafkaPostgres => common::fresh_database().await,
+        };
+        Shared {
+            setup,
+            database,
+            topic: common::unique_topic(),
+        }
+    }
+
+    /// The settings of one server of the test, with its data in `data`.
+    fn settings(&self, data: &std::path::Path) -> roster::config::Settings {
+        match self.setup {
+            Setup::Memory => common::settings(data),
+            Setup::Postgres => common::pg_settings(data, &self.database),
+            Setup::KafkaPostgres => {
+                let pg = common::pg_settings(data, &self.database);
+                roster::config::Settings {
+                    store: pg.store,
+                    postgres_url: pg.postgres_url,
+                    postgres_pool_size: pg.postgres_pool_size,
+                    ..common::replica_settings(data, &common::tansu_brokers(), &self.topic)
+                }
+            }
+        }
+    }
+}
+
+async fn spawn(setup: Setup) -> TestApp {
+    let data = tempfile::tempdir().unwrap();
+    let settings = Shared::new(setup).await.settings(data.path());
+    TestApp::spawn_with(settings, data).await
+}
+
+/// Each test of the list, once on every [`Setup`].
+macro_rules! on_every_setup {
+    ($($test:ident),* $(,)?) => {
+        mod memory {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() {
+                super::$test(super::Setup::Memory).await
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() {
+                super::$test(super::Setup::Postgres).await
+            })*
+        }
+        mod kafka_postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() {
+                super::$test(super::Setup::KafkaPostgres).await
+            })*
+        }
+    };
+}
+
+on_every_setup!(
+    the_audit_trail_says_who_deactivated_a_user_when_through_which_source_and_what_changed,
+    audit_pages_follow_the_link_header_in_either_order_without_repeats,
+    a_deleted_users_history_and_its_state_at_any_moment_stay_answerable,
+    group_membership_changes_name_each_member,
+    a_search_that_waits_returns_the_next_event_as_it_is_appended,
+    bad_audit_searches_are_refused_with_a_scim_error_and_source_tokens_cannot_read,
+);
+
+/// The tests of the audit projection in PostgreSQL only.
+mod rebuilt {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_the_file_log() {
+        super::a_rebuild_folds_the_same_audit_trail_and_cursors_go_on_across_it(
+            super::Setup::Postgres,
+        )
+        .await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_kafka() {
+        super::a_rebuild_folds_the_same_audit_trail_and_cursors_go_on_across_it(
+            super::Setup::KafkaPostgres,
+        )
+        .await
+    }
+}
+
 async fn get(app: &TestApp, path: &str) -> Value {
     let (s, body) = app
         .get(&format!("{}/admin/v1{path}", app.root), &app.admin_token)
@@ -146,13 +255,21 @@ fn q(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
+/// The path under `/admin/v1/audit` a `Link: <...>; rel="next"` header names.
+fn next_path(link: &str) -> String {
+    assert!(link.ends_with(">; rel=\"next\""), "{link}");
+    let url = &link[1..link.find('>').unwrap()];
+    url.strip_prefix("/admin/v1/audit").unwrap().to_owned()
+}
+
 fn events_of(body: &Value) -> &Vec<Value> {
     body["events"].as_array().unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_audit_trail_says_who_deactivated_a_user_when_through_which_source_and_what_changed() {
-    let app = TestApp::spawn().await;
+async fn the_audit_trail_says_who_deactivated_a_user_when_through_which_source_and_what_changed(
+    setup: Setup,
+) {
+    let app = spawn(setup).await;
     let http = reqwest::Client::new();
     let (s, alice) = app
         .create_user("default", &app.scim_token, "alice@example.com")
@@ -234,9 +351,8 @@ async fn the_audit_trail_says_who_deactivated_a_user_when_through_which_source_a
     assert_eq!(events_of(&body)[0]["type"], "user.replaced");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn audit_pages_follow_the_link_header_in_either_order_without_repeats() {
-    let app = TestApp::spawn().await;
+async fn audit_pages_follow_the_link_header_in_either_order_without_repeats(setup: Setup) {
+    let app = spawn(setup).await;
     for i in 0..7 {
         let (s, _) = app
             .create_user("default", &app.scim_token, &format!("page{i}@example.com"))
@@ -258,9 +374,7 @@ async fn audit_pages_follow_the_link_header_in_either_order_without_repeats() {
             );
             match link {
                 Some(link) => {
-                    assert!(link.ends_with(">; rel=\"next\""), "{link}");
-                    let url = &link[1..link.find('>').unwrap()];
-                    next = url.strip_prefix("/admin/v1/audit").unwrap().to_owned();
+                    next = next_path(&link);
                     assert_eq!(events_of(&body).len(), 3, "{body}");
                     assert!(body["next"].as_str().is_some());
                 }
@@ -278,9 +392,8 @@ async fn audit_pages_follow_the_link_header_in_either_order_without_repeats() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deleted_users_history_and_its_state_at_any_moment_stay_answerable() {
-    let app = TestApp::spawn().await;
+async fn a_deleted_users_history_and_its_state_at_any_moment_stay_answerable(setup: Setup) {
+    let app = spawn(setup).await;
     let (_, user) = app
         .create_user("default", &app.scim_token, "bob@example.com")
         .await;
@@ -408,9 +521,8 @@ async fn a_deleted_users_history_and_its_state_at_any_moment_stay_answerable() {
     assert_eq!(s, 404);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn group_membership_changes_name_each_member() {
-    let app = TestApp::spawn().await;
+async fn group_membership_changes_name_each_member(setup: Setup) {
+    let app = spawn(setup).await;
     let (_, user) = app
         .create_user("default", &app.scim_token, "carol@example.com")
         .await;
@@ -469,9 +581,8 @@ async fn group_membership_changes_name_each_member() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_search_that_waits_returns_the_next_event_as_it_is_appended() {
-    let app = TestApp::spawn().await;
+async fn a_search_that_waits_returns_the_next_event_as_it_is_appended(setup: Setup) {
+    let app = spawn(setup).await;
     let filter = q("type eq \"user.created\"");
     let (body, _) = audit(&app, &format!("/events?filter={filter}")).await;
     assert!(events_of(&body).is_empty());
@@ -508,9 +619,10 @@ async fn a_search_that_waits_returns_the_next_event_as_it_is_appended() {
     assert_eq!(events_of(&body)[0]["target"]["name"], "dave@example.com");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_audit_searches_are_refused_with_a_scim_error_and_source_tokens_cannot_read() {
-    let app = TestApp::spawn().await;
+async fn bad_audit_searches_are_refused_with_a_scim_error_and_source_tokens_cannot_read(
+    setup: Setup,
+) {
+    let app = spawn(setup).await;
     let base = format!("{}/admin/v1/audit/events", app.root);
     for (query, scim_type) in [
         (
@@ -545,6 +657,192 @@ async fn bad_audit_searches_are_refused_with_a_scim_error_and_source_tokens_cann
 }
 
 /// The frames of a segment file: each payload, in order (length and CRC-32 before each).
+/// A PATCH that sets a user's displayName.
+fn rename(name: &str) -> Value {
+    json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+           "Operations": [{"op": "replace", "path": "displayName", "value": name}]})
+}
+
+/// The filter that picks the events of users and groups (not the reads of the audit trail
+/// each search records).
+fn identities() -> String {
+    q(r#"resource.type eq "user" or resource.type eq "group""#)
+}
+
+/// A rebuild of the PostgreSQL views folds the audit projection again from the log: the
+/// trail answers exactly as before the swap (entries, names, changes, histories), and a cursor
+/// handed out before the swap goes on after it.
+async fn a_rebuild_folds_the_same_audit_trail_and_cursors_go_on_across_it(setup: Setup) {
+    let app = spawn(setup).await;
+    let users = format!("{}/Users", app.scim("default"));
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let (s, u) = app
+            .create_user("default", &app.scim_token, &format!("r{i}@example.com"))
+            .await;
+        assert_eq!(s, 201, "{u}");
+        ids.push(u["id"].as_str().unwrap().to_owned());
+    }
+    for (i, id) in ids.iter().enumerate().take(3) {
+        let (s, b) = app
+            .patch(
+                &format!("{users}/{id}"),
+                &app.scim_token,
+                rename(&format!("R {i}")),
+            )
+            .await;
+        assert_eq!(s, 200, "{b}");
+    }
+    let (s, g) = app
+        .post(
+            &format!("{}/Groups", app.scim("default")),
+            &app.scim_token,
+            json!({"displayName": "rebuilt", "members": [{"value": ids[0]}, {"value": ids[1]}]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{g}");
+    assert_eq!(
+        app.delete(&format!("{users}/{}", ids[1]), &app.scim_token)
+            .await,
+        204
+    );
+
+    let all = format!("/events?filter={}&limit=1000", identities());
+    let (before, _) = audit(&app, &all).await;
+    let count = |t: &str| events_of(&before).iter().filter(|e| e["type"] == t).count();
+    assert_eq!(
+        [
+            count("user.created"),
+            count("user.replaced"),
+            count("group.created"),
+            count("user.deleted")
+        ],
+        [6, 3, 1, 1],
+        "{before}"
+    );
+    let history = format!("/resources/{}/history", ids[1]);
+    let (history_before, _) = audit(&app, &history).await;
+    let (first_page, link) = audit(&app, &format!("/events?filter={}&limit=4", identities())).await;
+
+    let rebuild = format!("{}/admin/v1/rebuild", app.root);
+    let (s, started) = app.post(&rebuild, &app.admin_token, json!({})).await;
+    assert_eq!(s, 202, "{started}");
+    for _ in 0..600 {
+        let (_, state) = app.get(&rebuild, &app.admin_token).await;
+        match state["state"].as_str().unwrap() {
+            "running" => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            "done" => {
+                assert_eq!(state["generation"], 2, "{state}");
+                break;
+            }
+            other => panic!("rebuild {other}: {state}"),
+        }
+    }
+
+    let (after, _) = audit(&app, &all).await;
+    assert_eq!(after["events"], before["events"]);
+    let (history_after, _) = audit(&app, &history).await;
+    assert_eq!(history_after["events"], history_before["events"]);
+    let mut paged = events_of(&first_page).clone();
+    let mut next = link.map(|l| next_path(&l));
+    for _ in 0..10 {
+        let Some(path) = next.take() else { break };
+        let (page, link) = audit(&app, &path).await;
+        paged.extend(events_of(&page).iter().cloned());
+        next = link.map(|l| next_path(&l));
+    }
+    assert!(next.is_none(), "pages of 4 end within 10 pages");
+    assert_eq!(&paged, events_of(&before));
+}
+
+/// Two processes on one Kafka topic and one PostgreSQL database write the same users at once,
+/// so that some writes lose a race and are decided again: the audit projection both of them
+/// fold holds each acknowledged write once, both answer every search and history alike, and
+/// the chain verifies from either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_kafka_and_one_database_agree_on_the_audit_trail_and_the_chain() {
+    let shared = Shared::new(Setup::KafkaPostgres).await;
+    let data = tempfile::tempdir().unwrap();
+    let a = TestApp::spawn_with(shared.settings(data.path()), data).await;
+    let data = tempfile::tempdir().unwrap();
+    let b = TestApp::spawn_joining(shared.settings(data.path()), &a).await;
+    let mut pairs = Vec::new();
+    for round in 0..8 {
+        let (name_a, name_b) = (
+            format!("a{round}@example.com"),
+            format!("b{round}@example.com"),
+        );
+        let (ra, rb) = tokio::join!(
+            a.create_user("default", &a.scim_token, &name_a),
+            b.create_user("default", &b.scim_token, &name_b)
+        );
+        assert_eq!((ra.0, rb.0), (201, 201), "{} / {}", ra.1, rb.1);
+        pairs.push((
+            ra.1["id"].as_str().unwrap().to_owned(),
+            rb.1["id"].as_str().unwrap().to_owned(),
+        ));
+    }
+    // Each process renames the users the other created (once it has seen them), both at once.
+    for (round, (of_a, of_b)) in pairs.iter().enumerate() {
+        let (on_a, on_b) = (
+            format!("{}/Users/{of_b}", a.scim("default")),
+            format!("{}/Users/{of_a}", b.scim("default")),
+        );
+        common::remote::eventually(
+            30,
+            || async {
+                (
+                    a.get(&on_a, &a.scim_token).await.0,
+                    b.get(&on_b, &b.scim_token).await.0,
+                )
+            },
+            |seen| *seen == (200, 200),
+        )
+        .await;
+        let (pa, pb) = tokio::join!(
+            a.patch(&on_a, &a.scim_token, rename(&format!("by a {round}"))),
+            b.patch(&on_b, &b.scim_token, rename(&format!("by b {round}")))
+        );
+        assert_eq!((pa.0, pb.0), (200, 200), "{} / {}", pa.1, pb.1);
+    }
+    let all = format!("/events?filter={}&limit=1000", identities());
+    let (on_a, _) = common::remote::eventually(
+        30,
+        || async { (audit(&a, &all).await.0, audit(&b, &all).await.0) },
+        |(x, y)| events_of(x).len() == 32 && x["events"] == y["events"],
+    )
+    .await;
+    let types = |body: &Value, t: &str| events_of(body).iter().filter(|e| e["type"] == t).count();
+    assert_eq!(
+        (types(&on_a, "user.created"), types(&on_a, "user.replaced")),
+        (16, 16),
+        "{on_a}"
+    );
+    let (of_a, of_b) = &pairs[3];
+    for (id, by) in [(of_a, "by b 3"), (of_b, "by a 3")] {
+        let path = format!("/resources/{id}/history");
+        let (ha, hb) = (audit(&a, &path).await.0, audit(&b, &path).await.0);
+        assert_eq!(ha["events"], hb["events"]);
+        let events = events_of(&ha);
+        assert_eq!(events.len(), 2, "{ha}");
+        assert!(
+            events[1]["changes"]
+                .as_array()
+                .unwrap()
+                .contains(&json!({"path": "displayName", "old": null, "new": by})),
+            "{ha}"
+        );
+    }
+    let (va, vb) = (audit(&a, "/verify").await.0, audit(&b, "/verify").await.0);
+    assert_eq!(
+        (va["ok"].clone(), vb["ok"].clone()),
+        (json!(true), json!(true)),
+        "{va} / {vb}"
+    );
+    a.stop().await;
+    b.stop().await;
+}
+
 fn frames(segment: &[u8]) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let mut at = 0;

@@ -473,29 +473,20 @@ async fn readiness_says_not_ready_while_writes_hang_on_a_broker_that_answers_but
     app.stop().await;
 }
 
-/// Kafka settings with a secret key both processes of a test share, as replicas must.
-fn shared_key_settings(
-    data: &std::path::Path,
-    brokers: &str,
-    topic: &str,
-) -> roster::config::Settings {
-    roster::config::Settings {
-        secret_key: Some(roster::auth::Secret::new(
-            "c2hhcmVkIGJ5IGV2ZXJ5IHJlcGxpY2Egb2YgbG9nISE=",
-        )),
-        ..kafka_settings(data, brokers, topic)
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_on_tansu_keep_one_sealed_chain_and_agree_on_the_audit_trail_and_a_forged_record_is_named(
 ) {
     let brokers = tansu_brokers();
     let topic = unique_topic();
     let data = tempfile::tempdir().unwrap();
-    let a = TestApp::spawn_with(shared_key_settings(data.path(), &brokers, &topic), data).await;
+    let a = TestApp::spawn_with(
+        common::replica_settings(data.path(), &brokers, &topic),
+        data,
+    )
+    .await;
     let data = tempfile::tempdir().unwrap();
-    let b = TestApp::spawn_joining(shared_key_settings(data.path(), &brokers, &topic), &a).await;
+    let b =
+        TestApp::spawn_joining(common::replica_settings(data.path(), &brokers, &topic), &a).await;
     for round in 0..10 {
         let name = format!("both-{round}@example.com");
         let other = format!("b-{name}");

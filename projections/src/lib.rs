@@ -6,6 +6,7 @@
 //! byte for byte. Nothing here knows HTTP; the PostgreSQL store (feature `postgres`, module
 //! [`pg`]) is the one place that knows a database client.
 
+pub mod audit;
 mod directory;
 pub mod filter;
 mod name_index;

@@ -6,7 +6,9 @@
 //! Validity is the log's own rule ([`ChainState::admit`]): an event of a record that lost its
 //! directory's race never happened, and is not in the audit trail.
 
-use roster_events::{Actor, ChainState, Event, ResourceType, EVENT_TYPES};
+use roster_events::{ChainState, ResourceType, EVENT_TYPES};
+pub use roster_projections::audit::{correlation_key, ActorKind};
+use roster_projections::audit::{Facts, Lineage};
 use roster_projections::LogEntry;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,26 +19,6 @@ pub type Sym = u32;
 pub const NONE: Sym = 0;
 /// No entry (an entry's `previous` when its resource had no document before).
 pub const NO_ENTRY: u32 = u32::MAX;
-
-/// What a source's, an admin's or Roster's own action looks like in an entry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ActorKind {
-    Source,
-    Admin,
-    System,
-    Anonymous,
-}
-
-impl ActorKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ActorKind::Source => "source",
-            ActorKind::Admin => "admin",
-            ActorKind::System => "system",
-            ActorKind::Anonymous => "anonymous",
-        }
-    }
-}
 
 /// One event of a valid record, as the index keeps it.
 #[derive(Clone, Debug)]
@@ -74,17 +56,24 @@ impl Entry {
         EVENT_TYPES[usize::from(self.kind)]
     }
 
+    /// This entry with its strings interned in `to` instead of `from`.
+    pub fn reinterned(&self, from: &Interner, to: &mut Interner) -> Entry {
+        let mut move_ = |sym: Sym| to.intern(from.get(sym));
+        Entry {
+            directory: move_(self.directory),
+            actor: move_(self.actor),
+            source: move_(self.source),
+            token: move_(self.token),
+            ip: move_(self.ip),
+            user_agent: move_(self.user_agent),
+            name: move_(self.name),
+            ..self.clone()
+        }
+    }
+
     /// Whether this event sets its resource's whole document (users, groups, providers).
     pub fn sets_document(&self) -> bool {
-        matches!(
-            self.event_type(),
-            "user.created"
-                | "user.replaced"
-                | "group.created"
-                | "group.replaced"
-                | "provider.created"
-                | "provider.updated"
-        )
+        roster_projections::audit::sets_document(self.event_type())
     }
 }
 
@@ -127,20 +116,8 @@ impl Interner {
 pub struct Resource {
     /// Its entries, in log order.
     pub entries: Vec<u32>,
-    /// Its last document entry ([`NO_ENTRY`] before the first).
-    document: u32,
-    /// Its current name.
-    name: Sym,
-}
-
-/// The key a request id is found by: a 64-bit hash of it (0 for none).
-pub fn correlation_key(id: Option<&str>) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let Some(id) = id else { return 0 };
-    // SipHash with fixed keys: the same in every process and release.
-    let mut h = std::hash::DefaultHasher::new();
-    id.hash(&mut h);
-    h.finish().max(1)
+    /// Its current name and last document entry.
+    lineage: Lineage<Sym, u32>,
 }
 
 /// The index of one log partition.
@@ -177,50 +154,29 @@ impl PartitionIndex {
             for (i, env) in entry.record.events.iter().enumerate() {
                 let resource = env.resource_id.0;
                 let this = self.entries.len() as u32;
-                let known = self.by_resource.entry(resource).or_insert(Resource {
-                    entries: Vec::new(),
-                    document: NO_ENTRY,
-                    name: NONE,
-                });
-                let (previous, mut name) = (known.document, known.name);
-                let (actor_kind, actor) = match &env.actor {
-                    Actor::Source(a) => (ActorKind::Source, strings.intern(Some(a))),
-                    Actor::Admin(a) => (ActorKind::Admin, strings.intern(Some(a))),
-                    Actor::System => (ActorKind::System, NONE),
-                    Actor::Anonymous => (ActorKind::Anonymous, NONE),
-                };
-                let client = env.client.as_ref();
-                let ip = client.and_then(|c| c.ip).map(|ip| ip.to_string());
-                if let Some(n) = name_of(&env.event) {
-                    name = strings.intern(Some(&n));
-                }
-                let kind = EVENT_TYPES
-                    .iter()
-                    .position(|t| *t == env.event.event_type())
-                    .unwrap_or_default() as u8;
+                let known = self.by_resource.entry(resource).or_default();
+                let f = Facts::of(env);
+                let named = f.name.as_deref().map(|n| strings.intern(Some(n)));
+                let (name, previous) = known.lineage.step(this, named, f.sets_document);
                 let e = Entry {
                     position: entry.position,
-                    time_ms: env.time.timestamp_millis(),
-                    version: u32::try_from(env.resource_version).unwrap_or(u32::MAX),
+                    time_ms: f.time_ms,
+                    version: f.version,
                     resource,
                     event: i as u16,
-                    kind,
+                    kind: f.kind,
                     resource_type: env.resource_type,
-                    actor_kind,
-                    directory: strings.intern(Some(&env.directory)),
-                    actor,
-                    source: strings.intern(env.source.as_deref()),
-                    token: strings.intern(client.and_then(|c| c.token_id.as_deref())),
-                    ip: strings.intern(ip.as_deref()),
-                    user_agent: strings.intern(client.and_then(|c| c.user_agent.as_deref())),
-                    correlation: correlation_key(env.correlation_id.as_deref()),
-                    name,
-                    previous,
+                    actor_kind: f.actor_kind,
+                    directory: strings.intern(Some(f.directory)),
+                    actor: strings.intern(f.actor),
+                    source: strings.intern(f.source),
+                    token: strings.intern(f.token),
+                    ip: strings.intern(f.ip.as_deref()),
+                    user_agent: strings.intern(f.user_agent),
+                    correlation: f.correlation,
+                    name: name.unwrap_or(NONE),
+                    previous: previous.unwrap_or(NO_ENTRY),
                 };
-                if e.sets_document() {
-                    known.document = this;
-                }
-                known.name = name;
                 known.entries.push(this);
                 for (list, key) in [(&mut self.by_actor, e.actor), (&mut self.by_token, e.token)] {
                     if key != NONE {
@@ -232,34 +188,5 @@ impl PartitionIndex {
                 self.entries.push(e);
             }
         }
-    }
-}
-
-/// The name a resource takes from `event`, if the event names it: a user's userName, a
-/// group's displayName, a source's slug, a provider's or a directory's name, an admin token's
-/// prefix, the request of an audit-only event.
-fn name_of(event: &Event) -> Option<String> {
-    /// The naming attributes of a stored document; the rest is not decoded.
-    #[derive(serde::Deserialize)]
-    struct Names {
-        #[serde(rename = "userName")]
-        user_name: Option<String>,
-        #[serde(rename = "displayName")]
-        display_name: Option<String>,
-    }
-    let names = |doc: &roster_events::Document| doc.fields::<Names>().ok();
-    match event {
-        Event::UserCreated(e) => names(&e.resource)?.user_name,
-        Event::UserReplaced(e) => names(&e.resource)?.user_name,
-        Event::GroupCreated(e) => names(&e.resource)?.display_name,
-        Event::GroupReplaced(e) => names(&e.resource)?.display_name,
-        Event::SourceCreated(e) => Some(e.slug.clone()),
-        Event::ProviderCreated(e) => Some(e.config.name.clone()),
-        Event::ProviderUpdated(e) => Some(e.config.name.clone()),
-        Event::DirectoryCreated(e) => Some(e.name.clone()),
-        Event::AdminTokenIssued(e) => Some(format!("{}…", e.prefix)),
-        Event::AccessRefused(e) => Some(format!("{} {}", e.method, e.path)),
-        Event::AuditRead(e) => Some(e.path.clone()),
-        _ => None,
     }
 }

@@ -9,6 +9,7 @@
 pub mod access;
 mod follow;
 pub mod index;
+mod pg;
 pub mod query;
 pub mod render;
 mod tally;
@@ -40,6 +41,9 @@ pub enum AuditError {
     /// The index names a record the log no longer returns.
     #[error("record {position} of partition {partition} is missing from the log")]
     Missing { partition: u32, position: u64 },
+    /// The audit projection in PostgreSQL could not be read.
+    #[error(transparent)]
+    Store(#[from] roster_projections::StoreError),
 }
 
 struct State {
@@ -47,10 +51,13 @@ struct State {
     strings: Interner,
 }
 
-/// The audit trail of one process: its index and the log it reads events back from.
+/// The audit trail of one process: its index (in memory, or the audit projection in
+/// PostgreSQL) and the log it reads events back from.
 pub struct Audit {
     log: Arc<dyn EventLog>,
+    /// The index in memory (empty when the audit projection in PostgreSQL answers).
     state: RwLock<State>,
+    pg: Option<pg::PgIndex>,
     /// Bumped after every folded batch: searches that wait for new events wake on it.
     grown: watch::Sender<u64>,
 }
@@ -85,6 +92,7 @@ impl Audit {
                 partitions,
                 strings: Interner::default(),
             }),
+            pg: None,
             grown: watch::channel(0).0,
         })
     }
@@ -98,6 +106,9 @@ impl Audit {
     ///
     /// Fails with `CatchingUp` when that takes longer than a few seconds.
     async fn caught_up(&self) -> Result<(), AuditError> {
+        if let Some(pg) = &self.pg {
+            return self.pg_caught_up(pg).await;
+        }
         let ends: Vec<u64> = (0..self.log.partitions())
             .map(|p| *self.log.end(p).borrow())
             .collect();
@@ -142,15 +153,20 @@ impl Audit {
         let deadline = wait.map(|w| tokio::time::Instant::now() + w);
         let mut grown = self.grown.subscribe();
         loop {
-            let found = {
-                let state = self.read();
-                let parts: Vec<&PartitionIndex> = state.partitions.iter().collect();
-                query::run(search, &parts, &state.strings)
+            let (found, picked) = match &self.pg {
+                Some(pg) => self.pg_run(pg, search).await?,
+                None => {
+                    let state = self.read();
+                    let parts: Vec<&PartitionIndex> = state.partitions.iter().collect();
+                    let found = query::run(search, &parts, &state.strings);
+                    let picked = Picked::from_memory(&state, &found.hits);
+                    (found, picked)
+                }
             };
             let waiting =
                 found.hits.is_empty() && deadline.is_some_and(|d| tokio::time::Instant::now() < d);
             if !waiting {
-                let events = self.render(&found.hits).await?;
+                let events = self.render(picked).await?;
                 return Ok(Page { events, found });
             }
             let deadline = deadline.expect("waiting implies a deadline");
@@ -164,26 +180,14 @@ impl Audit {
         }
     }
 
-    /// Reads the hits' events (and the documents they replaced) back from the log and renders
-    /// them.
-    async fn render(&self, hits: &[query::Hit]) -> Result<Vec<Value>, AuditError> {
-        // What to read: each hit's record and the record of the document before it.
-        let wanted: Vec<(u32, Entry, Option<Entry>)> = {
-            let state = self.read();
-            hits.iter()
-                .map(|h| {
-                    let index = &state.partitions[h.partition as usize];
-                    let e = index.entries[h.entry as usize].clone();
-                    let before = (e.previous != NO_ENTRY)
-                        .then(|| index.entries[e.previous as usize].clone());
-                    (h.partition, e, before)
-                })
-                .collect()
-        };
+    /// Reads the picked events (and the documents they replaced) back from the log and
+    /// renders them.
+    async fn render(&self, picked: Picked) -> Result<Vec<Value>, AuditError> {
+        let Picked { strings, items } = picked;
         let mut records = Records::default();
         // Each run of consecutive positions in one read, in log order (a Kafka consumer
         // reading forward keeps its place).
-        let mut positions: Vec<(u32, u64)> = wanted
+        let mut positions: Vec<(u32, u64)> = items
             .iter()
             .flat_map(|(p, e, b)| {
                 std::iter::once((*p, e.position)).chain(b.iter().map(|b| (*p, b.position)))
@@ -194,18 +198,17 @@ impl Audit {
         for run in positions.chunk_by(|a, b| a.0 == b.0 && a.1 + 1 == b.1) {
             records.fetch(self, run[0].0, run[0].1, run.len()).await?;
         }
-        let mut out = Vec::with_capacity(wanted.len());
-        for (partition, e, before) in &wanted {
+        let mut out = Vec::with_capacity(items.len());
+        for (partition, e, before) in &items {
             let env = records.event(self, *partition, e).await?;
             let before = match before {
                 Some(b) => Some(records.event(self, *partition, b).await?),
                 None => None,
             };
-            let state = self.read();
             out.push(render::render(
                 e,
                 *partition,
-                &state.strings,
+                &strings,
                 &env,
                 before.as_ref(),
             ));
@@ -213,23 +216,42 @@ impl Audit {
         Ok(out)
     }
 
-    /// How many events the index holds.
+    /// How many events the index in memory holds.
     pub fn events(&self) -> usize {
         self.read().partitions.iter().map(|p| p.entries.len()).sum()
     }
 
     /// How many log partitions the index covers.
     pub fn partitions(&self) -> usize {
-        self.read().partitions.len()
+        self.log.partitions() as usize
     }
 
     /// Whether no event of the log names `id`.
-    pub fn unknown(&self, id: Uuid) -> bool {
+    ///
+    /// Fails when the audit projection cannot be read.
+    pub async fn unknown(&self, id: Uuid) -> Result<bool, AuditError> {
+        if let Some(pg) = &self.pg {
+            return Ok(pg.store.audit_resource(id).await?.is_empty());
+        }
         let state = self.read();
-        !state
+        Ok(!state
             .partitions
             .iter()
-            .any(|p| p.by_resource.contains_key(&id))
+            .any(|p| p.by_resource.contains_key(&id)))
+    }
+
+    /// The partition of `id`'s events and every one of them, in log order.
+    async fn resource(&self, id: Uuid) -> Result<Option<(u32, Vec<Entry>)>, AuditError> {
+        if let Some(pg) = &self.pg {
+            return self.pg_resource(pg, id).await;
+        }
+        let state = self.read();
+        Ok(state.partitions.iter().enumerate().find_map(|(p, idx)| {
+            idx.by_resource.get(&id).map(|r| {
+                let events = r.entries.iter().map(|&n| idx.entries[n as usize].clone());
+                (p as u32, events.collect())
+            })
+        }))
     }
 
     /// `id` as it was at `at_ms` (a time) or after the record at `position` of its partition.
@@ -243,26 +265,16 @@ impl Audit {
     ) -> Result<AsOf, AuditError> {
         self.caught_up().await?;
         // The resource's events up to the moment, in order.
-        let (partition, events): (u32, Vec<Entry>) = {
-            let state = self.read();
-            let Some((p, list)) = state
-                .partitions
-                .iter()
-                .enumerate()
-                .find_map(|(p, idx)| idx.by_resource.get(&id).map(|r| (p, (idx, &r.entries))))
-            else {
-                return Ok(AsOf::Unknown);
-            };
-            let (index, list) = list;
-            let events = list
-                .iter()
-                .map(|&n| index.entries[n as usize].clone())
-                .take_while(|e| {
-                    at_ms.is_none_or(|t| e.time_ms <= t) && position.is_none_or(|p| e.position <= p)
-                })
-                .collect();
-            (p as u32, events)
+        let Some((partition, mut events)) = self.resource(id).await? else {
+            return Ok(AsOf::Unknown);
         };
+        let upto = events
+            .iter()
+            .take_while(|e| {
+                at_ms.is_none_or(|t| e.time_ms <= t) && position.is_none_or(|p| e.position <= p)
+            })
+            .count();
+        events.truncate(upto);
         let Some(last) = events.last() else {
             return Ok(AsOf::Unknown);
         };
@@ -352,6 +364,35 @@ impl Audit {
                 Ok(Some((bytes::Bytes::from(out), next)))
             }
         })
+    }
+}
+
+/// The events a page shows, each with the event whose document it replaced, and the strings
+/// they name (theirs only: the page is rendered without holding the index).
+struct Picked {
+    strings: Interner,
+    items: Vec<(u32, Entry, Option<Entry>)>,
+}
+
+impl Picked {
+    fn from_memory(state: &State, hits: &[query::Hit]) -> Picked {
+        let mut strings = Interner::default();
+        let items = hits
+            .iter()
+            .map(|h| {
+                let index = &state.partitions[h.partition as usize];
+                let e = &index.entries[h.entry as usize];
+                let before = (e.previous != NO_ENTRY).then(|| {
+                    index.entries[e.previous as usize].reinterned(&state.strings, &mut strings)
+                });
+                (
+                    h.partition,
+                    e.reinterned(&state.strings, &mut strings),
+                    before,
+                )
+            })
+            .collect();
+        Picked { strings, items }
     }
 }
 

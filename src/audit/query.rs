@@ -394,12 +394,7 @@ pub fn run(search: &Search, partitions: &[&PartitionIndex], strings: &Interner) 
         for (p, walk) in walks.iter_mut().enumerate() {
             if let Some(n) = walk.peek(search, strings, p as u32) {
                 let t = walk.index.entries[n as usize].time_ms;
-                let better = match best {
-                    None => true,
-                    Some((_, b)) if search.descending => t > b,
-                    Some((_, b)) => t < b,
-                };
-                if better {
+                if comes_first(search, t, best.map(|(_, b)| b)) {
                     best = Some((p, t));
                 }
             }
@@ -432,7 +427,18 @@ pub fn run(search: &Search, partitions: &[&PartitionIndex], strings: &Interner) 
     }
 }
 
-fn matches(search: &Search, e: &Entry, strings: &Interner, partition: u32) -> bool {
+/// Whether an event at time `t` comes before the best found so far (if any) in the search's
+/// order: how partitions are merged.
+pub(super) fn comes_first(search: &Search, t: i64, best: Option<i64>) -> bool {
+    match best {
+        None => true,
+        Some(b) if search.descending => t > b,
+        Some(b) => t < b,
+    }
+}
+
+/// Whether entry `e` of `partition` is one `search` asks for (time range, keyword, filter).
+pub(super) fn matches(search: &Search, e: &Entry, strings: &Interner, partition: u32) -> bool {
     if search.since_ms.is_some_and(|t| e.time_ms < t)
         || search.until_ms.is_some_and(|t| e.time_ms > t)
     {

@@ -6,21 +6,10 @@
 
 use super::index::{ActorKind, Entry, Interner};
 use super::query::rfc3339;
-use roster_events::{Envelope, Event, ProviderConfig, ResourceType};
+use roster_events::{Envelope, Event, ProviderConfig};
 use serde_json::{json, Map, Value};
 
-/// The name a resource type goes by in the audit trail.
-pub fn resource_type(t: ResourceType) -> &'static str {
-    match t {
-        ResourceType::Directory => "directory",
-        ResourceType::AdminToken => "admin_token",
-        ResourceType::Source => "source",
-        ResourceType::User => "user",
-        ResourceType::Group => "group",
-        ResourceType::Provider => "provider",
-        ResourceType::Request => "request",
-    }
-}
+pub use roster_projections::audit::resource_type_name as resource_type;
 
 /// What happened, as a short title (Entra's activity display name).
 pub fn activity(event_type: &str) -> &'static str {

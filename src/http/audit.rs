@@ -47,6 +47,7 @@ impl From<AuditError> for ScimError {
                 ..ScimError::busy(e.to_string())
             },
             AuditError::Log(crate::log::LogError::Unavailable(_)) => ScimError::unavailable(&e),
+            AuditError::Store(_) => ScimError::unavailable(&e),
             AuditError::Log(_) | AuditError::Missing { .. } => ScimError::internal(&e),
         }
     }
@@ -199,7 +200,7 @@ async fn history(
     });
     let search = Search::parse(&p, app.audit.partitions())?;
     let page = app.audit.search(&search, None).await?;
-    if page.events.is_empty() && search.after.is_none() && app.audit.unknown(uuid) {
+    if page.events.is_empty() && search.after.is_none() && app.audit.unknown(uuid).await? {
         return Err(ScimError::not_found(format!(
             "no resource {uuid} in the log"
         )));

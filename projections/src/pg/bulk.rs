@@ -19,7 +19,7 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 
 /// The tables of a generation, in the order they are attached.
-const TABLES: [&str; 9] = [
+const TABLES: [&str; 10] = [
     "directories",
     "users",
     "user_emails",
@@ -29,6 +29,7 @@ const TABLES: [&str; 9] = [
     "admin_tokens",
     "providers",
     "retired",
+    "audit_events",
 ];
 
 /// One index of a generation's partition, built after the bulk load.
@@ -143,6 +144,37 @@ const INDEXES: &[Index] = &[
         table: "retired",
         primary: true,
         columns: "(gen, directory, id)",
+    },
+    // Filled while the rebuild folds (`AuditLoader`), before the rest is copied.
+    Index {
+        table: "audit_events",
+        primary: true,
+        columns: "(gen, log_partition, entry)",
+    },
+    Index {
+        table: "audit_events",
+        primary: false,
+        columns: "(resource, log_partition, entry)",
+    },
+    Index {
+        table: "audit_events",
+        primary: false,
+        columns: "(actor, log_partition, entry)",
+    },
+    Index {
+        table: "audit_events",
+        primary: false,
+        columns: "(token, log_partition, entry)",
+    },
+    Index {
+        table: "audit_events",
+        primary: false,
+        columns: "(correlation, log_partition, entry)",
+    },
+    Index {
+        table: "audit_events",
+        primary: false,
+        columns: "(log_partition, time_ms)",
     },
 ];
 
@@ -300,7 +332,7 @@ impl PgStore {
     }
 
     /// A second handle on the same pool, for a worker task.
-    fn handle(&self) -> PgStore {
+    pub(super) fn handle(&self) -> PgStore {
         PgStore {
             pool: self.pool.clone(),
             target: self.target,

@@ -658,9 +658,12 @@ impl PgStore {
         }
         // The valid records, per directory, in order.
         let mut valid: BTreeMap<String, Vec<Arc<roster_events::Record>>> = BTreeMap::new();
+        // The same, with their places in the log, for the audit projection.
+        let mut admitted: Vec<(u32, u64, Arc<roster_events::Record>)> = Vec::new();
         for e in &entries {
             let head = heads.entry(e.record.directory.clone()).or_default();
             if head.admit(&e.record, e.digest) {
+                admitted.push((e.partition, e.position, e.record.clone()));
                 valid
                     .entry(e.record.directory.clone())
                     .or_default()
@@ -738,6 +741,9 @@ impl PgStore {
             });
         }
         self.write(&tx, gen, &writes).await?;
+        let admitted: Vec<(u32, u64, &roster_events::Record)> =
+            admitted.iter().map(|(p, n, r)| (*p, *n, &**r)).collect();
+        self.fold_audit(&tx, gen, &admitted).await?;
         let heads = HeadColumns::of(heads.iter().filter(|(d, _)| advanced.contains(*d)));
         self.query(
             &tx,

@@ -24,6 +24,7 @@
 //! What it does not own: the log, and the decision state of writers (built from
 //! [`ProjectionStore::snapshot`]).
 
+pub mod audit;
 mod bulk;
 mod fold;
 mod generation;
