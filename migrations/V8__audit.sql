@@ -34,6 +34,9 @@ CREATE TABLE audit_events (
     PRIMARY KEY (gen, log_partition, entry)
 ) PARTITION BY LIST (gen);
 
+-- The next entry of each partition, kept with the position the fold has reached.
+ALTER TABLE positions ADD COLUMN next_entry bigint NOT NULL DEFAULT 0;
+
 -- The lists a search starts from: one resource's, actor's, token's or request's events in log
 -- order, and the first event of a partition at or after a time.
 CREATE INDEX audit_by_resource ON audit_events (resource, log_partition, entry);

@@ -753,6 +753,25 @@ async fn a_rebuild_folds_the_same_audit_trail_and_cursors_go_on_across_it(setup:
     }
     assert!(next.is_none(), "pages of 4 end within 10 pages");
     assert_eq!(&paged, events_of(&before));
+
+    // The new generation folds on from where the rebuild left it.
+    let (s, b) = app
+        .patch(
+            &format!("{users}/{}", ids[2]),
+            &app.scim_token,
+            rename("after"),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let (later, _) = audit(&app, &all).await;
+    let events = events_of(&later);
+    assert_eq!(&events[..events.len() - 1], &events_of(&before)[..]);
+    let last = events.last().unwrap();
+    assert_eq!(last["target"]["name"], "r2@example.com", "{last}");
+    assert_eq!(
+        last["changes"],
+        json!([{"path": "displayName", "old": "R 2", "new": "after"}])
+    );
 }
 
 /// Two processes on one Kafka topic and one PostgreSQL database write the same users at once,

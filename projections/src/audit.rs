@@ -149,6 +149,15 @@ pub fn sets_document(event_type: &str) -> bool {
     )
 }
 
+/// Whether an event of this type is the first of its resource: one whose id Roster has just
+/// drawn (a UUIDv7, never used before), so no earlier event names it.
+pub fn begins(event_type: &str) -> bool {
+    matches!(
+        event_type,
+        "user.created" | "group.created" | "access.refused" | "audit.read"
+    )
+}
+
 /// What the audit trail remembers of one resource between its events: its current name and
 /// the entry of the event that last set its document. `N` is how a store holds a name, `E`
 /// how it numbers entries.

@@ -4,7 +4,9 @@
 //! ([`crate::audit`]); and the reads an audit search, a history and a point-in-time read make.
 
 use super::PgStore;
-use crate::audit::{kind_of, parse_resource_type, resource_type_name, ActorKind, Facts, Lineage};
+use crate::audit::{
+    begins, kind_of, parse_resource_type, resource_type_name, ActorKind, Facts, Lineage,
+};
 use crate::store::{LogEntry, StoreError};
 use roster_events::{ChainState, Record, ResourceType, EVENT_TYPES};
 use std::collections::{BTreeSet, HashMap};
@@ -151,7 +153,9 @@ fn distinct<T: Ord>(items: impl Iterator<Item = T>) -> Vec<T> {
 
 impl PgStore {
     /// Writes the audit rows of `admitted` (the valid records of a batch, each with its
-    /// partition and position, in log order per partition) in the fold's transaction.
+    /// partition and position, in log order per partition) in the fold's transaction,
+    /// numbering each partition's events on from `next` (its next entry, as `positions`
+    /// holds it; moved past the rows written).
     ///
     /// Fails when the database fails (the transaction, and so the batch, is then not
     /// committed).
@@ -160,48 +164,41 @@ impl PgStore {
         tx: &deadpool_postgres::Transaction<'_>,
         gen: i32,
         admitted: &[(u32, u64, &Record)],
+        next: &mut HashMap<u32, i64>,
     ) -> Result<(), StoreError> {
         if admitted.is_empty() {
             return Ok(());
         }
-        let partitions = distinct(admitted.iter().map(|(p, _, _)| *p as i32));
-        let rows = self
-            .query(
-                tx,
-                "SELECT p, (SELECT max(entry) FROM audit_events \
-                   WHERE gen = $1 AND log_partition = p) \
-                 FROM UNNEST($2::int4[]) p",
-                &[&gen, &partitions],
-            )
-            .await?;
-        let mut next: HashMap<u32, i64> = rows
-            .iter()
-            .map(|r| {
-                let last: Option<i64> = r.get(1);
-                (r.get::<_, i32>(0) as u32, last.map_or(0, |l| l + 1))
-            })
-            .collect();
+        // The resources with events before this batch: those whose first event here does not
+        // begin them (a create names a fresh id).
+        let mut first_seen = HashMap::new();
+        for env in admitted.iter().flat_map(|(_, _, r)| &r.events) {
+            first_seen
+                .entry(env.resource_id.0)
+                .or_insert_with(|| !begins(env.event.event_type()));
+        }
         let resources = distinct(
-            admitted
-                .iter()
-                .flat_map(|(_, _, r)| r.events.iter().map(|e| e.resource_id.0)),
+            first_seen
+                .into_iter()
+                .filter_map(|(id, older)| older.then_some(id)),
         );
-        // Each resource's name (carried on its last row) and its last document entry.
-        let rows = self
-            .query(
-                tx,
-                "SELECT r, \
-                   (SELECT name FROM audit_events WHERE gen = $1 AND resource = r \
-                     ORDER BY log_partition DESC, entry DESC LIMIT 1), \
-                   (SELECT entry FROM audit_events WHERE gen = $1 AND resource = r AND document \
-                     ORDER BY log_partition DESC, entry DESC LIMIT 1) \
-                 FROM UNNEST($2::uuid[]) r",
-                &[&gen, &resources],
-            )
-            .await?;
-        let mut known: HashMap<Uuid, Known> = rows
-            .iter()
-            .map(|r| {
+        let mut known: HashMap<Uuid, Known> = HashMap::new();
+        if !resources.is_empty() {
+            // Each resource's name (carried on its last row) and its last document entry.
+            let rows = self
+                .query(
+                    tx,
+                    "SELECT r, \
+                       (SELECT name FROM audit_events WHERE gen = $1 AND resource = r \
+                         ORDER BY log_partition DESC, entry DESC LIMIT 1), \
+                       (SELECT entry FROM audit_events \
+                         WHERE gen = $1 AND resource = r AND document \
+                         ORDER BY log_partition DESC, entry DESC LIMIT 1) \
+                     FROM UNNEST($2::uuid[]) r",
+                    &[&gen, &resources],
+                )
+                .await?;
+            known.extend(rows.iter().map(|r| {
                 (
                     r.get(0),
                     Known {
@@ -209,8 +206,8 @@ impl PgStore {
                         document: r.get(2),
                     },
                 )
-            })
-            .collect();
+            }));
+        }
         let mut c = Columns::default();
         for (partition, position, record) in admitted {
             let n = next.entry(*partition).or_insert(0);
@@ -523,17 +520,22 @@ impl PgStore {
         rows.iter().map(audit_row).collect()
     }
 
-    /// How many events the audit projection holds.
+    /// How many events the audit projection holds, and the bytes its table and indexes take
+    /// on disk.
     ///
     /// Fails when the database fails.
-    pub async fn audit_count(&self) -> Result<u64, StoreError> {
+    pub async fn audit_size(&self) -> Result<(u64, u64), StoreError> {
         let client = self.client().await?;
         let sql = format!(
-            "SELECT count(*) FROM audit_events WHERE gen = {}",
+            "SELECT (SELECT count(*) FROM audit_events WHERE gen = g), \
+               pg_total_relation_size(format('audit_events_g%s', g)::regclass) \
+             FROM (SELECT {} AS g) active",
             self.gen_sql()
         );
         let rows = self.query(&client, &sql, &[]).await?;
-        Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0) as u64))
+        Ok(rows.first().map_or((0, 0), |r| {
+            (r.get::<_, i64>(0) as u64, r.get::<_, i64>(1) as u64)
+        }))
     }
 
     /// Per partition, the first position the active generation's audit rows cover, where it

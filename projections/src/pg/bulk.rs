@@ -565,8 +565,14 @@ impl PgStore {
             .unzip();
         self.track(
             tx.execute(
-                "INSERT INTO positions (gen, log_partition, next_position) \
-                 SELECT $1, * FROM UNNEST($2::int4[], $3::int8[])",
+                // Our own integer in the table's name, never a request's.
+                &format!(
+                    "INSERT INTO positions (gen, log_partition, next_position, next_entry) \
+                     SELECT $1, v.p, v.n, \
+                       coalesce((SELECT max(entry) + 1 FROM audit_events_g{gen} \
+                                 WHERE log_partition = v.p), 0) \
+                     FROM UNNEST($2::int4[], $3::int8[]) AS v(p, n)"
+                ),
                 &[&gen, &parts, &positions],
             )
             .await,

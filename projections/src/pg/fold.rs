@@ -604,7 +604,7 @@ impl PgStore {
         let rows = self
             .query(
                 &tx,
-                "SELECT log_partition, next_position FROM positions \
+                "SELECT log_partition, next_position, next_entry FROM positions \
                  WHERE gen = $1 AND log_partition = ANY($2) FOR UPDATE",
                 &[&gen, &partitions],
             )
@@ -612,6 +612,11 @@ impl PgStore {
         let mut next: HashMap<u32, u64> = rows
             .iter()
             .map(|r| (r.get::<_, i32>(0) as u32, r.get::<_, i64>(1) as u64))
+            .collect();
+        // The audit projection's next entry per partition.
+        let mut next_entry: HashMap<u32, i64> = rows
+            .iter()
+            .map(|r| (r.get::<_, i32>(0) as u32, r.get(2)))
             .collect();
         let entries: Vec<LogEntry> = entries
             .into_iter()
@@ -743,7 +748,8 @@ impl PgStore {
         self.write(&tx, gen, &writes).await?;
         let admitted: Vec<(u32, u64, &roster_events::Record)> =
             admitted.iter().map(|(p, n, r)| (*p, *n, &**r)).collect();
-        self.fold_audit(&tx, gen, &admitted).await?;
+        self.fold_audit(&tx, gen, &admitted, &mut next_entry)
+            .await?;
         let heads = HeadColumns::of(heads.iter().filter(|(d, _)| advanced.contains(*d)));
         self.query(
             &tx,
@@ -754,13 +760,18 @@ impl PgStore {
             &[&gen, &heads.dirs, &heads.seqs, &heads.ids, &heads.digests],
         )
         .await?;
-        let (parts, positions): (Vec<i32>, Vec<i64>) =
-            next.into_iter().map(|(p, n)| (p as i32, n as i64)).unzip();
+        let (mut parts, mut positions, mut entries) = (Vec::new(), Vec::new(), Vec::new());
+        for (p, n) in next {
+            parts.push(p as i32);
+            positions.push(n as i64);
+            entries.push(next_entry.get(&p).copied().unwrap_or(0));
+        }
         self.query(
             &tx,
-            "UPDATE positions SET next_position = v.n FROM UNNEST($2::int4[], $3::int8[]) \
-             AS v(p, n) WHERE gen = $1 AND log_partition = v.p",
-            &[&gen, &parts, &positions],
+            "UPDATE positions SET next_position = v.n, next_entry = v.e \
+             FROM UNNEST($2::int4[], $3::int8[], $4::int8[]) AS v(p, n, e) \
+             WHERE gen = $1 AND log_partition = v.p",
+            &[&gen, &parts, &positions, &entries],
         )
         .await?;
         self.track(tx.commit().await)

@@ -153,11 +153,12 @@ impl PgStore {
             // Our own integer, never a request's value.
             Target::Fixed(g) => format!(
                 "ANALYZE users_g{g}, user_emails_g{g}, groups_g{g}, group_members_g{g}, \
-                 sources_g{g}, admin_tokens_g{g}, providers_g{g}, directories_g{g}"
+                 sources_g{g}, admin_tokens_g{g}, providers_g{g}, directories_g{g}, \
+                 retired_g{g}, audit_events_g{g}"
             ),
             Target::Active => {
                 "ANALYZE users, user_emails, groups, group_members, sources, admin_tokens, \
-                 providers, directories"
+                 providers, directories, retired, audit_events"
                     .to_owned()
             }
         };

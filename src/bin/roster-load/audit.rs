@@ -1,5 +1,6 @@
 //! `roster-load audit`: the audit trail over a seeded data directory, in process (no HTTP):
-//! how fast the index is built from the log and what it costs in memory per event, then
+//! how fast the index in memory is built from the log and what it costs per event (or, with
+//! `--postgres-url`, how fast a rebuild loads the audit projection and its size on disk), then
 //! timed history, actor-page and as-of reads (percentiles), and the export and verify rates.
 
 use crate::{percentile, rss_mib};
@@ -7,9 +8,11 @@ use futures_util::StreamExt;
 use roster::audit::query::{Search, SearchParams};
 use roster::audit::{Audit, AuditError};
 use roster::log::{EventLog, FileLog, FileLogOptions};
+use roster_projections::pg::{PgOptions, PgStore};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::watch;
 
 fn search(filter: &str, limit: usize, descending: bool) -> anyhow::Result<Search> {
     let params = SearchParams {
@@ -39,13 +42,13 @@ fn timed(what: &str, mut lat: Vec<Duration>) {
     );
 }
 
-pub async fn run(dir: &Path, samples: usize) -> anyhow::Result<()> {
-    let log: Arc<dyn EventLog> =
-        Arc::new(FileLog::open(dir.join("log"), FileLogOptions::default())?);
+/// The index in memory, built from `log`, and what stops it following the log; prints how
+/// fast it was built and at what memory cost.
+async fn in_memory(log: &Arc<dyn EventLog>) -> anyhow::Result<(Arc<Audit>, watch::Sender<bool>)> {
     let before = rss_mib();
     let started = Instant::now();
     let audit = Audit::new(log.clone());
-    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let (stop, stopped) = watch::channel(false);
     audit.follow(stopped);
     let probe = search("type pr", 1, false)?;
     // Bounded: each round waits up to 5 s for the index; a log of ten million events is
@@ -67,6 +70,49 @@ pub async fn run(dir: &Path, samples: usize) -> anyhow::Result<()> {
         grown / events.max(1) as f64,
         grown / 1024.0 / 1024.0,
     );
+    Ok((audit, stop))
+}
+
+pub async fn run(dir: &Path, samples: usize, postgres_url: Option<String>) -> anyhow::Result<()> {
+    let log: Arc<dyn EventLog> =
+        Arc::new(FileLog::open(dir.join("log"), FileLogOptions::default())?);
+    // What the audit trail needs while it answers: in memory what stops its index, in
+    // PostgreSQL the positions its views reflect.
+    let mut stop = None;
+    let mut views = Vec::new();
+    let audit = match postgres_url {
+        None => {
+            let (audit, stopper) = in_memory(&log).await?;
+            stop = Some(stopper);
+            audit
+        }
+        Some(url) => {
+            let options = PgOptions {
+                url,
+                pool_size: 4,
+                timeout: Duration::from_secs(10),
+            };
+            let started = Instant::now();
+            let progress = roster::rebuild::Rebuilds::default();
+            roster::rebuild::rebuild(log.clone(), &options, &progress).await?;
+            let built = started.elapsed();
+            let store = Arc::new(PgStore::open(&options).await?);
+            let (events, bytes) = store.audit_size().await?;
+            println!(
+                "rebuild (views and audit projection): {events} events in {:.2}s = {:.0}/s; \
+                 audit_events {:.0} bytes per event with its indexes ({:.0} MiB)",
+                built.as_secs_f64(),
+                events as f64 / built.as_secs_f64(),
+                bytes as f64 / events.max(1) as f64,
+                bytes as f64 / 1048576.0,
+            );
+            views = (0..log.partitions())
+                .map(|p| watch::channel(*log.end(p).borrow()))
+                .collect();
+            let projected = views.iter().map(|(tx, _)| tx.subscribe()).collect();
+            Audit::on_postgres(log.clone(), store, projected)
+        }
+    };
 
     // Users to look at, spread over the log.
     let users = audit
@@ -140,6 +186,9 @@ pub async fn run(dir: &Path, samples: usize) -> anyhow::Result<()> {
         report.records as f64 / took.as_secs_f64(),
         report.ok,
     );
-    let _ = stop.send(true);
+    if let Some(stop) = stop {
+        let _ = stop.send(true);
+    }
+    drop(views);
     Ok(())
 }

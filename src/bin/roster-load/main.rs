@@ -123,6 +123,10 @@ enum Cmd {
         /// How many users to time reads of.
         #[arg(long, default_value_t = 200)]
         samples: usize,
+        /// Answer from the audit projection in this (empty) PostgreSQL database, loaded by a
+        /// rebuild of the views, instead of the index in memory.
+        #[arg(long)]
+        postgres_url: Option<String>,
     },
     /// GET /Users/{id} or GET /Users?filter=userName eq "..." over users `<prefix>-<i>`.
     Reads {
@@ -371,7 +375,11 @@ async fn main() -> anyhow::Result<()> {
             seconds,
             prefix,
         } => replicas::run(urls, token, clients, seconds, prefix).await?,
-        Cmd::Audit { dir, samples } => audit::run(&dir, samples).await?,
+        Cmd::Audit {
+            dir,
+            samples,
+            postgres_url,
+        } => audit::run(&dir, samples, postgres_url).await?,
         Cmd::Ceiling { listen } => {
             let (base, _store) = target::start_on(&listen).await?;
             println!("ceiling target at {base}");
