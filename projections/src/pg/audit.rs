@@ -155,7 +155,7 @@ impl PgStore {
     /// Writes the audit rows of `admitted` (the valid records of a batch, each with its
     /// partition and position, in log order per partition) in the fold's transaction,
     /// numbering each partition's events on from `next` (its next entry, as `positions`
-    /// holds it; moved past the rows written).
+    /// holds it).
     ///
     /// Fails when the database fails (the transaction, and so the batch, is then not
     /// committed).
@@ -164,7 +164,7 @@ impl PgStore {
         tx: &deadpool_postgres::Transaction<'_>,
         gen: i32,
         admitted: &[(u32, u64, &Record)],
-        next: &mut HashMap<u32, i64>,
+        mut next: HashMap<u32, i64>,
     ) -> Result<(), StoreError> {
         if admitted.is_empty() {
             return Ok(());

@@ -745,35 +745,44 @@ impl PgStore {
                 retired,
             });
         }
-        self.write(&tx, gen, &writes).await?;
         let admitted: Vec<(u32, u64, &roster_events::Record)> =
             admitted.iter().map(|(p, n, r)| (*p, *n, &**r)).collect();
-        self.fold_audit(&tx, gen, &admitted, &mut next_entry)
-            .await?;
+        // The audit rows are numbered on from the partitions' next entries.
+        let audit_from = next_entry.clone();
+        for (p, _, r) in &admitted {
+            *next_entry.entry(*p).or_insert(0) += r.events.len() as i64;
+        }
         let heads = HeadColumns::of(heads.iter().filter(|(d, _)| advanced.contains(*d)));
-        self.query(
-            &tx,
-            "INSERT INTO chain_heads (gen, directory, seq, record_id, digest) \
-             SELECT $1, * FROM UNNEST($2::text[], $3::int8[], $4::uuid[], $5::bytea[]) \
-             ON CONFLICT (gen, directory) DO UPDATE SET seq = EXCLUDED.seq, \
-             record_id = EXCLUDED.record_id, digest = EXCLUDED.digest",
-            &[&gen, &heads.dirs, &heads.seqs, &heads.ids, &heads.digests],
-        )
-        .await?;
         let (mut parts, mut positions, mut entries) = (Vec::new(), Vec::new(), Vec::new());
         for (p, n) in next {
             parts.push(p as i32);
             positions.push(n as i64);
             entries.push(next_entry.get(&p).copied().unwrap_or(0));
         }
-        self.query(
-            &tx,
-            "UPDATE positions SET next_position = v.n, next_entry = v.e \
-             FROM UNNEST($2::int4[], $3::int8[], $4::int8[]) AS v(p, n, e) \
-             WHERE gen = $1 AND log_partition = v.p",
-            &[&gen, &parts, &positions, &entries],
-        )
-        .await?;
+        let head_params: [&(dyn ToSql + Sync); 5] =
+            [&gen, &heads.dirs, &heads.seqs, &heads.ids, &heads.digests];
+        let position_params: [&(dyn ToSql + Sync); 4] = [&gen, &parts, &positions, &entries];
+        // Independent statements of the one transaction, sent without waiting for each
+        // other's answers (tokio-postgres pipelines them on the connection).
+        tokio::try_join!(
+            self.write(&tx, gen, &writes),
+            self.fold_audit(&tx, gen, &admitted, audit_from),
+            self.query(
+                &tx,
+                "INSERT INTO chain_heads (gen, directory, seq, record_id, digest) \
+                 SELECT $1, * FROM UNNEST($2::text[], $3::int8[], $4::uuid[], $5::bytea[]) \
+                 ON CONFLICT (gen, directory) DO UPDATE SET seq = EXCLUDED.seq, \
+                 record_id = EXCLUDED.record_id, digest = EXCLUDED.digest",
+                &head_params,
+            ),
+            self.query(
+                &tx,
+                "UPDATE positions SET next_position = v.n, next_entry = v.e \
+                 FROM UNNEST($2::int4[], $3::int8[], $4::int8[]) AS v(p, n, e) \
+                 WHERE gen = $1 AND log_partition = v.p",
+                &position_params,
+            ),
+        )?;
         self.track(tx.commit().await)
     }
 }
