@@ -238,10 +238,7 @@ fn narrow_of(f: &Filter) -> Option<Narrow> {
             op: Op::Eq,
             value: Value::String(s),
         } => {
-            let field = match &path.sub {
-                Some(sub) => format!("{}.{}", path.attr, sub).to_ascii_lowercase(),
-                None => path.attr.to_ascii_lowercase(),
-            };
+            let field = query::field_name(path);
             match field.as_str() {
                 // Not an id: no event names it (the nil id is never a resource's).
                 "resource.id" => Some(Narrow::Resource(s.parse().unwrap_or(Uuid::nil()))),

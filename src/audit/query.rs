@@ -330,6 +330,14 @@ impl<'a> Walk<'a> {
     }
 }
 
+/// The event field `path` names, in lower case (`actor.id`, `correlationid`).
+pub(super) fn field_name(path: &AttrPath) -> String {
+    match &path.sub {
+        Some(sub) => format!("{}.{}", path.attr, sub).to_ascii_lowercase(),
+        None => path.attr.to_ascii_lowercase(),
+    }
+}
+
 /// The posting list a filter allows a search to start from, if it names one resource, actor,
 /// token or request with `eq` (alone or in an `and`).
 fn narrowest<'a>(f: &Filter, index: &'a PartitionIndex, strings: &Interner) -> Option<&'a [u32]> {
@@ -340,10 +348,7 @@ fn narrowest<'a>(f: &Filter, index: &'a PartitionIndex, strings: &Interner) -> O
             op: Op::Eq,
             value: Value::String(s),
         } => {
-            let field = match &path.sub {
-                Some(sub) => format!("{}.{}", path.attr, sub).to_ascii_lowercase(),
-                None => path.attr.to_ascii_lowercase(),
-            };
+            let field = field_name(path);
             let by_sym = |map: &'a std::collections::HashMap<u32, Vec<u32>>| {
                 Some(
                     strings

@@ -577,11 +577,10 @@ impl PgStore {
             )
             .await,
         )?;
-        let heads = super::fold::HeadColumns::of(folded.heads.iter().map(|(d, h)| (d, h)));
+        let heads = super::heads::HeadColumns::of(folded.heads.iter().map(|(d, h)| (d, h)));
         self.track(
             tx.execute(
-                "INSERT INTO chain_heads (gen, directory, seq, record_id, digest) \
-                 SELECT $1, * FROM UNNEST($2::text[], $3::int8[], $4::uuid[], $5::bytea[])",
+                super::heads::UPSERT,
                 &[&gen, &heads.dirs, &heads.seqs, &heads.ids, &heads.digests],
             )
             .await,

@@ -3,6 +3,7 @@
 //! write back what changed with the new chain heads and positions).
 
 use super::generation::Target;
+use super::heads::{HeadColumns, UPSERT as UPSERT_HEADS};
 use super::rows::{
     corrupt, email_values, group_from, json, member_type_code, pick, stamps, to_json, user_from,
     GroupRows, UserRows, GROUP_COLUMNS, MEMBERS_JOIN, USER_COLUMNS, USER_COPY,
@@ -11,7 +12,7 @@ use super::PgStore;
 use crate::directory::Directory;
 use crate::store::{LogEntry, StoreError};
 use crate::views::{AdminTokenView, DirectoryMeta, GroupView, ProviderView, SourceView, UserView};
-use roster_events::{fold_case, ChainHead, Event, ResourceId};
+use roster_events::{fold_case, Event, ResourceId};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -639,28 +640,7 @@ impl PgStore {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let rows = self
-            .query(
-                &tx,
-                "SELECT directory, seq, record_id, digest FROM chain_heads \
-                 WHERE gen = $1 AND directory = ANY($2)",
-                &[&gen, &names],
-            )
-            .await?;
-        let mut heads: BTreeMap<String, ChainHead> = names
-            .iter()
-            .map(|n| (n.clone(), ChainHead::default()))
-            .collect();
-        for r in rows {
-            heads.insert(
-                r.get(0),
-                ChainHead {
-                    seq: r.get::<_, i64>(1) as u64,
-                    record_id: r.get(2),
-                    digest: digest_of(r.get(3)),
-                },
-            );
-        }
+        let mut heads = self.load_heads(&tx, gen, &names).await?;
         // The valid records, per directory, in order.
         let mut valid: BTreeMap<String, Vec<Arc<roster_events::Record>>> = BTreeMap::new();
         // The same, with their places in the log, for the audit projection.
@@ -767,14 +747,7 @@ impl PgStore {
         tokio::try_join!(
             self.write(&tx, gen, &writes),
             self.fold_audit(&tx, gen, &admitted, audit_from),
-            self.query(
-                &tx,
-                "INSERT INTO chain_heads (gen, directory, seq, record_id, digest) \
-                 SELECT $1, * FROM UNNEST($2::text[], $3::int8[], $4::uuid[], $5::bytea[]) \
-                 ON CONFLICT (gen, directory) DO UPDATE SET seq = EXCLUDED.seq, \
-                 record_id = EXCLUDED.record_id, digest = EXCLUDED.digest",
-                &head_params,
-            ),
+            self.query(&tx, UPSERT_HEADS, &head_params),
             self.query(
                 &tx,
                 "UPDATE positions SET next_position = v.n, next_entry = v.e \
@@ -784,46 +757,5 @@ impl PgStore {
             ),
         )?;
         self.track(tx.commit().await)
-    }
-}
-
-/// A stored chain-head digest, if it has the right length (views written before digests
-/// were kept have none).
-fn digest_of(bytes: Option<Vec<u8>>) -> Option<roster_events::chain::Digest> {
-    bytes.and_then(|b| b.try_into().ok())
-}
-
-/// A `chain_heads` row (`seq, record_id, digest`) as a head.
-pub(super) fn head_from(r: &tokio_postgres::Row) -> ChainHead {
-    ChainHead {
-        seq: r.get::<_, i64>(0) as u64,
-        record_id: r.get(1),
-        digest: digest_of(r.get(2)),
-    }
-}
-
-/// Chain heads as the columns of one `UNNEST` insert into `chain_heads`.
-pub(super) struct HeadColumns {
-    pub dirs: Vec<String>,
-    pub seqs: Vec<i64>,
-    pub ids: Vec<Option<Uuid>>,
-    pub digests: Vec<Option<Vec<u8>>>,
-}
-
-impl HeadColumns {
-    pub fn of<'a>(heads: impl Iterator<Item = (&'a String, &'a ChainHead)>) -> HeadColumns {
-        let mut c = HeadColumns {
-            dirs: Vec::new(),
-            seqs: Vec::new(),
-            ids: Vec::new(),
-            digests: Vec::new(),
-        };
-        for (dir, head) in heads {
-            c.dirs.push(dir.clone());
-            c.seqs.push(head.seq as i64);
-            c.ids.push(head.record_id);
-            c.digests.push(head.digest.map(|d| d.to_vec()));
-        }
-        c
     }
 }

@@ -28,6 +28,7 @@ pub mod audit;
 mod bulk;
 mod fold;
 mod generation;
+mod heads;
 mod provider_state;
 mod read;
 mod rows;
@@ -450,7 +451,7 @@ impl ProjectionStore for PgStore {
             state,
             head: head
                 .first()
-                .map_or_else(ChainHead::default, fold::head_from),
+                .map_or_else(ChainHead::default, heads::head_from),
             next_position: pos.first().map_or(0, |r| r.get::<_, i64>(0) as u64),
         })
     }
@@ -464,7 +465,7 @@ impl ProjectionStore for PgStore {
         let rows = self.query(&client, &sql, &[&directory]).await?;
         Ok(rows
             .first()
-            .map_or_else(ChainHead::default, fold::head_from))
+            .map_or_else(ChainHead::default, heads::head_from))
     }
 
     async fn user(&self, dir: &str, id: ResourceId) -> Result<Option<Arc<UserView>>, StoreError> {
