@@ -364,6 +364,7 @@ fn user(id: ResourceId, name: &str, title: &str) -> UserView {
                 .unwrap(),
         ),
         password_hash: None,
+        data_key: None,
         version: 1,
         created: chrono::Utc::now(),
         last_modified: chrono::Utc::now(),

@@ -41,6 +41,26 @@ impl Document {
     }
 }
 
+impl Document {
+    /// The stand-in for the document of a user whose personal data was erased: a userName
+    /// made of the user's id alone.
+    pub fn erased(id: crate::ResourceId) -> Document {
+        let mut map = Map::new();
+        map.insert("userName".into(), Value::String(format!("erased:{id}")));
+        Document::from_map(&map)
+    }
+
+    /// A document from stored JSON text.
+    ///
+    /// Fails when the text is not a JSON object.
+    pub fn from_raw(raw: Box<RawValue>) -> Result<Document, String> {
+        if !raw.get().trim_start().starts_with('{') {
+            return Err("a stored document must be a JSON object".into());
+        }
+        Ok(Document(raw))
+    }
+}
+
 impl PartialEq for Document {
     fn eq(&self, other: &Self) -> bool {
         self.as_str() == other.as_str()
@@ -61,11 +81,7 @@ impl Serialize for Document {
 
 impl<'de> Deserialize<'de> for Document {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = Box::<RawValue>::deserialize(d)?;
-        if !raw.get().trim_start().starts_with('{') {
-            return Err(D::Error::custom("a stored document must be a JSON object"));
-        }
-        Ok(Document(raw))
+        Document::from_raw(Box::<RawValue>::deserialize(d)?).map_err(D::Error::custom)
     }
 }
 

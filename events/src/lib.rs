@@ -11,6 +11,7 @@ mod declared;
 mod document;
 mod envelope;
 mod ids;
+pub mod personal;
 mod provider;
 mod record;
 mod types;
@@ -21,6 +22,7 @@ pub use declared::{DeclaredAttribute, DeclaredSchema};
 pub use document::Document;
 pub use envelope::{Actor, Client, DecodeError, Envelope, ResourceType};
 pub use ids::{fold_case, ResourceId};
+pub use personal::{KeyId, Personal};
 pub use provider::{
     ProviderAuth, ProviderConfig, ProviderCreated, ProviderGrant, ProviderMode,
     ProviderReplayRequested, ProviderScope, ProviderUpdated, Sealed,
@@ -30,7 +32,7 @@ pub use types::{
     AdminTokenIssued, AdminTokenRevoked, Adopted, DirectoryCreated, Event, GroupCreated,
     GroupMembersAdded, GroupMembersRemoved, GroupReplaced, Member, MemberType, Ownership,
     SchemaDeclared, SourceCreated, SourceTokenIssued, SourceTokenRevoked, UndeclaredExtensions,
-    UserCreated, UserPasswordSet, UserReplaced, EVENT_TYPES,
+    UserCreated, UserErased, UserPasswordSet, UserReplaced, EVENT_TYPES,
 };
 pub use upcast::{current_schema_version, Upcaster, UPCASTERS};
 

@@ -5,6 +5,7 @@
 use crate::access::{AccessRefused, AuditRead};
 use crate::document::Document;
 use crate::ids::ResourceId;
+use crate::personal::{KeyId, Personal};
 use crate::provider::{ProviderCreated, ProviderReplayRequested, ProviderUpdated};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -86,22 +87,37 @@ pub struct SourceTokenRevoked {
 }
 
 /// A user was created. `resource` is the stored SCIM document without `id`, `meta` and
-/// `password`; `userName` and `externalId` are inside it.
+/// `password`; `userName` and `externalId` are inside it. Schema 2: the document may be sealed
+/// under the user's data key ([`crate::personal`]); schema 1 records hold it in clear.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserCreated {
     /// The slug of the source that owns the user, if a source created it.
     pub owner: Option<String>,
-    pub resource: Document,
+    pub resource: Personal<Document>,
 }
 
 /// A user's stored document was replaced as a whole. Schema 2: an extension sits under its
 /// own URN; schema 1 records of an older release's PATCH of a whole extension by its URN
 /// (stored under the URN's first part, with the last part as an attribute) read repaired.
+/// Schema 3: the document may be sealed under the user's data key.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserReplaced {
-    pub resource: Document,
+    pub resource: Personal<Document>,
+}
+
+/// A user's personal data was erased (GDPR article 17): the user's data key was destroyed, so
+/// every document and password hash sealed under it reads as erased from now on. A user that
+/// was still in the directory leaves it, as with `user.deleted`; the id stays retired.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserErased {
+    /// The data key destroyed; absent when none of the user's data was ever sealed.
+    pub key: Option<KeyId>,
+    /// How many of the user's events hold personal data in clear (written before it was
+    /// sealed): erasure cannot take those out of the log.
+    pub in_clear: u64,
 }
 
 /// A group was created. `resource` holds everything but `id`, `meta` and `members`; the
@@ -162,11 +178,12 @@ pub struct Adopted {
 }
 
 /// A user's password was set. Only an Argon2id hash in PHC string format is recorded; the
-/// password itself never reaches the log.
+/// password itself never reaches the log. Schema 2: the hash may be sealed under the user's
+/// data key.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserPasswordSet {
-    pub hash: String,
+    pub hash: Personal<String>,
 }
 
 /// A source declared an extension schema for its users or groups.
@@ -196,6 +213,7 @@ pub enum Event {
     UserCreated(UserCreated),
     UserReplaced(UserReplaced),
     UserDeleted,
+    UserErased(UserErased),
     UserAdopted(Adopted),
     UserPasswordSet(UserPasswordSet),
     GroupCreated(GroupCreated),
@@ -248,6 +266,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "directory.deleted",
     "access.refused",
     "audit.read",
+    "user.erased",
 ];
 
 #[derive(Serialize, Deserialize)]
@@ -268,6 +287,7 @@ impl Event {
             Event::UserCreated(_) => "user.created",
             Event::UserReplaced(_) => "user.replaced",
             Event::UserDeleted => "user.deleted",
+            Event::UserErased(_) => "user.erased",
             Event::GroupCreated(_) => "group.created",
             Event::GroupReplaced(_) => "group.replaced",
             Event::GroupMembersAdded(_) => "group.members_added",
@@ -289,10 +309,13 @@ impl Event {
         }
     }
 
-    /// Whether this event ends its resource's life (a user or group deleted): its id stays
-    /// retired in the directory for good.
+    /// Whether this event ends its resource's life (a user or group deleted, a user erased):
+    /// its id stays retired in the directory for good.
     pub fn retires(&self) -> bool {
-        matches!(self, Event::UserDeleted | Event::GroupDeleted)
+        matches!(
+            self,
+            Event::UserDeleted | Event::UserErased(_) | Event::GroupDeleted
+        )
     }
 
     /// Whether this event is for the audit trail only (a refused request, a read of the
@@ -318,6 +341,7 @@ impl Event {
             Event::GroupMembersRemoved(p) => serde_json::to_value(p),
             Event::UserAdopted(p) | Event::GroupAdopted(p) => serde_json::to_value(p),
             Event::UserPasswordSet(p) => serde_json::to_value(p),
+            Event::UserErased(p) => serde_json::to_value(p),
             Event::SourceSchemaDeclared(p) => serde_json::to_value(p),
             Event::ProviderCreated(p) => serde_json::to_value(p),
             Event::ProviderUpdated(p) => serde_json::to_value(p),
@@ -373,6 +397,7 @@ impl Event {
                 Empty::deserialize(d)?;
                 Event::UserDeleted
             }
+            "user.erased" => Event::UserErased(De::deserialize(d)?),
             "group.created" => Event::GroupCreated(De::deserialize(d)?),
             "group.replaced" => Event::GroupReplaced(De::deserialize(d)?),
             "group.members_added" => Event::GroupMembersAdded(De::deserialize(d)?),

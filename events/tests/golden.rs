@@ -76,7 +76,7 @@ fn an_extension_an_older_patch_split_off_its_urn_reads_repaired() {
         panic!("not a replacement")
     };
     const EXT: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
-    let doc = r.resource.to_map();
+    let doc = r.resource.value().unwrap().to_map();
     assert_eq!(doc[EXT], serde_json::json!({"employeeNumber": "7"}));
     assert_eq!(
         doc["schemas"],
@@ -162,4 +162,52 @@ fn the_client_of_a_request_is_read_back_and_older_events_have_none() {
         Some("Azure Active Directory SCIM Client")
     );
     assert!(find("v1/user.created.json").client.is_none());
+}
+
+#[test]
+fn sealed_personal_data_opens_with_its_data_key_and_reads_erased_without_it() {
+    use roster_events::personal::{DataKey, KeyState};
+    use roster_events::{Event, Personal};
+    let key = DataKey::from_bytes([7; 32]);
+    for name in [
+        "v2/user.created.json",
+        "v3/user.replaced.json",
+        "v2/user.password_set.json",
+    ] {
+        let (_, json) = fixtures().into_iter().find(|(n, _)| n == name).unwrap();
+        let env = Envelope::decode(&json).unwrap();
+        let record = roster_events::Record {
+            record_id: uuid::Uuid::now_v7(),
+            directory: "default".into(),
+            follows: 0,
+            prev: None,
+            events: vec![env],
+            prev_digest: None,
+            mac: None,
+        };
+        let opened = record
+            .open_personal(&|_| KeyState::Key(key.clone()))
+            .unwrap()
+            .unwrap();
+        let text = match &opened.events[0].event {
+            Event::UserCreated(c) => c.resource.value().unwrap().as_str().to_owned(),
+            Event::UserReplaced(r) => r.resource.value().unwrap().as_str().to_owned(),
+            Event::UserPasswordSet(p) => p.hash.value().unwrap().clone(),
+            other => panic!("{other:?}"),
+        };
+        assert!(
+            text.contains("ada@example.com") || text.starts_with("$argon2id$"),
+            "{name}: {text}"
+        );
+        let erased = record
+            .open_personal(&|_| KeyState::Erased)
+            .unwrap()
+            .unwrap();
+        match &erased.events[0].event {
+            Event::UserCreated(c) => assert!(matches!(c.resource, Personal::Erased(_))),
+            Event::UserReplaced(r) => assert!(matches!(r.resource, Personal::Erased(_))),
+            Event::UserPasswordSet(p) => assert!(matches!(p.hash, Personal::Erased(_))),
+            other => panic!("{other:?}"),
+        }
+    }
 }

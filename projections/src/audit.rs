@@ -201,8 +201,8 @@ fn name_of(event: &Event) -> Option<String> {
     }
     let names = |doc: &roster_events::Document| doc.fields::<Names>().ok();
     match event {
-        Event::UserCreated(e) => names(&e.resource)?.user_name,
-        Event::UserReplaced(e) => names(&e.resource)?.user_name,
+        Event::UserCreated(e) => names(e.resource.value()?)?.user_name,
+        Event::UserReplaced(e) => names(e.resource.value()?)?.user_name,
         Event::GroupCreated(e) => names(&e.resource)?.display_name,
         Event::GroupReplaced(e) => names(&e.resource)?.display_name,
         Event::SourceCreated(e) => Some(e.slug.clone()),

@@ -11,7 +11,7 @@ use crate::views::{
     AdminTokenView, DirectoryMeta, GroupView, Keys, ProviderView, SourceView, TokenView, UserView,
 };
 use foldhash::HashMap;
-use roster_events::{Envelope, Event, Member, ResourceId};
+use roster_events::{Document, Envelope, Event, Member, Personal, ResourceId};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -433,12 +433,15 @@ impl Directory {
                 if self.users.contains_key(&id) {
                     return Err(exists());
                 }
+                let data_key = e.resource.key();
+                let resource = readable(e.resource, id);
                 let view = UserView {
                     id,
                     owner: e.owner,
-                    keys: Keys::of(&e.resource),
-                    resource: e.resource,
+                    keys: Keys::of(&resource),
+                    resource,
                     password_hash: None,
+                    data_key,
                     version: env.resource_version,
                     created: env.time,
                     last_modified: env.time,
@@ -447,12 +450,15 @@ impl Directory {
             }
             Event::UserReplaced(e) => {
                 let old = self.users.get(&id).ok_or_else(missing)?;
+                let data_key = e.resource.key().or(old.data_key);
+                let resource = readable(e.resource, id);
                 let view = UserView {
                     id,
                     owner: old.owner.clone(),
-                    keys: Keys::of(&e.resource),
-                    resource: e.resource,
+                    keys: Keys::of(&resource),
+                    resource,
                     password_hash: old.password_hash.clone(),
+                    data_key,
                     version: env.resource_version,
                     created: old.created,
                     last_modified: env.time,
@@ -465,6 +471,8 @@ impl Directory {
                 }
                 Prior::User(id, self.set_user(id, None))
             }
+            // Erasure also reaches users deleted before: then there is nothing to remove.
+            Event::UserErased(_) => Prior::User(id, self.set_user(id, None)),
             Event::GroupCreated(e) => {
                 if self.groups.contains_key(&id) {
                     return Err(exists());
@@ -524,7 +532,8 @@ impl Directory {
             Event::UserPasswordSet(e) => {
                 let old = self.users.get(&id).ok_or_else(missing)?;
                 let view = UserView {
-                    password_hash: Some(e.hash),
+                    data_key: e.hash.key().or(old.data_key),
+                    password_hash: e.hash.into_value(),
                     version: env.resource_version,
                     last_modified: env.time,
                     ..UserView::clone(old)
@@ -713,3 +722,12 @@ impl Directory {
 
 #[cfg(test)]
 mod tests;
+
+/// A user's document as the views keep it: what was stored, or for a person whose data key
+/// was destroyed, a stand-in that names no one and collides with no one (the user leaves the
+/// views at the `user.erased` event that follows in the log).
+fn readable(resource: Personal<Document>, id: ResourceId) -> Document {
+    resource
+        .into_value()
+        .unwrap_or_else(|| Document::erased(id))
+}

@@ -1,7 +1,7 @@
 //! The view types: what one user, group, source or admin token looks like after folding.
 
 use chrono::{DateTime, Utc};
-use roster_events::{Document, Member, Ownership, ResourceId, UndeclaredExtensions};
+use roster_events::{Document, KeyId, Member, Ownership, ResourceId, UndeclaredExtensions};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -43,6 +43,10 @@ pub struct UserView {
     pub keys: Keys,
     /// Argon2id hash (PHC string) of the password, if one was set. Never rendered.
     pub password_hash: Option<String>,
+    /// The key the user's personal data is sealed under in the log (docs/adr/0014); None for
+    /// a user whose data was only ever stored in clear.
+    #[serde(skip)]
+    pub data_key: Option<KeyId>,
     pub version: u64,
     pub created: DateTime<Utc>,
     pub last_modified: DateTime<Utc>,

@@ -141,6 +141,18 @@ impl PartitionIndex {
         self.max_time.partition_point(|&t| t < since_ms)
     }
 
+    /// Takes an erased person's name off every entry of theirs (docs/adr/0014). The text
+    /// stays interned until the process restarts; after that no record opens to it.
+    fn forget_name(&mut self, resource: Uuid) {
+        let Some(known) = self.by_resource.get_mut(&resource) else {
+            return;
+        };
+        known.lineage.name = None;
+        for &i in &known.entries {
+            self.entries[i as usize].name = NONE;
+        }
+    }
+
     /// Folds `entries` (consecutive, from `self.next` on) into the index.
     pub fn apply(&mut self, strings: &mut Interner, entries: &[LogEntry]) {
         for entry in entries {
@@ -186,6 +198,9 @@ impl PartitionIndex {
                 let latest = self.max_time.last().copied().unwrap_or(i64::MIN);
                 self.max_time.push(latest.max(e.time_ms));
                 self.entries.push(e);
+                if matches!(env.event, roster_events::Event::UserErased(_)) {
+                    self.forget_name(resource);
+                }
             }
         }
     }

@@ -74,6 +74,9 @@ pub enum AsOf {
     Existed(Value),
     /// It was deleted before that moment, at this time.
     Deleted { at: String },
+    /// It is a user whose personal data was erased (at this time): what it looked like can no
+    /// longer be read.
+    Erased { at: String },
     /// It did not exist yet, or never did.
     Unknown,
 }
@@ -268,6 +271,12 @@ impl Audit {
         let Some((partition, mut events)) = self.resource(id).await? else {
             return Ok(AsOf::Unknown);
         };
+        // Once erased, a person reads as erased at every moment, before the erasure too.
+        if let Some(erased) = events.iter().find(|e| e.event_type() == "user.erased") {
+            return Ok(AsOf::Erased {
+                at: query::rfc3339(erased.time_ms),
+            });
+        }
         let upto = events
             .iter()
             .take_while(|e| {
@@ -289,8 +298,8 @@ impl Audit {
         for e in &events {
             let env = records.event(self, partition, e).await?;
             match &env.event {
-                Event::UserCreated(c) => document = c.resource.to_map(),
-                Event::UserReplaced(c) => document = c.resource.to_map(),
+                Event::UserCreated(c) => document = personal_map(&c.resource),
+                Event::UserReplaced(c) => document = personal_map(&c.resource),
                 Event::GroupCreated(c) => document = c.resource.to_map(),
                 Event::GroupReplaced(c) => document = c.resource.to_map(),
                 Event::GroupMembersAdded(m) => members.extend(m.members.iter().copied()),
@@ -454,4 +463,9 @@ impl Records {
                 position: e.position,
             })
     }
+}
+
+/// A user's document as a map; empty where it was erased.
+fn personal_map(p: &roster_events::Personal<roster_events::Document>) -> Map<String, Value> {
+    p.value().map(|d| d.to_map()).unwrap_or_default()
 }

@@ -570,7 +570,9 @@ mod tests {
                         client: None,
                         event: Event::UserCreated(UserCreated {
                             owner: None,
-                            resource: Document::from_map(doc.as_object().unwrap()),
+                            resource: roster_events::Personal::Plain(Document::from_map(
+                                doc.as_object().unwrap(),
+                            )),
                         }),
                     }],
                     prev_digest: None,

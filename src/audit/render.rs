@@ -26,6 +26,7 @@ pub fn activity(event_type: &str) -> &'static str {
         "user.created" => "Add user",
         "user.replaced" => "Update user",
         "user.deleted" => "Delete user",
+        "user.erased" => "Erase personal data of user",
         "user.adopted" => "Adopt user",
         "user.password_set" => "Change user password",
         "group.created" => "Add group",
@@ -123,8 +124,8 @@ fn provider_settings(config: &ProviderConfig) -> Map<String, Value> {
 /// The document or settings an event leaves its resource with, if it sets them whole.
 fn state(event: &Event) -> Option<Map<String, Value>> {
     match event {
-        Event::UserCreated(e) => Some(e.resource.to_map()),
-        Event::UserReplaced(e) => Some(e.resource.to_map()),
+        Event::UserCreated(e) => e.resource.value().map(|d| d.to_map()),
+        Event::UserReplaced(e) => e.resource.value().map(|d| d.to_map()),
         Event::GroupCreated(e) => Some(e.resource.to_map()),
         Event::GroupReplaced(e) => Some(e.resource.to_map()),
         Event::ProviderCreated(e) => Some(provider_settings(&e.config)),
@@ -133,8 +134,20 @@ fn state(event: &Event) -> Option<Map<String, Value>> {
     }
 }
 
+/// Whether `event` sets a user's document that can no longer be read (docs/adr/0014).
+fn erased(event: &Event) -> bool {
+    match event {
+        Event::UserCreated(e) => e.resource.is_erased(),
+        Event::UserReplaced(e) => e.resource.is_erased(),
+        _ => false,
+    }
+}
+
 /// The changes `event` made, given the document it replaced (if it sets one).
 pub fn changes(event: &Event, before: Option<&Event>) -> Vec<Value> {
+    if erased(event) || before.is_some_and(erased) {
+        return vec![json!({"path": null, "old": null, "new": null, "erased": true})];
+    }
     if let Some(after) = state(event) {
         let before = before.and_then(state).unwrap_or_default();
         return diff(&before, &after);
@@ -157,6 +170,9 @@ pub fn changes(event: &Event, before: Option<&Event>) -> Vec<Value> {
         Event::UserPasswordSet(_) => {
             vec![json!({"path": "password", "old": null, "new": null, "redacted": true})]
         }
+        Event::UserErased(e) => vec![json!({
+            "path": null, "old": null, "new": null, "erased": true, "inClear": e.in_clear,
+        })],
         Event::SourceCreated(e) => diff(
             &Map::new(),
             &json_map(json!({
@@ -405,7 +421,7 @@ mod tests {
     #[test]
     fn a_password_set_shows_no_hash() {
         let e = Event::UserPasswordSet(roster_events::UserPasswordSet {
-            hash: "$argon2id$v=19$secret".into(),
+            hash: roster_events::Personal::Plain("$argon2id$v=19$secret".into()),
         });
         let shown = serde_json::to_string(&changes(&e, None)).unwrap();
         assert!(!shown.contains("argon2"), "{shown}");

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use members::{member_changes, resolve_members};
 use roster_events::{
     AdminTokenIssued, Adopted, DirectoryCreated, Document, Envelope, Event, GroupCreated,
-    GroupMembersAdded, GroupMembersRemoved, GroupReplaced, Member, MemberType, Ownership,
+    GroupMembersAdded, GroupMembersRemoved, GroupReplaced, Member, MemberType, Ownership, Personal,
     ProviderConfig, ProviderCreated, ProviderReplayRequested, ProviderUpdated, ResourceId,
     ResourceType, SourceCreated, SourceTokenIssued, SourceTokenRevoked, UndeclaredExtensions,
     UserCreated, UserPasswordSet, UserReplaced,
@@ -462,7 +462,7 @@ pub fn decide(
             let id = ResourceId::new();
             let event = Event::UserCreated(UserCreated {
                 owner: ctx.source.clone(),
-                resource: Document::from_map(resource.as_map()),
+                resource: Personal::Plain(Document::from_map(resource.as_map())),
             });
             b.push(ResourceType::User, id, 0, event);
             set_password(&mut b, id, 0, password_hash);
@@ -584,7 +584,9 @@ pub fn decide(
 /// Records a new password hash for a user, if the command carries one.
 fn set_password(b: &mut Builder<'_>, id: ResourceId, version: u64, hash: &Option<String>) {
     if let Some(hash) = hash {
-        let event = Event::UserPasswordSet(UserPasswordSet { hash: hash.clone() });
+        let event = Event::UserPasswordSet(UserPasswordSet {
+            hash: Personal::Plain(hash.clone()),
+        });
         b.push(ResourceType::User, id, version, event);
     }
 }
@@ -662,7 +664,9 @@ fn replace_user(
     }
     let resource = Document::from_map(resource.as_map());
     if user.resource != resource {
-        let event = Event::UserReplaced(UserReplaced { resource });
+        let event = Event::UserReplaced(UserReplaced {
+            resource: Personal::Plain(resource),
+        });
         b.push(ResourceType::User, user.id, user.version, event);
     }
     Ok(Outcome::User(user.id))

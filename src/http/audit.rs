@@ -261,6 +261,10 @@ async fn as_of(
         AsOf::Deleted { at } => Err(ScimError::not_found(format!(
             "{uuid} was deleted at {at}, before that moment"
         ))),
+        AsOf::Erased { at } => Err(ScimError::not_found(format!(
+            "the personal data of {uuid} was erased at {at}: what it looked like can no longer \
+             be read"
+        ))),
         AsOf::Unknown => Err(ScimError::not_found(format!(
             "no user or group {uuid} existed at that moment"
         ))),

@@ -91,6 +91,7 @@ mod tests {
                 "urn:example:custom": {"badge": 7},
             })),
             password_hash: Some("$argon2id$...".into()),
+            data_key: None,
             version: 1,
             created: chrono::Utc::now(),
             last_modified: chrono::Utc::now(),

@@ -26,11 +26,11 @@ pub fn record(directory: &str, follows: u64, tag: &str, n: usize) -> Record {
             client: None,
             event: Event::UserCreated(UserCreated {
                 owner: None,
-                resource: roster_events::Document::from_map(
+                resource: roster_events::Personal::Plain(roster_events::Document::from_map(
                     json!({"userName": format!("{tag}-{i}")})
                         .as_object()
                         .unwrap(),
-                ),
+                )),
             }),
         })
         .collect();

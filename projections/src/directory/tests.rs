@@ -3,7 +3,8 @@
 use super::*;
 use chrono::Utc;
 use roster_events::{
-    Actor, GroupCreated, GroupMembersAdded, MemberType, ResourceType, UserCreated, UserReplaced,
+    Actor, GroupCreated, GroupMembersAdded, MemberType, Personal, ResourceType, UserCreated,
+    UserReplaced,
 };
 use serde_json::json;
 
@@ -39,7 +40,7 @@ fn reverting_a_batch_restores_views_and_indexes_exactly() {
         1,
         Event::UserCreated(UserCreated {
             owner: owner.clone(),
-            resource: user("a"),
+            resource: Personal::Plain(user("a")),
         }),
     ))
     .unwrap();
@@ -53,7 +54,7 @@ fn reverting_a_batch_restores_views_and_indexes_exactly() {
             1,
             Event::UserCreated(UserCreated {
                 owner: owner.clone(),
-                resource: user("b"),
+                resource: Personal::Plain(user("b")),
             }),
         ),
         env(
@@ -61,7 +62,7 @@ fn reverting_a_batch_restores_views_and_indexes_exactly() {
             u1,
             2,
             Event::UserReplaced(UserReplaced {
-                resource: user("a2"),
+                resource: Personal::Plain(user("a2")),
             }),
         ),
         env(
@@ -122,7 +123,7 @@ fn an_unindexed_fold_gives_the_same_views_without_the_indexes() {
                 1,
                 Event::UserCreated(UserCreated {
                     owner: Some("s".into()),
-                    resource: user("a"),
+                    resource: Personal::Plain(user("a")),
                 }),
             ),
             env(
@@ -131,7 +132,7 @@ fn an_unindexed_fold_gives_the_same_views_without_the_indexes() {
                 1,
                 Event::UserCreated(UserCreated {
                     owner: None,
-                    resource: user("b"),
+                    resource: Personal::Plain(user("b")),
                 }),
             ),
             env(
@@ -158,7 +159,7 @@ fn an_unindexed_fold_gives_the_same_views_without_the_indexes() {
                 u1,
                 2,
                 Event::UserReplaced(UserReplaced {
-                    resource: user("a2"),
+                    resource: Personal::Plain(user("a2")),
                 }),
             ),
             env(ResourceType::User, u2, 2, Event::UserDeleted),
@@ -191,7 +192,7 @@ fn events_that_do_not_fit_change_nothing() {
             ghost,
             2,
             Event::UserReplaced(UserReplaced {
-                resource: user("z")
+                resource: Personal::Plain(user("z"))
             })
         ))
         .is_err());

@@ -247,6 +247,23 @@ impl PgStore {
             ],
         )
         .await?;
+        // An erased person's name leaves the trail with their key (docs/adr/0014).
+        let erased = distinct(
+            admitted
+                .iter()
+                .flat_map(|(_, _, r)| &r.events)
+                .filter(|e| matches!(e.event, roster_events::Event::UserErased(_)))
+                .map(|e| e.resource_id.0),
+        );
+        if !erased.is_empty() {
+            self.query(
+                tx,
+                "UPDATE audit_events SET name = NULL \
+                 WHERE gen = $1 AND resource = ANY($2) AND name IS NOT NULL",
+                &[&gen, &erased],
+            )
+            .await?;
+        }
         Ok(())
     }
 

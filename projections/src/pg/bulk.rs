@@ -350,6 +350,7 @@ impl PgStore {
                 let user_name_ci = u.keys.user_name.as_deref().map(fold_case);
                 let display_name_ci = u.keys.display_name.as_deref().map(fold_case);
                 let version = u.version as i64;
+                let data_key = u.data_key.map(|k| k.0);
                 let t = stamps(&u.created, &u.last_modified);
                 copy.row(&[
                     &gen,
@@ -368,6 +369,7 @@ impl PgStore {
                     &t.modified_ns,
                     &t.created_ms,
                     &t.modified_ms,
+                    &data_key,
                 ])
                 .await?;
             }

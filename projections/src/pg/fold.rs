@@ -106,6 +106,7 @@ impl Writes {
         r.external_id.push(u.keys.external_id.clone());
         r.resource.push(u.resource.as_str().to_owned());
         r.password_hash.push(u.password_hash.clone());
+        r.data_key.push(u.data_key.map(|k| k.0));
         r.version.push(u.version as i64);
         let t = stamps(&u.created, &u.last_modified);
         r.created_ns.push(t.created_ns);
@@ -358,10 +359,11 @@ impl PgStore {
                 tx,
                 "INSERT INTO users (gen, directory, id, owner, user_name, user_name_ci, \
                  display_name, display_name_ci, external_id, resource, password_hash, version, \
-                 created_ns, modified_ns, created_ms, modified_ms) \
+                 created_ns, modified_ns, created_ms, modified_ms, data_key) \
                  SELECT $1, * FROM UNNEST($2::text[], $3::uuid[], $4::text[], $5::text[], \
                  $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], \
-                 $12::int8[], $13::int8[], $14::int8[], $15::int8[], $16::int8[]) \
+                 $12::int8[], $13::int8[], $14::int8[], $15::int8[], $16::int8[], \
+                 $17::uuid[]) \
                  ON CONFLICT (gen, directory, id) DO UPDATE SET owner = EXCLUDED.owner, \
                  user_name = EXCLUDED.user_name, user_name_ci = EXCLUDED.user_name_ci, \
                  display_name = EXCLUDED.display_name, \
@@ -369,7 +371,8 @@ impl PgStore {
                  external_id = EXCLUDED.external_id, resource = EXCLUDED.resource, \
                  password_hash = EXCLUDED.password_hash, version = EXCLUDED.version, \
                  created_ns = EXCLUDED.created_ns, modified_ns = EXCLUDED.modified_ns, \
-                 created_ms = EXCLUDED.created_ms, modified_ms = EXCLUDED.modified_ms",
+                 created_ms = EXCLUDED.created_ms, modified_ms = EXCLUDED.modified_ms, \
+                 data_key = EXCLUDED.data_key",
                 &[
                     &gen,
                     &pick(&u.dir, &old),
@@ -387,6 +390,7 @@ impl PgStore {
                     &pick(&u.modified_ns, &old),
                     &pick(&u.created_ms, &old),
                     &pick(&u.modified_ms, &old),
+                    &pick(&u.data_key, &old),
                 ],
             )
             .await?;
@@ -400,7 +404,7 @@ impl PgStore {
             let writer = BinaryCopyInWriter::new(sink, &types);
             let mut writer = std::pin::pin!(writer);
             for k in (0..u.id.len()).filter(|&k| u.new[k]) {
-                let row: [&(dyn ToSql + Sync); 16] = [
+                let row: [&(dyn ToSql + Sync); 17] = [
                     &gen,
                     &u.dir[k],
                     &u.id[k],
@@ -417,6 +421,7 @@ impl PgStore {
                     &u.modified_ns[k],
                     &u.created_ms[k],
                     &u.modified_ms[k],
+                    &u.data_key[k],
                 ];
                 self.track(writer.as_mut().write(&row).await)?;
             }
@@ -685,6 +690,7 @@ impl PgStore {
                         Event::UserCreated(_)
                         | Event::UserReplaced(_)
                         | Event::UserDeleted
+                        | Event::UserErased(_)
                         | Event::UserAdopted(_)
                         | Event::UserPasswordSet(_) => {
                             touched.users.insert(id);

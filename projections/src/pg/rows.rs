@@ -5,7 +5,7 @@ use super::sql::Param;
 use crate::store::StoreError;
 use crate::views::{GroupView, Keys, UserView};
 use chrono::{DateTime, Utc};
-use roster_events::{fold_case, Document, Member, MemberType, ResourceId};
+use roster_events::{fold_case, Document, KeyId, Member, MemberType, ResourceId};
 use std::collections::BTreeSet;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Row;
@@ -63,7 +63,7 @@ pub(super) fn corrupt(why: String) -> StoreError {
 }
 
 pub(super) const USER_COLUMNS: &str = "u.id, u.owner, u.user_name, u.display_name, u.external_id, \
-     u.resource, u.password_hash, u.version, u.created_ns, u.modified_ns";
+     u.resource, u.password_hash, u.version, u.created_ns, u.modified_ns, u.data_key";
 
 pub(super) const GROUP_COLUMNS: &str = "u.id, u.owner, u.display_name, u.external_id, u.resource, \
      u.version, u.created_ns, u.modified_ns, mem.ids, mem.types";
@@ -88,6 +88,7 @@ pub(super) fn user_from(row: &Row) -> Result<UserView, StoreError> {
         },
         resource,
         password_hash: row.get(6),
+        data_key: row.get::<_, Option<Uuid>>(10).map(KeyId),
         version: row.get::<_, i64>(7) as u64,
         created: time(row.get(8)),
         last_modified: time(row.get(9)),
@@ -138,10 +139,10 @@ pub(super) fn pick<T: Clone>(v: &[T], idx: &[usize]) -> Vec<T> {
 }
 
 /// The columns a COPY of users writes, and their types.
-pub(super) const USER_COPY: (&str, [Type; 16]) = (
+pub(super) const USER_COPY: (&str, [Type; 17]) = (
     "(gen, directory, id, owner, user_name, user_name_ci, display_name, display_name_ci, \
      external_id, resource, password_hash, version, created_ns, modified_ns, created_ms, \
-     modified_ms)",
+     modified_ms, data_key)",
     [
         Type::INT4,
         Type::TEXT,
@@ -159,6 +160,7 @@ pub(super) const USER_COPY: (&str, [Type; 16]) = (
         Type::INT8,
         Type::INT8,
         Type::INT8,
+        Type::UUID,
     ],
 );
 
@@ -219,6 +221,7 @@ pub(super) struct UserRows {
     pub(super) external_id: Vec<Option<String>>,
     pub(super) resource: Vec<String>,
     pub(super) password_hash: Vec<Option<String>>,
+    pub(super) data_key: Vec<Option<Uuid>>,
     pub(super) version: Vec<i64>,
     pub(super) created_ns: Vec<i64>,
     pub(super) modified_ns: Vec<i64>,

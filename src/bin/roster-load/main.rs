@@ -261,11 +261,11 @@ fn user_record(i: usize) -> Record {
         client: None,
         event: Event::UserCreated(UserCreated {
             owner: Some("bench".into()),
-            resource: roster_events::Document::from_map(
+            resource: roster_events::Personal::Plain(roster_events::Document::from_map(
                 json!({"userName": format!("user-{i}"), "active": true})
                     .as_object()
                     .expect("an object"),
-            ),
+            )),
         }),
     };
     Record {

@@ -462,7 +462,8 @@ impl Runner {
             let id = env.resource_id;
             let at = env.time;
             match &env.event {
-                Event::UserDeleted => {
+                // An erased user leaves the remote as a deleted one does.
+                Event::UserDeleted | Event::UserErased(_) => {
                     let work = Work {
                         left: left.remove(&id).unwrap_or_default(),
                         ..Work::whole()
