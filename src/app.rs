@@ -6,6 +6,11 @@ use crate::auth::{self, Secret};
 use crate::config::{LogBackend, Settings, StoreBackend};
 use crate::domain::{Command, Context, DomainError, NewToken};
 use crate::http::{self, AppState};
+use crate::keys::file::FileKeys;
+use crate::keys::kafka::KafkaKeys;
+use crate::keys::opening::OpeningLog;
+use crate::keys::seal::RecordSealer;
+use crate::keys::{KeyStore, Keyring};
 use crate::log::{EventLog, FileLog, FileLogOptions, KafkaLog};
 use crate::metrics::Metrics;
 use crate::pipeline::{Pipeline, PipelineStop, WriteError, Writers};
@@ -36,6 +41,7 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     log: Arc<dyn EventLog>,
+    keys: Arc<Keyring>,
     pipeline: PipelineStop,
     providers: (
         tokio::sync::watch::Sender<bool>,
@@ -65,20 +71,19 @@ impl Application {
         }
         crate::datadir::create_dir(&settings.data_dir)
             .with_context(|| format!("creating {}", settings.data_dir.display()))?;
-        let log = open_log(&settings).await?;
-        let (store, pg) = open_store(&settings).await?;
         let secret_key = SecretKey::load(settings.secret_key.as_ref(), &settings.data_dir)
             .context("loading the secret key")?;
+        let raw_log = open_log(&settings).await?;
+        let keys = open_keys(&settings, &secret_key).await?;
+        let log = OpeningLog::wrap(raw_log, keys.clone());
+        let (store, pg) = open_store(&settings).await?;
         let metrics = Metrics::new();
         let started = Instant::now();
-        let mut pipeline = Pipeline::start(
-            log.clone(),
-            store.clone(),
-            Some(metrics.clone()),
-            secret_key.chain_key(),
-        )
-        .await
-        .context("replaying the event log")?;
+        let sealer = RecordSealer::new(secret_key.chain_key(), keys.clone());
+        let mut pipeline =
+            Pipeline::start(log.clone(), store.clone(), Some(metrics.clone()), sealer)
+                .await
+                .context("replaying the event log")?;
         tracing::info!(
             entries = pipeline.replayed,
             partitions = log.partitions(),
@@ -166,11 +171,13 @@ impl Application {
             rebuilds: Default::default(),
             audit: audit.clone(),
             access,
+            keys: keys.clone(),
         });
         Ok(Application {
             listener,
             state,
             log,
+            keys,
             pipeline: stopper,
             providers: (providers_stop, providers_task),
             access: access_task,
@@ -211,6 +218,7 @@ impl Application {
         // Some connection tasks may still hold the router (and so the log) for a moment:
         // close the log explicitly rather than wait for the last reference to go.
         self.log.close().await;
+        self.keys.close().await;
         tracing::info!("stopped");
         Ok(())
     }
@@ -238,6 +246,27 @@ async fn open_log(settings: &Settings) -> anyhow::Result<Arc<dyn EventLog>> {
                 .with_context(|| format!("opening the Kafka log at {}", settings.kafka_brokers))?,
         ),
     })
+}
+
+/// Opens the data keys beside the configured log: files in the data directory beside the
+/// file log, a compacted topic beside the Kafka topic.
+///
+/// Fails when the key store cannot be read, is damaged, or holds keys another secret key
+/// wrapped.
+async fn open_keys(settings: &Settings, secret: &SecretKey) -> anyhow::Result<Arc<Keyring>> {
+    let store: Arc<dyn KeyStore> = match settings.log {
+        LogBackend::File => Arc::new(FileKeys::new(&settings.data_dir)),
+        LogBackend::Kafka => Arc::new(
+            KafkaKeys::open(&settings.kafka_options())
+                .await
+                .context("opening the data-key topic")?,
+        ),
+    };
+    Ok(Arc::new(
+        Keyring::open(store, secret.clone())
+            .await
+            .context("loading the data keys")?,
+    ))
 }
 
 /// Opens the configured projection store.

@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::setups::{audit, events_of, next_path, q, spawn, Setup, Shared};
 use common::TestApp;
 use roster::log::{EventLog, FileLog};
 use roster_events::{Actor, Envelope};
@@ -26,88 +27,7 @@ async fn events(data: &std::path::Path) -> Vec<Envelope> {
     panic!("the log did not end");
 }
 
-/// Where the audit trail is kept and which log the server writes: the same searches give the
-/// same answers on each (the contract suite of the audit stores).
-#[derive(Clone, Copy, Debug)]
-enum Setup {
-    /// The embedded defaults: the file log, the index in memory.
-    Memory,
-    /// The file log, the audit projection in PostgreSQL.
-    Postgres,
-    /// A Kafka-protocol broker (tansu), the audit projection in PostgreSQL.
-    KafkaPostgres,
-}
-
-/// Where the servers of one test keep their state: one database and one topic that every
-/// server of the test shares.
-struct Shared {
-    setup: Setup,
-    database: String,
-    topic: String,
-}
-
-impl Shared {
-    async fn new(setup: Setup) -> Shared {
-        let database = match setup {
-            Setup::Memory => String::new(),
-            Setup::Postgres | Setup::KafkaPostgres => common::fresh_database().await,
-        };
-        Shared {
-            setup,
-            database,
-            topic: common::unique_topic(),
-        }
-    }
-
-    /// The settings of one server of the test, with its data in `data`.
-    fn settings(&self, data: &std::path::Path) -> roster::config::Settings {
-        match self.setup {
-            Setup::Memory => common::settings(data),
-            Setup::Postgres => common::pg_settings(data, &self.database),
-            Setup::KafkaPostgres => {
-                let pg = common::pg_settings(data, &self.database);
-                roster::config::Settings {
-                    store: pg.store,
-                    postgres_url: pg.postgres_url,
-                    postgres_pool_size: pg.postgres_pool_size,
-                    ..common::replica_settings(data, &common::tansu_brokers(), &self.topic)
-                }
-            }
-        }
-    }
-}
-
-async fn spawn(setup: Setup) -> TestApp {
-    let data = tempfile::tempdir().unwrap();
-    let settings = Shared::new(setup).await.settings(data.path());
-    TestApp::spawn_with(settings, data).await
-}
-
-/// Each test of the list, once on every [`Setup`].
-macro_rules! on_every_setup {
-    ($($test:ident),* $(,)?) => {
-        mod memory {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $test() {
-                super::$test(super::Setup::Memory).await
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $test() {
-                super::$test(super::Setup::Postgres).await
-            })*
-        }
-        mod kafka_postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $test() {
-                super::$test(super::Setup::KafkaPostgres).await
-            })*
-        }
-    };
-}
-
-on_every_setup!(
+common::setups::on_every_setup!(
     the_audit_trail_says_who_deactivated_a_user_when_through_which_source_and_what_changed,
     audit_pages_follow_the_link_header_in_either_order_without_repeats,
     a_deleted_users_history_and_its_state_at_any_moment_stay_answerable,
@@ -230,40 +150,6 @@ async fn each_event_names_the_token_address_and_user_agent_of_its_request() {
             assert!(!text.contains(secret.as_str()), "{text}");
         }
     }
-}
-
-/// `GET /admin/v1/audit{path}` with the admin token, expecting 200; the body and the `Link`
-/// header.
-async fn audit(app: &TestApp, path: &str) -> (Value, Option<String>) {
-    let r = reqwest::Client::new()
-        .get(format!("{}/admin/v1/audit{path}", app.root))
-        .bearer_auth(&app.admin_token)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    let link = r
-        .headers()
-        .get("link")
-        .map(|l| l.to_str().unwrap().to_owned());
-    let body: Value = r.json().await.unwrap();
-    assert_eq!(status, 200, "{path}: {body}");
-    (body, link)
-}
-
-fn q(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
-/// The path under `/admin/v1/audit` a `Link: <...>; rel="next"` header names.
-fn next_path(link: &str) -> String {
-    assert!(link.ends_with(">; rel=\"next\""), "{link}");
-    let url = &link[1..link.find('>').unwrap()];
-    url.strip_prefix("/admin/v1/audit").unwrap().to_owned()
-}
-
-fn events_of(body: &Value) -> &Vec<Value> {
-    body["events"].as_array().unwrap()
 }
 
 async fn the_audit_trail_says_who_deactivated_a_user_when_through_which_source_and_what_changed(
@@ -883,6 +769,16 @@ fn write_segment(path: &std::path::Path, payloads: &[Vec<u8>]) {
     std::fs::write(path, out).unwrap();
 }
 
+/// `payload` with one character of its request id changed: the same length, still a record
+/// that decodes and folds, but no longer the bytes that were sealed.
+fn changed_in_place(payload: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8(payload.to_vec()).unwrap();
+    let at = text.find("\"correlation_id\":\"").unwrap() + "\"correlation_id\":\"".len();
+    let mut bytes = text.into_bytes();
+    bytes[at] = if bytes[at] == b'0' { b'1' } else { b'0' };
+    bytes
+}
+
 fn first_break(report: &Value) -> &Value {
     &report["directories"]["default"]["first_break"]
 }
@@ -890,14 +786,16 @@ fn first_break(report: &Value) -> &Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_verify_names_the_record_that_was_changed_removed_or_moved() {
     let app = TestApp::spawn().await;
+    let mut ids = std::collections::HashMap::new();
     for name in [
         "a@example.com",
         "victim@example.com",
         "gone@example.com",
         "z@example.com",
     ] {
-        let (s, _) = app.create_user("default", &app.scim_token, name).await;
+        let (s, user) = app.create_user("default", &app.scim_token, name).await;
         assert_eq!(s, 201);
+        ids.insert(name, user["id"].as_str().unwrap().to_owned());
     }
     let (report, _) = audit(&app, "/verify").await;
     assert_eq!(report["ok"], true, "{report}");
@@ -912,10 +810,11 @@ async fn audit_verify_names_the_record_that_was_changed_removed_or_moved() {
     let data = app.stop().await;
     let segment = data.path().join("log").join(format!("{:020}.log", 0));
     let original = frames(&std::fs::read(&segment).unwrap());
-    let position_of = |needle: &str| {
+    // The users' documents are sealed (ADR 0014): their records are found by the users' ids.
+    let position_of = |name: &str| {
         original
             .iter()
-            .position(|p| String::from_utf8_lossy(p).contains(needle))
+            .position(|p| String::from_utf8_lossy(p).contains(&ids[name]))
             .unwrap()
     };
 
@@ -935,10 +834,7 @@ async fn audit_verify_names_the_record_that_was_changed_removed_or_moved() {
     // A value changed in place, CRC fixed up: the record's seal names it.
     let victim = position_of("victim@example.com");
     let mut changed = original.clone();
-    changed[victim] = String::from_utf8(changed[victim].clone())
-        .unwrap()
-        .replace("victim@example.com", "victor@example.com")
-        .into_bytes();
+    changed[victim] = changed_in_place(&changed[victim]);
     let (report, data) = verified(data, &changed).await;
     broken(&report, "changed", victim);
 
@@ -965,21 +861,22 @@ async fn audit_verify_names_the_record_that_was_changed_removed_or_moved() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_verify_sees_a_record_changed_behind_the_running_servers_back() {
     let app = TestApp::spawn().await;
+    let mut victim_id = String::new();
     for name in ["a@example.com", "victim@example.com", "z@example.com"] {
-        let (s, _) = app.create_user("default", &app.scim_token, name).await;
+        let (s, user) = app.create_user("default", &app.scim_token, name).await;
         assert_eq!(s, 201);
+        if name.starts_with("victim") {
+            victim_id = user["id"].as_str().unwrap().to_owned();
+        }
     }
     let segment = app.data.path().join("log").join(format!("{:020}.log", 0));
     let mut payloads = frames(&std::fs::read(&segment).unwrap());
     let victim = payloads
         .iter()
-        .position(|p| String::from_utf8_lossy(p).contains("victim@example.com"))
+        .position(|p| String::from_utf8_lossy(p).contains(&victim_id))
         .unwrap();
     // The same length, so every record stays where the server's index says it is.
-    payloads[victim] = String::from_utf8(payloads[victim].clone())
-        .unwrap()
-        .replace("victim@example.com", "victor@example.com")
-        .into_bytes();
+    payloads[victim] = changed_in_place(&payloads[victim]);
     write_segment(&segment, &payloads);
     let (report, _) = audit(&app, "/verify").await;
     assert_eq!(report["ok"], false, "{report}");
@@ -995,7 +892,9 @@ async fn the_index_holds_every_record_whether_the_projector_handed_it_over_or_no
     use roster::audit::query::{Search, SearchParams};
     use std::sync::Arc;
     let dir = tempfile::tempdir().unwrap();
-    let log: Arc<dyn EventLog> = Arc::new(FileLog::open(dir.path(), Default::default()).unwrap());
+    let log: Arc<dyn EventLog> = common::opening(Arc::new(
+        FileLog::open(dir.path(), Default::default()).unwrap(),
+    ));
     let store = Arc::new(roster_projections::MemoryStore::new());
     let mut pipeline =
         roster::pipeline::Pipeline::start(log.clone(), store, None, common::test_key())

@@ -196,7 +196,14 @@ async fn a_produce_with_an_unknown_outcome_takes_effect_exactly_once_and_is_answ
     }
     // The log really holds more than one copy of the record: the rule ignored the others
     // (tests/log_failure.rs shows the same without a broker's timing).
-    let log = common::kafka_log(&mock.bootstrap_servers(), &topic, 3).await;
+    // Read with the data keys: the userName is sealed in the log (ADR 0014).
+    let brokers = mock.bootstrap_servers();
+    let log: std::sync::Arc<dyn EventLog> =
+        std::sync::Arc::new(common::kafka_log(&brokers, &topic, 3).await);
+    let log = roster::keys::opening::OpeningLog::wrap(
+        log,
+        common::topic_keys(&brokers, &topic, None).await,
+    );
     let p = log.partition("default");
     let mut copies = 0;
     let mut from = 0;

@@ -2,6 +2,8 @@
 //! writer's decision state is undone (the same command succeeds once the log is back), and
 //! the HTTP layer turns it into 503 with Retry-After.
 
+mod common;
+
 use async_trait::async_trait;
 use roster::domain::{Command, Context, NewToken, Outcome};
 use roster::log::{EventLog, FileLog, FileLogOptions, LogError};
@@ -127,7 +129,7 @@ async fn rig() -> Rig {
         unhealthy: AtomicBool::new(false),
         answers_lost: AtomicUsize::new(0),
     });
-    let log: Arc<dyn EventLog> = flaky.clone();
+    let log: Arc<dyn EventLog> = common::opening(flaky.clone());
     let store = Arc::new(MemoryStore::new());
     let pipeline = Pipeline::start(log.clone(), store.clone(), None, test_key())
         .await
@@ -269,8 +271,9 @@ fn unavailable_becomes_503_with_retry_after_and_says_nothing_internal() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_that_reached_the_log_stay_chained_even_when_their_answer_fails() {
     let dir = tempfile::tempdir().unwrap();
-    let log: Arc<dyn EventLog> =
-        Arc::new(FileLog::open(dir.path(), FileLogOptions::default()).unwrap());
+    let log: Arc<dyn EventLog> = common::opening(Arc::new(
+        FileLog::open(dir.path(), FileLogOptions::default()).unwrap(),
+    ));
     let store = Arc::new(MemoryStore::new());
     // No projector, and the writers' feeds closed: the outcome of every write is never
     // learnt, so every write is durable but unanswerable.
@@ -339,6 +342,7 @@ async fn readiness_follows_the_log() {
         metrics: roster::metrics::Metrics::new(),
         rebuilds: Default::default(),
         audit: roster::audit::Audit::new(log.clone()),
+        keys: common::test_keys(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/readyz", listener.local_addr().unwrap());
@@ -355,7 +359,7 @@ async fn readiness_follows_the_log() {
     assert!(r.text().await.unwrap().contains("refuses writes"));
 }
 
-/// A key to seal records with (these pipelines run without a server).
-fn test_key() -> roster_events::chain::ChainKey {
-    roster_events::chain::ChainKey::derive(b"a key for tests only")
+/// How records are sealed (these pipelines run without a server).
+fn test_key() -> roster::keys::seal::RecordSealer {
+    common::test_key()
 }

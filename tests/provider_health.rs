@@ -180,10 +180,11 @@ async fn a_backup_restored_with_its_secret_key_runs_its_providers_and_without_it
     let tokens = app.tokens();
     let data = app.stop().await;
 
-    // The backup procedure of docs/operations.md: the log directory and secret.key.
+    // The backup procedure of docs/operations.md: the log, the data keys and secret.key.
     let copy = |with_key: bool| {
         let fresh = tempfile::tempdir().unwrap();
         copy_dir(&data.path().join("log"), &fresh.path().join("log"));
+        copy_dir(&data.path().join("keys"), &fresh.path().join("keys"));
         if with_key {
             std::fs::copy(
                 data.path().join("secret.key"),
@@ -194,12 +195,18 @@ async fn a_backup_restored_with_its_secret_key_runs_its_providers_and_without_it
         fresh
     };
 
-    // Without the key: the provider does not run, and the status says why.
-    let app = TestApp::restart(copy(false), tokens.clone()).await;
-    let st = eventually(30, || status(&app, "restored"), |s| s["error"].is_string()).await;
-    assert_eq!(st["state"], "not running here", "{st}");
-    assert!(text(&st["error"]).contains("secret.key"), "{st}");
-    app.stop().await;
+    // Without the key: the users' data keys do not open, and the server says why instead of
+    // starting (the providers' credentials would not open either).
+    let without = copy(false);
+    let refused = roster::app::Application::build(common::settings(without.path()))
+        .await
+        .err()
+        .expect("a restore without its secret key does not start");
+    let why = format!("{refused:#}");
+    assert!(
+        why.contains("secret key") && why.contains("secret.key"),
+        "{why}"
+    );
 
     // With it: the provider runs and carries what changes next.
     let app = TestApp::restart(copy(true), tokens).await;

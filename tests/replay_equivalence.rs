@@ -19,7 +19,7 @@ fn run(ops: Vec<Op>, concurrency: usize) {
         .unwrap();
     rt.block_on(async move {
         let dir = tempfile::tempdir().unwrap();
-        let log: Arc<dyn EventLog> = Arc::new(
+        let log: Arc<dyn EventLog> = common::opening(Arc::new(
             FileLog::open(
                 dir.path(),
                 FileLogOptions {
@@ -27,7 +27,7 @@ fn run(ops: Vec<Op>, concurrency: usize) {
                 },
             )
             .unwrap(),
-        );
+        ));
         let live = Arc::new(MemoryStore::new());
         let store: Arc<dyn ProjectionStore> = live.clone();
         let mut pipeline = Pipeline::start(log.clone(), store, None, common::test_key())

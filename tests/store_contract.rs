@@ -416,7 +416,7 @@ fn run(ops: Vec<Op>, concurrency: usize, hostile: bool) {
         .unwrap();
     rt.block_on(async move {
         let dir = tempfile::tempdir().unwrap();
-        let log: Arc<dyn EventLog> = Arc::new(
+        let log: Arc<dyn EventLog> = common::opening(Arc::new(
             FileLog::open(
                 dir.path(),
                 FileLogOptions {
@@ -424,7 +424,7 @@ fn run(ops: Vec<Op>, concurrency: usize, hostile: bool) {
                 },
             )
             .unwrap(),
-        );
+        ));
         let url = common::fresh_database().await;
         let pg = common::pg_store(&url).await;
         let mut pipeline = Pipeline::start(log.clone(), pg.clone(), None, common::test_key())

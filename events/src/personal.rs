@@ -239,7 +239,25 @@ impl<T> Personal<T> {
 }
 
 impl<T: PersonalValue> Personal<T> {
+    /// Whether [`Personal::open`] would change it: it is sealed, or open under a key
+    /// destroyed since.
+    fn to_open(&self, keys: &dyn Fn(KeyId) -> KeyState) -> bool {
+        match self {
+            Personal::Sealed(_) => true,
+            Personal::Open { key, .. } => matches!(keys(*key), KeyState::Erased),
+            Personal::Plain(_) | Personal::Erased(_) => false,
+        }
+    }
+
     fn open(&mut self, keys: &dyn Fn(KeyId) -> KeyState) -> Result<(), PersonalError> {
+        if let Personal::Open { key, .. } = self {
+            // A record this process kept open (its own append) reads as erased once the
+            // key is destroyed, as the stored bytes do.
+            if matches!(keys(*key), KeyState::Erased) {
+                *self = Personal::Erased(*key);
+            }
+            return Ok(());
+        }
         let Personal::Sealed(s) = self else {
             return Ok(());
         };
@@ -294,10 +312,15 @@ impl<'de, T: PersonalValue> Deserialize<'de> for Personal<T> {
     }
 }
 
-/// One piece of personal data inside an event.
+/// One step over a piece of personal data, with the keys.
+type Step = fn(Slot<'_>, &dyn Fn(KeyId) -> KeyState) -> Result<(), PersonalError>;
+
+/// One piece of personal data inside an event, to change or to look at.
 enum Slot<'a> {
     Document(&'a mut Personal<Document>),
     Text(&'a mut Personal<String>),
+    DocumentRef(&'a Personal<Document>),
+    TextRef(&'a Personal<String>),
 }
 
 impl Event {
@@ -323,27 +346,34 @@ impl Event {
 }
 
 impl Record {
-    /// True when an event of this record holds personal data in the given state.
-    fn holds(&self, sealed: bool) -> bool {
+    /// True when an event of this record holds personal data `pick` selects.
+    fn holds(&self, pick: &dyn Fn(Slot<'_>) -> bool) -> bool {
+        // Slots are handed out mutably; a look needs no copy of the record.
         self.events.iter().any(|e| match &e.event {
-            Event::UserCreated(c) => is(&c.resource, sealed),
-            Event::UserReplaced(r) => is(&r.resource, sealed),
-            Event::UserPasswordSet(p) => is(&p.hash, sealed),
+            Event::UserCreated(c) => pick(Slot::DocumentRef(&c.resource)),
+            Event::UserReplaced(r) => pick(Slot::DocumentRef(&r.resource)),
+            Event::UserPasswordSet(p) => pick(Slot::TextRef(&p.hash)),
             _ => false,
         })
     }
 
-    /// This record with its sealed personal data opened with `keys` (`Erased` where a key was
-    /// destroyed); None when it holds nothing sealed.
+    /// This record with its sealed personal data opened with `keys`, and `Erased` where a
+    /// key was destroyed (also for data this process kept open); None when nothing changes.
     ///
     /// Fails when a key is unknown or a sealed value does not open with its key.
     pub fn open_personal(
         &self,
         keys: &dyn Fn(KeyId) -> KeyState,
     ) -> Result<Option<Record>, PersonalError> {
-        self.transform(true, keys, |slot, keys| match slot {
+        let pick = |slot: Slot<'_>| match slot {
+            Slot::DocumentRef(p) => p.to_open(keys),
+            Slot::TextRef(p) => p.to_open(keys),
+            _ => false,
+        };
+        self.transform(&pick, keys, |slot, keys| match slot {
             Slot::Document(p) => p.open(keys),
             Slot::Text(p) => p.open(keys),
+            _ => Ok(()),
         })
     }
 
@@ -355,19 +385,25 @@ impl Record {
         &self,
         keys: &dyn Fn(KeyId) -> KeyState,
     ) -> Result<Option<Record>, PersonalError> {
-        self.transform(false, keys, |slot, keys| match slot {
+        let pick = |slot: Slot<'_>| match slot {
+            Slot::DocumentRef(p) => matches!(p, Personal::Open { .. }),
+            Slot::TextRef(p) => matches!(p, Personal::Open { .. }),
+            _ => false,
+        };
+        self.transform(&pick, keys, |slot, keys| match slot {
             Slot::Document(p) => p.seal(keys),
             Slot::Text(p) => p.seal(keys),
+            _ => Ok(()),
         })
     }
 
     fn transform(
         &self,
-        sealed: bool,
+        pick: &dyn Fn(Slot<'_>) -> bool,
         keys: &dyn Fn(KeyId) -> KeyState,
-        step: fn(Slot<'_>, &dyn Fn(KeyId) -> KeyState) -> Result<(), PersonalError>,
+        step: Step,
     ) -> Result<Option<Record>, PersonalError> {
-        if !self.holds(sealed) {
+        if !self.holds(pick) {
             return Ok(None);
         }
         let mut out = self.clone();
@@ -377,14 +413,6 @@ impl Record {
             }
         }
         Ok(Some(out))
-    }
-}
-
-fn is<T>(p: &Personal<T>, sealed: bool) -> bool {
-    if sealed {
-        matches!(p, Personal::Sealed(_))
-    } else {
-        matches!(p, Personal::Open { .. })
     }
 }
 
@@ -459,6 +487,15 @@ mod tests {
         let opened = back.open_personal(&have).unwrap().unwrap();
         assert_eq!(opened, open, "opened, the record is what was sealed");
 
+        let closed = open.open_personal(&|_| KeyState::Erased).unwrap().unwrap();
+        assert!(
+            matches!(&closed.events[1].event, Event::UserPasswordSet(p) if p.hash == Personal::Erased(id)),
+            "data kept open reads as erased once its key is destroyed"
+        );
+        assert!(
+            open.open_personal(&have).unwrap().is_none(),
+            "nothing to open"
+        );
         let erased = back.open_personal(&|_| KeyState::Erased).unwrap().unwrap();
         match &erased.events[0].event {
             Event::UserCreated(c) => assert_eq!(c.resource, Personal::Erased(id)),

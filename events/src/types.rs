@@ -118,6 +118,9 @@ pub struct UserErased {
     /// How many of the user's events hold personal data in clear (written before it was
     /// sealed): erasure cannot take those out of the log.
     pub in_clear: u64,
+    /// The request the erasure answers (a ticket number), as the operator gave it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
 }
 
 /// A group was created. `resource` holds everything but `id`, `meta` and `members`; the

@@ -18,7 +18,7 @@ pub mod verify;
 use crate::log::{EventLog, LogError};
 use index::{Entry, Interner, PartitionIndex, NO_ENTRY};
 use query::{Found, Search};
-use roster_events::{Envelope, Event, Member, ResourceType};
+use roster_events::{Envelope, Event, KeyId, Member, Personal, ResourceType};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
@@ -79,6 +79,24 @@ pub enum AsOf {
     Erased { at: String },
     /// It did not exist yet, or never did.
     Unknown,
+}
+
+/// What the audit trail says of a resource, for erasing it (see [`Audit::person`]).
+#[derive(Clone, Debug)]
+pub struct Person {
+    /// Whether the resource is a user.
+    pub user: bool,
+    pub directory: String,
+    /// Its version after its last event.
+    pub version: u64,
+    /// The data key its personal data is sealed under, if any was.
+    pub key: Option<KeyId>,
+    /// How many of its events hold personal data in clear.
+    pub in_clear: u64,
+    /// When its personal data was erased, if it was.
+    pub erased_at: Option<String>,
+    /// Whether it was deleted.
+    pub deleted: bool,
 }
 
 impl Audit {
@@ -257,6 +275,48 @@ impl Audit {
         }))
     }
 
+    /// What erasing `id` needs to know of it, from its events: None when no event names it.
+    ///
+    /// Fails when the index is behind or an event cannot be read back.
+    pub async fn person(&self, id: Uuid) -> Result<Option<Person>, AuditError> {
+        self.caught_up().await?;
+        let Some((partition, events)) = self.resource(id).await? else {
+            return Ok(None);
+        };
+        let mut records = Records::default();
+        let mut person = Person {
+            user: events.first().map(|e| e.resource_type) == Some(ResourceType::User),
+            directory: String::new(),
+            version: 0,
+            key: None,
+            in_clear: 0,
+            erased_at: None,
+            deleted: false,
+        };
+        for e in &events {
+            let env = records.event(self, partition, e).await?;
+            person.directory.clone_from(&env.directory);
+            person.version = env.resource_version;
+            person.key = env.event.data_key().or(person.key);
+            let clear = match &env.event {
+                Event::UserCreated(c) => matches!(c.resource, Personal::Plain(_)),
+                Event::UserReplaced(r) => matches!(r.resource, Personal::Plain(_)),
+                Event::UserPasswordSet(p) => matches!(p.hash, Personal::Plain(_)),
+                _ => false,
+            };
+            person.in_clear += u64::from(clear);
+            match &env.event {
+                Event::UserErased(erased) => {
+                    person.key = erased.key.or(person.key);
+                    person.erased_at = Some(query::rfc3339(e.time_ms));
+                }
+                Event::UserDeleted => person.deleted = true,
+                _ => {}
+            }
+        }
+        Ok(Some(person))
+    }
+
     /// `id` as it was at `at_ms` (a time) or after the record at `position` of its partition.
     ///
     /// Fails when the index is behind or an event cannot be read back.
@@ -405,6 +465,11 @@ impl Picked {
     }
 }
 
+/// How long reading back a record the index names may find nothing before it is missing.
+const READ_BACK_WAIT: Duration = Duration::from_secs(2);
+/// How long to pause between such reads.
+const READ_BACK_PAUSE: Duration = Duration::from_millis(10);
+
 /// Records read back from the log for one answer, each read once.
 #[derive(Default)]
 struct Records(HashMap<(u32, u64), Arc<roster_events::Record>>);
@@ -419,14 +484,23 @@ impl Records {
         n: usize,
     ) -> Result<(), AuditError> {
         let mut next = from;
-        // Bounded: every round reads at least one record or fails.
+        // A networked log may answer a read with nothing while its fetch is under way: the
+        // records are known to exist (the index names them), so read again for a while.
+        let mut deadline = tokio::time::Instant::now() + READ_BACK_WAIT;
+        // Bounded: every round reads at least one record, or waits, until the deadline.
         while next < from + n as u64 {
             let entries = audit
                 .log
                 .read(partition, next, (from + n as u64 - next) as usize)
                 .await?;
             match entries.first() {
-                Some(first) if first.position == next => {}
+                Some(first) if first.position == next => {
+                    deadline = tokio::time::Instant::now() + READ_BACK_WAIT;
+                }
+                None if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(READ_BACK_PAUSE).await;
+                    continue;
+                }
                 _ => {
                     return Err(AuditError::Missing {
                         partition,
@@ -466,6 +540,6 @@ impl Records {
 }
 
 /// A user's document as a map; empty where it was erased.
-fn personal_map(p: &roster_events::Personal<roster_events::Document>) -> Map<String, Value> {
+fn personal_map(p: &Personal<roster_events::Document>) -> Map<String, Value> {
     p.value().map(|d| d.to_map()).unwrap_or_default()
 }

@@ -145,7 +145,8 @@ fn erased(event: &Event) -> bool {
 
 /// The changes `event` made, given the document it replaced (if it sets one).
 pub fn changes(event: &Event, before: Option<&Event>) -> Vec<Value> {
-    if erased(event) || before.is_some_and(erased) {
+    let sets_user = matches!(event, Event::UserCreated(_) | Event::UserReplaced(_));
+    if erased(event) || (sets_user && before.is_some_and(erased)) {
         return vec![json!({"path": null, "old": null, "new": null, "erased": true})];
     }
     if let Some(after) = state(event) {
@@ -170,9 +171,9 @@ pub fn changes(event: &Event, before: Option<&Event>) -> Vec<Value> {
         Event::UserPasswordSet(_) => {
             vec![json!({"path": "password", "old": null, "new": null, "redacted": true})]
         }
-        Event::UserErased(e) => vec![json!({
-            "path": null, "old": null, "new": null, "erased": true, "inClear": e.in_clear,
-        })],
+        Event::UserErased(_) => {
+            vec![json!({"path": null, "old": null, "new": null, "erased": true})]
+        }
         Event::SourceCreated(e) => diff(
             &Map::new(),
             &json_map(json!({
@@ -242,6 +243,7 @@ fn verb(event_type: &str, changes: &[Value]) -> String {
         ("group.members_added", _) => format!("gained {} member(s)", changes.len()),
         ("group.members_removed", _) => format!("lost {} member(s)", changes.len()),
         ("user.password_set", _) => "had its password changed".into(),
+        ("user.erased", _) => "had its personal data erased".into(),
         ("source.token_issued" | "admin.token_issued", _) => "got a new token".into(),
         ("source.token_revoked" | "admin.token_revoked", _) => "had a token revoked".into(),
         ("source.schema_declared", _) => "declared an extension schema".into(),
@@ -327,8 +329,9 @@ pub fn render(
         },
         "changes": changes,
     });
-    // What an audit-only event counted (how many requests, from when to when, and why).
-    if env.event.audit_only() {
+    // What an audit-only event counted (how many requests, from when to when, and why); the
+    // request an erasure answered and what it could not erase.
+    if env.event.audit_only() || matches!(env.event, Event::UserErased(_)) {
         rendered["details"] = env.event.payload_json();
     }
     rendered

@@ -1,11 +1,12 @@
 //! The command line: `roster serve`, the commands that talk to a running server's admin API
-//! (sources, providers, admin tokens, directories, rebuild, audit), the log tools that work on a stopped server's data, and
+//! (sources, providers, admin tokens, directories, rebuild, audit, erasure), the log tools that work on a stopped server's data, and
 //! shell completions. Each command's code lives in the module named after it.
 
 mod admin_token;
 mod audit;
 mod client;
 mod directory;
+mod erase;
 mod log;
 mod provider;
 mod rebuild;
@@ -80,6 +81,21 @@ pub enum Cmd {
         #[command(subcommand)]
         command: audit::AuditCmd,
     },
+    /// Erase one person's personal data (GDPR article 17): the user leaves the directory (and
+    /// every provider), its data key is destroyed, and what the log holds of the person reads
+    /// as erased from then on; the erasure is in the audit trail (through a running server's
+    /// admin API).
+    Erase {
+        /// The user's id.
+        #[arg(value_name = "USER_ID")]
+        user: uuid::Uuid,
+        /// The request the erasure answers (a ticket number), recorded for auditors. Put no
+        /// personal data here.
+        #[arg(long, value_name = "TEXT")]
+        reference: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Inspect or repair the embedded event log (with the server stopped).
     Log {
         #[command(subcommand)]
@@ -109,6 +125,14 @@ impl Cli {
                 rebuild::run(&client, *wait).await
             }
             Cmd::Audit { command } => audit::run(command, &self.settings(None)?).await,
+            Cmd::Erase {
+                user,
+                reference,
+                client,
+            } => {
+                let client = AdminClient::new(client, &self.settings(None)?)?;
+                erase::run(&client, *user, reference.as_deref()).await
+            }
             Cmd::Log { command } => log::run_log(command, &self.settings(None)?),
             Cmd::Completion { shell } => {
                 let mut out = Vec::new();

@@ -106,6 +106,19 @@ pub enum Command {
         id: ResourceId,
         if_match: Option<u64>,
     },
+    /// A person's personal data is erased (docs/adr/0014): a user still in the directory
+    /// leaves it as with a delete; one deleted before is erased all the same. What the
+    /// directory no longer knows of a deleted user comes from the audit trail: its last
+    /// `version` and its data `key`. Admins only.
+    EraseUser {
+        id: ResourceId,
+        version: u64,
+        key: Option<roster_events::KeyId>,
+        /// How many of the user's events hold personal data in clear.
+        in_clear: u64,
+        /// The request the erasure answers (a ticket number), for auditors.
+        reference: Option<String>,
+    },
     CreateGroup {
         resource: Checked,
         members: Vec<MemberRef>,

@@ -17,7 +17,7 @@ use roster_events::{
     GroupMembersAdded, GroupMembersRemoved, GroupReplaced, Member, MemberType, Ownership, Personal,
     ProviderConfig, ProviderCreated, ProviderReplayRequested, ProviderUpdated, ResourceId,
     ResourceType, SourceCreated, SourceTokenIssued, SourceTokenRevoked, UndeclaredExtensions,
-    UserCreated, UserPasswordSet, UserReplaced,
+    UserCreated, UserErased, UserPasswordSet, UserReplaced,
 };
 use roster_projections::schema::{Checked, ResourceSchemas};
 use roster_projections::{Directory, GroupView, UserView};
@@ -498,15 +498,31 @@ pub fn decide(
         }
         Command::DeleteUser { id, if_match } => {
             let user = visible_user(state, ctx, *id, *if_match)?;
-            remove_from_groups(
-                state,
-                &mut b,
-                Member {
-                    value: *id,
-                    kind: MemberType::User,
-                },
-            );
+            remove_user_from_groups(state, &mut b, *id);
             b.push(ResourceType::User, *id, user.version, Event::UserDeleted);
+            Outcome::Done
+        }
+        Command::EraseUser {
+            id,
+            version,
+            key,
+            in_clear,
+            reference,
+        } => {
+            if ctx.source.is_some() {
+                return Err(DomainError::NotFound(format!("user {id} not found")));
+            }
+            let live = state.user(*id);
+            if live.is_some() {
+                remove_user_from_groups(state, &mut b, *id);
+            }
+            let event = Event::UserErased(UserErased {
+                key: live.and_then(|u| u.data_key).or(*key),
+                in_clear: *in_clear,
+                reference: reference.clone(),
+            });
+            let current = live.map_or(*version, |u| u.version);
+            b.push(ResourceType::User, *id, current, event);
             Outcome::Done
         }
         Command::CreateGroup { resource, members } => {
@@ -750,6 +766,15 @@ fn create_source(
 
 /// Records the removal of `member` from every group that has it, so that memberships never
 /// point at a deleted resource and every affected group's history shows the change.
+/// Records that user `id` leaves every group it is in (it is deleted or erased).
+fn remove_user_from_groups(state: &Directory, b: &mut Builder<'_>, id: ResourceId) {
+    let member = Member {
+        value: id,
+        kind: MemberType::User,
+    };
+    remove_from_groups(state, b, member);
+}
+
 fn remove_from_groups(state: &Directory, b: &mut Builder<'_>, member: Member) {
     let parents: Vec<ResourceId> = state.groups_of(member.value).collect();
     for gid in parents {

@@ -6,6 +6,7 @@ mod admin;
 mod audit;
 mod body;
 mod discovery;
+mod erasure;
 pub mod error;
 mod guard;
 mod linger;
@@ -81,6 +82,8 @@ pub struct Shared {
     pub audit: Arc<crate::audit::Audit>,
     /// Records refused requests and reads of the audit trail.
     pub access: Arc<crate::audit::access::AccessLog>,
+    /// The data keys personal data is sealed with; erasure destroys one.
+    pub keys: Arc<crate::keys::Keyring>,
 }
 
 impl Shared {
@@ -145,6 +148,7 @@ pub fn router(state: AppState) -> Router {
             admin::routes()
                 .merge(providers::routes())
                 .merge(audit::routes())
+                .merge(erasure::routes())
                 .layer(middleware::from_fn_with_state(
                     state.clone(),
                     admin::record_refused,

@@ -12,6 +12,7 @@ mod kafka;
 pub use file::{
     check, frame, repair, CheckReport, Damage, FileLog, FileLogOptions, Repair, SegmentReport,
 };
+pub(crate) use kafka::{client_configs, ensure_topic, TopicSpec};
 pub use kafka::{KafkaLog, KafkaOptions};
 
 use async_trait::async_trait;

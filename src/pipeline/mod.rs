@@ -122,13 +122,13 @@ impl Pipeline {
         log: Arc<dyn EventLog>,
         store: Arc<dyn ProjectionStore>,
         metrics: Option<Arc<Metrics>>,
-        key: roster_events::chain::ChainKey,
+        sealer: crate::keys::seal::RecordSealer,
     ) -> Result<Pipeline, WriteError> {
         let feeds = Arc::new(Feeds::default());
         let (senders, projected): (Vec<_>, Vec<_>) =
             (0..log.partitions()).map(|_| watch::channel(0)).unzip();
         let replayed = projector::replay(&log, store.as_ref(), &feeds, &senders).await?;
-        let mut writers = Writers::new(log.clone(), store.clone(), feeds.clone(), key);
+        let mut writers = Writers::new(log.clone(), store.clone(), feeds.clone(), sealer);
         if let Some(m) = metrics {
             writers = writers.with_metrics(m);
         }

@@ -16,11 +16,12 @@
 
 use super::{Feeds, WriteHealth};
 use crate::domain::{decide, Command, Context, DomainError, Outcome};
+use crate::keys::seal::{assign, RecordSealer};
 use crate::log::{EventLog, LogError};
 use crate::metrics::{Metrics, OutcomeLabels};
 use chrono::Utc;
-use roster_events::chain::{self, ChainKey, Digest, Encoded};
-use roster_events::{ChainHead, Record};
+use roster_events::chain::{self, Digest, Encoded};
+use roster_events::{ChainHead, KeyId, Record};
 use roster_projections::{
     Directory, GroupView, LogEntry, ProjectionStore, StoreError, Undo, UserView,
 };
@@ -193,19 +194,19 @@ pub struct Writers {
     metrics: Option<Arc<Metrics>>,
     health: Arc<WriteHealth>,
     tasks: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
-    key: ChainKey,
+    sealer: RecordSealer,
 }
 
 impl Writers {
-    /// Writers that seal their records with `key`.
+    /// Writers that encode their records with `sealer`.
     pub fn new(
         log: Arc<dyn EventLog>,
         store: Arc<dyn ProjectionStore>,
         feeds: Arc<Feeds>,
-        key: ChainKey,
+        sealer: RecordSealer,
     ) -> Self {
         Writers {
-            key,
+            sealer,
             health: Arc::new(WriteHealth::new(log.partitions())),
             log,
             store,
@@ -264,7 +265,8 @@ impl Writers {
             lost_ids: Default::default(),
             contended: false,
             feed,
-            key: self.key.clone(),
+            sealer: self.sealer.clone(),
+            fresh: Vec::new(),
             log: self.log.clone(),
             store: self.store.clone(),
             metrics: self.metrics.clone(),
@@ -321,8 +323,10 @@ struct DirectoryWriter {
     /// Set when the feed showed another writer's record that lost (to one of ours).
     contended: bool,
     feed: mpsc::UnboundedReceiver<LogEntry>,
-    /// Seals every record this writer decides.
-    key: ChainKey,
+    /// Seals every record this writer decides, and its personal data.
+    sealer: RecordSealer,
+    /// Fresh data keys taken from the keyring and not given to a user yet.
+    fresh: Vec<KeyId>,
     log: Arc<dyn EventLog>,
     store: Arc<dyn ProjectionStore>,
     metrics: Option<Arc<Metrics>>,
@@ -506,6 +510,16 @@ impl DirectoryWriter {
         }
     }
 
+    /// Makes sure a fresh data key is at hand for each of `n` commands (each creates at most
+    /// one user).
+    async fn take_fresh_keys(&mut self, n: usize) -> Result<(), crate::keys::KeyError> {
+        if self.fresh.len() < n {
+            let more = self.sealer.keys().take(n - self.fresh.len()).await?;
+            self.fresh.extend(more);
+        }
+        Ok(())
+    }
+
     /// Decides every job against the decision state, folding the events in with undo.
     fn decide_round(&mut self, jobs: &[Job]) -> Result<Round, &'static str> {
         let now = Utc::now();
@@ -520,7 +534,14 @@ impl DirectoryWriter {
             let decided = tracing::info_span!("command", directory = self.state.name())
                 .in_scope(|| decide(&self.state, &job.cmd, &job.ctx, now));
             match decided {
-                Ok((events, outcome)) if !events.is_empty() => {
+                Ok((mut events, outcome)) if !events.is_empty() => {
+                    let state = &self.state;
+                    let key_of = |id| state.user(id).and_then(|u| u.data_key);
+                    if let Err(why) = assign(&mut events, key_of, &mut self.fresh) {
+                        tracing::error!(why, "personal data left without a data key");
+                        self.revert_round(round.undos);
+                        return Err("internal error while deciding");
+                    }
                     let mut undo = Undo::default();
                     for e in &events {
                         if let Err(err) = self.state.apply_with_undo(e.clone(), &mut undo) {
@@ -544,7 +565,14 @@ impl DirectoryWriter {
                         prev_digest: prev_digest.map(|d| chain::hex(&d)),
                         mac: None,
                     };
-                    let sealed = self.key.seal(record);
+                    let sealed = match self.sealer.seal(record) {
+                        Ok(sealed) => sealed,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "a record could not be sealed");
+                            self.revert_round(round.undos);
+                            return Err("a data key is not available yet; try again");
+                        }
+                    };
                     prev = Some(record_id);
                     prev_digest = Some(sealed.digest);
                     round.records.push(sealed);
@@ -580,6 +608,9 @@ impl DirectoryWriter {
                 return self.fail_all(jobs, &e.to_string());
             }
             self.drain_feed();
+            if let Err(e) = self.take_fresh_keys(jobs.len()).await {
+                return self.fail_all(jobs, &e.to_string());
+            }
             let round = match span.in_scope(|| self.decide_round(&jobs)) {
                 Ok(round) => round,
                 Err(why) => return self.fail_all(jobs, why),

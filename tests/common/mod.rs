@@ -4,6 +4,7 @@
 pub mod broker;
 pub mod remote;
 pub mod session;
+pub mod setups;
 
 use chrono::Utc;
 use roster_events::{Actor, Envelope, Event, Record, ResourceId, ResourceType, UserCreated};
@@ -46,8 +47,82 @@ pub fn record(directory: &str, follows: u64, tag: &str, n: usize) -> Record {
 }
 
 /// A key to seal records with, for pipelines a test starts without a server.
-pub fn test_key() -> roster_events::chain::ChainKey {
-    roster_events::chain::ChainKey::derive(b"a key for tests only")
+pub fn test_key() -> roster::keys::seal::RecordSealer {
+    roster::keys::seal::RecordSealer::new(
+        roster_events::chain::ChainKey::derive(b"a key for tests only"),
+        test_keys(),
+    )
+}
+
+/// The data keys of this test process (in memory, shared by every log a test opens).
+pub fn test_keys() -> std::sync::Arc<roster::keys::Keyring> {
+    static KEYS: std::sync::OnceLock<std::sync::Arc<roster::keys::Keyring>> =
+        std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        let secret =
+            roster::sealing::SecretKey::from_base64("dGVzdCBrZXlzIGZvciBwZXJzb25hbCBkYXRhISEhISE=")
+                .unwrap();
+        std::sync::Arc::new(roster::keys::Keyring::in_memory(secret))
+    })
+    .clone()
+}
+
+/// The data keys of a server's data directory (its key files, its secret.key), read while the
+/// server runs or after it stopped.
+pub async fn data_dir_keys(data_dir: &std::path::Path) -> std::sync::Arc<roster::keys::Keyring> {
+    let secret = roster::sealing::SecretKey::load(None, data_dir).unwrap();
+    let store = std::sync::Arc::new(roster::keys::file::FileKeys::new(data_dir));
+    std::sync::Arc::new(roster::keys::Keyring::open(store, secret).await.unwrap())
+}
+
+/// The data keys of the test processes on a Kafka topic (its `-keys` topic), wrapped under
+/// `secret` ([`REPLICA_KEY`] when None).
+pub async fn topic_keys(
+    brokers: &str,
+    topic: &str,
+    secret: Option<roster::sealing::SecretKey>,
+) -> std::sync::Arc<roster::keys::Keyring> {
+    let secret =
+        secret.unwrap_or_else(|| roster::sealing::SecretKey::from_base64(REPLICA_KEY).unwrap());
+    let options = kafka_options(brokers, topic, 3);
+    let store = std::sync::Arc::new(
+        roster::keys::kafka::KafkaKeys::open(&options)
+            .await
+            .unwrap(),
+    );
+    std::sync::Arc::new(roster::keys::Keyring::open(store, secret).await.unwrap())
+}
+
+/// Every record of a server's file log, read from its segments (while it runs, too), with
+/// personal data opened with the data directory's keys.
+pub async fn opened_records(data_dir: &std::path::Path) -> Vec<Record> {
+    let keys = data_dir_keys(data_dir).await;
+    let mut segments: Vec<_> = std::fs::read_dir(data_dir.join("log"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    segments.sort();
+    let mut out = Vec::new();
+    for segment in segments {
+        let bytes = std::fs::read(segment).unwrap();
+        let mut at = 0;
+        while at + 8 <= bytes.len() {
+            let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+            let record: Record = serde_json::from_slice(&bytes[at + 8..at + 8 + len]).unwrap();
+            let opened = record.open_personal(&|id| keys.state(id)).unwrap();
+            out.push(opened.unwrap_or(record));
+            at += 8 + len;
+        }
+    }
+    out
+}
+
+/// `log` with personal data opened with [`test_keys`], as the server reads it.
+pub fn opening(
+    log: std::sync::Arc<dyn roster::log::EventLog>,
+) -> std::sync::Arc<dyn roster::log::EventLog> {
+    roster::keys::opening::OpeningLog::wrap(log, test_keys())
 }
 
 use roster::app::Application;
@@ -76,6 +151,8 @@ pub fn settings(data: &std::path::Path) -> Settings {
 /// Settings for a server on a Kafka topic, with a short produce timeout.
 pub fn kafka_settings(data: &std::path::Path, brokers: &str, topic: &str) -> Settings {
     Settings {
+        // Every process on one log shares the secret key (docs/operations.md).
+        secret_key: Some(roster::auth::Secret::new(REPLICA_KEY)),
         log: roster::config::LogBackend::Kafka,
         kafka_brokers: brokers.to_owned(),
         kafka_topic: topic.to_owned(),
@@ -118,6 +195,18 @@ impl TestApp {
     /// tokens (`tokens()` before it stopped).
     pub async fn restart(data: tempfile::TempDir, tokens: (String, String)) -> TestApp {
         let app = Application::build(settings(data.path())).await.unwrap();
+        assert!(app.first_start.is_none(), "a restart is not a first start");
+        Self::serve(app, data, tokens)
+    }
+
+    /// A server started again with `settings` on the data directory a stopped one gave
+    /// back, with that one's tokens.
+    pub async fn restart_with(
+        settings: Settings,
+        data: tempfile::TempDir,
+        tokens: (String, String),
+    ) -> TestApp {
+        let app = Application::build(settings).await.unwrap();
         assert!(app.first_start.is_none(), "a restart is not a first start");
         Self::serve(app, data, tokens)
     }
@@ -259,6 +348,8 @@ pub fn mock_cluster(
     let mock = rdkafka::mocking::MockCluster::new(1).unwrap();
     let topic = unique_topic();
     mock.create_topic(&topic, partitions, 1).unwrap();
+    // The mock has no admin API: the data-key topic beside it is made here (ADR 0014).
+    mock.create_topic(&format!("{topic}-keys"), 1, 1).unwrap();
     (mock, topic)
 }
 
@@ -328,13 +419,11 @@ pub fn pg_settings(data: &std::path::Path, url: &str) -> Settings {
 
 /// Kafka settings with a secret key every process of a test shares, as replicas must.
 pub fn replica_settings(data: &std::path::Path, brokers: &str, topic: &str) -> Settings {
-    Settings {
-        secret_key: Some(roster::auth::Secret::new(
-            "c2hhcmVkIGJ5IGV2ZXJ5IHJlcGxpY2Egb2YgbG9nISE=",
-        )),
-        ..kafka_settings(data, brokers, topic)
-    }
+    kafka_settings(data, brokers, topic)
 }
+
+/// The secret key every test process on one Kafka topic shares.
+pub const REPLICA_KEY: &str = "c2hhcmVkIGJ5IGV2ZXJ5IHJlcGxpY2Egb2YgbG9nISE=";
 
 /// Every directory's views in canonical JSON, through the store trait.
 pub async fn canonical(store: &dyn roster_projections::ProjectionStore) -> Vec<u8> {
@@ -356,6 +445,7 @@ pub async fn assert_pg_views_equal_a_replay(data_dir: &std::path::Path, url: &st
     let log: std::sync::Arc<dyn roster::log::EventLog> = std::sync::Arc::new(
         roster::log::FileLog::open(data_dir.join("log"), Default::default()).unwrap(),
     );
+    let log = roster::keys::opening::OpeningLog::wrap(log, data_dir_keys(data_dir).await);
     let replay = std::sync::Arc::new(roster_projections::MemoryStore::new());
     roster::pipeline::Pipeline::start(log, replay.clone(), None, test_key())
         .await

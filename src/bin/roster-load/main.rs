@@ -476,9 +476,9 @@ async fn main() -> anyhow::Result<()> {
             let log: Arc<dyn EventLog> =
                 Arc::new(FileLog::open(dir.join("log"), FileLogOptions::default())?);
             let store: Arc<dyn ProjectionStore> = Arc::new(MemoryStore::new());
-            // Sealed with the key of the data directory the server will run on.
-            let key = roster::sealing::SecretKey::load(None, &dir)?.chain_key();
-            let mut pipeline = Pipeline::start(log, store.clone(), None, key).await?;
+            // Sealed with the keys of the data directory the server will run on.
+            let (log, sealer) = sealed(&dir, log).await?;
+            let mut pipeline = Pipeline::start(log, store.clone(), None, sealer).await?;
             let stopper = pipeline.stopper();
             let w = pipeline.writers.get("default").await?;
             if store.directories().await?.is_empty() {
@@ -616,8 +616,8 @@ async fn main() -> anyhow::Result<()> {
                         }
                     };
                     store = Some(s.clone());
-                    let key = roster::sealing::SecretKey::load(None, &dir)?.chain_key();
-                    Pipeline::start(log.clone(), s, None, key).await?.replayed
+                    let (log, sealer) = sealed(&dir, log.clone()).await?;
+                    Pipeline::start(log, s, None, sealer).await?.replayed
                 }
             };
             let elapsed = started.elapsed();
@@ -659,4 +659,20 @@ fn checked_group(v: Value) -> roster_projections::schema::Checked {
     schemas
         .check(v.as_object().cloned().unwrap_or_default())
         .expect("a seeded group is valid")
+}
+
+/// `log` read with personal data opened, and how records are sealed: with the secret key and
+/// the data keys of the data directory `dir`, as the server running on it does.
+async fn sealed(
+    dir: &std::path::Path,
+    log: Arc<dyn EventLog>,
+) -> anyhow::Result<(Arc<dyn EventLog>, roster::keys::seal::RecordSealer)> {
+    let secret = roster::sealing::SecretKey::load(None, dir)?;
+    let store = Arc::new(roster::keys::file::FileKeys::new(dir));
+    let keys = Arc::new(roster::keys::Keyring::open(store, secret.clone()).await?);
+    let log = roster::keys::opening::OpeningLog::wrap(log, keys.clone());
+    Ok((
+        log,
+        roster::keys::seal::RecordSealer::new(secret.chain_key(), keys),
+    ))
 }

@@ -12,9 +12,10 @@
 //! connection (writers answer 503 at once while no broker is reachable), and the mapping of
 //! delivery outcomes to `Unavailable` (nothing written) or `Unknown` (maybe written).
 
+mod topic;
+
 use super::{EventLog, LogError};
 use async_trait::async_trait;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
@@ -30,6 +31,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
+pub(crate) use topic::{ensure as ensure_topic, TopicSpec};
 
 /// How long a read waits for a first message after positioning a consumer (the broker's first
 /// answer takes a round trip or more).
@@ -202,6 +204,32 @@ fn unavailable(context: &str, e: impl std::fmt::Display) -> LogError {
     LogError::Unavailable(format!("{context}: {e}"))
 }
 
+/// The configuration of every client Roster makes (`client_id`, the brokers, the operators'
+/// properties on top of Roster's defaults, so they can tune them), and of its producers
+/// (idempotent, `acks=all`, the message timeout).
+pub(crate) fn client_configs(
+    options: &KafkaOptions,
+    client_id: &str,
+) -> (ClientConfig, ClientConfig) {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &options.brokers)
+        .set("client.id", client_id)
+        .set_log_level(RDKafkaLogLevel::Warning);
+    config.extend(options.properties.clone());
+    let mut producer = config.clone();
+    producer
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "1")
+        .set(
+            "message.timeout.ms",
+            options.message_timeout.as_millis().to_string(),
+        );
+    producer.extend(options.properties.clone());
+    (config, producer)
+}
+
 impl KafkaLog {
     /// Connects to the brokers, creating the topic if it is missing and allowed, and checks
     /// its partition count. While no broker answers it logs why and keeps trying: a Roster
@@ -215,35 +243,37 @@ impl KafkaLog {
                 "kafka partitions must be at least 1".into(),
             ));
         }
-        let mut config = ClientConfig::new();
-        config
-            .set("bootstrap.servers", &options.brokers)
-            .set("client.id", "roster")
-            .set_log_level(RDKafkaLogLevel::Warning);
+        let (config, mut producer_config) = client_configs(&options, "roster");
         let context = KafkaContext {
             healthy: Arc::new(AtomicBool::new(true)),
             gates_health: true,
             eof: Arc::default(),
         };
-        // Operators' properties go on top of Roster's defaults, so they can tune them.
-        config.extend(options.properties.clone());
-        let mut producer_config = config.clone();
-        producer_config
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "1")
-            .set("batch.num.messages", "10000")
-            .set(
-                "message.timeout.ms",
-                options.message_timeout.as_millis().to_string(),
-            );
+        producer_config.set("batch.num.messages", "10000");
         producer_config.extend(options.properties.clone());
         let producer: FutureProducer<KafkaContext> = producer_config
             .clone()
             .create_with_context(context.clone())
             .map_err(|e| unavailable("configuring the Kafka producer", e))?;
 
-        let partitions = connect(&producer, &config, &options).await?;
+        let mismatch = format!(
+            ": directories are placed by the partition count, so it must match the topic \
+             (set kafka_partitions to the topic's count; Roster is configured for {})",
+            options.partitions
+        );
+        let spec = topic::TopicSpec {
+            name: &options.topic,
+            what: "the event topic",
+            brokers: &options.brokers,
+            partitions: options.partitions,
+            replication: options.replication,
+            create: options.create_topic,
+            // The topic is the system of record: keep every record forever.
+            configs: &[("retention.ms", "-1")],
+            advice: "infinite retention (retention.ms=-1)",
+            mismatch_advice: &mismatch,
+        };
+        let partitions = topic::ensure(&producer, &config, &spec).await?;
         // The brokers answered: whatever the client reported while they were away is over.
         context.healthy.store(true, Ordering::SeqCst);
         let ends = (0..partitions).map(|_| watch::channel(0).0).collect();
@@ -447,110 +477,6 @@ impl Side {
             });
         }
     }
-}
-
-/// Waits for the brokers, then makes sure the topic exists with the configured partition
-/// count. Returns the partition count.
-async fn connect(
-    producer: &FutureProducer<KafkaContext>,
-    config: &ClientConfig,
-    options: &KafkaOptions,
-) -> Result<u32, LogError> {
-    let mut delay = Duration::from_millis(250);
-    let mut created = false;
-    loop {
-        let p = producer.clone();
-        let topic = options.topic.clone();
-        let metadata = tokio::task::spawn_blocking(move || {
-            p.client()
-                .fetch_metadata(Some(&topic), Duration::from_secs(5))
-                .map(|m| {
-                    m.topics()
-                        .iter()
-                        .find(|t| t.name() == topic)
-                        .map(|t| (t.error(), t.partitions().len() as u32))
-                })
-        })
-        .await
-        .map_err(|e| unavailable("asking Kafka for metadata", e))?;
-        match metadata {
-            Err(e) => {
-                tracing::warn!(
-                    brokers = %options.brokers,
-                    error = %e,
-                    retry_in_ms = delay.as_millis() as u64,
-                    "cannot reach the Kafka brokers; retrying"
-                );
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(10));
-            }
-            Ok(Some((None, n))) if n > 0 => {
-                if n != options.partitions {
-                    return Err(LogError::Unavailable(format!(
-                        "topic {} has {n} partitions but Roster is configured for {}: directories \
-                         are placed by the partition count, so it must match the topic \
-                         (set kafka_partitions = {n})",
-                        options.topic, options.partitions
-                    )));
-                }
-                return Ok(n);
-            }
-            Ok(_) if created => {
-                // Created, but not yet in the metadata.
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Ok(_) => {
-                if !options.create_topic {
-                    return Err(LogError::Unavailable(format!(
-                        "topic {} does not exist and topic creation is off: create it with {} \
-                         partitions and infinite retention",
-                        options.topic, options.partitions
-                    )));
-                }
-                create_topic(config, options).await?;
-                created = true;
-                tracing::info!(
-                    topic = %options.topic,
-                    partitions = options.partitions,
-                    "created the event topic"
-                );
-            }
-        }
-    }
-}
-
-async fn create_topic(config: &ClientConfig, options: &KafkaOptions) -> Result<(), LogError> {
-    let admin: AdminClient<rdkafka::client::DefaultClientContext> = config
-        .create()
-        .map_err(|e| unavailable("configuring the Kafka admin client", e))?;
-    let refused = |e: &dyn std::fmt::Display| {
-        LogError::Unavailable(format!(
-            "creating topic {} failed ({e}); create it yourself with {} partitions and \
-             infinite retention (retention.ms=-1), or grant Roster CreateTopics",
-            options.topic, options.partitions
-        ))
-    };
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    let partitions = i32::try_from(options.partitions).map_err(|e| refused(&e))?;
-    // The topic is the system of record: keep every record forever.
-    let topic = NewTopic::new(
-        &options.topic,
-        partitions,
-        TopicReplication::Fixed(options.replication),
-    )
-    .set("retention.ms", "-1");
-    let results = admin
-        .create_topics([&topic], &opts)
-        .await
-        .map_err(|e| refused(&e))?;
-    for r in results {
-        match r {
-            Ok(_) => {}
-            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((_, code)) => return Err(refused(&code)),
-        }
-    }
-    Ok(())
 }
 
 /// Whether a failed delivery certainly wrote nothing (the broker refused the message itself).
