@@ -10,7 +10,7 @@
 use crate::auth::Secret;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng};
+use chacha20poly1305::aead::{Aead, KeyInit, OsRng};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use roster_events::chain::ChainKey;
 use roster_events::Sealed;
@@ -84,7 +84,9 @@ impl SecretKey {
 
     /// Seals `plain`.
     pub fn seal(&self, plain: &str) -> Sealed {
-        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let mut nonce = [0; NONCE];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut nonce);
+        let nonce = XNonce::from(nonce);
         // Encryption with a valid key and nonce only fails for inputs over 256 GiB.
         let ct = self
             .0

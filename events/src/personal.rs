@@ -16,7 +16,8 @@ use crate::record::Record;
 use crate::types::Event;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use rand::RngCore;
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -56,9 +57,11 @@ impl fmt::Display for KeyId {
 pub struct DataKey([u8; 32]);
 
 impl DataKey {
-    /// A fresh random key.
+    /// A fresh random key (from the thread's CSPRNG, seeded by the operating system).
     pub fn generate() -> DataKey {
-        DataKey(XChaCha20Poly1305::generate_key(&mut OsRng).into())
+        let mut key = [0; 32];
+        rand::rng().fill_bytes(&mut key);
+        DataKey(key)
     }
 
     pub fn from_bytes(bytes: [u8; 32]) -> DataKey {
@@ -125,7 +128,9 @@ impl SealedValue {
     }
 
     fn seal(key_id: KeyId, key: &DataKey, plain: &[u8]) -> SealedValue {
-        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let mut nonce = [0; NONCE];
+        rand::rng().fill_bytes(&mut nonce);
+        let nonce = XNonce::from(nonce);
         let aad = key_id.0.as_bytes();
         // Encryption with a valid key and nonce only fails for inputs over 256 GiB.
         let ct = key
@@ -365,16 +370,39 @@ impl Record {
         &self,
         keys: &dyn Fn(KeyId) -> KeyState,
     ) -> Result<Option<Record>, PersonalError> {
-        let pick = |slot: Slot<'_>| match slot {
+        if !self.to_open(keys) {
+            return Ok(None);
+        }
+        let mut out = self.clone();
+        out.open_personal_in_place(keys)?;
+        Ok(Some(out))
+    }
+
+    /// Whether [`Record::open_personal`] would change this record.
+    pub fn to_open(&self, keys: &dyn Fn(KeyId) -> KeyState) -> bool {
+        self.holds(&|slot: Slot<'_>| match slot {
             Slot::DocumentRef(p) => p.to_open(keys),
             Slot::TextRef(p) => p.to_open(keys),
             _ => false,
-        };
-        self.transform(&pick, keys, |slot, keys| match slot {
-            Slot::Document(p) => p.open(keys),
-            Slot::Text(p) => p.open(keys),
-            _ => Ok(()),
         })
+    }
+
+    /// Opens this record's personal data where it is (see [`Record::open_personal`]). On
+    /// failure, the values before the one that failed are open, the rest as they were.
+    ///
+    /// Fails as `open_personal` does.
+    pub fn open_personal_in_place(
+        &mut self,
+        keys: &dyn Fn(KeyId) -> KeyState,
+    ) -> Result<(), PersonalError> {
+        for e in &mut self.events {
+            match e.event.personal() {
+                Some(Slot::Document(p)) => p.open(keys)?,
+                Some(Slot::Text(p)) => p.open(keys)?,
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// This record with its open personal data sealed under the keys it names; None when it

@@ -221,6 +221,7 @@ mod tests {
         let ring = Keyring::open(Arc::new(FileKeys::new(data.path())), secret.clone())
             .await
             .unwrap();
+        let ring = Arc::new(ring);
         let ids = ring.take(3).await.unwrap();
         let KeyState::Key(kept) = ring.state(ids[0]) else {
             panic!("a fresh key is known")

@@ -20,12 +20,13 @@ use base64::Engine;
 use roster_events::personal::{DataKey, KeyState};
 use roster_events::{KeyId, Sealed};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::Notify;
 
 /// How many fresh keys are made durable at once.
-const POOL_BATCH: usize = 1024;
+const POOL_BATCH: usize = 4096;
 /// How long a reader waits for a key that a shared store has not handed over yet.
 const KEY_WAIT: Duration = Duration::from_secs(15);
 
@@ -146,6 +147,8 @@ pub struct Keyring {
     pool: Mutex<Vec<KeyId>>,
     /// Held while a batch of fresh keys is made durable.
     refill: tokio::sync::Mutex<()>,
+    /// Whether a background refill is under way.
+    refilling: AtomicBool,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -168,6 +171,7 @@ impl Keyring {
             known,
             pool: Mutex::default(),
             refill: tokio::sync::Mutex::new(()),
+            refilling: AtomicBool::new(false),
         })
     }
 
@@ -197,42 +201,68 @@ impl Keyring {
         }
     }
 
-    /// `n` fresh keys, each for one new person, making a batch durable when the pool runs
-    /// short.
+    /// `n` fresh keys, each for one new person. The pool is refilled in the background once
+    /// it is half empty, so a writer waits for the store only when it takes keys faster than
+    /// a batch is made durable (and once, for the first batch).
     ///
     /// Fails when the store cannot take new keys.
-    pub async fn take(&self, n: usize) -> Result<Vec<KeyId>, KeyError> {
+    pub async fn take(self: &Arc<Self>, n: usize) -> Result<Vec<KeyId>, KeyError> {
         loop {
             {
                 let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
                 if pool.len() >= n {
                     let at = pool.len() - n;
-                    return Ok(pool.split_off(at));
+                    let taken = pool.split_off(at);
+                    if pool.len() < POOL_BATCH / 2 {
+                        self.refill_in_background();
+                    }
+                    return Ok(taken);
                 }
             }
-            let _one = self.refill.lock().await;
-            if self.pool.lock().unwrap_or_else(|p| p.into_inner()).len() >= n {
-                continue;
-            }
-            let fresh: Vec<(KeyId, DataKey)> = (0..POOL_BATCH.max(n))
-                .map(|_| (KeyId::new(), DataKey::generate()))
-                .collect();
-            let wrapped: Vec<(KeyId, Sealed)> = fresh
-                .iter()
-                .map(|(id, k)| (*id, wrap(&self.known.secret, k)))
-                .collect();
-            self.store.create(&wrapped).await?;
-            {
-                let mut keys = self.known.keys.write().unwrap_or_else(|p| p.into_inner());
-                for (id, k) in &fresh {
-                    keys.insert(*id, Some(k.clone()));
-                }
-            }
-            self.pool
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .extend(fresh.into_iter().map(|(id, _)| id));
+            self.refill(n).await?;
         }
+    }
+
+    fn refill_in_background(self: &Arc<Self>) {
+        if self.refilling.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let ring = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = ring.refill(POOL_BATCH / 2).await {
+                // The next writer that runs short tries again, and answers 503 if it fails.
+                tracing::warn!(error = %e, "could not make fresh data keys durable");
+            }
+            ring.refilling.store(false, Ordering::Release);
+        });
+    }
+
+    /// Makes a batch of fresh keys durable unless the pool holds `at_least` already.
+    async fn refill(&self, at_least: usize) -> Result<(), KeyError> {
+        let _one = self.refill.lock().await;
+        if self.pool.lock().unwrap_or_else(|p| p.into_inner()).len() >= at_least {
+            return Ok(());
+        }
+        let fresh: Vec<(KeyId, DataKey)> = (0..POOL_BATCH.max(at_least))
+            .map(|_| (KeyId::new(), DataKey::generate()))
+            .collect();
+        let wrapped: Vec<(KeyId, Sealed)> = fresh
+            .iter()
+            .map(|(id, k)| (*id, wrap(&self.known.secret, k)))
+            .collect();
+        self.store.create(&wrapped).await?;
+        {
+            let mut keys = self.known.keys.write().unwrap_or_else(|p| p.into_inner());
+            for (id, k) in &fresh {
+                keys.insert(*id, Some(k.clone()));
+            }
+        }
+        // Fresh keys go under the ones left, which are taken first.
+        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        let left = std::mem::take(&mut *pool);
+        pool.extend(fresh.into_iter().map(|(id, _)| id));
+        pool.extend(left);
+        Ok(())
     }
 
     /// Destroys `id` in the store and in this process.
@@ -286,6 +316,7 @@ impl Keyring {
             known: Arc::new(Known::new(secret)),
             pool: Mutex::default(),
             refill: tokio::sync::Mutex::new(()),
+            refilling: AtomicBool::new(false),
         }
     }
 }

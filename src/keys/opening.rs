@@ -29,12 +29,13 @@ impl OpeningLog {
         for e in &mut entries {
             loop {
                 let keys = |id| self.keys.state(id);
-                match e.record.open_personal(&keys) {
-                    Ok(None) => break,
-                    Ok(Some(opened)) => {
-                        e.record = Arc::new(opened);
-                        break;
-                    }
+                if !e.record.to_open(&keys) {
+                    break;
+                }
+                // Opened where it is when this read holds the only handle on it (a record
+                // just decoded), in a copy otherwise (one this process kept in memory).
+                match Arc::make_mut(&mut e.record).open_personal_in_place(&keys) {
+                    Ok(()) => break,
                     Err(PersonalError::UnknownKey(id)) => {
                         // A key another process created arrives through a shared store.
                         match self.keys.state_waiting(id).await {

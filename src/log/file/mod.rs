@@ -20,7 +20,7 @@ pub use scan::{frame, Damage, MAX_RECORD_BYTES};
 use super::{EventLog, LogError};
 use async_trait::async_trait;
 use fs2::FileExt;
-use known::KnownDigests;
+use known::KnownRecords;
 use roster_events::chain::{Digest, Encoded};
 use roster_events::Record;
 use roster_projections::LogEntry;
@@ -82,8 +82,8 @@ pub struct FileLog {
     end: watch::Receiver<u64>,
     /// Held open for the exclusive lock on the directory; dropped by `close`.
     lock: Mutex<Option<File>>,
-    /// The digests of the records appended lately.
-    known: Arc<Mutex<KnownDigests>>,
+    /// The records appended lately, with their digests.
+    known: Arc<Mutex<KnownRecords>>,
 }
 
 /// Takes the exclusive lock on the log folder, which keeps a second process out.
@@ -311,14 +311,14 @@ fn locate(shared: &Mutex<Shared>, from: u64) -> Option<(PathBuf, Mark, Vec<u64>)
     Some((shared.dir.clone(), mark, later))
 }
 
-/// Reads and decodes up to `max` records from `from`, taking the digests of records in
-/// `known` from there.
+/// Reads and decodes up to `max` records from `from`, taking the records in `known` (and
+/// their digests) from there.
 fn read_blocking(
     shared: &Mutex<Shared>,
     from: u64,
     max: usize,
     end: u64,
-    known: Option<&Mutex<KnownDigests>>,
+    known: Option<&Mutex<KnownRecords>>,
 ) -> Result<Vec<LogEntry>, LogError> {
     let mut raw: Vec<(u64, Vec<u8>)> = Vec::new();
     if from >= end || max == 0 {
@@ -358,43 +358,54 @@ fn read_blocking(
         }
         break;
     }
-    let digests: Vec<Option<Digest>> = match known {
+    let known: Vec<Option<(Arc<Record>, Digest)>> = match known {
         Some(known) => {
             let known = known.lock().unwrap_or_else(|p| p.into_inner());
             raw.iter().map(|(p, _)| known.get(*p)).collect()
         }
         None => vec![None; raw.len()],
     };
-    decode(&raw, &digests)
+    decode(&raw, known)
 }
 
-/// Decodes frames into entries (`digests`: those already known, in the same order).
+/// Decodes frames into entries (`known`: the records already known, in the same order).
 /// Decoding JSON is most of the cost of reading (and of replay at start-up), so a large batch
 /// is split over two threads.
-fn decode(raw: &[(u64, Vec<u8>)], digests: &[Option<Digest>]) -> Result<Vec<LogEntry>, LogError> {
-    let one =
-        |chunk: &[(u64, Vec<u8>)], digests: &[Option<Digest>]| -> Result<Vec<LogEntry>, LogError> {
-            chunk
-                .iter()
-                .zip(digests)
-                .map(|((position, bytes), digest)| {
-                    let record: Record = serde_json::from_slice(bytes).map_err(|e| {
-                        LogError::Corrupt(format!("record {position} does not decode: {e}"))
-                    })?;
-                    Ok(LogEntry {
-                        partition: 0,
-                        position: *position,
-                        record: Arc::new(record),
-                        digest: digest.unwrap_or_else(|| roster_events::chain::body_digest(bytes)),
-                    })
+fn decode(
+    raw: &[(u64, Vec<u8>)],
+    mut known: Vec<Option<(Arc<Record>, Digest)>>,
+) -> Result<Vec<LogEntry>, LogError> {
+    let one = |chunk: &[(u64, Vec<u8>)],
+               known: &mut [Option<(Arc<Record>, Digest)>]|
+     -> Result<Vec<LogEntry>, LogError> {
+        chunk
+            .iter()
+            .zip(known)
+            .map(|((position, bytes), known)| {
+                let (record, digest) = match known.take() {
+                    Some(k) => k,
+                    None => {
+                        let record: Record = serde_json::from_slice(bytes).map_err(|e| {
+                            LogError::Corrupt(format!("record {position} does not decode: {e}"))
+                        })?;
+                        (Arc::new(record), roster_events::chain::body_digest(bytes))
+                    }
+                };
+                Ok(LogEntry {
+                    partition: 0,
+                    position: *position,
+                    record,
+                    digest,
                 })
-                .collect()
-        };
+            })
+            .collect()
+    };
     if raw.len() < 512 {
-        return one(raw, digests);
+        return one(raw, &mut known);
     }
     let half = raw.len() / 2;
-    let ((a, b), (da, db)) = (raw.split_at(half), digests.split_at(half));
+    let (a, b) = raw.split_at(half);
+    let (da, db) = known.split_at_mut(half);
     let (first, second) = std::thread::scope(|s| {
         let second = s.spawn(|| one(b, db));
         (one(a, da), second.join())
@@ -430,7 +441,7 @@ impl EventLog for FileLog {
         self.known
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remember(first, records.iter().map(|r| r.digest));
+            .remember(first, records.iter().map(|r| (r.record.clone(), r.digest)));
         Ok((first..first + n).collect())
     }
 
@@ -478,19 +489,19 @@ impl EventLog for FileLog {
 }
 
 impl FileLog {
-    /// Reads from the segment files (off the async workers: it blocks), taking the digests of
-    /// records this process appended from memory when `known_digests`.
+    /// Reads from the segment files (off the async workers: it blocks), taking the records
+    /// this process appended (and their digests) from memory when `known_records`.
     ///
     /// Fails as [`EventLog::read`] does.
     async fn read_from_files(
         &self,
         from: u64,
         max: usize,
-        known_digests: bool,
+        known_records: bool,
     ) -> Result<Vec<LogEntry>, LogError> {
         let end = *self.end.borrow();
         let shared = self.shared.clone();
-        let known = known_digests.then(|| self.known.clone());
+        let known = known_records.then(|| self.known.clone());
         tokio::task::spawn_blocking(move || {
             read_blocking(&shared, from, max, end, known.as_deref())
         })
