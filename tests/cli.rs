@@ -565,3 +565,44 @@ async fn the_audit_trail_is_searched_followed_and_exported_from_the_command_line
         "{line}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_is_erased_from_the_command_line_and_a_repeat_says_so() {
+    let app = TestApp::spawn().await;
+    let (_, user) = app
+        .create_user("default", &app.scim_token, "frida@example.com")
+        .await;
+    let id = user["id"].as_str().unwrap().to_owned();
+
+    let (ok, out, err) = run(&app, &["erase", &id, "--reference", "DSAR-7"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(&format!(
+            "erased the personal data of user {id} in directory default"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("data key") && out.contains("destroyed"),
+        "{out}"
+    );
+    let (s, _) = app
+        .get(
+            &format!("{}/Users/{id}", app.scim("default")),
+            &app.scim_token,
+        )
+        .await;
+    assert_eq!(s, 404);
+
+    let (ok, out, err) = run(&app, &["erase", &id, "--output", "json"]);
+    assert!(ok, "{err}");
+    let done: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(done["recorded"], false, "{out}");
+
+    let (ok, _, err) = run(&app, &["erase", &uuid::Uuid::now_v7().to_string()]);
+    assert!(!ok);
+    assert!(err.contains("404") || err.contains("no user"), "{err}");
+    let (ok, _, err) = run(&app, &["erase", "not-an-id"]);
+    assert!(!ok);
+    assert!(err.contains("USER_ID"), "{err}");
+}
