@@ -610,20 +610,7 @@ async fn a_rebuild_folds_the_same_audit_trail_and_cursors_go_on_across_it(setup:
     let (history_before, _) = audit(&app, &history).await;
     let (first_page, link) = audit(&app, &format!("/events?filter={}&limit=4", identities())).await;
 
-    let rebuild = format!("{}/admin/v1/rebuild", app.root);
-    let (s, started) = app.post(&rebuild, &app.admin_token, json!({})).await;
-    assert_eq!(s, 202, "{started}");
-    for _ in 0..600 {
-        let (_, state) = app.get(&rebuild, &app.admin_token).await;
-        match state["state"].as_str().unwrap() {
-            "running" => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
-            "done" => {
-                assert_eq!(state["generation"], 2, "{state}");
-                break;
-            }
-            other => panic!("rebuild {other}: {state}"),
-        }
-    }
+    assert_eq!(common::setups::rebuild(&app).await, 2);
 
     let (after, _) = audit(&app, &all).await;
     assert_eq!(after["events"], before["events"]);

@@ -270,17 +270,12 @@ impl Keyring {
     /// Fails when the store could not record it.
     pub async fn destroy(&self, id: KeyId) -> Result<(), KeyError> {
         self.store.destroy(id).await?;
-        self.forget(id);
-        Ok(())
-    }
-
-    /// Forgets `id` in this process (another process destroyed it).
-    pub fn forget(&self, id: KeyId) {
         self.known
             .keys
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(id, None);
+        Ok(())
     }
 
     pub async fn close(&self) {

@@ -14,6 +14,9 @@ pub enum Setup {
     Postgres,
     /// A Kafka-protocol broker (tansu), the audit projection in PostgreSQL.
     KafkaPostgres,
+    /// A Kafka-protocol broker (tansu), the views and the audit index in each process's
+    /// memory (not part of [`on_every_setup`]).
+    KafkaMemory,
 }
 
 /// Where the servers of one test keep their state: one database and one topic that every
@@ -27,7 +30,7 @@ pub struct Shared {
 impl Shared {
     pub async fn new(setup: Setup) -> Shared {
         let database = match setup {
-            Setup::Memory => String::new(),
+            Setup::Memory | Setup::KafkaMemory => String::new(),
             Setup::Postgres | Setup::KafkaPostgres => super::fresh_database().await,
         };
         Shared {
@@ -41,6 +44,9 @@ impl Shared {
     pub fn settings(&self, data: &std::path::Path) -> roster::config::Settings {
         match self.setup {
             Setup::Memory => super::settings(data),
+            Setup::KafkaMemory => {
+                super::replica_settings(data, &super::tansu_brokers(), &self.topic)
+            }
             Setup::Postgres => super::pg_settings(data, &self.database),
             Setup::KafkaPostgres => {
                 let pg = super::pg_settings(data, &self.database);
@@ -123,3 +129,22 @@ pub fn events_of(body: &Value) -> &Vec<Value> {
 
 #[allow(unused_imports)]
 pub(crate) use on_every_setup;
+
+/// Runs `roster rebuild` through the admin API and waits (up to 30 s) until it is done;
+/// returns the generation it swapped to.
+pub async fn rebuild(app: &TestApp) -> u64 {
+    let url = format!("{}/admin/v1/rebuild", app.root);
+    let (s, started) = app
+        .post(&url, &app.admin_token, serde_json::json!({}))
+        .await;
+    assert_eq!(s, 202, "{started}");
+    for _ in 0..600 {
+        let (_, state) = app.get(&url, &app.admin_token).await;
+        match state["state"].as_str().unwrap() {
+            "running" => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            "done" => return state["generation"].as_u64().unwrap(),
+            other => panic!("rebuild {other}: {state}"),
+        }
+    }
+    panic!("the rebuild did not end in 30 s");
+}
