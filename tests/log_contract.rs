@@ -76,6 +76,35 @@ async fn reads_start_anywhere_and_respect_max(log: &dyn EventLog) {
     assert_eq!(read_n(log, p, start + 10, 1).await[0].position, start + 10);
 }
 
+/// Headers read without the events are the records' own, with the same digests, for
+/// sealed records (the writer's shape) and records as `append` encodes them.
+async fn headers_are_the_records_headers_with_their_digests(log: &dyn EventLog) {
+    let p = log.partition("h");
+    let start = *log.end(p).borrow();
+    let key = roster_events::chain::ChainKey::derive(b"a key for the header contract");
+    let mut sealed = record("h", 1, "sealed", 2);
+    sealed.prev_digest = Some("0f".repeat(32));
+    log.append(vec![record("h", 0, "plain", 1)]).await.unwrap();
+    log.append_encoded(vec![key.seal(sealed)]).await.unwrap();
+    let full = read_n(log, p, start, 2).await;
+    let mut headers = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while headers.len() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "headers did not arrive"
+        );
+        let from = start + headers.len() as u64;
+        headers.extend(log.read_headers(p, from, 2 - headers.len()).await.unwrap());
+    }
+    for (e, h) in full.iter().zip(&headers) {
+        assert_eq!(h.position, e.position);
+        assert_eq!(h.header, e.record.header());
+        assert_eq!(h.digest, e.digest);
+    }
+    assert!(headers[1].header.mac.is_some());
+}
+
 async fn followers_wake_when_records_arrive(log: Arc<dyn EventLog>) {
     let p = log.partition("d");
     let mut end = log.end(p);
@@ -151,6 +180,7 @@ async fn directories_live_in_the_partition_of_their_hash(log: &dyn EventLog) {
 async fn run_contract(log: Arc<dyn EventLog>) {
     appends_get_dense_positions_in_order(log.as_ref()).await;
     reads_start_anywhere_and_respect_max(log.as_ref()).await;
+    headers_are_the_records_headers_with_their_digests(log.as_ref()).await;
     followers_wake_when_records_arrive(log.clone()).await;
     concurrent_appends_all_land_once(log.clone()).await;
     directories_live_in_the_partition_of_their_hash(log.as_ref()).await;

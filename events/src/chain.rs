@@ -80,13 +80,25 @@ impl Encoded {
     }
 }
 
-fn unhex(text: &[u8]) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
+fn nibble(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// The 32 bytes that 64 hex digits spell, if `text` is that.
+pub fn unhex32(text: &[u8]) -> Option<[u8; 32]> {
+    if text.len() != 64 {
         return None;
     }
-    text.chunks(2)
-        .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok())
-        .collect()
+    let mut out = [0; 32];
+    for (o, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
+        *o = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+    }
+    Some(out)
 }
 
 /// What a record's seal says.
@@ -158,7 +170,7 @@ impl ChainKey {
         let Some(seal) = stored_seal else {
             return Seal::Missing;
         };
-        let Some(tag) = unhex(seal.as_bytes()) else {
+        let Some(tag) = unhex32(seal.as_bytes()) else {
             return Seal::Broken;
         };
         let mut m = self.keyed.clone();
@@ -224,7 +236,11 @@ mod tests {
     #[test]
     fn hex_is_lower_case_two_digits_a_byte() {
         assert_eq!(hex(&[0, 9, 10, 255, 0xab]), "00090affab");
-        assert_eq!(unhex(hex(&[1, 2, 254]).as_bytes()), Some(vec![1, 2, 254]));
+        let d: Digest = std::array::from_fn(|i| (i * 7) as u8);
+        assert_eq!(unhex32(hex(&d).as_bytes()), Some(d));
+        assert_eq!(unhex32(hex(&d).to_uppercase().as_bytes()), Some(d));
+        assert_eq!(unhex32(b"0a"), None);
+        assert_eq!(unhex32(&[b'g'; 64]), None);
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub use provider::{
     ProviderAuth, ProviderConfig, ProviderCreated, ProviderGrant, ProviderMode,
     ProviderReplayRequested, ProviderScope, ProviderUpdated, Sealed,
 };
-pub use record::{partition_of, ChainHead, ChainState, Record};
+pub use record::{partition_of, ChainHead, ChainState, Record, RecordHeader};
 pub use types::{
     AdminTokenIssued, AdminTokenRevoked, Adopted, DirectoryCreated, Event, GroupCreated,
     GroupMembersAdded, GroupMembersRemoved, GroupReplaced, Member, MemberType, Ownership,

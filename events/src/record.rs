@@ -47,6 +47,105 @@ impl Record {
     pub fn seq(&self) -> u64 {
         self.follows + 1
     }
+
+    /// What the chain rule and the seal need of this record.
+    pub fn header(&self) -> RecordHeader {
+        RecordHeader {
+            record_id: self.record_id,
+            directory: self.directory.clone(),
+            follows: self.follows,
+            prev: self.prev,
+            prev_digest: self.prev_digest.clone(),
+            mac: self.mac.clone(),
+        }
+    }
+}
+
+/// A record without its events: what the directory-sequence rule and the digest chain need.
+/// Decoding only this from stored bytes passes over the events (verification reads it).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct RecordHeader {
+    pub record_id: Uuid,
+    pub directory: String,
+    pub follows: u64,
+    #[serde(default)]
+    pub prev: Option<Uuid>,
+    #[serde(default)]
+    pub prev_digest: Option<String>,
+    #[serde(default)]
+    pub mac: Option<String>,
+}
+
+impl RecordHeader {
+    /// The directory sequence number this record takes if it is valid.
+    pub fn seq(&self) -> u64 {
+        self.follows + 1
+    }
+
+    /// The header of the record stored as `stored`. Roster writes a record's fields in one
+    /// order (the events between `prev` and `prev_digest`), so the header is read from the
+    /// fields before the events and the fixed-size ones after them, and the events are not
+    /// scanned at all; bytes of any other shape are decoded in full. Verification checks the
+    /// whole body against its seal, so events it does not read are still covered.
+    ///
+    /// Fails when the bytes are not a record.
+    pub fn from_stored(stored: &[u8]) -> Result<RecordHeader, serde_json::Error> {
+        match Self::fast(stored) {
+            Some(header) => Ok(header),
+            None => serde_json::from_slice(stored),
+        }
+    }
+
+    fn fast(stored: &[u8]) -> Option<RecordHeader> {
+        /// The fields before the events.
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Prefix {
+            record_id: Uuid,
+            directory: String,
+            follows: u64,
+            #[serde(default)]
+            prev: Option<Uuid>,
+        }
+        const EVENTS: &[u8] = b",\"events\":[";
+        // The directory is a slug and the ids are UUIDs: the first `,"events":[` is the field.
+        let at = stored.windows(EVENTS.len()).position(|w| w == EVENTS)?;
+        let mut prefix = stored[..at].to_vec();
+        prefix.push(b'}');
+        let Prefix {
+            record_id,
+            directory,
+            follows,
+            prev,
+        } = serde_json::from_slice(&prefix).ok()?;
+        let mut rest = stored.strip_suffix(b"}")?;
+        let mut tail = |name: &[u8]| -> Option<String> {
+            // `,"<name>":"<64 hex digits>"` at the end of what is left.
+            let len = name.len() + 6 + 64;
+            let field = rest.len().checked_sub(len).map(|start| &rest[start..])?;
+            let hex = field
+                .strip_prefix(b",\"")?
+                .strip_prefix(name)?
+                .strip_prefix(b"\":\"")?
+                .strip_suffix(b"\"")?;
+            if hex.len() != 64 || !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
+            rest = &rest[..rest.len() - len];
+            std::str::from_utf8(hex).ok().map(str::to_owned)
+        };
+        let mac = tail(b"mac");
+        let prev_digest = tail(b"prev_digest");
+        // What is left ends with the events array.
+        rest.ends_with(b"]").then_some(RecordHeader {
+            record_id,
+            directory,
+            follows,
+            prev,
+            prev_digest,
+            mac,
+        })
+    }
 }
 
 /// The head of one directory's chain: its last valid sequence number, record id and digest.
@@ -65,14 +164,23 @@ impl ChainHead {
     /// `digest`: true (and the head moves to it) if `record` follows this head; false if it is
     /// stale, a duplicate, or was decided on top of a record that lost.
     pub fn admit(&mut self, record: &Record, digest: Digest) -> bool {
-        let linked = match record.prev {
+        self.step(record.follows, record.prev, record.record_id, digest)
+    }
+
+    /// [`ChainHead::admit`] for a record read without its events.
+    pub fn admit_header(&mut self, header: &RecordHeader, digest: Digest) -> bool {
+        self.step(header.follows, header.prev, header.record_id, digest)
+    }
+
+    fn step(&mut self, follows: u64, prev: Option<Uuid>, record_id: Uuid, digest: Digest) -> bool {
+        let linked = match prev {
             Some(prev) => self.record_id == Some(prev),
             // Records from before `prev` existed: the number alone decides.
             None => true,
         };
-        if record.follows == self.seq && linked {
+        if follows == self.seq && linked {
             self.seq += 1;
-            self.record_id = Some(record.record_id);
+            self.record_id = Some(record_id);
             self.digest = Some(digest);
             true
         } else {
@@ -191,6 +299,49 @@ mod tests {
             !chain.admit(&b2, D),
             "the same record sent twice counts once"
         );
+    }
+
+    #[test]
+    fn a_header_decoded_from_stored_bytes_is_the_records_header() {
+        let r = Record {
+            prev_digest: Some("ab".repeat(32)),
+            mac: Some("cd".repeat(32)),
+            ..after(&rec("h", 4))
+        };
+        let stored = serde_json::to_vec(&r).unwrap();
+        let h: RecordHeader = serde_json::from_slice(&stored).unwrap();
+        assert_eq!(h, r.header());
+        assert_eq!(
+            RecordHeader::fast(&stored),
+            Some(r.header()),
+            "read without the events"
+        );
+        for (prev_digest, mac) in [(None, None), (Some("ab".repeat(32)), None)] {
+            let plain = Record {
+                prev_digest,
+                mac,
+                ..r.clone()
+            };
+            let stored = serde_json::to_vec(&plain).unwrap();
+            assert_eq!(RecordHeader::fast(&stored), Some(plain.header()));
+        }
+        // Another shape is decoded in full, the same.
+        let reordered = serde_json::to_vec(&serde_json::json!({
+            "mac": r.mac, "events": [], "prev_digest": r.prev_digest, "follows": r.follows,
+            "directory": r.directory, "record_id": r.record_id, "prev": r.prev,
+        }))
+        .unwrap();
+        assert_eq!(RecordHeader::fast(&reordered), None);
+        assert_eq!(RecordHeader::from_stored(&reordered).unwrap(), r.header());
+        assert!(RecordHeader::from_stored(b"{\"x\":1}").is_err());
+        assert_eq!(h.seq(), r.seq());
+        let (mut a, mut b) = (ChainHead::default(), ChainHead::default());
+        a.seq = 5;
+        a.record_id = r.prev;
+        b.seq = 5;
+        b.record_id = r.prev;
+        assert_eq!(a.admit(&r, D), b.admit_header(&h, D));
+        assert_eq!(a, b);
     }
 
     #[test]

@@ -5,8 +5,8 @@
 //! record before it). It ends with each directory's head (sequence number and digest), which
 //! an operator can keep elsewhere to make the end of the log evident too.
 
-use crate::log::{EventLog, LogError};
-use roster_events::chain::{hex, ChainKey, Seal};
+use crate::log::{EventLog, HeaderEntry, LogError};
+use roster_events::chain::{hex, unhex32, ChainKey, Seal};
 use roster_events::ChainHead;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -98,114 +98,33 @@ pub async fn verify(
     let mut records = 0;
     for partition in 0..log.partitions() {
         let mut next = 0;
+        let mut entries = log.read_headers(partition, next, VERIFY_BATCH).await?;
         // Bounded by the log's end: every round reads at least one record or ends.
         loop {
-            let entries = log.read_as_stored(partition, next, VERIFY_BATCH).await?;
             let Some(last) = entries.last() else {
                 if log.caught_up(partition, next).await? {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(5)).await;
+                entries = log.read_headers(partition, next, VERIFY_BATCH).await?;
                 continue;
             };
             next = last.position + 1;
             let span = tracing::debug_span!("audit_verify_batch", partition, to = last.position);
-            let _enter = span.enter();
-            for e in &entries {
-                let r = &e.record;
-                if only.is_some_and(|d| d != r.directory) {
-                    continue;
-                }
-                records += 1;
-                let walk = walks.entry(r.directory.clone()).or_default();
-                let here = Break {
-                    kind: BreakKind::Changed,
-                    partition,
-                    position: e.position,
-                    seq: r.seq(),
-                    record_id: r.record_id,
-                    why: String::new(),
-                };
-                // Named only when something is wrong: most records are not.
-                let at = || {
-                    format!(
-                        "record {} (partition {partition}, position {}, sequence {})",
-                        r.record_id,
-                        e.position,
-                        r.seq()
-                    )
-                };
-                let seal = key.check(r.mac.as_deref(), &e.digest);
-                match seal {
-                    Seal::Valid => {
-                        walk.report.sealed += 1;
-                        walk.chain_began = true;
+            // The next batch is read (off this task) while this one is checked.
+            let ahead = log.read_headers(partition, next, VERIFY_BATCH);
+            let check = async {
+                let _enter = span.enter();
+                for e in &entries {
+                    if only.is_some_and(|d| d != e.header.directory) {
+                        continue;
                     }
-                    Seal::Broken => walk.broke(Break {
-                        kind: BreakKind::Changed,
-                        why: format!(
-                            "{at} does not match its seal: it was changed after it was \
-                                 written, or sealed with another key",
-                            at = at(),
-                        ),
-                        ..here.clone()
-                    }),
-                    Seal::Missing if walk.chain_began => walk.broke(Break {
-                        kind: BreakKind::Unsealed,
-                        why: format!(
-                            "{at} has no seal though earlier records of the directory do: \
-                                 it was not written by Roster, or its seal was cut off",
-                            at = at(),
-                        ),
-                        ..here.clone()
-                    }),
-                    Seal::Missing => {}
+                    records += 1;
+                    check_one(&mut walks, e, partition, key);
                 }
-                let before = walk.head;
-                if r.follows > before.seq {
-                    walk.broke(Break {
-                        kind: BreakKind::RemovedOrReordered,
-                        why: format!(
-                            "{at} follows sequence {} but the last valid record before it \
-                                 is sequence {}: records were removed or moved",
-                            r.follows,
-                            before.seq,
-                            at = at(),
-                        ),
-                        ..here.clone()
-                    });
-                }
-                if !walk.head.admit(r, e.digest) {
-                    continue;
-                }
-                walk.report.valid += 1;
-                let link = r.prev_digest.as_deref();
-                let expected = before.digest.map(|d| hex(&d));
-                let linked = match (link, &expected) {
-                    (Some(l), Some(x)) => l == x,
-                    // A directory's first record, or one after records of an older release.
-                    (None, _) => !walk.sealed || before.seq == 0,
-                    (Some(_), None) => false,
-                };
-                if !linked {
-                    walk.broke(Break {
-                        kind: BreakKind::RemovedOrReordered,
-                        why: format!(
-                            "{at} commits to a previous record with digest {} but the \
-                                 last valid record before it has digest {}: that record was \
-                                 changed, or records were removed or moved",
-                            link.unwrap_or("(none)"),
-                            expected.as_deref().unwrap_or("(none)"),
-                            at = at(),
-                        ),
-                        ..here.clone()
-                    });
-                }
-                walk.sealed = seal == Seal::Valid;
-                if seal == Seal::Missing && !walk.chain_began {
-                    walk.report.unsealed_before_chain += 1;
-                }
-            }
+            };
+            let (read, ()) = tokio::join!(ahead, check);
+            entries = read?;
         }
     }
     let directories: BTreeMap<String, DirectoryReport> = walks
@@ -222,4 +141,103 @@ pub async fn verify(
         records,
         directories,
     })
+}
+
+/// Checks one record against its directory's walk so far: its seal, its place in the chain,
+/// its link to the record before it.
+fn check_one(walks: &mut BTreeMap<String, Walk>, e: &HeaderEntry, partition: u32, key: &ChainKey) {
+    let r = &e.header;
+    if !walks.contains_key(&r.directory) {
+        walks.insert(r.directory.clone(), Walk::default());
+    }
+    let Some(walk) = walks.get_mut(&r.directory) else {
+        return;
+    };
+    let here = Break {
+        kind: BreakKind::Changed,
+        partition,
+        position: e.position,
+        seq: r.seq(),
+        record_id: r.record_id,
+        why: String::new(),
+    };
+    // Named only when something is wrong: most records are not.
+    let at = || {
+        format!(
+            "record {} (partition {partition}, position {}, sequence {})",
+            r.record_id,
+            e.position,
+            r.seq()
+        )
+    };
+    let seal = key.check(r.mac.as_deref(), &e.digest);
+    match seal {
+        Seal::Valid => {
+            walk.report.sealed += 1;
+            walk.chain_began = true;
+        }
+        Seal::Broken => walk.broke(Break {
+            kind: BreakKind::Changed,
+            why: format!(
+                "{at} does not match its seal: it was changed after it was \
+                         written, or sealed with another key",
+                at = at(),
+            ),
+            ..here.clone()
+        }),
+        Seal::Missing if walk.chain_began => walk.broke(Break {
+            kind: BreakKind::Unsealed,
+            why: format!(
+                "{at} has no seal though earlier records of the directory do: \
+                         it was not written by Roster, or its seal was cut off",
+                at = at(),
+            ),
+            ..here.clone()
+        }),
+        Seal::Missing => {}
+    }
+    let before = walk.head;
+    if r.follows > before.seq {
+        walk.broke(Break {
+            kind: BreakKind::RemovedOrReordered,
+            why: format!(
+                "{at} follows sequence {} but the last valid record before it \
+                         is sequence {}: records were removed or moved",
+                r.follows,
+                before.seq,
+                at = at(),
+            ),
+            ..here.clone()
+        });
+    }
+    if !walk.head.admit_header(r, e.digest) {
+        return;
+    }
+    walk.report.valid += 1;
+    let link = r.prev_digest.as_deref();
+    let linked = match (link, &before.digest) {
+        (Some(l), Some(x)) => unhex32(l.as_bytes()).as_ref() == Some(x),
+        // A directory's first record, or one after records of an older release.
+        (None, _) => !walk.sealed || before.seq == 0,
+        (Some(_), None) => false,
+    };
+    if !linked {
+        let expected = before.digest.map(|d| hex(&d));
+        walk.broke(Break {
+            kind: BreakKind::RemovedOrReordered,
+            why: format!(
+                "{at} commits to a previous record with digest {} but the \
+                         last valid record before it has digest {}: that record was \
+                         changed, or records were removed or moved",
+                link.unwrap_or("(none)"),
+                expected.as_deref().unwrap_or("(none)"),
+                at = at(),
+            ),
+            ..here.clone()
+        });
+    }
+    walk.sealed = seal == Seal::Valid;
+    if seal == Seal::Missing && !walk.chain_began {
+        walk.report.unsealed_before_chain += 1;
+    }
 }

@@ -4,7 +4,7 @@
 //! of them handles ciphertext.
 
 use super::{KeyError, Keyring};
-use crate::log::{EventLog, LogError};
+use crate::log::{EventLog, HeaderEntry, LogError};
 use async_trait::async_trait;
 use roster_events::chain::Encoded;
 use roster_events::personal::{KeyState, PersonalError};
@@ -91,6 +91,15 @@ impl EventLog for OpeningLog {
         max: usize,
     ) -> Result<Vec<LogEntry>, LogError> {
         self.inner.read_as_stored(partition, from, max).await
+    }
+
+    async fn read_headers(
+        &self,
+        partition: u32,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<HeaderEntry>, LogError> {
+        self.inner.read_headers(partition, from, max).await
     }
 
     async fn caught_up(&self, partition: u32, next: u64) -> Result<bool, LogError> {

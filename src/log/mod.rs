@@ -88,6 +88,28 @@ pub trait EventLog: Send + Sync + 'static {
         self.read(partition, from, max).await
     }
 
+    /// Like `read_as_stored`, without the records' events: what verification needs (the
+    /// header the chain rule reads, and the digest of the stored body). A log that can pass
+    /// over the events without decoding them does.
+    ///
+    /// Fails as `read` does.
+    async fn read_headers(
+        &self,
+        partition: u32,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<HeaderEntry>, LogError> {
+        let entries = self.read_as_stored(partition, from, max).await?;
+        Ok(entries
+            .into_iter()
+            .map(|e| HeaderEntry {
+                position: e.position,
+                header: e.record.header(),
+                digest: e.digest,
+            })
+            .collect())
+    }
+
     /// True when `next` is the end of `partition` as far as this process knows: every record
     /// appended before the log was opened, and every record this process appended, is below
     /// it. Start-up replays until every partition is caught up.
@@ -124,6 +146,15 @@ pub trait EventLog: Send + Sync + 'static {
     /// Finishes the appends already handed over, then closes the log and releases what it
     /// holds (the file log's directory lock). Appends after this fail with `Unavailable`.
     async fn close(&self);
+}
+
+/// A record's header as stored, at its position: see [`EventLog::read_headers`].
+#[derive(Clone, Debug)]
+pub struct HeaderEntry {
+    pub position: u64,
+    pub header: roster_events::RecordHeader,
+    /// The digest of the record's body as stored.
+    pub digest: roster_events::chain::Digest,
 }
 
 /// Waits until `end` (the log's [`EventLog::end`] of a partition) moves past `next`, or, on a

@@ -73,9 +73,19 @@ async fn in_memory(log: &Arc<dyn EventLog>) -> anyhow::Result<(Arc<Audit>, watch
     Ok((audit, stop))
 }
 
-pub async fn run(dir: &Path, samples: usize, postgres_url: Option<String>) -> anyhow::Result<()> {
+pub async fn run(
+    dir: &Path,
+    samples: usize,
+    postgres_url: Option<String>,
+    verify_only: bool,
+) -> anyhow::Result<()> {
     let log: Arc<dyn EventLog> =
         Arc::new(FileLog::open(dir.join("log"), FileLogOptions::default())?);
+    // Read as the server reads it: personal data opened with the data directory's keys.
+    let (log, _) = crate::sealed(dir, log).await?;
+    if verify_only {
+        return time_verify(dir, log.as_ref()).await;
+    }
     // What the audit trail needs while it answers: in memory what stops its index, in
     // PostgreSQL the positions its views reflect.
     let mut stop = None;
@@ -175,9 +185,19 @@ pub async fn run(dir: &Path, samples: usize, postgres_url: Option<String>) -> an
         rss_mib() - before,
     );
 
+    time_verify(dir, log.as_ref()).await?;
+    if let Some(stop) = stop {
+        let _ = stop.send(true);
+    }
+    drop(views);
+    Ok(())
+}
+
+/// Verifies the whole log and prints the rate.
+async fn time_verify(dir: &Path, log: &dyn EventLog) -> anyhow::Result<()> {
     let key = roster::sealing::SecretKey::load(None, dir)?.chain_key();
     let t = Instant::now();
-    let report = roster::audit::verify::verify(log.as_ref(), &key, None).await?;
+    let report = roster::audit::verify::verify(log, &key, None).await?;
     let took = t.elapsed();
     println!(
         "verify: {} records in {:.2}s = {:.0}/s; ok: {}",
@@ -186,9 +206,5 @@ pub async fn run(dir: &Path, samples: usize, postgres_url: Option<String>) -> an
         report.records as f64 / took.as_secs_f64(),
         report.ok,
     );
-    if let Some(stop) = stop {
-        let _ = stop.send(true);
-    }
-    drop(views);
     Ok(())
 }

@@ -127,6 +127,9 @@ enum Cmd {
         /// rebuild of the views, instead of the index in memory.
         #[arg(long)]
         postgres_url: Option<String>,
+        /// Time `verify` alone.
+        #[arg(long)]
+        verify_only: bool,
     },
     /// GET /Users/{id} or GET /Users?filter=userName eq "..." over users `<prefix>-<i>`.
     Reads {
@@ -379,7 +382,8 @@ async fn main() -> anyhow::Result<()> {
             dir,
             samples,
             postgres_url,
-        } => audit::run(&dir, samples, postgres_url).await?,
+            verify_only,
+        } => audit::run(&dir, samples, postgres_url, verify_only).await?,
         Cmd::Ceiling { listen } => {
             let (base, _store) = target::start_on(&listen).await?;
             println!("ceiling target at {base}");

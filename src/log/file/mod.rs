@@ -17,7 +17,7 @@ mod scan;
 pub use repair::{check, repair, CheckReport, Repair, SegmentReport};
 pub use scan::{frame, Damage, MAX_RECORD_BYTES};
 
-use super::{EventLog, LogError};
+use super::{EventLog, HeaderEntry, LogError};
 use async_trait::async_trait;
 use fs2::FileExt;
 use known::KnownRecords;
@@ -320,6 +320,70 @@ fn read_blocking(
     end: u64,
     known: Option<&Mutex<KnownRecords>>,
 ) -> Result<Vec<LogEntry>, LogError> {
+    let raw = read_frames(shared, from, max, end)?;
+    let known: Vec<Option<(Arc<Record>, Digest)>> = match known {
+        Some(known) => {
+            let known = known.lock().unwrap_or_else(|p| p.into_inner());
+            raw.iter().map(|(p, _)| known.get(*p)).collect()
+        }
+        None => vec![None; raw.len()],
+    };
+    decode(&raw, known)
+}
+
+/// Reads up to `max` records from `from` and decodes their headers only, with the digests of
+/// their bodies as stored: the events are passed over by the JSON scanner, not built.
+fn read_headers_blocking(
+    shared: &Mutex<Shared>,
+    from: u64,
+    max: usize,
+    end: u64,
+) -> Result<Vec<HeaderEntry>, LogError> {
+    let raw = read_frames(shared, from, max, end)?;
+    let one = |chunk: &[(u64, Vec<u8>)]| -> Result<Vec<HeaderEntry>, LogError> {
+        chunk
+            .iter()
+            .map(|(position, bytes)| {
+                let header = roster_events::RecordHeader::from_stored(bytes).map_err(|e| {
+                    LogError::Corrupt(format!("record {position} does not decode: {e}"))
+                })?;
+                Ok(HeaderEntry {
+                    position: *position,
+                    header,
+                    digest: roster_events::chain::body_digest(bytes),
+                })
+            })
+            .collect()
+    };
+    in_two(&raw, one)
+}
+
+/// `one` over `items`, split over two threads when there are enough to be worth it: decoding
+/// JSON is most of the cost of reading (and of replay at start-up).
+fn in_two<I: Sync, T: Send>(
+    items: &[I],
+    one: impl Fn(&[I]) -> Result<Vec<T>, LogError> + Sync,
+) -> Result<Vec<T>, LogError> {
+    if items.len() < 512 {
+        return one(items);
+    }
+    let (a, b) = items.split_at(items.len() / 2);
+    let (first, second) = std::thread::scope(|s| {
+        let second = s.spawn(|| one(b));
+        (one(a), second.join())
+    });
+    let mut out = first?;
+    out.extend(second.map_err(|_| LogError::Corrupt("decoder panicked".into()))??);
+    Ok(out)
+}
+
+/// The frames of up to `max` records from `from` (below `end`), with their positions.
+fn read_frames(
+    shared: &Mutex<Shared>,
+    from: u64,
+    max: usize,
+    end: u64,
+) -> Result<Vec<(u64, Vec<u8>)>, LogError> {
     let mut raw: Vec<(u64, Vec<u8>)> = Vec::new();
     if from >= end || max == 0 {
         return Ok(Vec::new());
@@ -358,14 +422,7 @@ fn read_blocking(
         }
         break;
     }
-    let known: Vec<Option<(Arc<Record>, Digest)>> = match known {
-        Some(known) => {
-            let known = known.lock().unwrap_or_else(|p| p.into_inner());
-            raw.iter().map(|(p, _)| known.get(*p)).collect()
-        }
-        None => vec![None; raw.len()],
-    };
-    decode(&raw, known)
+    Ok(raw)
 }
 
 /// Decodes frames into entries (`known`: the records already known, in the same order).
@@ -373,17 +430,15 @@ fn read_blocking(
 /// is split over two threads.
 fn decode(
     raw: &[(u64, Vec<u8>)],
-    mut known: Vec<Option<(Arc<Record>, Digest)>>,
+    known: Vec<Option<(Arc<Record>, Digest)>>,
 ) -> Result<Vec<LogEntry>, LogError> {
-    let one = |chunk: &[(u64, Vec<u8>)],
-               known: &mut [Option<(Arc<Record>, Digest)>]|
-     -> Result<Vec<LogEntry>, LogError> {
+    let items: Vec<_> = raw.iter().zip(known).collect();
+    in_two(&items, |chunk| {
         chunk
             .iter()
-            .zip(known)
             .map(|((position, bytes), known)| {
-                let (record, digest) = match known.take() {
-                    Some(k) => k,
+                let (record, digest) = match known {
+                    Some(k) => k.clone(),
                     None => {
                         let record: Record = serde_json::from_slice(bytes).map_err(|e| {
                             LogError::Corrupt(format!("record {position} does not decode: {e}"))
@@ -399,20 +454,7 @@ fn decode(
                 })
             })
             .collect()
-    };
-    if raw.len() < 512 {
-        return one(raw, &mut known);
-    }
-    let half = raw.len() / 2;
-    let (a, b) = raw.split_at(half);
-    let (da, db) = known.split_at_mut(half);
-    let (first, second) = std::thread::scope(|s| {
-        let second = s.spawn(|| one(b, db));
-        (one(a, da), second.join())
-    });
-    let mut out = first?;
-    out.extend(second.map_err(|_| LogError::Corrupt("decoder panicked".into()))??);
-    Ok(out)
+    })
 }
 
 #[async_trait]
@@ -450,6 +492,22 @@ impl EventLog for FileLog {
             return Ok(Vec::new());
         }
         self.read_from_files(from, max, true).await
+    }
+
+    async fn read_headers(
+        &self,
+        partition: u32,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<HeaderEntry>, LogError> {
+        if partition != 0 {
+            return Ok(Vec::new());
+        }
+        let end = *self.end.borrow();
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || read_headers_blocking(&shared, from, max, end))
+            .await
+            .map_err(|e| LogError::Unavailable(format!("log reader failed: {e}")))?
     }
 
     async fn read_as_stored(
