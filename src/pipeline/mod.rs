@@ -4,12 +4,14 @@
 //! views by the projector, and answered once the feed shows the writer which of its records
 //! won (the directory-sequence rule).
 
+mod handle;
 mod health;
 mod projector;
 mod writer;
 
+pub use handle::{WriteError, Writer, Written};
 pub use health::WriteHealth;
-pub use writer::{WriteError, Writer, Writers, Written};
+pub use writer::Writers;
 
 use crate::log::EventLog;
 use crate::metrics::Metrics;

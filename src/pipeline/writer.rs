@@ -14,29 +14,25 @@
 //! the rule keeps only the first copy, so the command takes effect exactly once and is
 //! answered accordingly.
 
+use super::handle::{Job, Receipt, WriteError, Writer, Written};
 use super::{Feeds, WriteHealth};
-use crate::domain::{decide, Command, Context, DomainError, Outcome};
+use crate::domain::{decide, DomainError};
 use crate::keys::seal::{assign, RecordSealer};
 use crate::log::{EventLog, LogError};
 use crate::metrics::{Metrics, OutcomeLabels};
 use chrono::Utc;
 use roster_events::chain::{self, Digest, Encoded};
 use roster_events::{ChainHead, KeyId, Record};
-use roster_projections::{
-    Directory, GroupView, LogEntry, ProjectionStore, StoreError, Undo, UserView,
-};
+use roster_projections::{Directory, LogEntry, ProjectionStore, Undo};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tracing::Instrument;
 use uuid::Uuid;
 
 /// The most commands one batch takes.
-const MAX_BATCH: usize = 1024;
-/// The most commands of one source queued or running on a directory's writer at once; the
-/// queue holds four times as many, so a flood from one source leaves room for the others.
-const SOURCE_SHARE: usize = MAX_BATCH;
+pub(super) const MAX_BATCH: usize = 1024;
 /// How many times a command that lost a race to another writer is decided again.
 const MAX_ROUNDS: usize = 16;
 /// How long a writer waits for its feed to reach what shared views already show.
@@ -46,141 +42,6 @@ const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a writer that has just beaten another one to the directory holds its next append
 /// back, unless the other's retry shows up sooner (see `give_way`).
 const GIVE_WAY: Duration = Duration::from_millis(250);
-
-/// Why a write was not done.
-#[derive(Debug, thiserror::Error)]
-pub enum WriteError {
-    #[error(transparent)]
-    Domain(#[from] DomainError),
-    /// The log or the views are unavailable; nothing was acknowledged.
-    #[error("{0}")]
-    Unavailable(String),
-}
-
-impl From<LogError> for WriteError {
-    fn from(e: LogError) -> Self {
-        WriteError::Unavailable(e.to_string())
-    }
-}
-
-impl From<StoreError> for WriteError {
-    fn from(e: StoreError) -> Self {
-        WriteError::Unavailable(e.to_string())
-    }
-}
-
-/// What a command left: for a user or group, the resource exactly as the command's own events
-/// made it (its version is the command's ETag), never a later state; for anything else, the
-/// outcome.
-#[derive(Clone, Debug)]
-pub enum Written {
-    User(Arc<UserView>),
-    Group(Arc<GroupView>),
-    Other(Outcome),
-}
-
-impl Written {
-    /// The command's outcome, by id.
-    pub fn outcome(&self) -> Outcome {
-        match self {
-            Written::User(u) => Outcome::User(u.id),
-            Written::Group(g) => Outcome::Group(g.id),
-            Written::Other(o) => o.clone(),
-        }
-    }
-
-    /// What `outcome` left in `state`, which has just folded the command's events.
-    fn of(outcome: Outcome, state: &Directory) -> Written {
-        match outcome {
-            Outcome::User(id) => state
-                .user(id)
-                .map_or(Written::Other(outcome), |u| Written::User(u.clone())),
-            Outcome::Group(id) => state
-                .group(id)
-                .map_or(Written::Other(outcome), |g| Written::Group(g.clone())),
-            other => Written::Other(other),
-        }
-    }
-}
-
-/// A command's answer: what it left, and where its record is in the directory's partition
-/// (`None` when it recorded nothing).
-struct Receipt {
-    written: Written,
-    position: Option<u64>,
-}
-
-struct Job {
-    cmd: Command,
-    ctx: Context,
-    reply: oneshot::Sender<Result<Receipt, WriteError>>,
-}
-
-/// A handle to one directory's writer.
-#[derive(Clone)]
-pub struct Writer {
-    tx: mpsc::Sender<Job>,
-    /// Per source (`""` for admin and system commands), how many more of its commands may be
-    /// queued or running: one busy source cannot fill the writer's queue ahead of the others.
-    shares: Arc<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>>,
-}
-
-impl Writer {
-    /// Runs `cmd` and answers once its events are durable and visible to reads.
-    ///
-    /// Fails with the domain's refusal, or `Unavailable` when the log or views could not take
-    /// the write (then nothing was acknowledged).
-    pub async fn execute(&self, cmd: Command, ctx: Context) -> Result<Outcome, WriteError> {
-        self.submit(cmd, ctx).await.map(|r| r.written.outcome())
-    }
-
-    /// Like [`Self::execute`], also answering with the position of the command's record in
-    /// the directory's partition (`None` when the command recorded nothing): what a reader of
-    /// the log, such as a provider consumer, is past once it has taken the command.
-    ///
-    /// Fails as `execute` does.
-    pub async fn execute_at(
-        &self,
-        cmd: Command,
-        ctx: Context,
-    ) -> Result<(Outcome, Option<u64>), WriteError> {
-        let r = self.submit(cmd, ctx).await?;
-        Ok((r.written.outcome(), r.position))
-    }
-
-    /// Like [`Self::execute`], answering with the resource as the command left it.
-    ///
-    /// Fails as `execute` does.
-    pub async fn write(&self, cmd: Command, ctx: Context) -> Result<Written, WriteError> {
-        self.submit(cmd, ctx).await.map(|r| r.written)
-    }
-
-    async fn submit(&self, cmd: Command, ctx: Context) -> Result<Receipt, WriteError> {
-        let share = {
-            let mut shares = self.shares.lock().unwrap_or_else(|p| p.into_inner());
-            let source = ctx.source.as_deref().unwrap_or_default();
-            match shares.get(source) {
-                Some(s) => s.clone(),
-                None => shares
-                    .entry(source.to_owned())
-                    .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(SOURCE_SHARE)))
-                    .clone(),
-            }
-        };
-        // Closed never: the semaphore lives in the map for the writer's life.
-        let _turn = share
-            .acquire_owned()
-            .await
-            .map_err(|_| WriteError::Unavailable("writer stopped".into()))?;
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Job { cmd, ctx, reply })
-            .await
-            .map_err(|_| WriteError::Unavailable("writer stopped".into()))?;
-        rx.await
-            .map_err(|_| WriteError::Unavailable("writer stopped".into()))?
-    }
-}
 
 /// Every directory's writer, created on demand.
 #[derive(Clone)]
