@@ -147,7 +147,8 @@ impl SealedValue {
 
     fn open(&self, key: &DataKey) -> Result<Vec<u8>, PersonalError> {
         let broken = || PersonalError::Broken(self.key);
-        let b64 = self.text.rsplit(':').next().ok_or_else(broken)?;
+        // `p1:` and the key id's 36 characters and `:` come first.
+        let b64 = self.text.get(PREFIX.len() + 37..).ok_or_else(broken)?;
         let bytes = STANDARD.decode(b64).map_err(|_| broken())?;
         if bytes.len() < NONCE {
             return Err(broken());
@@ -305,9 +306,22 @@ impl<T: Serialize> Serialize for Personal<T> {
 impl<'de, T: PersonalValue> Deserialize<'de> for Personal<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw = Box::<RawValue>::deserialize(d)?;
-        if raw.get().starts_with("\"p1:") {
-            let text: String = serde_json::from_str(raw.get()).map_err(D::Error::custom)?;
-            return SealedValue::parse(&text)
+        let stored = raw.get();
+        if stored.starts_with("\"p1:") {
+            // Roster writes the sealed form without escapes; read any other spelling in full.
+            let bare = stored
+                .strip_prefix('"')
+                .and_then(|t| t.strip_suffix('"'))
+                .filter(|t| !t.contains('\\'));
+            let unescaped: String;
+            let text = match bare {
+                Some(t) => t,
+                None => {
+                    unescaped = serde_json::from_str(stored).map_err(D::Error::custom)?;
+                    &unescaped
+                }
+            };
+            return SealedValue::parse(text)
                 .map(Personal::Sealed)
                 .ok_or_else(|| D::Error::custom("malformed sealed personal data"));
         }

@@ -26,6 +26,25 @@ impl OpeningLog {
     }
 
     async fn open(&self, mut entries: Vec<LogEntry>) -> Result<Vec<LogEntry>, LogError> {
+        if entries.len() >= IN_TWO_FROM {
+            // A large batch (a replay at start-up) is opened off the async workers, on two
+            // threads; what needs a key not known yet is left for the loop below.
+            let keys = self.keys.clone();
+            entries = tokio::task::spawn_blocking(move || {
+                let half = entries.len() / 2;
+                let (a, b) = entries.split_at_mut(half);
+                std::thread::scope(|s| {
+                    let second = s.spawn(|| open_known(b, &keys));
+                    open_known(a, &keys)?;
+                    second
+                        .join()
+                        .map_err(|_| LogError::Corrupt("opening panicked".into()))?
+                })?;
+                Ok::<_, LogError>(entries)
+            })
+            .await
+            .map_err(|e| LogError::Unavailable(format!("opening records failed: {e}")))??;
+        }
         for e in &mut entries {
             loop {
                 let keys = |id| self.keys.state(id);
@@ -47,17 +66,40 @@ impl OpeningLog {
                             Err(KeyError::Damaged(why)) => return Err(LogError::Corrupt(why)),
                         }
                     }
-                    Err(why) => {
-                        return Err(LogError::Corrupt(format!(
-                            "record at position {} of partition {}: {why}",
-                            e.position, e.partition
-                        )))
-                    }
+                    Err(why) => return Err(corrupt(e, why)),
                 }
             }
         }
         Ok(entries)
     }
+}
+
+/// From how many records a read is opened on two threads.
+const IN_TWO_FROM: usize = 512;
+
+/// Opens what the keys known now open; a record that needs a key not known yet is left as it
+/// is (partly opened at most) for the caller to wait for it.
+///
+/// Fails when a value does not open with its key.
+fn open_known(entries: &mut [LogEntry], keys: &Keyring) -> Result<(), LogError> {
+    let keys = |id| keys.state(id);
+    for e in entries {
+        if !e.record.to_open(&keys) {
+            continue;
+        }
+        match Arc::make_mut(&mut e.record).open_personal_in_place(&keys) {
+            Ok(()) | Err(PersonalError::UnknownKey(_)) => {}
+            Err(why) => return Err(corrupt(e, why)),
+        }
+    }
+    Ok(())
+}
+
+fn corrupt(e: &LogEntry, why: PersonalError) -> LogError {
+    LogError::Corrupt(format!(
+        "record at position {} of partition {}: {why}",
+        e.position, e.partition
+    ))
 }
 
 fn missing(e: &LogEntry, id: roster_events::KeyId) -> LogError {

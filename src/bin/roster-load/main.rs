@@ -673,7 +673,12 @@ async fn sealed(
 ) -> anyhow::Result<(Arc<dyn EventLog>, roster::keys::seal::RecordSealer)> {
     let secret = roster::sealing::SecretKey::load(None, dir)?;
     let store = Arc::new(roster::keys::file::FileKeys::new(dir));
+    let started = Instant::now();
     let keys = Arc::new(roster::keys::Keyring::open(store, secret.clone()).await?);
+    eprintln!(
+        "data keys loaded in {:.2}s",
+        started.elapsed().as_secs_f64()
+    );
     let log = roster::keys::opening::OpeningLog::wrap(log, keys.clone());
     Ok((
         log,
