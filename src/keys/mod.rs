@@ -4,8 +4,8 @@
 //! directory ([`file::FileKeys`]); with Kafka, a compacted topic every replica reads
 //! ([`kafka::KafkaKeys`]). Each key is stored wrapped under the server's secret key.
 //!
-//! [`Keyring`] is what the rest of the server uses: the keys this process knows, unwrapped,
-//! for the write path to seal with and for readers to open records with; and a pool of fresh
+//! [`Keyring`] is what the rest of the server uses: the keys this process knows (each
+//! unwrapped on first use) for the write path to seal with and for readers to open records with; and a pool of fresh
 //! keys made durable ahead of need, so that creating a user never waits for the key store.
 
 pub mod file;
@@ -70,10 +70,21 @@ pub trait KeyStore: Send + Sync + 'static {
     async fn close(&self) {}
 }
 
-/// The data keys this process knows: unwrapped, or destroyed.
+/// A key as this process holds it. Keys are unwrapped when first used, not when loaded, so
+/// that start-up does not pay for every person's key (about 3 µs each).
+enum Held {
+    Wrapped(Sealed),
+    Open(DataKey),
+    Destroyed,
+}
+
+/// The data keys this process knows: wrapped, unwrapped, or destroyed.
 pub struct Known {
     secret: SecretKey,
-    keys: RwLock<HashMap<KeyId, Option<DataKey>>>,
+    keys: RwLock<HashMap<KeyId, Held>>,
+    /// Whether a key has been seen to open with `secret` (the first one learnt is opened at
+    /// once, so that a store wrapped under another secret key is refused at start).
+    checked: AtomicBool,
     learnt: Notify,
 }
 
@@ -82,6 +93,7 @@ impl Known {
         Known {
             secret,
             keys: RwLock::default(),
+            checked: AtomicBool::new(false),
             learnt: Notify::new(),
         }
     }
@@ -89,15 +101,20 @@ impl Known {
     /// Takes in a key as its store holds it (`None`: destroyed). A destroyed key stays
     /// destroyed whatever arrives later.
     ///
-    /// Fails when the wrapped key does not open with this server's secret key.
+    /// Fails when the first key learnt does not open with this server's secret key.
     pub fn learn(&self, id: KeyId, wrapped: Option<&Sealed>) -> Result<(), KeyError> {
-        let key = wrapped.map(|w| unwrap(&self.secret, id, w)).transpose()?;
-        let mut keys = self.keys.write().unwrap_or_else(|p| p.into_inner());
-        match (keys.get(&id), key) {
-            (Some(None), _) => {}
-            (_, key) => {
-                keys.insert(id, key);
+        let held = match wrapped {
+            None => Held::Destroyed,
+            Some(w) if !self.checked.load(Ordering::Acquire) => {
+                let key = unwrap(&self.secret, id, w)?;
+                self.checked.store(true, Ordering::Release);
+                Held::Open(key)
             }
+            Some(w) => Held::Wrapped(w.clone()),
+        };
+        let mut keys = self.keys.write().unwrap_or_else(|p| p.into_inner());
+        if !matches!(keys.get(&id), Some(Held::Destroyed)) {
+            keys.insert(id, held);
         }
         drop(keys);
         self.learnt.notify_waiters();
@@ -105,16 +122,41 @@ impl Known {
     }
 
     fn state(&self, id: KeyId) -> KeyState {
-        match self.keys.read().unwrap_or_else(|p| p.into_inner()).get(&id) {
-            Some(Some(k)) => KeyState::Key(k.clone()),
-            Some(None) => KeyState::Erased,
-            None => KeyState::Unknown,
+        let wrapped = match self.keys.read().unwrap_or_else(|p| p.into_inner()).get(&id) {
+            Some(Held::Open(k)) => return KeyState::Key(k.clone()),
+            Some(Held::Destroyed) => return KeyState::Erased,
+            None => return KeyState::Unknown,
+            Some(Held::Wrapped(w)) => w.clone(),
+        };
+        match unwrap(&self.secret, id, &wrapped) {
+            Ok(key) => {
+                let mut keys = self.keys.write().unwrap_or_else(|p| p.into_inner());
+                if matches!(keys.get(&id), Some(Held::Wrapped(_))) {
+                    keys.insert(id, Held::Open(key.clone()));
+                }
+                KeyState::Key(key)
+            }
+            Err(e) => {
+                // Readers then name the record whose key the store does not hold.
+                tracing::error!(error = %e, "a data key in the key store is damaged");
+                KeyState::Unknown
+            }
         }
+    }
+
+    fn set(&self, id: KeyId, held: Held) {
+        self.keys
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, held);
     }
 
     fn count(&self) -> (usize, usize) {
         let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());
-        let destroyed = keys.values().filter(|k| k.is_none()).count();
+        let destroyed = keys
+            .values()
+            .filter(|k| matches!(k, Held::Destroyed))
+            .count();
         (keys.len() - destroyed, destroyed)
     }
 }
@@ -254,7 +296,7 @@ impl Keyring {
         {
             let mut keys = self.known.keys.write().unwrap_or_else(|p| p.into_inner());
             for (id, k) in &fresh {
-                keys.insert(*id, Some(k.clone()));
+                keys.insert(*id, Held::Open(k.clone()));
             }
         }
         // Fresh keys go under the ones left, which are taken first.
@@ -270,11 +312,7 @@ impl Keyring {
     /// Fails when the store could not record it.
     pub async fn destroy(&self, id: KeyId) -> Result<(), KeyError> {
         self.store.destroy(id).await?;
-        self.known
-            .keys
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, None);
+        self.known.set(id, Held::Destroyed);
         Ok(())
     }
 
