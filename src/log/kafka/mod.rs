@@ -12,10 +12,13 @@
 //! connection (writers answer 503 at once while no broker is reachable), and the mapping of
 //! delivery outcomes to `Unavailable` (nothing written) or `Unknown` (maybe written).
 
+mod options;
 mod topic;
 
 use super::{EventLog, LogError};
 use async_trait::async_trait;
+pub(crate) use options::client_configs;
+pub use options::KafkaOptions;
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
@@ -53,40 +56,6 @@ type Recent = BTreeMap<u64, (Arc<Record>, Digest)>;
 /// How far ahead of its consumer a reader may skip (over records served from `recent`)
 /// without positioning the consumer again.
 const SKIP_MAX: u64 = RECENT_MAX as u64;
-
-/// Where and how to reach Kafka. Not `Debug`: `properties` may hold credentials.
-#[derive(Clone)]
-pub struct KafkaOptions {
-    /// `host:port[,host:port...]`.
-    pub brokers: String,
-    pub topic: String,
-    /// The topic's partition count: fixed for the life of the topic, since directories are
-    /// placed by it. Used when Roster creates the topic, and checked against an existing one.
-    pub partitions: u32,
-    /// Replication factor used when Roster creates the topic.
-    pub replication: i32,
-    /// How long the producer keeps trying to deliver one append before giving up.
-    pub message_timeout: Duration,
-    /// Create the topic at start if it is missing.
-    pub create_topic: bool,
-    /// Extra librdkafka properties for every client (security.protocol, sasl.*, ...). Never
-    /// logged.
-    pub properties: BTreeMap<String, String>,
-}
-
-impl Default for KafkaOptions {
-    fn default() -> Self {
-        KafkaOptions {
-            brokers: "127.0.0.1:9092".into(),
-            topic: "roster-events".into(),
-            partitions: 3,
-            replication: 1,
-            message_timeout: Duration::from_secs(10),
-            create_topic: true,
-            properties: BTreeMap::new(),
-        }
-    }
-}
 
 /// Routes librdkafka's logs to tracing, tracks whether any broker is reachable, and records
 /// where partitions ended (librdkafka reports the end of a partition through the error
@@ -202,32 +171,6 @@ struct Side {
 
 fn unavailable(context: &str, e: impl std::fmt::Display) -> LogError {
     LogError::Unavailable(format!("{context}: {e}"))
-}
-
-/// The configuration of every client Roster makes (`client_id`, the brokers, the operators'
-/// properties on top of Roster's defaults, so they can tune them), and of its producers
-/// (idempotent, `acks=all`, the message timeout).
-pub(crate) fn client_configs(
-    options: &KafkaOptions,
-    client_id: &str,
-) -> (ClientConfig, ClientConfig) {
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", &options.brokers)
-        .set("client.id", client_id)
-        .set_log_level(RDKafkaLogLevel::Warning);
-    config.extend(options.properties.clone());
-    let mut producer = config.clone();
-    producer
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "1")
-        .set(
-            "message.timeout.ms",
-            options.message_timeout.as_millis().to_string(),
-        );
-    producer.extend(options.properties.clone());
-    (config, producer)
 }
 
 impl KafkaLog {
