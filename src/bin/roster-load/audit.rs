@@ -73,18 +73,30 @@ async fn in_memory(log: &Arc<dyn EventLog>) -> anyhow::Result<(Arc<Audit>, watch
     Ok((audit, stop))
 }
 
+/// One figure timed alone.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Only {
+    Verify,
+    Export,
+}
+
 pub async fn run(
     dir: &Path,
     samples: usize,
     postgres_url: Option<String>,
-    verify_only: bool,
+    only: Option<Only>,
 ) -> anyhow::Result<()> {
     let log: Arc<dyn EventLog> =
         Arc::new(FileLog::open(dir.join("log"), FileLogOptions::default())?);
     // Read as the server reads it: personal data opened with the data directory's keys.
     let (log, _) = crate::sealed(dir, log).await?;
-    if verify_only {
-        return time_verify(dir, log.as_ref()).await;
+    match only {
+        Some(Only::Verify) => return time_verify(dir, log.as_ref()).await,
+        Some(Only::Export) => {
+            let (audit, _stop) = in_memory(&log).await?;
+            return time_export(audit).await;
+        }
+        None => {}
     }
     // What the audit trail needs while it answers: in memory what stops its index, in
     // PostgreSQL the positions its views reflect.
@@ -166,11 +178,22 @@ pub async fn run(
     }
     timed("user as of its creation", lat);
 
+    time_export(audit).await?;
+    time_verify(dir, log.as_ref()).await?;
+    if let Some(stop) = stop {
+        let _ = stop.send(true);
+    }
+    drop(views);
+    Ok(())
+}
+
+/// Exports every event as NDJSON and prints the rate and the memory it took.
+async fn time_export(audit: Arc<Audit>) -> anyhow::Result<()> {
     let before = rss_mib();
     let t = Instant::now();
     let mut lines = 0usize;
     let mut bytes = 0usize;
-    let mut stream = std::pin::pin!(audit.clone().export(search("type pr", 1, false)?));
+    let mut stream = std::pin::pin!(audit.export(search("type pr", 1, false)?));
     while let Some(chunk) = stream.next().await {
         let chunk = chunk?;
         lines += chunk.iter().filter(|&&b| b == b'\n').count();
@@ -184,12 +207,6 @@ pub async fn run(
         lines as f64 / took.as_secs_f64(),
         rss_mib() - before,
     );
-
-    time_verify(dir, log.as_ref()).await?;
-    if let Some(stop) = stop {
-        let _ = stop.send(true);
-    }
-    drop(views);
     Ok(())
 }
 

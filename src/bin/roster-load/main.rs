@@ -127,9 +127,9 @@ enum Cmd {
         /// rebuild of the views, instead of the index in memory.
         #[arg(long)]
         postgres_url: Option<String>,
-        /// Time `verify` alone.
-        #[arg(long)]
-        verify_only: bool,
+        /// Time one figure alone (`verify` or `export`) over the index in memory.
+        #[arg(long, value_enum)]
+        only: Option<audit::Only>,
     },
     /// GET /Users/{id} or GET /Users?filter=userName eq "..." over users `<prefix>-<i>`.
     Reads {
@@ -382,8 +382,8 @@ async fn main() -> anyhow::Result<()> {
             dir,
             samples,
             postgres_url,
-            verify_only,
-        } => audit::run(&dir, samples, postgres_url, verify_only).await?,
+            only,
+        } => audit::run(&dir, samples, postgres_url, only).await?,
         Cmd::Ceiling { listen } => {
             let (base, _store) = target::start_on(&listen).await?;
             println!("ceiling target at {base}");
