@@ -917,20 +917,22 @@ async fn the_index_holds_every_record_whether_the_projector_handed_it_over_or_no
     let search = Search::parse(&params, audit.partitions()).unwrap();
     let page = audit.search(&search, None).await.unwrap();
     assert_eq!(page.events.len(), 220 * 3);
-    let positions: Vec<u64> = page
+    let events: Vec<serde_json::Value> = page
         .events
+        .iter()
+        .map(|e| serde_json::to_value(e).unwrap())
+        .collect();
+    let positions: Vec<u64> = events
         .iter()
         .map(|e| e["position"].as_u64().unwrap())
         .collect();
     assert!(positions.windows(2).all(|w| w[0] <= w[1]), "in log order");
-    let ids: std::collections::BTreeSet<&str> = page
-        .events
+    let ids: std::collections::BTreeSet<&str> = events
         .iter()
         .map(|e| e["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids.len(), 220 * 3, "each event once");
-    let names: std::collections::BTreeSet<&str> = page
-        .events
+    let names: std::collections::BTreeSet<&str> = events
         .iter()
         .map(|e| e["target"]["name"].as_str().unwrap())
         .collect();

@@ -18,12 +18,14 @@ pub mod verify;
 use crate::log::{EventLog, LogError};
 use index::{Entry, Interner, PartitionIndex, NO_ENTRY};
 use query::{Found, Search};
-use roster_events::{Envelope, Event, KeyId, Member, Personal, ResourceType};
+use render::{Rendered, Stored};
+use roster_events::{Event, KeyId, Member, Personal, ResourceType};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::watch;
+use tracing::Instrument;
 use uuid::Uuid;
 
 /// How long a search waits for the index to reach the end of the log as it was when the
@@ -64,7 +66,7 @@ pub struct Audit {
 
 /// A page of rendered events.
 pub struct Page {
-    pub events: Vec<Value>,
+    pub events: Vec<Rendered>,
     pub found: Found,
 }
 
@@ -201,10 +203,11 @@ impl Audit {
         }
     }
 
-    /// Reads the picked events (and the documents they replaced) back from the log and
-    /// renders them.
-    async fn render(&self, picked: Picked) -> Result<Vec<Value>, AuditError> {
+    /// Reads the picked events (and the documents they replaced) back from the log, ready
+    /// to be rendered.
+    async fn render(&self, picked: Picked) -> Result<Vec<Rendered>, AuditError> {
         let Picked { strings, items } = picked;
+        let strings = Arc::new(strings);
         let mut records = Records::default();
         // Each run of consecutive positions in one read, in log order (a Kafka consumer
         // reading forward keeps its place).
@@ -220,19 +223,13 @@ impl Audit {
             records.fetch(self, run[0].0, run[0].1, run.len()).await?;
         }
         let mut out = Vec::with_capacity(items.len());
-        for (partition, e, before) in &items {
-            let env = records.event(self, *partition, e).await?;
-            let before = match before {
-                Some(b) => Some(records.event(self, *partition, b).await?),
+        for (partition, e, before) in items {
+            let event = records.event(self, partition, &e).await?;
+            let before = match &before {
+                Some(b) => Some(records.event(self, partition, b).await?),
                 None => None,
             };
-            out.push(render::render(
-                e,
-                *partition,
-                &strings,
-                &env,
-                before.as_ref(),
-            ));
+            out.push(Rendered::new(e, partition, strings.clone(), event, before));
         }
         Ok(out)
     }
@@ -294,7 +291,8 @@ impl Audit {
             deleted: false,
         };
         for e in &events {
-            let env = records.event(self, partition, e).await?;
+            let stored = records.event(self, partition, e).await?;
+            let env = stored.envelope();
             person.directory.clone_from(&env.directory);
             person.version = env.resource_version;
             person.key = env.event.data_key().or(person.key);
@@ -356,8 +354,8 @@ impl Audit {
         let mut document = Map::new();
         let mut members: BTreeSet<Member> = BTreeSet::new();
         for e in &events {
-            let env = records.event(self, partition, e).await?;
-            match &env.event {
+            let stored = records.event(self, partition, e).await?;
+            match &stored.envelope().event {
                 Event::UserCreated(c) => document = personal_map(&c.resource),
                 Event::UserReplaced(c) => document = personal_map(&c.resource),
                 Event::GroupCreated(c) => document = c.resource.to_map(),
@@ -400,40 +398,56 @@ impl Audit {
 
 /// The most events an export renders at once; its memory is bounded by this, whatever the
 /// size of the range.
-const EXPORT_PAGE: usize = 500;
+const EXPORT_PAGE: usize = 2000;
 
 impl Audit {
     /// Every event `search` matches, oldest first, as NDJSON (one rendered event a line),
-    /// produced a page at a time so that memory stays constant for any range. The stream
-    /// ends at the last match the log holds when it gets there; an error ends it early (the
-    /// consumer sees the body cut short).
+    /// produced a page at a time so that memory stays constant for any range. The next page
+    /// is searched for and read back from the log while the one before is written out, so
+    /// that both run at once. The stream ends at the last match the log holds when it gets
+    /// there; an error ends it early (the consumer sees the body cut short). Dropping the
+    /// stream stops the reading.
     pub fn export(
         self: Arc<Self>,
         mut search: Search,
     ) -> impl futures_util::Stream<Item = Result<bytes::Bytes, AuditError>> + Send {
         search.descending = false;
         search.limit = EXPORT_PAGE;
-        futures_util::stream::try_unfold(Some(search), move |search| {
-            let audit = self.clone();
-            async move {
-                let Some(mut search) = search else {
-                    return Ok(None);
-                };
-                let page = audit.search(&search, None).await?;
-                let mut out = Vec::with_capacity(page.events.len() * 512);
-                for event in &page.events {
-                    // A rendered event is plain JSON: it always serializes.
-                    serde_json::to_writer(&mut out, event).expect("JSON values serialize");
-                    out.push(b'\n');
+        // One page waits while one is written out and the next is read.
+        let (pages, rx) = tokio::sync::mpsc::channel::<Result<Page, AuditError>>(1);
+        let reader = async move {
+            let mut search = Some(search);
+            // Bounded by the log: every page moves the cursor on, and the last has none.
+            while let Some(mut current) = search.take() {
+                let page = self.search(&current, None).await;
+                if let Ok(page) = &page {
+                    search = page.found.next.clone().map(|c| {
+                        current.after = Some(c);
+                        current
+                    });
                 }
-                let next = page.found.next.map(|c| {
-                    search.after = Some(c);
-                    search
-                });
-                Ok(Some((bytes::Bytes::from(out), next)))
+                if pages.send(page).await.is_err() {
+                    return; // The consumer went away.
+                }
             }
+        };
+        tokio::spawn(reader.instrument(tracing::info_span!("audit.export")));
+        futures_util::stream::unfold(rx, |mut rx| async move {
+            let page = rx.recv().await?;
+            Some((page.map(|p| ndjson(&p.events)), rx))
         })
     }
+}
+
+/// Events as NDJSON, one a line.
+fn ndjson(events: &[Rendered]) -> bytes::Bytes {
+    let mut out = Vec::with_capacity(events.len() * 1024);
+    for event in events {
+        // A rendered event is plain JSON: it always serializes.
+        serde_json::to_writer(&mut out, event).expect("rendered events serialize");
+        out.push(b'\n');
+    }
+    bytes::Bytes::from(out)
 }
 
 /// The events a page shows, each with the event whose document it replaced, and the strings
@@ -522,20 +536,15 @@ impl Records {
         audit: &Audit,
         partition: u32,
         e: &Entry,
-    ) -> Result<Envelope, AuditError> {
+    ) -> Result<Stored, AuditError> {
         let key = (partition, e.position);
         if !self.0.contains_key(&key) {
             self.fetch(audit, partition, e.position, 1).await?;
         }
-        let record = &self.0[&key];
-        record
-            .events
-            .get(usize::from(e.event))
-            .cloned()
-            .ok_or(AuditError::Missing {
-                partition,
-                position: e.position,
-            })
+        Stored::new(self.0[&key].clone(), usize::from(e.event)).ok_or(AuditError::Missing {
+            partition,
+            position: e.position,
+        })
     }
 }
 

@@ -6,8 +6,15 @@
 
 use super::index::{ActorKind, Entry, Interner};
 use super::query::rfc3339;
-use roster_events::{Envelope, Event, ProviderConfig};
+use roster_events::{Envelope, Event, ProviderConfig, Record, ResourceId};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use uuid::Uuid;
 
 pub use roster_projections::audit::resource_type_name as resource_type;
 
@@ -47,17 +54,75 @@ pub fn activity(event_type: &str) -> &'static str {
     }
 }
 
-/// One change an event made: the attribute's SCIM path and its values before and after
-/// (`null` for absent).
-fn change(path: &str, old: Value, new: Value) -> Value {
-    json!({"path": path, "old": old, "new": new})
+/// One change an event made, as the audit API shows it.
+pub enum Change<'a> {
+    /// An attribute, by its SCIM path, with its values before and after exactly as stored
+    /// (`None` for absent, shown as `null`).
+    Attribute {
+        path: String,
+        old: Option<&'a RawValue>,
+        new: Option<&'a RawValue>,
+    },
+    /// Anything else, as shown: a member, a token, or a marker that the values are erased
+    /// or redacted.
+    Shown(Value),
 }
 
-/// The changes between two documents, attribute by attribute, in path order. Complex
-/// attributes are compared sub-attribute by sub-attribute; multi-valued ones as a whole.
-pub fn diff(old: &Map<String, Value>, new: &Map<String, Value>) -> Vec<Value> {
+impl Serialize for Change<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Change::Attribute { path, old, new } => {
+                let mut m = s.serialize_map(Some(3))?;
+                m.serialize_entry("path", path)?;
+                m.serialize_entry("old", old)?;
+                m.serialize_entry("new", new)?;
+                m.end()
+            }
+            Change::Shown(v) => v.serialize(s),
+        }
+    }
+}
+
+fn change(path: &str, old: Value, new: Value) -> Change<'static> {
+    Change::Shown(json!({"path": path, "old": old, "new": new}))
+}
+
+/// An object member's name, borrowed from the document's text unless it holds escapes.
+#[derive(Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
+
+/// An object's members in name order, each value left as its JSON text.
+type Members<'a> = BTreeMap<Key<'a>, &'a RawValue>;
+
+/// The members of the JSON object `text`; none when it is not one (documents always are).
+fn members(text: &str) -> Members<'_> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+fn is_object(v: &RawValue) -> bool {
+    v.get().starts_with('{')
+}
+
+/// Whether two stored values are the same JSON value (the same text, or texts that parse to
+/// equal values).
+fn same(a: Option<&RawValue>, b: Option<&RawValue>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) if a.get() == b.get() => true,
+        (Some(a), Some(b)) => {
+            let parse = |v: &RawValue| serde_json::from_str::<Value>(v.get()).ok();
+            matches!((parse(a), parse(b)), (Some(x), Some(y)) if x == y)
+        }
+        _ => false,
+    }
+}
+
+/// The changes between two documents (JSON objects as text), attribute by attribute, in
+/// path order. Complex attributes are compared sub-attribute by sub-attribute; multi-valued
+/// ones as a whole. The values are borrowed from the texts: nothing is copied into a tree.
+pub fn diff<'a>(old: &'a str, new: &'a str) -> Vec<Change<'a>> {
     let mut out = Vec::new();
-    diff_into("", Level::Top, old, new, &mut out);
+    diff_into("", Level::Top, &members(old), &members(new), &mut out);
     out
 }
 
@@ -71,43 +136,51 @@ enum Level {
     Nested,
 }
 
-fn diff_into(
+fn diff_into<'a>(
     prefix: &str,
     level: Level,
-    old: &Map<String, Value>,
-    new: &Map<String, Value>,
-    out: &mut Vec<Value>,
+    old: &Members<'a>,
+    new: &Members<'a>,
+    out: &mut Vec<Change<'a>>,
 ) {
-    let mut keys: Vec<&String> = old.keys().chain(new.keys()).collect();
+    let mut keys: Vec<&Key> = old.keys().chain(new.keys()).collect();
     keys.sort();
     keys.dedup();
     for key in keys {
-        if level == Level::Top && key == "schemas" {
+        let name = &*key.0;
+        if level == Level::Top && name == "schemas" {
+            continue;
+        }
+        let (a, b) = (old.get(key).copied(), new.get(key).copied());
+        if matches!((a, b), (Some(a), Some(b)) if a.get() == b.get()) {
             continue;
         }
         let (path, inner) = match level {
-            Level::Top if key.starts_with("urn:") => (key.clone(), Level::Extension),
-            Level::Top => (key.clone(), Level::Nested),
-            Level::Extension => (format!("{prefix}:{key}"), Level::Nested),
-            Level::Nested => (format!("{prefix}.{key}"), Level::Nested),
+            Level::Top if name.starts_with("urn:") => (name.to_owned(), Level::Extension),
+            Level::Top => (name.to_owned(), Level::Nested),
+            Level::Extension => (format!("{prefix}:{name}"), Level::Nested),
+            Level::Nested => (format!("{prefix}.{name}"), Level::Nested),
         };
-        let empty = Map::new();
-        match (old.get(key), new.get(key)) {
-            (Some(Value::Object(a)), Some(Value::Object(b))) => diff_into(&path, inner, a, b, out),
-            (Some(Value::Object(a)), None) => diff_into(&path, inner, a, &empty, out),
-            (None, Some(Value::Object(b))) => diff_into(&path, inner, &empty, b, out),
-            (a, b) if a != b => out.push(change(
-                &path,
-                a.cloned().unwrap_or(Value::Null),
-                b.cloned().unwrap_or(Value::Null),
-            )),
-            _ => {}
+        let inside = |v: Option<&'a RawValue>| v.map(|v| members(v.get())).unwrap_or_default();
+        match (a, b) {
+            (Some(x), Some(y)) if is_object(x) && is_object(y) => {
+                diff_into(&path, inner, &inside(a), &inside(b), out)
+            }
+            (Some(x), None) | (None, Some(x)) if is_object(x) => {
+                diff_into(&path, inner, &inside(a), &inside(b), out)
+            }
+            _ if same(a, b) => {}
+            _ => out.push(Change::Attribute {
+                path,
+                old: a,
+                new: b,
+            }),
         }
     }
 }
 
-/// A provider's settings with its credentials left out (their kind stays).
-fn provider_settings(config: &ProviderConfig) -> Map<String, Value> {
+/// A provider's settings with its credentials left out (their kind stays), as JSON text.
+fn provider_settings(config: &ProviderConfig) -> String {
     let mut v = match serde_json::to_value(config) {
         Ok(Value::Object(m)) => m,
         _ => Map::new(),
@@ -118,18 +191,19 @@ fn provider_settings(config: &ProviderConfig) -> Map<String, Value> {
         roster_events::ProviderAuth::Oauth2 { .. } => "oauth2",
     };
     v.insert("auth".into(), json!({"type": kind}));
-    v
+    Value::Object(v).to_string()
 }
 
-/// The document or settings an event leaves its resource with, if it sets them whole.
-fn state(event: &Event) -> Option<Map<String, Value>> {
+/// The document or settings an event leaves its resource with, as JSON text, if it sets
+/// them whole and they can be read.
+fn state(event: &Event) -> Option<Cow<'_, str>> {
     match event {
-        Event::UserCreated(e) => e.resource.value().map(|d| d.to_map()),
-        Event::UserReplaced(e) => e.resource.value().map(|d| d.to_map()),
-        Event::GroupCreated(e) => Some(e.resource.to_map()),
-        Event::GroupReplaced(e) => Some(e.resource.to_map()),
-        Event::ProviderCreated(e) => Some(provider_settings(&e.config)),
-        Event::ProviderUpdated(e) => Some(provider_settings(&e.config)),
+        Event::UserCreated(e) => e.resource.value().map(|d| Cow::Borrowed(d.as_str())),
+        Event::UserReplaced(e) => e.resource.value().map(|d| Cow::Borrowed(d.as_str())),
+        Event::GroupCreated(e) => Some(Cow::Borrowed(e.resource.as_str())),
+        Event::GroupReplaced(e) => Some(Cow::Borrowed(e.resource.as_str())),
+        Event::ProviderCreated(e) => Some(Cow::Owned(provider_settings(&e.config))),
+        Event::ProviderUpdated(e) => Some(Cow::Owned(provider_settings(&e.config))),
         _ => None,
     }
 }
@@ -143,15 +217,37 @@ fn erased(event: &Event) -> bool {
     }
 }
 
-/// The changes `event` made, given the document it replaced (if it sets one).
-pub fn changes(event: &Event, before: Option<&Event>) -> Vec<Value> {
+/// The documents an event and the one before it set, as text: what its changes are computed
+/// from (and borrow).
+pub struct States<'a> {
+    after: Option<Cow<'a, str>>,
+    before: Option<Cow<'a, str>>,
+}
+
+impl<'a> States<'a> {
+    pub fn of(event: &'a Event, before: Option<&'a Event>) -> States<'a> {
+        States {
+            after: state(event),
+            before: before.and_then(state),
+        }
+    }
+}
+
+/// The changes `event` made, given the event that set the document it replaced (if it sets
+/// one) and both documents' texts (`States::of` the two events).
+pub fn changes<'a>(
+    event: &'a Event,
+    before: Option<&Event>,
+    states: &'a States<'a>,
+) -> Vec<Change<'a>> {
     let sets_user = matches!(event, Event::UserCreated(_) | Event::UserReplaced(_));
     if erased(event) || (sets_user && before.is_some_and(erased)) {
-        return vec![json!({"path": null, "old": null, "new": null, "erased": true})];
+        return vec![Change::Shown(
+            json!({"path": null, "old": null, "new": null, "erased": true}),
+        )];
     }
-    if let Some(after) = state(event) {
-        let before = before.and_then(state).unwrap_or_default();
-        return diff(&before, &after);
+    if let Some(after) = &states.after {
+        return diff(states.before.as_deref().unwrap_or("{}"), after);
     }
     let member = |m: &roster_events::Member| json!({"value": m.value, "type": m.kind});
     match event {
@@ -168,21 +264,21 @@ pub fn changes(event: &Event, before: Option<&Event>) -> Vec<Value> {
         Event::UserAdopted(e) | Event::GroupAdopted(e) => {
             vec![change("owner", json!(e.previous_owner), json!(e.owner))]
         }
-        Event::UserPasswordSet(_) => {
-            vec![json!({"path": "password", "old": null, "new": null, "redacted": true})]
-        }
-        Event::UserErased(_) => {
-            vec![json!({"path": null, "old": null, "new": null, "erased": true})]
-        }
-        Event::SourceCreated(e) => diff(
-            &Map::new(),
-            &json_map(json!({
-                "slug": e.slug,
-                "serviceAccount": e.service_account,
-                "ownership": e.ownership,
-                "undeclaredExtensions": e.undeclared_extensions,
-            })),
-        ),
+        Event::UserPasswordSet(_) => vec![Change::Shown(
+            json!({"path": "password", "old": null, "new": null, "redacted": true}),
+        )],
+        Event::UserErased(_) => vec![Change::Shown(
+            json!({"path": null, "old": null, "new": null, "erased": true}),
+        )],
+        Event::SourceCreated(e) => [
+            ("ownership", json!(e.ownership)),
+            ("serviceAccount", json!(e.service_account)),
+            ("slug", json!(e.slug)),
+            ("undeclaredExtensions", json!(e.undeclared_extensions)),
+        ]
+        .into_iter()
+        .map(|(path, v)| change(path, Value::Null, v))
+        .collect(),
         Event::DirectoryCreated(e) => vec![change("name", Value::Null, json!(e.name))],
         Event::SourceTokenIssued(e) => vec![change(
             "tokens",
@@ -212,13 +308,6 @@ pub fn changes(event: &Event, before: Option<&Event>) -> Vec<Value> {
     }
 }
 
-fn json_map(v: Value) -> Map<String, Value> {
-    match v {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    }
-}
-
 /// Who acted, in words.
 fn actor_words(e: &Entry, strings: &Interner) -> String {
     let id = strings.get(e.actor).unwrap_or("");
@@ -231,15 +320,21 @@ fn actor_words(e: &Entry, strings: &Interner) -> String {
     }
 }
 
+/// What a change to `active` set it to, if the event made one.
+fn active_set_to(changes: &[Change]) -> Option<bool> {
+    changes.iter().find_map(|c| match c {
+        Change::Attribute {
+            path, new: Some(v), ..
+        } if path == "active" => serde_json::from_str(v.get()).ok(),
+        _ => None,
+    })
+}
+
 /// What the event did to its target, in words.
-fn verb(event_type: &str, changes: &[Value]) -> String {
-    let active = changes
-        .iter()
-        .find(|c| c["path"] == "active")
-        .map(|c| c["new"].clone());
-    match (event_type, active) {
-        ("user.replaced", Some(Value::Bool(false))) => "deactivated".into(),
-        ("user.replaced", Some(Value::Bool(true))) => "reactivated".into(),
+fn verb(event_type: &str, changes: &[Change]) -> String {
+    match (event_type, active_set_to(changes)) {
+        ("user.replaced", Some(false)) => "deactivated".into(),
+        ("user.replaced", Some(true)) => "reactivated".into(),
         ("group.members_added", _) => format!("gained {} member(s)", changes.len()),
         ("group.members_removed", _) => format!("lost {} member(s)", changes.len()),
         ("user.password_set", _) => "had its password changed".into(),
@@ -260,81 +355,173 @@ fn verb(event_type: &str, changes: &[Value]) -> String {
     }
 }
 
-/// The event as the audit API shows it.
-pub fn render(
-    e: &Entry,
+/// One event of a record read back from the log.
+#[derive(Clone)]
+pub struct Stored {
+    record: Arc<Record>,
+    index: usize,
+}
+
+impl Stored {
+    /// Event `index` of `record`; None when the record has no such event.
+    pub fn new(record: Arc<Record>, index: usize) -> Option<Stored> {
+        (index < record.events.len()).then_some(Stored { record, index })
+    }
+
+    pub fn envelope(&self) -> &Envelope {
+        &self.record.events[self.index]
+    }
+}
+
+/// An event as the audit API shows it. Serializing it writes its JSON straight out, the
+/// changes computed on the way from the stored documents' text (no tree of values is built).
+pub struct Rendered {
+    entry: Entry,
     partition: u32,
-    strings: &Interner,
-    env: &Envelope,
-    before: Option<&Envelope>,
-) -> Value {
-    let changes = changes(&env.event, before.map(|b| &b.event));
-    let event_type = e.event_type();
-    let kind = resource_type(e.resource_type);
-    let name = strings.get(e.name);
-    let target = match name {
-        Some(n) => format!("{} {n}", kind.replace('_', " ")),
-        None => format!("{} {}", kind.replace('_', " "), e.resource),
-    };
-    let (message, outcome) = match &env.event {
-        Event::AccessRefused(r) => (refusal_words(r, e, strings), "failure"),
-        Event::AuditRead(r) => (
-            format!(
-                "{} read {}{}",
-                actor_words(e, strings),
-                r.path,
-                times(r.count)
-            ),
-            "success",
-        ),
-        _ => (
-            format!(
-                "{target} {} by {}",
-                verb(event_type, &changes),
-                actor_words(e, strings)
-            ),
-            "success",
-        ),
-    };
-    let mut client = Map::new();
-    for (key, sym) in [
-        ("tokenId", e.token),
-        ("ip", e.ip),
-        ("userAgent", e.user_agent),
-    ] {
-        if let Some(s) = strings.get(sym) {
-            client.insert(key.into(), Value::from(s));
+    /// The strings `entry` names (shared by the events of one page).
+    strings: Arc<Interner>,
+    event: Stored,
+    /// The event that set the document this one replaced.
+    before: Option<Stored>,
+}
+
+impl Rendered {
+    pub fn new(
+        entry: Entry,
+        partition: u32,
+        strings: Arc<Interner>,
+        event: Stored,
+        before: Option<Stored>,
+    ) -> Rendered {
+        Rendered {
+            entry,
+            partition,
+            strings,
+            event,
+            before,
         }
     }
-    let mut rendered = json!({
-        "id": env.event_id,
-        "partition": partition,
-        "position": e.position,
-        "time": rfc3339(e.time_ms),
-        "type": event_type,
-        "displayName": activity(event_type),
-        "message": message,
-        "outcome": outcome,
-        "directory": env.directory,
-        "actor": {"kind": e.actor_kind.as_str(), "id": strings.get(e.actor)},
-        "source": env.source,
-        "client": client,
-        "correlationId": env.correlation_id,
-        "target": {
-            "type": kind,
-            "id": env.resource_id,
-            "name": name,
-            "version": e.version,
-            "etag": format!("W/\"{}\"", e.version),
-        },
-        "changes": changes,
-    });
-    // What an audit-only event counted (how many requests, from when to when, and why); the
-    // request an erasure answered and what it could not erase.
-    if env.event.audit_only() || matches!(env.event, Event::UserErased(_)) {
-        rendered["details"] = env.event.payload_json();
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Shown<'a> {
+    id: Uuid,
+    partition: u32,
+    position: u64,
+    time: String,
+    #[serde(rename = "type")]
+    event_type: &'static str,
+    display_name: &'static str,
+    message: String,
+    outcome: &'static str,
+    directory: &'a str,
+    actor: ShownActor<'a>,
+    source: Option<&'a str>,
+    client: ShownClient<'a>,
+    correlation_id: Option<&'a str>,
+    target: Target<'a>,
+    changes: Vec<Change<'a>>,
+    /// What an audit-only event counted (how many requests, from when to when, and why); the
+    /// request an erasure answered and what it could not erase.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<Value>,
+}
+
+#[derive(Serialize)]
+struct ShownActor<'a> {
+    kind: &'static str,
+    id: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ShownClient<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ip: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_agent: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Target<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: &'a ResourceId,
+    name: Option<&'a str>,
+    version: u32,
+    etag: String,
+}
+
+impl Serialize for Rendered {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (e, strings) = (&self.entry, &*self.strings);
+        let env = self.event.envelope();
+        let before = self.before.as_ref().map(|b| &b.envelope().event);
+        let states = States::of(&env.event, before);
+        let changes = changes(&env.event, before, &states);
+        let event_type = e.event_type();
+        let kind = resource_type(e.resource_type);
+        let name = strings.get(e.name);
+        let (message, outcome) = match &env.event {
+            Event::AccessRefused(r) => (refusal_words(r, e, strings), "failure"),
+            Event::AuditRead(r) => (
+                format!(
+                    "{} read {}{}",
+                    actor_words(e, strings),
+                    r.path,
+                    times(r.count)
+                ),
+                "success",
+            ),
+            _ => {
+                let kind = kind.replace('_', " ");
+                let target = match name {
+                    Some(n) => format!("{kind} {n}"),
+                    None => format!("{kind} {}", e.resource),
+                };
+                let verb = verb(event_type, &changes);
+                let actor = actor_words(e, strings);
+                (format!("{target} {verb} by {actor}"), "success")
+            }
+        };
+        let details = (env.event.audit_only() || matches!(env.event, Event::UserErased(_)))
+            .then(|| env.event.payload_json());
+        Shown {
+            id: env.event_id,
+            partition: self.partition,
+            position: e.position,
+            time: rfc3339(e.time_ms),
+            event_type,
+            display_name: activity(event_type),
+            message,
+            outcome,
+            directory: &env.directory,
+            actor: ShownActor {
+                kind: e.actor_kind.as_str(),
+                id: strings.get(e.actor),
+            },
+            source: env.source.as_deref(),
+            client: ShownClient {
+                token_id: strings.get(e.token),
+                ip: strings.get(e.ip),
+                user_agent: strings.get(e.user_agent),
+            },
+            correlation_id: env.correlation_id.as_deref(),
+            target: Target {
+                kind,
+                id: &env.resource_id,
+                name,
+                version: e.version,
+                etag: format!("W/\"{}\"", e.version),
+            },
+            changes,
+            details,
+        }
+        .serialize(s)
     }
-    rendered
 }
 
 /// " (7 times)" for a record that counts more than one request.
@@ -376,13 +563,17 @@ fn refusal_words(r: &roster_events::AccessRefused, e: &Entry, strings: &Interner
 mod tests {
     use super::*;
 
-    fn map(v: Value) -> Map<String, Value> {
-        json_map(v)
+    fn shown(changes: &[Change]) -> Value {
+        serde_json::to_value(changes).unwrap()
+    }
+
+    fn expected(path: &str, old: Value, new: Value) -> Value {
+        json!({"path": path, "old": old, "new": new})
     }
 
     #[test]
     fn a_diff_names_each_changed_attribute_by_its_scim_path() {
-        let old = map(json!({
+        let old = json!({
             "userName": "alice",
             "active": true,
             "name": {"givenName": "Alice", "familyName": "Liddell"},
@@ -391,8 +582,9 @@ mod tests {
                 "department": "Sales",
                 "manager": {"value": "m1"}
             }
-        }));
-        let new = map(json!({
+        })
+        .to_string();
+        let new = json!({
             "userName": "alice",
             "active": false,
             "name": {"givenName": "Alicia", "familyName": "Liddell"},
@@ -402,22 +594,48 @@ mod tests {
                 "department": "Sales",
                 "manager": {"value": "m2"}
             }
-        }));
+        })
+        .to_string();
         let got = diff(&old, &new);
         let ent = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
         assert_eq!(
-            got,
-            vec![
-                change("active", json!(true), json!(false)),
-                change(
+            shown(&got),
+            json!([
+                expected("active", json!(true), json!(false)),
+                expected(
                     "emails",
                     json!([{"value": "a@x", "type": "work"}]),
                     json!([{"value": "b@x", "type": "work"}])
                 ),
-                change("name.givenName", json!("Alice"), json!("Alicia")),
-                change("title", Value::Null, json!("CEO")),
-                change(&format!("{ent}:manager.value"), json!("m1"), json!("m2")),
-            ]
+                expected("name.givenName", json!("Alice"), json!("Alicia")),
+                expected("title", Value::Null, json!("CEO")),
+                expected(&format!("{ent}:manager.value"), json!("m1"), json!("m2")),
+            ])
+        );
+        assert_eq!(active_set_to(&got), Some(false));
+    }
+
+    #[test]
+    fn a_diff_compares_values_not_their_text() {
+        // The same values written differently (spacing, an escape, a number's form) are no
+        // change; an object that appears or disappears is listed member by member.
+        let old = r#"{"a": 1.5, "b": "\u00e9", "c": [1, 2], "gone": {"x": 1}, "keep": null}"#;
+        let new = r#"{"a":1.5e0,"b":"é","c":[1,2],"keep":null,"new":{"y":{"z":true}}}"#;
+        assert_eq!(
+            shown(&diff(old, new)),
+            json!([
+                expected("gone.x", json!(1), Value::Null),
+                expected("new.y.z", Value::Null, json!(true)),
+            ])
+        );
+    }
+
+    #[test]
+    fn a_member_name_with_an_escape_is_read() {
+        let got = diff("{}", r#"{"na\"me": {"gi\u0076en": "A"}}"#);
+        assert_eq!(
+            shown(&got),
+            json!([expected("na\"me.given", Value::Null, json!("A"))])
         );
     }
 
@@ -426,7 +644,8 @@ mod tests {
         let e = Event::UserPasswordSet(roster_events::UserPasswordSet {
             hash: roster_events::Personal::Plain("$argon2id$v=19$secret".into()),
         });
-        let shown = serde_json::to_string(&changes(&e, None)).unwrap();
+        let states = States::of(&e, None);
+        let shown = serde_json::to_string(&changes(&e, None, &states)).unwrap();
         assert!(!shown.contains("argon2"), "{shown}");
         assert!(shown.contains("\"redacted\":true"), "{shown}");
     }

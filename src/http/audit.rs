@@ -7,13 +7,13 @@ use super::admin::AdminAuth;
 use super::error::ScimError;
 use super::AppState;
 use crate::audit::query::{QueryError, Search, SearchParams};
+use crate::audit::render::Rendered;
 use crate::audit::{AsOf, AuditError, Page};
 use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::json;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -88,17 +88,27 @@ fn with_after(raw: Option<&str>, cursor: &str) -> String {
         .finish()
 }
 
-/// A page as JSON, with `Link: <...>; rel="next"` when there may be more.
-fn page_response(path: &str, raw: Option<&str>, page: Page, extra: serde_json::Value) -> Response {
+/// A page of events as the API answers it.
+#[derive(serde::Serialize)]
+struct PageBody<'a> {
+    /// The resource whose history the page is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<Uuid>,
+    events: &'a [Rendered],
+    next: Option<&'a str>,
+    resume: String,
+}
+
+/// A page as JSON (of the history of `id`, if given), with `Link: <...>; rel="next"` when
+/// there may be more.
+fn page_response(path: &str, raw: Option<&str>, page: Page, id: Option<Uuid>) -> Response {
     let next = page.found.next.as_ref().map(|c| c.encode());
-    let mut body = json!({
-        "events": page.events,
-        "next": next,
-        "resume": page.found.resume.encode(),
-    });
-    if let (Some(b), serde_json::Value::Object(extra)) = (body.as_object_mut(), extra) {
-        b.extend(extra);
-    }
+    let body = PageBody {
+        id,
+        events: &page.events,
+        next: next.as_deref(),
+        resume: page.found.resume.encode(),
+    };
     let mut resp = Json(body).into_response();
     if let Some(next) = next {
         let link = format!("<{path}?{}>; rel=\"next\"", with_after(raw, &next));
@@ -123,7 +133,7 @@ async fn events(
         "/admin/v1/audit/events",
         raw.as_deref(),
         page,
-        json!({}),
+        None,
     ))
 }
 
@@ -209,7 +219,7 @@ async fn history(
         &format!("/admin/v1/audit/resources/{uuid}/history"),
         raw.as_deref(),
         page,
-        json!({"id": uuid}),
+        Some(uuid),
     ))
 }
 

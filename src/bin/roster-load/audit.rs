@@ -140,10 +140,14 @@ pub async fn run(
     let users = audit
         .search(&search("type eq \"user.created\"", 1000, false)?, None)
         .await?;
-    let picks: Vec<(String, String)> = users
+    let users: Vec<serde_json::Value> = users
         .events
         .iter()
-        .step_by((users.events.len() / samples.max(1)).max(1))
+        .map(serde_json::to_value)
+        .collect::<Result<_, _>>()?;
+    let picks: Vec<(String, String)> = users
+        .iter()
+        .step_by((users.len() / samples.max(1)).max(1))
         .map(|e| {
             (
                 e["target"]["id"].as_str().unwrap_or_default().to_owned(),
