@@ -165,6 +165,11 @@ enum Cmd {
         groups: usize,
         #[arg(long, default_value_t = 0)]
         members: usize,
+        /// Replacements of each user after they are all created (its title changes each
+        /// time, and every fifth one deactivates it): a log of `users * (1 + updates)`
+        /// user events, for histories longer than one event.
+        #[arg(long, default_value_t = 0)]
+        updates: usize,
     },
     /// Replays a data directory's log into fresh views (in memory, or in PostgreSQL with
     /// `--postgres-url`); prints the time, the rate and the process's resident memory
@@ -476,6 +481,7 @@ async fn main() -> anyhow::Result<()> {
             prefix,
             groups,
             members,
+            updates,
         } => {
             let log: Arc<dyn EventLog> =
                 Arc::new(FileLog::open(dir.join("log"), FileLogOptions::default())?);
@@ -523,8 +529,10 @@ async fn main() -> anyhow::Result<()> {
                 }),
             };
             let w2 = w.clone();
+            let ctx2 = ctx.clone();
+            let prefix2 = prefix.clone();
             drive("seeded users", 256, users, move |i| {
-                let (w, mut ctx) = (w2.clone(), ctx.clone());
+                let (w, mut ctx, prefix) = (w2.clone(), ctx2.clone(), prefix2.clone());
                 ctx.correlation_id = Some(uuid::Uuid::new_v4().to_string());
                 let resource = checked_user(scim_user(&prefix, i));
                 async move {
@@ -540,6 +548,63 @@ async fn main() -> anyhow::Result<()> {
                 }
             })
             .await;
+            if updates > 0 {
+                let all = store
+                    .list_users(
+                        "default",
+                        roster_projections::Visibility::All,
+                        &roster_projections::ListQuery {
+                            filter: None,
+                            sort: None,
+                            declared: Vec::new(),
+                            start_index: 1,
+                            count: usize::MAX,
+                        },
+                    )
+                    .await?;
+                // Each seeded user's id and number (from its userName).
+                let seeded: Arc<Vec<(ResourceId, usize)>> = Arc::new(
+                    all.items
+                        .iter()
+                        .filter_map(|u| {
+                            let name = u.keys.user_name.as_deref()?;
+                            let n = name
+                                .strip_prefix(&format!("{prefix}-"))?
+                                .strip_suffix("@example.com")?
+                                .parse()
+                                .ok()?;
+                            Some((u.id, n))
+                        })
+                        .collect(),
+                );
+                let w4 = w.clone();
+                let total = seeded.len() * updates;
+                drive("seeded updates", 256, total, move |j| {
+                    let (w, mut ctx, seeded) = (w4.clone(), ctx.clone(), seeded.clone());
+                    ctx.correlation_id = Some(uuid::Uuid::new_v4().to_string());
+                    // Round-major: one user's replacements are far apart, as in a directory.
+                    let (id, n) = seeded[j % seeded.len()];
+                    let round = j / seeded.len();
+                    let mut doc = scim_user(&prefix, n);
+                    doc["title"] = json!(format!("Title {round}"));
+                    doc["active"] = json!(round % 5 != 4);
+                    let resource = checked_user(doc);
+                    async move {
+                        w.execute(
+                            Command::ReplaceUser {
+                                id,
+                                resource,
+                                password_hash: None,
+                                if_match: None,
+                            },
+                            ctx,
+                        )
+                        .await
+                        .is_ok()
+                    }
+                })
+                .await;
+            }
             if groups > 0 {
                 let all = store
                     .list_users(
