@@ -927,10 +927,8 @@ async fn the_index_holds_every_record_whether_the_projector_handed_it_over_or_no
         .map(|e| e["position"].as_u64().unwrap())
         .collect();
     assert!(positions.windows(2).all(|w| w[0] <= w[1]), "in log order");
-    let ids: std::collections::BTreeSet<&str> = events
-        .iter()
-        .map(|e| e["id"].as_str().unwrap())
-        .collect();
+    let ids: std::collections::BTreeSet<&str> =
+        events.iter().map(|e| e["id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), 220 * 3, "each event once");
     let names: std::collections::BTreeSet<&str> = events
         .iter()
