@@ -549,23 +549,10 @@ async fn main() -> anyhow::Result<()> {
             })
             .await;
             if updates > 0 {
-                let all = store
-                    .list_users(
-                        "default",
-                        roster_projections::Visibility::All,
-                        &roster_projections::ListQuery {
-                            filter: None,
-                            sort: None,
-                            declared: Vec::new(),
-                            start_index: 1,
-                            count: usize::MAX,
-                        },
-                    )
-                    .await?;
+                let all = every_user(store.as_ref()).await?;
                 // Each seeded user's id and number (from its userName).
                 let seeded: Arc<Vec<(ResourceId, usize)>> = Arc::new(
-                    all.items
-                        .iter()
+                    all.iter()
                         .filter_map(|u| {
                             let name = u.keys.user_name.as_deref()?;
                             let n = name
@@ -606,21 +593,9 @@ async fn main() -> anyhow::Result<()> {
                 .await;
             }
             if groups > 0 {
-                let all = store
-                    .list_users(
-                        "default",
-                        roster_projections::Visibility::All,
-                        &roster_projections::ListQuery {
-                            filter: None,
-                            sort: None,
-                            declared: Vec::new(),
-                            start_index: 1,
-                            count: usize::MAX,
-                        },
-                    )
-                    .await?;
+                let all = every_user(store.as_ref()).await?;
                 let ids: Arc<Vec<String>> =
-                    Arc::new(all.items.iter().map(|u| u.id.to_string()).collect());
+                    Arc::new(all.iter().map(|u| u.id.to_string()).collect());
                 let ctx = Context {
                     actor: Actor::Source("source:default".into()),
                     source: Some("default".into()),
@@ -720,6 +695,26 @@ fn checked_user(v: Value) -> roster_projections::schema::Checked {
     schemas
         .check(v.as_object().cloned().unwrap_or_default())
         .expect("a seeded user is valid")
+}
+
+/// Every user of the default directory.
+async fn every_user(
+    store: &dyn ProjectionStore,
+) -> anyhow::Result<Vec<Arc<roster_projections::UserView>>> {
+    let page = store
+        .list_users(
+            "default",
+            roster_projections::Visibility::All,
+            &roster_projections::ListQuery {
+                filter: None,
+                sort: None,
+                declared: Vec::new(),
+                start_index: 1,
+                count: usize::MAX,
+            },
+        )
+        .await?;
+    Ok(page.items)
 }
 
 /// A seeded group as the edge would store it.
