@@ -80,14 +80,23 @@ impl Encoded {
     }
 }
 
-fn nibble(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
+/// Each byte's value as a hex digit, or `NOT_HEX`: verification decodes two hex fields of every
+/// record, so a lookup replaces the branches.
+const NOT_HEX: u8 = 0xff;
+const HEX_VALUE: [u8; 256] = {
+    let mut table = [NOT_HEX; 256];
+    let mut c = 0;
+    while c < 256 {
+        table[c] = match c as u8 {
+            b @ b'0'..=b'9' => b - b'0',
+            b @ b'a'..=b'f' => b - b'a' + 10,
+            b @ b'A'..=b'F' => b - b'A' + 10,
+            _ => NOT_HEX,
+        };
+        c += 1;
     }
-}
+    table
+};
 
 /// The 32 bytes that 64 hex digits spell, if `text` is that.
 pub fn unhex32(text: &[u8]) -> Option<[u8; 32]> {
@@ -95,10 +104,17 @@ pub fn unhex32(text: &[u8]) -> Option<[u8; 32]> {
         return None;
     }
     let mut out = [0; 32];
+    let mut bad = 0;
     for (o, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
-        *o = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+        let (hi, lo) = (
+            HEX_VALUE[usize::from(pair[0])],
+            HEX_VALUE[usize::from(pair[1])],
+        );
+        bad |= hi | lo;
+        *o = (hi << 4) | (lo & 0xf);
     }
-    Some(out)
+    // A digit's value is below 16; NOT_HEX sets the high bits.
+    (bad < 16).then_some(out)
 }
 
 /// What a record's seal says.
@@ -241,6 +257,13 @@ mod tests {
         assert_eq!(unhex32(hex(&d).to_uppercase().as_bytes()), Some(d));
         assert_eq!(unhex32(b"0a"), None);
         assert_eq!(unhex32(&[b'g'; 64]), None);
+        // One bad character anywhere, of any kind, is refused.
+        let good = hex(&d);
+        for (i, bad) in [(0, b'x'), (31, b':'), (63, b'G'), (40, 0xc3), (7, b' ')] {
+            let mut text = good.clone().into_bytes();
+            text[i] = bad;
+            assert_eq!(unhex32(&text), None, "{i}");
+        }
     }
 
     #[test]
