@@ -156,6 +156,10 @@ impl EventLog for OpeningLog {
         self.inner.poll_interval()
     }
 
+    fn concurrent_reads(&self) -> usize {
+        self.inner.concurrent_reads()
+    }
+
     fn follower(&self) -> Option<Arc<dyn EventLog>> {
         let inner = self.inner.follower()?;
         Some(OpeningLog::wrap(inner, self.keys.clone()))

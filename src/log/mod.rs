@@ -121,6 +121,13 @@ pub trait EventLog: Send + Sync + 'static {
     /// records are appended or read: followers wait on it.
     fn end(&self, partition: u32) -> watch::Receiver<u64>;
 
+    /// How many reads of one partition can be in flight at once without slowing each other
+    /// down: 1 for a log that reads a partition through one cursor (each read at another
+    /// position moves it), more for one whose reads are independent.
+    fn concurrent_reads(&self) -> usize {
+        1
+    }
+
     /// How long a follower waits, at most, before reading again: `None` when `end` announces
     /// every record (one process owns the log), a duration when other processes append too.
     fn poll_interval(&self) -> Option<Duration> {

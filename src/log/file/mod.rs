@@ -11,6 +11,7 @@
 //! second process out. Everything here is readable by its owner only.
 
 mod known;
+mod reader;
 mod repair;
 mod scan;
 
@@ -21,12 +22,12 @@ use super::{EventLog, HeaderEntry, LogError};
 use async_trait::async_trait;
 use fs2::FileExt;
 use known::KnownRecords;
-use roster_events::chain::{Digest, Encoded};
-use roster_events::Record;
+use reader::{read_blocking, read_headers_blocking};
+use roster_events::chain::Encoded;
 use roster_projections::LogEntry;
-use scan::{list_segments, read_frame, scan, segment_path, skip_frame, HEADER};
+use scan::{list_segments, scan, segment_path, HEADER};
 use std::fs::{File, OpenOptions};
-use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
 use tokio::sync::{oneshot, watch};
@@ -298,165 +299,6 @@ impl FileLog {
     }
 }
 
-fn locate(shared: &Mutex<Shared>, from: u64) -> Option<(PathBuf, Mark, Vec<u64>)> {
-    let shared = shared.lock().unwrap_or_else(|p| p.into_inner());
-    let i = shared.marks.partition_point(|m| m.position <= from);
-    let mark = *shared.marks.get(i.checked_sub(1)?)?;
-    let later: Vec<u64> = shared
-        .segments
-        .iter()
-        .copied()
-        .filter(|&s| s > mark.segment)
-        .collect();
-    Some((shared.dir.clone(), mark, later))
-}
-
-/// Reads and decodes up to `max` records from `from`, taking the records in `known` (and
-/// their digests) from there.
-fn read_blocking(
-    shared: &Mutex<Shared>,
-    from: u64,
-    max: usize,
-    end: u64,
-    known: Option<&Mutex<KnownRecords>>,
-) -> Result<Vec<LogEntry>, LogError> {
-    let raw = read_frames(shared, from, max, end)?;
-    let known: Vec<Option<(Arc<Record>, Digest)>> = match known {
-        Some(known) => {
-            let known = known.lock().unwrap_or_else(|p| p.into_inner());
-            raw.iter().map(|(p, _)| known.get(*p)).collect()
-        }
-        None => vec![None; raw.len()],
-    };
-    decode(&raw, known)
-}
-
-/// Reads up to `max` records from `from` and decodes their headers only, with the digests of
-/// their bodies as stored: the events are passed over by the JSON scanner, not built.
-fn read_headers_blocking(
-    shared: &Mutex<Shared>,
-    from: u64,
-    max: usize,
-    end: u64,
-) -> Result<Vec<HeaderEntry>, LogError> {
-    let raw = read_frames(shared, from, max, end)?;
-    let one = |chunk: &[(u64, Vec<u8>)]| -> Result<Vec<HeaderEntry>, LogError> {
-        chunk
-            .iter()
-            .map(|(position, bytes)| {
-                let header = roster_events::RecordHeader::from_stored(bytes).map_err(|e| {
-                    LogError::Corrupt(format!("record {position} does not decode: {e}"))
-                })?;
-                Ok(HeaderEntry {
-                    position: *position,
-                    header,
-                    digest: roster_events::chain::body_digest(bytes),
-                })
-            })
-            .collect()
-    };
-    in_two(&raw, one)
-}
-
-/// `one` over `items`, split over two threads when there are enough to be worth it: decoding
-/// JSON is most of the cost of reading (and of replay at start-up).
-fn in_two<I: Sync, T: Send>(
-    items: &[I],
-    one: impl Fn(&[I]) -> Result<Vec<T>, LogError> + Sync,
-) -> Result<Vec<T>, LogError> {
-    if items.len() < 512 {
-        return one(items);
-    }
-    let (a, b) = items.split_at(items.len() / 2);
-    let (first, second) = std::thread::scope(|s| {
-        let second = s.spawn(|| one(b));
-        (one(a), second.join())
-    });
-    let mut out = first?;
-    out.extend(second.map_err(|_| LogError::Corrupt("decoder panicked".into()))??);
-    Ok(out)
-}
-
-/// The frames of up to `max` records from `from` (below `end`), with their positions.
-fn read_frames(
-    shared: &Mutex<Shared>,
-    from: u64,
-    max: usize,
-    end: u64,
-) -> Result<Vec<(u64, Vec<u8>)>, LogError> {
-    let mut raw: Vec<(u64, Vec<u8>)> = Vec::new();
-    if from >= end || max == 0 {
-        return Ok(Vec::new());
-    }
-    let Some((dir, mark, later)) = locate(shared, from) else {
-        return Ok(Vec::new());
-    };
-    let mut position = mark.position;
-    let mut segments = std::iter::once(mark.segment).chain(later);
-    let mut offset = mark.offset;
-    let mut buf = Vec::new();
-    'segments: for base in segments.by_ref() {
-        let mut file =
-            File::open(segment_path(&dir, base)).map_err(|e| io("opening a segment", e))?;
-        file.seek(SeekFrom::Start(offset))
-            .map_err(|e| io("seeking a segment", e))?;
-        offset = 0;
-        let mut r = BufReader::with_capacity(READ_BUFFER, file);
-        while position < end && raw.len() < max {
-            // The frames between the index mark and `from` are passed over, not checked: a
-            // reader at the tail would otherwise check up to INDEX_EVERY frames per read.
-            let read = if position < from {
-                skip_frame(&mut r).map(|f| f.map(|()| 0))
-            } else {
-                read_frame(&mut r, &mut buf)
-            };
-            match read {
-                Ok(Some(_)) => {}
-                Ok(None) => continue 'segments,
-                Err(why) => return Err(LogError::Corrupt(format!("record {position}: {why}"))),
-            }
-            if position >= from {
-                raw.push((position, std::mem::take(&mut buf)));
-            }
-            position += 1;
-        }
-        break;
-    }
-    Ok(raw)
-}
-
-/// Decodes frames into entries (`known`: the records already known, in the same order).
-/// Decoding JSON is most of the cost of reading (and of replay at start-up), so a large batch
-/// is split over two threads.
-fn decode(
-    raw: &[(u64, Vec<u8>)],
-    known: Vec<Option<(Arc<Record>, Digest)>>,
-) -> Result<Vec<LogEntry>, LogError> {
-    let items: Vec<_> = raw.iter().zip(known).collect();
-    in_two(&items, |chunk| {
-        chunk
-            .iter()
-            .map(|((position, bytes), known)| {
-                let (record, digest) = match known {
-                    Some(k) => k.clone(),
-                    None => {
-                        let record: Record = serde_json::from_slice(bytes).map_err(|e| {
-                            LogError::Corrupt(format!("record {position} does not decode: {e}"))
-                        })?;
-                        (Arc::new(record), roster_events::chain::body_digest(bytes))
-                    }
-                };
-                Ok(LogEntry {
-                    partition: 0,
-                    position: *position,
-                    record,
-                    digest,
-                })
-            })
-            .collect()
-    })
-}
-
 #[async_trait]
 impl EventLog for FileLog {
     async fn append_encoded(&self, records: Vec<Encoded>) -> Result<Vec<u64>, LogError> {
@@ -528,6 +370,11 @@ impl EventLog for FileLog {
 
     fn end(&self, _partition: u32) -> watch::Receiver<u64> {
         self.end.clone()
+    }
+
+    /// Each read opens the segments itself and decodes on its own thread.
+    fn concurrent_reads(&self) -> usize {
+        3
     }
 
     fn healthy(&self) -> bool {

@@ -6,6 +6,7 @@
 
 use std::fs::File;
 use std::io::{self, BufReader, Read};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 /// Bytes before each payload: its length and its CRC-32, both little-endian u32.
@@ -40,28 +41,29 @@ pub(super) fn list_segments(dir: &Path) -> io::Result<Vec<u64>> {
     Ok(segments)
 }
 
-/// Reads one frame into `buf`; Ok(None) at a clean end, Err on a torn or corrupt frame.
-pub(super) fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> Result<Option<usize>, String> {
+/// Reads one frame, appending its payload to `buf`: where in `buf` it is, Ok(None) at a clean
+/// end, Err on a torn or corrupt frame (then `buf` holds what it held before).
+pub(super) fn read_frame_into(
+    r: &mut impl Read,
+    buf: &mut Vec<u8>,
+) -> Result<Option<Range<usize>>, String> {
     let Some((len, crc)) = read_header(r)? else {
         return Ok(None);
     };
-    buf.resize(len, 0);
-    r.read_exact(buf).map_err(|_| "torn payload".to_string())?;
-    if crc32fast::hash(buf) != crc {
-        return Err("checksum mismatch".into());
+    let start = buf.len();
+    buf.resize(start + len, 0);
+    let payload = &mut buf[start..];
+    let whole = r.read_exact(payload).is_ok();
+    if !whole || crc32fast::hash(payload) != crc {
+        buf.truncate(start);
+        return Err(if whole {
+            "checksum mismatch"
+        } else {
+            "torn payload"
+        }
+        .into());
     }
-    Ok(Some(HEADER + len))
-}
-
-/// Passes over one frame without reading its payload or checking its checksum: for the frames
-/// a read goes past on its way to its first position (each is checked when it is read).
-/// Ok(None) at a clean end, Err on a torn or implausible header.
-pub(super) fn skip_frame(r: &mut BufReader<File>) -> Result<Option<()>, String> {
-    let Some((len, _)) = read_header(r)? else {
-        return Ok(None);
-    };
-    r.seek_relative(len as i64).map_err(|e| e.to_string())?;
-    Ok(Some(()))
+    Ok(Some(start..start + len))
 }
 
 /// A frame's header: its payload's length (checked to be plausible) and checksum. Ok(None)
@@ -78,11 +80,16 @@ fn read_header(r: &mut impl Read) -> Result<Option<(usize, u32)>, String> {
             Err(e) => return Err(e.to_string()),
         }
     }
-    let (len, crc) = parse_header(&header);
+    frame_header(&header).map(Some)
+}
+
+/// The payload length (checked to be plausible) and checksum in a frame's `HEADER` bytes.
+pub(super) fn frame_header(h: &[u8]) -> Result<(usize, u32), String> {
+    let (len, crc) = parse_header(h);
     if len == 0 || len > MAX_RECORD_BYTES {
         return Err(format!("implausible frame length {len}"));
     }
-    Ok(Some((len, crc)))
+    Ok((len, crc))
 }
 
 fn parse_header(h: &[u8]) -> (usize, u32) {
@@ -132,10 +139,11 @@ pub(super) fn scan(path: &Path, first: u64, index_every: u64) -> io::Result<Scan
     let mut offset = 0u64;
     let mut marks = Vec::new();
     let damage = loop {
-        match read_frame(&mut r, &mut buf) {
-            Ok(Some(n)) => {
+        buf.clear();
+        match read_frame_into(&mut r, &mut buf) {
+            Ok(Some(payload)) => {
                 position += 1;
-                offset += n as u64;
+                offset += (HEADER + payload.len()) as u64;
                 if position.is_multiple_of(index_every) {
                     marks.push((position, offset));
                 }
@@ -180,10 +188,7 @@ fn whole_records_after(path: &Path, damaged: u64) -> io::Result<(Option<u64>, u6
     f.read_to_end(&mut bytes)?;
     let whole_at = |i: usize| -> Option<usize> {
         let h = bytes.get(i..i + HEADER)?;
-        let (len, crc) = parse_header(h);
-        if len == 0 || len > MAX_RECORD_BYTES {
-            return None;
-        }
+        let (len, crc) = frame_header(h).ok()?;
         let payload = bytes.get(i + HEADER..i + HEADER + len)?;
         (crc32fast::hash(payload) == crc).then_some(HEADER + len)
     };
