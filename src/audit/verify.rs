@@ -6,13 +6,15 @@
 //! an operator can keep elsewhere to make the end of the log evident too.
 
 use crate::log::{EventLog, HeaderEntry, LogError};
+use futures_util::future::BoxFuture;
+use futures_util::stream::{FuturesOrdered, StreamExt};
 use roster_events::chain::{hex, unhex32, ChainKey, Seal};
 use roster_events::ChainHead;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// How many records verification reads at once.
+/// How many records one read of verification asks for.
 const VERIFY_BATCH: usize = 4096;
 
 /// What kind of break a record shows.
@@ -97,22 +99,21 @@ pub async fn verify(
     let mut walks: BTreeMap<String, Walk> = BTreeMap::new();
     let mut records = 0;
     for partition in 0..log.partitions() {
-        let mut next = 0;
-        let mut entries = log.read_headers(partition, next, VERIFY_BATCH).await?;
-        // Bounded by the log's end: every round reads at least one record or ends.
+        let mut reads = ReadAhead::new(log, partition);
+        let mut entries = reads.next().await?;
+        // Bounded by the log's end: every round checks at least one record or ends.
         loop {
             let Some(last) = entries.last() else {
-                if log.caught_up(partition, next).await? {
+                if log.caught_up(partition, reads.at).await? {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(5)).await;
-                entries = log.read_headers(partition, next, VERIFY_BATCH).await?;
+                reads.restart(reads.at);
+                entries = reads.next().await?;
                 continue;
             };
-            next = last.position + 1;
             let span = tracing::debug_span!("audit_verify_batch", partition, to = last.position);
-            // The next batch is read (off this task) while this one is checked.
-            let ahead = log.read_headers(partition, next, VERIFY_BATCH);
+            // The reads go on (off this task) while these records are checked.
             let check = async {
                 let _enter = span.enter();
                 for e in &entries {
@@ -123,7 +124,7 @@ pub async fn verify(
                     check_one(&mut walks, e, partition, key);
                 }
             };
-            let (read, ()) = tokio::join!(ahead, check);
+            let (read, ()) = tokio::join!(reads.next(), check);
             entries = read?;
         }
     }
@@ -141,6 +142,93 @@ pub async fn verify(
         records,
         directories,
     })
+}
+
+type Read<'a> = BoxFuture<'a, (u64, Result<Vec<HeaderEntry>, LogError>)>;
+
+/// One partition's headers, read ahead of the check: a read is mostly hashing, which takes a
+/// thread per read, so as many run at once as the log can serve without slowing each other
+/// ([`EventLog::concurrent_reads`]). The first read in flight starts where the records handed
+/// out end; each one after it where the one before would end if it came back full. A log may
+/// answer with fewer records than asked or have gaps in its positions, so records a read shares
+/// with the one before are dropped, and a read that would leave a gap is thrown away with the
+/// ones after it and the reads start again from where the records end.
+struct ReadAhead<'a> {
+    log: &'a dyn EventLog,
+    partition: u32,
+    reads: FuturesOrdered<Read<'a>>,
+    /// How many reads are kept in flight.
+    depth: usize,
+    /// Where the next read to be started starts.
+    ahead: u64,
+    /// The position after the last record handed out.
+    at: u64,
+}
+
+impl<'a> ReadAhead<'a> {
+    fn new(log: &'a dyn EventLog, partition: u32) -> Self {
+        let mut reads = ReadAhead {
+            log,
+            partition,
+            reads: FuturesOrdered::new(),
+            depth: log.concurrent_reads().max(1),
+            ahead: 0,
+            at: 0,
+        };
+        reads.restart(0);
+        reads
+    }
+
+    /// Drops the reads in flight and starts again from `from`.
+    fn restart(&mut self, from: u64) {
+        self.reads = FuturesOrdered::new();
+        self.at = from;
+        self.ahead = from;
+        for _ in 0..self.depth {
+            self.start_one();
+        }
+    }
+
+    fn start_one(&mut self) {
+        if self.reads.is_empty() {
+            self.ahead = self.at;
+        }
+        let (log, partition, from) = (self.log, self.partition, self.ahead);
+        self.ahead += VERIFY_BATCH as u64;
+        self.reads.push_back(Box::pin(async move {
+            (from, log.read_headers(partition, from, VERIFY_BATCH).await)
+        }));
+    }
+
+    /// The next records, in order; none when the partition has none (yet) after them.
+    ///
+    /// Fails when the log cannot be read.
+    async fn next(&mut self) -> Result<Vec<HeaderEntry>, LogError> {
+        // Bounded: each round returns, or takes one read off the queue (a restart's first read
+        // starts where the records end, so it is never a gap).
+        loop {
+            let Some((from, read)) = self.reads.next().await else {
+                self.restart(self.at);
+                continue;
+            };
+            if from > self.at {
+                self.restart(self.at);
+                continue;
+            }
+            let mut entries = read?;
+            let nothing_there = entries.is_empty();
+            entries.retain(|e| e.position >= self.at);
+            match entries.last() {
+                Some(last) => {
+                    self.at = last.position + 1;
+                    self.start_one();
+                    return Ok(entries);
+                }
+                None if nothing_there => return Ok(entries),
+                None => self.start_one(),
+            }
+        }
+    }
 }
 
 /// Checks one record against its directory's walk so far: its seal, its place in the chain,
@@ -239,5 +327,91 @@ fn check_one(walks: &mut BTreeMap<String, Walk>, e: &HeaderEntry, partition: u32
     walk.sealed = seal == Seal::Valid;
     if seal == Seal::Missing && !walk.chain_began {
         walk.report.unsealed_before_chain += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::{FileLog, FileLogOptions};
+    use async_trait::async_trait;
+    use roster_events::chain::Encoded;
+    use roster_events::Record;
+    use roster_projections::LogEntry;
+    use tokio::sync::watch;
+
+    /// A log whose records sit three positions apart and whose reads answer at most 1,000
+    /// records, read three at a time: what Kafka may do (gaps, short answers) with the
+    /// read-ahead of the file log.
+    struct Sparse(FileLog);
+
+    const SPREAD: u64 = 3;
+
+    #[async_trait]
+    impl EventLog for Sparse {
+        async fn append_encoded(&self, records: Vec<Encoded>) -> Result<Vec<u64>, LogError> {
+            self.0.append_encoded(records).await
+        }
+        async fn read(&self, _: u32, _: u64, _: usize) -> Result<Vec<LogEntry>, LogError> {
+            unreachable!("verification reads headers")
+        }
+        async fn read_headers(
+            &self,
+            partition: u32,
+            from: u64,
+            max: usize,
+        ) -> Result<Vec<HeaderEntry>, LogError> {
+            let inner = from.div_ceil(SPREAD);
+            let mut read = self.0.read_headers(partition, inner, max.min(1000)).await?;
+            for e in &mut read {
+                e.position *= SPREAD;
+            }
+            Ok(read)
+        }
+        async fn caught_up(&self, partition: u32, next: u64) -> Result<bool, LogError> {
+            self.0.caught_up(partition, next.div_ceil(SPREAD)).await
+        }
+        fn end(&self, partition: u32) -> watch::Receiver<u64> {
+            self.0.end(partition)
+        }
+        fn concurrent_reads(&self) -> usize {
+            3
+        }
+        async fn close(&self) {
+            self.0.close().await
+        }
+    }
+
+    #[tokio::test]
+    async fn records_read_ahead_with_gaps_and_short_answers_are_each_checked_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Sparse(FileLog::open(dir.path(), FileLogOptions::default()).unwrap());
+        let key = ChainKey::derive(b"a test key");
+        let mut head = ChainHead::default();
+        let n = 10_000;
+        let mut batch = Vec::new();
+        for _ in 0..n {
+            let record = Record {
+                record_id: uuid::Uuid::now_v7(),
+                directory: "default".into(),
+                follows: head.seq,
+                prev: head.record_id,
+                events: vec![],
+                prev_digest: head.digest.map(|d| hex(&d)),
+                mac: None,
+            };
+            let sealed = key.seal(record);
+            assert!(head.admit(&sealed.record, sealed.digest));
+            batch.push(sealed);
+        }
+        for chunk in batch.chunks(2_500) {
+            log.append_encoded(chunk.to_vec()).await.unwrap();
+        }
+        let report = verify(&log, &key, None).await.unwrap();
+        assert!(report.ok, "{report:?}");
+        assert_eq!(report.records, n);
+        let d = &report.directories["default"];
+        assert_eq!((d.valid, d.sealed, d.head_seq), (n, n, n));
+        assert_eq!(d.head_digest, head.digest.map(|d| hex(&d)));
     }
 }
