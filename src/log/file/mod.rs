@@ -374,7 +374,7 @@ impl EventLog for FileLog {
 
     /// Each read opens the segments itself and decodes on its own thread.
     fn concurrent_reads(&self) -> usize {
-        3
+        4
     }
 
     fn healthy(&self) -> bool {
