@@ -17,9 +17,10 @@ use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-/// A reading thread keeps a frame buffer up to this size between reads; a larger one (a batch
-/// of unusually large records) is given back.
-const KEEP_BUFFER: usize = 64 << 20;
+/// A reading thread keeps a frame buffer up to this size between reads (a batch of 4,096
+/// records of 1.6 KiB fits); a larger one is given back, so that idle reading threads hold
+/// little memory.
+const KEEP_BUFFER: usize = 8 << 20;
 
 /// The payloads of a range of records, one after another in one buffer.
 #[derive(Default)]
