@@ -39,6 +39,7 @@ pub struct FirstStart {
 /// A built, not yet serving, Roster.
 pub struct Application {
     listener: TcpListener,
+    tls: Option<crate::http::tls::Tls>,
     state: AppState,
     log: Arc<dyn EventLog>,
     keys: Arc<Keyring>,
@@ -69,6 +70,11 @@ impl Application {
                  {MIN_ADMIN_TOKEN_CHARS} random ones, e.g. `openssl rand -base64 32`"
             );
         }
+        // A certificate that does not load stops start-up before anything else is opened.
+        let tls = match settings.tls_files()? {
+            Some(files) => Some(crate::http::tls::Tls::load(files)?),
+            None => None,
+        };
         crate::datadir::create_dir(&settings.data_dir)
             .with_context(|| format!("creating {}", settings.data_dir.display()))?;
         let secret_key = SecretKey::load(settings.secret_key.as_ref(), &settings.data_dir)
@@ -100,6 +106,13 @@ impl Application {
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
         let addr = listener.local_addr()?;
+        if tls.is_none() && !addr.ip().is_loopback() {
+            tracing::warn!(
+                %addr,
+                "serving plain HTTP on an address other machines reach: bearer tokens cross the \
+                 network in clear; set tls_cert and tls_key, or put a TLS proxy in front"
+            );
+        }
         // The address really bound (a port 0 asks for any), for the URLs Roster shows.
         settings.listen = addr;
         let directories = store.directories().await?;
@@ -175,6 +188,7 @@ impl Application {
         });
         Ok(Application {
             listener,
+            tls,
             state,
             log,
             keys,
@@ -205,8 +219,15 @@ impl Application {
         stop: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let limits = self.state.settings.connection_limits();
+        let reload_every = Duration::from_millis(self.state.settings.tls_reload_ms.max(100));
         let router = http::router(self.state);
-        http::serve::serve(self.listener, router, limits, stop).await?;
+        let (tls_stop, tls_stopped) = tokio::sync::watch::channel(false);
+        if let Some(tls) = &self.tls {
+            tls.watch(reload_every, tls_stopped);
+        }
+        let acceptor = self.tls.map(|t| t.acceptor);
+        http::serve::serve(self.listener, router, limits, acceptor, stop).await?;
+        let _ = tls_stop.send(true);
         // In-flight requests are done: the providers save their checkpoints and stop; running
         // batches finish, then the projectors stop following the log, so that the log is
         // closed (and its lock released) when this returns.
@@ -373,7 +394,7 @@ async fn bootstrap(
     let root = settings
         .public_url
         .clone()
-        .unwrap_or_else(|| format!("http://{addr}"));
+        .unwrap_or_else(|| format!("{}://{addr}", settings.scheme()));
     Ok(Some(FirstStart {
         admin_token: admin.token,
         source_token: source.token,

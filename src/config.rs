@@ -142,6 +142,13 @@ pub struct Settings {
     /// Refused requests and reads of the audit trail are counted per client over this window:
     /// the first of a window is recorded at once, the rest as one record when it ends.
     pub audit_count_window_ms: u64,
+    /// PEM file with the certificate chain Roster serves HTTPS with (leaf first); with
+    /// `tls_key`, every connection is TLS. Unset: plain HTTP.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM file with the private key of `tls_cert` (PKCS#8, PKCS#1 or SEC1).
+    pub tls_key: Option<PathBuf>,
+    /// How often the certificate and key files are checked for a renewal, in ms.
+    pub tls_reload_ms: u64,
 }
 
 impl Default for Settings {
@@ -187,6 +194,9 @@ impl Default for Settings {
             provider_request_timeout_ms: 30_000,
             provider_settle_ms: 5_000,
             audit_count_window_ms: 60_000,
+            tls_cert: None,
+            tls_key: None,
+            tls_reload_ms: 10_000,
         }
     }
 }
@@ -206,6 +216,32 @@ impl Settings {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.expose().to_owned()))
                 .collect(),
+        }
+    }
+
+    /// The certificate and key files to serve HTTPS with, if both are set.
+    ///
+    /// Fails when only one of them is.
+    pub fn tls_files(&self) -> anyhow::Result<Option<crate::http::tls::TlsFiles>> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Ok(Some(crate::http::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            })),
+            (None, None) => Ok(None),
+            _ => anyhow::bail!(
+                "HTTPS needs both tls_cert and tls_key (ROSTER_TLS_CERT, ROSTER_TLS_KEY, \
+                 --tls-cert, --tls-key); only one is set"
+            ),
+        }
+    }
+
+    /// The scheme clients reach this server with when no `public_url` says otherwise.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls_cert.is_some() && self.tls_key.is_some() {
+            "https"
+        } else {
+            "http"
         }
     }
 
@@ -266,6 +302,18 @@ mod tests {
         assert_eq!(s.max_page_size, 50);
         assert_eq!(s.data_dir, PathBuf::from("roster-data"));
         assert!(toml::from_str::<Settings>("lisen = \"x\"").is_err());
+    }
+
+    #[test]
+    fn https_needs_both_files_and_sets_the_scheme() {
+        let s: Settings = toml::from_str("tls_cert = \"c.pem\"\ntls_key = \"k.pem\"").unwrap();
+        let files = s.tls_files().unwrap().unwrap();
+        assert_eq!((files.cert, files.key), ("c.pem".into(), "k.pem".into()));
+        assert_eq!(s.scheme(), "https");
+        let one: Settings = toml::from_str("tls_key = \"k.pem\"").unwrap();
+        assert!(one.tls_files().is_err());
+        assert_eq!(Settings::default().scheme(), "http");
+        assert!(Settings::default().tls_files().unwrap().is_none());
     }
 
     #[test]

@@ -24,6 +24,10 @@ pub struct ClientArgs {
         value_name = "TOKEN"
     )]
     pub admin_token: Option<String>,
+    /// A PEM file of CA certificates to trust, besides the bundled web PKI roots, when the
+    /// server is reached over https (a server with a certificate from a private CA).
+    #[arg(long, env = "ROSTER_CA_CERT", value_name = "FILE")]
+    pub ca_cert: Option<std::path::PathBuf>,
     /// `text` (tables and fields, for people) or `json` (the admin API's answer, for scripts).
     #[arg(long, short, value_enum, default_value_t = Format::Text, value_name = "FORMAT")]
     pub output: Format,
@@ -55,6 +59,8 @@ pub enum ClientError {
     Refused { url: String },
     #[error("{status}: {detail}")]
     Answer { status: u16, detail: String },
+    #[error("reading the CA certificates {path}: {why}")]
+    CaCert { path: String, why: String },
 }
 
 /// A client of one server's admin API.
@@ -84,11 +90,28 @@ impl AdminClient {
                     .ok()
                     .and_then(|v| v.parse::<SocketAddr>().ok())
                     .unwrap_or(settings.listen);
-                format!("http://{}", reachable(listen))
+                format!("{}://{}", settings.scheme(), reachable(listen))
             }
         };
+        let mut http = reqwest::Client::builder();
+        if let Some(path) = &args.ca_cert {
+            let bad = |why: String| ClientError::CaCert {
+                path: path.display().to_string(),
+                why,
+            };
+            let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad(e.to_string()))?;
+            if certs.is_empty() {
+                return Err(bad("no CERTIFICATE section in the file".into()));
+            }
+            for cert in certs {
+                http = http.add_root_certificate(cert);
+            }
+        }
         Ok(AdminClient {
-            http: reqwest::Client::new(),
+            // A client with only roots added builds (the TLS backend is compiled in).
+            http: http.build().expect("the HTTP client builds"),
             root,
             token,
             format: args.output,

@@ -91,6 +91,12 @@ pub struct ServeArgs {
     /// Whether this process runs the outbound providers [default: true].
     #[arg(long, env = "ROSTER_RUN_PROVIDERS")]
     pub run_providers: Option<bool>,
+    /// PEM certificate chain to serve HTTPS with (with --tls-key); checked for renewals.
+    #[arg(long, env = "ROSTER_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "ROSTER_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Cli {
@@ -183,6 +189,12 @@ impl Cli {
             }
             if let Some(v) = a.run_providers {
                 s.run_providers = v;
+            }
+            if let Some(v) = &a.tls_cert {
+                s.tls_cert = Some(v.clone());
+            }
+            if let Some(v) = &a.tls_key {
+                s.tls_key = Some(v.clone());
             }
         }
         Ok(s)

@@ -243,7 +243,7 @@ fn source_json(app: &AppState, s: &SourceView) -> Value {
         .settings
         .public_url
         .clone()
-        .unwrap_or_else(|| format!("http://{}", app.settings.listen));
+        .unwrap_or_else(|| format!("{}://{}", app.settings.scheme(), app.settings.listen));
     let tokens: Vec<Value> = s
         .tokens
         .values()

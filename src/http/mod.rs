@@ -16,6 +16,7 @@ mod rates;
 mod scim;
 mod select;
 pub mod serve;
+pub mod tls;
 
 pub use rates::SourceRates;
 

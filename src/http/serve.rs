@@ -1,5 +1,6 @@
 //! Accepting connections with every resource a client can hold bounded: at most
 //! `max_connections` at once (beyond that, new connections wait in the kernel's backlog), a
+//! deadline for the TLS handshake when Roster serves HTTPS (the header deadline), a
 //! deadline for each request's header section that starts when the connection is ready for a
 //! request (so a client that sends a partial header line and stops, or leaves a keep-alive
 //! connection idle, is disconnected when it passes), a deadline for reading a request body,
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 use tower::Layer;
 
 /// The connection limits.
@@ -42,7 +44,7 @@ const MAX_HEAD_BUFFER: usize = 64 * 1024;
 /// The most header fields the HTTP layer parses; `guard` refuses more than its own limit.
 const MAX_HEAD_FIELDS: usize = 200;
 
-/// Serves `router` on `listener` until `stop` completes, then drains.
+/// Serves `router` on `listener` (over TLS with `tls`) until `stop` completes, then drains.
 ///
 /// Fails only if accepting fails for a reason other than running out of file descriptors or
 /// a connection reset before it was accepted (those are waited out).
@@ -50,6 +52,7 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ConnectionLimits,
+    tls: Option<TlsAcceptor>,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let router = router.layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
@@ -88,10 +91,32 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         // Each request knows the address it came from (the audit trail records it).
         let service = TowerToHyperService::new(axum::Extension(Peer(peer)).layer(router.clone()));
-        let conn = builder.serve_connection(TokioIo::new(Lingering::new(stream)), service);
-        let conn = graceful.watch(conn);
+        let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
+        let stream = Lingering::new(stream);
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let ended = match tls {
+                None => {
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    watcher.watch(conn).await
+                }
+                Some(tls) => {
+                    match tokio::time::timeout(limits.header_timeout, tls.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            let conn = builder.serve_connection(TokioIo::new(stream), service);
+                            watcher.watch(conn).await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, "TLS handshake failed");
+                            Ok(())
+                        }
+                        Err(_) => {
+                            tracing::debug!("TLS handshake timed out");
+                            Ok(())
+                        }
+                    }
+                }
+            };
+            if let Err(e) = ended {
                 tracing::debug!(error = %e, "connection ended");
             }
             drop(permit);

@@ -109,7 +109,7 @@ impl FromRequestParts<AppState> for SourceAuth {
                     .get(header::HOST)
                     .and_then(|h| h.to_str().ok())
                     .unwrap_or("localhost");
-                format!("http://{host}")
+                format!("{}://{host}", app.settings.scheme())
             }
         };
         Ok(SourceAuth {
