@@ -51,6 +51,36 @@ pub enum StoreBackend {
     Postgres,
 }
 
+/// libpq's `sslmode` for the connections to PostgreSQL (docs/operations.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum PostgresSslMode {
+    /// Plain connections.
+    Disable,
+    /// TLS when the server offers it, the certificate not checked.
+    Prefer,
+    /// TLS, the certificate not checked (checked as with verify-ca when a root certificate
+    /// is given).
+    Require,
+    /// TLS, the certificate's chain checked against the roots.
+    VerifyCa,
+    /// TLS, the chain checked and the host's name in the certificate.
+    VerifyFull,
+}
+
+impl From<PostgresSslMode> for roster_projections::pg::PgSslMode {
+    fn from(m: PostgresSslMode) -> Self {
+        use roster_projections::pg::PgSslMode as M;
+        match m {
+            PostgresSslMode::Disable => M::Disable,
+            PostgresSslMode::Prefer => M::Prefer,
+            PostgresSslMode::Require => M::Require,
+            PostgresSslMode::VerifyCa => M::VerifyCa,
+            PostgresSslMode::VerifyFull => M::VerifyFull,
+        }
+    }
+}
+
 /// Everything Roster can be configured with.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -142,6 +172,14 @@ pub struct Settings {
     /// Refused requests and reads of the audit trail are counted per client over this window:
     /// the first of a window is recorded at once, the rest as one record when it ends.
     pub audit_count_window_ms: u64,
+    /// TLS to PostgreSQL (libpq's sslmode); unset keeps the URL's `sslmode`, else `prefer`.
+    pub postgres_ssl_mode: Option<PostgresSslMode>,
+    /// PEM file of the CA certificates PostgreSQL's certificate must lead to (verify-ca,
+    /// verify-full; require with it checks as verify-ca). Unset: the bundled web PKI roots.
+    pub postgres_ssl_root_cert: Option<PathBuf>,
+    /// PEM files of a client certificate and its key, for PostgreSQL's `cert` authentication.
+    pub postgres_ssl_cert: Option<PathBuf>,
+    pub postgres_ssl_key: Option<PathBuf>,
     /// PEM file with the certificate chain Roster serves HTTPS with (leaf first); with
     /// `tls_key`, every connection is TLS. Unset: plain HTTP.
     pub tls_cert: Option<PathBuf>,
@@ -194,6 +232,10 @@ impl Default for Settings {
             provider_request_timeout_ms: 30_000,
             provider_settle_ms: 5_000,
             audit_count_window_ms: 60_000,
+            postgres_ssl_mode: None,
+            postgres_ssl_root_cert: None,
+            postgres_ssl_cert: None,
+            postgres_ssl_key: None,
             tls_cert: None,
             tls_key: None,
             tls_reload_ms: 10_000,
@@ -277,6 +319,12 @@ impl Settings {
             url: url.expose().to_owned(),
             pool_size: self.postgres_pool_size,
             timeout: std::time::Duration::from_millis(self.postgres_timeout_ms),
+            tls: roster_projections::pg::PgTls {
+                mode: self.postgres_ssl_mode.map(Into::into),
+                root_cert: self.postgres_ssl_root_cert.clone(),
+                client_cert: self.postgres_ssl_cert.clone(),
+                client_key: self.postgres_ssl_key.clone(),
+            },
         })
     }
 

@@ -499,6 +499,7 @@ fn run(ops: Vec<Op>, concurrency: usize, hostile: bool) {
             url: url.clone(),
             pool_size: 4,
             timeout: std::time::Duration::from_secs(5),
+            tls: Default::default(),
         };
         let interrupted = roster_projections::pg::PgStore::building(&options)
             .await

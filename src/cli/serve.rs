@@ -81,6 +81,18 @@ pub struct ServeArgs {
     /// PostgreSQL URL, postgres://user:password@host:port/database (never logged).
     #[arg(long, env = "ROSTER_POSTGRES_URL", hide_env_values = true)]
     pub postgres_url: Option<String>,
+    /// TLS to PostgreSQL, as libpq's sslmode [default: the URL's sslmode, else prefer].
+    #[arg(long, env = "ROSTER_POSTGRES_SSL_MODE", value_enum)]
+    pub postgres_ssl_mode: Option<crate::config::PostgresSslMode>,
+    /// PEM file of the CA certificates PostgreSQL's certificate must lead to.
+    #[arg(long, env = "ROSTER_POSTGRES_SSL_ROOT_CERT")]
+    pub postgres_ssl_root_cert: Option<PathBuf>,
+    /// PEM client certificate for PostgreSQL (with --postgres-ssl-key).
+    #[arg(long, env = "ROSTER_POSTGRES_SSL_CERT")]
+    pub postgres_ssl_cert: Option<PathBuf>,
+    /// PEM private key of --postgres-ssl-cert.
+    #[arg(long, env = "ROSTER_POSTGRES_SSL_KEY")]
+    pub postgres_ssl_key: Option<PathBuf>,
     /// Most PostgreSQL connections per process [default: 16].
     #[arg(long, env = "ROSTER_POSTGRES_POOL_SIZE")]
     pub postgres_pool_size: Option<usize>,
@@ -180,6 +192,18 @@ impl Cli {
             }
             if let Some(v) = &a.postgres_url {
                 s.postgres_url = Some(crate::auth::Secret::new(v.clone()));
+            }
+            if let Some(v) = a.postgres_ssl_mode {
+                s.postgres_ssl_mode = Some(v);
+            }
+            if let Some(v) = &a.postgres_ssl_root_cert {
+                s.postgres_ssl_root_cert = Some(v.clone());
+            }
+            if let Some(v) = &a.postgres_ssl_cert {
+                s.postgres_ssl_cert = Some(v.clone());
+            }
+            if let Some(v) = &a.postgres_ssl_key {
+                s.postgres_ssl_key = Some(v.clone());
             }
             if let Some(v) = a.postgres_pool_size {
                 s.postgres_pool_size = v;

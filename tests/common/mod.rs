@@ -399,6 +399,7 @@ pub async fn pg_store(url: &str) -> std::sync::Arc<roster_projections::pg::PgSto
         url: url.to_owned(),
         pool_size: 8,
         timeout: std::time::Duration::from_secs(5),
+        tls: Default::default(),
     };
     std::sync::Arc::new(
         roster_projections::pg::PgStore::open(&options)

@@ -58,8 +58,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::Row;
 use uuid::Uuid;
+
+mod tls;
+
+pub use tls::{PgSslMode, PgTls};
 
 mod embedded {
     refinery::embed_migrations!("../migrations");
@@ -77,6 +81,8 @@ pub struct PgOptions {
     pub pool_size: usize,
     /// How long a connection attempt or a wait for a pooled connection may take.
     pub timeout: Duration,
+    /// TLS to the server.
+    pub tls: PgTls,
 }
 
 /// Views in PostgreSQL.
@@ -175,9 +181,11 @@ impl PgStore {
         if config.get_application_name().is_none() {
             config.application_name("roster");
         }
+        let (mode, tls) = tls::connector(&opts.tls, config.get_ssl_mode())?;
+        config.ssl_mode(mode);
         let manager = Manager::from_config(
             config,
-            NoTls,
+            tls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -199,7 +207,17 @@ impl PgStore {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        let mut client = self.client().await?;
+        // At start the cause is named (a refused certificate, a wrong password): the
+        // operator reads it, where a request's error says only that the views are unavailable.
+        let mut client = self.pool.get().await.map_err(|e| {
+            let mut why = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                why = format!("{why}: {s}");
+                source = s.source();
+            }
+            StoreError::Unavailable(format!("connecting to PostgreSQL: {why}"))
+        })?;
         let client: &mut tokio_postgres::Client = client.deref_mut().deref_mut();
         self.track(
             client

@@ -113,6 +113,7 @@ pub async fn run(
                 url,
                 pool_size: 4,
                 timeout: Duration::from_secs(10),
+                tls: Default::default(),
             };
             let started = Instant::now();
             let progress = roster::rebuild::Rebuilds::default();

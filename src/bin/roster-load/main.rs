@@ -642,6 +642,7 @@ async fn main() -> anyhow::Result<()> {
                 url,
                 pool_size: 4,
                 timeout: Duration::from_secs(10),
+                tls: Default::default(),
             });
             let started = Instant::now();
             // Kept until the memory is measured.
