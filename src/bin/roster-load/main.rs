@@ -96,6 +96,9 @@ enum Cmd {
         /// userName prefix, so that runs do not collide.
         #[arg(long, default_value = "load")]
         prefix: String,
+        /// PEM CA certificates to trust for an https URL (a private CA).
+        #[arg(long, env = "ROSTER_CA_CERT")]
+        ca_cert: Option<PathBuf>,
     },
     /// Creates and PATCHes through several replicas of one deployment at once (the same
     /// source, directory and log), for a bounded time; per replica: acknowledged writes, 503
@@ -150,6 +153,9 @@ enum Cmd {
         /// How many users `<prefix>-0 .. <prefix>-(n-1)` exist.
         #[arg(long)]
         users: usize,
+        /// PEM CA certificates to trust for an https URL (a private CA).
+        #[arg(long, env = "ROSTER_CA_CERT")]
+        ca_cert: Option<PathBuf>,
     },
     /// Writes a data directory whose log holds the first-start bootstrap and N user creations,
     /// through the real write path (decide, batch, append, project) without HTTP.
@@ -350,10 +356,9 @@ async fn main() -> anyhow::Result<()> {
             concurrency,
             total,
             prefix,
+            ca_cert,
         } => {
-            let http = reqwest::Client::builder()
-                .pool_max_idle_per_host(concurrency)
-                .build()?;
+            let http = http_client(concurrency, ca_cert.as_deref())?;
             let users = format!("{}/Users", url.trim_end_matches('/'));
             drive(
                 &format!("creates at {concurrency} clients"),
@@ -402,10 +407,9 @@ async fn main() -> anyhow::Result<()> {
             requests,
             prefix,
             users,
+            ca_cert,
         } => {
-            let http = reqwest::Client::builder()
-                .pool_max_idle_per_host(concurrency)
-                .build()?;
+            let http = http_client(concurrency, ca_cert.as_deref())?;
             let base = format!("{}/Users", url.trim_end_matches('/'));
             let ids: Arc<Vec<String>> = if mode != "filter" {
                 // Collect ids of seeded users first (paged list).
@@ -745,4 +749,21 @@ async fn sealed(
         log,
         roster::keys::seal::RecordSealer::new(secret.chain_key(), keys),
     ))
+}
+
+/// A client keeping `concurrency` connections alive, trusting the CA certificates in
+/// `ca_cert` besides the web PKI roots.
+///
+/// Fails when the file cannot be read or holds no certificate.
+fn http_client(
+    concurrency: usize,
+    ca_cert: Option<&std::path::Path>,
+) -> anyhow::Result<reqwest::Client> {
+    let mut http = reqwest::Client::builder().pool_max_idle_per_host(concurrency);
+    if let Some(path) = ca_cert {
+        for cert in reqwest::Certificate::from_pem_bundle(&std::fs::read(path)?)? {
+            http = http.add_root_certificate(cert);
+        }
+    }
+    Ok(http.build()?)
 }
