@@ -280,10 +280,9 @@ impl Settings {
 
     /// The scheme clients reach this server with when no `public_url` says otherwise.
     pub fn scheme(&self) -> &'static str {
-        if self.tls_cert.is_some() && self.tls_key.is_some() {
-            "https"
-        } else {
-            "http"
+        match self.tls_files() {
+            Ok(Some(_)) => "https",
+            _ => "http",
         }
     }
 

@@ -32,7 +32,7 @@ pub enum TlsError {
 }
 
 /// Where the certificate chain and the key are read from.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
@@ -124,7 +124,6 @@ fn load(files: &TlsFiles, provider: &CryptoProvider) -> Result<Arc<CertifiedKey>
 }
 
 /// The TLS side of the listener: what accepts connections, and what renews its certificate.
-#[derive(Clone)]
 pub struct Tls {
     pub acceptor: TlsAcceptor,
     current: Arc<Current>,

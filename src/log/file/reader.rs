@@ -95,8 +95,9 @@ pub(super) fn read_blocking(
 }
 
 /// Reads up to `max` records from `from` and decodes their headers only, with the digests of
-/// their bodies as stored: the events are passed over by the JSON scanner, not built. On this
-/// thread alone: verification, its one caller, keeps two reads in flight.
+/// their bodies as stored (`RecordHeader::from_stored`: the events are not decoded). On this
+/// thread alone: verification, its one caller, keeps several reads in flight
+/// (`EventLog::concurrent_reads`).
 pub(super) fn read_headers_blocking(
     shared: &Mutex<Shared>,
     from: u64,

@@ -6,7 +6,6 @@
 
 use std::fs::File;
 use std::io::{self, BufReader, Read};
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 /// Bytes before each payload: its length and its CRC-32, both little-endian u32.
@@ -41,29 +40,17 @@ pub(super) fn list_segments(dir: &Path) -> io::Result<Vec<u64>> {
     Ok(segments)
 }
 
-/// Reads one frame, appending its payload to `buf`: where in `buf` it is, Ok(None) at a clean
-/// end, Err on a torn or corrupt frame (then `buf` holds what it held before).
-pub(super) fn read_frame_into(
-    r: &mut impl Read,
-    buf: &mut Vec<u8>,
-) -> Result<Option<Range<usize>>, String> {
+/// Reads one frame into `buf`; Ok(None) at a clean end, Err on a torn or corrupt frame.
+pub(super) fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> Result<Option<usize>, String> {
     let Some((len, crc)) = read_header(r)? else {
         return Ok(None);
     };
-    let start = buf.len();
-    buf.resize(start + len, 0);
-    let payload = &mut buf[start..];
-    let whole = r.read_exact(payload).is_ok();
-    if !whole || crc32fast::hash(payload) != crc {
-        buf.truncate(start);
-        return Err(if whole {
-            "checksum mismatch"
-        } else {
-            "torn payload"
-        }
-        .into());
+    buf.resize(len, 0);
+    r.read_exact(buf).map_err(|_| "torn payload".to_string())?;
+    if crc32fast::hash(buf) != crc {
+        return Err("checksum mismatch".into());
     }
-    Ok(Some(start..start + len))
+    Ok(Some(HEADER + len))
 }
 
 /// A frame's header: its payload's length (checked to be plausible) and checksum. Ok(None)
@@ -85,17 +72,12 @@ fn read_header(r: &mut impl Read) -> Result<Option<(usize, u32)>, String> {
 
 /// The payload length (checked to be plausible) and checksum in a frame's `HEADER` bytes.
 pub(super) fn frame_header(h: &[u8]) -> Result<(usize, u32), String> {
-    let (len, crc) = parse_header(h);
+    let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
+    let crc = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
     if len == 0 || len > MAX_RECORD_BYTES {
         return Err(format!("implausible frame length {len}"));
     }
     Ok((len, crc))
-}
-
-fn parse_header(h: &[u8]) -> (usize, u32) {
-    let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
-    let crc = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
-    (len, crc)
 }
 
 /// Damage found in a segment.
@@ -139,11 +121,10 @@ pub(super) fn scan(path: &Path, first: u64, index_every: u64) -> io::Result<Scan
     let mut offset = 0u64;
     let mut marks = Vec::new();
     let damage = loop {
-        buf.clear();
-        match read_frame_into(&mut r, &mut buf) {
-            Ok(Some(payload)) => {
+        match read_frame(&mut r, &mut buf) {
+            Ok(Some(n)) => {
                 position += 1;
-                offset += (HEADER + payload.len()) as u64;
+                offset += n as u64;
                 if position.is_multiple_of(index_every) {
                     marks.push((position, offset));
                 }
