@@ -9,8 +9,9 @@
 #   find the binary in ROSTER_TEST_TANSU.
 # - librdkafka's mock cluster needs nothing: it runs inside the test process.
 # - a private PostgreSQL cluster (scripts/postgres.sh): initdb into a temporary directory, as
-#   the `postgres` user when run as root, on a free loopback port. Each test creates its own
-#   database in it. Tests that restart PostgreSQL find it through ROSTER_TEST_PG_*.
+#   the `postgres` user when run as root, on a free loopback port, serving TLS with a CA of
+#   its own (made with the openssl command line). Each test creates its own database in it.
+#   Tests that restart PostgreSQL or check TLS find it through ROSTER_TEST_PG_*.
 # - scim2-server from PyPI, the independent SCIM server the provider tests sync to, installed
 #   once into a virtualenv in ~/.cache/roster/scim2-server-0.8.3; each test starts its own on
 #   a free loopback port (ROSTER_TEST_SCIM2_SERVER).
