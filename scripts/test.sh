@@ -8,6 +8,8 @@
 #   free loopback port with in-memory storage. Tests that stop and start brokers of their own
 #   find the binary in ROSTER_TEST_TANSU.
 # - librdkafka's mock cluster needs nothing: it runs inside the test process.
+# - stunnel (Debian's stunnel4), the TLS terminator the Kafka TLS tests put in front of tansu
+#   of their own (tansu itself speaks plain TCP only); ROSTER_TEST_STUNNEL.
 # - a private PostgreSQL cluster (scripts/postgres.sh): initdb into a temporary directory, as
 #   the `postgres` user when run as root, on a free loopback port, serving TLS with a CA of
 #   its own (made with the openssl command line). Each test creates its own database in it.
@@ -63,6 +65,12 @@ if [ ! -x "$DJANGO_ROOT/bin/python" ] || ! "$DJANGO_ROOT/bin/python" -c 'import 
     "$DJANGO_ROOT/bin/pip" install --quiet "django-scim2==$DJANGO_SCIM_VERSION" "Django==5.2.*"
 fi
 
+STUNNEL="${ROSTER_STUNNEL:-$(command -v stunnel || command -v stunnel4 || true)}"
+if [ -z "$STUNNEL" ]; then
+    echo "stunnel is missing: install Debian's stunnel4 (.ci/run does)" >&2
+    exit 1
+fi
+
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
@@ -98,6 +106,7 @@ start_postgres "$pg_dir"
 
 export ROSTER_TEST_KAFKA_BROKERS="127.0.0.1:$port"
 export ROSTER_TEST_TANSU="$TANSU"
+export ROSTER_TEST_STUNNEL="$STUNNEL"
 export ROSTER_TEST_SCIM2_SERVER="$SCIM2"
 export ROSTER_TEST_SCIM2_CLI="$SCIM2_CLI"
 export ROSTER_TEST_DJANGO_PYTHON="$DJANGO_ROOT/bin/python"

@@ -141,8 +141,21 @@ pub struct Settings {
     pub kafka_message_timeout_ms: u64,
     /// Create the topic at start if it is missing.
     pub kafka_create_topic: bool,
-    /// Extra librdkafka client properties (security.protocol, sasl.username, ...). Values
-    /// are never logged.
+    /// TLS and SASL to the brokers (docs/operations.md, "Managed Kafka").
+    pub kafka_security_protocol: crate::log::KafkaProtocol,
+    /// PEM file of the CA certificates the brokers' certificates must lead to. Unset: the
+    /// system's CA bundle.
+    pub kafka_ssl_ca: Option<PathBuf>,
+    /// PEM files of a client certificate and its key, for mutual TLS.
+    pub kafka_ssl_cert: Option<PathBuf>,
+    pub kafka_ssl_key: Option<PathBuf>,
+    /// The passphrase of an encrypted `kafka_ssl_key`.
+    pub kafka_ssl_key_password: Option<Secret>,
+    pub kafka_sasl_mechanism: Option<crate::log::SaslMechanism>,
+    pub kafka_sasl_username: Option<String>,
+    pub kafka_sasl_password: Option<Secret>,
+    /// Extra librdkafka client properties (tuning, or security settings Roster has none of
+    /// its own for). Values are never logged.
     pub kafka_properties: BTreeMap<String, Secret>,
     /// Where the views live: in memory or in PostgreSQL.
     pub store: StoreBackend,
@@ -218,6 +231,14 @@ impl Default for Settings {
             kafka_replication: 1,
             kafka_message_timeout_ms: 10_000,
             kafka_create_topic: true,
+            kafka_security_protocol: crate::log::KafkaProtocol::Plaintext,
+            kafka_ssl_ca: None,
+            kafka_ssl_cert: None,
+            kafka_ssl_key: None,
+            kafka_ssl_key_password: None,
+            kafka_sasl_mechanism: None,
+            kafka_sasl_username: None,
+            kafka_sasl_password: None,
             kafka_properties: BTreeMap::new(),
             store: StoreBackend::Memory,
             postgres_url: None,
@@ -253,6 +274,22 @@ impl Settings {
             replication: self.kafka_replication,
             message_timeout: std::time::Duration::from_millis(self.kafka_message_timeout_ms),
             create_topic: self.kafka_create_topic,
+            security: crate::log::KafkaSecurity {
+                protocol: self.kafka_security_protocol,
+                ca: self.kafka_ssl_ca.clone(),
+                cert: self.kafka_ssl_cert.clone(),
+                key: self.kafka_ssl_key.clone(),
+                key_password: self
+                    .kafka_ssl_key_password
+                    .as_ref()
+                    .map(|s| s.expose().to_owned()),
+                sasl_mechanism: self.kafka_sasl_mechanism,
+                sasl_username: self.kafka_sasl_username.clone(),
+                sasl_password: self
+                    .kafka_sasl_password
+                    .as_ref()
+                    .map(|s| s.expose().to_owned()),
+            },
             properties: self
                 .kafka_properties
                 .iter()
@@ -376,5 +413,23 @@ mod tests {
         assert_eq!(o.partitions, 12);
         assert_eq!(o.properties["sasl.password"], "hunter2");
         assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn kafka_security_settings_read_as_operators_write_them_and_secrets_never_print() {
+        let s: Settings = toml::from_str(
+            "kafka_security_protocol = \"sasl_ssl\"\nkafka_sasl_mechanism = \"scram-sha-512\"\n\
+             kafka_sasl_username = \"roster\"\nkafka_sasl_password = \"hunter2\"",
+        )
+        .unwrap();
+        let o = s.kafka_options();
+        assert_eq!(o.security.protocol, crate::log::KafkaProtocol::SaslSsl);
+        assert_eq!(
+            o.security.sasl_mechanism,
+            Some(crate::log::SaslMechanism::ScramSha512)
+        );
+        assert_eq!(o.security.sasl_password.as_deref(), Some("hunter2"));
+        assert!(!format!("{s:?}").contains("hunter2"));
+        assert!(toml::from_str::<Settings>("kafka_security_protocol = \"tls\"").is_err());
     }
 }

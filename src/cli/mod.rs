@@ -7,6 +7,7 @@ mod audit;
 mod client;
 mod directory;
 mod erase;
+mod kafka_security;
 mod log;
 mod provider;
 mod rebuild;

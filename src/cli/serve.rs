@@ -75,6 +75,8 @@ pub struct ServeArgs {
     /// Create the topic at start if it is missing [default: true].
     #[arg(long, env = "ROSTER_KAFKA_CREATE_TOPIC")]
     pub kafka_create_topic: Option<bool>,
+    #[command(flatten)]
+    pub kafka_security: super::kafka_security::KafkaSecurityArgs,
     /// Where the views live: `memory` or `postgres` [default: memory].
     #[arg(long, env = "ROSTER_STORE", value_enum)]
     pub store: Option<crate::config::StoreBackend>,
@@ -187,6 +189,7 @@ impl Cli {
             if let Some(v) = a.kafka_create_topic {
                 s.kafka_create_topic = v;
             }
+            a.kafka_security.apply(&mut s);
             if let Some(v) = a.store {
                 s.store = v;
             }

@@ -12,7 +12,7 @@
 //! key then reads as destroyed in Roster, but its bytes stay on the broker.
 
 use super::{KeyError, KeyStore, Known};
-use crate::log::{client_configs, ensure_topic, KafkaOptions, TopicSpec};
+use crate::log::{client_configs, ensure_topic, KafkaContext, KafkaOptions, TopicSpec};
 use async_trait::async_trait;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -35,7 +35,7 @@ const POLL: Duration = Duration::from_millis(100);
 /// The key topic of one deployment.
 pub struct KafkaKeys {
     topic: String,
-    producer: FutureProducer,
+    producer: FutureProducer<KafkaContext>,
     consumer_config: ClientConfig,
     timeout: Duration,
     stop: Arc<AtomicBool>,
@@ -53,14 +53,17 @@ impl KafkaKeys {
     /// Fails when the topic cannot be made sure of.
     pub async fn open(options: &KafkaOptions) -> Result<KafkaKeys, KeyError> {
         let topic = format!("{}-keys", options.topic);
-        let (config, producer_config) = client_configs(options, "roster-keys");
-        let producer: FutureProducer = producer_config
-            .create()
+        let (config, producer_config) = client_configs(options, "roster-keys")
+            .map_err(|e| KeyError::Unavailable(e.to_string()))?;
+        let context = KafkaContext::quiet();
+        let producer: FutureProducer<KafkaContext> = producer_config
+            .create_with_context(context.clone())
             .map_err(|e| unavailable("configuring the key topic's producer", e))?;
         let spec = TopicSpec {
             name: &topic,
             what: "the data-key topic",
             brokers: &options.brokers,
+            security: &options.security,
             partitions: 1,
             replication: options.replication,
             create: options.create_topic,
@@ -68,7 +71,7 @@ impl KafkaKeys {
             advice: "cleanup.policy=compact",
             mismatch_advice: "",
         };
-        ensure_topic(&producer, &config, &spec)
+        ensure_topic(&producer, &config, &spec, context.refusals())
             .await
             .map_err(|e| KeyError::Unavailable(e.to_string()))?;
         let mut consumer_config = config;

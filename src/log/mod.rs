@@ -12,8 +12,10 @@ mod kafka;
 pub use file::{
     check, frame, repair, CheckReport, Damage, FileLog, FileLogOptions, Repair, SegmentReport,
 };
-pub(crate) use kafka::{client_configs, ensure_topic, TopicSpec};
-pub use kafka::{KafkaLog, KafkaOptions};
+pub(crate) use kafka::{client_configs, ensure_topic, KafkaContext, TopicSpec};
+pub use kafka::{
+    KafkaLog, KafkaOptions, KafkaProtocol, KafkaSecurity, SaslMechanism, SecurityError,
+};
 
 use async_trait::async_trait;
 use roster_events::chain::Encoded;

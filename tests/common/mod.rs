@@ -2,9 +2,11 @@
 #![allow(dead_code)]
 
 pub mod broker;
+pub mod certs;
 pub mod remote;
 pub mod session;
 pub mod setups;
+pub mod stunnel;
 
 use chrono::Utc;
 use roster_events::{Actor, Envelope, Event, Record, ResourceId, ResourceType, UserCreated};

@@ -13,6 +13,7 @@
 //! delivery outcomes to `Unavailable` (nothing written) or `Unknown` (maybe written).
 
 mod options;
+mod security;
 mod topic;
 
 use super::{EventLog, LogError};
@@ -29,6 +30,8 @@ use rdkafka::{Offset, TopicPartitionList};
 use roster_events::chain::{body_digest, Digest, Encoded};
 use roster_events::Record;
 use roster_projections::LogEntry;
+pub(crate) use security::Refusals;
+pub use security::{KafkaProtocol, KafkaSecurity, SaslMechanism, SecurityError};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -57,12 +60,13 @@ type Recent = BTreeMap<u64, (Arc<Record>, Digest)>;
 /// without positioning the consumer again.
 const SKIP_MAX: u64 = RECENT_MAX as u64;
 
-/// Routes librdkafka's logs to tracing, tracks whether any broker is reachable, and records
-/// where partitions ended (librdkafka reports the end of a partition through the error
-/// callback of a plain consumer).
+/// Routes librdkafka's logs to tracing, tracks whether any broker is reachable, notes
+/// connections refused for security reasons, and records where partitions ended (librdkafka
+/// reports the end of a partition through the error callback of a plain consumer).
 #[derive(Clone)]
-struct KafkaContext {
+pub(crate) struct KafkaContext {
     healthy: Arc<AtomicBool>,
+    refusals: Refusals,
     /// Whether this client's broker connections decide `healthy`: only the producer's do,
     /// since writes are what health gates.
     gates_health: bool,
@@ -71,6 +75,21 @@ struct KafkaContext {
 }
 
 impl KafkaContext {
+    /// A context whose client does not decide the log's health (the data-key topic's).
+    pub(crate) fn quiet() -> KafkaContext {
+        KafkaContext {
+            healthy: Arc::new(AtomicBool::new(true)),
+            refusals: Refusals::default(),
+            gates_health: false,
+            eof: Arc::default(),
+        }
+    }
+
+    /// The connections this client's brokers refused for security reasons.
+    pub(crate) fn refusals(&self) -> &Refusals {
+        &self.refusals
+    }
+
     fn take_eof(&self, partition: u32) -> Option<u64> {
         self.eof
             .lock()
@@ -104,6 +123,7 @@ impl ClientContext for KafkaContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
+        self.refusals.note(&error, reason);
         if let KafkaError::PartitionEOF(partition) = error {
             if let Some(offset) = eof_offset(reason) {
                 self.eof
@@ -186,11 +206,17 @@ impl KafkaLog {
                 "kafka partitions must be at least 1".into(),
             ));
         }
-        let (config, mut producer_config) = client_configs(&options, "roster");
+        let (config, mut producer_config) =
+            client_configs(&options, "roster").map_err(|e| LogError::Unavailable(e.to_string()))?;
+        if options.security.credentials_in_clear() {
+            tracing::warn!(
+                "kafka_security_protocol = sasl_plaintext: the SASL credentials and every record \
+                 cross the network in clear; use sasl_ssl beyond a trusted network"
+            );
+        }
         let context = KafkaContext {
-            healthy: Arc::new(AtomicBool::new(true)),
             gates_health: true,
-            eof: Arc::default(),
+            ..KafkaContext::quiet()
         };
         producer_config.set("batch.num.messages", "10000");
         producer_config.extend(options.properties.clone());
@@ -208,6 +234,7 @@ impl KafkaLog {
             name: &options.topic,
             what: "the event topic",
             brokers: &options.brokers,
+            security: &options.security,
             partitions: options.partitions,
             replication: options.replication,
             create: options.create_topic,
@@ -216,7 +243,7 @@ impl KafkaLog {
             advice: "infinite retention (retention.ms=-1)",
             mismatch_advice: &mismatch,
         };
-        let partitions = topic::ensure(&producer, &config, &spec).await?;
+        let partitions = topic::ensure(&producer, &config, &spec, context.refusals()).await?;
         // The brokers answered: whatever the client reported while they were away is over.
         context.healthy.store(true, Ordering::SeqCst);
         let ends = (0..partitions).map(|_| watch::channel(0).0).collect();

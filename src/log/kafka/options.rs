@@ -1,6 +1,7 @@
 //! How Roster reaches Kafka: the options an operator sets, and the configuration of every
 //! client made from them (the event log's and the data-key topic's).
 
+use super::security::{KafkaSecurity, SecurityError};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -20,8 +21,10 @@ pub struct KafkaOptions {
     pub message_timeout: Duration,
     /// Create the topic at start if it is missing.
     pub create_topic: bool,
-    /// Extra librdkafka properties for every client (security.protocol, sasl.*, ...). Never
-    /// logged.
+    /// TLS and SASL for every client.
+    pub security: KafkaSecurity,
+    /// Extra librdkafka properties for every client (tuning, or security settings Roster has
+    /// no setting of its own for). Never logged.
     pub properties: BTreeMap<String, String>,
 }
 
@@ -34,23 +37,29 @@ impl Default for KafkaOptions {
             replication: 1,
             message_timeout: Duration::from_secs(10),
             create_topic: true,
+            security: KafkaSecurity::default(),
             properties: BTreeMap::new(),
         }
     }
 }
 
-/// The configuration of every client Roster makes (`client_id`, the brokers, the operators'
-/// properties on top of Roster's defaults, so they can tune them), and of its producers
-/// (idempotent, `acks=all`, the message timeout).
+/// The configuration of every client Roster makes (`client_id`, the brokers, TLS and SASL,
+/// the operators' properties on top of Roster's defaults, so they can tune them), and of its
+/// producers (idempotent, `acks=all`, the message timeout).
+///
+/// Fails when the security settings do not make sense together or name unreadable files.
 pub(crate) fn client_configs(
     options: &KafkaOptions,
     client_id: &str,
-) -> (ClientConfig, ClientConfig) {
+) -> Result<(ClientConfig, ClientConfig), SecurityError> {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", &options.brokers)
         .set("client.id", client_id)
         .set_log_level(RDKafkaLogLevel::Warning);
+    for (key, value) in options.security.properties(options.properties.keys())? {
+        config.set(key, value);
+    }
     config.extend(options.properties.clone());
     let mut producer = config.clone();
     producer
@@ -62,5 +71,5 @@ pub(crate) fn client_configs(
             options.message_timeout.as_millis().to_string(),
         );
     producer.extend(options.properties.clone());
-    (config, producer)
+    Ok((config, producer))
 }

@@ -2,6 +2,7 @@
 //! when it is missing (and creation is allowed), and check its partition count. Used for the
 //! event topic and for the data-key topic (`crate::keys::kafka`).
 
+use super::{security, KafkaSecurity, Refusals};
 use crate::log::LogError;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::ClientContext;
@@ -16,6 +17,8 @@ pub(crate) struct TopicSpec<'a> {
     /// What the topic is, for operators' messages ("the event topic").
     pub what: &'a str,
     pub brokers: &'a str,
+    /// How the brokers are reached (to explain a certificate that does not verify).
+    pub security: &'a KafkaSecurity,
     pub partitions: u32,
     pub replication: i32,
     /// Create the topic when it is missing.
@@ -40,6 +43,7 @@ pub(crate) async fn ensure<C: ClientContext + 'static>(
     producer: &FutureProducer<C>,
     config: &ClientConfig,
     spec: &TopicSpec<'_>,
+    refusals: &Refusals,
 ) -> Result<u32, LogError> {
     let mut delay = Duration::from_millis(250);
     let mut created = false;
@@ -60,6 +64,11 @@ pub(crate) async fn ensure<C: ClientContext + 'static>(
         .map_err(|e| unavailable("asking Kafka for metadata", e))?;
         match metadata {
             Err(e) => {
+                // A broker answered, and refused the connection: retrying will not change
+                // that, and a plain connection is never tried instead.
+                if let Some(refusal) = refusals.last() {
+                    return Err(refused(spec, refusal).await);
+                }
                 tracing::warn!(
                     brokers = %spec.brokers,
                     error = %e,
@@ -96,6 +105,25 @@ pub(crate) async fn ensure<C: ClientContext + 'static>(
             }
         }
     }
+}
+
+/// The error for a start the brokers refused, with rustls's reason when a certificate did
+/// not verify against the configured CA bundle.
+async fn refused(spec: &TopicSpec<'_>, refusal: String) -> LogError {
+    let mut reason = String::new();
+    if let (true, Some(ca)) = (
+        refusal.contains("certificate verify failed"),
+        &spec.security.ca,
+    ) {
+        if let Some(why) = security::diagnose(spec.brokers, ca).await {
+            reason = format!(" ({why})");
+        }
+    }
+    LogError::Unavailable(format!(
+        "{refusal}{reason}; brokers {}: check the kafka_security_protocol, kafka_ssl_* and \
+         kafka_sasl_* settings against what the brokers expect",
+        spec.brokers
+    ))
 }
 
 async fn create(config: &ClientConfig, spec: &TopicSpec<'_>) -> Result<(), LogError> {
