@@ -20,13 +20,7 @@ fn tansu() -> String {
         .expect("ROSTER_TEST_TANSU is not set: run the tests with `bash scripts/test.sh`")
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use super::remote::free_port;
 
 impl OwnBroker {
     pub fn start() -> OwnBroker {
