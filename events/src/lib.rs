@@ -25,7 +25,7 @@ pub use ids::{fold_case, ResourceId};
 pub use personal::{KeyId, Personal};
 pub use provider::{
     ProviderAuth, ProviderConfig, ProviderCreated, ProviderGrant, ProviderMode,
-    ProviderReplayRequested, ProviderScope, ProviderUpdated, Sealed,
+    ProviderReplayRequested, ProviderScope, ProviderTls, ProviderUpdated, Sealed,
 };
 pub use record::{partition_of, ChainHead, ChainState, Record, RecordHeader};
 pub use types::{

@@ -164,7 +164,19 @@ impl Remote {
     ///
     /// Fails only if the HTTP client cannot be built (no TLS backend).
     pub fn new(base: Url, auth: Auth, mode: Mode, timeout: Duration) -> Result<Remote, String> {
-        let http = reqwest::Client::builder()
+        Self::with_builder(base, auth, mode, timeout, reqwest::Client::builder())
+    }
+
+    /// As [`Remote::new`], its HTTP client made from `builder` (which carries the provider's
+    /// own TLS settings, `super::tls::apply`).
+    pub fn with_builder(
+        base: Url,
+        auth: Auth,
+        mode: Mode,
+        timeout: Duration,
+        builder: reqwest::ClientBuilder,
+    ) -> Result<Remote, String> {
+        let http = builder
             .timeout(timeout)
             .user_agent(concat!("roster/", env!("CARGO_PKG_VERSION")))
             .build()

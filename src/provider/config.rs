@@ -8,7 +8,8 @@ use super::retry::Backoff;
 use crate::sealing::SecretKey;
 use reqwest::Url;
 use roster_events::{
-    ProviderAuth, ProviderConfig, ProviderGrant, ProviderMode, ProviderScope, ResourceId, Sealed,
+    ProviderAuth, ProviderConfig, ProviderGrant, ProviderMode, ProviderScope, ProviderTls,
+    ResourceId, Sealed,
 };
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -54,7 +55,8 @@ impl Default for Tuning {
 pub fn remote(config: &ProviderConfig, key: &SecretKey, tuning: Tuning) -> Result<Remote, String> {
     let auth = open_auth(config, key)?;
     let base = Url::parse(&config.base_url).map_err(|e| format!("base_url: {e}"))?;
-    let remote = Remote::new(base, auth, mode(config.mode), tuning.timeout)?;
+    let builder = super::tls::apply(reqwest::Client::builder(), &config.tls, key)?;
+    let remote = Remote::with_builder(base, auth, mode(config.mode), tuning.timeout, builder)?;
     let sleeper: super::client::Sleeper = std::sync::Arc::new(|d| Box::pin(tokio::time::sleep(d)));
     Ok(remote.with_retries(tuning.attempts, tuning.backoff, sleeper))
 }
@@ -304,6 +306,7 @@ const FIELDS: &[&str] = &[
     "deactivate",
     "dry_run",
     "enabled",
+    "tls",
 ];
 
 /// A configuration from an admin request: a new provider's (`old` None, every required
@@ -357,6 +360,12 @@ pub fn parse(
         Some(_) => return Err(String::from("concurrency must be between 1 and 64")),
         None => old.map_or(DEFAULT_CONCURRENCY, |o| o.concurrency),
     };
+    let old_tls = old.map(|o| o.tls.clone()).unwrap_or_default();
+    let tls = match body.get("tls") {
+        None => old_tls,
+        Some(Value::Null) => ProviderTls::default(),
+        Some(v) => super::tls::parse(v, &old_tls, key)?,
+    };
     Ok(ProviderConfig {
         name,
         base_url,
@@ -369,6 +378,7 @@ pub fn parse(
         deactivate: bool_field(body, "deactivate")?.unwrap_or(old.is_some_and(|o| o.deactivate)),
         dry_run: bool_field(body, "dry_run")?.unwrap_or(old.is_some_and(|o| o.dry_run)),
         enabled: bool_field(body, "enabled")?.unwrap_or(old.is_none_or(|o| o.enabled)),
+        tls,
     })
 }
 
@@ -415,6 +425,7 @@ pub fn public_json(c: &ProviderConfig) -> Value {
         "deactivate": c.deactivate,
         "dry_run": c.dry_run,
         "enabled": c.enabled,
+        "tls": super::tls::public_json(&c.tls),
     })
 }
 

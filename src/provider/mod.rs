@@ -37,3 +37,4 @@ pub mod runner;
 pub mod scope;
 pub mod state;
 pub mod sync;
+pub mod tls;

@@ -199,6 +199,7 @@ pub async fn drive(w: &Writer, ops: Vec<Op>, concurrency: usize) {
                             deactivate: dry_run,
                             dry_run,
                             enabled: false,
+                            tls: Default::default(),
                         };
                         let id = pick(&known, *p);
                         let cmd = match action % 5 {
