@@ -353,22 +353,16 @@ async fn sasl_ssl_with_scram_authenticates_and_wrong_credentials_are_refused() {
         sasl_password: Some(password.into()),
         ..KafkaSecurity::default()
     };
-    let log = open(options(
-        &broker.brokers(),
-        sasl(SaslMechanism::ScramSha512, "roster", "correct horse"),
-    ))
-    .await
-    .unwrap();
-    round_trip(&log).await;
-    log.close().await;
-    let log = open(options(
-        &broker.brokers(),
-        sasl(SaslMechanism::ScramSha256, "replica", "battery staple"),
-    ))
-    .await
-    .unwrap();
-    round_trip(&log).await;
-    log.close().await;
+    for (mechanism, user, password) in [
+        (SaslMechanism::ScramSha512, "roster", "correct horse"),
+        (SaslMechanism::ScramSha256, "replica", "battery staple"),
+    ] {
+        let log = open(options(&broker.brokers(), sasl(mechanism, user, password)))
+            .await
+            .unwrap_or_else(|e| panic!("{mechanism:?}: {e}"));
+        round_trip(&log).await;
+        log.close().await;
+    }
 
     for (security, case) in [
         (

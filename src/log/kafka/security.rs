@@ -153,11 +153,10 @@ impl KafkaSecurity {
         &self,
         operators: impl IntoIterator<Item = &'a String>,
     ) -> Result<Vec<(&'static str, String)>, SecurityError> {
-        if let Some(key) = operators
-            .into_iter()
-            .find(|k| OWNED.contains(&k.as_str()) && self.configured())
-        {
-            return Err(SecurityError::Overridden(key.clone()));
+        if self.configured() {
+            if let Some(key) = operators.into_iter().find(|k| OWNED.contains(&k.as_str())) {
+                return Err(SecurityError::Overridden(key.clone()));
+            }
         }
         let protocol = self.protocol.property();
         let tls_settings = [
