@@ -93,6 +93,10 @@ pub struct Settings {
     /// it is taken from each request's Host header.
     pub public_url: Option<String>,
     pub log_format: LogFormat,
+    /// The base URL of an OpenTelemetry collector's OTLP/HTTP receiver (such as
+    /// `http://127.0.0.1:4318`); spans are exported there. Unset: the standard
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` if it is set, else nothing is exported.
+    pub otlp_endpoint: Option<String>,
     /// An extra admin token accepted besides those issued in the log (for recovery and
     /// automation). Never logged.
     pub admin_token: Option<Secret>,
@@ -209,6 +213,7 @@ impl Default for Settings {
             data_dir: PathBuf::from("roster-data"),
             public_url: None,
             log_format: LogFormat::Pretty,
+            otlp_endpoint: None,
             admin_token: None,
             max_body_bytes: 1 << 20,
             max_connections: 4096,

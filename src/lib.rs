@@ -23,3 +23,4 @@ pub mod pipeline;
 pub mod provider;
 pub mod rebuild;
 pub mod sealing;
+pub mod telemetry;

@@ -1,4 +1,5 @@
-//! The `roster` binary: parses the command line, sets up logging, and runs a command.
+//! The `roster` binary: parses the command line, sets up logging and tracing, and runs a
+//! command.
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -7,21 +8,7 @@ use clap::Parser;
 use roster::app::Application;
 use roster::cli::{Cli, Cmd};
 use roster::config::LogFormat;
-use std::io::IsTerminal;
-use tracing_subscriber::EnvFilter;
-
-fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("ROSTER_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colour only for a person at a terminal, never into a file or a pipe.
-        .with_ansi(std::io::stderr().is_terminal());
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Pretty => builder.init(),
-    }
-}
+use roster::telemetry;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -45,11 +32,21 @@ fn closed_output(e: &anyhow::Error) -> bool {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let Cmd::Serve(args) = &cli.command else {
-        init_tracing(LogFormat::Pretty);
+        telemetry::init(LogFormat::Pretty, None)?;
         return cli.run_tool().await;
     };
     let settings = cli.settings(Some(args))?;
-    init_tracing(settings.log_format);
+    let telemetry = telemetry::init(settings.log_format, settings.otlp_endpoint.as_deref())?;
+    if telemetry.exporting() {
+        tracing::info!("exporting spans over OTLP");
+    }
+    let served = serve(settings).await;
+    // Spans of the last requests, and of the shutdown itself, are still buffered.
+    telemetry.shutdown().await;
+    served
+}
+
+async fn serve(settings: roster::config::Settings) -> anyhow::Result<()> {
     let app = Application::build(settings).await?;
     let addr = app.local_addr();
     if let Some(first) = &app.first_start {

@@ -20,6 +20,10 @@ pub struct ServeArgs {
     /// Log line format.
     #[arg(long, env = "ROSTER_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Export spans to this OpenTelemetry collector (OTLP/HTTP base URL, such as
+    /// http://127.0.0.1:4318) [default: OTEL_EXPORTER_OTLP_ENDPOINT, else none].
+    #[arg(long, env = "ROSTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
     /// An admin token accepted besides the issued ones.
     #[arg(long, env = "ROSTER_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
@@ -134,6 +138,9 @@ impl Cli {
             }
             if let Some(v) = a.log_format {
                 s.log_format = v;
+            }
+            if let Some(v) = &a.otlp_endpoint {
+                s.otlp_endpoint = Some(v.clone());
             }
             if let Some(v) = &a.admin_token {
                 s.admin_token = Some(crate::auth::Secret::new(v.clone()));

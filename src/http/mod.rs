@@ -34,7 +34,7 @@ use peer::client;
 pub use peer::{Peer, TrustedProxies};
 use roster_projections::ProjectionStore;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -165,26 +165,38 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::Extension(trusted))
         .layer(middleware::from_fn_with_state(state, guard::edge))
         .layer(middleware::from_fn_with_state(tracked, track))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            let route = req
-                .extensions()
-                .get::<MatchedPath>()
-                .map_or(req.uri().path(), |m| m.as_str())
-                .to_owned();
-            let request_id = req
-                .headers()
-                .get(&REQUEST_ID)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_owned();
-            tracing::info_span!(
-                "request",
-                method = %req.method(),
-                route,
-                request_id,
-                source = tracing::field::Empty,
-            )
-        }))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    let route = req
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map_or(req.uri().path(), |m| m.as_str())
+                        .to_owned();
+                    let request_id = req
+                        .headers()
+                        .get(&REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_owned();
+                    let span = tracing::info_span!(
+                        "request",
+                        otel.name = format!("{} {route}", req.method()),
+                        otel.kind = "server",
+                        method = %req.method(),
+                        route,
+                        request_id,
+                        source = tracing::field::Empty,
+                        status = tracing::field::Empty,
+                    );
+                    crate::telemetry::continue_trace(&span, req.headers());
+                    span
+                })
+                .on_response(|res: &Response, latency: Duration, span: &tracing::Span| {
+                    span.record("status", res.status().as_u16());
+                    tracing::debug!(latency_ms = latency.as_millis() as u64, "answered");
+                }),
+        )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }

@@ -83,6 +83,8 @@ pub(super) struct Job {
     pub(super) cmd: Command,
     pub(super) ctx: Context,
     pub(super) reply: oneshot::Sender<Result<Receipt, WriteError>>,
+    /// The span of the request that sent it: the command's span is its child.
+    pub(super) span: tracing::Span,
 }
 
 /// A handle to one directory's writer.
@@ -143,7 +145,12 @@ impl Writer {
             .map_err(|_| WriteError::Unavailable("writer stopped".into()))?;
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Job { cmd, ctx, reply })
+            .send(Job {
+                cmd,
+                ctx,
+                reply,
+                span: tracing::Span::current(),
+            })
             .await
             .map_err(|_| WriteError::Unavailable("writer stopped".into()))?;
         rx.await

@@ -139,7 +139,8 @@ impl Pipeline {
             .into_iter()
             .enumerate()
             .map(|(partition, tx)| {
-                let span = tracing::info_span!("projector", partition);
+                let span =
+                    tracing::info_span!(target: crate::telemetry::TASK, "projector", partition);
                 tokio::spawn(
                     projector::run_projector(
                         log.clone(),

@@ -133,7 +133,8 @@ impl Writers {
             metrics: self.metrics.clone(),
             health: self.health.clone(),
         };
-        let span = tracing::info_span!("writer", directory, partition);
+        let span =
+            tracing::info_span!(target: crate::telemetry::TASK, "writer", directory, partition);
         let handle = tokio::spawn(task.run(rx).instrument(span));
         self.tasks
             .lock()
@@ -392,8 +393,11 @@ impl DirectoryWriter {
             record_of: Vec::with_capacity(jobs.len()),
         };
         for job in jobs {
-            let decided = tracing::info_span!("command", directory = self.state.name())
-                .in_scope(|| decide(&self.state, &job.cmd, &job.ctx, now));
+            // A part of the request's trace, which follows from the batch deciding it.
+            let span =
+                tracing::info_span!(parent: &job.span, "command", directory = self.state.name());
+            span.follows_from(tracing::Span::current());
+            let decided = span.in_scope(|| decide(&self.state, &job.cmd, &job.ctx, now));
             match decided {
                 Ok((mut events, outcome)) if !events.is_empty() => {
                     let state = &self.state;
@@ -459,6 +463,10 @@ impl DirectoryWriter {
             records = tracing::field::Empty,
             rounds = tracing::field::Empty
         );
+        // The batch is a trace of its own, linked to each request it serves.
+        for job in &jobs {
+            span.follows_from(&job.span);
+        }
         // Readiness counts how long the batch waits on the log and the views.
         let health = self.health.clone();
         let _waiting = health.waiting(&self.directory);

@@ -11,6 +11,7 @@ use reqwest::{header, StatusCode, Url};
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 /// How long a fetched ServiceProviderConfig is trusted.
 pub const CAPABILITIES_TTL: Duration = Duration::from_secs(3600);
@@ -299,7 +300,14 @@ impl Remote {
     pub async fn send(&self, request: &Request) -> Result<Response, RemoteError> {
         let mut attempt = 1;
         loop {
-            let (result, retry_after) = self.send_once(request).await;
+            let span = tracing::info_span!(
+                "remote_request",
+                otel.kind = "client",
+                method = %request.method,
+                attempt,
+                status = tracing::field::Empty,
+            );
+            let (result, retry_after) = self.send_once(request).instrument(span).await;
             let err = match result {
                 Ok(r) => return Ok(r),
                 Err(e) => e,
@@ -346,7 +354,9 @@ impl Remote {
                 Ok(b) => b,
                 Err(e) => return (Err(e), None),
             };
-            let answer = builder.send().await;
+            // The remote's own traces continue this request's (W3C trace context).
+            let traced = crate::telemetry::trace_headers(&tracing::Span::current());
+            let answer = builder.headers(traced).send().await;
             let sent = |status: Option<u16>| Sent {
                 method: request.method.to_string(),
                 path: url.path().to_owned(),
@@ -361,6 +371,7 @@ impl Remote {
                 }
             };
             let status = response.status();
+            tracing::Span::current().record("status", status.as_u16());
             self.record(sent(Some(status.as_u16())));
             // An OAuth2 token the remote no longer accepts: renew it once.
             if status == StatusCode::UNAUTHORIZED

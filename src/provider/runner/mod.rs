@@ -131,7 +131,12 @@ pub fn spawn(view: Arc<ProviderView>, deps: Arc<Deps>) -> Handle {
     }));
     let remote = Arc::new(Mutex::new(None));
     let (stop, stopped) = watch::channel(false);
-    let span = tracing::info_span!("provider", provider = %view.config.name, id = %view.id);
+    let span = tracing::info_span!(
+        target: crate::telemetry::TASK,
+        "provider",
+        provider = %view.config.name,
+        id = %view.id
+    );
     let task = tokio::spawn(
         supervise(view.clone(), deps, status.clone(), remote.clone(), stopped).instrument(span),
     );
