@@ -72,7 +72,10 @@ impl Application {
         }
         // A certificate that does not load stops start-up before anything else is opened.
         let tls = match settings.tls_files()? {
-            Some(files) => Some(crate::http::tls::Tls::load(files)?),
+            Some(files) => Some(crate::http::tls::Tls::load(
+                files,
+                settings.tls_admin_client_ca.as_deref(),
+            )?),
             None => None,
         };
         crate::datadir::create_dir(&settings.data_dir)

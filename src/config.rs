@@ -211,6 +211,10 @@ pub struct Settings {
     pub tls_key: Option<PathBuf>,
     /// How often the certificate and key files are checked for a renewal, in ms.
     pub tls_reload_ms: u64,
+    /// PEM file of the CA certificates admin clients' certificates must lead to: with it, the
+    /// admin API answers only requests over a connection that presented such a certificate
+    /// (besides an admin token). Needs `tls_cert` and `tls_key`.
+    pub tls_admin_client_ca: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -277,6 +281,7 @@ impl Default for Settings {
             tls_cert: None,
             tls_key: None,
             tls_reload_ms: 10_000,
+            tls_admin_client_ca: None,
         }
     }
 }
@@ -334,6 +339,9 @@ impl Settings {
                 cert: cert.clone(),
                 key: key.clone(),
             })),
+            (None, None) if self.tls_admin_client_ca.is_some() => {
+                anyhow::bail!("tls_admin_client_ca needs HTTPS: set tls_cert and tls_key as well")
+            }
             (None, None) => Ok(None),
             _ => anyhow::bail!(
                 "HTTPS needs both tls_cert and tls_key (ROSTER_TLS_CERT, ROSTER_TLS_KEY, \
@@ -425,6 +433,9 @@ mod tests {
         assert!(one.tls_files().is_err());
         assert_eq!(Settings::default().scheme(), "http");
         assert!(Settings::default().tls_files().unwrap().is_none());
+        let ca_alone: Settings = toml::from_str("tls_admin_client_ca = \"admins.pem\"").unwrap();
+        let e = ca_alone.tls_files().unwrap_err().to_string();
+        assert!(e.contains("tls_admin_client_ca needs HTTPS"), "{e}");
     }
 
     #[test]

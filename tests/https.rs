@@ -226,3 +226,158 @@ async fn a_certificate_that_does_not_load_stops_start_up_and_says_why() {
     let e = start(Some(pem), None).await;
     assert!(e.contains("needs both tls_cert and tls_key"), "{e}");
 }
+
+/// With `tls_admin_client_ca`, the admin API answers only over connections that presented a
+/// certificate from that CA (besides the admin token); SCIM clients need none; a certificate
+/// from another CA fails the handshake; the refusal is in the audit trail.
+#[tokio::test]
+async fn the_admin_api_requires_a_client_certificate_when_an_admin_client_ca_is_set() {
+    use common::certs::{issue, make_named_ca, Use};
+    let certs = tempfile::tempdir().unwrap();
+    let dir = certs.path();
+    make_ca(dir);
+    let (cert, key) = make_server_cert(dir, "server");
+    let admin_ca = make_named_ca(dir, "admins");
+    make_named_ca(dir, "others");
+    let (operator_cert, operator_key) = issue(dir, "admins", "operator", Use::Client, None);
+    let identity = |ca: &str, name: &str| {
+        let (cert, key) = issue(dir, ca, name, Use::Client, None);
+        let mut pem = std::fs::read(cert).unwrap();
+        pem.extend(std::fs::read(key).unwrap());
+        reqwest::Identity::from_pem(&pem).unwrap()
+    };
+    let trusted = |identity: Option<reqwest::Identity>| {
+        let ca = reqwest::Certificate::from_pem(&std::fs::read(dir.join("ca.pem")).unwrap());
+        let mut b = reqwest::Client::builder()
+            .use_rustls_tls()
+            .add_root_certificate(ca.unwrap())
+            .pool_max_idle_per_host(0);
+        if let Some(identity) = identity {
+            b = b.identity(identity);
+        }
+        b.build().unwrap()
+    };
+
+    let data = tempfile::tempdir().unwrap();
+    let settings = roster::config::Settings {
+        tls_cert: Some(cert),
+        tls_key: Some(key),
+        tls_admin_client_ca: Some(admin_ca),
+        ..common::settings(data.path())
+    };
+    let app = Application::build(settings).await.unwrap();
+    let first = app.first_start.as_ref().unwrap();
+    let (scim_token, admin_token) = (
+        first.source_token.expose().to_owned(),
+        first.admin_token.expose().to_owned(),
+    );
+    let root = format!("https://127.0.0.1:{}", app.local_addr().port());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
+
+    let anonymous = trusted(None);
+    let operator = trusted(Some(identity("admins", "operator")));
+    let stranger = trusted(Some(identity("others", "stranger")));
+    let sources = format!("{root}/admin/v1/sources");
+
+    // The token alone is not enough.
+    let r = anonymous
+        .get(&sources)
+        .bearer_auth(&admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("requires a client certificate"),
+        "{body}"
+    );
+    // The certificate alone is not enough either.
+    let r = operator.get(&sources).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    // Both: served.
+    let r = operator
+        .get(&sources)
+        .bearer_auth(&admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // A certificate from another CA does not get past the handshake.
+    assert!(stranger
+        .get(&sources)
+        .bearer_auth(&admin_token)
+        .send()
+        .await
+        .is_err());
+    // SCIM clients present no certificate and are served.
+    let r = anonymous
+        .get(format!("{root}/source/scim/default/v2/Users"))
+        .bearer_auth(&scim_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The CLI presents the operator's certificate when told to, and says why when not.
+    let cli = |with_cert: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_roster"));
+        c.args([
+            "source",
+            "list",
+            "--server",
+            &root,
+            "--admin-token",
+            &admin_token,
+        ])
+        .arg("--ca-cert")
+        .arg(dir.join("ca.pem"));
+        if with_cert {
+            c.arg("--client-cert")
+                .arg(&operator_cert)
+                .arg("--client-key")
+                .arg(&operator_key);
+        }
+        c
+    };
+    let (mut with, mut without) = (cli(true), cli(false));
+    let (with, without) =
+        tokio::task::spawn_blocking(move || (with.output().unwrap(), without.output().unwrap()))
+            .await
+            .unwrap();
+    assert!(
+        with.status.success(),
+        "{}",
+        String::from_utf8_lossy(&with.stderr)
+    );
+    assert!(String::from_utf8_lossy(&with.stdout).contains("default"));
+    assert!(!without.status.success());
+    let said = String::from_utf8_lossy(&without.stderr);
+    assert!(said.contains("requires a client certificate"), "{said}");
+    // The refusal is in the audit trail.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = operator
+            .get(format!(
+                "{root}/admin/v1/audit/events?filter=type%20eq%20%22access.refused%22"
+            ))
+            .bearer_auth(&admin_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let text = r.text().await.unwrap();
+        if text.contains("no_client_certificate") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no refusal recorded: {text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}

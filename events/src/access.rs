@@ -29,6 +29,9 @@ pub enum RefusalReason {
     InvalidToken,
     /// An authenticated admin asked for something Roster refused (`detail` says why).
     ActionRefused,
+    /// The admin API requires a client certificate (`tls_admin_client_ca`) and the connection
+    /// presented none.
+    NoClientCertificate,
 }
 
 /// Requests that were refused, counted over a window: the first of a window gets a record of

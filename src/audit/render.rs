@@ -542,6 +542,7 @@ fn refusal_words(r: &roster_events::AccessRefused, e: &Entry, strings: &Interner
         RefusalReason::UnknownSource => "no such source",
         RefusalReason::InvalidToken => "invalid token",
         RefusalReason::ActionRefused => r.detail.as_deref().unwrap_or("refused"),
+        RefusalReason::NoClientCertificate => "no client certificate",
     };
     let whom = match e.actor_kind {
         ActorKind::Anonymous => match strings.get(e.ip) {

@@ -28,6 +28,18 @@ pub struct ClientArgs {
     /// server is reached over https (a server with a certificate from a private CA).
     #[arg(long, env = "ROSTER_CA_CERT", value_name = "FILE")]
     pub ca_cert: Option<std::path::PathBuf>,
+    /// A PEM file with a client certificate and its key (or the certificate alone, with
+    /// --client-key), for a server whose admin API requires one (`tls_admin_client_ca`).
+    #[arg(long, env = "ROSTER_CLIENT_CERT", value_name = "FILE")]
+    pub client_cert: Option<std::path::PathBuf>,
+    /// A PEM file with the key of --client-cert.
+    #[arg(
+        long,
+        env = "ROSTER_CLIENT_KEY",
+        value_name = "FILE",
+        requires = "client_cert"
+    )]
+    pub client_key: Option<std::path::PathBuf>,
     /// `text` (tables and fields, for people) or `json` (the admin API's answer, for scripts).
     #[arg(long, short, value_enum, default_value_t = Format::Text, value_name = "FORMAT")]
     pub output: Format,
@@ -61,6 +73,8 @@ pub enum ClientError {
     Answer { status: u16, detail: String },
     #[error("reading the CA certificates {path}: {why}")]
     CaCert { path: String, why: String },
+    #[error("reading the client certificate and key {path}: {why}")]
+    ClientCert { path: String, why: String },
 }
 
 /// A client of one server's admin API.
@@ -109,8 +123,22 @@ impl AdminClient {
                 http = http.add_root_certificate(cert);
             }
         }
+        if let Some(cert) = &args.client_cert {
+            let bad = |why: String| ClientError::ClientCert {
+                path: cert.display().to_string(),
+                why,
+            };
+            let mut pem = std::fs::read(cert).map_err(|e| bad(e.to_string()))?;
+            if let Some(key) = &args.client_key {
+                pem.push(b'\n');
+                pem.extend(std::fs::read(key).map_err(|e| bad(e.to_string()))?);
+            }
+            let identity = reqwest::Identity::from_pem(&pem).map_err(|e| bad(e.to_string()))?;
+            http = http.identity(identity);
+        }
         Ok(AdminClient {
-            // A client with only roots added builds (the TLS backend is compiled in).
+            // A client with roots and an identity added builds (the TLS backend is compiled
+            // in, and the identity was checked above).
             http: http.build().expect("the HTTP client builds"),
             root,
             token,

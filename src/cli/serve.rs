@@ -115,6 +115,10 @@ pub struct ServeArgs {
     /// PEM private key of --tls-cert.
     #[arg(long, env = "ROSTER_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+    /// PEM CA bundle admin clients' certificates must lead to; the admin API then requires
+    /// one (with --tls-cert).
+    #[arg(long, env = "ROSTER_TLS_ADMIN_CLIENT_CA")]
+    pub tls_admin_client_ca: Option<PathBuf>,
 }
 
 impl Cli {
@@ -229,6 +233,9 @@ impl Cli {
             }
             if let Some(v) = &a.tls_key {
                 s.tls_key = Some(v.clone());
+            }
+            if let Some(v) = &a.tls_admin_client_ca {
+                s.tls_admin_client_ca = Some(v.clone());
             }
         }
         Ok(s)

@@ -152,6 +152,24 @@ impl FromRequestParts<AppState> for AdminAuth {
     type Rejection = ScimError;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ScimError> {
+        if app.settings.tls_admin_client_ca.is_some() {
+            let verified = parts
+                .extensions
+                .get::<super::peer::ClientCertificate>()
+                .is_some_and(|c| c.verified);
+            if !verified {
+                return Err(refuse_with(
+                    app,
+                    parts,
+                    RefusalReason::NoClientCertificate,
+                    ScimError::new(
+                        StatusCode::FORBIDDEN,
+                        None,
+                        "the admin API requires a client certificate from tls_admin_client_ca",
+                    ),
+                ));
+            }
+        }
         let token = super::bearer_token(&parts.headers);
         let tokens = app.store.admin_tokens().await?;
         let request_id = super::request_id(&parts.headers);
@@ -222,10 +240,20 @@ pub async fn record_refused(State(app): State<AppState>, mut req: Request, next:
 /// Refuses a request to the admin API without a valid admin token (401), recording it for
 /// the audit trail.
 fn refuse(app: &AppState, parts: &Parts, reason: RefusalReason) -> ScimError {
+    refuse_with(app, parts, reason, ScimError::unauthorized())
+}
+
+/// Records a refused admin request and answers it with `error`.
+fn refuse_with(
+    app: &AppState,
+    parts: &Parts,
+    reason: RefusalReason,
+    error: ScimError,
+) -> ScimError {
     app.access.refused(Refusal {
         interface: Interface::Admin,
         reason,
-        status: 401,
+        status: error.status.as_u16(),
         directory: None,
         source: None,
         actor: Actor::Anonymous,
@@ -235,7 +263,7 @@ fn refuse(app: &AppState, parts: &Parts, reason: RefusalReason) -> ScimError {
         client: super::client(parts, None),
         request_id: super::request_id(&parts.headers),
     });
-    ScimError::unauthorized()
+    error
 }
 
 fn source_json(app: &AppState, s: &SourceView) -> Value {

@@ -20,6 +20,13 @@ const MAX_USER_AGENT: usize = 256;
 #[derive(Clone, Copy, Debug)]
 pub struct Peer(pub SocketAddr);
 
+/// Whether the TLS connection a request came over presented a client certificate that leads to
+/// `tls_admin_client_ca`; `serve` adds it to every request over TLS.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientCertificate {
+    pub verified: bool,
+}
+
 /// The proxies whose `X-Forwarded-For` is believed (`trusted_proxies`); the router adds it to
 /// every request.
 #[derive(Clone, Debug, Default)]

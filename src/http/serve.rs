@@ -9,6 +9,7 @@
 //! lets in-flight requests finish.
 
 use super::linger::Lingering;
+use super::peer::ClientCertificate;
 use super::Peer;
 use axum::Router;
 use hyper::server::conn::http1;
@@ -90,18 +91,24 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         // Each request knows the address it came from (the audit trail records it).
-        let service = TowerToHyperService::new(axum::Extension(Peer(peer)).layer(router.clone()));
+        let routed = axum::Extension(Peer(peer)).layer(router.clone());
         let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
         let stream = Lingering::new(stream);
         tokio::spawn(async move {
             let ended = match tls {
                 None => {
+                    let service = TowerToHyperService::new(routed);
                     let conn = builder.serve_connection(TokioIo::new(stream), service);
                     watcher.watch(conn).await
                 }
                 Some(tls) => {
                     match tokio::time::timeout(limits.header_timeout, tls.accept(stream)).await {
                         Ok(Ok(stream)) => {
+                            // Only a certificate the verifier accepted is ever kept.
+                            let verified = stream.get_ref().1.peer_certificates().is_some();
+                            let cert = ClientCertificate { verified };
+                            let service =
+                                TowerToHyperService::new(axum::Extension(cert).layer(routed));
                             let conn = builder.serve_connection(TokioIo::new(stream), service);
                             watcher.watch(conn).await
                         }

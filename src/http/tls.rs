@@ -3,7 +3,10 @@
 //! file that cannot be read or does not hold a matching certificate and key stops start-up
 //! with a message that says which and why; after start, a renewal that fails to load is
 //! logged and the certificate before it stays in service. TLS 1.2 and 1.3 only, with rustls's
-//! default (modern, forward-secret) cipher suites, and HTTP/1.1 offered by ALPN.
+//! default (modern, forward-secret) cipher suites, and HTTP/1.1 offered by ALPN. With an admin
+//! client CA, every client is asked for a certificate and one that does not lead to that CA
+//! fails the handshake; clients without one still connect (SCIM clients need none), and the
+//! admin API refuses their requests.
 
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert};
@@ -23,6 +26,8 @@ pub enum TlsError {
     Certificate { path: PathBuf, why: String },
     #[error("reading the TLS private key {path}: {why}")]
     Key { path: PathBuf, why: String },
+    #[error("reading the admin client CA bundle {path}: {why}")]
+    ClientCa { path: PathBuf, why: String },
     #[error("the TLS private key {key} does not belong to the certificate {cert}: {why}")]
     Mismatch {
         cert: PathBuf,
@@ -123,6 +128,29 @@ fn load(files: &TlsFiles, provider: &CryptoProvider) -> Result<Arc<CertifiedKey>
     Ok(Arc::new(certified))
 }
 
+/// Checks client certificates against the CA bundle at `path`; a client without one passes.
+fn client_verifier(
+    path: &Path,
+    provider: Arc<CryptoProvider>,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
+    let fail = |why: String| TlsError::ClientCa {
+        path: path.to_owned(),
+        why,
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(path).map_err(|e| fail(e.to_string()))? {
+        let cert = cert.map_err(|e| fail(e.to_string()))?;
+        roots.add(cert).map_err(|e| fail(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(fail("no certificate in it".into()));
+    }
+    rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| fail(e.to_string()))
+}
+
 /// The TLS side of the listener: what accepts connections, and what renews its certificate.
 pub struct Tls {
     pub acceptor: TlsAcceptor,
@@ -130,10 +158,12 @@ pub struct Tls {
 }
 
 impl Tls {
-    /// Loads the certificate and key in `files`.
+    /// Loads the certificate and key in `files`, and the CA bundle admin clients'
+    /// certificates must lead to, if any.
     ///
-    /// Fails when they cannot be read or do not belong together.
-    pub fn load(files: TlsFiles) -> Result<Tls, TlsError> {
+    /// Fails when they cannot be read or do not belong together, or the bundle holds no
+    /// certificate.
+    pub fn load(files: TlsFiles, admin_client_ca: Option<&Path>) -> Result<Tls, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let stamp = Stamp::of(&files);
         let key = load(&files, &provider)?;
@@ -142,12 +172,15 @@ impl Tls {
             provider: provider.clone(),
             served: RwLock::new((stamp, key)),
         });
-        let mut config = ServerConfig::builder_with_provider(provider)
+        let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
             // Both versions are in the ring provider.
-            .expect("the ring provider supports TLS 1.2 and 1.3")
-            .with_no_client_auth()
-            .with_cert_resolver(current.clone());
+            .expect("the ring provider supports TLS 1.2 and 1.3");
+        let builder = match admin_client_ca {
+            None => builder.with_no_client_auth(),
+            Some(path) => builder.with_client_cert_verifier(client_verifier(path, provider)?),
+        };
+        let mut config = builder.with_cert_resolver(current.clone());
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Tls {
             acceptor: TlsAcceptor::from(Arc::new(config)),
