@@ -1,7 +1,5 @@
 # Roster's container image: built from source, run as an unprivileged user.
 FROM rust:1.95-bookworm AS build
-# librdkafka, bundled with its own OpenSSL and libcurl, is built with cmake.
-RUN apt-get update && apt-get install -y --no-install-recommends cmake && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked --bin roster

@@ -14,7 +14,7 @@ pub use file::{
 };
 pub(crate) use kafka::{client_configs, ensure_topic, KafkaContext, TopicSpec};
 pub use kafka::{
-    KafkaLog, KafkaOptions, KafkaProtocol, KafkaSecurity, OAuthClient, SaslMechanism, SecurityError,
+    KafkaLog, KafkaOptions, KafkaProtocol, KafkaSecurity, SaslMechanism, SecurityError,
 };
 
 use async_trait::async_trait;

@@ -31,7 +31,7 @@ use roster_events::chain::{body_digest, Digest, Encoded};
 use roster_events::Record;
 use roster_projections::LogEntry;
 pub(crate) use security::Refusals;
-pub use security::{KafkaProtocol, KafkaSecurity, OAuthClient, SaslMechanism, SecurityError};
+pub use security::{KafkaProtocol, KafkaSecurity, SaslMechanism, SecurityError};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

@@ -120,8 +120,8 @@ async fn refused(spec: &TopicSpec<'_>, refusal: String) -> LogError {
         }
     }
     LogError::Unavailable(format!(
-        "{refusal}{reason}; brokers {}: check the kafka_security_protocol, kafka_ssl_*, \
-         kafka_sasl_* and kafka_oauth_* settings against what the brokers expect",
+        "{refusal}{reason}; brokers {}: check the kafka_security_protocol, kafka_ssl_* and \
+         kafka_sasl_* settings against what the brokers expect",
         spec.brokers
     ))
 }
