@@ -158,6 +158,12 @@ pub struct Settings {
     pub kafka_sasl_mechanism: Option<crate::log::SaslMechanism>,
     pub kafka_sasl_username: Option<String>,
     pub kafka_sasl_password: Option<Secret>,
+    /// OAUTHBEARER (`kafka_sasl_mechanism = "oauthbearer"`): the OpenID Connect token
+    /// endpoint, the client's id and secret, and the scopes to ask for.
+    pub kafka_oauth_token_url: Option<String>,
+    pub kafka_oauth_client_id: Option<String>,
+    pub kafka_oauth_client_secret: Option<Secret>,
+    pub kafka_oauth_scope: Option<String>,
     /// Extra librdkafka client properties (tuning, or security settings Roster has none of
     /// its own for). Values are never logged.
     pub kafka_properties: BTreeMap<String, Secret>,
@@ -248,6 +254,10 @@ impl Default for Settings {
             kafka_sasl_mechanism: None,
             kafka_sasl_username: None,
             kafka_sasl_password: None,
+            kafka_oauth_token_url: None,
+            kafka_oauth_client_id: None,
+            kafka_oauth_client_secret: None,
+            kafka_oauth_scope: None,
             kafka_properties: BTreeMap::new(),
             store: StoreBackend::Memory,
             postgres_url: None,
@@ -299,6 +309,15 @@ impl Settings {
                     .kafka_sasl_password
                     .as_ref()
                     .map(|s| s.expose().to_owned()),
+                oauth: crate::log::OAuthClient {
+                    token_url: self.kafka_oauth_token_url.clone(),
+                    client_id: self.kafka_oauth_client_id.clone(),
+                    client_secret: self
+                        .kafka_oauth_client_secret
+                        .as_ref()
+                        .map(|s| s.expose().to_owned()),
+                    scope: self.kafka_oauth_scope.clone(),
+                },
             },
             properties: self
                 .kafka_properties
@@ -447,5 +466,18 @@ mod tests {
         assert_eq!(o.security.sasl_password.as_deref(), Some("hunter2"));
         assert!(!format!("{s:?}").contains("hunter2"));
         assert!(toml::from_str::<Settings>("kafka_security_protocol = \"tls\"").is_err());
+        let oauth: Settings = toml::from_str(
+            "kafka_sasl_mechanism = \"oauthbearer\"\n\
+             kafka_oauth_token_url = \"https://idp.example/token\"\n\
+             kafka_oauth_client_id = \"roster\"\nkafka_oauth_client_secret = \"s3cret\"",
+        )
+        .unwrap();
+        let o = oauth.kafka_options();
+        assert_eq!(
+            o.security.sasl_mechanism,
+            Some(crate::log::SaslMechanism::OAuthBearer)
+        );
+        assert_eq!(o.security.oauth.client_secret.as_deref(), Some("s3cret"));
+        assert!(!format!("{oauth:?}").contains("s3cret"));
     }
 }

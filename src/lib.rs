@@ -17,6 +17,7 @@ pub mod http;
 pub mod keys;
 pub mod log;
 pub mod metrics;
+pub mod oauth;
 pub mod passwords;
 pub mod patch;
 pub mod pipeline;

@@ -399,3 +399,110 @@ async fn sasl_ssl_with_scram_authenticates_and_wrong_credentials_are_refused() {
         "a broker that requires SASL was used without it"
     );
 }
+
+/// What the token endpoint was sent: the `Authorization` header and the form body.
+type TokenRequests = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
+/// An OpenID Connect token endpoint for the client `roster` with the secret `s3cret`: its
+/// tokens are JWTs with `sub` and `exp`, which is all librdkafka reads of them.
+async fn token_endpoint() -> (String, TokenRequests) {
+    use axum::http::{HeaderMap, StatusCode};
+    use base64::Engine;
+    let seen = TokenRequests::default();
+    let record = seen.clone();
+    let handler = move |headers: HeaderMap, body: String| {
+        let record = record.clone();
+        async move {
+            let auth = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            record.lock().unwrap().push((auth.clone(), body));
+            let b64 = base64::engine::general_purpose::STANDARD;
+            if auth != format!("Basic {}", b64.encode("roster:s3cret")) {
+                let refused = serde_json::json!({"error": "invalid_client"});
+                return (StatusCode::UNAUTHORIZED, axum::Json(refused));
+            }
+            let url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+            let exp = chrono::Utc::now().timestamp() + 3600;
+            let token = format!(
+                "{}.{}.{}",
+                url.encode(r#"{"alg":"RS256","typ":"JWT"}"#),
+                url.encode(format!(r#"{{"sub":"roster","exp":{exp}}}"#)),
+                url.encode("signature")
+            );
+            let body = serde_json::json!({
+                "access_token": token, "token_type": "Bearer", "expires_in": 3600
+            });
+            (StatusCode::OK, axum::Json(body))
+        }
+    };
+    let app = axum::Router::new().route("/token", axum::routing::post(handler));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/token", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+/// OAUTHBEARER as far as it can be tested here: no Kafka-protocol broker that runs on this
+/// machine accepts it (tansu checks PLAIN and SCRAM credentials only and refuses an
+/// OAUTHBEARER token), so the test checks that Roster gets a token from the OpenID Connect
+/// endpoint with its client credentials and scope, that it then authenticates to the broker
+/// with it, and that both a refused token request and a broker that refuses the token stop
+/// the start with the reason instead of waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauthbearer_gets_its_token_from_the_oidc_endpoint_and_refusals_stop_the_start() {
+    use base64::Engine;
+    let certs = tempfile::tempdir().unwrap();
+    let dir = certs.path();
+    let ca = make_named_ca(dir, "ca");
+    let broker = tls_broker(
+        dir,
+        issue(dir, "ca", "broker", Use::Server(LOCAL), None),
+        None,
+        &[("roster", "correct horse", "scram512")],
+        vec![],
+    );
+    let (token_url, seen) = token_endpoint().await;
+    let oauth = |secret: &str| KafkaSecurity {
+        protocol: KafkaProtocol::SaslSsl,
+        ca: Some(ca.clone()),
+        sasl_mechanism: Some(SaslMechanism::OAuthBearer),
+        oauth: roster::log::OAuthClient {
+            token_url: Some(token_url.clone()),
+            client_id: Some("roster".into()),
+            client_secret: Some(secret.into()),
+            scope: Some("kafka".into()),
+        },
+        ..KafkaSecurity::default()
+    };
+
+    let e = open(options(&broker.brokers(), oauth("s3cret")))
+        .await
+        .err()
+        .expect("a broker without OAUTHBEARER let Roster in");
+    // Refused in the SASL exchange, after the token was sent: not waited on as an outage.
+    assert!(
+        e.contains("a Kafka broker refused Roster's credentials") && e.contains("AUTH_REQ"),
+        "{e}"
+    );
+    {
+        let seen = seen.lock().unwrap();
+        let (auth, body) = seen.first().expect("no token was asked for");
+        let b64 = base64::engine::general_purpose::STANDARD;
+        assert_eq!(auth, &format!("Basic {}", b64.encode("roster:s3cret")));
+        assert!(body.contains("grant_type=client_credentials"), "{body}");
+        assert!(body.contains("scope=kafka"), "{body}");
+    }
+
+    let e = open(options(&broker.brokers(), oauth("wrong")))
+        .await
+        .err()
+        .expect("a refused token request let Roster in");
+    assert!(
+        e.contains("no OAUTHBEARER token could be had from kafka_oauth_token_url")
+            && e.contains("invalid_client"),
+        "{e}"
+    );
+}

@@ -33,6 +33,18 @@ pub struct KafkaSecurityArgs {
     /// SASL password (an API secret on Confluent Cloud; never logged).
     #[arg(long, env = "ROSTER_KAFKA_SASL_PASSWORD", hide_env_values = true)]
     pub kafka_sasl_password: Option<String>,
+    /// OAUTHBEARER: the OpenID Connect token endpoint (https://).
+    #[arg(long, env = "ROSTER_KAFKA_OAUTH_TOKEN_URL")]
+    pub kafka_oauth_token_url: Option<String>,
+    /// OAUTHBEARER: the client id.
+    #[arg(long, env = "ROSTER_KAFKA_OAUTH_CLIENT_ID")]
+    pub kafka_oauth_client_id: Option<String>,
+    /// OAUTHBEARER: the client secret (never logged).
+    #[arg(long, env = "ROSTER_KAFKA_OAUTH_CLIENT_SECRET", hide_env_values = true)]
+    pub kafka_oauth_client_secret: Option<String>,
+    /// OAUTHBEARER: scopes to ask for, space-separated.
+    #[arg(long, env = "ROSTER_KAFKA_OAUTH_SCOPE")]
+    pub kafka_oauth_scope: Option<String>,
 }
 
 impl KafkaSecurityArgs {
@@ -60,6 +72,17 @@ impl KafkaSecurityArgs {
         }
         if let Some(v) = &self.kafka_sasl_password {
             s.kafka_sasl_password = Some(Secret::new(v.clone()));
+        }
+        let text = |v: &Option<String>, to: &mut Option<String>| {
+            if let Some(v) = v {
+                *to = Some(v.clone());
+            }
+        };
+        text(&self.kafka_oauth_token_url, &mut s.kafka_oauth_token_url);
+        text(&self.kafka_oauth_client_id, &mut s.kafka_oauth_client_id);
+        text(&self.kafka_oauth_scope, &mut s.kafka_oauth_scope);
+        if let Some(v) = &self.kafka_oauth_client_secret {
+            s.kafka_oauth_client_secret = Some(Secret::new(v.clone()));
         }
     }
 }

@@ -12,7 +12,9 @@
 //! key then reads as destroyed in Roster, but its bytes stay on the broker.
 
 use super::{KeyError, KeyStore, Known};
-use crate::log::{client_configs, ensure_topic, KafkaContext, KafkaOptions, TopicSpec};
+use crate::log::{
+    client_configs, ensure_topic, oauth_tokens, KafkaContext, KafkaOptions, TopicSpec,
+};
 use async_trait::async_trait;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -37,6 +39,8 @@ pub struct KafkaKeys {
     topic: String,
     producer: FutureProducer<KafkaContext>,
     consumer_config: ClientConfig,
+    /// The producer's context, for the consumer too (its OAUTHBEARER tokens).
+    context: KafkaContext,
     timeout: Duration,
     stop: Arc<AtomicBool>,
     follower: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -55,7 +59,10 @@ impl KafkaKeys {
         let topic = format!("{}-keys", options.topic);
         let (config, producer_config) = client_configs(options, "roster-keys")
             .map_err(|e| KeyError::Unavailable(e.to_string()))?;
-        let context = KafkaContext::quiet();
+        let oauth = oauth_tokens(&options.security)
+            .await
+            .map_err(KeyError::Unavailable)?;
+        let context = KafkaContext::quiet(oauth);
         let producer: FutureProducer<KafkaContext> = producer_config
             .create_with_context(context.clone())
             .map_err(|e| unavailable("configuring the key topic's producer", e))?;
@@ -87,6 +94,7 @@ impl KafkaKeys {
             topic,
             producer,
             consumer_config,
+            context,
             timeout: options.message_timeout,
             stop: Arc::default(),
             follower: Mutex::default(),
@@ -112,7 +120,7 @@ impl KafkaKeys {
 /// Reads the key topic from its start into `known`, telling `ready` once it reached the end
 /// it had when it began, then follows it until `stop`.
 fn follow(
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<KafkaContext>,
     topic: String,
     known: Arc<Known>,
     stop: Arc<AtomicBool>,
@@ -165,9 +173,9 @@ fn follow(
 #[async_trait]
 impl KeyStore for KafkaKeys {
     async fn start(&self, known: Arc<Known>) -> Result<(), KeyError> {
-        let consumer: BaseConsumer = self
+        let consumer: BaseConsumer<KafkaContext> = self
             .consumer_config
-            .create()
+            .create_with_context(self.context.clone())
             .map_err(|e| unavailable("configuring the key topic's consumer", e))?;
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(&self.topic, 0, Offset::Beginning)

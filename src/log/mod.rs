@@ -12,9 +12,9 @@ mod kafka;
 pub use file::{
     check, frame, repair, CheckReport, Damage, FileLog, FileLogOptions, Repair, SegmentReport,
 };
-pub(crate) use kafka::{client_configs, ensure_topic, KafkaContext, TopicSpec};
+pub(crate) use kafka::{client_configs, ensure_topic, oauth_tokens, KafkaContext, TopicSpec};
 pub use kafka::{
-    KafkaLog, KafkaOptions, KafkaProtocol, KafkaSecurity, SaslMechanism, SecurityError,
+    KafkaLog, KafkaOptions, KafkaProtocol, KafkaSecurity, OAuthClient, SaslMechanism, SecurityError,
 };
 
 use async_trait::async_trait;

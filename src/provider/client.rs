@@ -458,45 +458,19 @@ impl Remote {
             }
         }
         form.extend(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let body = reqwest::Url::parse_with_params("form:", &form)
-            .ok()
-            .and_then(|u| u.query().map(str::to_owned))
-            .unwrap_or_default();
-        let answer = self
-            .http
-            .post(token_url.clone())
-            .basic_auth(client_id, Some(client_secret.expose()))
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(header::ACCEPT, "application/json")
-            .body(body)
-            .send()
+        let request = crate::oauth::TokenRequest {
+            url: token_url,
+            client_id,
+            client_secret: client_secret.expose(),
+            form,
+        };
+        let crate::oauth::Token {
+            value: token,
+            lifetime,
+        } = crate::oauth::request(&self.http, request)
             .await
-            .map_err(|e| RemoteError::Token(e.without_url().to_string()))?;
-        let status = answer.status();
-        let text = answer
-            .text()
-            .await
-            .map_err(|e| RemoteError::Token(e.without_url().to_string()))?;
-        if !status.is_success() {
-            // RFC 6749 §5.2: `error` and maybe `error_description`; never echo anything else.
-            let why = serde_json::from_str::<Value>(&text)
-                .ok()
-                .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned))
-                .unwrap_or_default();
-            return Err(RemoteError::Token(format!("{status} {why}")));
-        }
-        let v: Value = serde_json::from_str(&text)
-            .map_err(|_| RemoteError::Token("the token endpoint answered invalid JSON".into()))?;
-        let token = v
-            .get("access_token")
-            .and_then(Value::as_str)
-            .ok_or_else(|| RemoteError::Token("no access_token in the answer".into()))?;
-        let lifetime = v
-            .get("expires_in")
-            .and_then(Value::as_u64)
-            .map_or(Duration::from_secs(3600), Duration::from_secs);
+            .map_err(|e| RemoteError::Token(e.to_string()))?;
         let until = Instant::now() + lifetime.saturating_sub(TOKEN_MARGIN);
-        let token = Secret::new(token);
         *cached = Some((token.clone(), until));
         Ok(token)
     }

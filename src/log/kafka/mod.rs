@@ -12,17 +12,20 @@
 //! connection (writers answer 503 at once while no broker is reachable), and the mapping of
 //! delivery outcomes to `Unavailable` (nothing written) or `Unknown` (maybe written).
 
+mod context;
+mod oauth;
 mod options;
 mod security;
 mod topic;
 
 use super::{EventLog, LogError};
 use async_trait::async_trait;
+pub(crate) use context::KafkaContext;
+pub(crate) use oauth::tokens as oauth_tokens;
 pub(crate) use options::client_configs;
 pub use options::KafkaOptions;
-use rdkafka::client::ClientContext;
-use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -31,8 +34,8 @@ use roster_events::chain::{body_digest, Digest, Encoded};
 use roster_events::Record;
 use roster_projections::LogEntry;
 pub(crate) use security::Refusals;
-pub use security::{KafkaProtocol, KafkaSecurity, SaslMechanism, SecurityError};
-use std::collections::{BTreeMap, HashMap};
+pub use security::{KafkaProtocol, KafkaSecurity, OAuthClient, SaslMechanism, SecurityError};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -59,92 +62,6 @@ type Recent = BTreeMap<u64, (Arc<Record>, Digest)>;
 /// How far ahead of its consumer a reader may skip (over records served from `recent`)
 /// without positioning the consumer again.
 const SKIP_MAX: u64 = RECENT_MAX as u64;
-
-/// Routes librdkafka's logs to tracing, tracks whether any broker is reachable, notes
-/// connections refused for security reasons, and records where partitions ended (librdkafka
-/// reports the end of a partition through the error callback of a plain consumer).
-#[derive(Clone)]
-pub(crate) struct KafkaContext {
-    healthy: Arc<AtomicBool>,
-    refusals: Refusals,
-    /// Whether this client's broker connections decide `healthy`: only the producer's do,
-    /// since writes are what health gates.
-    gates_health: bool,
-    /// Per partition, the offset at which a consumer last reached its end.
-    eof: Arc<Mutex<HashMap<i32, u64>>>,
-}
-
-impl KafkaContext {
-    /// A context whose client does not decide the log's health (the data-key topic's).
-    pub(crate) fn quiet() -> KafkaContext {
-        KafkaContext {
-            healthy: Arc::new(AtomicBool::new(true)),
-            refusals: Refusals::default(),
-            gates_health: false,
-            eof: Arc::default(),
-        }
-    }
-
-    /// The connections this client's brokers refused for security reasons.
-    pub(crate) fn refusals(&self) -> &Refusals {
-        &self.refusals
-    }
-
-    fn take_eof(&self, partition: u32) -> Option<u64> {
-        self.eof
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&(partition as i32))
-    }
-}
-
-/// The offset in librdkafka's "reached end of partition at offset N" message.
-fn eof_offset(reason: &str) -> Option<u64> {
-    let rest = reason.split("at offset ").nth(1)?;
-    rest.split(|c: char| !c.is_ascii_digit())
-        .next()?
-        .parse()
-        .ok()
-}
-
-impl ClientContext for KafkaContext {
-    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
-        match level {
-            RDKafkaLogLevel::Emerg
-            | RDKafkaLogLevel::Alert
-            | RDKafkaLogLevel::Critical
-            | RDKafkaLogLevel::Error => tracing::error!(target: "librdkafka", fac, "{message}"),
-            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", fac, "{message}"),
-            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
-                tracing::info!(target: "librdkafka", fac, "{message}")
-            }
-            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", fac, "{message}"),
-        }
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        self.refusals.note(&error, reason);
-        if let KafkaError::PartitionEOF(partition) = error {
-            if let Some(offset) = eof_offset(reason) {
-                self.eof
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(partition, offset);
-            }
-            return;
-        }
-        if self.gates_health && error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown)
-        {
-            if self.healthy.swap(false, Ordering::SeqCst) {
-                tracing::warn!(%reason, "no Kafka broker reachable: writes answer 503 until one is");
-            }
-        } else {
-            tracing::debug!(%error, %reason, "kafka client error");
-        }
-    }
-}
-
-impl ConsumerContext for KafkaContext {}
 
 /// One partition's consumer and where it stands.
 struct Reader {
@@ -214,10 +131,10 @@ impl KafkaLog {
                  cross the network in clear; use sasl_ssl beyond a trusted network"
             );
         }
-        let context = KafkaContext {
-            gates_health: true,
-            ..KafkaContext::quiet()
-        };
+        let oauth = oauth_tokens(&options.security)
+            .await
+            .map_err(LogError::Unavailable)?;
+        let context = KafkaContext::quiet(oauth).gating_health();
         producer_config.set("batch.num.messages", "10000");
         producer_config.extend(options.properties.clone());
         let producer: FutureProducer<KafkaContext> = producer_config
@@ -351,11 +268,7 @@ impl Side {
         config.extend(self.properties.clone());
         // Each consumer its own end-of-partition notes: readers of followers
         // (`EventLog::follower`) stand at other positions.
-        let context = KafkaContext {
-            gates_health: false,
-            eof: Arc::default(),
-            ..self.context.clone()
-        };
+        let context = self.context.for_reader();
         let consumer: BaseConsumer<KafkaContext> = config
             .create_with_context(context)
             .map_err(|e| unavailable("configuring a Kafka consumer", e))?;
@@ -783,16 +696,5 @@ impl EventLog for KafkaLog {
         for slot in &self.readers {
             slot.lock().unwrap_or_else(|p| p.into_inner()).take();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_end_of_partition_offset_is_read_from_librdkafkas_message() {
-        let reason =
-            "Fetch from broker 111 reached end of partition at offset 42 (HighwaterMark 42)";
-        assert_eq!(super::eof_offset(reason), Some(42));
-        assert_eq!(super::eof_offset("no offset here"), None);
     }
 }

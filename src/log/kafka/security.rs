@@ -1,9 +1,11 @@
 //! How Roster's Kafka clients secure their connections: TLS (the brokers' certificates checked
 //! against a CA bundle and their names, optionally a client certificate) and SASL (PLAIN,
-//! SCRAM-SHA-256, SCRAM-SHA-512), from typed settings checked before any connection is made;
+//! SCRAM-SHA-256, SCRAM-SHA-512, and OAUTHBEARER with tokens from an OpenID Connect token
+//! endpoint), from typed settings checked before any connection is made;
 //! and the record of a connection refused for security reasons, which stops a start instead
 //! of being retried as if the brokers were merely away.
 
+use crate::auth::Secret;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -55,6 +57,11 @@ pub enum SaslMechanism {
     #[serde(rename = "scram-sha-512")]
     #[value(name = "scram-sha-512")]
     ScramSha512,
+    /// A bearer token from an OpenID Connect token endpoint (client-credentials grant),
+    /// fetched and renewed by Roster (`kafka_oauth_*`).
+    #[serde(rename = "oauthbearer")]
+    #[value(name = "oauthbearer")]
+    OAuthBearer,
 }
 
 impl SaslMechanism {
@@ -63,7 +70,92 @@ impl SaslMechanism {
             SaslMechanism::Plain => "PLAIN",
             SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
             SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
+            SaslMechanism::OAuthBearer => "OAUTHBEARER",
         }
+    }
+
+    /// The setting's own spelling of this mechanism.
+    fn name(self) -> &'static str {
+        match self {
+            SaslMechanism::Plain => "plain",
+            SaslMechanism::ScramSha256 => "scram-sha-256",
+            SaslMechanism::ScramSha512 => "scram-sha-512",
+            SaslMechanism::OAuthBearer => "oauthbearer",
+        }
+    }
+}
+
+/// The settings of an OpenID Connect client that gets OAUTHBEARER tokens by the
+/// client-credentials grant (RFC 6749 §4.4), as given. Not `Debug`: it holds the client
+/// secret.
+#[derive(Clone, Default)]
+pub struct OAuthClient {
+    /// The token endpoint (Entra ID, Okta, Keycloak, ...).
+    pub token_url: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    /// Space-separated scopes to ask for.
+    pub scope: Option<String>,
+}
+
+/// A checked [`OAuthClient`]: what Roster asks the token endpoint for. Not `Debug`.
+#[derive(Clone)]
+pub struct OAuthGrant {
+    pub token_url: url::Url,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub scope: Option<String>,
+}
+
+impl OAuthClient {
+    fn settings(&self) -> [(&'static str, bool); 4] {
+        [
+            ("kafka_oauth_token_url", self.token_url.is_some()),
+            ("kafka_oauth_client_id", self.client_id.is_some()),
+            ("kafka_oauth_client_secret", self.client_secret.is_some()),
+            ("kafka_oauth_scope", self.scope.is_some()),
+        ]
+    }
+
+    /// The grant, once every setting it needs is there and the endpoint may be sent the
+    /// secret.
+    fn grant(&self) -> Result<OAuthGrant, SecurityError> {
+        let needs = SecurityError::MechanismNeeds;
+        let url = self
+            .token_url
+            .as_ref()
+            .ok_or(needs("kafka_oauth_token_url"))?;
+        let client_id = self
+            .client_id
+            .clone()
+            .ok_or(needs("kafka_oauth_client_id"))?;
+        let secret = self
+            .client_secret
+            .as_ref()
+            .ok_or(needs("kafka_oauth_client_secret"))?;
+        Ok(OAuthGrant {
+            token_url: check_token_url(url)?,
+            client_id,
+            client_secret: Secret::new(secret.clone()),
+            scope: self.scope.clone(),
+        })
+    }
+}
+
+/// The client secret is sent to the token endpoint: over TLS, or to this machine only.
+fn check_token_url(url: &str) -> Result<url::Url, SecurityError> {
+    let refused = || SecurityError::TokenUrl(url.to_owned());
+    let parsed = url::Url::parse(url).map_err(|_| refused())?;
+    let loopback = match parsed.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => return Err(refused()),
+    };
+    match parsed.scheme() {
+        "https" => Ok(parsed),
+        "http" if loopback => Ok(parsed),
+        _ => Err(refused()),
     }
 }
 
@@ -83,6 +175,8 @@ pub struct KafkaSecurity {
     pub sasl_mechanism: Option<SaslMechanism>,
     pub sasl_username: Option<String>,
     pub sasl_password: Option<String>,
+    /// Where OAUTHBEARER tokens come from.
+    pub oauth: OAuthClient,
 }
 
 /// A combination of security settings Roster refuses to start with.
@@ -100,6 +194,15 @@ pub enum SecurityError {
     SaslUnused(&'static str, &'static str),
     #[error("kafka_security_protocol = {0} needs {1}")]
     Missing(&'static str, &'static str),
+    #[error("kafka_sasl_mechanism = oauthbearer needs {0}")]
+    MechanismNeeds(&'static str),
+    #[error("{0} is set but kafka_sasl_mechanism = {1}, which does not use it")]
+    MechanismUnused(&'static str, &'static str),
+    #[error(
+        "kafka_oauth_token_url must be an https:// URL (http:// only to this machine), not \
+         {0:?}: the client secret is sent to it"
+    )]
+    TokenUrl(String),
     #[error("mutual TLS needs both kafka_ssl_cert and kafka_ssl_key; only {0} is set")]
     HalfPair(&'static str),
     #[error("{setting} ({path}): {reason}")]
@@ -128,6 +231,13 @@ const OWNED: &[&str] = &[
     "sasl.mechanisms",
     "sasl.username",
     "sasl.password",
+    "sasl.oauthbearer.method",
+    "sasl.oauthbearer.token.endpoint.url",
+    "sasl.oauthbearer.client.id",
+    "sasl.oauthbearer.client.secret",
+    "sasl.oauthbearer.scope",
+    "sasl.oauthbearer.extensions",
+    "sasl.oauthbearer.config",
 ];
 
 /// Checks that a PEM file named by a setting can be read and holds PEM blocks, so that a
@@ -165,11 +275,14 @@ impl KafkaSecurity {
             ("kafka_ssl_key", self.key.is_some()),
             ("kafka_ssl_key_password", self.key_password.is_some()),
         ];
-        let sasl_settings = [
-            ("kafka_sasl_mechanism", self.sasl_mechanism.is_some()),
+        let credentials = [
             ("kafka_sasl_username", self.sasl_username.is_some()),
             ("kafka_sasl_password", self.sasl_password.is_some()),
         ];
+        let oauth = self.oauth.settings();
+        let mut sasl_settings = vec![("kafka_sasl_mechanism", self.sasl_mechanism.is_some())];
+        sasl_settings.extend(credentials);
+        sasl_settings.extend(oauth);
         let mut out = Vec::new();
         if self.protocol != KafkaProtocol::Plaintext {
             out.push(("security.protocol", protocol.to_owned()));
@@ -207,6 +320,21 @@ impl KafkaSecurity {
             let mechanism = self
                 .sasl_mechanism
                 .ok_or(SecurityError::Missing(protocol, "kafka_sasl_mechanism"))?;
+            out.push(("sasl.mechanisms", mechanism.property().to_owned()));
+            // Each mechanism takes its own credentials and refuses the other's.
+            let others: &[(&'static str, bool)] = if mechanism == SaslMechanism::OAuthBearer {
+                &credentials
+            } else {
+                &oauth
+            };
+            if let Some((setting, _)) = others.iter().find(|(_, set)| *set) {
+                return Err(SecurityError::MechanismUnused(setting, mechanism.name()));
+            }
+            if mechanism == SaslMechanism::OAuthBearer {
+                // The tokens come from Roster (`ClientContext::generate_oauth_token`).
+                self.oauth.grant()?;
+                return Ok(out);
+            }
             let username = self
                 .sasl_username
                 .as_ref()
@@ -215,7 +343,6 @@ impl KafkaSecurity {
                 .sasl_password
                 .as_ref()
                 .ok_or(SecurityError::Missing(protocol, "kafka_sasl_password"))?;
-            out.push(("sasl.mechanisms", mechanism.property().to_owned()));
             out.push(("sasl.username", username.clone()));
             out.push(("sasl.password", password.clone()));
         } else if let Some((setting, _)) = sasl_settings.iter().find(|(_, set)| *set) {
@@ -234,6 +361,15 @@ impl KafkaSecurity {
             || self.sasl_mechanism.is_some()
             || self.sasl_username.is_some()
             || self.sasl_password.is_some()
+            || self.oauth.settings().iter().any(|(_, set)| *set)
+    }
+
+    /// The OAUTHBEARER grant, when that is the mechanism; `properties` has checked it.
+    pub fn oauth_grant(&self) -> Result<Option<OAuthGrant>, SecurityError> {
+        match (self.protocol.sasl(), self.sasl_mechanism) {
+            (true, Some(SaslMechanism::OAuthBearer)) => self.oauth.grant().map(Some),
+            _ => Ok(None),
+        }
     }
 
     /// Whether credentials would cross the network in clear (SASL without TLS).
@@ -259,6 +395,10 @@ impl Refusals {
             // client certificate shows only after the handshake): a decision, not an outage.
             Some(Code::BrokerTransportFailure) if reason.contains("SSL alert") => {
                 "the TLS handshake with a Kafka broker failed"
+            }
+            // Roster's token source had no token to give (kafka_oauth_*).
+            Some(Code::Authentication) if reason.contains("OAUTHBEARER token") => {
+                "no OAUTHBEARER token could be had from kafka_oauth_token_url"
             }
             Some(Code::Authentication) => "a Kafka broker refused Roster's credentials",
             _ => return,
@@ -403,6 +543,92 @@ mod tests {
         assert!(p.contains(&("sasl.mechanisms", "SCRAM-SHA-512".into())));
         assert!(p.contains(&("sasl.password", "hunter2".into())));
         assert!(!s.credentials_in_clear());
+    }
+
+    fn oauth() -> KafkaSecurity {
+        KafkaSecurity {
+            protocol: KafkaProtocol::SaslSsl,
+            sasl_mechanism: Some(SaslMechanism::OAuthBearer),
+            oauth: OAuthClient {
+                token_url: Some("https://login.example.com/oauth2/v2.0/token".into()),
+                client_id: Some("roster".into()),
+                client_secret: Some("s3cret".into()),
+                scope: Some("api://kafka/.default".into()),
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn oauthbearer_takes_an_oidc_client_and_no_password() {
+        let p = props(&oauth()).unwrap();
+        assert!(p.contains(&("sasl.mechanisms", "OAUTHBEARER".into())));
+        // The tokens come from Roster, not from librdkafka's own OIDC client.
+        assert!(!p.iter().any(|(k, _)| k.starts_with("sasl.oauthbearer")));
+        assert!(!p.iter().any(|(k, _)| k.starts_with("sasl.username")));
+        let grant = oauth().oauth_grant().unwrap().unwrap();
+        assert_eq!(
+            grant.token_url.as_str(),
+            "https://login.example.com/oauth2/v2.0/token"
+        );
+        assert_eq!(grant.client_id, "roster");
+        assert_eq!(grant.client_secret.expose(), "s3cret");
+        assert_eq!(grant.scope.as_deref(), Some("api://kafka/.default"));
+        let scram = KafkaSecurity {
+            sasl_mechanism: Some(SaslMechanism::ScramSha256),
+            ..KafkaSecurity::default()
+        };
+        assert!(scram.oauth_grant().unwrap().is_none());
+
+        let with_password = KafkaSecurity {
+            sasl_password: Some("x".into()),
+            ..oauth()
+        };
+        let e = props(&with_password).unwrap_err().to_string();
+        assert!(
+            e.contains("kafka_sasl_password") && e.contains("oauthbearer"),
+            "{e}"
+        );
+        let mut no_secret = oauth();
+        no_secret.oauth.client_secret = None;
+        let e = props(&no_secret).unwrap_err().to_string();
+        assert!(e.contains("kafka_oauth_client_secret"), "{e}");
+        let mut scram = oauth();
+        scram.sasl_mechanism = Some(SaslMechanism::ScramSha256);
+        let e = props(&scram).unwrap_err().to_string();
+        assert!(
+            e.contains("kafka_oauth_token_url") && e.contains("scram-sha-256"),
+            "{e}"
+        );
+        let mut unused = KafkaSecurity {
+            protocol: KafkaProtocol::Ssl,
+            ..oauth()
+        };
+        unused.sasl_mechanism = None;
+        assert!(matches!(props(&unused), Err(SecurityError::SaslUnused(..))));
+    }
+
+    #[test]
+    fn the_client_secret_goes_over_tls_or_stays_on_this_machine() {
+        for ok in [
+            "https://idp.example/token",
+            "http://127.0.0.1:8081/token",
+            "http://localhost/token",
+            "http://[::1]:9/t",
+        ] {
+            assert!(check_token_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://idp.example/token",
+            "ftp://x/",
+            "not a url",
+            "https://",
+        ] {
+            assert!(
+                matches!(check_token_url(bad), Err(SecurityError::TokenUrl(_))),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

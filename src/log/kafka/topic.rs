@@ -2,7 +2,7 @@
 //! when it is missing (and creation is allowed), and check its partition count. Used for the
 //! event topic and for the data-key topic (`crate::keys::kafka`).
 
-use super::{security, KafkaSecurity, Refusals};
+use super::{security, KafkaSecurity, Refusals, SaslMechanism};
 use crate::log::LogError;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::ClientContext;
@@ -120,13 +120,22 @@ async fn refused(spec: &TopicSpec<'_>, refusal: String) -> LogError {
         }
     }
     LogError::Unavailable(format!(
-        "{refusal}{reason}; brokers {}: check the kafka_security_protocol, kafka_ssl_* and \
-         kafka_sasl_* settings against what the brokers expect",
+        "{refusal}{reason}; brokers {}: check the kafka_security_protocol, kafka_ssl_*, \
+         kafka_sasl_* and kafka_oauth_* settings against what the brokers expect",
         spec.brokers
     ))
 }
 
 async fn create(config: &ClientConfig, spec: &TopicSpec<'_>) -> Result<(), LogError> {
+    if spec.security.sasl_mechanism == Some(SaslMechanism::OAuthBearer) {
+        // rdkafka's admin client never serves the queue librdkafka asks for tokens on, so it
+        // could not authenticate.
+        return Err(LogError::Unavailable(format!(
+            "{} {} is missing, and Roster cannot create topics with kafka_sasl_mechanism = \
+             oauthbearer: create it yourself with {} partitions and {}",
+            spec.what, spec.name, spec.partitions, spec.advice
+        )));
+    }
     let admin: AdminClient<rdkafka::client::DefaultClientContext> = config
         .create()
         .map_err(|e| unavailable("configuring the Kafka admin client", e))?;
