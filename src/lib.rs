@@ -16,6 +16,7 @@ pub mod erasure;
 pub mod http;
 pub mod keys;
 pub mod log;
+pub mod mappings;
 pub mod metrics;
 pub mod oauth;
 pub mod passwords;

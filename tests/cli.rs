@@ -606,3 +606,68 @@ async fn a_person_is_erased_from_the_command_line_and_a_repeat_says_so() {
     assert!(!ok);
     assert!(err.contains("USER_ID"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mapping_is_created_from_a_file_previewed_and_a_broken_one_refused_with_its_place() {
+    let app = TestApp::spawn().await;
+    let (_, user) = app
+        .create_user("default", &app.scim_token, "Ada.Lovelace@Example.com")
+        .await;
+    let id = user["id"].as_str().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("names.cel");
+    std::fs::write(&file, r#"{"userName": user.userName.lowerAscii()}"#).unwrap();
+    let file = file.to_str().unwrap();
+
+    let (ok, out, err) = run(
+        &app,
+        &[
+            "mapping",
+            "create",
+            "names",
+            "--kind",
+            "provider_user",
+            "--file",
+            file,
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("provider_user") && out.contains("lowerAscii"),
+        "{out}"
+    );
+    let (ok, out, err) = run(&app, &["mapping", "preview", "names", "--id", &id]);
+    assert!(ok, "{err}");
+    assert!(out.contains("\"ada.lovelace@example.com\""), "{out}");
+    let (ok, out, err) = run(&app, &["mapping", "list"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("names") && out.contains("provider_user"),
+        "{out}"
+    );
+
+    std::fs::write(
+        dir.path().join("broken.cel"),
+        "{\n\"a\": user.userName +\n}",
+    )
+    .unwrap();
+    let broken = dir.path().join("broken.cel");
+    let (ok, _, err) = run(
+        &app,
+        &[
+            "mapping",
+            "update",
+            "names",
+            "--file",
+            broken.to_str().unwrap(),
+        ],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("400") && err.contains("mapping \"names\": 3:"),
+        "{err}"
+    );
+    let (ok, out, err) = run(&app, &["mapping", "delete", "names"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("deleted mapping names"), "{out}");
+}

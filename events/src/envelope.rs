@@ -18,6 +18,8 @@ pub enum ResourceType {
     User,
     Group,
     Provider,
+    /// A property mapping.
+    Mapping,
     /// A request, for audit-only events (a refused request, a read of the audit trail): each
     /// record of them has an id of its own, at version 1.
     Request,

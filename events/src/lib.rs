@@ -11,6 +11,7 @@ mod declared;
 mod document;
 mod envelope;
 mod ids;
+mod mapping;
 pub mod personal;
 mod provider;
 mod record;
@@ -22,6 +23,7 @@ pub use declared::{DeclaredAttribute, DeclaredSchema};
 pub use document::Document;
 pub use envelope::{Actor, Client, DecodeError, Envelope, ResourceType};
 pub use ids::{fold_case, ResourceId};
+pub use mapping::{MappingCreated, MappingDef, MappingKind, MappingUpdated};
 pub use personal::{KeyId, Personal};
 pub use provider::{
     ProviderAuth, ProviderConfig, ProviderCreated, ProviderGrant, ProviderMode,

@@ -5,6 +5,7 @@
 use crate::access::{AccessRefused, AuditRead};
 use crate::document::Document;
 use crate::ids::ResourceId;
+use crate::mapping::{MappingCreated, MappingUpdated};
 use crate::personal::{KeyId, Personal};
 use crate::provider::{ProviderCreated, ProviderReplayRequested, ProviderUpdated};
 use serde::{Deserialize, Serialize};
@@ -233,6 +234,9 @@ pub enum Event {
     /// An operator asked for the parked objects to be tried again now.
     ProviderRetryRequested,
     ProviderReplayRequested(ProviderReplayRequested),
+    MappingCreated(MappingCreated),
+    MappingUpdated(MappingUpdated),
+    MappingDeleted,
     /// Requests Roster refused (audit only: no view changes).
     AccessRefused(AccessRefused),
     /// Reads of the audit trail (audit only: no view changes).
@@ -270,6 +274,9 @@ pub const EVENT_TYPES: &[&str] = &[
     "access.refused",
     "audit.read",
     "user.erased",
+    "mapping.created",
+    "mapping.updated",
+    "mapping.deleted",
 ];
 
 #[derive(Serialize, Deserialize)]
@@ -307,6 +314,9 @@ impl Event {
             Event::ProviderSyncRequested => "provider.sync_requested",
             Event::ProviderRetryRequested => "provider.retry_requested",
             Event::ProviderReplayRequested(_) => "provider.replay_requested",
+            Event::MappingCreated(_) => "mapping.created",
+            Event::MappingUpdated(_) => "mapping.updated",
+            Event::MappingDeleted => "mapping.deleted",
             Event::AccessRefused(_) => "access.refused",
             Event::AuditRead(_) => "audit.read",
         }
@@ -349,6 +359,8 @@ impl Event {
             Event::ProviderCreated(p) => serde_json::to_value(p),
             Event::ProviderUpdated(p) => serde_json::to_value(p),
             Event::ProviderReplayRequested(p) => serde_json::to_value(p),
+            Event::MappingCreated(p) => serde_json::to_value(p),
+            Event::MappingUpdated(p) => serde_json::to_value(p),
             Event::AccessRefused(p) => serde_json::to_value(p),
             Event::AuditRead(p) => serde_json::to_value(p),
             Event::UserDeleted
@@ -357,7 +369,8 @@ impl Event {
             | Event::DirectoryDeleted
             | Event::ProviderDeleted
             | Event::ProviderSyncRequested
-            | Event::ProviderRetryRequested => serde_json::to_value(Empty {}),
+            | Event::ProviderRetryRequested
+            | Event::MappingDeleted => serde_json::to_value(Empty {}),
         };
         // Serializing these plain structs to a Value cannot fail: no maps with non-string
         // keys, no custom serializers that error.
@@ -429,6 +442,12 @@ impl Event {
             "provider.retry_requested" => {
                 Empty::deserialize(d)?;
                 Event::ProviderRetryRequested
+            }
+            "mapping.created" => Event::MappingCreated(De::deserialize(d)?),
+            "mapping.updated" => Event::MappingUpdated(De::deserialize(d)?),
+            "mapping.deleted" => {
+                Empty::deserialize(d)?;
+                Event::MappingDeleted
             }
             other => return Err(D::Error::custom(format!("unknown event type {other:?}"))),
         })

@@ -47,6 +47,7 @@ pub fn resource_type_name(t: ResourceType) -> &'static str {
         ResourceType::User => "user",
         ResourceType::Group => "group",
         ResourceType::Provider => "provider",
+        ResourceType::Mapping => "mapping",
         ResourceType::Request => "request",
     }
 }
@@ -60,6 +61,7 @@ pub fn parse_resource_type(s: &str) -> Option<ResourceType> {
         ResourceType::User,
         ResourceType::Group,
         ResourceType::Provider,
+        ResourceType::Mapping,
         ResourceType::Request,
     ]
     .into_iter()
@@ -136,7 +138,7 @@ pub fn kind_of(event_type: &str) -> u8 {
 }
 
 /// Whether an event of this type sets its resource's whole document (users, groups,
-/// providers).
+/// providers, mappings).
 pub fn sets_document(event_type: &str) -> bool {
     matches!(
         event_type,
@@ -146,6 +148,8 @@ pub fn sets_document(event_type: &str) -> bool {
             | "group.replaced"
             | "provider.created"
             | "provider.updated"
+            | "mapping.created"
+            | "mapping.updated"
     )
 }
 
@@ -208,6 +212,8 @@ fn name_of(event: &Event) -> Option<String> {
         Event::SourceCreated(e) => Some(e.slug.clone()),
         Event::ProviderCreated(e) => Some(e.config.name.clone()),
         Event::ProviderUpdated(e) => Some(e.config.name.clone()),
+        Event::MappingCreated(e) => Some(e.mapping.name.clone()),
+        Event::MappingUpdated(e) => Some(e.mapping.name.clone()),
         Event::DirectoryCreated(e) => Some(e.name.clone()),
         Event::AdminTokenIssued(e) => Some(format!("{}…", e.prefix)),
         Event::AccessRefused(e) => Some(format!("{} {}", e.method, e.path)),

@@ -8,7 +8,8 @@
 use crate::name_index::NameIndex;
 use crate::names::name_key;
 use crate::views::{
-    AdminTokenView, DirectoryMeta, GroupView, Keys, ProviderView, SourceView, TokenView, UserView,
+    AdminTokenView, DirectoryMeta, GroupView, Keys, MappingView, ProviderView, SourceView,
+    TokenView, UserView,
 };
 use foldhash::HashMap;
 use roster_events::{Document, Envelope, Event, Member, Personal, ResourceId};
@@ -130,6 +131,16 @@ impl Directory {
 
     pub fn meta(&self) -> Option<&DirectoryMeta> {
         self.meta.as_ref()
+    }
+
+    /// The directory's property mappings, by id.
+    pub fn mappings(&self) -> impl Iterator<Item = &MappingView> {
+        self.meta.iter().flat_map(|m| m.mappings.values())
+    }
+
+    /// The mapping called `name`.
+    pub fn mapping_by_name(&self, name: &str) -> Option<&MappingView> {
+        self.mappings().find(|m| m.mapping.name == name)
     }
 
     pub fn user(&self, id: ResourceId) -> Option<&Arc<UserView>> {
@@ -344,6 +355,7 @@ impl Directory {
                     id,
                     name: e.name,
                     created: env.time,
+                    mappings: BTreeMap::new(),
                 });
                 prior
             }
@@ -597,6 +609,37 @@ impl Directory {
                     return Err(missing());
                 }
                 Prior::Provider(id, self.set_provider(id, None))
+            }
+            Event::MappingCreated(e) => {
+                let prior = Prior::Meta(self.meta.clone());
+                let meta = self.meta.as_mut().ok_or_else(missing)?;
+                if meta.mappings.contains_key(&id) {
+                    return Err(exists());
+                }
+                let view = MappingView {
+                    id,
+                    mapping: e.mapping,
+                    version: env.resource_version,
+                    created: env.time,
+                    last_modified: env.time,
+                };
+                meta.mappings.insert(id, view);
+                prior
+            }
+            Event::MappingUpdated(e) => {
+                let prior = Prior::Meta(self.meta.clone());
+                let meta = self.meta.as_mut().ok_or_else(missing)?;
+                let view = meta.mappings.get_mut(&id).ok_or_else(missing)?;
+                view.mapping = e.mapping;
+                view.version = env.resource_version;
+                view.last_modified = env.time;
+                prior
+            }
+            Event::MappingDeleted => {
+                let prior = Prior::Meta(self.meta.clone());
+                let meta = self.meta.as_mut().ok_or_else(missing)?;
+                meta.mappings.remove(&id).ok_or_else(missing)?;
+                prior
             }
             // A refused request or a read of the audit trail: in the log for the audit trail.
             Event::AccessRefused(_) | Event::AuditRead(_) => return Ok(()),

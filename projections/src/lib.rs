@@ -22,5 +22,6 @@ pub use directory::{Directory, FoldError, Undo};
 pub use query::{sort_key, ListQuery, Page, SortBy, SortKey, Visibility};
 pub use store::{DirectorySnapshot, Folded, LogEntry, MemoryStore, ProjectionStore, StoreError};
 pub use views::{
-    AdminTokenView, DirectoryMeta, GroupView, Keys, ProviderView, SourceView, TokenView, UserView,
+    AdminTokenView, DirectoryMeta, GroupView, Keys, MappingView, ProviderView, SourceView,
+    TokenView, UserView,
 };

@@ -7,7 +7,7 @@
 
 use crate::directory::Directory;
 use crate::query::{ListQuery, Page, Visibility};
-use crate::views::{AdminTokenView, GroupView, ProviderView, SourceView, UserView};
+use crate::views::{AdminTokenView, GroupView, MappingView, ProviderView, SourceView, UserView};
 use async_trait::async_trait;
 use roster_events::{ChainHead, ChainState, Member, MemberType, Record, ResourceId};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -116,6 +116,9 @@ pub trait ProjectionStore: Send + Sync + 'static {
     async fn admin_tokens(&self) -> Result<Vec<AdminTokenView>, StoreError>;
     /// Every outbound provider of every directory, by directory and id.
     async fn providers(&self) -> Result<Vec<Arc<ProviderView>>, StoreError>;
+    /// Every property mapping of every directory with its directory's name, by directory and
+    /// id.
+    async fn mappings(&self) -> Result<Vec<(String, MappingView)>, StoreError>;
     /// Which of `ids` are users or groups deleted from `dir` (ids are never reused, so such an
     /// id is certainly the directory's own).
     async fn retired(
@@ -451,6 +454,15 @@ impl ProjectionStore for MemoryStore {
             .dirs
             .values()
             .flat_map(|d| d.providers().cloned())
+            .collect())
+    }
+
+    async fn mappings(&self) -> Result<Vec<(String, MappingView)>, StoreError> {
+        let inner = self.read();
+        Ok(inner
+            .dirs
+            .iter()
+            .flat_map(|(name, d)| d.mappings().map(|m| (name.clone(), m.clone())))
             .collect())
     }
 }

@@ -166,10 +166,23 @@ pub struct AdminTokenView {
     pub revoked: Option<DateTime<Utc>>,
 }
 
-/// A directory's own record.
+/// A directory's own record, with the settings that belong to the directory as a whole: its
+/// property mappings (few and small, so kept with it rather than in a table of their own).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DirectoryMeta {
     pub id: ResourceId,
     pub name: String,
     pub created: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub mappings: BTreeMap<ResourceId, MappingView>,
+}
+
+/// A property mapping as it stands.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MappingView {
+    pub id: ResourceId,
+    pub mapping: roster_events::MappingDef,
+    pub version: u64,
+    pub created: DateTime<Utc>,
+    pub last_modified: DateTime<Utc>,
 }

@@ -48,6 +48,9 @@ pub fn activity(event_type: &str) -> &'static str {
         "provider.sync_requested" => "Request full sync",
         "provider.retry_requested" => "Request retry of parked objects",
         "provider.replay_requested" => "Request replay",
+        "mapping.created" => "Add property mapping",
+        "mapping.updated" => "Update property mapping",
+        "mapping.deleted" => "Delete property mapping",
         "access.refused" => "Refuse request",
         "audit.read" => "Read audit trail",
         _ => "Other",
@@ -204,6 +207,8 @@ fn state(event: &Event) -> Option<Cow<'_, str>> {
         Event::GroupReplaced(e) => Some(Cow::Borrowed(e.resource.as_str())),
         Event::ProviderCreated(e) => Some(Cow::Owned(provider_settings(&e.config))),
         Event::ProviderUpdated(e) => Some(Cow::Owned(provider_settings(&e.config))),
+        Event::MappingCreated(e) => serde_json::to_string(&e.mapping).ok().map(Cow::Owned),
+        Event::MappingUpdated(e) => serde_json::to_string(&e.mapping).ok().map(Cow::Owned),
         _ => None,
     }
 }

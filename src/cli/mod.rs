@@ -1,6 +1,6 @@
 //! The command line: `roster serve`, the commands that talk to a running server's admin API
-//! (sources, providers, admin tokens, directories, rebuild, audit, erasure), the log tools that work on a stopped server's data, and
-//! shell completions. Each command's code lives in the module named after it.
+//! (sources, providers, mappings, admin tokens, directories, rebuild, audit, erasure), the log
+//! tools that work on a stopped server's data, and shell completions. Each command's code lives in the module named after it.
 
 mod admin_token;
 mod audit;
@@ -9,6 +9,7 @@ mod directory;
 mod erase;
 mod kafka_security;
 mod log;
+mod mapping;
 mod provider;
 mod rebuild;
 mod render;
@@ -55,6 +56,12 @@ pub enum Cmd {
     Provider {
         #[command(subcommand)]
         command: ProviderCmd,
+    },
+    /// Manage property mappings, the expressions that shape what sources write and providers
+    /// send, and preview them (through a running server's admin API).
+    Mapping {
+        #[command(subcommand)]
+        command: mapping::MappingCmd,
     },
     /// Issue, list and revoke admin tokens (through a running server's admin API).
     AdminToken {
@@ -119,6 +126,7 @@ impl Cli {
             Cmd::Serve(_) => anyhow::bail!("`serve` runs the server, not a tool"),
             Cmd::Source { command } => source::run(command, &self.settings(None)?).await,
             Cmd::Provider { command } => provider::run(command, &self.settings(None)?).await,
+            Cmd::Mapping { command } => mapping::run(command, &self.settings(None)?).await,
             Cmd::AdminToken { command } => admin_token::run(command, &self.settings(None)?).await,
             Cmd::Directory { command } => directory::run(command, &self.settings(None)?).await,
             Cmd::Rebuild { wait, client } => {

@@ -2,7 +2,9 @@
 //! back: the outcome of a command that was decided, or why it was refused (`DomainError`).
 
 use crate::patch::{MemberOp, MemberRef, PatchError, PatchOp};
-use roster_events::{Actor, Client, Ownership, ProviderConfig, ResourceId, UndeclaredExtensions};
+use roster_events::{
+    Actor, Client, MappingDef, Ownership, ProviderConfig, ResourceId, UndeclaredExtensions,
+};
 use roster_projections::schema::Checked;
 
 /// A hashed token ready to be recorded.
@@ -163,6 +165,19 @@ pub enum Command {
         id: ResourceId,
         request: ProviderRequest,
     },
+    /// A property mapping whose expression was compiled and tried at the edge.
+    CreateMapping {
+        id: ResourceId,
+        mapping: MappingDef,
+    },
+    /// A mapping's new definition; its name and kind stay.
+    UpdateMapping {
+        id: ResourceId,
+        mapping: MappingDef,
+    },
+    DeleteMapping {
+        id: ResourceId,
+    },
 }
 
 /// What an operator can ask of a running provider.
@@ -214,4 +229,5 @@ pub enum Outcome {
     Group(ResourceId),
     Source(ResourceId),
     Provider(ResourceId),
+    Mapping(ResourceId),
 }

@@ -14,10 +14,11 @@ use chrono::{DateTime, Utc};
 use members::{member_changes, resolve_members};
 use roster_events::{
     AdminTokenIssued, Adopted, DirectoryCreated, Document, Envelope, Event, GroupCreated,
-    GroupMembersAdded, GroupMembersRemoved, GroupReplaced, Member, MemberType, Ownership, Personal,
-    ProviderConfig, ProviderCreated, ProviderReplayRequested, ProviderUpdated, ResourceId,
-    ResourceType, SourceCreated, SourceTokenIssued, SourceTokenRevoked, UndeclaredExtensions,
-    UserCreated, UserErased, UserPasswordSet, UserReplaced,
+    GroupMembersAdded, GroupMembersRemoved, GroupReplaced, MappingCreated, MappingUpdated, Member,
+    MemberType, Ownership, Personal, ProviderConfig, ProviderCreated, ProviderReplayRequested,
+    ProviderUpdated, ResourceId, ResourceType, SourceCreated, SourceTokenIssued,
+    SourceTokenRevoked, UndeclaredExtensions, UserCreated, UserErased, UserPasswordSet,
+    UserReplaced,
 };
 use roster_projections::schema::{Checked, ResourceSchemas};
 use roster_projections::{Directory, GroupView, UserView};
@@ -135,6 +136,16 @@ fn provider(
 }
 
 /// A provider's name is unique in its directory and its scope names groups that exist.
+fn existing_mapping(
+    state: &Directory,
+    id: ResourceId,
+) -> Result<&roster_projections::MappingView, DomainError> {
+    state
+        .mappings()
+        .find(|m| m.id == id)
+        .ok_or_else(|| DomainError::NotFound(format!("mapping {id} not found")))
+}
+
 fn check_provider(
     state: &Directory,
     id: ResourceId,
@@ -435,6 +446,41 @@ pub fn decide(
             };
             b.push(ResourceType::Provider, *id, p.version, event);
             Outcome::Provider(*id)
+        }
+        Command::CreateMapping { id, mapping } => {
+            if state.mapping_by_name(&mapping.name).is_some() {
+                return Err(DomainError::Conflict(format!(
+                    "mapping {:?} exists",
+                    mapping.name
+                )));
+            }
+            let event = Event::MappingCreated(MappingCreated {
+                mapping: mapping.clone(),
+            });
+            b.push(ResourceType::Mapping, *id, 0, event);
+            Outcome::Mapping(*id)
+        }
+        Command::UpdateMapping { id, mapping } => {
+            let m = existing_mapping(state, *id)?;
+            if m.mapping.name != mapping.name || m.mapping.kind != mapping.kind {
+                return Err(DomainError::Invalid(format!(
+                    "a mapping's name and kind stay as they were created ({:?}, {})",
+                    m.mapping.name,
+                    m.mapping.kind.as_str()
+                )));
+            }
+            if m.mapping != *mapping {
+                let event = Event::MappingUpdated(MappingUpdated {
+                    mapping: mapping.clone(),
+                });
+                b.push(ResourceType::Mapping, *id, m.version, event);
+            }
+            Outcome::Mapping(*id)
+        }
+        Command::DeleteMapping { id } => {
+            let m = existing_mapping(state, *id)?;
+            b.push(ResourceType::Mapping, *id, m.version, Event::MappingDeleted);
+            Outcome::Done
         }
         Command::CreateUser {
             resource,

@@ -46,7 +46,11 @@ fn user(name: &str) -> Command {
 
 fn id(o: &Outcome) -> ResourceId {
     match o {
-        Outcome::User(id) | Outcome::Group(id) | Outcome::Source(id) | Outcome::Provider(id) => *id,
+        Outcome::User(id)
+        | Outcome::Group(id)
+        | Outcome::Source(id)
+        | Outcome::Provider(id)
+        | Outcome::Mapping(id) => *id,
         Outcome::Done => panic!("no id"),
     }
 }

@@ -45,6 +45,32 @@ pub fn routes() -> Router<AppState> {
         .route("/rebuild", get(rebuild_status).post(start_rebuild))
 }
 
+/// The directory a new provider or mapping goes into: the body's `directory`, `default` when
+/// it names none.
+///
+/// Fails with 400 when `directory` is not a string, 404 when no such directory exists.
+pub(super) async fn target_directory(
+    app: &AppState,
+    body: &serde_json::Map<String, Value>,
+) -> Result<String, ScimError> {
+    let directory = match body.get("directory") {
+        None | Some(Value::Null) => DEFAULT_DIRECTORY.to_owned(),
+        Some(Value::String(d)) => d.clone(),
+        Some(_) => {
+            return Err(ScimError::bad_request(
+                "invalidValue",
+                "directory must be a string",
+            ))
+        }
+    };
+    if !app.store.directories().await?.contains(&directory) {
+        return Err(ScimError::not_found(format!(
+            "directory {directory:?} not found"
+        )));
+    }
+    Ok(directory)
+}
+
 /// Starts a blue/green rebuild of the PostgreSQL views (202), or says why not (409).
 async fn start_rebuild(
     State(app): State<AppState>,

@@ -10,6 +10,7 @@ mod erasure;
 pub mod error;
 mod guard;
 mod linger;
+mod mappings;
 mod peer;
 mod providers;
 mod rates;
@@ -148,6 +149,7 @@ pub fn router(state: AppState) -> Router {
             "/admin/v1",
             admin::routes()
                 .merge(providers::routes())
+                .merge(mappings::routes())
                 .merge(audit::routes())
                 .merge(erasure::routes())
                 .layer(middleware::from_fn_with_state(

@@ -3,7 +3,7 @@
 //! and the status of a provider's consumer. Every change and request is an event with the
 //! admin as actor. Credentials are sealed on the way in and never shown.
 
-use super::admin::AdminAuth;
+use super::admin::{target_directory, AdminAuth};
 use super::body::json_object;
 use super::error::ScimError;
 use super::AppState;
@@ -17,7 +17,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use roster_events::{ResourceId, DEFAULT_DIRECTORY};
+use roster_events::ResourceId;
 use roster_projections::ProviderView;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -134,17 +134,8 @@ async fn create(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ScimError> {
     let body = json_object(&headers, body)?;
-    let directory = match body.get("directory") {
-        None | Some(Value::Null) => DEFAULT_DIRECTORY.to_owned(),
-        Some(Value::String(d)) => d.clone(),
-        Some(_) => return Err(invalid("directory must be a string".into())),
-    };
     let config = config::parse(&body, None, &app.secret_key).map_err(invalid)?;
-    if !app.store.directories().await?.contains(&directory) {
-        return Err(ScimError::not_found(format!(
-            "directory {directory:?} not found"
-        )));
-    }
+    let directory = target_directory(&app, &body).await?;
     // Names address providers in this API: unique across directories.
     if by_name(&app, &config.name).await.is_ok() {
         return Err(ScimError::new(

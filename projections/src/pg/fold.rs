@@ -668,7 +668,11 @@ impl PgStore {
                 for env in &r.events {
                     let id = env.resource_id.0;
                     match &env.event {
-                        Event::DirectoryCreated(_) | Event::DirectoryDeleted => touched.meta = true,
+                        Event::DirectoryCreated(_)
+                        | Event::DirectoryDeleted
+                        | Event::MappingCreated(_)
+                        | Event::MappingUpdated(_)
+                        | Event::MappingDeleted => touched.meta = true,
                         Event::AdminTokenIssued(_) | Event::AdminTokenRevoked(_) => {
                             touched.admin_tokens.insert(id);
                         }

@@ -41,7 +41,9 @@ pub use provider_state::{EchoRow, LinkRow, ProviderCheckpoint, ProviderLock, Sav
 use crate::directory::Directory;
 use crate::query::{self, ListQuery, Page, Visibility};
 use crate::store::{DirectorySnapshot, LogEntry, ProjectionStore, StoreError};
-use crate::views::{AdminTokenView, GroupView, ProviderView, SourceView, UserView};
+use crate::views::{
+    AdminTokenView, DirectoryMeta, GroupView, MappingView, ProviderView, SourceView, UserView,
+};
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -635,6 +637,23 @@ impl ProjectionStore for PgStore {
         rows.iter()
             .map(|r| json::<ProviderView>(r.get(0)).map(Arc::new))
             .collect()
+    }
+
+    async fn mappings(&self) -> Result<Vec<(String, MappingView)>, StoreError> {
+        let client = self.client().await?;
+        let sql = format!(
+            "SELECT name, meta FROM directories WHERE gen = {} AND meta IS NOT NULL \
+             ORDER BY name",
+            self.gen_sql()
+        );
+        let rows = self.query(&client, &sql, &[]).await?;
+        let mut out = Vec::new();
+        for r in &rows {
+            let name: String = r.get(0);
+            let meta = json::<DirectoryMeta>(r.get(1))?;
+            out.extend(meta.mappings.into_values().map(|m| (name.clone(), m)));
+        }
+        Ok(out)
     }
 
     async fn retired(

@@ -1,0 +1,200 @@
+//! Property mappings: named CEL expressions that shape the users and groups sources write and
+//! providers send. This module owns a mapping's definition as the admin API receives it
+//! (parsed and checked once: its name, its kind, its expression compiled and tried on sample
+//! objects) and the variables an expression of each kind sees.
+
+pub mod expression;
+mod samples;
+
+pub use expression::{EvalError, Expression, ExpressionError, Outcome};
+use roster_events::{MappingDef, MappingKind};
+use serde_json::{json, Map, Value};
+
+/// The longest description accepted, in bytes.
+pub const MAX_DESCRIPTION: usize = 1024;
+
+/// Why a mapping definition is refused; each names what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum MappingError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("mapping {name:?}: {error}")]
+    Expression {
+        name: String,
+        error: ExpressionError,
+    },
+    /// The expression failed, or gave no map, on one of the sample objects.
+    #[error("mapping {name:?} on {sample}: {error}")]
+    Sample {
+        name: String,
+        sample: &'static str,
+        error: EvalError,
+    },
+}
+
+/// A definition that passed every check: its expression compiles within the bounds and gives
+/// a map (or skip) on every sample object of its kind.
+#[derive(Debug)]
+pub struct Checked {
+    pub def: MappingDef,
+    pub expression: Expression,
+}
+
+/// Parses a mapping from the admin API's JSON body. On an update, `old` is the current
+/// definition: its name and kind stay, and members the body leaves out are kept.
+pub fn parse(body: &Map<String, Value>, old: Option<&MappingDef>) -> Result<Checked, MappingError> {
+    const KNOWN: &[&str] = &["name", "kind", "expression", "description", "directory"];
+    if let Some(k) = body.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+        return Err(MappingError::Invalid(format!(
+            "unknown member {k:?} (a mapping has name, kind, expression, description)"
+        )));
+    }
+    let text = |key: &str| -> Result<Option<String>, MappingError> {
+        match body.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(MappingError::Invalid(format!("{key} must be a string"))),
+        }
+    };
+    let name = match (text("name")?, old) {
+        (Some(n), Some(o)) if n != o.name => {
+            return Err(MappingError::Invalid(
+                "a mapping's name cannot change; create another".into(),
+            ))
+        }
+        (Some(n), _) => n,
+        (None, Some(o)) => o.name.clone(),
+        (None, None) => return Err(MappingError::Invalid("name is required".into())),
+    };
+    if !crate::domain::valid_slug(&name) {
+        return Err(MappingError::Invalid(
+            "name must be 1-63 lower-case letters, digits or hyphens".into(),
+        ));
+    }
+    let kind = match (text("kind")?, old) {
+        (None, Some(o)) => o.kind,
+        (None, None) => {
+            return Err(MappingError::Invalid(format!(
+                "kind is required: one of {}",
+                kinds()
+            )))
+        }
+        (Some(k), _) => {
+            let kind = MappingKind::ALL
+                .into_iter()
+                .find(|x| x.as_str() == k)
+                .ok_or_else(|| {
+                    MappingError::Invalid(format!("kind {k:?} is not one of {}", kinds()))
+                })?;
+            if old.is_some_and(|o| o.kind != kind) {
+                return Err(MappingError::Invalid(
+                    "a mapping's kind cannot change; create another".into(),
+                ));
+            }
+            kind
+        }
+    };
+    let expression = match (text("expression")?, old) {
+        (Some(e), _) => e,
+        (None, Some(o)) => o.expression.clone(),
+        (None, None) => return Err(MappingError::Invalid("expression is required".into())),
+    };
+    let description = match (text("description")?, old) {
+        (Some(d), _) => d,
+        (None, Some(o)) => o.description.clone(),
+        (None, None) => String::new(),
+    };
+    if description.len() > MAX_DESCRIPTION {
+        return Err(MappingError::Invalid(format!(
+            "description is {} bytes long; at most {MAX_DESCRIPTION} are accepted",
+            description.len()
+        )));
+    }
+    check(MappingDef {
+        name,
+        kind,
+        expression,
+        description,
+    })
+}
+
+fn kinds() -> String {
+    MappingKind::ALL.map(MappingKind::as_str).join(", ")
+}
+
+/// Compiles the definition's expression and runs it on every sample object of its kind.
+pub fn check(def: MappingDef) -> Result<Checked, MappingError> {
+    let expression =
+        Expression::compile(&def.expression).map_err(|error| MappingError::Expression {
+            name: def.name.clone(),
+            error,
+        })?;
+    let all = samples::of(def.kind);
+    // A source's mapping sees no `existing` on a create, and the stored object on a PUT or
+    // PATCH: each sample is tried as a create, the full one as a replacement of itself too.
+    let mut runs: Vec<(&'static str, &Value, Option<&Value>)> =
+        all.iter().map(|(name, o)| (*name, o, None)).collect();
+    if matches!(def.kind, MappingKind::SourceUser | MappingKind::SourceGroup) {
+        if let Some((_, full)) = all.first() {
+            runs.push((samples::replacing(def.kind), full, Some(full)));
+        }
+    }
+    for (sample, object, existing) in runs {
+        let vars = Variables {
+            kind: def.kind,
+            object,
+            existing,
+            source: Some("entra"),
+            provider: Some(("slack", "slack")),
+        };
+        expression
+            .evaluate_with(&vars)
+            .map_err(|error| MappingError::Sample {
+                name: def.name.clone(),
+                sample,
+                error,
+            })?;
+    }
+    Ok(Checked { def, expression })
+}
+
+/// What an expression of a kind is evaluated on.
+pub struct Variables<'a> {
+    pub kind: MappingKind,
+    /// The user or group: the request's resource for a source's mapping, the stored document
+    /// for a provider's.
+    pub object: &'a Value,
+    /// For a source's mapping on PUT or PATCH: the stored object before the write.
+    pub existing: Option<&'a Value>,
+    /// The slug of the source writing (source mappings).
+    pub source: Option<&'a str>,
+    /// The provider's name and compatibility mode (provider mappings).
+    pub provider: Option<(&'a str, &'a str)>,
+}
+
+impl Variables<'_> {
+    /// The variables by name: `user` or `group`; `existing` and `source` for a source's
+    /// mappings, `provider` for a provider's.
+    pub fn bound(&self) -> Vec<(&'static str, Value)> {
+        let object = if self.kind.users() { "user" } else { "group" };
+        let mut vars = vec![(object, self.object.clone())];
+        match self.kind {
+            MappingKind::SourceUser | MappingKind::SourceGroup => {
+                vars.push(("existing", self.existing.cloned().unwrap_or(Value::Null)));
+                vars.push(("source", json!({"slug": self.source.unwrap_or_default()})));
+            }
+            MappingKind::ProviderUser | MappingKind::ProviderGroup => {
+                let (name, mode) = self.provider.unwrap_or_default();
+                vars.push(("provider", json!({"name": name, "mode": mode})));
+            }
+        }
+        vars
+    }
+}
+
+impl Expression {
+    /// Evaluates with [`Variables::bound`].
+    pub fn evaluate_with(&self, vars: &Variables<'_>) -> Result<Outcome, EvalError> {
+        self.evaluate(&vars.bound())
+    }
+}
