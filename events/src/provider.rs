@@ -115,6 +115,11 @@ pub struct ProviderConfig {
     pub enabled: bool,
     #[serde(default, skip_serializing_if = "ProviderTls::is_default")]
     pub tls: ProviderTls,
+    /// The names of the property mappings applied after the built-in mapping, in order
+    /// (`provider_user` ones to users, `provider_group` ones to groups). Empty: the built-in
+    /// mapping alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mappings: Vec<String>,
 }
 
 /// A provider was created.
@@ -159,6 +164,7 @@ mod tests {
             dry_run: false,
             enabled: true,
             tls: ProviderTls::default(),
+            mappings: Vec::new(),
         };
         // Records written before the field existed read as the default, and still look the same.
         let json = serde_json::to_value(&config).unwrap();

@@ -102,6 +102,26 @@ pub enum ProviderCmd {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Show what the provider would send for a stored user or group: the built-in document
+    /// shaped by its property mappings, skip, or the error of the mapping that fails.
+    Preview {
+        /// The provider's name.
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// The id of a user.
+        #[arg(
+            long,
+            value_name = "ID",
+            conflicts_with = "group",
+            required_unless_present = "group"
+        )]
+        user: Option<String>,
+        /// The id of a group.
+        #[arg(long, value_name = "ID")]
+        group: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 const PROVIDER_FILE: &str = r#"The provider file, for example:
@@ -111,8 +131,10 @@ const PROVIDER_FILE: &str = r#"The provider file, for example:
    "auth": {"type": "bearer", "token": "xoxp-..."},
    "scope": {"exclude_service_accounts": true, "access_groups": [], "group_filter": []},
    "full_sync_interval_secs": 3600, "concurrency": 8,
-   "deactivate": false, "dry_run": false, "enabled": true}
+   "deactivate": false, "dry_run": false, "enabled": true,
+   "mappings": ["slack-names"]}
 mode: default, aws, slack, salesforce or webex.
+mappings: property mappings applied after the built-in one, in order (`roster mapping list`).
 auth is one of:
   {"type": "bearer", "token": "..."}
   {"type": "basic", "username": "...", "password": "..."}
@@ -133,7 +155,8 @@ impl ProviderCmd {
             | P::Status { client, .. }
             | P::Sync { client, .. }
             | P::Retry { client, .. }
-            | P::Replay { client, .. } => client,
+            | P::Replay { client, .. }
+            | P::Preview { client, .. } => client,
         }
     }
 }
@@ -167,6 +190,27 @@ pub async fn run(cmd: &ProviderCmd, settings: &Settings) -> anyhow::Result<()> {
                 emit_json(&answer)?;
             } else {
                 emit(&show(&answer))?;
+            }
+        }
+        P::Preview {
+            name, user, group, ..
+        } => {
+            let body = match (user, group) {
+                (Some(u), _) => json!({"user": u}),
+                (None, g) => json!({"group": g}),
+            };
+            let answer = api
+                .post(&format!("/providers/{name}/preview"), body)
+                .await?;
+            if json_out {
+                emit_json(&answer)?;
+            } else {
+                emit(&match answer["outcome"].as_str() {
+                    Some("send") => serde_json::to_string_pretty(&answer["document"])
+                        .unwrap_or_else(|_| answer["document"].to_string()),
+                    Some("skip") => "skip: the provider would not send it".to_owned(),
+                    _ => format!("error: {}", text(&answer["error"])),
+                })?;
             }
         }
         P::Delete { name, .. } => {
@@ -360,6 +404,13 @@ fn show(p: &Value) -> String {
         ),
         ("enabled", text(&p["enabled"])),
         ("dry run", text(&p["dry_run"])),
+        (
+            "mappings",
+            match p["mappings"].as_array() {
+                Some(m) if !m.is_empty() => m.iter().map(text).collect::<Vec<_>>().join(", "),
+                _ => "built-in only".into(),
+            },
+        ),
         ("version", text(&p["version"])),
         ("created", time(&p["created"])),
         ("last modified", time(&p["last_modified"])),

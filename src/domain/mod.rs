@@ -14,11 +14,11 @@ use chrono::{DateTime, Utc};
 use members::{member_changes, resolve_members};
 use roster_events::{
     AdminTokenIssued, Adopted, DirectoryCreated, Document, Envelope, Event, GroupCreated,
-    GroupMembersAdded, GroupMembersRemoved, GroupReplaced, MappingCreated, MappingUpdated, Member,
-    MemberType, Ownership, Personal, ProviderConfig, ProviderCreated, ProviderReplayRequested,
-    ProviderUpdated, ResourceId, ResourceType, SourceCreated, SourceTokenIssued,
-    SourceTokenRevoked, UndeclaredExtensions, UserCreated, UserErased, UserPasswordSet,
-    UserReplaced,
+    GroupMembersAdded, GroupMembersRemoved, GroupReplaced, MappingCreated, MappingKind,
+    MappingUpdated, Member, MemberType, Ownership, Personal, ProviderConfig, ProviderCreated,
+    ProviderReplayRequested, ProviderUpdated, ResourceId, ResourceType, SourceCreated,
+    SourceTokenIssued, SourceTokenRevoked, UndeclaredExtensions, UserCreated, UserErased,
+    UserPasswordSet, UserReplaced,
 };
 use roster_projections::schema::{Checked, ResourceSchemas};
 use roster_projections::{Directory, GroupView, UserView};
@@ -166,6 +166,24 @@ fn check_provider(
             return Err(DomainError::Invalid(format!(
                 "the scope names group {g}, which is not in directory {:?}",
                 state.name()
+            )));
+        }
+    }
+    for name in &config.mappings {
+        let m = state.mapping_by_name(name).ok_or_else(|| {
+            DomainError::Invalid(format!(
+                "mapping {name:?} is not in directory {:?}",
+                state.name()
+            ))
+        })?;
+        if !matches!(
+            m.mapping.kind,
+            MappingKind::ProviderUser | MappingKind::ProviderGroup
+        ) {
+            return Err(DomainError::Invalid(format!(
+                "mapping {name:?} is a {} mapping; a provider takes provider_user and \
+                 provider_group ones",
+                m.mapping.kind.as_str()
             )));
         }
     }
@@ -479,6 +497,14 @@ pub fn decide(
         }
         Command::DeleteMapping { id } => {
             let m = existing_mapping(state, *id)?;
+            let name = &m.mapping.name;
+            if let Some(p) = state.providers().find(|p| p.config.mappings.contains(name)) {
+                return Err(DomainError::Conflict(format!(
+                    "mapping {name:?} is applied by provider {:?}; take it out of the \
+                     provider's mappings first",
+                    p.config.name
+                )));
+            }
             b.push(ResourceType::Mapping, *id, m.version, Event::MappingDeleted);
             Outcome::Done
         }

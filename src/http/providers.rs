@@ -30,6 +30,7 @@ pub fn routes() -> Router<AppState> {
         .route("/providers/{name}/sync", post(sync))
         .route("/providers/{name}/retry", post(retry))
         .route("/providers/{name}/replay", post(replay))
+        .route("/providers/{name}/preview", post(preview))
 }
 
 fn provider_json(p: &ProviderView) -> Value {
@@ -190,6 +191,68 @@ async fn remove(
         .await?;
     tracing::info!(admin = %admin.who(), provider = %name, "provider deleted");
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// What the provider would send for a stored user (`{"user": id}`) or group (`{"group":
+/// id}`): the built-in document shaped by the provider's mappings, `skip`, or the error of
+/// the mapping that fails. A group's members are shown by Roster's ids (the remote's are
+/// known to the provider's consumer only).
+async fn preview(
+    State(app): State<AppState>,
+    _admin: AdminAuth,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ScimError> {
+    use crate::provider::mapping::{DefaultMapping, Mapping};
+    let body = json_object(&headers, body)?;
+    let p = by_name(&app, &name).await?;
+    let defined = app.store.mappings().await?;
+    let here: Vec<&roster_projections::MappingView> = defined
+        .iter()
+        .filter(|(d, _)| *d == p.directory)
+        .map(|(_, m)| m)
+        .collect();
+    let applied = config::applied_mappings(&p.config, &here);
+    let mapping: Box<dyn Mapping> = if p.config.mappings.is_empty() {
+        Box::new(DefaultMapping)
+    } else {
+        let chain = crate::provider::chain::Chain::resolve(&p.config, &applied)
+            .map_err(|e| ScimError::new(StatusCode::CONFLICT, None, e))?;
+        Box::new(chain)
+    };
+    let id = |v: &Value| -> Result<ResourceId, ScimError> {
+        v.as_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| invalid(format!("{v} is not a resource id")))
+    };
+    let result = match (body.get("user"), body.get("group")) {
+        (Some(u), None) => {
+            let id = id(u)?;
+            let user = app.store.user(&p.directory, id).await?;
+            let user = user.ok_or_else(|| ScimError::not_found(format!("user {id} not found")))?;
+            mapping.user(&user)
+        }
+        (None, Some(g)) => {
+            let id = id(g)?;
+            let group = app.store.group(&p.directory, id).await?;
+            let group =
+                group.ok_or_else(|| ScimError::not_found(format!("group {id} not found")))?;
+            let members = group
+                .members
+                .iter()
+                .map(|m| json!({"value": m.value.to_string(), "type": m.kind}))
+                .collect();
+            mapping.group(&group, members)
+        }
+        _ => return Err(invalid("give \"user\" or \"group\" with its id".into())),
+    };
+    let answer = match result {
+        Ok(Some(document)) => json!({"provider": name, "outcome": "send", "document": document}),
+        Ok(None) => json!({"provider": name, "outcome": "skip"}),
+        Err(e) => json!({"provider": name, "outcome": "error", "error": e.to_string()}),
+    };
+    Ok(Json(answer).into_response())
 }
 
 async fn request(

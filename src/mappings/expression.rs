@@ -121,7 +121,8 @@ pub enum EvalError {
 /// What an evaluation gave.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
-    /// Attributes to merge into the object; nulls already removed, at any depth.
+    /// Attributes to merge into the object. A null removes the attribute from what came
+    /// before it (the built-in mapping's document, earlier mappings).
     Attributes(Map<String, Json>),
     /// The object is not to be written or sent.
     Skip,
@@ -203,7 +204,7 @@ impl Expression {
         if size > MAX_OUTPUT {
             return Err(EvalError::TooLarge(size));
         }
-        Ok(Outcome::Attributes(without_nulls(map)))
+        Ok(Outcome::Attributes(map))
     }
 }
 
@@ -226,7 +227,7 @@ fn kind_of(v: &Json) -> &'static str {
 }
 
 /// `map` with every null member removed, at any depth (null elements of lists too).
-fn without_nulls(map: Map<String, Json>) -> Map<String, Json> {
+pub fn without_nulls(map: Map<String, Json>) -> Map<String, Json> {
     map.into_iter()
         .filter(|(_, v)| !v.is_null())
         .map(|(k, v)| (k, prune(v)))
@@ -355,7 +356,7 @@ mod tests {
             r#"{
                 "userName": user.userName.lowerAscii(),
                 "displayName": user.name.givenName + " " + user.name.familyName,
-                "title": has(user.title) ? user.title : null,
+                "title": has(user.title) ? user.title : "none",
                 "emails": user.emails.filter(e, e.primary).map(e, {"value": e.value}),
                 "domain": user.userName.split("@")[1]
             }"#,
@@ -367,6 +368,7 @@ mod tests {
             json!({
                 "userName": "alice@example.com",
                 "displayName": "Alice Smith",
+                "title": "none",
                 "emails": [{"value": "alice@example.com"}],
                 "domain": "Example.com"
             })
@@ -431,7 +433,7 @@ mod tests {
     }
 
     #[test]
-    fn the_output_is_bounded_and_nulls_are_dropped() {
+    fn the_output_is_bounded_and_nulls_are_kept_for_the_merge() {
         let big = json!({"userName": "y".repeat(MAX_OUTPUT)});
         let e = run(r#"{"a": user.userName, "b": user.userName}"#, big).unwrap_err();
         assert!(matches!(e, EvalError::TooLarge(_)), "{e:?}");
@@ -440,7 +442,16 @@ mod tests {
             json!({}),
         )
         .unwrap();
-        assert_eq!(attributes(out), json!({"b": {"d": 1}, "e": [2]}));
+        let out = attributes(out);
+        assert_eq!(
+            out,
+            json!({"a": null, "b": {"c": null, "d": 1}, "e": [null, 2]})
+        );
+        let Json::Object(m) = out else { unreachable!() };
+        assert_eq!(
+            Json::Object(without_nulls(m)),
+            json!({"b": {"d": 1}, "e": [2]})
+        );
     }
 }
 

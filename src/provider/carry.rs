@@ -51,12 +51,13 @@ impl<E: std::fmt::Display> From<E> for Failure {
 
 /// A sync error as a task failure.
 fn failure(e: SyncError) -> Failure {
+    // A mapping fails the same way every time, until it is changed (which syncs again).
     let permanent = matches!(
         &e,
         SyncError::Remote(RemoteError::Status { status, .. })
             if *status == reqwest::StatusCode::NOT_IMPLEMENTED
                 || *status == reqwest::StatusCode::METHOD_NOT_ALLOWED
-    );
+    ) || matches!(e, SyncError::Mapping(_));
     Failure {
         message: e.to_string(),
         permanent,
@@ -377,8 +378,12 @@ pub async fn carry_users_bulk(
         let linked = links.remote(Kind::User, id);
         let op = match (&view, in_scope, linked) {
             (Some(u), true, linked) => match cx.mapping.user(u) {
-                None => continue,
-                Some(doc) => match linked {
+                Err(e) => {
+                    outcomes[i].result = Err(failure(e.into()));
+                    continue;
+                }
+                Ok(None) => continue,
+                Ok(Some(doc)) => match linked {
                     Some(rid) => super::plan::BulkOperation {
                         bulk_id: None,
                         request: super::plan::replace(Kind::User, &rid, doc.into()),

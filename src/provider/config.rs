@@ -11,6 +11,7 @@ use roster_events::{
     ProviderAuth, ProviderConfig, ProviderGrant, ProviderMode, ProviderScope, ProviderTls,
     ResourceId, Sealed,
 };
+use roster_projections::MappingView;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -307,6 +308,7 @@ const FIELDS: &[&str] = &[
     "dry_run",
     "enabled",
     "tls",
+    "mappings",
 ];
 
 /// A configuration from an admin request: a new provider's (`old` None, every required
@@ -366,7 +368,13 @@ pub fn parse(
         Some(Value::Null) => ProviderTls::default(),
         Some(v) => super::tls::parse(v, &old_tls, key)?,
     };
+    let mappings = match body.get("mappings") {
+        None => old.map(|o| o.mappings.clone()).unwrap_or_default(),
+        Some(Value::Null) => Vec::new(),
+        Some(v) => parse_mappings(v)?,
+    };
     Ok(ProviderConfig {
+        mappings,
         name,
         base_url,
         auth,
@@ -426,13 +434,48 @@ pub fn public_json(c: &ProviderConfig) -> Value {
         "dry_run": c.dry_run,
         "enabled": c.enabled,
         "tls": super::tls::public_json(&c.tls),
+        "mappings": c.mappings,
     })
 }
 
+/// The property mappings a provider applies: an array of distinct mapping names, in order.
+fn parse_mappings(v: &Value) -> Result<Vec<String>, String> {
+    let refused = || String::from("mappings must be an array of mapping names");
+    let mut names: Vec<String> = Vec::new();
+    for name in v.as_array().ok_or_else(refused)? {
+        let name = name.as_str().ok_or_else(refused)?;
+        if names.iter().any(|n| n == name) {
+            return Err(format!("mapping {name:?} is named twice"));
+        }
+        names.push(name.to_owned());
+    }
+    Ok(names)
+}
+
 /// What makes a change of configuration call for a full sync: the remote, the scope, what
-/// deletes mean, and whether anything is really sent.
-pub fn sync_fingerprint(c: &ProviderConfig) -> String {
-    json!([c.base_url, c.mode, c.scope, c.deactivate, c.dry_run]).to_string()
+/// deletes mean, whether anything is really sent, and the property mappings applied (their
+/// expressions, in order).
+pub fn sync_fingerprint(c: &ProviderConfig, mappings: &[MappingView]) -> String {
+    let base = json!([c.base_url, c.mode, c.scope, c.deactivate, c.dry_run]);
+    if mappings.is_empty() {
+        // As before mappings existed: no full sync after an upgrade.
+        return base.to_string();
+    }
+    let applied: Vec<Value> = mappings
+        .iter()
+        .map(|m| json!([m.mapping.name, m.mapping.expression]))
+        .collect();
+    json!([base, applied]).to_string()
+}
+
+/// The mappings `c` applies, in its order, from those defined in its directory (one that is
+/// not there is left out; the provider then fails to start, naming it).
+pub fn applied_mappings(c: &ProviderConfig, defined: &[&MappingView]) -> Vec<MappingView> {
+    c.mappings
+        .iter()
+        .filter_map(|name| defined.iter().find(|m| &m.mapping.name == name))
+        .map(|m| (*m).clone())
+        .collect()
 }
 
 #[cfg(test)]

@@ -287,10 +287,18 @@ pub async fn plan(
                 report.created += 1;
                 continue;
             };
-            let desired = cx.mapping.user(user).map(Value::Object);
             let have = &remote_users.by_id[&remote_id];
             let key = (Kind::User, user.id);
-            if desired.is_some_and(|d| !subset(&d, have) && !echoed(echoes, key, &d, have)) {
+            // A mapping that fails is carried all the same: the failure shows there.
+            let differs = match cx.mapping.user(user) {
+                Ok(Some(d)) => {
+                    let d = Value::Object(d);
+                    !subset(&d, have) && !echoed(echoes, key, &d, have)
+                }
+                Ok(None) => false,
+                Err(_) => true,
+            };
+            if differs {
                 work.push(((Kind::User, user.id), Work::whole(), Fix::Update));
                 report.updated += 1;
             } else {
@@ -379,11 +387,11 @@ async fn group_difference(
     reverse: &HashMap<(Kind, String), ResourceId>,
     echo: Option<&Echo>,
 ) -> Result<Option<Work>, String> {
-    let mut desired = cx
-        .mapping
-        .group(group, Vec::new())
-        .map(Value::Object)
-        .unwrap_or(Value::Null);
+    let mut desired = match cx.mapping.group(group, Vec::new()) {
+        Ok(d) => d.map(Value::Object).unwrap_or(Value::Null),
+        // Carried all the same: the failure shows there.
+        Err(_) => return Ok(Some(Work::whole())),
+    };
     if let Value::Object(m) = &mut desired {
         m.remove("members");
     }

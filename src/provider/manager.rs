@@ -100,6 +100,21 @@ impl Providers {
             .providers()
             .await
             .map_err(|e| e.to_string())?;
+        let defined = self
+            .deps
+            .store
+            .mappings()
+            .await
+            .map_err(|e| e.to_string())?;
+        // The mappings each provider applies, from its own directory.
+        let applied = |v: &ProviderView| {
+            let here: Vec<&roster_projections::MappingView> = defined
+                .iter()
+                .filter(|(d, _)| *d == v.directory)
+                .map(|(_, m)| m)
+                .collect();
+            super::config::applied_mappings(&v.config, &here)
+        };
         let exists: std::collections::HashSet<ResourceId> = views.iter().map(|v| v.id).collect();
         let mut reasons = HashMap::new();
         for v in &views {
@@ -118,7 +133,10 @@ impl Providers {
         let ids: Vec<ResourceId> = running.keys().copied().collect();
         for id in ids {
             let keep = match (running.get(&id), wanted.get(&id)) {
-                (Some(r), Some(v)) => r.handle.view.config == v.config,
+                // A changed mapping restarts the consumer, which then runs a full sync.
+                (Some(r), Some(v)) => {
+                    r.handle.view.config == v.config && r.handle.mappings == applied(v)
+                }
                 _ => false,
             };
             let lock_lost = match running.get(&id).and_then(|r| r.lock.as_ref()) {
@@ -160,7 +178,8 @@ impl Providers {
                 None => None,
             };
             tracing::info!(provider = %view.config.name, "starting the provider consumer");
-            let handle = runner::spawn(view, self.deps.clone());
+            let mappings = applied(&view);
+            let handle = runner::spawn(view, mappings, self.deps.clone());
             running.insert(id, Running { handle, lock });
         }
         self.note_reasons(reasons);

@@ -1,6 +1,6 @@
 //! What a remote receives for a user or a group. [`DefaultMapping`] sends the core User with
-//! the enterprise extension, and the core Group; [`Mapping`] is the seam where configurable
-//! mappings (a later issue) plug in.
+//! the enterprise extension, and the core Group; [`Mapping`] is the seam where a provider's
+//! property mappings plug in (`super::chain`).
 
 use roster_projections::schema::{ENTERPRISE_USER, GROUP, USER};
 use roster_projections::{GroupView, UserView};
@@ -8,10 +8,23 @@ use serde_json::{Map, Value};
 
 /// Turns local views into remote documents. `None` skips the object (it is not sent).
 pub trait Mapping: Send + Sync {
-    fn user(&self, user: &UserView) -> Option<Map<String, Value>>;
+    fn user(&self, user: &UserView) -> Result<Option<Map<String, Value>>, MappingFailed>;
     /// `members` are the group's members as the remote expects them (remote ids), already
     /// shaped by the compatibility mode.
-    fn group(&self, group: &GroupView, members: Vec<Value>) -> Option<Map<String, Value>>;
+    fn group(
+        &self,
+        group: &GroupView,
+        members: Vec<Value>,
+    ) -> Result<Option<Map<String, Value>>, MappingFailed>;
+}
+
+/// A property mapping failed on an object: the object is not sent, and the failure is the
+/// provider's error for it (parked with this message).
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("mapping {mapping:?}: {message}")]
+pub struct MappingFailed {
+    pub mapping: String,
+    pub message: String,
 }
 
 /// The built-in mapping.
@@ -40,8 +53,9 @@ fn strip(document: Map<String, Value>, keep_extension: Option<&str>) -> Map<Stri
         .collect()
 }
 
-impl Mapping for DefaultMapping {
-    fn user(&self, user: &UserView) -> Option<Map<String, Value>> {
+impl DefaultMapping {
+    /// The built-in document of a user.
+    pub fn user_document(&self, user: &UserView) -> Map<String, Value> {
         let mut out = strip(user.resource.to_map(), Some(ENTERPRISE_USER));
         let mut schemas = vec![Value::from(USER)];
         if out.keys().any(|k| k.eq_ignore_ascii_case(ENTERPRISE_USER)) {
@@ -49,15 +63,30 @@ impl Mapping for DefaultMapping {
         }
         out.insert("schemas".into(), Value::Array(schemas));
         out.insert("externalId".into(), user.id.to_string().into());
-        Some(out)
+        out
     }
 
-    fn group(&self, group: &GroupView, members: Vec<Value>) -> Option<Map<String, Value>> {
+    /// The built-in document of a group with `members`.
+    pub fn group_document(&self, group: &GroupView, members: Vec<Value>) -> Map<String, Value> {
         let mut out = strip(group.resource.to_map(), None);
         out.insert("schemas".into(), Value::Array(vec![GROUP.into()]));
         out.insert("externalId".into(), group.id.to_string().into());
         out.insert("members".into(), Value::Array(members));
-        Some(out)
+        out
+    }
+}
+
+impl Mapping for DefaultMapping {
+    fn user(&self, user: &UserView) -> Result<Option<Map<String, Value>>, MappingFailed> {
+        Ok(Some(self.user_document(user)))
+    }
+
+    fn group(
+        &self,
+        group: &GroupView,
+        members: Vec<Value>,
+    ) -> Result<Option<Map<String, Value>>, MappingFailed> {
+        Ok(Some(self.group_document(group, members)))
     }
 }
 
@@ -96,7 +125,7 @@ mod tests {
             created: chrono::Utc::now(),
             last_modified: chrono::Utc::now(),
         };
-        let out = DefaultMapping.user(&user).unwrap();
+        let out = DefaultMapping.user_document(&user);
         assert_eq!(
             Value::Object(out),
             json!({
@@ -127,8 +156,7 @@ mod tests {
             last_modified: chrono::Utc::now(),
         };
         let out = DefaultMapping
-            .group(&group, vec![json!({"value": "remote-1", "type": "User"})])
-            .unwrap();
+            .group_document(&group, vec![json!({"value": "remote-1", "type": "User"})]);
         assert_eq!(
             Value::Object(out),
             json!({

@@ -24,6 +24,7 @@
 //! - [`manager`]: the consumers this process runs.
 
 pub mod carry;
+pub mod chain;
 pub mod client;
 pub mod compat;
 pub mod config;

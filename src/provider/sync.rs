@@ -117,6 +117,9 @@ pub enum SyncError {
     /// The change can only be made by replacing the group whole, which needs its document.
     #[error("the remote takes this member change only as a replacement of the whole group")]
     NeedsReplace,
+    /// One of the provider's property mappings failed on the object.
+    #[error(transparent)]
+    Mapping(#[from] super::mapping::MappingFailed),
 }
 
 /// Carries changes to one remote.
@@ -264,7 +267,7 @@ impl Syncer<'_> {
 
     /// A user created or changed.
     pub async fn user(&mut self, user: &UserView, links: &mut dyn Links) -> Result<(), SyncError> {
-        let Some(document) = self.mapping.user(user) else {
+        let Some(document) = self.mapping.user(user)? else {
             return Ok(());
         };
         let name = user.keys.user_name.clone();
@@ -323,7 +326,11 @@ impl Syncer<'_> {
         }
         let request = if self.deactivate {
             let caps = self.remote.capabilities().await;
-            let document = match last.and_then(|u| self.mapping.user(u)) {
+            let mapped = match last {
+                Some(u) => self.mapping.user(u)?,
+                None => None,
+            };
+            let document = match mapped {
                 Some(d) => d,
                 None if caps.patch => Map::new(),
                 None => match self.send(plan::get(Kind::User, &id)).await {
@@ -446,13 +453,17 @@ impl Syncer<'_> {
             .collect()
     }
 
-    fn group_document(&self, group: &GroupView, links: &dyn Links) -> Option<Map<String, Value>> {
+    fn group_document(
+        &self,
+        group: &GroupView,
+        links: &dyn Links,
+    ) -> Result<Option<Map<String, Value>>, SyncError> {
         let members = self
             .remote_members(&group.members, links)
             .iter()
             .map(|(id, kind)| self.mode.member(id, *kind))
             .collect();
-        self.mapping.group(group, members)
+        Ok(self.mapping.group(group, members)?)
     }
 
     /// A group created or changed; `before` is its previous view (None for a new group).
@@ -466,7 +477,7 @@ impl Syncer<'_> {
         group: &GroupView,
         links: &mut dyn Links,
     ) -> Result<(), SyncError> {
-        let Some(document) = self.group_document(group, links) else {
+        let Some(document) = self.group_document(group, links)? else {
             return Ok(());
         };
         let wanted = self.remote_members(&group.members, links);

@@ -200,6 +200,7 @@ pub async fn drive(w: &Writer, ops: Vec<Op>, concurrency: usize) {
                             dry_run,
                             enabled: false,
                             tls: Default::default(),
+                            mappings: Vec::new(),
                         };
                         let id = pick(&known, *p);
                         let cmd = match action % 5 {

@@ -11,10 +11,11 @@
 //! before the crash first looks the object up by externalId.
 
 use super::carry::{self, Outcome, TaskContext};
+use super::chain::Chain;
 use super::client::Remote;
 use super::config::{self, Tuning};
 use super::fullsync::REPORT_ERRORS;
-use super::mapping::DefaultMapping;
+use super::mapping::{DefaultMapping, Mapping};
 use super::plan::Kind;
 use super::queue::ObjectQueue;
 use super::retry::Backoff;
@@ -26,7 +27,7 @@ use crate::metrics::{Metrics, ProviderLabels, ProviderOutcomeLabels};
 use crate::sealing::SecretKey;
 use chrono::{DateTime, Utc};
 use roster_events::{Event, Member, MemberType, ResourceId};
-use roster_projections::{LogEntry, ProjectionStore, ProviderView};
+use roster_projections::{LogEntry, MappingView, ProjectionStore, ProviderView};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -104,6 +105,8 @@ pub struct Handle {
     pub remote: Arc<Mutex<Option<Arc<Remote>>>>,
     /// The configuration it runs with.
     pub view: Arc<ProviderView>,
+    /// The property mappings it applies, as they were when it started.
+    pub mappings: Vec<MappingView>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -124,7 +127,7 @@ impl Handle {
 }
 
 /// Starts the consumer of `view`.
-pub fn spawn(view: Arc<ProviderView>, deps: Arc<Deps>) -> Handle {
+pub fn spawn(view: Arc<ProviderView>, mappings: Vec<MappingView>, deps: Arc<Deps>) -> Handle {
     let status = Arc::new(Mutex::new(Status {
         state: "starting",
         ..Status::default()
@@ -138,12 +141,21 @@ pub fn spawn(view: Arc<ProviderView>, deps: Arc<Deps>) -> Handle {
         id = %view.id
     );
     let task = tokio::spawn(
-        supervise(view.clone(), deps, status.clone(), remote.clone(), stopped).instrument(span),
+        supervise(
+            view.clone(),
+            mappings.clone(),
+            deps,
+            status.clone(),
+            remote.clone(),
+            stopped,
+        )
+        .instrument(span),
     );
     Handle {
         status,
         remote,
         view,
+        mappings,
         stop,
         task,
     }
@@ -152,6 +164,7 @@ pub fn spawn(view: Arc<ProviderView>, deps: Arc<Deps>) -> Handle {
 /// Runs the consumer, starting it again (after a pause) when it fails.
 async fn supervise(
     view: Arc<ProviderView>,
+    mappings: Vec<MappingView>,
     deps: Arc<Deps>,
     status: Arc<Mutex<Status>>,
     remote_slot: Arc<Mutex<Option<Arc<Remote>>>>,
@@ -162,20 +175,28 @@ async fn supervise(
         s.state = state;
         s.error = error;
     };
+    let mapping: Arc<dyn Mapping> = if view.config.mappings.is_empty() {
+        Arc::new(DefaultMapping)
+    } else {
+        match Chain::resolve(&view.config, &mappings) {
+            Ok(chain) => Arc::new(chain),
+            Err(e) => return halted(&set, e, &mut stopped).await,
+        }
+    };
+    let fingerprint = config::sync_fingerprint(&view.config, &mappings);
     loop {
         let remote = match config::remote(&view.config, &deps.key, deps.tuning) {
             Ok(r) => Arc::new(r),
-            Err(e) => {
-                // Nothing to do until the configuration changes (a new consumer starts then).
-                tracing::error!(error = %e, "provider cannot start");
-                set("failed", Some(e));
-                let _ = stopped.wait_for(|s| *s).await;
-                set("stopped", None);
-                return;
-            }
+            Err(e) => return halted(&set, e, &mut stopped).await,
         };
         *remote_slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(remote.clone());
-        let runner = Runner::new(view.clone(), deps.clone(), status.clone(), remote);
+        let runner = Runner::new(
+            view.clone(),
+            deps.clone(),
+            status.clone(),
+            remote,
+            (mapping.clone(), fingerprint.clone()),
+        );
         match runner.run(&mut stopped).await {
             Ok(()) => {
                 set("stopped", None);
@@ -194,6 +215,19 @@ async fn supervise(
             }
         }
     }
+}
+
+/// A consumer that cannot start says why and waits to be stopped: nothing changes until the
+/// configuration or one of its mappings does, and a new consumer starts then.
+async fn halted(
+    set: &impl Fn(&'static str, Option<String>),
+    error: String,
+    stopped: &mut watch::Receiver<bool>,
+) {
+    tracing::error!(%error, "provider cannot start");
+    set("failed", Some(error));
+    let _ = stopped.wait_for(|s| *s).await;
+    set("stopped", None);
 }
 
 /// Full-sync work still being carried, to finish its report.
@@ -231,6 +265,8 @@ struct Runner {
     labels: ProviderLabels,
     /// Nothing is carried before this (see [`Deps::settle`]).
     settle_until: Option<tokio::time::Instant>,
+    /// What calls for a full sync when it changes.
+    fingerprint: String,
 }
 
 fn text(e: impl std::fmt::Display) -> String {
@@ -238,11 +274,14 @@ fn text(e: impl std::fmt::Display) -> String {
 }
 
 impl Runner {
+    /// `mapping`: what the remote receives, and the fingerprint of what calls for a full sync
+    /// when it changes ([`config::sync_fingerprint`]).
     fn new(
         view: Arc<ProviderView>,
         deps: Arc<Deps>,
         status: Arc<Mutex<Status>>,
         remote: Arc<Remote>,
+        (mapping, fingerprint): (Arc<dyn Mapping>, String),
     ) -> Runner {
         let c = &view.config;
         let cx = Arc::new(TaskContext {
@@ -250,7 +289,7 @@ impl Runner {
             store: deps.store.clone(),
             directory: view.directory.clone(),
             mode: config::mode(c.mode),
-            mapping: Arc::new(DefaultMapping),
+            mapping,
             scope: c.scope.clone(),
             deactivate: c.deactivate,
             dry_run: c.dry_run,
@@ -280,6 +319,7 @@ impl Runner {
             full_sync: None,
             next_full_sync: None,
             settle_until: None,
+            fingerprint,
         }
     }
 
@@ -292,7 +332,7 @@ impl Runner {
 
     async fn run(mut self, stopped: &mut watch::Receiver<bool>) -> Result<(), String> {
         let id = self.view.id;
-        let fingerprint = config::sync_fingerprint(&self.view.config);
+        let fingerprint = self.fingerprint.clone();
         match self.deps.states.load(id).await.map_err(text)? {
             Some(saved) => {
                 self.position = saved.next_position;

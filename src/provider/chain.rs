@@ -1,0 +1,319 @@
+//! A provider's property mappings applied after the built-in mapping: the built-in document
+//! first, then each of the provider's mappings in order, its attributes deep-merged over what
+//! came before (a null removes an attribute), any of them able to skip the object. The result
+//! keeps what Roster needs of it (`externalId` is Roster's id, `schemas` lists what the
+//! document holds) and must still name the object (`userName`, `displayName`).
+
+use super::mapping::{DefaultMapping, Mapping, MappingFailed};
+use crate::mappings::expression::without_nulls;
+use crate::mappings::{Expression, Outcome, Variables};
+use roster_events::{MappingKind, ProviderConfig};
+use roster_projections::{GroupView, MappingView, UserView};
+use serde_json::{json, Map, Value};
+
+/// One of the provider's mappings, compiled.
+struct Step {
+    name: String,
+    expression: Expression,
+}
+
+/// The built-in mapping followed by a provider's mappings.
+pub struct Chain {
+    users: Vec<Step>,
+    groups: Vec<Step>,
+    provider: String,
+    mode: String,
+}
+
+impl Chain {
+    /// The chain `config` names, from the mappings defined in its directory.
+    ///
+    /// Fails, naming the mapping, when one is missing or its stored expression no longer
+    /// compiles.
+    pub fn resolve(config: &ProviderConfig, defined: &[MappingView]) -> Result<Chain, String> {
+        let mut chain = Chain {
+            users: Vec::new(),
+            groups: Vec::new(),
+            provider: config.name.clone(),
+            mode: serde_json::to_value(config.mode)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+        };
+        for name in &config.mappings {
+            let m = defined
+                .iter()
+                .find(|m| &m.mapping.name == name)
+                .ok_or_else(|| format!("mapping {name:?} is not defined"))?;
+            let expression = Expression::compile(&m.mapping.expression)
+                .map_err(|e| format!("mapping {name:?}: {e}"))?;
+            let step = Step {
+                name: name.clone(),
+                expression,
+            };
+            match m.mapping.kind {
+                MappingKind::ProviderUser => chain.users.push(step),
+                MappingKind::ProviderGroup => chain.groups.push(step),
+                other => {
+                    return Err(format!(
+                        "mapping {name:?} is a {} mapping, not a provider's",
+                        other.as_str()
+                    ))
+                }
+            }
+        }
+        Ok(chain)
+    }
+
+    /// Runs `steps` on `object` over `base`.
+    fn apply(
+        &self,
+        kind: MappingKind,
+        steps: &[Step],
+        object: &Value,
+        mut base: Map<String, Value>,
+    ) -> Result<Option<Map<String, Value>>, MappingFailed> {
+        let vars = Variables {
+            kind,
+            object,
+            existing: None,
+            source: None,
+            provider: Some((self.provider.as_str(), self.mode.as_str())),
+        };
+        let bound = vars.bound();
+        let Some(last) = steps.last() else {
+            return Ok(Some(base));
+        };
+        for step in steps {
+            match step.expression.evaluate(&bound) {
+                Ok(Outcome::Skip) => return Ok(None),
+                Ok(Outcome::Attributes(attributes)) => merge(&mut base, attributes),
+                Err(e) => {
+                    return Err(MappingFailed {
+                        mapping: step.name.clone(),
+                        message: e.to_string(),
+                    })
+                }
+            }
+        }
+        let mut out = without_nulls(base);
+        let naming = if kind.users() {
+            "userName"
+        } else {
+            "displayName"
+        };
+        if !out.get(naming).is_some_and(Value::is_string) {
+            return Err(MappingFailed {
+                mapping: last.name.clone(),
+                message: format!("the result has no {naming}, which the remote needs"),
+            });
+        }
+        list_schemas(&mut out);
+        Ok(Some(out))
+    }
+}
+
+/// Merges `from` over `into`: objects member by member, anything else replaced; a null
+/// removes.
+fn merge(into: &mut Map<String, Value>, from: Map<String, Value>) {
+    for (k, v) in from {
+        match (into.get_mut(&k), v) {
+            (Some(Value::Object(a)), Value::Object(b)) => merge(a, b),
+            (_, v) => {
+                into.insert(k, v);
+            }
+        }
+    }
+}
+
+/// `schemas` lists every schema the document holds: the ones given, and each extension
+/// present under its URN.
+fn list_schemas(doc: &mut Map<String, Value>) {
+    let mut schemas: Vec<Value> = match doc.get("schemas") {
+        Some(Value::Array(a)) => a.iter().filter(|s| s.is_string()).cloned().collect(),
+        _ => Vec::new(),
+    };
+    for key in doc.keys().filter(|k| k.starts_with("urn:")) {
+        if !schemas.iter().any(|s| s.as_str() == Some(key.as_str())) {
+            schemas.push(Value::from(key.as_str()));
+        }
+    }
+    doc.insert("schemas".into(), Value::Array(schemas));
+}
+
+/// A stored document as mappings see it: its attributes with its `id`.
+fn object(doc: &roster_events::Document, id: roster_events::ResourceId) -> Value {
+    let mut object = doc.to_map();
+    object.insert("id".into(), json!(id.to_string()));
+    Value::Object(object)
+}
+
+impl Mapping for Chain {
+    fn user(&self, user: &UserView) -> Result<Option<Map<String, Value>>, MappingFailed> {
+        let base = DefaultMapping.user_document(user);
+        let mut out = self.apply(
+            MappingKind::ProviderUser,
+            &self.users,
+            &object(&user.resource, user.id),
+            base,
+        )?;
+        // Full syncs find the objects Roster created by it.
+        if let Some(doc) = &mut out {
+            doc.insert("externalId".into(), user.id.to_string().into());
+        }
+        Ok(out)
+    }
+
+    fn group(
+        &self,
+        group: &GroupView,
+        members: Vec<Value>,
+    ) -> Result<Option<Map<String, Value>>, MappingFailed> {
+        let mut seen = object(&group.resource, group.id);
+        let local: Vec<Value> = group
+            .members
+            .iter()
+            .map(|m| json!({"value": m.value.to_string(), "type": m.kind}))
+            .collect();
+        seen["members"] = Value::Array(local);
+        let base = DefaultMapping.group_document(group, members.clone());
+        let mut out = self.apply(MappingKind::ProviderGroup, &self.groups, &seen, base)?;
+        if let Some(doc) = &mut out {
+            doc.insert("externalId".into(), group.id.to_string().into());
+            // Members are Roster's to send: the remote's ids, as the mode shapes them.
+            doc.insert("members".into(), Value::Array(members));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use roster_events::{Document, MappingDef, ResourceId};
+    use roster_projections::Keys;
+
+    fn view(name: &str, kind: MappingKind, expression: &str) -> MappingView {
+        MappingView {
+            id: ResourceId::new(),
+            mapping: MappingDef {
+                name: name.into(),
+                kind,
+                expression: expression.into(),
+                description: String::new(),
+            },
+            version: 1,
+            created: chrono::Utc::now(),
+            last_modified: chrono::Utc::now(),
+        }
+    }
+
+    fn config(mappings: &[&str]) -> ProviderConfig {
+        serde_json::from_value(json!({
+            "name": "slack", "base_url": "https://x.example/scim/v2",
+            "auth": {"type": "bearer", "token": "v1:x"}, "mode": "slack",
+            "scope": {"exclude_service_accounts": false, "group_filter": [], "access_groups": []},
+            "full_sync_interval_secs": 0, "concurrency": 1, "deactivate": false,
+            "dry_run": false, "enabled": true, "mappings": mappings,
+        }))
+        .unwrap()
+    }
+
+    fn user(doc: Value) -> UserView {
+        UserView {
+            id: ResourceId::new(),
+            owner: None,
+            keys: Keys::default(),
+            resource: Document::from_map(doc.as_object().unwrap()),
+            password_hash: None,
+            data_key: None,
+            version: 1,
+            created: chrono::Utc::now(),
+            last_modified: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn mappings_merge_in_order_over_the_built_in_document() {
+        let defined = [
+            view(
+                "names",
+                MappingKind::ProviderUser,
+                r#"{"displayName": user.name.givenName + " " + user.name.familyName,
+                    "name": {"formatted": user.name.givenName}, "title": null}"#,
+            ),
+            view(
+                "department",
+                MappingKind::ProviderUser,
+                r#"{"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":
+                      {"department": provider.mode + "-" + user.title}}"#,
+            ),
+        ];
+        let chain = Chain::resolve(&config(&["names", "department"]), &defined).unwrap();
+        let u = user(json!({
+            "userName": "ada@example.com", "title": "Eng",
+            "name": {"givenName": "Ada", "familyName": "Lovelace"},
+            "externalId": "from-entra",
+        }));
+        let out = chain.user(&u).unwrap().unwrap();
+        assert_eq!(
+            Value::Object(out),
+            json!({
+                "schemas": [
+                    "urn:ietf:params:scim:schemas:core:2.0:User",
+                    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+                ],
+                "userName": "ada@example.com",
+                "displayName": "Ada Lovelace",
+                "name": {"givenName": "Ada", "familyName": "Lovelace", "formatted": "Ada"},
+                "externalId": u.id.to_string(),
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":
+                    {"department": "slack-Eng"},
+            })
+        );
+    }
+
+    #[test]
+    fn skip_errors_and_a_lost_name_are_told_apart() {
+        let defined = [
+            view(
+                "contractors",
+                MappingKind::ProviderUser,
+                r#"has(user.userType) ? skip : {}"#,
+            ),
+            view(
+                "careless",
+                MappingKind::ProviderUser,
+                r#"{"nickName": user.nickName}"#,
+            ),
+            view(
+                "nameless",
+                MappingKind::ProviderUser,
+                r#"{"userName": null}"#,
+            ),
+            view("groups", MappingKind::ProviderGroup, "{}"),
+            view("inbound", MappingKind::SourceUser, "{}"),
+        ];
+        let chain = Chain::resolve(&config(&["contractors"]), &defined).unwrap();
+        let contractor = user(json!({"userName": "c", "userType": "Contractor"}));
+        assert_eq!(chain.user(&contractor).unwrap(), None);
+
+        let chain = Chain::resolve(&config(&["careless"]), &defined).unwrap();
+        let e = chain.user(&user(json!({"userName": "u"}))).unwrap_err();
+        assert_eq!(e.mapping, "careless");
+        assert!(e.message.contains("nickName"), "{e}");
+
+        let chain = Chain::resolve(&config(&["nameless"]), &defined).unwrap();
+        let e = chain.user(&user(json!({"userName": "u"}))).unwrap_err();
+        assert!(e.message.contains("no userName"), "{e}");
+
+        // A group mapping leaves users alone; a source's mapping or a missing one is refused.
+        let chain = Chain::resolve(&config(&["groups"]), &defined).unwrap();
+        assert!(chain
+            .user(&user(json!({"userName": "u"})))
+            .unwrap()
+            .is_some());
+        assert!(Chain::resolve(&config(&["inbound"]), &defined).is_err());
+        assert!(Chain::resolve(&config(&["gone"]), &defined).is_err());
+    }
+}
