@@ -4,7 +4,8 @@
 # `default` source; then `roster-load provider` creates a provider pointing at its fast
 # in-process SCIM target, times the bootstrap full sync, and measures propagation latency of
 # creates at a steady rate. Add `--store postgres` and friends in ROSTER_BENCH_SERVER_ARGS to
-# run it on PostgreSQL views.
+# run it on PostgreSQL views; `--mappings` in ROSTER_BENCH_LOAD_ARGS gives the provider three
+# property mappings.
 #
 #   bash scripts/bench-provider.sh [USERS] [GROUPS] [LATENCY_USERS] [RATE]
 set -euo pipefail
@@ -26,5 +27,7 @@ ROSTER_LOG=warn target/release/roster serve --listen "127.0.0.1:$port" --data-di
 server=$!
 for _ in $(seq 1 300); do grep -q "SCIM token" "$work/out.txt" 2>/dev/null && break; sleep 0.1; done
 token=$(awk '/SCIM token/ {print $3}' "$work/out.txt")
+# shellcheck disable=SC2086
 target/release/roster-load provider --server "http://127.0.0.1:$port" --admin-token bench-admin-token-0123456789abcdef \
-    --token "$token" --users "$users" --groups "$groups" --latency-users "$latency" --rate "$rate"
+    --token "$token" --users "$users" --groups "$groups" --latency-users "$latency" --rate "$rate" \
+    ${ROSTER_BENCH_LOAD_ARGS:-}

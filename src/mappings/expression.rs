@@ -180,15 +180,14 @@ impl Expression {
 
     /// Evaluates the expression with `variables` bound (and `skip`).
     pub fn evaluate(&self, variables: &[(&str, Json)]) -> Result<Outcome, EvalError> {
-        let mut context = Context::with_env(ENV.clone());
-        for (name, value) in variables {
-            let value = cel::to_value(value).map_err(|e| EvalError::Failed(e.to_string()))?;
-            context.add_variable_from_value(*name, value);
-        }
-        let mut skip = std::collections::HashMap::new();
-        skip.insert(SKIP_KEY.to_owned(), Value::Bool(true));
-        context.add_variable_from_value("skip", Value::from(skip));
-        let value = guarded(|| self.program.execute(&context))
+        let bound: Vec<(&str, &Json)> = variables.iter().map(|(n, v)| (*n, v)).collect();
+        self.evaluate_in(&Bindings::new(&bound)?)
+    }
+
+    /// Evaluates the expression on variables converted before (one object, several
+    /// expressions).
+    pub fn evaluate_in(&self, bindings: &Bindings) -> Result<Outcome, EvalError> {
+        let value = guarded(|| self.program.execute(&bindings.0))
             .map_err(EvalError::Failed)?
             .map_err(|e| EvalError::Failed(e.to_string()))?;
         let json = value
@@ -205,6 +204,26 @@ impl Expression {
             return Err(EvalError::TooLarge(size));
         }
         Ok(Outcome::Attributes(map))
+    }
+}
+
+/// Variables converted to CEL values once, for every expression evaluated on one object.
+pub struct Bindings(Context<'static, 'static>);
+
+impl Bindings {
+    /// `variables` by name, and `skip`.
+    ///
+    /// Fails when a value cannot be converted (it always can from JSON).
+    pub fn new(variables: &[(&str, &Json)]) -> Result<Bindings, EvalError> {
+        let mut context = Context::with_env(ENV.clone());
+        for (name, value) in variables {
+            let value = cel::to_value(value).map_err(|e| EvalError::Failed(e.to_string()))?;
+            context.add_variable_from_value(*name, value);
+        }
+        let mut skip = std::collections::HashMap::new();
+        skip.insert(SKIP_KEY.to_owned(), Value::Bool(true));
+        context.add_variable_from_value("skip", Value::from(skip));
+        Ok(Bindings(context))
     }
 }
 

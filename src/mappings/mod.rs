@@ -6,7 +6,7 @@
 pub mod expression;
 mod samples;
 
-pub use expression::{EvalError, Expression, ExpressionError, Outcome};
+pub use expression::{Bindings, EvalError, Expression, ExpressionError, Outcome};
 use roster_events::{MappingDef, MappingKind};
 use serde_json::{json, Map, Value};
 
@@ -173,28 +173,39 @@ pub struct Variables<'a> {
 }
 
 impl Variables<'_> {
-    /// The variables by name: `user` or `group`; `existing` and `source` for a source's
-    /// mappings, `provider` for a provider's.
-    pub fn bound(&self) -> Vec<(&'static str, Value)> {
+    /// The variables by name, converted for evaluation: `user` or `group`; `existing` and
+    /// `source` for a source's mappings, `provider` for a provider's.
+    ///
+    /// Fails as [`Bindings::new`] does.
+    pub fn bindings(&self) -> Result<Bindings, EvalError> {
         let object = if self.kind.users() { "user" } else { "group" };
-        let mut vars = vec![(object, self.object.clone())];
-        match self.kind {
+        let null = Value::Null;
+        let context = match self.kind {
             MappingKind::SourceUser | MappingKind::SourceGroup => {
-                vars.push(("existing", self.existing.cloned().unwrap_or(Value::Null)));
-                vars.push(("source", json!({"slug": self.source.unwrap_or_default()})));
+                json!({"slug": self.source.unwrap_or_default()})
             }
             MappingKind::ProviderUser | MappingKind::ProviderGroup => {
                 let (name, mode) = self.provider.unwrap_or_default();
-                vars.push(("provider", json!({"name": name, "mode": mode})));
+                json!({"name": name, "mode": mode})
             }
+        };
+        let mut vars = vec![(object, self.object)];
+        if matches!(
+            self.kind,
+            MappingKind::SourceUser | MappingKind::SourceGroup
+        ) {
+            vars.push(("existing", self.existing.unwrap_or(&null)));
+            vars.push(("source", &context));
+        } else {
+            vars.push(("provider", &context));
         }
-        vars
+        Bindings::new(&vars)
     }
 }
 
 impl Expression {
-    /// Evaluates with [`Variables::bound`].
+    /// Evaluates with [`Variables::bindings`].
     pub fn evaluate_with(&self, vars: &Variables<'_>) -> Result<Outcome, EvalError> {
-        self.evaluate(&vars.bound())
+        self.evaluate_in(&vars.bindings()?)
     }
 }

@@ -80,12 +80,16 @@ impl Chain {
             source: None,
             provider: Some((self.provider.as_str(), self.mode.as_str())),
         };
-        let bound = vars.bound();
         let Some(last) = steps.last() else {
             return Ok(Some(base));
         };
+        // Converted once for every step.
+        let bindings = vars.bindings().map_err(|e| MappingFailed {
+            mapping: last.name.clone(),
+            message: e.to_string(),
+        })?;
         for step in steps {
-            match step.expression.evaluate(&bound) {
+            match step.expression.evaluate_in(&bindings) {
                 Ok(Outcome::Skip) => return Ok(None),
                 Ok(Outcome::Attributes(attributes)) => merge(&mut base, attributes),
                 Err(e) => {
@@ -150,6 +154,9 @@ fn object(doc: &roster_events::Document, id: roster_events::ResourceId) -> Value
 
 impl Mapping for Chain {
     fn user(&self, user: &UserView) -> Result<Option<Map<String, Value>>, MappingFailed> {
+        if self.users.is_empty() {
+            return DefaultMapping.user(user);
+        }
         let base = DefaultMapping.user_document(user);
         let mut out = self.apply(
             MappingKind::ProviderUser,
@@ -169,6 +176,9 @@ impl Mapping for Chain {
         group: &GroupView,
         members: Vec<Value>,
     ) -> Result<Option<Map<String, Value>>, MappingFailed> {
+        if self.groups.is_empty() {
+            return DefaultMapping.group(group, members);
+        }
         let mut seen = object(&group.resource, group.id);
         let local: Vec<Value> = group
             .members

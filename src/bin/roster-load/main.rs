@@ -63,6 +63,10 @@ enum Cmd {
         rate: u64,
         #[arg(long, default_value = "pb")]
         prefix: String,
+        /// Give the provider three property mappings (two for users, one for groups), as a
+        /// deployment shaping its users for an app would.
+        #[arg(long)]
+        mappings: bool,
     },
     /// Serves the in-memory SCIM target alone at `<listen>/` until interrupted: the ceiling
     /// for the HTTP figures, measured in the same run (no authentication, durability or
@@ -324,8 +328,10 @@ async fn main() -> anyhow::Result<()> {
             latency_users,
             rate,
             prefix,
+            mappings,
         } => {
             provider::run(provider::ProviderBench {
+                mappings,
                 server,
                 admin_token,
                 token,

@@ -16,7 +16,31 @@ pub struct ProviderBench {
     pub latency_users: usize,
     pub rate: u64,
     pub prefix: String,
+    /// Three property mappings on the provider.
+    pub mappings: bool,
 }
+
+/// The mappings `--mappings` gives the provider: a display name built from the name, the
+/// mail address lower-cased, contractors skipped, and a prefix on group names.
+const MAPPINGS: [(&str, &str, &str); 3] = [
+    (
+        "names",
+        "provider_user",
+        r#"{"displayName": has(user.name) && has(user.name.givenName) && has(user.name.familyName)
+              ? user.name.givenName + " " + user.name.familyName : user.userName,
+            "userName": user.userName.lowerAscii()}"#,
+    ),
+    (
+        "no-contractors",
+        "provider_user",
+        r#"has(user.userType) && user.userType == "Contractor" ? skip : {}"#,
+    ),
+    (
+        "group-names",
+        "provider_group",
+        r#"{"displayName": "app-" + group.displayName}"#,
+    ),
+];
 
 async fn bulk_post(
     http: &reqwest::Client,
@@ -90,13 +114,31 @@ pub async fn run(b: ProviderBench) -> anyhow::Result<()> {
 
     // Full sync: the bootstrap of a new provider.
     let name = format!("{}-{}", b.prefix, std::process::id());
+    let mut mappings = Vec::new();
+    if b.mappings {
+        for (m, kind, expression) in MAPPINGS {
+            let m = format!("{name}-{m}");
+            let r = http
+                .post(format!("{admin}/mappings"))
+                .bearer_auth(&b.admin_token)
+                .json(&json!({"name": m, "kind": kind, "expression": expression}))
+                .send()
+                .await?;
+            anyhow::ensure!(
+                r.status().as_u16() == 201,
+                "creating mapping {m}: {}",
+                r.text().await?
+            );
+            mappings.push(m);
+        }
+    }
     let started = Instant::now();
     let r = http
         .post(format!("{admin}/providers"))
         .bearer_auth(&b.admin_token)
         .json(
             &json!({"name": name, "base_url": target, "auth": {"type": "bearer", "token": "bench"},
-                      "full_sync_interval_secs": 0}),
+                      "full_sync_interval_secs": 0, "mappings": mappings}),
         )
         .send()
         .await?;
