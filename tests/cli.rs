@@ -670,4 +670,30 @@ async fn a_mapping_is_created_from_a_file_previewed_and_a_broken_one_refused_wit
     let (ok, out, err) = run(&app, &["mapping", "delete", "names"]);
     assert!(ok, "{err}");
     assert!(out.contains("deleted mapping names"), "{out}");
+
+    // Ready-made mappings: listed, and a mapping created from one is an ordinary mapping.
+    let (ok, out, err) = run(&app, &["mapping", "templates"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("aws-identity-center-user") && out.contains("slack-user"),
+        "{out}"
+    );
+    let (ok, out, err) = run(
+        &app,
+        &[
+            "mapping",
+            "create",
+            "aws",
+            "--template",
+            "aws-identity-center-user",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("provider_user") && out.contains("givenName"),
+        "{out}"
+    );
+    let (ok, out, err) = run(&app, &["mapping", "preview", "aws", "--id", &id]);
+    assert!(ok, "{err}");
+    assert!(out.contains("\"familyName\": \"Ada.Lovelace\""), "{out}");
 }

@@ -16,14 +16,19 @@ pub enum MappingCmd {
         /// 1-63 lower-case letters, digits or hyphens.
         #[arg(value_name = "NAME")]
         name: String,
-        /// Which objects it shapes, and where.
-        #[arg(long, value_parser = ["source_user", "source_group", "provider_user", "provider_group"])]
-        kind: String,
+        /// Which objects it shapes, and where (a template's by default).
+        #[arg(long, value_parser = ["source_user", "source_group", "provider_user", "provider_group"], required_unless_present = "template")]
+        kind: Option<String>,
         /// The file holding the CEL expression (`-` for standard input).
-        #[arg(long, value_name = "FILE")]
-        file: PathBuf,
-        #[arg(long, default_value = "")]
-        description: String,
+        #[arg(long, value_name = "FILE", required_unless_present = "template")]
+        file: Option<PathBuf>,
+        /// A ready-made mapping to start from instead (`roster mapping templates`); its kind
+        /// and description come with it.
+        #[arg(long, value_name = "TEMPLATE", conflicts_with = "file")]
+        template: Option<String>,
+        /// Its description (a template's by default).
+        #[arg(long)]
+        description: Option<String>,
         /// The directory the mapping belongs to.
         #[arg(long, default_value = "default", value_name = "DIRECTORY")]
         directory: String,
@@ -46,6 +51,11 @@ pub enum MappingCmd {
     Show {
         #[arg(value_name = "NAME")]
         name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List the ready-made mappings `create --template` starts from.
+    Templates {
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -87,7 +97,8 @@ impl MappingCmd {
             | MappingCmd::Show { client, .. }
             | MappingCmd::Delete { client, .. }
             | MappingCmd::Preview { client, .. }
-            | MappingCmd::List { client } => client,
+            | MappingCmd::List { client }
+            | MappingCmd::Templates { client } => client,
         }
     }
 }
@@ -112,19 +123,29 @@ pub async fn run(cmd: &MappingCmd, settings: &Settings) -> anyhow::Result<()> {
             name,
             kind,
             file,
+            template,
             description,
             directory,
             ..
         } => {
-            let body = json!({
-                "name": name,
-                "kind": kind,
-                "expression": expression(file)?,
-                "description": description,
-                "directory": directory,
-            });
-            api.post("/mappings", body).await?
+            let mut body = Map::new();
+            body.insert("name".into(), json!(name));
+            body.insert("directory".into(), json!(directory));
+            if let Some(kind) = kind {
+                body.insert("kind".into(), json!(kind));
+            }
+            if let Some(file) = file {
+                body.insert("expression".into(), json!(expression(file)?));
+            }
+            if let Some(template) = template {
+                body.insert("template".into(), json!(template));
+            }
+            if let Some(d) = description {
+                body.insert("description".into(), json!(d));
+            }
+            api.post("/mappings", Value::Object(body)).await?
         }
+        MappingCmd::Templates { .. } => api.get("/mapping-templates").await?,
         MappingCmd::Update {
             name,
             file,
@@ -200,6 +221,15 @@ pub async fn run(cmd: &MappingCmd, settings: &Settings) -> anyhow::Result<()> {
             ))?
         }
         MappingCmd::Delete { name, .. } => emit(&format!("deleted mapping {name}"))?,
+        MappingCmd::Templates { .. } => {
+            let rows = body["templates"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|t| vec![text(&t["name"]), text(&t["kind"]), text(&t["description"])])
+                .collect();
+            emit(&table(&["template", "kind", "description"], &[], rows))?
+        }
         MappingCmd::Preview { .. } => emit(&preview(&body))?,
     }
     Ok(())

@@ -26,6 +26,7 @@ pub fn routes() -> Router<AppState> {
         .route("/mappings", get(list).post(create))
         .route("/mappings/{name}", get(show).patch(update).delete(remove))
         .route("/mappings/{name}/preview", post(preview))
+        .route("/mapping-templates", get(templates))
 }
 
 fn mapping_json(directory: &str, m: &MappingView) -> Value {
@@ -63,6 +64,11 @@ async fn list(State(app): State<AppState>, _admin: AdminAuth) -> Result<Response
     Ok(Json(json!({"mappings": list})).into_response())
 }
 
+/// The ready-made mappings a mapping can be created from (`"template": NAME`).
+async fn templates(_admin: AdminAuth) -> Response {
+    Json(mappings::templates::list()).into_response()
+}
+
 async fn show(
     State(app): State<AppState>,
     _admin: AdminAuth,
@@ -78,7 +84,8 @@ async fn create(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ScimError> {
-    let body = json_object(&headers, body)?;
+    let mut body = json_object(&headers, body)?;
+    mappings::templates::expand(&mut body).map_err(|e| invalid(e.to_string()))?;
     let checked = mappings::parse(&body, None).map_err(|e| invalid(e.to_string()))?;
     let directory = target_directory(&app, &body).await?;
     if by_name(&app, &checked.def.name).await.is_ok() {

@@ -5,6 +5,7 @@
 
 pub mod expression;
 mod samples;
+pub mod templates;
 
 pub use expression::{Bindings, EvalError, Expression, ExpressionError, Outcome};
 use roster_events::{MappingDef, MappingKind};
