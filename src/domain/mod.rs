@@ -7,6 +7,7 @@
 //! state and appends what comes out.
 
 mod command;
+mod mappings;
 mod members;
 
 use crate::patch::{self, PatchOp};
@@ -14,11 +15,10 @@ use chrono::{DateTime, Utc};
 use members::{member_changes, resolve_members};
 use roster_events::{
     AdminTokenIssued, Adopted, DirectoryCreated, Document, Envelope, Event, GroupCreated,
-    GroupMembersAdded, GroupMembersRemoved, GroupReplaced, MappingCreated, MappingKind,
-    MappingUpdated, Member, MemberType, Ownership, Personal, ProviderConfig, ProviderCreated,
-    ProviderReplayRequested, ProviderUpdated, ResourceId, ResourceType, SourceCreated,
-    SourceTokenIssued, SourceTokenRevoked, UndeclaredExtensions, UserCreated, UserErased,
-    UserPasswordSet, UserReplaced,
+    GroupMembersAdded, GroupMembersRemoved, GroupReplaced, Member, MemberType, Ownership, Personal,
+    ProviderConfig, ProviderCreated, ProviderReplayRequested, ProviderUpdated, ResourceId,
+    ResourceType, SourceCreated, SourceTokenIssued, SourceTokenRevoked, UndeclaredExtensions,
+    UserCreated, UserErased, UserPasswordSet, UserReplaced,
 };
 use roster_projections::schema::{Checked, ResourceSchemas};
 use roster_projections::{Directory, GroupView, UserView};
@@ -136,16 +136,6 @@ fn provider(
 }
 
 /// A provider's name is unique in its directory and its scope names groups that exist.
-fn existing_mapping(
-    state: &Directory,
-    id: ResourceId,
-) -> Result<&roster_projections::MappingView, DomainError> {
-    state
-        .mappings()
-        .find(|m| m.id == id)
-        .ok_or_else(|| DomainError::NotFound(format!("mapping {id} not found")))
-}
-
 fn check_provider(
     state: &Directory,
     id: ResourceId,
@@ -169,25 +159,7 @@ fn check_provider(
             )));
         }
     }
-    for name in &config.mappings {
-        let m = state.mapping_by_name(name).ok_or_else(|| {
-            DomainError::Invalid(format!(
-                "mapping {name:?} is not in directory {:?}",
-                state.name()
-            ))
-        })?;
-        if !matches!(
-            m.mapping.kind,
-            MappingKind::ProviderUser | MappingKind::ProviderGroup
-        ) {
-            return Err(DomainError::Invalid(format!(
-                "mapping {name:?} is a {} mapping; a provider takes provider_user and \
-                 provider_group ones",
-                m.mapping.kind.as_str()
-            )));
-        }
-    }
-    Ok(())
+    mappings::check_applied(state, &config.mappings)
 }
 
 /// Records `state`'s directory coming into being, unless it exists.
@@ -465,49 +437,9 @@ pub fn decide(
             b.push(ResourceType::Provider, *id, p.version, event);
             Outcome::Provider(*id)
         }
-        Command::CreateMapping { id, mapping } => {
-            if state.mapping_by_name(&mapping.name).is_some() {
-                return Err(DomainError::Conflict(format!(
-                    "mapping {:?} exists",
-                    mapping.name
-                )));
-            }
-            let event = Event::MappingCreated(MappingCreated {
-                mapping: mapping.clone(),
-            });
-            b.push(ResourceType::Mapping, *id, 0, event);
-            Outcome::Mapping(*id)
-        }
-        Command::UpdateMapping { id, mapping } => {
-            let m = existing_mapping(state, *id)?;
-            if m.mapping.name != mapping.name || m.mapping.kind != mapping.kind {
-                return Err(DomainError::Invalid(format!(
-                    "a mapping's name and kind stay as they were created ({:?}, {})",
-                    m.mapping.name,
-                    m.mapping.kind.as_str()
-                )));
-            }
-            if m.mapping != *mapping {
-                let event = Event::MappingUpdated(MappingUpdated {
-                    mapping: mapping.clone(),
-                });
-                b.push(ResourceType::Mapping, *id, m.version, event);
-            }
-            Outcome::Mapping(*id)
-        }
-        Command::DeleteMapping { id } => {
-            let m = existing_mapping(state, *id)?;
-            let name = &m.mapping.name;
-            if let Some(p) = state.providers().find(|p| p.config.mappings.contains(name)) {
-                return Err(DomainError::Conflict(format!(
-                    "mapping {name:?} is applied by provider {:?}; take it out of the \
-                     provider's mappings first",
-                    p.config.name
-                )));
-            }
-            b.push(ResourceType::Mapping, *id, m.version, Event::MappingDeleted);
-            Outcome::Done
-        }
+        Command::CreateMapping { id, mapping } => mappings::create(state, &mut b, *id, mapping)?,
+        Command::UpdateMapping { id, mapping } => mappings::update(state, &mut b, *id, mapping)?,
+        Command::DeleteMapping { id } => mappings::delete(state, &mut b, *id)?,
         Command::CreateUser {
             resource,
             password_hash,

@@ -203,40 +203,26 @@ async fn preview(
     Ok(Json(Value::Object(answer)).into_response())
 }
 
-/// A stored user or group as the expression sees it: its document with its id (and a
-/// group's members).
+/// A stored user or group as the expression sees it ([`mappings::user_object`],
+/// [`mappings::group_object`]).
 async fn stored(
     app: &AppState,
     directory: &str,
     kind: MappingKind,
     id: ResourceId,
 ) -> Result<Value, ScimError> {
-    let parse = |doc: &roster_events::Document| -> Result<Value, ScimError> {
-        serde_json::from_str(doc.as_str())
-            .map_err(|e| ScimError::internal(&format!("stored document of {id}: {e}")))
-    };
-    let mut object = if kind.users() {
+    if kind.users() {
         let u = app.store.user(directory, id).await?;
         let u = u.ok_or_else(|| ScimError::not_found(format!("user {id} not found")))?;
-        parse(&u.resource)?
+        Ok(mappings::user_object(&u))
     } else {
         let g = app.store.group(directory, id).await?;
         let g = g.ok_or_else(|| ScimError::not_found(format!("group {id} not found")))?;
-        let mut v = parse(&g.resource)?;
-        let members: Vec<Value> = g
-            .members
-            .iter()
-            .map(|m| json!({"value": m.value.to_string(), "type": m.kind}))
-            .collect();
-        v["members"] = Value::Array(members);
-        v
-    };
-    object["id"] = json!(id.to_string());
-    Ok(object)
+        Ok(mappings::group_object(&g))
+    }
 }
 
-/// A provider's name and compatibility mode (as stored: `default`, `aws`, ...), for a preview
-/// of a provider's mapping.
+/// A provider's name and compatibility mode, for a preview of a provider's mapping.
 async fn provider_mode(app: &AppState, name: &str) -> Result<(String, String), ScimError> {
     let p = app
         .store
@@ -245,9 +231,8 @@ async fn provider_mode(app: &AppState, name: &str) -> Result<(String, String), S
         .into_iter()
         .find(|p| p.config.name == name)
         .ok_or_else(|| ScimError::not_found(format!("provider {name:?} not found")))?;
-    let mode = serde_json::to_value(p.config.mode)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
-    Ok((p.config.name.clone(), mode))
+    Ok((
+        p.config.name.clone(),
+        crate::provider::config::mode_name(p.config.mode),
+    ))
 }

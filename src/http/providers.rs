@@ -207,13 +207,7 @@ async fn preview(
     use crate::provider::mapping::{DefaultMapping, Mapping};
     let body = json_object(&headers, body)?;
     let p = by_name(&app, &name).await?;
-    let defined = app.store.mappings().await?;
-    let here: Vec<&roster_projections::MappingView> = defined
-        .iter()
-        .filter(|(d, _)| *d == p.directory)
-        .map(|(_, m)| m)
-        .collect();
-    let applied = config::applied_mappings(&p.config, &here);
+    let applied = config::applied_mappings(&p, &app.store.mappings().await?);
     let mapping: Box<dyn Mapping> = if p.config.mappings.is_empty() {
         Box::new(DefaultMapping)
     } else {

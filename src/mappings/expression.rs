@@ -10,7 +10,7 @@
 //! evaluated at most once per element of one list of the input, so the work is linear in the
 //! size of the input, which the request limits bound. The output is bounded too.
 
-use cel::common::ast::{EntryExpr, Expr, IdedExpr};
+use cel::common::ast::{EntryExpr, Expr, IdedEntryExpr, IdedExpr};
 use cel::{Context, Env, Program, Value};
 use serde_json::{Map, Value as Json};
 use std::sync::{Arc, LazyLock};
@@ -283,6 +283,21 @@ impl Check<'_> {
         )
     }
 
+    /// The entries of a map or struct literal.
+    fn entries(
+        &mut self,
+        entries: &[IdedEntryExpr],
+        in_comprehension: bool,
+    ) -> Result<(), ExpressionError> {
+        entries.iter().try_for_each(|entry| match &entry.expr {
+            EntryExpr::MapEntry(m) => {
+                self.walk(&m.key, in_comprehension)?;
+                self.walk(&m.value, in_comprehension)
+            }
+            EntryExpr::StructField(f) => self.walk(&f.value, in_comprehension),
+        })
+    }
+
     fn walk(&mut self, e: &IdedExpr, in_comprehension: bool) -> Result<(), ExpressionError> {
         self.nodes += 1;
         if self.nodes > MAX_NODES {
@@ -326,20 +341,8 @@ impl Check<'_> {
                 .elements
                 .iter()
                 .try_for_each(|x| self.walk(x, in_comprehension)),
-            Expr::Map(m) => m.entries.iter().try_for_each(|entry| match &entry.expr {
-                EntryExpr::MapEntry(m) => {
-                    self.walk(&m.key, in_comprehension)?;
-                    self.walk(&m.value, in_comprehension)
-                }
-                EntryExpr::StructField(f) => self.walk(&f.value, in_comprehension),
-            }),
-            Expr::Struct(s) => s.entries.iter().try_for_each(|entry| match &entry.expr {
-                EntryExpr::MapEntry(m) => {
-                    self.walk(&m.key, in_comprehension)?;
-                    self.walk(&m.value, in_comprehension)
-                }
-                EntryExpr::StructField(f) => self.walk(&f.value, in_comprehension),
-            }),
+            Expr::Map(m) => self.entries(&m.entries, in_comprehension),
+            Expr::Struct(s) => self.entries(&s.entries, in_comprehension),
             Expr::Select(s) => self.walk(&s.operand, in_comprehension),
         }
     }

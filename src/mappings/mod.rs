@@ -159,6 +159,27 @@ pub fn check(def: MappingDef) -> Result<Checked, MappingError> {
     Ok(Checked { def, expression })
 }
 
+/// A stored user as a mapping sees it: its document with its `id`.
+pub fn user_object(u: &roster_projections::UserView) -> Value {
+    let mut object = u.resource.to_map();
+    object.insert("id".into(), json!(u.id.to_string()));
+    Value::Object(object)
+}
+
+/// A stored group as a mapping sees it: its document with its `id` and its members (by
+/// Roster's ids).
+pub fn group_object(g: &roster_projections::GroupView) -> Value {
+    let mut object = g.resource.to_map();
+    object.insert("id".into(), json!(g.id.to_string()));
+    let members: Vec<Value> = g
+        .members
+        .iter()
+        .map(|m| json!({"value": m.value.to_string(), "type": m.kind}))
+        .collect();
+    object.insert("members".into(), Value::Array(members));
+    Value::Object(object)
+}
+
 /// What an expression of a kind is evaluated on.
 pub struct Variables<'a> {
     pub kind: MappingKind,

@@ -6,10 +6,10 @@
 
 use super::mapping::{DefaultMapping, Mapping, MappingFailed};
 use crate::mappings::expression::without_nulls;
-use crate::mappings::{Expression, Outcome, Variables};
+use crate::mappings::{group_object, user_object, Expression, Outcome, Variables};
 use roster_events::{MappingKind, ProviderConfig};
 use roster_projections::{GroupView, MappingView, UserView};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 /// One of the provider's mappings, compiled.
 struct Step {
@@ -35,10 +35,7 @@ impl Chain {
             users: Vec::new(),
             groups: Vec::new(),
             provider: config.name.clone(),
-            mode: serde_json::to_value(config.mode)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
+            mode: super::config::mode_name(config.mode),
         };
         for name in &config.mappings {
             let m = defined
@@ -145,13 +142,6 @@ fn list_schemas(doc: &mut Map<String, Value>) {
     doc.insert("schemas".into(), Value::Array(schemas));
 }
 
-/// A stored document as mappings see it: its attributes with its `id`.
-fn object(doc: &roster_events::Document, id: roster_events::ResourceId) -> Value {
-    let mut object = doc.to_map();
-    object.insert("id".into(), json!(id.to_string()));
-    Value::Object(object)
-}
-
 impl Mapping for Chain {
     fn user(&self, user: &UserView) -> Result<Option<Map<String, Value>>, MappingFailed> {
         if self.users.is_empty() {
@@ -161,7 +151,7 @@ impl Mapping for Chain {
         let mut out = self.apply(
             MappingKind::ProviderUser,
             &self.users,
-            &object(&user.resource, user.id),
+            &user_object(user),
             base,
         )?;
         // Full syncs find the objects Roster created by it.
@@ -179,13 +169,7 @@ impl Mapping for Chain {
         if self.groups.is_empty() {
             return DefaultMapping.group(group, members);
         }
-        let mut seen = object(&group.resource, group.id);
-        let local: Vec<Value> = group
-            .members
-            .iter()
-            .map(|m| json!({"value": m.value.to_string(), "type": m.kind}))
-            .collect();
-        seen["members"] = Value::Array(local);
+        let seen = group_object(group);
         let base = DefaultMapping.group_document(group, members.clone());
         let mut out = self.apply(MappingKind::ProviderGroup, &self.groups, &seen, base)?;
         if let Some(doc) = &mut out {
@@ -202,6 +186,7 @@ mod tests {
     use super::*;
     use roster_events::{Document, MappingDef, ResourceId};
     use roster_projections::Keys;
+    use serde_json::json;
 
     fn view(name: &str, kind: MappingKind, expression: &str) -> MappingView {
         MappingView {

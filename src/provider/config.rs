@@ -11,7 +11,7 @@ use roster_events::{
     ProviderAuth, ProviderConfig, ProviderGrant, ProviderMode, ProviderScope, ProviderTls,
     ResourceId, Sealed,
 };
-use roster_projections::MappingView;
+use roster_projections::{MappingView, ProviderView};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -468,14 +468,28 @@ pub fn sync_fingerprint(c: &ProviderConfig, mappings: &[MappingView]) -> String 
     json!([base, applied]).to_string()
 }
 
-/// The mappings `c` applies, in its order, from those defined in its directory (one that is
-/// not there is left out; the provider then fails to start, naming it).
-pub fn applied_mappings(c: &ProviderConfig, defined: &[&MappingView]) -> Vec<MappingView> {
-    c.mappings
+/// The mappings provider `p` applies, in its order, from every directory's mappings (as
+/// `ProjectionStore::mappings` gives them): those of its own directory it names. One that is
+/// not there is left out; the provider then fails to start, naming it.
+pub fn applied_mappings(p: &ProviderView, defined: &[(String, MappingView)]) -> Vec<MappingView> {
+    p.config
+        .mappings
         .iter()
-        .filter_map(|name| defined.iter().find(|m| &m.mapping.name == name))
-        .map(|m| (*m).clone())
+        .filter_map(|name| {
+            defined
+                .iter()
+                .find(|(d, m)| *d == p.directory && &m.mapping.name == name)
+        })
+        .map(|(_, m)| m.clone())
         .collect()
+}
+
+/// A compatibility mode as stored and shown (`default`, `aws`, ...).
+pub fn mode_name(mode: ProviderMode) -> String {
+    serde_json::to_value(mode)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

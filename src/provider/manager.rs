@@ -106,15 +106,7 @@ impl Providers {
             .mappings()
             .await
             .map_err(|e| e.to_string())?;
-        // The mappings each provider applies, from its own directory.
-        let applied = |v: &ProviderView| {
-            let here: Vec<&roster_projections::MappingView> = defined
-                .iter()
-                .filter(|(d, _)| *d == v.directory)
-                .map(|(_, m)| m)
-                .collect();
-            super::config::applied_mappings(&v.config, &here)
-        };
+        let applied = |v: &ProviderView| super::config::applied_mappings(v, &defined);
         let exists: std::collections::HashSet<ResourceId> = views.iter().map(|v| v.id).collect();
         let mut reasons = HashMap::new();
         for v in &views {
