@@ -2,7 +2,11 @@
 //! events (the audit trail names the admin and shows the expression's change), checked before
 //! they are saved (a syntax error answers 400 with its line and column, an expression that
 //! could run away or that fails on a sample user is refused), previewed on a stored user, and
-//! still there after a restart.
+//! still there after a restart. A source's mappings: set on the source (source mappings only,
+//! each once; one a source runs cannot be deleted), run on what it writes before the write is
+//! decided (creates, PUT with the stored object as `existing`, PATCH on the operations'
+//! result, groups), a `skip` refusing the write with the mapping's name, the request as sent
+//! kept in the log (`user.mapped`), a re-map on request recorded as the admin's updates.
 
 mod common;
 
@@ -13,6 +17,7 @@ use serde_json::{json, Value};
 common::setups::on_every_setup!(
     mappings_are_checked_saved_as_events_previewed_and_kept,
     refused_mappings_say_why_and_change_nothing,
+    a_sources_mappings_shape_what_it_writes_and_keep_what_it_sent,
 );
 
 fn url(app: &TestApp, path: &str) -> String {
@@ -265,4 +270,290 @@ async fn refused_mappings_say_why_and_change_nothing(setup: Setup) {
     )
     .await;
     assert_eq!(trail["events"], json!([]), "{trail}");
+}
+
+/// The mail of the primary (or first) email as the userName, in lower case.
+const MAIL_AS_USERNAME: &str = r#"{
+  "userName": has(user.emails) && size(user.emails) > 0
+      ? (user.emails.exists(e, has(e.primary) && e.primary)
+          ? user.emails.filter(e, has(e.primary) && e.primary)[0].value
+          : user.emails[0].value).lowerAscii()
+      : user.userName.lowerAscii()
+}"#;
+
+/// A title the client leaves out stays as it was.
+const KEEP_TITLE: &str = r#"existing != null && has(existing.title) && !has(user.title)
+  ? {"title": existing.title}
+  : {}"#;
+
+const NO_CONTRACTORS: &str = r#"has(user.userType) && user.userType == "Contractor" ? skip : {}"#;
+
+/// Groups get the source's prefix, once.
+const PREFIX_GROUPS: &str = r#"{
+  "displayName": group.displayName.startsWith(source.slug + "-")
+      ? group.displayName
+      : source.slug + "-" + group.displayName
+}"#;
+
+async fn create_mapping(app: &TestApp, name: &str, kind: &str, expression: &str) {
+    let body = json!({"name": name, "kind": kind, "expression": expression});
+    let (s, answer) = app
+        .post(&url(app, "/mappings"), &app.admin_token, body)
+        .await;
+    assert_eq!(s, 201, "{answer}");
+}
+
+async fn set_mappings(app: &TestApp, slug: &str, names: &[&str]) -> (u16, Value) {
+    app.put(
+        &url(app, &format!("/sources/{slug}/mappings")),
+        &app.admin_token,
+        json!({ "mappings": names }),
+    )
+    .await
+}
+
+async fn a_sources_mappings_shape_what_it_writes_and_keep_what_it_sent(setup: Setup) {
+    let shared = Shared::new(setup).await;
+    let data = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn_with(shared.settings(data.path()), data).await;
+    let admin = app.admin_token.clone();
+    let token = app.create_source("entra").await;
+    let users = format!("{}/Users", app.scim("entra"));
+    let groups = format!("{}/Groups", app.scim("entra"));
+
+    // Written before the source had mappings: stored as sent.
+    let (s, grace) = app
+        .post(
+            &users,
+            &token,
+            json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": "Grace.Hopper@Example.com",
+            }),
+        )
+        .await;
+    assert_eq!(s, 201, "{grace}");
+    assert_eq!(grace["userName"], "Grace.Hopper@Example.com");
+
+    create_mapping(&app, "mail-as-username", "source_user", MAIL_AS_USERNAME).await;
+    create_mapping(&app, "keep-title", "source_user", KEEP_TITLE).await;
+    create_mapping(&app, "no-contractors", "source_user", NO_CONTRACTORS).await;
+    create_mapping(&app, "prefix-groups", "source_group", PREFIX_GROUPS).await;
+    create_mapping(&app, "outbound", "provider_user", "{}").await;
+
+    // Only source mappings, each named once, all defined.
+    let (s, body) = set_mappings(&app, "entra", &["mail-as-username", "outbound"]).await;
+    assert_eq!(s, 400, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("provider_user"),
+        "{body}"
+    );
+    let (s, body) = set_mappings(&app, "entra", &["nowhere"]).await;
+    assert_eq!(s, 400, "{body}");
+    let (s, body) = set_mappings(&app, "entra", &["keep-title", "keep-title"]).await;
+    assert_eq!(s, 400, "{body}");
+    let (s, body) = set_mappings(&app, "nobody", &["keep-title"]).await;
+    assert_eq!(s, 404, "{body}");
+    let names = [
+        "mail-as-username",
+        "keep-title",
+        "no-contractors",
+        "prefix-groups",
+    ];
+    let (s, body) = set_mappings(&app, "entra", &names).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["mappings"], json!(names));
+    let (_, source) = app.get(&url(&app, "/sources/entra"), &admin).await;
+    assert_eq!(source["mappings"], json!(names), "{source}");
+
+    // A create: what the mappings made of it is stored and answered.
+    let sent = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "Adele.Vance@contoso.onmicrosoft.com",
+        "emails": [
+            {"value": "adele@home.example", "type": "home"},
+            {"value": "Adele.Vance@Contoso.example", "type": "work", "primary": true}
+        ],
+        "title": "Retail Manager",
+        "password": "correct horse battery staple",
+    });
+    let (s, adele) = app.post(&users, &token, sent).await;
+    assert_eq!(s, 201, "{adele}");
+    assert_eq!(adele["userName"], "adele.vance@contoso.example");
+    let id = adele["id"].as_str().unwrap().to_owned();
+    let filter = q(r#"userName eq "adele.vance@contoso.example""#);
+    let (_, found) = app.get(&format!("{users}?filter={filter}"), &token).await;
+    assert_eq!(found["totalResults"], 1, "{found}");
+
+    // A replacement without the title keeps it (the mapping sees the stored user).
+    let (s, put) = app
+        .put(
+            &format!("{users}/{id}"),
+            &token,
+            json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": "Adele.Vance@contoso.onmicrosoft.com",
+                "emails": [{"value": "Adele.Vance@Contoso.example", "primary": true}],
+                "displayName": "Adele",
+            }),
+        )
+        .await;
+    assert_eq!(s, 200, "{put}");
+    assert_eq!(put["title"], "Retail Manager", "{put}");
+    assert_eq!(put["displayName"], "Adele");
+    assert_eq!(put["userName"], "adele.vance@contoso.example");
+
+    // A PATCH: the mappings run on what its operations made.
+    let patch = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [
+            {"op": "replace", "path": "userName", "value": "ADELE@contoso.onmicrosoft.com"},
+            {"op": "replace", "path": "emails", "value": [{"value": "Adele.V@Contoso.example", "primary": true}]}
+        ]
+    });
+    let (s, patched) = app.patch(&format!("{users}/{id}"), &token, patch).await;
+    assert_eq!(s, 200, "{patched}");
+    assert_eq!(patched["userName"], "adele.v@contoso.example", "{patched}");
+    assert_eq!(patched["title"], "Retail Manager");
+
+    // A skip refuses the write, naming the mapping; nothing is stored.
+    let (s, body) = app
+        .post(
+            &users,
+            &token,
+            json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": "temp@contoso.example",
+                "userType": "Contractor",
+            }),
+        )
+        .await;
+    assert_eq!(s, 400, "{body}");
+    assert_eq!(body["scimType"], "invalidValue", "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("no-contractors"),
+        "{body}"
+    );
+    let filter = q(r#"userName eq "temp@contoso.example""#);
+    let (_, found) = app.get(&format!("{users}?filter={filter}"), &token).await;
+    assert_eq!(found["totalResults"], 0, "{found}");
+
+    // Groups run the group mappings.
+    let (s, group) = app
+        .post(
+            &groups,
+            &token,
+            json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "Sales",
+                "members": [{"value": id}],
+            }),
+        )
+        .await;
+    assert_eq!(s, 201, "{group}");
+    assert_eq!(group["displayName"], "entra-Sales");
+    assert_eq!(group["members"].as_array().unwrap().len(), 1, "{group}");
+
+    // The log keeps what the source sent (without its password) and which mappings ran.
+    let (trail, _) = audit(
+        &app,
+        &format!("/events?filter={}", q(&format!("resource.id eq \"{id}\""))),
+    )
+    .await;
+    let events = trail["events"].as_array().unwrap();
+    let mapped: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "user.mapped")
+        .collect();
+    assert_eq!(mapped.len(), 3, "{trail}");
+    let first = mapped
+        .iter()
+        .find(|e| e["details"]["sent"]["title"] == "Retail Manager")
+        .unwrap_or_else(|| panic!("no record of the create as sent: {trail}"));
+    let sent = &first["details"]["sent"];
+    assert_eq!(sent["userName"], "Adele.Vance@contoso.onmicrosoft.com");
+    assert!(sent.get("password").is_none(), "{sent}");
+    assert_eq!(
+        first["details"]["mappings"],
+        json!(["mail-as-username", "keep-title", "no-contractors"])
+    );
+    assert_eq!(first["source"], "entra");
+    let created = events.iter().find(|e| e["type"] == "user.created").unwrap();
+    assert!(
+        created["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["path"] == "userName" && c["new"] == "adele.vance@contoso.example"),
+        "{created}"
+    );
+
+    // A mapping the source runs stays until the source stops running it.
+    let s = app
+        .delete(&url(&app, "/mappings/no-contractors"), &admin)
+        .await;
+    assert_eq!(s, 409);
+
+    // A re-map runs the mappings on what the source wrote before: Grace gets her userName
+    // in lower case; Adele and the group were shaped already.
+    let (s, remap) = app
+        .post(&url(&app, "/sources/entra/remap"), &admin, json!({}))
+        .await;
+    assert_eq!(s, 200, "{remap}");
+    assert_eq!(
+        remap["users"],
+        json!({"examined": 2, "changed": 1, "failed": 0}),
+        "{remap}"
+    );
+    assert_eq!(
+        remap["groups"],
+        json!({"examined": 1, "changed": 0, "failed": 0}),
+        "{remap}"
+    );
+    let grace_id = grace["id"].as_str().unwrap();
+    let (_, grace) = app.get(&format!("{users}/{grace_id}"), &token).await;
+    assert_eq!(grace["userName"], "grace.hopper@example.com", "{grace}");
+    let (trail, _) = audit(
+        &app,
+        &format!(
+            "/events?filter={}",
+            q(&format!("resource.id eq \"{grace_id}\""))
+        ),
+    )
+    .await;
+    let replaced = trail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "user.replaced")
+        .unwrap_or_else(|| panic!("the re-map is not in the trail: {trail}"));
+    assert_eq!(replaced["actor"]["kind"], "admin", "{replaced}");
+
+    // Taken out of the source, the mappings no longer run.
+    let (s, _) = set_mappings(&app, "entra", &["prefix-groups"]).await;
+    assert_eq!(s, 200);
+    let (s, plain) = app
+        .create_user("entra", &token, "Mixed.Case@Example.com")
+        .await;
+    assert_eq!(s, 201, "{plain}");
+    assert_eq!(plain["userName"], "Mixed.Case@Example.com");
+
+    // After a restart the source runs the mappings it ran.
+    let tokens = app.tokens();
+    let data = app.stop().await;
+    let app = TestApp::restart_with(shared.settings(data.path()), data, tokens).await;
+    let (_, source) = app.get(&url(&app, "/sources/entra"), &admin).await;
+    assert_eq!(source["mappings"], json!(["prefix-groups"]), "{source}");
+    let (s, group) = app
+        .post(
+            &format!("{}/Groups", app.scim("entra")),
+            &token,
+            json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "Finance",
+            }),
+        )
+        .await;
+    assert_eq!(s, 201, "{group}");
+    assert_eq!(group["displayName"], "entra-Finance");
 }

@@ -23,7 +23,10 @@ pub use declared::{DeclaredAttribute, DeclaredSchema};
 pub use document::Document;
 pub use envelope::{Actor, Client, DecodeError, Envelope, ResourceType};
 pub use ids::{fold_case, ResourceId};
-pub use mapping::{MappingCreated, MappingDef, MappingKind, MappingUpdated};
+pub use mapping::{
+    GroupMapped, MappingCreated, MappingDef, MappingKind, MappingUpdated, SourceMappingsSet,
+    UserMapped,
+};
 pub use personal::{KeyId, Personal};
 pub use provider::{
     ProviderAuth, ProviderConfig, ProviderCreated, ProviderGrant, ProviderMode,

@@ -1,8 +1,10 @@
 //! Property mappings as stored: a named CEL expression of one kind (which objects it shapes,
 //! on the way in from a source or out to a provider) and the events that create, replace and
 //! delete one. The expression is stored as written; it was compiled and tried on sample
-//! objects before the event was appended.
+//! objects before the event was appended. Also: the list of mappings a source runs, and the
+//! record of what a source sent when its mappings changed it.
 
+use crate::{Document, Personal};
 use serde::{Deserialize, Serialize};
 
 /// Which objects a mapping shapes, and where.
@@ -68,4 +70,30 @@ pub struct MappingCreated {
 #[serde(deny_unknown_fields)]
 pub struct MappingUpdated {
     pub mapping: MappingDef,
+}
+
+/// The source mappings a source runs on what it writes, in order (users' and groups' in one
+/// list, each applied to its kind); replaces the list it had. An empty list runs none.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceMappingsSet {
+    pub mappings: Vec<String>,
+}
+
+/// A source's mappings changed what it sent: the event before it in the record stores the
+/// result; this one keeps, for the audit trail, the user as the source sent it (without its
+/// password; a PATCH's as its operations left it) and the mappings that ran.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserMapped {
+    pub sent: Personal<Document>,
+    pub mappings: Vec<String>,
+}
+
+/// As [`UserMapped`], for a group (its document without members, which no mapping changes).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupMapped {
+    pub sent: Document,
+    pub mappings: Vec<String>,
 }

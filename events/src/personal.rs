@@ -348,6 +348,7 @@ impl Event {
         match self {
             Event::UserCreated(e) => Some(Slot::Document(&mut e.resource)),
             Event::UserReplaced(e) => Some(Slot::Document(&mut e.resource)),
+            Event::UserMapped(e) => Some(Slot::Document(&mut e.sent)),
             Event::UserPasswordSet(e) => Some(Slot::Text(&mut e.hash)),
             _ => None,
         }
@@ -358,6 +359,7 @@ impl Event {
         match self {
             Event::UserCreated(e) => e.resource.key(),
             Event::UserReplaced(e) => e.resource.key(),
+            Event::UserMapped(e) => e.sent.key(),
             Event::UserPasswordSet(e) => e.hash.key(),
             _ => None,
         }
@@ -371,6 +373,7 @@ impl Record {
         self.events.iter().any(|e| match &e.event {
             Event::UserCreated(c) => pick(Slot::DocumentRef(&c.resource)),
             Event::UserReplaced(r) => pick(Slot::DocumentRef(&r.resource)),
+            Event::UserMapped(m) => pick(Slot::DocumentRef(&m.sent)),
             Event::UserPasswordSet(p) => pick(Slot::TextRef(&p.hash)),
             _ => false,
         })

@@ -237,6 +237,9 @@ pub enum Event {
     MappingCreated(MappingCreated),
     MappingUpdated(MappingUpdated),
     MappingDeleted,
+    SourceMappingsSet(crate::SourceMappingsSet),
+    UserMapped(crate::UserMapped),
+    GroupMapped(crate::GroupMapped),
     /// Requests Roster refused (audit only: no view changes).
     AccessRefused(AccessRefused),
     /// Reads of the audit trail (audit only: no view changes).
@@ -277,6 +280,9 @@ pub const EVENT_TYPES: &[&str] = &[
     "mapping.created",
     "mapping.updated",
     "mapping.deleted",
+    "source.mappings_set",
+    "user.mapped",
+    "group.mapped",
 ];
 
 #[derive(Serialize, Deserialize)]
@@ -317,6 +323,9 @@ impl Event {
             Event::MappingCreated(_) => "mapping.created",
             Event::MappingUpdated(_) => "mapping.updated",
             Event::MappingDeleted => "mapping.deleted",
+            Event::SourceMappingsSet(_) => "source.mappings_set",
+            Event::UserMapped(_) => "user.mapped",
+            Event::GroupMapped(_) => "group.mapped",
             Event::AccessRefused(_) => "access.refused",
             Event::AuditRead(_) => "audit.read",
         }
@@ -361,6 +370,9 @@ impl Event {
             Event::ProviderReplayRequested(p) => serde_json::to_value(p),
             Event::MappingCreated(p) => serde_json::to_value(p),
             Event::MappingUpdated(p) => serde_json::to_value(p),
+            Event::SourceMappingsSet(p) => serde_json::to_value(p),
+            Event::UserMapped(p) => serde_json::to_value(p),
+            Event::GroupMapped(p) => serde_json::to_value(p),
             Event::AccessRefused(p) => serde_json::to_value(p),
             Event::AuditRead(p) => serde_json::to_value(p),
             Event::UserDeleted
@@ -449,6 +461,9 @@ impl Event {
                 Empty::deserialize(d)?;
                 Event::MappingDeleted
             }
+            "source.mappings_set" => Event::SourceMappingsSet(De::deserialize(d)?),
+            "user.mapped" => Event::UserMapped(De::deserialize(d)?),
+            "group.mapped" => Event::GroupMapped(De::deserialize(d)?),
             other => return Err(D::Error::custom(format!("unknown event type {other:?}"))),
         })
     }

@@ -127,6 +127,10 @@ pub struct SourceView {
     pub user_schemas: Vec<roster_events::DeclaredSchema>,
     /// Extension schemas the source declared for its groups.
     pub group_schemas: Vec<roster_events::DeclaredSchema>,
+    /// The source mappings it runs on what it writes, in order (rows stored before the
+    /// field existed hold sources without any).
+    #[serde(default)]
+    pub mappings: Vec<String>,
     pub version: u64,
     pub created: DateTime<Utc>,
 }

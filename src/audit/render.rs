@@ -51,6 +51,9 @@ pub fn activity(event_type: &str) -> &'static str {
         "mapping.created" => "Add property mapping",
         "mapping.updated" => "Update property mapping",
         "mapping.deleted" => "Delete property mapping",
+        "source.mappings_set" => "Set source's property mappings",
+        "user.mapped" => "Apply property mappings to user",
+        "group.mapped" => "Apply property mappings to group",
         "access.refused" => "Refuse request",
         "audit.read" => "Read audit trail",
         _ => "Other",
@@ -309,6 +312,7 @@ pub fn changes<'a>(
         Event::ProviderReplayRequested(e) => {
             vec![change("replayFrom", Value::Null, json!(e.from))]
         }
+        Event::SourceMappingsSet(e) => vec![change("mappings", Value::Null, json!(e.mappings))],
         _ => Vec::new(),
     }
 }
@@ -350,6 +354,8 @@ fn verb(event_type: &str, changes: &[Change]) -> String {
         ("provider.sync_requested", _) => "was asked for a full sync".into(),
         ("provider.retry_requested", _) => "was asked to retry its parked objects".into(),
         ("provider.replay_requested", _) => "was asked to replay".into(),
+        ("source.mappings_set", _) => "had its mappings set".into(),
+        ("user.mapped" | "group.mapped", _) => "was reshaped by its source's mappings".into(),
         (t, _) => match t.rsplit('.').next() {
             Some("created") => "created".into(),
             Some("replaced" | "updated") => "updated".into(),
@@ -492,8 +498,14 @@ impl Serialize for Rendered {
                 (format!("{target} {verb} by {actor}"), "success")
             }
         };
-        let details = (env.event.audit_only() || matches!(env.event, Event::UserErased(_)))
-            .then(|| env.event.payload_json());
+        // What a source sent before its mappings reshaped it is shown whole: the event
+        // before it in the record holds the changes.
+        let details = (env.event.audit_only()
+            || matches!(
+                env.event,
+                Event::UserErased(_) | Event::UserMapped(_) | Event::GroupMapped(_)
+            ))
+        .then(|| env.event.payload_json());
         Shown {
             id: env.event_id,
             partition: self.partition,

@@ -159,6 +159,10 @@ impl AdminClient {
         self.send(reqwest::Method::POST, path, Some(body)).await
     }
 
+    pub async fn put(&self, path: &str, body: Value) -> Result<Value, ClientError> {
+        self.send(reqwest::Method::PUT, path, Some(body)).await
+    }
+
     pub async fn patch(&self, path: &str, body: Value) -> Result<Value, ClientError> {
         self.send(reqwest::Method::PATCH, path, Some(body)).await
     }

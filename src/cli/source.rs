@@ -1,5 +1,5 @@
 //! `roster source ...`: create and delete sources, issue and revoke their tokens, declare
-//! their extension schemas, list them.
+//! their extension schemas and the mappings they run, re-map what they wrote, list them.
 
 use super::client::{AdminClient, ClientArgs};
 use super::render::{emit, emit_json, fields, table, text, time, Format};
@@ -64,6 +64,29 @@ pub enum SourceCmd {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Set the source mappings a source runs on the users and groups it writes, in order
+    /// (`roster mapping list` shows them); with none, it runs none. New writes use them;
+    /// `roster source remap` runs them on what the source wrote before.
+    Mappings {
+        /// The source's slug.
+        #[arg(value_name = "SLUG")]
+        slug: String,
+        /// The mappings' names, in the order they run (source_user ones on users,
+        /// source_group ones on groups).
+        #[arg(value_name = "MAPPING")]
+        mappings: Vec<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Run a source's mappings again on every user and group it owns, as stored; each object
+    /// the mappings change is recorded as an update by this admin.
+    Remap {
+        /// The source's slug.
+        #[arg(value_name = "SLUG")]
+        slug: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// List sources and their tokens (prefixes only).
     List {
         #[command(flatten)]
@@ -89,6 +112,8 @@ impl SourceCmd {
             | SourceCmd::Token { client, .. }
             | SourceCmd::Revoke { client, .. }
             | SourceCmd::Delete { client, .. }
+            | SourceCmd::Mappings { client, .. }
+            | SourceCmd::Remap { client, .. }
             | SourceCmd::List { client } => client,
         }
     }
@@ -145,6 +170,17 @@ pub async fn run(cmd: &SourceCmd, settings: &Settings) -> anyhow::Result<()> {
                 .await?
         }
         SourceCmd::Delete { slug, .. } => api.delete(&format!("/sources/{slug}")).await?,
+        SourceCmd::Mappings { slug, mappings, .. } => {
+            api.put(
+                &format!("/sources/{slug}/mappings"),
+                json!({ "mappings": mappings }),
+            )
+            .await?
+        }
+        SourceCmd::Remap { slug, .. } => {
+            api.post(&format!("/sources/{slug}/remap"), json!({}))
+                .await?
+        }
         SourceCmd::List { .. } => api.get("/sources").await?,
     };
     if api.format == Format::Json {
@@ -187,6 +223,20 @@ pub async fn run(cmd: &SourceCmd, settings: &Settings) -> anyhow::Result<()> {
                 .collect();
             emit(&table(&["schema", "extends"], &[], rows))?
         }
+        SourceCmd::Mappings { slug, .. } => {
+            let names: Vec<String> = body["mappings"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(text)
+                .collect();
+            emit(&if names.is_empty() {
+                format!("source {slug} runs no mappings")
+            } else {
+                format!("source {slug} runs, in order: {}", names.join(", "))
+            })?
+        }
+        SourceCmd::Remap { .. } => emit(&remapped(&body))?,
         SourceCmd::List { .. } => emit(&list(&body))?,
     }
     Ok(())
@@ -250,4 +300,36 @@ fn list(body: &Value) -> String {
             tokens
         )
     )
+}
+
+/// What a re-map did: a line for users and groups, then the failures it lists.
+fn remapped(body: &Value) -> String {
+    let rows = ["users", "groups"]
+        .iter()
+        .map(|k| {
+            let t = &body[*k];
+            vec![
+                (*k).to_owned(),
+                text(&t["examined"]),
+                text(&t["changed"]),
+                text(&t["failed"]),
+            ]
+        })
+        .collect();
+    let mut out = table(
+        &["objects", "examined", "changed", "failed"],
+        &["examined", "changed", "failed"],
+        rows,
+    );
+    let failures: Vec<Vec<String>> = body["failures"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| vec![text(&f["id"]), text(&f["detail"])])
+        .collect();
+    if !failures.is_empty() {
+        out.push_str("\n\n");
+        out.push_str(&table(&["failed object", "why"], &[], failures));
+    }
+    out
 }

@@ -178,6 +178,18 @@ pub enum Command {
     DeleteMapping {
         id: ResourceId,
     },
+    /// The source mappings a source runs on what it writes, in order.
+    SetSourceMappings {
+        slug: String,
+        mappings: Vec<String>,
+    },
+    /// A source's current mappings run again on one object it owns, as stored (an operator's
+    /// re-map after the mappings changed).
+    Remap {
+        slug: String,
+        user: bool,
+        id: ResourceId,
+    },
 }
 
 /// What an operator can ask of a running provider.

@@ -1,12 +1,23 @@
 //! The decisions on property mappings: a name is unique in its directory, a mapping keeps its
 //! name and kind, one that a provider applies stays, and a provider applies only provider
-//! mappings of its own directory. The expression itself was checked at the edge.
+//! mappings of its own directory, a source only source mappings. The expression itself was
+//! checked at the edge.
+//!
+//! Also where a source's mappings run on what it writes: after the request was parsed and
+//! before the rest of the decision, on the directory's state as it is, so that `existing` is
+//! the object this write replaces.
 
-use super::{Builder, DomainError, Outcome};
-use roster_events::{
-    Event, MappingCreated, MappingDef, MappingKind, MappingUpdated, ResourceId, ResourceType,
+use super::{
+    replace_user, schemas_of, source_schemas, write_group, Builder, Context, DomainError, Outcome,
 };
-use roster_projections::{Directory, MappingView};
+use crate::mappings::inbound::{self, Mapped, Step};
+use crate::mappings::{group_object, user_object, Expression};
+use roster_events::{
+    Document, Event, GroupMapped, MappingCreated, MappingDef, MappingKind, MappingUpdated,
+    Personal, ResourceId, ResourceType, SourceMappingsSet, UserMapped,
+};
+use roster_projections::schema::Checked;
+use roster_projections::{Directory, GroupView, MappingView, UserView};
 
 fn existing(state: &Directory, id: ResourceId) -> Result<&MappingView, DomainError> {
     state
@@ -71,12 +82,69 @@ pub(super) fn delete(
             p.config.name
         )));
     }
+    if let Some(s) = state.sources().find(|s| s.mappings.contains(name)) {
+        return Err(DomainError::Conflict(format!(
+            "mapping {name:?} is run by source {:?}; take it out of the source's mappings \
+             first",
+            s.slug
+        )));
+    }
     b.push(ResourceType::Mapping, id, m.version, Event::MappingDeleted);
     Ok(Outcome::Done)
 }
 
 /// The mappings a provider names are provider mappings of its directory.
 pub(super) fn check_applied(state: &Directory, names: &[String]) -> Result<(), DomainError> {
+    check_kinds(
+        state,
+        names,
+        "a provider",
+        [MappingKind::ProviderUser, MappingKind::ProviderGroup],
+    )
+}
+
+/// A source's mappings become `names`: source mappings of its directory, each named once.
+pub(super) fn set_for_source(
+    state: &Directory,
+    b: &mut Builder<'_>,
+    slug: &str,
+    names: &[String],
+) -> Result<Outcome, DomainError> {
+    let source = state
+        .source_by_slug(slug)
+        .ok_or_else(|| DomainError::NotFound(format!("source {slug:?} not found")))?;
+    check_kinds(
+        state,
+        names,
+        "a source",
+        [MappingKind::SourceUser, MappingKind::SourceGroup],
+    )?;
+    if let Some((i, name)) = names
+        .iter()
+        .enumerate()
+        .find(|(i, n)| names[..*i].contains(n))
+    {
+        return Err(DomainError::Invalid(format!(
+            "mapping {name:?} is named twice (at {} and {i})",
+            names.iter().position(|n| n == name).unwrap_or_default()
+        )));
+    }
+    if source.mappings != names {
+        let event = Event::SourceMappingsSet(SourceMappingsSet {
+            mappings: names.to_vec(),
+        });
+        b.push(ResourceType::Source, source.id, source.version, event);
+    }
+    Ok(Outcome::Source(source.id))
+}
+
+/// Each of `names` is a mapping of the directory of one of `kinds`.
+fn check_kinds(
+    state: &Directory,
+    names: &[String],
+    whose: &str,
+    kinds: [MappingKind; 2],
+) -> Result<(), DomainError> {
     for name in names {
         let m = state.mapping_by_name(name).ok_or_else(|| {
             DomainError::Invalid(format!(
@@ -84,16 +152,184 @@ pub(super) fn check_applied(state: &Directory, names: &[String]) -> Result<(), D
                 state.name()
             ))
         })?;
-        if !matches!(
-            m.mapping.kind,
-            MappingKind::ProviderUser | MappingKind::ProviderGroup
-        ) {
+        if !kinds.contains(&m.mapping.kind) {
             return Err(DomainError::Invalid(format!(
-                "mapping {name:?} is a {} mapping; a provider takes provider_user and \
-                 provider_group ones",
-                m.mapping.kind.as_str()
+                "mapping {name:?} is a {} mapping; {whose} takes {} and {} ones",
+                m.mapping.kind.as_str(),
+                kinds[0].as_str(),
+                kinds[1].as_str()
             )));
         }
     }
     Ok(())
+}
+
+/// A user or group its source's mappings reshaped: the document to store, and what the
+/// source sent, with the mappings that ran.
+pub(super) struct Reshaped {
+    pub resource: Checked,
+    sent: Document,
+    mappings: Vec<String>,
+}
+
+/// What the caller's source's mappings make of a user it writes (`existing` when the write
+/// replaces one); None when they leave it as sent.
+///
+/// Fails, with nothing written, when a mapping fails or refuses the user, or its result is
+/// not a valid user of the source.
+pub(super) fn reshape_user(
+    state: &Directory,
+    ctx: &Context,
+    sent: &Checked,
+    existing: Option<&UserView>,
+) -> Result<Option<Reshaped>, DomainError> {
+    let target = existing.map(|u| (u.id, user_object(u)));
+    reshape(state, ctx, MappingKind::SourceUser, sent, target)
+}
+
+/// As [`reshape_user`], for a group (its document; its members are not the mappings' to
+/// change).
+pub(super) fn reshape_group(
+    state: &Directory,
+    ctx: &Context,
+    sent: &Checked,
+    existing: Option<&GroupView>,
+) -> Result<Option<Reshaped>, DomainError> {
+    let target = existing.map(|g| (g.id, group_object(g)));
+    reshape(state, ctx, MappingKind::SourceGroup, sent, target)
+}
+
+fn reshape(
+    state: &Directory,
+    ctx: &Context,
+    kind: MappingKind,
+    sent: &Checked,
+    target: Option<(ResourceId, serde_json::Value)>,
+) -> Result<Option<Reshaped>, DomainError> {
+    let Some(source) = ctx.source.as_deref().and_then(|s| state.source_by_slug(s)) else {
+        return Ok(None);
+    };
+    let slug = source.slug.as_str();
+    let what = if kind.users() { "user" } else { "group" };
+    let mut steps = Vec::new();
+    for name in &source.mappings {
+        let m = state.mapping_by_name(name).ok_or_else(|| {
+            DomainError::Invalid(format!("source {slug:?}'s mapping {name:?} is not defined"))
+        })?;
+        if m.mapping.kind != kind {
+            continue;
+        }
+        let expression = Expression::cached(&m.mapping.expression).map_err(|e| {
+            DomainError::Invalid(format!(
+                "source {slug:?}'s mapping {name:?} does not compile: {e}"
+            ))
+        })?;
+        steps.push(Step { name, expression });
+    }
+    if steps.is_empty() {
+        return Ok(None);
+    }
+    let (id, existing) = match &target {
+        Some((id, object)) => (Some(id.to_string()), Some(object)),
+        None => (None, None),
+    };
+    let mapped = inbound::run(kind, &steps, slug, sent.as_map(), id.as_deref(), existing)
+        .map_err(|e| DomainError::Invalid(format!("source {slug:?}'s {e}")))?;
+    let names = || steps.iter().map(|s| s.name.to_owned()).collect::<Vec<_>>();
+    let doc = match mapped {
+        Mapped::Unchanged => return Ok(None),
+        Mapped::Refused(name) => {
+            return Err(DomainError::Invalid(format!(
+                "source {slug:?}'s mapping {name:?} refuses this {what}"
+            )))
+        }
+        Mapped::Changed(doc) => doc,
+    };
+    let resource = source_schemas(state, ctx, kind.users())
+        .check(doc)
+        .map_err(|e| {
+            DomainError::Invalid(format!(
+                "what source {slug:?}'s mappings ({}) made of this {what} is not valid: {}",
+                names().join(", "),
+                e.detail
+            ))
+        })?;
+    if resource == *sent {
+        return Ok(None);
+    }
+    Ok(Some(Reshaped {
+        resource,
+        sent: Document::from_map(sent.as_map()),
+        mappings: names(),
+    }))
+}
+
+/// Records what the source sent, after the event that stored what its mappings made of it.
+pub(super) fn record_sent(
+    b: &mut Builder<'_>,
+    rt: ResourceType,
+    id: ResourceId,
+    current: u64,
+    reshaped: &Reshaped,
+) {
+    let mappings = reshaped.mappings.clone();
+    let event = match rt {
+        ResourceType::User => Event::UserMapped(UserMapped {
+            sent: Personal::Plain(reshaped.sent.clone()),
+            mappings,
+        }),
+        _ => Event::GroupMapped(GroupMapped {
+            sent: reshaped.sent.clone(),
+            mappings,
+        }),
+    };
+    b.push(rt, id, current, event);
+}
+
+/// Runs the source's current mappings again on one object it owns, as stored: the stored
+/// document is what the mappings see as the user or group, and as `existing`. A result that
+/// differs replaces the document, with the record of what the mappings ran on.
+///
+/// Fails when the object is gone or not the source's (`NotFound`), or as a write by the
+/// source would.
+pub(super) fn remap(
+    state: &Directory,
+    b: &mut Builder<'_>,
+    ctx: &Context,
+    slug: &str,
+    user: bool,
+    id: ResourceId,
+) -> Result<Outcome, DomainError> {
+    let as_source = Context {
+        source: Some(slug.to_owned()),
+        ..ctx.clone()
+    };
+    let owned = |owner: &Option<String>| owner.as_deref() == Some(slug);
+    let gone = || DomainError::NotFound(format!("no object {id} of source {slug:?}"));
+    let stored = |doc: &Document| {
+        schemas_of(state, Some(slug), user)
+            .check(doc.to_map())
+            .map_err(|e| DomainError::Invalid(e.detail))
+    };
+    if user {
+        let u = state
+            .user(id)
+            .filter(|u| owned(&u.owner))
+            .ok_or_else(gone)?;
+        let doc = stored(&u.resource)?;
+        match reshape_user(state, &as_source, &doc, Some(u))? {
+            Some(r) => replace_user(state, b, u, &r.resource, Some(&r)),
+            None => Ok(Outcome::User(id)),
+        }
+    } else {
+        let g = state
+            .group(id)
+            .filter(|g| owned(&g.owner))
+            .ok_or_else(gone)?;
+        let doc = stored(&g.resource)?;
+        match reshape_group(state, &as_source, &doc, Some(g))? {
+            Some(r) => write_group(state, b, g, Some((&r.resource, Some(&r))), vec![], vec![]),
+            None => Ok(Outcome::Group(id)),
+        }
+    }
 }

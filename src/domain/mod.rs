@@ -12,6 +12,7 @@ mod members;
 
 use crate::patch::{self, PatchOp};
 use chrono::{DateTime, Utc};
+use mappings::Reshaped;
 use members::{member_changes, resolve_members};
 use roster_events::{
     AdminTokenIssued, Adopted, DirectoryCreated, Document, Envelope, Event, GroupCreated,
@@ -88,7 +89,12 @@ fn string_attr<'a>(resource: &'a Checked, name: &str) -> Result<&'a str, DomainE
 /// The schemas the caller's source gives users (`user`) or groups: its declared extensions
 /// and what it does with undeclared ones.
 fn source_schemas<'a>(state: &'a Directory, ctx: &Context, user: bool) -> ResourceSchemas<'a> {
-    let source = ctx.source.as_deref().and_then(|s| state.source_by_slug(s));
+    schemas_of(state, ctx.source.as_deref(), user)
+}
+
+/// The schemas the source `slug` gives users (`user`) or groups.
+fn schemas_of<'a>(state: &'a Directory, slug: Option<&str>, user: bool) -> ResourceSchemas<'a> {
+    let source = slug.and_then(|s| state.source_by_slug(s));
     let (declared, undeclared) = match source {
         Some(s) => (
             s.declared(if user { "User" } else { "Group" }),
@@ -440,10 +446,16 @@ pub fn decide(
         Command::CreateMapping { id, mapping } => mappings::create(state, &mut b, *id, mapping)?,
         Command::UpdateMapping { id, mapping } => mappings::update(state, &mut b, *id, mapping)?,
         Command::DeleteMapping { id } => mappings::delete(state, &mut b, *id)?,
+        Command::SetSourceMappings { slug, mappings } => {
+            mappings::set_for_source(state, &mut b, slug, mappings)?
+        }
+        Command::Remap { slug, user, id } => mappings::remap(state, &mut b, ctx, slug, *user, *id)?,
         Command::CreateUser {
             resource,
             password_hash,
         } => {
+            let reshaped = mappings::reshape_user(state, ctx, resource, None)?;
+            let resource = reshaped.as_ref().map_or(resource, |r| &r.resource);
             let name = string_attr(resource, "userName")?;
             if let Some(existing) = state.user_by_name(name) {
                 if !adopts(state, ctx) {
@@ -459,7 +471,7 @@ pub fn decide(
                     existing.version,
                     &existing.owner,
                 );
-                let out = replace_user(state, &mut b, existing, resource)?;
+                let out = replace_user(state, &mut b, existing, resource, reshaped.as_ref())?;
                 set_password(&mut b, existing.id, existing.version, password_hash);
                 return Ok((b.events, out));
             }
@@ -469,6 +481,9 @@ pub fn decide(
                 resource: Personal::Plain(Document::from_map(resource.as_map())),
             });
             b.push(ResourceType::User, id, 0, event);
+            if let Some(r) = &reshaped {
+                mappings::record_sent(&mut b, ResourceType::User, id, 0, r);
+            }
             set_password(&mut b, id, 0, password_hash);
             Outcome::User(id)
         }
@@ -479,7 +494,9 @@ pub fn decide(
             if_match,
         } => {
             let user = visible_user(state, ctx, *id, *if_match)?;
-            let out = replace_user(state, &mut b, user, resource)?;
+            let reshaped = mappings::reshape_user(state, ctx, resource, Some(user))?;
+            let resource = reshaped.as_ref().map_or(resource, |r| &r.resource);
+            let out = replace_user(state, &mut b, user, resource, reshaped.as_ref())?;
             set_password(&mut b, user.id, user.version, password_hash);
             out
         }
@@ -494,7 +511,11 @@ pub fn decide(
             let e = patch.evaluated.as_ref();
             let doc = patched(state, ctx, current, &patch.ops, e, true)?;
             let out = match &doc {
-                Some(doc) => replace_user(state, &mut b, user, doc)?,
+                Some(doc) => {
+                    let reshaped = mappings::reshape_user(state, ctx, doc, Some(user))?;
+                    let doc = reshaped.as_ref().map_or(doc, |r| &r.resource);
+                    replace_user(state, &mut b, user, doc, reshaped.as_ref())?
+                }
                 None => Outcome::User(user.id),
             };
             set_password(&mut b, user.id, user.version, password_hash);
@@ -530,6 +551,8 @@ pub fn decide(
             Outcome::Done
         }
         Command::CreateGroup { resource, members } => {
+            let reshaped = mappings::reshape_group(state, ctx, resource, None)?;
+            let resource = reshaped.as_ref().map_or(resource, |r| &r.resource);
             let name = string_attr(resource, "displayName")?;
             if let Some(existing) = state.group_by_name(name) {
                 if !adopts(state, ctx) {
@@ -545,7 +568,8 @@ pub fn decide(
                     existing.version,
                     &existing.owner,
                 );
-                return replace_group(state, &mut b, ctx, existing, resource, members)
+                let doc = (resource, reshaped.as_ref());
+                return replace_group(state, &mut b, ctx, existing, doc, members)
                     .map(|o| (b.events, o));
             }
             let members = resolve_members(state, ctx, None, members)?;
@@ -555,6 +579,9 @@ pub fn decide(
                 resource: Document::from_map(resource.as_map()),
             });
             b.push(ResourceType::Group, id, 0, event);
+            if let Some(r) = &reshaped {
+                mappings::record_sent(&mut b, ResourceType::Group, id, 0, r);
+            }
             if !members.is_empty() {
                 let added = Event::GroupMembersAdded(GroupMembersAdded {
                     members: members.into_iter().collect(),
@@ -570,7 +597,16 @@ pub fn decide(
             if_match,
         } => {
             let group = visible_group(state, ctx, *id, *if_match)?;
-            replace_group(state, &mut b, ctx, group, resource, members)?
+            let reshaped = mappings::reshape_group(state, ctx, resource, Some(group))?;
+            let resource = reshaped.as_ref().map_or(resource, |r| &r.resource);
+            replace_group(
+                state,
+                &mut b,
+                ctx,
+                group,
+                (resource, reshaped.as_ref()),
+                members,
+            )?
         }
         Command::PatchGroup {
             id,
@@ -581,8 +617,17 @@ pub fn decide(
             let current = (group.version, &group.resource);
             let e = patch.evaluated.as_ref();
             let doc = patched(state, ctx, current, &patch.ops, e, false)?;
+            let reshaped = match &doc {
+                Some(doc) => mappings::reshape_group(state, ctx, doc, Some(group))?,
+                None => None,
+            };
+            let doc = match (&reshaped, &doc) {
+                (Some(r), _) => Some(&r.resource),
+                (None, doc) => doc.as_ref(),
+            };
             let (removed, added) = member_changes(state, ctx, group, &patch.members)?;
-            write_group(state, &mut b, group, doc.as_ref(), removed, added)?
+            let doc = doc.map(|d| (d, reshaped.as_ref()));
+            write_group(state, &mut b, group, doc, removed, added)?
         }
         Command::DeleteGroup { id, if_match } => {
             let group = visible_group(state, ctx, *id, *if_match)?;
@@ -675,6 +720,7 @@ fn replace_user(
     b: &mut Builder<'_>,
     user: &UserView,
     resource: &Checked,
+    reshaped: Option<&Reshaped>,
 ) -> Result<Outcome, DomainError> {
     let name = string_attr(resource, "userName")?;
     if state.users_named(name).any(|other| other.id != user.id) {
@@ -688,6 +734,9 @@ fn replace_user(
             resource: Personal::Plain(resource),
         });
         b.push(ResourceType::User, user.id, user.version, event);
+        if let Some(r) = reshaped {
+            mappings::record_sent(b, ResourceType::User, user.id, user.version, r);
+        }
     }
     Ok(Outcome::User(user.id))
 }
@@ -700,7 +749,7 @@ fn replace_group(
     b: &mut Builder<'_>,
     ctx: &Context,
     group: &GroupView,
-    resource: &Checked,
+    resource: (&Checked, Option<&Reshaped>),
     members: &[MemberRef],
 ) -> Result<Outcome, DomainError> {
     let members = resolve_members(state, ctx, Some(group), members)?;
@@ -709,18 +758,18 @@ fn replace_group(
     write_group(state, b, group, Some(resource), removed, added)
 }
 
-/// Records a group's changes: its document (if given and different), then the members removed
-/// and added.
+/// Records a group's changes: its document (if given and different, with what its source sent
+/// when mappings reshaped it), then the members removed and added.
 fn write_group(
     state: &Directory,
     b: &mut Builder<'_>,
     group: &GroupView,
-    resource: Option<&Checked>,
+    resource: Option<(&Checked, Option<&Reshaped>)>,
     removed: Vec<Member>,
     added: Vec<Member>,
 ) -> Result<Outcome, DomainError> {
     let id = group.id;
-    if let Some(resource) = resource {
+    if let Some((resource, reshaped)) = resource {
         let name = string_attr(resource, "displayName")?;
         if state.groups_named(name).any(|other| other.id != id) {
             return Err(DomainError::Conflict(format!(
@@ -731,6 +780,9 @@ fn write_group(
         if group.resource != resource {
             let event = Event::GroupReplaced(GroupReplaced { resource });
             b.push(ResourceType::Group, id, group.version, event);
+            if let Some(r) = reshaped {
+                mappings::record_sent(b, ResourceType::Group, id, group.version, r);
+            }
         }
     }
     if !removed.is_empty() {

@@ -316,6 +316,7 @@ fn source_json(app: &AppState, s: &SourceView) -> Value {
         "created": s.created,
         "tokens": tokens,
         "schemas": s.all_declared().map(|(rt, d)| json!({"resource_type": rt, "id": d.id})).collect::<Vec<_>>(),
+        "mappings": s.mappings,
     })
 }
 

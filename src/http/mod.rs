@@ -17,6 +17,7 @@ mod rates;
 mod scim;
 mod select;
 pub mod serve;
+mod source_mappings;
 pub mod tls;
 
 pub use rates::SourceRates;
@@ -150,6 +151,7 @@ pub fn router(state: AppState) -> Router {
             admin::routes()
                 .merge(providers::routes())
                 .merge(mappings::routes())
+                .merge(source_mappings::routes())
                 .merge(audit::routes())
                 .merge(erasure::routes())
                 .layer(middleware::from_fn_with_state(

@@ -35,6 +35,7 @@ pub fn assign(
         match &mut env.event {
             Event::UserCreated(c) => give(&mut c.resource, key()?),
             Event::UserReplaced(r) => give(&mut r.resource, key()?),
+            Event::UserMapped(m) => give(&mut m.sent, key()?),
             Event::UserPasswordSet(p) => give(&mut p.hash, key()?),
             _ => {}
         }

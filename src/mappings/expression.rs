@@ -13,7 +13,8 @@
 use cel::common::ast::{EntryExpr, Expr, IdedEntryExpr, IdedExpr};
 use cel::{Context, Env, Program, Value};
 use serde_json::{Map, Value as Json};
-use std::sync::{Arc, LazyLock};
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
 
 /// The longest expression accepted, in bytes.
 pub const MAX_SOURCE: usize = 4096;
@@ -176,6 +177,32 @@ impl Expression {
         };
         check.walk(program.expression(), false)?;
         Ok(Expression { program })
+    }
+
+    /// `source` compiled, from a process-wide cache of the expressions compiled before (the
+    /// write path runs a source's stored mappings on every write: each is compiled once).
+    ///
+    /// Fails as [`Expression::compile`] does.
+    pub fn cached(source: &str) -> Result<Arc<Expression>, ExpressionError> {
+        /// Distinct expressions kept; more empties the cache (it refills as they are used).
+        const MAX_CACHED: usize = 512;
+        static CACHE: LazyLock<Mutex<HashMap<String, Arc<Expression>>>> =
+            LazyLock::new(Default::default);
+        let cache = || {
+            CACHE
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if let Some(e) = cache().get(source) {
+            return Ok(e.clone());
+        }
+        let compiled = Arc::new(Expression::compile(source)?);
+        let mut cache = cache();
+        if cache.len() >= MAX_CACHED {
+            cache.clear();
+        }
+        cache.insert(source.to_owned(), compiled.clone());
+        Ok(compiled)
     }
 
     /// Evaluates the expression with `variables` bound (and `skip`).

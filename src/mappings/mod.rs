@@ -4,6 +4,7 @@
 //! objects) and the variables an expression of each kind sees.
 
 pub mod expression;
+pub mod inbound;
 mod samples;
 pub mod templates;
 
@@ -178,6 +179,34 @@ pub fn group_object(g: &roster_projections::GroupView) -> Value {
         .collect();
     object.insert("members".into(), Value::Array(members));
     Value::Object(object)
+}
+
+/// Merges `from` over `into`: objects member by member, anything else replaced; a null
+/// removes.
+pub fn merge(into: &mut Map<String, Value>, from: Map<String, Value>) {
+    for (k, v) in from {
+        match (into.get_mut(&k), v) {
+            (Some(Value::Object(a)), Value::Object(b)) => merge(a, b),
+            (_, v) => {
+                into.insert(k, v);
+            }
+        }
+    }
+}
+
+/// `schemas` lists every schema the document holds: the ones given, and each extension
+/// present under its URN.
+pub fn list_schemas(doc: &mut Map<String, Value>) {
+    let mut schemas: Vec<Value> = match doc.get("schemas") {
+        Some(Value::Array(a)) => a.iter().filter(|s| s.is_string()).cloned().collect(),
+        _ => Vec::new(),
+    };
+    for key in doc.keys().filter(|k| k.starts_with("urn:")) {
+        if !schemas.iter().any(|s| s.as_str() == Some(key.as_str())) {
+            schemas.push(Value::from(key.as_str()));
+        }
+    }
+    doc.insert("schemas".into(), Value::Array(schemas));
 }
 
 /// What an expression of a kind is evaluated on.

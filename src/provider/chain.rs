@@ -6,7 +6,9 @@
 
 use super::mapping::{DefaultMapping, Mapping, MappingFailed};
 use crate::mappings::expression::without_nulls;
-use crate::mappings::{group_object, user_object, Expression, Outcome, Variables};
+use crate::mappings::{
+    group_object, list_schemas, merge, user_object, Expression, Outcome, Variables,
+};
 use roster_events::{MappingKind, ProviderConfig};
 use roster_projections::{GroupView, MappingView, UserView};
 use serde_json::{Map, Value};
@@ -112,34 +114,6 @@ impl Chain {
         list_schemas(&mut out);
         Ok(Some(out))
     }
-}
-
-/// Merges `from` over `into`: objects member by member, anything else replaced; a null
-/// removes.
-fn merge(into: &mut Map<String, Value>, from: Map<String, Value>) {
-    for (k, v) in from {
-        match (into.get_mut(&k), v) {
-            (Some(Value::Object(a)), Value::Object(b)) => merge(a, b),
-            (_, v) => {
-                into.insert(k, v);
-            }
-        }
-    }
-}
-
-/// `schemas` lists every schema the document holds: the ones given, and each extension
-/// present under its URN.
-fn list_schemas(doc: &mut Map<String, Value>) {
-    let mut schemas: Vec<Value> = match doc.get("schemas") {
-        Some(Value::Array(a)) => a.iter().filter(|s| s.is_string()).cloned().collect(),
-        _ => Vec::new(),
-    };
-    for key in doc.keys().filter(|k| k.starts_with("urn:")) {
-        if !schemas.iter().any(|s| s.as_str() == Some(key.as_str())) {
-            schemas.push(Value::from(key.as_str()));
-        }
-    }
-    doc.insert("schemas".into(), Value::Array(schemas));
 }
 
 impl Mapping for Chain {

@@ -680,7 +680,8 @@ impl PgStore {
                         | Event::SourceDeleted
                         | Event::SourceTokenIssued(_)
                         | Event::SourceTokenRevoked(_)
-                        | Event::SourceSchemaDeclared(_) => {
+                        | Event::SourceSchemaDeclared(_)
+                        | Event::SourceMappingsSet(_) => {
                             touched.sources.insert(id);
                         }
                         Event::ProviderCreated(_)
@@ -696,7 +697,8 @@ impl PgStore {
                         | Event::UserDeleted
                         | Event::UserErased(_)
                         | Event::UserAdopted(_)
-                        | Event::UserPasswordSet(_) => {
+                        | Event::UserPasswordSet(_)
+                        | Event::UserMapped(_) => {
                             touched.users.insert(id);
                         }
                         Event::GroupCreated(_)
@@ -704,7 +706,8 @@ impl PgStore {
                         | Event::GroupMembersAdded(_)
                         | Event::GroupMembersRemoved(_)
                         | Event::GroupDeleted
-                        | Event::GroupAdopted(_) => {
+                        | Event::GroupAdopted(_)
+                        | Event::GroupMapped(_) => {
                             touched.groups.insert(id);
                         }
                         // In the log for the audit trail; no view holds them.

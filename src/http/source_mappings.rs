@@ -1,0 +1,168 @@
+//! The admin API's side of a source's mappings: which source mappings it runs on what it
+//! writes, in order (`PUT /admin/v1/sources/{slug}/mappings`), and running them again on every
+//! user and group it owns after they changed (`POST /admin/v1/sources/{slug}/remap`). Each
+//! re-mapped object is a command of its own, so it is decided on the state its neighbours
+//! left and recorded with the admin as actor.
+
+use super::admin::AdminAuth;
+use super::body::{json_object, typed};
+use super::error::ScimError;
+use super::AppState;
+use crate::domain::Command;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{post, put};
+use axum::{Json, Router};
+use futures_util::StreamExt;
+use roster_events::ResourceId;
+use roster_projections::{ListQuery, SourceView, Visibility};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/sources/{slug}/mappings", put(set))
+        .route("/sources/{slug}/remap", post(remap))
+}
+
+/// Objects listed at a time by a re-map.
+const PAGE: usize = 500;
+/// Re-map commands in flight at once (the writer decides them in batches).
+const IN_FLIGHT: usize = 32;
+/// Failures a re-map's answer lists (it counts them all).
+const LISTED: usize = 20;
+
+async fn source(app: &AppState, slug: &str) -> Result<Arc<SourceView>, ScimError> {
+    app.store
+        .source(slug)
+        .await?
+        .ok_or_else(|| ScimError::not_found(format!("source {slug:?} not found")))
+}
+
+/// Sets the source mappings the source runs, in order; `[]` runs none.
+async fn set(
+    State(app): State<AppState>,
+    admin: AdminAuth,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ScimError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        mappings: Vec<String>,
+    }
+    let body: Body = typed(json_object(&headers, body)?)?;
+    let s = source(&app, &slug).await?;
+    let cmd = Command::SetSourceMappings {
+        slug: slug.clone(),
+        mappings: body.mappings,
+    };
+    admin.execute(&app, &s.directory, cmd).await?;
+    tracing::info!(admin = %admin.who(), source = %slug, "source mappings set");
+    let s = source(&app, &slug).await?;
+    Ok(Json(json!({"slug": s.slug, "mappings": s.mappings})).into_response())
+}
+
+/// What a re-map did to one kind of object.
+#[derive(Default)]
+struct Tally {
+    examined: u64,
+    changed: u64,
+    failed: u64,
+}
+
+/// Runs the source's mappings again on every user and group it owns, as stored; answers with
+/// how many were examined, changed and failed (the first failures with their reasons).
+async fn remap(
+    State(app): State<AppState>,
+    admin: AdminAuth,
+    Path(slug): Path<String>,
+) -> Result<Response, ScimError> {
+    let s = source(&app, &slug).await?;
+    let dir = s.directory.as_str();
+    let mut failures: Vec<Value> = Vec::new();
+    let mut tallies = Vec::new();
+    for user in [true, false] {
+        let mut tally = Tally::default();
+        let mut start = 1;
+        loop {
+            let ids = owned(&app, &s, user, start).await?;
+            if ids.is_empty() {
+                break;
+            }
+            start += ids.len();
+            let answers: Vec<_> = futures_util::stream::iter(ids)
+                .map(|id| {
+                    let cmd = Command::Remap {
+                        slug: slug.clone(),
+                        user,
+                        id,
+                    };
+                    let admin = &admin;
+                    let app = &app;
+                    async move { (id, admin.execute_at(app, dir, cmd).await) }
+                })
+                .buffer_unordered(IN_FLIGHT)
+                .collect()
+                .await;
+            for (id, answer) in answers {
+                tally.examined += 1;
+                match answer {
+                    Ok((_, Some(_))) => tally.changed += 1,
+                    Ok((_, None)) => {}
+                    // Deleted since it was listed.
+                    Err(e) if e.status == axum::http::StatusCode::NOT_FOUND => {
+                        tally.examined -= 1;
+                    }
+                    Err(e) if e.status.is_client_error() => {
+                        tally.failed += 1;
+                        if failures.len() < LISTED {
+                            failures.push(json!({"id": id, "detail": e.detail}));
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        tallies.push(tally);
+    }
+    let [users, groups] = [&tallies[0], &tallies[1]]
+        .map(|t| json!({"examined": t.examined, "changed": t.changed, "failed": t.failed}));
+    tracing::info!(admin = %admin.who(), source = %slug, "source re-mapped");
+    Ok(Json(json!({
+        "slug": slug,
+        "mappings": s.mappings,
+        "users": users,
+        "groups": groups,
+        "failures": failures,
+    }))
+    .into_response())
+}
+
+/// The ids of one page of the source's users (`user`) or groups.
+async fn owned(
+    app: &AppState,
+    s: &SourceView,
+    user: bool,
+    start_index: usize,
+) -> Result<Vec<ResourceId>, ScimError> {
+    let q = ListQuery {
+        filter: None,
+        sort: None,
+        declared: Vec::new(),
+        start_index,
+        count: PAGE,
+    };
+    let vis = Visibility::Owner(&s.slug);
+    Ok(if user {
+        let page = app.store.list_users(&s.directory, vis, &q).await?;
+        page.items.iter().map(|u| u.id).collect()
+    } else {
+        let page = app.store.list_groups(&s.directory, vis, &q).await?;
+        page.items.iter().map(|g| g.id).collect()
+    })
+}

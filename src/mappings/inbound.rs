@@ -1,0 +1,214 @@
+//! A source's mappings run on a user or group it writes, before the write is decided: the
+//! document it sent first, then each mapping of the object's kind in the source's order, its
+//! attributes deep-merged over what came before (a null removes an attribute). A mapping may
+//! refuse the object (`skip`). What no source mapping may produce: `id`, `meta`, a password,
+//! or a group's members (those are Roster's, or the request's as sent). The result is checked
+//! against the source's schemas by the caller, as what the source sent was.
+
+use super::expression::without_nulls;
+use super::{merge, Expression, Outcome, Variables};
+use roster_events::MappingKind;
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// One of the source's mappings, compiled.
+pub struct Step<'a> {
+    pub name: &'a str,
+    pub expression: Arc<Expression>,
+}
+
+/// What the mappings made of the document.
+#[derive(Debug, PartialEq)]
+pub enum Mapped {
+    /// The document as sent is what is stored.
+    Unchanged,
+    /// The document to store instead.
+    Changed(Map<String, Value>),
+    /// The named mapping refused the object.
+    Refused(String),
+}
+
+/// A mapping failed on the object, or produced what no source mapping may.
+#[derive(Debug, PartialEq, thiserror::Error)]
+#[error("mapping {mapping:?}: {message}")]
+pub struct Failed {
+    pub mapping: String,
+    pub message: String,
+}
+
+/// The members no source mapping may set, compared without case.
+const ROSTERS: &[&str] = &["id", "meta", "password", "members"];
+
+/// Runs `steps` (mappings of `kind`, a source kind) on `sent`, the document a source named
+/// `slug` sent. `id` is the object's id when it exists, `existing` the stored object before
+/// this write (as [`super::user_object`] or [`super::group_object`] give it).
+///
+/// Fails, naming the mapping, when one fails or sets a member that is Roster's.
+pub fn run(
+    kind: MappingKind,
+    steps: &[Step<'_>],
+    slug: &str,
+    sent: &Map<String, Value>,
+    id: Option<&str>,
+    existing: Option<&Value>,
+) -> Result<Mapped, Failed> {
+    let Some(last) = steps.last() else {
+        return Ok(Mapped::Unchanged);
+    };
+    let mut object = sent.clone();
+    if let Some(id) = id {
+        object.insert("id".into(), Value::from(id));
+    }
+    let object = Value::Object(object);
+    let vars = Variables {
+        kind,
+        object: &object,
+        existing,
+        source: Some(slug),
+        provider: None,
+    };
+    let failed = |name: &str, message: String| Failed {
+        mapping: name.to_owned(),
+        message,
+    };
+    let bindings = vars
+        .bindings()
+        .map_err(|e| failed(last.name, e.to_string()))?;
+    let mut out = sent.clone();
+    for step in steps {
+        let attributes = match step.expression.evaluate_in(&bindings) {
+            Ok(Outcome::Skip) => return Ok(Mapped::Refused(step.name.to_owned())),
+            Ok(Outcome::Attributes(a)) => a,
+            Err(e) => return Err(failed(step.name, e.to_string())),
+        };
+        if let Some(k) = attributes
+            .keys()
+            .find(|k| ROSTERS.iter().any(|r| r.eq_ignore_ascii_case(k)))
+        {
+            return Err(failed(
+                step.name,
+                format!("a source's mapping cannot set {k:?}"),
+            ));
+        }
+        merge(&mut out, attributes);
+    }
+    let out = without_nulls(out);
+    if out == *sent {
+        return Ok(Mapped::Unchanged);
+    }
+    Ok(Mapped::Changed(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn steps(list: &[(&'static str, &str)]) -> Vec<Step<'static>> {
+        list.iter()
+            .map(|(name, e)| Step {
+                name,
+                expression: Expression::cached(e).unwrap(),
+            })
+            .collect()
+    }
+
+    fn sent() -> Map<String, Value> {
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": "Adele.Vance@Contoso.example",
+            "name": {"givenName": "Adele", "familyName": "Vance"},
+            "title": "Manager"
+        })
+        .as_object()
+        .unwrap()
+        .clone()
+    }
+
+    fn run_users(list: &[(&'static str, &str)]) -> Result<Mapped, Failed> {
+        run(
+            MappingKind::SourceUser,
+            &steps(list),
+            "entra",
+            &sent(),
+            None,
+            None,
+        )
+    }
+
+    #[test]
+    fn mappings_merge_in_order_over_what_was_sent() {
+        let out = run_users(&[
+            ("lower", "{'userName': user.userName.lowerAscii()}"),
+            (
+                "names",
+                "{'name': {'formatted': user.name.givenName + ' ' + user.name.familyName}, \
+                 'title': null, 'displayName': source.slug}",
+            ),
+        ])
+        .unwrap();
+        let Mapped::Changed(doc) = out else {
+            panic!("{out:?}")
+        };
+        assert_eq!(doc["userName"], "adele.vance@contoso.example");
+        assert_eq!(doc["name"]["givenName"], "Adele");
+        assert_eq!(doc["name"]["formatted"], "Adele Vance");
+        assert_eq!(doc["displayName"], "entra");
+        assert!(!doc.contains_key("title"));
+    }
+
+    #[test]
+    fn a_mapping_that_changes_nothing_leaves_the_document_as_sent() {
+        assert_eq!(
+            run_users(&[("same", "{'userName': user.userName}")]).unwrap(),
+            Mapped::Unchanged
+        );
+        assert_eq!(run_users(&[]).unwrap(), Mapped::Unchanged);
+    }
+
+    #[test]
+    fn skip_refuses_the_object_naming_the_mapping() {
+        let out = run_users(&[
+            ("first", "{'title': 'x'}"),
+            ("no-managers", "user.title == 'Manager' ? skip : {}"),
+        ]);
+        assert_eq!(out.unwrap(), Mapped::Refused("no-managers".into()));
+    }
+
+    #[test]
+    fn what_is_rosters_cannot_be_set() {
+        for key in ["id", "Meta", "password", "members"] {
+            let e = run_users(&[("bad", &format!("{{'{key}': 'x'}}"))]).unwrap_err();
+            assert_eq!(e.mapping, "bad");
+            assert!(e.message.contains(key), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_failure_names_the_mapping() {
+        let e = run_users(&[("ok", "{}"), ("broken", "{'a': user.nothing.here}")]).unwrap_err();
+        assert_eq!(e.mapping, "broken");
+    }
+
+    #[test]
+    fn existing_and_the_id_are_seen_on_a_replacement() {
+        let existing = json!({"id": "u1", "userName": "old@contoso.example", "title": "Boss"});
+        let out = run(
+            MappingKind::SourceUser,
+            &steps(&[(
+                "keep-title",
+                "has(existing.title) && !has(user.title) ? {'title': existing.title} : {'nickName': user.id}",
+            )]),
+            "entra",
+            &sent(),
+            Some("u1"),
+            Some(&existing),
+        )
+        .unwrap();
+        let Mapped::Changed(doc) = out else {
+            panic!("{out:?}")
+        };
+        assert_eq!(doc["nickName"], "u1");
+        assert!(!doc.contains_key("id"));
+    }
+}
