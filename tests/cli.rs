@@ -697,3 +697,59 @@ async fn a_mapping_is_created_from_a_file_previewed_and_a_broken_one_refused_wit
     assert!(ok, "{err}");
     assert!(out.contains("\"familyName\": \"Ada.Lovelace\""), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_is_given_mappings_and_what_it_wrote_is_re_mapped() {
+    let app = TestApp::spawn().await;
+    let (_, user) = app
+        .create_user("default", &app.scim_token, "Ada.Lovelace@Example.com")
+        .await;
+    let id = user["id"].as_str().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lower.cel");
+    std::fs::write(&file, r#"{"userName": user.userName.lowerAscii()}"#).unwrap();
+    let file = file.to_str().unwrap();
+    let (ok, _, err) = run(
+        &app,
+        &[
+            "mapping",
+            "create",
+            "lower",
+            "--kind",
+            "source_user",
+            "--file",
+            file,
+        ],
+    );
+    assert!(ok, "{err}");
+
+    let (ok, out, err) = run(&app, &["source", "mappings", "default", "lower"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("source default runs, in order: lower"),
+        "{out}"
+    );
+    let (ok, _, err) = run(&app, &["source", "mappings", "default", "nowhere"]);
+    assert!(!ok);
+    assert!(err.contains("400") && err.contains("nowhere"), "{err}");
+
+    let (ok, out, err) = run(&app, &["source", "remap", "default"]);
+    assert!(ok, "{err}");
+    let users = out
+        .lines()
+        .find(|l| l.starts_with("users"))
+        .unwrap_or_default();
+    let counts: Vec<&str> = users.split_whitespace().collect();
+    assert_eq!(counts, ["users", "1", "1", "0"], "{out}");
+    let (_, stored) = app
+        .get(
+            &format!("{}/Users/{id}", app.scim("default")),
+            &app.scim_token,
+        )
+        .await;
+    assert_eq!(stored["userName"], "ada.lovelace@example.com");
+
+    let (ok, out, err) = run(&app, &["source", "mappings", "default"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("source default runs no mappings"), "{out}");
+}

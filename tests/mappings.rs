@@ -6,7 +6,7 @@
 //! each once; one a source runs cannot be deleted), run on what it writes before the write is
 //! decided (creates, PUT with the stored object as `existing`, PATCH on the operations'
 //! result, groups), a `skip` refusing the write with the mapping's name, the request as sent
-//! kept in the log (`user.mapped`), a re-map on request recorded as the admin's updates.
+//! kept in the log with the event that stores the result, a re-map on request recorded as the admin's updates.
 
 mod common;
 
@@ -454,7 +454,8 @@ async fn a_sources_mappings_shape_what_it_writes_and_keep_what_it_sent(setup: Se
     assert_eq!(group["displayName"], "entra-Sales");
     assert_eq!(group["members"].as_array().unwrap().len(), 1, "{group}");
 
-    // The log keeps what the source sent (without its password) and which mappings ran.
+    // The log keeps what the source sent (without its password) and which mappings ran, with
+    // the event that stores what they made of it.
     let (trail, _) = audit(
         &app,
         &format!("/events?filter={}", q(&format!("resource.id eq \"{id}\""))),
@@ -463,13 +464,14 @@ async fn a_sources_mappings_shape_what_it_writes_and_keep_what_it_sent(setup: Se
     let events = trail["events"].as_array().unwrap();
     let mapped: Vec<&Value> = events
         .iter()
-        .filter(|e| e["type"] == "user.mapped")
+        .filter(|e| e["details"]["sent"].is_object())
         .collect();
     assert_eq!(mapped.len(), 3, "{trail}");
     let first = mapped
         .iter()
         .find(|e| e["details"]["sent"]["title"] == "Retail Manager")
         .unwrap_or_else(|| panic!("no record of the create as sent: {trail}"));
+    assert_eq!(first["type"], "user.created");
     let sent = &first["details"]["sent"];
     assert_eq!(sent["userName"], "Adele.Vance@contoso.onmicrosoft.com");
     assert!(sent.get("password").is_none(), "{sent}");
@@ -478,14 +480,13 @@ async fn a_sources_mappings_shape_what_it_writes_and_keep_what_it_sent(setup: Se
         json!(["mail-as-username", "keep-title", "no-contractors"])
     );
     assert_eq!(first["source"], "entra");
-    let created = events.iter().find(|e| e["type"] == "user.created").unwrap();
     assert!(
-        created["changes"]
+        first["changes"]
             .as_array()
             .unwrap()
             .iter()
             .any(|c| c["path"] == "userName" && c["new"] == "adele.vance@contoso.example"),
-        "{created}"
+        "{first}"
     );
 
     // A mapping the source runs stays until the source stops running it.

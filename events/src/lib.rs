@@ -24,8 +24,7 @@ pub use document::Document;
 pub use envelope::{Actor, Client, DecodeError, Envelope, ResourceType};
 pub use ids::{fold_case, ResourceId};
 pub use mapping::{
-    GroupMapped, MappingCreated, MappingDef, MappingKind, MappingUpdated, SourceMappingsSet,
-    UserMapped,
+    Mapped, MappingCreated, MappingDef, MappingKind, MappingUpdated, SourceMappingsSet,
 };
 pub use personal::{KeyId, Personal};
 pub use provider::{

@@ -4,7 +4,6 @@
 //! objects before the event was appended. Also: the list of mappings a source runs, and the
 //! record of what a source sent when its mappings changed it.
 
-use crate::{Document, Personal};
 use serde::{Deserialize, Serialize};
 
 /// Which objects a mapping shapes, and where.
@@ -80,20 +79,14 @@ pub struct SourceMappingsSet {
     pub mappings: Vec<String>,
 }
 
-/// A source's mappings changed what it sent: the event before it in the record stores the
-/// result; this one keeps, for the audit trail, the user as the source sent it (without its
-/// password; a PATCH's as its operations left it) and the mappings that ran.
+/// What a source sent, when its mappings changed it (carried by the event that stores the
+/// result: `user.created`, `user.replaced`, `group.created`, `group.replaced`): the JSON merge
+/// patch (RFC 7386) that turns the stored document into the one the source sent (a user's
+/// without its password; a PATCH's as its operations left it), and the mappings that ran.
+/// A user's is personal data, sealed under the user's key as the document is.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct UserMapped {
-    pub sent: Personal<Document>,
-    pub mappings: Vec<String>,
-}
-
-/// As [`UserMapped`], for a group (its document without members, which no mapping changes).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GroupMapped {
-    pub sent: Document,
+pub struct Mapped<T> {
+    pub sent_patch: T,
     pub mappings: Vec<String>,
 }

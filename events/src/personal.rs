@@ -343,14 +343,17 @@ enum Slot<'a> {
 }
 
 impl Event {
-    /// The personal data this event carries, if any.
-    fn personal(&mut self) -> Option<Slot<'_>> {
+    /// The personal data this event carries: a user's document, and what its source sent
+    /// when mappings changed it; a password hash.
+    fn personal(&mut self) -> [Option<Slot<'_>>; 2] {
+        fn sent(m: &mut Option<crate::Mapped<Personal<Document>>>) -> Option<Slot<'_>> {
+            m.as_mut().map(|m| Slot::Document(&mut m.sent_patch))
+        }
         match self {
-            Event::UserCreated(e) => Some(Slot::Document(&mut e.resource)),
-            Event::UserReplaced(e) => Some(Slot::Document(&mut e.resource)),
-            Event::UserMapped(e) => Some(Slot::Document(&mut e.sent)),
-            Event::UserPasswordSet(e) => Some(Slot::Text(&mut e.hash)),
-            _ => None,
+            Event::UserCreated(e) => [Some(Slot::Document(&mut e.resource)), sent(&mut e.mapped)],
+            Event::UserReplaced(e) => [Some(Slot::Document(&mut e.resource)), sent(&mut e.mapped)],
+            Event::UserPasswordSet(e) => [Some(Slot::Text(&mut e.hash)), None],
+            _ => [None, None],
         }
     }
 
@@ -359,7 +362,6 @@ impl Event {
         match self {
             Event::UserCreated(e) => e.resource.key(),
             Event::UserReplaced(e) => e.resource.key(),
-            Event::UserMapped(e) => e.sent.key(),
             Event::UserPasswordSet(e) => e.hash.key(),
             _ => None,
         }
@@ -370,10 +372,13 @@ impl Record {
     /// True when an event of this record holds personal data `pick` selects.
     fn holds(&self, pick: &dyn Fn(Slot<'_>) -> bool) -> bool {
         // Slots are handed out mutably; a look needs no copy of the record.
+        let sent = |m: &Option<crate::Mapped<Personal<Document>>>| {
+            m.as_ref()
+                .is_some_and(|m| pick(Slot::DocumentRef(&m.sent_patch)))
+        };
         self.events.iter().any(|e| match &e.event {
-            Event::UserCreated(c) => pick(Slot::DocumentRef(&c.resource)),
-            Event::UserReplaced(r) => pick(Slot::DocumentRef(&r.resource)),
-            Event::UserMapped(m) => pick(Slot::DocumentRef(&m.sent)),
+            Event::UserCreated(c) => pick(Slot::DocumentRef(&c.resource)) || sent(&c.mapped),
+            Event::UserReplaced(r) => pick(Slot::DocumentRef(&r.resource)) || sent(&r.mapped),
             Event::UserPasswordSet(p) => pick(Slot::TextRef(&p.hash)),
             _ => false,
         })
@@ -413,10 +418,12 @@ impl Record {
         keys: &dyn Fn(KeyId) -> KeyState,
     ) -> Result<(), PersonalError> {
         for e in &mut self.events {
-            match e.event.personal() {
-                Some(Slot::Document(p)) => p.open(keys)?,
-                Some(Slot::Text(p)) => p.open(keys)?,
-                _ => {}
+            for slot in e.event.personal().into_iter().flatten() {
+                match slot {
+                    Slot::Document(p) => p.open(keys)?,
+                    Slot::Text(p) => p.open(keys)?,
+                    _ => {}
+                }
             }
         }
         Ok(())
@@ -453,7 +460,7 @@ impl Record {
         }
         let mut out = self.clone();
         for e in &mut out.events {
-            if let Some(slot) = e.event.personal() {
+            for slot in e.event.personal().into_iter().flatten() {
                 step(slot, keys)?;
             }
         }
@@ -470,6 +477,7 @@ mod tests {
 
     fn record(key: KeyId) -> Record {
         let doc: Document = serde_json::from_str(r#"{"userName":"alice@example.com"}"#).unwrap();
+        let sent: Document = serde_json::from_str(r#"{"userName":"Alice@Example.com"}"#).unwrap();
         let env = |event| Envelope {
             event_id: Uuid::now_v7(),
             directory: "default".into(),
@@ -492,6 +500,10 @@ mod tests {
                 env(Event::UserCreated(UserCreated {
                     owner: None,
                     resource: Personal::Open { key, value: doc },
+                    mapped: Some(crate::Mapped {
+                        sent_patch: Personal::Open { key, value: sent },
+                        mappings: vec!["lower-case".into()],
+                    }),
                 })),
                 env(Event::UserPasswordSet(UserPasswordSet {
                     hash: Personal::Open {
@@ -520,6 +532,10 @@ mod tests {
         let sealed = open.seal_personal(&have).unwrap().unwrap();
         let stored = serde_json::to_string(&sealed).unwrap();
         assert!(!stored.contains("alice"), "{stored}");
+        assert!(
+            !stored.contains("Alice"),
+            "what the source sent is sealed too: {stored}"
+        );
         assert!(!stored.contains("argon2id"), "{stored}");
         assert!(open.seal_personal(&have).unwrap().is_some());
         assert!(
@@ -543,7 +559,11 @@ mod tests {
         );
         let erased = back.open_personal(&|_| KeyState::Erased).unwrap().unwrap();
         match &erased.events[0].event {
-            Event::UserCreated(c) => assert_eq!(c.resource, Personal::Erased(id)),
+            Event::UserCreated(c) => {
+                assert_eq!(c.resource, Personal::Erased(id));
+                let sent = &c.mapped.as_ref().unwrap().sent_patch;
+                assert_eq!(*sent, Personal::Erased(id));
+            }
             other => panic!("{other:?}"),
         }
         assert_eq!(

@@ -5,7 +5,7 @@
 use crate::access::{AccessRefused, AuditRead};
 use crate::document::Document;
 use crate::ids::ResourceId;
-use crate::mapping::{MappingCreated, MappingUpdated};
+use crate::mapping::{Mapped, MappingCreated, MappingUpdated};
 use crate::personal::{KeyId, Personal};
 use crate::provider::{ProviderCreated, ProviderReplayRequested, ProviderUpdated};
 use serde::{Deserialize, Serialize};
@@ -96,6 +96,9 @@ pub struct UserCreated {
     /// The slug of the source that owns the user, if a source created it.
     pub owner: Option<String>,
     pub resource: Personal<Document>,
+    /// Schema 3: what the source sent, when its mappings changed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mapped: Option<Mapped<Personal<Document>>>,
 }
 
 /// A user's stored document was replaced as a whole. Schema 2: an extension sits under its
@@ -106,6 +109,9 @@ pub struct UserCreated {
 #[serde(deny_unknown_fields)]
 pub struct UserReplaced {
     pub resource: Personal<Document>,
+    /// Schema 4: what the source sent, when its mappings changed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mapped: Option<Mapped<Personal<Document>>>,
 }
 
 /// A user's personal data was erased (GDPR article 17): the user's data key was destroyed, so
@@ -131,6 +137,9 @@ pub struct UserErased {
 pub struct GroupCreated {
     pub owner: Option<String>,
     pub resource: Document,
+    /// Schema 2: what the source sent, when its mappings changed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mapped: Option<Mapped<Document>>,
 }
 
 /// A group's document (everything but members) was replaced. Schema 2 as `UserReplaced`.
@@ -138,6 +147,9 @@ pub struct GroupCreated {
 #[serde(deny_unknown_fields)]
 pub struct GroupReplaced {
     pub resource: Document,
+    /// Schema 3: what the source sent, when its mappings changed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mapped: Option<Mapped<Document>>,
 }
 
 /// What kind of resource a group member is.
@@ -238,8 +250,6 @@ pub enum Event {
     MappingUpdated(MappingUpdated),
     MappingDeleted,
     SourceMappingsSet(crate::SourceMappingsSet),
-    UserMapped(crate::UserMapped),
-    GroupMapped(crate::GroupMapped),
     /// Requests Roster refused (audit only: no view changes).
     AccessRefused(AccessRefused),
     /// Reads of the audit trail (audit only: no view changes).
@@ -281,8 +291,6 @@ pub const EVENT_TYPES: &[&str] = &[
     "mapping.updated",
     "mapping.deleted",
     "source.mappings_set",
-    "user.mapped",
-    "group.mapped",
 ];
 
 #[derive(Serialize, Deserialize)]
@@ -324,8 +332,6 @@ impl Event {
             Event::MappingUpdated(_) => "mapping.updated",
             Event::MappingDeleted => "mapping.deleted",
             Event::SourceMappingsSet(_) => "source.mappings_set",
-            Event::UserMapped(_) => "user.mapped",
-            Event::GroupMapped(_) => "group.mapped",
             Event::AccessRefused(_) => "access.refused",
             Event::AuditRead(_) => "audit.read",
         }
@@ -371,8 +377,6 @@ impl Event {
             Event::MappingCreated(p) => serde_json::to_value(p),
             Event::MappingUpdated(p) => serde_json::to_value(p),
             Event::SourceMappingsSet(p) => serde_json::to_value(p),
-            Event::UserMapped(p) => serde_json::to_value(p),
-            Event::GroupMapped(p) => serde_json::to_value(p),
             Event::AccessRefused(p) => serde_json::to_value(p),
             Event::AuditRead(p) => serde_json::to_value(p),
             Event::UserDeleted
@@ -462,8 +466,6 @@ impl Event {
                 Event::MappingDeleted
             }
             "source.mappings_set" => Event::SourceMappingsSet(De::deserialize(d)?),
-            "user.mapped" => Event::UserMapped(De::deserialize(d)?),
-            "group.mapped" => Event::GroupMapped(De::deserialize(d)?),
             other => return Err(D::Error::custom(format!("unknown event type {other:?}"))),
         })
     }

@@ -21,8 +21,9 @@ pub fn current_schema_version(event_type: &str) -> Option<u32> {
         return None;
     }
     Some(match event_type {
-        "source.created" | "group.replaced" | "user.created" | "user.password_set" => 2,
-        "user.replaced" => 3,
+        "source.created" | "group.created" | "user.password_set" => 2,
+        "group.replaced" | "user.created" => 3,
+        "user.replaced" => 4,
         _ => 1,
     })
 }
@@ -64,6 +65,32 @@ pub const UPCASTERS: &[Upcaster] = &[
     Upcaster {
         event_type: "user.password_set",
         from_version: 1,
+        upcast: unchanged,
+        changes: never,
+    },
+    // What a source sent when its mappings changed it (`mapped`) may follow from these
+    // versions on; a payload without it reads as it did.
+    Upcaster {
+        event_type: "user.created",
+        from_version: 2,
+        upcast: unchanged,
+        changes: never,
+    },
+    Upcaster {
+        event_type: "user.replaced",
+        from_version: 3,
+        upcast: unchanged,
+        changes: never,
+    },
+    Upcaster {
+        event_type: "group.created",
+        from_version: 1,
+        upcast: unchanged,
+        changes: never,
+    },
+    Upcaster {
+        event_type: "group.replaced",
+        from_version: 2,
         upcast: unchanged,
         changes: never,
     },

@@ -448,24 +448,6 @@ impl Directory {
                 view.version = env.resource_version;
                 Prior::Source(id, self.set_source(id, Some(Arc::new(view))))
             }
-            // What a source sent before its mappings ran: the view only counts it in its
-            // version.
-            Event::UserMapped(_) => {
-                let old = self.users.get(&id).ok_or_else(missing)?;
-                let view = UserView {
-                    version: env.resource_version,
-                    ..UserView::clone(old)
-                };
-                Prior::User(id, self.set_user(id, Some(Arc::new(view))))
-            }
-            Event::GroupMapped(_) => {
-                let old = self.groups.get(&id).ok_or_else(missing)?;
-                let view = GroupView {
-                    version: env.resource_version,
-                    ..GroupView::clone(old)
-                };
-                Prior::Group(id, self.set_group(id, Some(Arc::new(view))))
-            }
             Event::UserCreated(e) => {
                 if self.users.contains_key(&id) {
                     return Err(exists());

@@ -299,7 +299,6 @@ impl Audit {
             let clear = match &env.event {
                 Event::UserCreated(c) => matches!(c.resource, Personal::Plain(_)),
                 Event::UserReplaced(r) => matches!(r.resource, Personal::Plain(_)),
-                Event::UserMapped(m) => matches!(m.sent, Personal::Plain(_)),
                 Event::UserPasswordSet(p) => matches!(p.hash, Personal::Plain(_)),
                 _ => false,
             };

@@ -573,6 +573,7 @@ mod tests {
                             resource: roster_events::Personal::Plain(Document::from_map(
                                 doc.as_object().unwrap(),
                             )),
+                            mapped: None,
                         }),
                     }],
                     prev_digest: None,

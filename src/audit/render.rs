@@ -52,8 +52,6 @@ pub fn activity(event_type: &str) -> &'static str {
         "mapping.updated" => "Update property mapping",
         "mapping.deleted" => "Delete property mapping",
         "source.mappings_set" => "Set source's property mappings",
-        "user.mapped" => "Apply property mappings to user",
-        "group.mapped" => "Apply property mappings to group",
         "access.refused" => "Refuse request",
         "audit.read" => "Read audit trail",
         _ => "Other",
@@ -317,6 +315,54 @@ pub fn changes<'a>(
     }
 }
 
+/// What a source sent when its mappings reshaped what the event stores: the event's merge
+/// patch over its document, with the mappings that ran (null where the user's data key was
+/// destroyed).
+fn sent(event: &Event) -> Option<Value> {
+    let (resource, mapped) = match event {
+        Event::UserCreated(e) => (e.resource.value(), e.mapped.as_ref()?),
+        Event::UserReplaced(e) => (e.resource.value(), e.mapped.as_ref()?),
+        Event::GroupCreated(e) => {
+            let m = e.mapped.as_ref()?;
+            return Some(sent_json(
+                Some(&e.resource),
+                Some(&m.sent_patch),
+                &m.mappings,
+            ));
+        }
+        Event::GroupReplaced(e) => {
+            let m = e.mapped.as_ref()?;
+            return Some(sent_json(
+                Some(&e.resource),
+                Some(&m.sent_patch),
+                &m.mappings,
+            ));
+        }
+        _ => return None,
+    };
+    Some(sent_json(
+        resource,
+        mapped.sent_patch.value(),
+        &mapped.mappings,
+    ))
+}
+
+fn sent_json(
+    resource: Option<&roster_events::Document>,
+    patch: Option<&roster_events::Document>,
+    mappings: &[String],
+) -> Value {
+    let sent = match (resource, patch) {
+        (Some(resource), Some(patch)) => {
+            let mut doc = resource.to_map();
+            crate::mappings::merge(&mut doc, patch.to_map());
+            Value::Object(crate::mappings::expression::without_nulls(doc))
+        }
+        _ => Value::Null,
+    };
+    json!({"sent": sent, "mappings": mappings})
+}
+
 /// Who acted, in words.
 fn actor_words(e: &Entry, strings: &Interner) -> String {
     let id = strings.get(e.actor).unwrap_or("");
@@ -355,7 +401,6 @@ fn verb(event_type: &str, changes: &[Change]) -> String {
         ("provider.retry_requested", _) => "was asked to retry its parked objects".into(),
         ("provider.replay_requested", _) => "was asked to replay".into(),
         ("source.mappings_set", _) => "had its mappings set".into(),
-        ("user.mapped" | "group.mapped", _) => "was reshaped by its source's mappings".into(),
         (t, _) => match t.rsplit('.').next() {
             Some("created") => "created".into(),
             Some("replaced" | "updated") => "updated".into(),
@@ -498,14 +543,11 @@ impl Serialize for Rendered {
                 (format!("{target} {verb} by {actor}"), "success")
             }
         };
-        // What a source sent before its mappings reshaped it is shown whole: the event
-        // before it in the record holds the changes.
-        let details = (env.event.audit_only()
-            || matches!(
-                env.event,
-                Event::UserErased(_) | Event::UserMapped(_) | Event::GroupMapped(_)
-            ))
-        .then(|| env.event.payload_json());
+        let details = if env.event.audit_only() || matches!(env.event, Event::UserErased(_)) {
+            Some(env.event.payload_json())
+        } else {
+            sent(&env.event)
+        };
         Shown {
             id: env.event_id,
             partition: self.partition,

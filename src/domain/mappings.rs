@@ -10,11 +10,11 @@
 use super::{
     replace_user, schemas_of, source_schemas, write_group, Builder, Context, DomainError, Outcome,
 };
-use crate::mappings::inbound::{self, Mapped, Step};
-use crate::mappings::{group_object, user_object, Expression};
+use crate::mappings::inbound::{self, Shaped, Step};
+use crate::mappings::{group_object, merge_patch, user_object, Expression};
 use roster_events::{
-    Document, Event, GroupMapped, MappingCreated, MappingDef, MappingKind, MappingUpdated,
-    Personal, ResourceId, ResourceType, SourceMappingsSet, UserMapped,
+    Document, Event, Mapped, MappingCreated, MappingDef, MappingKind, MappingUpdated, Personal,
+    ResourceId, ResourceType, SourceMappingsSet,
 };
 use roster_projections::schema::Checked;
 use roster_projections::{Directory, GroupView, MappingView, UserView};
@@ -165,10 +165,11 @@ fn check_kinds(
 }
 
 /// A user or group its source's mappings reshaped: the document to store, and what the
-/// source sent, with the mappings that ran.
+/// source sent (as the merge patch from the stored document to it), with the mappings that
+/// ran.
 pub(super) struct Reshaped {
     pub resource: Checked,
-    sent: Document,
+    sent_patch: Document,
     mappings: Vec<String>,
 }
 
@@ -237,16 +238,16 @@ fn reshape(
         .map_err(|e| DomainError::Invalid(format!("source {slug:?}'s {e}")))?;
     let names = || steps.iter().map(|s| s.name.to_owned()).collect::<Vec<_>>();
     let doc = match mapped {
-        Mapped::Unchanged => return Ok(None),
-        Mapped::Refused(name) => {
+        Shaped::Unchanged => return Ok(None),
+        Shaped::Refused(name) => {
             return Err(DomainError::Invalid(format!(
                 "source {slug:?}'s mapping {name:?} refuses this {what}"
             )))
         }
-        Mapped::Changed(doc) => doc,
+        Shaped::Changed(doc) => doc,
     };
     let resource = source_schemas(state, ctx, kind.users())
-        .check(doc)
+        .check_changes(doc, sent)
         .map_err(|e| {
             DomainError::Invalid(format!(
                 "what source {slug:?}'s mappings ({}) made of this {what} is not valid: {}",
@@ -257,33 +258,30 @@ fn reshape(
     if resource == *sent {
         return Ok(None);
     }
+    let patch = merge_patch(resource.as_map(), sent.as_map());
     Ok(Some(Reshaped {
         resource,
-        sent: Document::from_map(sent.as_map()),
+        sent_patch: Document::from_map(&patch),
         mappings: names(),
     }))
 }
 
-/// Records what the source sent, after the event that stored what its mappings made of it.
-pub(super) fn record_sent(
-    b: &mut Builder<'_>,
-    rt: ResourceType,
-    id: ResourceId,
-    current: u64,
-    reshaped: &Reshaped,
-) {
-    let mappings = reshaped.mappings.clone();
-    let event = match rt {
-        ResourceType::User => Event::UserMapped(UserMapped {
-            sent: Personal::Plain(reshaped.sent.clone()),
-            mappings,
-        }),
-        _ => Event::GroupMapped(GroupMapped {
-            sent: reshaped.sent.clone(),
-            mappings,
-        }),
-    };
-    b.push(rt, id, current, event);
+impl Reshaped {
+    /// What the source sent, as a user's event records it (personal data).
+    pub fn for_user(&self) -> Mapped<Personal<Document>> {
+        Mapped {
+            sent_patch: Personal::Plain(self.sent_patch.clone()),
+            mappings: self.mappings.clone(),
+        }
+    }
+
+    /// What the source sent, as a group's event records it.
+    pub fn for_group(&self) -> Mapped<Document> {
+        Mapped {
+            sent_patch: self.sent_patch.clone(),
+            mappings: self.mappings.clone(),
+        }
+    }
 }
 
 /// Runs the source's current mappings again on one object it owns, as stored: the stored

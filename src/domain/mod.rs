@@ -479,11 +479,9 @@ pub fn decide(
             let event = Event::UserCreated(UserCreated {
                 owner: ctx.source.clone(),
                 resource: Personal::Plain(Document::from_map(resource.as_map())),
+                mapped: reshaped.as_ref().map(Reshaped::for_user),
             });
             b.push(ResourceType::User, id, 0, event);
-            if let Some(r) = &reshaped {
-                mappings::record_sent(&mut b, ResourceType::User, id, 0, r);
-            }
             set_password(&mut b, id, 0, password_hash);
             Outcome::User(id)
         }
@@ -577,11 +575,9 @@ pub fn decide(
             let event = Event::GroupCreated(GroupCreated {
                 owner: ctx.source.clone(),
                 resource: Document::from_map(resource.as_map()),
+                mapped: reshaped.as_ref().map(Reshaped::for_group),
             });
             b.push(ResourceType::Group, id, 0, event);
-            if let Some(r) = &reshaped {
-                mappings::record_sent(&mut b, ResourceType::Group, id, 0, r);
-            }
             if !members.is_empty() {
                 let added = Event::GroupMembersAdded(GroupMembersAdded {
                     members: members.into_iter().collect(),
@@ -732,11 +728,9 @@ fn replace_user(
     if user.resource != resource {
         let event = Event::UserReplaced(UserReplaced {
             resource: Personal::Plain(resource),
+            mapped: reshaped.map(Reshaped::for_user),
         });
         b.push(ResourceType::User, user.id, user.version, event);
-        if let Some(r) = reshaped {
-            mappings::record_sent(b, ResourceType::User, user.id, user.version, r);
-        }
     }
     Ok(Outcome::User(user.id))
 }
@@ -778,11 +772,11 @@ fn write_group(
         }
         let resource = Document::from_map(resource.as_map());
         if group.resource != resource {
-            let event = Event::GroupReplaced(GroupReplaced { resource });
+            let event = Event::GroupReplaced(GroupReplaced {
+                resource,
+                mapped: reshaped.map(Reshaped::for_group),
+            });
             b.push(ResourceType::Group, id, group.version, event);
-            if let Some(r) = reshaped {
-                mappings::record_sent(b, ResourceType::Group, id, group.version, r);
-            }
         }
     }
     if !removed.is_empty() {

@@ -33,9 +33,20 @@ pub fn assign(
             Ok(k)
         };
         match &mut env.event {
-            Event::UserCreated(c) => give(&mut c.resource, key()?),
-            Event::UserReplaced(r) => give(&mut r.resource, key()?),
-            Event::UserMapped(m) => give(&mut m.sent, key()?),
+            Event::UserCreated(c) => {
+                let key = key()?;
+                give(&mut c.resource, key);
+                if let Some(m) = &mut c.mapped {
+                    give(&mut m.sent_patch, key);
+                }
+            }
+            Event::UserReplaced(r) => {
+                let key = key()?;
+                give(&mut r.resource, key);
+                if let Some(m) = &mut r.mapped {
+                    give(&mut m.sent_patch, key);
+                }
+            }
             Event::UserPasswordSet(p) => give(&mut p.hash, key()?),
             _ => {}
         }

@@ -11,6 +11,10 @@
 //! size of the input, which the request limits bound. The output is bounded too.
 
 use cel::common::ast::{EntryExpr, Expr, IdedEntryExpr, IdedExpr};
+use cel::common::types::{
+    CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelUInt,
+};
+use cel::common::value::Val;
 use cel::{Context, Env, Program, Value};
 use serde_json::{Map, Value as Json};
 use std::collections::HashMap;
@@ -132,6 +136,52 @@ pub enum Outcome {
 /// A compiled expression that passed the bounds.
 pub struct Expression {
     program: Program,
+    needs: Needs,
+}
+
+/// Which members of each variable an expression reads: a variable it only reads members of
+/// by name (`user.userName`, `has(user.title)`) needs only those converted for it; one it
+/// uses otherwise (`size(user)`, `user["x"]`, as a whole) needs all of it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Needs(std::collections::BTreeMap<String, Option<std::collections::BTreeSet<String>>>);
+
+impl Needs {
+    fn member(&mut self, variable: &str, member: &str) {
+        if let Some(fields) = self
+            .0
+            .entry(variable.to_owned())
+            .or_insert_with(|| Some(Default::default()))
+        {
+            fields.insert(member.to_owned());
+        }
+    }
+
+    fn whole(&mut self, variable: &str) {
+        self.0.insert(variable.to_owned(), None);
+    }
+
+    /// What all of `needs` read.
+    pub fn union<'a>(needs: impl IntoIterator<Item = &'a Needs>) -> Needs {
+        let mut out = Needs::default();
+        for n in needs {
+            for (variable, fields) in &n.0 {
+                match fields {
+                    None => out.whole(variable),
+                    Some(fields) => fields.iter().for_each(|f| out.member(variable, f)),
+                }
+            }
+        }
+        out
+    }
+
+    /// The members of `variable` to convert: None for all of them.
+    fn of(&self, variable: &str) -> Option<&std::collections::BTreeSet<String>> {
+        static NONE: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+        match self.0.get(variable) {
+            Some(fields) => fields.as_ref(),
+            None => Some(&NONE),
+        }
+    }
 }
 
 impl std::fmt::Debug for Expression {
@@ -174,9 +224,11 @@ impl Expression {
             source,
             program: &program,
             nodes: 0,
+            needs: Needs::default(),
         };
         check.walk(program.expression(), false)?;
-        Ok(Expression { program })
+        let needs = check.needs;
+        Ok(Expression { program, needs })
     }
 
     /// `source` compiled, from a process-wide cache of the expressions compiled before (the
@@ -205,15 +257,20 @@ impl Expression {
         Ok(compiled)
     }
 
+    /// What the expression reads of its variables (for [`Bindings::new`]).
+    pub fn needs(&self) -> &Needs {
+        &self.needs
+    }
+
     /// Evaluates the expression with `variables` bound (and `skip`).
     pub fn evaluate(&self, variables: &[(&str, Json)]) -> Result<Outcome, EvalError> {
         let bound: Vec<(&str, &Json)> = variables.iter().map(|(n, v)| (*n, v)).collect();
-        self.evaluate_in(&Bindings::new(&bound)?)
+        self.evaluate_in(&Bindings::new(&bound, &self.needs))
     }
 
     /// Evaluates the expression on variables converted before (one object, several
     /// expressions).
-    pub fn evaluate_in(&self, bindings: &Bindings) -> Result<Outcome, EvalError> {
+    pub fn evaluate_in(&self, bindings: &Bindings<'_>) -> Result<Outcome, EvalError> {
         let value = guarded(|| self.program.execute(&bindings.0))
             .map_err(EvalError::Failed)?
             .map_err(|e| EvalError::Failed(e.to_string()))?;
@@ -234,23 +291,67 @@ impl Expression {
     }
 }
 
-/// Variables converted to CEL values once, for every expression evaluated on one object.
-pub struct Bindings(Context<'static, 'static>);
+/// Variables converted to CEL values once, for every expression evaluated on one object. The
+/// values borrow the JSON they were made from (strings and keys are not copied).
+pub struct Bindings<'v>(Context<'v, 'v>);
 
-impl Bindings {
-    /// `variables` by name, and `skip`.
-    ///
-    /// Fails when a value cannot be converted (it always can from JSON).
-    pub fn new(variables: &[(&str, &Json)]) -> Result<Bindings, EvalError> {
+impl<'v> Bindings<'v> {
+    /// `variables` by name, each with the members `needs` says are read, and `skip`.
+    pub fn new(variables: &[(&str, &'v Json)], needs: &Needs) -> Bindings<'v> {
         let mut context = Context::with_env(ENV.clone());
         for (name, value) in variables {
-            let value = cel::to_value(value).map_err(|e| EvalError::Failed(e.to_string()))?;
-            context.add_variable_from_value(*name, value);
+            let converted = match (value, needs.of(name)) {
+                (Json::Object(map), Some(members)) => Box::new(CelMap::from(
+                    members
+                        .iter()
+                        .filter_map(|m| map.get_key_value(m.as_str()))
+                        .map(|(k, v)| (CelMapKey::from(k.as_str()), val(v)))
+                        .collect::<std::collections::HashMap<_, _>>(),
+                )),
+                _ => val(value),
+            };
+            context.add_variable_as_val(*name, converted);
         }
         let mut skip = std::collections::HashMap::new();
         skip.insert(SKIP_KEY.to_owned(), Value::Bool(true));
         context.add_variable_from_value("skip", Value::from(skip));
-        Ok(Bindings(context))
+        Bindings(context)
+    }
+
+    /// Adds a variable that is a map of strings (`source`, `provider`).
+    #[must_use]
+    pub fn with_strings(mut self, name: &str, pairs: &[(&str, &str)]) -> Bindings<'v> {
+        let map: std::collections::HashMap<CelMapKey<'v>, Box<dyn Val + 'v>> = pairs
+            .iter()
+            .map(|(k, v)| {
+                let v: Box<dyn Val + 'v> = Box::new(CelString::from((*v).to_owned()));
+                (CelMapKey::from((*k).to_owned()), v)
+            })
+            .collect();
+        self.0
+            .add_variable_as_val(name, Box::new(CelMap::from(map)));
+        self
+    }
+}
+
+/// `json` as a CEL value, borrowing its strings. Numbers become what `cel::to_value` makes of
+/// them: a non-negative integer `uint`, a negative one `int`, any other `double`.
+fn val(json: &Json) -> Box<dyn Val + '_> {
+    match json {
+        Json::Null => Box::new(CelNull),
+        Json::Bool(b) => Box::new(CelBool::from(*b)),
+        Json::Number(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => Box::new(CelUInt::from(u)),
+            (None, Some(i)) => Box::new(CelInt::from(i)),
+            (None, None) => Box::new(CelDouble::from(n.as_f64().unwrap_or(f64::NAN))),
+        },
+        Json::String(s) => Box::new(CelString::from(s.as_str())),
+        Json::Array(items) => Box::new(CelList::from(items.iter().map(val).collect::<Vec<_>>())),
+        Json::Object(map) => Box::new(CelMap::from(
+            map.iter()
+                .map(|(k, v)| (CelMapKey::from(k.as_str()), val(v)))
+                .collect::<std::collections::HashMap<_, _>>(),
+        )),
     }
 }
 
@@ -273,18 +374,25 @@ fn kind_of(v: &Json) -> &'static str {
 }
 
 /// `map` with every null member removed, at any depth (null elements of lists too).
-pub fn without_nulls(map: Map<String, Json>) -> Map<String, Json> {
-    map.into_iter()
-        .filter(|(_, v)| !v.is_null())
-        .map(|(k, v)| (k, prune(v)))
-        .collect()
+pub fn without_nulls(mut map: Map<String, Json>) -> Map<String, Json> {
+    drop_nulls(&mut map);
+    map
 }
 
-fn prune(v: Json) -> Json {
+/// Removes every null member of `map` where it is, at any depth.
+fn drop_nulls(map: &mut Map<String, Json>) {
+    map.retain(|_, v| !v.is_null());
+    map.values_mut().for_each(prune);
+}
+
+fn prune(v: &mut Json) {
     match v {
-        Json::Object(m) => Json::Object(without_nulls(m)),
-        Json::Array(a) => Json::Array(a.into_iter().filter(|v| !v.is_null()).map(prune).collect()),
-        other => other,
+        Json::Object(m) => drop_nulls(m),
+        Json::Array(a) => {
+            a.retain(|v| !v.is_null());
+            a.iter_mut().for_each(prune);
+        }
+        _ => {}
     }
 }
 
@@ -293,6 +401,8 @@ struct Check<'a> {
     source: &'a str,
     program: &'a Program,
     nodes: usize,
+    /// What the expression reads of its variables.
+    needs: Needs,
 }
 
 impl Check<'_> {
@@ -331,7 +441,11 @@ impl Check<'_> {
             return Err(ExpressionError::TooManyNodes(self.nodes));
         }
         match &e.expr {
-            Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => Ok(()),
+            Expr::Ident(name) => {
+                self.needs.whole(name);
+                Ok(())
+            }
+            Expr::Unspecified | Expr::Literal(_) => Ok(()),
             Expr::Call(call) => {
                 let operator = !call
                     .func_name
@@ -370,7 +484,14 @@ impl Check<'_> {
                 .try_for_each(|x| self.walk(x, in_comprehension)),
             Expr::Map(m) => self.entries(&m.entries, in_comprehension),
             Expr::Struct(s) => self.entries(&s.entries, in_comprehension),
-            Expr::Select(s) => self.walk(&s.operand, in_comprehension),
+            Expr::Select(s) => match &s.operand.expr {
+                Expr::Ident(name) => {
+                    self.nodes += 1;
+                    self.needs.member(name, &s.field);
+                    Ok(())
+                }
+                _ => self.walk(&s.operand, in_comprehension),
+            },
         }
     }
 }
@@ -391,6 +512,36 @@ mod tests {
             Outcome::Attributes(m) => Json::Object(m),
             Outcome::Skip => panic!("skipped"),
         }
+    }
+
+    #[test]
+    fn only_the_members_an_expression_reads_are_converted() {
+        let e = Expression::compile(
+            r#"{"a": user.userName, "b": has(user.title), "c": existing.name.givenName}"#,
+        )
+        .unwrap();
+        let set = |v: &[&str]| Some(v.iter().map(|s| s.to_string()).collect());
+        assert_eq!(e.needs().of("user"), set(&["title", "userName"]).as_ref());
+        assert_eq!(e.needs().of("existing"), set(&["name"]).as_ref());
+        assert_eq!(e.needs().of("provider"), set(&[]).as_ref());
+        for whole in [
+            r#"{"n": size(user)}"#,
+            r#"{"n": user["userName"]}"#,
+            r#"{"u": user}"#,
+        ] {
+            let e = Expression::compile(whole).unwrap();
+            assert_eq!(e.needs().of("user"), None, "{whole}");
+        }
+        // What is read reads as it would from the whole object.
+        let user = json!({"userName": "u", "emails": [{"value": "x"}], "n": {"a": 1}});
+        let out = run(
+            r#"{"a": user.emails[0].value, "b": has(user.title), "c": user.n.a}"#,
+            user,
+        );
+        assert_eq!(
+            attributes(out.unwrap()),
+            json!({"a": "x", "b": false, "c": 1})
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! against the source's schemas by the caller, as what the source sent was.
 
 use super::expression::without_nulls;
-use super::{merge, Expression, Outcome, Variables};
+use super::{merge, Expression, Needs, Outcome, Variables};
 use roster_events::MappingKind;
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -19,7 +19,7 @@ pub struct Step<'a> {
 
 /// What the mappings made of the document.
 #[derive(Debug, PartialEq)]
-pub enum Mapped {
+pub enum Shaped {
     /// The document as sent is what is stored.
     Unchanged,
     /// The document to store instead.
@@ -51,10 +51,10 @@ pub fn run(
     sent: &Map<String, Value>,
     id: Option<&str>,
     existing: Option<&Value>,
-) -> Result<Mapped, Failed> {
-    let Some(last) = steps.last() else {
-        return Ok(Mapped::Unchanged);
-    };
+) -> Result<Shaped, Failed> {
+    if steps.is_empty() {
+        return Ok(Shaped::Unchanged);
+    }
     let mut object = sent.clone();
     if let Some(id) = id {
         object.insert("id".into(), Value::from(id));
@@ -71,13 +71,19 @@ pub fn run(
         mapping: name.to_owned(),
         message,
     };
-    let bindings = vars
-        .bindings()
-        .map_err(|e| failed(last.name, e.to_string()))?;
+    let union;
+    let needs = match steps {
+        [one] => one.expression.needs(),
+        _ => {
+            union = Needs::union(steps.iter().map(|s| s.expression.needs()));
+            &union
+        }
+    };
+    let bindings = vars.bindings(needs);
     let mut out = sent.clone();
     for step in steps {
         let attributes = match step.expression.evaluate_in(&bindings) {
-            Ok(Outcome::Skip) => return Ok(Mapped::Refused(step.name.to_owned())),
+            Ok(Outcome::Skip) => return Ok(Shaped::Refused(step.name.to_owned())),
             Ok(Outcome::Attributes(a)) => a,
             Err(e) => return Err(failed(step.name, e.to_string())),
         };
@@ -94,9 +100,9 @@ pub fn run(
     }
     let out = without_nulls(out);
     if out == *sent {
-        return Ok(Mapped::Unchanged);
+        return Ok(Shaped::Unchanged);
     }
-    Ok(Mapped::Changed(out))
+    Ok(Shaped::Changed(out))
 }
 
 #[cfg(test)]
@@ -125,7 +131,7 @@ mod tests {
         .clone()
     }
 
-    fn run_users(list: &[(&'static str, &str)]) -> Result<Mapped, Failed> {
+    fn run_users(list: &[(&'static str, &str)]) -> Result<Shaped, Failed> {
         run(
             MappingKind::SourceUser,
             &steps(list),
@@ -147,7 +153,7 @@ mod tests {
             ),
         ])
         .unwrap();
-        let Mapped::Changed(doc) = out else {
+        let Shaped::Changed(doc) = out else {
             panic!("{out:?}")
         };
         assert_eq!(doc["userName"], "adele.vance@contoso.example");
@@ -161,9 +167,9 @@ mod tests {
     fn a_mapping_that_changes_nothing_leaves_the_document_as_sent() {
         assert_eq!(
             run_users(&[("same", "{'userName': user.userName}")]).unwrap(),
-            Mapped::Unchanged
+            Shaped::Unchanged
         );
-        assert_eq!(run_users(&[]).unwrap(), Mapped::Unchanged);
+        assert_eq!(run_users(&[]).unwrap(), Shaped::Unchanged);
     }
 
     #[test]
@@ -172,7 +178,7 @@ mod tests {
             ("first", "{'title': 'x'}"),
             ("no-managers", "user.title == 'Manager' ? skip : {}"),
         ]);
-        assert_eq!(out.unwrap(), Mapped::Refused("no-managers".into()));
+        assert_eq!(out.unwrap(), Shaped::Refused("no-managers".into()));
     }
 
     #[test]
@@ -205,10 +211,31 @@ mod tests {
             Some(&existing),
         )
         .unwrap();
-        let Mapped::Changed(doc) = out else {
+        let Shaped::Changed(doc) = out else {
             panic!("{out:?}")
         };
         assert_eq!(doc["nickName"], "u1");
         assert!(!doc.contains_key("id"));
+    }
+
+    #[test]
+    fn a_merge_patch_turns_the_stored_document_back_into_what_was_sent() {
+        let cases = [
+            (
+                json!({"a": 1, "b": {"c": 2, "d": 3}, "e": [1]}),
+                json!({"a": 1, "b": {"c": 4}, "f": "x"}),
+            ),
+            (json!({"a": {"b": {"c": 1}}}), json!({"a": 2})),
+            (json!({"a": 2}), json!({"a": {"b": [1, 2]}})),
+            (json!({}), json!({"x": {"y": true}})),
+            (json!({"x": [1, 2]}), json!({})),
+        ];
+        for (from, to) in cases {
+            let (from, to) = (from.as_object().unwrap(), to.as_object().unwrap());
+            let patch = super::super::merge_patch(from, to);
+            let mut back = from.clone();
+            merge(&mut back, patch);
+            assert_eq!(&without_nulls(back), to);
+        }
     }
 }

@@ -8,7 +8,7 @@ pub mod inbound;
 mod samples;
 pub mod templates;
 
-pub use expression::{Bindings, EvalError, Expression, ExpressionError, Outcome};
+pub use expression::{Bindings, EvalError, Expression, ExpressionError, Needs, Outcome};
 use roster_events::{MappingDef, MappingKind};
 use serde_json::{json, Map, Value};
 
@@ -194,6 +194,28 @@ pub fn merge(into: &mut Map<String, Value>, from: Map<String, Value>) {
     }
 }
 
+/// The JSON merge patch (RFC 7386) that turns `from` into `to` (documents without nulls):
+/// [`merge`] it over `from`, then drop the nulls, and `to` comes back.
+pub fn merge_patch(from: &Map<String, Value>, to: &Map<String, Value>) -> Map<String, Value> {
+    let mut patch: Map<String, Value> = from
+        .keys()
+        .filter(|k| !to.contains_key(*k))
+        .map(|k| (k.clone(), Value::Null))
+        .collect();
+    for (k, v) in to {
+        match (from.get(k), v) {
+            (Some(a), b) if a == b => {}
+            (Some(Value::Object(a)), Value::Object(b)) => {
+                patch.insert(k.clone(), Value::Object(merge_patch(a, b)));
+            }
+            (_, b) => {
+                patch.insert(k.clone(), b.clone());
+            }
+        }
+    }
+    patch
+}
+
 /// `schemas` lists every schema the document holds: the ones given, and each extension
 /// present under its URN.
 pub fn list_schemas(doc: &mut Map<String, Value>) {
@@ -223,40 +245,35 @@ pub struct Variables<'a> {
     pub provider: Option<(&'a str, &'a str)>,
 }
 
-impl Variables<'_> {
+impl<'a> Variables<'a> {
     /// The variables by name, converted for evaluation: `user` or `group`; `existing` and
     /// `source` for a source's mappings, `provider` for a provider's.
     ///
-    /// Fails as [`Bindings::new`] does.
-    pub fn bindings(&self) -> Result<Bindings, EvalError> {
+    /// Only what `needs` says is read is converted.
+    pub fn bindings(&self, needs: &Needs) -> Bindings<'a> {
+        static NULL: Value = Value::Null;
         let object = if self.kind.users() { "user" } else { "group" };
-        let null = Value::Null;
-        let context = match self.kind {
+        match self.kind {
             MappingKind::SourceUser | MappingKind::SourceGroup => {
-                json!({"slug": self.source.unwrap_or_default()})
+                let vars = [
+                    (object, self.object),
+                    ("existing", self.existing.unwrap_or(&NULL)),
+                ];
+                let slug = self.source.unwrap_or_default();
+                Bindings::new(&vars, needs).with_strings("source", &[("slug", slug)])
             }
             MappingKind::ProviderUser | MappingKind::ProviderGroup => {
                 let (name, mode) = self.provider.unwrap_or_default();
-                json!({"name": name, "mode": mode})
+                Bindings::new(&[(object, self.object)], needs)
+                    .with_strings("provider", &[("name", name), ("mode", mode)])
             }
-        };
-        let mut vars = vec![(object, self.object)];
-        if matches!(
-            self.kind,
-            MappingKind::SourceUser | MappingKind::SourceGroup
-        ) {
-            vars.push(("existing", self.existing.unwrap_or(&null)));
-            vars.push(("source", &context));
-        } else {
-            vars.push(("provider", &context));
         }
-        Bindings::new(&vars)
     }
 }
 
 impl Expression {
     /// Evaluates with [`Variables::bindings`].
     pub fn evaluate_with(&self, vars: &Variables<'_>) -> Result<Outcome, EvalError> {
-        self.evaluate_in(&vars.bindings()?)
+        self.evaluate_in(&vars.bindings(self.needs()))
     }
 }

@@ -7,7 +7,7 @@
 use super::mapping::{DefaultMapping, Mapping, MappingFailed};
 use crate::mappings::expression::without_nulls;
 use crate::mappings::{
-    group_object, list_schemas, merge, user_object, Expression, Outcome, Variables,
+    group_object, list_schemas, merge, user_object, Expression, Needs, Outcome, Variables,
 };
 use roster_events::{MappingKind, ProviderConfig};
 use roster_projections::{GroupView, MappingView, UserView};
@@ -19,10 +19,17 @@ struct Step {
     expression: Expression,
 }
 
+/// The mappings of one kind, with what they read of the object together.
+#[derive(Default)]
+struct Steps {
+    list: Vec<Step>,
+    needs: Needs,
+}
+
 /// The built-in mapping followed by a provider's mappings.
 pub struct Chain {
-    users: Vec<Step>,
-    groups: Vec<Step>,
+    users: Steps,
+    groups: Steps,
     provider: String,
     mode: String,
 }
@@ -34,8 +41,8 @@ impl Chain {
     /// compiles.
     pub fn resolve(config: &ProviderConfig, defined: &[MappingView]) -> Result<Chain, String> {
         let mut chain = Chain {
-            users: Vec::new(),
-            groups: Vec::new(),
+            users: Steps::default(),
+            groups: Steps::default(),
             provider: config.name.clone(),
             mode: super::config::mode_name(config.mode),
         };
@@ -51,8 +58,8 @@ impl Chain {
                 expression,
             };
             match m.mapping.kind {
-                MappingKind::ProviderUser => chain.users.push(step),
-                MappingKind::ProviderGroup => chain.groups.push(step),
+                MappingKind::ProviderUser => chain.users.list.push(step),
+                MappingKind::ProviderGroup => chain.groups.list.push(step),
                 other => {
                     return Err(format!(
                         "mapping {name:?} is a {} mapping, not a provider's",
@@ -61,6 +68,9 @@ impl Chain {
                 }
             }
         }
+        for steps in [&mut chain.users, &mut chain.groups] {
+            steps.needs = Needs::union(steps.list.iter().map(|s| s.expression.needs()));
+        }
         Ok(chain)
     }
 
@@ -68,7 +78,7 @@ impl Chain {
     fn apply(
         &self,
         kind: MappingKind,
-        steps: &[Step],
+        steps: &Steps,
         object: &Value,
         mut base: Map<String, Value>,
     ) -> Result<Option<Map<String, Value>>, MappingFailed> {
@@ -79,15 +89,12 @@ impl Chain {
             source: None,
             provider: Some((self.provider.as_str(), self.mode.as_str())),
         };
-        let Some(last) = steps.last() else {
+        let Some(last) = steps.list.last() else {
             return Ok(Some(base));
         };
         // Converted once for every step.
-        let bindings = vars.bindings().map_err(|e| MappingFailed {
-            mapping: last.name.clone(),
-            message: e.to_string(),
-        })?;
-        for step in steps {
+        let bindings = vars.bindings(&steps.needs);
+        for step in &steps.list {
             match step.expression.evaluate_in(&bindings) {
                 Ok(Outcome::Skip) => return Ok(None),
                 Ok(Outcome::Attributes(attributes)) => merge(&mut base, attributes),
@@ -118,7 +125,7 @@ impl Chain {
 
 impl Mapping for Chain {
     fn user(&self, user: &UserView) -> Result<Option<Map<String, Value>>, MappingFailed> {
-        if self.users.is_empty() {
+        if self.users.list.is_empty() {
             return DefaultMapping.user(user);
         }
         let base = DefaultMapping.user_document(user);
@@ -140,7 +147,7 @@ impl Mapping for Chain {
         group: &GroupView,
         members: Vec<Value>,
     ) -> Result<Option<Map<String, Value>>, MappingFailed> {
-        if self.groups.is_empty() {
+        if self.groups.list.is_empty() {
             return DefaultMapping.group(group, members);
         }
         let seen = group_object(group);

@@ -34,6 +34,7 @@ pub fn record(directory: &str, follows: u64, tag: &str, n: usize) -> Record {
                         .as_object()
                         .unwrap(),
                 )),
+                mapped: None,
             }),
         })
         .collect();

@@ -41,6 +41,7 @@ fn reverting_a_batch_restores_views_and_indexes_exactly() {
         Event::UserCreated(UserCreated {
             owner: owner.clone(),
             resource: Personal::Plain(user("a")),
+            mapped: None,
         }),
     ))
     .unwrap();
@@ -55,6 +56,7 @@ fn reverting_a_batch_restores_views_and_indexes_exactly() {
             Event::UserCreated(UserCreated {
                 owner: owner.clone(),
                 resource: Personal::Plain(user("b")),
+                mapped: None,
             }),
         ),
         env(
@@ -63,6 +65,7 @@ fn reverting_a_batch_restores_views_and_indexes_exactly() {
             2,
             Event::UserReplaced(UserReplaced {
                 resource: Personal::Plain(user("a2")),
+                mapped: None,
             }),
         ),
         env(
@@ -74,6 +77,7 @@ fn reverting_a_batch_restores_views_and_indexes_exactly() {
                 resource: roster_events::Document::from_map(
                     json!({"displayName": "G"}).as_object().unwrap(),
                 ),
+                mapped: None,
             }),
         ),
         env(
@@ -124,6 +128,7 @@ fn an_unindexed_fold_gives_the_same_views_without_the_indexes() {
                 Event::UserCreated(UserCreated {
                     owner: Some("s".into()),
                     resource: Personal::Plain(user("a")),
+                    mapped: None,
                 }),
             ),
             env(
@@ -133,6 +138,7 @@ fn an_unindexed_fold_gives_the_same_views_without_the_indexes() {
                 Event::UserCreated(UserCreated {
                     owner: None,
                     resource: Personal::Plain(user("b")),
+                    mapped: None,
                 }),
             ),
             env(
@@ -144,6 +150,7 @@ fn an_unindexed_fold_gives_the_same_views_without_the_indexes() {
                     resource: roster_events::Document::from_map(
                         json!({"displayName": "G"}).as_object().unwrap(),
                     ),
+                    mapped: None,
                 }),
             ),
             env(
@@ -160,6 +167,7 @@ fn an_unindexed_fold_gives_the_same_views_without_the_indexes() {
                 2,
                 Event::UserReplaced(UserReplaced {
                     resource: Personal::Plain(user("a2")),
+                    mapped: None,
                 }),
             ),
             env(ResourceType::User, u2, 2, Event::UserDeleted),
@@ -192,7 +200,8 @@ fn events_that_do_not_fit_change_nothing() {
             ghost,
             2,
             Event::UserReplaced(UserReplaced {
-                resource: Personal::Plain(user("z"))
+                resource: Personal::Plain(user("z")),
+                mapped: None,
             })
         ))
         .is_err());

@@ -697,8 +697,7 @@ impl PgStore {
                         | Event::UserDeleted
                         | Event::UserErased(_)
                         | Event::UserAdopted(_)
-                        | Event::UserPasswordSet(_)
-                        | Event::UserMapped(_) => {
+                        | Event::UserPasswordSet(_) => {
                             touched.users.insert(id);
                         }
                         Event::GroupCreated(_)
@@ -706,8 +705,7 @@ impl PgStore {
                         | Event::GroupMembersAdded(_)
                         | Event::GroupMembersRemoved(_)
                         | Event::GroupDeleted
-                        | Event::GroupAdopted(_)
-                        | Event::GroupMapped(_) => {
+                        | Event::GroupAdopted(_) => {
                             touched.groups.insert(id);
                         }
                         // In the log for the audit trail; no view holds them.

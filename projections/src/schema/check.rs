@@ -338,6 +338,27 @@ impl<'a> ResourceSchemas<'a> {
     /// extension the source did not declare (unless it keeps them), or `schemas` without
     /// the core schema.
     pub fn check(&self, doc: Map<String, Value>) -> Result<Checked, Invalid> {
+        self.check_over(doc, None)
+    }
+
+    /// As [`Self::check`], for a document made from `base` (a document this check passed):
+    /// members with the same name and value as in `base` are taken as they are, unchecked
+    /// again. What a property mapping changed in a checked document is checked this way.
+    ///
+    /// Fails as `check` does.
+    pub fn check_changes(
+        &self,
+        doc: Map<String, Value>,
+        base: &Checked,
+    ) -> Result<Checked, Invalid> {
+        self.check_over(doc, Some(base.as_map()))
+    }
+
+    fn check_over(
+        &self,
+        doc: Map<String, Value>,
+        base: Option<&Map<String, Value>>,
+    ) -> Result<Checked, Invalid> {
         let mut out = Map::new();
         let mut kept = Vec::new();
         let mut listed: Option<Vec<Value>> = None;
@@ -353,6 +374,15 @@ impl<'a> ResourceSchemas<'a> {
                     return invalid("schemas must be an array of schema URIs");
                 }
                 listed = Some(items);
+                continue;
+            }
+            if base.and_then(|b| b.get(&k)) == Some(&v) {
+                // Stored names are the schemas' own: an extension's whole URN, or a core
+                // attribute.
+                if is_urn(&k) && self.extension(&k).is_none() {
+                    kept.push(k.clone());
+                }
+                out.insert(k, v);
                 continue;
             }
             if is_urn(&k) {

@@ -284,6 +284,7 @@ fn user_record(i: usize) -> Record {
                     .as_object()
                     .expect("an object"),
             )),
+            mapped: None,
         }),
     };
     Record {

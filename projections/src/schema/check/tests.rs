@@ -232,3 +232,33 @@ fn filters_compare_values_of_the_attributes_types() {
         "unknown attributes match nothing"
     );
 }
+
+#[test]
+fn changes_to_a_checked_document_are_checked_as_a_whole_document_is() {
+    let s = user();
+    let base = s
+        .check(doc(json!({
+            "userName": "a@example.com",
+            "active": "True",
+            "emails": [{"value": "a@example.com", "primary": true}],
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "R&D"}
+        })))
+        .unwrap();
+    // Unchanged members pass as they are; a changed one is checked and stored in shape.
+    let mut changed = base.as_map().clone();
+    changed.insert("active".into(), json!("False"));
+    changed.insert("displayName".into(), json!("A"));
+    let out = s.check_changes(changed.clone(), &base).unwrap();
+    assert_eq!(out, s.check(changed).unwrap());
+    assert_eq!(out.get("active"), Some(&json!(false)));
+    // A changed member that is wrong is refused as it would be in a request.
+    let mut wrong = base.as_map().clone();
+    wrong.insert("emails".into(), json!("a@example.com"));
+    assert!(s.check_changes(wrong, &base).is_err());
+    let mut unknown = base.as_map().clone();
+    unknown.insert("shoeSize".into(), json!(9));
+    assert!(s.check_changes(unknown, &base).is_err());
+    let mut nameless = base.as_map().clone();
+    nameless.remove("userName");
+    assert!(s.check_changes(nameless, &base).is_err());
+}
