@@ -3,7 +3,8 @@
 # the server under callgrind, 2,000 creates at 8 clients, then, by MODE, 4,000 reads by id
 # (`gets`), 4,000 `filter=userName eq` reads (`filters`) or none (`creates`). Instruction
 # counts vary by under 1% from run to run (wall-clock figures by 20-30% here), so two builds
-# can be compared by them. Needs valgrind (Debian `valgrind`).
+# can be compared by them. Needs valgrind (Debian `valgrind`). With ROSTER_BENCH_MAPPING=1 the
+# source runs a mapping that reshapes every user (scripts/bench-mapping.sh).
 #   bash scripts/bench-callgrind.sh BIN MODE [OUT]
 # prints the total; OUT (default: a temporary file) keeps the profile for callgrind_annotate.
 set -euo pipefail
@@ -19,6 +20,11 @@ pid=$!
 for _ in $(seq 1 300); do curl -s "127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
 export ROSTER_SCIM_TOKEN
 ROSTER_SCIM_TOKEN=$(grep "SCIM token" "$d/stdout" | awk '{print $3}')
+if [ -n "${ROSTER_BENCH_MAPPING:-}" ]; then
+    # shellcheck source=scripts/bench-mapping.sh
+    . "$(dirname "$0")/bench-mapping.sh"
+    set_source_mapping "127.0.0.1:$port" "$(grep "Admin token" "$d/stdout" | awk '{print $3}')"
+fi
 u="http://127.0.0.1:$port/source/scim/default/v2"
 "$LOAD" creates --url "$u" --concurrency 8 --total 2000 --prefix seed >/dev/null
 case $mode in

@@ -9,7 +9,8 @@
 set -euo pipefail
 LOAD="$(cd "$(dirname "$0")/.." && pwd)/target/release/roster-load"
 bin=$1 rounds=${2:-3} port=18621
-MAPPING='{"userName": user.userName.lowerAscii(), "displayName": has(user.name) && has(user.name.givenName) && has(user.name.familyName) ? user.name.givenName + " " + user.name.familyName : user.userName}'
+# shellcheck source=scripts/bench-mapping.sh
+. "$(dirname "$0")/bench-mapping.sh"
 one() {
     local mapped=$1 d
     d=$(mktemp -d)
@@ -20,14 +21,7 @@ one() {
     local scim admin
     scim=$(grep "SCIM token" "$d/out" | awk '{print $3}')
     admin=$(grep "Admin token" "$d/out" | awk '{print $3}')
-    if [ "$mapped" = yes ]; then
-        local api="127.0.0.1:$port/admin/v1"
-        jq -n --arg e "$MAPPING" '{name: "shape", kind: "source_user", expression: $e}' |
-            curl -sf -H "Authorization: Bearer $admin" -H 'content-type: application/json' \
-                -d @- "$api/mappings" >/dev/null
-        curl -sf -X PUT -H "Authorization: Bearer $admin" -H 'content-type: application/json' \
-            -d '{"mappings": ["shape"]}' "$api/sources/default/mappings" >/dev/null
-    fi
+    if [ "$mapped" = yes ]; then set_source_mapping "127.0.0.1:$port" "$admin"; fi
     local rate
     rate=$(ROSTER_SCIM_TOKEN=$scim "$LOAD" creates --url "http://127.0.0.1:$port/source/scim/default/v2" \
         --concurrency 16 --total 20000 --prefix Seed 2>&1 | grep -oE "= [0-9]+/s" | tr -d '=/s ')

@@ -530,6 +530,34 @@ async fn a_sources_mappings_shape_what_it_writes_and_keep_what_it_sent(setup: Se
         .unwrap_or_else(|| panic!("the re-map is not in the trail: {trail}"));
     assert_eq!(replaced["actor"]["kind"], "admin", "{replaced}");
 
+    // A mapping whose result is not a valid user, or that sets what is Roster's, refuses the
+    // write naming it; nothing is stored.
+    create_mapping(
+        &app,
+        "mail-as-emails",
+        "source_user",
+        r#"{"emails": user.userName}"#,
+    )
+    .await;
+    create_mapping(&app, "set-password", "source_user", r#"{"password": "x"}"#).await;
+    for (name, why) in [
+        ("mail-as-emails", "not valid"),
+        ("set-password", "cannot set"),
+    ] {
+        let (s, _) = set_mappings(&app, "entra", &[name]).await;
+        assert_eq!(s, 200);
+        let (s, body) = app
+            .create_user("entra", &token, "broken@contoso.example")
+            .await;
+        assert_eq!(s, 400, "{body}");
+        assert_eq!(body["scimType"], "invalidValue", "{body}");
+        let detail = body["detail"].as_str().unwrap();
+        assert!(detail.contains(name) && detail.contains(why), "{detail}");
+    }
+    let filter = q(r#"userName eq "broken@contoso.example""#);
+    let (_, found) = app.get(&format!("{users}?filter={filter}"), &token).await;
+    assert_eq!(found["totalResults"], 0, "{found}");
+
     // Taken out of the source, the mappings no longer run.
     let (s, _) = set_mappings(&app, "entra", &["prefix-groups"]).await;
     assert_eq!(s, 200);

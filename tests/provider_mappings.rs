@@ -3,11 +3,13 @@
 //! the provider's mappings in order; a mapping can keep an object away; one that fails parks
 //! the object with the mapping's name; a changed mapping makes the provider sync again and
 //! correct what it sent before; an attached mapping cannot be deleted, nor a source's mapping
-//! attached.
+//! attached. The first test runs on every setup (the file log or Kafka, memory or PostgreSQL
+//! views).
 
 mod common;
 
-use common::remote::{create_group, create_provider, eventually, spawn, status, Remote};
+use common::remote::{create_group, create_provider, eventually, fast, spawn, status, Remote};
+use common::setups::{Setup, Shared};
 use common::TestApp;
 use serde_json::{json, Value};
 
@@ -43,10 +45,17 @@ const NAMES: &str = r#"{
   "nickName": null
 }"#;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_providers_mappings_shape_what_it_sends_and_a_changed_mapping_is_synced_again() {
+common::setups::on_every_setup!(
+    a_providers_mappings_shape_what_it_sends_and_a_changed_mapping_is_synced_again,
+);
+
+async fn a_providers_mappings_shape_what_it_sends_and_a_changed_mapping_is_synced_again(
+    setup: Setup,
+) {
     let remote = Remote::start().await;
-    let app = spawn().await;
+    let shared = Shared::new(setup).await;
+    let data = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn_with(fast(shared.settings(data.path())), data).await;
     mapping(&app, "names", "provider_user", NAMES).await;
     mapping(
         &app,

@@ -255,10 +255,11 @@ fn reshape(
                 e.detail
             ))
         })?;
-    if resource == *sent {
+    // Empty when the check made of the result what was sent.
+    let patch = merge_patch(resource.as_map(), sent.as_map());
+    if patch.is_empty() {
         return Ok(None);
     }
-    let patch = merge_patch(resource.as_map(), sent.as_map());
     Ok(Some(Reshaped {
         resource,
         sent_patch: Document::from_map(&patch),

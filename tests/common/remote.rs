@@ -260,13 +260,18 @@ where
 }
 
 pub fn fast_settings(data: &std::path::Path) -> roster::config::Settings {
+    fast(super::settings(data))
+}
+
+/// `settings` with the provider's retries and timeouts cut short for tests.
+pub fn fast(settings: roster::config::Settings) -> roster::config::Settings {
     roster::config::Settings {
         provider_retry_base_ms: 100,
         provider_retry_cap_ms: 1_000,
         provider_max_attempts: 50,
         provider_request_attempts: 2,
         provider_request_timeout_ms: 5_000,
-        ..super::settings(data)
+        ..settings
     }
 }
 
