@@ -2,7 +2,8 @@
 //! first, then each of the provider's mappings in order, its attributes deep-merged over what
 //! came before (a null removes an attribute), any of them able to skip the object. The result
 //! keeps what Roster needs of it (`externalId` is Roster's id, `schemas` lists what the
-//! document holds) and must still name the object (`userName`, `displayName`).
+//! document holds) and must still name the object (`userName`, `displayName`) and be a valid
+//! SCIM user or group.
 
 use super::mapping::{DefaultMapping, Mapping, MappingFailed};
 use crate::mappings::expression::without_nulls;
@@ -119,8 +120,39 @@ impl Chain {
             });
         }
         list_schemas(&mut out);
+        check_shape(kind, &out).map_err(|detail| MappingFailed {
+            mapping: last.name.clone(),
+            message: format!(
+                "the result is not a valid SCIM {}: {detail}",
+                kind_name(kind)
+            ),
+        })?;
         Ok(Some(out))
     }
+}
+
+fn kind_name(kind: MappingKind) -> &'static str {
+    if kind.users() {
+        "user"
+    } else {
+        "group"
+    }
+}
+
+/// Whether `doc` is a user (or group) as the SCIM schemas have it: types, multi-valued
+/// attributes, known attribute names; extensions other than Roster's pass as they are (a
+/// mapping may send a remote's own). Members are Roster's and not checked here.
+fn check_shape(kind: MappingKind, doc: &Map<String, Value>) -> Result<(), String> {
+    use roster_events::UndeclaredExtensions::Keep;
+    use roster_projections::schema::ResourceSchemas;
+    let mut doc = doc.clone();
+    let schemas = if kind.users() {
+        ResourceSchemas::user(&[], Keep)
+    } else {
+        doc.remove("members");
+        ResourceSchemas::group(&[], Keep)
+    };
+    schemas.check(doc).map(|_| ()).map_err(|e| e.detail)
 }
 
 impl Mapping for Chain {
@@ -269,6 +301,16 @@ mod tests {
             ),
             view("groups", MappingKind::ProviderGroup, "{}"),
             view("inbound", MappingKind::SourceUser, "{}"),
+            view(
+                "shapeless",
+                MappingKind::ProviderUser,
+                r#"{"emails": user.userName}"#,
+            ),
+            view(
+                "custom",
+                MappingKind::ProviderUser,
+                r#"{"urn:example:remote:2.0:User": {"team": "a"}, "active": "True"}"#,
+            ),
         ];
         let chain = Chain::resolve(&config(&["contractors"]), &defined).unwrap();
         let contractor = user(json!({"userName": "c", "userType": "Contractor"}));
@@ -282,6 +324,18 @@ mod tests {
         let chain = Chain::resolve(&config(&["nameless"]), &defined).unwrap();
         let e = chain.user(&user(json!({"userName": "u"}))).unwrap_err();
         assert!(e.message.contains("no userName"), "{e}");
+
+        // The result is checked against the SCIM schemas; a remote's own extension passes.
+        let chain = Chain::resolve(&config(&["shapeless"]), &defined).unwrap();
+        let e = chain.user(&user(json!({"userName": "u"}))).unwrap_err();
+        assert_eq!(e.mapping, "shapeless");
+        assert!(e.message.contains("not a valid SCIM user"), "{e}");
+        let chain = Chain::resolve(&config(&["custom"]), &defined).unwrap();
+        let out = chain
+            .user(&user(json!({"userName": "u"})))
+            .unwrap()
+            .unwrap();
+        assert_eq!(out["urn:example:remote:2.0:User"]["team"], "a");
 
         // A group mapping leaves users alone; a source's mapping or a missing one is refused.
         let chain = Chain::resolve(&config(&["groups"]), &defined).unwrap();
