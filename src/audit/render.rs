@@ -319,32 +319,26 @@ pub fn changes<'a>(
 /// patch over its document, with the mappings that ran (null where the user's data key was
 /// destroyed).
 fn sent(event: &Event) -> Option<Value> {
-    let (resource, mapped) = match event {
-        Event::UserCreated(e) => (e.resource.value(), e.mapped.as_ref()?),
-        Event::UserReplaced(e) => (e.resource.value(), e.mapped.as_ref()?),
+    let (resource, patch, mappings) = match event {
+        Event::UserCreated(e) => {
+            let m = e.mapped.as_ref()?;
+            (e.resource.value(), m.sent_patch.value(), &m.mappings)
+        }
+        Event::UserReplaced(e) => {
+            let m = e.mapped.as_ref()?;
+            (e.resource.value(), m.sent_patch.value(), &m.mappings)
+        }
         Event::GroupCreated(e) => {
             let m = e.mapped.as_ref()?;
-            return Some(sent_json(
-                Some(&e.resource),
-                Some(&m.sent_patch),
-                &m.mappings,
-            ));
+            (Some(&e.resource), Some(&m.sent_patch), &m.mappings)
         }
         Event::GroupReplaced(e) => {
             let m = e.mapped.as_ref()?;
-            return Some(sent_json(
-                Some(&e.resource),
-                Some(&m.sent_patch),
-                &m.mappings,
-            ));
+            (Some(&e.resource), Some(&m.sent_patch), &m.mappings)
         }
         _ => return None,
     };
-    Some(sent_json(
-        resource,
-        mapped.sent_patch.value(),
-        &mapped.mappings,
-    ))
+    Some(sent_json(resource, patch, mappings))
 }
 
 fn sent_json(

@@ -346,8 +346,7 @@ async fn show_source(
     _admin: AdminAuth,
     Path(slug): Path<String>,
 ) -> Result<Response, ScimError> {
-    let s = app.store.source(&slug).await?;
-    let s = s.ok_or_else(|| ScimError::not_found(format!("source {slug:?} not found")))?;
+    let s = source_named(&app, &slug).await?;
     Ok(Json(source_json(&app, &s)).into_response())
 }
 
@@ -420,8 +419,7 @@ async fn issue_token(
     admin: AdminAuth,
     Path(slug): Path<String>,
 ) -> Result<Response, ScimError> {
-    let s = app.store.source(&slug).await?;
-    let s = s.ok_or_else(|| ScimError::not_found(format!("source {slug:?} not found")))?;
+    let s = source_named(&app, &slug).await?;
     let (secret, token) = new_token("rst_");
     let id = token.id;
     let cmd = Command::IssueSourceToken { slug, token };
@@ -438,14 +436,21 @@ async fn revoke_token(
     admin: AdminAuth,
     Path((slug, token_id)): Path<(String, String)>,
 ) -> Result<Response, ScimError> {
-    let s = app.store.source(&slug).await?;
-    let s = s.ok_or_else(|| ScimError::not_found(format!("source {slug:?} not found")))?;
+    let s = source_named(&app, &slug).await?;
     let token_id: ResourceId = token_id
         .parse()
         .map_err(|_| ScimError::not_found(format!("token {token_id} not found")))?;
     let cmd = Command::RevokeSourceToken { slug, token_id };
     admin.execute(&app, &s.directory, cmd).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The source `slug`, or 404.
+pub(super) async fn source_named(app: &AppState, slug: &str) -> Result<Arc<SourceView>, ScimError> {
+    app.store
+        .source(slug)
+        .await?
+        .ok_or_else(|| ScimError::not_found(format!("source {slug:?} not found")))
 }
 
 /// Declares an extension schema (RFC 7643 §7 representation) for a source's users or groups.
@@ -463,8 +468,7 @@ async fn declare_schema(
         schema: roster_projections::schema::DeclaredSchema,
     }
     let body: Declaration = super::body::typed(json_object(&headers, body)?)?;
-    let s = app.store.source(&slug).await?;
-    let s = s.ok_or_else(|| ScimError::not_found(format!("source {slug:?} not found")))?;
+    let s = source_named(&app, &slug).await?;
     let resource_type = match body.resource_type.as_deref() {
         Some("User") | None => "User",
         Some("Group") => "Group",
@@ -497,8 +501,7 @@ async fn delete_source(
     admin: AdminAuth,
     Path(slug): Path<String>,
 ) -> Result<Response, ScimError> {
-    let s = app.store.source(&slug).await?;
-    let s = s.ok_or_else(|| ScimError::not_found(format!("source {slug:?} not found")))?;
+    let s = source_named(&app, &slug).await?;
     let cmd = Command::DeleteSource { slug: slug.clone() };
     admin.execute(&app, &s.directory, cmd).await?;
     tracing::info!(admin = %admin.who, source = %slug, "source deleted");

@@ -4,7 +4,7 @@
 //! re-mapped object is a command of its own, so it is decided on the state its neighbours
 //! left and recorded with the admin as actor.
 
-use super::admin::AdminAuth;
+use super::admin::{source_named, AdminAuth};
 use super::body::{json_object, typed};
 use super::error::ScimError;
 use super::AppState;
@@ -20,7 +20,6 @@ use futures_util::StreamExt;
 use roster_events::ResourceId;
 use roster_projections::{ListQuery, SourceView, Visibility};
 use serde_json::{json, Value};
-use std::sync::Arc;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -34,13 +33,6 @@ const PAGE: usize = 500;
 const IN_FLIGHT: usize = 32;
 /// Failures a re-map's answer lists (it counts them all).
 const LISTED: usize = 20;
-
-async fn source(app: &AppState, slug: &str) -> Result<Arc<SourceView>, ScimError> {
-    app.store
-        .source(slug)
-        .await?
-        .ok_or_else(|| ScimError::not_found(format!("source {slug:?} not found")))
-}
 
 /// Sets the source mappings the source runs, in order; `[]` runs none.
 async fn set(
@@ -56,14 +48,14 @@ async fn set(
         mappings: Vec<String>,
     }
     let body: Body = typed(json_object(&headers, body)?)?;
-    let s = source(&app, &slug).await?;
+    let s = source_named(&app, &slug).await?;
     let cmd = Command::SetSourceMappings {
         slug: slug.clone(),
         mappings: body.mappings,
     };
     admin.execute(&app, &s.directory, cmd).await?;
     tracing::info!(admin = %admin.who(), source = %slug, "source mappings set");
-    let s = source(&app, &slug).await?;
+    let s = source_named(&app, &slug).await?;
     Ok(Json(json!({"slug": s.slug, "mappings": s.mappings})).into_response())
 }
 
@@ -82,7 +74,7 @@ async fn remap(
     admin: AdminAuth,
     Path(slug): Path<String>,
 ) -> Result<Response, ScimError> {
-    let s = source(&app, &slug).await?;
+    let s = source_named(&app, &slug).await?;
     let dir = s.directory.as_str();
     let mut failures: Vec<Value> = Vec::new();
     let mut tallies = Vec::new();
