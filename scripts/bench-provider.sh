@@ -5,7 +5,7 @@
 # in-process SCIM target, times the bootstrap full sync, and measures propagation latency of
 # creates at a steady rate. Add `--store postgres` and friends in ROSTER_BENCH_SERVER_ARGS to
 # run it on PostgreSQL views; `--mappings` in ROSTER_BENCH_LOAD_ARGS gives the provider three
-# property mappings.
+# property mappings. ROSTER_BENCH_BIN runs another build of `roster` (an A/B pair).
 #
 #   bash scripts/bench-provider.sh [USERS] [GROUPS] [LATENCY_USERS] [RATE]
 set -euo pipefail
@@ -22,7 +22,7 @@ cleanup() {
 trap cleanup EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 # shellcheck disable=SC2086
-ROSTER_LOG=warn target/release/roster serve --listen "127.0.0.1:$port" --data-dir "$work/data" \
+ROSTER_LOG=warn "${ROSTER_BENCH_BIN:-target/release/roster}" serve --listen "127.0.0.1:$port" --data-dir "$work/data" \
     --admin-token bench-admin-token-0123456789abcdef ${ROSTER_BENCH_SERVER_ARGS:-} >"$work/out.txt" 2>"$work/server.log" &
 server=$!
 for _ in $(seq 1 300); do grep -q "SCIM token" "$work/out.txt" 2>/dev/null && break; sleep 0.1; done

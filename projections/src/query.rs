@@ -8,7 +8,8 @@ use crate::views::{GroupView, UserView};
 use roster_events::{fold_case, ResourceId};
 use serde_json::{json, Value};
 use std::borrow::Cow;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
 use std::sync::Arc;
 
 use crate::schema::{GROUP as GROUP_SCHEMA, USER as USER_SCHEMA};
@@ -343,7 +344,53 @@ fn narrowed<'d>(
     None
 }
 
+/// Up to `count` of `all` that `vis` admits, in id order, after `after`.
+fn after<V, S: std::hash::BuildHasher>(
+    all: &BTreeMap<ResourceId, Arc<V>>,
+    by_owner: &HashMap<Option<String>, BTreeSet<ResourceId>, S>,
+    vis: Visibility<'_>,
+    after: Option<ResourceId>,
+    count: usize,
+) -> Vec<Arc<V>> {
+    let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+    match vis {
+        Visibility::All => all
+            .range((from, Bound::Unbounded))
+            .take(count)
+            .map(|(_, v)| v.clone())
+            .collect(),
+        Visibility::Owner(o) => by_owner
+            .get(&Some(o.to_owned()))
+            .into_iter()
+            .flat_map(|ids| ids.range((from, Bound::Unbounded)))
+            .filter_map(|id| all.get(id))
+            .take(count)
+            .cloned()
+            .collect(),
+    }
+}
+
 impl Directory {
+    /// See [`crate::ProjectionStore::users_after`].
+    pub fn users_after(
+        &self,
+        vis: Visibility<'_>,
+        after_id: Option<ResourceId>,
+        count: usize,
+    ) -> Vec<Arc<UserView>> {
+        after(&self.users, &self.users_by_owner, vis, after_id, count)
+    }
+
+    /// See [`crate::ProjectionStore::groups_after`].
+    pub fn groups_after(
+        &self,
+        vis: Visibility<'_>,
+        after_id: Option<ResourceId>,
+        count: usize,
+    ) -> Vec<Arc<GroupView>> {
+        after(&self.groups, &self.groups_by_owner, vis, after_id, count)
+    }
+
     /// Lists users visible to `vis` that match the query, in id order.
     pub fn list_users(&self, vis: Visibility<'_>, q: &ListQuery) -> Page<UserView> {
         let narrowed = narrowed(

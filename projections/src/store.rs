@@ -80,6 +80,24 @@ pub trait ProjectionStore: Send + Sync + 'static {
         vis: Visibility<'_>,
         q: &ListQuery,
     ) -> Result<Page<GroupView>, StoreError>;
+    /// Up to `count` users `vis` admits, in id order, after `after` (from the first when
+    /// None): every user a page at a time, each page found by key, so that a scan of a
+    /// million costs the same per page at its end as at its start (full syncs, re-maps).
+    async fn users_after(
+        &self,
+        dir: &str,
+        vis: Visibility<'_>,
+        after: Option<ResourceId>,
+        count: usize,
+    ) -> Result<Vec<Arc<UserView>>, StoreError>;
+    /// As [`ProjectionStore::users_after`], for groups.
+    async fn groups_after(
+        &self,
+        dir: &str,
+        vis: Visibility<'_>,
+        after: Option<ResourceId>,
+        count: usize,
+    ) -> Result<Vec<Arc<GroupView>>, StoreError>;
     /// The display value of each member (userName or displayName), None if it is gone or
     /// `vis` does not admit it (a member another source adopted since it was added).
     async fn member_displays(
@@ -367,6 +385,30 @@ impl ProjectionStore for MemoryStore {
                 total: 0,
                 items: vec![],
             }))
+    }
+
+    async fn users_after(
+        &self,
+        dir: &str,
+        vis: Visibility<'_>,
+        after: Option<ResourceId>,
+        count: usize,
+    ) -> Result<Vec<Arc<UserView>>, StoreError> {
+        Ok(self
+            .with_dir(dir, |d| d.users_after(vis, after, count))
+            .unwrap_or_default())
+    }
+
+    async fn groups_after(
+        &self,
+        dir: &str,
+        vis: Visibility<'_>,
+        after: Option<ResourceId>,
+        count: usize,
+    ) -> Result<Vec<Arc<GroupView>>, StoreError> {
+        Ok(self
+            .with_dir(dir, |d| d.groups_after(vis, after, count))
+            .unwrap_or_default())
     }
 
     async fn member_displays(

@@ -18,7 +18,7 @@ use axum::routing::{post, put};
 use axum::{Json, Router};
 use futures_util::StreamExt;
 use roster_events::ResourceId;
-use roster_projections::{ListQuery, SourceView, Visibility};
+use roster_projections::{SourceView, Visibility};
 use serde_json::{json, Value};
 
 pub fn routes() -> Router<AppState> {
@@ -80,13 +80,11 @@ async fn remap(
     let mut tallies = Vec::new();
     for user in [true, false] {
         let mut tally = Tally::default();
-        let mut start = 1;
+        let mut after = None;
         loop {
-            let ids = owned(&app, &s, user, start).await?;
-            if ids.is_empty() {
-                break;
-            }
-            start += ids.len();
+            let ids = owned(&app, &s, user, after).await?;
+            let Some(last) = ids.last() else { break };
+            after = Some(*last);
             let answers: Vec<_> = futures_util::stream::iter(ids)
                 .map(|id| {
                     let cmd = Command::Remap {
@@ -135,26 +133,20 @@ async fn remap(
     .into_response())
 }
 
-/// The ids of one page of the source's users (`user`) or groups.
+/// The ids of one page of the source's users (`user`) or groups, after `after`.
 async fn owned(
     app: &AppState,
     s: &SourceView,
     user: bool,
-    start_index: usize,
+    after: Option<ResourceId>,
 ) -> Result<Vec<ResourceId>, ScimError> {
-    let q = ListQuery {
-        filter: None,
-        sort: None,
-        declared: Vec::new(),
-        start_index,
-        count: PAGE,
-    };
     let vis = Visibility::Owner(&s.slug);
+    let dir = s.directory.as_str();
     Ok(if user {
-        let page = app.store.list_users(&s.directory, vis, &q).await?;
-        page.items.iter().map(|u| u.id).collect()
+        let page = app.store.users_after(dir, vis, after, PAGE).await?;
+        page.iter().map(|u| u.id).collect()
     } else {
-        let page = app.store.list_groups(&s.directory, vis, &q).await?;
-        page.items.iter().map(|g| g.id).collect()
+        let page = app.store.groups_after(dir, vis, after, PAGE).await?;
+        page.iter().map(|g| g.id).collect()
     })
 }

@@ -14,7 +14,7 @@ use super::scope;
 use super::state::{FullSyncReport, Key, Work};
 use super::sync::{fingerprint, Echo, Links, MemoryLinks, SyncError};
 use roster_events::{fold_case, Member, MemberType, ResourceId};
-use roster_projections::{GroupView, ListQuery, UserView, Visibility};
+use roster_projections::{GroupView, UserView, Visibility};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -143,17 +143,6 @@ fn relink(
     changed.push((kind, local, remote.map(str::to_owned)));
 }
 
-/// Every local object, a page at a time, from `start` (1-based).
-fn local_page(start: usize) -> ListQuery {
-    ListQuery {
-        filter: None,
-        sort: None,
-        declared: Vec::new(),
-        start_index: start,
-        count: LOCAL_PAGE,
-    }
-}
-
 /// Objects of `kind` linked to the remote that the views no longer list: deleted while the
 /// provider was away.
 fn linked_but_unseen(
@@ -250,19 +239,20 @@ pub async fn plan(
 
     // Users.
     let mut seen: HashSet<ResourceId> = HashSet::new();
-    let mut start = 1;
+    let mut after = None;
     loop {
-        let q = local_page(start);
         let page = cx
             .store
-            .list_users(&cx.directory, Visibility::All, &q)
+            .users_after(&cx.directory, Visibility::All, after, LOCAL_PAGE)
             .await
             .map_err(|e| text(&e))?;
-        let refs: Vec<&UserView> = page.items.iter().map(|u| u.as_ref()).collect();
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        let refs: Vec<&UserView> = page.iter().map(|u| u.as_ref()).collect();
         let in_scope = scope::users_in_scope(cx.store.as_ref(), &cx.directory, &cx.scope, &refs)
             .await
             .map_err(|e| text(&e))?;
-        for (user, keep) in page.items.iter().zip(in_scope) {
+        for (user, keep) in page.iter().zip(in_scope) {
             seen.insert(user.id);
             let linked = links.remote(Kind::User, user.id);
             if !keep {
@@ -305,8 +295,7 @@ pub async fn plan(
                 report.unchanged += 1;
             }
         }
-        start += page.items.len();
-        if page.items.is_empty() || start > page.total {
+        if page.len() < LOCAL_PAGE {
             break;
         }
     }
@@ -323,15 +312,16 @@ pub async fn plan(
         .map(|((k, l), r)| ((*k, r.clone()), *l))
         .collect();
     let mut seen: HashSet<ResourceId> = HashSet::new();
-    let mut start = 1;
+    let mut after = None;
     loop {
-        let q = local_page(start);
         let page = cx
             .store
-            .list_groups(&cx.directory, Visibility::All, &q)
+            .groups_after(&cx.directory, Visibility::All, after, LOCAL_PAGE)
             .await
             .map_err(|e| text(&e))?;
-        for group in &page.items {
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        for group in &page {
             seen.insert(group.id);
             if !scope::group_in_scope(&cx.scope, group.id) {
                 continue;
@@ -361,8 +351,7 @@ pub async fn plan(
                 }
             }
         }
-        start += page.items.len();
-        if page.items.is_empty() || start > page.total {
+        if page.len() < LOCAL_PAGE {
             break;
         }
     }

@@ -536,6 +536,28 @@ impl ProjectionStore for PgStore {
         .await
     }
 
+    async fn users_after(
+        &self,
+        dir: &str,
+        vis: Visibility<'_>,
+        after: Option<ResourceId>,
+        count: usize,
+    ) -> Result<Vec<Arc<UserView>>, StoreError> {
+        self.list_after(Kind::User, dir, vis, after, count, user_from)
+            .await
+    }
+
+    async fn groups_after(
+        &self,
+        dir: &str,
+        vis: Visibility<'_>,
+        after: Option<ResourceId>,
+        count: usize,
+    ) -> Result<Vec<Arc<GroupView>>, StoreError> {
+        self.list_after(Kind::Group, dir, vis, after, count, group_from)
+            .await
+    }
+
     async fn member_displays(
         &self,
         dir: &str,

@@ -80,6 +80,41 @@ impl PgStore {
         self.track(r)
     }
 
+    /// A page of a scan over the users or groups `vis` admits, in id order, after `after`:
+    /// found by key, so each page costs the same however far the scan has gone.
+    pub(super) async fn list_after<T>(
+        &self,
+        kind: Kind,
+        dir: &str,
+        vis: Visibility<'_>,
+        after: Option<ResourceId>,
+        count: usize,
+        decode: fn(&Row) -> Result<T, StoreError>,
+    ) -> Result<Vec<Arc<T>>, StoreError> {
+        let (table, columns, join) = match kind {
+            Kind::User => ("users", USER_COLUMNS, ""),
+            Kind::Group => ("groups", GROUP_COLUMNS, MEMBERS_JOIN),
+        };
+        let mut params = vec![Param::Text(dir.to_owned())];
+        let mut wh = format!("u.gen = {} AND u.directory = $1::text", self.gen_sql());
+        if let Visibility::Owner(o) = vis {
+            params.push(Param::Text(o.to_owned()));
+            wh.push_str(&format!(" AND u.owner = ${}::text", params.len()));
+        }
+        if let Some(a) = after {
+            params.push(Param::Uuid(a.0));
+            wh.push_str(&format!(" AND u.id > ${}::uuid", params.len()));
+        }
+        params.push(Param::Int(count.min(i64::MAX as usize) as i64));
+        let sql = format!(
+            "SELECT {columns} FROM {table} u {join} WHERE {wh} ORDER BY u.id ASC LIMIT ${}::int8",
+            params.len()
+        );
+        let client = self.client().await?;
+        let rows = self.query_params(&client, &sql, &params).await?;
+        rows.iter().map(|r| decode(r).map(Arc::new)).collect()
+    }
+
     /// A list query over users or groups; `decode` turns a row into a view.
     pub(super) async fn list<T: query::HasId + Send + Sync>(
         &self,
