@@ -733,6 +733,16 @@ async fn a_source_is_given_mappings_and_what_it_wrote_is_re_mapped() {
     assert!(!ok);
     assert!(err.contains("400") && err.contains("nowhere"), "{err}");
 
+    let sent = dir.path().join("user.json");
+    std::fs::write(&sent, r#"{"userName": "Grace.Hopper@Example.com"}"#).unwrap();
+    let sent = sent.to_str().unwrap();
+    let (ok, out, err) = run(&app, &["source", "preview", "default", "--file", sent]);
+    assert!(ok, "{err}");
+    assert!(
+        out.starts_with("stored:") && out.contains("\"grace.hopper@example.com\""),
+        "{out}"
+    );
+
     let (ok, out, err) = run(&app, &["source", "remap", "default"]);
     assert!(ok, "{err}");
     let users = out

@@ -366,6 +366,43 @@ async fn a_sources_mappings_shape_what_it_writes_and_keep_what_it_sent(setup: Se
     let (_, source) = app.get(&url(&app, "/sources/entra"), &admin).await;
     assert_eq!(source["mappings"], json!(names), "{source}");
 
+    // A preview says what the mappings would make of a request, writing nothing.
+    let preview = |body: Value| {
+        let app = &app;
+        async move {
+            let (s, answer) = app
+                .post(&url(app, "/sources/entra/preview"), &app.admin_token, body)
+                .await;
+            assert_eq!(s, 200, "{answer}");
+            answer
+        }
+    };
+    let p = preview(json!({"resource": {
+        "userName": "Lin.Yu@contoso.onmicrosoft.com",
+        "emails": [{"value": "Lin.Yu@Contoso.example", "primary": true}],
+        "password": "never shown",
+    }}))
+    .await;
+    assert_eq!(p["outcome"], "changed", "{p}");
+    assert_eq!(p["resource"]["userName"], "lin.yu@contoso.example");
+    assert_eq!(p["sent"]["userName"], "Lin.Yu@contoso.onmicrosoft.com");
+    assert!(p["sent"].get("password").is_none(), "{p}");
+    assert_eq!(
+        p["mappings"],
+        json!(["mail-as-username", "keep-title", "no-contractors"])
+    );
+    let p =
+        preview(json!({"resource": {"userName": "c@x.example", "userType": "Contractor"}})).await;
+    assert_eq!(p["outcome"], "refused", "{p}");
+    assert_eq!(p["mapping"], "no-contractors");
+    let p = preview(json!({"resource": {"userName": "plain@contoso.example"}})).await;
+    assert_eq!(p["outcome"], "unchanged", "{p}");
+    let p = preview(json!({"type": "Group", "resource": {"displayName": "Ops"}})).await;
+    assert_eq!(p["resource"]["displayName"], "entra-Ops", "{p}");
+    let filter = q(r#"userName eq "lin.yu@contoso.example""#);
+    let (_, found) = app.get(&format!("{users}?filter={filter}"), &token).await;
+    assert_eq!(found["totalResults"], 0, "{found}");
+
     // A create: what the mappings made of it is stored and answered.
     let sent = json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],

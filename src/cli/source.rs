@@ -78,6 +78,26 @@ pub enum SourceCmd {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Show what the source's mappings would make of a user or group a client sends (JSON in
+    /// a file): the document that would be stored, or why the write would be refused.
+    /// Nothing is written.
+    Preview {
+        /// The source's slug.
+        #[arg(value_name = "SLUG")]
+        slug: String,
+        /// The file holding the user (or group) as a SCIM client would send it.
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+        /// The document is a group.
+        #[arg(long)]
+        group: bool,
+        /// The id of the stored object the write would replace (what the mappings see as
+        /// `existing`).
+        #[arg(long, value_name = "ID")]
+        replacing: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Run a source's mappings again on every user and group it owns, as stored; each object
     /// the mappings change is recorded as an update by this admin.
     Remap {
@@ -114,6 +134,7 @@ impl SourceCmd {
             | SourceCmd::Delete { client, .. }
             | SourceCmd::Mappings { client, .. }
             | SourceCmd::Remap { client, .. }
+            | SourceCmd::Preview { client, .. }
             | SourceCmd::List { client } => client,
         }
     }
@@ -181,6 +202,26 @@ pub async fn run(cmd: &SourceCmd, settings: &Settings) -> anyhow::Result<()> {
             api.post(&format!("/sources/{slug}/remap"), json!({}))
                 .await?
         }
+        SourceCmd::Preview {
+            slug,
+            file,
+            group,
+            replacing,
+            ..
+        } => {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?;
+            let resource: Value = serde_json::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let mut body = json!({
+                "resource": resource,
+                "type": if *group { "Group" } else { "User" },
+            });
+            if let Some(id) = replacing {
+                body["id"] = json!(id);
+            }
+            api.post(&format!("/sources/{slug}/preview"), body).await?
+        }
         SourceCmd::List { .. } => api.get("/sources").await?,
     };
     if api.format == Format::Json {
@@ -237,6 +278,7 @@ pub async fn run(cmd: &SourceCmd, settings: &Settings) -> anyhow::Result<()> {
             })?
         }
         SourceCmd::Remap { .. } => emit(&remapped(&body))?,
+        SourceCmd::Preview { .. } => emit(&previewed(&body))?,
         SourceCmd::List { .. } => emit(&list(&body))?,
     }
     Ok(())
@@ -332,4 +374,23 @@ fn remapped(body: &Value) -> String {
         out.push_str(&table(&["failed object", "why"], &[], failures));
     }
     out
+}
+
+/// What a preview says: the document that would be stored, or why the write is refused.
+fn previewed(body: &Value) -> String {
+    let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string());
+    match body["outcome"].as_str() {
+        Some("unchanged") => format!("stored as sent:\n{}", pretty(&body["resource"])),
+        Some("changed") => format!("stored:\n{}", pretty(&body["resource"])),
+        Some("refused") => format!("refused by mapping {}", text(&body["mapping"])),
+        Some("invalid") => format!(
+            "refused: the result is not valid: {}",
+            text(&body["detail"])
+        ),
+        _ => format!(
+            "refused: mapping {}: {}",
+            text(&body["mapping"]),
+            text(&body["detail"])
+        ),
+    }
 }

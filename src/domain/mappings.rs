@@ -10,8 +10,8 @@
 use super::{
     replace_user, schemas_of, source_schemas, write_group, Builder, Context, DomainError, Outcome,
 };
-use crate::mappings::inbound::{self, Shaped, Step};
-use crate::mappings::{group_object, merge_patch, user_object, Expression};
+use crate::mappings::inbound::{self, Refusal};
+use crate::mappings::{group_object, merge_patch, user_object};
 use roster_events::{
     Document, Event, Mapped, MappingCreated, MappingDef, MappingKind, MappingUpdated, Personal,
     ResourceId, ResourceType, SourceMappingsSet,
@@ -212,21 +212,11 @@ fn reshape(
     };
     let slug = source.slug.as_str();
     let what = if kind.users() { "user" } else { "group" };
-    let mut steps = Vec::new();
-    for name in &source.mappings {
-        let m = state.mapping_by_name(name).ok_or_else(|| {
-            DomainError::Invalid(format!("source {slug:?}'s mapping {name:?} is not defined"))
-        })?;
-        if m.mapping.kind != kind {
-            continue;
-        }
-        let expression = Expression::cached(&m.mapping.expression).map_err(|e| {
-            DomainError::Invalid(format!(
-                "source {slug:?}'s mapping {name:?} does not compile: {e}"
-            ))
-        })?;
-        steps.push(Step { name, expression });
-    }
+    let refused = |why: String| DomainError::Invalid(format!("source {slug:?}'s {why}"));
+    let steps = inbound::steps(&source.mappings, kind, |name| {
+        state.mapping_by_name(name).map(|m| &m.mapping)
+    })
+    .map_err(|e| refused(e.to_string()))?;
     if steps.is_empty() {
         return Ok(None);
     }
@@ -234,27 +224,23 @@ fn reshape(
         Some((id, object)) => (Some(id.to_string()), Some(object)),
         None => (None, None),
     };
-    let mapped = inbound::run(kind, &steps, slug, sent.as_map(), id.as_deref(), existing)
-        .map_err(|e| DomainError::Invalid(format!("source {slug:?}'s {e}")))?;
-    let names = || steps.iter().map(|s| s.name.to_owned()).collect::<Vec<_>>();
-    let doc = match mapped {
-        Shaped::Unchanged => return Ok(None),
-        Shaped::Refused(name) => {
-            return Err(DomainError::Invalid(format!(
-                "source {slug:?}'s mapping {name:?} refuses this {what}"
+    let schemas = source_schemas(state, ctx, kind.users());
+    let reshaped = inbound::reshape(kind, &steps, slug, sent, id.as_deref(), existing, &schemas);
+    let resource = match reshaped {
+        Ok(Some(resource)) => resource,
+        Ok(None) => return Ok(None),
+        Err(Refusal::Skipped(name)) => {
+            return Err(refused(format!("mapping {name:?} refuses this {what}")))
+        }
+        Err(Refusal::Failed(e)) => return Err(refused(e.to_string())),
+        Err(Refusal::Invalid { mappings, detail }) => {
+            return Err(refused(format!(
+                "mappings ({}) gave a {what} that is not valid: {detail}",
+                mappings.join(", ")
             )))
         }
-        Shaped::Changed(doc) => doc,
     };
-    let resource = source_schemas(state, ctx, kind.users())
-        .check_changes(doc, sent)
-        .map_err(|e| {
-            DomainError::Invalid(format!(
-                "what source {slug:?}'s mappings ({}) made of this {what} is not valid: {}",
-                names().join(", "),
-                e.detail
-            ))
-        })?;
+    let names = || steps.iter().map(|s| s.name.to_owned()).collect::<Vec<_>>();
     // Empty when the check made of the result what was sent.
     let patch = merge_patch(resource.as_map(), sent.as_map());
     if patch.is_empty() {

@@ -7,7 +7,8 @@
 
 use super::expression::without_nulls;
 use super::{merge, Expression, Needs, Outcome, Variables};
-use roster_events::MappingKind;
+use roster_events::{MappingDef, MappingKind};
+use roster_projections::schema::{Checked, ResourceSchemas};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
@@ -34,6 +35,77 @@ pub enum Shaped {
 pub struct Failed {
     pub mapping: String,
     pub message: String,
+}
+
+/// The mappings of `kind` among a source's `names`, compiled, in the source's order;
+/// `defined` finds a mapping of the source's directory by name.
+///
+/// Fails, naming the mapping, when one is not defined or its stored expression no longer
+/// compiles.
+pub fn steps<'a>(
+    names: &'a [String],
+    kind: MappingKind,
+    defined: impl Fn(&str) -> Option<&'a MappingDef>,
+) -> Result<Vec<Step<'a>>, Failed> {
+    let mut steps = Vec::new();
+    for name in names {
+        let failed = |message: String| Failed {
+            mapping: name.clone(),
+            message,
+        };
+        let def = defined(name).ok_or_else(|| failed("is not defined".into()))?;
+        if def.kind != kind {
+            continue;
+        }
+        let expression = Expression::cached(&def.expression)
+            .map_err(|e| failed(format!("does not compile: {e}")))?;
+        steps.push(Step { name, expression });
+    }
+    Ok(steps)
+}
+
+/// Why a source's mappings refuse a write.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum Refusal {
+    /// A mapping returned `skip`.
+    #[error("mapping {0:?} refuses it")]
+    Skipped(String),
+    #[error(transparent)]
+    Failed(Failed),
+    /// The mappings' result is not a valid object of the source.
+    #[error("what the mappings ({}) made of it is not valid: {detail}", .mappings.join(", "))]
+    Invalid {
+        mappings: Vec<String>,
+        detail: String,
+    },
+}
+
+/// What `steps` make of `sent`, checked against the source's `schemas` (only what they
+/// changed is checked again): None when the result is what was sent.
+///
+/// Fails when a mapping refuses or fails, or the result is not valid.
+pub fn reshape(
+    kind: MappingKind,
+    steps: &[Step<'_>],
+    slug: &str,
+    sent: &Checked,
+    id: Option<&str>,
+    existing: Option<&Value>,
+    schemas: &ResourceSchemas<'_>,
+) -> Result<Option<Checked>, Refusal> {
+    let doc = match run(kind, steps, slug, sent.as_map(), id, existing) {
+        Err(e) => return Err(Refusal::Failed(e)),
+        Ok(Shaped::Unchanged) => return Ok(None),
+        Ok(Shaped::Refused(name)) => return Err(Refusal::Skipped(name)),
+        Ok(Shaped::Changed(doc)) => doc,
+    };
+    let checked = schemas
+        .check_changes(doc, sent)
+        .map_err(|e| Refusal::Invalid {
+            mappings: steps.iter().map(|s| s.name.to_owned()).collect(),
+            detail: e.detail,
+        })?;
+    Ok((checked != *sent).then_some(checked))
 }
 
 /// The members no source mapping may set, compared without case.
