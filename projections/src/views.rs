@@ -140,21 +140,23 @@ fn keep() -> UndeclaredExtensions {
 }
 
 impl SourceView {
-    /// The extension schemas declared for `resource_type` (`User` or `Group`).
-    pub fn declared(&self, resource_type: &str) -> &[roster_events::DeclaredSchema] {
-        if resource_type == "Group" {
-            &self.group_schemas
-        } else {
-            &self.user_schemas
-        }
-    }
-
     /// Every declared schema, with the resource type it extends.
     pub fn all_declared(
         &self,
     ) -> impl Iterator<Item = (&'static str, &roster_events::DeclaredSchema)> {
         let users = self.user_schemas.iter().map(|d| ("User", d));
         users.chain(self.group_schemas.iter().map(|d| ("Group", d)))
+    }
+
+    /// The schemas the source's users (`user`) or groups are checked against: the core
+    /// schema, its declared extensions, and what it does with undeclared ones.
+    pub fn schemas(&self, user: bool) -> crate::schema::ResourceSchemas<'_> {
+        use crate::schema::ResourceSchemas;
+        if user {
+            ResourceSchemas::user(&self.user_schemas, self.undeclared_extensions)
+        } else {
+            ResourceSchemas::group(&self.group_schemas, self.undeclared_extensions)
+        }
     }
 }
 

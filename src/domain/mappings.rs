@@ -184,7 +184,7 @@ pub(super) fn reshape_user(
     sent: &Checked,
     existing: Option<&UserView>,
 ) -> Result<Option<Reshaped>, DomainError> {
-    let target = existing.map(|u| (u.id, user_object(u)));
+    let target = existing.map(|u| (u.id, Target::User(u)));
     reshape(state, ctx, MappingKind::SourceUser, sent, target)
 }
 
@@ -196,8 +196,15 @@ pub(super) fn reshape_group(
     sent: &Checked,
     existing: Option<&GroupView>,
 ) -> Result<Option<Reshaped>, DomainError> {
-    let target = existing.map(|g| (g.id, group_object(g)));
+    let target = existing.map(|g| (g.id, Target::Group(g)));
     reshape(state, ctx, MappingKind::SourceGroup, sent, target)
+}
+
+/// The object a write replaces, turned into what the mappings see only when a source has
+/// mappings to run (most writes have none).
+enum Target<'a> {
+    User(&'a UserView),
+    Group(&'a GroupView),
 }
 
 fn reshape(
@@ -205,7 +212,7 @@ fn reshape(
     ctx: &Context,
     kind: MappingKind,
     sent: &Checked,
-    target: Option<(ResourceId, serde_json::Value)>,
+    target: Option<(ResourceId, Target<'_>)>,
 ) -> Result<Option<Reshaped>, DomainError> {
     let Some(source) = ctx.source.as_deref().and_then(|s| state.source_by_slug(s)) else {
         return Ok(None);
@@ -220,11 +227,13 @@ fn reshape(
     if steps.is_empty() {
         return Ok(None);
     }
-    let (id, existing) = match &target {
-        Some((id, object)) => (Some(id.to_string()), Some(object)),
+    let (id, existing) = match target {
+        Some((id, Target::User(u))) => (Some(id.to_string()), Some(user_object(u))),
+        Some((id, Target::Group(g))) => (Some(id.to_string()), Some(group_object(g))),
         None => (None, None),
     };
     let schemas = source_schemas(state, ctx, kind.users());
+    let existing = existing.as_ref();
     let reshaped = inbound::reshape(kind, &steps, slug, sent, id.as_deref(), existing, &schemas);
     let resource = match reshaped {
         Ok(Some(resource)) => resource,
@@ -240,16 +249,11 @@ fn reshape(
             )))
         }
     };
-    let names = || steps.iter().map(|s| s.name.to_owned()).collect::<Vec<_>>();
-    // Empty when the check made of the result what was sent.
     let patch = merge_patch(resource.as_map(), sent.as_map());
-    if patch.is_empty() {
-        return Ok(None);
-    }
     Ok(Some(Reshaped {
         resource,
         sent_patch: Document::from_map(&patch),
-        mappings: names(),
+        mappings: steps.iter().map(|s| s.name.to_owned()).collect(),
     }))
 }
 

@@ -9,6 +9,7 @@
 mod command;
 mod mappings;
 mod members;
+mod providers;
 
 use crate::patch::{self, PatchOp};
 use chrono::{DateTime, Utc};
@@ -17,9 +18,8 @@ use members::{member_changes, resolve_members};
 use roster_events::{
     AdminTokenIssued, Adopted, DirectoryCreated, Document, Envelope, Event, GroupCreated,
     GroupMembersAdded, GroupMembersRemoved, GroupReplaced, Member, MemberType, Ownership, Personal,
-    ProviderConfig, ProviderCreated, ProviderReplayRequested, ProviderUpdated, ResourceId,
-    ResourceType, SourceCreated, SourceTokenIssued, SourceTokenRevoked, UndeclaredExtensions,
-    UserCreated, UserErased, UserPasswordSet, UserReplaced,
+    ResourceId, ResourceType, SourceCreated, SourceTokenIssued, SourceTokenRevoked,
+    UndeclaredExtensions, UserCreated, UserErased, UserPasswordSet, UserReplaced,
 };
 use roster_projections::schema::{Checked, ResourceSchemas};
 use roster_projections::{Directory, GroupView, UserView};
@@ -93,19 +93,12 @@ fn source_schemas<'a>(state: &'a Directory, ctx: &Context, user: bool) -> Resour
 }
 
 /// The schemas the source `slug` gives users (`user`) or groups.
+/// Without a source (an admin's write), extensions are kept as they come.
 fn schemas_of<'a>(state: &'a Directory, slug: Option<&str>, user: bool) -> ResourceSchemas<'a> {
-    let source = slug.and_then(|s| state.source_by_slug(s));
-    let (declared, undeclared) = match source {
-        Some(s) => (
-            s.declared(if user { "User" } else { "Group" }),
-            s.undeclared_extensions,
-        ),
-        None => (&[][..], UndeclaredExtensions::Keep),
-    };
-    if user {
-        ResourceSchemas::user(declared, undeclared)
-    } else {
-        ResourceSchemas::group(declared, undeclared)
+    match slug.and_then(|s| state.source_by_slug(s)) {
+        Some(s) => s.schemas(user),
+        None if user => ResourceSchemas::user(&[], UndeclaredExtensions::Keep),
+        None => ResourceSchemas::group(&[], UndeclaredExtensions::Keep),
     }
 }
 
@@ -130,42 +123,6 @@ fn patched(
     patch::apply(current.to_map(), ops, &schemas)
         .map(Some)
         .map_err(DomainError::Patch)
-}
-
-fn provider(
-    state: &Directory,
-    id: ResourceId,
-) -> Result<&Arc<roster_projections::ProviderView>, DomainError> {
-    state
-        .provider(id)
-        .ok_or_else(|| DomainError::NotFound(format!("provider {id} not found")))
-}
-
-/// A provider's name is unique in its directory and its scope names groups that exist.
-fn check_provider(
-    state: &Directory,
-    id: ResourceId,
-    config: &ProviderConfig,
-) -> Result<(), DomainError> {
-    if state
-        .provider_by_name(&config.name)
-        .is_some_and(|p| p.id != id)
-    {
-        return Err(DomainError::Conflict(format!(
-            "provider {:?} exists",
-            config.name
-        )));
-    }
-    let scope = &config.scope;
-    for g in scope.group_filter.iter().chain(&scope.access_groups) {
-        if state.group(*g).is_none() {
-            return Err(DomainError::Invalid(format!(
-                "the scope names group {g}, which is not in directory {:?}",
-                state.name()
-            )));
-        }
-    }
-    mappings::check_applied(state, &config.mappings)
 }
 
 /// Records `state`'s directory coming into being, unless it exists.
@@ -399,49 +356,11 @@ pub fn decide(
             }
             Outcome::Source(source.id)
         }
-        Command::CreateProvider { id, config } => {
-            if state.provider(*id).is_some() {
-                return Err(DomainError::Conflict(format!("provider {id} exists")));
-            }
-            check_provider(state, *id, config)?;
-            let event = Event::ProviderCreated(ProviderCreated {
-                config: config.clone(),
-            });
-            b.push(ResourceType::Provider, *id, 0, event);
-            Outcome::Provider(*id)
-        }
-        Command::UpdateProvider { id, config } => {
-            let p = provider(state, *id)?;
-            check_provider(state, *id, config)?;
-            if p.config != *config {
-                let event = Event::ProviderUpdated(ProviderUpdated {
-                    config: config.clone(),
-                });
-                b.push(ResourceType::Provider, *id, p.version, event);
-            }
-            Outcome::Provider(*id)
-        }
-        Command::DeleteProvider { id } => {
-            let p = provider(state, *id)?;
-            b.push(
-                ResourceType::Provider,
-                *id,
-                p.version,
-                Event::ProviderDeleted,
-            );
-            Outcome::Done
-        }
+        Command::CreateProvider { id, config } => providers::create(state, &mut b, *id, config)?,
+        Command::UpdateProvider { id, config } => providers::update(state, &mut b, *id, config)?,
+        Command::DeleteProvider { id } => providers::delete(state, &mut b, *id)?,
         Command::RequestProvider { id, request } => {
-            let p = provider(state, *id)?;
-            let event = match request {
-                ProviderRequest::Sync => Event::ProviderSyncRequested,
-                ProviderRequest::Retry => Event::ProviderRetryRequested,
-                ProviderRequest::Replay { from } => {
-                    Event::ProviderReplayRequested(ProviderReplayRequested { from: *from })
-                }
-            };
-            b.push(ResourceType::Provider, *id, p.version, event);
-            Outcome::Provider(*id)
+            providers::request(state, &mut b, *id, *request)?
         }
         Command::CreateMapping { id, mapping } => mappings::create(state, &mut b, *id, mapping)?,
         Command::UpdateMapping { id, mapping } => mappings::update(state, &mut b, *id, mapping)?,

@@ -453,6 +453,18 @@ pub(super) async fn source_named(app: &AppState, slug: &str) -> Result<Arc<Sourc
         .ok_or_else(|| ScimError::not_found(format!("source {slug:?} not found")))
 }
 
+/// Whether a body's member `name`, `User` (the default) or `Group`, names users.
+pub(super) fn is_user(name: &str, given: Option<&str>) -> Result<bool, ScimError> {
+    match given {
+        None | Some("User") => Ok(true),
+        Some("Group") => Ok(false),
+        Some(other) => Err(ScimError::bad_request(
+            "invalidValue",
+            format!("{name} {other:?} is not User or Group"),
+        )),
+    }
+}
+
 /// Declares an extension schema (RFC 7643 §7 representation) for a source's users or groups.
 async fn declare_schema(
     State(app): State<AppState>,
@@ -469,15 +481,10 @@ async fn declare_schema(
     }
     let body: Declaration = super::body::typed(json_object(&headers, body)?)?;
     let s = source_named(&app, &slug).await?;
-    let resource_type = match body.resource_type.as_deref() {
-        Some("User") | None => "User",
-        Some("Group") => "Group",
-        Some(other) => {
-            return Err(ScimError::bad_request(
-                "invalidValue",
-                format!("resource_type {other:?} is not User or Group"),
-            ))
-        }
+    let resource_type = if is_user("resource_type", body.resource_type.as_deref())? {
+        "User"
+    } else {
+        "Group"
     };
     let schema = body.schema;
     roster_projections::schema::validate_declared(&schema)

@@ -5,7 +5,7 @@
 //! re-mapped object is a command of its own, so it is decided on the state its neighbours
 //! left and recorded with the admin as actor.
 
-use super::admin::{source_named, AdminAuth};
+use super::admin::{is_user, source_named, AdminAuth};
 use super::body::{json_object, typed};
 use super::error::ScimError;
 use super::AppState;
@@ -21,7 +21,6 @@ use axum::routing::{post, put};
 use axum::{Json, Router};
 use futures_util::StreamExt;
 use roster_events::{MappingKind, ResourceId};
-use roster_projections::schema::ResourceSchemas;
 use roster_projections::{MappingView, SourceView, Visibility};
 use serde_json::{json, Map, Value};
 
@@ -84,23 +83,13 @@ async fn preview(
     }
     let body: Body = typed(json_object(&headers, body)?)?;
     let s = source_named(&app, &slug).await?;
-    let user = match body.resource_type.as_deref() {
-        None | Some("User") => true,
-        Some("Group") => false,
-        Some(other) => {
-            return Err(ScimError::bad_request(
-                "invalidValue",
-                format!("type {other:?} is not User or Group"),
-            ))
-        }
-    };
-    let (kind, schemas) = if user {
-        let schemas = ResourceSchemas::user(s.declared("User"), s.undeclared_extensions);
-        (MappingKind::SourceUser, schemas)
+    let user = is_user("type", body.resource_type.as_deref())?;
+    let kind = if user {
+        MappingKind::SourceUser
     } else {
-        let schemas = ResourceSchemas::group(s.declared("Group"), s.undeclared_extensions);
-        (MappingKind::SourceGroup, schemas)
+        MappingKind::SourceGroup
     };
+    let schemas = s.schemas(user);
     // What a request's document is once parsed: no password, no members.
     let mut resource = body.resource;
     resource

@@ -3,7 +3,8 @@
 //! attributes deep-merged over what came before (a null removes an attribute). A mapping may
 //! refuse the object (`skip`). What no source mapping may produce: `id`, `meta`, a password,
 //! or a group's members (those are Roster's, or the request's as sent). The result is checked
-//! against the source's schemas by the caller, as what the source sent was.
+//! against the source's schemas, as what the source sent was. The write path and the admin
+//! API's preview both go through `steps` and `reshape`.
 
 use super::expression::without_nulls;
 use super::{merge, Expression, Needs, Outcome, Variables};
@@ -20,7 +21,7 @@ pub struct Step<'a> {
 
 /// What the mappings made of the document.
 #[derive(Debug, PartialEq)]
-pub enum Shaped {
+enum Shaped {
     /// The document as sent is what is stored.
     Unchanged,
     /// The document to store instead.
@@ -116,7 +117,7 @@ const ROSTERS: &[&str] = &["id", "meta", "password", "members"];
 /// this write (as [`super::user_object`] or [`super::group_object`] give it).
 ///
 /// Fails, naming the mapping, when one fails or sets a member that is Roster's.
-pub fn run(
+fn run(
     kind: MappingKind,
     steps: &[Step<'_>],
     slug: &str,

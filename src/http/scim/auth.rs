@@ -36,18 +36,12 @@ impl SourceAuth {
 
     /// The schemas of the source's users.
     pub(crate) fn users(&self) -> ResourceSchemas<'_> {
-        ResourceSchemas::user(
-            self.source.declared("User"),
-            self.source.undeclared_extensions,
-        )
+        self.source.schemas(true)
     }
 
     /// The schemas of the source's groups.
     pub(crate) fn groups(&self) -> ResourceSchemas<'_> {
-        ResourceSchemas::group(
-            self.source.declared("Group"),
-            self.source.undeclared_extensions,
-        )
+        self.source.schemas(false)
     }
 
     pub(super) fn ctx(&self) -> Context {
