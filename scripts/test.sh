@@ -20,6 +20,8 @@
 # - django-scim2 0.23 from PyPI, a second independent SCIM server that takes less than the RFC
 #   (tests/django_scim_remote), installed once into ~/.cache/roster/django-scim2-0.23.0; each
 #   test starts its own (ROSTER_TEST_DJANGO_PYTHON).
+# - Chromium and chromedriver (Debian's chromium and chromium-driver), which the console's
+#   browser tests start per test (ROSTER_TEST_CHROMIUM, ROSTER_TEST_CHROMEDRIVER).
 # - scim2-tester with scim2-cli from PyPI, the independent compliance checker run against Roster
 #   (ROSTER_TEST_SCIM2_CLI), installed once into ~/.cache/roster/scim2-tester-0.5.2.
 set -euo pipefail
@@ -63,6 +65,14 @@ if [ ! -x "$DJANGO_ROOT/bin/python" ] || ! "$DJANGO_ROOT/bin/python" -c 'import 
     echo "== installing django-scim2 $DJANGO_SCIM_VERSION into $DJANGO_ROOT (once)"
     python3 -m venv "$DJANGO_ROOT"
     "$DJANGO_ROOT/bin/pip" install --quiet "django-scim2==$DJANGO_SCIM_VERSION" "Django==5.2.*"
+fi
+
+# Chromium and its WebDriver from Debian, for the console's browser tests.
+CHROMIUM="${ROSTER_CHROMIUM:-$(command -v chromium || true)}"
+CHROMEDRIVER="${ROSTER_CHROMEDRIVER:-$(command -v chromedriver || true)}"
+if [ -z "$CHROMIUM" ] || [ -z "$CHROMEDRIVER" ]; then
+    echo "chromium or chromedriver is missing: install Debian's chromium and chromium-driver (.ci/run does)" >&2
+    exit 1
 fi
 
 STUNNEL="${ROSTER_STUNNEL:-$(command -v stunnel || command -v stunnel4 || true)}"
@@ -110,4 +120,6 @@ export ROSTER_TEST_STUNNEL="$STUNNEL"
 export ROSTER_TEST_SCIM2_SERVER="$SCIM2"
 export ROSTER_TEST_SCIM2_CLI="$SCIM2_CLI"
 export ROSTER_TEST_DJANGO_PYTHON="$DJANGO_ROOT/bin/python"
+export ROSTER_TEST_CHROMIUM="$CHROMIUM"
+export ROSTER_TEST_CHROMEDRIVER="$CHROMEDRIVER"
 cargo test --workspace --locked "$@"

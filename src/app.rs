@@ -188,6 +188,7 @@ impl Application {
             audit: audit.clone(),
             access,
             keys: keys.clone(),
+            sessions: Default::default(),
         });
         Ok(Application {
             listener,

@@ -343,6 +343,7 @@ async fn readiness_follows_the_log() {
         rebuilds: Default::default(),
         audit: roster::audit::Audit::new(log.clone()),
         keys: common::test_keys(),
+        sessions: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/readyz", listener.local_addr().unwrap());

@@ -178,52 +178,92 @@ impl FromRequestParts<AppState> for AdminAuth {
     type Rejection = ScimError;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ScimError> {
-        if app.settings.tls_admin_client_ca.is_some() {
-            let verified = parts
-                .extensions
-                .get::<super::peer::ClientCertificate>()
-                .is_some_and(|c| c.verified);
-            if !verified {
-                return Err(refuse_with(
-                    app,
-                    parts,
-                    RefusalReason::NoClientCertificate,
-                    ScimError::new(
-                        StatusCode::FORBIDDEN,
-                        None,
-                        "the admin API requires a client certificate from tls_admin_client_ca",
-                    ),
-                ));
-            }
+        if !certified(app, parts) {
+            return Err(refuse_uncertified(app, parts));
         }
         let token = super::bearer_token(&parts.headers);
-        let tokens = app.store.admin_tokens().await?;
-        let request_id = super::request_id(&parts.headers);
         if token.is_empty() {
             return Err(refuse(app, parts, RefusalReason::NoToken));
         }
-        // The configured token first: an issued token with the same secret names itself.
-        let configured = app
-            .admin_token_hash
-            .as_deref()
-            .map(|h| ("config".to_owned(), h));
-        let issued = tokens
-            .iter()
-            .filter(|t| t.revoked.is_none())
-            .map(|t| (t.id.to_string(), t.hash.as_str()));
-        let who = auth::find(token, configured.into_iter().chain(issued))
+        let who = token_admin(app, token)
+            .await?
             .ok_or_else(|| refuse(app, parts, RefusalReason::InvalidToken))?;
+        Ok(AdminAuth::signed_in(parts, who))
+    }
+}
+
+impl AdminAuth {
+    /// The admin `who` (already authenticated: by a bearer token, or by the console session
+    /// it opened), acting through the request `parts`.
+    pub(super) fn signed_in(parts: &Parts, who: String) -> AdminAuth {
         let admin = AdminAuth {
             client: super::client(parts, Some(who.clone())),
             who,
-            request_id,
+            request_id: super::request_id(&parts.headers),
             path: super::request_path(parts),
         };
         if let Some(Acting(slot)) = parts.extensions.get::<Acting>() {
             let _ = slot.set(admin.clone());
         }
-        Ok(admin)
+        admin
     }
+}
+
+/// Whether the request carries the client certificate the admin interfaces require (always,
+/// when `tls_admin_client_ca` is not set).
+pub(super) fn certified(app: &AppState, parts: &Parts) -> bool {
+    app.settings.tls_admin_client_ca.is_none()
+        || parts
+            .extensions
+            .get::<super::peer::ClientCertificate>()
+            .is_some_and(|c| c.verified)
+}
+
+/// Refuses (403) and records a request to an admin interface without the client certificate
+/// it requires.
+pub(super) fn refuse_uncertified(app: &AppState, parts: &Parts) -> ScimError {
+    refuse_with(
+        app,
+        parts,
+        RefusalReason::NoClientCertificate,
+        ScimError::new(
+            StatusCode::FORBIDDEN,
+            None,
+            "the admin API requires a client certificate from tls_admin_client_ca",
+        ),
+    )
+}
+
+/// The admin `token` authenticates: the id of the issued admin token it is, `config` for the
+/// configured one, None for any other.
+///
+/// Fails (503) when the views cannot be read.
+pub(super) async fn token_admin(app: &AppState, token: &str) -> Result<Option<String>, ScimError> {
+    let tokens = app.store.admin_tokens().await?;
+    // The configured token first: an issued token with the same secret names itself.
+    let configured = app
+        .admin_token_hash
+        .as_deref()
+        .map(|h| ("config".to_owned(), h));
+    let issued = tokens
+        .iter()
+        .filter(|t| t.revoked.is_none())
+        .map(|t| (t.id.to_string(), t.hash.as_str()));
+    Ok(auth::find(token, configured.into_iter().chain(issued)))
+}
+
+/// Whether the admin `who` (an admin token's id, or `config`) may still act: its token is
+/// not revoked (or a token is still configured).
+///
+/// Fails (503) when the views cannot be read.
+pub(super) async fn still_valid(app: &AppState, who: &str) -> Result<bool, ScimError> {
+    if who == "config" {
+        return Ok(app.admin_token_hash.is_some());
+    }
+    let tokens = app.store.admin_tokens().await?;
+    Ok(tokens
+        .iter()
+        .any(|t| t.revoked.is_none() && t.id.to_string() == who))
 }
 
 /// Who a request to the admin API was authenticated as: set by [`AdminAuth`] for
@@ -265,7 +305,7 @@ pub async fn record_refused(State(app): State<AppState>, mut req: Request, next:
 
 /// Refuses a request to the admin API without a valid admin token (401), recording it for
 /// the audit trail.
-fn refuse(app: &AppState, parts: &Parts, reason: RefusalReason) -> ScimError {
+pub(super) fn refuse(app: &AppState, parts: &Parts, reason: RefusalReason) -> ScimError {
     refuse_with(app, parts, reason, ScimError::unauthorized())
 }
 
@@ -292,12 +332,17 @@ fn refuse_with(
     error
 }
 
-fn source_json(app: &AppState, s: &SourceView) -> Value {
+/// The SCIM base URL of the source `slug`, as its clients reach it.
+pub(super) fn scim_base_url(app: &AppState, slug: &str) -> String {
     let root = app
         .settings
         .public_url
         .clone()
         .unwrap_or_else(|| format!("{}://{}", app.settings.scheme(), app.settings.listen));
+    format!("{}/source/scim/{slug}/v2", root.trim_end_matches('/'))
+}
+
+fn source_json(app: &AppState, s: &SourceView) -> Value {
     let tokens: Vec<Value> = s
         .tokens
         .values()
@@ -312,7 +357,7 @@ fn source_json(app: &AppState, s: &SourceView) -> Value {
         "ownership": s.ownership,
         "undeclared_extensions": s.undeclared_extensions,
         "service_account": s.service_account,
-        "scim_base_url": format!("{}/source/scim/{}/v2", root.trim_end_matches('/'), s.slug),
+        "scim_base_url": scim_base_url(app, &s.slug),
         "created": s.created,
         "tokens": tokens,
         "schemas": s.all_declared().map(|(rt, d)| json!({"resource_type": rt, "id": d.id})).collect::<Vec<_>>(),
@@ -353,12 +398,12 @@ async fn show_source(
 /// The body of `POST /admin/v1/sources`.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewSource {
-    slug: String,
+pub(super) struct NewSource {
+    pub slug: String,
     #[serde(default = "default_directory")]
-    directory: String,
-    ownership: Option<Ownership>,
-    undeclared_extensions: Option<UndeclaredExtensions>,
+    pub directory: String,
+    pub ownership: Option<Ownership>,
+    pub undeclared_extensions: Option<UndeclaredExtensions>,
 }
 
 fn default_directory() -> String {
@@ -372,6 +417,21 @@ async fn create_source(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ScimError> {
     let body: NewSource = super::body::typed(json_object(&headers, body)?)?;
+    let (s, token_id, secret) = create_source_as(&app, &admin, body).await?;
+    let mut out = source_json(&app, &s);
+    out["token"] = json!({"id": token_id, "token": secret.expose()});
+    Ok((StatusCode::CREATED, Json(out)).into_response())
+}
+
+/// Creates a source on `admin`'s behalf: the source as the views hold it, and its first
+/// token's id and secret (to show once).
+///
+/// Fails with 400 for a bad slug, 404 for a missing directory, 409 when the slug is taken.
+pub(super) async fn create_source_as(
+    app: &AppState,
+    admin: &AdminAuth,
+    body: NewSource,
+) -> Result<(Arc<SourceView>, ResourceId, auth::Secret), ScimError> {
     let slug = body.slug;
     if !crate::domain::valid_slug(&slug) {
         return Err(ScimError::bad_request(
@@ -406,12 +466,10 @@ async fn create_source(
         ownership: body.ownership.unwrap_or(Ownership::Owned),
         undeclared_extensions: body.undeclared_extensions.unwrap_or_default(),
     };
-    admin.execute(&app, directory, cmd).await?;
+    admin.execute(app, directory, cmd).await?;
     let s = app.store.source(&slug).await?;
     let s = s.ok_or_else(|| ScimError::internal(&"created source not in views"))?;
-    let mut out = source_json(&app, &s);
-    out["token"] = json!({"id": token_id, "token": secret.expose()});
-    Ok((StatusCode::CREATED, Json(out)).into_response())
+    Ok((s, token_id, secret))
 }
 
 async fn issue_token(
@@ -419,11 +477,7 @@ async fn issue_token(
     admin: AdminAuth,
     Path(slug): Path<String>,
 ) -> Result<Response, ScimError> {
-    let s = source_named(&app, &slug).await?;
-    let (secret, token) = new_token("rst_");
-    let id = token.id;
-    let cmd = Command::IssueSourceToken { slug, token };
-    admin.execute(&app, &s.directory, cmd).await?;
+    let (id, secret) = issue_source_token(&app, &admin, &slug).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"id": id, "token": secret.expose()})),
@@ -431,18 +485,54 @@ async fn issue_token(
         .into_response())
 }
 
+/// Issues another token of the source `slug` on `admin`'s behalf: its id and secret (to show
+/// once).
+///
+/// Fails with 404 when there is no such source.
+pub(super) async fn issue_source_token(
+    app: &AppState,
+    admin: &AdminAuth,
+    slug: &str,
+) -> Result<(ResourceId, auth::Secret), ScimError> {
+    let s = source_named(app, slug).await?;
+    let (secret, token) = new_token("rst_");
+    let id = token.id;
+    let cmd = Command::IssueSourceToken {
+        slug: slug.to_owned(),
+        token,
+    };
+    admin.execute(app, &s.directory, cmd).await?;
+    Ok((id, secret))
+}
+
 async fn revoke_token(
     State(app): State<AppState>,
     admin: AdminAuth,
     Path((slug, token_id)): Path<(String, String)>,
 ) -> Result<Response, ScimError> {
-    let s = source_named(&app, &slug).await?;
+    revoke_source_token(&app, &admin, &slug, &token_id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Revokes the token `token_id` of the source `slug` on `admin`'s behalf.
+///
+/// Fails with 404 when there is no such source or token.
+pub(super) async fn revoke_source_token(
+    app: &AppState,
+    admin: &AdminAuth,
+    slug: &str,
+    token_id: &str,
+) -> Result<(), ScimError> {
+    let s = source_named(app, slug).await?;
     let token_id: ResourceId = token_id
         .parse()
         .map_err(|_| ScimError::not_found(format!("token {token_id} not found")))?;
-    let cmd = Command::RevokeSourceToken { slug, token_id };
-    admin.execute(&app, &s.directory, cmd).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    let cmd = Command::RevokeSourceToken {
+        slug: slug.to_owned(),
+        token_id,
+    };
+    admin.execute(app, &s.directory, cmd).await?;
+    Ok(())
 }
 
 /// The source `slug`, or 404.

@@ -2,7 +2,8 @@
 //! or header section over its limit is 414 or 431, a declared body over the limit is 413
 //! before a byte of it is read, and any error answered by a layer that does not speak SCIM
 //! (the router's own rejections, body limits, timeouts) is rewritten into the RFC 7644 §3.12
-//! error body, so that clients always get `application/scim+json`.
+//! error body, so that clients always get `application/scim+json` (the console's error pages
+//! are left as they are).
 
 use super::error::ScimError;
 use super::AppState;
@@ -87,12 +88,13 @@ async fn scim_errors(resp: Response) -> Response {
     if !(status.is_client_error() || status.is_server_error()) {
         return resp;
     }
-    let json = resp
+    // SCIM and admin errors are JSON already; the console's are pages.
+    let spoken = resp
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.contains("json"));
-    if json {
+        .is_some_and(|ct| ct.contains("json") || ct.starts_with("text/html"));
+    if spoken {
         return resp;
     }
     let (parts, body) = resp.into_parts();

@@ -1,10 +1,11 @@
 //! The HTTP surface: SCIM sources under `/source/scim/<slug>/v2`, the admin API under
-//! `/admin/v1`, and `/healthz` and `/readyz`. Building the router does no I/O, so handlers can
+//! `/admin/v1`, the web console under `/console/`, and `/healthz` and `/readyz`. Building the router does no I/O, so handlers can
 //! be driven with `oneshot` in tests.
 
 mod admin;
 mod audit;
 mod body;
+mod console;
 mod discovery;
 mod erasure;
 pub mod error;
@@ -20,6 +21,7 @@ pub mod serve;
 mod source_mappings;
 pub mod tls;
 
+pub use console::Sessions;
 pub use rates::SourceRates;
 
 use crate::config::Settings;
@@ -87,6 +89,8 @@ pub struct Shared {
     pub access: Arc<crate::audit::access::AccessLog>,
     /// The data keys personal data is sealed with; erasure destroys one.
     pub keys: Arc<crate::keys::Keyring>,
+    /// The web console's signed-in sessions.
+    pub sessions: Sessions,
 }
 
 impl Shared {
@@ -101,6 +105,21 @@ impl Shared {
             lag += self.log.end(p as u32).borrow().saturating_sub(at);
         }
         (position, lag)
+    }
+
+    /// Why writes cannot be served now (the log refuses them, the views do not answer, or
+    /// writes wait on the log for long); None when they can.
+    pub fn unready(&self) -> Option<String> {
+        if !self.log.healthy() {
+            Some("event log unavailable: it refuses writes".to_owned())
+        } else if !self.store.healthy() {
+            Some("views unavailable: PostgreSQL does not answer".to_owned())
+        } else {
+            self.writers
+                .health()
+                .stalled()
+                .map(|why| format!("writes cannot be served: {why}"))
+        }
     }
 }
 
@@ -159,6 +178,10 @@ pub fn router(state: AppState) -> Router {
                     admin::record_refused,
                 )),
         )
+        .merge(console::routes().layer(middleware::from_fn_with_state(
+            state.clone(),
+            admin::record_refused,
+        )))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -213,17 +236,7 @@ async fn healthz() -> impl IntoResponse {
 /// on the log for long); reports how far the views are behind the log.
 async fn readyz(State(app): State<AppState>) -> Response {
     let (position, lag) = app.progress();
-    let unready = if !app.log.healthy() {
-        Some("event log unavailable: it refuses writes".to_owned())
-    } else if !app.store.healthy() {
-        Some("views unavailable: PostgreSQL does not answer".to_owned())
-    } else {
-        app.writers
-            .health()
-            .stalled()
-            .map(|why| format!("writes cannot be served: {why}"))
-    };
-    let (code, status) = match unready {
+    let (code, status) = match app.unready() {
         Some(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
         None => (StatusCode::OK, "ready".to_owned()),
     };

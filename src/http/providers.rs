@@ -94,6 +94,14 @@ fn invalid(detail: String) -> ScimError {
 
 /// Every provider's configuration with a summary of its status.
 async fn list(State(app): State<AppState>, _admin: AdminAuth) -> Result<Response, ScimError> {
+    let list = list_json(&app).await?;
+    Ok(Json(json!({"providers": list})).into_response())
+}
+
+/// Every provider as the admin API lists it, each with a summary of its status.
+///
+/// Fails (503) when the views cannot be read.
+pub(super) async fn list_json(app: &AppState) -> Result<Vec<Value>, ScimError> {
     let providers = app.store.providers().await?;
     let mut list = Vec::with_capacity(providers.len());
     for p in &providers {
@@ -101,7 +109,7 @@ async fn list(State(app): State<AppState>, _admin: AdminAuth) -> Result<Response
         v["status"] = match app.providers.report(p).await {
             Ok(r) => {
                 let s = &r.status;
-                let (_, lag) = lag(s, views_now(&app, p));
+                let (_, lag) = lag(s, views_now(app, p));
                 json!({
                     "running_here": r.here,
                     "state": s.state,
@@ -116,7 +124,7 @@ async fn list(State(app): State<AppState>, _admin: AdminAuth) -> Result<Response
         };
         list.push(v);
     }
-    Ok(Json(json!({"providers": list})).into_response())
+    Ok(list)
 }
 
 async fn show(
@@ -255,6 +263,25 @@ async fn request(
     name: &str,
     request: ProviderRequest,
 ) -> Result<Response, ScimError> {
+    let position = ask(app, admin, name, request).await?;
+    // The request's record in the directory's partition: the status says when the consumer
+    // has taken it (`requests_taken` past it) and what came of it.
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"requested": format!("{request:?}"), "position": position})),
+    )
+        .into_response())
+}
+
+/// Records `request` to the provider `name` on `admin`'s behalf: the position of its record.
+///
+/// Fails with 404 when there is no such provider, or as the write fails.
+pub(super) async fn ask(
+    app: &AppState,
+    admin: &AdminAuth,
+    name: &str,
+    request: ProviderRequest,
+) -> Result<Option<u64>, ScimError> {
     let p = by_name(app, name).await?;
     let (_, position) = admin
         .execute_at(
@@ -264,13 +291,7 @@ async fn request(
         )
         .await?;
     tracing::info!(admin = %admin.who(), provider = %name, ?request, ?position, "provider request recorded");
-    // The request's record in the directory's partition: the status says when the consumer
-    // has taken it (`requests_taken` past it) and what came of it.
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"requested": format!("{request:?}"), "position": position})),
-    )
-        .into_response())
+    Ok(position)
 }
 
 /// Asks for a full sync now (it runs when the consumer reaches the request in the log).
@@ -335,14 +356,21 @@ async fn status(
     _admin: AdminAuth,
     Path(name): Path<String>,
 ) -> Result<Response, ScimError> {
-    let p = by_name(&app, &name).await?;
+    Ok(Json(status_json(&app, &name).await?).into_response())
+}
+
+/// The status of the provider `name`'s consumer, as the admin API shows it.
+///
+/// Fails with 404 when there is no such provider, 503 when its status cannot be read.
+pub(super) async fn status_json(app: &AppState, name: &str) -> Result<Value, ScimError> {
+    let p = by_name(app, name).await?;
     let report = app
         .providers
         .report(&p)
         .await
         .map_err(|e| ScimError::unavailable(&e))?;
     let s = &report.status;
-    let (views_position, lag) = lag(s, views_now(&app, &p));
+    let (views_position, lag) = lag(s, views_now(app, &p));
     let recent: Vec<Value> = report
         .recent
         .iter()
@@ -355,7 +383,7 @@ async fn status(
             })
         })
         .collect();
-    Ok(Json(json!({
+    Ok(json!({
         "provider": p.config.name,
         "running_here": report.here,
         "enabled": p.config.enabled,
@@ -377,7 +405,6 @@ async fn status(
         "dry_run_requests": s.dry_run_requests,
         "learned": s.learned,
     }))
-    .into_response())
 }
 
 #[cfg(test)]

@@ -1,0 +1,186 @@
+//! The providers pages: each outbound provider with its state and lag, and a provider's status
+//! (pending, in-flight, failing and parked objects, the last full sync's figures, a progress
+//! bar while one runs, recent requests and their answers) with buttons for a full sync and a
+//! retry of the parked objects. The figures are the admin API's status, read the same way.
+
+use super::layout::{self, page, Nav};
+use super::{Answer, Nothing, Signed, Submitted};
+use crate::domain::ProviderRequest;
+use crate::http::providers as api;
+use crate::http::AppState;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Redirect};
+use maud::{html, Markup};
+use serde_json::Value;
+
+fn num(v: &Value, pointer: &str) -> u64 {
+    v.pointer(pointer).and_then(Value::as_u64).unwrap_or(0)
+}
+
+fn text<'a>(v: &'a Value, pointer: &str) -> &'a str {
+    v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+}
+
+/// A provider's state as a badge.
+fn state(s: &str) -> Markup {
+    let kind = match s {
+        "running" => "ok",
+        "failed" | "stopped" | "unknown" => "bad",
+        _ => "warn",
+    };
+    layout::badge(kind, s)
+}
+
+pub async fn list(State(app): State<AppState>, signed: Signed) -> Answer {
+    let providers = api::list_json(&app).await?;
+    let content = html! {
+        @if providers.is_empty() {
+            p.muted { "No providers yet. Create one with " code { "roster provider create" } "." }
+        } @else {
+            div.scroll {
+                table {
+                    thead { tr {
+                        th scope="col" { "Name" }
+                        th scope="col" { "State" }
+                        th.num scope="col" { "Lag" }
+                        th.num scope="col" { "Pending" }
+                        th.num scope="col" { "Parked" }
+                        th.optional scope="col" { "Directory" }
+                        th.optional scope="col" { "Remote" }
+                    } }
+                    tbody {
+                        @for p in &providers {
+                            @let name = text(p, "/name");
+                            tr {
+                                td { a href=(format!("/console/providers/{name}")) { (name) } }
+                                td { (state(text(p, "/status/state"))) }
+                                td.num { (layout::count(num(p, "/status/lag"))) }
+                                td.num { (layout::count(num(p, "/status/pending"))) }
+                                td.num { (layout::count(num(p, "/status/parked"))) }
+                                td.optional { (text(p, "/directory")) }
+                                td.optional { code { (text(p, "/base_url")) } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(page(&signed, Nav::Providers, "Providers", content))
+}
+
+pub async fn show(State(app): State<AppState>, signed: Signed, Path(name): Path<String>) -> Answer {
+    let s = api::status_json(&app, &name).await?;
+    let busy = s.get("full_sync").is_some_and(|f| !f.is_null())
+        || matches!(
+            text(&s, "/state"),
+            "starting" | "settling" | "bootstrapping" | "full sync"
+        );
+    let content = html! {
+        @if busy { div data-refresh="2" hidden {} }
+        dl.facts {
+            dt { "State" } dd { (state(text(&s, "/state"))) @if !s["enabled"].as_bool().unwrap_or(true) { " " (layout::badge("warn", "disabled")) } @if s["dry_run"].as_bool().unwrap_or(false) { " " (layout::badge("warn", "dry run")) } }
+            @if let Some(e) = s.get("error").and_then(Value::as_str) { dt { "Error" } dd.error { (e) } }
+            dt { "Carried up to" } dd { "position " (num(&s, "/position")) " of " (num(&s, "/views_position")) }
+            dt { "Lag" } dd { (layout::count(num(&s, "/lag"))) @if num(&s, "/lag") == 1 { " record" } @else { " records" } }
+            dt { "Pending / in flight" } dd { (num(&s, "/pending")) " / " (num(&s, "/in_flight")) }
+            @if let Some(t) = s.get("last_checkpoint").and_then(Value::as_str) { dt { "Last checkpoint" } dd { (layout::time_text(t)) } }
+        }
+        @if let Some(f) = s.get("full_sync").filter(|f| !f.is_null()) {
+            @let (done, all) = (num(f, "/carried"), num(f, "/objects"));
+            h2 { "Full sync running" }
+            label for="sync-progress" { (layout::count(done)) " of " (layout::count(all)) " objects carried" }
+            progress #sync-progress max=(all.max(1)) value=(done) { (done) " of " (all) }
+        }
+        div.actions {
+            form.inline method="post" action=(format!("/console/providers/{name}/sync")) {
+                (layout::csrf(&signed))
+                button type="submit" { "Full sync" }
+            }
+            " "
+            form.inline method="post" action=(format!("/console/providers/{name}/retry")) {
+                (layout::csrf(&signed))
+                button.secondary type="submit" { "Retry parked objects" }
+            }
+        }
+        (objects("Parked", &s["parked"], "Parked objects wait for a retry (above) or a change."))
+        (objects("Failing", &s["failing"], "Failing objects are tried again on their own."))
+        h2 { "Last full sync" }
+        @match s.get("last_full_sync").filter(|f| !f.is_null()) {
+            None => p.muted { "None yet." },
+            Some(f) => dl.facts {
+                dt { "Finished" } dd { (f.get("finished").and_then(Value::as_str).map_or_else(|| "not yet".to_owned(), layout::time_text)) }
+                dt { "Compared" } dd { (layout::count(num(f, "/compared"))) }
+                dt { "Unchanged" } dd { (layout::count(num(f, "/unchanged"))) }
+                dt { "Created" } dd { (layout::count(num(f, "/created"))) }
+                dt { "Updated" } dd { (layout::count(num(f, "/updated"))) }
+                dt { "Deleted" } dd { (layout::count(num(f, "/deleted"))) }
+                dt { "Failed" } dd { (layout::count(num(f, "/failed"))) }
+            },
+        }
+        h2 { "Recent requests" }
+        @let recent = s["recent_requests"].as_array().map_or(&[][..], Vec::as_slice);
+        @if recent.is_empty() { p.muted { "None yet." } } @else {
+            div.scroll { table {
+                thead { tr { th scope="col" { "Method" } th scope="col" { "Path" } th.num scope="col" { "Status" } th.num scope="col" { "ms" } } }
+                tbody { @for r in recent { tr {
+                    td { (text(r, "/method")) }
+                    td { code { (text(r, "/path")) } }
+                    td.num { (num(r, "/status")) }
+                    td.num { (format!("{:.1}", r["duration_ms"].as_f64().unwrap_or(0.0))) }
+                } } }
+            } }
+        }
+    };
+    Ok(page(
+        &signed,
+        Nav::Providers,
+        &format!("Provider {name}"),
+        content,
+    ))
+}
+
+fn objects(title: &str, list: &Value, empty_hint: &str) -> Markup {
+    let list = list.as_array().map_or(&[][..], Vec::as_slice);
+    html! {
+        h2 { (title) " (" (list.len()) ")" }
+        @if list.is_empty() { p.muted { "None. " (empty_hint) } } @else {
+            div.scroll { table {
+                thead { tr { th scope="col" { "Object" } th.num scope="col" { "Attempts" } th scope="col" { "Error" } } }
+                tbody { @for o in list { tr {
+                    td { (text(o, "/kind")) " " code { (text(o, "/id")) } }
+                    td.num { (num(o, "/attempts")) }
+                    td { (text(o, "/error")) }
+                } } }
+            } }
+        }
+    }
+}
+
+async fn ask(
+    app: &AppState,
+    name: &str,
+    posted: Submitted<Nothing>,
+    request: ProviderRequest,
+) -> Answer {
+    api::ask(app, &posted.signed.admin, name, request).await?;
+    Ok(Redirect::to(&format!("/console/providers/{name}")).into_response())
+}
+
+/// `POST /console/providers/{name}/sync`: asks for a full sync.
+pub async fn sync(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    posted: Submitted<Nothing>,
+) -> Answer {
+    ask(&app, &name, posted, ProviderRequest::Sync).await
+}
+
+/// `POST /console/providers/{name}/retry`: asks for the parked objects to be tried again.
+pub async fn retry(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    posted: Submitted<Nothing>,
+) -> Answer {
+    ask(&app, &name, posted, ProviderRequest::Retry).await
+}
