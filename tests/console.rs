@@ -485,3 +485,212 @@ async fn a_providers_page_shows_its_status_and_takes_a_full_sync_request() {
     assert_eq!(asked.len(), 1, "{asked:?}");
     assert_eq!(b.get("/console/providers/nope").await.status, 404);
 }
+
+#[tokio::test]
+async fn a_mapping_is_made_previewed_as_edited_saved_and_deleted_in_the_console() {
+    let app = TestApp::spawn().await;
+    let (s, user) = app
+        .create_user("default", &app.scim_token, "grace@example.com")
+        .await;
+    assert_eq!(s, 201, "{user}");
+    let id = user["id"].as_str().unwrap().to_owned();
+    let mut b = Browser::new(&app);
+    b.sign_in(&app.admin_token).await;
+    let csrf = b.get("/console/mappings").await.csrf();
+
+    let expression = r#"{"title": "was " + user.userName}"#;
+    let p = b
+        .post(
+            "/console/mappings",
+            &[
+                ("csrf", &csrf),
+                ("name", "titled"),
+                ("kind", "provider_user"),
+                ("directory", "default"),
+                ("expression", expression),
+                ("description", ""),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    assert_eq!(p.location(), "/console/mappings/titled");
+    let editor = b.get("/console/mappings/titled").await;
+    assert_eq!(editor.status, 200);
+    assert!(editor.body.contains("provider_user"), "{}", editor.body);
+
+    // The preview runs the expression as edited, not as saved.
+    let edited = r#"{"title": "now " + user.userName}"#;
+    let p = b
+        .post(
+            "/console/mappings/titled/preview",
+            &[("csrf", &csrf), ("expression", edited), ("object_id", &id)],
+        )
+        .await;
+    assert_eq!(p.status, 200, "{}", p.body);
+    assert!(p.body.contains("now grace@example.com"), "{}", p.body);
+    let (_, saved) = app
+        .get(
+            &format!("{}/admin/v1/mappings/titled", app.root),
+            &app.admin_token,
+        )
+        .await;
+    assert_eq!(saved["expression"], expression, "a preview saves nothing");
+    let broken = b
+        .post(
+            "/console/mappings/titled/preview",
+            &[
+                ("csrf", &csrf),
+                ("expression", "{\"title\": "),
+                ("object_id", &id),
+            ],
+        )
+        .await;
+    assert_eq!(broken.status, 200);
+    assert!(broken.body.contains("badge bad"), "{}", broken.body);
+
+    // Saving: checked as the admin API checks it.
+    let p = b
+        .post(
+            "/console/mappings/titled",
+            &[("csrf", &csrf), ("expression", "{\"title\": ")],
+        )
+        .await;
+    assert_eq!(p.status, 400, "{}", p.body);
+    let p = b
+        .post(
+            "/console/mappings/titled",
+            &[
+                ("csrf", &csrf),
+                ("expression", edited),
+                ("description", "Titles"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    let (_, saved) = app
+        .get(
+            &format!("{}/admin/v1/mappings/titled", app.root),
+            &app.admin_token,
+        )
+        .await;
+    assert_eq!(saved["expression"], edited);
+    assert_eq!(saved["description"], "Titles");
+
+    let p = b
+        .post("/console/mappings/titled/delete", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(p.status, 303);
+    assert_eq!(b.get("/console/mappings/titled").await.status, 404);
+}
+
+#[tokio::test]
+async fn a_provider_is_made_and_changed_in_the_console_with_its_secrets_never_shown() {
+    let app = TestApp::spawn().await;
+    let mut b = Browser::new(&app);
+    b.sign_in(&app.admin_token).await;
+    let csrf = b.get("/console/providers/new").await.csrf();
+    let secret = "remote-token-never-shown";
+    let p = b
+        .post(
+            "/console/providers",
+            &[
+                ("csrf", &csrf),
+                ("name", "slack"),
+                ("directory", "default"),
+                ("base_url", "http://127.0.0.1:9/scim/v2"),
+                ("mode", "slack"),
+                ("auth_type", "bearer"),
+                ("token", secret),
+                ("concurrency", "4"),
+                ("full_sync_interval_secs", "0"),
+                ("mappings", ""),
+                ("enabled", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 201, "{}", p.body);
+    assert!(
+        p.body.contains("did not answer as a SCIM server"),
+        "the check's warning: {}",
+        p.body
+    );
+    let (_, shown) = app
+        .get(
+            &format!("{}/admin/v1/providers/slack", app.root),
+            &app.admin_token,
+        )
+        .await;
+    assert_eq!(shown["mode"], "slack");
+    assert_eq!(shown["concurrency"], 4);
+
+    let edit = b.get("/console/providers/slack/edit").await;
+    assert_eq!(edit.status, 200);
+    assert!(!edit.body.contains(secret), "a secret is write-only");
+    // Saved with the token left empty: the token is kept, the rest changes.
+    let p = b
+        .post(
+            "/console/providers/slack",
+            &[
+                ("csrf", &csrf),
+                ("name", "slack"),
+                ("base_url", "http://127.0.0.1:9/scim/v2"),
+                ("mode", "slack"),
+                ("auth_type", "bearer"),
+                ("token", ""),
+                ("concurrency", "2"),
+                ("dry_run", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 200, "{}", p.body);
+    let (_, shown) = app
+        .get(
+            &format!("{}/admin/v1/providers/slack", app.root),
+            &app.admin_token,
+        )
+        .await;
+    assert_eq!(shown["concurrency"], 2);
+    assert_eq!(shown["dry_run"], true);
+    assert_eq!(shown["enabled"], false, "an unticked box is false");
+    let p = b
+        .post(
+            "/console/providers/slack",
+            &[
+                ("csrf", &csrf),
+                ("base_url", "http://127.0.0.1:9/v2"),
+                ("auth_type", "basic"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 400, "basic needs a username: {}", p.body);
+
+    let p = b
+        .post("/console/providers/slack/delete", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(p.status, 303);
+    assert_eq!(b.get("/console/providers/slack").await.status, 404);
+}
+
+#[tokio::test]
+async fn the_overview_charts_the_activity_and_the_rebuild_page_says_what_it_needs() {
+    let app = TestApp::spawn().await;
+    let mut b = Browser::new(&app);
+    b.sign_in(&app.admin_token).await;
+    let p = b.get("/console/").await;
+    assert!(
+        p.body.contains("<svg") && p.body.contains("events recorded in the last 24 hours"),
+        "{}",
+        p.body
+    );
+    let rebuild = b.get("/console/rebuild").await;
+    assert_eq!(rebuild.status, 200);
+    assert!(
+        rebuild.body.contains("rebuilt from the log at every start"),
+        "{}",
+        rebuild.body
+    );
+    let p = b
+        .post("/console/rebuild", &[("csrf", &rebuild.csrf())])
+        .await;
+    assert_eq!(p.status, 409, "{}", p.body);
+}

@@ -185,6 +185,35 @@ async fn an_operator_sets_up_a_source_finds_a_user_and_watches_a_provider_carry_
     );
     screenshot(&c, "user").await;
 
+    // A mapping's editor previews the expression as it is typed, on the user just found.
+    let (s, made) = app
+        .post(
+            &format!("{}/admin/v1/mappings", app.root),
+            &app.admin_token,
+            json!({"name": "titled", "kind": "provider_user", "expression": "{\"title\": user.userName}"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{made}");
+    let id = user["id"].as_str().unwrap();
+    c.goto(&format!("{console}mappings/titled")).await.unwrap();
+    fill(&c, "#object_id", id).await;
+    let editor = c.find(Locator::Css("#expression")).await.unwrap();
+    editor.clear().await.unwrap();
+    editor
+        .send_keys("{\"title\": \"live \" + user.userName}")
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let shown = text(&c, "#preview").await;
+        if shown.contains("live ada@example.com") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no live preview: {shown:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    screenshot(&c, "mapping").await;
+
     // A provider to scim2-server: its full sync, asked for from its page, carries the user.
     remote::create_provider(&app, "scim2", &target, json!({})).await;
     c.goto(&format!("{console}providers/scim2")).await.unwrap();

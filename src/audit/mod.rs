@@ -7,6 +7,7 @@
 //! requests and reads of the trail.
 
 pub mod access;
+pub mod activity;
 mod follow;
 pub mod index;
 mod pg;

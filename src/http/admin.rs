@@ -76,6 +76,17 @@ async fn start_rebuild(
     State(app): State<AppState>,
     admin: AdminAuth,
 ) -> Result<Response, ScimError> {
+    let status = start_rebuild_as(&app, &admin)?;
+    Ok((StatusCode::ACCEPTED, Json(status)).into_response())
+}
+
+/// Starts a blue/green rebuild of the PostgreSQL views on `admin`'s behalf: its status.
+///
+/// Fails with 409 when the views are in memory or a rebuild runs already.
+pub(super) fn start_rebuild_as(
+    app: &AppState,
+    admin: &AdminAuth,
+) -> Result<crate::rebuild::RebuildStatus, ScimError> {
     if app.settings.store != crate::config::StoreBackend::Postgres {
         return Err(ScimError::new(
             StatusCode::CONFLICT,
@@ -91,7 +102,7 @@ async fn start_rebuild(
         .start(app.log.clone(), options)
         .map_err(|why| ScimError::new(StatusCode::CONFLICT, None, why))?;
     tracing::info!(admin = %admin.who, "rebuild started");
-    Ok((StatusCode::ACCEPTED, Json(app.rebuilds.status())).into_response())
+    Ok(app.rebuilds.status())
 }
 
 async fn rebuild_status(

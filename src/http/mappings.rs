@@ -29,7 +29,7 @@ pub fn routes() -> Router<AppState> {
         .route("/mapping-templates", get(templates))
 }
 
-fn mapping_json(directory: &str, m: &MappingView) -> Value {
+pub(super) fn mapping_json(directory: &str, m: &MappingView) -> Value {
     json!({
         "id": m.id,
         "directory": directory,
@@ -45,7 +45,10 @@ fn mapping_json(directory: &str, m: &MappingView) -> Value {
 
 /// The mapping called `name` and its directory. Names address mappings in this API: unique
 /// across directories.
-async fn by_name(app: &AppState, name: &str) -> Result<(String, MappingView), ScimError> {
+pub(super) async fn by_name(
+    app: &AppState,
+    name: &str,
+) -> Result<(String, MappingView), ScimError> {
     app.store
         .mappings()
         .await?
@@ -84,11 +87,25 @@ async fn create(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ScimError> {
-    let mut body = json_object(&headers, body)?;
+    let body = json_object(&headers, body)?;
+    let (directory, m) = create_as(&app, &admin, body).await?;
+    Ok((StatusCode::CREATED, Json(mapping_json(&directory, &m))).into_response())
+}
+
+/// Creates the mapping `body` describes (from a template when it names one) on `admin`'s
+/// behalf: the mapping as the views hold it, with its directory.
+///
+/// Fails with 400 when the mapping is invalid (its expression says where), 404 for a missing
+/// directory, 409 when the name is taken.
+pub(super) async fn create_as(
+    app: &AppState,
+    admin: &AdminAuth,
+    mut body: Map<String, Value>,
+) -> Result<(String, MappingView), ScimError> {
     mappings::templates::expand(&mut body).map_err(|e| invalid(e.to_string()))?;
     let checked = mappings::parse(&body, None).map_err(|e| invalid(e.to_string()))?;
-    let directory = target_directory(&app, &body).await?;
-    if by_name(&app, &checked.def.name).await.is_ok() {
+    let directory = target_directory(app, &body).await?;
+    if by_name(app, &checked.def.name).await.is_ok() {
         return Err(ScimError::new(
             StatusCode::CONFLICT,
             Some("uniqueness"),
@@ -99,11 +116,10 @@ async fn create(
     let name = checked.def.name.clone();
     let mapping = checked.def;
     admin
-        .execute(&app, &directory, Command::CreateMapping { id, mapping })
+        .execute(app, &directory, Command::CreateMapping { id, mapping })
         .await?;
     tracing::info!(admin = %admin.who(), mapping = %name, "mapping created");
-    let (directory, m) = by_name(&app, &name).await?;
-    Ok((StatusCode::CREATED, Json(mapping_json(&directory, &m))).into_response())
+    by_name(app, &name).await
 }
 
 async fn update(
@@ -114,19 +130,32 @@ async fn update(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ScimError> {
     let body = json_object(&headers, body)?;
+    let (directory, m) = update_as(&app, &admin, &name, body).await?;
+    Ok(Json(mapping_json(&directory, &m)).into_response())
+}
+
+/// Changes the mapping `name` as `body` says, on `admin`'s behalf: the mapping as the views
+/// hold it now, with its directory.
+///
+/// Fails with 400 when the change is invalid, 404 when there is no such mapping.
+pub(super) async fn update_as(
+    app: &AppState,
+    admin: &AdminAuth,
+    name: &str,
+    body: Map<String, Value>,
+) -> Result<(String, MappingView), ScimError> {
     if body.contains_key("directory") {
         return Err(invalid("a mapping's directory cannot change".into()));
     }
-    let (directory, m) = by_name(&app, &name).await?;
+    let (directory, m) = by_name(app, name).await?;
     let checked = mappings::parse(&body, Some(&m.mapping)).map_err(|e| invalid(e.to_string()))?;
     let cmd = Command::UpdateMapping {
         id: m.id,
         mapping: checked.def,
     };
-    admin.execute(&app, &directory, cmd).await?;
+    admin.execute(app, &directory, cmd).await?;
     tracing::info!(admin = %admin.who(), mapping = %name, "mapping changed");
-    let (directory, m) = by_name(&app, &name).await?;
-    Ok(Json(mapping_json(&directory, &m)).into_response())
+    by_name(app, name).await
 }
 
 async fn remove(
@@ -134,12 +163,24 @@ async fn remove(
     admin: AdminAuth,
     Path(name): Path<String>,
 ) -> Result<Response, ScimError> {
-    let (directory, m) = by_name(&app, &name).await?;
+    remove_as(&app, &admin, &name).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Deletes the mapping `name` on `admin`'s behalf.
+///
+/// Fails with 404 when there is no such mapping, 409 while a source or provider runs it.
+pub(super) async fn remove_as(
+    app: &AppState,
+    admin: &AdminAuth,
+    name: &str,
+) -> Result<(), ScimError> {
+    let (directory, m) = by_name(app, name).await?;
     admin
-        .execute(&app, &directory, Command::DeleteMapping { id: m.id })
+        .execute(app, &directory, Command::DeleteMapping { id: m.id })
         .await?;
     tracing::info!(admin = %admin.who(), mapping = %name, "mapping deleted");
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(())
 }
 
 /// The object a preview runs on: `{"id": "..."}` for a stored user or group (by the
@@ -153,14 +194,28 @@ async fn preview(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ScimError> {
     let body = json_object(&headers, body)?;
-    let (directory, m) = by_name(&app, &name).await?;
+    Ok(Json(preview_as(&app, &name, None, &body).await?).into_response())
+}
+
+/// What the mapping `name` (or, given, the expression `edited` in its place: a change not
+/// saved yet) makes of the object `body` names, as the preview endpoint answers it.
+///
+/// Fails with 400 when the body names no object, 404 when the mapping, object or provider
+/// does not exist.
+pub(super) async fn preview_as(
+    app: &AppState,
+    name: &str,
+    edited: Option<&str>,
+    body: &Map<String, Value>,
+) -> Result<Value, ScimError> {
+    let (directory, m) = by_name(app, name).await?;
     let kind = m.mapping.kind;
     let object = match (body.get("id"), body.get("resource")) {
         (Some(Value::String(id)), None) => {
             let id: ResourceId = id
                 .parse()
                 .map_err(|_| invalid(format!("id {id:?} is not a resource id")))?;
-            stored(&app, &directory, kind, id).await?
+            stored(app, &directory, kind, id).await?
         }
         (None, Some(Value::Object(resource))) => Value::Object(resource.clone()),
         _ => {
@@ -172,11 +227,28 @@ async fn preview(
     };
     let text = |key: &str| body.get(key).and_then(Value::as_str);
     let provider = match text("provider") {
-        Some(p) => Some(provider_mode(&app, p).await?),
+        Some(p) => Some(provider_mode(app, p).await?),
         None => None,
     };
-    let expression = mappings::Expression::compile(&m.mapping.expression)
-        .map_err(|e| ScimError::internal(&format!("stored mapping {name:?}: {e}")))?;
+    let mut answer = Map::new();
+    answer.insert("mapping".into(), json!(name));
+    answer.insert("object".into(), object.clone());
+    let expression = match (
+        edited,
+        mappings::Expression::compile(edited.unwrap_or(&m.mapping.expression)),
+    ) {
+        (_, Ok(e)) => e,
+        (Some(_), Err(e)) => {
+            answer.insert("outcome".into(), json!("error"));
+            answer.insert("error".into(), json!(e.to_string()));
+            return Ok(Value::Object(answer));
+        }
+        (None, Err(e)) => {
+            return Err(ScimError::internal(&format!(
+                "stored mapping {name:?}: {e}"
+            )))
+        }
+    };
     let vars = Variables {
         kind,
         object: &object,
@@ -184,9 +256,6 @@ async fn preview(
         source: text("source"),
         provider: provider.as_ref().map(|(n, m)| (n.as_str(), m.as_str())),
     };
-    let mut answer = Map::new();
-    answer.insert("mapping".into(), json!(name));
-    answer.insert("object".into(), object.clone());
     match expression.evaluate_with(&vars) {
         Ok(Outcome::Attributes(a)) => {
             answer.insert("outcome".into(), json!("attributes"));
@@ -200,7 +269,7 @@ async fn preview(
             answer.insert("error".into(), json!(e.to_string()));
         }
     }
-    Ok(Json(Value::Object(answer)).into_response())
+    Ok(Value::Object(answer))
 }
 
 /// A stored user or group as the expression sees it ([`mappings::user_object`],

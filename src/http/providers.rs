@@ -33,7 +33,7 @@ pub fn routes() -> Router<AppState> {
         .route("/providers/{name}/preview", post(preview))
 }
 
-fn provider_json(p: &ProviderView) -> Value {
+pub(super) fn provider_json(p: &ProviderView) -> Value {
     let mut v = config::public_json(&p.config);
     v["id"] = json!(p.id);
     v["directory"] = json!(p.directory);
@@ -43,7 +43,7 @@ fn provider_json(p: &ProviderView) -> Value {
     v
 }
 
-async fn by_name(app: &AppState, name: &str) -> Result<Arc<ProviderView>, ScimError> {
+pub(super) async fn by_name(app: &AppState, name: &str) -> Result<Arc<ProviderView>, ScimError> {
     app.store
         .providers()
         .await?
@@ -143,10 +143,24 @@ async fn create(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ScimError> {
     let body = json_object(&headers, body)?;
+    let created = create_as(&app, &admin, body).await?;
+    Ok((StatusCode::CREATED, Json(created)).into_response())
+}
+
+/// Creates the provider `body` describes on `admin`'s behalf (its secrets sealed): its
+/// configuration as the API shows it, with the warnings of a check of its remote.
+///
+/// Fails with 400 for an invalid configuration, 404 for a missing directory, 409 when the
+/// name is taken.
+pub(super) async fn create_as(
+    app: &AppState,
+    admin: &AdminAuth,
+    body: serde_json::Map<String, Value>,
+) -> Result<Value, ScimError> {
     let config = config::parse(&body, None, &app.secret_key).map_err(invalid)?;
-    let directory = target_directory(&app, &body).await?;
+    let directory = target_directory(app, &body).await?;
     // Names address providers in this API: unique across directories.
-    if by_name(&app, &config.name).await.is_ok() {
+    if by_name(app, &config.name).await.is_ok() {
         return Err(ScimError::new(
             StatusCode::CONFLICT,
             Some("uniqueness"),
@@ -156,11 +170,11 @@ async fn create(
     let id = ResourceId::new();
     let name = config.name.clone();
     admin
-        .execute(&app, &directory, Command::CreateProvider { id, config })
+        .execute(app, &directory, Command::CreateProvider { id, config })
         .await?;
     tracing::info!(admin = %admin.who(), provider = %name, "provider created");
-    let p = by_name(&app, &name).await?;
-    Ok((StatusCode::CREATED, Json(checked_json(&app, &p).await)).into_response())
+    let p = by_name(app, &name).await?;
+    Ok(checked_json(app, &p).await)
 }
 
 async fn update(
@@ -171,21 +185,35 @@ async fn update(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ScimError> {
     let body = json_object(&headers, body)?;
+    Ok(Json(update_as(&app, &admin, &name, body).await?).into_response())
+}
+
+/// Changes the provider `name` as `body` says, on `admin`'s behalf (a secret left out or
+/// empty is kept): its configuration as the API shows it, with the warnings of a check of
+/// its remote.
+///
+/// Fails with 400 for an invalid change, 404 when there is no such provider.
+pub(super) async fn update_as(
+    app: &AppState,
+    admin: &AdminAuth,
+    name: &str,
+    body: serde_json::Map<String, Value>,
+) -> Result<Value, ScimError> {
     if body.contains_key("directory") {
         return Err(invalid("a provider's directory cannot change".into()));
     }
-    let p = by_name(&app, &name).await?;
+    let p = by_name(app, name).await?;
     let config = config::parse(&body, Some(&p.config), &app.secret_key).map_err(invalid)?;
     admin
         .execute(
-            &app,
+            app,
             &p.directory,
             Command::UpdateProvider { id: p.id, config },
         )
         .await?;
     tracing::info!(admin = %admin.who(), provider = %name, "provider changed");
-    let p = by_name(&app, &name).await?;
-    Ok(Json(checked_json(&app, &p).await).into_response())
+    let p = by_name(app, name).await?;
+    Ok(checked_json(app, &p).await)
 }
 
 async fn remove(
@@ -193,12 +221,24 @@ async fn remove(
     admin: AdminAuth,
     Path(name): Path<String>,
 ) -> Result<Response, ScimError> {
-    let p = by_name(&app, &name).await?;
+    remove_as(&app, &admin, &name).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Deletes the provider `name` on `admin`'s behalf.
+///
+/// Fails with 404 when there is no such provider.
+pub(super) async fn remove_as(
+    app: &AppState,
+    admin: &AdminAuth,
+    name: &str,
+) -> Result<(), ScimError> {
+    let p = by_name(app, name).await?;
     admin
-        .execute(&app, &p.directory, Command::DeleteProvider { id: p.id })
+        .execute(app, &p.directory, Command::DeleteProvider { id: p.id })
         .await?;
     tracing::info!(admin = %admin.who(), provider = %name, "provider deleted");
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(())
 }
 
 /// What the provider would send for a stored user (`{"user": id}`) or group (`{"group":

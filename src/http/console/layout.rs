@@ -17,16 +17,20 @@ pub enum Nav {
     Users,
     Groups,
     Providers,
+    Mappings,
     Audit,
+    Rebuild,
 }
 
-const NAV: [(Nav, &str, &str); 6] = [
+const NAV: [(Nav, &str, &str); 8] = [
     (Nav::Overview, "/console/", "Overview"),
     (Nav::Sources, "/console/sources", "Sources"),
     (Nav::Users, "/console/users", "Users"),
     (Nav::Groups, "/console/groups", "Groups"),
     (Nav::Providers, "/console/providers", "Providers"),
+    (Nav::Mappings, "/console/mappings", "Mappings"),
     (Nav::Audit, "/console/audit", "Audit"),
+    (Nav::Rebuild, "/console/rebuild", "Rebuild"),
 ];
 
 fn head(title: &str) -> Markup {

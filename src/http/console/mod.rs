@@ -7,9 +7,12 @@
 mod assets;
 mod audit;
 mod layout;
+mod mappings;
 mod overview;
 mod people;
+mod provider_form;
 mod providers;
+mod rebuild;
 pub mod session;
 mod sign_in;
 mod sources;
@@ -52,10 +55,33 @@ pub fn routes() -> Router<AppState> {
         .route("/console/users/{id}", get(people::user))
         .route("/console/groups", get(people::groups))
         .route("/console/groups/{id}", get(people::group))
-        .route("/console/providers", get(providers::list))
-        .route("/console/providers/{name}", get(providers::show))
+        .route(
+            "/console/providers",
+            get(providers::list).post(provider_form::create),
+        )
+        .route("/console/providers/new", get(provider_form::new))
+        .route(
+            "/console/providers/{name}",
+            get(providers::show).post(provider_form::save),
+        )
+        .route("/console/providers/{name}/edit", get(provider_form::edit))
+        .route(
+            "/console/providers/{name}/delete",
+            post(provider_form::delete),
+        )
         .route("/console/providers/{name}/sync", post(providers::sync))
         .route("/console/providers/{name}/retry", post(providers::retry))
+        .route(
+            "/console/mappings",
+            get(mappings::list).post(mappings::create),
+        )
+        .route(
+            "/console/mappings/{name}",
+            get(mappings::show).post(mappings::save),
+        )
+        .route("/console/mappings/{name}/preview", post(mappings::preview))
+        .route("/console/mappings/{name}/delete", post(mappings::delete))
+        .route("/console/rebuild", get(rebuild::show).post(rebuild::start))
         .route("/console/audit", get(audit::search))
         .route("/console/audit/export", get(audit::export))
         .route("/console/assets/{file}", get(assets::serve))

@@ -14,6 +14,37 @@ use roster_projections::ListQuery;
 use roster_projections::Visibility;
 use serde_json::Value;
 
+/// Events per hour as a bar chart (SVG, drawn here: no script), with each bar's figure as its
+/// tooltip and the total for screen readers.
+fn chart(hours: &[crate::audit::activity::Hour]) -> Markup {
+    const W: f64 = 720.0;
+    const H: f64 = 120.0;
+    let max = hours.iter().map(|h| h.events).max().unwrap_or(0).max(1) as f64;
+    let step = W / hours.len().max(1) as f64;
+    let total: u64 = hours.iter().map(|h| h.events).sum();
+    let label = format!(
+        "{} events recorded in the last {} hours",
+        layout::count(total),
+        hours.len()
+    );
+    html! {
+        svg.chart viewBox=(format!("0 0 {W} {}", H + 24.0)) role="img" aria-label=(label) {
+            title { (label) }
+            @for (i, h) in hours.iter().enumerate() {
+                @let height = (h.events as f64 / max * H).max(if h.events > 0 { 1.0 } else { 0.0 });
+                @let x = i as f64 * step;
+                rect x=(format!("{:.1}", x + 2.0)) y=(format!("{:.1}", H - height))
+                    width=(format!("{:.1}", step - 4.0)) height=(format!("{height:.1}")) {
+                    title { (h.start.format("%H:00")) ": " (layout::count(h.events)) " events" }
+                }
+                @if i % 6 == 0 {
+                    text x=(format!("{:.1}", x + 2.0)) y=(format!("{}", H + 16.0)) { (h.start.format("%H:00")) }
+                }
+            }
+        }
+    }
+}
+
 fn card(label: &str, figure: Markup) -> Markup {
     html! { div.card { div.figure { (figure) } div.label { (label) } } }
 }
@@ -43,6 +74,11 @@ pub async fn show(State(app): State<AppState>, signed: Signed) -> Answer {
             .total;
     }
     let sources = app.store.sources().await?.len();
+    let hours = app
+        .audit
+        .per_hour(24, chrono::Utc::now())
+        .await
+        .map_err(ScimError::from)?;
     let providers = api::list_json(&app).await?;
     let recent = SearchParams {
         sort_order: Some("descending".into()),
@@ -70,6 +106,8 @@ pub async fn show(State(app): State<AppState>, signed: Signed) -> Answer {
             (card("Providers", count(providers.len())))
         }
         @if let Some(why) = &unready { p.error role="alert" { (why) } }
+        h2 { "Activity, last 24 hours (UTC)" }
+        (chart(&hours))
         @if !providers.is_empty() {
             section.panel {
                 h2 { "Providers" }

@@ -34,8 +34,9 @@ fn state(s: &str) -> Markup {
 pub async fn list(State(app): State<AppState>, signed: Signed) -> Answer {
     let providers = api::list_json(&app).await?;
     let content = html! {
+        p { a.button href="/console/providers/new" { "New provider" } }
         @if providers.is_empty() {
-            p.muted { "No providers yet. Create one with " code { "roster provider create" } "." }
+            p.muted { "No providers yet." }
         } @else {
             div.scroll {
                 table {
@@ -70,13 +71,20 @@ pub async fn list(State(app): State<AppState>, signed: Signed) -> Answer {
 }
 
 pub async fn show(State(app): State<AppState>, signed: Signed, Path(name): Path<String>) -> Answer {
-    let s = api::status_json(&app, &name).await?;
+    status_page(&app, &signed, &name, "").await
+}
+
+/// The status page of the provider `name`, with `warnings` (of a check of its remote just
+/// made) above it.
+pub async fn status_page(app: &AppState, signed: &Signed, name: &str, warnings: &str) -> Answer {
+    let s = api::status_json(app, name).await?;
     let busy = s.get("full_sync").is_some_and(|f| !f.is_null())
         || matches!(
             text(&s, "/state"),
             "starting" | "settling" | "bootstrapping" | "full sync"
         );
     let content = html! {
+        @if !warnings.is_empty() { p.notice role="status" { (warnings) } }
         @if busy { div data-refresh="2" hidden {} }
         dl.facts {
             dt { "State" } dd { (state(text(&s, "/state"))) @if !s["enabled"].as_bool().unwrap_or(true) { " " (layout::badge("warn", "disabled")) } @if s["dry_run"].as_bool().unwrap_or(false) { " " (layout::badge("warn", "dry run")) } }
@@ -94,14 +102,15 @@ pub async fn show(State(app): State<AppState>, signed: Signed, Path(name): Path<
         }
         div.actions {
             form.inline method="post" action=(format!("/console/providers/{name}/sync")) {
-                (layout::csrf(&signed))
+                (layout::csrf(signed))
                 button type="submit" { "Full sync" }
             }
             " "
             form.inline method="post" action=(format!("/console/providers/{name}/retry")) {
-                (layout::csrf(&signed))
+                (layout::csrf(signed))
                 button.secondary type="submit" { "Retry parked objects" }
             }
+            a.button.secondary href=(format!("/console/providers/{name}/edit")) { "Edit" }
         }
         (objects("Parked", &s["parked"], "Parked objects wait for a retry (above) or a change."))
         (objects("Failing", &s["failing"], "Failing objects are tried again on their own."))
@@ -133,7 +142,7 @@ pub async fn show(State(app): State<AppState>, signed: Signed, Path(name): Path<
         }
     };
     Ok(page(
-        &signed,
+        signed,
         Nav::Providers,
         &format!("Provider {name}"),
         content,

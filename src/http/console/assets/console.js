@@ -25,6 +25,32 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   }
 
+  // A form with data-live previews as it is edited: posted in the background (with its CSRF
+  // token, like any form of the console) a moment after typing stops, and the page's
+  // #preview replaced with the one in the answer.
+  for (const form of document.querySelectorAll("form[data-live]")) {
+    const target = document.getElementById("preview");
+    if (!target) continue;
+    let timer = null;
+    let asked = 0;
+    form.addEventListener("input", () => {
+      clearTimeout(timer);
+      timer = setTimeout(async () => {
+        const mine = ++asked;
+        const body = new URLSearchParams(new FormData(form));
+        try {
+          const answer = await fetch(form.dataset.live, { method: "POST", body, credentials: "same-origin" });
+          if (mine !== asked) return; // a newer preview is on its way
+          const page = new DOMParser().parseFromString(await answer.text(), "text/html");
+          const fresh = page.getElementById("preview");
+          if (fresh) target.replaceChildren(...fresh.childNodes);
+        } catch (_) {
+          // The Preview button still works.
+        }
+      }, 600);
+    });
+  }
+
   // Pages that follow something running (a sync, the log) reload themselves while visible.
   const refresh = document.querySelector("[data-refresh]");
   if (refresh) {

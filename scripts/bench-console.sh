@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The console's pages at scale (docs/benchmarks.md, issue 19): seeds a data directory with
+# USERS users and GROUPS groups of 10 members through the real write path, starts Roster on it
+# (embedded: file log, views in memory), signs in to the console with curl, and times each
+# page ROUNDS times in a row (curl's total time on loopback: the server's time to render and
+# send the page, plus a loopback round trip). Prints each page's median and slowest time.
+#   bash scripts/bench-console.sh [BIN] [USERS] [GROUPS] [ROUNDS]
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+bin=${1:-$root/target/release/roster} users=${2:-1000000} groups=${3:-1000} rounds=${4:-30}
+load="$(dirname "$bin")/roster-load"
+d=$(mktemp -d)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cleanup() { [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$d"; }
+trap cleanup EXIT
+echo "== seeding $users users and $groups groups"
+"$load" seed-log --dir "$d" --users "$users" --groups "$groups" --members 10 > "$d/seed.txt"
+admin=$(sed -n 's/^Admin token: //p' "$d/seed.txt")
+"$bin" serve --data-dir "$d" --listen "127.0.0.1:$port" > "$d/serve.log" 2>&1 &
+pid=$!
+u="http://127.0.0.1:$port"
+for _ in $(seq 1 600); do
+    curl -sf "$u/readyz" >/dev/null 2>&1 && break
+    sleep 0.5
+done
+curl -sf "$u/readyz" >/dev/null || { cat "$d/serve.log"; exit 1; }
+echo "== ready: $(grep -o 'resident[^,]*' "$d/serve.log" | tail -1)"
+cookie=$(curl -s -o /dev/null -D - -H "Origin: $u" --data-urlencode "token=$admin" \
+    "$u/console/sign-in" | sed -n 's/^set-cookie: \(roster_console=[^;]*\).*/\1/ip')
+[ -n "$cookie" ] || { echo "sign-in failed"; exit 1; }
+user=$(curl -s -H "Authorization: Bearer $admin" \
+    "$u/admin/v1/audit/events?limit=1&filter=type%20eq%20%22user.created%22" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["events"][0]["target"]["id"])')
+group=$(curl -s -H "Authorization: Bearer $admin" \
+    "$u/admin/v1/audit/events?limit=1&filter=type%20eq%20%22group.created%22" \
+    | python3 -c 'import json,sys; e=json.load(sys.stdin)["events"]; print(e[0]["target"]["id"] if e else "")')
+time_page() {
+    local name=$1 path=$2
+    local times
+    times=$(for _ in $(seq 1 "$rounds"); do
+        curl -s -o /dev/null -w '%{http_code} %{time_total}\n' -H "Cookie: $cookie" "$u$path"
+    done)
+    if echo "$times" | grep -qv '^200 '; then
+        echo "$name: not 200: $(echo "$times" | grep -v '^200 ' | head -1)"; return
+    fi
+    echo "$times" | awk -v n="$name" '{print $2*1000}' | sort -n | awk -v n="$name" \
+        '{a[NR]=$1} END {printf "%-34s median %7.1f ms   slowest %7.1f ms\n", n, a[int((NR+1)/2)], a[NR]}'
+}
+echo "== $rounds requests a page, one at a time"
+time_page "overview" "/console/"
+time_page "sources" "/console/sources"
+time_page "users (first page)" "/console/users"
+time_page "users (page 100)" "/console/users?page=100"
+time_page "users, filter userName eq" "/console/users?filter=userName%20eq%20%22seed-4242%40example.com%22"
+time_page "users, search 'seed-4242'" "/console/users?q=seed-4242"
+time_page "user" "/console/users/$user"
+time_page "groups (first page)" "/console/groups"
+[ -n "$group" ] && time_page "group" "/console/groups/$group"
+time_page "providers" "/console/providers"
+time_page "mappings" "/console/mappings"
+time_page "audit (newest first)" "/console/audit"
+time_page "audit, filter by resource" "/console/audit?filter=resource.id%20eq%20%22$user%22"
+time_page "rebuild" "/console/rebuild"

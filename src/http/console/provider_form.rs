@@ -1,0 +1,350 @@
+//! The form that creates and changes an outbound provider: its remote, credentials (write-only:
+//! a secret is never shown, and one left empty when editing is kept), compatibility mode,
+//! concurrency, schedule, mappings, dry run and whether it runs. Scope and TLS settings are
+//! kept as they are (the CLI and admin API set them). The form becomes the admin API's JSON
+//! body and goes through its own functions, so it is checked and recorded the same way.
+
+use super::layout::{self, page, Nav};
+use super::{Answer, Nothing, Signed, Submitted};
+use crate::http::error::ScimError;
+use crate::http::providers as api;
+use crate::http::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect};
+use maud::{html, Markup};
+use roster_events::DEFAULT_DIRECTORY;
+use serde_json::{json, Map, Value};
+
+/// The form's fields, all as text (a checkbox is `on` when ticked).
+#[derive(serde::Deserialize, Default)]
+pub struct ProviderForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    directory: String,
+    #[serde(default)]
+    base_url: String,
+    #[serde(default)]
+    mode: String,
+    #[serde(default)]
+    auth_type: String,
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    token_url: String,
+    #[serde(default)]
+    client_id: String,
+    #[serde(default)]
+    client_secret: String,
+    #[serde(default)]
+    grant: String,
+    #[serde(default)]
+    concurrency: String,
+    #[serde(default)]
+    full_sync_interval_secs: String,
+    /// Mapping names, separated by commas or spaces, in order.
+    #[serde(default)]
+    mappings: String,
+    #[serde(default)]
+    dry_run: String,
+    #[serde(default)]
+    enabled: String,
+    #[serde(default)]
+    deactivate: String,
+}
+
+const MODES: [&str; 5] = ["default", "aws", "slack", "salesforce", "webex"];
+
+impl ProviderForm {
+    /// The form of a provider as the API shows it (no secrets).
+    fn of(p: &Value) -> ProviderForm {
+        let s = |ptr: &str| {
+            p.pointer(ptr)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned()
+        };
+        let n = |ptr: &str| p.pointer(ptr).map_or(String::new(), |v| v.to_string());
+        let on = |ptr: &str| {
+            if p.pointer(ptr).and_then(Value::as_bool) == Some(true) {
+                "on".to_owned()
+            } else {
+                String::new()
+            }
+        };
+        let mappings = p["mappings"].as_array().map_or(String::new(), |m| {
+            m.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        });
+        ProviderForm {
+            name: s("/name"),
+            directory: s("/directory"),
+            base_url: s("/base_url"),
+            mode: s("/mode"),
+            auth_type: s("/auth/type"),
+            username: s("/auth/username"),
+            token_url: s("/auth/token_url"),
+            client_id: s("/auth/client_id"),
+            grant: s("/auth/grant"),
+            concurrency: n("/concurrency"),
+            full_sync_interval_secs: n("/full_sync_interval_secs"),
+            mappings,
+            dry_run: on("/dry_run"),
+            enabled: on("/enabled"),
+            deactivate: on("/deactivate"),
+            ..ProviderForm::default()
+        }
+    }
+
+    /// The admin API's body for this form (`creating`: with name and directory).
+    fn body(&self, creating: bool) -> Result<Map<String, Value>, ScimError> {
+        let given = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
+        let number = |name: &str, s: &str| -> Result<Option<Value>, ScimError> {
+            given(s)
+                .map(|v| {
+                    v.parse::<u64>().map(Value::from).map_err(|_| {
+                        ScimError::bad_request(
+                            "invalidValue",
+                            format!("{name} must be a whole number"),
+                        )
+                    })
+                })
+                .transpose()
+        };
+        let mut auth = Map::new();
+        auth.insert("type".into(), json!(self.auth_type));
+        let mut put = |key: &str, value: &str| {
+            if let Some(v) = given(value) {
+                auth.insert(key.into(), json!(v));
+            }
+        };
+        match self.auth_type.as_str() {
+            "basic" => {
+                put("username", &self.username);
+                put("password", &self.password);
+            }
+            "oauth2" => {
+                put("token_url", &self.token_url);
+                put("client_id", &self.client_id);
+                put("client_secret", &self.client_secret);
+                put("grant", &self.grant);
+                if self.grant == "password" {
+                    put("username", &self.username);
+                    put("password", &self.password);
+                }
+            }
+            _ => put("token", &self.token),
+        }
+        let mut body = Map::new();
+        if creating {
+            body.insert("name".into(), json!(self.name.trim()));
+            if let Some(d) = given(&self.directory) {
+                body.insert("directory".into(), json!(d));
+            }
+        }
+        body.insert("base_url".into(), json!(self.base_url.trim()));
+        body.insert(
+            "mode".into(),
+            json!(given(&self.mode).unwrap_or("default".into())),
+        );
+        body.insert("auth".into(), Value::Object(auth));
+        if let Some(c) = number("concurrency", &self.concurrency)? {
+            body.insert("concurrency".into(), c);
+        }
+        if let Some(i) = number("the full sync interval", &self.full_sync_interval_secs)? {
+            body.insert("full_sync_interval_secs".into(), i);
+        }
+        let mappings: Vec<&str> = self
+            .mappings
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|m| !m.is_empty())
+            .collect();
+        body.insert("mappings".into(), json!(mappings));
+        body.insert("dry_run".into(), json!(self.dry_run == "on"));
+        body.insert("enabled".into(), json!(self.enabled == "on"));
+        body.insert("deactivate".into(), json!(self.deactivate == "on"));
+        Ok(body)
+    }
+}
+
+fn form(signed: &Signed, f: &ProviderForm, directories: &[String], editing: bool) -> Markup {
+    let action = if editing {
+        format!("/console/providers/{}", f.name)
+    } else {
+        "/console/providers".to_owned()
+    };
+    let secret_hint = if editing {
+        "(write-only: left empty, the saved one is kept)"
+    } else {
+        "(write-only: never shown again)"
+    };
+    html! {
+        form method="post" action=(action) {
+            (layout::csrf(signed))
+            @if editing {
+                input type="hidden" name="name" value=(f.name);
+            } @else {
+                div.field {
+                    label for="name" { "Name " span.hint { "(lower-case letters, digits and hyphens)" } }
+                    input #name type="text" name="name" value=(f.name) required pattern="[a-z0-9-]{1,63}";
+                }
+                div.field {
+                    label for="directory" { "Directory" }
+                    select #directory name="directory" {
+                        @for d in directories { option value=(d) selected[d == DEFAULT_DIRECTORY] { (d) } }
+                    }
+                }
+            }
+            div.field {
+                label for="base_url" { "SCIM base URL of the remote" }
+                input #base_url.wide type="url" name="base_url" value=(f.base_url) required placeholder="https://api.example.com/scim/v2";
+            }
+            div.field {
+                label for="mode" { "Compatibility mode" }
+                select #mode name="mode" {
+                    @for m in MODES { option value=(m) selected[f.mode == m] { (m) } }
+                }
+            }
+            fieldset {
+                legend { "Authentication" }
+                div.field {
+                    label for="auth_type" { "Type" }
+                    select #auth_type name="auth_type" {
+                        option value="bearer" selected[f.auth_type == "bearer"] { "bearer token" }
+                        option value="basic" selected[f.auth_type == "basic"] { "basic (username and password)" }
+                        option value="oauth2" selected[f.auth_type == "oauth2"] { "OAuth 2.0" }
+                    }
+                }
+                div.field {
+                    label for="token" { "Bearer token " span.hint { (secret_hint) } }
+                    input #token.wide type="password" name="token" autocomplete="off";
+                }
+                div.field {
+                    label for="username" { "Username " span.hint { "(basic; OAuth 2.0 password grant)" } }
+                    input #username type="text" name="username" value=(f.username) autocomplete="off";
+                }
+                div.field {
+                    label for="password" { "Password " span.hint { (secret_hint) } }
+                    input #password type="password" name="password" autocomplete="off";
+                }
+                div.field {
+                    label for="token_url" { "Token URL " span.hint { "(OAuth 2.0)" } }
+                    input #token_url.wide type="url" name="token_url" value=(f.token_url);
+                }
+                div.field {
+                    label for="client_id" { "Client id " span.hint { "(OAuth 2.0)" } }
+                    input #client_id type="text" name="client_id" value=(f.client_id);
+                }
+                div.field {
+                    label for="client_secret" { "Client secret " span.hint { (secret_hint) } }
+                    input #client_secret type="password" name="client_secret" autocomplete="off";
+                }
+                div.field {
+                    label for="grant" { "Grant " span.hint { "(OAuth 2.0)" } }
+                    select #grant name="grant" {
+                        option value="client_credentials" selected[f.grant != "password"] { "client credentials" }
+                        option value="password" selected[f.grant == "password"] { "password" }
+                    }
+                }
+            }
+            div.field {
+                label for="mappings" { "Mappings " span.hint { "(provider mappings, in order, separated by commas)" } }
+                input #mappings.wide type="text" name="mappings" value=(f.mappings);
+            }
+            div.field {
+                label for="concurrency" { "Objects carried at once " span.hint { "(1 to 64)" } }
+                input #concurrency type="text" inputmode="numeric" name="concurrency" value=(f.concurrency) placeholder="8";
+            }
+            div.field {
+                label for="full_sync_interval_secs" { "Full sync every (seconds) " span.hint { "(0: only when asked)" } }
+                input #full_sync_interval_secs type="text" inputmode="numeric" name="full_sync_interval_secs" value=(f.full_sync_interval_secs) placeholder="3600";
+            }
+            div.field { label { input type="checkbox" name="enabled" value="on" checked[f.enabled == "on" || !editing]; " Enabled" } }
+            div.field { label { input type="checkbox" name="dry_run" value="on" checked[f.dry_run == "on"]; " Dry run (plan requests, send none)" } }
+            div.field { label { input type="checkbox" name="deactivate" value="on" checked[f.deactivate == "on"]; " Deactivate users out of scope instead of deleting them" } }
+            button type="submit" { @if editing { "Save provider" } @else { "Create provider" } }
+        }
+    }
+}
+
+/// `GET /console/providers/new`.
+pub async fn new(State(app): State<AppState>, signed: Signed) -> Answer {
+    let directories = app.store.directories().await?;
+    let f = ProviderForm {
+        auth_type: "bearer".into(),
+        ..ProviderForm::default()
+    };
+    let content = form(&signed, &f, &directories, false);
+    Ok(page(&signed, Nav::Providers, "New provider", content))
+}
+
+/// `GET /console/providers/{name}/edit`.
+pub async fn edit(State(app): State<AppState>, signed: Signed, Path(name): Path<String>) -> Answer {
+    let p = api::by_name(&app, &name).await?;
+    let f = ProviderForm::of(&api::provider_json(&p));
+    let content = html! {
+        (form(&signed, &f, &[], true))
+        form method="post" action=(format!("/console/providers/{name}/delete"))
+            data-confirm=(format!("Delete the provider {name}? Nothing is removed from the remote.")) {
+            (layout::csrf(&signed))
+            p { button.danger type="submit" { "Delete provider" } }
+        }
+    };
+    Ok(page(
+        &signed,
+        Nav::Providers,
+        &format!("Edit provider {name}"),
+        content,
+    ))
+}
+
+/// The warnings of the check of the remote, shown above the provider's status.
+fn warned(created: &Value) -> String {
+    created["warnings"]
+        .as_array()
+        .map(|w| {
+            w.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
+}
+
+/// `POST /console/providers`: creates the provider and shows its status.
+pub async fn create(State(app): State<AppState>, posted: Submitted<ProviderForm>) -> Answer {
+    let Submitted { signed, form } = posted;
+    let created = api::create_as(&app, &signed.admin, form.body(true)?).await?;
+    let name = created["name"].as_str().unwrap_or("").to_owned();
+    let warnings = warned(&created);
+    let resp = super::providers::status_page(&app, &signed, &name, &warnings).await?;
+    Ok((StatusCode::CREATED, resp).into_response())
+}
+
+/// `POST /console/providers/{name}`: saves the changes and shows the provider's status.
+pub async fn save(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    posted: Submitted<ProviderForm>,
+) -> Answer {
+    let Submitted { signed, form } = posted;
+    let changed = api::update_as(&app, &signed.admin, &name, form.body(false)?).await?;
+    super::providers::status_page(&app, &signed, &name, &warned(&changed)).await
+}
+
+/// `POST /console/providers/{name}/delete`.
+pub async fn delete(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    posted: Submitted<Nothing>,
+) -> Answer {
+    api::remove_as(&app, &posted.signed.admin, &name).await?;
+    Ok(Redirect::to("/console/providers").into_response())
+}
