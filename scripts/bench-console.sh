@@ -24,16 +24,25 @@ for _ in $(seq 1 600); do
     sleep 0.5
 done
 curl -sf "$u/readyz" >/dev/null || { cat "$d/serve.log"; exit 1; }
-echo "== ready: $(grep -o 'resident[^,]*' "$d/serve.log" | tail -1)"
+echo "== ready"
 cookie=$(curl -s -o /dev/null -D - -H "Origin: $u" --data-urlencode "token=$admin" \
     "$u/console/sign-in" | sed -n 's/^set-cookie: \(roster_console=[^;]*\).*/\1/ip')
 [ -n "$cookie" ] || { echo "sign-in failed"; exit 1; }
-user=$(curl -s -H "Authorization: Bearer $admin" \
-    "$u/admin/v1/audit/events?limit=1&filter=type%20eq%20%22user.created%22" \
-    | python3 -c 'import json,sys; print(json.load(sys.stdin)["events"][0]["target"]["id"])')
-group=$(curl -s -H "Authorization: Bearer $admin" \
-    "$u/admin/v1/audit/events?limit=1&filter=type%20eq%20%22group.created%22" \
-    | python3 -c 'import json,sys; e=json.load(sys.stdin)["events"]; print(e[0]["target"]["id"] if e else "")')
+# The id of the first event of TYPE's target; the audit index may still be catching up with
+# the log just after start (503), so asked again for up to two minutes.
+first_id() {
+    for _ in $(seq 1 240); do
+        if id=$(curl -sf -H "Authorization: Bearer $admin" \
+            "$u/admin/v1/audit/events?limit=1&filter=type%20eq%20%22$1%22" \
+            | python3 -c 'import json,sys; e=json.load(sys.stdin)["events"]; print(e[0]["target"]["id"] if e else "")' 2>/dev/null); then
+            echo "$id"; return
+        fi
+        sleep 0.5
+    done
+    echo "the audit trail did not answer" >&2; exit 1
+}
+user=$(first_id user.created)
+group=$(first_id group.created)
 time_page() {
     local name=$1 path=$2
     local times
