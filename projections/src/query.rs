@@ -4,10 +4,11 @@
 use crate::directory::Directory;
 use crate::filter::{self, get_ci, Attributes, Filter};
 use crate::names::name_key;
-use crate::views::{GroupView, UserView};
+use crate::views::{GroupView, Keys, UserView};
 use roster_events::{fold_case, ResourceId};
 use serde_json::{json, Value};
 use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 use std::sync::Arc;
@@ -125,36 +126,54 @@ fn meta(
     })
 }
 
-/// A user with its document parsed, for filter evaluation.
+/// A user as filters see it. The stored document is parsed only when a filter asks for an
+/// attribute other than the ones copied out of it into the view's keys (`userName`,
+/// `displayName`, `externalId`), so that a scan on those does not parse a million documents.
 pub struct UserAttributes<'a> {
     view: &'a UserView,
-    doc: serde_json::Map<String, Value>,
+    doc: OnceCell<serde_json::Map<String, Value>>,
 }
 
-/// A group with its document parsed, for filter evaluation.
+/// A group as filters see it; its document parsed only when needed (as for users).
 pub struct GroupAttributes<'a> {
     view: &'a GroupView,
-    doc: serde_json::Map<String, Value>,
+    doc: OnceCell<serde_json::Map<String, Value>>,
 }
 
 impl UserView {
-    /// The user as filters see it (parses the stored document).
+    /// The user as filters see it.
     pub fn attributes(&self) -> UserAttributes<'_> {
         UserAttributes {
             view: self,
-            doc: self.resource.to_map(),
+            doc: OnceCell::new(),
         }
     }
 }
 
 impl GroupView {
-    /// The group as filters see it (parses the stored document).
+    /// The group as filters see it.
     pub fn attributes(&self) -> GroupAttributes<'_> {
         GroupAttributes {
             view: self,
-            doc: self.resource.to_map(),
+            doc: OnceCell::new(),
         }
     }
+}
+
+/// The value of core attribute `attr` when the keys hold it (`userName`, `displayName`,
+/// `externalId`): they are copied out of the stored document (whose attribute names are
+/// canonical), so they are the document's own value. None sends the filter to the document.
+fn from_keys(keys: &Keys, attr: &str) -> Option<Cow<'static, Value>> {
+    let key = if attr.eq_ignore_ascii_case("userName") {
+        keys.user_name.as_ref()
+    } else if attr.eq_ignore_ascii_case("displayName") {
+        keys.display_name.as_ref()
+    } else if attr.eq_ignore_ascii_case("externalId") {
+        keys.external_id.as_ref()
+    } else {
+        None
+    };
+    key.map(|k| Cow::Owned(Value::String(k.clone())))
 }
 
 impl Attributes for UserAttributes<'_> {
@@ -172,8 +191,12 @@ impl Attributes for UserAttributes<'_> {
                     u.version,
                 )));
             }
+            if let Some(v) = from_keys(&u.keys, attr) {
+                return Some(v);
+            }
         }
-        attribute(&self.doc, USER_SCHEMA, schema, attr)
+        let doc = self.doc.get_or_init(|| u.resource.to_map());
+        attribute(doc, USER_SCHEMA, schema, attr)
     }
 
     fn case_exact(&self, path: &filter::AttrPath) -> bool {
@@ -205,8 +228,12 @@ impl Attributes for GroupAttributes<'_> {
                     .collect();
                 return Some(Cow::Owned(Value::Array(members)));
             }
+            if let Some(v) = from_keys(&g.keys, attr) {
+                return Some(v);
+            }
         }
-        attribute(&self.doc, GROUP_SCHEMA, schema, attr)
+        let doc = self.doc.get_or_init(|| g.resource.to_map());
+        attribute(doc, GROUP_SCHEMA, schema, attr)
     }
 
     fn case_exact(&self, path: &filter::AttrPath) -> bool {

@@ -45,7 +45,7 @@ impl Kind {
     fn plain(self, text: &str) -> String {
         let t = Value::from(text).to_string();
         match self {
-            Kind::User => format!("userName co {t} or displayName co {t} or emails co {t}"),
+            Kind::User => format!("userName co {t} or displayName co {t}"),
             Kind::Group => format!("displayName co {t}"),
         }
     }
@@ -237,7 +237,7 @@ fn search_form(kind: Kind, p: &ListParams, dir: &str, all: &[String]) -> Markup 
             div {
                 label for="q" { "Search" }
                 input #q type="search" name="q" value=(p.q)
-                    placeholder=(if kind == Kind::User { "name or email" } else { "group name" });
+                    placeholder=(if kind == Kind::User { "userName or display name" } else { "group name" });
             }
             div {
                 label for="filter" { "or SCIM filter" }
