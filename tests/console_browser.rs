@@ -102,13 +102,25 @@ async fn assert_at(c: &Client, path: &str) {
     assert!(url.path().ends_with(path), "at {url}, not {path}");
 }
 
+/// Clicks what `locator` finds and waits until the browser has left the page for the one the
+/// click loads (a click returns before a form's submission has replaced the document, so the
+/// next lookup could otherwise see the old page).
+async fn follow(c: &Client, locator: Locator<'_>) {
+    let old = c.find(Locator::Css("html")).await.unwrap();
+    c.find(locator).await.unwrap().click().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while old.tag_name().await.is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "the click loaded no page in 20 s: {}",
+            c.source().await.unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn click(c: &Client, css: &str) {
-    c.find(Locator::Css(css))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    follow(c, Locator::Css(css)).await;
 }
 
 /// Reloads the page until its source holds `want` (bounded).
@@ -172,12 +184,7 @@ async fn an_operator_sets_up_a_source_finds_a_user_and_watches_a_provider_carry_
     fill(&c, "#q", "ada").await;
     click(&c, "form.search button[type=submit]").await;
     screenshot(&c, "users").await;
-    c.find(Locator::LinkText("ada@example.com"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    follow(&c, Locator::LinkText("ada@example.com")).await;
     let history = text(&c, "ol.timeline").await;
     assert!(
         history.contains("Add user") && history.contains("source okta"),
