@@ -454,7 +454,7 @@ async fn pages_show_users_groups_and_their_history_as_text() {
 }
 
 #[tokio::test]
-async fn a_providers_page_shows_its_status_and_takes_a_full_sync_request() {
+async fn a_providers_page_shows_its_status_and_takes_a_full_sync_a_replay_and_a_dry_run() {
     let app = TestApp::spawn().await;
     let (s, created) = app
         .post(
@@ -483,6 +483,73 @@ async fn a_providers_page_shows_its_status_and_takes_a_full_sync_request() {
     assert_eq!(p.status, 303, "{}", p.body);
     let asked = events(&app, "type eq \"provider.sync_requested\"", 1).await;
     assert_eq!(asked.len(), 1, "{asked:?}");
+
+    // A replay from a position: past the log's end or not a number, it is refused and nothing
+    // is asked; from 0, it is recorded.
+    let csrf = page.csrf();
+    for bad in ["1000000", "-1", "two"] {
+        let refused = b
+            .post(
+                "/console/providers/slack/replay",
+                &[("csrf", &csrf), ("from", bad)],
+            )
+            .await;
+        assert_eq!(refused.status, 400, "{bad}: {}", refused.body);
+        assert!(refused.body.contains("position"), "{}", refused.body);
+    }
+    let replayed = b
+        .post(
+            "/console/providers/slack/replay",
+            &[("csrf", &csrf), ("from", "0")],
+        )
+        .await;
+    assert_eq!(replayed.status, 303, "{}", replayed.body);
+    let asked = events(&app, "type eq \"provider.replay_requested\"", 1).await;
+    assert_eq!(asked.len(), 1, "{asked:?}");
+
+    // Dry run on: the provider's settings say so, the page lists what it plans; then off.
+    assert!(page.body.contains("value=\"on\"") && page.body.contains(">Dry run<"));
+    let on = b
+        .post(
+            "/console/providers/slack/dry-run",
+            &[("csrf", &csrf), ("dry_run", "on")],
+        )
+        .await;
+    assert_eq!(on.status, 303, "{}", on.body);
+    let (_, shown) = app
+        .get(
+            &format!("{}/admin/v1/providers/slack", app.root),
+            &app.admin_token,
+        )
+        .await;
+    assert_eq!(shown["dry_run"], true, "{shown}");
+    let page = b.get("/console/providers/slack").await;
+    assert!(
+        page.body.contains("Planned by the dry run") && page.body.contains("Turn dry run off"),
+        "{}",
+        page.body
+    );
+    let off = b
+        .post(
+            "/console/providers/slack/dry-run",
+            &[("csrf", &csrf), ("dry_run", "off")],
+        )
+        .await;
+    assert_eq!(off.status, 303, "{}", off.body);
+    let (_, shown) = app
+        .get(
+            &format!("{}/admin/v1/providers/slack", app.root),
+            &app.admin_token,
+        )
+        .await;
+    assert_eq!(shown["dry_run"], false, "{shown}");
+    let odd = b
+        .post(
+            "/console/providers/slack/dry-run",
+            &[("csrf", &csrf), ("dry_run", "maybe")],
+        )
+        .await;
+    assert_eq!(odd.status, 400, "{}", odd.body);
     assert_eq!(b.get("/console/providers/nope").await.status, 404);
 }
 

@@ -315,7 +315,8 @@ async fn request(
 
 /// Records `request` to the provider `name` on `admin`'s behalf: the position of its record.
 ///
-/// Fails with 404 when there is no such provider, or as the write fails.
+/// Fails with 404 when there is no such provider, 400 when a replay starts past the end of
+/// the directory's partition, or as the write fails.
 pub(super) async fn ask(
     app: &AppState,
     admin: &AdminAuth,
@@ -323,6 +324,14 @@ pub(super) async fn ask(
     request: ProviderRequest,
 ) -> Result<Option<u64>, ScimError> {
     let p = by_name(app, name).await?;
+    if let ProviderRequest::Replay { from } = request {
+        let end = *app.log.end(app.log.partition(&p.directory)).borrow();
+        if from > end {
+            return Err(invalid(format!(
+                "from {from} is past the end of the log (position {end})"
+            )));
+        }
+    }
     let (_, position) = admin
         .execute_at(
             app,
@@ -366,13 +375,6 @@ async fn replay(
         .get("from")
         .and_then(Value::as_u64)
         .ok_or_else(|| invalid("from must be a log position (a non-negative integer)".into()))?;
-    let p = by_name(&app, &name).await?;
-    let end = *app.log.end(app.log.partition(&p.directory)).borrow();
-    if from > end {
-        return Err(invalid(format!(
-            "from {from} is past the end of the log ({end})"
-        )));
-    }
     request(&app, &admin, &name, ProviderRequest::Replay { from }).await
 }
 

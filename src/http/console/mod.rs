@@ -71,6 +71,11 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/console/providers/{name}/sync", post(providers::sync))
         .route("/console/providers/{name}/retry", post(providers::retry))
+        .route("/console/providers/{name}/replay", post(providers::replay))
+        .route(
+            "/console/providers/{name}/dry-run",
+            post(providers::dry_run),
+        )
         .route(
             "/console/mappings",
             get(mappings::list).post(mappings::create),

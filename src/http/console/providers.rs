@@ -1,11 +1,14 @@
 //! The providers pages: each outbound provider with its state and lag, and a provider's status
 //! (pending, in-flight, failing and parked objects, the last full sync's figures, a progress
-//! bar while one runs, recent requests and their answers) with buttons for a full sync and a
-//! retry of the parked objects. The figures are the admin API's status, read the same way.
+//! bar while one runs, recent requests and their answers, the requests a dry run planned) with
+//! buttons for a full sync, a retry of the parked objects, a replay from a log position and
+//! turning dry run on or off. The figures are the admin API's status, read the same way; the
+//! buttons record the same events as the admin API's.
 
 use super::layout::{self, page, Nav};
 use super::{Answer, Nothing, Signed, Submitted};
 use crate::domain::ProviderRequest;
+use crate::http::error::ScimError;
 use crate::http::providers as api;
 use crate::http::AppState;
 use axum::extract::{Path, State};
@@ -110,7 +113,25 @@ pub async fn status_page(app: &AppState, signed: &Signed, name: &str, warnings: 
                 (layout::csrf(signed))
                 button.secondary type="submit" { "Retry parked objects" }
             }
+            " "
+            @let dry = s["dry_run"].as_bool().unwrap_or(false);
+            form.inline method="post" action=(format!("/console/providers/{name}/dry-run"))
+                data-confirm=(if dry { "Turn dry run off? Planned requests are sent from now on." } else { "Turn dry run on? Writes are planned and listed here, none is sent." }) {
+                (layout::csrf(signed))
+                input type="hidden" name="dry_run" value=(if dry { "off" } else { "on" });
+                button.secondary type="submit" { (if dry { "Turn dry run off" } else { "Dry run" }) }
+            }
+            " "
             a.button.secondary href=(format!("/console/providers/{name}/edit")) { "Edit" }
+        }
+        form.replay method="post" action=(format!("/console/providers/{name}/replay"))
+            data-confirm="Carry every change from this position again?" {
+            (layout::csrf(signed))
+            div.field {
+                label for="from" { "Replay from position " span.hint { "(carries every change of the directory from there again; the log ends at " (num(&s, "/views_position")) ")" } }
+                input #from type="number" name="from" min="0" max=(num(&s, "/views_position")) required;
+            }
+            button.secondary type="submit" { "Replay" }
         }
         (objects("Parked", &s["parked"], "Parked objects wait for a retry (above) or a change."))
         (objects("Failing", &s["failing"], "Failing objects are tried again on their own."))
@@ -126,6 +147,20 @@ pub async fn status_page(app: &AppState, signed: &Signed, name: &str, warnings: 
                 dt { "Deleted" } dd { (layout::count(num(f, "/deleted"))) }
                 dt { "Failed" } dd { (layout::count(num(f, "/failed"))) }
             },
+        }
+        @let planned = s["dry_run_requests"].as_array().map_or(&[][..], Vec::as_slice);
+        @if s["dry_run"].as_bool().unwrap_or(false) || !planned.is_empty() {
+            h2 { "Planned by the dry run (" (planned.len()) ")" }
+            @if planned.is_empty() { p.muted { "None yet: writes the provider would send are listed here." } } @else {
+                div.scroll { table {
+                    thead { tr { th scope="col" { "At" } th scope="col" { "Method" } th scope="col" { "Path" } } }
+                    tbody { @for r in planned.iter().rev() { tr {
+                        td { (layout::time_text(text(r, "/at"))) }
+                        td { (text(r, "/method")) }
+                        td { code { (text(r, "/path")) } }
+                    } } }
+                } }
+            }
         }
         h2 { "Recent requests" }
         @let recent = s["recent_requests"].as_array().map_or(&[][..], Vec::as_slice);
@@ -166,13 +201,8 @@ fn objects(title: &str, list: &Value, empty_hint: &str) -> Markup {
     }
 }
 
-async fn ask(
-    app: &AppState,
-    name: &str,
-    posted: Submitted<Nothing>,
-    request: ProviderRequest,
-) -> Answer {
-    api::ask(app, &posted.signed.admin, name, request).await?;
+async fn ask(app: &AppState, name: &str, signed: Signed, request: ProviderRequest) -> Answer {
+    api::ask(app, &signed.admin, name, request).await?;
     Ok(Redirect::to(&format!("/console/providers/{name}")).into_response())
 }
 
@@ -182,7 +212,7 @@ pub async fn sync(
     Path(name): Path<String>,
     posted: Submitted<Nothing>,
 ) -> Answer {
-    ask(&app, &name, posted, ProviderRequest::Sync).await
+    ask(&app, &name, posted.signed, ProviderRequest::Sync).await
 }
 
 /// `POST /console/providers/{name}/retry`: asks for the parked objects to be tried again.
@@ -191,5 +221,58 @@ pub async fn retry(
     Path(name): Path<String>,
     posted: Submitted<Nothing>,
 ) -> Answer {
-    ask(&app, &name, posted, ProviderRequest::Retry).await
+    ask(&app, &name, posted.signed, ProviderRequest::Retry).await
+}
+
+#[derive(serde::Deserialize)]
+pub struct Replay {
+    from: String,
+}
+
+/// `POST /console/providers/{name}/replay`: asks for every change from a position to be
+/// carried again.
+pub async fn replay(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    posted: Submitted<Replay>,
+) -> Answer {
+    let from = posted.form.from.trim().parse().map_err(|_| {
+        ScimError::bad_request(
+            "invalidValue",
+            format!(
+                "{:?} is not a log position (a non-negative integer)",
+                posted.form.from
+            ),
+        )
+    })?;
+    ask(&app, &name, posted.signed, ProviderRequest::Replay { from }).await
+}
+
+#[derive(serde::Deserialize)]
+pub struct DryRun {
+    dry_run: String,
+}
+
+/// `POST /console/providers/{name}/dry-run`: turns dry run on (`on`) or off (`off`), a change
+/// of the provider's settings like the edit page's.
+pub async fn dry_run(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    posted: Submitted<DryRun>,
+) -> Answer {
+    let on = match posted.form.dry_run.as_str() {
+        "on" => true,
+        "off" => false,
+        other => {
+            return Err(ScimError::bad_request(
+                "invalidValue",
+                format!("dry_run is on or off, not {other:?}"),
+            )
+            .into())
+        }
+    };
+    let mut body = serde_json::Map::new();
+    body.insert("dry_run".into(), Value::Bool(on));
+    api::update_as(&app, &posted.signed.admin, &name, body).await?;
+    Ok(Redirect::to(&format!("/console/providers/{name}")).into_response())
 }
