@@ -497,6 +497,16 @@ async fn a_providers_page_shows_its_status_and_takes_a_full_sync_a_replay_and_a_
         assert_eq!(refused.status, 400, "{bad}: {}", refused.body);
         assert!(refused.body.contains("position"), "{}", refused.body);
     }
+    // A full sync asked after the refusals: once it is in the audit index, so is everything
+    // before it, and no replay is.
+    let p = b
+        .post("/console/providers/slack/sync", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    let asked = events(&app, "type eq \"provider.sync_requested\"", 2).await;
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    let replays = events(&app, "type eq \"provider.replay_requested\"", 0).await;
+    assert!(replays.is_empty(), "{replays:?}");
     let replayed = b
         .post(
             "/console/providers/slack/replay",

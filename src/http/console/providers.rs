@@ -128,8 +128,8 @@ pub async fn status_page(app: &AppState, signed: &Signed, name: &str, warnings: 
             data-confirm="Carry every change from this position again?" {
             (layout::csrf(signed))
             div.field {
-                label for="from" { "Replay from position " span.hint { "(carries every change of the directory from there again; the log ends at " (num(&s, "/views_position")) ")" } }
-                input #from type="number" name="from" min="0" max=(num(&s, "/views_position")) required;
+                label for="from" { "Replay from position " span.hint { "(carries every change of the directory from there again; the views reflect the log up to " (num(&s, "/views_position")) ")" } }
+                input #from type="number" name="from" min="0" required;
             }
             button.secondary type="submit" { "Replay" }
         }
