@@ -474,9 +474,49 @@ async fn a_providers_page_shows_its_status_and_takes_a_full_sync_a_replay_and_a_
         "{}",
         list.body
     );
+    // The manager samples each provider's lag as soon as it sees the provider, then every
+    // minute: the status has this hour, and the pages chart it.
+    let status_path = format!("{}/admin/v1/providers/slack/status", app.root);
+    let mut sampled = Value::Null;
+    for _ in 0..100 {
+        let (_, status) = app.get(&status_path, &app.admin_token).await;
+        sampled = status["lag_history"].clone();
+        if sampled.as_array().is_some_and(|h| !h.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let hours = sampled.as_array().expect("lag_history is a list");
+    assert_eq!(hours.len(), 1, "{sampled}");
+    assert!(hours[0]["samples"].as_u64() >= Some(1), "{sampled}");
+    assert!(
+        hours[0]["hour"]
+            .as_str()
+            .is_some_and(|h| h.ends_with(":00:00Z")),
+        "{sampled}"
+    );
     let page = b.get("/console/providers/slack").await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains("Full sync") && page.body.contains("Parked"));
+    assert!(page.body.contains("Lag, last 24 hours"), "{}", page.body);
+    assert!(
+        page.body.contains(" records behind</title>"),
+        "{}",
+        page.body
+    );
+    let overview = b.get("/console/").await;
+    assert!(
+        overview
+            .body
+            .contains("slack: the most records it was behind in each of the last 24 hours"),
+        "{}",
+        overview.body
+    );
+    assert!(
+        overview.body.contains(" records behind</title>"),
+        "{}",
+        overview.body
+    );
     let p = b
         .post("/console/providers/slack/sync", &[("csrf", &page.csrf())])
         .await;

@@ -9,7 +9,6 @@ use super::error::ScimError;
 use super::AppState;
 use crate::domain::{Command, ProviderRequest};
 use crate::provider::config;
-use crate::provider::runner::Status;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
@@ -109,11 +108,12 @@ pub(super) async fn list_json(app: &AppState) -> Result<Vec<Value>, ScimError> {
         v["status"] = match app.providers.report(p).await {
             Ok(r) => {
                 let s = &r.status;
-                let (_, lag) = lag(s, views_now(app, p));
+                let (_, lag) = s.lag(app.providers.views_now(p));
                 json!({
                     "running_here": r.here,
                     "state": s.state,
                     "lag": lag,
+                    "lag_history": app.providers.lag_last_day(p.id),
                     "pending": s.pending,
                     "failing": s.failing.len(),
                     "parked": s.parked.len(),
@@ -378,21 +378,6 @@ async fn replay(
     request(&app, &admin, &name, ProviderRequest::Replay { from }).await
 }
 
-/// The position the views of `p`'s partition reflect now.
-fn views_now(app: &AppState, p: &ProviderView) -> u64 {
-    app.projected
-        .get(app.log.partition(&p.directory) as usize)
-        .map_or(0, |w| *w.borrow())
-}
-
-/// The views position and the lag a status shows: against the views as they are now, not as
-/// the consumer last published them, so that a consumer that has not started yet (or has
-/// stalled) shows everything it has not carried as lag, never 0.
-fn lag(s: &Status, views_now: u64) -> (u64, u64) {
-    let views = s.views_position.max(views_now);
-    (views, views.saturating_sub(s.position))
-}
-
 async fn status(
     State(app): State<AppState>,
     _admin: AdminAuth,
@@ -412,7 +397,7 @@ pub(super) async fn status_json(app: &AppState, name: &str) -> Result<Value, Sci
         .await
         .map_err(|e| ScimError::unavailable(&e))?;
     let s = &report.status;
-    let (views_position, lag) = lag(s, views_now(app, &p));
+    let (views_position, lag) = s.lag(app.providers.views_now(&p));
     let recent: Vec<Value> = report
         .recent
         .iter()
@@ -436,6 +421,7 @@ pub(super) async fn status_json(app: &AppState, name: &str) -> Result<Value, Sci
         "requests_below": s.requests_below,
         "views_position": views_position,
         "lag": lag,
+        "lag_history": app.providers.lag_last_day(p.id),
         "pending": s.pending,
         "in_flight": s.in_flight,
         "failing": s.failing,
@@ -447,27 +433,4 @@ pub(super) async fn status_json(app: &AppState, name: &str) -> Result<Value, Sci
         "dry_run_requests": s.dry_run_requests,
         "learned": s.learned,
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_consumer_that_has_not_started_shows_all_it_has_to_carry_as_lag() {
-        // Before its first publish a consumer's status is all zeros.
-        let starting = Status {
-            state: "starting",
-            ..Status::default()
-        };
-        assert_eq!(lag(&starting, 420), (420, 420));
-        let running = Status {
-            state: "running",
-            position: 400,
-            views_position: 420,
-            ..Status::default()
-        };
-        assert_eq!(lag(&running, 410), (420, 20));
-        assert_eq!(lag(&running, 430), (430, 30));
-    }
 }

@@ -4,6 +4,7 @@
 //! provider's advisory lock; the others take over when that process goes away.
 
 use super::client::Sent;
+use super::lag::LagHistory;
 use super::runner::{self, Deps, Handle, Status};
 use super::state::Progress;
 use roster_events::ResourceId;
@@ -33,6 +34,8 @@ pub struct Providers {
     running: Mutex<HashMap<ResourceId, Running>>,
     /// Why each provider that does not run here does not, as the status shows it.
     not_here: std::sync::Mutex<HashMap<ResourceId, NotHere>>,
+    /// Each provider's lag over the last day, sampled here whether it runs here or not.
+    lags: std::sync::Mutex<HashMap<ResourceId, LagHistory>>,
 }
 
 /// Why a provider does not run in this process.
@@ -68,6 +71,7 @@ impl Providers {
             run,
             running: Mutex::new(HashMap::new()),
             not_here: std::sync::Mutex::new(HashMap::new()),
+            lags: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -108,6 +112,7 @@ impl Providers {
             .map_err(|e| e.to_string())?;
         let applied = |v: &ProviderView| super::config::applied_mappings(v, &defined);
         let exists: std::collections::HashSet<ResourceId> = views.iter().map(|v| v.id).collect();
+        self.sample_lags(&views).await;
         let mut reasons = HashMap::new();
         for v in &views {
             if !self.run {
@@ -178,6 +183,53 @@ impl Providers {
         Ok(())
     }
 
+    /// Takes a sample of the lag of each provider in `views` whose sample is due, and forgets
+    /// the lag of providers deleted since.
+    async fn sample_lags(&self, views: &[Arc<ProviderView>]) {
+        let now = std::time::Instant::now();
+        let due: Vec<&Arc<ProviderView>> = {
+            let mut lags = self.lags.lock().unwrap_or_else(|p| p.into_inner());
+            lags.retain(|id, _| views.iter().any(|v| v.id == *id));
+            views
+                .iter()
+                .filter(|v| lags.get(&v.id).is_none_or(|h| h.due(now)))
+                .collect()
+        };
+        for view in due {
+            let lag = match self.report(view).await {
+                Ok(r) => r.status.lag(self.views_now(view)).1,
+                Err(e) => {
+                    tracing::debug!(provider = %view.config.name, error = %e, "cannot sample the provider's lag");
+                    continue;
+                }
+            };
+            self.lags
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(view.id)
+                .or_default()
+                .record(chrono::Utc::now(), lag, now);
+        }
+    }
+
+    /// Provider `id`'s lag in each hour of the last day that was sampled, oldest first.
+    pub fn lag_last_day(&self, id: ResourceId) -> Vec<super::lag::LagHour> {
+        self.lags
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .map(|h| h.last_day(chrono::Utc::now()))
+            .unwrap_or_default()
+    }
+
+    /// The position the views of `view`'s partition reflect now.
+    pub fn views_now(&self, view: &ProviderView) -> u64 {
+        self.deps
+            .projected
+            .get(self.deps.log.partition(&view.directory) as usize)
+            .map_or(0, |p| *p.borrow())
+    }
+
     /// Keeps why providers do not run here, logging each reason once, when it first holds
     /// (not at every look, four times a second).
     fn note_reasons(&self, reasons: HashMap<ResourceId, NotHere>) {
@@ -243,11 +295,7 @@ impl Providers {
                     .get(&id)
                     .map(ToString::to_string),
                 position,
-                views_position: self
-                    .deps
-                    .projected
-                    .get(self.deps.log.partition(&view.directory) as usize)
-                    .map_or(0, |p| *p.borrow()),
+                views_position: self.views_now(view),
                 pending: progress.pending.iter().filter(|p| !p.parked).count(),
                 parked,
                 last_full_sync: progress.last_full_sync,

@@ -21,7 +21,8 @@
 //! - [`fullsync`]: a full sync's plan, from the views and the remote's listing;
 //! - [`state`]: the checkpointed position, progress and links (file journal or PostgreSQL);
 //! - [`runner`]: the consumer of the log itself;
-//! - [`manager`]: the consumers this process runs.
+//! - [`manager`]: the consumers this process runs;
+//! - [`lag`]: each provider's lag over the last day, sampled by the manager.
 
 pub mod carry;
 pub mod chain;
@@ -29,6 +30,7 @@ pub mod client;
 pub mod compat;
 pub mod config;
 pub mod fullsync;
+pub mod lag;
 pub mod manager;
 pub mod mapping;
 pub mod plan;

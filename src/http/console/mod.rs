@@ -6,6 +6,7 @@
 
 mod assets;
 mod audit;
+mod chart;
 mod layout;
 mod mappings;
 mod overview;

@@ -1,9 +1,11 @@
 //! The overview: whether Roster is ready, the log position and how far the views are behind
-//! it, how many users, groups, sources and providers there are, each provider's state and
-//! lag, and the latest activity.
+//! it, how many users, groups, sources and providers there are, the events of each of the
+//! last 24 hours, each provider's state and lag (now and over the last day), and the latest
+//! activity.
 
+use super::chart::{self, Size};
 use super::layout::{self, page, Nav};
-use super::{audit, Answer, Signed};
+use super::{audit, providers, Answer, Signed};
 use crate::audit::query::{Search, SearchParams};
 use crate::http::error::ScimError;
 use crate::http::providers as api;
@@ -13,37 +15,6 @@ use maud::{html, Markup};
 use roster_projections::ListQuery;
 use roster_projections::Visibility;
 use serde_json::Value;
-
-/// Events per hour as a bar chart (SVG, drawn here: no script), with each bar's figure as its
-/// tooltip and the total for screen readers.
-fn chart(hours: &[crate::audit::activity::Hour]) -> Markup {
-    const W: f64 = 720.0;
-    const H: f64 = 120.0;
-    let max = hours.iter().map(|h| h.events).max().unwrap_or(0).max(1) as f64;
-    let step = W / hours.len().max(1) as f64;
-    let total: u64 = hours.iter().map(|h| h.events).sum();
-    let label = format!(
-        "{} events recorded in the last {} hours",
-        layout::count(total),
-        hours.len()
-    );
-    html! {
-        svg.chart viewBox=(format!("0 0 {W} {}", H + 24.0)) role="img" aria-label=(label) {
-            title { (label) }
-            @for (i, h) in hours.iter().enumerate() {
-                @let height = (h.events as f64 / max * H).max(if h.events > 0 { 1.0 } else { 0.0 });
-                @let x = i as f64 * step;
-                rect x=(format!("{:.1}", x + 2.0)) y=(format!("{:.1}", H - height))
-                    width=(format!("{:.1}", step - 4.0)) height=(format!("{height:.1}")) {
-                    title { (h.start.format("%H:00")) ": " (layout::count(h.events)) " events" }
-                }
-                @if i % 6 == 0 {
-                    text x=(format!("{:.1}", x + 2.0)) y=(format!("{}", H + 16.0)) { (h.start.format("%H:00")) }
-                }
-            }
-        }
-    }
-}
 
 fn card(label: &str, figure: Markup) -> Markup {
     html! { div.card { div.figure { (figure) } div.label { (label) } } }
@@ -92,6 +63,12 @@ pub async fn show(State(app): State<AppState>, signed: Signed) -> Answer {
         .await
         .map_err(ScimError::from)?;
     let count = |n: usize| html! { (layout::count(n as u64)) };
+    let activity = format!(
+        "{} events recorded in the last {} hours",
+        layout::count(hours.iter().map(|h| h.events).sum()),
+        hours.len()
+    );
+    let now = chrono::Utc::now();
     let content = html! {
         div.cards {
             (card("Status", match &unready {
@@ -107,12 +84,12 @@ pub async fn show(State(app): State<AppState>, signed: Signed) -> Answer {
         }
         @if let Some(why) = &unready { p.error role="alert" { (why) } }
         h2 { "Activity, last 24 hours (UTC)" }
-        (chart(&hours))
+        (chart::hourly(&chart::events(&hours), &activity, "events", Size::Wide))
         @if !providers.is_empty() {
             section.panel {
                 h2 { "Providers" }
                 table {
-                    thead { tr { th scope="col" { "Name" } th scope="col" { "State" } th.num scope="col" { "Lag" } th.num scope="col" { "Parked" } } }
+                    thead { tr { th scope="col" { "Name" } th scope="col" { "State" } th.num scope="col" { "Lag" } th scope="col" { "Lag, last 24 hours" } th.num scope="col" { "Parked" } } }
                     tbody {
                         @for p in &providers {
                             @let name = p["name"].as_str().unwrap_or("");
@@ -120,6 +97,7 @@ pub async fn show(State(app): State<AppState>, signed: Signed) -> Answer {
                                 td { a href=(format!("/console/providers/{name}")) { (name) } }
                                 td { (p.pointer("/status/state").and_then(Value::as_str).unwrap_or("unknown")) }
                                 td.num { (p.pointer("/status/lag").and_then(Value::as_u64).unwrap_or(0)) }
+                                td { (chart::hourly(&chart::lag(&providers::lag_history(p), now), &format!("{name}: the most records it was behind in each of the last 24 hours"), "records behind", Size::Small)) }
                                 td.num { (p.pointer("/status/parked").and_then(Value::as_u64).unwrap_or(0)) }
                             }
                         }

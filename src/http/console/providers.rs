@@ -1,16 +1,18 @@
 //! The providers pages: each outbound provider with its state and lag, and a provider's status
-//! (pending, in-flight, failing and parked objects, the last full sync's figures, a progress
-//! bar while one runs, recent requests and their answers, the requests a dry run planned) with
-//! buttons for a full sync, a retry of the parked objects, a replay from a log position and
+//! (its lag over the last day, pending, in-flight, failing and parked objects, the last full
+//! sync's figures, a progress bar while one runs, recent requests and their answers, the
+//! requests a dry run planned) with buttons for a full sync, a retry of the parked objects, a replay from a log position and
 //! turning dry run on or off. The figures are the admin API's status, read the same way; the
 //! buttons record the same events as the admin API's.
 
+use super::chart::{self, Size};
 use super::layout::{self, page, Nav};
 use super::{Answer, Nothing, Signed, Submitted};
 use crate::domain::ProviderRequest;
 use crate::http::error::ScimError;
 use crate::http::providers as api;
 use crate::http::AppState;
+use crate::provider::lag::LagHour;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect};
 use maud::{html, Markup};
@@ -22,6 +24,17 @@ fn num(v: &Value, pointer: &str) -> u64 {
 
 fn text<'a>(v: &'a Value, pointer: &str) -> &'a str {
     v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+}
+
+/// The hours of the last day in which the lag of `status` (a provider's status, or the
+/// summary in a list) was sampled.
+pub fn lag_history(v: &Value) -> Vec<LagHour> {
+    let history = v
+        .pointer("/status/lag_history")
+        .or_else(|| v.get("lag_history"));
+    history
+        .and_then(|h| serde_json::from_value(h.clone()).ok())
+        .unwrap_or_default()
 }
 
 /// A provider's state as a badge.
@@ -97,6 +110,8 @@ pub async fn status_page(app: &AppState, signed: &Signed, name: &str, warnings: 
             dt { "Pending / in flight" } dd { (num(&s, "/pending")) " / " (num(&s, "/in_flight")) }
             @if let Some(t) = s.get("last_checkpoint").and_then(Value::as_str) { dt { "Last checkpoint" } dd { (layout::time_text(t)) } }
         }
+        h2 { "Lag, last 24 hours (UTC)" }
+        (chart::hourly(&chart::lag(&lag_history(&s), chrono::Utc::now()), "The most records the provider was behind the views in each of the last 24 hours", "records behind", Size::Wide))
         @if let Some(f) = s.get("full_sync").filter(|f| !f.is_null()) {
             @let (done, all) = (num(f, "/carried"), num(f, "/objects"));
             h2 { "Full sync running" }

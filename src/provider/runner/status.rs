@@ -77,6 +77,17 @@ pub struct Status {
     pub learned: Learned,
 }
 
+impl Status {
+    /// The views position and the lag (in log records) this status shows against views that
+    /// reflect `views_now`: against the views as they are now, not as the consumer last
+    /// published them, so that a consumer that has not started yet (or has stalled) shows
+    /// everything it has not carried as lag, never 0.
+    pub fn lag(&self, views_now: u64) -> (u64, u64) {
+        let views = self.views_position.max(views_now);
+        (views, views.saturating_sub(self.position))
+    }
+}
+
 impl Runner {
     /// Publishes the consumer's state to the status API and the metrics.
     pub(super) fn publish(&self) {
@@ -172,5 +183,28 @@ pub(super) fn planned(r: Request) -> Planned {
         method: r.method.to_string(),
         path: format!("/{}", r.path.join("/")),
         body: r.body,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_consumer_that_has_not_started_shows_all_it_has_to_carry_as_lag() {
+        // Before its first publish a consumer's status is all zeros.
+        let starting = Status {
+            state: "starting",
+            ..Status::default()
+        };
+        assert_eq!(starting.lag(420), (420, 420));
+        let running = Status {
+            state: "running",
+            position: 400,
+            views_position: 420,
+            ..Status::default()
+        };
+        assert_eq!(running.lag(410), (420, 20));
+        assert_eq!(running.lag(430), (430, 30));
     }
 }
