@@ -187,6 +187,10 @@ impl Remote {
 
     /// Groups by displayName, with their members' userNames / displayNames.
     pub async fn groups(&self) -> BTreeMap<String, (Value, BTreeSet<String>)> {
+        // Groups first: a member a group lists was created before it was added, so the users
+        // read after it hold every member (read before, a user created in between would be
+        // missing).
+        let groups = self.all("Groups").await;
         let users: BTreeMap<String, String> = self
             .all("Users")
             .await
@@ -198,7 +202,6 @@ impl Remote {
                 )
             })
             .collect();
-        let groups = self.all("Groups").await;
         let names: BTreeMap<String, String> = groups
             .iter()
             .map(|g| {
