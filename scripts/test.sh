@@ -24,6 +24,8 @@
 #   browser tests start per test (ROSTER_TEST_CHROMIUM, ROSTER_TEST_CHROMEDRIVER).
 # - scim2-tester with scim2-cli from PyPI, the independent compliance checker run against Roster
 #   (ROSTER_TEST_SCIM2_CLI), installed once into ~/.cache/roster/scim2-tester-0.5.2.
+# - openapi-spec-validator from PyPI, which checks the admin API's OpenAPI document
+#   (ROSTER_TEST_OPENAPI_VALIDATOR), installed once into ~/.cache/roster.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/postgres.sh
@@ -38,34 +40,43 @@ if [ ! -x "$TANSU" ]; then
         --features dynostore,libsql --root "$TANSU_ROOT"
 fi
 
+# venv ROOT CHECK PACKAGE...: installs PACKAGE... once into a virtualenv at ROOT, unless the
+# command CHECK (run in ROOT) already succeeds.
+venv() {
+    local root=$1 check=$2
+    shift 2
+    if ! (cd "$root" 2>/dev/null && eval "$check") >/dev/null 2>&1; then
+        echo "== installing $* into $root (once)"
+        python3 -m venv "$root"
+        "$root/bin/pip" install --quiet "$@"
+    fi
+}
+
 SCIM2_VERSION=0.8.3
 SCIM2_ROOT="${ROSTER_SCIM2_ROOT:-$HOME/.cache/roster/scim2-server-$SCIM2_VERSION}"
 SCIM2="$SCIM2_ROOT/bin/scim2-server"
-if [ ! -x "$SCIM2" ]; then
-    echo "== installing scim2-server $SCIM2_VERSION into $SCIM2_ROOT (once)"
-    python3 -m venv "$SCIM2_ROOT"
-    "$SCIM2_ROOT/bin/pip" install --quiet "scim2-server==$SCIM2_VERSION"
-fi
+venv "$SCIM2_ROOT" "test -x bin/scim2-server" "scim2-server==$SCIM2_VERSION"
 
 # scim2-tester, the independent RFC 7643/7644 compliance checker, with its command line.
 SCIM2_TESTER_VERSION=0.5.2
 SCIM2_CLI_ROOT="${ROSTER_SCIM2_CLI_ROOT:-$HOME/.cache/roster/scim2-tester-$SCIM2_TESTER_VERSION}"
 SCIM2_CLI="$SCIM2_CLI_ROOT/bin/scim2"
-if [ ! -x "$SCIM2_CLI" ]; then
-    echo "== installing scim2-tester $SCIM2_TESTER_VERSION into $SCIM2_CLI_ROOT (once)"
-    python3 -m venv "$SCIM2_CLI_ROOT"
-    "$SCIM2_CLI_ROOT/bin/pip" install --quiet "scim2-tester==$SCIM2_TESTER_VERSION" "scim2-cli==0.6.0"
-fi
+venv "$SCIM2_CLI_ROOT" "test -x bin/scim2" "scim2-tester==$SCIM2_TESTER_VERSION" "scim2-cli==0.6.0"
+
+# openapi-spec-validator, the independent check of the admin API's OpenAPI 3.1 document
+# (tests/openapi.rs).
+OPENAPI_VALIDATOR_VERSION=0.9.0
+OPENAPI_VALIDATOR_ROOT="${ROSTER_OPENAPI_VALIDATOR_ROOT:-$HOME/.cache/roster/openapi-spec-validator-$OPENAPI_VALIDATOR_VERSION}"
+OPENAPI_VALIDATOR="$OPENAPI_VALIDATOR_ROOT/bin/openapi-spec-validator"
+venv "$OPENAPI_VALIDATOR_ROOT" "test -x bin/openapi-spec-validator" \
+    "openapi-spec-validator==$OPENAPI_VALIDATOR_VERSION"
 
 # django-scim2, the second independent SCIM server the provider tests sync to (the project
-# in tests/django_scim_remote), installed once with Django into a virtualenv.
+# in tests/django_scim_remote), installed once with Django.
 DJANGO_SCIM_VERSION=0.23.0
 DJANGO_ROOT="${ROSTER_DJANGO_ROOT:-$HOME/.cache/roster/django-scim2-$DJANGO_SCIM_VERSION}"
-if [ ! -x "$DJANGO_ROOT/bin/python" ] || ! "$DJANGO_ROOT/bin/python" -c 'import django_scim' 2>/dev/null; then
-    echo "== installing django-scim2 $DJANGO_SCIM_VERSION into $DJANGO_ROOT (once)"
-    python3 -m venv "$DJANGO_ROOT"
-    "$DJANGO_ROOT/bin/pip" install --quiet "django-scim2==$DJANGO_SCIM_VERSION" "Django==5.2.*"
-fi
+venv "$DJANGO_ROOT" "bin/python -c 'import django_scim'" \
+    "django-scim2==$DJANGO_SCIM_VERSION" "Django==5.2.*"
 
 # Chromium and its WebDriver from Debian, for the console's browser tests.
 CHROMIUM="${ROSTER_CHROMIUM:-$(command -v chromium || true)}"
@@ -119,6 +130,7 @@ export ROSTER_TEST_TANSU="$TANSU"
 export ROSTER_TEST_STUNNEL="$STUNNEL"
 export ROSTER_TEST_SCIM2_SERVER="$SCIM2"
 export ROSTER_TEST_SCIM2_CLI="$SCIM2_CLI"
+export ROSTER_TEST_OPENAPI_VALIDATOR="$OPENAPI_VALIDATOR"
 export ROSTER_TEST_DJANGO_PYTHON="$DJANGO_ROOT/bin/python"
 export ROSTER_TEST_CHROMIUM="$CHROMIUM"
 export ROSTER_TEST_CHROMEDRIVER="$CHROMEDRIVER"

@@ -19,7 +19,7 @@ use uuid::Uuid;
 pub const MAX_REFERENCE: usize = 200;
 
 /// What an erasure did.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Erased {
     pub user: Uuid,
@@ -27,6 +27,7 @@ pub struct Erased {
     /// Whether this request appended the erasure (false: the user was erased before).
     pub recorded: bool,
     /// The data key destroyed, if the user's data was ever sealed.
+    #[schema(value_type = Option<String>)]
     pub key: Option<KeyId>,
     /// How many of the user's events hold personal data in clear (written before Roster
     /// sealed it); the log keeps those as they are.

@@ -29,7 +29,7 @@ const BATCH: usize = 8192;
 const MEMORY_BATCH: usize = 65_536;
 
 /// What a rebuild is doing, for the admin API.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct RebuildStatus {
     /// `idle`, `running`, `done` or `failed`.
     pub state: &'static str,

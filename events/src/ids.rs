@@ -8,6 +8,7 @@ use uuid::Uuid;
 /// id is ordering by creation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResourceId(pub Uuid);
 
 impl ResourceId {

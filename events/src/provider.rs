@@ -21,6 +21,7 @@ impl std::fmt::Debug for Sealed {
 /// A vendor's deviations from RFC 7644 (see the server's `provider::compat`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ProviderMode {
     #[default]
     Default,
@@ -59,6 +60,7 @@ pub enum ProviderAuth {
 /// Which users and groups a provider carries.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProviderScope {
     /// Users whose `userType` says they are service accounts are not synced.
     pub exclude_service_accounts: bool,

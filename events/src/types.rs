@@ -39,6 +39,7 @@ pub struct AdminTokenRevoked {
 /// How a source relates to objects it did not create.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Ownership {
     /// The source sees, lists, changes and deletes only the objects it created.
     Owned,
@@ -50,6 +51,7 @@ pub enum Ownership {
 /// What a source's writes may carry under extension schemas the source has not declared.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum UndeclaredExtensions {
     /// Refused with 400 `invalidValue` naming the schema (the default for new sources).
     #[default]

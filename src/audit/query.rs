@@ -62,15 +62,26 @@ pub struct Search {
 }
 
 /// The raw parameters, as they come in a query string.
-#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[derive(Clone, Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchParams {
+    /// The earliest time (RFC 3339), inclusive.
     pub since: Option<String>,
+    /// The latest time (RFC 3339), exclusive.
     pub until: Option<String>,
+    /// A SCIM filter over the events' fields (`type`, `time`, `actor.kind`, `actor.id`,
+    /// `token`, `source`, `directory`, `resource.type`, `resource.id`, `name`,
+    /// `correlationId`, `client.ip`, ...).
     pub filter: Option<String>,
+    /// Keyword search over the target's name at the time of the event.
     pub q: Option<String>,
+    /// `ascending` (the default) or `descending`.
     #[serde(rename = "sortOrder")]
+    #[param(rename = "sortOrder")]
     pub sort_order: Option<String>,
+    /// Events per page, 1 to 1000 (100 unless given).
     pub limit: Option<String>,
+    /// The cursor of the next page (from `next` or the `Link` header).
     pub after: Option<String>,
 }
 

@@ -453,8 +453,10 @@ impl Rendered {
     }
 }
 
-#[derive(Serialize)]
+/// An event as the audit API shows it (the schema of [`Rendered`]).
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = AuditEvent)]
 struct Shown<'a> {
     id: Uuid,
     partition: u32,
@@ -471,6 +473,9 @@ struct Shown<'a> {
     client: ShownClient<'a>,
     correlation_id: Option<&'a str>,
     target: Target<'a>,
+    /// What the event changed: `{path, old, new}` per attribute, or a member, token or marker
+    /// that values are erased or redacted.
+    #[schema(value_type = Vec<Object>)]
     changes: Vec<Change<'a>>,
     /// What an audit-only event counted (how many requests, from when to when, and why); the
     /// request an erasure answered and what it could not erase.
@@ -478,13 +483,13 @@ struct Shown<'a> {
     details: Option<Value>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct ShownActor<'a> {
     kind: &'static str,
     id: Option<&'a str>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct ShownClient<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -495,7 +500,7 @@ struct ShownClient<'a> {
     user_agent: Option<&'a str>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Target<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
@@ -503,6 +508,27 @@ struct Target<'a> {
     name: Option<&'a str>,
     version: u32,
     etag: String,
+}
+
+impl utoipa::PartialSchema for Rendered {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <Shown<'static> as utoipa::PartialSchema>::schema()
+    }
+}
+
+impl utoipa::ToSchema for Rendered {
+    fn name() -> std::borrow::Cow<'static, str> {
+        <Shown<'static> as utoipa::ToSchema>::name()
+    }
+
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <Shown<'static> as utoipa::ToSchema>::schemas(schemas)
+    }
 }
 
 impl Serialize for Rendered {

@@ -18,7 +18,7 @@ use std::time::Duration;
 const VERIFY_BATCH: usize = 4096;
 
 /// What kind of break a record shows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BreakKind {
     /// The record does not match its seal: changed after it was written, or sealed with
@@ -33,7 +33,7 @@ pub enum BreakKind {
 }
 
 /// The first record of a directory that breaks its chain.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Break {
     pub kind: BreakKind,
     pub partition: u32,
@@ -45,7 +45,7 @@ pub struct Break {
 }
 
 /// One directory's chain as verification found it.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct DirectoryReport {
     /// Valid records (by the directory-sequence rule).
     pub valid: u64,
@@ -62,7 +62,7 @@ pub struct DirectoryReport {
 }
 
 /// What verification found.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct Report {
     pub ok: bool,
     pub records: u64,

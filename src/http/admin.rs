@@ -4,8 +4,8 @@
 //! are returned once, at issue, and never again; only their prefixes are listed.
 
 use super::body::json_object;
-use super::error::ErrorDetail;
 use super::error::ScimError;
+use super::error::{ErrorBody, ErrorDetail};
 use super::AppState;
 use crate::audit::access::{Read, Refusal};
 use crate::auth;
@@ -18,51 +18,41 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::Json;
+use chrono::{DateTime, Utc};
 use roster_events::{
     Actor, Client, Interface, Ownership, RefusalReason, ResourceId, UndeclaredExtensions,
     DEFAULT_DIRECTORY,
 };
 use roster_projections::SourceView;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use std::sync::{Arc, OnceLock};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/sources", get(list_sources).post(create_source))
-        .route("/sources/{slug}/tokens", post(issue_token))
-        .route("/sources/{slug}/schemas", post(declare_schema))
-        .route("/sources/{slug}/tokens/{token_id}", delete(revoke_token))
-        .route("/sources/{slug}", get(show_source).delete(delete_source))
-        .route(
-            "/admin-tokens",
-            get(list_admin_tokens).post(issue_admin_token),
-        )
-        .route("/admin-tokens/{token_id}", delete(revoke_admin_token))
-        .route("/directories", get(list_directories).post(create_directory))
-        .route("/directories/{name}", delete(delete_directory))
-        .route("/rebuild", get(rebuild_status).post(start_rebuild))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_sources, create_source))
+        .routes(routes!(issue_token))
+        .routes(routes!(declare_schema))
+        .routes(routes!(revoke_token))
+        .routes(routes!(show_source, delete_source))
+        .routes(routes!(list_admin_tokens, issue_admin_token))
+        .routes(routes!(revoke_admin_token))
+        .routes(routes!(list_directories, create_directory))
+        .routes(routes!(delete_directory))
+        .routes(routes!(rebuild_status, start_rebuild))
 }
 
-/// The directory a new provider or mapping goes into: the body's `directory`, `default` when
-/// it names none.
+/// The directory a new provider or mapping goes into: the one `given`, `default` when none is.
 ///
-/// Fails with 400 when `directory` is not a string, 404 when no such directory exists.
+/// Fails with 404 when no such directory exists.
 pub(super) async fn target_directory(
     app: &AppState,
-    body: &serde_json::Map<String, Value>,
+    given: Option<&str>,
 ) -> Result<String, ScimError> {
-    let directory = match body.get("directory") {
-        None | Some(Value::Null) => DEFAULT_DIRECTORY.to_owned(),
-        Some(Value::String(d)) => d.clone(),
-        Some(_) => {
-            return Err(ScimError::bad_request(
-                "invalidValue",
-                "directory must be a string",
-            ))
-        }
-    };
+    let directory = given.unwrap_or(DEFAULT_DIRECTORY).to_owned();
     if !app.store.directories().await?.contains(&directory) {
         return Err(ScimError::not_found(format!(
             "directory {directory:?} not found"
@@ -72,6 +62,11 @@ pub(super) async fn target_directory(
 }
 
 /// Starts a blue/green rebuild of the PostgreSQL views (202), or says why not (409).
+#[utoipa::path(post, path = "/rebuild", tag = "admin",
+    responses(
+        (status = 202, description = "The rebuild started", body = crate::rebuild::RebuildStatus),
+        (status = 409, description = "The views are in memory, or a rebuild runs already", body = ErrorBody),
+    ))]
 async fn start_rebuild(
     State(app): State<AppState>,
     admin: AdminAuth,
@@ -105,6 +100,9 @@ pub(super) fn start_rebuild_as(
     Ok(app.rebuilds.status())
 }
 
+/// What this process's rebuild of the PostgreSQL views is doing.
+#[utoipa::path(get, path = "/rebuild", tag = "admin",
+    responses((status = 200, description = "The rebuild's state and progress", body = crate::rebuild::RebuildStatus)))]
 async fn rebuild_status(
     State(app): State<AppState>,
     _admin: AdminAuth,
@@ -353,27 +351,97 @@ pub(super) fn scim_base_url(app: &AppState, slug: &str) -> String {
     format!("{}/source/scim/{slug}/v2", root.trim_end_matches('/'))
 }
 
-fn source_json(app: &AppState, s: &SourceView) -> Value {
-    let tokens: Vec<Value> = s
-        .tokens
-        .values()
-        .map(
-            |t| json!({"id": t.id, "prefix": t.prefix, "created": t.created, "revoked": t.revoked}),
-        )
-        .collect();
-    json!({
-        "id": s.id,
-        "slug": s.slug,
-        "directory": s.directory,
-        "ownership": s.ownership,
-        "undeclared_extensions": s.undeclared_extensions,
-        "service_account": s.service_account,
-        "scim_base_url": scim_base_url(app, &s.slug),
-        "created": s.created,
-        "tokens": tokens,
-        "schemas": s.all_declared().map(|(rt, d)| json!({"resource_type": rt, "id": d.id})).collect::<Vec<_>>(),
-        "mappings": s.mappings,
-    })
+/// A source as the admin API shows it: never a token's secret, only its prefix.
+#[derive(Serialize, ToSchema)]
+pub(super) struct SourceOut {
+    id: ResourceId,
+    slug: String,
+    directory: String,
+    ownership: Ownership,
+    undeclared_extensions: UndeclaredExtensions,
+    /// The userType that marks a service account for the source's providers' scopes.
+    service_account: String,
+    /// The SCIM base URL its clients are given.
+    scim_base_url: String,
+    created: DateTime<Utc>,
+    tokens: Vec<TokenOut>,
+    /// The extension schemas it declared.
+    schemas: Vec<DeclaredRef>,
+    /// The source mappings it runs on what it writes, in order.
+    mappings: Vec<String>,
+}
+
+/// A token as listed: its id and prefix, never its secret.
+#[derive(Serialize, ToSchema)]
+struct TokenOut {
+    id: ResourceId,
+    /// The token's first characters, to tell tokens apart.
+    prefix: String,
+    created: DateTime<Utc>,
+    revoked: Option<DateTime<Utc>>,
+}
+
+/// A declared extension schema: the resource type it extends and its id (URN).
+#[derive(Serialize, ToSchema)]
+struct DeclaredRef {
+    /// `User` or `Group`.
+    resource_type: &'static str,
+    id: String,
+}
+
+impl SourceOut {
+    fn of(app: &AppState, s: &SourceView) -> SourceOut {
+        SourceOut {
+            id: s.id,
+            slug: s.slug.clone(),
+            directory: s.directory.clone(),
+            ownership: s.ownership,
+            undeclared_extensions: s.undeclared_extensions,
+            service_account: s.service_account.clone(),
+            scim_base_url: scim_base_url(app, &s.slug),
+            created: s.created,
+            tokens: s
+                .tokens
+                .values()
+                .map(|t| TokenOut {
+                    id: t.id,
+                    prefix: t.prefix.clone(),
+                    created: t.created,
+                    revoked: t.revoked,
+                })
+                .collect(),
+            schemas: s
+                .all_declared()
+                .map(|(resource_type, d)| DeclaredRef {
+                    resource_type,
+                    id: d.id.clone(),
+                })
+                .collect(),
+            mappings: s.mappings.clone(),
+        }
+    }
+}
+
+/// Every source.
+#[derive(Serialize, ToSchema)]
+struct SourceList {
+    sources: Vec<SourceOut>,
+}
+
+/// A source just made, with its first token: the secret is shown here and never again.
+#[derive(Serialize, ToSchema)]
+struct CreatedSource {
+    #[serde(flatten)]
+    source: SourceOut,
+    token: IssuedToken,
+}
+
+/// A token just issued: the secret is shown here and never again.
+#[derive(Serialize, ToSchema)]
+struct IssuedToken {
+    id: ResourceId,
+    /// The bearer token itself.
+    token: String,
 }
 
 fn new_token(kind: &str) -> (auth::Secret, NewToken) {
@@ -388,32 +456,47 @@ fn new_token(kind: &str) -> (auth::Secret, NewToken) {
     )
 }
 
+/// Every source.
+#[utoipa::path(get, path = "/sources", tag = "sources",
+    responses((status = 200, description = "The sources", body = SourceList)))]
 async fn list_sources(
     State(app): State<AppState>,
     _admin: AdminAuth,
-) -> Result<Response, ScimError> {
+) -> Result<Json<SourceList>, ScimError> {
     let sources = app.store.sources().await?;
-    let list: Vec<Value> = sources.iter().map(|s| source_json(&app, s)).collect();
-    Ok(Json(json!({"sources": list})).into_response())
+    let sources = sources.iter().map(|s| SourceOut::of(&app, s)).collect();
+    Ok(Json(SourceList { sources }))
 }
 
+/// One source.
+#[utoipa::path(get, path = "/sources/{slug}", tag = "sources",
+    params(("slug" = String, Path, description = "The source's slug")),
+    responses(
+        (status = 200, description = "The source", body = SourceOut),
+        (status = 404, description = "No such source", body = ErrorBody),
+    ))]
 async fn show_source(
     State(app): State<AppState>,
     _admin: AdminAuth,
     Path(slug): Path<String>,
-) -> Result<Response, ScimError> {
+) -> Result<Json<SourceOut>, ScimError> {
     let s = source_named(&app, &slug).await?;
-    Ok(Json(source_json(&app, &s)).into_response())
+    Ok(Json(SourceOut::of(&app, &s)))
 }
 
 /// The body of `POST /admin/v1/sources`.
-#[derive(serde::Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct NewSource {
+    /// 1-63 lower-case letters, digits or hyphens: the source's SCIM base URL ends with it.
     pub slug: String,
+    /// The directory it writes into.
     #[serde(default = "default_directory")]
+    #[schema(default = "default")]
     pub directory: String,
+    /// `owned` when left out.
     pub ownership: Option<Ownership>,
+    /// `refuse` when left out.
     pub undeclared_extensions: Option<UndeclaredExtensions>,
 }
 
@@ -421,6 +504,14 @@ fn default_directory() -> String {
     DEFAULT_DIRECTORY.to_owned()
 }
 
+/// Creates a source with its first token.
+#[utoipa::path(post, path = "/sources", tag = "sources", request_body = NewSource,
+    responses(
+        (status = 201, description = "The source, with its first token (shown once)", body = CreatedSource),
+        (status = 400, description = "A bad slug or body", body = ErrorBody),
+        (status = 404, description = "No such directory", body = ErrorBody),
+        (status = 409, description = "The slug is taken", body = ErrorBody),
+    ))]
 async fn create_source(
     State(app): State<AppState>,
     admin: AdminAuth,
@@ -429,9 +520,14 @@ async fn create_source(
 ) -> Result<Response, ScimError> {
     let body: NewSource = super::body::typed(json_object(&headers, body)?)?;
     let (s, token_id, secret) = create_source_as(&app, &admin, body).await?;
-    let mut out = source_json(&app, &s);
-    out["token"] = json!({"id": token_id, "token": secret.expose()});
-    Ok((StatusCode::CREATED, Json(out)).into_response())
+    let created = CreatedSource {
+        source: SourceOut::of(&app, &s),
+        token: IssuedToken {
+            id: token_id,
+            token: secret.expose().to_owned(),
+        },
+    };
+    Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
 /// Creates a source on `admin`'s behalf: the source as the views hold it, and its first
@@ -483,17 +579,21 @@ pub(super) async fn create_source_as(
     Ok((s, token_id, secret))
 }
 
+/// Issues another token of a source.
+#[utoipa::path(post, path = "/sources/{slug}/tokens", tag = "sources",
+    params(("slug" = String, Path, description = "The source's slug")),
+    responses(
+        (status = 201, description = "The token (shown once)", body = IssuedToken),
+        (status = 404, description = "No such source", body = ErrorBody),
+    ))]
 async fn issue_token(
     State(app): State<AppState>,
     admin: AdminAuth,
     Path(slug): Path<String>,
 ) -> Result<Response, ScimError> {
     let (id, secret) = issue_source_token(&app, &admin, &slug).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"id": id, "token": secret.expose()})),
-    )
-        .into_response())
+    let token = secret.expose().to_owned();
+    Ok((StatusCode::CREATED, Json(IssuedToken { id, token })).into_response())
 }
 
 /// Issues another token of the source `slug` on `admin`'s behalf: its id and secret (to show
@@ -516,6 +616,16 @@ pub(super) async fn issue_source_token(
     Ok((id, secret))
 }
 
+/// Revokes a token of a source: it is refused from now on.
+#[utoipa::path(delete, path = "/sources/{slug}/tokens/{token_id}", tag = "sources",
+    params(
+        ("slug" = String, Path, description = "The source's slug"),
+        ("token_id" = String, Path, description = "The token's id"),
+    ),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 404, description = "No such source or token", body = ErrorBody),
+    ))]
 async fn revoke_token(
     State(app): State<AppState>,
     admin: AdminAuth,
@@ -566,7 +676,26 @@ pub(super) fn is_user(name: &str, given: Option<&str>) -> Result<bool, ScimError
     }
 }
 
+/// The body of `POST /admin/v1/sources/{slug}/schemas`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct Declaration {
+    /// `User` (when left out) or `Group`.
+    resource_type: Option<String>,
+    /// The extension schema in its RFC 7643 §7 representation (`id`, `name`, `attributes`).
+    #[schema(value_type = Object)]
+    schema: roster_projections::schema::DeclaredSchema,
+}
+
 /// Declares an extension schema (RFC 7643 §7 representation) for a source's users or groups.
+#[utoipa::path(post, path = "/sources/{slug}/schemas", tag = "sources", request_body = Declaration,
+    params(("slug" = String, Path, description = "The source's slug")),
+    responses(
+        (status = 201, description = "The source, with the schema declared", body = SourceOut),
+        (status = 400, description = "An invalid schema", body = ErrorBody),
+        (status = 404, description = "No such source", body = ErrorBody),
+        (status = 409, description = "The schema is declared already, or clashes", body = ErrorBody),
+    ))]
 async fn declare_schema(
     State(app): State<AppState>,
     admin: AdminAuth,
@@ -574,12 +703,6 @@ async fn declare_schema(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ScimError> {
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Declaration {
-        resource_type: Option<String>,
-        schema: roster_projections::schema::DeclaredSchema,
-    }
     let body: Declaration = super::body::typed(json_object(&headers, body)?)?;
     let s = source_named(&app, &slug).await?;
     let resource_type = if is_user("resource_type", body.resource_type.as_deref())? {
@@ -598,12 +721,18 @@ async fn declare_schema(
     admin.execute(&app, &s.directory, cmd).await?;
     let s = app.store.source(&slug).await?;
     let s = s.ok_or_else(|| ScimError::internal(&"source not in views"))?;
-    Ok((StatusCode::CREATED, Json(source_json(&app, &s))).into_response())
+    Ok((StatusCode::CREATED, Json(SourceOut::of(&app, &s))).into_response())
 }
 
 /// Deletes a source: its tokens are refused from now on. The users and groups it wrote stay
 /// in the directory, owned by its slug (no other source sees them; providers keep carrying
 /// them); a source created again with the same slug gets them back.
+#[utoipa::path(delete, path = "/sources/{slug}", tag = "sources",
+    params(("slug" = String, Path, description = "The source's slug")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such source", body = ErrorBody),
+    ))]
 async fn delete_source(
     State(app): State<AppState>,
     admin: AdminAuth,
@@ -616,29 +745,62 @@ async fn delete_source(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// An issued admin token as listed: never its secret.
+#[derive(Serialize, ToSchema)]
+struct AdminTokenOut {
+    #[serde(flatten)]
+    token: TokenOut,
+    /// The token that asked.
+    current: bool,
+}
+
+/// The issued admin tokens, and whether a configured one is accepted too.
+#[derive(Serialize, ToSchema)]
+struct AdminTokenList {
+    admin_tokens: Vec<AdminTokenOut>,
+    configured_token: bool,
+}
+
+/// An admin token just issued: the secret is shown here and never again.
+#[derive(Serialize, ToSchema)]
+struct IssuedAdminToken {
+    id: ResourceId,
+    prefix: String,
+    /// The bearer token itself.
+    token: String,
+}
+
 /// The issued admin tokens (prefixes only; `current` marks the one that asked), and whether a
 /// configured one is accepted too.
+#[utoipa::path(get, path = "/admin-tokens", tag = "admin",
+    responses((status = 200, description = "The admin tokens", body = AdminTokenList)))]
 async fn list_admin_tokens(
     State(app): State<AppState>,
     admin: AdminAuth,
-) -> Result<Response, ScimError> {
+) -> Result<Json<AdminTokenList>, ScimError> {
     let mut tokens = app.store.admin_tokens().await?;
     tokens.sort_by_key(|t| t.created);
-    let list: Vec<Value> = tokens
+    let admin_tokens = tokens
         .iter()
-        .map(|t| {
-            json!({"id": t.id, "prefix": t.prefix, "created": t.created, "revoked": t.revoked,
-                   "current": t.id.to_string() == admin.who})
+        .map(|t| AdminTokenOut {
+            token: TokenOut {
+                id: t.id,
+                prefix: t.prefix.clone(),
+                created: t.created,
+                revoked: t.revoked,
+            },
+            current: t.id.to_string() == admin.who,
         })
         .collect();
-    Ok(Json(json!({
-        "admin_tokens": list,
-        "configured_token": app.admin_token_hash.is_some(),
+    Ok(Json(AdminTokenList {
+        admin_tokens,
+        configured_token: app.admin_token_hash.is_some(),
     }))
-    .into_response())
 }
 
 /// Issues another admin token (shown once, in this answer).
+#[utoipa::path(post, path = "/admin-tokens", tag = "admin",
+    responses((status = 201, description = "The admin token (shown once)", body = IssuedAdminToken)))]
 async fn issue_admin_token(
     State(app): State<AppState>,
     admin: AdminAuth,
@@ -650,14 +812,19 @@ async fn issue_admin_token(
         .execute(&app, DEFAULT_DIRECTORY, Command::IssueAdminToken { token })
         .await?;
     tracing::info!(admin = %admin.who, token = %id, "admin token issued");
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"id": id, "prefix": prefix, "token": secret.expose()})),
-    )
-        .into_response())
+    let token = secret.expose().to_owned();
+    let issued = IssuedAdminToken { id, prefix, token };
+    Ok((StatusCode::CREATED, Json(issued)).into_response())
 }
 
 /// Revokes an admin token; the last valid one only when a configured token remains.
+#[utoipa::path(delete, path = "/admin-tokens/{token_id}", tag = "admin",
+    params(("token_id" = String, Path, description = "The admin token's id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 404, description = "No such admin token", body = ErrorBody),
+        (status = 409, description = "It is the last valid admin token and none is configured", body = ErrorBody),
+    ))]
 async fn revoke_admin_token(
     State(app): State<AppState>,
     admin: AdminAuth,
@@ -675,28 +842,46 @@ async fn revoke_admin_token(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// The directories' names.
+#[derive(Serialize, ToSchema)]
+struct DirectoryList {
+    directories: Vec<String>,
+}
+
+/// A directory: the body of `POST /admin/v1/directories` and its answer.
+#[derive(Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct Directory {
+    /// 1-63 lower-case letters, digits or hyphens.
+    name: String,
+}
+
+/// The directories, by name.
+#[utoipa::path(get, path = "/directories", tag = "admin",
+    responses((status = 200, description = "The directories", body = DirectoryList)))]
 async fn list_directories(
     State(app): State<AppState>,
     _admin: AdminAuth,
-) -> Result<Response, ScimError> {
-    let mut names = app.store.directories().await?;
-    names.sort();
-    Ok(Json(json!({"directories": names})).into_response())
+) -> Result<Json<DirectoryList>, ScimError> {
+    let mut directories = app.store.directories().await?;
+    directories.sort();
+    Ok(Json(DirectoryList { directories }))
 }
 
 /// Creates a directory: users, groups, sources and providers of its own.
+#[utoipa::path(post, path = "/directories", tag = "admin", request_body = Directory,
+    responses(
+        (status = 201, description = "Created", body = Directory),
+        (status = 400, description = "A bad name", body = ErrorBody),
+        (status = 409, description = "It exists", body = ErrorBody),
+    ))]
 async fn create_directory(
     State(app): State<AppState>,
     admin: AdminAuth,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ScimError> {
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct NewDirectory {
-        name: String,
-    }
-    let body: NewDirectory = super::body::typed(json_object(&headers, body)?)?;
+    let body: Directory = super::body::typed(json_object(&headers, body)?)?;
     let name = body.name;
     if !crate::domain::valid_slug(&name) {
         return Err(ScimError::bad_request(
@@ -706,10 +891,17 @@ async fn create_directory(
     }
     admin.execute(&app, &name, Command::CreateDirectory).await?;
     tracing::info!(admin = %admin.who, directory = %name, "directory created");
-    Ok((StatusCode::CREATED, Json(json!({"name": name}))).into_response())
+    Ok((StatusCode::CREATED, Json(Directory { name })).into_response())
 }
 
 /// Deletes an empty directory (no users, groups, sources or providers); never `default`.
+#[utoipa::path(delete, path = "/directories/{name}", tag = "admin",
+    params(("name" = String, Path, description = "The directory's name")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such directory", body = ErrorBody),
+        (status = 409, description = "It is not empty, or is `default`", body = ErrorBody),
+    ))]
 async fn delete_directory(
     State(app): State<AppState>,
     admin: AdminAuth,

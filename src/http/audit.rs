@@ -4,7 +4,7 @@
 //! tokens only; every read is recorded in the audit trail before it is answered.
 
 use super::admin::AdminAuth;
-use super::error::ScimError;
+use super::error::{ErrorBody, ScimError};
 use super::AppState;
 use crate::audit::query::{QueryError, Search, SearchParams};
 use crate::audit::render::Rendered;
@@ -12,21 +12,22 @@ use crate::audit::{AsOf, AuditError, Page};
 use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use std::time::Duration;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 /// The longest a search follows the log for (`wait`, in seconds).
 const MAX_WAIT_SECS: u64 = 60;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/audit/events", get(events))
-        .route("/audit/resources/{id}/history", get(history))
-        .route("/audit/resources/{id}/as-of", get(as_of))
-        .route("/audit/export", get(export))
-        .route("/audit/verify", get(verify))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(events))
+        .routes(routes!(history))
+        .routes(routes!(as_of))
+        .routes(routes!(export))
+        .routes(routes!(verify))
 }
 
 impl From<QueryError> for ScimError {
@@ -53,11 +54,12 @@ impl From<AuditError> for ScimError {
     }
 }
 
-/// The search parameters and `wait`, from the query string.
-#[derive(serde::Deserialize)]
-struct EventsParams {
-    #[serde(flatten)]
-    search: SearchParams,
+/// `wait`, from the query string (beside the search parameters).
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct Wait {
+    /// Follow the log: when no event matches yet, wait up to this many seconds (0 to 60) for
+    /// one to be appended.
     wait: Option<String>,
 }
 
@@ -89,13 +91,15 @@ fn with_after(raw: Option<&str>, cursor: &str) -> String {
 }
 
 /// A page of events as the API answers it.
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
 struct PageBody<'a> {
     /// The resource whose history the page is.
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<Uuid>,
     events: &'a [Rendered],
+    /// The cursor of the next page (`after`), when there may be more.
     next: Option<&'a str>,
+    /// The cursor to poll with for events appended after this page.
     resume: String,
 }
 
@@ -120,15 +124,21 @@ fn page_response(path: &str, raw: Option<&str>, page: Page, id: Option<Uuid>) ->
 }
 
 /// `GET /audit/events`: a page of events, oldest first unless `sortOrder=descending`.
+#[utoipa::path(get, path = "/audit/events", operation_id = "audit_events", tag = "audit", params(SearchParams, Wait),
+    responses(
+        (status = 200, description = "A page of events; `Link: <...>; rel=\"next\"` when there may be more", body = PageBody),
+        (status = 400, description = "A bad parameter or filter", body = ErrorBody),
+    ))]
 async fn events(
     State(app): State<AppState>,
     admin: AdminAuth,
     RawQuery(raw): RawQuery,
-    Query(p): Query<EventsParams>,
+    Query(p): Query<SearchParams>,
+    Query(w): Query<Wait>,
 ) -> Result<Response, ScimError> {
     admin.record_read(&app, raw.as_deref()).await?;
-    let search = Search::parse(&p.search, app.audit.partitions())?;
-    let page = app.audit.search(&search, wait(p.wait.as_deref())?).await?;
+    let search = Search::parse(&p, app.audit.partitions())?;
+    let page = app.audit.search(&search, wait(w.wait.as_deref())?).await?;
     Ok(page_response(
         "/admin/v1/audit/events",
         raw.as_deref(),
@@ -138,6 +148,11 @@ async fn events(
 }
 
 /// `GET /audit/export`: every matching event, oldest first, as NDJSON, streamed (for SIEMs).
+#[utoipa::path(get, path = "/audit/export", operation_id = "audit_export", tag = "audit", params(SearchParams),
+    responses(
+        (status = 200, description = "One event per line, as `GET /audit/events` shows them", content_type = "application/x-ndjson", body = crate::audit::render::Rendered),
+        (status = 400, description = "A bad parameter or filter, or a paging parameter", body = ErrorBody),
+    ))]
 async fn export(
     State(app): State<AppState>,
     admin: AdminAuth,
@@ -161,13 +176,17 @@ async fn export(
     Ok(resp)
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct VerifyParams {
+    /// Check this directory's chain only.
     directory: Option<String>,
 }
 
 /// `GET /audit/verify`: reads the whole log and checks every directory's seals and links
 /// (`ok: false` and the first break of each directory when something was tampered with).
+#[utoipa::path(get, path = "/audit/verify", operation_id = "audit_verify", tag = "audit", params(VerifyParams),
+    responses((status = 200, description = "What verification found", body = crate::audit::verify::Report)))]
 async fn verify(
     State(app): State<AppState>,
     admin: AdminAuth,
@@ -194,6 +213,13 @@ fn resource_id(id: &str) -> Result<Uuid, ScimError> {
 
 /// `GET /audit/resources/{id}/history`: every event of one resource (a user, group, source,
 /// provider, directory or admin token), deleted or not, with its changes and ETag.
+#[utoipa::path(get, path = "/audit/resources/{id}/history", operation_id = "audit_history", tag = "audit",
+    params(("id" = Uuid, Path, description = "The resource's id"), SearchParams),
+    responses(
+        (status = 200, description = "A page of the resource's events", body = PageBody),
+        (status = 400, description = "A bad parameter or filter", body = ErrorBody),
+        (status = 404, description = "No such resource in the log", body = ErrorBody),
+    ))]
 async fn history(
     State(app): State<AppState>,
     admin: AdminAuth,
@@ -223,14 +249,24 @@ async fn history(
     ))
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct AsOfParams {
+    /// The moment (RFC 3339).
     time: Option<String>,
+    /// Or the log position (of the resource's directory's partition).
     position: Option<String>,
 }
 
 /// `GET /audit/resources/{id}/as-of?time=...` (or `position=...`): a user or group exactly as
 /// it was then, even if it was deleted since.
+#[utoipa::path(get, path = "/audit/resources/{id}/as-of", operation_id = "audit_as_of", tag = "audit",
+    params(("id" = Uuid, Path, description = "The user's or group's id"), AsOfParams),
+    responses(
+        (status = 200, description = "The SCIM document as it was then", body = Object),
+        (status = 400, description = "Neither time nor position, or a bad one", body = ErrorBody),
+        (status = 404, description = "It did not exist then, was deleted before, or its data is erased", body = ErrorBody),
+    ))]
 async fn as_of(
     State(app): State<AppState>,
     admin: AdminAuth,

@@ -73,10 +73,22 @@ fn has_nul(v: &Value) -> bool {
 
 /// A JSON object read into `T` (an admin API body with its fields and types).
 ///
-/// Fails with 400 `invalidValue` saying which field is unknown, missing or of the wrong type.
+/// Fails with 400 `invalidValue` saying which field is unknown, missing or of the wrong type,
+/// and where (`auth.type: unknown variant ...`).
 pub fn typed<T: serde::de::DeserializeOwned>(body: Map<String, Value>) -> Result<T, ScimError> {
-    serde_json::from_value(Value::Object(body))
-        .map_err(|e| ScimError::bad_request("invalidValue", e.to_string()))
+    read(Value::Object(body)).map_err(|e| ScimError::bad_request("invalidValue", e))
+}
+
+/// `value` read into `T`, or what is wrong with it and where.
+pub fn read<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, String> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            e.into_inner().to_string()
+        } else {
+            format!("{path}: {}", e.into_inner())
+        }
+    })
 }
 
 /// The version an `If-Match` header demands: `None` when absent or `*`.

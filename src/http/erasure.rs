@@ -5,7 +5,7 @@
 
 use super::admin::AdminAuth;
 use super::body::json_object;
-use super::error::ScimError;
+use super::error::{ErrorBody, ScimError};
 use super::AppState;
 use crate::erasure::{erase, EraseError};
 use axum::body::Bytes;
@@ -13,11 +13,12 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/erasures", post(create))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create))
 }
 
 impl From<EraseError> for ScimError {
@@ -41,19 +42,31 @@ impl From<EraseError> for ScimError {
     }
 }
 
+/// The body of `POST /admin/v1/erasures`.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ErasureRequest {
+    /// The user whose personal data is erased.
+    user: uuid::Uuid,
+    /// The request it answers (a data subject request's number), kept with the erasure.
+    reference: Option<String>,
+}
+
+/// Erases one person's personal data: their data key is destroyed, so every sealed value of
+/// theirs in the log no longer opens; the erasure is itself recorded.
+#[utoipa::path(post, path = "/erasures", operation_id = "erase_user", tag = "audit", request_body = ErasureRequest,
+    responses(
+        (status = 200, description = "What was done", body = crate::erasure::Erased),
+        (status = 400, description = "Not a user, or the reference is too long", body = ErrorBody),
+        (status = 404, description = "No such user in the audit trail", body = ErrorBody),
+    ))]
 async fn create(
     State(app): State<AppState>,
     admin: AdminAuth,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ScimError> {
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Request {
-        user: uuid::Uuid,
-        reference: Option<String>,
-    }
-    let body: Request = super::body::typed(json_object(&headers, body)?)?;
+    let body: ErasureRequest = super::body::typed(json_object(&headers, body)?)?;
     let done = erase(&app, admin.ctx(), body.user, body.reference).await?;
     tracing::info!(admin = %admin.who(), user = %done.user, "erasure requested");
     Ok(Json(done).into_response())

@@ -6,7 +6,6 @@ use crate::pipeline::WriteError;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use roster_projections::StoreError;
-use serde_json::json;
 
 pub const SCIM_JSON: &str = "application/scim+json";
 const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
@@ -79,18 +78,31 @@ impl ScimError {
     }
 }
 
+/// An error answer's body (RFC 7644 §3.12).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody<'a> {
+    /// `urn:ietf:params:scim:api:messages:2.0:Error`
+    pub schemas: [&'static str; 1],
+    /// The HTTP status, as a string.
+    #[schema(example = "400")]
+    pub status: &'a str,
+    /// The SCIM error type of a 400 or 409 (`invalidValue`, `invalidSyntax`, `uniqueness`,
+    /// ...).
+    #[serde(rename = "scimType", skip_serializing_if = "Option::is_none")]
+    pub scim_type: Option<&'static str>,
+    /// What went wrong, for a person.
+    pub detail: &'a str,
+}
+
 impl ScimError {
     /// The RFC 7644 §3.12 error body.
-    pub fn body(&self) -> serde_json::Value {
-        let mut body = json!({
-            "schemas": [ERROR_SCHEMA],
-            "status": self.status.as_str(),
-            "detail": self.detail,
-        });
-        if let Some(t) = self.scim_type {
-            body["scimType"] = t.into();
+    pub fn body(&self) -> ErrorBody<'_> {
+        ErrorBody {
+            schemas: [ERROR_SCHEMA],
+            status: self.status.as_str(),
+            scim_type: self.scim_type,
+            detail: &self.detail,
         }
-        body
     }
 }
 
@@ -101,8 +113,8 @@ pub struct ErrorDetail(pub String);
 
 impl IntoResponse for ScimError {
     fn into_response(self) -> Response {
-        let body = self.body();
-        let mut resp = (self.status, body.to_string()).into_response();
+        let body = serde_json::to_string(&self.body()).unwrap_or_default();
+        let mut resp = (self.status, body).into_response();
         resp.extensions_mut().insert(ErrorDetail(self.detail));
         let headers = resp.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_JSON));

@@ -5,42 +5,70 @@
 //! as actor.
 
 use super::admin::{target_directory, AdminAuth};
-use super::body::json_object;
-use super::error::ScimError;
+use super::body::{json_object, typed};
+use super::error::{ErrorBody, ScimError};
 use super::AppState;
 use crate::domain::Command;
-use crate::mappings::{self, Outcome, Variables};
+use crate::mappings::{self, MappingSettings, Outcome, Variables};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
+use chrono::{DateTime, Utc};
 use roster_events::{MappingKind, ResourceId};
 use roster_projections::MappingView;
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/mappings", get(list).post(create))
-        .route("/mappings/{name}", get(show).patch(update).delete(remove))
-        .route("/mappings/{name}/preview", post(preview))
-        .route("/mapping-templates", get(templates))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, update, remove))
+        .routes(routes!(preview))
+        .routes(routes!(templates))
 }
 
-pub(super) fn mapping_json(directory: &str, m: &MappingView) -> Value {
-    json!({
-        "id": m.id,
-        "directory": directory,
-        "name": m.mapping.name,
-        "kind": m.mapping.kind.as_str(),
-        "expression": m.mapping.expression,
-        "description": m.mapping.description,
-        "version": m.version,
-        "created": m.created,
-        "last_modified": m.last_modified,
-    })
+/// A property mapping as the admin API shows it.
+#[derive(Serialize, ToSchema)]
+struct MappingOut<'a> {
+    id: ResourceId,
+    directory: &'a str,
+    name: &'a str,
+    /// `source_user`, `source_group`, `provider_user` or `provider_group`.
+    kind: &'static str,
+    /// The CEL expression.
+    expression: &'a str,
+    description: &'a str,
+    version: u64,
+    created: DateTime<Utc>,
+    last_modified: DateTime<Utc>,
+}
+
+impl<'a> MappingOut<'a> {
+    fn of(directory: &'a str, m: &'a MappingView) -> MappingOut<'a> {
+        MappingOut {
+            id: m.id,
+            directory,
+            name: &m.mapping.name,
+            kind: m.mapping.kind.as_str(),
+            expression: &m.mapping.expression,
+            description: &m.mapping.description,
+            version: m.version,
+            created: m.created,
+            last_modified: m.last_modified,
+        }
+    }
+}
+
+/// Every mapping.
+#[derive(Serialize, ToSchema)]
+struct MappingList<'a> {
+    mappings: Vec<MappingOut<'a>>,
 }
 
 /// The mapping called `name` and its directory. Names address mappings in this API: unique
@@ -61,35 +89,56 @@ fn invalid(detail: String) -> ScimError {
     ScimError::bad_request("invalidValue", detail)
 }
 
+/// Every property mapping.
+#[utoipa::path(get, path = "/mappings", operation_id = "list_mappings", tag = "mappings",
+    responses((status = 200, description = "The mappings", body = MappingList)))]
 async fn list(State(app): State<AppState>, _admin: AdminAuth) -> Result<Response, ScimError> {
     let all = app.store.mappings().await?;
-    let list: Vec<Value> = all.iter().map(|(d, m)| mapping_json(d, m)).collect();
-    Ok(Json(json!({"mappings": list})).into_response())
+    let mappings = all.iter().map(|(d, m)| MappingOut::of(d, m)).collect();
+    Ok(Json(MappingList { mappings }).into_response())
 }
 
 /// The ready-made mappings a mapping can be created from (`"template": NAME`).
-async fn templates(_admin: AdminAuth) -> Response {
-    Json(mappings::templates::list()).into_response()
+#[utoipa::path(get, path = "/mapping-templates", operation_id = "list_mapping_templates", tag = "mappings",
+    responses((status = 200, description = "The templates", body = mappings::templates::TemplateList)))]
+async fn templates(_admin: AdminAuth) -> Json<mappings::templates::TemplateList> {
+    Json(mappings::templates::list())
 }
 
+/// One mapping.
+#[utoipa::path(get, path = "/mappings/{name}", operation_id = "show_mapping", tag = "mappings",
+    params(("name" = String, Path, description = "The mapping's name")),
+    responses(
+        (status = 200, description = "The mapping", body = MappingOut),
+        (status = 404, description = "No such mapping", body = ErrorBody),
+    ))]
 async fn show(
     State(app): State<AppState>,
     _admin: AdminAuth,
     Path(name): Path<String>,
 ) -> Result<Response, ScimError> {
     let (directory, m) = by_name(&app, &name).await?;
-    Ok(Json(mapping_json(&directory, &m)).into_response())
+    Ok(Json(MappingOut::of(&directory, &m)).into_response())
 }
 
+/// Creates a mapping (written, or from a template), after compiling it and trying it on
+/// sample objects.
+#[utoipa::path(post, path = "/mappings", operation_id = "create_mapping", tag = "mappings", request_body = MappingSettings,
+    responses(
+        (status = 201, description = "The mapping", body = MappingOut),
+        (status = 400, description = "An invalid mapping: its expression's error says where", body = ErrorBody),
+        (status = 404, description = "No such directory", body = ErrorBody),
+        (status = 409, description = "The name is taken", body = ErrorBody),
+    ))]
 async fn create(
     State(app): State<AppState>,
     admin: AdminAuth,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ScimError> {
-    let body = json_object(&headers, body)?;
+    let body: MappingSettings = typed(json_object(&headers, body)?)?;
     let (directory, m) = create_as(&app, &admin, body).await?;
-    Ok((StatusCode::CREATED, Json(mapping_json(&directory, &m))).into_response())
+    Ok((StatusCode::CREATED, Json(MappingOut::of(&directory, &m))).into_response())
 }
 
 /// Creates the mapping `body` describes (from a template when it names one) on `admin`'s
@@ -100,11 +149,11 @@ async fn create(
 pub(super) async fn create_as(
     app: &AppState,
     admin: &AdminAuth,
-    mut body: Map<String, Value>,
+    mut body: MappingSettings,
 ) -> Result<(String, MappingView), ScimError> {
     mappings::templates::expand(&mut body).map_err(|e| invalid(e.to_string()))?;
     let checked = mappings::parse(&body, None).map_err(|e| invalid(e.to_string()))?;
-    let directory = target_directory(app, &body).await?;
+    let directory = target_directory(app, body.directory.as_deref()).await?;
     if by_name(app, &checked.def.name).await.is_ok() {
         return Err(ScimError::new(
             StatusCode::CONFLICT,
@@ -122,6 +171,14 @@ pub(super) async fn create_as(
     by_name(app, &name).await
 }
 
+/// Changes a mapping's expression or description (its name, kind and directory stay).
+#[utoipa::path(patch, path = "/mappings/{name}", operation_id = "update_mapping", tag = "mappings", request_body = MappingSettings,
+    params(("name" = String, Path, description = "The mapping's name")),
+    responses(
+        (status = 200, description = "The mapping", body = MappingOut),
+        (status = 400, description = "An invalid change", body = ErrorBody),
+        (status = 404, description = "No such mapping", body = ErrorBody),
+    ))]
 async fn update(
     State(app): State<AppState>,
     admin: AdminAuth,
@@ -129,9 +186,9 @@ async fn update(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ScimError> {
-    let body = json_object(&headers, body)?;
+    let body: MappingSettings = typed(json_object(&headers, body)?)?;
     let (directory, m) = update_as(&app, &admin, &name, body).await?;
-    Ok(Json(mapping_json(&directory, &m)).into_response())
+    Ok(Json(MappingOut::of(&directory, &m)).into_response())
 }
 
 /// Changes the mapping `name` as `body` says, on `admin`'s behalf: the mapping as the views
@@ -142,9 +199,9 @@ pub(super) async fn update_as(
     app: &AppState,
     admin: &AdminAuth,
     name: &str,
-    body: Map<String, Value>,
+    body: MappingSettings,
 ) -> Result<(String, MappingView), ScimError> {
-    if body.contains_key("directory") {
+    if body.directory.is_some() {
         return Err(invalid("a mapping's directory cannot change".into()));
     }
     let (directory, m) = by_name(app, name).await?;
@@ -158,6 +215,14 @@ pub(super) async fn update_as(
     by_name(app, name).await
 }
 
+/// Deletes a mapping (refused while a source or provider applies it).
+#[utoipa::path(delete, path = "/mappings/{name}", operation_id = "delete_mapping", tag = "mappings",
+    params(("name" = String, Path, description = "The mapping's name")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such mapping", body = ErrorBody),
+        (status = 409, description = "A source or provider applies it", body = ErrorBody),
+    ))]
 async fn remove(
     State(app): State<AppState>,
     admin: AdminAuth,
@@ -186,15 +251,64 @@ pub(super) async fn remove_as(
 /// The object a preview runs on: `{"id": "..."}` for a stored user or group (by the
 /// mapping's kind), or `{"resource": {...}}` for one given as it would be sent; `source` or
 /// `provider` names what the expression sees as such.
+/// The body of `POST /admin/v1/mappings/{name}/preview`: a stored object by id, or a
+/// resource given here; and who sees it.
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct MappingPreviewRequest {
+    /// A stored user or group of the mapping's kind.
+    pub id: Option<ResourceId>,
+    /// Or a user or group given here.
+    pub resource: Option<Map<String, Value>>,
+    /// For a source's mapping: the slug of the source writing.
+    pub source: Option<String>,
+    /// For a provider's mapping: the provider sending.
+    pub provider: Option<String>,
+}
+
+/// What a mapping made of an object.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum MappingOutcome {
+    /// The expression set `attributes`.
+    Attributes,
+    /// The object would not be written or sent.
+    Skip,
+    /// The expression failed: `error` says how.
+    Error,
+}
+
+/// The answer of `POST /admin/v1/mappings/{name}/preview`.
+#[derive(Serialize, ToSchema)]
+pub(super) struct MappingPreview {
+    pub mapping: String,
+    /// The object as the expression saw it.
+    pub object: Value,
+    pub outcome: MappingOutcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<Map<String, Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What the mapping makes of a stored user or group, or of one given: the attributes it
+/// sets, `skip`, or its error. Nothing is written.
+#[utoipa::path(post, path = "/mappings/{name}/preview", operation_id = "preview_mapping", tag = "mappings", request_body = MappingPreviewRequest,
+    params(("name" = String, Path, description = "The mapping's name")),
+    responses(
+        (status = 200, description = "What the mapping makes of it", body = MappingPreview),
+        (status = 400, description = "Neither or both of id and resource", body = ErrorBody),
+        (status = 404, description = "No such mapping, object or provider", body = ErrorBody),
+    ))]
 async fn preview(
     State(app): State<AppState>,
     _admin: AdminAuth,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ScimError> {
-    let body = json_object(&headers, body)?;
-    Ok(Json(preview_as(&app, &name, None, &body).await?).into_response())
+) -> Result<Json<MappingPreview>, ScimError> {
+    let body: MappingPreviewRequest = typed(json_object(&headers, body)?)?;
+    Ok(Json(preview_as(&app, &name, None, &body).await?))
 }
 
 /// What the mapping `name` (or, given, the expression `edited` in its place: a change not
@@ -206,18 +320,13 @@ pub(super) async fn preview_as(
     app: &AppState,
     name: &str,
     edited: Option<&str>,
-    body: &Map<String, Value>,
-) -> Result<Value, ScimError> {
+    body: &MappingPreviewRequest,
+) -> Result<MappingPreview, ScimError> {
     let (directory, m) = by_name(app, name).await?;
     let kind = m.mapping.kind;
-    let object = match (body.get("id"), body.get("resource")) {
-        (Some(Value::String(id)), None) => {
-            let id: ResourceId = id
-                .parse()
-                .map_err(|_| invalid(format!("id {id:?} is not a resource id")))?;
-            stored(app, &directory, kind, id).await?
-        }
-        (None, Some(Value::Object(resource))) => Value::Object(resource.clone()),
+    let object = match (body.id, &body.resource) {
+        (Some(id), None) => stored(app, &directory, kind, id).await?,
+        (None, Some(resource)) => Value::Object(resource.clone()),
         _ => {
             return Err(invalid(
                 "give the id of a stored user or group (\"id\"), or a resource (\"resource\")"
@@ -225,24 +334,23 @@ pub(super) async fn preview_as(
             ))
         }
     };
-    let text = |key: &str| body.get(key).and_then(Value::as_str);
-    let provider = match text("provider") {
+    let provider = match &body.provider {
         Some(p) => Some(provider_mode(app, p).await?),
         None => None,
     };
-    let mut answer = Map::new();
-    answer.insert("mapping".into(), json!(name));
-    answer.insert("object".into(), object.clone());
+    let answer = |outcome, attributes, error| MappingPreview {
+        mapping: name.to_owned(),
+        object: object.clone(),
+        outcome,
+        attributes,
+        error,
+    };
     let expression = match (
         edited,
         mappings::Expression::compile(edited.unwrap_or(&m.mapping.expression)),
     ) {
         (_, Ok(e)) => e,
-        (Some(_), Err(e)) => {
-            answer.insert("outcome".into(), json!("error"));
-            answer.insert("error".into(), json!(e.to_string()));
-            return Ok(Value::Object(answer));
-        }
+        (Some(_), Err(e)) => return Ok(answer(MappingOutcome::Error, None, Some(e.to_string()))),
         (None, Err(e)) => {
             return Err(ScimError::internal(&format!(
                 "stored mapping {name:?}: {e}"
@@ -253,23 +361,14 @@ pub(super) async fn preview_as(
         kind,
         object: &object,
         existing: None,
-        source: text("source"),
+        source: body.source.as_deref(),
         provider: provider.as_ref().map(|(n, m)| (n.as_str(), m.as_str())),
     };
-    match expression.evaluate_with(&vars) {
-        Ok(Outcome::Attributes(a)) => {
-            answer.insert("outcome".into(), json!("attributes"));
-            answer.insert("attributes".into(), Value::Object(a));
-        }
-        Ok(Outcome::Skip) => {
-            answer.insert("outcome".into(), json!("skip"));
-        }
-        Err(e) => {
-            answer.insert("outcome".into(), json!("error"));
-            answer.insert("error".into(), json!(e.to_string()));
-        }
-    }
-    Ok(Value::Object(answer))
+    Ok(match expression.evaluate_with(&vars) {
+        Ok(Outcome::Attributes(a)) => answer(MappingOutcome::Attributes, Some(a), None),
+        Ok(Outcome::Skip) => answer(MappingOutcome::Skip, None, None),
+        Err(e) => answer(MappingOutcome::Error, None, Some(e.to_string())),
+    })
 }
 
 /// A stored user or group as the expression sees it ([`mappings::user_object`],

@@ -4,7 +4,7 @@
 
 mod admin;
 mod audit;
-mod body;
+pub mod body;
 mod console;
 mod discovery;
 mod erasure;
@@ -12,6 +12,7 @@ pub mod error;
 mod guard;
 mod linger;
 mod mappings;
+mod openapi;
 mod peer;
 mod providers;
 mod rates;
@@ -166,13 +167,9 @@ pub fn router(state: AppState) -> Router {
             scim::routes().merge(discovery::routes()),
         )
         .nest(
-            "/admin/v1",
-            admin::routes()
-                .merge(providers::routes())
-                .merge(mappings::routes())
-                .merge(source_mappings::routes())
-                .merge(audit::routes())
-                .merge(erasure::routes())
+            openapi::BASE,
+            openapi::admin_routes()
+                .0
                 .layer(middleware::from_fn_with_state(
                     state.clone(),
                     admin::record_refused,

@@ -7,7 +7,7 @@
 
 use super::admin::{is_user, source_named, AdminAuth};
 use super::body::{json_object, typed};
-use super::error::ScimError;
+use super::error::{ErrorBody, ScimError};
 use super::AppState;
 use crate::domain::Command;
 use crate::mappings::inbound::{self, Refusal};
@@ -17,18 +17,21 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{post, put};
-use axum::{Json, Router};
+use axum::Json;
 use futures_util::StreamExt;
 use roster_events::{MappingKind, ResourceId};
 use roster_projections::{MappingView, SourceView, Visibility};
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/sources/{slug}/mappings", put(set))
-        .route("/sources/{slug}/preview", post(preview))
-        .route("/sources/{slug}/remap", post(remap))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(set))
+        .routes(routes!(preview))
+        .routes(routes!(remap))
 }
 
 /// Objects listed at a time by a re-map.
@@ -38,7 +41,25 @@ const IN_FLIGHT: usize = 32;
 /// Failures a re-map's answer lists (it counts them all).
 const LISTED: usize = 20;
 
+/// The source mappings a source runs on what it writes, in order: the body of
+/// `PUT /admin/v1/sources/{slug}/mappings` (without `slug`) and its answer.
+#[derive(Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct SourceMappings {
+    #[serde(default, skip_deserializing)]
+    slug: String,
+    /// Names of `source_user` and `source_group` mappings of the source's directory.
+    mappings: Vec<String>,
+}
+
 /// Sets the source mappings the source runs, in order; `[]` runs none.
+#[utoipa::path(put, path = "/sources/{slug}/mappings", operation_id = "set_source_mappings", tag = "sources", request_body = SourceMappings,
+    params(("slug" = String, Path, description = "The source's slug")),
+    responses(
+        (status = 200, description = "The mappings the source runs now", body = SourceMappings),
+        (status = 400, description = "A mapping that does not exist or is not a source mapping", body = ErrorBody),
+        (status = 404, description = "No such source", body = ErrorBody),
+    ))]
 async fn set(
     State(app): State<AppState>,
     admin: AdminAuth,
@@ -46,12 +67,7 @@ async fn set(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ScimError> {
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Body {
-        mappings: Vec<String>,
-    }
-    let body: Body = typed(json_object(&headers, body)?)?;
+    let body: SourceMappings = typed(json_object(&headers, body)?)?;
     let s = source_named(&app, &slug).await?;
     let cmd = Command::SetSourceMappings {
         slug: slug.clone(),
@@ -60,12 +76,73 @@ async fn set(
     admin.execute(&app, &s.directory, cmd).await?;
     tracing::info!(admin = %admin.who(), source = %slug, "source mappings set");
     let s = source_named(&app, &slug).await?;
-    Ok(Json(json!({"slug": s.slug, "mappings": s.mappings})).into_response())
+    let set = SourceMappings {
+        slug: s.slug.clone(),
+        mappings: s.mappings.clone(),
+    };
+    Ok(Json(set).into_response())
+}
+
+/// The body of `POST /admin/v1/sources/{slug}/preview`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct SourcePreviewRequest {
+    /// The user or group as a request would carry it.
+    resource: Map<String, Value>,
+    /// `User` (when left out) or `Group`.
+    #[serde(rename = "type", default)]
+    resource_type: Option<String>,
+    /// The stored object the request would replace, if any.
+    id: Option<ResourceId>,
+}
+
+/// What a source's mappings make of a request.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum PreviewOutcome {
+    /// The mappings leave the document as sent.
+    Unchanged,
+    /// The mappings change the document: `resource` is what would be stored.
+    Changed,
+    /// A mapping skips the object: the write would be refused.
+    Refused,
+    /// A mapping fails.
+    Error,
+    /// The mapped document is not a valid user or group.
+    Invalid,
+}
+
+/// The answer of `POST /admin/v1/sources/{slug}/preview`.
+#[derive(Serialize, ToSchema)]
+struct SourcePreview<'a> {
+    source: &'a str,
+    outcome: PreviewOutcome,
+    /// The mappings run, in order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mappings: Option<Vec<&'a str>>,
+    /// The document that would be stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource: Option<Map<String, Value>>,
+    /// The document as sent, when the mappings changed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sent: Option<Map<String, Value>>,
+    /// The mapping that refused or failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mapping: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
 }
 
 /// What the source's mappings would make of a request's user or group (`"resource"`; a group
 /// with `"type": "Group"`), replacing the stored object `"id"` if given: the document that
 /// would be stored, or why the write would be refused. Nothing is written.
+#[utoipa::path(post, path = "/sources/{slug}/preview", operation_id = "preview_source_mappings", tag = "sources", request_body = SourcePreviewRequest,
+    params(("slug" = String, Path, description = "The source's slug")),
+    responses(
+        (status = 200, description = "What the mappings make of it", body = SourcePreview),
+        (status = 400, description = "The resource is not a valid user or group", body = ErrorBody),
+        (status = 404, description = "No such source or stored object", body = ErrorBody),
+    ))]
 async fn preview(
     State(app): State<AppState>,
     _admin: AdminAuth,
@@ -73,15 +150,7 @@ async fn preview(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ScimError> {
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Body {
-        resource: Map<String, Value>,
-        #[serde(rename = "type", default)]
-        resource_type: Option<String>,
-        id: Option<ResourceId>,
-    }
-    let body: Body = typed(json_object(&headers, body)?)?;
+    let body: SourcePreviewRequest = typed(json_object(&headers, body)?)?;
     let s = source_named(&app, &slug).await?;
     let user = is_user("type", body.resource_type.as_deref())?;
     let kind = if user {
@@ -127,20 +196,25 @@ async fn preview(
             .find(|m| m.mapping.name == name)
             .map(|m| &m.mapping)
     };
-    let answer = |outcome: &str, extra: Value| {
-        let mut out = json!({"source": slug, "outcome": outcome});
-        if let (Value::Object(o), Value::Object(e)) = (&mut out, extra) {
-            o.extend(e);
-        }
-        Json(out).into_response()
+    let answer = SourcePreview {
+        source: &slug,
+        outcome: PreviewOutcome::Unchanged,
+        mappings: None,
+        resource: None,
+        sent: None,
+        mapping: None,
+        detail: None,
     };
     let steps = match inbound::steps(&s.mappings, kind, by_name) {
         Ok(steps) => steps,
         Err(e) => {
-            return Ok(answer(
-                "error",
-                json!({"mapping": e.mapping, "detail": e.message}),
-            ))
+            let failed = SourcePreview {
+                outcome: PreviewOutcome::Error,
+                mapping: Some(e.mapping.to_string()),
+                detail: Some(e.message.to_string()),
+                ..answer
+            };
+            return Ok(Json(failed).into_response());
         }
     };
     let names: Vec<&str> = steps.iter().map(|s| s.name).collect();
@@ -154,38 +228,76 @@ async fn preview(
         existing.as_ref(),
         &schemas,
     );
-    Ok(match reshaped {
-        Ok(None) => answer(
-            "unchanged",
-            json!({"mappings": names, "resource": sent.as_map()}),
-        ),
-        Ok(Some(stored)) => answer(
-            "changed",
-            json!({"mappings": names, "resource": stored.as_map(), "sent": sent.as_map()}),
-        ),
-        Err(Refusal::Skipped(name)) => {
-            answer("refused", json!({"mappings": names, "mapping": name}))
-        }
-        Err(Refusal::Failed(e)) => answer(
-            "error",
-            json!({"mappings": names, "mapping": e.mapping, "detail": e.message}),
-        ),
-        Err(Refusal::Invalid { detail, .. }) => {
-            answer("invalid", json!({"mappings": names, "detail": detail}))
-        }
-    })
+    let answer = SourcePreview {
+        mappings: Some(names),
+        ..answer
+    };
+    let answer = match reshaped {
+        Ok(None) => SourcePreview {
+            resource: Some(sent.as_map().clone()),
+            ..answer
+        },
+        Ok(Some(stored)) => SourcePreview {
+            outcome: PreviewOutcome::Changed,
+            resource: Some(stored.as_map().clone()),
+            sent: Some(sent.as_map().clone()),
+            ..answer
+        },
+        Err(Refusal::Skipped(name)) => SourcePreview {
+            outcome: PreviewOutcome::Refused,
+            mapping: Some(name.to_string()),
+            ..answer
+        },
+        Err(Refusal::Failed(e)) => SourcePreview {
+            outcome: PreviewOutcome::Error,
+            mapping: Some(e.mapping.to_string()),
+            detail: Some(e.message.to_string()),
+            ..answer
+        },
+        Err(Refusal::Invalid { detail, .. }) => SourcePreview {
+            outcome: PreviewOutcome::Invalid,
+            detail: Some(detail.to_string()),
+            ..answer
+        },
+    };
+    Ok(Json(answer).into_response())
 }
 
 /// What a re-map did to one kind of object.
-#[derive(Default)]
+#[derive(Default, Serialize, ToSchema)]
 struct Tally {
     examined: u64,
     changed: u64,
     failed: u64,
 }
 
+/// An object a re-map could not change, and why.
+#[derive(Serialize, ToSchema)]
+struct RemapFailure {
+    id: ResourceId,
+    detail: String,
+}
+
+/// What a re-map did.
+#[derive(Serialize, ToSchema)]
+struct RemapReport {
+    slug: String,
+    /// The mappings run.
+    mappings: Vec<String>,
+    users: Tally,
+    groups: Tally,
+    /// The first failures (20 at most; `failed` counts them all).
+    failures: Vec<RemapFailure>,
+}
+
 /// Runs the source's mappings again on every user and group it owns, as stored; answers with
 /// how many were examined, changed and failed (the first failures with their reasons).
+#[utoipa::path(post, path = "/sources/{slug}/remap", operation_id = "remap_source", tag = "sources",
+    params(("slug" = String, Path, description = "The source's slug")),
+    responses(
+        (status = 200, description = "What the re-map did", body = RemapReport),
+        (status = 404, description = "No such source", body = ErrorBody),
+    ))]
 async fn remap(
     State(app): State<AppState>,
     admin: AdminAuth,
@@ -193,7 +305,7 @@ async fn remap(
 ) -> Result<Response, ScimError> {
     let s = source_named(&app, &slug).await?;
     let dir = s.directory.as_str();
-    let mut failures: Vec<Value> = Vec::new();
+    let mut failures: Vec<RemapFailure> = Vec::new();
     let mut tallies = Vec::new();
     for user in [true, false] {
         let mut tally = Tally::default();
@@ -228,7 +340,10 @@ async fn remap(
                     Err(e) if e.status.is_client_error() => {
                         tally.failed += 1;
                         if failures.len() < LISTED {
-                            failures.push(json!({"id": id, "detail": e.detail}));
+                            failures.push(RemapFailure {
+                                id,
+                                detail: e.detail,
+                            });
                         }
                     }
                     Err(e) => return Err(e),
@@ -237,16 +352,16 @@ async fn remap(
         }
         tallies.push(tally);
     }
-    let [users, groups] = [&tallies[0], &tallies[1]]
-        .map(|t| json!({"examined": t.examined, "changed": t.changed, "failed": t.failed}));
+    let groups = tallies.pop().unwrap_or_default();
+    let users = tallies.pop().unwrap_or_default();
     tracing::info!(admin = %admin.who(), source = %slug, "source re-mapped");
-    Ok(Json(json!({
-        "slug": slug,
-        "mappings": s.mappings,
-        "users": users,
-        "groups": groups,
-        "failures": failures,
-    }))
+    Ok(Json(RemapReport {
+        slug: slug.clone(),
+        mappings: s.mappings.clone(),
+        users,
+        groups,
+        failures,
+    })
     .into_response())
 }
 

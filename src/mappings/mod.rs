@@ -42,23 +42,34 @@ pub struct Checked {
     pub expression: Expression,
 }
 
-/// Parses a mapping from the admin API's JSON body. On an update, `old` is the current
+/// A mapping as the admin API takes it: all of it for a new mapping (or a template), or the
+/// members to change.
+#[derive(Clone, Debug, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MappingSettings {
+    /// 1-63 lower-case letters, digits or hyphens; cannot change.
+    pub name: Option<String>,
+    /// `source_user`, `source_group`, `provider_user` or `provider_group`; cannot change.
+    pub kind: Option<String>,
+    /// The CEL expression.
+    pub expression: Option<String>,
+    pub description: Option<String>,
+    /// The directory it belongs to (`default` when left out); cannot change.
+    pub directory: Option<String>,
+    /// A ready-made mapping to create it from (`GET /mapping-templates`), instead of `kind`
+    /// and `expression`.
+    pub template: Option<String>,
+}
+
+/// Parses a mapping from the admin API's settings. On an update, `old` is the current
 /// definition: its name and kind stay, and members the body leaves out are kept.
-pub fn parse(body: &Map<String, Value>, old: Option<&MappingDef>) -> Result<Checked, MappingError> {
-    const KNOWN: &[&str] = &["name", "kind", "expression", "description", "directory"];
-    if let Some(k) = body.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-        return Err(MappingError::Invalid(format!(
-            "unknown member {k:?} (a mapping has name, kind, expression, description)"
-        )));
+pub fn parse(body: &MappingSettings, old: Option<&MappingDef>) -> Result<Checked, MappingError> {
+    if body.template.is_some() {
+        return Err(MappingError::Invalid(
+            "a template only makes a new mapping".into(),
+        ));
     }
-    let text = |key: &str| -> Result<Option<String>, MappingError> {
-        match body.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(MappingError::Invalid(format!("{key} must be a string"))),
-        }
-    };
-    let name = match (text("name")?, old) {
+    let name = match (body.name.clone(), old) {
         (Some(n), Some(o)) if n != o.name => {
             return Err(MappingError::Invalid(
                 "a mapping's name cannot change; create another".into(),
@@ -73,7 +84,7 @@ pub fn parse(body: &Map<String, Value>, old: Option<&MappingDef>) -> Result<Chec
             "name must be 1-63 lower-case letters, digits or hyphens".into(),
         ));
     }
-    let kind = match (text("kind")?, old) {
+    let kind = match (body.kind.clone(), old) {
         (None, Some(o)) => o.kind,
         (None, None) => {
             return Err(MappingError::Invalid(format!(
@@ -96,12 +107,12 @@ pub fn parse(body: &Map<String, Value>, old: Option<&MappingDef>) -> Result<Chec
             kind
         }
     };
-    let expression = match (text("expression")?, old) {
+    let expression = match (body.expression.clone(), old) {
         (Some(e), _) => e,
         (None, Some(o)) => o.expression.clone(),
         (None, None) => return Err(MappingError::Invalid("expression is required".into())),
     };
-    let description = match (text("description")?, old) {
+    let description = match (body.description.clone(), old) {
         (Some(d), _) => d,
         (None, Some(o)) => o.description.clone(),
         (None, None) => String::new(),

@@ -2,10 +2,10 @@
 //! the built-in mapping sends: a mapping is created from one with `"template": NAME` and is
 //! then an ordinary mapping, readable and changeable by the operator.
 
-use super::MappingError;
-use serde_json::{json, Map, Value};
+use super::{MappingError, MappingSettings};
 
 /// A shipped mapping definition.
+#[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct Template {
     pub name: &'static str,
     pub kind: &'static str,
@@ -65,28 +65,26 @@ pub const TEMPLATES: &[Template] = &[
 ];
 
 /// The templates as the admin API lists them.
-pub fn list() -> Value {
-    let all: Vec<Value> = TEMPLATES
-        .iter()
-        .map(|t| {
-            json!({"name": t.name, "kind": t.kind, "description": t.description,
-                   "expression": t.expression})
-        })
-        .collect();
-    json!({"templates": all})
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct TemplateList {
+    pub templates: &'static [Template],
+}
+
+/// Every template, as the admin API lists them.
+pub fn list() -> TemplateList {
+    TemplateList {
+        templates: TEMPLATES,
+    }
 }
 
 /// Replaces a create body's `template` with the template's kind, expression and description
 /// (a description in the body wins).
 ///
 /// Fails when the template is unknown, or the body also gives an expression or another kind.
-pub fn expand(body: &mut Map<String, Value>) -> Result<(), MappingError> {
-    let Some(name) = body.remove("template") else {
+pub fn expand(body: &mut MappingSettings) -> Result<(), MappingError> {
+    let Some(name) = body.template.take() else {
         return Ok(());
     };
-    let name = name
-        .as_str()
-        .ok_or_else(|| MappingError::Invalid("template must be a string".into()))?;
     let t = TEMPLATES.iter().find(|t| t.name == name).ok_or_else(|| {
         let names: Vec<&str> = TEMPLATES.iter().map(|t| t.name).collect();
         MappingError::Invalid(format!(
@@ -94,12 +92,12 @@ pub fn expand(body: &mut Map<String, Value>) -> Result<(), MappingError> {
             names.join(", ")
         ))
     })?;
-    if body.contains_key("expression") {
+    if body.expression.is_some() {
         return Err(MappingError::Invalid(
             "give a template or an expression, not both".into(),
         ));
     }
-    match body.get("kind").and_then(Value::as_str) {
+    match body.kind.as_deref() {
         Some(k) if k != t.kind => {
             return Err(MappingError::Invalid(format!(
                 "template {name:?} is a {} mapping, not {k}",
@@ -108,10 +106,9 @@ pub fn expand(body: &mut Map<String, Value>) -> Result<(), MappingError> {
         }
         _ => {}
     }
-    body.insert("kind".into(), t.kind.into());
-    body.insert("expression".into(), t.expression.into());
-    body.entry("description")
-        .or_insert_with(|| t.description.into());
+    body.kind = Some(t.kind.into());
+    body.expression = Some(t.expression.into());
+    body.description.get_or_insert_with(|| t.description.into());
     Ok(())
 }
 
@@ -120,6 +117,7 @@ mod tests {
     use super::*;
     use crate::mappings::{check, Outcome, Variables};
     use roster_events::{MappingDef, MappingKind};
+    use serde_json::{json, Map, Value};
 
     fn run(template: &str, user: Value) -> Map<String, Value> {
         let t = TEMPLATES.iter().find(|t| t.name == template).unwrap();
@@ -146,9 +144,11 @@ mod tests {
     #[test]
     fn every_template_passes_the_checks_of_its_kind() {
         for t in TEMPLATES {
-            let mut body = Map::new();
-            body.insert("name".into(), "x".into());
-            body.insert("template".into(), t.name.into());
+            let mut body = MappingSettings {
+                name: Some("x".into()),
+                template: Some(t.name.into()),
+                ..Default::default()
+            };
             expand(&mut body).unwrap();
             crate::mappings::parse(&body, None).unwrap_or_else(|e| panic!("{}: {e}", t.name));
         }
@@ -183,7 +183,7 @@ mod tests {
 
     #[test]
     fn a_template_is_not_mixed_with_an_expression_or_another_kind() {
-        let body = |v: Value| v.as_object().unwrap().clone();
+        let body = |v: Value| serde_json::from_value::<MappingSettings>(v).unwrap();
         let mut b = body(json!({"template": "slack-user", "expression": "{}"}));
         assert!(expand(&mut b).is_err());
         let mut b = body(json!({"template": "slack-user", "kind": "provider_group"}));

@@ -26,7 +26,19 @@ pub enum Mode {
 
 /// How a remote takes the removal of group members, from the most precise form to the
 /// bluntest. Servers built for Entra ID's dialect often refuse the first.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum MemberRemoval {
     /// One `remove` per member, addressed by a value filter (`members[value eq "..."]`,
@@ -52,7 +64,7 @@ impl MemberRemoval {
 
 /// What a remote turned out to do, learned by talking to it and kept with the provider's
 /// progress, so that it is asked once, not at every change.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Learned {
     /// The member-removal form the remote takes.
     #[serde(default)]

@@ -14,7 +14,7 @@ pub const HOURS: usize = 24;
 pub const SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// One hour of a provider's lag, in log records.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LagHour {
     /// The hour's start (UTC).
     pub hour: DateTime<Utc>,

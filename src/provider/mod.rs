@@ -13,7 +13,8 @@
 //!   remote ids, the 409 and 404 recoveries, deactivation and dry runs.
 //!
 //! The consumer around them:
-//! - [`config`]: a provider's configuration at the admin API's edge (secrets sealed);
+//! - [`settings`]: a provider's settings as the admin API takes them (secrets sealed);
+//! - [`config`]: a provider's configuration as the admin API shows it, and its remote;
 //! - [`scope`]: which users and groups a provider carries;
 //! - [`queue`]: a provider's work object by object (order per object, a concurrency limit,
 //!   backoff that holds up only the failing object, parking);
@@ -38,6 +39,7 @@ pub mod queue;
 pub mod retry;
 pub mod runner;
 pub mod scope;
+pub mod settings;
 pub mod state;
 pub mod sync;
 pub mod tls;

@@ -79,7 +79,7 @@ impl Work {
 }
 
 /// The outcome of one full sync.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FullSyncReport {
     pub started: Option<DateTime<Utc>>,
     pub finished: Option<DateTime<Utc>>,

@@ -1,22 +1,15 @@
-//! A provider's TLS settings at the edges: parsed from the admin API's `tls` object (the
+//! A provider's TLS settings at the edges: applied from the admin API's `tls` object (the
 //! certificates checked, the client key sealed on the way in), shown back without the key, and
 //! applied to the provider's HTTP client (a private CA bundle instead of the web PKI roots, a
 //! client certificate for mutual TLS; the key opened only there).
 
+use super::settings::TlsSettings;
 use crate::sealing::SecretKey;
 use roster_events::{ProviderTls, Sealed};
-use serde_json::{json, Map, Value};
 
-const FIELDS: &[&str] = &["ca_bundle", "client_cert", "client_key"];
-
-/// A PEM text from the body: None when absent, null or empty (which clears it).
-fn pem_field(body: &Map<String, Value>, name: &str) -> Result<Option<String>, String> {
-    match body.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(format!("tls.{name} must be a PEM string")),
-    }
+/// A PEM text given: None when absent, null or empty (which clears it).
+fn pem(v: &Option<String>) -> Option<String> {
+    v.as_ref().filter(|s| !s.trim().is_empty()).cloned()
 }
 
 /// The TLS settings from an admin request's `tls` object; fields it leaves out keep their
@@ -24,24 +17,17 @@ fn pem_field(body: &Map<String, Value>, name: &str) -> Result<Option<String>, St
 ///
 /// Fails with a message for the operator when a certificate or key does not parse, or a
 /// client certificate comes without its key.
-pub fn parse(v: &Value, old: &ProviderTls, key: &SecretKey) -> Result<ProviderTls, String> {
-    let body = v
-        .as_object()
-        .ok_or_else(|| String::from("tls must be an object"))?;
-    if let Some(k) = body.keys().find(|k| !FIELDS.contains(&k.as_str())) {
-        return Err(format!(
-            "tls.{k} is not a TLS setting (ca_bundle, client_cert, client_key)"
-        ));
-    }
-    let keep = |name: &str, old: &Option<String>| -> Result<Option<String>, String> {
-        if body.contains_key(name) {
-            pem_field(body, name)
-        } else {
-            Ok(old.clone())
-        }
+pub fn apply_settings(
+    t: &TlsSettings,
+    old: &ProviderTls,
+    key: &SecretKey,
+) -> Result<ProviderTls, String> {
+    let keep = |given: &Option<Option<String>>, old: &Option<String>| match given {
+        Some(v) => pem(v),
+        None => old.clone(),
     };
-    let ca_bundle = keep("ca_bundle", &old.ca_bundle)?;
-    let client_cert = keep("client_cert", &old.client_cert)?;
+    let ca_bundle = keep(&t.ca_bundle, &old.ca_bundle);
+    let client_cert = keep(&t.client_cert, &old.client_cert);
     if let Some(pem) = &ca_bundle {
         let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
             .map_err(|e| format!("tls.ca_bundle does not parse: {e}"))?;
@@ -49,7 +35,7 @@ pub fn parse(v: &Value, old: &ProviderTls, key: &SecretKey) -> Result<ProviderTl
             return Err("tls.ca_bundle holds no certificate".into());
         }
     }
-    let new_key = pem_field(body, "client_key")?;
+    let new_key = t.client_key.as_ref().and_then(pem);
     let client_key = match (&client_cert, new_key) {
         (None, Some(_)) => return Err("tls.client_key needs tls.client_cert".into()),
         (None, None) => None,
@@ -57,7 +43,7 @@ pub fn parse(v: &Value, old: &ProviderTls, key: &SecretKey) -> Result<ProviderTl
             identity(cert, &pem)?;
             Some(key.seal(&pem))
         }
-        (Some(_), None) if body.get("client_key").is_some_and(Value::is_null) => {
+        (Some(_), None) if matches!(t.client_key, Some(None)) => {
             return Err("tls.client_cert needs tls.client_key".into())
         }
         (Some(_), None) => Some(
@@ -81,15 +67,6 @@ fn identity(cert: &str, key: &str) -> Result<reqwest::Identity, String> {
     pem.extend_from_slice(cert.as_bytes());
     reqwest::Identity::from_pem(&pem)
         .map_err(|e| format!("tls.client_cert and tls.client_key do not make an identity: {e}"))
-}
-
-/// The TLS settings as the API shows them: the certificates (public), whether a key is set.
-pub fn public_json(tls: &ProviderTls) -> Value {
-    json!({
-        "ca_bundle": tls.ca_bundle,
-        "client_cert": tls.client_cert,
-        "client_key_set": tls.client_key.is_some(),
-    })
 }
 
 /// `builder` with the provider's CA bundle (trusted besides the web PKI roots, so that a

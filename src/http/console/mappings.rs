@@ -9,12 +9,13 @@ use super::{Answer, Nothing, Signed, Submitted};
 use crate::http::error::ScimError;
 use crate::http::mappings as api;
 use crate::http::AppState;
+use crate::mappings::MappingSettings;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect};
 use maud::{html, Markup};
 use roster_events::{MappingKind, DEFAULT_DIRECTORY};
 use roster_projections::MappingView;
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 /// Who runs `name`: sources and providers, by name.
 async fn users_of(app: &AppState, name: &str) -> Result<Vec<String>, ScimError> {
@@ -35,11 +36,7 @@ async fn users_of(app: &AppState, name: &str) -> Result<Vec<String>, ScimError> 
 pub async fn list(State(app): State<AppState>, signed: Signed) -> Answer {
     let all = app.store.mappings().await?;
     let directories = app.store.directories().await?;
-    let templates = crate::mappings::templates::list();
-    let templates = templates["templates"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let templates = crate::mappings::templates::TEMPLATES;
     let mut rows = Vec::with_capacity(all.len());
     for (dir, m) in &all {
         rows.push((dir, m, users_of(&app, &m.mapping.name).await?));
@@ -75,9 +72,9 @@ pub async fn list(State(app): State<AppState>, signed: Signed) -> Answer {
                     label for="template" { "From a template " span.hint { "(or write the expression below)" } }
                     select #template name="template" {
                         option value="" { "none" }
-                        @for t in &templates {
-                            option value=(t["name"].as_str().unwrap_or("")) {
-                                (t["name"].as_str().unwrap_or("")) " — " (t["description"].as_str().unwrap_or(""))
+                        @for t in templates {
+                            option value=(t.name) {
+                                (t.name) " — " (t.description)
                             }
                         }
                     }
@@ -129,21 +126,17 @@ pub struct NewMapping {
 /// `POST /console/mappings`.
 pub async fn create(State(app): State<AppState>, posted: Submitted<NewMapping>) -> Answer {
     let Submitted { signed, form } = posted;
-    let mut body = Map::new();
-    body.insert("name".into(), json!(form.name.trim()));
     let given = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
-    if let Some(t) = given(&form.template) {
-        body.insert("template".into(), json!(t));
-    } else {
-        body.insert("kind".into(), json!(form.kind));
-        body.insert("expression".into(), json!(form.expression));
-    }
-    if let Some(d) = given(&form.directory) {
-        body.insert("directory".into(), json!(d));
-    }
-    if let Some(d) = given(&form.description) {
-        body.insert("description".into(), json!(d));
-    }
+    let template = given(&form.template);
+    let written = template.is_none();
+    let body = MappingSettings {
+        name: Some(form.name.trim().to_owned()),
+        kind: Some(form.kind.clone()).filter(|_| written),
+        expression: Some(form.expression.clone()).filter(|_| written),
+        template,
+        directory: given(&form.directory),
+        description: given(&form.description),
+    };
     let (_, m) = api::create_as(&app, &signed.admin, body).await?;
     Ok(Redirect::to(&format!("/console/mappings/{}", m.mapping.name)).into_response())
 }
@@ -259,9 +252,11 @@ pub async fn save(
     posted: Submitted<Edited>,
 ) -> Answer {
     let Submitted { signed, form } = posted;
-    let mut body = Map::new();
-    body.insert("expression".into(), json!(form.expression));
-    body.insert("description".into(), json!(form.description.trim()));
+    let body = MappingSettings {
+        expression: Some(form.expression.clone()),
+        description: Some(form.description.trim().to_owned()),
+        ..MappingSettings::default()
+    };
     api::update_as(&app, &signed.admin, &name, body).await?;
     Ok(Redirect::to(&format!("/console/mappings/{name}")).into_response())
 }
@@ -297,47 +292,46 @@ pub async fn preview(
 
 /// The preview's result, or why there is none.
 async fn outcome(app: &AppState, m: &MappingView, name: &str, form: &Edited) -> Markup {
-    let mut body = Map::new();
-    if !form.object_id.trim().is_empty() {
-        body.insert("id".into(), json!(form.object_id.trim()));
+    let mut body = api::MappingPreviewRequest::default();
+    let id = form.object_id.trim();
+    if !id.is_empty() {
+        match id.parse() {
+            Ok(id) => body.id = Some(id),
+            Err(_) => return html! { p.error role="alert" { "id " (id) " is not a resource id." } },
+        }
     } else if !form.object.trim().is_empty() {
         match serde_json::from_str::<Value>(&form.object) {
-            Ok(v @ Value::Object(_)) => {
-                body.insert("resource".into(), v);
-            }
+            Ok(Value::Object(resource)) => body.resource = Some(resource),
             _ => return html! { p.error role="alert" { "The document is not a JSON object." } },
         }
     } else {
         return html! { p.muted { "Give an id or a document to preview on." } };
     }
-    let seen_by = form.seen_by.trim();
-    if !seen_by.is_empty() {
-        let key = if matches!(
-            m.mapping.kind,
-            MappingKind::SourceUser | MappingKind::SourceGroup
-        ) {
-            "source"
-        } else {
-            "provider"
-        };
-        body.insert(key.into(), json!(seen_by));
+    let seen_by = Some(form.seen_by.trim().to_owned()).filter(|s| !s.is_empty());
+    if matches!(
+        m.mapping.kind,
+        MappingKind::SourceUser | MappingKind::SourceGroup
+    ) {
+        body.source = seen_by;
+    } else {
+        body.provider = seen_by;
     }
     match api::preview_as(app, name, Some(&form.expression), &body).await {
         Err(e) => html! { p.error role="alert" { (e.detail) } },
         Ok(answer) => {
             let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap_or_default();
             html! {
-                @match answer["outcome"].as_str() {
-                    Some("attributes") => {
+                @match (&answer.outcome, &answer.attributes) {
+                    (api::MappingOutcome::Attributes, Some(attributes)) => {
                         p { (layout::badge("ok", "attributes")) " The expression sets:" }
-                        pre.code { (pretty(&answer["attributes"])) }
+                        pre.code { (pretty(&Value::Object(attributes.clone()))) }
                     }
-                    Some("skip") => p { (layout::badge("warn", "skip")) " The object would not be written or sent." },
-                    _ => p.error role="alert" { (layout::badge("bad", "error")) " " (answer["error"].as_str().unwrap_or("")) },
+                    (api::MappingOutcome::Skip, _) => p { (layout::badge("warn", "skip")) " The object would not be written or sent." },
+                    _ => p.error role="alert" { (layout::badge("bad", "error")) " " (answer.error.as_deref().unwrap_or("")) },
                 }
                 details {
                     summary { "The object the expression saw" }
-                    pre.code { (pretty(&answer["object"])) }
+                    pre.code { (pretty(&answer.object)) }
                 }
             }
         }

@@ -9,12 +9,13 @@ use super::{Answer, Nothing, Signed, Submitted};
 use crate::http::error::ScimError;
 use crate::http::providers as api;
 use crate::http::AppState;
+use crate::provider::settings::{AuthSettings, GrantKind, ProviderSettings};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use maud::{html, Markup};
-use roster_events::DEFAULT_DIRECTORY;
-use serde_json::{json, Map, Value};
+use roster_events::{ProviderMode, DEFAULT_DIRECTORY};
+use serde_json::Value;
 
 /// The form's fields, all as text (a checkbox is `on` when ticked).
 #[derive(serde::Deserialize, Default)]
@@ -103,74 +104,83 @@ impl ProviderForm {
         }
     }
 
-    /// The admin API's body for this form (`creating`: with name and directory).
-    fn body(&self, creating: bool) -> Result<Map<String, Value>, ScimError> {
+    /// The admin API's settings for this form (`creating`: with name and directory).
+    fn body(&self, creating: bool) -> Result<ProviderSettings, ScimError> {
         let given = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
-        let number = |name: &str, s: &str| -> Result<Option<Value>, ScimError> {
+        let bad = |what: String| ScimError::bad_request("invalidValue", what);
+        let number = |name: &str, s: &str| -> Result<Option<u64>, ScimError> {
             given(s)
                 .map(|v| {
-                    v.parse::<u64>().map(Value::from).map_err(|_| {
-                        ScimError::bad_request(
-                            "invalidValue",
-                            format!("{name} must be a whole number"),
-                        )
-                    })
+                    v.parse::<u64>()
+                        .map_err(|_| bad(format!("{name} must be a whole number")))
                 })
                 .transpose()
         };
-        let mut auth = Map::new();
-        auth.insert("type".into(), json!(self.auth_type));
-        let mut put = |key: &str, value: &str| {
-            if let Some(v) = given(value) {
-                auth.insert(key.into(), json!(v));
-            }
-        };
-        match self.auth_type.as_str() {
-            "basic" => {
-                put("username", &self.username);
-                put("password", &self.password);
-            }
+        let auth = match self.auth_type.as_str() {
+            "basic" => AuthSettings::Basic {
+                username: given(&self.username),
+                password: given(&self.password),
+            },
             "oauth2" => {
-                put("token_url", &self.token_url);
-                put("client_id", &self.client_id);
-                put("client_secret", &self.client_secret);
-                put("grant", &self.grant);
-                if self.grant == "password" {
-                    put("username", &self.username);
-                    put("password", &self.password);
+                let grant = match given(&self.grant).as_deref() {
+                    None | Some("client_credentials") => GrantKind::ClientCredentials,
+                    Some("password") => GrantKind::Password,
+                    Some(other) => {
+                        return Err(bad(format!(
+                            "auth.grant {other:?} is not client_credentials or password"
+                        )))
+                    }
+                };
+                let password_grant = grant == GrantKind::Password;
+                AuthSettings::Oauth2 {
+                    token_url: given(&self.token_url),
+                    client_id: given(&self.client_id),
+                    client_secret: given(&self.client_secret),
+                    grant: Some(grant),
+                    username: given(&self.username).filter(|_| password_grant),
+                    password: given(&self.password).filter(|_| password_grant),
+                    extra: None,
                 }
             }
-            _ => put("token", &self.token),
-        }
-        let mut body = Map::new();
-        if creating {
-            body.insert("name".into(), json!(self.name.trim()));
-            if let Some(d) = given(&self.directory) {
-                body.insert("directory".into(), json!(d));
+            "bearer" => AuthSettings::Bearer {
+                token: given(&self.token),
+            },
+            other => {
+                return Err(bad(format!(
+                    "auth.type {other:?} is not bearer, basic or oauth2"
+                )))
             }
-        }
-        body.insert("base_url".into(), json!(self.base_url.trim()));
-        body.insert(
-            "mode".into(),
-            json!(given(&self.mode).unwrap_or("default".into())),
-        );
-        body.insert("auth".into(), Value::Object(auth));
-        if let Some(c) = number("concurrency", &self.concurrency)? {
-            body.insert("concurrency".into(), c);
-        }
-        if let Some(i) = number("the full sync interval", &self.full_sync_interval_secs)? {
-            body.insert("full_sync_interval_secs".into(), i);
-        }
-        let mappings: Vec<&str> = self
+        };
+        let mode = given(&self.mode).unwrap_or("default".into());
+        let mode: ProviderMode =
+            serde_json::from_value(Value::String(mode.clone())).map_err(|_| {
+                bad(format!(
+                    "mode {mode:?} is not default, aws, slack, salesforce or webex"
+                ))
+            })?;
+        let mappings: Vec<String> = self
             .mappings
             .split(|c: char| c == ',' || c.is_whitespace())
             .filter(|m| !m.is_empty())
+            .map(str::to_owned)
             .collect();
-        body.insert("mappings".into(), json!(mappings));
-        body.insert("dry_run".into(), json!(self.dry_run == "on"));
-        body.insert("enabled".into(), json!(self.enabled == "on"));
-        body.insert("deactivate".into(), json!(self.deactivate == "on"));
-        Ok(body)
+        Ok(ProviderSettings {
+            name: creating.then(|| self.name.trim().to_owned()),
+            directory: given(&self.directory).filter(|_| creating),
+            base_url: Some(self.base_url.trim().to_owned()),
+            auth: Some(auth),
+            mode: Some(mode),
+            concurrency: number("concurrency", &self.concurrency)?,
+            full_sync_interval_secs: number(
+                "the full sync interval",
+                &self.full_sync_interval_secs,
+            )?,
+            mappings: Some(Some(mappings)),
+            dry_run: Some(self.dry_run == "on"),
+            enabled: Some(self.enabled == "on"),
+            deactivate: Some(self.deactivate == "on"),
+            ..ProviderSettings::default()
+        })
     }
 }
 
@@ -306,23 +316,15 @@ pub async fn edit(State(app): State<AppState>, signed: Signed, Path(name): Path<
 }
 
 /// The warnings of the check of the remote, shown above the provider's status.
-fn warned(created: &Value) -> String {
-    created["warnings"]
-        .as_array()
-        .map(|w| {
-            w.iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_default()
+fn warned(checked: &api::CheckedProvider) -> String {
+    checked.warnings.join(" ")
 }
 
 /// `POST /console/providers`: creates the provider and shows its status.
 pub async fn create(State(app): State<AppState>, posted: Submitted<ProviderForm>) -> Answer {
     let Submitted { signed, form } = posted;
     let created = api::create_as(&app, &signed.admin, form.body(true)?).await?;
-    let name = created["name"].as_str().unwrap_or("").to_owned();
+    let name = created.provider.config.name.clone();
     let warnings = warned(&created);
     let resp = super::providers::status_page(&app, &signed, &name, &warnings).await?;
     Ok((StatusCode::CREATED, resp).into_response())

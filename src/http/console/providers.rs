@@ -286,8 +286,10 @@ pub async fn dry_run(
             .into())
         }
     };
-    let mut body = serde_json::Map::new();
-    body.insert("dry_run".into(), Value::Bool(on));
+    let body = crate::provider::settings::ProviderSettings {
+        dry_run: Some(on),
+        ..Default::default()
+    };
     api::update_as(&app, &posted.signed.admin, &name, body).await?;
     Ok(Redirect::to(&format!("/console/providers/{name}")).into_response())
 }

@@ -248,7 +248,7 @@ pub async fn bulk(
             Err(e) => {
                 errors += 1;
                 r["status"] = e.status.as_str().into();
-                r["response"] = e.body();
+                r["response"] = json!(e.body());
             }
         }
         results.push(r);

@@ -97,7 +97,7 @@ mod full_sync;
 mod status;
 
 use status::planned;
-pub use status::{ParkedObject, Planned, Status};
+pub use status::{FailingObject, FullSyncProgress, ParkedObject, Planned, Status};
 
 /// A running consumer.
 pub struct Handle {

@@ -12,7 +12,7 @@ use serde::Serialize;
 use std::collections::VecDeque;
 
 /// A parked object, as the status API shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct ParkedObject {
     pub kind: Kind,
     pub id: ResourceId,
@@ -21,7 +21,7 @@ pub struct ParkedObject {
 }
 
 /// An object whose last attempt failed and that will be tried again.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct FailingObject {
     pub kind: Kind,
     pub id: ResourceId,
@@ -32,7 +32,7 @@ pub struct FailingObject {
 }
 
 /// A request a dry run would have sent.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Planned {
     pub at: DateTime<Utc>,
     pub method: String,
@@ -41,14 +41,14 @@ pub struct Planned {
 }
 
 /// The full sync running now: the objects it queued, and how many of them are carried.
-#[derive(Clone, Copy, Debug, Default, Serialize)]
+#[derive(Clone, Copy, Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct FullSyncProgress {
     pub objects: usize,
     pub carried: usize,
 }
 
 /// A provider's consumer as the status API shows it.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct Status {
     /// starting, settling (waiting after a restart before carrying anything:
     /// `provider_settle_ms`), bootstrapping, running, full sync, failed, stopped; `not running here` in
@@ -72,6 +72,8 @@ pub struct Status {
     pub last_full_sync: Option<FullSyncReport>,
     pub full_sync: Option<FullSyncProgress>,
     pub last_checkpoint: Option<DateTime<Utc>>,
+    /// While dry run is on: the requests planned instead of sent.
+    #[schema(value_type = Vec<Planned>)]
     pub dry_run_requests: VecDeque<Planned>,
     /// What Roster learned about the remote by talking to it.
     pub learned: Learned,
