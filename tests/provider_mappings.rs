@@ -106,7 +106,14 @@ async fn a_providers_mappings_shape_what_it_sends_and_a_changed_mapping_is_synce
         !users.contains_key("temp@example.com"),
         "skipped: {users:?}"
     );
-    let groups = eventually(30, || remote.groups(), |g| g.contains_key("roster-eng")).await;
+    // The group may reach the remote before its member does (then the member is added by a
+    // PATCH once it has): wait for the member.
+    let groups = eventually(
+        30,
+        || remote.groups(),
+        |g| g.get("roster-eng").is_some_and(|(_, m)| !m.is_empty()),
+    )
+    .await;
     assert_eq!(
         groups["roster-eng"].1,
         std::collections::BTreeSet::from(["ada@example.com".to_string()])
