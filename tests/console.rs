@@ -740,9 +740,82 @@ async fn a_provider_is_made_and_changed_in_the_console_with_its_secrets_never_sh
     assert_eq!(shown["mode"], "slack");
     assert_eq!(shown["concurrency"], 4);
 
+    // Scope and TLS: a private CA and a client certificate, its key write-only.
+    let certs = tempfile::tempdir().unwrap();
+    let ca = std::fs::read_to_string(common::certs::make_named_ca(certs.path(), "ca")).unwrap();
+    let (cert, key) = common::certs::issue(
+        certs.path(),
+        "ca",
+        "roster",
+        common::certs::Use::Client,
+        None,
+    );
+    let (cert, key) = (
+        std::fs::read_to_string(cert).unwrap(),
+        std::fs::read_to_string(key).unwrap(),
+    );
+    let token = app.create_source("entra").await;
+    let (s, group) = app
+        .post(
+            &format!("{}/Groups", app.scim("entra")),
+            &token,
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Sales"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{group}");
+    let group = group["id"].as_str().unwrap().to_owned();
+    let p = b
+        .post(
+            "/console/providers/slack",
+            &[
+                ("csrf", &csrf),
+                ("base_url", "http://127.0.0.1:9/scim/v2"),
+                ("mode", "slack"),
+                ("auth_type", "bearer"),
+                ("concurrency", "4"),
+                ("enabled", "on"),
+                ("exclude_service_accounts", "on"),
+                ("access_groups", &format!("{group}, {group}")),
+                ("ca_bundle", &ca),
+                ("client_cert", &cert),
+                ("client_key", &key),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 200, "{}", p.body);
+    let (_, shown) = app
+        .get(
+            &format!("{}/admin/v1/providers/slack", app.root),
+            &app.admin_token,
+        )
+        .await;
+    assert_eq!(shown["scope"]["exclude_service_accounts"], true);
+    assert_eq!(shown["scope"]["access_groups"], json!([group]));
+    assert_eq!(shown["tls"]["ca_bundle"], ca.trim(), "saved as given, trimmed");
+    assert_eq!(shown["tls"]["client_key_set"], true);
+    let bad = b
+        .post(
+            "/console/providers/slack",
+            &[
+                ("csrf", &csrf),
+                ("base_url", "http://127.0.0.1:9/scim/v2"),
+                ("auth_type", "bearer"),
+                ("ca_bundle", "not a certificate"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.body.contains("ca_bundle"), "{}", bad.body);
+
     let edit = b.get("/console/providers/slack/edit").await;
     assert_eq!(edit.status, 200);
     assert!(!edit.body.contains(secret), "a secret is write-only");
+    assert!(
+        edit.body.contains("BEGIN CERTIFICATE") && !edit.body.contains("PRIVATE KEY"),
+        "certificates are shown, the key never: {}",
+        edit.body
+    );
+    assert!(edit.body.contains("one is saved, left empty it is kept"));
     // Saved with the token left empty: the token is kept, the rest changes.
     let p = b
         .post(
@@ -768,6 +841,12 @@ async fn a_provider_is_made_and_changed_in_the_console_with_its_secrets_never_sh
         .await;
     assert_eq!(shown["concurrency"], 2);
     assert_eq!(shown["dry_run"], true);
+    assert_eq!(
+        shown["tls"],
+        json!({"ca_bundle": null, "client_cert": null, "client_key_set": false}),
+        "emptied certificate fields clear them, and the key with the certificate"
+    );
+    assert_eq!(shown["scope"]["access_groups"], json!([]));
     assert_eq!(shown["enabled"], false, "an unticked box is false");
     let p = b
         .post(

@@ -1,20 +1,23 @@
 //! The form that creates and changes an outbound provider: its remote, credentials (write-only:
 //! a secret is never shown, and one left empty when editing is kept), compatibility mode,
-//! concurrency, schedule, mappings, dry run and whether it runs. Scope and TLS settings are
-//! kept as they are (the CLI and admin API set them). The form becomes the admin API's JSON
-//! body and goes through its own functions, so it is checked and recorded the same way.
+//! scope, TLS (a private CA, a client certificate; the key write-only like the secrets),
+//! concurrency, schedule, mappings, dry run and whether it runs. The form becomes the admin
+//! API's typed settings and goes through its own functions, so it is checked and recorded the
+//! same way.
 
 use super::layout::{self, page, Nav};
 use super::{Answer, Nothing, Signed, Submitted};
 use crate::http::error::ScimError;
 use crate::http::providers as api;
 use crate::http::AppState;
-use crate::provider::settings::{AuthSettings, GrantKind, ProviderSettings};
+use crate::provider::settings::{
+    AuthSettings, GrantKind, ProviderSettings, ScopeSettings, TlsSettings,
+};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use maud::{html, Markup};
-use roster_events::{ProviderMode, DEFAULT_DIRECTORY};
+use roster_events::{ProviderMode, ResourceId, DEFAULT_DIRECTORY};
 use serde_json::Value;
 
 /// The form's fields, all as text (a checkbox is `on` when ticked).
@@ -57,6 +60,32 @@ pub struct ProviderForm {
     enabled: String,
     #[serde(default)]
     deactivate: String,
+    #[serde(default)]
+    exclude_service_accounts: String,
+    /// Group ids, separated by commas or spaces.
+    #[serde(default)]
+    group_filter: String,
+    /// Group ids, separated by commas or spaces.
+    #[serde(default)]
+    access_groups: String,
+    #[serde(default)]
+    ca_bundle: String,
+    #[serde(default)]
+    client_cert: String,
+    /// Write-only; left empty, the saved one is kept.
+    #[serde(default)]
+    client_key: String,
+    /// Shown, not sent back: whether a client key is saved.
+    #[serde(skip)]
+    client_key_set: bool,
+}
+
+/// A list of ids or names typed separated by commas or spaces.
+fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 const MODES: [&str; 5] = ["default", "aws", "slack", "salesforce", "webex"];
@@ -78,12 +107,17 @@ impl ProviderForm {
                 String::new()
             }
         };
-        let mappings = p["mappings"].as_array().map_or(String::new(), |m| {
-            m.iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(", ")
-        });
+        let list = |ptr: &str| {
+            p.pointer(ptr)
+                .and_then(Value::as_array)
+                .map_or(String::new(), |m| {
+                    m.iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+        };
+        let mappings = list("/mappings");
         ProviderForm {
             name: s("/name"),
             directory: s("/directory"),
@@ -100,6 +134,12 @@ impl ProviderForm {
             dry_run: on("/dry_run"),
             enabled: on("/enabled"),
             deactivate: on("/deactivate"),
+            exclude_service_accounts: on("/scope/exclude_service_accounts"),
+            group_filter: list("/scope/group_filter"),
+            access_groups: list("/scope/access_groups"),
+            ca_bundle: s("/tls/ca_bundle"),
+            client_cert: s("/tls/client_cert"),
+            client_key_set: p.pointer("/tls/client_key_set").and_then(Value::as_bool) == Some(true),
             ..ProviderForm::default()
         }
     }
@@ -158,12 +198,27 @@ impl ProviderForm {
                     "mode {mode:?} is not default, aws, slack, salesforce or webex"
                 ))
             })?;
-        let mappings: Vec<String> = self
-            .mappings
-            .split(|c: char| c == ',' || c.is_whitespace())
-            .filter(|m| !m.is_empty())
-            .map(str::to_owned)
-            .collect();
+        let mappings = words(&self.mappings);
+        let ids = |name: &str, text: &str| -> Result<Vec<ResourceId>, ScimError> {
+            words(text)
+                .iter()
+                .map(|w| {
+                    w.parse()
+                        .map_err(|_| bad(format!("{name}: {w:?} is not a group id")))
+                })
+                .collect()
+        };
+        let scope = ScopeSettings {
+            exclude_service_accounts: Some(self.exclude_service_accounts == "on"),
+            group_filter: Some(ids("group filter", &self.group_filter)?),
+            access_groups: Some(ids("access groups", &self.access_groups)?),
+        };
+        // Empty clears a certificate; an empty key keeps the saved one.
+        let tls = TlsSettings {
+            ca_bundle: Some(given(&self.ca_bundle)),
+            client_cert: Some(given(&self.client_cert)),
+            client_key: given(&self.client_key).map(Some),
+        };
         Ok(ProviderSettings {
             name: creating.then(|| self.name.trim().to_owned()),
             directory: given(&self.directory).filter(|_| creating),
@@ -176,10 +231,11 @@ impl ProviderForm {
                 &self.full_sync_interval_secs,
             )?,
             mappings: Some(Some(mappings)),
+            scope: Some(scope),
+            tls: Some(Some(tls)),
             dry_run: Some(self.dry_run == "on"),
             enabled: Some(self.enabled == "on"),
             deactivate: Some(self.deactivate == "on"),
-            ..ProviderSettings::default()
         })
     }
 }
@@ -262,6 +318,35 @@ fn form(signed: &Signed, f: &ProviderForm, directories: &[String], editing: bool
                         option value="client_credentials" selected[f.grant != "password"] { "client credentials" }
                         option value="password" selected[f.grant == "password"] { "password" }
                     }
+                }
+            }
+            fieldset {
+                legend { "Scope" }
+                div.field { label { input type="checkbox" name="exclude_service_accounts" value="on" checked[f.exclude_service_accounts == "on"]; " Leave out service accounts (users whose userType says so)" } }
+                div.field {
+                    label for="group_filter" { "Only these groups " span.hint { "(group ids, separated by commas; empty: every group)" } }
+                    input #group_filter.wide type="text" name="group_filter" value=(f.group_filter);
+                }
+                div.field {
+                    label for="access_groups" { "Only members of " span.hint { "(group ids, direct or nested members; empty: every user)" } }
+                    input #access_groups.wide type="text" name="access_groups" value=(f.access_groups);
+                }
+            }
+            fieldset {
+                legend { "TLS to the remote" }
+                div.field {
+                    label for="ca_bundle" { "CA certificates " span.hint { "(PEM, trusted besides the public roots; empty: the public roots only)" } }
+                    textarea #ca_bundle name="ca_bundle" rows="3" class="wide code" spellcheck="false" { (f.ca_bundle) }
+                }
+                div.field {
+                    label for="client_cert" { "Client certificate " span.hint { "(PEM chain, leaf first, for mutual TLS; empty: none)" } }
+                    textarea #client_cert name="client_cert" rows="3" class="wide code" spellcheck="false" { (f.client_cert) }
+                }
+                div.field {
+                    label for="client_key" { "Client key " span.hint {
+                        @if f.client_key_set { "(PEM; write-only: one is saved, left empty it is kept)" } @else { "(PEM; write-only: never shown)" }
+                    } }
+                    textarea #client_key name="client_key" rows="3" class="wide code" spellcheck="false" autocomplete="off" {}
                 }
             }
             div.field {
