@@ -791,7 +791,11 @@ async fn a_provider_is_made_and_changed_in_the_console_with_its_secrets_never_sh
         .await;
     assert_eq!(shown["scope"]["exclude_service_accounts"], true);
     assert_eq!(shown["scope"]["access_groups"], json!([group]));
-    assert_eq!(shown["tls"]["ca_bundle"], ca.trim(), "saved as given, trimmed");
+    assert_eq!(
+        shown["tls"]["ca_bundle"],
+        ca.trim(),
+        "saved as given, trimmed"
+    );
     assert_eq!(shown["tls"]["client_key_set"], true);
     let bad = b
         .post(
