@@ -102,6 +102,18 @@ fn q(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
+/// The provider `name` as the admin API shows it.
+async fn provider(app: &TestApp, name: &str) -> Value {
+    let (s, shown) = app
+        .get(
+            &format!("{}/admin/v1/providers/{name}", app.root),
+            &app.admin_token,
+        )
+        .await;
+    assert_eq!(s, 200, "{shown}");
+    shown
+}
+
 /// Events matching `filter`, oldest first, polled until `want` of them are there (bounded).
 async fn events(app: &TestApp, filter: &str, want: usize) -> Vec<Value> {
     let url = format!(
@@ -566,12 +578,7 @@ async fn a_providers_page_shows_its_status_and_takes_a_full_sync_a_replay_and_a_
         )
         .await;
     assert_eq!(on.status, 303, "{}", on.body);
-    let (_, shown) = app
-        .get(
-            &format!("{}/admin/v1/providers/slack", app.root),
-            &app.admin_token,
-        )
-        .await;
+    let shown = provider(&app, "slack").await;
     assert_eq!(shown["dry_run"], true, "{shown}");
     let page = b.get("/console/providers/slack").await;
     assert!(
@@ -586,12 +593,7 @@ async fn a_providers_page_shows_its_status_and_takes_a_full_sync_a_replay_and_a_
         )
         .await;
     assert_eq!(off.status, 303, "{}", off.body);
-    let (_, shown) = app
-        .get(
-            &format!("{}/admin/v1/providers/slack", app.root),
-            &app.admin_token,
-        )
-        .await;
+    let shown = provider(&app, "slack").await;
     assert_eq!(shown["dry_run"], false, "{shown}");
     let odd = b
         .post(
@@ -731,12 +733,7 @@ async fn a_provider_is_made_and_changed_in_the_console_with_its_secrets_never_sh
         "the check's warning: {}",
         p.body
     );
-    let (_, shown) = app
-        .get(
-            &format!("{}/admin/v1/providers/slack", app.root),
-            &app.admin_token,
-        )
-        .await;
+    let shown = provider(&app, "slack").await;
     assert_eq!(shown["mode"], "slack");
     assert_eq!(shown["concurrency"], 4);
 
@@ -783,12 +780,7 @@ async fn a_provider_is_made_and_changed_in_the_console_with_its_secrets_never_sh
         )
         .await;
     assert_eq!(p.status, 200, "{}", p.body);
-    let (_, shown) = app
-        .get(
-            &format!("{}/admin/v1/providers/slack", app.root),
-            &app.admin_token,
-        )
-        .await;
+    let shown = provider(&app, "slack").await;
     assert_eq!(shown["scope"]["exclude_service_accounts"], true);
     assert_eq!(shown["scope"]["access_groups"], json!([group]));
     assert_eq!(
@@ -837,12 +829,7 @@ async fn a_provider_is_made_and_changed_in_the_console_with_its_secrets_never_sh
         )
         .await;
     assert_eq!(p.status, 200, "{}", p.body);
-    let (_, shown) = app
-        .get(
-            &format!("{}/admin/v1/providers/slack", app.root),
-            &app.admin_token,
-        )
-        .await;
+    let shown = provider(&app, "slack").await;
     assert_eq!(shown["concurrency"], 2);
     assert_eq!(shown["dry_run"], true);
     assert_eq!(
