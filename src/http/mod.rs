@@ -20,6 +20,7 @@ mod scim;
 mod select;
 pub mod serve;
 mod source_mappings;
+mod sources;
 pub mod tls;
 
 pub use console::Sessions;

@@ -4,7 +4,7 @@
 //! served without being described.
 
 use super::error::ErrorBody;
-use super::{admin, audit, erasure, mappings, providers, source_mappings, AppState};
+use super::{admin, audit, erasure, mappings, providers, source_mappings, sources, AppState};
 use axum::response::IntoResponse;
 use axum::Router;
 use std::sync::OnceLock;
@@ -150,6 +150,7 @@ static DOCUMENT: OnceLock<String> = OnceLock::new();
 pub fn admin_routes() -> (Router<AppState>, Document) {
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(admin::routes())
+        .merge(sources::routes())
         .merge(providers::routes())
         .merge(mappings::routes())
         .merge(source_mappings::routes())

@@ -5,9 +5,10 @@
 //! re-mapped object is a command of its own, so it is decided on the state its neighbours
 //! left and recorded with the admin as actor.
 
-use super::admin::{is_user, source_named, AdminAuth};
+use super::admin::AdminAuth;
 use super::body::{json_object, typed};
 use super::error::{ErrorBody, ScimError};
+use super::sources::{is_user, source_named};
 use super::AppState;
 use crate::domain::Command;
 use crate::mappings::inbound::{self, Refusal};

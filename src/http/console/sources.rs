@@ -5,7 +5,7 @@
 
 use super::layout::{self, page, Nav};
 use super::{Answer, Nothing, Signed, Submitted};
-use crate::http::admin::{self, NewSource};
+use crate::http::sources::{self as api, NewSource};
 use crate::http::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -37,7 +37,7 @@ pub async fn list(State(app): State<AppState>, signed: Signed) -> Answer {
                                 td.optional { (s.directory) }
                                 td { (ownership(s.ownership)) }
                                 td.num { (s.tokens.values().filter(|t| t.revoked.is_none()).count()) }
-                                td.optional { code { (admin::scim_base_url(&app, &s.slug)) } }
+                                td.optional { code { (api::scim_base_url(&app, &s.slug)) } }
                             }
                         }
                     }
@@ -103,10 +103,10 @@ pub async fn create(State(app): State<AppState>, posted: Submitted<NewSourceForm
         ownership: Some(ownership),
         undeclared_extensions: None,
     };
-    let (source, token_id, secret) = admin::create_source_as(&app, &signed.admin, new).await?;
+    let (source, token_id, secret) = api::create_source_as(&app, &signed.admin, new).await?;
     let content = html! {
         (new_token(&source.slug, &token_id.to_string(), secret.expose()))
-        (setup_notes(&admin::scim_base_url(&app, &source.slug)))
+        (setup_notes(&api::scim_base_url(&app, &source.slug)))
         p { a href=(format!("/console/sources/{}", source.slug)) { "Go to the source" } }
     };
     let title = format!("Source {} created", source.slug);
@@ -151,7 +151,7 @@ fn setup_notes(base_url: &str) -> Markup {
 }
 
 pub async fn show(State(app): State<AppState>, signed: Signed, Path(slug): Path<String>) -> Answer {
-    let s = admin::source_named(&app, &slug).await?;
+    let s = api::source_named(&app, &slug).await?;
     Ok(page(
         &signed,
         Nav::Sources,
@@ -165,7 +165,7 @@ fn source_page(app: &AppState, signed: &Signed, s: &SourceView) -> Markup {
     tokens.sort_by_key(|t| std::cmp::Reverse(t.created));
     html! {
         dl.facts {
-            dt { "SCIM base URL" } dd { (layout::copyable("base-url", &admin::scim_base_url(app, &s.slug))) }
+            dt { "SCIM base URL" } dd { (layout::copyable("base-url", &api::scim_base_url(app, &s.slug))) }
             dt { "Directory" } dd { (s.directory) }
             dt { "Ownership" } dd { (ownership(s.ownership)) }
             dt { "Created" } dd { (layout::time(&s.created)) }
@@ -222,7 +222,7 @@ pub async fn issue_token(
     posted: Submitted<Nothing>,
 ) -> Answer {
     let signed = posted.signed;
-    let (id, secret) = admin::issue_source_token(&app, &signed.admin, &slug).await?;
+    let (id, secret) = api::issue_source_token(&app, &signed.admin, &slug).await?;
     let content = html! {
         (new_token(&slug, &id.to_string(), secret.expose()))
         p { a href=(format!("/console/sources/{slug}")) { "Back to the source" } }
@@ -241,6 +241,6 @@ pub async fn revoke_token(
     Path((slug, id)): Path<(String, String)>,
     posted: Submitted<Nothing>,
 ) -> Answer {
-    admin::revoke_source_token(&app, &posted.signed.admin, &slug, &id).await?;
+    api::revoke_source_token(&app, &posted.signed.admin, &slug, &id).await?;
     Ok(Redirect::to(&format!("/console/sources/{slug}")).into_response())
 }
