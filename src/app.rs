@@ -50,7 +50,11 @@ pub struct Application {
     ),
     /// Records the counts of refused requests and audit reads when their windows end.
     access: tokio::task::JoinHandle<()>,
+    /// Views in memory: their snapshots.
+    snapshots: Option<crate::snapshot::Running>,
     pub first_start: Option<FirstStart>,
+    /// How many log records start-up replayed (after the view snapshot, if one was loaded).
+    pub replayed: u64,
 }
 
 /// The shortest configured admin token accepted: guessable tokens are refused at start.
@@ -85,9 +89,24 @@ impl Application {
         let raw_log = open_log(&settings).await?;
         let keys = open_keys(&settings, &secret_key).await?;
         let log = OpeningLog::wrap(raw_log, keys.clone());
-        let (store, pg) = open_store(&settings).await?;
         let metrics = Metrics::new();
         let started = Instant::now();
+        let (store, pg, memory) = match settings.store {
+            StoreBackend::Memory => {
+                let (snapshots, memory) = load_snapshot(&settings, &secret_key, &log, &metrics)
+                    .await
+                    .context("loading the view snapshot")?;
+                (
+                    memory.clone() as Arc<dyn ProjectionStore>,
+                    None,
+                    Some((snapshots, memory)),
+                )
+            }
+            StoreBackend::Postgres => {
+                let (store, pg) = open_store(&settings).await?;
+                (store, pg, None)
+            }
+        };
         let sealer = RecordSealer::new(secret_key.chain_key(), keys.clone());
         let mut pipeline =
             Pipeline::start(log.clone(), store.clone(), Some(metrics.clone()), sealer)
@@ -99,6 +118,11 @@ impl Application {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "replayed the event log"
         );
+        let (providers_stop, providers_stopped) = tokio::sync::watch::channel(false);
+        let snapshots = memory.map(|(snapshots, memory)| {
+            crate::snapshot::Running::start(snapshots, memory, providers_stop.subscribe())
+        });
+        let replayed = pipeline.replayed;
         let stopper = pipeline.stopper();
         // With the views in PostgreSQL, their fold writes the audit projection; in memory,
         // the audit index takes what the projectors read.
@@ -139,7 +163,6 @@ impl Application {
             secret_key.clone(),
         );
         let providers = Providers::new(deps, pg.clone(), settings.run_providers);
-        let (providers_stop, providers_stopped) = tokio::sync::watch::channel(false);
         let providers_task = providers.start(providers_stopped);
         let audit = match (&pg, taps) {
             (Some(pg), _) => {
@@ -199,7 +222,9 @@ impl Application {
             pipeline: stopper,
             providers: (providers_stop, providers_task),
             access: access_task,
+            snapshots,
             first_start,
+            replayed,
         })
     }
 
@@ -240,6 +265,10 @@ impl Application {
         // The counts of windows still open are recorded before the log closes.
         let _ = self.access.await;
         self.pipeline.stop().await;
+        // The views are final: a last snapshot makes the next start replay nothing.
+        if let Some(snapshots) = self.snapshots {
+            snapshots.finish().await;
+        }
         // Some connection tasks may still hold the router (and so the log) for a moment:
         // close the log explicitly rather than wait for the last reference to go.
         self.log.close().await;
@@ -292,6 +321,29 @@ async fn open_keys(settings: &Settings, secret: &SecretKey) -> anyhow::Result<Ar
             .await
             .context("loading the data keys")?,
     ))
+}
+
+/// The views in memory: as the data directory's snapshot holds them (checked against the
+/// log), or empty when there is none; and the snapshots to keep writing.
+///
+/// Fails when the log ends before the snapshot or is another log (see
+/// [`crate::snapshot::SnapshotError`]).
+async fn load_snapshot(
+    settings: &Settings,
+    secret_key: &SecretKey,
+    log: &Arc<dyn EventLog>,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<(Arc<crate::snapshot::Snapshots>, Arc<MemoryStore>)> {
+    let policy = crate::snapshot::Policy {
+        every_records: settings.snapshot_every_records,
+        min_interval: Duration::from_millis(settings.snapshot_min_interval_ms),
+    };
+    let snapshots =
+        crate::snapshot::Snapshots::new(&settings.data_dir, secret_key.snapshot_cipher(), policy)
+            .with_metrics(metrics.clone());
+    let loaded = snapshots.load(log.as_ref()).await?;
+    let store = loaded.map_or_else(MemoryStore::new, |l| l.store);
+    Ok((Arc::new(snapshots), Arc::new(store)))
 }
 
 /// Opens the configured projection store.

@@ -169,6 +169,12 @@ pub struct Settings {
     pub kafka_properties: BTreeMap<String, Secret>,
     /// Where the views live: in memory or in PostgreSQL.
     pub store: StoreBackend,
+    /// Views in memory: a snapshot of them is written to the data directory once this many
+    /// records were folded since the last one (0: never), so that start-up replays only the
+    /// log after it.
+    pub snapshot_every_records: u64,
+    /// The least time between two view snapshots, in ms.
+    pub snapshot_min_interval_ms: u64,
     /// The PostgreSQL connection URL (`postgres://user:password@host:port/db`). It may hold a
     /// password, so it is never logged.
     pub postgres_url: Option<Secret>,
@@ -260,6 +266,8 @@ impl Default for Settings {
             kafka_oauth_scope: None,
             kafka_properties: BTreeMap::new(),
             store: StoreBackend::Memory,
+            snapshot_every_records: 100_000,
+            snapshot_min_interval_ms: 300_000,
             postgres_url: None,
             postgres_pool_size: 16,
             postgres_timeout_ms: 5_000,

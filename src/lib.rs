@@ -25,4 +25,5 @@ pub mod pipeline;
 pub mod provider;
 pub mod rebuild;
 pub mod sealing;
+pub mod snapshot;
 pub mod telemetry;

@@ -68,6 +68,12 @@ pub struct Metrics {
     pub provider_parked: Family<ProviderLabels, Gauge>,
     /// Per provider: seconds from a change's append to the end of its task.
     pub provider_propagation: Family<ProviderLabels, Histogram, fn() -> Histogram>,
+    /// View snapshots written, and those that failed.
+    pub snapshots_written: Counter,
+    pub snapshot_failures: Counter,
+    /// Log records (over every partition) the snapshot on disk reflects; start-up replays
+    /// the rest.
+    pub snapshot_position: Gauge,
 }
 
 impl Metrics {
@@ -151,6 +157,24 @@ impl Metrics {
             "Time from a change's append to the end of the task that carried it",
             provider_propagation.clone(),
         );
+        let snapshots_written = Counter::default();
+        registry.register(
+            "snapshots_written",
+            "View snapshots written to the data directory",
+            snapshots_written.clone(),
+        );
+        let snapshot_failures = Counter::default();
+        registry.register(
+            "snapshot_failures",
+            "View snapshots that could not be written",
+            snapshot_failures.clone(),
+        );
+        let snapshot_position = Gauge::default();
+        registry.register(
+            "snapshot_position",
+            "Log records (all partitions) the view snapshot on disk reflects; 0 without one",
+            snapshot_position.clone(),
+        );
         Arc::new(Metrics {
             registry,
             requests,
@@ -167,6 +191,9 @@ impl Metrics {
             provider_objects,
             provider_parked,
             provider_propagation,
+            snapshots_written,
+            snapshot_failures,
+            snapshot_position,
         })
     }
 

@@ -30,9 +30,10 @@ pub enum SealError {
     WrongKey,
 }
 
-/// The server's sealing key, and the key its log records are sealed with (derived from it).
+/// The server's sealing key, the key its log records are sealed with, and the key its view
+/// snapshots are sealed with (both derived from it).
 #[derive(Clone)]
-pub struct SecretKey(XChaCha20Poly1305, ChainKey);
+pub struct SecretKey(XChaCha20Poly1305, ChainKey, XChaCha20Poly1305);
 
 impl std::fmt::Debug for SecretKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -50,7 +51,9 @@ impl SecretKey {
             .map_err(|_| anyhow::anyhow!("secret_key is not base64"))?;
         let key = XChaCha20Poly1305::new_from_slice(&bytes)
             .map_err(|_| anyhow::anyhow!("secret_key must be 32 bytes (base64)"))?;
-        Ok(SecretKey(key, ChainKey::derive(&bytes)))
+        let snapshots = ChainKey::derive_subkey(&bytes, b"roster view snapshot v1");
+        let snapshots = XChaCha20Poly1305::new_from_slice(&snapshots).expect("32 bytes");
+        Ok(SecretKey(key, ChainKey::derive(&bytes), snapshots))
     }
 
     /// The configured key, or the one in `data_dir/secret.key`, generated there on first use.
@@ -80,6 +83,11 @@ impl SecretKey {
     /// The key that seals log records (docs/adr/0012).
     pub fn chain_key(&self) -> ChainKey {
         self.1.clone()
+    }
+
+    /// The key view snapshots are sealed with (docs/adr/0020).
+    pub fn snapshot_cipher(&self) -> XChaCha20Poly1305 {
+        self.2.clone()
     }
 
     /// Seals `plain`.

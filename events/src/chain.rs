@@ -151,6 +151,13 @@ impl ChainKey {
         }
     }
 
+    /// A key of its own for `purpose`, derived from the server's secret key as the chain key
+    /// is (HMAC-SHA256 keyed by the secret, over a label naming the purpose): knowing one
+    /// derived key reveals nothing of the secret or of another derived key.
+    pub fn derive_subkey(secret: &[u8], purpose: &[u8]) -> [u8; 32] {
+        Self::mac_with(secret, purpose)
+    }
+
     fn mac_with(key: &[u8], data: &[u8]) -> [u8; 32] {
         // HMAC takes a key of any length.
         let mut m = <HmacSha256 as KeyInit>::new_from_slice(key).expect("HMAC takes any key");

@@ -248,6 +248,12 @@ impl ChainState {
         }
     }
 
+    /// Sets the head of `directory`, as a stored copy of the state recorded it (a view
+    /// snapshot read back).
+    pub fn restore(&mut self, directory: String, head: ChainHead) {
+        self.heads.insert(directory, head);
+    }
+
     /// The last valid sequence number of `directory` (0 if it has none).
     pub fn last(&self, directory: &str) -> u64 {
         self.head(directory).seq

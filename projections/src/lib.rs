@@ -9,6 +9,7 @@
 pub mod audit;
 mod directory;
 pub mod filter;
+mod image;
 mod name_index;
 pub mod names;
 #[cfg(feature = "postgres")]
@@ -19,6 +20,7 @@ mod store;
 mod views;
 
 pub use directory::{Directory, FoldError, Undo};
+pub use image::{Image, ImageError, ImageInfo, IMAGE_FORMAT};
 pub use query::{sort_key, ListQuery, Page, SortBy, SortKey, Visibility};
 pub use store::{DirectorySnapshot, Folded, LogEntry, MemoryStore, ProjectionStore, StoreError};
 pub use views::{

@@ -152,17 +152,21 @@ pub trait ProjectionStore: Send + Sync + 'static {
 }
 
 #[derive(Default)]
-struct Inner {
-    dirs: BTreeMap<String, Directory>,
-    chain: ChainState,
+pub(crate) struct Inner {
+    pub(crate) dirs: BTreeMap<String, Directory>,
+    pub(crate) chain: ChainState,
     /// Per partition: the first position not yet reflected.
-    next_positions: Vec<u64>,
-    source_dir: HashMap<String, String>,
+    pub(crate) next_positions: Vec<u64>,
+    /// Per partition: the digest of the record just before its next position.
+    pub(crate) tails: Vec<Option<roster_events::chain::Digest>>,
+    pub(crate) source_dir: HashMap<String, String>,
     /// Per directory, the users and groups deleted from it.
-    retired: HashMap<String, HashSet<ResourceId>>,
-    fold_errors: u64,
+    pub(crate) retired: HashMap<String, HashSet<ResourceId>>,
+    /// How many `user.erased` events were folded.
+    pub(crate) erasures: u64,
+    pub(crate) fold_errors: u64,
     /// Directories are folded without their indexes ([`Directory::unindexed`]).
-    unindexed: bool,
+    pub(crate) unindexed: bool,
 }
 
 impl Inner {
@@ -206,6 +210,26 @@ impl MemoryStore {
         store
     }
 
+    pub(crate) fn from_inner(inner: Inner) -> Self {
+        MemoryStore {
+            inner: RwLock::new(inner),
+        }
+    }
+
+    pub(crate) fn read_inner(&self) -> RwLockReadGuard<'_, Inner> {
+        self.read()
+    }
+
+    /// How many `user.erased` events the views reflect.
+    pub fn erasures(&self) -> u64 {
+        self.read().erasures
+    }
+
+    /// Per partition, the first position the views do not reflect.
+    pub fn next_positions(&self) -> Vec<u64> {
+        self.read().next_positions.clone()
+    }
+
     fn read(&self) -> RwLockReadGuard<'_, Inner> {
         // A poisoned lock means a fold panicked; the views are still structurally sound
         // (every fold step is all-or-nothing), so keep serving.
@@ -224,11 +248,13 @@ impl MemoryStore {
             let p = entry.partition as usize;
             if inner.next_positions.len() <= p {
                 inner.next_positions.resize(p + 1, 0);
+                inner.tails.resize(p + 1, None);
             }
             if entry.position < inner.next_positions[p] {
                 continue;
             }
             inner.next_positions[p] = entry.position + 1;
+            inner.tails[p] = Some(entry.digest);
             if !inner.chain.admit(&entry.record, entry.digest) {
                 continue;
             }
@@ -252,6 +278,11 @@ impl MemoryStore {
                     _ => None,
                 };
                 let retires = env.event.retires().then_some(env.resource_id);
+                // Counted whether or not the fold takes it: a snapshot written before it may
+                // hold the person's data either way.
+                if matches!(env.event, roster_events::Event::UserErased(_)) {
+                    inner.erasures += 1;
+                }
                 if let Err(e) = dir.apply(env) {
                     inner.fold_errors += 1;
                     tracing::warn!(position = entry.position, error = %e, "event skipped by the fold");

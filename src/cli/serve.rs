@@ -58,6 +58,10 @@ pub struct ServeArgs {
     /// Segment size of the embedded log, in bytes [default: 134217728].
     #[arg(long, env = "ROSTER_SEGMENT_BYTES")]
     pub segment_bytes: Option<u64>,
+    /// Views in memory: write a snapshot once this many records were folded since the last
+    /// (0: never) [default: 100000].
+    #[arg(long, env = "ROSTER_SNAPSHOT_EVERY_RECORDS")]
+    pub snapshot_every_records: Option<u64>,
     /// The event log: `file` (embedded, in the data directory) or `kafka` [default: file].
     #[arg(long = "log", env = "ROSTER_LOG_BACKEND", value_enum)]
     pub log_backend: Option<LogBackend>,
@@ -175,6 +179,9 @@ impl Cli {
             }
             if let Some(v) = a.segment_bytes {
                 s.segment_bytes = v;
+            }
+            if let Some(v) = a.snapshot_every_records {
+                s.snapshot_every_records = v;
             }
             if let Some(v) = a.password_policy {
                 s.password_policy = v;

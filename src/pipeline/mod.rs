@@ -109,7 +109,7 @@ pub struct Pipeline {
     pub writers: Writers,
     /// Per partition, the position the views reflect.
     pub projected: Vec<watch::Receiver<u64>>,
-    /// How many entries start-up replayed.
+    /// How many entries start-up replayed (from the position the store started at).
     pub replayed: u64,
     feeds: Arc<Feeds>,
     stop: watch::Sender<bool>,

@@ -160,7 +160,12 @@ pub(super) async fn replay(
     let mut total = 0;
     for (partition, tx) in (0..log.partitions()).zip(projected) {
         let mut retry = Duration::from_millis(250);
+        // Where the store started (past a view snapshot, if one was loaded).
+        let mut start = None;
         loop {
+            if start.is_none() {
+                start = store.next_position(partition).await.ok();
+            }
             let caught_up = match catch_up(log, store, partition, feeds, tx, None).await {
                 Ok(next) => log
                     .caught_up(partition, next)
@@ -171,7 +176,7 @@ pub(super) async fn replay(
             };
             match caught_up {
                 Ok(Some(next)) => {
-                    total += next;
+                    total += next - start.unwrap_or(0).min(next);
                     break;
                 }
                 // Nothing there yet, but the log says there may be more: let it fetch.

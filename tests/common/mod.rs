@@ -219,7 +219,8 @@ impl TestApp {
         (self.scim_token.clone(), self.admin_token.clone())
     }
 
-    fn serve(app: Application, data: tempfile::TempDir, tokens: (String, String)) -> TestApp {
+    /// Serves an application built by the test, on `data`, with `tokens`.
+    pub fn serve(app: Application, data: tempfile::TempDir, tokens: (String, String)) -> TestApp {
         let (scim_token, admin_token) = tokens;
         let root = format!("http://{}", app.local_addr());
         let (stop, rx) = tokio::sync::oneshot::channel::<()>();
