@@ -338,9 +338,13 @@ async fn load_snapshot(
         every_records: settings.snapshot_every_records,
         min_interval: Duration::from_millis(settings.snapshot_min_interval_ms),
     };
-    let snapshots =
-        crate::snapshot::Snapshots::new(&settings.data_dir, secret_key.snapshot_cipher(), policy)
-            .with_metrics(metrics.clone());
+    let log_name = match settings.log {
+        LogBackend::File => "file".to_owned(),
+        LogBackend::Kafka => format!("kafka:{}", settings.kafka_topic),
+    };
+    let key = secret_key.snapshot_cipher();
+    let snapshots = crate::snapshot::Snapshots::new(&settings.data_dir, &log_name, key, policy)
+        .with_metrics(metrics.clone());
     let loaded = snapshots.load(log.as_ref()).await?;
     let store = loaded.map_or_else(MemoryStore::new, |l| l.store);
     Ok((Arc::new(snapshots), Arc::new(store)))

@@ -805,9 +805,12 @@ async fn audit_verify_names_the_record_that_was_changed_removed_or_moved() {
             .unwrap()
     };
 
-    // Writes `payloads` as the segment, restarts on it, and asks for a verification.
+    // Writes `payloads` as the segment, restarts on it, and asks for a verification. The
+    // view snapshot is moved away first, as an operator who inspects a damaged log does: a
+    // log that lost a record the snapshot holds stops start-up (checked below).
     let verified = async |data: tempfile::TempDir, payloads: &[Vec<u8>]| {
         write_segment(&segment, payloads);
+        let _ = std::fs::remove_dir_all(data.path().join("snapshots"));
         let app = TestApp::restart(data, tokens.clone()).await;
         let (report, _) = audit(&app, "/verify").await;
         (report, app.stop().await)
@@ -829,6 +832,16 @@ async fn audit_verify_names_the_record_that_was_changed_removed_or_moved() {
     let gone = position_of("gone@example.com");
     let mut removed = original.clone();
     removed.remove(gone);
+    // With the snapshot the last server wrote at its stop, start-up refuses the shorter log.
+    write_segment(&segment, &removed);
+    let refused = roster::app::Application::build(common::settings(data.path())).await;
+    let e = format!(
+        "{:#}",
+        refused
+            .err()
+            .expect("start-up refuses a log that lost a record")
+    );
+    assert!(e.contains("lost records"), "{e}");
     let (report, data) = verified(data, &removed).await;
     broken(&report, "removed_or_reordered", gone);
 

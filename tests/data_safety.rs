@@ -91,6 +91,15 @@ async fn damage_mid_segment_refuses_to_start_until_the_operator_repairs() {
 
     let (ok, done) = roster(&["log", "repair", "--data-dir", &dir, "--yes"]);
     assert!(ok, "{done}");
+    // The view snapshot the last stop wrote reflects records past the cut: it is set aside.
+    assert!(done.contains("moved the view snapshot"), "{done}");
+    let snapshots = data.path().join("snapshots");
+    assert!(!snapshots.join("views.snap").exists());
+    assert!(std::fs::read_dir(&snapshots).unwrap().any(|e| e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .starts_with("views.snap.cut-")));
     let cut_dir = std::fs::read_dir(data.path().join("log"))
         .unwrap()
         .map(|e| e.unwrap().path())

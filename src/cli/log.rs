@@ -3,6 +3,7 @@
 
 use super::render::emit;
 use crate::config::Settings;
+use anyhow::Context as _;
 use clap::Subcommand;
 use std::path::PathBuf;
 
@@ -98,6 +99,29 @@ pub fn run_log(cmd: &LogCmd, settings: &Settings) -> anyhow::Result<()> {
                 r.later_segments,
                 r.cut_dir.display()
             ))?;
+            // The view snapshot reflects records the cut removes: it goes with them, and the
+            // next start replays the log that is left.
+            let snapshot = dir
+                .parent()
+                .unwrap_or(&dir)
+                .join("snapshots")
+                .join("views.snap");
+            if snapshot.exists() {
+                let cut = r.cut_dir.file_name().unwrap_or_default().to_string_lossy();
+                let aside = snapshot.with_file_name(format!("views.snap.{cut}"));
+                if *yes {
+                    std::fs::rename(&snapshot, &aside).with_context(|| {
+                        format!("moving {} to {}", snapshot.display(), aside.display())
+                    })?;
+                }
+                let verb = if *yes { "moved" } else { "would move" };
+                emit(&format!(
+                    "{verb} the view snapshot {} to {}: it reflects records past the cut; the \
+                     next start replays the log",
+                    snapshot.display(),
+                    aside.display()
+                ))?;
+            }
             if !yes {
                 emit("run again with --yes to make the cut")?;
             }

@@ -89,6 +89,8 @@ pub enum SnapshotError {
 #[derive(Debug, Serialize, Deserialize)]
 struct Header {
     format: u32,
+    /// Which log it was taken of ([`Snapshots::new`]'s `log`).
+    log: String,
     release: String,
     written_at: chrono::DateTime<chrono::Utc>,
     next_positions: Vec<u64>,
@@ -121,6 +123,7 @@ pub struct Loaded {
 /// The snapshots of one data directory.
 pub struct Snapshots {
     dir: PathBuf,
+    log: String,
     key: XChaCha20Poly1305,
     policy: Policy,
     metrics: Option<Arc<Metrics>>,
@@ -129,9 +132,12 @@ pub struct Snapshots {
 }
 
 impl Snapshots {
-    pub fn new(data_dir: &Path, key: XChaCha20Poly1305, policy: Policy) -> Snapshots {
+    /// The snapshots in `data_dir` of the log named `log` (`file`, or `kafka:<topic>`): a
+    /// snapshot of another log is not used (the data directory served another log before).
+    pub fn new(data_dir: &Path, log: &str, key: XChaCha20Poly1305, policy: Policy) -> Snapshots {
         Snapshots {
             dir: data_dir.join("snapshots"),
+            log: log.to_owned(),
             key,
             policy,
             metrics: None,
@@ -189,6 +195,13 @@ impl Snapshots {
                 return Ok(None);
             }
         };
+        if header.log != self.log {
+            tracing::warn!(
+                path = %path.display(), snapshot = %header.log, log = %self.log,
+                "the view snapshot was taken of another log; replaying the whole log"
+            );
+            return Ok(None);
+        }
         if header.next_positions.len() != log.partitions() as usize {
             return Err(SnapshotError::Partitions {
                 path,
@@ -254,8 +267,9 @@ impl Snapshots {
         let started = Instant::now();
         let image = store.image();
         let (dir, key, store2) = (self.dir.clone(), self.key.clone(), store.clone());
+        let log = self.log.clone();
         let written =
-            tokio::task::spawn_blocking(move || write_file(&dir, key, &image, &store2)).await;
+            tokio::task::spawn_blocking(move || write_file(&dir, &log, key, &image, &store2)).await;
         match written {
             Ok(Ok(Some(mark))) => {
                 tracing::info!(
@@ -384,6 +398,7 @@ fn read_file(path: &Path, key: XChaCha20Poly1305) -> anyhow::Result<Option<(Head
 /// dropped).
 fn write_file(
     dir: &Path,
+    log: &str,
     key: XChaCha20Poly1305,
     image: &Image,
     store: &MemoryStore,
@@ -398,6 +413,7 @@ fn write_file(
     let (users, groups) = image.counts();
     let header = Header {
         format: IMAGE_FORMAT,
+        log: log.to_owned(),
         release: env!("CARGO_PKG_VERSION").to_owned(),
         written_at: chrono::Utc::now(),
         next_positions: image.next_positions.clone(),

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Start-up with and without a view snapshot (docs/benchmarks.md, issue 16): seeds a data
+# directory with USERS users, each replaced UPDATES times (a log of USERS * (1 + UPDATES)
+# user events) through the real write path; then, on the embedded defaults (file log, views in
+# memory):
+#   1. starts Roster with no snapshot (the whole log replayed) and times it to /readyz;
+#   2. stops it with SIGTERM, which writes the snapshot, and times the stop;
+#   3. starts it again (the snapshot loaded, nothing left to replay) and times it to /readyz;
+#   4. appends TAIL creates, kills it (-9, so no snapshot at stop), and times a start that
+#      loads the snapshot and replays those TAIL records.
+# Prints each time, the log lines that say what start-up did, the snapshot's size, and the
+# resident memory after each start.
+#   bash scripts/bench-snapshot.sh [BIN] [USERS] [UPDATES] [TAIL]
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+bin=${1:-$root/target/release/roster} users=${2:-1000000} updates=${3:-9} tail=${4:-20000}
+load="$(dirname "$bin")/roster-load"
+d=$(mktemp -d)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cleanup() { [ -n "${pid:-}" ] && kill -9 "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$d"; }
+trap cleanup EXIT
+export ROSTER_SOURCE_RATE_PER_SECOND=0
+echo "== seeding $users users with $updates replacements each"
+t0=$(date +%s.%N)
+"$load" seed-log --dir "$d" --users "$users" --updates "$updates" > "$d/seed.txt"
+echo "seeded in $(python3 -c "print(round($(date +%s.%N) - $t0, 1))") s; log: $(du -sh "$d/log" | cut -f1)"
+token=$(sed -n "s/^SCIM token: //p" "$d/seed.txt")
+u="http://127.0.0.1:$port"
+
+# Starts the server (extra args: $@) and prints the seconds to /readyz and the RSS.
+start() {
+    local t0
+    t0=$(date +%s.%N)
+    "$bin" serve --data-dir "$d" --listen "127.0.0.1:$port" "$@" >> "$d/serve.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 1 12000); do
+        curl -sf "$u/readyz" >/dev/null 2>&1 && break
+        sleep 0.05
+    done
+    curl -sf "$u/readyz" >/dev/null || { cat "$d/serve.log"; exit 1; }
+    echo "  ready in $(python3 -c "print(round($(date +%s.%N) - $t0, 2))") s, RSS $(( $(awk '/VmRSS/ {print $2}' /proc/$pid/status) / 1024 )) MiB"
+    grep -E "loaded the view snapshot|replayed the event log|cannot be used" "$d/serve.log" | tail -2 | sed 's/^/  /'
+}
+
+stop() {
+    local t0
+    t0=$(date +%s.%N)
+    kill -TERM "$pid"
+    wait "$pid" || true
+    pid=
+    echo "  stopped in $(python3 -c "print(round($(date +%s.%N) - $t0, 2))") s"
+}
+
+echo "== 1. start without a snapshot"
+start
+echo "== 2. stop (writes the snapshot)"
+stop
+grep -E "wrote a view snapshot" "$d/serve.log" | tail -1 | sed 's/^/  /'
+echo "  snapshot: $(du -h "$d/snapshots/views.snap" | cut -f1)"
+echo "== 3. start from the snapshot"
+start
+echo "== 4. $tail more creates, kill -9, start from the snapshot plus $tail records"
+python3 - "$u" "$token" "$tail" <<'EOF'
+import http.client, json, sys, urllib.parse
+url, token, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+p = urllib.parse.urlparse(url)
+c = http.client.HTTPConnection(p.hostname, p.port)
+for i in range(n):
+    body = json.dumps({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": f"tail-{i}@example.com"})
+    c.request("POST", "/source/scim/default/v2/Users", body, {"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"})
+    r = c.getresponse(); r.read()
+    assert r.status == 201, r.status
+EOF
+kill -9 "$pid"; wait "$pid" 2>/dev/null || true; pid=
+start
+stop
