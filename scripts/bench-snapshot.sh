@@ -7,7 +7,8 @@
 #   2. stops it with SIGTERM, which writes the snapshot, and times the stop;
 #   3. starts it again (the snapshot loaded, nothing left to replay) and times it to /readyz;
 #   4. appends TAIL creates, kills it (-9, so no snapshot at stop), and times a start that
-#      loads the snapshot and replays those TAIL records.
+#      loads the snapshot and replays those TAIL records;
+#   5. times `roster backup` of the data directory while that server runs.
 # Prints each time, the log lines that say what start-up did, the snapshot's size, and the
 # resident memory after each start.
 #   bash scripts/bench-snapshot.sh [BIN] [USERS] [UPDATES] [TAIL]
@@ -73,4 +74,8 @@ for i in range(n):
 EOF
 kill -9 "$pid"; wait "$pid" 2>/dev/null || true; pid=
 start
+echo "== 5. roster backup while it serves"
+t0=$(date +%s.%N)
+"$bin" backup --data-dir "$d" "$d/backup" | sed 's/^/  /'
+echo "  backup took $(python3 -c "print(round($(date +%s.%N) - $t0, 2))") s"
 stop

@@ -10,7 +10,7 @@ use common::remote::{
     create_provider, eventually, fast_settings, free_port, refusing_remote, spawn, status, Remote,
     REMOTE_TOKEN,
 };
-use common::TestApp;
+use common::{copy_dir, TestApp};
 use serde_json::{json, Value};
 
 fn text(v: &Value) -> String {
@@ -222,17 +222,4 @@ async fn a_backup_restored_with_its_secret_key_runs_its_providers_and_without_it
     assert_eq!(st["state"], "running", "{st}");
     assert!(st["error"].is_null(), "{st}");
     app.stop().await;
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }

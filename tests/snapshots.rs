@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{settings, TestApp};
+use common::{copy_dir, settings, TestApp};
 use roster::app::Application;
 use roster::config::Settings;
 use serde_json::{json, Value};
@@ -277,17 +277,4 @@ async fn an_erasure_replaces_the_snapshot_that_held_the_person() {
     assert_eq!(replayed, 0);
     assert_eq!(user_names(&app).await, ["grace"]);
     app.stop().await;
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }

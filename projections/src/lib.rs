@@ -17,6 +17,8 @@ pub mod pg;
 mod query;
 pub mod schema;
 mod store;
+#[cfg(test)]
+mod testing;
 mod views;
 
 pub use directory::{Directory, FoldError, Undo};

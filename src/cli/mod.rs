@@ -109,6 +109,17 @@ pub enum Cmd {
         #[command(subcommand)]
         command: LogCmd,
     },
+    /// Copy the embedded data directory (view snapshot, log, data keys, secret key) into a new
+    /// folder, consistently, while the server runs: starting Roster on the copy serves every
+    /// change acknowledged before the backup began.
+    Backup {
+        /// The folder to create (it must not exist).
+        #[arg(value_name = "DIR")]
+        target: std::path::PathBuf,
+        /// The data directory [default: from the settings, ./roster-data].
+        #[arg(long, env = "ROSTER_DATA_DIR")]
+        data_dir: Option<std::path::PathBuf>,
+    },
     /// Print a shell completion script: `roster completion bash > ~/.local/share/bash-completion/completions/roster`.
     Completion {
         /// The shell to complete in.
@@ -143,6 +154,26 @@ impl Cli {
                 erase::run(&client, *user, reference.as_deref()).await
             }
             Cmd::Log { command } => log::run_log(command, &self.settings(None)?),
+            Cmd::Backup { target, data_dir } => {
+                let settings = self.settings(None)?;
+                let from = data_dir.as_ref().unwrap_or(&settings.data_dir);
+                let m = crate::backup::backup(from, target)?;
+                render::emit(&format!(
+                    "backed up {} records ({} segments, {} bytes of log), {}, {} key files{} into {}",
+                    m.records,
+                    m.segments,
+                    m.log_bytes,
+                    if m.snapshot { "the view snapshot" } else { "no view snapshot" },
+                    m.key_files,
+                    if m.secret_key {
+                        " and the secret key"
+                    } else {
+                        "; the secret key is in the settings, not in the data directory: keep it with the backup"
+                    },
+                    target.display()
+                ))?;
+                Ok(())
+            }
             Cmd::Completion { shell } => {
                 let mut out = Vec::new();
                 clap_complete::generate(*shell, &mut Cli::command(), "roster", &mut out);

@@ -10,7 +10,8 @@ mod file;
 mod kafka;
 
 pub use file::{
-    check, frame, repair, CheckReport, Damage, FileLog, FileLogOptions, Repair, SegmentReport,
+    check, frame, read_frame, repair, segments, CheckReport, Damage, FileLog, FileLogOptions,
+    Repair, SegmentReport,
 };
 pub(crate) use kafka::{client_configs, ensure_topic, oauth_tokens, KafkaContext, TopicSpec};
 pub use kafka::{

@@ -518,3 +518,17 @@ pub async fn assert_generation_indexes(url: &str, gen: i32) {
         .get(0);
     assert_eq!(detached, 0, "tables of an unfinished rebuild are left");
 }
+
+/// Copies the folder `from` (and everything under it) to `to`.
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}

@@ -1,28 +1,11 @@
 //! Unit tests of the directory fold: a reverted batch restores views and indexes, an unindexed fold gives the same views, and events that do not fit change nothing.
 
 use super::*;
-use chrono::Utc;
+use crate::testing::env;
 use roster_events::{
-    Actor, GroupCreated, GroupMembersAdded, MemberType, Personal, ResourceType, UserCreated,
-    UserReplaced,
+    GroupCreated, GroupMembersAdded, MemberType, Personal, ResourceType, UserCreated, UserReplaced,
 };
 use serde_json::json;
-
-fn env(rt: ResourceType, id: ResourceId, version: u64, event: Event) -> Envelope {
-    Envelope {
-        event_id: uuid::Uuid::now_v7(),
-        directory: "d".into(),
-        resource_type: rt,
-        resource_id: id,
-        resource_version: version,
-        time: Utc::now(),
-        actor: Actor::System,
-        source: None,
-        correlation_id: None,
-        client: None,
-        event,
-    }
-}
 
 fn user(name: &str) -> roster_events::Document {
     let doc = json!({"userName": name, "externalId": format!("x-{name}")});

@@ -3,27 +3,11 @@
 
 use super::*;
 use crate::store::LogEntry;
+use crate::testing::env;
 use roster_events::{
-    Actor, Envelope, Event, GroupCreated, GroupMembersAdded, MemberType, Personal, Record,
-    ResourceType, UserCreated,
+    Event, GroupCreated, GroupMembersAdded, MemberType, Personal, Record, ResourceType, UserCreated,
 };
 use serde_json::json;
-
-fn env(id: ResourceId, rt: ResourceType, version: u64, event: Event) -> Envelope {
-    Envelope {
-        event_id: Uuid::now_v7(),
-        directory: "d".into(),
-        resource_type: rt,
-        resource_id: id,
-        resource_version: version,
-        time: Utc::now(),
-        actor: Actor::System,
-        source: None,
-        correlation_id: None,
-        client: None,
-        event,
-    }
-}
 
 fn doc(v: serde_json::Value) -> Document {
     Document::from_map(v.as_object().unwrap())
@@ -35,8 +19,8 @@ fn store() -> (MemoryStore, ResourceId) {
     let owner = Some("src".to_string());
     let events = [
         vec![env(
-            u,
             ResourceType::User,
+            u,
             1,
             Event::UserCreated(UserCreated {
                 owner: owner.clone(),
@@ -46,8 +30,8 @@ fn store() -> (MemoryStore, ResourceId) {
         )],
         vec![
             env(
-                g,
                 ResourceType::Group,
+                g,
                 1,
                 Event::GroupCreated(GroupCreated {
                     owner,
@@ -56,8 +40,8 @@ fn store() -> (MemoryStore, ResourceId) {
                 }),
             ),
             env(
-                g,
                 ResourceType::Group,
+                g,
                 2,
                 Event::GroupMembersAdded(GroupMembersAdded {
                     members: vec![Member {

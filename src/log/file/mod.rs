@@ -16,7 +16,7 @@ mod repair;
 mod scan;
 
 pub use repair::{check, repair, CheckReport, Repair, SegmentReport};
-pub use scan::{frame, Damage, MAX_RECORD_BYTES};
+pub use scan::{frame, read_frame, segments, Damage, MAX_RECORD_BYTES};
 
 use super::{EventLog, HeaderEntry, LogError};
 use async_trait::async_trait;

@@ -40,8 +40,18 @@ pub(super) fn list_segments(dir: &Path) -> io::Result<Vec<u64>> {
     Ok(segments)
 }
 
+/// The segments of the log in `dir`, in order: each one's first position and its file.
+///
+/// Fails when the folder cannot be listed.
+pub fn segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
+    Ok(list_segments(dir)?
+        .into_iter()
+        .map(|base| (base, segment_path(dir, base)))
+        .collect())
+}
+
 /// Reads one frame into `buf`; Ok(None) at a clean end, Err on a torn or corrupt frame.
-pub(super) fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> Result<Option<usize>, String> {
+pub fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> Result<Option<usize>, String> {
     let Some((len, crc)) = read_header(r)? else {
         return Ok(None);
     };
