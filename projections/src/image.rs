@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::{BufRead, Write};
+use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -197,19 +198,16 @@ impl MemoryStore {
         }
     }
 
-    /// A store holding what `image` wrote (an image written by [`Image::write_to`]).
+    /// A store holding what `image` wrote (an image written by [`Image::write_to`]). The
+    /// lines are read and parsed on a thread of their own while this one installs them.
     ///
     /// Fails when a line does not parse, the format is another release's, or the body is cut
     /// short or does not add up.
-    pub fn read_image(mut input: impl BufRead) -> Result<(MemoryStore, ImageInfo), ImageError> {
+    pub fn read_image(
+        mut input: impl BufRead + Send,
+    ) -> Result<(MemoryStore, ImageInfo), ImageError> {
         let mut text = String::new();
-        let mut line_no = 0u64;
-        let mut next_line = |text: &mut String| -> Result<bool, ImageError> {
-            text.clear();
-            line_no += 1;
-            Ok(input.read_line(text)? > 0)
-        };
-        if !next_line(&mut text)? {
+        if input.read_line(&mut text)? == 0 {
             return Err(ImageError::Shape("the image is empty".into()));
         }
         let header = match parse(1, &text)? {
@@ -235,105 +233,42 @@ impl MemoryStore {
             };
             inner.chain.restore(dir, head);
         }
-        let (mut users, mut groups) = (0u64, 0u64);
-        let mut current: Option<Directory> = None;
-        let mut retired: HashMap<String, HashSet<ResourceId>> = HashMap::new();
-        let mut n = 1u64;
-        loop {
-            if !next_line(&mut text)? {
-                return Err(ImageError::Shape(
-                    "the image ends before its end line".into(),
-                ));
-            }
-            n += 1;
-            let line = parse(n, &text)?;
-            let dir = match (&line, current.as_mut()) {
-                (Line::Directory { .. } | Line::End { .. } | Line::Header(_), _) => None,
-                (_, Some(dir)) => Some(dir),
-                (_, None) => {
-                    return Err(ImageError::Shape(format!(
-                        "line {n}: a view before any directory"
-                    )))
-                }
-            };
-            match line {
-                Line::Header(_) => {
-                    return Err(ImageError::Shape(format!("line {n}: a second header")))
-                }
-                Line::Directory { name, meta } => {
-                    if let Some(done) = current.take() {
-                        inner.dirs.insert(done.name.clone(), done);
+        let mut restore = Restore {
+            inner,
+            current: None,
+            retired: HashMap::new(),
+            users: 0,
+            groups: 0,
+            ended: false,
+        };
+        std::thread::scope(|s| {
+            let (tx, rx) = std::sync::mpsc::sync_channel(4);
+            s.spawn(move || parse_lines(input, tx));
+            for batch in rx {
+                for (n, line) in batch? {
+                    if restore.ended {
+                        return Err(ImageError::Shape("data after the end line".into()));
                     }
-                    let mut dir = Directory::new(&name);
-                    if let Some(meta) = meta.into_owned() {
-                        dir.restore_meta(meta);
-                    }
-                    current = Some(dir);
-                }
-                Line::User(u) => {
-                    users += 1;
-                    let view = UserView {
-                        id: u.id,
-                        owner: u.owner.into_owned(),
-                        resource: u.doc.into_owned(),
-                        keys: u.keys.into_owned(),
-                        password_hash: u.password_hash.into_owned(),
-                        data_key: u.data_key.map(KeyId),
-                        version: u.version,
-                        created: unstamp(n, u.created)?,
-                        last_modified: unstamp(n, u.modified)?,
-                    };
-                    dir.expect("checked above").restore_user(Arc::new(view));
-                }
-                Line::Group(g) => {
-                    groups += 1;
-                    let view = GroupView {
-                        id: g.id,
-                        owner: g.owner.into_owned(),
-                        resource: g.doc.into_owned(),
-                        keys: g.keys.into_owned(),
-                        members: g.members.into_owned(),
-                        version: g.version,
-                        created: unstamp(n, g.created)?,
-                        last_modified: unstamp(n, g.modified)?,
-                    };
-                    dir.expect("checked above").restore_group(Arc::new(view));
-                }
-                Line::Source(s) => {
-                    let view = Arc::new(s.into_owned());
-                    dir.expect("checked above").restore_source(view);
-                }
-                Line::AdminToken(key, t) => {
-                    dir.expect("checked above")
-                        .restore_admin_token(key, t.into_owned());
-                }
-                Line::Provider(p) => {
-                    let view = Arc::new((*p).into_owned());
-                    dir.expect("checked above").restore_provider(view);
-                }
-                Line::Retired(id) => {
-                    let name = dir.expect("checked above").name().to_owned();
-                    retired.entry(name).or_default().insert(id);
-                }
-                Line::End {
-                    users: u,
-                    groups: g,
-                } => {
-                    if (u, g) != (users, groups) {
-                        return Err(ImageError::Shape(format!(
-                            "the end line counts {u} users and {g} groups; the image holds \
-                             {users} and {groups}"
-                        )));
-                    }
-                    break;
+                    restore.take(n, line)?;
                 }
             }
+            Ok(())
+        })?;
+        if !restore.ended {
+            return Err(ImageError::Shape(
+                "the image ends before its end line".into(),
+            ));
         }
-        if let Some(done) = current.take() {
+        let Restore {
+            mut inner,
+            current,
+            retired,
+            users,
+            groups,
+            ..
+        } = restore;
+        if let Some(done) = current {
             inner.dirs.insert(done.name.clone(), done);
-        }
-        if next_line(&mut text)? {
-            return Err(ImageError::Shape("data after the end line".into()));
         }
         inner.retired = retired;
         let info = ImageInfo {
@@ -344,6 +279,143 @@ impl MemoryStore {
             groups,
         };
         Ok((MemoryStore::from_inner(inner), info))
+    }
+}
+
+/// Lines parsed per batch handed from the parsing thread to the installing one.
+const BATCH: usize = 1024;
+
+/// A line parsed, with its number.
+type Parsed = (u64, Line<'static>);
+
+/// Reads and parses the lines after the header into batches for `tx`, until the input ends,
+/// a line fails (the batch before it is sent first, then the error), or the receiver is gone.
+fn parse_lines(mut input: impl BufRead, tx: SyncSender<Result<Vec<Parsed>, ImageError>>) {
+    let mut text = String::new();
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut n = 1u64;
+    let failed = loop {
+        text.clear();
+        match input.read_line(&mut text) {
+            Ok(0) => break None,
+            Ok(_) => {}
+            Err(e) => break Some(ImageError::Io(e)),
+        }
+        n += 1;
+        match serde_json::from_str::<Line<'static>>(&text) {
+            Ok(line) => batch.push((n, line)),
+            Err(error) => break Some(ImageError::Parse { line: n, error }),
+        }
+        if batch.len() == BATCH {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+            if tx.send(Ok(full)).is_err() {
+                return;
+            }
+        }
+    };
+    if !batch.is_empty() && tx.send(Ok(batch)).is_err() {
+        return;
+    }
+    if let Some(e) = failed {
+        let _ = tx.send(Err(e));
+    }
+}
+
+/// Views being installed, line by line, into the store they become.
+struct Restore {
+    inner: Inner,
+    current: Option<Directory>,
+    retired: HashMap<String, HashSet<ResourceId>>,
+    users: u64,
+    groups: u64,
+    /// The end line was read (and its counts agreed).
+    ended: bool,
+}
+
+impl Restore {
+    /// Installs line `n`.
+    ///
+    /// Fails when it does not fit where it is (a view before any directory, a second header,
+    /// an end line whose counts disagree).
+    fn take(&mut self, n: u64, line: Line<'static>) -> Result<(), ImageError> {
+        let dir = match (&line, self.current.as_mut()) {
+            (Line::Directory { .. } | Line::End { .. } | Line::Header(_), _) => None,
+            (_, Some(dir)) => Some(dir),
+            (_, None) => {
+                return Err(ImageError::Shape(format!(
+                    "line {n}: a view before any directory"
+                )))
+            }
+        };
+        match line {
+            Line::Header(_) => return Err(ImageError::Shape(format!("line {n}: a second header"))),
+            Line::Directory { name, meta } => {
+                if let Some(done) = self.current.take() {
+                    self.inner.dirs.insert(done.name.clone(), done);
+                }
+                let mut dir = Directory::new(&name);
+                if let Some(meta) = meta.into_owned() {
+                    dir.restore_meta(meta);
+                }
+                self.current = Some(dir);
+            }
+            Line::User(u) => {
+                self.users += 1;
+                let view = UserView {
+                    id: u.id,
+                    owner: u.owner.into_owned(),
+                    resource: u.doc.into_owned(),
+                    keys: u.keys.into_owned(),
+                    password_hash: u.password_hash.into_owned(),
+                    data_key: u.data_key.map(KeyId),
+                    version: u.version,
+                    created: unstamp(n, u.created)?,
+                    last_modified: unstamp(n, u.modified)?,
+                };
+                dir.expect("checked above").restore_user(Arc::new(view));
+            }
+            Line::Group(g) => {
+                self.groups += 1;
+                let view = GroupView {
+                    id: g.id,
+                    owner: g.owner.into_owned(),
+                    resource: g.doc.into_owned(),
+                    keys: g.keys.into_owned(),
+                    members: g.members.into_owned(),
+                    version: g.version,
+                    created: unstamp(n, g.created)?,
+                    last_modified: unstamp(n, g.modified)?,
+                };
+                dir.expect("checked above").restore_group(Arc::new(view));
+            }
+            Line::Source(s) => {
+                let view = Arc::new(s.into_owned());
+                dir.expect("checked above").restore_source(view);
+            }
+            Line::AdminToken(key, t) => {
+                dir.expect("checked above")
+                    .restore_admin_token(key, t.into_owned());
+            }
+            Line::Provider(p) => {
+                let view = Arc::new((*p).into_owned());
+                dir.expect("checked above").restore_provider(view);
+            }
+            Line::Retired(id) => {
+                let name = dir.expect("checked above").name().to_owned();
+                self.retired.entry(name).or_default().insert(id);
+            }
+            Line::End { users, groups } => {
+                if (users, groups) != (self.users, self.groups) {
+                    return Err(ImageError::Shape(format!(
+                        "the end line counts {users} users and {groups} groups; the image \
+                         holds {} and {}",
+                        self.users, self.groups
+                    )));
+                }
+                self.ended = true;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -220,6 +220,7 @@ impl FileLog {
         let mut position = segments[0];
         let last = segments.len() - 1;
         let mut tail_len = 0;
+        let mut scans = scan_all(&dir, &segments).into_iter();
         for (i, &base) in segments.iter().enumerate() {
             let path = segment_path(&dir, base);
             if base != position {
@@ -229,8 +230,10 @@ impl FileLog {
                 )));
             }
             crate::datadir::tighten(&path).map_err(|e| io("securing a segment", e))?;
-            let scan =
-                scan(&path, position, INDEX_EVERY).map_err(|e| io("reading a segment", e))?;
+            let scan = scans
+                .next()
+                .expect("a scan per segment")
+                .map_err(|e| io("reading a segment", e))?;
             marks.push(Mark {
                 position,
                 segment: base,
@@ -539,6 +542,38 @@ impl Writer {
         });
         Ok(())
     }
+}
+
+/// Scans every segment (each from the position its name gives), on as many threads as
+/// there are cores: start-up reads the whole log once, and the segments are independent.
+fn scan_all(dir: &Path, segments: &[u64]) -> Vec<std::io::Result<scan::Scan>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(segments.len())
+        .max(1);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut done: Vec<(usize, std::io::Result<scan::Scan>)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(&base) = segments.get(i) else {
+                            return out;
+                        };
+                        out.push((i, scan(&segment_path(dir, base), base, INDEX_EVERY)));
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a segment scan does not panic"))
+            .collect()
+    });
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, scan)| scan).collect()
 }
 
 #[cfg(test)]
