@@ -2,11 +2,12 @@
 //! snapshot and replays only the log after it, serving the same views as a full replay; a
 //! damaged snapshot is set aside and the whole log replayed; a log that ends before the
 //! snapshot, or is another log, stops start-up with the reason; an erasure replaces a
-//! snapshot that held the person; snapshot files are readable by their owner only.
+//! snapshot that held the person; snapshot files are readable by their owner only. On Kafka
+//! (tansu, three partitions) as on the file log; a snapshot of another log is not used.
 
 mod common;
 
-use common::{copy_dir, settings, TestApp};
+use common::{copy_dir, kafka_settings, settings, tansu_brokers, unique_topic, TestApp};
 use roster::app::Application;
 use roster::config::Settings;
 use serde_json::{json, Value};
@@ -277,4 +278,54 @@ async fn an_erasure_replaces_the_snapshot_that_held_the_person() {
     assert_eq!(replayed, 0);
     assert_eq!(user_names(&app).await, ["grace"]);
     app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_kafka_a_restart_replays_only_the_topic_after_the_snapshot() {
+    let (brokers, topic) = (tansu_brokers(), unique_topic());
+    let data = tempfile::tempdir().unwrap();
+    let on_kafka = |d: &Path| Settings {
+        snapshot_every_records: 1_000_000,
+        ..kafka_settings(d, &brokers, &topic)
+    };
+    let app = TestApp::spawn_with(on_kafka(data.path()), data).await;
+    create(&app, &["ada", "grace"]).await;
+    let tokens = app.tokens();
+    let data = app.stop().await;
+    let first = header(data.path());
+    let listed = first["next_positions"].as_array().unwrap().len();
+    assert!((1..=3).contains(&listed), "{first}");
+    assert_eq!(first["log"], format!("kafka:{topic}"));
+
+    let (app, replayed) = start(on_kafka(data.path()), data, tokens.clone()).await;
+    assert_eq!(replayed, 0);
+    assert_eq!(user_names(&app).await, ["ada", "grace"]);
+    create(&app, &["edsger"]).await;
+    // Stopped without a snapshot at stop: the next start replays the create.
+    let data = app.stop().await;
+    let (app, replayed) = start(
+        Settings {
+            snapshot_every_records: 0,
+            ..on_kafka(data.path())
+        },
+        data,
+        tokens.clone(),
+    )
+    .await;
+    assert_eq!(
+        replayed, 0,
+        "the stop before wrote a snapshot with the create"
+    );
+    let data = app.stop().await;
+
+    // The same data directory on another topic: its snapshot is not used, the topic is
+    // replayed whole.
+    let other = unique_topic();
+    let s = Settings {
+        snapshot_every_records: 1_000_000,
+        ..kafka_settings(data.path(), &brokers, &other)
+    };
+    let app = Application::build(s).await.unwrap();
+    assert!(app.first_start.is_some(), "a new topic starts first");
+    drop(app);
 }

@@ -72,8 +72,8 @@ pub enum SnapshotError {
         position: u64,
     },
     #[error(
-        "the view snapshot {path} was taken of a log with {snapshot} partitions; this log has \
-         {log}. Point Roster at the log the snapshot was taken of; to start from this log \
+        "the view snapshot {path} lists {snapshot} partitions; this log has only {log}. Point \
+         Roster at the log the snapshot was taken of; to start from this log \
          instead, move the snapshot away"
     )]
     Partitions {
@@ -202,7 +202,8 @@ impl Snapshots {
             );
             return Ok(None);
         }
-        if header.next_positions.len() != log.partitions() as usize {
+        // Partitions after the last one the views ever saw a record of are not listed.
+        if header.next_positions.len() > log.partitions() as usize {
             return Err(SnapshotError::Partitions {
                 path,
                 snapshot: header.next_positions.len(),
