@@ -266,15 +266,23 @@ impl Snapshots {
     /// Writes a snapshot of `store` as it is now; a failure is logged and counted.
     async fn write(&self, store: &Arc<MemoryStore>) {
         let started = Instant::now();
-        let image = store.image();
         let (dir, key, store2) = (self.dir.clone(), self.key.clone(), store.clone());
         let log = self.log.clone();
-        let written =
-            tokio::task::spawn_blocking(move || write_file(&dir, &log, key, &image, &store2)).await;
+        let span = tracing::info_span!("snapshot_write");
+        let written = tokio::task::spawn_blocking(move || {
+            let _enter = span.enter();
+            // The views take no new record while they are listed (the store's read lock).
+            let listing = Instant::now();
+            let image = store2.image();
+            let listed = listing.elapsed();
+            write_file(&dir, &log, key, &image, &store2).map(|m| m.map(|m| (m, listed)))
+        })
+        .await;
         match written {
-            Ok(Ok(Some(mark))) => {
+            Ok(Ok(Some((mark, listed)))) => {
                 tracing::info!(
                     records = mark.records(),
+                    listed_ms = listed.as_millis() as u64,
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "wrote a view snapshot"
                 );
@@ -316,8 +324,11 @@ impl Snapshots {
         if let Some(m) = &mark {
             if store.erasures() > m.erasures {
                 self.forget();
-                // Without a snapshot, the next start would replay everything: write one now.
-                self.write(store).await;
+                // Without a snapshot, the next start would replay everything: write one now
+                // (unless snapshots are off).
+                if self.policy.every_records > 0 {
+                    self.write(store).await;
+                }
                 return;
             }
         }
