@@ -15,22 +15,6 @@ use std::time::Duration;
 const WRITERS: usize = 4;
 const PER_WRITER: usize = 150;
 
-async fn all_user_names(app: &TestApp) -> BTreeSet<String> {
-    let (s, body) = app
-        .get(
-            &format!("{}/Users?count=1000", app.scim("default")),
-            &app.scim_token,
-        )
-        .await;
-    assert_eq!(s, 200, "{body}");
-    body["Resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["userName"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_taken_while_clients_write_serves_everything_acknowledged_before_it() {
     let data = tempfile::tempdir().unwrap();
@@ -93,7 +77,7 @@ async fn a_backup_taken_while_clients_write_serves_everything_acknowledged_befor
         );
     }
     let restored = TestApp::serve(restored, holder, tokens);
-    let names = all_user_names(&restored).await;
+    let names: BTreeSet<String> = restored.user_names().await.into_iter().collect();
     let missing: Vec<_> = before.difference(&names).collect();
     assert!(missing.is_empty(), "lost by the backup: {missing:?}");
     assert!(names.len() >= before.len());

@@ -35,24 +35,6 @@ fn at_stop_only(data: &Path) -> Settings {
     }
 }
 
-async fn user_names(app: &TestApp) -> Vec<String> {
-    let (s, body) = app
-        .get(
-            &format!("{}/Users?count=1000", app.scim("default")),
-            &app.scim_token,
-        )
-        .await;
-    assert_eq!(s, 200, "{body}");
-    let mut names: Vec<String> = body["Resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["userName"].as_str().unwrap().to_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 async fn create(app: &TestApp, names: &[&str]) {
     for n in names {
         let (s, body) = app.create_user("default", &app.scim_token, n).await;
@@ -83,7 +65,7 @@ async fn a_restart_replays_only_the_log_after_the_snapshot_and_serves_what_a_ful
     // A stop with nothing new since writes nothing new; a start replays nothing.
     let (app, replayed) = start(at_stop_only(data.path()), data, tokens.clone()).await;
     assert_eq!(replayed, 0);
-    assert_eq!(user_names(&app).await, ["ada", "edsger", "grace"]);
+    assert_eq!(app.user_names().await, ["ada", "edsger", "grace"]);
     // More changes, and a process that never writes snapshots: the next start finds the
     // first snapshot and the log after it.
     let data = app.stop().await;
@@ -102,7 +84,7 @@ async fn a_restart_replays_only_the_log_after_the_snapshot_and_serves_what_a_ful
 
     let (app, replayed) = start(at_stop_only(data.path()), data, tokens.clone()).await;
     assert!(replayed >= 2, "the creates after the snapshot are replayed");
-    let names = user_names(&app).await;
+    let names = app.user_names().await;
     assert_eq!(names, ["ada", "barbara", "donald", "edsger", "grace"]);
     let data = app.stop().await;
     let second = header(data.path());
@@ -116,7 +98,7 @@ async fn a_restart_replays_only_the_log_after_the_snapshot_and_serves_what_a_ful
     std::fs::rename(snapshot_file(data.path()), data.path().join("aside")).unwrap();
     let (app, full) = start(at_stop_only(data.path()), data, tokens).await;
     assert_eq!(full, at_first + replayed);
-    assert_eq!(user_names(&app).await, names);
+    assert_eq!(app.user_names().await, names);
     app.stop().await;
 }
 
@@ -174,7 +156,7 @@ async fn a_damaged_snapshot_is_set_aside_and_the_whole_log_replayed() {
     std::fs::write(&path, &bytes).unwrap();
     let (app, replayed) = start(at_stop_only(data.path()), data, tokens.clone()).await;
     assert_eq!(replayed, total, "the whole log is replayed");
-    assert_eq!(user_names(&app).await, ["ada", "grace"]);
+    assert_eq!(app.user_names().await, ["ada", "grace"]);
     let data = app.stop().await;
     // The stop replaced it with a good one.
     let (app, replayed) = start(at_stop_only(data.path()), data, tokens).await;
@@ -276,7 +258,7 @@ async fn an_erasure_replaces_the_snapshot_that_held_the_person() {
     let data = app.stop().await;
     let (app, replayed) = start(at_stop_only(data.path()), data, tokens).await;
     assert_eq!(replayed, 0);
-    assert_eq!(user_names(&app).await, ["grace"]);
+    assert_eq!(app.user_names().await, ["grace"]);
     app.stop().await;
 }
 
@@ -299,7 +281,7 @@ async fn on_kafka_a_restart_replays_only_the_topic_after_the_snapshot() {
 
     let (app, replayed) = start(on_kafka(data.path()), data, tokens.clone()).await;
     assert_eq!(replayed, 0);
-    assert_eq!(user_names(&app).await, ["ada", "grace"]);
+    assert_eq!(app.user_names().await, ["ada", "grace"]);
     create(&app, &["edsger"]).await;
     // Stopped without a snapshot at stop: the next start replays the create.
     let data = app.stop().await;

@@ -299,6 +299,21 @@ impl TestApp {
             .as_u16()
     }
 
+    /// The userNames of the `default` source's users (up to 1,000), sorted.
+    pub async fn user_names(&self) -> Vec<String> {
+        let url = format!("{}/Users?count=1000", self.scim("default"));
+        let (s, body) = self.get(&url, &self.scim_token).await;
+        assert_eq!(s, 200, "{body}");
+        let mut names: Vec<String> = body["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["userName"].as_str().unwrap().to_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
     pub async fn create_user(&self, slug: &str, token: &str, user_name: &str) -> (u16, Value) {
         let body = serde_json::json!({
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
