@@ -4,7 +4,7 @@
 //! configured). Every change is an event with the admin as actor. Tokens are returned once,
 //! at issue, and never again; only their prefixes are listed.
 
-use super::body::json_object;
+use super::body::Typed;
 use super::error::ScimError;
 use super::error::{ErrorBody, ErrorDetail};
 use super::sources::TokenOut;
@@ -12,12 +12,10 @@ use super::AppState;
 use crate::audit::access::{Read, Refusal};
 use crate::auth;
 use crate::domain::{Command, Context, NewToken};
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::Request;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -478,10 +476,8 @@ async fn list_directories(
 async fn create_directory(
     State(app): State<AppState>,
     admin: AdminAuth,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Typed(body): Typed<Directory>,
 ) -> Result<Response, ScimError> {
-    let body: Directory = super::body::typed(json_object(&headers, body)?)?;
     let name = body.name;
     if !crate::domain::valid_slug(&name) {
         return Err(ScimError::bad_request(

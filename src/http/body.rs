@@ -71,6 +71,20 @@ fn has_nul(v: &Value) -> bool {
     }
 }
 
+/// An admin API body: the request's JSON object (media type, size and shape checked by
+/// [`json_object`]) read into `T` by [`typed`]. The last argument of a handler.
+pub struct Typed<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for Typed<T> {
+    type Rejection = ScimError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ScimError> {
+        let headers = req.headers().clone();
+        let body = Bytes::from_request(req, state).await;
+        Ok(Typed(typed(json_object(&headers, body)?)?))
+    }
+}
+
 /// A JSON object read into `T` (an admin API body with its fields and types).
 ///
 /// Fails with 400 `invalidValue` saying which field is unknown, missing or of the wrong type,

@@ -4,14 +4,11 @@
 //! event of the audit trail.
 
 use super::admin::AdminAuth;
-use super::body::json_object;
+use super::body::Typed;
 use super::error::{ErrorBody, ScimError};
 use super::AppState;
 use crate::erasure::{erase, EraseError};
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use utoipa_axum::router::OpenApiRouter;
@@ -63,10 +60,8 @@ struct ErasureRequest {
 async fn create(
     State(app): State<AppState>,
     admin: AdminAuth,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Typed(body): Typed<ErasureRequest>,
 ) -> Result<Response, ScimError> {
-    let body: ErasureRequest = super::body::typed(json_object(&headers, body)?)?;
     let done = erase(&app, admin.ctx(), body.user, body.reference).await?;
     tracing::info!(admin = %admin.who(), user = %done.user, "erasure requested");
     Ok(Json(done).into_response())

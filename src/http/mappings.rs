@@ -5,15 +5,13 @@
 //! as actor.
 
 use super::admin::{target_directory, AdminAuth};
-use super::body::{json_object, typed};
+use super::body::Typed;
 use super::error::{ErrorBody, ScimError};
 use super::AppState;
 use crate::domain::Command;
 use crate::mappings::{self, MappingSettings, Outcome, Variables};
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -133,10 +131,8 @@ async fn show(
 async fn create(
     State(app): State<AppState>,
     admin: AdminAuth,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Typed(body): Typed<MappingSettings>,
 ) -> Result<Response, ScimError> {
-    let body: MappingSettings = typed(json_object(&headers, body)?)?;
     let (directory, m) = create_as(&app, &admin, body).await?;
     Ok((StatusCode::CREATED, Json(MappingOut::of(&directory, &m))).into_response())
 }
@@ -183,10 +179,8 @@ async fn update(
     State(app): State<AppState>,
     admin: AdminAuth,
     Path(name): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Typed(body): Typed<MappingSettings>,
 ) -> Result<Response, ScimError> {
-    let body: MappingSettings = typed(json_object(&headers, body)?)?;
     let (directory, m) = update_as(&app, &admin, &name, body).await?;
     Ok(Json(MappingOut::of(&directory, &m)).into_response())
 }
@@ -304,10 +298,8 @@ async fn preview(
     State(app): State<AppState>,
     _admin: AdminAuth,
     Path(name): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Typed(body): Typed<MappingPreviewRequest>,
 ) -> Result<Json<MappingPreview>, ScimError> {
-    let body: MappingPreviewRequest = typed(json_object(&headers, body)?)?;
     Ok(Json(preview_as(&app, &name, None, &body).await?))
 }
 

@@ -4,7 +4,7 @@
 //! admin as actor. Credentials are sealed on the way in and never shown.
 
 use super::admin::{target_directory, AdminAuth};
-use super::body::{json_object, typed};
+use super::body::Typed;
 use super::error::{ErrorBody, ScimError};
 use super::AppState;
 use crate::domain::{Command, ProviderRequest};
@@ -12,10 +12,8 @@ use crate::provider::config::{self, PublicConfig};
 use crate::provider::lag::LagHour;
 use crate::provider::runner::Status;
 use crate::provider::settings::ProviderSettings;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -250,10 +248,8 @@ async fn show(
 async fn create(
     State(app): State<AppState>,
     admin: AdminAuth,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Typed(body): Typed<ProviderSettings>,
 ) -> Result<Response, ScimError> {
-    let body: ProviderSettings = typed(json_object(&headers, body)?)?;
     let created = create_as(&app, &admin, body).await?;
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
@@ -301,10 +297,8 @@ async fn update(
     State(app): State<AppState>,
     admin: AdminAuth,
     Path(name): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Typed(body): Typed<ProviderSettings>,
 ) -> Result<Json<CheckedProvider>, ScimError> {
-    let body: ProviderSettings = typed(json_object(&headers, body)?)?;
     Ok(Json(update_as(&app, &admin, &name, body).await?))
 }
 
@@ -419,11 +413,9 @@ async fn preview(
     State(app): State<AppState>,
     _admin: AdminAuth,
     Path(name): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Typed(body): Typed<PreviewTarget>,
 ) -> Result<Json<ProviderPreview>, ScimError> {
     use crate::provider::mapping::{DefaultMapping, Mapping};
-    let body: PreviewTarget = typed(json_object(&headers, body)?)?;
     let p = by_name(&app, &name).await?;
     let applied = config::applied_mappings(&p, &app.store.mappings().await?);
     let mapping: Box<dyn Mapping> = if p.config.mappings.is_empty() {
@@ -572,10 +564,8 @@ async fn replay(
     State(app): State<AppState>,
     admin: AdminAuth,
     Path(name): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Typed(body): Typed<Replay>,
 ) -> Result<Response, ScimError> {
-    let body: Replay = typed(json_object(&headers, body)?)?;
     let from = body.from;
     request(&app, &admin, &name, ProviderRequest::Replay { from }).await
 }

@@ -6,17 +6,14 @@
 //! left and recorded with the admin as actor.
 
 use super::admin::AdminAuth;
-use super::body::{json_object, typed};
+use super::body::Typed;
 use super::error::{ErrorBody, ScimError};
 use super::sources::{is_user, source_named};
 use super::AppState;
 use crate::domain::Command;
 use crate::mappings::inbound::{self, Refusal};
 use crate::mappings::{group_object, user_object};
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::StreamExt;
@@ -65,10 +62,8 @@ async fn set(
     State(app): State<AppState>,
     admin: AdminAuth,
     Path(slug): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Typed(body): Typed<SourceMappings>,
 ) -> Result<Response, ScimError> {
-    let body: SourceMappings = typed(json_object(&headers, body)?)?;
     let s = source_named(&app, &slug).await?;
     let cmd = Command::SetSourceMappings {
         slug: slug.clone(),
@@ -148,10 +143,8 @@ async fn preview(
     State(app): State<AppState>,
     _admin: AdminAuth,
     Path(slug): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Typed(body): Typed<SourcePreviewRequest>,
 ) -> Result<Response, ScimError> {
-    let body: SourcePreviewRequest = typed(json_object(&headers, body)?)?;
     let s = source_named(&app, &slug).await?;
     let user = is_user("type", body.resource_type.as_deref())?;
     let kind = if user {

@@ -4,15 +4,13 @@
 //! actor.
 
 use super::admin::{new_token, AdminAuth};
-use super::body::json_object;
+use super::body::Typed;
 use super::error::{ErrorBody, ScimError};
 use super::AppState;
 use crate::auth;
 use crate::domain::Command;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -197,10 +195,8 @@ fn default_directory() -> String {
 async fn create_source(
     State(app): State<AppState>,
     admin: AdminAuth,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Typed(body): Typed<NewSource>,
 ) -> Result<Response, ScimError> {
-    let body: NewSource = super::body::typed(json_object(&headers, body)?)?;
     let (s, token_id, secret) = create_source_as(&app, &admin, body).await?;
     let created = CreatedSource {
         source: SourceOut::of(&app, &s),
@@ -382,10 +378,8 @@ async fn declare_schema(
     State(app): State<AppState>,
     admin: AdminAuth,
     Path(slug): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Typed(body): Typed<Declaration>,
 ) -> Result<Response, ScimError> {
-    let body: Declaration = super::body::typed(json_object(&headers, body)?)?;
     let s = source_named(&app, &slug).await?;
     let resource_type = if is_user("resource_type", body.resource_type.as_deref())? {
         "User"
