@@ -397,7 +397,9 @@ async fn pages_show_users_groups_and_their_history_as_text() {
 
     let mut b = Browser::new(&app);
     b.sign_in(&app.admin_token).await;
-    let list = b.get("/console/users?q=example.com").await;
+    // The search box finds names that start with what was typed, in any case, userName or
+    // displayName.
+    let list = b.get("/console/users?q=%3CSCRIPT").await;
     assert_eq!(list.status, 200);
     assert!(
         list.body
@@ -407,6 +409,10 @@ async fn pages_show_users_groups_and_their_history_as_text() {
     );
     assert!(!list.body.contains("<script>alert"), "never as markup");
     assert!(list.body.contains("1 found"), "{}", list.body);
+    let by_display = b.get("/console/users?q=mallory").await;
+    assert!(by_display.body.contains("1 found"), "{}", by_display.body);
+    let inside = b.get("/console/users?q=example.com").await;
+    assert!(inside.body.contains("0 found"), "{}", inside.body);
     let none = b
         .get("/console/users?filter=userName%20eq%20%22nobody%22")
         .await;

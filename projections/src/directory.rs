@@ -5,7 +5,7 @@
 //! same code serves the read views and the write path's decision state; the write path records
 //! an [`Undo`] while it folds a batch so that it can revert the batch if the append fails.
 
-use crate::name_index::NameIndex;
+use crate::indexes::Indexes;
 use crate::names::name_key;
 use crate::views::{
     AdminTokenView, DirectoryMeta, GroupView, Keys, MappingView, ProviderView, SourceView,
@@ -58,14 +58,8 @@ pub struct Directory {
     pub(crate) admin_tokens: BTreeMap<ResourceId, AdminTokenView>,
     pub(crate) providers: BTreeMap<ResourceId, Arc<ProviderView>>,
     // Indexes, all derived from the maps above by `set_*`.
-    /// By the comparison key of the userName ([`name_key`]).
-    pub(crate) user_by_name: NameIndex,
-    pub(crate) user_by_external: HashMap<String, BTreeSet<ResourceId>>,
-    /// By the comparison key of the displayName.
-    pub(crate) group_by_name: NameIndex,
-    pub(crate) group_by_external: HashMap<String, BTreeSet<ResourceId>>,
-    pub(crate) users_by_owner: HashMap<Option<String>, BTreeSet<ResourceId>>,
-    pub(crate) groups_by_owner: HashMap<Option<String>, BTreeSet<ResourceId>>,
+    pub(crate) user_index: Indexes,
+    pub(crate) group_index: Indexes,
     pub(crate) member_of: HashMap<ResourceId, BTreeSet<ResourceId>>,
     pub(crate) source_by_slug: HashMap<String, ResourceId>,
     /// The user and group indexes above are not kept: a fold whose result is only written
@@ -82,28 +76,6 @@ struct Canonical<'a> {
     sources: Vec<&'a SourceView>,
     admin_tokens: Vec<&'a AdminTokenView>,
     providers: Vec<&'a ProviderView>,
-}
-
-fn index_remove(map: &mut HashMap<String, BTreeSet<ResourceId>>, key: &str, id: ResourceId) {
-    if let Some(set) = map.get_mut(key) {
-        set.remove(&id);
-        if set.is_empty() {
-            map.remove(key);
-        }
-    }
-}
-
-fn owner_remove(
-    map: &mut HashMap<Option<String>, BTreeSet<ResourceId>>,
-    key: &Option<String>,
-    id: ResourceId,
-) {
-    if let Some(set) = map.get_mut(key) {
-        set.remove(&id);
-        if set.is_empty() {
-            map.remove(key);
-        }
-    }
 }
 
 impl Directory {
@@ -159,7 +131,8 @@ impl Directory {
 
     /// Every user whose userName compares equal to `name`, in id order.
     pub fn users_named(&self, name: &str) -> impl Iterator<Item = &Arc<UserView>> {
-        self.user_by_name
+        self.user_index
+            .by_name
             .get(&name_key(name))
             .filter_map(|id| self.users.get(&id))
     }
@@ -171,7 +144,8 @@ impl Directory {
 
     /// Every group whose displayName compares equal to `name`, in id order.
     pub fn groups_named(&self, name: &str) -> impl Iterator<Item = &Arc<GroupView>> {
-        self.group_by_name
+        self.group_index
+            .by_name
             .get(&name_key(name))
             .filter_map(|id| self.groups.get(&id))
     }
@@ -666,26 +640,7 @@ impl Directory {
         if self.unindexed {
             return old;
         }
-        if let Some(o) = &old {
-            self.user_by_name.remove(&name_key(o.user_name()), id);
-            if let Some(x) = o.external_id() {
-                index_remove(&mut self.user_by_external, x, id);
-            }
-            owner_remove(&mut self.users_by_owner, &o.owner, id);
-        }
-        if let Some(n) = &new {
-            self.user_by_name.insert(name_key(n.user_name()), id);
-            if let Some(x) = n.external_id() {
-                self.user_by_external
-                    .entry(x.to_owned())
-                    .or_default()
-                    .insert(id);
-            }
-            self.users_by_owner
-                .entry(n.owner.clone())
-                .or_default()
-                .insert(id);
-        }
+        self.user_index.reindex(id, old.as_deref(), new.as_deref());
         old
     }
 
@@ -708,26 +663,7 @@ impl Directory {
         for m in new_members.difference(old_members) {
             self.member_of.entry(m.value).or_default().insert(id);
         }
-        if let Some(o) = &old {
-            self.group_by_name.remove(&name_key(o.display_name()), id);
-            if let Some(x) = o.external_id() {
-                index_remove(&mut self.group_by_external, x, id);
-            }
-            owner_remove(&mut self.groups_by_owner, &o.owner, id);
-        }
-        if let Some(n) = &new {
-            self.group_by_name.insert(name_key(n.display_name()), id);
-            if let Some(x) = n.external_id() {
-                self.group_by_external
-                    .entry(x.to_owned())
-                    .or_default()
-                    .insert(id);
-            }
-            self.groups_by_owner
-                .entry(n.owner.clone())
-                .or_default()
-                .insert(id);
-        }
+        self.group_index.reindex(id, old.as_deref(), new.as_deref());
         old
     }
 

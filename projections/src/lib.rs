@@ -10,10 +10,12 @@ pub mod audit;
 mod directory;
 pub mod filter;
 mod image;
+mod indexes;
 mod name_index;
 pub mod names;
 #[cfg(feature = "postgres")]
 pub mod pg;
+mod prefix_index;
 mod query;
 pub mod schema;
 mod store;

@@ -1,9 +1,11 @@
-//! List queries over a directory: visibility (which source may see what), filtering with index
-//! acceleration for the common exact lookups, and stable pagination in id (creation) order.
+//! List queries over a directory: visibility (which source may see what), filtering narrowed by
+//! the indexes where they can answer ([`Indexes::narrowed`]), and stable pagination in id
+//! (creation) order.
+//!
+//! [`Indexes::narrowed`]: crate::indexes::Indexes::narrowed
 
 use crate::directory::Directory;
 use crate::filter::{self, get_ci, Attributes, Filter};
-use crate::names::name_key;
 use crate::views::{GroupView, Keys, UserView};
 use roster_events::{fold_case, ResourceId};
 use serde_json::{json, Value};
@@ -348,29 +350,6 @@ pub(crate) fn select(resource: &dyn Attributes, q: &ListQuery) -> Option<SortKey
     )
 }
 
-/// Ids narrowed by an index, when the filter is an exact lookup an index can answer. The
-/// name index goes by the names' comparison key, which is coarser than the filter's
-/// case-insensitive equality: its candidates are checked against the filter afterwards.
-fn narrowed<'d>(
-    filter: Option<&Filter>,
-    by_id: impl Fn(&str) -> Option<ResourceId>,
-    by_name: impl Fn(&str) -> BTreeSet<ResourceId>,
-    name_attr: &str,
-    by_external: impl Fn(&str) -> Option<&'d BTreeSet<ResourceId>>,
-) -> Option<BTreeSet<ResourceId>> {
-    let f = filter?;
-    if let Some(v) = f.eq_string("id") {
-        return Some(by_id(v).into_iter().collect());
-    }
-    if let Some(v) = f.eq_string(name_attr) {
-        return Some(by_name(v));
-    }
-    if let Some(v) = f.eq_string("externalId") {
-        return Some(by_external(v).cloned().unwrap_or_default());
-    }
-    None
-}
-
 /// Up to `count` of `all` that `vis` admits, in id order, after `after`.
 fn after<V, S: std::hash::BuildHasher>(
     all: &BTreeMap<ResourceId, Arc<V>>,
@@ -437,7 +416,7 @@ impl Directory {
         after_id: Option<ResourceId>,
         count: usize,
     ) -> Vec<Arc<UserView>> {
-        after(&self.users, &self.users_by_owner, vis, after_id, count)
+        after(&self.users, &self.user_index.by_owner, vis, after_id, count)
     }
 
     /// See [`crate::ProjectionStore::groups_after`].
@@ -447,26 +426,30 @@ impl Directory {
         after_id: Option<ResourceId>,
         count: usize,
     ) -> Vec<Arc<GroupView>> {
-        after(&self.groups, &self.groups_by_owner, vis, after_id, count)
+        after(
+            &self.groups,
+            &self.group_index.by_owner,
+            vis,
+            after_id,
+            count,
+        )
     }
 
     /// Lists users visible to `vis` that match the query, in id order.
     pub fn list_users(&self, vis: Visibility<'_>, q: &ListQuery) -> Page<UserView> {
         if q.filter.is_none() && q.sort.is_none() {
-            return unfiltered(&self.users, &self.users_by_owner, vis, q);
+            return unfiltered(&self.users, &self.user_index.by_owner, vis, q);
         }
-        let narrowed = narrowed(
-            q.filter.as_ref(),
-            |s| s.parse().ok().filter(|id| self.users.contains_key(id)),
-            |s| self.user_by_name.get(&name_key(s)).collect(),
-            "userName",
-            |s| self.user_by_external.get(s),
-        );
+        let narrowed = q.filter.as_ref().and_then(|f| {
+            self.user_index
+                .narrowed::<UserView>(f, &|id| self.users.contains_key(&id))
+        });
         let ids: Box<dyn Iterator<Item = &ResourceId>> = match (&narrowed, vis) {
             (Some(ids), _) => Box::new(ids.iter()),
             (None, Visibility::All) => Box::new(self.users.keys()),
             (None, Visibility::Owner(o)) => Box::new(
-                self.users_by_owner
+                self.user_index
+                    .by_owner
                     .get(&Some(o.to_owned()))
                     .into_iter()
                     .flatten(),
@@ -483,20 +466,18 @@ impl Directory {
     /// Lists groups visible to `vis` that match the query, in id order.
     pub fn list_groups(&self, vis: Visibility<'_>, q: &ListQuery) -> Page<GroupView> {
         if q.filter.is_none() && q.sort.is_none() {
-            return unfiltered(&self.groups, &self.groups_by_owner, vis, q);
+            return unfiltered(&self.groups, &self.group_index.by_owner, vis, q);
         }
-        let narrowed = narrowed(
-            q.filter.as_ref(),
-            |s| s.parse().ok().filter(|id| self.groups.contains_key(id)),
-            |s| self.group_by_name.get(&name_key(s)).collect(),
-            "displayName",
-            |s| self.group_by_external.get(s),
-        );
+        let narrowed = q.filter.as_ref().and_then(|f| {
+            self.group_index
+                .narrowed::<GroupView>(f, &|id| self.groups.contains_key(&id))
+        });
         let ids: Box<dyn Iterator<Item = &ResourceId>> = match (&narrowed, vis) {
             (Some(ids), _) => Box::new(ids.iter()),
             (None, Visibility::All) => Box::new(self.groups.keys()),
             (None, Visibility::Owner(o)) => Box::new(
-                self.groups_by_owner
+                self.group_index
+                    .by_owner
                     .get(&Some(o.to_owned()))
                     .into_iter()
                     .flatten(),

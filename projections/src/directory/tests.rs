@@ -90,9 +90,16 @@ fn reverting_a_batch_restores_views_and_indexes_exactly() {
     );
     assert!(d.group_by_name("g").is_none());
     assert_eq!(d.groups_of(u1).count(), 0);
-    assert_eq!(d.user_by_external.len(), 1);
-    assert_eq!(d.users_by_owner.values().map(|s| s.len()).sum::<usize>(), 1);
-    assert!(d.groups_by_owner.is_empty() && d.group_by_external.is_empty());
+    assert_eq!(d.user_index.by_external.len(), 1);
+    assert_eq!(
+        d.user_index
+            .by_owner
+            .values()
+            .map(|s| s.len())
+            .sum::<usize>(),
+        1
+    );
+    assert!(d.group_index.by_owner.is_empty() && d.group_index.by_external.is_empty());
 }
 
 #[test]
@@ -166,7 +173,7 @@ fn an_unindexed_fold_gives_the_same_views_without_the_indexes() {
     assert_eq!(full.canonical_json(), bare.canonical_json());
     assert!(full.user_by_name("a2").is_some());
     assert!(bare.user_by_name("a2").is_none(), "no index kept");
-    assert!(bare.member_of.is_empty() && bare.users_by_owner.is_empty());
+    assert!(bare.member_of.is_empty() && bare.user_index.by_owner.is_empty());
 }
 
 #[test]

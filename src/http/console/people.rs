@@ -41,12 +41,14 @@ impl Kind {
         }
     }
 
-    /// The filter a plain search for `text` means.
+    /// The filter a plain search for `text` means: names that start with it, as Okta's and
+    /// Entra's search boxes do, answered by the ordered name indexes at any directory size
+    /// (a `co` filter in the filter box reads every object).
     fn plain(self, text: &str) -> String {
         let t = Value::from(text).to_string();
         match self {
-            Kind::User => format!("userName co {t} or displayName co {t}"),
-            Kind::Group => format!("displayName co {t}"),
+            Kind::User => format!("userName sw {t} or displayName sw {t}"),
+            Kind::Group => format!("displayName sw {t}"),
         }
     }
 }
@@ -237,7 +239,7 @@ fn search_form(kind: Kind, p: &ListParams, dir: &str, all: &[String]) -> Markup 
             div {
                 label for="q" { "Search" }
                 input #q type="search" name="q" value=(p.q)
-                    placeholder=(if kind == Kind::User { "userName or display name" } else { "group name" });
+                    placeholder=(if kind == Kind::User { "userName or display name starts with" } else { "group name starts with" });
             }
             div {
                 label for="filter" { "or SCIM filter" }

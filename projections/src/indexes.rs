@@ -1,0 +1,338 @@
+//! The indexes of one kind of resource in a directory (its users, or its groups), derived from
+//! the views and kept in step with them by [`Indexes::reindex`], and what they can answer of a
+//! filter ([`Indexes::narrowed`]):
+//! - the unique name (a user's userName, a group's displayName) by its comparison key
+//!   ([`name_key`]): `eq` filters and the write path's uniqueness decisions;
+//! - externalId, exactly: `eq` filters;
+//! - the owning source: what a source may list;
+//! - userName and displayName in folded order ([`PrefixIndex`]): `sw` filters, and so the
+//!   console's search box.
+
+use crate::filter::{Filter, Op};
+use crate::name_index::NameIndex;
+use crate::names::name_key;
+use crate::prefix_index::PrefixIndex;
+use crate::views::{GroupView, Keys, UserView};
+use foldhash::HashMap;
+use roster_events::ResourceId;
+use serde_json::Value;
+use std::borrow::Borrow;
+use std::collections::BTreeSet;
+use std::hash::Hash;
+
+/// A view the indexes are derived from.
+pub(crate) trait Indexed {
+    /// The attribute whose value is unique in a directory.
+    const UNIQUE: &'static str;
+    /// Its value; a view without it (which the write path refuses) is indexed under the empty
+    /// name, as every release has done.
+    fn unique_name(&self) -> &str;
+    fn keys(&self) -> &Keys;
+    fn owner(&self) -> &Option<String>;
+}
+
+impl Indexed for UserView {
+    const UNIQUE: &'static str = "userName";
+    fn unique_name(&self) -> &str {
+        self.user_name()
+    }
+    fn keys(&self) -> &Keys {
+        &self.keys
+    }
+    fn owner(&self) -> &Option<String> {
+        &self.owner
+    }
+}
+
+impl Indexed for GroupView {
+    const UNIQUE: &'static str = "displayName";
+    fn unique_name(&self) -> &str {
+        self.display_name()
+    }
+    fn keys(&self) -> &Keys {
+        &self.keys
+    }
+    fn owner(&self) -> &Option<String> {
+        &self.owner
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Indexes {
+    pub(crate) by_name: NameIndex,
+    pub(crate) by_external: HashMap<String, BTreeSet<ResourceId>>,
+    pub(crate) by_owner: HashMap<Option<String>, BTreeSet<ResourceId>>,
+    user_names: PrefixIndex,
+    display_names: PrefixIndex,
+}
+
+/// One string of a view's keys, if it has it.
+fn field(keys: Option<&Keys>, f: fn(&Keys) -> &Option<String>) -> Option<&str> {
+    keys.and_then(|k| f(k).as_deref())
+}
+
+/// Moves `id` from the set under `old` to the one under `new` when the keys differ, dropping
+/// a set left empty.
+fn move_id<K, Q>(
+    map: &mut HashMap<K, BTreeSet<ResourceId>>,
+    old: Option<&Q>,
+    new: Option<&Q>,
+    id: ResourceId,
+) where
+    K: Borrow<Q> + Hash + Eq,
+    Q: ToOwned<Owned = K> + Hash + Eq + ?Sized,
+{
+    if old == new {
+        return;
+    }
+    if let Some(set) = old.and_then(|k| map.get_mut(k)) {
+        set.remove(&id);
+        if set.is_empty() {
+            map.remove(old.expect("found under it"));
+        }
+    }
+    if let Some(k) = new {
+        map.entry(k.to_owned()).or_default().insert(id);
+    }
+}
+
+impl Indexes {
+    /// Moves `id` from what `old` is indexed under to what `new` is; an index whose key did
+    /// not change (a PATCH of another attribute) is not touched.
+    pub(crate) fn reindex<V: Indexed>(&mut self, id: ResourceId, old: Option<&V>, new: Option<&V>) {
+        let (name, new_name) = (old.map(V::unique_name), new.map(V::unique_name));
+        if name != new_name {
+            if let Some(o) = name {
+                self.by_name.remove(&name_key(o), id);
+            }
+            if let Some(n) = new_name {
+                self.by_name.insert(name_key(n), id);
+            }
+        }
+        let (o, n) = (old.map(V::keys), new.map(V::keys));
+        let user_name: fn(&Keys) -> &Option<String> = |k| &k.user_name;
+        let display_name: fn(&Keys) -> &Option<String> = |k| &k.display_name;
+        self.user_names
+            .replace(field(o, user_name), field(n, user_name), id);
+        self.display_names
+            .replace(field(o, display_name), field(n, display_name), id);
+        let external_id: fn(&Keys) -> &Option<String> = |k| &k.external_id;
+        move_id(
+            &mut self.by_external,
+            field(o, external_id),
+            field(n, external_id),
+            id,
+        );
+        move_id(&mut self.by_owner, old.map(V::owner), new.map(V::owner), id);
+    }
+
+    /// The ids a filter can match, when the indexes can tell without reading every resource:
+    /// `id`, the unique name and `externalId` compared `eq`, userName and displayName compared
+    /// `sw`, and `and` / `or` of those (an `and` needs one side answered, an `or` both). The
+    /// name index goes by the comparison key, which is coarser than the filter's
+    /// case-insensitive equality, so the caller checks every candidate against the filter.
+    /// `exists` tells whether an id is one of this kind's.
+    pub(crate) fn narrowed<V: Indexed>(
+        &self,
+        filter: &Filter,
+        exists: &dyn Fn(ResourceId) -> bool,
+    ) -> Option<BTreeSet<ResourceId>> {
+        match filter {
+            Filter::And(a, b) => {
+                match (self.narrowed::<V>(a, exists), self.narrowed::<V>(b, exists)) {
+                    (Some(x), Some(y)) => {
+                        let (small, large) = if x.len() <= y.len() { (x, y) } else { (y, x) };
+                        Some(small.into_iter().filter(|id| large.contains(id)).collect())
+                    }
+                    (x, y) => x.or(y),
+                }
+            }
+            Filter::Or(a, b) => {
+                let mut x = self.narrowed::<V>(a, exists)?;
+                x.extend(self.narrowed::<V>(b, exists)?);
+                Some(x)
+            }
+            Filter::Compare {
+                path,
+                op,
+                value: Value::String(s),
+            } => {
+                let is = |attr| path.is(attr);
+                match op {
+                    Op::Eq if is("id") => Some(
+                        s.parse()
+                            .ok()
+                            .filter(|id| exists(*id))
+                            .into_iter()
+                            .collect(),
+                    ),
+                    Op::Eq if is(V::UNIQUE) => Some(self.by_name.get(&name_key(s)).collect()),
+                    Op::Eq if is("externalId") => Some(
+                        self.by_external
+                            .get(s.as_str())
+                            .cloned()
+                            .unwrap_or_default(),
+                    ),
+                    Op::Sw if is("userName") => Some(self.user_names.starting_with(s).collect()),
+                    Op::Sw if is("displayName") => {
+                        Some(self.display_names.starting_with(s).collect())
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::filter::parse;
+    use crate::testing::env;
+    use crate::{Directory, ListQuery, Visibility};
+    use proptest::prelude::*;
+    use roster_events::{
+        Document, Event, GroupCreated, Personal, ResourceId, ResourceType, UserCreated,
+        UserReplaced,
+    };
+    use serde_json::{json, Value};
+
+    /// Pieces of names where folding is not one character for one: final sigma, a combining
+    /// accent (after `e`, and alone), the Kelvin sign, dotted capital I, sharp s, a ligature.
+    const PIECES: &[&str] = &[
+        "a", "A", "b", " ", "é", "e\u{301}", "\u{301}", "Σ", "σ", "ς", "\u{212a}", "k", "İ", "i",
+        "ß", "SS", "ﬁ", "\"",
+    ];
+
+    fn text(max: usize) -> impl Strategy<Value = String> {
+        prop::collection::vec(prop::sample::select(PIECES), 0..=max).prop_map(|p| p.concat())
+    }
+
+    fn doc(v: Value) -> Document {
+        Document::from_map(v.as_object().unwrap())
+    }
+
+    /// A directory of users (some renamed afterwards) and groups with these names.
+    fn directory(
+        users: &[(String, Option<String>, Option<String>)],
+        groups: &[String],
+    ) -> Directory {
+        let mut d = Directory::new("d");
+        for (name, display, renamed) in users {
+            let id = ResourceId::new();
+            let user = |n: &str| {
+                let mut v = json!({ "userName": n });
+                if let Some(dn) = display {
+                    v["displayName"] = json!(dn);
+                }
+                Personal::Plain(doc(v))
+            };
+            let created = UserCreated {
+                owner: None,
+                resource: user(name),
+                mapped: None,
+            };
+            d.apply(env(ResourceType::User, id, 1, Event::UserCreated(created)))
+                .unwrap();
+            if let Some(r) = renamed {
+                let replaced = UserReplaced {
+                    resource: user(r),
+                    mapped: None,
+                };
+                d.apply(env(
+                    ResourceType::User,
+                    id,
+                    2,
+                    Event::UserReplaced(replaced),
+                ))
+                .unwrap();
+            }
+        }
+        for name in groups {
+            let created = GroupCreated {
+                owner: None,
+                resource: doc(json!({ "displayName": name })),
+                mapped: None,
+            };
+            let id = ResourceId::new();
+            d.apply(env(
+                ResourceType::Group,
+                id,
+                1,
+                Event::GroupCreated(created),
+            ))
+            .unwrap();
+        }
+        d
+    }
+
+    fn query(filter: &str) -> ListQuery {
+        ListQuery {
+            filter: Some(parse(filter).unwrap_or_else(|e| panic!("{filter}: {e:?}"))),
+            sort: None,
+            declared: Vec::new(),
+            start_index: 1,
+            count: usize::MAX,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Whatever the names, a filter the indexes narrow answers exactly what reading every
+        /// resource answers (`not (not (f))` means `f` but no index answers it).
+        #[test]
+        fn narrowed_lists_answer_as_a_full_scan(
+            users in prop::collection::vec(
+                (text(4), prop::option::of(text(4)), prop::option::of(text(4))),
+                0..12,
+            ),
+            groups in prop::collection::vec(text(4), 0..6),
+            prefix in text(3),
+            other in text(3),
+        ) {
+            let d = directory(&users, &groups);
+            let (p, o) = (Value::from(prefix).to_string(), Value::from(other).to_string());
+            let user_filters = [
+                format!("userName sw {p}"),
+                format!("displayName sw {p}"),
+                format!("userName sw {p} or displayName sw {p}"),
+                format!("userName sw {p} and displayName sw {o}"),
+                format!("userName eq {p} or displayName sw {o}"),
+                format!("userName sw {p} and title pr"),
+            ];
+            for f in user_filters {
+                let (fast, slow) = (query(&f), query(&format!("not (not ({f}))")));
+                let fast = d.list_users(Visibility::All, &fast);
+                let slow = d.list_users(Visibility::All, &slow);
+                let ids = |p: &crate::Page<crate::UserView>| p.items.iter().map(|u| u.id).collect::<Vec<_>>();
+                prop_assert_eq!(ids(&fast), ids(&slow), "{}", f);
+                prop_assert_eq!(fast.total, slow.total, "{}", f);
+            }
+            for f in [format!("displayName sw {p}"), format!("displayName sw {p} or displayName eq {o}")] {
+                let (fast, slow) = (query(&f), query(&format!("not (not ({f}))")));
+                let fast = d.list_groups(Visibility::All, &fast);
+                let slow = d.list_groups(Visibility::All, &slow);
+                let ids = |p: &crate::Page<crate::GroupView>| p.items.iter().map(|g| g.id).collect::<Vec<_>>();
+                prop_assert_eq!(ids(&fast), ids(&slow), "{}", f);
+            }
+        }
+    }
+
+    #[test]
+    fn the_indexes_answer_sw_eq_and_their_combinations_but_not_co() {
+        let d = directory(&[("alice".into(), Some("Alice Smith".into()), None)], &[]);
+        let narrows = |f: &str| {
+            d.user_index
+                .narrowed::<crate::UserView>(&parse(f).unwrap(), &|_| true)
+                .is_some()
+        };
+        assert!(narrows(r#"userName sw "al""#));
+        assert!(narrows(r#"userName sw "al" or displayName sw "sm""#));
+        assert!(narrows(r#"userName sw "al" and title pr"#));
+        assert!(narrows(r#"externalId eq "x" or userName eq "bob""#));
+        assert!(!narrows(r#"userName co "li""#));
+        assert!(!narrows(r#"userName sw "al" or title pr"#));
+        assert!(!narrows(r#"name.familyName sw "s""#));
+    }
+}
