@@ -447,6 +447,13 @@ pub(crate) fn values_at<'a>(top: &'a Value, sub: Option<&str>, out: &mut Vec<&'a
     }
 }
 
+/// True when `s` reads as an RFC 3339 time (as is or folded): an ordering or equality with it
+/// compares times (`2026-01-01T00:00:00Z` equals `2026-01-01T00:00:00+00:00`), which neither a
+/// text column nor an index of strings can answer.
+pub fn looks_like_time(s: &str) -> bool {
+    DateTime::parse_from_rfc3339(s).is_ok() || DateTime::parse_from_rfc3339(&fold_case(s)).is_ok()
+}
+
 fn compare(actual: &Value, op: Op, expected: &Value, exact: bool) -> bool {
     use std::cmp::Ordering;
     let ord: Option<Ordering> = match (actual, expected) {

@@ -8,7 +8,7 @@
 //! - userName and displayName in folded order ([`PrefixIndex`]): `sw` filters, and so the
 //!   console's search box.
 
-use crate::filter::{Filter, Op};
+use crate::filter::{self, Filter, Op};
 use crate::name_index::NameIndex;
 use crate::names::name_key;
 use crate::prefix_index::PrefixIndex;
@@ -126,31 +126,26 @@ impl Indexes {
         move_id(&mut self.by_owner, old.map(V::owner), new.map(V::owner), id);
     }
 
-    /// The ids a filter can match, when the indexes can tell without reading every resource:
-    /// `id`, the unique name and `externalId` compared `eq`, userName and displayName compared
-    /// `sw`, and `and` / `or` of those (an `and` needs one side answered, an `or` both). The
-    /// name index goes by the comparison key, which is coarser than the filter's
-    /// case-insensitive equality, so the caller checks every candidate against the filter.
-    /// `exists` tells whether an id is one of this kind's.
+    /// What the indexes can tell of which resources `filter` matches, without reading every
+    /// resource: `id`, the unique name and `externalId` compared `eq`, userName and
+    /// displayName compared `sw`, and `and` / `or` of those (an `and` needs one side answered,
+    /// an `or` both). `exists` tells whether an id is one of this kind's.
     pub(crate) fn narrowed<V: Indexed>(
         &self,
         filter: &Filter,
         exists: &dyn Fn(ResourceId) -> bool,
-    ) -> Option<BTreeSet<ResourceId>> {
+    ) -> Option<Candidates> {
         match filter {
             Filter::And(a, b) => {
                 match (self.narrowed::<V>(a, exists), self.narrowed::<V>(b, exists)) {
-                    (Some(x), Some(y)) => {
-                        let (small, large) = if x.len() <= y.len() { (x, y) } else { (y, x) };
-                        Some(small.into_iter().filter(|id| large.contains(id)).collect())
-                    }
-                    (x, y) => x.or(y),
+                    (Some(x), Some(y)) => Some(x.and(y)),
+                    (Some(x), None) | (None, Some(x)) => Some(Candidates { exact: false, ..x }),
+                    (None, None) => None,
                 }
             }
             Filter::Or(a, b) => {
-                let mut x = self.narrowed::<V>(a, exists)?;
-                x.extend(self.narrowed::<V>(b, exists)?);
-                Some(x)
+                let x = self.narrowed::<V>(a, exists)?;
+                Some(x.or(self.narrowed::<V>(b, exists)?))
             }
             Filter::Compare {
                 path,
@@ -158,30 +153,77 @@ impl Indexes {
                 value: Value::String(s),
             } => {
                 let is = |attr| path.is(attr);
-                match op {
-                    Op::Eq if is("id") => Some(
+                let (ids, exact): (Vec<ResourceId>, bool) = match op {
+                    // Equalities with a time compare as times: no index of strings answers them.
+                    Op::Eq if filter::looks_like_time(s) => return None,
+                    // `id` is shown in canonical form only; the parse takes other spellings.
+                    Op::Eq if is("id") => (
                         s.parse()
                             .ok()
                             .filter(|id| exists(*id))
                             .into_iter()
                             .collect(),
+                        false,
                     ),
-                    Op::Eq if is(V::UNIQUE) => Some(self.by_name.get(&name_key(s)).collect()),
-                    Op::Eq if is("externalId") => Some(
+                    // The comparison key is coarser than the filter's equality.
+                    Op::Eq if is(V::UNIQUE) => (self.by_name.get(&name_key(s)).collect(), false),
+                    Op::Eq if is("externalId") => (
                         self.by_external
                             .get(s.as_str())
-                            .cloned()
-                            .unwrap_or_default(),
+                            .into_iter()
+                            .flatten()
+                            .copied()
+                            .collect(),
+                        true,
                     ),
-                    Op::Sw if is("userName") => Some(self.user_names.starting_with(s).collect()),
+                    // Keyed by the filter's own folding: the range is the answer.
+                    Op::Sw if is("userName") => (self.user_names.starting_with(s).collect(), true),
                     Op::Sw if is("displayName") => {
-                        Some(self.display_names.starting_with(s).collect())
+                        (self.display_names.starting_with(s).collect(), true)
                     }
-                    _ => None,
-                }
+                    _ => return None,
+                };
+                Some(Candidates::new(ids, exact))
             }
             _ => None,
         }
+    }
+}
+
+/// What the indexes answer of a filter: ids in id order, and whether they are exactly the
+/// resources the filter matches (else a superset, each to be checked against the filter).
+#[derive(Debug)]
+pub(crate) struct Candidates {
+    pub(crate) ids: Vec<ResourceId>,
+    pub(crate) exact: bool,
+}
+
+impl Candidates {
+    fn new(mut ids: Vec<ResourceId>, exact: bool) -> Self {
+        ids.sort_unstable();
+        ids.dedup();
+        Candidates { ids, exact }
+    }
+
+    fn and(self, other: Candidates) -> Candidates {
+        let (small, large) = if self.ids.len() <= other.ids.len() {
+            (self.ids, &other.ids)
+        } else {
+            (other.ids, &self.ids)
+        };
+        let ids = small
+            .into_iter()
+            .filter(|id| large.binary_search(id).is_ok())
+            .collect();
+        Candidates {
+            ids,
+            exact: self.exact && other.exact,
+        }
+    }
+
+    fn or(mut self, other: Candidates) -> Candidates {
+        self.ids.extend(other.ids);
+        Candidates::new(self.ids, self.exact && other.exact)
     }
 }
 
@@ -200,8 +242,26 @@ mod tests {
     /// Pieces of names where folding is not one character for one: final sigma, a combining
     /// accent (after `e`, and alone), the Kelvin sign, dotted capital I, sharp s, a ligature.
     const PIECES: &[&str] = &[
-        "a", "A", "b", " ", "é", "e\u{301}", "\u{301}", "Σ", "σ", "ς", "\u{212a}", "k", "İ", "i",
-        "ß", "SS", "ﬁ", "\"",
+        "a",
+        "A",
+        "b",
+        " ",
+        "é",
+        "e\u{301}",
+        "\u{301}",
+        "Σ",
+        "σ",
+        "ς",
+        "\u{212a}",
+        "k",
+        "İ",
+        "i",
+        "ß",
+        "SS",
+        "ﬁ",
+        "\"",
+        "2026-01-01T00:00:00Z",
+        "2026-01-01T00:00:00+00:00",
     ];
 
     fn text(max: usize) -> impl Strategy<Value = String> {
@@ -221,7 +281,7 @@ mod tests {
         for (name, display, renamed) in users {
             let id = ResourceId::new();
             let user = |n: &str| {
-                let mut v = json!({ "userName": n });
+                let mut v = json!({ "userName": n, "externalId": name });
                 if let Some(dn) = display {
                     v["displayName"] = json!(dn);
                 }
@@ -300,6 +360,8 @@ mod tests {
                 format!("userName sw {p} and displayName sw {o}"),
                 format!("userName eq {p} or displayName sw {o}"),
                 format!("userName sw {p} and title pr"),
+                format!("externalId eq {p} or userName eq {o}"),
+                format!("externalId eq {p} and userName sw {o}"),
             ];
             for f in user_filters {
                 let (fast, slow) = (query(&f), query(&format!("not (not ({f}))")));

@@ -6,6 +6,7 @@
 
 use crate::directory::Directory;
 use crate::filter::{self, get_ci, Attributes, Filter};
+use crate::indexes::{Indexed, Indexes};
 use crate::views::{GroupView, Keys, UserView};
 use roster_events::{fold_case, ResourceId};
 use serde_json::{json, Value};
@@ -408,6 +409,57 @@ fn unfiltered<V, S: std::hash::BuildHasher>(
     }
 }
 
+/// A page of `all` that `vis` admits and `q` selects (`selects` applies the query to one), from
+/// the candidates the indexes give when they can answer the filter, else from everything `vis`
+/// admits. When the candidates are exactly the matches and nothing is sorted or hidden, a page
+/// is a slice of them: a search that matches a hundred thousand names reads a page's worth.
+fn listed<V: Indexed + HasId>(
+    all: &BTreeMap<ResourceId, Arc<V>>,
+    index: &Indexes,
+    vis: Visibility<'_>,
+    q: &ListQuery,
+    selects: impl Fn(&V) -> Option<SortKey>,
+) -> Page<V> {
+    if q.filter.is_none() && q.sort.is_none() {
+        return unfiltered(all, &index.by_owner, vis, q);
+    }
+    let narrowed = q
+        .filter
+        .as_ref()
+        .and_then(|f| index.narrowed::<V>(f, &|id| all.contains_key(&id)));
+    let slice = matches!(vis, Visibility::All) && q.sort.is_none();
+    if let Some(exact) = narrowed.as_ref().filter(|c| c.exact && slice) {
+        let skip = q.start_index.max(1) - 1;
+        return Page {
+            total: exact.ids.len(),
+            items: exact
+                .ids
+                .iter()
+                .skip(skip)
+                .take(q.count)
+                .filter_map(|id| all.get(id))
+                .cloned()
+                .collect(),
+        };
+    }
+    let ids: Box<dyn Iterator<Item = &ResourceId>> = match (&narrowed, vis) {
+        (Some(c), _) => Box::new(c.ids.iter()),
+        (None, Visibility::All) => Box::new(all.keys()),
+        (None, Visibility::Owner(o)) => Box::new(
+            index
+                .by_owner
+                .get(&Some(o.to_owned()))
+                .into_iter()
+                .flatten(),
+        ),
+    };
+    let candidates = ids
+        .filter_map(|id| all.get(id))
+        .filter(|v| vis.admits(v.owner()))
+        .cloned();
+    page(candidates, selects, q)
+}
+
 impl Directory {
     /// See [`crate::ProjectionStore::users_after`].
     pub fn users_after(
@@ -437,57 +489,15 @@ impl Directory {
 
     /// Lists users visible to `vis` that match the query, in id order.
     pub fn list_users(&self, vis: Visibility<'_>, q: &ListQuery) -> Page<UserView> {
-        if q.filter.is_none() && q.sort.is_none() {
-            return unfiltered(&self.users, &self.user_index.by_owner, vis, q);
-        }
-        let narrowed = q.filter.as_ref().and_then(|f| {
-            self.user_index
-                .narrowed::<UserView>(f, &|id| self.users.contains_key(&id))
-        });
-        let ids: Box<dyn Iterator<Item = &ResourceId>> = match (&narrowed, vis) {
-            (Some(ids), _) => Box::new(ids.iter()),
-            (None, Visibility::All) => Box::new(self.users.keys()),
-            (None, Visibility::Owner(o)) => Box::new(
-                self.user_index
-                    .by_owner
-                    .get(&Some(o.to_owned()))
-                    .into_iter()
-                    .flatten(),
-            ),
-        };
-        let candidates = ids
-            .filter_map(|id| self.users.get(id))
-            .filter(|u| vis.admits(&u.owner))
-            .cloned();
-        let select = |u: &UserView| select(&u.attributes(), q);
-        page(candidates, select, q)
+        listed(&self.users, &self.user_index, vis, q, |u| {
+            select(&u.attributes(), q)
+        })
     }
 
     /// Lists groups visible to `vis` that match the query, in id order.
     pub fn list_groups(&self, vis: Visibility<'_>, q: &ListQuery) -> Page<GroupView> {
-        if q.filter.is_none() && q.sort.is_none() {
-            return unfiltered(&self.groups, &self.group_index.by_owner, vis, q);
-        }
-        let narrowed = q.filter.as_ref().and_then(|f| {
-            self.group_index
-                .narrowed::<GroupView>(f, &|id| self.groups.contains_key(&id))
-        });
-        let ids: Box<dyn Iterator<Item = &ResourceId>> = match (&narrowed, vis) {
-            (Some(ids), _) => Box::new(ids.iter()),
-            (None, Visibility::All) => Box::new(self.groups.keys()),
-            (None, Visibility::Owner(o)) => Box::new(
-                self.group_index
-                    .by_owner
-                    .get(&Some(o.to_owned()))
-                    .into_iter()
-                    .flatten(),
-            ),
-        };
-        let candidates = ids
-            .filter_map(|id| self.groups.get(id))
-            .filter(|g| vis.admits(&g.owner))
-            .cloned();
-        let select = |g: &GroupView| select(&g.attributes(), q);
-        page(candidates, select, q)
+        listed(&self.groups, &self.group_index, vis, q, |g| {
+            select(&g.attributes(), q)
+        })
     }
 }

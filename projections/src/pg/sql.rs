@@ -12,7 +12,7 @@
 //! Values never enter the SQL text: every value is a typed parameter. Column names come from
 //! the fixed lists below, never from the request.
 
-use crate::filter::{AttrPath, Filter, Op};
+use crate::filter::{self, AttrPath, Filter, Op};
 use crate::query::SortBy;
 use crate::schema::{self, DeclaredSchema, Schema};
 use chrono::{DateTime, Utc};
@@ -155,12 +155,6 @@ pub struct Translator<'a> {
     pub kind: Kind,
     pub alias: &'static str,
     pub declared: &'a [DeclaredSchema],
-}
-
-/// True when `s` reads as an RFC 3339 time (as is or folded): the in-memory comparison then
-/// compares times, which a text column cannot.
-fn looks_like_time(s: &str) -> bool {
-    DateTime::parse_from_rfc3339(s).is_ok() || DateTime::parse_from_rfc3339(&fold_case(s)).is_ok()
 }
 
 /// The LIKE pattern for `op` with `s`'s wildcards escaped (backslash is LIKE's escape).
@@ -343,14 +337,14 @@ impl Translator<'_> {
                 if folded == exact_case {
                     return None;
                 }
-                if !substring && looks_like_time(raw) {
+                if !substring && filter::looks_like_time(raw) {
                     return None;
                 }
                 let col = format!("{a}.{col}");
                 Some(self.text_compare(&col, op, &wanted, true))
             }
             Column::Email => {
-                if exact_case || (!substring && looks_like_time(raw)) {
+                if exact_case || (!substring && filter::looks_like_time(raw)) {
                     return None;
                 }
                 let inner = self
