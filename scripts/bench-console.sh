@@ -5,16 +5,27 @@
 # page ROUNDS times in a row (curl's total time on loopback: the server's time to render and
 # send the page, plus a loopback round trip). Prints each page's median and slowest time.
 #   bash scripts/bench-console.sh [BIN] [USERS] [GROUPS] [ROUNDS]
+# With BENCH_DIR set, the seeded data directory is kept there and reused by the next run (to
+# compare two builds on one directory); else it is a temporary one, deleted at the end.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bin=${1:-$root/target/release/roster} users=${2:-1000000} groups=${3:-1000} rounds=${4:-30}
 load="$(dirname "$bin")/roster-load"
-d=$(mktemp -d)
+d=${BENCH_DIR:-$(mktemp -d)}
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-cleanup() { [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$d"; }
+cleanup() {
+    [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null
+    wait 2>/dev/null
+    [ -n "${BENCH_DIR:-}" ] || rm -rf "$d"
+}
 trap cleanup EXIT
-echo "== seeding $users users and $groups groups"
-"$load" seed-log --dir "$d" --users "$users" --groups "$groups" --members 10 > "$d/seed.txt"
+if [ -s "$d/seed.txt" ]; then
+    echo "== reusing $d"
+else
+    echo "== seeding $users users and $groups groups"
+    mkdir -p "$d"
+    "$load" seed-log --dir "$d" --users "$users" --groups "$groups" --members 10 > "$d/seed.txt"
+fi
 admin=$(sed -n 's/^Admin token: //p' "$d/seed.txt")
 "$bin" serve --data-dir "$d" --listen "127.0.0.1:$port" > "$d/serve.log" 2>&1 &
 pid=$!
@@ -61,7 +72,14 @@ time_page "sources" "/console/sources"
 time_page "users (first page)" "/console/users"
 time_page "users (page 100)" "/console/users?page=100"
 time_page "users, filter userName eq" "/console/users?filter=userName%20eq%20%22seed-4242%40example.com%22"
+# The search box: names that start with the text (ordered indexes), matching 111, 11,111,
+# 111,111 and every user (each displayName is "User <n>"); then a `co` filter, which reads all.
 time_page "users, search 'seed-4242'" "/console/users?q=seed-4242"
+time_page "users, search 'seed-42'" "/console/users?q=seed-42"
+time_page "users, search 'seed-4'" "/console/users?q=seed-4"
+time_page "users, search 'user' (all)" "/console/users?q=user"
+time_page "users, filter userName co" "/console/users?filter=userName%20co%20%224242%22"
+time_page "groups, search 'group-42'" "/console/groups?q=group-42"
 time_page "user" "/console/users/$user"
 time_page "groups (first page)" "/console/groups"
 [ -n "$group" ] && time_page "group" "/console/groups/$group"

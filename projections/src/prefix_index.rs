@@ -39,15 +39,33 @@ impl PrefixIndex {
         }
     }
 
-    /// The ids whose folded value starts with the folded `prefix`, in value order.
+    /// The ids whose folded value starts with the folded `prefix`, in value order: one range,
+    /// bounded on both ends, so that walking it reads no value.
     pub(crate) fn starting_with(&self, prefix: &str) -> impl Iterator<Item = ResourceId> + '_ {
         let prefix = fold_case(prefix);
-        let from = (Box::<str>::from(prefix.as_str()), ResourceId(Uuid::nil()));
+        let bound = |s: String| (s.into_boxed_str(), ResourceId(Uuid::nil()));
+        let end = successor(&prefix).map_or(Bound::Unbounded, |s| Bound::Excluded(bound(s)));
         self.0
-            .range((Bound::Included(from), Bound::Unbounded))
-            .take_while(move |(value, _)| value.starts_with(prefix.as_str()))
+            .range((Bound::Included(bound(prefix)), end))
             .map(|(_, id)| *id)
     }
+}
+
+/// The least string greater than every string that starts with `prefix` (its last character
+/// that can be incremented, incremented, and what follows dropped), or None when there is none
+/// (`prefix` is empty or only `char::MAX`). UTF-8 orders bytes as code points, so the strings
+/// from `prefix` up to it are exactly those that start with `prefix`.
+fn successor(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        // The next scalar value, stepping over the surrogates.
+        let next = (last as u32 + 1..=char::MAX as u32).find_map(char::from_u32);
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -76,5 +94,22 @@ mod tests {
         assert_eq!(ix.starting_with("z").collect::<Vec<_>>(), [ids[0]]);
         ix.replace(Some("ALI"), None, ids[2]);
         assert_eq!(ix.starting_with("ali").count(), 2);
+    }
+
+    #[test]
+    fn the_range_ends_at_the_least_string_past_the_prefix() {
+        assert_eq!(successor("ab").as_deref(), Some("ac"));
+        assert_eq!(successor("a\u{d7ff}").as_deref(), Some("a\u{e000}"));
+        assert_eq!(successor("a\u{10ffff}").as_deref(), Some("b"));
+        assert_eq!(successor("\u{10ffff}\u{10ffff}"), None);
+        assert_eq!(successor(""), None);
+        let mut ix = PrefixIndex::default();
+        let id = ResourceId::new();
+        for v in ["a", "a\u{10ffff}", "a\u{10ffff}x", "ab", "b", "\u{10ffff}"] {
+            ix.insert(v, id);
+        }
+        assert_eq!(ix.starting_with("a\u{10ffff}").count(), 2);
+        assert_eq!(ix.starting_with("a").count(), 4);
+        assert_eq!(ix.starting_with("\u{10ffff}").count(), 1);
     }
 }
