@@ -11,7 +11,7 @@
 use crate::filter::{self, Filter, Op};
 use crate::name_index::NameIndex;
 use crate::names::name_key;
-use crate::prefix_index::PrefixIndex;
+use crate::prefix_index::{PrefixIndex, Starting};
 use crate::views::{GroupView, Keys, UserView};
 use foldhash::{HashMap, HashSet};
 use roster_events::ResourceId;
@@ -176,14 +176,12 @@ impl Indexes {
                             .collect(),
                         true,
                     ),
-                    // Keyed by the filter's own folding, a range is the answer, each id once.
+                    // Keyed by the filter's own folding: a range, each id once.
                     Op::Sw if is("userName") => {
-                        let ids = self.user_names.starting_with(s).collect();
-                        return Some(Candidates { ids, exact: true });
+                        return Some(self.user_names.starting_with(s).into())
                     }
                     Op::Sw if is("displayName") => {
-                        let ids = self.display_names.starting_with(s).collect();
-                        return Some(Candidates { ids, exact: true });
+                        return Some(self.display_names.starting_with(s).into())
                     }
                     _ => return None,
                 };
@@ -207,6 +205,15 @@ pub(crate) struct Candidates {
 /// The order of ids: `ResourceId`'s (a UUID's bytes, big-endian), compared as one number.
 pub(crate) fn id_order(id: &ResourceId) -> u128 {
     id.0.as_u128()
+}
+
+impl<I: Iterator<Item = ResourceId>> From<Starting<I>> for Candidates {
+    fn from(s: Starting<I>) -> Self {
+        Candidates {
+            ids: s.ids.collect(),
+            exact: s.exact,
+        }
+    }
 }
 
 impl Candidates {
