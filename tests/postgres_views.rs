@@ -11,6 +11,54 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// A row of the views that cannot be read is a fault for an operator, not an outage: the
+/// client gets 500 without an invitation to retry (a 503 with `Retry-After` would have it try
+/// forever), the other users are still served, and the projection goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_row_is_answered_as_a_fault_not_as_unavailable() {
+    let url = common::fresh_database().await;
+    let data = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn_with(common::pg_settings(data.path(), &url), data).await;
+    let token = app.scim_token.clone();
+    let (s, bad) = app.create_user("default", &token, "mangled").await;
+    assert_eq!(s, 201, "{bad}");
+    let (s, good) = app.create_user("default", &token, "intact").await;
+    assert_eq!(s, 201, "{good}");
+    let id = bad["id"].as_str().unwrap();
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let changed = client
+        .execute(
+            "UPDATE users SET resource = '[\"not a document\"]' WHERE id = $1::text::uuid",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed, 1);
+
+    let users = format!("{}/Users", app.scim("default"));
+    let r = app
+        .http
+        .get(format!("{users}/{id}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 500);
+    assert!(r.headers().get("retry-after").is_none());
+    let (s, body) = common::parse(r).await;
+    assert_eq!(s, 500);
+    assert_eq!(body["status"], "500", "{body}");
+    let (s, body) = app
+        .get(&format!("{users}/{}", good["id"].as_str().unwrap()), &token)
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let (s, body) = app.create_user("default", &token, "later").await;
+    assert_eq!(s, 201, "{body}");
+}
+
 /// A write acknowledged by one process is visible to a GET on the other at once, both ways,
 /// for creates, changes and deletes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -36,12 +36,37 @@ pub struct DirectorySnapshot {
     pub next_position: u64,
 }
 
-/// Why a store could not answer.
+/// Why a store could not answer. Only [`StoreError::Unavailable`] is worth trying again as
+/// it is; the others need an operator (a client gets 500 for them, not 503 and a retry).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The store's backend is unreachable or failing; try again later.
+    /// The backend cannot be reached or is failing for now (connection lost, no connection
+    /// free, a serialization failure or deadlock, a statement cancelled): nothing changed.
     #[error("projection store unavailable: {0}")]
     Unavailable(String),
+    /// The views hold data this release cannot read (a stored row that does not parse). Not
+    /// transient: the views must be rebuilt from the log (`roster rebuild`).
+    #[error("the views hold unreadable data ({0}); rebuild them from the log (roster rebuild)")]
+    Corrupt(String),
+    /// The backend refused an operation for a reason trying again does not change (a
+    /// statement or schema it rejects, a failed migration, a worker that died).
+    #[error("the projection store refused an operation: {0}")]
+    Refused(String),
+    /// The store cannot be set up with these settings (an invalid URL, unreadable or
+    /// mismatched TLS files).
+    #[error("projection store settings: {0}")]
+    Settings(String),
+    /// The operation does not fit the store's state (another rebuild holds the lock, a
+    /// rebuild's step asked of the live store, a swap whose views are behind).
+    #[error("{0}")]
+    Conflict(String),
+}
+
+impl StoreError {
+    /// Whether the same operation may succeed later without anyone acting.
+    pub fn transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
 }
 
 /// The views of every directory and the queries over them.

@@ -221,11 +221,7 @@ impl AccessLog {
     }
 
     async fn append(&self, directory: &str, cmd: Command, ctx: Context) -> Result<(), WriteError> {
-        let writer = self
-            .writers
-            .get(directory)
-            .await
-            .map_err(|e| WriteError::Unavailable(e.to_string()))?;
+        let writer = self.writers.get(directory).await?;
         writer.execute_at(cmd, ctx).await.map(|_| ())
     }
 

@@ -48,7 +48,7 @@ impl From<AuditError> for ScimError {
                 ..ScimError::busy(e.to_string())
             },
             AuditError::Log(crate::log::LogError::Unavailable(_)) => ScimError::unavailable(&e),
-            AuditError::Store(_) => ScimError::unavailable(&e),
+            AuditError::Store(e) => e.into(),
             AuditError::Log(_) | AuditError::Missing { .. } => ScimError::internal(&e),
         }
     }

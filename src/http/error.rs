@@ -139,7 +139,9 @@ impl From<WriteError> for ScimError {
     fn from(e: WriteError) -> Self {
         match e {
             WriteError::Domain(d) => d.into(),
-            WriteError::Unavailable(why) => ScimError::unavailable(&why),
+            WriteError::Store(e) => e.into(),
+            e if e.transient() => ScimError::unavailable(&e),
+            e => ScimError::internal(&e),
         }
     }
 }
@@ -169,8 +171,17 @@ impl From<crate::passwords::HashError> for ScimError {
     }
 }
 
+/// Unavailable views answer 503 (retry later); a rebuild's step that does not fit 409; views
+/// that cannot be read, a refused statement or unusable settings 500, for an operator to see
+/// in the log.
 impl From<StoreError> for ScimError {
     fn from(e: StoreError) -> Self {
-        ScimError::unavailable(&e)
+        match e {
+            StoreError::Unavailable(_) => ScimError::unavailable(&e),
+            StoreError::Conflict(why) => Self::new(StatusCode::CONFLICT, None, why),
+            StoreError::Corrupt(_) | StoreError::Refused(_) | StoreError::Settings(_) => {
+                ScimError::internal(&e)
+            }
+        }
     }
 }

@@ -15,25 +15,35 @@ use tokio::sync::{mpsc, oneshot};
 /// queue holds four times as many, so a flood from one source leaves room for the others.
 const SOURCE_SHARE: usize = MAX_BATCH;
 
-/// Why a write was not done.
+/// Why a write was not done. Whatever the reason, nothing was acknowledged.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
+    /// The command does not fit the directory (a conflict, a missing resource, a failed
+    /// precondition, an invalid value).
     #[error(transparent)]
     Domain(#[from] DomainError),
-    /// The log or the views are unavailable; nothing was acknowledged.
+    /// The log could not take or show the write.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// The views could not be read or written.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The write path cannot take the write now: it is stopping, or this process has not read
+    /// the log as far as the views shared with other processes.
     #[error("{0}")]
     Unavailable(String),
 }
 
-impl From<LogError> for WriteError {
-    fn from(e: LogError) -> Self {
-        WriteError::Unavailable(e.to_string())
-    }
-}
-
-impl From<StoreError> for WriteError {
-    fn from(e: StoreError) -> Self {
-        WriteError::Unavailable(e.to_string())
+impl WriteError {
+    /// Whether the same command may succeed later without anyone acting: not for a command
+    /// the directory refuses, nor for data that cannot be read.
+    pub fn transient(&self) -> bool {
+        match self {
+            WriteError::Domain(_) => false,
+            WriteError::Log(e) => !matches!(e, LogError::Corrupt(_)),
+            WriteError::Store(e) => e.transient(),
+            WriteError::Unavailable(_) => true,
+        }
     }
 }
 

@@ -28,9 +28,14 @@ pub(super) enum FoldError {
 }
 
 impl FoldError {
-    /// Whether trying again later can succeed: everything but data the log cannot decode.
+    /// Whether trying again later can succeed: everything but data the log cannot decode and
+    /// views that cannot be read or written for a reason other than unavailability.
     fn transient(&self) -> bool {
-        !matches!(self, FoldError::Log(LogError::Corrupt(_)))
+        match self {
+            FoldError::Log(e) => !matches!(e, LogError::Corrupt(_)),
+            FoldError::Store(e) => e.transient(),
+            FoldError::Reader(_) => true,
+        }
     }
 }
 

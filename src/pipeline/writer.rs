@@ -203,7 +203,8 @@ fn outcome_label(r: &Result<Written, WriteError>) -> &'static str {
         Err(WriteError::Domain(DomainError::NotFound(_))) => "not_found",
         Err(WriteError::Domain(DomainError::PreconditionFailed { .. })) => "precondition_failed",
         Err(WriteError::Domain(DomainError::Invalid(_) | DomainError::Patch(_))) => "invalid",
-        Err(WriteError::Unavailable(_)) => "unavailable",
+        Err(e) if e.transient() => "unavailable",
+        Err(_) => "failed",
     }
 }
 

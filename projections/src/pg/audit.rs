@@ -273,7 +273,7 @@ impl PgStore {
     /// Fails when the database fails or this is not a rebuild's store.
     pub async fn audit_loader(&self) -> Result<AuditLoader, StoreError> {
         let Some(gen) = self.generation() else {
-            return Err(StoreError::Unavailable("not a rebuild's store".into()));
+            return Err(StoreError::Conflict("not a rebuild's store".into()));
         };
         let client = self.client().await?;
         let sql = format!("COPY audit_events_g{gen} (gen, {COLUMNS}) FROM STDIN BINARY");

@@ -276,7 +276,7 @@ impl PgStore {
     /// tables are then left for the next rebuild to drop.
     pub async fn load_folded(&self, folded: Arc<Folded>) -> Result<LoadCounts, StoreError> {
         let Target::Fixed(gen) = self.target else {
-            return Err(StoreError::Unavailable("not a rebuild's store".into()));
+            return Err(StoreError::Conflict("not a rebuild's store".into()));
         };
         let started = Instant::now();
         let queues = Arc::new(Queues::default());
@@ -311,7 +311,7 @@ impl PgStore {
             })
         };
         let joined = |r: Result<Result<LoadCounts, StoreError>, tokio::task::JoinError>| {
-            r.map_err(|e| StoreError::Unavailable(format!("bulk load worker: {e}")))?
+            r.map_err(|e| StoreError::Refused(format!("bulk load worker: {e}")))?
         };
         let (users, rest) = tokio::join!(users, rest);
         let (users, rest) = (joined(users)?, joined(rest)?);

@@ -40,10 +40,10 @@ impl Swap {
     /// Fails (changing nothing) when the new generation is behind or the database fails.
     pub async fn commit(mut self, store: &PgStore) -> Result<i32, StoreError> {
         let Some(generation) = store.generation() else {
-            return Err(StoreError::Unavailable("not a rebuild's store".into()));
+            return Err(StoreError::Conflict("not a rebuild's store".into()));
         };
         let Some(client) = self.client.as_ref() else {
-            return Err(StoreError::Unavailable("swap already ended".into()));
+            return Err(StoreError::Conflict("swap already ended".into()));
         };
         let rows = store.track(
             client
@@ -63,7 +63,7 @@ impl Swap {
             .any(|(p, n)| built.get(p).copied().unwrap_or(0) < *n);
         if behind {
             let wanted = &self.targets;
-            return Err(StoreError::Unavailable(format!(
+            return Err(StoreError::Conflict(format!(
                 "the rebuilt views are at {built:?}, the active ones at {wanted:?}"
             )));
         }
@@ -126,7 +126,7 @@ impl PgStore {
             )?
             .get(0);
         if !got {
-            return Err(StoreError::Unavailable("another rebuild is running".into()));
+            return Err(StoreError::Conflict("another rebuild is running".into()));
         }
         let mut client = setup.client().await?;
         let tx = setup.track(client.transaction().await)?;

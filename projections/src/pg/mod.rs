@@ -114,6 +114,16 @@ fn is_connection_error(e: &tokio_postgres::Error) -> bool {
     }
 }
 
+/// A statement's failure that the same statement may not meet again: a serialization failure
+/// or deadlock (class 40), a lock not available (55P03), a cancelled statement or a server
+/// shutting down (class 57), no resources (class 53).
+fn is_transient(e: &tokio_postgres::Error) -> bool {
+    e.code().is_some_and(|code| {
+        let c = code.code();
+        ["40", "53", "57"].iter().any(|class| c.starts_with(class)) || c == "55P03"
+    })
+}
+
 impl PgStore {
     /// Connects, applies the migrations (one process at a time), and serves the active
     /// generation.
@@ -178,7 +188,7 @@ impl PgStore {
         let mut config: tokio_postgres::Config = opts
             .url
             .parse()
-            .map_err(|e| StoreError::Unavailable(format!("invalid PostgreSQL URL: {e}")))?;
+            .map_err(|e| StoreError::Settings(format!("invalid PostgreSQL URL: {e}")))?;
         config.connect_timeout(opts.timeout);
         if config.get_application_name().is_none() {
             config.application_name("roster");
@@ -199,7 +209,7 @@ impl PgStore {
             .create_timeout(Some(opts.timeout))
             .recycle_timeout(Some(opts.timeout))
             .build()
-            .map_err(|e| StoreError::Unavailable(format!("PostgreSQL pool: {e}")))?;
+            .map_err(|e| StoreError::Settings(format!("PostgreSQL pool: {e}")))?;
         Ok(PgStore {
             pool,
             target,
@@ -232,7 +242,7 @@ impl PgStore {
             .await;
         let report = report.map_err(|e| {
             tracing::error!(error = %e, "PostgreSQL migration failed");
-            StoreError::Unavailable(format!("PostgreSQL migration failed: {e}"))
+            StoreError::Refused(format!("PostgreSQL migration failed: {e}"))
         })?;
         for m in report.applied_migrations() {
             tracing::info!(migration = %m, "applied a PostgreSQL migration");
@@ -256,10 +266,15 @@ impl PgStore {
                     self.healthy.store(false, Ordering::Relaxed);
                     tracing::warn!(error = %e, "PostgreSQL unavailable");
                     Err(StoreError::Unavailable("PostgreSQL is unavailable".into()))
+                } else if is_transient(&e) {
+                    tracing::warn!(error = %e, "PostgreSQL could not finish a statement now");
+                    Err(StoreError::Unavailable(
+                        "PostgreSQL could not finish the statement now".into(),
+                    ))
                 } else {
                     tracing::error!(error = ?e, "PostgreSQL refused a statement");
-                    Err(StoreError::Unavailable(
-                        "the views could not be read".into(),
+                    Err(StoreError::Refused(
+                        "PostgreSQL refused a statement of the views".into(),
                     ))
                 }
             }

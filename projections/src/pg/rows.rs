@@ -59,7 +59,7 @@ pub(super) fn document(text: String) -> Result<Document, StoreError> {
 
 pub(super) fn corrupt(why: String) -> StoreError {
     tracing::error!(%why, "unreadable row in the PostgreSQL views");
-    StoreError::Unavailable("the views hold an unreadable row".into())
+    StoreError::Corrupt(why)
 }
 
 pub(super) const USER_COLUMNS: &str = "u.id, u.owner, u.user_name, u.display_name, u.external_id, \

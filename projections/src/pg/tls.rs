@@ -94,7 +94,7 @@ pub(super) fn connector(
     };
     let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| StoreError::Unavailable(format!("PostgreSQL TLS: {e}")))?
+        .map_err(|e| StoreError::Settings(format!("PostgreSQL TLS: {e}")))?
         .dangerous()
         .with_custom_certificate_verifier(verifier);
     let config =
@@ -108,7 +108,7 @@ pub(super) fn connector(
                     .map_err(|e| bad(key, "postgres_ssl_key", &e.to_string()))?
             }
             (None, None) => builder.with_no_client_auth(),
-            _ => return Err(StoreError::Unavailable(
+            _ => return Err(StoreError::Settings(
                 "a PostgreSQL client certificate needs both postgres_ssl_cert and postgres_ssl_key"
                     .into(),
             )),
@@ -117,7 +117,7 @@ pub(super) fn connector(
 }
 
 fn bad(path: &Path, setting: &str, why: &str) -> StoreError {
-    StoreError::Unavailable(format!("{setting} {}: {why}", path.display()))
+    StoreError::Settings(format!("{setting} {}: {why}", path.display()))
 }
 
 fn certificates(path: &Path, setting: &str) -> Result<Vec<CertificateDer<'static>>, StoreError> {
@@ -137,7 +137,7 @@ fn webpki(
 ) -> Result<Arc<WebPkiServerVerifier>, StoreError> {
     WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
-        .map_err(|e| StoreError::Unavailable(format!("PostgreSQL TLS roots: {e}")))
+        .map_err(|e| StoreError::Settings(format!("PostgreSQL TLS roots: {e}")))
 }
 
 /// `verify-ca`: the chain is checked, the name is not.
