@@ -6,19 +6,30 @@
 # send the page, plus a loopback round trip). Prints each page's median and slowest time.
 #   bash scripts/bench-console.sh [BIN] [USERS] [GROUPS] [ROUNDS]
 # With BENCH_DIR set, the seeded data directory is kept there and reused by the next run (to
-# compare two builds on one directory); else it is a temporary one, deleted at the end.
+# compare two builds on one directory); else it is a temporary one, deleted at the end. With
+# STORE=postgres the views are in a private PostgreSQL cluster (scripts/postgres.sh), folded
+# from the log before the pages are timed.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bin=${1:-$root/target/release/roster} users=${2:-1000000} groups=${3:-1000} rounds=${4:-30}
 load="$(dirname "$bin")/roster-load"
 d=${BENCH_DIR:-$(mktemp -d)}
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+store=()
 cleanup() {
     [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null
     wait 2>/dev/null
+    if [ -n "${pg_dir:-}" ]; then stop_postgres; rm -rf "$pg_dir"; fi
     [ -n "${BENCH_DIR:-}" ] || rm -rf "$d"
 }
 trap cleanup EXIT
+if [ "${STORE:-memory}" = postgres ]; then
+    . "$root/scripts/postgres.sh"
+    pg_dir=$(mktemp -d)
+    start_postgres "$pg_dir"
+    psql "$ROSTER_TEST_PG_URL" -qc "CREATE DATABASE bench"
+    store=(--store postgres --postgres-url "${ROSTER_TEST_PG_URL%/*}/bench")
+fi
 if [ -s "$d/seed.txt" ]; then
     echo "== reusing $d"
 else
@@ -27,15 +38,16 @@ else
     "$load" seed-log --dir "$d" --users "$users" --groups "$groups" --members 10 > "$d/seed.txt"
 fi
 admin=$(sed -n 's/^Admin token: //p' "$d/seed.txt")
-"$bin" serve --data-dir "$d" --listen "127.0.0.1:$port" > "$d/serve.log" 2>&1 &
+started=$(date +%s)
+"$bin" serve --data-dir "$d" --listen "127.0.0.1:$port" "${store[@]}" > "$d/serve.log" 2>&1 &
 pid=$!
 u="http://127.0.0.1:$port"
-for _ in $(seq 1 600); do
+for _ in $(seq 1 2400); do
     curl -sf "$u/readyz" >/dev/null 2>&1 && break
     sleep 0.5
 done
 curl -sf "$u/readyz" >/dev/null || { cat "$d/serve.log"; exit 1; }
-echo "== ready"
+echo "== ready after $(($(date +%s) - started)) s"
 cookie=$(curl -s -o /dev/null -D - -H "Origin: $u" --data-urlencode "token=$admin" \
     "$u/console/sign-in" | sed -n 's/^set-cookie: \(roster_console=[^;]*\).*/\1/ip')
 [ -n "$cookie" ] || { echo "sign-in failed"; exit 1; }
