@@ -535,9 +535,25 @@ fn run(ops: Vec<Op>, concurrency: usize, hostile: bool) {
             .unwrap();
         drop(interrupted);
         let progress = roster::rebuild::Rebuilds::default();
-        let generation = roster::rebuild::rebuild(log.clone(), &options, &progress)
-            .await
-            .unwrap();
+        // The interrupted rebuild's lock goes with its session, which PostgreSQL ends once it
+        // sees the dropped connection close: until then a rebuild is refused as a conflict.
+        let mut tries = 0;
+        let generation = loop {
+            match roster::rebuild::rebuild(log.clone(), &options, &progress).await {
+                Ok(g) => break g,
+                Err(e)
+                    if tries < 50
+                        && matches!(
+                            e.downcast_ref::<roster_projections::StoreError>(),
+                            Some(roster_projections::StoreError::Conflict(_))
+                        ) =>
+                {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("{e:#}"),
+            }
+        };
         assert_eq!(generation, 3);
         assert!(
             common::canonical(pg.as_ref()).await == expected,

@@ -454,6 +454,31 @@ pub async fn canonical(store: &dyn roster_projections::ProjectionStore) -> Vec<u
         out.push(b'\n');
         out.extend_from_slice(&snap.state.canonical_json());
         out.push(b'\n');
+        // The totals of lists without a filter, for everyone and for each source (PostgreSQL
+        // keeps them as counts beside the rows).
+        let everyone = roster_projections::ListQuery {
+            filter: None,
+            sort: None,
+            declared: Vec::new(),
+            start_index: 1,
+            count: 0,
+        };
+        let slugs: Vec<String> = snap.state.sources().map(|s| s.slug.clone()).collect();
+        let mut seen = vec![roster_projections::Visibility::All];
+        seen.extend(
+            slugs
+                .iter()
+                .map(|s| roster_projections::Visibility::Owner(s)),
+        );
+        for vis in seen {
+            let users = store.list_users(&name, vis, &everyone).await.unwrap().total;
+            let groups = store
+                .list_groups(&name, vis, &everyone)
+                .await
+                .unwrap()
+                .total;
+            out.extend_from_slice(format!("{vis:?}: {users} users, {groups} groups\n").as_bytes());
+        }
     }
     out
 }

@@ -546,7 +546,8 @@ impl PgStore {
     }
 
     /// Attaches the loaded tables as the generation's partitions and records the positions
-    /// and chain heads they reflect, in one transaction.
+    /// and chain heads they reflect, and how many users and groups they hold, in one
+    /// transaction.
     async fn attach(&self, gen: i32, folded: &Folded) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = self.track(client.transaction().await)?;
@@ -579,6 +580,17 @@ impl PgStore {
             )
             .await,
         )?;
+        // Our own integer in the tables' names, never a request's.
+        let counts = format!(
+            "INSERT INTO view_counts (gen, directory, kind, owner, n) \
+             SELECT $1::int4, directory, 'user', coalesce(owner, ''), count(*) FROM users_g{gen} \
+             GROUP BY directory, coalesce(owner, '') \
+             UNION ALL \
+             SELECT $1::int4, directory, 'group', coalesce(owner, ''), count(*) FROM groups_g{gen} \
+             GROUP BY directory, coalesce(owner, '') \
+             ON CONFLICT (gen, directory, kind, owner) DO UPDATE SET n = EXCLUDED.n"
+        );
+        self.track(tx.execute(&counts, &[&gen]).await)?;
         let heads = super::heads::HeadColumns::of(folded.heads.iter().map(|(d, h)| (d, h)));
         self.track(
             tx.execute(

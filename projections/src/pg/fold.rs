@@ -60,9 +60,30 @@ pub(super) struct Writes {
     provider_del: (Vec<String>, Vec<Uuid>),
     meta: (Vec<String>, Vec<Option<String>>),
     retired: (Vec<String>, Vec<Uuid>),
+    /// Changes to `view_counts`: by directory, kind and owner ('' for none).
+    counts: BTreeMap<(String, &'static str, String), i64>,
 }
 
 impl Writes {
+    /// Counts a resource of `kind` out of `before`'s owner and into `after`'s.
+    fn count(
+        &mut self,
+        dir: &str,
+        kind: &'static str,
+        before: Option<&Option<String>>,
+        after: Option<&Option<String>>,
+    ) {
+        if before == after {
+            return;
+        }
+        for (owner, delta) in [(before, -1), (after, 1)] {
+            if let Some(owner) = owner {
+                let key = (dir.to_owned(), kind, owner.clone().unwrap_or_default());
+                *self.counts.entry(key).or_default() += delta;
+            }
+        }
+    }
+
     fn user(&mut self, dir: &str, before: Option<&Arc<UserView>>, after: Option<&Arc<UserView>>) {
         let id = match (before, after) {
             (_, Some(a)) => a.id.0,
@@ -74,6 +95,12 @@ impl Writes {
                 return;
             }
         }
+        self.count(
+            dir,
+            "user",
+            before.map(|b| &b.owner),
+            after.map(|a| &a.owner),
+        );
         let old_emails = before.map(|b| email_values(b)).unwrap_or_default();
         let new_emails = after.map(|a| email_values(a)).unwrap_or_default();
         if old_emails != new_emails {
@@ -131,6 +158,12 @@ impl Writes {
                 return;
             }
         }
+        self.count(
+            dir,
+            "group",
+            before.map(|b| &b.owner),
+            after.map(|a| &a.owner),
+        );
         let Some(g) = after else {
             self.group_del.0.push(dir.to_owned());
             self.group_del.1.push(id);
@@ -551,6 +584,22 @@ impl PgStore {
                 "INSERT INTO retired (gen, directory, id) \
                  SELECT $1, * FROM UNNEST($2::text[], $3::uuid[]) ON CONFLICT DO NOTHING",
                 &[&gen, &w.retired.0, &w.retired.1],
+            )
+            .await?;
+        }
+        let counts: Vec<_> = w.counts.iter().filter(|(_, n)| **n != 0).collect();
+        if !counts.is_empty() {
+            let dirs: Vec<&str> = counts.iter().map(|((d, _, _), _)| d.as_str()).collect();
+            let kinds: Vec<&str> = counts.iter().map(|((_, k, _), _)| *k).collect();
+            let owners: Vec<&str> = counts.iter().map(|((_, _, o), _)| o.as_str()).collect();
+            let deltas: Vec<i64> = counts.iter().map(|(_, n)| **n).collect();
+            self.query(
+                tx,
+                "INSERT INTO view_counts (gen, directory, kind, owner, n) \
+                 SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::text[], $5::int8[]) \
+                 ON CONFLICT (gen, directory, kind, owner) DO UPDATE \
+                 SET n = view_counts.n + EXCLUDED.n",
+                &[&gen, &dirs, &kinds, &owners, &deltas],
             )
             .await?;
         }

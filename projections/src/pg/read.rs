@@ -179,8 +179,25 @@ impl PgStore {
                     });
                 }
             }
-            // SQL answers the whole query: count and page in one snapshot.
-            let count_sql = format!("SELECT count(*) FROM {table} u WHERE {wh}");
+            // SQL answers the whole query: count and page in one snapshot. Without a filter
+            // the fold's counts give the total; a filter's matches are counted.
+            let count_sql = if q.filter.is_none() {
+                let owner = match vis {
+                    Visibility::Owner(_) => " AND owner = $2::text",
+                    Visibility::All => "",
+                };
+                let kind = match kind {
+                    Kind::User => "user",
+                    Kind::Group => "group",
+                };
+                format!(
+                    "SELECT coalesce(sum(n), 0)::int8 FROM view_counts \
+                     WHERE gen = {} AND directory = $1::text AND kind = '{kind}'{owner}",
+                    self.gen_sql()
+                )
+            } else {
+                format!("SELECT count(*) FROM {table} u WHERE {wh}")
+            };
             let tx = self.read_tx(&mut client).await?;
             let (total, rows) = tokio::join!(
                 self.query_dynamic(&tx, &count_sql, &params),
