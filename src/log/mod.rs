@@ -40,6 +40,13 @@ pub enum LogError {
     Corrupt(String),
 }
 
+impl LogError {
+    /// Whether trying again later can succeed without anyone acting: all but corrupt data.
+    pub fn transient(&self) -> bool {
+        !matches!(self, LogError::Corrupt(_))
+    }
+}
+
 /// An append-only, durable, partitioned sequence of records.
 #[async_trait]
 pub trait EventLog: Send + Sync + 'static {

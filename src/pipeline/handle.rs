@@ -40,7 +40,7 @@ impl WriteError {
     pub fn transient(&self) -> bool {
         match self {
             WriteError::Domain(_) => false,
-            WriteError::Log(e) => !matches!(e, LogError::Corrupt(_)),
+            WriteError::Log(e) => e.transient(),
             WriteError::Store(e) => e.transient(),
             WriteError::Unavailable(_) => true,
         }

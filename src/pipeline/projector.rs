@@ -32,7 +32,7 @@ impl FoldError {
     /// views that cannot be read or written for a reason other than unavailability.
     fn transient(&self) -> bool {
         match self {
-            FoldError::Log(e) => !matches!(e, LogError::Corrupt(_)),
+            FoldError::Log(e) => e.transient(),
             FoldError::Store(e) => e.transient(),
             FoldError::Reader(_) => true,
         }

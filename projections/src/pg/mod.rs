@@ -114,13 +114,12 @@ fn is_connection_error(e: &tokio_postgres::Error) -> bool {
     }
 }
 
-/// A statement's failure that the same statement may not meet again: a serialization failure
-/// or deadlock (class 40), a lock not available (55P03), a cancelled statement or a server
-/// shutting down (class 57), no resources (class 53).
+/// Beyond a connection error, a statement's failure that the same statement may not meet
+/// again: a serialization failure or deadlock (class 40), a cancelled statement (57014), a
+/// lock not available (55P03).
 fn is_transient(e: &tokio_postgres::Error) -> bool {
     e.code().is_some_and(|code| {
-        let c = code.code();
-        ["40", "53", "57"].iter().any(|class| c.starts_with(class)) || c == "55P03"
+        code.code().starts_with("40") || ["57014", "55P03"].contains(&code.code())
     })
 }
 
