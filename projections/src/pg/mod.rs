@@ -26,6 +26,7 @@
 
 pub mod audit;
 mod bulk;
+mod changes;
 mod fold;
 mod generation;
 mod heads;
