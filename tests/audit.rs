@@ -609,8 +609,33 @@ async fn a_rebuild_folds_the_same_audit_trail_and_cursors_go_on_across_it(setup:
     let history = format!("/resources/{}/history", ids[1]);
     let (history_before, _) = audit(&app, &history).await;
     let (first_page, link) = audit(&app, &format!("/events?filter={}&limit=4", identities())).await;
+    // A time range reads on from the first event at or after its start (migrations/V11): the
+    // rebuild's rows answer as the fold's did.
+    let replaced = events_of(&before)
+        .iter()
+        .find(|e| e["type"] == "user.replaced")
+        .unwrap();
+    let since = format!(
+        "/events?filter={}&since={}&limit=1000",
+        identities(),
+        q(replaced["time"].as_str().unwrap())
+    );
+    let (since_before, _) = audit(&app, &since).await;
+    let later = events_of(&since_before);
+    assert!(later.contains(replaced), "{since_before}");
+    assert!(
+        later.len() >= 5,
+        "three replaces, a group and a delete: {since_before}"
+    );
+    assert_eq!(
+        later[..],
+        events_of(&before)[events_of(&before).len() - later.len()..],
+        "the events from the start of the range on"
+    );
 
     assert_eq!(common::setups::rebuild(&app).await, 2);
+    let (since_after, _) = audit(&app, &since).await;
+    assert_eq!(since_after["events"], since_before["events"]);
 
     let (after, _) = audit(&app, &all).await;
     assert_eq!(after["events"], before["events"]);

@@ -61,6 +61,94 @@ async fn an_unreadable_row_is_answered_as_a_fault_not_as_unavailable() {
 
 /// A write acknowledged by one process is visible to a GET on the other at once, both ways,
 /// for creates, changes and deletes.
+/// An audit projection written before each row carried its partition's latest time
+/// (migrations/V11) gains it on upgrade, taken from the rows in entry order even where writers'
+/// clocks disagreed, in the active generation and in a rebuild's detached one, and the fold's
+/// position keeps it; the first event at or after a time is then the first whose time reached
+/// it (where an audit search's time range and each hour of the activity chart start).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_audit_projection_gains_each_rows_latest_time_on_upgrade() {
+    let url = common::fresh_database().await;
+    roster_projections::pg::PgStore::migrate_until(&common::pg_options(&url), 10)
+        .await
+        .unwrap();
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute("SELECT roster_create_detached_generation(2)")
+        .await
+        .unwrap();
+    // Out of order, as two writers whose clocks disagree append them.
+    let times: [i64; 5] = [1_000, 3_000, 2_000, 5_000, 4_000];
+    for (table, gen) in [("audit_events", 1i32), ("audit_events_g2", 2)] {
+        for (entry, time) in times.iter().enumerate() {
+            client
+                .execute(
+                    &format!(
+                        "INSERT INTO {table} (gen, log_partition, entry, position, event, \
+                         time_ms, type, resource_type, resource, version, actor_kind, directory, \
+                         correlation, document) VALUES ($1, 0, $2, $2, 0, $3, 'user.created', \
+                         'User', gen_random_uuid(), 1, 'source', 'default', 0, true)"
+                    ),
+                    &[&gen, &(entry as i64), time],
+                )
+                .await
+                .unwrap();
+        }
+    }
+    client
+        .execute(
+            "INSERT INTO positions (gen, log_partition, next_position, next_entry) \
+             VALUES (1, 0, 5, 5)",
+            &[],
+        )
+        .await
+        .unwrap();
+
+    let store = common::pg_store(&url).await;
+    for table in ["audit_events_g1", "audit_events_g2"] {
+        let latest: Vec<i64> = client
+            .query(
+                &format!("SELECT max_time_ms FROM {table} ORDER BY entry"),
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(latest, [1_000, 3_000, 3_000, 5_000, 5_000], "{table}");
+    }
+    let kept: Option<i64> = client
+        .query_one(
+            "SELECT max_time_ms FROM positions WHERE gen = 1 AND log_partition = 0",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(kept, Some(5_000));
+    for (since, first) in [
+        (0, 0),
+        (1_000, 0),
+        (1_001, 1),
+        (2_000, 1),
+        (3_000, 1),
+        (3_001, 3),
+        (4_000, 3),
+        (5_000, 3),
+        (5_001, 5),
+    ] {
+        assert_eq!(
+            store.audit_first_since(0, since).await.unwrap(),
+            first,
+            "the first event at or after {since}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_on_one_process_is_visible_on_the_other_immediately() {
     let url = common::fresh_database().await;

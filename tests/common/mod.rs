@@ -412,16 +412,20 @@ pub async fn fresh_database() -> String {
     format!("{base}/{name}")
 }
 
-/// A PostgreSQL store on a fresh database.
-pub async fn pg_store(url: &str) -> std::sync::Arc<roster_projections::pg::PgStore> {
-    let options = roster_projections::pg::PgOptions {
+/// How a test reaches the database at `url`.
+pub fn pg_options(url: &str) -> roster_projections::pg::PgOptions {
+    roster_projections::pg::PgOptions {
         url: url.to_owned(),
         pool_size: 8,
         timeout: std::time::Duration::from_secs(5),
         tls: Default::default(),
-    };
+    }
+}
+
+/// A PostgreSQL store on a fresh database.
+pub async fn pg_store(url: &str) -> std::sync::Arc<roster_projections::pg::PgStore> {
     std::sync::Arc::new(
-        roster_projections::pg::PgStore::open(&options)
+        roster_projections::pg::PgStore::open(&pg_options(url))
             .await
             .unwrap(),
     )

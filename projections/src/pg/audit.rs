@@ -22,10 +22,10 @@ type Known = Lineage<String, i64>;
 /// The columns of `audit_events` after `gen`, in table order.
 const COLUMNS: &str = "log_partition, entry, position, event, time_ms, type, resource_type, \
     resource, version, actor_kind, actor, directory, source, token, ip, user_agent, \
-    correlation, name, document, previous";
+    correlation, name, document, previous, max_time_ms";
 
 /// The types of [`COLUMNS`] (with `gen` first), for a binary COPY.
-const COPY_TYPES: [Type; 21] = [
+const COPY_TYPES: [Type; 22] = [
     Type::INT4,
     Type::INT4,
     Type::INT8,
@@ -47,7 +47,56 @@ const COPY_TYPES: [Type; 21] = [
     Type::TEXT,
     Type::BOOL,
     Type::INT8,
+    Type::INT8,
 ];
+
+/// Where a partition's audit rows go on from: the entry of its next event, and the latest
+/// time among its events so far (each row's `max_time_ms`, migrations/V11), as `positions`
+/// keeps them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Reached {
+    pub next_entry: i64,
+    pub max_time_ms: i64,
+}
+
+impl Default for Reached {
+    fn default() -> Self {
+        Reached {
+            next_entry: 0,
+            max_time_ms: i64::MIN,
+        }
+    }
+}
+
+impl Reached {
+    /// What `positions` holds: no time before the partition's first event.
+    pub fn of(next_entry: i64, max_time_ms: Option<i64>) -> Reached {
+        Reached {
+            next_entry,
+            max_time_ms: max_time_ms.unwrap_or(i64::MIN),
+        }
+    }
+
+    /// Past the events of `record`.
+    pub fn past(&mut self, record: &Record) {
+        for env in &record.events {
+            self.step(env.time.timestamp_millis());
+        }
+    }
+
+    /// Past one event at `time_ms`; returns its entry.
+    fn step(&mut self, time_ms: i64) -> i64 {
+        let this = self.next_entry;
+        self.next_entry += 1;
+        self.max_time_ms = self.max_time_ms.max(time_ms);
+        this
+    }
+
+    /// The latest time, as `positions` holds it.
+    pub fn max_time(&self) -> Option<i64> {
+        (self.max_time_ms != i64::MIN).then_some(self.max_time_ms)
+    }
+}
 
 /// Rows to insert, one vector per column.
 #[derive(Default)]
@@ -72,22 +121,23 @@ struct Columns {
     name: Vec<Option<String>>,
     document: Vec<bool>,
     previous: Vec<Option<i64>>,
+    max_time_ms: Vec<i64>,
 }
 
 impl Columns {
-    /// Adds the rows of one valid record's events, numbering them from `*next` on.
+    /// Adds the rows of one valid record's events, numbering them from `reached` on (which
+    /// moves past them).
     fn record(
         &mut self,
         partition: u32,
         position: u64,
         record: &Record,
-        next: &mut i64,
+        reached: &mut Reached,
         known: &mut HashMap<Uuid, Known>,
     ) {
         for (i, env) in record.events.iter().enumerate() {
             let f = Facts::of(env);
-            let this = *next;
-            *next += 1;
+            let this = reached.step(f.time_ms);
             let lineage = known.entry(env.resource_id.0).or_default();
             let (name, previous) = lineage.step(this, f.name, f.sets_document);
             self.partition.push(partition as i32);
@@ -112,6 +162,7 @@ impl Columns {
             self.name.push(name);
             self.document.push(f.sets_document);
             self.previous.push(previous);
+            self.max_time_ms.push(reached.max_time_ms);
         }
     }
 
@@ -120,7 +171,7 @@ impl Columns {
     }
 
     /// Row `i`'s values after `gen`, in [`COLUMNS`] order.
-    fn row(&self, i: usize) -> [&(dyn ToSql + Sync); 20] {
+    fn row(&self, i: usize) -> [&(dyn ToSql + Sync); 21] {
         [
             &self.partition[i],
             &self.entry[i],
@@ -142,6 +193,7 @@ impl Columns {
             &self.name[i],
             &self.document[i],
             &self.previous[i],
+            &self.max_time_ms[i],
         ]
     }
 }
@@ -153,9 +205,8 @@ fn distinct<T: Ord>(items: impl Iterator<Item = T>) -> Vec<T> {
 
 impl PgStore {
     /// Writes the audit rows of `admitted` (the valid records of a batch, each with its
-    /// partition and position, in log order per partition) in the fold's transaction,
-    /// numbering each partition's events on from `next` (its next entry, as `positions`
-    /// holds it).
+    /// partition and position, in log order per partition) in the fold's transaction, each
+    /// partition's going on from what `reached` says (as `positions` holds it).
     ///
     /// Fails when the database fails (the transaction, and so the batch, is then not
     /// committed).
@@ -164,7 +215,7 @@ impl PgStore {
         tx: &deadpool_postgres::Transaction<'_>,
         gen: i32,
         admitted: &[(u32, u64, &Record)],
-        mut next: HashMap<u32, i64>,
+        mut reached: HashMap<u32, Reached>,
     ) -> Result<(), StoreError> {
         if admitted.is_empty() {
             return Ok(());
@@ -210,8 +261,8 @@ impl PgStore {
         }
         let mut c = Columns::default();
         for (partition, position, record) in admitted {
-            let n = next.entry(*partition).or_insert(0);
-            c.record(*partition, *position, record, n, &mut known);
+            let r = reached.entry(*partition).or_default();
+            c.record(*partition, *position, record, r, &mut known);
         }
         self.query(
             tx,
@@ -220,7 +271,7 @@ impl PgStore {
                  $2::int4[], $3::int8[], $4::int8[], $5::int2[], $6::int8[], $7::text[], \
                  $8::text[], $9::uuid[], $10::int8[], $11::text[], $12::text[], $13::text[], \
                  $14::text[], $15::text[], $16::text[], $17::text[], $18::int8[], $19::text[], \
-                 $20::bool[], $21::int8[])"
+                 $20::bool[], $21::int8[], $22::int8[])"
             ),
             &[
                 &gen,
@@ -244,6 +295,7 @@ impl PgStore {
                 &c.name,
                 &c.document,
                 &c.previous,
+                &c.max_time_ms,
             ],
         )
         .await?;
@@ -285,7 +337,7 @@ impl PgStore {
             gen,
             chain: ChainState::default(),
             next_position: HashMap::new(),
-            next_entry: HashMap::new(),
+            reached: HashMap::new(),
             known: HashMap::new(),
         })
     }
@@ -301,7 +353,7 @@ pub struct AuditLoader {
     gen: i32,
     chain: ChainState,
     next_position: HashMap<u32, u64>,
-    next_entry: HashMap<u32, i64>,
+    reached: HashMap<u32, Reached>,
     known: HashMap<Uuid, Known>,
 }
 
@@ -320,11 +372,11 @@ impl AuditLoader {
             if !self.chain.admit(&e.record, e.digest) {
                 continue;
             }
-            let n = self.next_entry.entry(e.partition).or_insert(0);
-            c.record(e.partition, e.position, &e.record, n, &mut self.known);
+            let r = self.reached.entry(e.partition).or_default();
+            c.record(e.partition, e.position, &e.record, r, &mut self.known);
         }
         for i in 0..c.len() {
-            let mut values: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(21);
+            let mut values: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(22);
             values.push(&self.gen);
             values.extend(c.row(i));
             let r = self.writer.as_mut().write(&values).await;
@@ -465,7 +517,8 @@ impl PgStore {
     }
 
     /// The first entry of `partition` whose time is at or after `since_ms`, or the
-    /// partition's end if none is.
+    /// partition's end if none is: the first whose partition's latest time so far reached it,
+    /// one probe of `audit_by_time` (migrations/V11).
     ///
     /// Fails when the database fails.
     pub async fn audit_first_since(
@@ -476,7 +529,7 @@ impl PgStore {
         let client = self.client().await?;
         let sql = format!(
             "SELECT entry FROM audit_events WHERE gen = {} AND log_partition = $1 \
-             AND time_ms >= $2 ORDER BY entry LIMIT 1",
+             AND max_time_ms >= $2 ORDER BY max_time_ms, entry LIMIT 1",
             self.gen_sql()
         );
         let rows = self

@@ -174,7 +174,7 @@ const INDEXES: &[Index] = &[
     Index {
         table: "audit_events",
         primary: false,
-        columns: "(log_partition, time_ms)",
+        columns: "(log_partition, max_time_ms, entry)",
     },
 ];
 
@@ -570,10 +570,13 @@ impl PgStore {
             tx.execute(
                 // Our own integer in the table's name, never a request's.
                 &format!(
-                    "INSERT INTO positions (gen, log_partition, next_position, next_entry) \
+                    "INSERT INTO positions \
+                       (gen, log_partition, next_position, next_entry, max_time_ms) \
                      SELECT $1, v.p, v.n, \
                        coalesce((SELECT max(entry) + 1 FROM audit_events_g{gen} \
-                                 WHERE log_partition = v.p), 0) \
+                                 WHERE log_partition = v.p), 0), \
+                       (SELECT max(max_time_ms) FROM audit_events_g{gen} \
+                        WHERE log_partition = v.p) \
                      FROM UNNEST($2::int4[], $3::int8[]) AS v(p, n)"
                 ),
                 &[&gen, &parts, &positions],

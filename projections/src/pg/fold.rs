@@ -2,6 +2,7 @@
 //! already reflected, load what the batch touches, fold it with the memory store's code,
 //! write back what changed with the new chain heads and positions).
 
+use super::audit::Reached;
 use super::changes::{DirBatch, Touched, Writes};
 use super::generation::Target;
 use super::heads::{HeadColumns, UPSERT as UPSERT_HEADS};
@@ -413,7 +414,7 @@ impl PgStore {
         let rows = self
             .query(
                 &tx,
-                "SELECT log_partition, next_position, next_entry FROM positions \
+                "SELECT log_partition, next_position, next_entry, max_time_ms FROM positions \
                  WHERE gen = $1 AND log_partition = ANY($2) FOR UPDATE",
                 &[&gen, &partitions],
             )
@@ -422,10 +423,10 @@ impl PgStore {
             .iter()
             .map(|r| (r.get::<_, i32>(0) as u32, r.get::<_, i64>(1) as u64))
             .collect();
-        // The audit projection's next entry per partition.
-        let mut next_entry: HashMap<u32, i64> = rows
+        // Where the audit projection goes on from, per partition.
+        let mut reached: HashMap<u32, Reached> = rows
             .iter()
-            .map(|r| (r.get::<_, i32>(0) as u32, r.get(2)))
+            .map(|r| (r.get::<_, i32>(0) as u32, Reached::of(r.get(2), r.get(3))))
             .collect();
         let entries: Vec<LogEntry> = entries
             .into_iter()
@@ -541,21 +542,25 @@ impl PgStore {
         }
         let admitted: Vec<(u32, u64, &roster_events::Record)> =
             admitted.iter().map(|(p, n, r)| (*p, *n, &**r)).collect();
-        // The audit rows are numbered on from the partitions' next entries.
-        let audit_from = next_entry.clone();
+        // The audit rows go on from where the partitions' rows reached.
+        let audit_from = reached.clone();
         for (p, _, r) in &admitted {
-            *next_entry.entry(*p).or_insert(0) += r.events.len() as i64;
+            reached.entry(*p).or_default().past(r);
         }
         let heads = HeadColumns::of(heads.iter().filter(|(d, _)| advanced.contains(*d)));
-        let (mut parts, mut positions, mut entries) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut parts, mut positions, mut entries, mut times) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (p, n) in next {
+            let r = reached.get(&p).copied().unwrap_or_default();
             parts.push(p as i32);
             positions.push(n as i64);
-            entries.push(next_entry.get(&p).copied().unwrap_or(0));
+            entries.push(r.next_entry);
+            times.push(r.max_time());
         }
         let head_params: [&(dyn ToSql + Sync); 5] =
             [&gen, &heads.dirs, &heads.seqs, &heads.ids, &heads.digests];
-        let position_params: [&(dyn ToSql + Sync); 4] = [&gen, &parts, &positions, &entries];
+        let position_params: [&(dyn ToSql + Sync); 5] =
+            [&gen, &parts, &positions, &entries, &times];
         // Independent statements of the one transaction, sent without waiting for each
         // other's answers (tokio-postgres pipelines them on the connection).
         tokio::try_join!(
@@ -564,8 +569,8 @@ impl PgStore {
             self.query(&tx, UPSERT_HEADS, &head_params),
             self.query(
                 &tx,
-                "UPDATE positions SET next_position = v.n, next_entry = v.e \
-                 FROM UNNEST($2::int4[], $3::int8[], $4::int8[]) AS v(p, n, e) \
+                "UPDATE positions SET next_position = v.n, next_entry = v.e, max_time_ms = v.t \
+                 FROM UNNEST($2::int4[], $3::int8[], $4::int8[], $5::int8[]) AS v(p, n, e, t) \
                  WHERE gen = $1 AND log_partition = v.p",
                 &position_params,
             ),

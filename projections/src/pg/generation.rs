@@ -117,7 +117,7 @@ impl PgStore {
     /// Fails when the database cannot be reached or another rebuild holds the lock.
     pub async fn building(opts: &PgOptions) -> Result<(PgStore, RebuildLock), StoreError> {
         let setup = PgStore::connect(opts, Target::Active)?;
-        setup.migrate().await?;
+        setup.migrate(refinery::Target::Latest).await?;
         let lock = setup.client().await?;
         let got: bool = setup
             .track(

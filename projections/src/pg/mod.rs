@@ -132,9 +132,19 @@ impl PgStore {
     /// migration fails.
     pub async fn open(opts: &PgOptions) -> Result<PgStore, StoreError> {
         let store = PgStore::connect(opts, Target::Active)?;
-        store.migrate().await?;
+        store.migrate(refinery::Target::Latest).await?;
         store.spawn_probe();
         Ok(store)
+    }
+
+    /// Applies the migrations up to and including `version` only: a database as an older
+    /// Roster left it, for a test to fill and then upgrade with [`PgStore::open`].
+    ///
+    /// Fails as [`PgStore::open`] does.
+    #[doc(hidden)]
+    pub async fn migrate_until(opts: &PgOptions, version: u32) -> Result<(), StoreError> {
+        let store = PgStore::connect(opts, Target::Active)?;
+        store.migrate(refinery::Target::Version(version)).await
     }
 
     /// While the store is unhealthy, tries the database every second, so that health comes
@@ -218,7 +228,7 @@ impl PgStore {
         })
     }
 
-    async fn migrate(&self) -> Result<(), StoreError> {
+    async fn migrate(&self, until: refinery::Target) -> Result<(), StoreError> {
         // At start the cause is named (a refused certificate, a wrong password): the
         // operator reads it, where a request's error says only that the views are unavailable.
         let mut client = self.pool.get().await.map_err(|e| {
@@ -236,7 +246,10 @@ impl PgStore {
                 .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
                 .await,
         )?;
-        let report = embedded::migrations::runner().run_async(client).await;
+        let report = embedded::migrations::runner()
+            .set_target(until)
+            .run_async(client)
+            .await;
         let _ = client
             .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
             .await;
