@@ -420,6 +420,13 @@ async fn pages_show_users_groups_and_their_history_as_text() {
     let bad = b.get("/console/users?filter=userName%20zz").await;
     assert_eq!(bad.status, 200);
     assert!(bad.body.contains("Invalid filter"), "{}", bad.body);
+    // A page far past the end is an empty page, not an overflow.
+    for q in ["", "&q=mallory"] {
+        let far = b.get(&format!("/console/users?page={}{q}", u64::MAX)).await;
+        assert_eq!(far.status, 200, "{}", far.body);
+        assert!(q.is_empty() || far.body.contains("1 found"), "{}", far.body);
+        assert!(!far.body.contains("rel=\"next\""), "{}", far.body);
+    }
 
     let detail = b.get(&format!("/console/users/{id}")).await;
     assert_eq!(detail.status, 200, "{}", detail.body);

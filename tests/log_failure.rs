@@ -107,6 +107,7 @@ fn first_page() -> ListQuery {
         declared: Vec::new(),
         start_index: 1,
         count: 10,
+        count_up_to: None,
     }
 }
 

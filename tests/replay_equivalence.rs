@@ -86,6 +86,7 @@ async fn same_lookups(a: &MemoryStore, b: &MemoryStore) {
         declared: Vec::new(),
         start_index: 1,
         count: 1000,
+        count_up_to: None,
     };
     let quote = |v: &str| serde_json::to_string(v).unwrap();
     let all = a

@@ -160,7 +160,8 @@ fn hostile_filters(paths: &[&str]) -> Vec<String> {
     out
 }
 
-fn queries(filters: &[String], sorts: &[&str]) -> Vec<ListQuery> {
+/// Every filter in `filters` (and, with `pages`, its first match alone), every sort.
+fn queries(filters: &[String], sorts: &[&str], pages: bool) -> Vec<ListQuery> {
     let mut out = Vec::new();
     let base = ListQuery {
         filter: None,
@@ -168,6 +169,7 @@ fn queries(filters: &[String], sorts: &[&str]) -> Vec<ListQuery> {
         declared: Vec::new(),
         start_index: 1,
         count: 1000,
+        count_up_to: None,
     };
     out.push(base.clone());
     out.push(ListQuery {
@@ -182,9 +184,17 @@ fn queries(filters: &[String], sorts: &[&str]) -> Vec<ListQuery> {
     for f in filters {
         let filter = parse(f).unwrap_or_else(|e| panic!("{f}: {e}"));
         out.push(ListQuery {
-            filter: Some(filter),
+            filter: Some(filter.clone()),
             ..base.clone()
         });
+        // The first match alone: a count bounded at one may stop the walk at the second.
+        if pages {
+            out.push(ListQuery {
+                filter: Some(filter),
+                count: 1,
+                ..base.clone()
+            });
+        }
     }
     for s in sorts {
         for descending in [false, true] {
@@ -222,6 +232,7 @@ async fn same_answers(mem: &dyn ProjectionStore, pg: &dyn ProjectionStore, hosti
         declared: Vec::new(),
         start_index: 1,
         count: 100_000,
+        count_up_to: None,
     };
     let users = mem.list_users(dir, Visibility::All, &all).await.unwrap();
     let groups = mem.list_groups(dir, Visibility::All, &all).await.unwrap();
@@ -264,27 +275,55 @@ async fn same_answers(mem: &dyn ProjectionStore, pg: &dyn ProjectionStore, hosti
         Visibility::Owner("a"),
         Visibility::Owner("b"),
     ] {
-        for q in queries(&user_f, &user_sorts) {
+        for q in queries(&user_f, &user_sorts, !hostile) {
             let a = mem.list_users(dir, vis, &q).await.unwrap();
             let b = pg.list_users(dir, vis, &q).await.unwrap();
             let what = format!(
                 "users {vis:?} {:?} {:?}",
-                q.filter.map(|f| f.to_string()),
+                q.filter.as_ref().map(|f| f.to_string()),
                 q.sort
             );
             assert_eq!(a.total, b.total, "{what}");
             assert_eq!(a.items, b.items, "{what}");
+            if !hostile {
+                // Counted up to one: a total of two says "more than one"; the page is the same.
+                let bounded = ListQuery {
+                    count_up_to: Some(1),
+                    ..q
+                };
+                for page in [
+                    mem.list_users(dir, vis, &bounded).await.unwrap(),
+                    pg.list_users(dir, vis, &bounded).await.unwrap(),
+                ] {
+                    assert_eq!(page.total, a.total.min(2), "{what}, counted up to one");
+                    assert_eq!(page.items, a.items, "{what}, counted up to one");
+                }
+            }
         }
-        for q in queries(&group_f, &group_sorts) {
+        for q in queries(&group_f, &group_sorts, !hostile) {
             let a = mem.list_groups(dir, vis, &q).await.unwrap();
             let b = pg.list_groups(dir, vis, &q).await.unwrap();
             let what = format!(
                 "groups {vis:?} {:?} {:?}",
-                q.filter.map(|f| f.to_string()),
+                q.filter.as_ref().map(|f| f.to_string()),
                 q.sort
             );
             assert_eq!(a.total, b.total, "{what}");
             assert_eq!(a.items, b.items, "{what}");
+            if !hostile {
+                // Counted up to one: a total of two says "more than one"; the page is the same.
+                let bounded = ListQuery {
+                    count_up_to: Some(1),
+                    ..q
+                };
+                for page in [
+                    mem.list_groups(dir, vis, &bounded).await.unwrap(),
+                    pg.list_groups(dir, vis, &bounded).await.unwrap(),
+                ] {
+                    assert_eq!(page.total, a.total.min(2), "{what}, counted up to one");
+                    assert_eq!(page.items, a.items, "{what}, counted up to one");
+                }
+            }
         }
         // A scan by key, a few at a time, gives every object the list gives, in its order.
         let listed = mem.list_users(dir, vis, &all).await.unwrap().items;

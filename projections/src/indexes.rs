@@ -364,6 +364,7 @@ mod tests {
             declared: Vec::new(),
             start_index,
             count,
+            count_up_to: None,
         }
     }
 

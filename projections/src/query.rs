@@ -47,6 +47,26 @@ pub struct ListQuery {
     /// 1-based index of the first result.
     pub start_index: usize,
     pub count: usize,
+    /// The matches are counted up to this many, and a total of one more says "more than
+    /// this": a person's search box shows "more than 10,000" rather than have PostgreSQL count
+    /// every match of a wide search. `None` counts them all, as SCIM's `totalResults` must.
+    pub count_up_to: Option<usize>,
+}
+
+impl ListQuery {
+    /// `matches` as this query counts them.
+    pub fn counted(&self, matches: usize) -> usize {
+        match self.count_up_to {
+            Some(most) => matches.min(most.saturating_add(1)),
+            None => matches,
+        }
+    }
+
+    /// Whether a walk over the matches in order may stop after `counted` of them, having
+    /// filled the page.
+    fn counted_enough(&self, counted: usize, page_full: bool) -> bool {
+        page_full && self.count_up_to.is_some_and(|most| counted > most)
+    }
 }
 
 /// RFC 7644 §3.4.2.3: the attribute to sort by and the direction.
@@ -266,8 +286,14 @@ pub(crate) fn page<T: HasId>(
                 items.push(item);
             }
             total += 1;
+            if q.counted_enough(total, items.len() == q.count) {
+                break;
+            }
         }
-        return Page { total, items };
+        return Page {
+            total: q.counted(total),
+            items,
+        };
     };
     let mut all: Vec<(SortKey, Arc<T>)> = candidates
         .filter_map(|item| select(item.as_ref()).map(|k| (k, item)))
@@ -285,7 +311,7 @@ pub(crate) fn page<T: HasId>(
             ascending
         }
     });
-    let total = all.len();
+    let total = q.counted(all.len());
     let items = all
         .into_iter()
         .skip(skip)
@@ -390,13 +416,13 @@ fn unfiltered<V, S: std::hash::BuildHasher>(
     let skip = q.start_index.max(1) - 1;
     match vis {
         Visibility::All => Page {
-            total: all.len(),
+            total: q.counted(all.len()),
             items: all.values().skip(skip).take(q.count).cloned().collect(),
         },
         Visibility::Owner(o) => {
             let ids = by_owner.get(&Some(o.to_owned()));
             Page {
-                total: ids.map_or(0, BTreeSet::len),
+                total: q.counted(ids.map_or(0, BTreeSet::len)),
                 items: ids
                     .into_iter()
                     .flatten()
@@ -439,7 +465,7 @@ fn listed<V: Indexed + HasId>(
             };
             let skip = q.start_index.max(1) - 1;
             return Page {
-                total: ids.len(),
+                total: q.counted(ids.len()),
                 items: first_in_order(ids, skip, q.count)
                     .iter()
                     .filter_map(|id| all.get(id))

@@ -175,6 +175,7 @@ impl Search {
                 .count
                 .unwrap_or(app.settings.default_page_size as i64)
                 .clamp(0, app.settings.max_page_size as i64) as usize,
+            count_up_to: None,
         })
     }
 }

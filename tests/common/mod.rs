@@ -466,6 +466,7 @@ pub async fn canonical(store: &dyn roster_projections::ProjectionStore) -> Vec<u
             declared: Vec::new(),
             start_index: 1,
             count: 0,
+            count_up_to: None,
         };
         let slugs: Vec<String> = snap.state.sources().map(|s| s.slug.clone()).collect();
         let mut seen = vec![roster_projections::Visibility::All];

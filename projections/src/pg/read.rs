@@ -174,13 +174,15 @@ impl PgStore {
                 if rows.len() < q.count {
                     let items = decode_all(rows)?;
                     return Ok(Page {
-                        total: items.len(),
+                        total: q.counted(items.len()),
                         items,
                     });
                 }
             }
             // SQL answers the whole query: count and page in one snapshot. Without a filter
-            // the fold's counts give the total; a filter's matches are counted.
+            // the fold's counts give the total; a filter's matches are counted, up to one
+            // more than the query asks for when it sets a bound.
+            let mut count_params = params.clone();
             let count_sql = if q.filter.is_none() {
                 let owner = match vis {
                     Visibility::Owner(_) => " AND owner = $2::text",
@@ -195,19 +197,27 @@ impl PgStore {
                      WHERE gen = {} AND directory = $1::text AND kind = '{kind}'{owner}",
                     self.gen_sql()
                 )
+            } else if let Some(most) = q.count_up_to {
+                count_params.push(Param::Int(
+                    most.saturating_add(1).min(i64::MAX as usize) as i64
+                ));
+                format!(
+                    "SELECT count(*) FROM (SELECT 1 FROM {table} u WHERE {wh} LIMIT ${}::int8) c",
+                    count_params.len()
+                )
             } else {
                 format!("SELECT count(*) FROM {table} u WHERE {wh}")
             };
             let tx = self.read_tx(&mut client).await?;
             let (total, rows) = tokio::join!(
-                self.query_dynamic(&tx, &count_sql, &params),
+                self.query_dynamic(&tx, &count_sql, &count_params),
                 self.query_dynamic(&tx, &page_sql, &page_params)
             );
             let total: i64 = total?.first().map_or(0, |r| r.get(0));
             let items = decode_all(rows?)?;
             self.track(tx.commit().await)?;
             return Ok(Page {
-                total: total as usize,
+                total: q.counted(total as usize),
                 items,
             });
         }

@@ -723,6 +723,7 @@ async fn every_user(
                 declared: Vec::new(),
                 start_index: 1,
                 count: usize::MAX,
+                count_up_to: None,
             },
         )
         .await?;

@@ -30,6 +30,7 @@ pub async fn show(State(app): State<AppState>, signed: Signed) -> Answer {
         declared: Vec::new(),
         start_index: 1,
         count: 0,
+        count_up_to: None,
     };
     let (mut users, mut groups) = (0, 0);
     for dir in app.store.directories().await? {
