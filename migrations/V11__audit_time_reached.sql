@@ -38,3 +38,17 @@ UPDATE positions p SET max_time_ms = (
 
 DROP INDEX audit_by_time;
 CREATE INDEX audit_by_time ON audit_events (log_partition, max_time_ms, entry);
+
+-- The counts of V10 are kept by the fold: a process of an older version that folded batches
+-- after V10 was applied (a rolling upgrade) did not count them. Counted again here from the
+-- active generation's rows. From now on an older process cannot fold at all (its audit rows
+-- lack `max_time_ms`): its batches fail and are folded by the processes of this version.
+DELETE FROM view_counts WHERE gen = (SELECT active FROM roster_generation);
+INSERT INTO view_counts (gen, directory, kind, owner, n)
+SELECT gen, directory, 'user', coalesce(owner, ''), count(*) FROM users
+WHERE gen = (SELECT active FROM roster_generation)
+GROUP BY gen, directory, coalesce(owner, '');
+INSERT INTO view_counts (gen, directory, kind, owner, n)
+SELECT gen, directory, 'group', coalesce(owner, ''), count(*) FROM groups
+WHERE gen = (SELECT active FROM roster_generation)
+GROUP BY gen, directory, coalesce(owner, '');

@@ -65,9 +65,10 @@ async fn an_unreadable_row_is_answered_as_a_fault_not_as_unavailable() {
 /// (migrations/V11) gains it on upgrade, taken from the rows in entry order even where writers'
 /// clocks disagreed, in the active generation and in a rebuild's detached one, and the fold's
 /// position keeps it; the first event at or after a time is then the first whose time reached
-/// it (where an audit search's time range and each hour of the activity chart start).
+/// it (where an audit search's time range and each hour of the activity chart start). The
+/// counts of users, which a process older than V10 did not keep, are counted again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_older_audit_projection_gains_each_rows_latest_time_on_upgrade() {
+async fn an_upgrade_gives_audit_rows_their_latest_time_and_counts_users_again() {
     let url = common::fresh_database().await;
     roster_projections::pg::PgStore::migrate_until(&common::pg_options(&url), 10)
         .await
@@ -106,6 +107,26 @@ async fn an_older_audit_projection_gains_each_rows_latest_time_on_upgrade() {
         )
         .await
         .unwrap();
+    // Users folded by a process older than V10 after V10 was applied: not counted.
+    for owner in [Some("a"), Some("a"), None] {
+        client
+            .execute(
+                "INSERT INTO users (gen, directory, id, owner, resource, version, created_ns, \
+                 modified_ns, created_ms, modified_ms) \
+                 VALUES (1, 'default', gen_random_uuid(), $1, '{}', 1, 0, 0, 0, 0)",
+                &[&owner],
+            )
+            .await
+            .unwrap();
+    }
+    client
+        .execute(
+            "INSERT INTO view_counts (gen, directory, kind, owner, n) \
+             VALUES (1, 'default', 'user', 'a', 7)",
+            &[],
+        )
+        .await
+        .unwrap();
 
     let store = common::pg_store(&url).await;
     for table in ["audit_events_g1", "audit_events_g2"] {
@@ -130,6 +151,21 @@ async fn an_older_audit_projection_gains_each_rows_latest_time_on_upgrade() {
         .unwrap()
         .get(0);
     assert_eq!(kept, Some(5_000));
+    let counts: Vec<(String, i64)> = client
+        .query(
+            "SELECT owner, n FROM view_counts WHERE gen = 1 AND kind = 'user' ORDER BY owner",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        counts,
+        [(String::new(), 1), ("a".to_owned(), 2)],
+        "counted again"
+    );
     for (since, first) in [
         (0, 0),
         (1_000, 0),
