@@ -91,6 +91,34 @@ async fn a_provider_reaches_a_remote_behind_a_private_ca_with_a_client_certifica
     let st = status(&app, "private").await;
     assert!(st["error"].is_null(), "{st}");
 
+    // Why the remote ends a connection that offered no client certificate is found by a
+    // handshake of Roster's own and a wait for the remote's first word (its TLS 1.3 alert
+    // comes after the handshake, and may come before the HTTP client has sent anything); with
+    // the certificate, the handshake succeeds and the remote waits for a request.
+    let key = roster::sealing::SecretKey::from_base64(&format!("{}=", "A".repeat(43))).unwrap();
+    let url = reqwest::Url::parse(&https_base).unwrap();
+    let without = roster_events::ProviderTls {
+        ca_bundle: Some(read(&ca)),
+        client_cert: None,
+        client_key: None,
+    };
+    let config = roster::provider::tls::client_config(&without, &key).unwrap();
+    let found = roster::provider::tls::diagnose(&url, config).await;
+    assert!(
+        found
+            .as_deref()
+            .unwrap_or_default()
+            .contains("CertificateRequired"),
+        "{found:?}"
+    );
+    let with = roster_events::ProviderTls {
+        client_cert: Some(read(&client_cert)),
+        client_key: Some(key.seal(&read(&client_key))),
+        ..without
+    };
+    let config = roster::provider::tls::client_config(&with, &key).unwrap();
+    assert_eq!(roster::provider::tls::diagnose(&url, config).await, None);
+
     // Changes: a certificate that does not parse is refused, and leaving the key out keeps it.
     let url = format!("{}/admin/v1/providers/private", app.root);
     let (s, body) = app

@@ -79,8 +79,14 @@ impl RemoteError {
 }
 
 /// A request that got no answer, named with its URL (without its query) and the innermost
-/// cause, such as "GET http://10.0.0.5/scim/v2/Users: Connection refused (os error 111)".
-fn no_answer(method: &reqwest::Method, url: &Url, e: &reqwest::Error) -> RemoteError {
+/// cause, such as "GET http://10.0.0.5/scim/v2/Users: Connection refused (os error 111)", and
+/// what a handshake of Roster's own found, if one was made.
+fn no_answer(
+    method: &reqwest::Method,
+    url: &Url,
+    e: &reqwest::Error,
+    found: Option<String>,
+) -> RemoteError {
     let mut at = url.clone();
     at.set_query(None);
     let cause = if e.is_timeout() {
@@ -92,7 +98,28 @@ fn no_answer(method: &reqwest::Method, url: &Url, e: &reqwest::Error) -> RemoteE
         }
         cause.to_string()
     };
-    RemoteError::Transport(format!("{method} {at}: {cause}"))
+    match found {
+        Some(found) => RemoteError::Transport(format!(
+            "{method} {at}: {cause}; a TLS handshake of Roster's own: {found}"
+        )),
+        None => RemoteError::Transport(format!("{method} {at}: {cause}")),
+    }
+}
+
+/// Whether rustls gave the cause of `e` (a certificate refused, an alert received).
+fn tls_caused(e: &reqwest::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        let inner = c
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|e| e as &(dyn std::error::Error + 'static));
+        if c.is::<rustls::Error>() || inner.is_some_and(|i| i.is::<rustls::Error>()) {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// A successful answer.
@@ -132,6 +159,8 @@ pub struct Remote {
     token: tokio::sync::Mutex<Option<(Secret, Instant)>>,
     capabilities: Mutex<Option<(Capabilities, Instant)>>,
     recent: Mutex<std::collections::VecDeque<Sent>>,
+    /// The HTTP client's TLS configuration, when it was named ([`Remote::with_tls`]).
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// How many sent requests [`Remote::recent`] keeps.
@@ -169,7 +198,7 @@ impl Remote {
     }
 
     /// As [`Remote::new`], its HTTP client made from `builder` (which carries the provider's
-    /// own TLS settings, `super::tls::apply`).
+    /// own TLS configuration, `super::tls::client_config`).
     pub fn with_builder(
         base: Url,
         auth: Auth,
@@ -193,7 +222,15 @@ impl Remote {
             token: tokio::sync::Mutex::new(None),
             capabilities: Mutex::new(None),
             recent: Mutex::new(std::collections::VecDeque::new()),
+            tls: None,
         })
+    }
+
+    /// Names the TLS configuration the HTTP client was given, for [`super::tls::diagnose`] to
+    /// make its own handshake with when a connection to an `https` remote closes unexplained.
+    pub fn with_tls(mut self, tls: Arc<rustls::ClientConfig>) -> Remote {
+        self.tls = Some(tls);
+        self
     }
 
     /// Replaces how attempts are spaced and waited for (tests).
@@ -332,6 +369,16 @@ impl Remote {
         }
     }
 
+    /// What a handshake of Roster's own says of an `https` remote that left a request without
+    /// an answer and without a TLS error of its own ([`super::tls::diagnose`]).
+    async fn why_closed(&self, url: &Url, e: &reqwest::Error) -> Option<String> {
+        let tls = self.tls.as_ref()?;
+        if url.scheme() != "https" || e.is_timeout() || tls_caused(e) {
+            return None;
+        }
+        super::tls::diagnose(url, tls.clone()).await
+    }
+
     /// One attempt; also returns the `Retry-After` header of an error answer.
     async fn send_once(
         &self,
@@ -367,7 +414,8 @@ impl Remote {
                 Ok(r) => r,
                 Err(e) => {
                     self.record(sent(None));
-                    return (Err(no_answer(&request.method, &url, &e)), None);
+                    let found = self.why_closed(&url, &e).await;
+                    return (Err(no_answer(&request.method, &url, &e, found)), None);
                 }
             };
             let status = response.status();
@@ -389,7 +437,7 @@ impl Remote {
                 .map(str::to_owned);
             let text = match response.text().await {
                 Ok(t) => t,
-                Err(e) => return (Err(no_answer(&request.method, &url, &e)), None),
+                Err(e) => return (Err(no_answer(&request.method, &url, &e, None)), None),
             };
             if !status.is_success() {
                 let detail = detail(status, &text);

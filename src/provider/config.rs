@@ -57,8 +57,10 @@ impl Default for Tuning {
 pub fn remote(config: &ProviderConfig, key: &SecretKey, tuning: Tuning) -> Result<Remote, String> {
     let auth = open_auth(config, key)?;
     let base = Url::parse(&config.base_url).map_err(|e| format!("base_url: {e}"))?;
-    let builder = super::tls::apply(reqwest::Client::builder(), &config.tls, key)?;
-    let remote = Remote::with_builder(base, auth, mode(config.mode), tuning.timeout, builder)?;
+    let tls = super::tls::client_config(&config.tls, key)?;
+    let builder = reqwest::Client::builder().use_preconfigured_tls((*tls).clone());
+    let remote =
+        Remote::with_builder(base, auth, mode(config.mode), tuning.timeout, builder)?.with_tls(tls);
     let sleeper: super::client::Sleeper = std::sync::Arc::new(|d| Box::pin(tokio::time::sleep(d)));
     Ok(remote.with_retries(tuning.attempts, tuning.backoff, sleeper))
 }

@@ -1,11 +1,18 @@
 //! A provider's TLS settings at the edges: applied from the admin API's `tls` object (the
 //! certificates checked, the client key sealed on the way in), shown back without the key, and
-//! applied to the provider's HTTP client (a private CA bundle instead of the web PKI roots, a
-//! client certificate for mutual TLS; the key opened only there).
+//! made into the rustls configuration of the provider's HTTP client (a private CA bundle
+//! trusted besides the web PKI roots, a client certificate for mutual TLS; the key opened only
+//! there); and the handshake of Roster's own that says why a remote closed a connection.
 
 use super::settings::TlsSettings;
 use crate::sealing::SecretKey;
 use roster_events::{ProviderTls, Sealed};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::ClientConfig;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
 
 /// A PEM text given: None when absent, null or empty (which clears it).
 fn pem(v: &Option<String>) -> Option<String> {
@@ -29,18 +36,18 @@ pub fn apply_settings(
     let ca_bundle = keep(&t.ca_bundle, &old.ca_bundle);
     let client_cert = keep(&t.client_cert, &old.client_cert);
     if let Some(pem) = &ca_bundle {
-        let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
-            .map_err(|e| format!("tls.ca_bundle does not parse: {e}"))?;
-        if certs.is_empty() {
-            return Err("tls.ca_bundle holds no certificate".into());
-        }
+        roots(pem)?;
     }
     let new_key = t.client_key.as_ref().and_then(pem);
     let client_key = match (&client_cert, new_key) {
         (None, Some(_)) => return Err("tls.client_key needs tls.client_cert".into()),
         (None, None) => None,
         (Some(cert), Some(pem)) => {
-            identity(cert, &pem)?;
+            builder(None)?
+                .with_client_auth_cert(certificates(cert)?, private_key(&pem)?)
+                .map_err(|e| {
+                    format!("tls.client_cert and tls.client_key do not make an identity: {e}")
+                })?;
             Some(key.seal(&pem))
         }
         (Some(_), None) if matches!(t.client_key, Some(None)) => {
@@ -59,39 +66,98 @@ pub fn apply_settings(
     })
 }
 
-/// The client certificate and its key as one identity.
-fn identity(cert: &str, key: &str) -> Result<reqwest::Identity, String> {
-    let mut pem = Vec::with_capacity(cert.len() + key.len() + 1);
-    pem.extend_from_slice(key.as_bytes());
-    pem.push(b'\n');
-    pem.extend_from_slice(cert.as_bytes());
-    reqwest::Identity::from_pem(&pem)
-        .map_err(|e| format!("tls.client_cert and tls.client_key do not make an identity: {e}"))
+/// The certificates of a PEM text.
+fn certificates(pem: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("tls.client_cert does not parse: {e}"))?;
+    if certs.is_empty() {
+        return Err("tls.client_cert holds no certificate".into());
+    }
+    Ok(certs)
 }
 
-/// `builder` with the provider's CA bundle (trusted besides the web PKI roots, so that a
-/// token endpoint on a public CA keeps working) and client certificate, its key opened with
-/// `key`.
+/// The private key of a PEM text (PKCS #8, PKCS #1 or SEC 1).
+fn private_key(pem: &str) -> Result<PrivateKeyDer<'static>, String> {
+    PrivateKeyDer::from_pem_slice(pem.as_bytes())
+        .map_err(|e| format!("tls.client_key does not parse: {e}"))
+}
+
+/// The web PKI roots, and the certificates of a CA bundle.
+fn roots(ca_bundle: &str) -> Result<rustls::RootCertStore, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    let mut given = 0;
+    for cert in CertificateDer::pem_slice_iter(ca_bundle.as_bytes()) {
+        let cert = cert.map_err(|e| format!("tls.ca_bundle does not parse: {e}"))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("tls.ca_bundle does not parse: {e}"))?;
+        given += 1;
+    }
+    if given == 0 {
+        return Err("tls.ca_bundle holds no certificate".into());
+    }
+    Ok(roots)
+}
+
+/// A configuration trusting the web PKI roots (so that a token endpoint on a public CA keeps
+/// working) and those of `ca_bundle`, waiting for its client authentication.
+fn builder(
+    ca_bundle: Option<&str>,
+) -> Result<rustls::ConfigBuilder<ClientConfig, rustls::client::WantsClientCert>, String> {
+    let mut trusted = rustls::RootCertStore::empty();
+    trusted.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(pem) = ca_bundle {
+        trusted.roots.extend(roots(pem)?.roots);
+    }
+    Ok(
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS: {e}"))?
+            .with_root_certificates(trusted),
+    )
+}
+
+/// The TLS configuration of a provider's HTTP client: its CA bundle trusted besides the web
+/// PKI roots, and its client certificate, the key opened with `key`.
 ///
 /// Fails when the key does not open with this server's key or a PEM no longer parses.
-pub fn apply(
-    builder: reqwest::ClientBuilder,
-    tls: &ProviderTls,
-    key: &SecretKey,
-) -> Result<reqwest::ClientBuilder, String> {
-    let mut builder = builder;
-    if let Some(pem) = &tls.ca_bundle {
-        for cert in reqwest::Certificate::from_pem_bundle(pem.as_bytes())
-            .map_err(|e| format!("tls.ca_bundle: {e}"))?
-        {
-            builder = builder.add_root_certificate(cert);
-        }
+pub fn client_config(tls: &ProviderTls, key: &SecretKey) -> Result<Arc<ClientConfig>, String> {
+    let builder = builder(tls.ca_bundle.as_deref())?;
+    let config = match (&tls.client_cert, &tls.client_key) {
+        (Some(cert), Some(sealed)) => builder
+            .with_client_auth_cert(certificates(cert)?, private_key(&open(sealed, key)?)?)
+            .map_err(|e| format!("tls.client_cert: {e}"))?,
+        _ => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(config))
+}
+
+/// Why the remote at `url` ends a connection made with `config`, in rustls's words, found by a
+/// handshake of Roster's own and a wait for what the remote sends first. A server that wants
+/// a client certificate it did not get says so only after a TLS 1.3 handshake has completed
+/// on the client's side (`received fatal alert: CertificateRequired`), and when that alert
+/// comes before a request is sent, the HTTP client reports only that the connection closed.
+/// None when the handshake succeeds and the remote then waits, or no connection is made.
+pub async fn diagnose(url: &reqwest::Url, config: Arc<ClientConfig>) -> Option<String> {
+    let host = url.host_str()?.trim_matches(['[', ']']).to_owned();
+    let port = url.port_or_known_default()?;
+    let wait = Duration::from_secs(3);
+    let tcp = tokio::time::timeout(wait, tokio::net::TcpStream::connect((host.as_str(), port)))
+        .await
+        .ok()?
+        .ok()?;
+    let name = ServerName::try_from(host).ok()?;
+    let connector = tokio_rustls::TlsConnector::from(config);
+    let mut tls = match tokio::time::timeout(wait, connector.connect(name, tcp)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => return Some(e.to_string()),
+        Err(_) => return None,
+    };
+    match tokio::time::timeout(wait, tls.read(&mut [0u8; 1])).await {
+        Ok(Err(e)) => Some(e.to_string()),
+        _ => None,
     }
-    if let (Some(cert), Some(sealed)) = (&tls.client_cert, &tls.client_key) {
-        let pem = open(sealed, key)?;
-        builder = builder.identity(identity(cert, &pem)?);
-    }
-    Ok(builder)
 }
 
 fn open(sealed: &Sealed, key: &SecretKey) -> Result<String, String> {
