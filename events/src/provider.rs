@@ -31,6 +31,28 @@ pub enum ProviderMode {
     Webex,
 }
 
+impl ProviderMode {
+    /// Every mode.
+    pub const ALL: [ProviderMode; 5] = [
+        ProviderMode::Default,
+        ProviderMode::Aws,
+        ProviderMode::Slack,
+        ProviderMode::Salesforce,
+        ProviderMode::Webex,
+    ];
+
+    /// The mode as the admin API and the settings name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProviderMode::Default => "default",
+            ProviderMode::Aws => "aws",
+            ProviderMode::Slack => "slack",
+            ProviderMode::Salesforce => "salesforce",
+            ProviderMode::Webex => "webex",
+        }
+    }
+}
+
 /// The OAuth2 grant a provider uses to get its access token.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -189,5 +211,16 @@ mod tests {
             serde_json::from_value::<ProviderConfig>(json).unwrap(),
             with
         );
+    }
+
+    #[test]
+    fn each_mode_is_named_as_it_is_serialized() {
+        for mode in ProviderMode::ALL {
+            assert_eq!(serde_json::to_value(mode).unwrap(), mode.name());
+            assert_eq!(
+                serde_json::from_value::<ProviderMode>(mode.name().into()).unwrap(),
+                mode
+            );
+        }
     }
 }

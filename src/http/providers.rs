@@ -102,11 +102,6 @@ struct ProviderList {
     providers: Vec<ListedProvider>,
 }
 
-/// `provider_json` of a view, for the console's pages.
-pub(super) fn provider_json(p: &ProviderView) -> Value {
-    serde_json::to_value(ProviderOut::of(p)).unwrap_or_default()
-}
-
 pub(super) async fn by_name(app: &AppState, name: &str) -> Result<Arc<ProviderView>, ScimError> {
     app.store
         .providers()
@@ -208,17 +203,6 @@ pub(super) async fn listed(app: &AppState) -> Result<Vec<ListedProvider>, ScimEr
         });
     }
     Ok(list)
-}
-
-/// [`listed`] as JSON values, for the console's pages.
-///
-/// Fails as `listed` does.
-pub(super) async fn list_json(app: &AppState) -> Result<Vec<Value>, ScimError> {
-    Ok(listed(app)
-        .await?
-        .iter()
-        .map(|p| serde_json::to_value(p).unwrap_or_default())
-        .collect())
 }
 
 /// One provider's configuration.
@@ -612,14 +596,6 @@ async fn status(
     Path(name): Path<String>,
 ) -> Result<Json<ProviderStatus>, ScimError> {
     Ok(Json(provider_status(&app, &name).await?))
-}
-
-/// [`provider_status`] as a JSON value, for the console's pages.
-///
-/// Fails as `provider_status` does.
-pub(super) async fn status_json(app: &AppState, name: &str) -> Result<Value, ScimError> {
-    let status = provider_status(app, name).await?;
-    Ok(serde_json::to_value(status).unwrap_or_default())
 }
 
 /// The status of the provider `name`'s consumer, as the admin API shows it.

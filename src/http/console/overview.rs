@@ -5,7 +5,7 @@
 
 use super::chart::{self, Size};
 use super::layout::{self, page, Nav};
-use super::{audit, providers, Answer, Signed};
+use super::{audit, Answer, Signed};
 use crate::audit::query::{Search, SearchParams};
 use crate::http::error::ScimError;
 use crate::http::providers as api;
@@ -14,7 +14,6 @@ use axum::extract::State;
 use maud::{html, Markup};
 use roster_projections::ListQuery;
 use roster_projections::Visibility;
-use serde_json::Value;
 
 fn card(label: &str, figure: Markup) -> Markup {
     html! { div.card { div.figure { (figure) } div.label { (label) } } }
@@ -51,7 +50,7 @@ pub async fn show(State(app): State<AppState>, signed: Signed) -> Answer {
         .per_hour(24, chrono::Utc::now())
         .await
         .map_err(ScimError::from)?;
-    let providers = api::list_json(&app).await?;
+    let providers = api::listed(&app).await?;
     let recent = SearchParams {
         sort_order: Some("descending".into()),
         limit: Some("10".into()),
@@ -93,13 +92,13 @@ pub async fn show(State(app): State<AppState>, signed: Signed) -> Answer {
                     thead { tr { th scope="col" { "Name" } th scope="col" { "State" } th.num scope="col" { "Lag" } th scope="col" { "Lag, last 24 hours" } th.num scope="col" { "Parked" } } }
                     tbody {
                         @for p in &providers {
-                            @let name = p["name"].as_str().unwrap_or("");
+                            @let (name, s) = (&p.provider.config.name, &p.status);
                             tr {
                                 td { a href=(format!("/console/providers/{name}")) { (name) } }
-                                td { (p.pointer("/status/state").and_then(Value::as_str).unwrap_or("unknown")) }
-                                td.num { (p.pointer("/status/lag").and_then(Value::as_u64).unwrap_or(0)) }
-                                td { (chart::hourly(&chart::lag(&providers::lag_history(p), now), &format!("{name}: the most records it was behind in each of the last 24 hours"), "records behind", Size::Small)) }
-                                td.num { (p.pointer("/status/parked").and_then(Value::as_u64).unwrap_or(0)) }
+                                td { (s.state) }
+                                td.num { (s.lag) }
+                                td { (chart::hourly(&chart::lag(&s.lag_history, now), &format!("{name}: the most records it was behind in each of the last 24 hours"), "records behind", Size::Small)) }
+                                td.num { (s.parked) }
                             }
                         }
                     }

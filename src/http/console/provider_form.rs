@@ -10,6 +10,7 @@ use super::{Answer, Nothing, Signed, Submitted};
 use crate::http::error::ScimError;
 use crate::http::providers as api;
 use crate::http::AppState;
+use crate::provider::config::PublicAuth;
 use crate::provider::settings::{
     AuthSettings, GrantKind, ProviderSettings, ScopeSettings, TlsSettings,
 };
@@ -88,60 +89,57 @@ fn words(text: &str) -> Vec<String> {
         .collect()
 }
 
-const MODES: [&str; 5] = ["default", "aws", "slack", "salesforce", "webex"];
-
 impl ProviderForm {
     /// The form of a provider as the API shows it (no secrets).
-    fn of(p: &Value) -> ProviderForm {
-        let s = |ptr: &str| {
-            p.pointer(ptr)
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned()
+    fn of(p: &api::ProviderOut) -> ProviderForm {
+        let c = &p.config;
+        let on = |b: bool| if b { "on".to_owned() } else { String::new() };
+        let ids = |ids: &[ResourceId]| {
+            ids.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         };
-        let n = |ptr: &str| p.pointer(ptr).map_or(String::new(), |v| v.to_string());
-        let on = |ptr: &str| {
-            if p.pointer(ptr).and_then(Value::as_bool) == Some(true) {
-                "on".to_owned()
-            } else {
-                String::new()
-            }
-        };
-        let list = |ptr: &str| {
-            p.pointer(ptr)
-                .and_then(Value::as_array)
-                .map_or(String::new(), |m| {
-                    m.iter()
-                        .filter_map(Value::as_str)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                })
-        };
-        let mappings = list("/mappings");
-        ProviderForm {
-            name: s("/name"),
-            directory: s("/directory"),
-            base_url: s("/base_url"),
-            mode: s("/mode"),
-            auth_type: s("/auth/type"),
-            username: s("/auth/username"),
-            token_url: s("/auth/token_url"),
-            client_id: s("/auth/client_id"),
-            grant: s("/auth/grant"),
-            concurrency: n("/concurrency"),
-            full_sync_interval_secs: n("/full_sync_interval_secs"),
-            mappings,
-            dry_run: on("/dry_run"),
-            enabled: on("/enabled"),
-            deactivate: on("/deactivate"),
-            exclude_service_accounts: on("/scope/exclude_service_accounts"),
-            group_filter: list("/scope/group_filter"),
-            access_groups: list("/scope/access_groups"),
-            ca_bundle: s("/tls/ca_bundle"),
-            client_cert: s("/tls/client_cert"),
-            client_key_set: p.pointer("/tls/client_key_set").and_then(Value::as_bool) == Some(true),
+        let mut f = ProviderForm {
+            name: c.name.clone(),
+            directory: p.directory.clone(),
+            base_url: c.base_url.clone(),
+            mode: c.mode.name().to_owned(),
+            concurrency: c.concurrency.to_string(),
+            full_sync_interval_secs: c.full_sync_interval_secs.to_string(),
+            mappings: c.mappings.join(", "),
+            dry_run: on(c.dry_run),
+            enabled: on(c.enabled),
+            deactivate: on(c.deactivate),
+            exclude_service_accounts: on(c.scope.exclude_service_accounts),
+            group_filter: ids(&c.scope.group_filter),
+            access_groups: ids(&c.scope.access_groups),
+            ca_bundle: c.tls.ca_bundle.clone().unwrap_or_default(),
+            client_cert: c.tls.client_cert.clone().unwrap_or_default(),
+            client_key_set: c.tls.client_key_set,
             ..ProviderForm::default()
+        };
+        match &c.auth {
+            PublicAuth::Bearer => f.auth_type = "bearer".into(),
+            PublicAuth::Basic { username } => {
+                f.auth_type = "basic".into();
+                f.username = username.clone();
+            }
+            PublicAuth::Oauth2 {
+                token_url,
+                client_id,
+                grant,
+                username,
+                ..
+            } => {
+                f.auth_type = "oauth2".into();
+                f.token_url = token_url.clone();
+                f.client_id = client_id.clone();
+                f.grant = (*grant).to_owned();
+                f.username = username.clone().unwrap_or_default();
+            }
         }
+        f
     }
 
     /// The admin API's settings for this form (`creating`: with name and directory).
@@ -275,7 +273,7 @@ fn form(signed: &Signed, f: &ProviderForm, directories: &[String], editing: bool
             div.field {
                 label for="mode" { "Compatibility mode" }
                 select #mode name="mode" {
-                    @for m in MODES { option value=(m) selected[f.mode == m] { (m) } }
+                    @for m in ProviderMode::ALL.map(ProviderMode::name) { option value=(m) selected[f.mode == m] { (m) } }
                 }
             }
             fieldset {
@@ -383,7 +381,7 @@ pub async fn new(State(app): State<AppState>, signed: Signed) -> Answer {
 /// `GET /console/providers/{name}/edit`.
 pub async fn edit(State(app): State<AppState>, signed: Signed, Path(name): Path<String>) -> Answer {
     let p = api::by_name(&app, &name).await?;
-    let f = ProviderForm::of(&api::provider_json(&p));
+    let f = ProviderForm::of(&api::ProviderOut::of(&p));
     let content = html! {
         (form(&signed, &f, &[], true))
         form method="post" action=(format!("/console/providers/{name}/delete"))

@@ -12,30 +12,10 @@ use crate::domain::ProviderRequest;
 use crate::http::error::ScimError;
 use crate::http::providers as api;
 use crate::http::AppState;
-use crate::provider::lag::LagHour;
+use crate::provider::runner::{FailingObject, ParkedObject};
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect};
 use maud::{html, Markup};
-use serde_json::Value;
-
-fn num(v: &Value, pointer: &str) -> u64 {
-    v.pointer(pointer).and_then(Value::as_u64).unwrap_or(0)
-}
-
-fn text<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
-}
-
-/// The hours of the last day in which the lag of `status` (a provider's status, or the
-/// summary in a list) was sampled.
-pub fn lag_history(v: &Value) -> Vec<LagHour> {
-    let history = v
-        .pointer("/status/lag_history")
-        .or_else(|| v.get("lag_history"));
-    history
-        .and_then(|h| serde_json::from_value(h.clone()).ok())
-        .unwrap_or_default()
-}
 
 /// A provider's state as a badge.
 fn state(s: &str) -> Markup {
@@ -48,7 +28,7 @@ fn state(s: &str) -> Markup {
 }
 
 pub async fn list(State(app): State<AppState>, signed: Signed) -> Answer {
-    let providers = api::list_json(&app).await?;
+    let providers = api::listed(&app).await?;
     let content = html! {
         p { a.button href="/console/providers/new" { "New provider" } }
         @if providers.is_empty() {
@@ -67,15 +47,15 @@ pub async fn list(State(app): State<AppState>, signed: Signed) -> Answer {
                     } }
                     tbody {
                         @for p in &providers {
-                            @let name = text(p, "/name");
+                            @let (name, s) = (&p.provider.config.name, &p.status);
                             tr {
                                 td { a href=(format!("/console/providers/{name}")) { (name) } }
-                                td { (state(text(p, "/status/state"))) }
-                                td.num { (layout::count(num(p, "/status/lag"))) }
-                                td.num { (layout::count(num(p, "/status/pending"))) }
-                                td.num { (layout::count(num(p, "/status/parked"))) }
-                                td.optional { (text(p, "/directory")) }
-                                td.optional { code { (text(p, "/base_url")) } }
+                                td { (state(s.state)) }
+                                td.num { (layout::count(s.lag)) }
+                                td.num { (layout::count(s.pending as u64)) }
+                                td.num { (layout::count(s.parked as u64)) }
+                                td.optional { (p.provider.directory) }
+                                td.optional { code { (p.provider.config.base_url) } }
                             }
                         }
                     }
@@ -93,27 +73,28 @@ pub async fn show(State(app): State<AppState>, signed: Signed, Path(name): Path<
 /// The status page of the provider `name`, with `warnings` (of a check of its remote just
 /// made) above it.
 pub async fn status_page(app: &AppState, signed: &Signed, name: &str, warnings: &str) -> Answer {
-    let s = api::status_json(app, name).await?;
-    let busy = s.get("full_sync").is_some_and(|f| !f.is_null())
+    let p = api::provider_status(app, name).await?;
+    let s = &p.status;
+    let busy = s.full_sync.is_some()
         || matches!(
-            text(&s, "/state"),
+            s.state,
             "starting" | "settling" | "bootstrapping" | "full sync"
         );
     let content = html! {
         @if !warnings.is_empty() { p.notice role="status" { (warnings) } }
         @if busy { div data-refresh="2" hidden {} }
         dl.facts {
-            dt { "State" } dd { (state(text(&s, "/state"))) @if !s["enabled"].as_bool().unwrap_or(true) { " " (layout::badge("warn", "disabled")) } @if s["dry_run"].as_bool().unwrap_or(false) { " " (layout::badge("warn", "dry run")) } }
-            @if let Some(e) = s.get("error").and_then(Value::as_str) { dt { "Error" } dd.error { (e) } }
-            dt { "Carried up to" } dd { "position " (num(&s, "/position")) " of " (num(&s, "/views_position")) }
-            dt { "Lag" } dd { (layout::count(num(&s, "/lag"))) @if num(&s, "/lag") == 1 { " record" } @else { " records" } }
-            dt { "Pending / in flight" } dd { (num(&s, "/pending")) " / " (num(&s, "/in_flight")) }
-            @if let Some(t) = s.get("last_checkpoint").and_then(Value::as_str) { dt { "Last checkpoint" } dd { (layout::time_text(t)) } }
+            dt { "State" } dd { (state(s.state)) @if !p.enabled { " " (layout::badge("warn", "disabled")) } @if p.dry_run { " " (layout::badge("warn", "dry run")) } }
+            @if let Some(e) = &s.error { dt { "Error" } dd.error { (e) } }
+            dt { "Carried up to" } dd { "position " (s.position) " of " (s.views_position) }
+            dt { "Lag" } dd { (layout::count(p.lag)) @if p.lag == 1 { " record" } @else { " records" } }
+            dt { "Pending / in flight" } dd { (s.pending) " / " (s.in_flight) }
+            @if let Some(t) = &s.last_checkpoint { dt { "Last checkpoint" } dd { (layout::time(t)) } }
         }
         h2 { "Lag, last 24 hours (UTC)" }
-        (chart::hourly(&chart::lag(&lag_history(&s), chrono::Utc::now()), "The most records the provider was behind the views in each of the last 24 hours", "records behind", Size::Wide))
-        @if let Some(f) = s.get("full_sync").filter(|f| !f.is_null()) {
-            @let (done, all) = (num(f, "/carried"), num(f, "/objects"));
+        (chart::hourly(&chart::lag(&p.lag_history, chrono::Utc::now()), "The most records the provider was behind the views in each of the last 24 hours", "records behind", Size::Wide))
+        @if let Some(f) = &s.full_sync {
+            @let (done, all) = (f.carried as u64, f.objects as u64);
             h2 { "Full sync running" }
             label for="sync-progress" { (layout::count(done)) " of " (layout::count(all)) " objects carried" }
             progress #sync-progress max=(all.max(1)) value=(done) { (done) " of " (all) }
@@ -129,7 +110,7 @@ pub async fn status_page(app: &AppState, signed: &Signed, name: &str, warnings: 
                 button.secondary type="submit" { "Retry parked objects" }
             }
             " "
-            @let dry = s["dry_run"].as_bool().unwrap_or(false);
+            @let dry = p.dry_run;
             form.inline method="post" action=(format!("/console/providers/{name}/dry-run"))
                 data-confirm=(if dry { "Turn dry run off? Planned requests are sent from now on." } else { "Turn dry run on? Writes are planned and listed here, none is sent." }) {
                 (layout::csrf(signed))
@@ -143,50 +124,49 @@ pub async fn status_page(app: &AppState, signed: &Signed, name: &str, warnings: 
             data-confirm="Carry every change from this position again?" {
             (layout::csrf(signed))
             div.field {
-                label for="from" { "Replay from position " span.hint { "(carries every change of the directory from there again; the views reflect the log up to " (num(&s, "/views_position")) ")" } }
+                label for="from" { "Replay from position " span.hint { "(carries every change of the directory from there again; the views reflect the log up to " (s.views_position) ")" } }
                 input #from type="number" name="from" min="0" required;
             }
             button.secondary type="submit" { "Replay" }
         }
-        (objects("Parked", &s["parked"], "Parked objects wait for a retry (above) or a change."))
-        (objects("Failing", &s["failing"], "Failing objects are tried again on their own."))
+        (objects("Parked", &s.parked.iter().map(Object::from).collect::<Vec<_>>(), "Parked objects wait for a retry (above) or a change."))
+        (objects("Failing", &s.failing.iter().map(Object::from).collect::<Vec<_>>(), "Failing objects are tried again on their own."))
         h2 { "Last full sync" }
-        @match s.get("last_full_sync").filter(|f| !f.is_null()) {
+        @match &s.last_full_sync {
             None => p.muted { "None yet." },
             Some(f) => dl.facts {
-                dt { "Finished" } dd { (f.get("finished").and_then(Value::as_str).map_or_else(|| "not yet".to_owned(), layout::time_text)) }
-                dt { "Compared" } dd { (layout::count(num(f, "/compared"))) }
-                dt { "Unchanged" } dd { (layout::count(num(f, "/unchanged"))) }
-                dt { "Created" } dd { (layout::count(num(f, "/created"))) }
-                dt { "Updated" } dd { (layout::count(num(f, "/updated"))) }
-                dt { "Deleted" } dd { (layout::count(num(f, "/deleted"))) }
-                dt { "Failed" } dd { (layout::count(num(f, "/failed"))) }
+                dt { "Finished" } dd { (f.finished.as_ref().map_or_else(|| "not yet".to_owned(), layout::time)) }
+                dt { "Compared" } dd { (layout::count(f.compared)) }
+                dt { "Unchanged" } dd { (layout::count(f.unchanged)) }
+                dt { "Created" } dd { (layout::count(f.created)) }
+                dt { "Updated" } dd { (layout::count(f.updated)) }
+                dt { "Deleted" } dd { (layout::count(f.deleted)) }
+                dt { "Failed" } dd { (layout::count(f.failed)) }
             },
         }
-        @let planned = s["dry_run_requests"].as_array().map_or(&[][..], Vec::as_slice);
-        @if s["dry_run"].as_bool().unwrap_or(false) || !planned.is_empty() {
+        @let planned = &s.dry_run_requests;
+        @if p.dry_run || !planned.is_empty() {
             h2 { "Planned by the dry run (" (planned.len()) ")" }
             @if planned.is_empty() { p.muted { "None yet: writes the provider would send are listed here." } } @else {
                 div.scroll { table {
                     thead { tr { th scope="col" { "At" } th scope="col" { "Method" } th scope="col" { "Path" } } }
                     tbody { @for r in planned.iter().rev() { tr {
-                        td { (layout::time_text(text(r, "/at"))) }
-                        td { (text(r, "/method")) }
-                        td { code { (text(r, "/path")) } }
+                        td { (layout::time(&r.at)) }
+                        td { (r.method) }
+                        td { code { (r.path) } }
                     } } }
                 } }
             }
         }
         h2 { "Recent requests" }
-        @let recent = s["recent_requests"].as_array().map_or(&[][..], Vec::as_slice);
-        @if recent.is_empty() { p.muted { "None yet." } } @else {
+        @if p.recent_requests.is_empty() { p.muted { "None yet." } } @else {
             div.scroll { table {
                 thead { tr { th scope="col" { "Method" } th scope="col" { "Path" } th.num scope="col" { "Status" } th.num scope="col" { "ms" } } }
-                tbody { @for r in recent { tr {
-                    td { (text(r, "/method")) }
-                    td { code { (text(r, "/path")) } }
-                    td.num { (num(r, "/status")) }
-                    td.num { (format!("{:.1}", r["duration_ms"].as_f64().unwrap_or(0.0))) }
+                tbody { @for r in &p.recent_requests { tr {
+                    td { (r.method) }
+                    td { code { (r.path) } }
+                    td.num { (r.status.unwrap_or(0)) }
+                    td.num { (format!("{:.1}", r.duration_ms)) }
                 } } }
             } }
         }
@@ -199,17 +179,46 @@ pub async fn status_page(app: &AppState, signed: &Signed, name: &str, warnings: 
     ))
 }
 
-fn objects(title: &str, list: &Value, empty_hint: &str) -> Markup {
-    let list = list.as_array().map_or(&[][..], Vec::as_slice);
+/// A parked or failing object, as its table shows it.
+struct Object<'a> {
+    kind: &'static str,
+    id: String,
+    attempts: u32,
+    error: &'a str,
+}
+
+impl<'a> From<&'a ParkedObject> for Object<'a> {
+    fn from(o: &'a ParkedObject) -> Self {
+        Object {
+            kind: o.kind.name(),
+            id: o.id.to_string(),
+            attempts: o.attempts,
+            error: &o.error,
+        }
+    }
+}
+
+impl<'a> From<&'a FailingObject> for Object<'a> {
+    fn from(o: &'a FailingObject) -> Self {
+        Object {
+            kind: o.kind.name(),
+            id: o.id.to_string(),
+            attempts: o.attempts,
+            error: &o.error,
+        }
+    }
+}
+
+fn objects(title: &str, list: &[Object<'_>], empty_hint: &str) -> Markup {
     html! {
         h2 { (title) " (" (list.len()) ")" }
         @if list.is_empty() { p.muted { "None. " (empty_hint) } } @else {
             div.scroll { table {
                 thead { tr { th scope="col" { "Object" } th.num scope="col" { "Attempts" } th scope="col" { "Error" } } }
                 tbody { @for o in list { tr {
-                    td { (text(o, "/kind")) " " code { (text(o, "/id")) } }
-                    td.num { (num(o, "/attempts")) }
-                    td { (text(o, "/error")) }
+                    td { (o.kind) " " code { (o.id) } }
+                    td.num { (o.attempts) }
+                    td { (o.error) }
                 } } }
             } }
         }
