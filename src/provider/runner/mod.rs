@@ -41,6 +41,10 @@ const READ_BATCH: usize = 500;
 const MAX_QUEUED: usize = 20_000;
 /// Checkpoints are at most this frequent while work completes.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+/// ... and at most one in this many parts of the consumer's time: a checkpoint saves every
+/// queued object (a million during a full sync of a million users), so that its cost grows
+/// with the queue.
+const CHECKPOINT_SHARE: u32 = 10;
 /// Users per Bulk request at most (within the remote's maxOperations).
 const BULK_OPERATIONS: usize = 100;
 /// Dry-run requests kept for the status API.
@@ -258,6 +262,8 @@ struct Runner {
     tasks: JoinSet<Vec<(Outcome, Option<i64>)>>,
     dirty: bool,
     last_save: Instant,
+    /// How long the last checkpoint took.
+    save_cost: Duration,
     /// Changes below this position may have been carried before a crash.
     uncertain_until: u64,
     full_sync: Option<FullSyncRun>,
@@ -315,6 +321,7 @@ impl Runner {
             tasks: JoinSet::new(),
             dirty: false,
             last_save: Instant::now(),
+            save_cost: Duration::ZERO,
             uncertain_until: 0,
             full_sync: None,
             next_full_sync: None,
@@ -411,7 +418,8 @@ impl Runner {
                 self.full_sync_if_due().await?;
                 self.start_tasks().await;
             }
-            if self.dirty && (self.last_save.elapsed() >= CHECKPOINT_EVERY || self.tasks.is_empty())
+            if self.dirty
+                && (self.last_save.elapsed() >= self.checkpoint_every() || self.tasks.is_empty())
             {
                 self.checkpoint().await?;
             }
@@ -419,7 +427,7 @@ impl Runner {
 
             let behind = self.position < self.views_position();
             let wake = self.queue.next_wake();
-            let save_at = self.dirty.then(|| self.last_save + CHECKPOINT_EVERY);
+            let save_at = self.dirty.then(|| self.last_save + self.checkpoint_every());
             let far = Instant::now() + Duration::from_secs(3600);
             tokio::select! {
                 Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => {
@@ -653,6 +661,11 @@ impl Runner {
         }
     }
 
+    /// How long after the last checkpoint the next falls due while work is in flight.
+    fn checkpoint_every(&self) -> Duration {
+        checkpoint_every(self.save_cost)
+    }
+
     async fn checkpoint(&mut self) -> Result<(), String> {
         let learned = *self.cx.learned.lock().unwrap_or_else(|p| p.into_inner());
         if learned != self.progress.learned {
@@ -662,6 +675,7 @@ impl Runner {
         if !self.dirty {
             return Ok(());
         }
+        let started = Instant::now();
         self.progress.pending = self.queue.export();
         let result = self
             .deps
@@ -686,10 +700,34 @@ impl Runner {
         self.echoes_changed.clear();
         self.dirty = false;
         self.last_save = Instant::now();
+        self.save_cost = started.elapsed();
         self.status
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .last_checkpoint = Some(Utc::now());
         Ok(())
+    }
+}
+
+/// The interval between checkpoints while work is in flight, after one that took `cost`: at
+/// least [`CHECKPOINT_EVERY`], and long enough that checkpoints take at most one part in
+/// [`CHECKPOINT_SHARE`] of the time. Work done since a checkpoint is carried again after a
+/// crash (the remote's answers make that safe), and a full sync that was under way runs again.
+fn checkpoint_every(cost: Duration) -> Duration {
+    CHECKPOINT_EVERY.max(cost * CHECKPOINT_SHARE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoints_take_at_most_a_tenth_of_the_time() {
+        assert_eq!(checkpoint_every(Duration::ZERO), CHECKPOINT_EVERY);
+        assert_eq!(checkpoint_every(Duration::from_millis(5)), CHECKPOINT_EVERY);
+        assert_eq!(
+            checkpoint_every(Duration::from_millis(1500)),
+            Duration::from_secs(15)
+        );
     }
 }
