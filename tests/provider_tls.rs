@@ -30,7 +30,7 @@ async fn a_provider_reaches_a_remote_behind_a_private_ca_with_a_client_certifica
         &[Service {
             accept: tls_port,
             connect: remote.port,
-            cert: server_cert,
+            cert: server_cert.clone(),
             key: server_key,
             client_ca: Some(ca.clone()),
         }],
@@ -146,4 +146,17 @@ async fn a_provider_reaches_a_remote_behind_a_private_ca_with_a_client_certifica
         )
         .await;
     assert_eq!(s, 400, "a CA certificate is not the client's key: {body}");
+    // A certificate that does not belong to the key kept is refused too.
+    let (s, body) = app
+        .patch(
+            &url,
+            &app.admin_token,
+            json!({"tls": {"client_cert": read(&server_cert)}}),
+        )
+        .await;
+    assert_eq!(
+        s, 400,
+        "the remote's certificate is not the client's: {body}"
+    );
+    assert!(body.to_string().contains("identity"), "{body}");
 }

@@ -43,21 +43,21 @@ pub fn apply_settings(
         (None, Some(_)) => return Err("tls.client_key needs tls.client_cert".into()),
         (None, None) => None,
         (Some(cert), Some(pem)) => {
-            builder(None)?
-                .with_client_auth_cert(certificates(cert)?, private_key(&pem)?)
-                .map_err(|e| {
-                    format!("tls.client_cert and tls.client_key do not make an identity: {e}")
-                })?;
+            identity(cert, &pem)?;
             Some(key.seal(&pem))
         }
         (Some(_), None) if matches!(t.client_key, Some(None)) => {
             return Err("tls.client_cert needs tls.client_key".into())
         }
-        (Some(_), None) => Some(
-            old.client_key
+        // The key kept must still make an identity with the certificate given.
+        (Some(cert), None) => {
+            let sealed = old
+                .client_key
                 .clone()
-                .ok_or_else(|| String::from("tls.client_cert needs tls.client_key"))?,
-        ),
+                .ok_or_else(|| String::from("tls.client_cert needs tls.client_key"))?;
+            identity(cert, &open(&sealed, key)?)?;
+            Some(sealed)
+        }
     };
     Ok(ProviderTls {
         ca_bundle,
@@ -81,6 +81,15 @@ fn certificates(pem: &str) -> Result<Vec<CertificateDer<'static>>, String> {
 fn private_key(pem: &str) -> Result<PrivateKeyDer<'static>, String> {
     PrivateKeyDer::from_pem_slice(pem.as_bytes())
         .map_err(|e| format!("tls.client_key does not parse: {e}"))
+}
+
+/// Checks that a client certificate and a key parse and belong together (rustls compares the
+/// key's public half with the certificate's).
+fn identity(cert: &str, key: &str) -> Result<(), String> {
+    builder(None)?
+        .with_client_auth_cert(certificates(cert)?, private_key(key)?)
+        .map(drop)
+        .map_err(|e| format!("tls.client_cert and tls.client_key do not make an identity: {e}"))
 }
 
 /// The web PKI roots, and the certificates of a CA bundle.
