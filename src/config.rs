@@ -180,6 +180,9 @@ pub struct Settings {
     pub postgres_url: Option<Secret>,
     /// The most PostgreSQL connections one process opens.
     pub postgres_pool_size: usize,
+    /// MiB of users, memberships and sources kept in process to answer reads without
+    /// PostgreSQL, exact as of the request's arrival (0: none).
+    pub postgres_cache_mb: u64,
     /// How long connecting to PostgreSQL, or waiting for a pooled connection, may take, in ms.
     pub postgres_timeout_ms: u64,
     /// 32 bytes, base64: seals providers' credentials. Unset: generated into
@@ -270,6 +273,7 @@ impl Default for Settings {
             snapshot_min_interval_ms: 300_000,
             postgres_url: None,
             postgres_pool_size: 16,
+            postgres_cache_mb: 256,
             postgres_timeout_ms: 5_000,
             secret_key: None,
             run_providers: true,
@@ -394,6 +398,11 @@ impl Settings {
         Ok(roster_projections::pg::PgOptions {
             url: url.expose().to_owned(),
             pool_size: self.postgres_pool_size,
+            cache_bytes: self.postgres_cache_mb.saturating_mul(1 << 20),
+            folders: match self.log {
+                LogBackend::File => roster_projections::pg::Folders::One,
+                LogBackend::Kafka => roster_projections::pg::Folders::Several,
+            },
             timeout: std::time::Duration::from_millis(self.postgres_timeout_ms),
             tls: roster_projections::pg::PgTls {
                 mode: self.postgres_ssl_mode.map(Into::into),

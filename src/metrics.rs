@@ -74,6 +74,9 @@ pub struct Metrics {
     /// Log records (over every partition) the snapshot on disk reflects; start-up replays
     /// the rest.
     pub snapshot_position: Gauge,
+    /// Reads the PostgreSQL store's cache answered, and those that went to the tables.
+    pub pg_cache_hits: Counter,
+    pub pg_cache_misses: Counter,
 }
 
 impl Metrics {
@@ -175,6 +178,18 @@ impl Metrics {
             "Log records (all partitions) the view snapshot on disk reflects; 0 without one",
             snapshot_position.clone(),
         );
+        let pg_cache_hits = Counter::default();
+        registry.register(
+            "pg_cache_hits",
+            "Reads the PostgreSQL store answered from its in-process cache",
+            pg_cache_hits.clone(),
+        );
+        let pg_cache_misses = Counter::default();
+        registry.register(
+            "pg_cache_misses",
+            "Reads of cached kinds the PostgreSQL store answered from its tables",
+            pg_cache_misses.clone(),
+        );
         Arc::new(Metrics {
             registry,
             requests,
@@ -194,11 +209,27 @@ impl Metrics {
             snapshots_written,
             snapshot_failures,
             snapshot_position,
+            pg_cache_hits,
+            pg_cache_misses,
         })
     }
 
-    /// Records the log and projection positions, then renders every metric.
-    pub fn render(&self, projected: u64, log_end: u64) -> String {
+    /// Records the log and projection positions and the store's cache counts, then renders
+    /// every metric.
+    pub fn render(
+        &self,
+        projected: u64,
+        log_end: u64,
+        cache: Option<roster_projections::CacheCounts>,
+    ) -> String {
+        if let Some(c) = cache {
+            for (counter, total) in [
+                (&self.pg_cache_hits, c.hits),
+                (&self.pg_cache_misses, c.misses),
+            ] {
+                counter.inc_by(total.saturating_sub(counter.get()));
+            }
+        }
         self.projected_position.set(projected as i64);
         self.log_end_position.set(log_end as i64);
         self.projection_lag

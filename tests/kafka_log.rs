@@ -273,15 +273,7 @@ async fn two_processes_racing_for_one_user_name_get_one_201_and_one_409_and_agre
     // already seen).
     let mut lost = 0;
     for app in [&a, &b] {
-        let text = app
-            .http
-            .get(format!("{}/metrics", app.root))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = app.metrics().await;
         lost += text
             .lines()
             .find_map(|l| l.strip_prefix("roster_write_lost_races_total "))

@@ -29,6 +29,8 @@ async fn open(url: String, tls: PgTls) -> Result<PgStore, String> {
         pool_size: 2,
         timeout: Duration::from_secs(5),
         tls,
+        cache_bytes: 0,
+        folders: Default::default(),
     };
     PgStore::open(&options).await.map_err(|e| e.to_string())
 }

@@ -445,15 +445,7 @@ async fn a_provider_added_after_10000_changes_bootstraps_from_the_cut_and_matche
     assert!(!recent
         .iter()
         .any(|r| r["method"] == "POST" && r["path"] == "/v2/Users"));
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.root))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     let carried: f64 = metrics
         .lines()
         .find(|l| l.starts_with("roster_provider_objects_total{") && l.contains("outcome=\"ok\""))

@@ -13,7 +13,7 @@ mod common;
 
 use common::session::{op, Op};
 use proptest::prelude::*;
-use roster::log::{EventLog, FileLog, FileLogOptions};
+use roster::log::EventLog;
 use roster::pipeline::Pipeline;
 use roster_projections::filter::{parse, parse_attr_path};
 use roster_projections::{ListQuery, LogEntry, MemoryStore, ProjectionStore, SortBy, Visibility};
@@ -484,15 +484,7 @@ fn run(ops: Vec<Op>, concurrency: usize, hostile: bool) {
         .unwrap();
     rt.block_on(async move {
         let dir = tempfile::tempdir().unwrap();
-        let log: Arc<dyn EventLog> = common::opening(Arc::new(
-            FileLog::open(
-                dir.path(),
-                FileLogOptions {
-                    segment_bytes: 1 << 20,
-                },
-            )
-            .unwrap(),
-        ));
+        let log = common::segment_log(dir.path());
         let url = common::fresh_database().await;
         let pg = common::pg_store(&url).await;
         let mut pipeline = Pipeline::start(log.clone(), pg.clone(), None, common::test_key())
@@ -568,6 +560,8 @@ fn run(ops: Vec<Op>, concurrency: usize, hostile: bool) {
             pool_size: 4,
             timeout: std::time::Duration::from_secs(5),
             tls: Default::default(),
+            cache_bytes: 0,
+            folders: Default::default(),
         };
         let interrupted = roster_projections::pg::PgStore::building(&options)
             .await

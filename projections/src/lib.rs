@@ -26,7 +26,9 @@ mod views;
 pub use directory::{Directory, FoldError, Undo};
 pub use image::{Image, ImageError, ImageInfo, IMAGE_FORMAT};
 pub use query::{sort_key, ListQuery, Page, SortBy, SortKey, Visibility};
-pub use store::{DirectorySnapshot, Folded, LogEntry, MemoryStore, ProjectionStore, StoreError};
+pub use store::{
+    CacheCounts, DirectorySnapshot, Folded, LogEntry, MemoryStore, ProjectionStore, StoreError,
+};
 pub use views::{
     AdminTokenView, DirectoryMeta, GroupView, Keys, MappingView, ProviderView, SourceView,
     TokenView, UserView,

@@ -69,6 +69,13 @@ impl StoreError {
     }
 }
 
+/// How often a store's cache answered a read, and how often the read went to the backend.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheCounts {
+    pub hits: u64,
+    pub misses: u64,
+}
+
 /// The views of every directory and the queries over them.
 #[async_trait]
 pub trait ProjectionStore: Send + Sync + 'static {
@@ -169,6 +176,11 @@ pub trait ProjectionStore: Send + Sync + 'static {
         dir: &str,
         ids: &[ResourceId],
     ) -> Result<HashSet<ResourceId>, StoreError>;
+    /// How often the store's in-process cache answered a read, and how often the read went to
+    /// its backend; None for a store without one.
+    fn cache_counts(&self) -> Option<CacheCounts> {
+        None
+    }
     /// Whether the store answers now. Writes are refused while it does not (their outcome
     /// could not be confirmed), and `/readyz` says so. Always true for the memory store.
     fn healthy(&self) -> bool {

@@ -106,6 +106,10 @@ pub struct ServeArgs {
     /// Most PostgreSQL connections per process [default: 16].
     #[arg(long, env = "ROSTER_POSTGRES_POOL_SIZE")]
     pub postgres_pool_size: Option<usize>,
+    /// MiB of users, memberships and sources kept in process so that reads need no round trip
+    /// to PostgreSQL; 0 keeps none [default: 256].
+    #[arg(long, env = "ROSTER_POSTGRES_CACHE_MB")]
+    pub postgres_cache_mb: Option<u64>,
     /// 32 bytes in base64 that seal providers' credentials (never logged) [default: a key
     /// generated into <data_dir>/secret.key].
     #[arg(long, env = "ROSTER_SECRET_KEY", hide_env_values = true)]
@@ -228,6 +232,9 @@ impl Cli {
             }
             if let Some(v) = a.postgres_pool_size {
                 s.postgres_pool_size = v;
+            }
+            if let Some(v) = a.postgres_cache_mb {
+                s.postgres_cache_mb = v;
             }
             if let Some(v) = &a.secret_key {
                 s.secret_key = Some(crate::auth::Secret::new(v.clone()));

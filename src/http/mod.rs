@@ -242,8 +242,9 @@ async fn readyz(State(app): State<AppState>) -> Response {
     (code, Json(body)).into_response()
 }
 
-/// Counts and times every request by method, route template and status. Paths that match no
-/// route are counted as `unmatched`, so clients cannot grow the label set.
+/// Counts and times every request by method, route template and status (paths that match no
+/// route are counted as `unmatched`, so clients cannot grow the label set), and notes when it
+/// arrived for the reads it makes.
 async fn track(State(app): State<AppState>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
@@ -251,7 +252,8 @@ async fn track(State(app): State<AppState>, req: Request, next: Next) -> Respons
         .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
     let method = req.method().to_string();
     let started = Instant::now();
-    let resp = next.run(req).await;
+    // The PostgreSQL store's cached reads need views no older than the request.
+    let resp = roster_projections::pg::reads_as_of(started, next.run(req)).await;
     let labels = RouteLabels { method, route };
     app.metrics
         .request_duration
@@ -269,7 +271,9 @@ async fn track(State(app): State<AppState>, req: Request, next: Next) -> Respons
 /// Prometheus text exposition.
 async fn metrics(State(app): State<AppState>) -> Response {
     let (position, lag) = app.progress();
-    let body = app.metrics.render(position, position + lag);
+    let body = app
+        .metrics
+        .render(position, position + lag, app.store.cache_counts());
     let ct = "text/plain; version=0.0.4; charset=utf-8";
     ([(axum::http::header::CONTENT_TYPE, ct)], body).into_response()
 }

@@ -249,6 +249,18 @@ impl TestApp {
         self.data
     }
 
+    /// The text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.root))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub fn scim(&self, slug: &str) -> String {
         format!("{}/source/scim/{slug}/v2", self.root)
     }
@@ -412,6 +424,19 @@ pub async fn fresh_database() -> String {
     format!("{base}/{name}")
 }
 
+/// A file log in `dir` with 1 MiB segments, opening what it seals with the test keys.
+pub fn segment_log(dir: &std::path::Path) -> std::sync::Arc<dyn roster::log::EventLog> {
+    opening(std::sync::Arc::new(
+        roster::log::FileLog::open(
+            dir,
+            roster::log::FileLogOptions {
+                segment_bytes: 1 << 20,
+            },
+        )
+        .unwrap(),
+    ))
+}
+
 /// How a test reaches the database at `url`.
 pub fn pg_options(url: &str) -> roster_projections::pg::PgOptions {
     roster_projections::pg::PgOptions {
@@ -419,6 +444,9 @@ pub fn pg_options(url: &str) -> roster_projections::pg::PgOptions {
         pool_size: 8,
         timeout: std::time::Duration::from_secs(5),
         tls: Default::default(),
+        // On, as a server runs: every test through PostgreSQL reads through the cache.
+        cache_bytes: 64 << 20,
+        folders: Default::default(),
     }
 }
 

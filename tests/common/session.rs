@@ -165,6 +165,15 @@ pub async fn bootstrap(w: &Writer) {
 /// Runs `ops` through `w`, `concurrency` at a time. Refusals (409, 404, ...) are part of the
 /// session; any other failure panics.
 pub async fn drive(w: &Writer, ops: Vec<Op>, concurrency: usize) {
+    drive_then(w, ops, concurrency, || async {}).await
+}
+
+/// As [`drive`], calling `after` once each group of `concurrency` operations is answered.
+pub async fn drive_then<F, Fut>(w: &Writer, ops: Vec<Op>, concurrency: usize, mut after: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let users = Arc::new(Mutex::new(Vec::<ResourceId>::new()));
     let groups = Arc::new(Mutex::new(Vec::<ResourceId>::new()));
     let providers = Arc::new(Mutex::new(Vec::<ResourceId>::new()));
@@ -294,5 +303,6 @@ pub async fn drive(w: &Writer, ops: Vec<Op>, concurrency: usize) {
         for t in tasks {
             t.await.unwrap();
         }
+        after().await;
     }
 }

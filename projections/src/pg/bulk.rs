@@ -338,6 +338,8 @@ impl PgStore {
             target: self.target,
             healthy: self.healthy.clone(),
             fold_errors: Default::default(),
+            cache: None,
+            statistics: None,
         }
     }
 

@@ -18,6 +18,14 @@
 //! rebuild` (loaded by `bulk`), which [`Swap::commit`] makes active once it has caught up (see
 //! migrations/V1__views.sql). `rows` converts between views and table rows.
 //!
+//! Caching (`cache`): the serving store keeps users, their memberships, the holders of each
+//! userName and sources in process, exact as of each request's arrival: the log says what
+//! changed, a shared probe of the stored positions says how far the tables are.
+//!
+//! Statistics (`statistics`): the serving store analyzes its tables when the fold has grown them
+//! by a tenth, sooner than autovacuum looks, so that a first provisioning is not planned as if
+//! the tables were empty.
+//!
 //! This module owns the connection pool, migrations, health, and the `ProjectionStore`
 //! interface over the parts above.
 //!
@@ -26,6 +34,7 @@
 
 pub mod audit;
 mod bulk;
+mod cache;
 mod changes;
 mod fold;
 mod generation;
@@ -34,14 +43,16 @@ mod provider_state;
 mod read;
 mod rows;
 pub mod sql;
+mod statistics;
 
 pub use bulk::LoadCounts;
+pub use cache::{reads_as_of, Folders};
 pub use generation::{RebuildLock, Swap};
 pub use provider_state::{EchoRow, LinkRow, ProviderCheckpoint, ProviderLock, SavedProvider};
 
 use crate::directory::Directory;
 use crate::query::{self, ListQuery, Page, Visibility};
-use crate::store::{DirectorySnapshot, LogEntry, ProjectionStore, StoreError};
+use crate::store::{CacheCounts, DirectorySnapshot, LogEntry, ProjectionStore, StoreError};
 use crate::views::{
     AdminTokenView, DirectoryMeta, GroupView, MappingView, ProviderView, SourceView, UserView,
 };
@@ -49,7 +60,7 @@ use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use generation::Target;
-use roster_events::{ChainHead, Member, MemberType, ResourceId};
+use roster_events::{ChainHead, Member, MemberType, ResourceId, ResourceType};
 use rows::{
     group_from, json, member_type_code, param_ref, typed_params, user_from, GROUP_COLUMNS,
     MEMBERS_JOIN, USER_COLUMNS,
@@ -86,6 +97,12 @@ pub struct PgOptions {
     pub timeout: Duration,
     /// TLS to the server.
     pub tls: PgTls,
+    /// About how many bytes of users, memberships and sources a serving store keeps in
+    /// process (`cache`); 0 keeps none.
+    pub cache_bytes: u64,
+    /// Whether this process alone folds the log into these tables (the embedded file log) or
+    /// several may (Kafka): what the cache must ask before it answers.
+    pub folders: Folders,
 }
 
 /// Views in PostgreSQL.
@@ -95,6 +112,10 @@ pub struct PgStore {
     /// Shared with the probe task, which ends when the store is dropped.
     healthy: Arc<AtomicBool>,
     fold_errors: AtomicU64,
+    /// What most requests read, kept exact by the log (the active generation's store only).
+    cache: Option<cache::ViewCache>,
+    /// When to analyze the tables as the fold fills them (the active generation's store only).
+    statistics: Option<Arc<statistics::Statistics>>,
 }
 
 /// Statements a connection caches before filter-shaped queries stop being prepared.
@@ -131,9 +152,18 @@ impl PgStore {
     /// Fails when the URL is invalid, the database cannot be reached within the timeout, or a
     /// migration fails.
     pub async fn open(opts: &PgOptions) -> Result<PgStore, StoreError> {
-        let store = PgStore::connect(opts, Target::Active)?;
+        let mut store = PgStore::connect(opts, Target::Active)?;
         store.migrate(refinery::Target::Latest).await?;
         store.spawn_probe();
+        let client = store.client().await?;
+        let rows = store.track(statistics::user_rows(&client).await)?;
+        drop(client);
+        store.statistics = Some(Arc::new(statistics::Statistics::new(rows)));
+        if opts.cache_bytes > 0 {
+            let cache = cache::ViewCache::new(opts.cache_bytes, opts.folders, store.pool.clone());
+            cache.start(&store.pool).await?;
+            store.cache = Some(cache);
+        }
         Ok(store)
     }
 
@@ -225,6 +255,8 @@ impl PgStore {
             target,
             healthy: Arc::new(AtomicBool::new(true)),
             fold_errors: AtomicU64::new(0),
+            cache: None,
+            statistics: None,
         })
     }
 
@@ -378,6 +410,10 @@ impl PgStore {
 
 #[async_trait]
 impl ProjectionStore for PgStore {
+    fn cache_counts(&self) -> Option<CacheCounts> {
+        self.cache.as_ref().map(cache::ViewCache::counts)
+    }
+
     /// Whether the last use of the database succeeded.
     fn healthy(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
@@ -387,7 +423,29 @@ impl ProjectionStore for PgStore {
         if entries.is_empty() {
             return Ok(());
         }
-        self.apply_batch(entries).await
+        if let Some(cache) = &self.cache {
+            cache.mark(&entries);
+        }
+        let mut next: Vec<(usize, u64)> = Vec::new();
+        for e in &entries {
+            match next.iter_mut().find(|(p, _)| *p == e.partition as usize) {
+                Some((_, n)) => *n = (*n).max(e.position + 1),
+                None => next.push((e.partition as usize, e.position + 1)),
+            }
+        }
+        let changes = entries
+            .iter()
+            .flat_map(|e| &e.record.events)
+            .filter(|env| matches!(env.resource_type, ResourceType::User | ResourceType::Group))
+            .count() as u64;
+        self.apply_batch(entries).await?;
+        if let Some(cache) = &self.cache {
+            cache.committed(&next);
+        }
+        if let Some(stats) = &self.statistics {
+            statistics::folded(stats, &self.pool, changes);
+        }
+        Ok(())
     }
 
     async fn next_position(&self, partition: u32) -> Result<u64, StoreError> {
@@ -517,14 +575,7 @@ impl ProjectionStore for PgStore {
     }
 
     async fn user(&self, dir: &str, id: ResourceId) -> Result<Option<Arc<UserView>>, StoreError> {
-        let client = self.client().await?;
-        let sql = format!(
-            "SELECT {USER_COLUMNS} FROM users u WHERE u.gen = {} AND u.directory = $1 \
-             AND u.id = $2",
-            self.gen_sql()
-        );
-        let rows = self.query(&client, &sql, &[&dir, &id.0]).await?;
-        rows.first().map(|r| user_from(r).map(Arc::new)).transpose()
+        self.user_cached(dir, id).await
     }
 
     async fn group(&self, dir: &str, id: ResourceId) -> Result<Option<Arc<GroupView>>, StoreError> {
@@ -546,6 +597,9 @@ impl ProjectionStore for PgStore {
         vis: Visibility<'_>,
         q: &ListQuery,
     ) -> Result<Page<UserView>, StoreError> {
+        if let Some(page) = self.list_by_user_name(dir, vis, q).await? {
+            return Ok(page);
+        }
         self.list(Kind::User, dir, vis, q, user_from, |u, q| {
             query::select(&u.attributes(), q)
         })
@@ -636,8 +690,11 @@ impl ProjectionStore for PgStore {
         member: ResourceId,
         vis: Visibility<'_>,
     ) -> Result<Vec<(ResourceId, String, bool)>, StoreError> {
-        let mut by_member = self.memberships(dir, &[member], vis).await?;
-        Ok(by_member.remove(&member.0).unwrap_or_default())
+        Ok(self
+            .memberships_each(dir, &[member], vis)
+            .await?
+            .pop()
+            .unwrap_or_default())
     }
 
     async fn groups_of_each(
@@ -646,23 +703,11 @@ impl ProjectionStore for PgStore {
         members: &[ResourceId],
         vis: Visibility<'_>,
     ) -> Result<Vec<Vec<(ResourceId, String, bool)>>, StoreError> {
-        let by_member = self.memberships(dir, members, vis).await?;
-        Ok(members
-            .iter()
-            .map(|id| by_member.get(&id.0).cloned().unwrap_or_default())
-            .collect())
+        self.memberships_each(dir, members, vis).await
     }
 
     async fn source(&self, slug: &str) -> Result<Option<Arc<SourceView>>, StoreError> {
-        let client = self.client().await?;
-        let sql = format!(
-            "SELECT view FROM sources WHERE gen = {} AND slug = $1",
-            self.gen_sql()
-        );
-        let rows = self.query(&client, &sql, &[&slug]).await?;
-        rows.first()
-            .map(|r| json::<SourceView>(r.get(0)).map(Arc::new))
-            .transpose()
+        self.source_cached(slug).await
     }
 
     async fn sources(&self) -> Result<Vec<Arc<SourceView>>, StoreError> {

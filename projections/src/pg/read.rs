@@ -1,30 +1,195 @@
 //! SCIM queries on the views: list pages (SQL where it gives the memory store's answer, the
 //! rest of the filter in memory), memberships, and the repeatable-read transaction they use.
 
-use super::rows::{GROUP_COLUMNS, MEMBERS_JOIN, USER_COLUMNS};
+use super::cache::Membership;
+use super::rows::{json, user_from, GROUP_COLUMNS, MEMBERS_JOIN, USER_COLUMNS};
 use super::sql::{Kind, Param, Translator};
 use super::PgStore;
+use crate::filter::{self, Filter, Op};
 use crate::query::{self, ListQuery, Page, Visibility};
 use crate::store::StoreError;
-use roster_events::ResourceId;
+use crate::views::{SourceView, UserView};
+use roster_events::{fold_case, ResourceId};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
 impl PgStore {
-    /// The groups of each of `members` (see [`ProjectionStore::groups_of`]), in one statement:
-    /// with `= $2` for one member (its plan is the same for every member) and `= ANY($2)` for
-    /// a page.
-    pub(super) async fn memberships(
+    /// One user: from the cache where it has it, else from the table (and kept).
+    pub(super) async fn user_cached(
+        &self,
+        dir: &str,
+        id: ResourceId,
+    ) -> Result<Option<Arc<UserView>>, StoreError> {
+        let Some(cache) = &self.cache else {
+            return self.user_row(dir, id).await;
+        };
+        let seen = cache.seen().await;
+        if let Some(u) = seen.as_deref().and_then(|s| cache.user(dir, id, s)) {
+            return Ok(Some(u));
+        }
+        let user = self.user_row(dir, id).await?;
+        if let (Some(seen), Some(u)) = (&seen, &user) {
+            cache.keep_user(dir, u.clone(), seen);
+        }
+        Ok(user)
+    }
+
+    async fn user_row(
+        &self,
+        dir: &str,
+        id: ResourceId,
+    ) -> Result<Option<Arc<UserView>>, StoreError> {
+        let client = self.client().await?;
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users u WHERE u.gen = {} AND u.directory = $1 \
+             AND u.id = $2",
+            self.gen_sql()
+        );
+        let rows = self.query(&client, &sql, &[&dir, &id.0]).await?;
+        rows.first().map(|r| user_from(r).map(Arc::new)).transpose()
+    }
+
+    /// `filter=userName eq "..."`, what Entra ID and Okta ask before every create, answered
+    /// from the users holding that name (cached, else read by the name's index) with the memory
+    /// store's evaluation of the query. None for any other query, or without a cache.
+    pub(super) async fn list_by_user_name(
+        &self,
+        dir: &str,
+        vis: Visibility<'_>,
+        q: &ListQuery,
+    ) -> Result<Option<Page<UserView>>, StoreError> {
+        let (Some(cache), Some(name)) = (&self.cache, user_name_eq(q)) else {
+            return Ok(None);
+        };
+        let Some(seen) = cache.seen().await else {
+            return Ok(None);
+        };
+        let folded = fold_case(name);
+        let mut users = match cache.holders(dir, &folded, &seen) {
+            Some(users) => users,
+            None => {
+                let users = self.users_holding(dir, &folded).await?;
+                cache.keep_holders(dir, &folded, &users, &seen);
+                users
+            }
+        };
+        // Without a sort a list is in id order.
+        users.sort_unstable_by_key(|u| u.id.0.as_u128());
+        let candidates = users.into_iter().filter(|u| vis.admits(&u.owner));
+        Ok(Some(query::page(
+            candidates,
+            |u| query::select(&u.attributes(), q),
+            q,
+        )))
+    }
+
+    /// Every user whose folded userName is `folded`, whoever owns it.
+    async fn users_holding(
+        &self,
+        dir: &str,
+        folded: &str,
+    ) -> Result<Vec<Arc<UserView>>, StoreError> {
+        let client = self.client().await?;
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users u WHERE u.gen = {} AND u.directory = $1 \
+             AND u.user_name_ci COLLATE \"C\" = $2",
+            self.gen_sql()
+        );
+        let rows = self.query(&client, &sql, &[&dir, &folded]).await?;
+        rows.iter().map(|r| user_from(r).map(Arc::new)).collect()
+    }
+
+    /// One source by slug: from the cache where it has it, else from the table (and kept).
+    pub(super) async fn source_cached(
+        &self,
+        slug: &str,
+    ) -> Result<Option<Arc<SourceView>>, StoreError> {
+        let Some(cache) = &self.cache else {
+            return self.source_row(slug).await;
+        };
+        let seen = cache.seen().await;
+        if let Some(found) = seen.as_deref().and_then(|s| cache.source(slug, s)) {
+            return Ok(found);
+        }
+        let source = self.source_row(slug).await?;
+        if let Some(seen) = &seen {
+            cache.keep_source(slug, source.clone(), seen);
+        }
+        Ok(source)
+    }
+
+    async fn source_row(&self, slug: &str) -> Result<Option<Arc<SourceView>>, StoreError> {
+        let client = self.client().await?;
+        let sql = format!(
+            "SELECT view FROM sources WHERE gen = {} AND slug = $1",
+            self.gen_sql()
+        );
+        let rows = self.query(&client, &sql, &[&slug]).await?;
+        rows.first()
+            .map(|r| json::<SourceView>(r.get(0)).map(Arc::new))
+            .transpose()
+    }
+
+    /// The groups of each of `members` as `vis` sees them (see
+    /// [`crate::ProjectionStore::groups_of`]), in `members`' order: from the cache where it has
+    /// them, the rest in one statement.
+    pub(super) async fn memberships_each(
         &self,
         dir: &str,
         members: &[ResourceId],
         vis: Visibility<'_>,
-    ) -> Result<HashMap<Uuid, Vec<(ResourceId, String, bool)>>, StoreError> {
-        if members.is_empty() {
-            return Ok(HashMap::new());
+    ) -> Result<Vec<Vec<(ResourceId, String, bool)>>, StoreError> {
+        let seen = match &self.cache {
+            Some(cache) => cache.seen().await,
+            None => None,
+        };
+        let cached = |id: &ResourceId| {
+            let (cache, seen) = (self.cache.as_ref()?, seen.as_deref()?);
+            cache.memberships(dir, *id, seen)
+        };
+        let mut found: Vec<Option<Arc<[Membership]>>> = members.iter().map(cached).collect();
+        let missing: Vec<ResourceId> = members
+            .iter()
+            .zip(&found)
+            .filter(|(_, f)| f.is_none())
+            .map(|(m, _)| *m)
+            .collect();
+        if !missing.is_empty() {
+            let read = self.memberships(dir, &missing).await?;
+            for (m, f) in members.iter().zip(found.iter_mut()) {
+                if f.is_none() {
+                    let groups: Arc<[Membership]> =
+                        read.get(&m.0).cloned().unwrap_or_default().into();
+                    if let (Some(cache), Some(seen)) = (&self.cache, &seen) {
+                        cache.keep_memberships(dir, *m, groups.clone(), seen);
+                    }
+                    *f = Some(groups);
+                }
+            }
         }
+        Ok(found
+            .into_iter()
+            .map(|groups| {
+                groups
+                    .iter()
+                    .flat_map(|g| g.iter())
+                    .filter(|g| vis.admits(&g.owner))
+                    .map(|g| (g.group, g.display.clone(), g.direct))
+                    .collect()
+            })
+            .collect())
+    }
+
+    /// The groups of each of `members` in the tables, whoever owns them, in one statement:
+    /// with `= $2` for one member (its plan is the same for every member) and `= ANY($2)` for
+    /// a page.
+    async fn memberships(
+        &self,
+        dir: &str,
+        members: &[ResourceId],
+    ) -> Result<HashMap<Uuid, Vec<Membership>>, StoreError> {
         let client = self.client().await?;
         let ids: Vec<Uuid> = members.iter().map(|m| m.0).collect();
         let member = if ids.len() == 1 { "= $2" } else { "= ANY($2)" };
@@ -52,17 +217,15 @@ impl PgStore {
         } else {
             self.query(&client, &sql, &[&dir, &ids]).await?
         };
-        let mut by_member: HashMap<Uuid, Vec<(ResourceId, String, bool)>> = HashMap::new();
-        for r in rows
-            .iter()
-            .filter(|r| vis.admits(&r.get::<_, Option<String>>(3)))
-        {
+        let mut by_member: HashMap<Uuid, Vec<Membership>> = HashMap::new();
+        for r in &rows {
             let name: Option<String> = r.get(2);
-            by_member.entry(r.get(0)).or_default().push((
-                ResourceId(r.get::<_, Uuid>(1)),
-                name.unwrap_or_default(),
-                r.get(4),
-            ));
+            by_member.entry(r.get(0)).or_default().push(Membership {
+                group: ResourceId(r.get::<_, Uuid>(1)),
+                display: name.unwrap_or_default(),
+                owner: r.get(3),
+                direct: r.get(4),
+            });
         }
         Ok(by_member)
     }
@@ -228,5 +391,18 @@ impl PgStore {
         self.track(tx.commit().await)?;
         let candidates = decode_all(rows)?;
         Ok(query::page(candidates.into_iter(), |v| select(v, q), q))
+    }
+}
+
+/// The name a query asks for when it is exactly `userName eq "<name>"` (a name that reads as a
+/// time compares as one, which no index of names answers).
+fn user_name_eq(q: &ListQuery) -> Option<&str> {
+    match q.filter.as_ref()? {
+        Filter::Compare {
+            path,
+            op: Op::Eq,
+            value: serde_json::Value::String(s),
+        } if path.is("userName") && !filter::looks_like_time(s) => Some(s),
+        _ => None,
     }
 }

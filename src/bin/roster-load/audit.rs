@@ -114,6 +114,8 @@ pub async fn run(
                 pool_size: 4,
                 timeout: Duration::from_secs(10),
                 tls: Default::default(),
+                cache_bytes: 0,
+                folders: Default::default(),
             };
             let started = Instant::now();
             let progress = roster::rebuild::Rebuilds::default();

@@ -654,6 +654,8 @@ async fn main() -> anyhow::Result<()> {
                 pool_size: 4,
                 timeout: Duration::from_secs(10),
                 tls: Default::default(),
+                cache_bytes: 0,
+                folders: Default::default(),
             });
             let started = Instant::now();
             // Kept until the memory is measured.

@@ -1,0 +1,835 @@
+//! The PostgreSQL store's in-process cache of what most requests read: users by id, their
+//! memberships, the users holding a userName (what Entra ID and Okta look up before every
+//! create), and sources by slug. It answers exactly what the tables would answer at the moment
+//! the request arrived; it is never a stale copy.
+//!
+//! How it stays exact, with several processes sharing one database:
+//! - **The log says what changed.** Every entry a process's projector hands to
+//!   [`crate::ProjectionStore::apply`] (its own writes and, through its reads of the log, every
+//!   other process's) is *marked* before it is folded: the cache drops what the entry's events
+//!   change and leaves a tombstone with the entry's position. Per partition, `marked` is the
+//!   position up to which that has been done.
+//! - **PostgreSQL says how far the views are.** A read first learns the positions the tables
+//!   reflect ([`Seen`], from a probe that started after the request arrived, shared by every
+//!   read waiting at that moment). The cache answers only when it has marked at least that
+//!   far; otherwise the read goes to PostgreSQL. So a write acknowledged by any process before
+//!   the request arrived is either already marked (and the old value gone) or forces the read
+//!   to the tables.
+//! - **Unless this process is the only one folding** ([`Folders::One`]: the log is the
+//!   embedded file log, which one process holds). Then what it committed itself is how far the
+//!   tables are, and reads need no round trip at all; a probe once a second still notices a
+//!   swap of generations.
+//! - **A value read from the tables is kept only if nothing marked could be newer than it.**
+//!   A value read after a probe saw position `p` reflects every entry below `p`; it is refused
+//!   if a tombstone for its key (or its directory's memberships, names or the sources) is at
+//!   `p` or beyond. A tombstone set later removes it.
+//! - A swap to another generation (`roster rebuild`) empties the cache.
+
+use crate::views::{SourceView, UserView};
+use roster_events::{fold_case, Event, MemberType, ResourceId};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::{watch, Notify};
+
+use super::StoreError;
+use crate::store::{CacheCounts, LogEntry};
+
+tokio::task_local! {
+    /// When the request being answered arrived: a probe that started after it is fresh enough
+    /// for every read the request makes.
+    static ARRIVED: Instant;
+}
+
+/// Runs `f` as the answer to a request that arrived at `at`: the PostgreSQL store's cached reads
+/// within it share one freshness probe started after `at` (instead of one each).
+pub async fn reads_as_of<F: Future>(at: Instant, f: F) -> F::Output {
+    ARRIVED.scope(at, f).await
+}
+
+fn arrived() -> Instant {
+    ARRIVED.try_with(|t| *t).unwrap_or_else(|_| Instant::now())
+}
+
+/// How many tombstones are kept before they are folded into a floor (see [`State::floor`]).
+const TOMBSTONES: usize = 65_536;
+
+/// The generation and per partition the first position PostgreSQL's views do not reflect, as
+/// one probe saw them.
+#[derive(Debug)]
+pub(super) struct Seen {
+    gen: i32,
+    next: Vec<u64>,
+}
+
+impl Seen {
+    fn next(&self, partition: usize) -> u64 {
+        self.next.get(partition).copied().unwrap_or(0)
+    }
+}
+
+/// A group membership as the tables hold it, before a source's visibility is applied.
+#[derive(Clone, Debug)]
+pub(super) struct Membership {
+    pub(super) group: ResourceId,
+    pub(super) display: String,
+    pub(super) direct: bool,
+    pub(super) owner: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Key {
+    User(Box<str>, ResourceId),
+    Memberships(Box<str>, ResourceId),
+    /// The users whose folded userName is this.
+    Holders(Box<str>, Box<str>),
+    Source(Box<str>),
+}
+
+impl Key {
+    fn directory(&self) -> Option<&str> {
+        match self {
+            Key::User(d, _) | Key::Memberships(d, _) | Key::Holders(d, _) => Some(d),
+            Key::Source(_) => None,
+        }
+    }
+}
+
+#[derive(Clone)]
+enum Value {
+    User(Arc<UserView>),
+    Memberships {
+        epoch: u64,
+        groups: Arc<[Membership]>,
+    },
+    Holders {
+        epoch: u64,
+        ids: Arc<[ResourceId]>,
+    },
+    Source {
+        epoch: u64,
+        view: Option<Arc<SourceView>>,
+    },
+}
+
+/// About what each kept value costs in memory, in bytes.
+#[derive(Clone)]
+struct Weight;
+
+impl quick_cache::Weighter<Key, Value> for Weight {
+    fn weight(&self, _: &Key, v: &Value) -> u64 {
+        let bytes = match v {
+            Value::User(u) => 320 + u.resource.as_str().len(),
+            Value::Memberships { groups, .. } => {
+                96 + groups.iter().map(|m| 64 + m.display.len()).sum::<usize>()
+            }
+            Value::Holders { ids, .. } => 96 + 16 * ids.len(),
+            Value::Source { .. } => 1024,
+        };
+        bytes as u64
+    }
+}
+
+/// What the cache knows of one directory.
+#[derive(Default)]
+struct DirState {
+    /// The log partition its entries were marked in.
+    partition: Option<usize>,
+    /// Bumped when a change could touch any member's memberships (a group renamed, deleted,
+    /// adopted, or a group added to or removed from a group); with the position of the last.
+    memberships_epoch: u64,
+    memberships_changed: Option<u64>,
+    /// Bumped when a userName could have changed unseen (a document that could not be read).
+    names_epoch: u64,
+    names_changed: Option<u64>,
+}
+
+struct State {
+    gen: Option<i32>,
+    /// Per partition: every entry below this was marked.
+    marked: Vec<u64>,
+    values: quick_cache::unsync::Cache<Key, Value, Weight>,
+    /// Per key: the partition and position of the last change marked.
+    tombstones: HashMap<Key, (usize, u64)>,
+    /// Per partition: tombstones below this were dropped (to bound their number), so a value
+    /// read before it is refused.
+    floor: Vec<u64>,
+    dirs: HashMap<Box<str>, DirState>,
+    sources_epoch: u64,
+    /// Per partition: the position of the last change to a source or token marked.
+    sources_changed: Vec<Option<u64>>,
+}
+
+fn at(v: &[u64], p: usize) -> u64 {
+    v.get(p).copied().unwrap_or(0)
+}
+
+impl State {
+    fn new(bytes: u64) -> State {
+        State {
+            gen: None,
+            marked: Vec::new(),
+            values: quick_cache::unsync::Cache::with_weighter(
+                (bytes / 8192).max(16) as usize,
+                bytes,
+                Weight,
+            ),
+            tombstones: HashMap::new(),
+            floor: Vec::new(),
+            dirs: HashMap::new(),
+            sources_epoch: 0,
+            sources_changed: Vec::new(),
+        }
+    }
+
+    /// Follows the probe's generation (they only grow): values of an older one are dropped.
+    /// False when the probe saw an older generation than the cache holds.
+    fn follow(&mut self, seen: &Seen) -> bool {
+        match self.gen {
+            Some(g) if g == seen.gen => true,
+            Some(g) if g > seen.gen => false,
+            _ => {
+                self.values.clear();
+                self.tombstones.clear();
+                self.floor = self.marked.clone();
+                self.gen = Some(seen.gen);
+                true
+            }
+        }
+    }
+
+    /// The partitions `key` may live in: its directory's, or every one while it is unknown.
+    fn partitions(&self, key: &Key, seen: &Seen) -> Vec<usize> {
+        let known = key
+            .directory()
+            .and_then(|d| self.dirs.get(d))
+            .and_then(|d| d.partition);
+        match known {
+            Some(p) => vec![p],
+            None => (0..self.marked.len().max(seen.next.len()).max(1)).collect(),
+        }
+    }
+
+    /// Whether everything the probe saw was marked in the partitions `key` may live in.
+    fn caught_up(&self, key: &Key, seen: &Seen) -> bool {
+        self.partitions(key, seen)
+            .into_iter()
+            .all(|p| at(&self.marked, p) >= seen.next(p))
+    }
+
+    fn lookup(&mut self, key: &Key, seen: &Seen) -> Option<Value> {
+        if !self.follow(seen) || !self.caught_up(key, seen) {
+            return None;
+        }
+        let value = self.values.get(key)?.clone();
+        let current = match (&value, key.directory().and_then(|d| self.dirs.get(d))) {
+            (Value::Memberships { epoch, .. }, dir) => {
+                *epoch == dir.map_or(0, |d| d.memberships_epoch)
+            }
+            (Value::Holders { epoch, .. }, dir) => *epoch == dir.map_or(0, |d| d.names_epoch),
+            (Value::Source { epoch, .. }, _) => *epoch == self.sources_epoch,
+            (Value::User(_), _) => true,
+        };
+        current.then_some(value)
+    }
+
+    /// Keeps `value` read from the tables after `seen`, unless a change marked at or beyond
+    /// what `seen` reflects could make it stale.
+    fn keep(&mut self, key: Key, value: Value, seen: &Seen) {
+        if !self.follow(seen) {
+            return;
+        }
+        if self
+            .partitions(&key, seen)
+            .into_iter()
+            .any(|p| seen.next(p) < at(&self.floor, p))
+        {
+            return;
+        }
+        if let Some(&(p, pos)) = self.tombstones.get(&key) {
+            if pos >= seen.next(p) {
+                return;
+            }
+        }
+        let dir = key.directory().and_then(|d| self.dirs.get(d));
+        let changed_since = |changed: Option<u64>| {
+            let p = dir.and_then(|d| d.partition).unwrap_or(0);
+            changed.is_some_and(|c| c >= seen.next(p))
+        };
+        let value = match value {
+            Value::Memberships { groups, .. } => {
+                if changed_since(dir.and_then(|d| d.memberships_changed)) {
+                    return;
+                }
+                Value::Memberships {
+                    epoch: dir.map_or(0, |d| d.memberships_epoch),
+                    groups,
+                }
+            }
+            Value::Holders { ids, .. } => {
+                if changed_since(dir.and_then(|d| d.names_changed)) {
+                    return;
+                }
+                Value::Holders {
+                    epoch: dir.map_or(0, |d| d.names_epoch),
+                    ids,
+                }
+            }
+            Value::Source { view, .. } => {
+                let changed = self
+                    .sources_changed
+                    .iter()
+                    .enumerate()
+                    .any(|(p, c)| c.is_some_and(|c| c >= seen.next(p)));
+                if changed {
+                    return;
+                }
+                Value::Source {
+                    epoch: self.sources_epoch,
+                    view,
+                }
+            }
+            user @ Value::User(_) => user,
+        };
+        self.values.insert(key, value);
+    }
+
+    fn holders(&mut self, dir: &str, folded: &str, seen: &Seen) -> Option<Vec<Arc<UserView>>> {
+        let Value::Holders { ids, .. } =
+            self.lookup(&Key::Holders(dir.into(), folded.into()), seen)?
+        else {
+            return None;
+        };
+        let mut users = Vec::with_capacity(ids.len());
+        for id in ids.iter() {
+            match self.lookup(&Key::User(dir.into(), *id), seen)? {
+                // A holder renamed since: its tombstone went to its new name.
+                Value::User(u) if fold_case(u.user_name()) != folded => {}
+                Value::User(u) => users.push(u),
+                _ => return None,
+            }
+        }
+        Some(users)
+    }
+
+    fn tombstone(&mut self, key: Key, partition: usize, position: u64) {
+        self.values.remove(&key);
+        if self.tombstones.len() >= TOMBSTONES {
+            self.tombstones.clear();
+            self.floor = self.marked.clone();
+        }
+        self.tombstones.insert(key, (partition, position));
+    }
+
+    fn dir(&mut self, name: &str, partition: usize) -> &mut DirState {
+        let d = self.dirs.entry(name.into()).or_default();
+        d.partition = Some(partition);
+        d
+    }
+
+    /// Drops what the entry's events change.
+    fn mark(&mut self, entry: &LogEntry) {
+        let p = entry.partition as usize;
+        if self.marked.len() <= p {
+            self.marked.resize(p + 1, 0);
+            self.floor.resize(p + 1, 0);
+            self.sources_changed.resize(p + 1, None);
+        }
+        if entry.position < self.marked[p] {
+            return;
+        }
+        let pos = entry.position;
+        if pos > self.marked[p] {
+            // Entries were skipped (another process folded them before this one's projector
+            // started, or the log has a gap): what they changed is unknown, so nothing kept
+            // before them is trusted.
+            self.values.clear();
+            self.tombstones.clear();
+            self.floor[p] = self.floor[p].max(pos);
+        }
+        let dir: Box<str> = entry.record.directory.as_str().into();
+        self.dir(&dir, p);
+        for env in &entry.record.events {
+            let id = env.resource_id;
+            let user = |dir: &str| Key::User(dir.into(), id);
+            match &env.event {
+                Event::UserCreated(e) => {
+                    self.tombstone(user(&dir), p, pos);
+                    self.user_name_taken(&dir, e.resource.value(), p, pos);
+                }
+                Event::UserReplaced(e) => {
+                    self.tombstone(user(&dir), p, pos);
+                    self.user_name_taken(&dir, e.resource.value(), p, pos);
+                }
+                Event::UserDeleted | Event::UserErased(_) => {
+                    self.tombstone(user(&dir), p, pos);
+                    self.tombstone(Key::Memberships(dir.clone(), id), p, pos);
+                }
+                Event::UserAdopted(_) | Event::UserPasswordSet(_) => {
+                    self.tombstone(user(&dir), p, pos);
+                }
+                // A new group has no members yet: nobody's memberships change.
+                Event::GroupCreated(_) => {}
+                Event::GroupMembersAdded(roster_events::GroupMembersAdded { members })
+                | Event::GroupMembersRemoved(roster_events::GroupMembersRemoved { members }) => {
+                    if members.iter().all(|m| m.kind == MemberType::User) {
+                        for m in members {
+                            self.tombstone(Key::Memberships(dir.clone(), m.value), p, pos);
+                        }
+                    } else {
+                        self.memberships_changed(&dir, p, pos);
+                    }
+                }
+                Event::GroupReplaced(_) | Event::GroupDeleted | Event::GroupAdopted(_) => {
+                    self.memberships_changed(&dir, p, pos);
+                }
+                Event::DirectoryCreated(_)
+                | Event::DirectoryDeleted
+                | Event::AdminTokenIssued(_)
+                | Event::AdminTokenRevoked(_)
+                | Event::SourceCreated(_)
+                | Event::SourceTokenIssued(_)
+                | Event::SourceTokenRevoked(_)
+                | Event::SourceSchemaDeclared(_)
+                | Event::SourceDeleted
+                | Event::MappingCreated(_)
+                | Event::MappingUpdated(_)
+                | Event::MappingDeleted
+                | Event::SourceMappingsSet(_) => {
+                    self.sources_epoch += 1;
+                    self.sources_changed[p] = Some(pos);
+                }
+                Event::ProviderCreated(_)
+                | Event::ProviderUpdated(_)
+                | Event::ProviderDeleted
+                | Event::ProviderSyncRequested
+                | Event::ProviderRetryRequested
+                | Event::ProviderReplayRequested(_)
+                | Event::AccessRefused(_)
+                | Event::AuditRead(_) => {}
+            }
+        }
+        self.marked[p] = pos + 1;
+    }
+
+    /// A user now holds the userName of `doc`: the lookup of that name changes.
+    fn user_name_taken(
+        &mut self,
+        dir: &str,
+        doc: Option<&roster_events::Document>,
+        p: usize,
+        pos: u64,
+    ) {
+        match doc.and_then(|d| crate::views::Keys::of(d).user_name) {
+            Some(name) => self.tombstone(Key::Holders(dir.into(), fold_case(&name).into()), p, pos),
+            None => {
+                let d = self.dir(dir, p);
+                d.names_epoch += 1;
+                d.names_changed = Some(pos);
+            }
+        }
+    }
+
+    fn memberships_changed(&mut self, dir: &str, p: usize, pos: u64) {
+        let d = self.dir(dir, p);
+        d.memberships_epoch += 1;
+        d.memberships_changed = Some(pos);
+    }
+}
+
+/// Who folds the log into the tables the cache stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Folders {
+    /// This process alone (the embedded file log): its own commits say how far they are.
+    #[default]
+    One,
+    /// Possibly several processes (a Kafka log): each read asks PostgreSQL.
+    Several,
+}
+
+/// The cache and the probe that says how far PostgreSQL's views are.
+pub(super) struct ViewCache {
+    state: Mutex<State>,
+    folders: Folders,
+    /// With [`Folders::One`]: the generation last probed and the positions this process
+    /// committed.
+    committed: Mutex<Arc<Seen>>,
+    probe: Arc<Probe>,
+    task: tokio::task::JoinHandle<()>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+/// One freshness probe at a time; every read waiting when it starts shares its answer.
+struct Probe {
+    wanted: Notify,
+    /// When the probe in flight started.
+    in_flight: Mutex<Option<Instant>>,
+    done: watch::Sender<Option<Arc<Probed>>>,
+}
+
+struct Probed {
+    started: Instant,
+    seen: Option<Arc<Seen>>,
+}
+
+impl Drop for ViewCache {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl ViewCache {
+    /// A cache of about `bytes` whose probe reads the positions with `pool`.
+    pub(super) fn new(bytes: u64, folders: Folders, pool: deadpool_postgres::Pool) -> ViewCache {
+        let probe = Arc::new(Probe {
+            wanted: Notify::new(),
+            in_flight: Mutex::new(None),
+            done: watch::channel(None).0,
+        });
+        let task = tokio::spawn(run_probe(probe.clone(), folders, pool));
+        ViewCache {
+            state: Mutex::new(State::new(bytes)),
+            folders,
+            committed: Mutex::new(Arc::new(Seen {
+                gen: 0,
+                next: Vec::new(),
+            })),
+            probe,
+            task,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    /// Starts from the positions the tables reflect now: no value is kept yet, and every value
+    /// kept from now on is read after them, so only changes from there on need marking (the
+    /// projector resumes from the store's position, or earlier).
+    ///
+    /// Fails when the database cannot be reached.
+    pub(super) async fn start(&self, pool: &deadpool_postgres::Pool) -> Result<(), StoreError> {
+        let seen = read_positions(pool).await?;
+        *self.committed.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(Seen {
+            gen: seen.gen,
+            next: seen.next.clone(),
+        });
+        let mut state = self.state();
+        state.gen = Some(seen.gen);
+        state.marked = seen.next.clone();
+        state.floor = seen.next;
+        state.sources_changed = vec![None; state.marked.len()];
+        Ok(())
+    }
+
+    pub(super) fn counts(&self) -> CacheCounts {
+        CacheCounts {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Counts whether a lookup answered.
+    fn counted<T>(&self, found: Option<T>) -> Option<T> {
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // Every step under the lock leaves the state whole.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Marks entries about to be folded (see the module's comment).
+    pub(super) fn mark(&self, entries: &[LogEntry]) {
+        let mut state = self.state();
+        for e in entries {
+            state.mark(e);
+        }
+    }
+
+    /// After entries were folded: with [`Folders::One`], the tables now reflect every entry
+    /// before `next` (per partition).
+    pub(super) fn committed(&self, next: &[(usize, u64)]) {
+        if self.folders != Folders::One {
+            return;
+        }
+        let mut committed = self.committed.lock().unwrap_or_else(|p| p.into_inner());
+        let mut seen = Seen {
+            gen: committed.gen,
+            next: committed.next.clone(),
+        };
+        for &(p, n) in next {
+            if seen.next.len() <= p {
+                seen.next.resize(p + 1, 0);
+            }
+            seen.next[p] = seen.next[p].max(n);
+        }
+        *committed = Arc::new(seen);
+    }
+
+    /// The positions PostgreSQL reflected after the current request arrived; None when the
+    /// database could not say (the read then goes to the tables, and fails there if it is down).
+    pub(super) async fn seen(&self) -> Option<Arc<Seen>> {
+        if self.folders == Folders::One {
+            let probed = self
+                .probe
+                .done
+                .borrow()
+                .as_ref()
+                .and_then(|d| d.seen.clone());
+            let mut committed = self.committed.lock().unwrap_or_else(|p| p.into_inner());
+            // A rebuild swapped in a newer generation (folded from the same log up to here).
+            if let Some(probed) = probed.filter(|p| p.gen > committed.gen) {
+                let next = (0..committed.next.len().max(probed.next.len()))
+                    .map(|p| committed.next(p).max(probed.next(p)))
+                    .collect();
+                *committed = Arc::new(Seen {
+                    gen: probed.gen,
+                    next,
+                });
+            }
+            return Some(committed.clone());
+        }
+        let since = arrived();
+        let mut done = self.probe.done.subscribe();
+        loop {
+            if let Some(d) = done.borrow_and_update().as_ref() {
+                if d.started >= since {
+                    return d.seen.clone();
+                }
+            }
+            let started = *self
+                .probe
+                .in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if started.is_none_or(|s| s < since) {
+                self.probe.wanted.notify_one();
+            }
+            if done.changed().await.is_err() {
+                return None;
+            }
+        }
+    }
+
+    pub(super) fn user(&self, dir: &str, id: ResourceId, seen: &Seen) -> Option<Arc<UserView>> {
+        let found = self.state().lookup(&Key::User(dir.into(), id), seen);
+        self.counted(match found {
+            Some(Value::User(u)) => Some(u),
+            _ => None,
+        })
+    }
+
+    pub(super) fn keep_user(&self, dir: &str, user: Arc<UserView>, seen: &Seen) {
+        self.state()
+            .keep(Key::User(dir.into(), user.id), Value::User(user), seen);
+    }
+
+    pub(super) fn memberships(
+        &self,
+        dir: &str,
+        id: ResourceId,
+        seen: &Seen,
+    ) -> Option<Arc<[Membership]>> {
+        let found = self.state().lookup(&Key::Memberships(dir.into(), id), seen);
+        self.counted(match found {
+            Some(Value::Memberships { groups, .. }) => Some(groups),
+            _ => None,
+        })
+    }
+
+    pub(super) fn keep_memberships(
+        &self,
+        dir: &str,
+        id: ResourceId,
+        groups: Arc<[Membership]>,
+        seen: &Seen,
+    ) {
+        self.state().keep(
+            Key::Memberships(dir.into(), id),
+            Value::Memberships { epoch: 0, groups },
+            seen,
+        );
+    }
+
+    /// The users whose folded userName is `folded`, when every one of them is cached too.
+    pub(super) fn holders(
+        &self,
+        dir: &str,
+        folded: &str,
+        seen: &Seen,
+    ) -> Option<Vec<Arc<UserView>>> {
+        let found = self.state().holders(dir, folded, seen);
+        self.counted(found)
+    }
+
+    /// Keeps every user holding `folded` (read from the tables after `seen`) and the list.
+    pub(super) fn keep_holders(
+        &self,
+        dir: &str,
+        folded: &str,
+        users: &[Arc<UserView>],
+        seen: &Seen,
+    ) {
+        let mut state = self.state();
+        for u in users {
+            state.keep(Key::User(dir.into(), u.id), Value::User(u.clone()), seen);
+        }
+        let ids = users.iter().map(|u| u.id).collect();
+        state.keep(
+            Key::Holders(dir.into(), folded.into()),
+            Value::Holders { epoch: 0, ids },
+            seen,
+        );
+    }
+
+    pub(super) fn source(&self, slug: &str, seen: &Seen) -> Option<Option<Arc<SourceView>>> {
+        let found = self.state().lookup(&Key::Source(slug.into()), seen);
+        self.counted(match found {
+            Some(Value::Source { view, .. }) => Some(view),
+            _ => None,
+        })
+    }
+
+    pub(super) fn keep_source(&self, slug: &str, view: Option<Arc<SourceView>>, seen: &Seen) {
+        self.state().keep(
+            Key::Source(slug.into()),
+            Value::Source { epoch: 0, view },
+            seen,
+        );
+    }
+}
+
+/// Runs one probe each time one is wanted (with [`Folders::One`], once a second), until the
+/// cache is dropped.
+async fn run_probe(probe: Arc<Probe>, folders: Folders, pool: deadpool_postgres::Pool) {
+    loop {
+        match folders {
+            Folders::Several => probe.wanted.notified().await,
+            Folders::One => tokio::time::sleep(std::time::Duration::from_secs(1)).await,
+        }
+        let started = Instant::now();
+        *probe.in_flight.lock().unwrap_or_else(|p| p.into_inner()) = Some(started);
+        let seen = read_positions(&pool).await.ok().map(Arc::new);
+        probe
+            .done
+            .send_replace(Some(Arc::new(Probed { started, seen })));
+        *probe.in_flight.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
+
+async fn read_positions(pool: &deadpool_postgres::Pool) -> Result<Seen, StoreError> {
+    let unavailable = |e: &dyn std::fmt::Display| StoreError::Unavailable(e.to_string());
+    let client = pool.get().await.map_err(|e| unavailable(&e))?;
+    let stmt = client
+        .prepare_cached(
+            "SELECT r.active, p.log_partition, p.next_position FROM roster_generation r \
+             LEFT JOIN positions p ON p.gen = r.active",
+        )
+        .await
+        .map_err(|e| unavailable(&e))?;
+    let rows = client
+        .query(&stmt, &[])
+        .await
+        .map_err(|e| unavailable(&e))?;
+    let mut seen = Seen {
+        gen: rows.first().map_or(0, |r| r.get(0)),
+        next: Vec::new(),
+    };
+    for r in &rows {
+        let (Some(p), Some(next)) = (r.get::<_, Option<i32>>(1), r.get::<_, Option<i64>>(2)) else {
+            continue;
+        };
+        let p = p.max(0) as usize;
+        if seen.next.len() <= p {
+            seen.next.resize(p + 1, 0);
+        }
+        seen.next[p] = next.max(0) as u64;
+    }
+    Ok(seen)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The cache's rules without a database: values, tombstones and probes as the store uses
+    //! them, checked against the state a log position gives.
+    use super::*;
+
+    fn seen(gen: i32, next: &[u64]) -> Seen {
+        Seen {
+            gen,
+            next: next.to_vec(),
+        }
+    }
+
+    fn key(n: u128) -> Key {
+        Key::Holders("d".into(), format!("user-{n}").into())
+    }
+
+    fn holders() -> Value {
+        Value::Holders {
+            epoch: 0,
+            ids: Arc::new([]),
+        }
+    }
+
+    #[test]
+    fn a_value_read_before_a_marked_change_is_refused_and_one_read_after_it_is_kept() {
+        let mut s = State::new(1 << 20);
+        s.gen = Some(1);
+        let k = key(1);
+        // Marked at position 5 (about to be folded), probe still says 5 (not committed).
+        s.marked = vec![5];
+        s.floor = vec![0];
+        s.sources_changed = vec![None];
+        s.dirs.entry("d".into()).or_default().partition = Some(0);
+        s.tombstone(k.clone(), 0, 5);
+        s.marked = vec![6];
+        s.keep(k.clone(), holders(), &seen(1, &[5]));
+        assert!(
+            s.lookup(&k, &seen(1, &[5])).is_none(),
+            "read before the change"
+        );
+        s.keep(k.clone(), holders(), &seen(1, &[6]));
+        assert!(
+            s.lookup(&k, &seen(1, &[6])).is_some(),
+            "read after the change"
+        );
+        // Another process is further along than what this one marked: no answer from here.
+        assert!(s.lookup(&k, &seen(1, &[7])).is_none());
+        // A probe of an older generation gets nothing; a newer generation empties the cache.
+        assert!(s.lookup(&k, &seen(0, &[6])).is_none());
+        assert!(s.lookup(&k, &seen(1, &[6])).is_some());
+        assert!(s.lookup(&k, &seen(2, &[6])).is_none());
+        assert!(s.lookup(&k, &seen(1, &[6])).is_none());
+    }
+
+    #[test]
+    fn dropped_tombstones_leave_a_floor_that_refuses_older_reads() {
+        let mut s = State::new(1 << 20);
+        s.gen = Some(1);
+        s.marked = vec![0];
+        s.floor = vec![0];
+        s.sources_changed = vec![None];
+        for i in 0..=TOMBSTONES as u64 {
+            s.tombstone(key(i as u128), 0, i);
+            s.marked = vec![i + 1];
+        }
+        assert!(s.tombstones.len() < TOMBSTONES);
+        let v = holders();
+        // Key 3's tombstone was dropped; a read that saw position 3 must still be refused.
+        s.keep(key(3), v.clone(), &seen(1, &[3]));
+        assert!(s.lookup(&key(3), &seen(1, &[3])).is_none());
+        s.keep(key(3), v, &seen(1, &[TOMBSTONES as u64 + 1]));
+        assert!(s
+            .lookup(&key(3), &seen(1, &[TOMBSTONES as u64 + 1]))
+            .is_some());
+    }
+}
