@@ -99,6 +99,19 @@ pub trait ProjectionStore: Send + Sync + 'static {
     /// it waits for its feed before deciding: another process sharing the store wrote first.
     async fn chain_head(&self, directory: &str) -> Result<ChainHead, StoreError>;
     async fn user(&self, dir: &str, id: ResourceId) -> Result<Option<Arc<UserView>>, StoreError>;
+    /// [`ProjectionStore::user`] of each of `ids`, in the same order: a provider's Bulk request
+    /// of users in one round trip where the store has round trips.
+    async fn users(
+        &self,
+        dir: &str,
+        ids: &[ResourceId],
+    ) -> Result<Vec<Option<Arc<UserView>>>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(self.user(dir, *id).await?);
+        }
+        Ok(out)
+    }
     async fn group(&self, dir: &str, id: ResourceId) -> Result<Option<Arc<GroupView>>, StoreError>;
     async fn list_users(
         &self,

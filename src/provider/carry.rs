@@ -353,28 +353,33 @@ pub async fn carry_users_bulk(
     // nothing).
     let mut ops: Vec<(usize, super::plan::BulkOperation)> = Vec::new();
     let mut alone: Vec<usize> = Vec::new();
-    for (i, (key, _)) in items.iter().enumerate() {
-        let id = key.1;
-        let view = match cx.store.user(&cx.directory, id).await {
-            Ok(v) => v,
-            Err(e) => {
-                outcomes[i].result = Err(e.into());
-                continue;
+    // Every user's view and scope, read at once.
+    let ids: Vec<ResourceId> = items.iter().map(|(key, _)| key.1).collect();
+    let read = async {
+        let views = cx.store.users(&cx.directory, &ids).await?;
+        let present: Vec<&roster_projections::UserView> =
+            views.iter().flatten().map(|u| &**u).collect();
+        let mut in_scope =
+            scope::users_in_scope(cx.store.as_ref(), &cx.directory, &cx.scope, &present)
+                .await?
+                .into_iter();
+        let scoped: Vec<bool> = views
+            .iter()
+            .map(|v| v.is_some() && in_scope.next().unwrap_or(false))
+            .collect();
+        Ok::<_, roster_projections::StoreError>((views, scoped))
+    };
+    let (views, scoped) = match read.await {
+        Ok(read) => read,
+        Err(e) => {
+            for o in &mut outcomes {
+                o.result = Err(Failure::from(&e));
             }
-        };
-        let in_scope = match &view {
-            Some(u) => {
-                match scope::users_in_scope(cx.store.as_ref(), &cx.directory, &cx.scope, &[u]).await
-                {
-                    Ok(v) => v[0],
-                    Err(e) => {
-                        outcomes[i].result = Err(e.into());
-                        continue;
-                    }
-                }
-            }
-            None => false,
-        };
+            return outcomes;
+        }
+    };
+    for (i, (view, in_scope)) in views.into_iter().zip(scoped).enumerate() {
+        let id = ids[i];
         let linked = links.remote(Kind::User, id);
         let op = match (&view, in_scope, linked) {
             (Some(u), true, linked) => match cx.mapping.user(u) {

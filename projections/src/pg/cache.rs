@@ -150,17 +150,20 @@ struct State {
     gen: Option<i32>,
     /// Per partition: every entry below this was marked.
     marked: Vec<u64>,
-    values: quick_cache::unsync::Cache<Key, Value, Weight>,
+    values: quick_cache::unsync::Cache<Key, Value, Weight, Hasher>,
     /// Per key: the partition and position of the last change marked.
-    tombstones: HashMap<Key, (usize, u64)>,
+    tombstones: HashMap<Key, (usize, u64), Hasher>,
     /// Per partition: tombstones below this were dropped (to bound their number), so a value
     /// read before it is refused.
     floor: Vec<u64>,
-    dirs: HashMap<Box<str>, DirState>,
+    dirs: HashMap<Box<str>, DirState, Hasher>,
     sources_epoch: u64,
     /// Per partition: the position of the last change to a source or token marked.
     sources_changed: Vec<Option<u64>>,
 }
+
+/// As the memory store's indexes: seeded per process.
+type Hasher = foldhash::fast::RandomState;
 
 fn at(v: &[u64], p: usize) -> u64 {
     v.get(p).copied().unwrap_or(0)
@@ -171,14 +174,16 @@ impl State {
         State {
             gen: None,
             marked: Vec::new(),
-            values: quick_cache::unsync::Cache::with_weighter(
+            values: quick_cache::unsync::Cache::with(
                 (bytes / 8192).max(16) as usize,
                 bytes,
                 Weight,
+                Hasher::default(),
+                Default::default(),
             ),
-            tombstones: HashMap::new(),
+            tombstones: HashMap::default(),
             floor: Vec::new(),
-            dirs: HashMap::new(),
+            dirs: HashMap::default(),
             sources_epoch: 0,
             sources_changed: Vec::new(),
         }
@@ -201,21 +206,20 @@ impl State {
     }
 
     /// The partitions `key` may live in: its directory's, or every one while it is unknown.
-    fn partitions(&self, key: &Key, seen: &Seen) -> Vec<usize> {
+    fn partitions(&self, key: &Key, seen: &Seen) -> std::ops::Range<usize> {
         let known = key
             .directory()
             .and_then(|d| self.dirs.get(d))
             .and_then(|d| d.partition);
         match known {
-            Some(p) => vec![p],
-            None => (0..self.marked.len().max(seen.next.len()).max(1)).collect(),
+            Some(p) => p..p + 1,
+            None => 0..self.marked.len().max(seen.next.len()).max(1),
         }
     }
 
     /// Whether everything the probe saw was marked in the partitions `key` may live in.
     fn caught_up(&self, key: &Key, seen: &Seen) -> bool {
         self.partitions(key, seen)
-            .into_iter()
             .all(|p| at(&self.marked, p) >= seen.next(p))
     }
 
@@ -243,7 +247,6 @@ impl State {
         }
         if self
             .partitions(&key, seen)
-            .into_iter()
             .any(|p| seen.next(p) < at(&self.floor, p))
         {
             return;
@@ -698,10 +701,15 @@ impl ViewCache {
         })
     }
 
-    pub(super) fn keep_source(&self, slug: &str, view: Option<Arc<SourceView>>, seen: &Seen) {
+    /// Keeps a source read from the tables. An unknown slug is not kept: anyone can ask for
+    /// any number of them, and they would push out what serves.
+    pub(super) fn keep_source(&self, slug: &str, view: Arc<SourceView>, seen: &Seen) {
         self.state().keep(
             Key::Source(slug.into()),
-            Value::Source { epoch: 0, view },
+            Value::Source {
+                epoch: 0,
+                view: Some(view),
+            },
             seen,
         );
     }

@@ -578,6 +578,14 @@ impl ProjectionStore for PgStore {
         self.user_cached(dir, id).await
     }
 
+    async fn users(
+        &self,
+        dir: &str,
+        ids: &[ResourceId],
+    ) -> Result<Vec<Option<Arc<UserView>>>, StoreError> {
+        self.users_cached(dir, ids).await
+    }
+
     async fn group(&self, dir: &str, id: ResourceId) -> Result<Option<Arc<GroupView>>, StoreError> {
         let client = self.client().await?;
         let sql = format!(

@@ -36,6 +36,53 @@ impl PgStore {
         Ok(user)
     }
 
+    /// Several users, in `ids`' order: from the cache where it has them, the rest in one
+    /// statement (and kept).
+    pub(super) async fn users_cached(
+        &self,
+        dir: &str,
+        ids: &[ResourceId],
+    ) -> Result<Vec<Option<Arc<UserView>>>, StoreError> {
+        let seen = match &self.cache {
+            Some(cache) => cache.seen().await,
+            None => None,
+        };
+        let cached = |id: &ResourceId| {
+            let (cache, seen) = (self.cache.as_ref()?, seen.as_deref()?);
+            cache.user(dir, *id, seen)
+        };
+        let mut found: Vec<Option<Arc<UserView>>> = ids.iter().map(cached).collect();
+        let missing: Vec<Uuid> = ids
+            .iter()
+            .zip(&found)
+            .filter(|(_, f)| f.is_none())
+            .map(|(id, _)| id.0)
+            .collect();
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let client = self.client().await?;
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users u WHERE u.gen = {} AND u.directory = $1 \
+             AND u.id = ANY($2)",
+            self.gen_sql()
+        );
+        let mut read: HashMap<Uuid, Arc<UserView>> = HashMap::new();
+        for r in self.query(&client, &sql, &[&dir, &missing]).await? {
+            let u = Arc::new(user_from(&r)?);
+            if let (Some(cache), Some(seen)) = (&self.cache, &seen) {
+                cache.keep_user(dir, u.clone(), seen);
+            }
+            read.insert(u.id.0, u);
+        }
+        for (id, f) in ids.iter().zip(found.iter_mut()) {
+            if f.is_none() {
+                *f = read.get(&id.0).cloned();
+            }
+        }
+        Ok(found)
+    }
+
     async fn user_row(
         &self,
         dir: &str,
@@ -114,8 +161,8 @@ impl PgStore {
             return Ok(found);
         }
         let source = self.source_row(slug).await?;
-        if let Some(seen) = &seen {
-            cache.keep_source(slug, source.clone(), seen);
+        if let (Some(seen), Some(found)) = (&seen, &source) {
+            cache.keep_source(slug, found.clone(), seen);
         }
         Ok(source)
     }
