@@ -10,15 +10,11 @@
 //!   change and leaves a tombstone with the entry's position. Per partition, `marked` is the
 //!   position up to which that has been done.
 //! - **PostgreSQL says how far the views are.** A read first learns the positions the tables
-//!   reflect ([`Seen`], from a probe that started after the request arrived, shared by every
-//!   read waiting at that moment). The cache answers only when it has marked at least that
-//!   far; otherwise the read goes to PostgreSQL. So a write acknowledged by any process before
-//!   the request arrived is either already marked (and the old value gone) or forces the read
-//!   to the tables.
-//! - **Unless this process is the only one folding** ([`Folders::One`]: the log is the
-//!   embedded file log, which one process holds). Then what it committed itself is how far the
-//!   tables are, and reads need no round trip at all; a probe once a second still notices a
-//!   swap of generations.
+//!   reflected after the request arrived ([`Seen`], from [`super::freshness`]: a shared probe,
+//!   or with one process folding, what it committed). The cache answers only when it has marked
+//!   at least that far; otherwise the read goes to PostgreSQL. So a write acknowledged by any
+//!   process before the request arrived is either already marked (and the old value gone) or
+//!   forces the read to the tables.
 //! - **A value read from the tables is kept only if nothing marked could be newer than it.**
 //!   A value read after a probe saw position `p` reflects every entry below `p`; it is refused
 //!   if a tombstone for its key (or its directory's memberships, names or the sources) is at
@@ -28,47 +24,17 @@
 use crate::views::{SourceView, UserView};
 use roster_events::{fold_case, Event, MemberType, ResourceId};
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
-use tokio::sync::{watch, Notify};
 
+use super::freshness::{Freshness, Seen};
 use super::StoreError;
 use crate::store::{CacheCounts, LogEntry};
 
-tokio::task_local! {
-    /// When the request being answered arrived: a probe that started after it is fresh enough
-    /// for every read the request makes.
-    static ARRIVED: Instant;
-}
-
-/// Runs `f` as the answer to a request that arrived at `at`: the PostgreSQL store's cached reads
-/// within it share one freshness probe started after `at` (instead of one each).
-pub async fn reads_as_of<F: Future>(at: Instant, f: F) -> F::Output {
-    ARRIVED.scope(at, f).await
-}
-
-fn arrived() -> Instant {
-    ARRIVED.try_with(|t| *t).unwrap_or_else(|_| Instant::now())
-}
+use super::freshness::Folders;
 
 /// How many tombstones are kept before they are folded into a floor (see [`State::floor`]).
 const TOMBSTONES: usize = 65_536;
-
-/// The generation and per partition the first position PostgreSQL's views do not reflect, as
-/// one probe saw them.
-#[derive(Debug)]
-pub(super) struct Seen {
-    gen: i32,
-    next: Vec<u64>,
-}
-
-impl Seen {
-    fn next(&self, partition: usize) -> u64 {
-        self.next.get(partition).copied().unwrap_or(0)
-    }
-}
 
 /// A group membership as the tables hold it, before a source's visibility is applied.
 #[derive(Clone, Debug)]
@@ -442,88 +408,49 @@ impl State {
     }
 }
 
-/// Who folds the log into the tables the cache stands for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Folders {
-    /// This process alone (the embedded file log): its own commits say how far they are.
-    #[default]
-    One,
-    /// Possibly several processes (a Kafka log): each read asks PostgreSQL.
-    Several,
-}
-
-/// The cache and the probe that says how far PostgreSQL's views are.
+/// The cache, and what says how far PostgreSQL's views are.
 pub(super) struct ViewCache {
     state: Mutex<State>,
-    folders: Folders,
-    /// With [`Folders::One`]: the generation last probed and the positions this process
-    /// committed.
-    committed: Mutex<Arc<Seen>>,
-    probe: Arc<Probe>,
-    task: tokio::task::JoinHandle<()>,
+    freshness: Freshness,
     hits: AtomicU64,
     misses: AtomicU64,
 }
 
-/// One freshness probe at a time; every read waiting when it starts shares its answer.
-struct Probe {
-    wanted: Notify,
-    /// When the probe in flight started.
-    in_flight: Mutex<Option<Instant>>,
-    done: watch::Sender<Option<Arc<Probed>>>,
-}
-
-struct Probed {
-    started: Instant,
-    seen: Option<Arc<Seen>>,
-}
-
-impl Drop for ViewCache {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 impl ViewCache {
-    /// A cache of about `bytes` whose probe reads the positions with `pool`.
-    pub(super) fn new(bytes: u64, folders: Folders, pool: deadpool_postgres::Pool) -> ViewCache {
-        let probe = Arc::new(Probe {
-            wanted: Notify::new(),
-            in_flight: Mutex::new(None),
-            done: watch::channel(None).0,
-        });
-        let task = tokio::spawn(run_probe(probe.clone(), folders, pool));
-        ViewCache {
-            state: Mutex::new(State::new(bytes)),
-            folders,
-            committed: Mutex::new(Arc::new(Seen {
-                gen: 0,
-                next: Vec::new(),
-            })),
-            probe,
-            task,
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
-        }
-    }
-
-    /// Starts from the positions the tables reflect now: no value is kept yet, and every value
-    /// kept from now on is read after them, so only changes from there on need marking (the
-    /// projector resumes from the store's position, or earlier).
+    /// A cache of about `bytes` whose freshness is read with `pool`, starting from the positions
+    /// the tables reflect now: no value is kept yet, and every value kept from now on is read
+    /// after them, so only changes from there on need marking (the projector resumes from the
+    /// store's position, or earlier).
     ///
     /// Fails when the database cannot be reached.
-    pub(super) async fn start(&self, pool: &deadpool_postgres::Pool) -> Result<(), StoreError> {
-        let seen = read_positions(pool).await?;
-        *self.committed.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(Seen {
-            gen: seen.gen,
-            next: seen.next.clone(),
-        });
-        let mut state = self.state();
+    pub(super) async fn start(
+        bytes: u64,
+        folders: Folders,
+        pool: deadpool_postgres::Pool,
+    ) -> Result<ViewCache, StoreError> {
+        let (freshness, seen) = Freshness::start(folders, pool).await?;
+        let mut state = State::new(bytes);
         state.gen = Some(seen.gen);
         state.marked = seen.next.clone();
-        state.floor = seen.next;
+        state.floor = seen.next.clone();
         state.sources_changed = vec![None; state.marked.len()];
-        Ok(())
+        Ok(ViewCache {
+            state: Mutex::new(state),
+            freshness,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        })
+    }
+
+    /// After entries were folded: the tables now reflect every entry before `next` (per
+    /// partition).
+    pub(super) fn committed(&self, next: &[(usize, u64)]) {
+        self.freshness.committed(next);
+    }
+
+    /// How far the tables were after the current request arrived (see [`Freshness::seen`]).
+    pub(super) async fn seen(&self) -> Option<Arc<Seen>> {
+        self.freshness.seen().await
     }
 
     pub(super) fn counts(&self) -> CacheCounts {
@@ -554,71 +481,6 @@ impl ViewCache {
         let mut state = self.state();
         for e in entries {
             state.mark(e);
-        }
-    }
-
-    /// After entries were folded: with [`Folders::One`], the tables now reflect every entry
-    /// before `next` (per partition).
-    pub(super) fn committed(&self, next: &[(usize, u64)]) {
-        if self.folders != Folders::One {
-            return;
-        }
-        let mut committed = self.committed.lock().unwrap_or_else(|p| p.into_inner());
-        let mut seen = Seen {
-            gen: committed.gen,
-            next: committed.next.clone(),
-        };
-        for &(p, n) in next {
-            if seen.next.len() <= p {
-                seen.next.resize(p + 1, 0);
-            }
-            seen.next[p] = seen.next[p].max(n);
-        }
-        *committed = Arc::new(seen);
-    }
-
-    /// The positions PostgreSQL reflected after the current request arrived; None when the
-    /// database could not say (the read then goes to the tables, and fails there if it is down).
-    pub(super) async fn seen(&self) -> Option<Arc<Seen>> {
-        if self.folders == Folders::One {
-            let probed = self
-                .probe
-                .done
-                .borrow()
-                .as_ref()
-                .and_then(|d| d.seen.clone());
-            let mut committed = self.committed.lock().unwrap_or_else(|p| p.into_inner());
-            // A rebuild swapped in a newer generation (folded from the same log up to here).
-            if let Some(probed) = probed.filter(|p| p.gen > committed.gen) {
-                let next = (0..committed.next.len().max(probed.next.len()))
-                    .map(|p| committed.next(p).max(probed.next(p)))
-                    .collect();
-                *committed = Arc::new(Seen {
-                    gen: probed.gen,
-                    next,
-                });
-            }
-            return Some(committed.clone());
-        }
-        let since = arrived();
-        let mut done = self.probe.done.subscribe();
-        loop {
-            if let Some(d) = done.borrow_and_update().as_ref() {
-                if d.started >= since {
-                    return d.seen.clone();
-                }
-            }
-            let started = *self
-                .probe
-                .in_flight
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            if started.is_none_or(|s| s < since) {
-                self.probe.wanted.notify_one();
-            }
-            if done.changed().await.is_err() {
-                return None;
-            }
         }
     }
 
@@ -713,55 +575,6 @@ impl ViewCache {
             seen,
         );
     }
-}
-
-/// Runs one probe each time one is wanted (with [`Folders::One`], once a second), until the
-/// cache is dropped.
-async fn run_probe(probe: Arc<Probe>, folders: Folders, pool: deadpool_postgres::Pool) {
-    loop {
-        match folders {
-            Folders::Several => probe.wanted.notified().await,
-            Folders::One => tokio::time::sleep(std::time::Duration::from_secs(1)).await,
-        }
-        let started = Instant::now();
-        *probe.in_flight.lock().unwrap_or_else(|p| p.into_inner()) = Some(started);
-        let seen = read_positions(&pool).await.ok().map(Arc::new);
-        probe
-            .done
-            .send_replace(Some(Arc::new(Probed { started, seen })));
-        *probe.in_flight.lock().unwrap_or_else(|p| p.into_inner()) = None;
-    }
-}
-
-async fn read_positions(pool: &deadpool_postgres::Pool) -> Result<Seen, StoreError> {
-    let unavailable = |e: &dyn std::fmt::Display| StoreError::Unavailable(e.to_string());
-    let client = pool.get().await.map_err(|e| unavailable(&e))?;
-    let stmt = client
-        .prepare_cached(
-            "SELECT r.active, p.log_partition, p.next_position FROM roster_generation r \
-             LEFT JOIN positions p ON p.gen = r.active",
-        )
-        .await
-        .map_err(|e| unavailable(&e))?;
-    let rows = client
-        .query(&stmt, &[])
-        .await
-        .map_err(|e| unavailable(&e))?;
-    let mut seen = Seen {
-        gen: rows.first().map_or(0, |r| r.get(0)),
-        next: Vec::new(),
-    };
-    for r in &rows {
-        let (Some(p), Some(next)) = (r.get::<_, Option<i32>>(1), r.get::<_, Option<i64>>(2)) else {
-            continue;
-        };
-        let p = p.max(0) as usize;
-        if seen.next.len() <= p {
-            seen.next.resize(p + 1, 0);
-        }
-        seen.next[p] = next.max(0) as u64;
-    }
-    Ok(seen)
 }
 
 #[cfg(test)]

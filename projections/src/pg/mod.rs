@@ -37,6 +37,7 @@ mod bulk;
 mod cache;
 mod changes;
 mod fold;
+mod freshness;
 mod generation;
 mod heads;
 mod provider_state;
@@ -46,7 +47,7 @@ pub mod sql;
 mod statistics;
 
 pub use bulk::LoadCounts;
-pub use cache::{reads_as_of, Folders};
+pub use freshness::{reads_as_of, Folders};
 pub use generation::{RebuildLock, Swap};
 pub use provider_state::{EchoRow, LinkRow, ProviderCheckpoint, ProviderLock, SavedProvider};
 
@@ -160,9 +161,9 @@ impl PgStore {
         drop(client);
         store.statistics = Some(Arc::new(statistics::Statistics::new(rows)));
         if opts.cache_bytes > 0 {
-            let cache = cache::ViewCache::new(opts.cache_bytes, opts.folders, store.pool.clone());
-            cache.start(&store.pool).await?;
-            store.cache = Some(cache);
+            store.cache = Some(
+                cache::ViewCache::start(opts.cache_bytes, opts.folders, store.pool.clone()).await?,
+            );
         }
         Ok(store)
     }
@@ -575,7 +576,7 @@ impl ProjectionStore for PgStore {
     }
 
     async fn user(&self, dir: &str, id: ResourceId) -> Result<Option<Arc<UserView>>, StoreError> {
-        self.user_cached(dir, id).await
+        Ok(self.users_cached(dir, &[id]).await?.pop().flatten())
     }
 
     async fn users(

@@ -16,26 +16,6 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 impl PgStore {
-    /// One user: from the cache where it has it, else from the table (and kept).
-    pub(super) async fn user_cached(
-        &self,
-        dir: &str,
-        id: ResourceId,
-    ) -> Result<Option<Arc<UserView>>, StoreError> {
-        let Some(cache) = &self.cache else {
-            return self.user_row(dir, id).await;
-        };
-        let seen = cache.seen().await;
-        if let Some(u) = seen.as_deref().and_then(|s| cache.user(dir, id, s)) {
-            return Ok(Some(u));
-        }
-        let user = self.user_row(dir, id).await?;
-        if let (Some(seen), Some(u)) = (&seen, &user) {
-            cache.keep_user(dir, u.clone(), seen);
-        }
-        Ok(user)
-    }
-
     /// Several users, in `ids`' order: from the cache where it has them, the rest in one
     /// statement (and kept).
     pub(super) async fn users_cached(
@@ -81,21 +61,6 @@ impl PgStore {
             }
         }
         Ok(found)
-    }
-
-    async fn user_row(
-        &self,
-        dir: &str,
-        id: ResourceId,
-    ) -> Result<Option<Arc<UserView>>, StoreError> {
-        let client = self.client().await?;
-        let sql = format!(
-            "SELECT {USER_COLUMNS} FROM users u WHERE u.gen = {} AND u.directory = $1 \
-             AND u.id = $2",
-            self.gen_sql()
-        );
-        let rows = self.query(&client, &sql, &[&dir, &id.0]).await?;
-        rows.first().map(|r| user_from(r).map(Arc::new)).transpose()
     }
 
     /// `filter=userName eq "..."`, what Entra ID and Okta ask before every create, answered
