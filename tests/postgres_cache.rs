@@ -292,6 +292,31 @@ fn a_process_that_has_not_read_a_change_yet_never_answers_from_before_it() {
     run(ops, 1);
 }
 
+/// Users created and then put in a group within one batch of the reading process's fold (it
+/// folds two steps at a time): the memberships it keeps for a user its fold saw created are the
+/// none a create leaves only when no group named the user in the same batch.
+#[test]
+fn a_user_created_and_put_in_a_group_in_one_batch_shows_the_group() {
+    let ops = vec![
+        Op::CreateUser { source: 0, name: 1 },
+        Op::CreateUser { source: 0, name: 2 },
+        // Members index users, then groups: the user of the step before.
+        Op::CreateGroup {
+            source: 0,
+            name: 1,
+            members: vec![1],
+        },
+        Op::CreateUser { source: 0, name: 3 },
+        Op::PatchGroupMembers {
+            source: 0,
+            pick: 0,
+            add: vec![2],
+            remove: vec![],
+        },
+    ];
+    run(ops, 1);
+}
+
 /// A server on PostgreSQL answers a second read of a user from its cache, and says so on
 /// `/metrics`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

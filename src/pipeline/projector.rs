@@ -120,9 +120,19 @@ async fn catch_up(
         let log = log.clone();
         tokio::spawn(async move { log.read(partition, from, PROJECT_BATCH).await })
     };
+    // The read from where this projector got to goes out while the store says where it is
+    // (almost always no further back).
+    let ahead = read_from.map(|r| (r, read(r)));
     let stored = store.next_position(partition).await?;
     let mut next = read_from.map_or(stored, |r| r.min(stored));
-    let mut pending = read(next);
+    let mut pending = match ahead {
+        Some((r, pending)) if r == next => pending,
+        Some((_, stale)) => {
+            stale.abort();
+            read(next)
+        }
+        None => read(next),
+    };
     loop {
         let entries = pending
             .await

@@ -345,8 +345,13 @@ impl DirectoryWriter {
     /// Waits until the feed has shown every valid record the views hold for this directory.
     /// With views shared by several processes (PostgreSQL), another process may have written
     /// since this writer last heard from the log: a decision on the older state could refuse
-    /// what exists (404) or miss a conflict it would then lose a race over.
+    /// what exists (404) or miss a conflict it would then lose a race over. A log this process
+    /// alone appends to (no `poll_interval`) holds nothing the writer has not decided itself or
+    /// found in its snapshot, so there is nothing to ask the views.
     async fn catch_up_with_store(&mut self) -> Result<(), WriteError> {
+        if self.log.poll_interval().is_none() {
+            return Ok(());
+        }
         let head = self.store.chain_head(&self.directory).await?;
         let deadline = tokio::time::Instant::now() + CATCH_UP_TIMEOUT;
         while self.head.seq < head.seq {

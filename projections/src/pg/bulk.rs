@@ -11,7 +11,7 @@ use super::PgStore;
 use crate::store::{Folded, StoreError};
 use roster_events::fold_case;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::watch;
@@ -338,6 +338,7 @@ impl PgStore {
             target: self.target,
             healthy: self.healthy.clone(),
             fold_errors: Default::default(),
+            fold_gen: AtomicI32::new(-1),
             cache: None,
             statistics: None,
         }

@@ -383,6 +383,23 @@ impl State {
         self.marked[p] = pos + 1;
     }
 
+    /// Keeps what the log alone says of values at the end of folded entries: `next` per
+    /// partition is the first position after them.
+    fn known(&mut self, key: Key, value: Value, next: &[(usize, u64)]) {
+        let Some(gen) = self.gen else { return };
+        let mut seen = Seen {
+            gen,
+            next: self.marked.clone(),
+        };
+        for &(p, n) in next {
+            if seen.next.len() <= p {
+                seen.next.resize(p + 1, 0);
+            }
+            seen.next[p] = n;
+        }
+        self.keep(key, value, &seen);
+    }
+
     /// A user now holds the userName of `doc`: the lookup of that name changes.
     fn user_name_taken(
         &mut self,
@@ -481,6 +498,45 @@ impl ViewCache {
         let mut state = self.state();
         for e in entries {
             state.mark(e);
+        }
+    }
+
+    /// After `entries` were folded (`next` per partition is the first position after them),
+    /// keeps what the tables now hold and the fold knows without reading: `users`, each user the
+    /// fold wrote (by directory), and the memberships of each user the entries create that no
+    /// group named since (none: a member must exist when it is added, and a user's deletion
+    /// first removes it from its groups). A client that creates a user and then reads it, or
+    /// reads the answer to its create (which names the user's groups), reads nothing from the
+    /// tables.
+    pub(super) fn folded(
+        &self,
+        entries: &[LogEntry],
+        next: &[(usize, u64)],
+        users: Vec<(String, Arc<UserView>)>,
+    ) {
+        let mut created: Vec<(&str, ResourceId)> = Vec::new();
+        for e in entries {
+            let dir = e.record.directory.as_str();
+            for env in &e.record.events {
+                match &env.event {
+                    Event::UserCreated(_) => created.push((dir, env.resource_id)),
+                    Event::GroupMembersAdded(added) => created.retain(|(d, id)| {
+                        *d != dir || !added.members.iter().any(|m| m.value == *id)
+                    }),
+                    _ => {}
+                }
+            }
+        }
+        let mut state = self.state();
+        for (dir, user) in users {
+            state.known(Key::User(dir.into(), user.id), Value::User(user), next);
+        }
+        for (dir, id) in created {
+            let none = Value::Memberships {
+                epoch: 0,
+                groups: Arc::new([]),
+            };
+            state.known(Key::Memberships(dir.into(), id), none, next);
         }
     }
 

@@ -6,7 +6,7 @@
 use super::rows::{email_values, member_type_code, stamps, to_json, GroupRows, UserRows};
 use crate::directory::Directory;
 use crate::views::{AdminTokenView, GroupView, UserView};
-use roster_events::{fold_case, ResourceId};
+use roster_events::{fold_case, Event, ResourceId};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -20,6 +20,61 @@ pub(super) struct Touched {
     pub(super) sources: BTreeSet<Uuid>,
     pub(super) admin_tokens: BTreeSet<Uuid>,
     pub(super) providers: BTreeSet<Uuid>,
+}
+
+impl Touched {
+    /// Which resources `records` of one directory touch, by kind.
+    pub(super) fn of<'a>(records: impl IntoIterator<Item = &'a roster_events::Record>) -> Touched {
+        let mut touched = Touched::default();
+        for env in records.into_iter().flat_map(|r| &r.events) {
+            let id = env.resource_id.0;
+            match &env.event {
+                Event::DirectoryCreated(_)
+                | Event::DirectoryDeleted
+                | Event::MappingCreated(_)
+                | Event::MappingUpdated(_)
+                | Event::MappingDeleted => touched.meta = true,
+                Event::AdminTokenIssued(_) | Event::AdminTokenRevoked(_) => {
+                    touched.admin_tokens.insert(id);
+                }
+                Event::SourceCreated(_)
+                | Event::SourceDeleted
+                | Event::SourceTokenIssued(_)
+                | Event::SourceTokenRevoked(_)
+                | Event::SourceSchemaDeclared(_)
+                | Event::SourceMappingsSet(_) => {
+                    touched.sources.insert(id);
+                }
+                Event::ProviderCreated(_)
+                | Event::ProviderUpdated(_)
+                | Event::ProviderDeleted
+                | Event::ProviderSyncRequested
+                | Event::ProviderRetryRequested
+                | Event::ProviderReplayRequested(_) => {
+                    touched.providers.insert(id);
+                }
+                Event::UserCreated(_)
+                | Event::UserReplaced(_)
+                | Event::UserDeleted
+                | Event::UserErased(_)
+                | Event::UserAdopted(_)
+                | Event::UserPasswordSet(_) => {
+                    touched.users.insert(id);
+                }
+                Event::GroupCreated(_)
+                | Event::GroupReplaced(_)
+                | Event::GroupMembersAdded(_)
+                | Event::GroupMembersRemoved(_)
+                | Event::GroupDeleted
+                | Event::GroupAdopted(_) => {
+                    touched.groups.insert(id);
+                }
+                // In the log for the audit trail; no view holds them.
+                Event::AccessRefused(_) | Event::AuditRead(_) => {}
+            }
+        }
+        touched
+    }
 }
 
 /// One directory's share of a batch: the state loaded before folding, the fold after, and the

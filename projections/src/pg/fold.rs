@@ -5,25 +5,91 @@
 use super::audit::Reached;
 use super::changes::{DirBatch, Touched, Writes};
 use super::generation::Target;
-use super::heads::{HeadColumns, UPSERT as UPSERT_HEADS};
+use super::heads::{HeadColumns, LOAD as LOAD_HEADS, UPSERT as UPSERT_HEADS};
 use super::rows::{
-    corrupt, group_from, json, pick, user_from, GROUP_COLUMNS, MEMBERS_JOIN, USER_COLUMNS,
-    USER_COPY,
+    corrupt, group_from, json, user_from, GROUP_COLUMNS, MEMBERS_JOIN, USER_COLUMNS,
 };
 use super::PgStore;
 use crate::directory::Directory;
 use crate::store::{LogEntry, StoreError};
-use crate::views::{AdminTokenView, DirectoryMeta, ProviderView, SourceView};
-use roster_events::{Event, ResourceId};
+use crate::views::{AdminTokenView, DirectoryMeta, ProviderView, SourceView, UserView};
+use roster_events::ResourceId;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::{ToSql, Type};
+use std::sync::{Arc, LazyLock};
+use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
+/// The statements that load what a batch touches (`$1` the generation, `$2` the directory,
+/// `$3` the ids). Prepared before a fold's reads are pipelined (see [`PgStore::prepare`]).
+const LOAD_META: &str = "SELECT meta FROM directories WHERE gen = $1 AND name = $2";
+static LOAD_USERS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {USER_COLUMNS} FROM users u WHERE u.gen = $1 AND u.directory = $2 \
+         AND u.id = ANY($3)"
+    )
+});
+static LOAD_GROUPS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {GROUP_COLUMNS} FROM groups u {MEMBERS_JOIN} WHERE u.gen = $1 \
+         AND u.directory = $2 AND u.id = ANY($3)"
+    )
+});
+const LOAD_SOURCES: &str =
+    "SELECT view FROM sources WHERE gen = $1 AND directory = $2 AND id = ANY($3)";
+const LOAD_ADMIN_TOKENS: &str =
+    "SELECT id, view FROM admin_tokens WHERE gen = $1 AND directory = $2 AND id = ANY($3)";
+const LOAD_PROVIDERS: &str =
+    "SELECT view FROM providers WHERE gen = $1 AND directory = $2 AND id = ANY($3)";
+/// The fold's first statements: the positions of the batch's partitions, created if need be
+/// and locked (`$1` the generation, `$2` the partitions).
+const ADD_POSITIONS: &str = "INSERT INTO positions (gen, log_partition, next_position) \
+     SELECT $1, p, 0 FROM UNNEST($2::int4[]) p ON CONFLICT DO NOTHING";
+const LOCK_POSITIONS: &str = "SELECT log_partition, next_position, next_entry, max_time_ms \
+     FROM positions WHERE gen = $1 AND log_partition = ANY($2) FOR UPDATE";
+const LOCK_GENERATION: &str = "SELECT active FROM roster_generation FOR SHARE";
+
 impl PgStore {
-    /// Loads what a batch touches in one directory into a partial directory.
+    /// Prepares the statements of a fold's reads on `tx`'s connection (each once per
+    /// connection), so that the reads then go out in the order they are polled: a statement
+    /// not yet prepared would wait for its preparation and could reach the server after one
+    /// polled later (the positions must be locked before the rows are read).
+    async fn prepare(&self, tx: &deadpool_postgres::Transaction<'_>) -> Result<(), StoreError> {
+        for sql in [
+            LOCK_GENERATION,
+            ADD_POSITIONS,
+            LOCK_POSITIONS,
+            LOAD_HEADS,
+            LOAD_META,
+            &LOAD_USERS,
+            &LOAD_GROUPS,
+            LOAD_SOURCES,
+            LOAD_ADMIN_TOKENS,
+            LOAD_PROVIDERS,
+        ] {
+            self.track(tx.prepare_cached(sql).await)?;
+        }
+        Ok(())
+    }
+
+    /// Reads `sql` with the generation, directory and ids when there are ids.
+    async fn load_ids(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        sql: &str,
+        gen: i32,
+        name: &str,
+        ids: &BTreeSet<Uuid>,
+    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<Uuid> = ids.iter().copied().collect();
+        self.query(tx, sql, &[&gen, &name, &ids]).await
+    }
+
+    /// Loads what a batch touches in one directory into a partial directory, in one round trip
+    /// (the reads are pipelined).
     pub(super) async fn load(
         &self,
         tx: &deadpool_postgres::Transaction<'_>,
@@ -31,357 +97,53 @@ impl PgStore {
         name: &str,
         touched: &Touched,
     ) -> Result<Directory, StoreError> {
+        let meta = async {
+            match touched.meta {
+                true => self.query(tx, LOAD_META, &[&gen, &name]).await,
+                false => Ok(Vec::new()),
+            }
+        };
+        let (meta, users, groups, sources, tokens, providers) = tokio::try_join!(
+            meta,
+            self.load_ids(tx, &LOAD_USERS, gen, name, &touched.users),
+            self.load_ids(tx, &LOAD_GROUPS, gen, name, &touched.groups),
+            self.load_ids(tx, LOAD_SOURCES, gen, name, &touched.sources),
+            self.load_ids(tx, LOAD_ADMIN_TOKENS, gen, name, &touched.admin_tokens),
+            self.load_ids(tx, LOAD_PROVIDERS, gen, name, &touched.providers),
+        )?;
         let mut dir = Directory::new(name);
-        if touched.meta {
-            let rows = self
-                .query(
-                    tx,
-                    "SELECT meta FROM directories WHERE gen = $1 AND name = $2",
-                    &[&gen, &name],
-                )
-                .await?;
-            if let Some(meta) = rows.first().and_then(|r| r.get::<_, Option<String>>(0)) {
-                dir.restore_meta(json::<DirectoryMeta>(&meta)?);
-            }
+        if let Some(meta) = meta.first().and_then(|r| r.get::<_, Option<String>>(0)) {
+            dir.restore_meta(json::<DirectoryMeta>(&meta)?);
         }
-        if !touched.users.is_empty() {
-            let ids: Vec<Uuid> = touched.users.iter().copied().collect();
-            let sql = format!(
-                "SELECT {USER_COLUMNS} FROM users u WHERE u.gen = $1 AND u.directory = $2 \
-                 AND u.id = ANY($3)"
-            );
-            for row in self.query(tx, &sql, &[&gen, &name, &ids]).await? {
-                dir.restore_user(Arc::new(user_from(&row)?));
-            }
+        for row in &users {
+            dir.restore_user(Arc::new(user_from(row)?));
         }
-        if !touched.groups.is_empty() {
-            let ids: Vec<Uuid> = touched.groups.iter().copied().collect();
-            let sql = format!(
-                "SELECT {GROUP_COLUMNS} FROM groups u {MEMBERS_JOIN} WHERE u.gen = $1 \
-                 AND u.directory = $2 AND u.id = ANY($3)"
-            );
-            for row in self.query(tx, &sql, &[&gen, &name, &ids]).await? {
-                dir.restore_group(Arc::new(group_from(&row)?));
-            }
+        for row in &groups {
+            dir.restore_group(Arc::new(group_from(row)?));
         }
-        if !touched.sources.is_empty() {
-            let ids: Vec<Uuid> = touched.sources.iter().copied().collect();
-            let rows = self
-                .query(
-                    tx,
-                    "SELECT view FROM sources WHERE gen = $1 AND directory = $2 AND id = ANY($3)",
-                    &[&gen, &name, &ids],
-                )
-                .await?;
-            for row in rows {
-                dir.restore_source(Arc::new(json::<SourceView>(row.get(0))?));
-            }
+        for row in &sources {
+            dir.restore_source(Arc::new(json::<SourceView>(row.get(0))?));
         }
-        if !touched.admin_tokens.is_empty() {
-            let ids: Vec<Uuid> = touched.admin_tokens.iter().copied().collect();
-            let rows = self
-                .query(
-                    tx,
-                    "SELECT id, view FROM admin_tokens WHERE gen = $1 AND directory = $2 \
-                     AND id = ANY($3)",
-                    &[&gen, &name, &ids],
-                )
-                .await?;
-            for row in rows {
-                let key = ResourceId(row.get::<_, Uuid>(0));
-                dir.restore_admin_token(key, json::<AdminTokenView>(row.get(1))?);
-            }
+        for row in &tokens {
+            let key = ResourceId(row.get::<_, Uuid>(0));
+            dir.restore_admin_token(key, json::<AdminTokenView>(row.get(1))?);
         }
-        if !touched.providers.is_empty() {
-            let ids: Vec<Uuid> = touched.providers.iter().copied().collect();
-            let rows = self
-                .query(
-                    tx,
-                    "SELECT view FROM providers WHERE gen = $1 AND directory = $2 AND id = ANY($3)",
-                    &[&gen, &name, &ids],
-                )
-                .await?;
-            for row in rows {
-                dir.restore_provider(Arc::new(json::<ProviderView>(row.get(0))?));
-            }
+        for row in &providers {
+            dir.restore_provider(Arc::new(json::<ProviderView>(row.get(0))?));
         }
         Ok(dir)
     }
 
-    /// Deletes the rows of `table` whose `(directory, key)` is in `keys`. `table` and `key`
-    /// are Roster's own names, never a request's.
-    pub(super) async fn delete_keys(
-        &self,
-        tx: &deadpool_postgres::Transaction<'_>,
-        gen: i32,
-        table: &str,
-        key: &str,
-        keys: &(Vec<String>, Vec<Uuid>),
-    ) -> Result<(), StoreError> {
-        if keys.0.is_empty() {
-            return Ok(());
-        }
-        let sql = format!(
-            "DELETE FROM {table} WHERE gen = $1 AND (directory, {key}) IN \
-             (SELECT * FROM UNNEST($2::text[], $3::uuid[]))"
-        );
-        self.query(tx, &sql, &[&gen, &keys.0, &keys.1]).await?;
-        Ok(())
-    }
-
-    /// Writes a batch's changes.
-    pub(super) async fn write(
-        &self,
-        tx: &deadpool_postgres::Transaction<'_>,
-        gen: i32,
-        w: &Writes,
-    ) -> Result<(), StoreError> {
-        self.delete_keys(tx, gen, "users", "id", &w.user_del)
-            .await?;
-        self.delete_keys(tx, gen, "user_emails", "user_id", &w.email_del)
-            .await?;
-        let u = &w.users;
-        let old: Vec<usize> = (0..u.id.len()).filter(|&i| !u.new[i]).collect();
-        if !old.is_empty() {
-            self.query(
-                tx,
-                "INSERT INTO users (gen, directory, id, owner, user_name, user_name_ci, \
-                 display_name, display_name_ci, external_id, resource, password_hash, version, \
-                 created_ns, modified_ns, created_ms, modified_ms, data_key) \
-                 SELECT $1, * FROM UNNEST($2::text[], $3::uuid[], $4::text[], $5::text[], \
-                 $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], \
-                 $12::int8[], $13::int8[], $14::int8[], $15::int8[], $16::int8[], \
-                 $17::uuid[]) \
-                 ON CONFLICT (gen, directory, id) DO UPDATE SET owner = EXCLUDED.owner, \
-                 user_name = EXCLUDED.user_name, user_name_ci = EXCLUDED.user_name_ci, \
-                 display_name = EXCLUDED.display_name, \
-                 display_name_ci = EXCLUDED.display_name_ci, \
-                 external_id = EXCLUDED.external_id, resource = EXCLUDED.resource, \
-                 password_hash = EXCLUDED.password_hash, version = EXCLUDED.version, \
-                 created_ns = EXCLUDED.created_ns, modified_ns = EXCLUDED.modified_ns, \
-                 created_ms = EXCLUDED.created_ms, modified_ms = EXCLUDED.modified_ms, \
-                 data_key = EXCLUDED.data_key",
-                &[
-                    &gen,
-                    &pick(&u.dir, &old),
-                    &pick(&u.id, &old),
-                    &pick(&u.owner, &old),
-                    &pick(&u.user_name, &old),
-                    &pick(&u.user_name_ci, &old),
-                    &pick(&u.display_name, &old),
-                    &pick(&u.display_name_ci, &old),
-                    &pick(&u.external_id, &old),
-                    &pick(&u.resource, &old),
-                    &pick(&u.password_hash, &old),
-                    &pick(&u.version, &old),
-                    &pick(&u.created_ns, &old),
-                    &pick(&u.modified_ns, &old),
-                    &pick(&u.created_ms, &old),
-                    &pick(&u.modified_ms, &old),
-                    &pick(&u.data_key, &old),
-                ],
-            )
-            .await?;
-        }
-        if u.new.iter().any(|n| *n) {
-            // New rows (the bulk of a rebuild) go in with COPY, several times faster than
-            // INSERT; they cannot conflict (the batch's load showed they do not exist).
-            let sql = format!("COPY users {} FROM STDIN BINARY", USER_COPY.0);
-            let sink = self.track(tx.copy_in(&sql).await)?;
-            let types = USER_COPY.1;
-            let writer = BinaryCopyInWriter::new(sink, &types);
-            let mut writer = std::pin::pin!(writer);
-            for k in (0..u.id.len()).filter(|&k| u.new[k]) {
-                let row: [&(dyn ToSql + Sync); 17] = [
-                    &gen,
-                    &u.dir[k],
-                    &u.id[k],
-                    &u.owner[k],
-                    &u.user_name[k],
-                    &u.user_name_ci[k],
-                    &u.display_name[k],
-                    &u.display_name_ci[k],
-                    &u.external_id[k],
-                    &u.resource[k],
-                    &u.password_hash[k],
-                    &u.version[k],
-                    &u.created_ns[k],
-                    &u.modified_ns[k],
-                    &u.created_ms[k],
-                    &u.modified_ms[k],
-                    &u.data_key[k],
-                ];
-                self.track(writer.as_mut().write(&row).await)?;
-            }
-            self.track(writer.finish().await)?;
-        }
-        if !w.emails.0.is_empty() {
-            // A user's emails are written whole after the old ones are deleted: all new.
-            let sink = self.track(
-                tx.copy_in(
-                    "COPY user_emails (gen, directory, user_id, value_ci) FROM STDIN BINARY",
-                )
-                .await,
-            )?;
-            let types = [Type::INT4, Type::TEXT, Type::UUID, Type::TEXT];
-            let writer = BinaryCopyInWriter::new(sink, &types);
-            let mut writer = std::pin::pin!(writer);
-            for k in 0..w.emails.0.len() {
-                let row: [&(dyn ToSql + Sync); 4] =
-                    [&gen, &w.emails.0[k], &w.emails.1[k], &w.emails.2[k]];
-                self.track(writer.as_mut().write(&row).await)?;
-            }
-            self.track(writer.finish().await)?;
-        }
-        self.delete_keys(tx, gen, "groups", "id", &w.group_del)
-            .await?;
-        self.delete_keys(tx, gen, "group_members", "group_id", &w.member_group_del)
-            .await?;
-        if !w.member_del.0.is_empty() {
-            let d = &w.member_del;
-            self.query(
-                tx,
-                "DELETE FROM group_members WHERE gen = $1 AND \
-                 (directory, group_id, member_id, member_type) IN \
-                 (SELECT * FROM UNNEST($2::text[], $3::uuid[], $4::uuid[], $5::int2[]))",
-                &[&gen, &d.0, &d.1, &d.2, &d.3],
-            )
-            .await?;
-        }
-        let g = &w.groups;
-        if !g.id.is_empty() {
-            self.query(
-                tx,
-                "INSERT INTO groups (gen, directory, id, owner, display_name, display_name_ci, \
-                 external_id, resource, version, created_ns, modified_ns, created_ms, modified_ms) \
-                 SELECT $1, * FROM UNNEST($2::text[], $3::uuid[], $4::text[], $5::text[], \
-                 $6::text[], $7::text[], $8::text[], $9::int8[], $10::int8[], $11::int8[], \
-                 $12::int8[], $13::int8[]) \
-                 ON CONFLICT (gen, directory, id) DO UPDATE SET owner = EXCLUDED.owner, \
-                 display_name = EXCLUDED.display_name, \
-                 display_name_ci = EXCLUDED.display_name_ci, \
-                 external_id = EXCLUDED.external_id, resource = EXCLUDED.resource, \
-                 version = EXCLUDED.version, created_ns = EXCLUDED.created_ns, \
-                 modified_ns = EXCLUDED.modified_ns, created_ms = EXCLUDED.created_ms, \
-                 modified_ms = EXCLUDED.modified_ms",
-                &[
-                    &gen,
-                    &g.dir,
-                    &g.id,
-                    &g.owner,
-                    &g.display_name,
-                    &g.display_name_ci,
-                    &g.external_id,
-                    &g.resource,
-                    &g.version,
-                    &g.created_ns,
-                    &g.modified_ns,
-                    &g.created_ms,
-                    &g.modified_ms,
-                ],
-            )
-            .await?;
-        }
-        if !w.members.0.is_empty() {
-            let m = &w.members;
-            self.query(
-                tx,
-                "INSERT INTO group_members (gen, directory, group_id, member_id, member_type) \
-                 SELECT $1, * FROM UNNEST($2::text[], $3::uuid[], $4::uuid[], $5::int2[]) \
-                 ON CONFLICT DO NOTHING",
-                &[&gen, &m.0, &m.1, &m.2, &m.3],
-            )
-            .await?;
-        }
-        self.delete_keys(tx, gen, "sources", "id", &w.source_del)
-            .await?;
-        if !w.sources.0.is_empty() {
-            let s = &w.sources;
-            self.query(
-                tx,
-                "INSERT INTO sources (gen, directory, id, slug, view) \
-                 SELECT $1, * FROM UNNEST($2::text[], $3::uuid[], $4::text[], $5::text[]) \
-                 ON CONFLICT (gen, directory, id) DO UPDATE SET slug = EXCLUDED.slug, \
-                 view = EXCLUDED.view",
-                &[&gen, &s.0, &s.1, &s.2, &s.3],
-            )
-            .await?;
-        }
-        self.delete_keys(tx, gen, "admin_tokens", "id", &w.admin_token_del)
-            .await?;
-        if !w.admin_tokens.0.is_empty() {
-            let t = &w.admin_tokens;
-            self.query(
-                tx,
-                "INSERT INTO admin_tokens (gen, directory, id, view) \
-                 SELECT $1, * FROM UNNEST($2::text[], $3::uuid[], $4::text[]) \
-                 ON CONFLICT (gen, directory, id) DO UPDATE SET view = EXCLUDED.view",
-                &[&gen, &t.0, &t.1, &t.2],
-            )
-            .await?;
-        }
-        self.delete_keys(tx, gen, "providers", "id", &w.provider_del)
-            .await?;
-        if !w.providers.0.is_empty() {
-            let p = &w.providers;
-            self.query(
-                tx,
-                "INSERT INTO providers (gen, directory, id, view) \
-                 SELECT $1, * FROM UNNEST($2::text[], $3::uuid[], $4::text[]) \
-                 ON CONFLICT (gen, directory, id) DO UPDATE SET view = EXCLUDED.view",
-                &[&gen, &p.0, &p.1, &p.2],
-            )
-            .await?;
-        }
-        if !w.retired.0.is_empty() {
-            self.query(
-                tx,
-                "INSERT INTO retired (gen, directory, id) \
-                 SELECT $1, * FROM UNNEST($2::text[], $3::uuid[]) ON CONFLICT DO NOTHING",
-                &[&gen, &w.retired.0, &w.retired.1],
-            )
-            .await?;
-        }
-        let counts: Vec<_> = w.counts.iter().filter(|(_, n)| **n != 0).collect();
-        if !counts.is_empty() {
-            let dirs: Vec<&str> = counts.iter().map(|((d, _, _), _)| d.as_str()).collect();
-            let kinds: Vec<&str> = counts.iter().map(|((_, k, _), _)| *k).collect();
-            let owners: Vec<&str> = counts.iter().map(|((_, _, o), _)| o.as_str()).collect();
-            let deltas: Vec<i64> = counts.iter().map(|(_, n)| **n).collect();
-            self.query(
-                tx,
-                "INSERT INTO view_counts (gen, directory, kind, owner, n) \
-                 SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::text[], $5::int8[]) \
-                 ON CONFLICT (gen, directory, kind, owner) DO UPDATE \
-                 SET n = view_counts.n + EXCLUDED.n",
-                &[&gen, &dirs, &kinds, &owners, &deltas],
-            )
-            .await?;
-        }
-        if !w.meta.0.is_empty() {
-            self.query(
-                tx,
-                "INSERT INTO directories (gen, name, meta) \
-                 SELECT $1, * FROM UNNEST($2::text[], $3::text[]) \
-                 ON CONFLICT (gen, name) DO UPDATE SET meta = EXCLUDED.meta",
-                &[&gen, &w.meta.0, &w.meta.1],
-            )
-            .await?;
-        }
-        Ok(())
-    }
-
-    /// The generation a fold writes into, locked against a swap until the transaction ends.
-    pub(super) async fn fold_generation(
+    /// The generation a fold writes into, locked against a swap until the transaction ends
+    /// (the fixed generation of a rebuild's store needs no lock).
+    async fn lock_generation(
         &self,
         tx: &deadpool_postgres::Transaction<'_>,
     ) -> Result<i32, StoreError> {
         match self.target {
             Target::Fixed(g) => Ok(g),
             Target::Active => {
-                let rows = self
-                    .query(tx, "SELECT active FROM roster_generation FOR SHARE", &[])
-                    .await?;
+                let rows = self.query(tx, LOCK_GENERATION, &[]).await?;
                 rows.first()
                     .map(|r| r.get(0))
                     .ok_or_else(|| corrupt("roster_generation is empty".into()))
@@ -389,36 +151,68 @@ impl PgStore {
         }
     }
 
-    pub(super) async fn apply_batch(&self, entries: Vec<LogEntry>) -> Result<(), StoreError> {
-        let mut client = self.client().await?;
-        let tx = self.track(client.transaction().await)?;
-        // The log is what makes a write durable; the views can always be folded again from
-        // it. A commit PostgreSQL loses in a crash takes its positions with it (same
-        // transaction), so the projector folds those entries again: no need to wait for the
-        // commit's WAL flush.
-        self.track(tx.batch_execute("SET LOCAL synchronous_commit = off").await)?;
-        let gen = self.fold_generation(&tx).await?;
+    /// Folds `entries` into the views in one transaction. Its reads go out together in one
+    /// round trip (positions locked first, then the chain heads and the rows the entries
+    /// touch, in the generation the last fold wrote), and so do its writes; when a swap made
+    /// another generation active since, the transaction is rolled back and read again there.
+    /// Returns each user the fold wrote, as the tables now hold it (by directory).
+    pub(super) async fn apply_batch(
+        &self,
+        entries: Vec<LogEntry>,
+    ) -> Result<Vec<(String, Arc<UserView>)>, StoreError> {
+        // What every entry could touch, per directory, folded or not: entries another process
+        // already folded, or whose records are not valid, add rows that are loaded and left
+        // as they are (the fold writes only what changed).
+        let mut by_dir: BTreeMap<&str, Vec<&roster_events::Record>> = BTreeMap::new();
+        for e in &entries {
+            by_dir
+                .entry(&e.record.directory)
+                .or_default()
+                .push(&e.record);
+        }
+        let touched: BTreeMap<String, Touched> = by_dir
+            .into_iter()
+            .map(|(d, records)| (d.to_owned(), Touched::of(records)))
+            .collect();
+        let names: Vec<String> = touched.keys().cloned().collect();
         let partitions: Vec<i32> = entries
             .iter()
             .map(|e| e.partition as i32)
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        self.query(
-            &tx,
-            "INSERT INTO positions (gen, log_partition, next_position) \
-             SELECT $1, p, 0 FROM UNNEST($2::int4[]) p ON CONFLICT DO NOTHING",
-            &[&gen, &partitions],
-        )
-        .await?;
-        let rows = self
-            .query(
-                &tx,
-                "SELECT log_partition, next_position, next_entry, max_time_ms FROM positions \
-                 WHERE gen = $1 AND log_partition = ANY($2) FOR UPDATE",
-                &[&gen, &partitions],
-            )
-            .await?;
+        let mut client = self.client().await?;
+        let (tx, gen, rows, mut heads, mut loaded) = loop {
+            let tx = self.track(client.transaction().await)?;
+            self.prepare(&tx).await?;
+            let gen = match self.fold_gen.load(Ordering::Relaxed) {
+                g if g >= 0 => g,
+                _ => self.lock_generation(&tx).await?,
+            };
+            let loads = futures_util::future::try_join_all(
+                touched
+                    .iter()
+                    .map(|(name, touched)| self.load(&tx, gen, name, touched)),
+            );
+            let positions: [&(dyn ToSql + Sync); 2] = [&gen, &partitions];
+            let (_, active, _, rows, heads, loaded) = tokio::try_join!(
+                // The log is what makes a write durable; the views can always be folded again
+                // from it. A commit PostgreSQL loses in a crash takes its positions with it
+                // (same transaction), so the projector folds those entries again: no need to
+                // wait for the commit's WAL flush.
+                async { self.track(tx.batch_execute("SET LOCAL synchronous_commit = off").await) },
+                self.lock_generation(&tx),
+                self.query(&tx, ADD_POSITIONS, &positions),
+                self.query(&tx, LOCK_POSITIONS, &positions),
+                self.load_heads(&tx, gen, &names),
+                loads,
+            )?;
+            self.fold_gen.store(active, Ordering::Relaxed);
+            if active == gen {
+                break (tx, gen, rows, heads, loaded);
+            }
+            // Rolled back as `tx` is dropped.
+        };
         let mut next: HashMap<u32, u64> = rows
             .iter()
             .map(|r| (r.get::<_, i32>(0) as u32, r.get::<_, i64>(1) as u64))
@@ -440,16 +234,9 @@ impl PgStore {
             })
             .collect();
         if entries.is_empty() {
-            return self.track(tx.commit().await);
+            self.track(tx.commit().await)?;
+            return Ok(Vec::new());
         }
-        // Chain heads of the directories in the batch.
-        let names: Vec<String> = entries
-            .iter()
-            .map(|e| e.record.directory.clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let mut heads = self.load_heads(&tx, gen, &names).await?;
         // The valid records, per directory, in order.
         let mut valid: BTreeMap<String, Vec<Arc<roster_events::Record>>> = BTreeMap::new();
         // The same, with their places in the log, for the audit projection.
@@ -466,58 +253,16 @@ impl PgStore {
         }
         let advanced: BTreeSet<String> = valid.keys().cloned().collect();
         let mut writes = Writes::default();
+        let mut users = Vec::new();
+        let mut loaded: BTreeMap<String, (Touched, Directory)> = touched
+            .into_iter()
+            .zip(loaded.drain(..))
+            .map(|((name, touched), before)| (name, (touched, before)))
+            .collect();
         for (name, records) in valid {
-            let mut touched = Touched::default();
-            for r in &records {
-                for env in &r.events {
-                    let id = env.resource_id.0;
-                    match &env.event {
-                        Event::DirectoryCreated(_)
-                        | Event::DirectoryDeleted
-                        | Event::MappingCreated(_)
-                        | Event::MappingUpdated(_)
-                        | Event::MappingDeleted => touched.meta = true,
-                        Event::AdminTokenIssued(_) | Event::AdminTokenRevoked(_) => {
-                            touched.admin_tokens.insert(id);
-                        }
-                        Event::SourceCreated(_)
-                        | Event::SourceDeleted
-                        | Event::SourceTokenIssued(_)
-                        | Event::SourceTokenRevoked(_)
-                        | Event::SourceSchemaDeclared(_)
-                        | Event::SourceMappingsSet(_) => {
-                            touched.sources.insert(id);
-                        }
-                        Event::ProviderCreated(_)
-                        | Event::ProviderUpdated(_)
-                        | Event::ProviderDeleted
-                        | Event::ProviderSyncRequested
-                        | Event::ProviderRetryRequested
-                        | Event::ProviderReplayRequested(_) => {
-                            touched.providers.insert(id);
-                        }
-                        Event::UserCreated(_)
-                        | Event::UserReplaced(_)
-                        | Event::UserDeleted
-                        | Event::UserErased(_)
-                        | Event::UserAdopted(_)
-                        | Event::UserPasswordSet(_) => {
-                            touched.users.insert(id);
-                        }
-                        Event::GroupCreated(_)
-                        | Event::GroupReplaced(_)
-                        | Event::GroupMembersAdded(_)
-                        | Event::GroupMembersRemoved(_)
-                        | Event::GroupDeleted
-                        | Event::GroupAdopted(_) => {
-                            touched.groups.insert(id);
-                        }
-                        // In the log for the audit trail; no view holds them.
-                        Event::AccessRefused(_) | Event::AuditRead(_) => {}
-                    }
-                }
-            }
-            let before = self.load(&tx, gen, &name, &touched).await?;
+            let Some((touched, before)) = loaded.remove(&name) else {
+                continue;
+            };
             let mut after = before.clone();
             let mut retired = Vec::new();
             for r in records {
@@ -533,12 +278,21 @@ impl PgStore {
                     }
                 }
             }
-            writes.collect(&DirBatch {
+            let batch = DirBatch {
                 touched,
                 before,
                 after,
                 retired,
-            });
+            };
+            writes.collect(&batch);
+            for id in &batch.touched.users {
+                let id = ResourceId(*id);
+                if let Some(u) = batch.after.user(id) {
+                    if !batch.before.user(id).is_some_and(|b| Arc::ptr_eq(b, u)) {
+                        users.push((name.clone(), u.clone()));
+                    }
+                }
+            }
         }
         let admitted: Vec<(u32, u64, &roster_events::Record)> =
             admitted.iter().map(|(p, n, r)| (*p, *n, &**r)).collect();
@@ -575,6 +329,7 @@ impl PgStore {
                 &position_params,
             ),
         )?;
-        self.track(tx.commit().await)
+        self.track(tx.commit().await)?;
+        Ok(users)
     }
 }

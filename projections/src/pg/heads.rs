@@ -15,6 +15,10 @@ pub(super) const UPSERT: &str = "INSERT INTO chain_heads (gen, directory, seq, r
      ON CONFLICT (gen, directory) DO UPDATE SET seq = EXCLUDED.seq, \
      record_id = EXCLUDED.record_id, digest = EXCLUDED.digest";
 
+/// The heads of some directories (`$1` the generation, `$2` the names).
+pub(super) const LOAD: &str = "SELECT seq, record_id, digest, directory FROM chain_heads \
+     WHERE gen = $1 AND directory = ANY($2)";
+
 /// A stored chain-head digest, if it has the right length (views written before digests
 /// were kept have none).
 fn digest_of(bytes: Option<Vec<u8>>) -> Option<roster_events::chain::Digest> {
@@ -67,14 +71,7 @@ impl PgStore {
         gen: i32,
         names: &[String],
     ) -> Result<BTreeMap<String, ChainHead>, StoreError> {
-        let rows = self
-            .query(
-                tx,
-                "SELECT seq, record_id, digest, directory FROM chain_heads \
-                 WHERE gen = $1 AND directory = ANY($2)",
-                &[&gen, &names],
-            )
-            .await?;
+        let rows = self.query(tx, LOAD, &[&gen, &names]).await?;
         let mut heads: BTreeMap<String, ChainHead> = names
             .iter()
             .map(|n| (n.clone(), ChainHead::default()))

@@ -69,7 +69,7 @@ use rows::{
 use sql::{Kind, Param};
 use std::collections::{HashMap, HashSet};
 use std::ops::DerefMut;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_postgres::types::ToSql;
@@ -77,6 +77,7 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 mod tls;
+mod write;
 
 pub use tls::{PgSslMode, PgTls};
 
@@ -113,6 +114,9 @@ pub struct PgStore {
     /// Shared with the probe task, which ends when the store is dropped.
     healthy: Arc<AtomicBool>,
     fold_errors: AtomicU64,
+    /// The generation the last fold wrote into (-1 before the first): the next fold reads
+    /// there without asking first.
+    fold_gen: AtomicI32,
     /// What most requests read, kept exact by the log (the active generation's store only).
     cache: Option<cache::ViewCache>,
     /// When to analyze the tables as the fold fills them (the active generation's store only).
@@ -256,6 +260,7 @@ impl PgStore {
             target,
             healthy: Arc::new(AtomicBool::new(true)),
             fold_errors: AtomicU64::new(0),
+            fold_gen: AtomicI32::new(-1),
             cache: None,
             statistics: None,
         })
@@ -439,9 +444,11 @@ impl ProjectionStore for PgStore {
             .flat_map(|e| &e.record.events)
             .filter(|env| matches!(env.resource_type, ResourceType::User | ResourceType::Group))
             .count() as u64;
-        self.apply_batch(entries).await?;
-        if let Some(cache) = &self.cache {
+        let folded = self.cache.as_ref().map(|_| entries.clone());
+        let users = self.apply_batch(entries).await?;
+        if let (Some(cache), Some(entries)) = (&self.cache, folded) {
             cache.committed(&next);
+            cache.folded(&entries, &next, users);
         }
         if let Some(stats) = &self.statistics {
             statistics::folded(stats, &self.pool, changes);
