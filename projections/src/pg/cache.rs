@@ -425,6 +425,25 @@ impl State {
     }
 }
 
+/// The users `entries` create that no group names after them within `entries`, by directory:
+/// they are in no group at the end of the entries (a member must exist when it is added, and a
+/// user's deletion first removes it from its groups).
+pub(super) fn created_alone(entries: &[LogEntry]) -> Vec<(Box<str>, ResourceId)> {
+    let mut created: Vec<(Box<str>, ResourceId)> = Vec::new();
+    for e in entries {
+        let dir = e.record.directory.as_str();
+        for env in &e.record.events {
+            match &env.event {
+                Event::UserCreated(_) => created.push((dir.into(), env.resource_id)),
+                Event::GroupMembersAdded(added) => created
+                    .retain(|(d, id)| &**d != dir || !added.members.iter().any(|m| m.value == *id)),
+                _ => {}
+            }
+        }
+    }
+    created
+}
+
 /// The cache, and what says how far PostgreSQL's views are.
 pub(super) struct ViewCache {
     state: Mutex<State>,
@@ -501,32 +520,17 @@ impl ViewCache {
         }
     }
 
-    /// After `entries` were folded (`next` per partition is the first position after them),
+    /// After entries were folded (`next` per partition is the first position after them),
     /// keeps what the tables now hold and the fold knows without reading: `users`, each user the
-    /// fold wrote (by directory), and the memberships of each user the entries create that no
-    /// group named since (none: a member must exist when it is added, and a user's deletion
-    /// first removes it from its groups). A client that creates a user and then reads it, or
-    /// reads the answer to its create (which names the user's groups), reads nothing from the
-    /// tables.
+    /// fold wrote (by directory), and empty memberships for `created` (see [`created_alone`]).
+    /// A client that creates a user and then reads it, or reads the answer to its create
+    /// (which names the user's groups), reads nothing from the tables.
     pub(super) fn folded(
         &self,
-        entries: &[LogEntry],
         next: &[(usize, u64)],
         users: Vec<(String, Arc<UserView>)>,
+        created: Vec<(Box<str>, ResourceId)>,
     ) {
-        let mut created: Vec<(&str, ResourceId)> = Vec::new();
-        for e in entries {
-            let dir = e.record.directory.as_str();
-            for env in &e.record.events {
-                match &env.event {
-                    Event::UserCreated(_) => created.push((dir, env.resource_id)),
-                    Event::GroupMembersAdded(added) => created.retain(|(d, id)| {
-                        *d != dir || !added.members.iter().any(|m| m.value == *id)
-                    }),
-                    _ => {}
-                }
-            }
-        }
         let mut state = self.state();
         for (dir, user) in users {
             state.known(Key::User(dir.into(), user.id), Value::User(user), next);
@@ -536,7 +540,7 @@ impl ViewCache {
                 epoch: 0,
                 groups: Arc::new([]),
             };
-            state.known(Key::Memberships(dir.into(), id), none, next);
+            state.known(Key::Memberships(dir, id), none, next);
         }
     }
 

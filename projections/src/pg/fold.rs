@@ -160,9 +160,9 @@ impl PgStore {
         &self,
         entries: Vec<LogEntry>,
     ) -> Result<Vec<(String, Arc<UserView>)>, StoreError> {
-        // What every entry could touch, per directory, folded or not: entries another process
-        // already folded, or whose records are not valid, add rows that are loaded and left
-        // as they are (the fold writes only what changed).
+        // What every entry could touch, per directory, loaded before the fold knows which
+        // entries it folds (another process may have folded some, some records may not be
+        // valid): a few rows more are read, and only what the folded records touch is written.
         let mut by_dir: BTreeMap<&str, Vec<&roster_events::Record>> = BTreeMap::new();
         for e in &entries {
             by_dir
@@ -254,15 +254,13 @@ impl PgStore {
         let advanced: BTreeSet<String> = valid.keys().cloned().collect();
         let mut writes = Writes::default();
         let mut users = Vec::new();
-        let mut loaded: BTreeMap<String, (Touched, Directory)> = touched
-            .into_iter()
-            .zip(loaded.drain(..))
-            .map(|((name, touched), before)| (name, (touched, before)))
-            .collect();
+        let mut loaded: BTreeMap<String, Directory> =
+            touched.into_keys().zip(loaded.drain(..)).collect();
         for (name, records) in valid {
-            let Some((touched, before)) = loaded.remove(&name) else {
+            let Some(before) = loaded.remove(&name) else {
                 continue;
             };
+            let touched = Touched::of(records.iter().map(|r| &**r));
             let mut after = before.clone();
             let mut retired = Vec::new();
             for r in records {

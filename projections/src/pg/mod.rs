@@ -444,11 +444,11 @@ impl ProjectionStore for PgStore {
             .flat_map(|e| &e.record.events)
             .filter(|env| matches!(env.resource_type, ResourceType::User | ResourceType::Group))
             .count() as u64;
-        let folded = self.cache.as_ref().map(|_| entries.clone());
+        let created = self.cache.as_ref().map(|_| cache::created_alone(&entries));
         let users = self.apply_batch(entries).await?;
-        if let (Some(cache), Some(entries)) = (&self.cache, folded) {
+        if let (Some(cache), Some(created)) = (&self.cache, created) {
             cache.committed(&next);
-            cache.folded(&entries, &next, users);
+            cache.folded(&next, users, created);
         }
         if let Some(stats) = &self.statistics {
             statistics::folded(stats, &self.pool, changes);
