@@ -17,8 +17,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// new token at 80%).
 const RENEW_AT: f64 = 0.75;
 
-/// The shortest wait between two renewals, whatever lifetime the endpoint announces.
-const MIN_WAIT: Duration = Duration::from_secs(1);
+/// The shortest wait between two renewals, whatever lifetime the endpoint announces: short
+/// enough that even a one-second token is renewed before it expires, long enough that an
+/// endpoint announcing no lifetime at all is not asked in a busy loop.
+const MIN_WAIT: Duration = Duration::from_millis(250);
 
 /// The wait before a failed renewal is tried again, while the current token still holds.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
@@ -154,7 +156,7 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU32, Ordering};
 
-    /// A token endpoint whose tokens last one second, numbered from 1, that refuses every
+    /// A token endpoint whose tokens last two seconds, numbered from 1, that refuses every
     /// request once `refusing` is set.
     async fn endpoint(refusing: Arc<std::sync::atomic::AtomicBool>) -> (url::Url, Arc<AtomicU32>) {
         let issued = Arc::new(AtomicU32::new(0));
@@ -167,7 +169,7 @@ mod tests {
                     return (axum::http::StatusCode::UNAUTHORIZED, axum::Json(body));
                 }
                 let n = count.fetch_add(1, Ordering::SeqCst) + 1;
-                let body = serde_json::json!({"access_token": format!("t{n}"), "expires_in": 1});
+                let body = serde_json::json!({"access_token": format!("t{n}"), "expires_in": 2});
                 (axum::http::StatusCode::OK, axum::Json(body))
             }
         };
@@ -199,7 +201,7 @@ mod tests {
             .duration_since(UNIX_EPOCH)
             .unwrap()
             .as_millis() as i64;
-        assert!(first.lifetime_ms > now_ms && first.lifetime_ms <= now_ms + 1_000);
+        assert!(first.lifetime_ms > now_ms && first.lifetime_ms <= now_ms + 2_000);
 
         // Renewed in the background: a later token, not the first one again.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
