@@ -4,13 +4,15 @@
 //! a first provisioning (Entra ID creating tens of thousands of users, asking for each userName
 //! before creating it) the views grow from nothing well within that minute, and a table never
 //! analyzed is planned as if empty: PostgreSQL then finds a userName by walking the users'
-//! primary key (33 ms at 30,000 users, against 0.05 ms through the userName index). So the
-//! serving store analyzes the users and groups tables itself once the users and groups it
-//! folded since the last time reach what the users table held then (at least 1,000): each time
-//! the table may have doubled, one analysis at a time, in the background. Plans change across
-//! orders of magnitude, not tenths; an analysis samples 30,000 rows whatever the size, and at a
-//! tenth it took a third of PostgreSQL's processor time during fast provisioning (analyzing
-//! once a second at 3,000 creates/s). Autovacuum's tenth keeps them fresh once growth slows.
+//! primary key (33 ms at 30,000 users, against 0.05 ms through the userName index), and the
+//! fold's lookup of each changed resource's last audit row walks the whole audit table (a PATCH
+//! right after a provisioning took ten times as long). So the serving store analyzes the users,
+//! groups and audit tables itself once the user and group events it folded since the last time
+//! reach what the users table held then (at least 1,000): each time it may have doubled, one
+//! analysis at a time, in the background. Plans change across orders of magnitude, not tenths;
+//! an analysis samples 30,000 rows whatever the size, and at a tenth it took a third of
+//! PostgreSQL's processor time during fast provisioning (analyzing once a second at 3,000
+//! creates/s). Autovacuum's tenth keeps them fresh once growth slows.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -19,7 +21,7 @@ use std::sync::Arc;
 const LEAST_CHANGES: u64 = 1_000;
 
 pub(super) struct Statistics {
-    /// Users and groups folded since the last analysis.
+    /// User and group events folded since the last analysis.
     pending: AtomicU64,
     /// How many make the next one.
     threshold: AtomicU64,
@@ -85,7 +87,7 @@ pub(super) fn folded(stats: &Arc<Statistics>, pool: &deadpool_postgres::Pool, ch
         let rows = async {
             let client = pool.get().await.ok()?;
             client
-                .batch_execute("ANALYZE users, user_emails, groups, group_members")
+                .batch_execute("ANALYZE users, user_emails, groups, group_members, audit_events")
                 .await
                 .ok()?;
             user_rows(&client).await.ok()

@@ -7,6 +7,8 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod audit;
+mod ids;
+mod patches;
 mod provider;
 mod replicas;
 mod target;
@@ -103,6 +105,21 @@ enum Cmd {
         /// PEM CA certificates to trust for an https URL (a private CA).
         #[arg(long, env = "ROSTER_CA_CERT")]
         ca_cert: Option<PathBuf>,
+    },
+    /// PATCH /Users/{id} replacing `displayName` (as Entra ID sends it) with N concurrent
+    /// clients, spread over the first users the server lists.
+    Patches {
+        #[arg(long)]
+        url: String,
+        #[arg(long, env = "ROSTER_SCIM_TOKEN")]
+        token: String,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 20_000)]
+        total: usize,
+        /// How many users to spread the PATCHes over (at most 50,000).
+        #[arg(long)]
+        users: usize,
     },
     /// Creates and PATCHes through several replicas of one deployment at once (the same
     /// source, directory and log), for a bounded time; per replica: acknowledged writes, 503
@@ -225,7 +242,7 @@ fn rss_mib() -> f64 {
 }
 
 /// Runs `total` requests from `concurrency` workers; `f(i)` performs request i.
-async fn drive<F, Fut>(what: &str, concurrency: usize, total: usize, f: F)
+pub(crate) async fn drive<F, Fut>(what: &str, concurrency: usize, total: usize, f: F)
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = bool> + Send,
@@ -388,6 +405,16 @@ async fn main() -> anyhow::Result<()> {
             )
             .await;
         }
+        Cmd::Patches {
+            url,
+            token,
+            concurrency,
+            total,
+            users,
+        } => {
+            let http = http_client(concurrency, None)?;
+            patches::run(http, &url, token, concurrency, total, users).await?;
+        }
         Cmd::Replicas {
             urls,
             token,
@@ -419,35 +446,7 @@ async fn main() -> anyhow::Result<()> {
             let http = http_client(concurrency, ca_cert.as_deref())?;
             let base = format!("{}/Users", url.trim_end_matches('/'));
             let ids: Arc<Vec<String>> = if mode != "filter" {
-                // Collect ids of seeded users first (paged list).
-                let mut ids = Vec::with_capacity(users);
-                let mut start = 1;
-                loop {
-                    let page: Value = http
-                        .get(format!("{base}?startIndex={start}&count=1000"))
-                        .bearer_auth(&token)
-                        .send()
-                        .await?
-                        .json()
-                        .await?;
-                    let items = page["Resources"].as_array().cloned().unwrap_or_default();
-                    if items.is_empty() {
-                        break;
-                    }
-                    ids.extend(
-                        items
-                            .iter()
-                            .filter_map(|u| u["id"].as_str().map(str::to_owned)),
-                    );
-                    start += items.len();
-                    // Paging deep into a large directory costs more than the benchmark:
-                    // 50,000 ids spread the requests well enough.
-                    if ids.len() >= 50_000 {
-                        break;
-                    }
-                }
-                println!("collected {} ids", ids.len());
-                Arc::new(ids)
+                Arc::new(ids::users(&http, &base, &token, users).await?)
             } else {
                 Arc::new(Vec::new())
             };
