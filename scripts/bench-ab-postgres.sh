@@ -2,7 +2,7 @@
 # Compares the write path of two builds of `roster` with the views in PostgreSQL, in one run
 # (docs/benchmarks.md): for each binary given, a server on the file log and a fresh database
 # of a private cluster (scripts/postgres.sh), 10,000 creates at 16 clients, then 20,000 at 64,
-# then 50,000 GETs by id and 50,000 `filter=userName eq` reads at 16 clients (rate and p99),
+# then 20,000 PATCHes of displayName at 64 clients over 10,000 of those users, then 50,000 GETs by id and 50,000 `filter=userName eq` reads at 16 clients (rate and p99),
 # twice: the first pass finds a cold cache (the creates leave nothing in it), the second a warm
 # one;
 # then the same loads against the ceiling (`roster-load ceiling`, a minimal axum server holding
@@ -21,7 +21,7 @@ trap 'stop_postgres; rm -rf "$pg_dir"' EXIT
 start_postgres "$pg_dir"
 n=0
 one() {
-    local bin=$1 port=$2 d db pid u rate c16 c64 get filter get2 filter2
+    local bin=$1 port=$2 d db pid u rate c16 c64 p64 get filter get2 filter2
     n=$((n + 1)); db="ab$n"
     psql "$ROSTER_TEST_PG_URL" -qc "CREATE DATABASE $db"
     d=$(mktemp -d)
@@ -35,11 +35,12 @@ one() {
     rate() { grep -oE "= [0-9]+/s" | tr -d '=/s '; }
     c16=$("$LOAD" creates --url "$u" --concurrency 16 --total 10000 --prefix a 2>&1 | rate)
     c64=$("$LOAD" creates --url "$u" --concurrency 64 --total 20000 --prefix b 2>&1 | rate)
+    p64=$("$LOAD" patches --url "$u" --concurrency 64 --total 20000 --users 10000 2>&1 | rate)
     get=$(read_load get)
     filter=$(read_load filter)
     get2=$(read_load get)
     filter2=$(read_load filter)
-    echo "$bin creates16=$c16 creates64=$c64 get16=$get filter16=$filter again: get16=$get2 filter16=$filter2"
+    echo "$bin creates16=$c16 creates64=$c64 patches64=$p64 get16=$get filter16=$filter again: get16=$get2 filter16=$filter2"
     kill "$pid"; wait "$pid" 2>/dev/null || true; rm -rf "$d"
     psql "$ROSTER_TEST_PG_URL" -qc "DROP DATABASE $db"
 }

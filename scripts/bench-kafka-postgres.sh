@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end creates with the log in Kafka (tansu, memory storage) and the views in
-# PostgreSQL, on loopback: POST /Users at 1, 16 and 64 clients, then GET by id and
-# `filter=userName eq` at 16 clients (docs/benchmarks.md).
+# PostgreSQL, on loopback: POST /Users at 1, 16 and 64 clients, PATCH of displayName at 64
+# clients, then GET by id and `filter=userName eq` at 16 clients (docs/benchmarks.md).
 set -euo pipefail
 # The benchmarks measure the server's capacity on one source: no per-source rate limit.
 export ROSTER_SOURCE_RATE_PER_SECOND=0
@@ -37,6 +37,7 @@ scim="http://127.0.0.1:$port/source/scim/default/v2"
 target/release/roster-load creates --url "$scim" --token "$token" --concurrency 1 --total 2000 --prefix o
 target/release/roster-load creates --url "$scim" --token "$token" --concurrency 16 --total 20000 --prefix a
 target/release/roster-load creates --url "$scim" --token "$token" --concurrency 64 --total 40000 --prefix b
+target/release/roster-load patches --url "$scim" --token "$token" --concurrency 64 --total 40000 --users 20000
 # Twice: the creates leave nothing in the cache; the second pass finds it warm.
 for mode in get filter get filter; do
     target/release/roster-load reads --url "$scim" --token "$token" --mode "$mode" \
