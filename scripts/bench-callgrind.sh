@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Counts the CPU instructions a `roster` build spends on a fixed load (docs/benchmarks.md):
 # the server under callgrind, 2,000 creates at 8 clients, then, by MODE, 4,000 reads by id
-# (`gets`), 4,000 `filter=userName eq` reads (`filters`) or none (`creates`). Instruction
+# (`gets`), 4,000 `filter=userName eq` reads (`filters`), 4,000 PATCHes of displayName
+# (`patches`) or none (`creates`). Instruction
 # counts vary by under 1% from run to run (wall-clock figures by 20-30% here), so two builds
 # can be compared by them. Needs valgrind (Debian `valgrind`). With ROSTER_BENCH_MAPPING=1 the
 # source runs a mapping that reshapes every user (scripts/bench-mapping.sh).
@@ -30,8 +31,9 @@ u="http://127.0.0.1:$port/source/scim/default/v2"
 case $mode in
     gets) "$LOAD" reads --url "$u" --mode get --users 2000 --requests 4000 --concurrency 8 >/dev/null ;;
     filters) "$LOAD" reads --url "$u" --mode filter --users 2000 --requests 4000 --concurrency 8 >/dev/null ;;
+    patches) "$LOAD" patches --url "$u" --users 2000 --total 4000 --concurrency 8 >/dev/null ;;
     creates) ;;
-    *) echo "MODE is gets, filters or creates" >&2; kill "$pid"; exit 2 ;;
+    *) echo "MODE is gets, filters, patches or creates" >&2; kill "$pid"; exit 2 ;;
 esac
 kill -INT "$pid"
 wait "$pid" 2>/dev/null || true
