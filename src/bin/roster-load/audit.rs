@@ -90,13 +90,19 @@ pub async fn run(
         Arc::new(FileLog::open(dir.join("log"), FileLogOptions::default())?);
     // Read as the server reads it: personal data opened with the data directory's keys.
     let (log, _) = crate::sealed(dir, log).await?;
-    match only {
-        Some(Only::Verify) => return time_verify(dir, log.as_ref()).await,
-        Some(Only::Export) => {
+    match (only, &postgres_url) {
+        (Some(Only::Verify), _) => return time_verify(dir, log.as_ref()).await,
+        (Some(Only::Export), None) => {
             let (audit, _stop) = in_memory(&log).await?;
             return time_export(audit).await;
         }
-        None => {}
+        (Some(Only::Export), Some(url)) => {
+            // Over the projection an earlier run loaded (no rebuild).
+            let store = Arc::new(PgStore::open(&pg_options(url.clone())).await?);
+            let (_views, audit) = on_postgres(&log, store);
+            return time_export(audit).await;
+        }
+        (None, _) => {}
     }
     // What the audit trail needs while it answers: in memory what stops its index, in
     // PostgreSQL the positions its views reflect.
@@ -109,14 +115,7 @@ pub async fn run(
             audit
         }
         Some(url) => {
-            let options = PgOptions {
-                url,
-                pool_size: 4,
-                timeout: Duration::from_secs(10),
-                tls: Default::default(),
-                cache_bytes: 0,
-                folders: Default::default(),
-            };
+            let options = pg_options(url);
             let started = Instant::now();
             let progress = roster::rebuild::Rebuilds::default();
             roster::rebuild::rebuild(log.clone(), &options, &progress).await?;
@@ -131,11 +130,9 @@ pub async fn run(
                 bytes as f64 / events.max(1) as f64,
                 bytes as f64 / 1048576.0,
             );
-            views = (0..log.partitions())
-                .map(|p| watch::channel(*log.end(p).borrow()))
-                .collect();
-            let projected = views.iter().map(|(tx, _)| tx.subscribe()).collect();
-            Audit::on_postgres(log.clone(), store, projected)
+            let (v, audit) = on_postgres(&log, store);
+            views = v;
+            audit
         }
     };
 
@@ -192,6 +189,30 @@ pub async fn run(
     }
     drop(views);
     Ok(())
+}
+
+fn pg_options(url: String) -> PgOptions {
+    PgOptions {
+        url,
+        pool_size: 4,
+        timeout: Duration::from_secs(10),
+        tls: Default::default(),
+        cache_bytes: 0,
+        folders: Default::default(),
+    }
+}
+
+/// The audit trail over the projection in `store`, which reflects the whole of `log`; with
+/// what tells it how far the views are (kept until the reads are done).
+fn on_postgres(
+    log: &Arc<dyn EventLog>,
+    store: Arc<PgStore>,
+) -> (Vec<(watch::Sender<u64>, watch::Receiver<u64>)>, Arc<Audit>) {
+    let views: Vec<_> = (0..log.partitions())
+        .map(|p| watch::channel(*log.end(p).borrow()))
+        .collect();
+    let projected = views.iter().map(|(tx, _)| tx.subscribe()).collect();
+    (views, Audit::on_postgres(log.clone(), store, projected))
 }
 
 /// Exports every event as NDJSON and prints the rate and the memory it took.

@@ -151,7 +151,8 @@ enum Cmd {
         /// rebuild of the views, instead of the index in memory.
         #[arg(long)]
         postgres_url: Option<String>,
-        /// Time one figure alone (`verify` or `export`) over the index in memory.
+        /// Time one figure alone (`verify` or `export`): over the index in memory, or with
+        /// `--postgres-url` over the audit projection an earlier run loaded into it.
         #[arg(long, value_enum)]
         only: Option<audit::Only>,
     },
