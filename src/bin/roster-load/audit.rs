@@ -207,11 +207,11 @@ fn pg_options(url: String) -> PgOptions {
 fn on_postgres(
     log: &Arc<dyn EventLog>,
     store: Arc<PgStore>,
-) -> (Vec<(watch::Sender<u64>, watch::Receiver<u64>)>, Arc<Audit>) {
+) -> (Vec<watch::Sender<u64>>, Arc<Audit>) {
     let views: Vec<_> = (0..log.partitions())
-        .map(|p| watch::channel(*log.end(p).borrow()))
+        .map(|p| watch::Sender::new(*log.end(p).borrow()))
         .collect();
-    let projected = views.iter().map(|(tx, _)| tx.subscribe()).collect();
+    let projected = views.iter().map(|tx| tx.subscribe()).collect();
     (views, Audit::on_postgres(log.clone(), store, projected))
 }
 
