@@ -17,6 +17,7 @@ mod tally;
 pub mod verify;
 
 use crate::log::{EventLog, LogError};
+use futures_util::StreamExt;
 use index::{Entry, Interner, PartitionIndex, NO_ENTRY};
 use query::{Found, Search};
 use render::{Rendered, Stored};
@@ -220,8 +221,17 @@ impl Audit {
             .collect();
         positions.sort_unstable();
         positions.dedup();
-        for run in positions.chunk_by(|a, b| a.0 == b.0 && a.1 + 1 == b.1) {
-            records.fetch(self, run[0].0, run[0].1, run.len()).await?;
+        // As many reads at once as the log serves without slowing each other (one for a log
+        // read through one cursor): the documents a page's events replaced lie far apart.
+        let runs: Vec<(u32, u64, usize)> = positions
+            .chunk_by(|a, b| a.0 == b.0 && a.1 + 1 == b.1)
+            .map(|run| (run[0].0, run[0].1, run.len()))
+            .collect();
+        let mut reads = futures_util::stream::iter(runs)
+            .map(|(partition, from, n)| read_back(self, partition, from, n))
+            .buffered(self.log.concurrent_reads().max(1));
+        while let Some(read) = reads.next().await {
+            records.keep(read?);
         }
         let mut out = Vec::with_capacity(items.len());
         for (partition, e, before) in items {
@@ -490,45 +500,12 @@ const READ_BACK_PAUSE: Duration = Duration::from_millis(10);
 struct Records(HashMap<(u32, u64), Arc<roster_events::Record>>);
 
 impl Records {
-    /// Reads the `n` records of `partition` from `from` on.
-    async fn fetch(
-        &mut self,
-        audit: &Audit,
-        partition: u32,
-        from: u64,
-        n: usize,
-    ) -> Result<(), AuditError> {
-        let mut next = from;
-        // A networked log may answer a read with nothing while its fetch is under way: the
-        // records are known to exist (the index names them), so read again for a while.
-        let mut deadline = tokio::time::Instant::now() + READ_BACK_WAIT;
-        // Bounded: every round reads at least one record, or waits, until the deadline.
-        while next < from + n as u64 {
-            let entries = audit
-                .log
-                .read(partition, next, (from + n as u64 - next) as usize)
-                .await?;
-            match entries.first() {
-                Some(first) if first.position == next => {
-                    deadline = tokio::time::Instant::now() + READ_BACK_WAIT;
-                }
-                None if tokio::time::Instant::now() < deadline => {
-                    tokio::time::sleep(READ_BACK_PAUSE).await;
-                    continue;
-                }
-                _ => {
-                    return Err(AuditError::Missing {
-                        partition,
-                        position: next,
-                    })
-                }
-            }
-            for entry in entries {
-                next = entry.position + 1;
-                self.0.insert((partition, entry.position), entry.record);
-            }
+    /// Keeps records read back.
+    fn keep(&mut self, entries: Vec<roster_projections::LogEntry>) {
+        for entry in entries {
+            self.0
+                .insert((entry.partition, entry.position), entry.record);
         }
-        Ok(())
     }
 
     /// One event, reading its record unless it was fetched already.
@@ -540,13 +517,53 @@ impl Records {
     ) -> Result<Stored, AuditError> {
         let key = (partition, e.position);
         if !self.0.contains_key(&key) {
-            self.fetch(audit, partition, e.position, 1).await?;
+            self.keep(read_back(audit, partition, e.position, 1).await?);
         }
         Stored::new(self.0[&key].clone(), usize::from(e.event)).ok_or(AuditError::Missing {
             partition,
             position: e.position,
         })
     }
+}
+
+/// Reads the `n` records of `partition` from `from` on, which the index names: a networked
+/// log that answers with nothing while its fetch is under way is asked again for a while.
+///
+/// Fails when the log cannot be read or does not hold them.
+async fn read_back(
+    audit: &Audit,
+    partition: u32,
+    from: u64,
+    n: usize,
+) -> Result<Vec<roster_projections::LogEntry>, AuditError> {
+    let mut next = from;
+    let mut read = Vec::with_capacity(n);
+    let mut deadline = tokio::time::Instant::now() + READ_BACK_WAIT;
+    // Bounded: every round reads at least one record, or waits, until the deadline.
+    while next < from + n as u64 {
+        let entries = audit
+            .log
+            .read(partition, next, (from + n as u64 - next) as usize)
+            .await?;
+        match entries.first() {
+            Some(first) if first.position == next => {
+                deadline = tokio::time::Instant::now() + READ_BACK_WAIT;
+            }
+            None if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(READ_BACK_PAUSE).await;
+                continue;
+            }
+            _ => {
+                return Err(AuditError::Missing {
+                    partition,
+                    position: next,
+                })
+            }
+        }
+        next = entries.last().map_or(next, |e| e.position + 1);
+        read.extend(entries);
+    }
+    Ok(read)
 }
 
 /// A user's document as a map; empty where it was erased.
