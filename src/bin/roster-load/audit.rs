@@ -3,12 +3,12 @@
 //! `--postgres-url`, how fast a rebuild loads the audit projection and its size on disk), then
 //! timed history, actor-page and as-of reads (percentiles), and the export and verify rates.
 
-use crate::{percentile, rss_mib};
+use crate::{percentile, pg_options, rss_mib};
 use futures_util::StreamExt;
 use roster::audit::query::{Search, SearchParams};
 use roster::audit::{Audit, AuditError};
 use roster::log::{EventLog, FileLog, FileLogOptions};
-use roster_projections::pg::{PgOptions, PgStore};
+use roster_projections::pg::PgStore;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -189,17 +189,6 @@ pub async fn run(
     }
     drop(views);
     Ok(())
-}
-
-fn pg_options(url: String) -> PgOptions {
-    PgOptions {
-        url,
-        pool_size: 4,
-        timeout: Duration::from_secs(10),
-        tls: Default::default(),
-        cache_bytes: 0,
-        folders: Default::default(),
-    }
 }
 
 /// The audit trail over the projection in `store`, which reflects the whole of `log`; with

@@ -649,14 +649,7 @@ async fn main() -> anyhow::Result<()> {
             let before = rss_mib();
             let log: Arc<dyn EventLog> =
                 Arc::new(FileLog::open(dir.join("log"), FileLogOptions::default())?);
-            let options = postgres_url.map(|url| roster_projections::pg::PgOptions {
-                url,
-                pool_size: 4,
-                timeout: Duration::from_secs(10),
-                tls: Default::default(),
-                cache_bytes: 0,
-                folders: Default::default(),
-            });
+            let options = postgres_url.map(pg_options);
             let started = Instant::now();
             // Kept until the memory is measured.
             let mut store: Option<Arc<dyn ProjectionStore>> = None;
@@ -701,6 +694,18 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// How a benchmark reaches PostgreSQL at `url`: a small pool, no cache.
+fn pg_options(url: String) -> roster_projections::pg::PgOptions {
+    roster_projections::pg::PgOptions {
+        url,
+        pool_size: 4,
+        timeout: Duration::from_secs(10),
+        tls: Default::default(),
+        cache_bytes: 0,
+        folders: Default::default(),
+    }
 }
 
 /// A seeded user as the edge would store it (the seed bodies are valid by construction).
