@@ -178,16 +178,7 @@ impl Audit {
         let deadline = wait.map(|w| tokio::time::Instant::now() + w);
         let mut grown = self.grown.subscribe();
         loop {
-            let (found, picked) = match &self.pg {
-                Some(pg) => self.pg_run(pg, search).await?,
-                None => {
-                    let state = self.read();
-                    let parts: Vec<&PartitionIndex> = state.partitions.iter().collect();
-                    let found = query::run(search, &parts, &state.strings);
-                    let picked = Picked::from_memory(&state, &found.hits);
-                    (found, picked)
-                }
-            };
+            let (found, picked) = self.find(search).await?;
             let waiting =
                 found.hits.is_empty() && deadline.is_some_and(|d| tokio::time::Instant::now() < d);
             if !waiting {
@@ -201,6 +192,22 @@ impl Audit {
             {
                 // One last look: the page is empty, but its cursor is where to go on.
                 continue;
+            }
+        }
+    }
+
+    /// The hits of one page of `search`, with what reading them back needs.
+    ///
+    /// Fails when the projection in PostgreSQL cannot be read.
+    async fn find(&self, search: &Search) -> Result<(Found, Picked), AuditError> {
+        match &self.pg {
+            Some(pg) => self.pg_run(pg, search).await,
+            None => {
+                let state = self.read();
+                let parts: Vec<&PartitionIndex> = state.partitions.iter().collect();
+                let found = query::run(search, &parts, &state.strings);
+                let picked = Picked::from_memory(&state, &found.hits);
+                Ok((found, picked))
             }
         }
     }
@@ -413,11 +420,11 @@ const EXPORT_PAGE: usize = 2000;
 
 impl Audit {
     /// Every event `search` matches, oldest first, as NDJSON (one rendered event a line),
-    /// produced a page at a time so that memory stays constant for any range. The next page
-    /// is searched for and read back from the log while the one before is written out, so
-    /// that both run at once. The stream ends at the last match the log holds when it gets
-    /// there; an error ends it early (the consumer sees the body cut short). Dropping the
-    /// stream stops the reading.
+    /// produced a page at a time so that memory stays constant for any range. Three pages are
+    /// under way at once: one is written out while the next is read back from the log and the
+    /// one after is found (in PostgreSQL, its query goes out meanwhile). The stream ends at the
+    /// last match the log holds when it gets there; an error ends it early (the consumer sees
+    /// the body cut short). Dropping the stream stops the reading.
     pub fn export(
         self: Arc<Self>,
         mut search: Search,
@@ -427,18 +434,44 @@ impl Audit {
         // One page waits while one is written out and the next is read.
         let (pages, rx) = tokio::sync::mpsc::channel::<Result<Page, AuditError>>(1);
         let reader = async move {
-            let mut search = Some(search);
-            // Bounded by the log: every page moves the cursor on, and the last has none.
-            while let Some(mut current) = search.take() {
-                let page = self.search(&current, None).await;
-                if let Ok(page) = &page {
-                    search = page.found.next.clone().map(|c| {
-                        current.after = Some(c);
-                        current
-                    });
+            let find = |search: Search| {
+                let audit = self.clone();
+                async move {
+                    audit.caught_up().await?;
+                    audit.find(&search).await
                 }
-                if pages.send(page).await.is_err() {
-                    return; // The consumer went away.
+            };
+            let mut found = find(search.clone()).await;
+            // Bounded by the log: every page moves the cursor on, and the last has none.
+            loop {
+                let (hits, picked) = match found {
+                    Ok(found) => found,
+                    Err(e) => {
+                        let _ = pages.send(Err(e)).await;
+                        return;
+                    }
+                };
+                let next = hits.next.clone().map(|after| Search {
+                    after: Some(after),
+                    ..search.clone()
+                });
+                let (events, following) = tokio::join!(self.render(picked), async {
+                    match next {
+                        Some(next) => Some(find(next).await),
+                        None => None,
+                    }
+                });
+                let page = events.map(|events| Page {
+                    events,
+                    found: hits,
+                });
+                let failed = page.is_err();
+                if pages.send(page).await.is_err() || failed {
+                    return; // The consumer went away, or the export ends at the error.
+                }
+                match following {
+                    Some(next) => found = next,
+                    None => return,
                 }
             }
         };
