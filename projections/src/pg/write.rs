@@ -149,40 +149,15 @@ impl PgStore {
             )
             .await
         };
-        let admin_tokens = async {
-            self.delete_keys(tx, gen, "admin_tokens", "id", &w.admin_token_del)
-                .await?;
-            let t = &w.admin_tokens;
-            self.run_if(
-                tx,
-                !t.0.is_empty(),
-                "INSERT INTO admin_tokens (gen, directory, id, view) \
-                 SELECT $1, * FROM UNNEST($2::text[], $3::uuid[], $4::text[]) \
-                 ON CONFLICT (gen, directory, id) DO UPDATE SET view = EXCLUDED.view",
-                &[&gen, &t.0, &t.1, &t.2],
-            )
-            .await
-        };
-        let providers = async {
-            self.delete_keys(tx, gen, "providers", "id", &w.provider_del)
-                .await?;
-            let p = &w.providers;
-            self.run_if(
-                tx,
-                !p.0.is_empty(),
-                "INSERT INTO providers (gen, directory, id, view) \
-                 SELECT $1, * FROM UNNEST($2::text[], $3::uuid[], $4::text[]) \
-                 ON CONFLICT (gen, directory, id) DO UPDATE SET view = EXCLUDED.view",
-                &[&gen, &p.0, &p.1, &p.2],
-            )
-            .await
-        };
+        let admin_tokens =
+            self.replace_views(tx, gen, "admin_tokens", &w.admin_token_del, &w.admin_tokens);
+        let providers = self.replace_views(tx, gen, "providers", &w.provider_del, &w.providers);
         let retired = async {
             self.run_if(
                 tx,
                 !w.retired.0.is_empty(),
                 "INSERT INTO retired (gen, directory, id) \
-             SELECT $1, * FROM UNNEST($2::text[], $3::uuid[]) ON CONFLICT DO NOTHING",
+                 SELECT $1, * FROM UNNEST($2::text[], $3::uuid[]) ON CONFLICT DO NOTHING",
                 &[&gen, &w.retired.0, &w.retired.1],
             )
             .await
@@ -197,9 +172,9 @@ impl PgStore {
                 tx,
                 !deltas.is_empty(),
                 "INSERT INTO view_counts (gen, directory, kind, owner, n) \
-             SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::text[], $5::int8[]) \
-             ON CONFLICT (gen, directory, kind, owner) DO UPDATE \
-             SET n = view_counts.n + EXCLUDED.n",
+                 SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::text[], $5::int8[]) \
+                 ON CONFLICT (gen, directory, kind, owner) DO UPDATE \
+                 SET n = view_counts.n + EXCLUDED.n",
                 &[&gen, &dirs, &kinds, &owners, &deltas],
             )
             .await
@@ -209,8 +184,8 @@ impl PgStore {
                 tx,
                 !w.meta.0.is_empty(),
                 "INSERT INTO directories (gen, name, meta) \
-             SELECT $1, * FROM UNNEST($2::text[], $3::text[]) \
-             ON CONFLICT (gen, name) DO UPDATE SET meta = EXCLUDED.meta",
+                 SELECT $1, * FROM UNNEST($2::text[], $3::text[]) \
+                 ON CONFLICT (gen, name) DO UPDATE SET meta = EXCLUDED.meta",
                 &[&gen, &w.meta.0, &w.meta.1],
             )
             .await
@@ -228,6 +203,31 @@ impl PgStore {
             meta
         )?;
         Ok(())
+    }
+
+    /// Deletes the rows of `table` (one JSON view per directory and id) that `deleted` names,
+    /// then inserts or replaces those of `rows`.
+    async fn replace_views(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        gen: i32,
+        table: &str,
+        deleted: &(Vec<String>, Vec<Uuid>),
+        rows: &(Vec<String>, Vec<Uuid>, Vec<String>),
+    ) -> Result<(), StoreError> {
+        self.delete_keys(tx, gen, table, "id", deleted).await?;
+        let sql = format!(
+            "INSERT INTO {table} (gen, directory, id, view) \
+             SELECT $1, * FROM UNNEST($2::text[], $3::uuid[], $4::text[]) \
+             ON CONFLICT (gen, directory, id) DO UPDATE SET view = EXCLUDED.view"
+        );
+        self.run_if(
+            tx,
+            !rows.0.is_empty(),
+            &sql,
+            &[&gen, &rows.0, &rows.1, &rows.2],
+        )
+        .await
     }
 
     /// Runs `sql` when `needed`.
