@@ -6,10 +6,10 @@
 //! limits the incremental fold; building each once from sorted input is several times faster.
 
 use super::generation::Target;
-use super::rows::{email_values, member_type_code, stamps, to_json, GROUP_COPY, USER_COPY};
+use super::rows::{email_values, member_type_code, to_json};
+use super::table_row::{GroupRow, TableRow, UserRow};
 use super::PgStore;
 use crate::store::{Folded, StoreError};
-use roster_events::fold_case;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -346,35 +346,11 @@ impl PgStore {
 
     async fn copy_users(&self, gen: i32, folded: &Folded) -> Result<u64, StoreError> {
         let client = self.client().await?;
-        let sql = format!("COPY users_g{gen} {} FROM STDIN BINARY", USER_COPY.0);
-        let mut copy = CopyIn::start(self, &client, &sql, &USER_COPY.1).await?;
+        let sql = UserRow::copy_into(&format!("users_g{gen}"));
+        let mut copy = CopyIn::start(self, &client, &sql, &UserRow::copy_types()).await?;
         for (name, dir) in &folded.dirs {
             for u in dir.users.values() {
-                let user_name_ci = u.keys.user_name.as_deref().map(fold_case);
-                let display_name_ci = u.keys.display_name.as_deref().map(fold_case);
-                let version = u.version as i64;
-                let data_key = u.data_key.map(|k| k.0);
-                let t = stamps(&u.created, &u.last_modified);
-                copy.row(&[
-                    &gen,
-                    name,
-                    &u.id.0,
-                    &u.owner,
-                    &u.keys.user_name,
-                    &user_name_ci,
-                    &u.keys.display_name,
-                    &display_name_ci,
-                    &u.keys.external_id,
-                    &u.resource.as_str(),
-                    &u.password_hash,
-                    &version,
-                    &t.created_ns,
-                    &t.modified_ns,
-                    &t.created_ms,
-                    &t.modified_ms,
-                    &data_key,
-                ])
-                .await?;
+                copy.row(&UserRow::of(name, u).values(&gen)).await?;
             }
         }
         copy.finish().await
@@ -400,29 +376,11 @@ impl PgStore {
         }
         counts.emails = copy.finish().await?;
 
-        let sql = format!("COPY groups_g{gen} {} FROM STDIN BINARY", GROUP_COPY.0);
-        let mut copy = CopyIn::start(self, &client, &sql, &GROUP_COPY.1).await?;
+        let sql = GroupRow::copy_into(&format!("groups_g{gen}"));
+        let mut copy = CopyIn::start(self, &client, &sql, &GroupRow::copy_types()).await?;
         for (name, dir) in &folded.dirs {
             for g in dir.groups.values() {
-                let display_name_ci = g.keys.display_name.as_deref().map(fold_case);
-                let version = g.version as i64;
-                let t = stamps(&g.created, &g.last_modified);
-                copy.row(&[
-                    &gen,
-                    name,
-                    &g.id.0,
-                    &g.owner,
-                    &g.keys.display_name,
-                    &display_name_ci,
-                    &g.keys.external_id,
-                    &g.resource.as_str(),
-                    &version,
-                    &t.created_ns,
-                    &t.modified_ns,
-                    &t.created_ms,
-                    &t.modified_ms,
-                ])
-                .await?;
+                copy.row(&GroupRow::of(name, g).values(&gen)).await?;
             }
         }
         counts.groups = copy.finish().await?;

@@ -3,10 +3,11 @@
 //! [`Writes::collect`], written by the fold in one transaction), with the changes to each
 //! directory's counts of users and groups.
 
-use super::rows::{email_values, member_type_code, stamps, to_json, GroupRows, UserRows};
+use super::rows::{email_values, member_type_code, to_json};
+use super::table_row::{GroupRow, UserRow};
 use crate::directory::Directory;
 use crate::views::{AdminTokenView, GroupView, UserView};
-use roster_events::{fold_case, Event, ResourceId};
+use roster_events::{Event, ResourceId};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -86,15 +87,17 @@ pub(super) struct DirBatch {
     pub(super) retired: Vec<Uuid>,
 }
 
-/// Rows to write, one vector per column, for the `UNNEST` statements.
+/// Rows to write: the users' and groups' as row types (borrowed from the batches), the
+/// others' one vector per column, for the `UNNEST` statements.
 #[derive(Default)]
-pub(super) struct Writes {
+pub(super) struct Writes<'a> {
     pub(super) user_del: (Vec<String>, Vec<Uuid>),
-    pub(super) users: UserRows,
+    /// Each user row, with whether it is new (COPY) or replaces one (upsert).
+    pub(super) users: Vec<(UserRow<'a>, bool)>,
     pub(super) email_del: (Vec<String>, Vec<Uuid>),
     pub(super) emails: (Vec<String>, Vec<Uuid>, Vec<String>),
     pub(super) group_del: (Vec<String>, Vec<Uuid>),
-    pub(super) groups: GroupRows,
+    pub(super) groups: Vec<GroupRow<'a>>,
     pub(super) member_del: (Vec<String>, Vec<Uuid>, Vec<Uuid>, Vec<i16>),
     pub(super) member_group_del: (Vec<String>, Vec<Uuid>),
     pub(super) members: (Vec<String>, Vec<Uuid>, Vec<Uuid>, Vec<i16>),
@@ -110,7 +113,7 @@ pub(super) struct Writes {
     pub(super) counts: BTreeMap<(String, &'static str, String), i64>,
 }
 
-impl Writes {
+impl<'a> Writes<'a> {
     /// Counts a resource of `kind` out of `before`'s owner and into `after`'s.
     fn count(
         &mut self,
@@ -130,7 +133,12 @@ impl Writes {
         }
     }
 
-    fn user(&mut self, dir: &str, before: Option<&Arc<UserView>>, after: Option<&Arc<UserView>>) {
+    fn user(
+        &mut self,
+        dir: &'a str,
+        before: Option<&Arc<UserView>>,
+        after: Option<&'a Arc<UserView>>,
+    ) {
         let id = match (before, after) {
             (_, Some(a)) => a.id.0,
             (Some(b), None) => b.id.0,
@@ -165,34 +173,14 @@ impl Writes {
             self.user_del.1.push(id);
             return;
         };
-        let r = &mut self.users;
-        r.new.push(before.is_none());
-        r.dir.push(dir.to_owned());
-        r.id.push(id);
-        r.owner.push(u.owner.clone());
-        r.user_name.push(u.keys.user_name.clone());
-        r.user_name_ci
-            .push(u.keys.user_name.as_deref().map(fold_case));
-        r.display_name.push(u.keys.display_name.clone());
-        r.display_name_ci
-            .push(u.keys.display_name.as_deref().map(fold_case));
-        r.external_id.push(u.keys.external_id.clone());
-        r.resource.push(u.resource.as_str().to_owned());
-        r.password_hash.push(u.password_hash.clone());
-        r.data_key.push(u.data_key.map(|k| k.0));
-        r.version.push(u.version as i64);
-        let t = stamps(&u.created, &u.last_modified);
-        r.created_ns.push(t.created_ns);
-        r.modified_ns.push(t.modified_ns);
-        r.created_ms.push(t.created_ms);
-        r.modified_ms.push(t.modified_ms);
+        self.users.push((UserRow::of(dir, u), before.is_none()));
     }
 
     fn group(
         &mut self,
-        dir: &str,
+        dir: &'a str,
         before: Option<&Arc<GroupView>>,
-        after: Option<&Arc<GroupView>>,
+        after: Option<&'a Arc<GroupView>>,
     ) {
         let id = match (before, after) {
             (_, Some(a)) => a.id.0,
@@ -231,26 +219,11 @@ impl Writes {
             self.members.2.push(m.value.0);
             self.members.3.push(member_type_code(m.kind));
         }
-        let r = &mut self.groups;
-        r.new.push(before.is_none());
-        r.dir.push(dir.to_owned());
-        r.id.push(id);
-        r.owner.push(g.owner.clone());
-        r.display_name.push(g.keys.display_name.clone());
-        r.display_name_ci
-            .push(g.keys.display_name.as_deref().map(fold_case));
-        r.external_id.push(g.keys.external_id.clone());
-        r.resource.push(g.resource.as_str().to_owned());
-        r.version.push(g.version as i64);
-        let t = stamps(&g.created, &g.last_modified);
-        r.created_ns.push(t.created_ns);
-        r.modified_ns.push(t.modified_ns);
-        r.created_ms.push(t.created_ms);
-        r.modified_ms.push(t.modified_ms);
+        self.groups.push(GroupRow::of(dir, g));
     }
 
     /// Gathers the rows of one directory's share of a batch.
-    pub(super) fn collect(&mut self, b: &DirBatch) {
+    pub(super) fn collect(&mut self, b: &'a DirBatch) {
         let dir = b.after.name();
         for id in &b.touched.users {
             let rid = ResourceId(*id);

@@ -252,7 +252,7 @@ impl PgStore {
             }
         }
         let advanced: BTreeSet<String> = valid.keys().cloned().collect();
-        let mut writes = Writes::default();
+        let mut batches = Vec::new();
         let mut users = Vec::new();
         let mut loaded: BTreeMap<String, Directory> =
             touched.into_keys().zip(loaded.drain(..)).collect();
@@ -282,7 +282,6 @@ impl PgStore {
                 after,
                 retired,
             };
-            writes.collect(&batch);
             for id in &batch.touched.users {
                 let id = ResourceId(*id);
                 if let Some(u) = batch.after.user(id) {
@@ -291,6 +290,11 @@ impl PgStore {
                     }
                 }
             }
+            batches.push(batch);
+        }
+        let mut writes = Writes::default();
+        for batch in &batches {
+            writes.collect(batch);
         }
         let admitted: Vec<(u32, u64, &roster_events::Record)> =
             admitted.iter().map(|(p, n, r)| (*p, *n, &**r)).collect();

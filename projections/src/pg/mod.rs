@@ -45,6 +45,7 @@ mod read;
 mod rows;
 pub mod sql;
 mod statistics;
+mod table_row;
 
 pub use bulk::LoadCounts;
 pub use freshness::{reads_as_of, Folders};

@@ -1,5 +1,6 @@
 //! Rows and their columns: converting between views and table rows (times, member types,
-//! documents), the column lists of reads and COPYs, and the per-column vectors writes collect.
+//! documents) and the column lists of reads. The rows the fold and a rebuild write are
+//! `table_row`'s.
 
 use super::sql::Param;
 use crate::store::StoreError;
@@ -133,58 +134,6 @@ pub(super) fn to_json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("views serialize")
 }
 
-/// The elements of `v` at `idx`.
-pub(super) fn pick<T: Clone>(v: &[T], idx: &[usize]) -> Vec<T> {
-    idx.iter().map(|&i| v[i].clone()).collect()
-}
-
-/// The columns a COPY of users writes, and their types.
-pub(super) const USER_COPY: (&str, [Type; 17]) = (
-    "(gen, directory, id, owner, user_name, user_name_ci, display_name, display_name_ci, \
-     external_id, resource, password_hash, version, created_ns, modified_ns, created_ms, \
-     modified_ms, data_key)",
-    [
-        Type::INT4,
-        Type::TEXT,
-        Type::UUID,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::INT8,
-        Type::INT8,
-        Type::INT8,
-        Type::INT8,
-        Type::INT8,
-        Type::UUID,
-    ],
-);
-
-/// The columns a COPY of groups writes, and their types.
-pub(super) const GROUP_COPY: (&str, [Type; 13]) = (
-    "(gen, directory, id, owner, display_name, display_name_ci, external_id, resource, \
-     version, created_ns, modified_ns, created_ms, modified_ms)",
-    [
-        Type::INT4,
-        Type::TEXT,
-        Type::UUID,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::INT8,
-        Type::INT8,
-        Type::INT8,
-        Type::INT8,
-        Type::INT8,
-    ],
-);
-
 pub(super) fn param_ref(p: &Param) -> &(dyn ToSql + Sync) {
     match p {
         Param::Text(s) => s,
@@ -205,45 +154,6 @@ pub(super) fn typed_params(params: &[Param]) -> Vec<(&(dyn ToSql + Sync), Type)>
             (param_ref(p), t)
         })
         .collect()
-}
-
-#[derive(Default)]
-pub(super) struct UserRows {
-    /// Whether the row is new (COPY) or replaces one (upsert).
-    pub(super) new: Vec<bool>,
-    pub(super) dir: Vec<String>,
-    pub(super) id: Vec<Uuid>,
-    pub(super) owner: Vec<Option<String>>,
-    pub(super) user_name: Vec<Option<String>>,
-    pub(super) user_name_ci: Vec<Option<String>>,
-    pub(super) display_name: Vec<Option<String>>,
-    pub(super) display_name_ci: Vec<Option<String>>,
-    pub(super) external_id: Vec<Option<String>>,
-    pub(super) resource: Vec<String>,
-    pub(super) password_hash: Vec<Option<String>>,
-    pub(super) data_key: Vec<Option<Uuid>>,
-    pub(super) version: Vec<i64>,
-    pub(super) created_ns: Vec<i64>,
-    pub(super) modified_ns: Vec<i64>,
-    pub(super) created_ms: Vec<i64>,
-    pub(super) modified_ms: Vec<i64>,
-}
-
-#[derive(Default)]
-pub(super) struct GroupRows {
-    pub(super) new: Vec<bool>,
-    pub(super) dir: Vec<String>,
-    pub(super) id: Vec<Uuid>,
-    pub(super) owner: Vec<Option<String>>,
-    pub(super) display_name: Vec<Option<String>>,
-    pub(super) display_name_ci: Vec<Option<String>>,
-    pub(super) external_id: Vec<Option<String>>,
-    pub(super) resource: Vec<String>,
-    pub(super) version: Vec<i64>,
-    pub(super) created_ns: Vec<i64>,
-    pub(super) modified_ns: Vec<i64>,
-    pub(super) created_ms: Vec<i64>,
-    pub(super) modified_ms: Vec<i64>,
 }
 
 /// The folded `emails.value`s of a user, as the in-memory filter sees them.

@@ -4,7 +4,7 @@
 //! with the rest, many (a replay's, a rebuild's catch-up) with COPY.
 
 use super::changes::Writes;
-use super::rows::{pick, UserRows, USER_COPY};
+use super::table_row::{GroupRow, TableRow, UserRow};
 use super::PgStore;
 use crate::store::StoreError;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
@@ -13,35 +13,6 @@ use uuid::Uuid;
 
 /// How many new rows of one table a fold writes with COPY rather than INSERT.
 const COPY_AT: usize = 256;
-
-/// Inserts users or replaces them (`$1` the generation, then one array per column).
-const USER_UPSERT: &str = "INSERT INTO users (gen, directory, id, owner, user_name, \
-     user_name_ci, display_name, display_name_ci, external_id, resource, password_hash, version, \
-     created_ns, modified_ns, created_ms, modified_ms, data_key) \
-     SELECT $1, * FROM UNNEST($2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[], \
-     $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int8[], $13::int8[], \
-     $14::int8[], $15::int8[], $16::int8[], $17::uuid[]) \
-     ON CONFLICT (gen, directory, id) DO UPDATE SET owner = EXCLUDED.owner, \
-     user_name = EXCLUDED.user_name, user_name_ci = EXCLUDED.user_name_ci, \
-     display_name = EXCLUDED.display_name, display_name_ci = EXCLUDED.display_name_ci, \
-     external_id = EXCLUDED.external_id, resource = EXCLUDED.resource, \
-     password_hash = EXCLUDED.password_hash, version = EXCLUDED.version, \
-     created_ns = EXCLUDED.created_ns, modified_ns = EXCLUDED.modified_ns, \
-     created_ms = EXCLUDED.created_ms, modified_ms = EXCLUDED.modified_ms, \
-     data_key = EXCLUDED.data_key";
-
-/// Inserts groups or replaces them (`$1` the generation, then one array per column).
-const GROUP_UPSERT: &str = "INSERT INTO groups (gen, directory, id, owner, display_name, \
-     display_name_ci, external_id, resource, version, created_ns, modified_ns, created_ms, \
-     modified_ms) \
-     SELECT $1, * FROM UNNEST($2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[], \
-     $7::text[], $8::text[], $9::int8[], $10::int8[], $11::int8[], $12::int8[], $13::int8[]) \
-     ON CONFLICT (gen, directory, id) DO UPDATE SET owner = EXCLUDED.owner, \
-     display_name = EXCLUDED.display_name, display_name_ci = EXCLUDED.display_name_ci, \
-     external_id = EXCLUDED.external_id, resource = EXCLUDED.resource, \
-     version = EXCLUDED.version, created_ns = EXCLUDED.created_ns, \
-     modified_ns = EXCLUDED.modified_ns, created_ms = EXCLUDED.created_ms, \
-     modified_ms = EXCLUDED.modified_ms";
 
 impl PgStore {
     /// Deletes the rows of `table` whose `(directory, key)` is in `keys`. `table` and `key`
@@ -72,7 +43,7 @@ impl PgStore {
         &self,
         tx: &deadpool_postgres::Transaction<'_>,
         gen: i32,
-        w: &Writes,
+        w: &Writes<'_>,
     ) -> Result<(), StoreError> {
         let users = async {
             self.delete_keys(tx, gen, "users", "id", &w.user_del)
@@ -87,28 +58,8 @@ impl PgStore {
         let groups = async {
             self.delete_keys(tx, gen, "groups", "id", &w.group_del)
                 .await?;
-            let g = &w.groups;
-            self.run_if(
-                tx,
-                !g.id.is_empty(),
-                GROUP_UPSERT,
-                &[
-                    &gen,
-                    &g.dir,
-                    &g.id,
-                    &g.owner,
-                    &g.display_name,
-                    &g.display_name_ci,
-                    &g.external_id,
-                    &g.resource,
-                    &g.version,
-                    &g.created_ns,
-                    &g.modified_ns,
-                    &g.created_ms,
-                    &g.modified_ms,
-                ],
-            )
-            .await
+            let groups: Vec<&GroupRow> = w.groups.iter().collect();
+            self.upsert(tx, gen, &groups).await
         };
         let members = async {
             self.delete_keys(tx, gen, "group_members", "group_id", &w.member_group_del)
@@ -252,73 +203,45 @@ impl PgStore {
         &self,
         tx: &deadpool_postgres::Transaction<'_>,
         gen: i32,
-        u: &UserRows,
+        users: &[(UserRow<'_>, bool)],
     ) -> Result<(), StoreError> {
-        let all = 0..u.id.len();
-        let (upsert, copy): (Vec<usize>, Vec<usize>) =
-            if u.new.iter().filter(|n| **n).count() >= COPY_AT {
-                all.partition(|&i| !u.new[i])
+        let (copy, upsert): (Vec<_>, Vec<_>) =
+            if users.iter().filter(|(_, new)| *new).count() >= COPY_AT {
+                users.iter().partition(|(_, new)| *new)
             } else {
-                (all.collect(), Vec::new())
+                (Vec::new(), users.iter().collect())
             };
-        if !upsert.is_empty() {
-            let at = &upsert;
-            self.query(
-                tx,
-                USER_UPSERT,
-                &[
-                    &gen,
-                    &pick(&u.dir, at),
-                    &pick(&u.id, at),
-                    &pick(&u.owner, at),
-                    &pick(&u.user_name, at),
-                    &pick(&u.user_name_ci, at),
-                    &pick(&u.display_name, at),
-                    &pick(&u.display_name_ci, at),
-                    &pick(&u.external_id, at),
-                    &pick(&u.resource, at),
-                    &pick(&u.password_hash, at),
-                    &pick(&u.version, at),
-                    &pick(&u.created_ns, at),
-                    &pick(&u.modified_ns, at),
-                    &pick(&u.created_ms, at),
-                    &pick(&u.modified_ms, at),
-                    &pick(&u.data_key, at),
-                ],
-            )
-            .await?;
-        }
+        let upsert: Vec<&UserRow> = upsert.into_iter().map(|(row, _)| row).collect();
+        self.upsert(tx, gen, &upsert).await?;
         if copy.is_empty() {
             return Ok(());
         }
-        let sql = format!("COPY users {} FROM STDIN BINARY", USER_COPY.0);
-        let stmt = self.track(tx.prepare_cached(&sql).await)?;
+        let stmt = self.track(tx.prepare_cached(&UserRow::copy_into(UserRow::TABLE)).await)?;
         let sink = self.track(tx.copy_in(&stmt).await)?;
-        let writer = BinaryCopyInWriter::new(sink, &USER_COPY.1);
+        let writer = BinaryCopyInWriter::new(sink, &UserRow::copy_types());
         let mut writer = std::pin::pin!(writer);
-        for k in copy {
-            let row: [&(dyn ToSql + Sync); 17] = [
-                &gen,
-                &u.dir[k],
-                &u.id[k],
-                &u.owner[k],
-                &u.user_name[k],
-                &u.user_name_ci[k],
-                &u.display_name[k],
-                &u.display_name_ci[k],
-                &u.external_id[k],
-                &u.resource[k],
-                &u.password_hash[k],
-                &u.version[k],
-                &u.created_ns[k],
-                &u.modified_ns[k],
-                &u.created_ms[k],
-                &u.modified_ms[k],
-                &u.data_key[k],
-            ];
-            self.track(writer.as_mut().write(&row).await)?;
+        for (row, _) in copy {
+            self.track(writer.as_mut().write(&row.values(&gen)).await)?;
         }
         self.track(writer.finish().await)?;
+        Ok(())
+    }
+
+    /// Inserts `rows` or replaces those with their keys, in one statement (none if `rows` is
+    /// empty).
+    async fn upsert<R: TableRow>(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        gen: i32,
+        rows: &[&R],
+    ) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let arrays = R::arrays(rows);
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&gen];
+        params.extend(arrays.iter().map(|a| &**a as &(dyn ToSql + Sync)));
+        self.query(tx, R::upsert(), &params).await?;
         Ok(())
     }
 
