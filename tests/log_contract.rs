@@ -257,6 +257,58 @@ async fn a_second_reader_replays_everything_and_knows_it_is_caught_up(brokers: &
     second.close().await;
 }
 
+/// A second process reads from any position, including one in the middle of the brokers'
+/// record batches (the producer sends an append's records as one batch) and the last record of
+/// the topic: what a start from a view snapshot or from a stored position does. The first
+/// answer that holds anything begins exactly there, and headers read one at a time are found.
+async fn a_second_reader_starts_anywhere_inside_a_batch(brokers: &str, topic: &str) {
+    let first = kafka_log(brokers, topic, 3).await;
+    let p = first.partition("d");
+    let recs: Vec<_> = (0..60)
+        .map(|i| record("d", i, &format!("y{i}"), 1))
+        .collect();
+    first.append(recs[..30].to_vec()).await.unwrap();
+    first.append(recs[30..].to_vec()).await.unwrap();
+    for from in [7u64, 29, 45, 59] {
+        // A fresh process each time, so that every read positions its consumer anew.
+        let second = kafka_log(brokers, topic, 3).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let got = loop {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "nothing read at position {from}"
+            );
+            let got = second.read(p, from, 5).await.unwrap();
+            if !got.is_empty() {
+                break got;
+            }
+        };
+        assert_eq!(got[0].position, from, "a read at {from} began elsewhere");
+        assert_eq!(*got[0].record, recs[from as usize]);
+        second.close().await;
+        let third = kafka_log(brokers, topic, 3).await;
+        let headers = third.read_headers(p, from, 1).await.unwrap();
+        assert_eq!(
+            headers.iter().map(|h| h.position).collect::<Vec<_>>(),
+            vec![from],
+            "the header at {from} on the first read"
+        );
+        third.close().await;
+    }
+    first.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_kafka_reader_starts_inside_a_batch_on_the_mock_cluster() {
+    let (mock, topic) = mock_cluster(3);
+    a_second_reader_starts_anywhere_inside_a_batch(&mock.bootstrap_servers(), &topic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_kafka_reader_starts_inside_a_batch_on_tansu() {
+    a_second_reader_starts_anywhere_inside_a_batch(&tansu_brokers(), &unique_topic()).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_kafka_reader_catches_up_on_the_mock_cluster() {
     let (mock, topic) = mock_cluster(3);

@@ -20,7 +20,7 @@
 
 pub mod sealed;
 
-use crate::log::{EventLog, LogError};
+use crate::log::{EventLog, HeaderEntry, LogError};
 use crate::metrics::Metrics;
 use chacha20poly1305::XChaCha20Poly1305;
 use roster_events::chain::Digest;
@@ -215,7 +215,7 @@ impl Snapshots {
                 continue;
             };
             let partition = p as u32;
-            let found = log.read_headers(partition, before, 1).await?;
+            let found = header_at(log, partition, before).await?;
             match found.first() {
                 None => {
                     return Err(SnapshotError::LogBehind {
@@ -362,6 +362,27 @@ impl Snapshots {
             }
         })
     }
+}
+
+/// How many times an empty answer for the record a snapshot was taken after is asked again.
+const HEADER_TRIES: usize = 3;
+
+/// The header at `position` of `partition`, if the log has it. A read of a networked log may
+/// come back empty before the brokers answered: an empty answer is asked again before the log
+/// is taken to end there.
+async fn header_at(
+    log: &dyn EventLog,
+    partition: u32,
+    position: u64,
+) -> Result<Vec<HeaderEntry>, LogError> {
+    let mut found = Vec::new();
+    for _ in 0..HEADER_TRIES {
+        found = log.read_headers(partition, position, 1).await?;
+        if !found.is_empty() {
+            break;
+        }
+    }
+    Ok(found)
 }
 
 /// The position after the last record of `partition`, knowing there is none at `missing`.

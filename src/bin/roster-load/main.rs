@@ -15,7 +15,10 @@ mod target;
 
 use clap::{Parser, Subcommand};
 use roster::domain::{Command, Context, NewToken};
-use roster::log::{EventLog, FileLog, FileLogOptions};
+use roster::keys::file::FileKeys;
+use roster::keys::kafka::KafkaKeys;
+use roster::keys::KeyStore;
+use roster::log::{EventLog, FileLog, FileLogOptions, KafkaLog, KafkaOptions};
 use roster::pipeline::Pipeline;
 use roster_events::{Actor, Envelope, Event, Record, ResourceId, ResourceType, UserCreated};
 use roster_projections::{MemoryStore, ProjectionStore};
@@ -180,10 +183,17 @@ enum Cmd {
         ca_cert: Option<PathBuf>,
     },
     /// Writes a data directory whose log holds the first-start bootstrap and N user creations,
-    /// through the real write path (decide, batch, append, project) without HTTP.
+    /// through the real write path (decide, batch, append, project) without HTTP. With
+    /// `--kafka-brokers`, the log and the data keys go to Kafka (the topic and its `-keys`
+    /// topic, made with the server's defaults) and the directory keeps the secret key.
     SeedLog {
         #[arg(long)]
         dir: PathBuf,
+        /// Kafka brokers (`host:port`) to seed instead of the data directory's file log.
+        #[arg(long)]
+        kafka_brokers: Option<String>,
+        #[arg(long, default_value = "roster-events")]
+        kafka_topic: String,
         #[arg(long)]
         users: usize,
         #[arg(long, default_value = "seed")]
@@ -488,17 +498,34 @@ async fn main() -> anyhow::Result<()> {
         }
         Cmd::SeedLog {
             dir,
+            kafka_brokers,
+            kafka_topic,
             users,
             prefix,
             groups,
             members,
             updates,
         } => {
-            let log: Arc<dyn EventLog> =
-                Arc::new(FileLog::open(dir.join("log"), FileLogOptions::default())?);
+            let (log, keys): (Arc<dyn EventLog>, Arc<dyn KeyStore>) = match kafka_brokers {
+                None => (
+                    Arc::new(FileLog::open(dir.join("log"), FileLogOptions::default())?),
+                    Arc::new(FileKeys::new(&dir)),
+                ),
+                Some(brokers) => {
+                    let options = KafkaOptions {
+                        brokers,
+                        topic: kafka_topic,
+                        ..KafkaOptions::default()
+                    };
+                    (
+                        Arc::new(KafkaLog::open(options.clone()).await?),
+                        Arc::new(KafkaKeys::open(&options).await?),
+                    )
+                }
+            };
             let store: Arc<dyn ProjectionStore> = Arc::new(MemoryStore::new());
-            // Sealed with the keys of the data directory the server will run on.
-            let (log, sealer) = sealed(&dir, log).await?;
+            // Sealed with the secret key of the data directory the server will run on.
+            let (log, sealer) = sealed_with(&dir, log, keys).await?;
             let mut pipeline = Pipeline::start(log, store.clone(), None, sealer).await?;
             let stopper = pipeline.stopper();
             let w = pipeline.writers.get("default").await?;
@@ -751,8 +778,16 @@ async fn sealed(
     dir: &std::path::Path,
     log: Arc<dyn EventLog>,
 ) -> anyhow::Result<(Arc<dyn EventLog>, roster::keys::seal::RecordSealer)> {
+    sealed_with(dir, log, Arc::new(FileKeys::new(dir))).await
+}
+
+/// [`sealed`] with the data keys in `store`.
+async fn sealed_with(
+    dir: &std::path::Path,
+    log: Arc<dyn EventLog>,
+    store: Arc<dyn KeyStore>,
+) -> anyhow::Result<(Arc<dyn EventLog>, roster::keys::seal::RecordSealer)> {
     let secret = roster::sealing::SecretKey::load(None, dir)?;
-    let store = Arc::new(roster::keys::file::FileKeys::new(dir));
     let started = Instant::now();
     let keys = Arc::new(roster::keys::Keyring::open(store, secret.clone()).await?);
     eprintln!(

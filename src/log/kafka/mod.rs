@@ -59,6 +59,11 @@ const RECENT_MAX: usize = 16_384;
 /// Records this process appended to one partition, by position, with their body digests.
 type Recent = BTreeMap<u64, (Arc<Record>, Digest)>;
 
+/// How far back from a position a read looks for the record batch that holds it (see
+/// `read_blocking`): more records than a producer puts in one batch (librdkafka's
+/// `batch.num.messages` is 10,000).
+const BATCH_MAX: u64 = 65_536;
+
 /// How far ahead of its consumer a reader may skip (over records served from `recent`)
 /// without positioning the consumer again.
 const SKIP_MAX: u64 = RECENT_MAX as u64;
@@ -404,18 +409,33 @@ fn read_blocking(
     } else {
         log.assign(reader, partition, from)?;
         poll_into(log, reader, partition, from, max, POSITION_WAIT, &mut out)?;
-        // Some brokers (tansu) return nothing for a fetch that starts inside a record batch,
-        // where Kafka returns the whole batch. When records are known to exist at `from`,
-        // fetch from further back and skip what lies below `from`.
+        // Some brokers (tansu) answer a fetch that starts inside a record batch with the
+        // batches after it, or with nothing at the last one, where Kafka returns the whole
+        // batch. Unless the broker said the partition ends at `from` or before (or refused the
+        // position), fetch from further back and skip what lies below `from`.
         let mut back = 1;
-        while out.is_empty() && from > 0 && *log.end_of(partition).borrow() > from {
+        while !begins_at(&out, from)
+            && from > 0
+            && back <= BATCH_MAX
+            && reader.next.is_some()
+            && reader.eof_at.is_none_or(|end| end > from)
+        {
+            out.clear();
             let at = from.saturating_sub(back);
             log.assign(reader, partition, at)?;
             poll_into(log, reader, partition, from, max, POSITION_WAIT, &mut out)?;
             if at == 0 {
                 break;
             }
-            back *= 2;
+            back *= 16;
+        }
+        if let Some(first) = out.first().filter(|e| e.position != from) {
+            reader.next = None;
+            return Err(LogError::Corrupt(format!(
+                "partition {partition} has no record at position {from} but has records from \
+                 {} on: the topic lost records (is retention or compaction set on it?)",
+                first.position
+            )));
         }
     }
     if out.is_empty() {
@@ -427,6 +447,11 @@ fn read_blocking(
         log.advance_end(partition, last.position + 1);
     }
     Ok(out)
+}
+
+/// Whether `out` begins at `from` (a read must never skip records).
+fn begins_at(out: &[LogEntry], from: u64) -> bool {
+    out.first().is_some_and(|e| e.position == from)
 }
 
 /// Polls `reader` for up to `max` entries at or after `from`, waiting up to `wait` for the
