@@ -87,26 +87,16 @@ impl Application {
         let secret_key = SecretKey::load(settings.secret_key.as_ref(), &settings.data_dir)
             .context("loading the secret key")?;
         let raw_log = open_log(&settings).await?;
-        let keys = open_keys(&settings, &secret_key).await?;
-        let log = OpeningLog::wrap(raw_log, keys.clone());
         let metrics = Metrics::new();
         let started = Instant::now();
-        let (store, pg, memory) = match settings.store {
-            StoreBackend::Memory => {
-                let (snapshots, memory) = load_snapshot(&settings, &secret_key, &log, &metrics)
-                    .await
-                    .context("loading the view snapshot")?;
-                (
-                    memory.clone() as Arc<dyn ProjectionStore>,
-                    None,
-                    Some((snapshots, memory)),
-                )
-            }
-            StoreBackend::Postgres => {
-                let (store, pg) = open_store(&settings).await?;
-                (store, pg, None)
-            }
-        };
+        // The data keys and the views are loaded side by side: neither needs the other (a
+        // view snapshot's check reads record headers, which are never sealed).
+        let (keys, views) = tokio::join!(
+            open_keys(&settings, &secret_key),
+            open_views(&settings, &secret_key, &raw_log, &metrics)
+        );
+        let (keys, (store, pg, memory)) = (keys?, views?);
+        let log = OpeningLog::wrap(raw_log, keys.clone());
         let sealer = RecordSealer::new(secret_key.chain_key(), keys.clone());
         let mut pipeline =
             Pipeline::start(log.clone(), store.clone(), Some(metrics.clone()), sealer)
@@ -322,6 +312,42 @@ async fn open_keys(settings: &Settings, secret: &SecretKey) -> anyhow::Result<Ar
             .context("loading the data keys")?,
     ))
 }
+
+/// The views to serve: in PostgreSQL, or in memory from the data directory's snapshot (with
+/// the snapshots to keep writing).
+///
+/// Fails as [`open_store`] and [`load_snapshot`] do.
+async fn open_views(
+    settings: &Settings,
+    secret_key: &SecretKey,
+    log: &Arc<dyn EventLog>,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Views> {
+    Ok(match settings.store {
+        StoreBackend::Memory => {
+            let (snapshots, memory) = load_snapshot(settings, secret_key, log, metrics)
+                .await
+                .context("loading the view snapshot")?;
+            (
+                memory.clone() as Arc<dyn ProjectionStore>,
+                None,
+                Some((snapshots, memory)),
+            )
+        }
+        StoreBackend::Postgres => {
+            let (store, pg) = open_store(settings).await?;
+            (store, pg, None)
+        }
+    })
+}
+
+/// The store views are served from, the PostgreSQL store when it is one, and the memory
+/// store with its snapshots when it is that.
+type Views = (
+    Arc<dyn ProjectionStore>,
+    Option<Arc<PgStore>>,
+    Option<(Arc<crate::snapshot::Snapshots>, Arc<MemoryStore>)>,
+);
 
 /// The views in memory: as the data directory's snapshot holds them (checked against the
 /// log), or empty when there is none; and the snapshots to keep writing.
