@@ -60,7 +60,7 @@ impl Indexed for GroupView {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Indexes {
     pub(crate) by_name: NameIndex,
-    pub(crate) by_external: HashMap<String, BTreeSet<ResourceId>>,
+    pub(crate) by_external: NameIndex,
     pub(crate) by_owner: HashMap<Option<String>, BTreeSet<ResourceId>>,
     user_names: PrefixIndex,
     display_names: PrefixIndex,
@@ -117,12 +117,15 @@ impl Indexes {
         self.display_names
             .replace(field(o, display_name), field(n, display_name), id);
         let external_id: fn(&Keys) -> &Option<String> = |k| &k.external_id;
-        move_id(
-            &mut self.by_external,
-            field(o, external_id),
-            field(n, external_id),
-            id,
-        );
+        let (external, new_external) = (field(o, external_id), field(n, external_id));
+        if external != new_external {
+            if let Some(e) = external {
+                self.by_external.remove(e, id);
+            }
+            if let Some(e) = new_external {
+                self.by_external.insert(e.to_owned(), id);
+            }
+        }
         move_id(&mut self.by_owner, old.map(V::owner), new.map(V::owner), id);
     }
 
@@ -167,15 +170,7 @@ impl Indexes {
                     ),
                     // The comparison key is coarser than the filter's equality.
                     Op::Eq if is(V::UNIQUE) => (self.by_name.get(&name_key(s)).collect(), false),
-                    Op::Eq if is("externalId") => (
-                        self.by_external
-                            .get(s.as_str())
-                            .into_iter()
-                            .flatten()
-                            .copied()
-                            .collect(),
-                        true,
-                    ),
+                    Op::Eq if is("externalId") => (self.by_external.get(s).collect(), true),
                     // Keyed by the filter's own folding: a range, each id once.
                     Op::Sw if is("userName") => {
                         return Some(self.user_names.starting_with(s).into())

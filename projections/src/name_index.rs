@@ -1,7 +1,10 @@
-//! The index of userNames and group displayNames by their comparison key ([`name_key`]): one
-//! id per key, since a directory's decisions keep names unique by it. A key holds a set only
-//! where records written before names compared by their key hold several (`carol` and
-//! `carol `): those still fold, and the index still finds both.
+//! An index of ids by a string key, for keys that are unique or nearly so: userNames and group
+//! displayNames by their comparison key ([`name_key`]), one id per key since a directory's
+//! decisions keep names unique by it; externalIds as given. A key holds a set only where
+//! several resources share it (records written before names compared by their key: `carol`
+//! and `carol `; an externalId two sources both use): those still fold, and the index still
+//! finds them all. One id costs no allocation beyond its key, which matters at a million users
+//! (the writers hold a copy too).
 //!
 //! [`name_key`]: crate::names::name_key
 
@@ -52,6 +55,17 @@ impl NameIndex {
                 }
             }
         }
+    }
+
+    /// How many keys hold ids.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     /// The ids under `key`, in id order.

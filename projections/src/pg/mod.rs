@@ -16,7 +16,9 @@
 //! Generations (`generation`): every table is partitioned by generation. [`PgStore::open`]
 //! serves and folds into the active one; [`PgStore::building`] folds a new one for `roster
 //! rebuild` (loaded by `bulk`), which [`Swap::commit`] makes active once it has caught up (see
-//! migrations/V1__views.sql). `rows` converts between views and table rows.
+//! migrations/V1__views.sql). `rows` converts between views and table rows; `table_row` gives
+//! the users and groups tables the row type the fold and a rebuild write, which owns the column
+//! list.
 //!
 //! Caching (`cache`): the serving store keeps users, their memberships, the holders of each
 //! userName and sources in process, exact as of each request's arrival: the log says what
