@@ -138,7 +138,7 @@ impl Application {
         } else {
             None
         };
-        // Each writer starts from a copy of its directory's views and indexes (1.6-2.3 s per
+        // Each writer starts from a copy of its directory's views and indexes (1.3-1.8 s per
         // million users on the benchmark machine): pay that at start-up, not in some client's
         // first write.
         let writers_started = Instant::now();

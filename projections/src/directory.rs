@@ -97,6 +97,26 @@ impl Directory {
         }
     }
 
+    /// A copy for a writer's decisions: the views and the indexes decisions consult
+    /// (userName, externalId, owner, membership), not the userName and displayName prefix
+    /// indexes, which only `sw` filters use; the copy does not keep them as it folds.
+    pub fn decision_copy(&self) -> Directory {
+        Directory {
+            name: self.name.clone(),
+            meta: self.meta.clone(),
+            users: self.users.clone(),
+            groups: self.groups.clone(),
+            sources: self.sources.clone(),
+            admin_tokens: self.admin_tokens.clone(),
+            providers: self.providers.clone(),
+            user_index: self.user_index.without_prefixes(),
+            group_index: self.group_index.without_prefixes(),
+            member_of: self.member_of.clone(),
+            source_by_slug: self.source_by_slug.clone(),
+            unindexed: self.unindexed,
+        }
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }

@@ -64,6 +64,9 @@ pub(crate) struct Indexes {
     pub(crate) by_owner: HashMap<Option<String>, BTreeSet<ResourceId>>,
     user_names: PrefixIndex,
     display_names: PrefixIndex,
+    /// The two prefix indexes above are not kept (a writer's copy: its decisions never ask
+    /// for a prefix); a `sw` filter is then answered by reading every resource.
+    no_prefixes: bool,
 }
 
 /// One string of a view's keys, if it has it.
@@ -97,6 +100,19 @@ fn move_id<K, Q>(
 }
 
 impl Indexes {
+    /// A copy without the prefix indexes, which it then does not keep: a quarter of what
+    /// copying a directory's indexes for a writer costs.
+    pub(crate) fn without_prefixes(&self) -> Indexes {
+        Indexes {
+            by_name: self.by_name.clone(),
+            by_external: self.by_external.clone(),
+            by_owner: self.by_owner.clone(),
+            user_names: PrefixIndex::default(),
+            display_names: PrefixIndex::default(),
+            no_prefixes: true,
+        }
+    }
+
     /// Moves `id` from what `old` is indexed under to what `new` is; an index whose key did
     /// not change (a PATCH of another attribute) is not touched.
     pub(crate) fn reindex<V: Indexed>(&mut self, id: ResourceId, old: Option<&V>, new: Option<&V>) {
@@ -112,10 +128,12 @@ impl Indexes {
         let (o, n) = (old.map(V::keys), new.map(V::keys));
         let user_name: fn(&Keys) -> &Option<String> = |k| &k.user_name;
         let display_name: fn(&Keys) -> &Option<String> = |k| &k.display_name;
-        self.user_names
-            .replace(field(o, user_name), field(n, user_name), id);
-        self.display_names
-            .replace(field(o, display_name), field(n, display_name), id);
+        if !self.no_prefixes {
+            self.user_names
+                .replace(field(o, user_name), field(n, user_name), id);
+            self.display_names
+                .replace(field(o, display_name), field(n, display_name), id);
+        }
         let external_id: fn(&Keys) -> &Option<String> = |k| &k.external_id;
         let (external, new_external) = (field(o, external_id), field(n, external_id));
         if external != new_external {
@@ -172,6 +190,7 @@ impl Indexes {
                     Op::Eq if is(V::UNIQUE) => (self.by_name.get(&name_key(s)).collect(), false),
                     Op::Eq if is("externalId") => (self.by_external.get(s).collect(), true),
                     // Keyed by the filter's own folding: a range, each id once.
+                    Op::Sw if self.no_prefixes => return None,
                     Op::Sw if is("userName") => {
                         return Some(self.user_names.starting_with(s).into())
                     }

@@ -421,7 +421,7 @@ impl ProjectionStore for MemoryStore {
             state: inner
                 .dirs
                 .get(directory)
-                .cloned()
+                .map(Directory::decision_copy)
                 .unwrap_or_else(|| Directory::new(directory)),
             head: inner.chain.head(directory),
             next_position: inner.position(partition),

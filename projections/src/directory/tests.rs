@@ -197,3 +197,35 @@ fn events_that_do_not_fit_change_nothing() {
         .is_err());
     assert_eq!(d.canonical_json(), before);
 }
+
+#[test]
+fn a_decision_copy_folds_the_same_views_without_the_prefix_indexes() {
+    let create = |name: &str| {
+        env(
+            ResourceType::User,
+            ResourceId::new(),
+            1,
+            Event::UserCreated(UserCreated {
+                owner: None,
+                resource: Personal::Plain(user(name)),
+                mapped: None,
+            }),
+        )
+    };
+    let mut full = Directory::new("d");
+    full.apply(create("alice")).unwrap();
+    let mut copy = full.decision_copy();
+    let bob = create("bob");
+    full.apply(bob.clone()).unwrap();
+    copy.apply(bob).unwrap();
+    assert_eq!(full.canonical_json(), copy.canonical_json());
+    assert!(copy.user_by_name("bob").is_some() && copy.user_by_name("alice").is_some());
+    let sw = crate::filter::parse(r#"userName sw "b""#).unwrap();
+    let exists = |_| true;
+    let answered = full.user_index.narrowed::<UserView>(&sw, &exists).unwrap();
+    assert_eq!(answered.ids.len(), 1);
+    assert!(
+        copy.user_index.narrowed::<UserView>(&sw, &exists).is_none(),
+        "a prefix the copy does not keep is left to a full read"
+    );
+}
