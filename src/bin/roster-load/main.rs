@@ -11,14 +11,13 @@ mod ids;
 mod patches;
 mod provider;
 mod replicas;
+mod seed;
 mod target;
 
 use clap::{Parser, Subcommand};
-use roster::domain::{Command, Context, NewToken};
 use roster::keys::file::FileKeys;
-use roster::keys::kafka::KafkaKeys;
 use roster::keys::KeyStore;
-use roster::log::{EventLog, FileLog, FileLogOptions, KafkaLog, KafkaOptions};
+use roster::log::{EventLog, FileLog, FileLogOptions};
 use roster::pipeline::Pipeline;
 use roster_events::{Actor, Envelope, Event, Record, ResourceId, ResourceType, UserCreated};
 use roster_projections::{MemoryStore, ProjectionStore};
@@ -186,29 +185,7 @@ enum Cmd {
     /// through the real write path (decide, batch, append, project) without HTTP. With
     /// `--kafka-brokers`, the log and the data keys go to Kafka (the topic and its `-keys`
     /// topic, made with the server's defaults) and the directory keeps the secret key.
-    SeedLog {
-        #[arg(long)]
-        dir: PathBuf,
-        /// Kafka brokers (`host:port`) to seed instead of the data directory's file log.
-        #[arg(long)]
-        kafka_brokers: Option<String>,
-        #[arg(long, default_value = "roster-events")]
-        kafka_topic: String,
-        #[arg(long)]
-        users: usize,
-        #[arg(long, default_value = "seed")]
-        prefix: String,
-        /// Groups to create after the users, each with `members` of them (spread evenly).
-        #[arg(long, default_value_t = 0)]
-        groups: usize,
-        #[arg(long, default_value_t = 0)]
-        members: usize,
-        /// Replacements of each user after they are all created (its title changes each
-        /// time, and every fifth one deactivates it): a log of `users * (1 + updates)`
-        /// user events, for histories longer than one event.
-        #[arg(long, default_value_t = 0)]
-        updates: usize,
-    },
+    SeedLog(seed::Seed),
     /// Replays a data directory's log into fresh views (in memory, or in PostgreSQL with
     /// `--postgres-url`); prints the time, the rate and the process's resident memory
     /// afterwards. In PostgreSQL it runs a rebuild (fold in memory, bulk load, swap), or with
@@ -496,178 +473,7 @@ async fn main() -> anyhow::Result<()> {
             })
             .await;
         }
-        Cmd::SeedLog {
-            dir,
-            kafka_brokers,
-            kafka_topic,
-            users,
-            prefix,
-            groups,
-            members,
-            updates,
-        } => {
-            let (log, keys): (Arc<dyn EventLog>, Arc<dyn KeyStore>) = match kafka_brokers {
-                None => (
-                    Arc::new(FileLog::open(dir.join("log"), FileLogOptions::default())?),
-                    Arc::new(FileKeys::new(&dir)),
-                ),
-                Some(brokers) => {
-                    let options = KafkaOptions {
-                        brokers,
-                        topic: kafka_topic,
-                        ..KafkaOptions::default()
-                    };
-                    (
-                        Arc::new(KafkaLog::open(options.clone()).await?),
-                        Arc::new(KafkaKeys::open(&options).await?),
-                    )
-                }
-            };
-            let store: Arc<dyn ProjectionStore> = Arc::new(MemoryStore::new());
-            // Sealed with the secret key of the data directory the server will run on.
-            let (log, sealer) = sealed_with(&dir, log, keys).await?;
-            let mut pipeline = Pipeline::start(log, store.clone(), None, sealer).await?;
-            let stopper = pipeline.stopper();
-            let w = pipeline.writers.get("default").await?;
-            if store.directories().await?.is_empty() {
-                let token = roster::auth::generate("rst_");
-                let admin = roster::auth::generate("rsa_");
-                let t = |x: &roster::auth::IssuedToken| NewToken {
-                    id: ResourceId::new(),
-                    hash: x.hash.clone(),
-                    prefix: x.prefix.clone(),
-                };
-                let sys = Context {
-                    actor: Actor::System,
-                    source: None,
-                    correlation_id: None,
-                    client: None,
-                };
-                w.execute(
-                    Command::Bootstrap {
-                        admin: t(&admin),
-                        source_slug: "default".into(),
-                        source_token: t(&token),
-                    },
-                    sys,
-                )
-                .await?;
-                println!("SCIM token: {}", token.token.expose());
-                println!("Admin token: {}", admin.token.expose());
-            }
-            // As a SCIM client's requests would leave them: a request id and a client each.
-            let ctx = Context {
-                actor: Actor::Source("source:default".into()),
-                source: Some("default".into()),
-                correlation_id: None,
-                client: Some(roster_events::Client {
-                    token_id: Some(ResourceId::new().to_string()),
-                    ip: Some(std::net::Ipv4Addr::new(10, 1, 2, 3).into()),
-                    user_agent: Some("Azure Active Directory SCIM Client".into()),
-                }),
-            };
-            let w2 = w.clone();
-            let ctx2 = ctx.clone();
-            let prefix2 = prefix.clone();
-            drive("seeded users", 256, users, move |i| {
-                let (w, mut ctx, prefix) = (w2.clone(), ctx2.clone(), prefix2.clone());
-                ctx.correlation_id = Some(uuid::Uuid::new_v4().to_string());
-                let resource = checked_user(scim_user(&prefix, i));
-                async move {
-                    w.execute(
-                        Command::CreateUser {
-                            resource,
-                            password_hash: None,
-                        },
-                        ctx,
-                    )
-                    .await
-                    .is_ok()
-                }
-            })
-            .await;
-            if updates > 0 {
-                let all = every_user(store.as_ref()).await?;
-                // Each seeded user's id and number (from its userName).
-                let seeded: Arc<Vec<(ResourceId, usize)>> = Arc::new(
-                    all.iter()
-                        .filter_map(|u| {
-                            let name = u.keys.user_name.as_deref()?;
-                            let n = name
-                                .strip_prefix(&format!("{prefix}-"))?
-                                .strip_suffix("@example.com")?
-                                .parse()
-                                .ok()?;
-                            Some((u.id, n))
-                        })
-                        .collect(),
-                );
-                let w4 = w.clone();
-                let total = seeded.len() * updates;
-                drive("seeded updates", 256, total, move |j| {
-                    let (w, mut ctx, seeded) = (w4.clone(), ctx.clone(), seeded.clone());
-                    ctx.correlation_id = Some(uuid::Uuid::new_v4().to_string());
-                    // Round-major: one user's replacements are far apart, as in a directory.
-                    let (id, n) = seeded[j % seeded.len()];
-                    let round = j / seeded.len();
-                    let mut doc = scim_user(&prefix, n);
-                    doc["title"] = json!(format!("Title {round}"));
-                    doc["active"] = json!(round % 5 != 4);
-                    let resource = checked_user(doc);
-                    async move {
-                        w.execute(
-                            Command::ReplaceUser {
-                                id,
-                                resource,
-                                password_hash: None,
-                                if_match: None,
-                            },
-                            ctx,
-                        )
-                        .await
-                        .is_ok()
-                    }
-                })
-                .await;
-            }
-            if groups > 0 {
-                let all = every_user(store.as_ref()).await?;
-                let ids: Arc<Vec<String>> =
-                    Arc::new(all.iter().map(|u| u.id.to_string()).collect());
-                let ctx = Context {
-                    actor: Actor::Source("source:default".into()),
-                    source: Some("default".into()),
-                    correlation_id: None,
-                    client: None,
-                };
-                let w3 = w.clone();
-                drive("seeded groups", 16, groups, move |g| {
-                    let (w, ctx, ids) = (w3.clone(), ctx.clone(), ids.clone());
-                    // Group g takes every `groups`-th user from g on, so memberships spread.
-                    let refs = (0..members)
-                        .map(|j| roster::domain::MemberRef {
-                            value: ids[(g + j * groups) % ids.len()].clone(),
-                            kind: None,
-                        })
-                        .collect();
-                    let resource = checked_group(json!({"displayName": format!("group-{g}")}));
-                    async move {
-                        w.execute(
-                            Command::CreateGroup {
-                                resource,
-                                members: refs,
-                            },
-                            ctx,
-                        )
-                        .await
-                        .is_ok()
-                    }
-                })
-                .await;
-            }
-            drop(w);
-            stopper.stop().await;
-        }
+        Cmd::SeedLog(seed) => seed::run(seed).await?,
         Cmd::Replay {
             dir,
             postgres_url,
@@ -733,43 +539,6 @@ fn pg_options(url: String) -> roster_projections::pg::PgOptions {
         cache_bytes: 0,
         folders: Default::default(),
     }
-}
-
-/// A seeded user as the edge would store it (the seed bodies are valid by construction).
-fn checked_user(v: Value) -> roster_projections::schema::Checked {
-    let schemas = roster_projections::schema::ResourceSchemas::user(&[], Default::default());
-    schemas
-        .check(v.as_object().cloned().unwrap_or_default())
-        .expect("a seeded user is valid")
-}
-
-/// Every user of the default directory.
-async fn every_user(
-    store: &dyn ProjectionStore,
-) -> anyhow::Result<Vec<Arc<roster_projections::UserView>>> {
-    let page = store
-        .list_users(
-            "default",
-            roster_projections::Visibility::All,
-            &roster_projections::ListQuery {
-                filter: None,
-                sort: None,
-                declared: Vec::new(),
-                start_index: 1,
-                count: usize::MAX,
-                count_up_to: None,
-            },
-        )
-        .await?;
-    Ok(page.items)
-}
-
-/// A seeded group as the edge would store it.
-fn checked_group(v: Value) -> roster_projections::schema::Checked {
-    let schemas = roster_projections::schema::ResourceSchemas::group(&[], Default::default());
-    schemas
-        .check(v.as_object().cloned().unwrap_or_default())
-        .expect("a seeded group is valid")
 }
 
 /// `log` read with personal data opened, and how records are sealed: with the secret key and
