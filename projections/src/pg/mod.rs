@@ -54,7 +54,6 @@ pub use freshness::{reads_as_of, Folders};
 pub use generation::{RebuildLock, Swap};
 pub use provider_state::{EchoRow, LinkRow, ProviderCheckpoint, ProviderLock, SavedProvider};
 
-use crate::directory::Directory;
 use crate::query::{self, ListQuery, Page, Visibility};
 use crate::store::{CacheCounts, DirectorySnapshot, LogEntry, ProjectionStore, StoreError};
 use crate::views::{
@@ -64,13 +63,10 @@ use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use generation::Target;
-use roster_events::{ChainHead, Member, MemberType, ResourceId, ResourceType};
-use rows::{
-    group_from, json, member_type_code, param_ref, typed_params, user_from, GROUP_COLUMNS,
-    MEMBERS_JOIN, USER_COLUMNS,
-};
+use roster_events::{ChainHead, Member, ResourceId, ResourceType};
+use rows::{group_from, json, param_ref, typed_params, user_from, GROUP_COLUMNS, MEMBERS_JOIN};
 use sql::{Kind, Param};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::ops::DerefMut;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -484,93 +480,7 @@ impl ProjectionStore for PgStore {
         directory: &str,
         partition: u32,
     ) -> Result<DirectorySnapshot, StoreError> {
-        let mut client = self.client().await?;
-        let tx = self.read_tx(&mut client).await?;
-        let gen = self.gen_sql();
-        let pos = self
-            .query(
-                &tx,
-                &format!(
-                    "SELECT next_position FROM positions WHERE gen = {gen} AND log_partition = $1"
-                ),
-                &[&(partition as i32)],
-            )
-            .await?;
-        let head = self
-            .query(
-                &tx,
-                &format!(
-                    "SELECT seq, record_id, digest FROM chain_heads WHERE gen = {gen} AND directory = $1"
-                ),
-                &[&directory],
-            )
-            .await?;
-        let mut state = Directory::new(directory);
-        let meta = self
-            .query(
-                &tx,
-                &format!("SELECT meta FROM directories WHERE gen = {gen} AND name = $1"),
-                &[&directory],
-            )
-            .await?;
-        if let Some(m) = meta.first().and_then(|r| r.get::<_, Option<String>>(0)) {
-            state.restore_meta(json(&m)?);
-        }
-        // Streamed: a directory may hold millions of users.
-        let users =
-            format!("SELECT {USER_COLUMNS} FROM users u WHERE u.gen = {gen} AND u.directory = $1");
-        self.stream(&tx, &users, directory, |r| {
-            state.restore_user(Arc::new(user_from(r)?));
-            Ok(())
-        })
-        .await?;
-        let groups = format!(
-            "SELECT {GROUP_COLUMNS} FROM groups u {MEMBERS_JOIN} WHERE u.gen = {gen} \
-             AND u.directory = $1"
-        );
-        self.stream(&tx, &groups, directory, |r| {
-            state.restore_group(Arc::new(group_from(r)?));
-            Ok(())
-        })
-        .await?;
-        let sources = self
-            .query(
-                &tx,
-                &format!("SELECT view FROM sources WHERE gen = {gen} AND directory = $1"),
-                &[&directory],
-            )
-            .await?;
-        for r in &sources {
-            state.restore_source(Arc::new(json::<SourceView>(r.get(0))?));
-        }
-        let tokens = self
-            .query(
-                &tx,
-                &format!("SELECT id, view FROM admin_tokens WHERE gen = {gen} AND directory = $1"),
-                &[&directory],
-            )
-            .await?;
-        for r in &tokens {
-            state.restore_admin_token(ResourceId(r.get::<_, Uuid>(0)), json(r.get(1))?);
-        }
-        let providers = self
-            .query(
-                &tx,
-                &format!("SELECT view FROM providers WHERE gen = {gen} AND directory = $1"),
-                &[&directory],
-            )
-            .await?;
-        for r in &providers {
-            state.restore_provider(Arc::new(json::<ProviderView>(r.get(0))?));
-        }
-        self.track(tx.commit().await)?;
-        Ok(DirectorySnapshot {
-            state,
-            head: head
-                .first()
-                .map_or_else(ChainHead::default, heads::head_from),
-            next_position: pos.first().map_or(0, |r| r.get::<_, i64>(0) as u64),
-        })
+        self.directory_snapshot(directory, partition).await
     }
 
     async fn chain_head(&self, directory: &str) -> Result<ChainHead, StoreError> {
@@ -665,42 +575,7 @@ impl ProjectionStore for PgStore {
         members: &[Member],
         vis: Visibility<'_>,
     ) -> Result<Vec<Option<String>>, StoreError> {
-        let users: Vec<Uuid> = members
-            .iter()
-            .filter(|m| m.kind == MemberType::User)
-            .map(|m| m.value.0)
-            .collect();
-        let groups: Vec<Uuid> = members
-            .iter()
-            .filter(|m| m.kind == MemberType::Group)
-            .map(|m| m.value.0)
-            .collect();
-        let client = self.client().await?;
-        let gen = self.gen_sql();
-        let owner: Option<&str> = match vis {
-            Visibility::All => None,
-            Visibility::Owner(o) => Some(o),
-        };
-        let sql = format!(
-            "SELECT 0::int2, id, user_name FROM users WHERE gen = {gen} AND directory = $1 \
-             AND id = ANY($2) AND ($4::text IS NULL OR owner = $4) UNION ALL \
-             SELECT 1::int2, id, display_name FROM groups WHERE gen = {gen} AND directory = $1 \
-             AND id = ANY($3) AND ($4::text IS NULL OR owner = $4)"
-        );
-        let rows = self
-            .query(&client, &sql, &[&dir, &users, &groups, &owner])
-            .await?;
-        let found: HashMap<(i16, Uuid), String> = rows
-            .iter()
-            .map(|r| {
-                let name: Option<String> = r.get(2);
-                ((r.get(0), r.get(1)), name.unwrap_or_default())
-            })
-            .collect();
-        Ok(members
-            .iter()
-            .map(|m| found.get(&(member_type_code(m.kind), m.value.0)).cloned())
-            .collect())
+        self.displays(dir, members, vis).await
     }
 
     async fn groups_of(

@@ -1,15 +1,20 @@
-//! SCIM queries on the views: list pages (SQL where it gives the memory store's answer, the
-//! rest of the filter in memory), memberships, and the repeatable-read transaction they use.
+//! Queries on the views: SCIM list pages (SQL where it gives the memory store's answer, the
+//! rest of the filter in memory), memberships, members' display names, a directory's whole
+//! state for the write path, and the repeatable-read transaction they use.
 
 use super::cache::Membership;
-use super::rows::{json, user_from, GROUP_COLUMNS, MEMBERS_JOIN, USER_COLUMNS};
+use super::heads;
+use super::rows::{
+    group_from, json, member_type_code, user_from, GROUP_COLUMNS, MEMBERS_JOIN, USER_COLUMNS,
+};
 use super::sql::{Kind, Param, Translator};
 use super::PgStore;
+use crate::directory::Directory;
 use crate::filter::{self, Filter, Op};
 use crate::query::{self, ListQuery, Page, Visibility};
-use crate::store::StoreError;
-use crate::views::{SourceView, UserView};
-use roster_events::{fold_case, ResourceId};
+use crate::store::{DirectorySnapshot, StoreError};
+use crate::views::{ProviderView, SourceView, UserView};
+use roster_events::{fold_case, ChainHead, Member, MemberType, ResourceId};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio_postgres::Row;
@@ -403,6 +408,149 @@ impl PgStore {
         self.track(tx.commit().await)?;
         let candidates = decode_all(rows)?;
         Ok(query::page(candidates.into_iter(), |v| select(v, q), q))
+    }
+
+    /// One directory's views as the last transaction left them, with the chain head and the
+    /// next log position of `partition` they reflect, read in one repeatable-read
+    /// transaction (users and groups streamed: a directory may hold millions).
+    pub(super) async fn directory_snapshot(
+        &self,
+        directory: &str,
+        partition: u32,
+    ) -> Result<DirectorySnapshot, StoreError> {
+        let mut client = self.client().await?;
+        let tx = self.read_tx(&mut client).await?;
+        let gen = self.gen_sql();
+        let pos = self
+            .query(
+                &tx,
+                &format!(
+                    "SELECT next_position FROM positions WHERE gen = {gen} AND log_partition = $1"
+                ),
+                &[&(partition as i32)],
+            )
+            .await?;
+        let head = self
+            .query(
+                &tx,
+                &format!(
+                    "SELECT seq, record_id, digest FROM chain_heads WHERE gen = {gen} AND directory = $1"
+                ),
+                &[&directory],
+            )
+            .await?;
+        let mut state = Directory::new(directory);
+        let meta = self
+            .query(
+                &tx,
+                &format!("SELECT meta FROM directories WHERE gen = {gen} AND name = $1"),
+                &[&directory],
+            )
+            .await?;
+        if let Some(m) = meta.first().and_then(|r| r.get::<_, Option<String>>(0)) {
+            state.restore_meta(json(&m)?);
+        }
+        // Streamed: a directory may hold millions of users.
+        let users =
+            format!("SELECT {USER_COLUMNS} FROM users u WHERE u.gen = {gen} AND u.directory = $1");
+        self.stream(&tx, &users, directory, |r| {
+            state.restore_user(Arc::new(user_from(r)?));
+            Ok(())
+        })
+        .await?;
+        let groups = format!(
+            "SELECT {GROUP_COLUMNS} FROM groups u {MEMBERS_JOIN} WHERE u.gen = {gen} \
+             AND u.directory = $1"
+        );
+        self.stream(&tx, &groups, directory, |r| {
+            state.restore_group(Arc::new(group_from(r)?));
+            Ok(())
+        })
+        .await?;
+        let sources = self
+            .query(
+                &tx,
+                &format!("SELECT view FROM sources WHERE gen = {gen} AND directory = $1"),
+                &[&directory],
+            )
+            .await?;
+        for r in &sources {
+            state.restore_source(Arc::new(json::<SourceView>(r.get(0))?));
+        }
+        let tokens = self
+            .query(
+                &tx,
+                &format!("SELECT id, view FROM admin_tokens WHERE gen = {gen} AND directory = $1"),
+                &[&directory],
+            )
+            .await?;
+        for r in &tokens {
+            state.restore_admin_token(ResourceId(r.get::<_, Uuid>(0)), json(r.get(1))?);
+        }
+        let providers = self
+            .query(
+                &tx,
+                &format!("SELECT view FROM providers WHERE gen = {gen} AND directory = $1"),
+                &[&directory],
+            )
+            .await?;
+        for r in &providers {
+            state.restore_provider(Arc::new(json::<ProviderView>(r.get(0))?));
+        }
+        self.track(tx.commit().await)?;
+        Ok(DirectorySnapshot {
+            state,
+            head: head
+                .first()
+                .map_or_else(ChainHead::default, heads::head_from),
+            next_position: pos.first().map_or(0, |r| r.get::<_, i64>(0) as u64),
+        })
+    }
+
+    /// The userName or displayName of each member that `vis` shows, in `members`' order
+    /// (None where it is gone or hidden), in one statement.
+    pub(super) async fn displays(
+        &self,
+        dir: &str,
+        members: &[Member],
+        vis: Visibility<'_>,
+    ) -> Result<Vec<Option<String>>, StoreError> {
+        let users: Vec<Uuid> = members
+            .iter()
+            .filter(|m| m.kind == MemberType::User)
+            .map(|m| m.value.0)
+            .collect();
+        let groups: Vec<Uuid> = members
+            .iter()
+            .filter(|m| m.kind == MemberType::Group)
+            .map(|m| m.value.0)
+            .collect();
+        let client = self.client().await?;
+        let gen = self.gen_sql();
+        let owner: Option<&str> = match vis {
+            Visibility::All => None,
+            Visibility::Owner(o) => Some(o),
+        };
+        let sql = format!(
+            "SELECT 0::int2, id, user_name FROM users WHERE gen = {gen} AND directory = $1 \
+             AND id = ANY($2) AND ($4::text IS NULL OR owner = $4) UNION ALL \
+             SELECT 1::int2, id, display_name FROM groups WHERE gen = {gen} AND directory = $1 \
+             AND id = ANY($3) AND ($4::text IS NULL OR owner = $4)"
+        );
+        let rows = self
+            .query(&client, &sql, &[&dir, &users, &groups, &owner])
+            .await?;
+        let found: HashMap<(i16, Uuid), String> = rows
+            .iter()
+            .map(|r| {
+                let name: Option<String> = r.get(2);
+                ((r.get(0), r.get(1)), name.unwrap_or_default())
+            })
+            .collect();
+        Ok(members
+            .iter()
+            .map(|m| found.get(&(member_type_code(m.kind), m.value.0)).cloned())
+            .collect())
     }
 }
 
