@@ -16,7 +16,7 @@ pub mod render;
 mod tally;
 pub mod verify;
 
-use crate::log::{EventLog, LogError};
+use crate::log::{EventLog, LogError, RecordEntry};
 use futures_util::StreamExt;
 use index::{Entry, Interner, PartitionIndex, NO_ENTRY};
 use query::{Found, Search};
@@ -534,7 +534,7 @@ struct Records(HashMap<(u32, u64), Arc<roster_events::Record>>);
 
 impl Records {
     /// Keeps records read back.
-    fn keep(&mut self, entries: Vec<roster_projections::LogEntry>) {
+    fn keep(&mut self, entries: Vec<RecordEntry>) {
         for entry in entries {
             self.0
                 .insert((entry.partition, entry.position), entry.record);
@@ -568,7 +568,7 @@ async fn read_back(
     partition: u32,
     from: u64,
     n: usize,
-) -> Result<Vec<roster_projections::LogEntry>, AuditError> {
+) -> Result<Vec<RecordEntry>, AuditError> {
     let mut next = from;
     let mut read = Vec::with_capacity(n);
     let mut deadline = tokio::time::Instant::now() + READ_BACK_WAIT;
@@ -576,7 +576,7 @@ async fn read_back(
     while next < from + n as u64 {
         let entries = audit
             .log
-            .read(partition, next, (from + n as u64 - next) as usize)
+            .read_records(partition, next, (from + n as u64 - next) as usize)
             .await?;
         match entries.first() {
             Some(first) if first.position == next => {

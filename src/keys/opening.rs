@@ -4,10 +4,11 @@
 //! of them handles ciphertext.
 
 use super::{KeyError, Keyring};
-use crate::log::{EventLog, HeaderEntry, LogError};
+use crate::log::{EventLog, HeaderEntry, LogError, RecordEntry};
 use async_trait::async_trait;
 use roster_events::chain::Encoded;
 use roster_events::personal::{KeyState, PersonalError};
+use roster_events::Record;
 use roster_projections::LogEntry;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +26,7 @@ impl OpeningLog {
         Arc::new(OpeningLog { inner, keys })
     }
 
-    async fn open(&self, mut entries: Vec<LogEntry>) -> Result<Vec<LogEntry>, LogError> {
+    async fn open<E: Entry>(&self, mut entries: Vec<E>) -> Result<Vec<E>, LogError> {
         if entries.len() >= IN_TWO_FROM {
             // A large batch (a replay at start-up) is opened off the async workers, on two
             // threads; what needs a key not known yet is left for the loop below.
@@ -48,12 +49,12 @@ impl OpeningLog {
         for e in &mut entries {
             loop {
                 let keys = |id| self.keys.state(id);
-                if !e.record.to_open(&keys) {
+                if !e.record().to_open(&keys) {
                     break;
                 }
                 // Opened where it is when this read holds the only handle on it (a record
                 // just decoded), in a copy otherwise (one this process kept in memory).
-                match Arc::make_mut(&mut e.record).open_personal_in_place(&keys) {
+                match Arc::make_mut(e.record()).open_personal_in_place(&keys) {
                     Ok(()) => break,
                     Err(PersonalError::UnknownKey(id)) => {
                         // A key another process created arrives through a shared store.
@@ -81,13 +82,13 @@ const IN_TWO_FROM: usize = 512;
 /// is (partly opened at most) for the caller to wait for it.
 ///
 /// Fails when a value does not open with its key.
-fn open_known(entries: &mut [LogEntry], keys: &Keyring) -> Result<(), LogError> {
+fn open_known<E: Entry>(entries: &mut [E], keys: &Keyring) -> Result<(), LogError> {
     let keys = |id| keys.state(id);
     for e in entries {
-        if !e.record.to_open(&keys) {
+        if !e.record().to_open(&keys) {
             continue;
         }
-        match Arc::make_mut(&mut e.record).open_personal_in_place(&keys) {
+        match Arc::make_mut(e.record()).open_personal_in_place(&keys) {
             Ok(()) | Err(PersonalError::UnknownKey(_)) => {}
             Err(why) => return Err(corrupt(e, why)),
         }
@@ -95,19 +96,47 @@ fn open_known(entries: &mut [LogEntry], keys: &Keyring) -> Result<(), LogError> 
     Ok(())
 }
 
-fn corrupt(e: &LogEntry, why: PersonalError) -> LogError {
+fn corrupt(e: &impl Entry, why: PersonalError) -> LogError {
+    let (partition, position) = e.at();
     LogError::Corrupt(format!(
-        "record at position {} of partition {}: {why}",
-        e.position, e.partition
+        "record at position {position} of partition {partition}: {why}"
     ))
 }
 
-fn missing(e: &LogEntry, id: roster_events::KeyId) -> LogError {
+fn missing(e: &impl Entry, id: roster_events::KeyId) -> LogError {
+    let (partition, position) = e.at();
     LogError::Corrupt(format!(
-        "record at position {} of partition {} is sealed with data key {id}, which the key \
-         store does not hold: restore the key store from a backup",
-        e.position, e.partition
+        "record at position {position} of partition {partition} is sealed with data key {id}, \
+         which the key store does not hold: restore the key store from a backup"
     ))
+}
+
+/// What opening needs of an entry read: its record, and where it lies (for what a failure
+/// says).
+trait Entry: Send + 'static {
+    fn record(&mut self) -> &mut Arc<Record>;
+    /// The partition and position.
+    fn at(&self) -> (u32, u64);
+}
+
+impl Entry for LogEntry {
+    fn record(&mut self) -> &mut Arc<Record> {
+        &mut self.record
+    }
+
+    fn at(&self) -> (u32, u64) {
+        (self.partition, self.position)
+    }
+}
+
+impl Entry for RecordEntry {
+    fn record(&mut self) -> &mut Arc<Record> {
+        &mut self.record
+    }
+
+    fn at(&self) -> (u32, u64) {
+        (self.partition, self.position)
+    }
 }
 
 #[async_trait]
@@ -122,6 +151,16 @@ impl EventLog for OpeningLog {
 
     async fn read(&self, partition: u32, from: u64, max: usize) -> Result<Vec<LogEntry>, LogError> {
         let entries = self.inner.read(partition, from, max).await?;
+        self.open(entries).await
+    }
+
+    async fn read_records(
+        &self,
+        partition: u32,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<RecordEntry>, LogError> {
+        let entries = self.inner.read_records(partition, from, max).await?;
         self.open(entries).await
     }
 

@@ -98,6 +98,21 @@ pub trait EventLog: Send + Sync + 'static {
         self.read(partition, from, max).await
     }
 
+    /// Like `read`, without the digests of the records' bodies: for readers that follow no
+    /// chain (the audit trail reading events back, export). A log that can skip computing
+    /// them does.
+    ///
+    /// Fails as `read` does.
+    async fn read_records(
+        &self,
+        partition: u32,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<RecordEntry>, LogError> {
+        let entries = self.read(partition, from, max).await?;
+        Ok(entries.into_iter().map(RecordEntry::from).collect())
+    }
+
     /// Like `read_as_stored`, without the records' events: what verification needs (the
     /// header the chain rule reads, and the digest of the stored body). A log that can pass
     /// over the events without decoding them does.
@@ -163,6 +178,24 @@ pub trait EventLog: Send + Sync + 'static {
     /// Finishes the appends already handed over, then closes the log and releases what it
     /// holds (the file log's directory lock). Appends after this fail with `Unavailable`.
     async fn close(&self);
+}
+
+/// A record at its position, without its digest: see [`EventLog::read_records`].
+#[derive(Clone, Debug)]
+pub struct RecordEntry {
+    pub partition: u32,
+    pub position: u64,
+    pub record: std::sync::Arc<Record>,
+}
+
+impl From<LogEntry> for RecordEntry {
+    fn from(e: LogEntry) -> RecordEntry {
+        RecordEntry {
+            partition: e.partition,
+            position: e.position,
+            record: e.record,
+        }
+    }
 }
 
 /// A record's header as stored, at its position: see [`EventLog::read_headers`].

@@ -18,11 +18,11 @@ mod scan;
 pub use repair::{check, repair, CheckReport, Repair, SegmentReport};
 pub use scan::{frame, read_frame, segments, Damage, MAX_RECORD_BYTES};
 
-use super::{EventLog, HeaderEntry, LogError};
+use super::{EventLog, HeaderEntry, LogError, RecordEntry};
 use async_trait::async_trait;
 use fs2::FileExt;
 use known::KnownRecords;
-use reader::{read_blocking, read_headers_blocking};
+use reader::{read_blocking, read_headers_blocking, Decoded};
 use roster_events::chain::Encoded;
 use roster_projections::LogEntry;
 use scan::{list_segments, scan, segment_path, HEADER};
@@ -339,6 +339,18 @@ impl EventLog for FileLog {
         self.read_from_files(from, max, true).await
     }
 
+    async fn read_records(
+        &self,
+        partition: u32,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<RecordEntry>, LogError> {
+        if partition != 0 {
+            return Ok(Vec::new());
+        }
+        self.read_from_files(from, max, true).await
+    }
+
     async fn read_headers(
         &self,
         partition: u32,
@@ -401,12 +413,12 @@ impl FileLog {
     /// this process appended (and their digests) from memory when `known_records`.
     ///
     /// Fails as [`EventLog::read`] does.
-    async fn read_from_files(
+    async fn read_from_files<T: Decoded + 'static>(
         &self,
         from: u64,
         max: usize,
         known_records: bool,
-    ) -> Result<Vec<LogEntry>, LogError> {
+    ) -> Result<Vec<T>, LogError> {
         let end = *self.end.borrow();
         let shared = self.shared.clone();
         let known = known_records.then(|| self.known.clone());

@@ -6,7 +6,7 @@
 
 use super::scan::{frame_header, segment_path, HEADER};
 use super::{io, KnownRecords, Mark, Shared, READ_BUFFER};
-use crate::log::{HeaderEntry, LogError};
+use crate::log::{HeaderEntry, LogError, RecordEntry};
 use roster_events::chain::Digest;
 use roster_events::Record;
 use roster_projections::LogEntry;
@@ -75,13 +75,13 @@ fn locate(shared: &Mutex<Shared>, from: u64) -> Option<(PathBuf, Mark, Vec<u64>)
 
 /// Reads and decodes up to `max` records from `from`, taking the records in `known` (and
 /// their digests) from there.
-pub(super) fn read_blocking(
+pub(super) fn read_blocking<T: Decoded>(
     shared: &Mutex<Shared>,
     from: u64,
     max: usize,
     end: u64,
     known: Option<&Mutex<KnownRecords>>,
-) -> Result<Vec<LogEntry>, LogError> {
+) -> Result<Vec<T>, LogError> {
     with_frames(shared, from, max, end, |frames| {
         let known: Vec<Option<(Arc<Record>, Digest)>> = match known {
             Some(known) => {
@@ -221,32 +221,71 @@ fn fill(file: &mut File, buf: &mut Vec<u8>, need: usize) -> Result<bool, LogErro
 /// Decodes frames into entries (`known`: the records already known, in the same order).
 /// Decoding JSON is most of the cost of reading (and of replay at start-up), so a large batch
 /// is split over two threads.
-fn decode(
+fn decode<T: Decoded>(
     frames: &Frames,
     known: Vec<Option<(Arc<Record>, Digest)>>,
-) -> Result<Vec<LogEntry>, LogError> {
+) -> Result<Vec<T>, LogError> {
     let items: Vec<_> = frames.records.iter().zip(known).collect();
     in_two(&items, |chunk| {
         chunk
             .iter()
-            .map(|((position, at), known)| {
-                let (record, digest) = match known {
-                    Some(k) => k.clone(),
-                    None => {
-                        let bytes = frames.payload(at);
-                        let record: Record = serde_json::from_slice(bytes).map_err(|e| {
-                            LogError::Corrupt(format!("record {position} does not decode: {e}"))
-                        })?;
-                        (Arc::new(record), roster_events::chain::body_digest(bytes))
-                    }
-                };
-                Ok(LogEntry {
-                    partition: 0,
-                    position: *position,
-                    record,
-                    digest,
-                })
+            .map(|((position, at), known)| match known {
+                Some((record, digest)) => Ok(T::known(*position, record, digest)),
+                None => T::decode(*position, frames.payload(at)),
             })
             .collect()
     })
+}
+
+/// What a read makes of each record: a [`LogEntry`] with the digest of its body, or a
+/// [`RecordEntry`] without (computing it is a tenth of a read's cost).
+pub(super) trait Decoded: Sized + Send {
+    /// From a record this process appended, kept in memory with its digest.
+    fn known(position: u64, record: &Arc<Record>, digest: &Digest) -> Self;
+    /// From the bytes stored at `position`.
+    fn decode(position: u64, bytes: &[u8]) -> Result<Self, LogError>;
+}
+
+fn record_at(position: u64, bytes: &[u8]) -> Result<Arc<Record>, LogError> {
+    serde_json::from_slice(bytes)
+        .map(Arc::new)
+        .map_err(|e| LogError::Corrupt(format!("record {position} does not decode: {e}")))
+}
+
+impl Decoded for LogEntry {
+    fn known(position: u64, record: &Arc<Record>, digest: &Digest) -> Self {
+        LogEntry {
+            partition: 0,
+            position,
+            record: record.clone(),
+            digest: *digest,
+        }
+    }
+
+    fn decode(position: u64, bytes: &[u8]) -> Result<Self, LogError> {
+        Ok(LogEntry {
+            partition: 0,
+            position,
+            record: record_at(position, bytes)?,
+            digest: roster_events::chain::body_digest(bytes),
+        })
+    }
+}
+
+impl Decoded for RecordEntry {
+    fn known(position: u64, record: &Arc<Record>, _: &Digest) -> Self {
+        RecordEntry {
+            partition: 0,
+            position,
+            record: record.clone(),
+        }
+    }
+
+    fn decode(position: u64, bytes: &[u8]) -> Result<Self, LogError> {
+        Ok(RecordEntry {
+            partition: 0,
+            position,
+            record: record_at(position, bytes)?,
+        })
+    }
 }
