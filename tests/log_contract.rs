@@ -18,16 +18,23 @@ async fn read_n(
     from: u64,
     n: usize,
 ) -> Vec<roster_projections::LogEntry> {
+    gather(from, n, |at, max| log.read(partition, at, max)).await
+}
+
+/// Calls `read(at, max)` from `from` on until `n` items arrived.
+async fn gather<T, Fut>(from: u64, n: usize, read: impl Fn(u64, usize) -> Fut) -> Vec<T>
+where
+    Fut: std::future::Future<Output = Result<Vec<T>, roster::log::LogError>>,
+{
     let mut out = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while out.len() < n {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "only {} of {n} entries arrived",
+            "only {} of {n} items arrived",
             out.len()
         );
-        let next = from + out.len() as u64;
-        out.extend(log.read(partition, next, n - out.len()).await.unwrap());
+        out.extend(read(from + out.len() as u64, n - out.len()).await.unwrap());
     }
     out
 }
@@ -87,16 +94,7 @@ async fn headers_are_the_records_headers_with_their_digests(log: &dyn EventLog) 
     log.append(vec![record("h", 0, "plain", 1)]).await.unwrap();
     log.append_encoded(vec![key.seal(sealed)]).await.unwrap();
     let full = read_n(log, p, start, 2).await;
-    let mut headers = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while headers.len() < 2 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "headers did not arrive"
-        );
-        let from = start + headers.len() as u64;
-        headers.extend(log.read_headers(p, from, 2 - headers.len()).await.unwrap());
-    }
+    let headers = gather(start, 2, |at, max| log.read_headers(p, at, max)).await;
     for (e, h) in full.iter().zip(&headers) {
         assert_eq!(h.position, e.position);
         assert_eq!(h.header, e.record.header());
@@ -114,16 +112,7 @@ async fn records_read_without_digests_are_the_records(log: &dyn EventLog) {
         .collect();
     log.append(recs.clone()).await.unwrap();
     let full = read_n(log, p, start, 20).await;
-    let mut records = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while records.len() < 20 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "records did not arrive"
-        );
-        let from = start + records.len() as u64;
-        records.extend(log.read_records(p, from, 20 - records.len()).await.unwrap());
-    }
+    let records = gather(start, 20, |at, max| log.read_records(p, at, max)).await;
     for ((e, r), want) in full.iter().zip(&records).zip(&recs) {
         assert_eq!((r.partition, r.position), (e.partition, e.position));
         assert_eq!(*r.record, *want);
