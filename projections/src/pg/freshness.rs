@@ -4,8 +4,9 @@
 //!
 //! - With several processes folding (a Kafka log), a probe of `positions` that started after
 //!   the request arrived. One probe runs at a time; every read waiting when it starts shares its
-//!   answer, and every read of one request shares one probe (the arrival is a task-local the
-//!   HTTP layer sets: [`reads_as_of`]).
+//!   answer (it lets the scheduler go round once before it starts, so that requests already
+//!   arrived join it), and every read of one request shares one probe (the arrival is a
+//!   task-local the HTTP layer sets: [`reads_as_of`]).
 //! - With this process alone folding (the embedded file log), what it committed itself; a probe
 //!   once a second still notices a rebuild's swap of generations.
 
@@ -68,9 +69,24 @@ pub(super) struct Freshness {
 /// One freshness probe at a time; every read waiting when it starts shares its answer.
 struct Probe {
     wanted: Notify,
-    /// When the probe in flight started.
-    in_flight: Mutex<Option<Instant>>,
+    in_flight: Mutex<Flight>,
     done: watch::Sender<Option<Arc<Probed>>>,
+}
+
+/// Where the probe is.
+#[derive(Clone, Copy)]
+enum Flight {
+    Idle,
+    /// About to start: it will start after every read that arrives now.
+    Starting,
+    /// In flight since then.
+    Since(Instant),
+}
+
+impl Probe {
+    fn set(&self, flight: Flight) {
+        *self.in_flight.lock().unwrap_or_else(|p| p.into_inner()) = flight;
+    }
 }
 
 struct Probed {
@@ -95,7 +111,7 @@ impl Freshness {
         let seen = read_positions(&pool).await?;
         let probe = Arc::new(Probe {
             wanted: Notify::new(),
-            in_flight: Mutex::new(None),
+            in_flight: Mutex::new(Flight::Idle),
             done: watch::channel(None).0,
         });
         let task = tokio::spawn(run_probe(probe.clone(), folders, pool));
@@ -165,13 +181,15 @@ impl Freshness {
                     return d.seen.clone();
                 }
             }
-            let started = *self
+            let flight = *self
                 .probe
                 .in_flight
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
-            if started.is_none_or(|s| s < since) {
-                self.probe.wanted.notify_one();
+            match flight {
+                Flight::Starting => {}
+                Flight::Since(s) if s >= since => {}
+                Flight::Idle | Flight::Since(_) => self.probe.wanted.notify_one(),
             }
             if done.changed().await.is_err() {
                 return None;
@@ -185,16 +203,23 @@ impl Freshness {
 async fn run_probe(probe: Arc<Probe>, folders: Folders, pool: deadpool_postgres::Pool) {
     loop {
         match folders {
-            Folders::Several => probe.wanted.notified().await,
+            Folders::Several => {
+                probe.wanted.notified().await;
+                // Once round the scheduler first (which polls the sockets when it defers a
+                // yield): requests that have arrived meanwhile reach their reads and share
+                // this probe, instead of each waiting for the next. Costs nothing when idle.
+                probe.set(Flight::Starting);
+                tokio::task::yield_now().await;
+            }
             Folders::One => tokio::time::sleep(std::time::Duration::from_secs(1)).await,
         }
         let started = Instant::now();
-        *probe.in_flight.lock().unwrap_or_else(|p| p.into_inner()) = Some(started);
+        probe.set(Flight::Since(started));
         let seen = read_positions(&pool).await.ok().map(Arc::new);
         probe
             .done
             .send_replace(Some(Arc::new(Probed { started, seen })));
-        *probe.in_flight.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        probe.set(Flight::Idle);
     }
 }
 
