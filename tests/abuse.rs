@@ -277,3 +277,38 @@ async fn a_client_still_sending_an_oversized_body_reads_its_413() {
     let (_, list) = app.get(&format!("{users}?count=0"), &app.scim_token).await;
     assert_eq!(list["totalResults"], 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_413_closes_its_connection_so_the_next_request_takes_a_fresh_one() {
+    // The body of a request refused with 413 may be unread: the connection cannot carry
+    // another request, and the answer says so (`Connection: close`). A client that pooled
+    // the connection instead lost its next request to the close (a CI run of scim_bulk did).
+    let app = TestApp::spawn().await;
+    let users = format!("{}/Users", app.scim("default"));
+    let big = format!("{{\"userName\":\"{}\"}}", "a".repeat(2 << 20));
+    let client = reqwest::Client::new();
+    for attempt in 0..10 {
+        let r = client
+            .post(&users)
+            .bearer_auth(&app.scim_token)
+            .header("content-type", "application/scim+json")
+            .body(big.clone())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("attempt {attempt}: {e:?}"));
+        assert_eq!(r.status(), 413, "attempt {attempt}");
+        let close = r
+            .headers()
+            .get("connection")
+            .map(|v| v.to_str().unwrap_or(""));
+        assert_eq!(close, Some("close"), "attempt {attempt}");
+        r.bytes().await.unwrap();
+        let next = client
+            .get(format!("{users}?count=0"))
+            .bearer_auth(&app.scim_token)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("the request after attempt {attempt}: {e:?}"));
+        assert_eq!(next.status(), 200, "attempt {attempt}");
+    }
+}

@@ -1,6 +1,7 @@
 //! What every request passes before a handler sees it, and every error answer after: a URI
 //! or header section over its limit is 414 or 431, a declared body over the limit is 413
-//! before a byte of it is read, and any error answered by a layer that does not speak SCIM
+//! before a byte of it is read (these refusals, and every 413, close their connection), and
+//! any error answered by a layer that does not speak SCIM
 //! (the router's own rejections, body limits, timeouts) is rewritten into the RFC 7644 §3.12
 //! error body, so that clients always get `application/scim+json` (the console's error pages
 //! are left as they are).
@@ -8,7 +9,7 @@
 use super::error::ScimError;
 use super::AppState;
 use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -23,9 +24,22 @@ pub const MAX_HEADERS: usize = 100;
 /// answers of layers that do not speak SCIM.
 pub async fn edge(State(app): State<AppState>, req: Request, next: Next) -> Response {
     if let Some(refused) = over_limits(&req, app.settings.max_body_bytes) {
-        return refused;
+        return closing(refused);
     }
-    scim_errors(next.run(req).await).await
+    let resp = scim_errors(next.run(req).await).await;
+    if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return closing(resp);
+    }
+    resp
+}
+
+/// `resp` with `Connection: close`: the request's body may be unread, so its connection
+/// cannot carry another request, and the client must not keep it for one (a request sent on
+/// it would be lost to the close that follows).
+fn closing(mut resp: Response) -> Response {
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
 }
 
 /// The answer for a request over the URI, header or declared body limits, if it is.
