@@ -1,10 +1,9 @@
 //! What every request passes before a handler sees it, and every error answer after: a URI
 //! or header section over its limit is 414 or 431, a declared body over the limit is 413
 //! before a byte of it is read (these refusals, and every 413, close their connection), and
-//! any error answered by a layer that does not speak SCIM
-//! (the router's own rejections, body limits, timeouts) is rewritten into the RFC 7644 §3.12
-//! error body, so that clients always get `application/scim+json` (the console's error pages
-//! are left as they are).
+//! any error answered by a layer that does not speak SCIM (the router's own rejections, body
+//! limits, timeouts) is rewritten into the RFC 7644 §3.12 error body, so that clients always
+//! get `application/scim+json` (the console's error pages are left as they are).
 
 use super::error::ScimError;
 use super::AppState;
