@@ -2,6 +2,7 @@
 //! the writers, bootstraps the `default` directory on first start, binds the listener, and
 //! serves until SIGTERM or ctrl-c, draining in-flight requests (and so in-flight writes).
 
+use crate::audit::Audit;
 use crate::auth::{self, Secret};
 use crate::config::{LogBackend, Settings, StoreBackend};
 use crate::domain::{Command, Context, DomainError, NewToken};
@@ -20,6 +21,7 @@ use crate::provider::retry::Backoff;
 use crate::provider::runner::Deps;
 use crate::provider::state::{FileStateStore, PgStateStore, StateStore};
 use crate::sealing::SecretKey;
+use crate::snapshot::{Opened, Snapshots};
 use anyhow::Context as _;
 use roster_events::{Actor, ResourceId, DEFAULT_DIRECTORY};
 use roster_projections::pg::PgStore;
@@ -109,9 +111,22 @@ impl Application {
             "replayed the event log"
         );
         let (providers_stop, providers_stopped) = tokio::sync::watch::channel(false);
-        let snapshots = memory.map(|(snapshots, memory)| {
-            crate::snapshot::Running::start(snapshots, memory, providers_stop.subscribe())
-        });
+        let (snapshots, audit_snapshots) = match memory {
+            Some(m) => {
+                let running = crate::snapshot::Running::start(
+                    m.snapshots,
+                    m.store,
+                    providers_stop.subscribe(),
+                );
+                let audit = AuditSnapshot {
+                    adder: running.adder(),
+                    snapshots: m.audit,
+                    opened: m.audit_opened,
+                };
+                (Some(running), Some(audit))
+            }
+            None => (None, None),
+        };
         let replayed = pipeline.replayed;
         let stopper = pipeline.stopper();
         // With the views in PostgreSQL, their fold writes the audit projection; in memory,
@@ -162,12 +177,14 @@ impl Application {
         let providers = Providers::new(deps, pg.clone(), settings.run_providers);
         let providers_task = providers.start(providers_stopped);
         let audit = match (&pg, taps) {
-            (Some(pg), _) => {
-                crate::audit::Audit::on_postgres(log.clone(), pg.clone(), projected.clone())
-            }
+            (Some(pg), _) => Audit::on_postgres(log.clone(), pg.clone(), projected.clone()),
             (None, taps) => {
-                let audit = crate::audit::Audit::new(log.clone());
-                audit.follow_projectors(taps.unwrap_or_default(), providers_stop.subscribe());
+                let audit = Audit::new(log.clone());
+                let (taps, stop) = (taps.unwrap_or_default(), providers_stop.subscribe());
+                match audit_snapshots {
+                    Some(snapshots) => follow_from_snapshot(&audit, snapshots, taps, stop),
+                    None => audit.follow_projectors(taps, stop),
+                }
                 audit
             }
         };
@@ -275,6 +292,27 @@ impl Application {
     }
 }
 
+/// In the background: reads the audit index's snapshot (if start-up found a usable one),
+/// installs it, then starts the index's followers from where it leaves off and writes the
+/// index's snapshots from then on. Audit queries answer 503 until the index has caught up.
+fn follow_from_snapshot(
+    audit: &Arc<Audit>,
+    from: AuditSnapshot,
+    taps: Vec<crate::pipeline::Tap>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let audit = audit.clone();
+    tokio::spawn(async move {
+        if let Some(opened) = from.opened {
+            if let Some(restored) = from.snapshots.read(opened).await {
+                audit.install(restored);
+            }
+        }
+        audit.follow_projectors(taps, stop);
+        from.adder.add(from.snapshots, audit);
+    });
+}
+
 /// Opens the configured event log.
 ///
 /// Fails when the file log's directory cannot be opened or locked or is damaged beyond its
@@ -323,7 +361,7 @@ async fn open_keys(settings: &Settings, secret: &SecretKey) -> anyhow::Result<Ar
 /// The views to serve: in PostgreSQL, or in memory from the data directory's snapshot (with
 /// the snapshots to keep writing).
 ///
-/// Fails as [`open_store`] and [`load_snapshot`] do.
+/// Fails as [`open_store`] and [`load_snapshots`] do.
 async fn open_views(
     settings: &Settings,
     secret_key: &SecretKey,
@@ -332,13 +370,11 @@ async fn open_views(
 ) -> anyhow::Result<Views> {
     Ok(match settings.store {
         StoreBackend::Memory => {
-            let (snapshots, memory) = load_snapshot(settings, secret_key, log, metrics)
-                .await
-                .context("loading the view snapshot")?;
+            let memory = load_snapshots(settings, secret_key, log, metrics).await?;
             (
-                memory.clone() as Arc<dyn ProjectionStore>,
+                memory.store.clone() as Arc<dyn ProjectionStore>,
                 None,
-                Some((snapshots, memory)),
+                Some(memory),
             )
         }
         StoreBackend::Postgres => {
@@ -353,20 +389,38 @@ async fn open_views(
 type Views = (
     Arc<dyn ProjectionStore>,
     Option<Arc<PgStore>>,
-    Option<(Arc<crate::snapshot::Snapshots>, Arc<MemoryStore>)>,
+    Option<InMemory>,
 );
 
-/// The views in memory: as the data directory's snapshot holds them (checked against the
-/// log), or empty when there is none; and the snapshots to keep writing.
+/// Views and the audit index in memory, and their snapshots.
+struct InMemory {
+    snapshots: Arc<Snapshots<MemoryStore>>,
+    store: Arc<MemoryStore>,
+    audit: Arc<Snapshots<Audit>>,
+    /// The audit index's snapshot, checked against the log; its body is read after start.
+    audit_opened: Option<Opened>,
+}
+
+/// What the audit index in memory starts from: its snapshot (checked, its body not read
+/// yet), the snapshots to write, and the task to add them to.
+struct AuditSnapshot {
+    adder: crate::snapshot::Adder,
+    snapshots: Arc<Snapshots<Audit>>,
+    opened: Option<Opened>,
+}
+
+/// The views in memory as the data directory's snapshot holds them (checked against the
+/// log), or empty when there is none; the audit index's snapshot, checked against the log;
+/// and the snapshots to keep writing.
 ///
-/// Fails when the log ends before the snapshot or is another log (see
+/// Fails when the log ends before a snapshot or is another log (see
 /// [`crate::snapshot::SnapshotError`]).
-async fn load_snapshot(
+async fn load_snapshots(
     settings: &Settings,
     secret_key: &SecretKey,
     log: &Arc<dyn EventLog>,
     metrics: &Arc<Metrics>,
-) -> anyhow::Result<(Arc<crate::snapshot::Snapshots>, Arc<MemoryStore>)> {
+) -> anyhow::Result<InMemory> {
     let policy = crate::snapshot::Policy {
         every_records: settings.snapshot_every_records,
         min_interval: Duration::from_millis(settings.snapshot_min_interval_ms),
@@ -376,11 +430,25 @@ async fn load_snapshot(
         LogBackend::Kafka => format!("kafka:{}", settings.kafka_topic),
     };
     let key = secret_key.snapshot_cipher();
-    let snapshots = crate::snapshot::Snapshots::new(&settings.data_dir, &log_name, key, policy)
-        .with_metrics(metrics.clone());
-    let loaded = snapshots.load(log.as_ref()).await?;
-    let store = loaded.map_or_else(MemoryStore::new, |l| l.store);
-    Ok((Arc::new(snapshots), Arc::new(store)))
+    let snapshots = Snapshots::new(&settings.data_dir, &log_name, key.clone(), policy)
+        .with_metrics(metrics.view_snapshots.clone());
+    let loaded = snapshots
+        .load(log.as_ref())
+        .await
+        .context("loading the view snapshot")?;
+    let store = loaded.unwrap_or_else(MemoryStore::new);
+    let audit = Snapshots::new(&settings.data_dir, &log_name, key, policy)
+        .with_metrics(metrics.audit_snapshots.clone());
+    let audit_opened = audit
+        .open(log.as_ref())
+        .await
+        .context("checking the audit index's snapshot")?;
+    Ok(InMemory {
+        snapshots: Arc::new(snapshots),
+        store: Arc::new(store),
+        audit: Arc::new(audit),
+        audit_opened,
+    })
 }
 
 /// Opens the configured projection store.

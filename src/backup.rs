@@ -3,10 +3,11 @@
 //!
 //! What makes the copy consistent is the order of the copies, each file of which is
 //! append-only or replaced whole by a rename (so an open handle reads one whole version):
-//! 1. the view snapshot (a cache: its position is at most the log's durable end now);
+//! 1. the snapshots of the views and of the audit index (caches: their positions are at most
+//!    the log's durable end now);
 //! 2. the log's segments in order, each up to its length when it is opened, the last one cut
 //!    back to its last whole frame: every record acknowledged before the backup began is in
-//!    the copy, and so is every record the snapshot reflects;
+//!    the copy, and so is every record the snapshots reflect;
 //! 3. the data-key files (a record's key is durable before the record is appended, so every
 //!    copied record's key is in them);
 //! 4. the secret key, unless the settings hold it.
@@ -32,6 +33,8 @@ pub struct Manifest {
     pub log_bytes: u64,
     /// Whether a view snapshot was copied.
     pub snapshot: bool,
+    /// Whether a snapshot of the audit index was copied.
+    pub audit_snapshot: bool,
     pub key_files: usize,
     /// Whether the secret key file was copied (false: the settings hold the key; keep it
     /// with the backup by other means).
@@ -73,9 +76,11 @@ pub fn backup(data_dir: &Path, target: &Path) -> Result<Manifest, BackupError> {
     }
     datadir::create_dir(&partial).map_err(io_err(format!("creating {}", partial.display())))?;
 
-    // 1. The snapshot, before the log it must not run ahead of.
-    let snapshot = data_dir.join("snapshots").join("views.snap");
-    let copied_snapshot = copy_if_present(&snapshot, &partial.join("snapshots"))?;
+    // 1. The snapshots, before the log they must not run ahead of.
+    let snapshots = data_dir.join("snapshots");
+    let copied_snapshot =
+        copy_if_present(&snapshots.join("views.snap"), &partial.join("snapshots"))?;
+    let copied_audit = copy_if_present(&snapshots.join("audit.snap"), &partial.join("snapshots"))?;
 
     // 2. The log, segment by segment, the last cut to whole frames.
     let to_log = partial.join("log");
@@ -125,6 +130,7 @@ pub fn backup(data_dir: &Path, target: &Path) -> Result<Manifest, BackupError> {
         segments: segments.len(),
         log_bytes,
         snapshot: copied_snapshot,
+        audit_snapshot: copied_audit,
         key_files,
         secret_key,
     };

@@ -46,6 +46,45 @@ fn latency_buckets() -> Histogram {
     Histogram::new(exponential_buckets(0.00005, 2.0, 16))
 }
 
+/// The metrics of one kind of snapshot (the views, the audit index).
+#[derive(Clone)]
+pub struct SnapshotMetrics {
+    /// Snapshots written, and those that failed.
+    pub written: Counter,
+    pub failures: Counter,
+    /// Log records (over every partition) the snapshot on disk reflects; start-up reads the
+    /// rest from the log.
+    pub position: Gauge,
+}
+
+impl SnapshotMetrics {
+    /// Registers `<prefix>snapshots_written`, `<prefix>snapshot_failures` and
+    /// `<prefix>snapshot_position`, described as being about a `what`.
+    fn register(registry: &mut Registry, prefix: &str, what: &str) -> SnapshotMetrics {
+        let m = SnapshotMetrics {
+            written: Counter::default(),
+            failures: Counter::default(),
+            position: Gauge::default(),
+        };
+        registry.register(
+            format!("{prefix}snapshots_written"),
+            format!("Each {what} written to the data directory"),
+            m.written.clone(),
+        );
+        registry.register(
+            format!("{prefix}snapshot_failures"),
+            format!("Each {what} that could not be written"),
+            m.failures.clone(),
+        );
+        registry.register(
+            format!("{prefix}snapshot_position"),
+            format!("Log records (all partitions) the {what} on disk reflects; 0 without one"),
+            m.position.clone(),
+        );
+        m
+    }
+}
+
 /// Every metric Roster exports.
 pub struct Metrics {
     registry: Registry,
@@ -68,12 +107,9 @@ pub struct Metrics {
     pub provider_parked: Family<ProviderLabels, Gauge>,
     /// Per provider: seconds from a change's append to the end of its task.
     pub provider_propagation: Family<ProviderLabels, Histogram, fn() -> Histogram>,
-    /// View snapshots written, and those that failed.
-    pub snapshots_written: Counter,
-    pub snapshot_failures: Counter,
-    /// Log records (over every partition) the snapshot on disk reflects; start-up replays
-    /// the rest.
-    pub snapshot_position: Gauge,
+    /// View snapshots, and snapshots of the audit index.
+    pub view_snapshots: SnapshotMetrics,
+    pub audit_snapshots: SnapshotMetrics,
     /// Reads the PostgreSQL store's cache answered, and those that went to the tables.
     pub pg_cache_hits: Counter,
     pub pg_cache_misses: Counter,
@@ -160,24 +196,9 @@ impl Metrics {
             "Time from a change's append to the end of the task that carried it",
             provider_propagation.clone(),
         );
-        let snapshots_written = Counter::default();
-        registry.register(
-            "snapshots_written",
-            "View snapshots written to the data directory",
-            snapshots_written.clone(),
-        );
-        let snapshot_failures = Counter::default();
-        registry.register(
-            "snapshot_failures",
-            "View snapshots that could not be written",
-            snapshot_failures.clone(),
-        );
-        let snapshot_position = Gauge::default();
-        registry.register(
-            "snapshot_position",
-            "Log records (all partitions) the view snapshot on disk reflects; 0 without one",
-            snapshot_position.clone(),
-        );
+        let view_snapshots = SnapshotMetrics::register(&mut registry, "", "view snapshot");
+        let audit_snapshots =
+            SnapshotMetrics::register(&mut registry, "audit_", "snapshot of the audit index");
         let pg_cache_hits = Counter::default();
         registry.register(
             "pg_cache_hits",
@@ -206,9 +227,8 @@ impl Metrics {
             provider_objects,
             provider_parked,
             provider_propagation,
-            snapshots_written,
-            snapshot_failures,
-            snapshot_position,
+            view_snapshots,
+            audit_snapshots,
             pg_cache_hits,
             pg_cache_misses,
         })

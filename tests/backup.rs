@@ -81,6 +81,27 @@ async fn a_backup_taken_while_clients_write_serves_everything_acknowledged_befor
     let missing: Vec<_> = before.difference(&names).collect();
     assert!(missing.is_empty(), "lost by the backup: {missing:?}");
     assert!(names.len() >= before.len());
+    // The audit trail of the copy (from its copied snapshot, if there was one, and the log
+    // after it) holds every create too.
+    let filter: String =
+        url::form_urlencoded::byte_serialize(b"type eq \"user.created\"").collect();
+    let url = format!(
+        "{}/admin/v1/audit/events?filter={filter}&limit=1000",
+        restored.root
+    );
+    let (s, found) = restored.get(&url, &restored.admin_token).await;
+    assert_eq!(s, 200, "{found}");
+    let audited: BTreeSet<String> = found["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["target"]["name"].as_str().unwrap().to_owned())
+        .collect();
+    let unaudited: Vec<_> = before.difference(&audited).collect();
+    assert!(
+        unaudited.is_empty(),
+        "not in the copy's audit trail: {unaudited:?}"
+    );
     restored.stop().await;
 }
 

@@ -93,8 +93,10 @@ async fn damage_mid_segment_refuses_to_start_until_the_operator_repairs() {
     assert!(ok, "{done}");
     // The view snapshot the last stop wrote reflects records past the cut: it is set aside.
     assert!(done.contains("moved the view snapshot"), "{done}");
+    assert!(done.contains("moved the audit index's snapshot"), "{done}");
     let snapshots = data.path().join("snapshots");
     assert!(!snapshots.join("views.snap").exists());
+    assert!(!snapshots.join("audit.snap").exists());
     assert!(std::fs::read_dir(&snapshots).unwrap().any(|e| e
         .unwrap()
         .file_name()

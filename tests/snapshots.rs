@@ -3,7 +3,8 @@
 //! damaged snapshot is set aside and the whole log replayed; a log that ends before the
 //! snapshot, or is another log, stops start-up with the reason; an erasure replaces a
 //! snapshot that held the person; snapshot files are readable by their owner only. On Kafka
-//! (tansu, three partitions) as on the file log; a snapshot of another log is not used.
+//! (tansu, three partitions) as on the file log; a snapshot of another log is not used. The
+//! audit trail's index starts from its own snapshot and answers as a whole fold does.
 
 mod common;
 
@@ -19,9 +20,18 @@ fn snapshot_file(data: &Path) -> PathBuf {
     data.join("snapshots").join("views.snap")
 }
 
-/// The clear header line of a snapshot file.
+fn audit_file(data: &Path) -> PathBuf {
+    data.join("snapshots").join("audit.snap")
+}
+
+/// The clear header line of the view snapshot.
 fn header(data: &Path) -> Value {
-    let bytes = std::fs::read(snapshot_file(data)).unwrap();
+    header_of(&snapshot_file(data))
+}
+
+/// The clear header line of a snapshot file.
+fn header_of(path: &Path) -> Value {
+    let bytes = std::fs::read(path).unwrap();
     let magic = b"ROSTER VIEW SNAPSHOT\n".len() + 19;
     let end = bytes[magic..].iter().position(|&b| b == b'\n').unwrap();
     serde_json::from_slice(&bytes[magic..magic + end]).unwrap()
@@ -200,6 +210,16 @@ async fn a_log_that_ends_before_the_snapshot_or_is_another_log_stops_start_up() 
         "{e}"
     );
     assert!(e.contains(&format!("up to position {snapshot}")), "{e}");
+    // The audit index's snapshot says so too, without the view snapshot.
+    let views_aside = data.path().join("views-aside");
+    std::fs::rename(snapshot_file(data.path()), &views_aside).unwrap();
+    let refused = Application::build(at_stop_only(data.path())).await;
+    let e = format!("{:#}", refused.err().expect("start-up refuses"));
+    assert!(
+        e.contains("audit.snap") && e.contains("lost records"),
+        "{e}"
+    );
+    std::fs::rename(&views_aside, snapshot_file(data.path())).unwrap();
 
     // Another server's log (same secret key), longer than the snapshot: another log.
     let other = tempfile::tempdir().unwrap();
@@ -218,11 +238,11 @@ async fn a_log_that_ends_before_the_snapshot_or_is_another_log_stops_start_up() 
     let refused = Application::build(with_key(data.path())).await;
     let e = format!("{:#}", refused.err().expect("start-up refuses"));
     assert!(
-        e.contains("another record") && e.contains("move the snapshot away"),
+        e.contains("another record") && e.contains("move the snapshots in"),
         "{e}"
     );
     // Moved away, the log is served as it is.
-    std::fs::remove_file(snapshot_file(data.path())).unwrap();
+    std::fs::rename(data.path().join("snapshots"), data.path().join("aside")).unwrap();
     let app = Application::build(with_key(data.path())).await.unwrap();
     assert!(app.replayed > 4);
     drop(app);
@@ -255,21 +275,29 @@ async fn an_erasure_replaces_the_snapshot_that_held_the_person() {
         )
         .await;
     assert_eq!(s, 200, "{body}");
-    // Within seconds the snapshot on disk is one taken after the erasure.
+    // Within seconds the snapshots on disk are ones taken after the erasure.
     let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let path = snapshot_file(app.data.path());
-        if path.exists() && header(app.data.path())["erasures"] == 1 {
-            break;
+    for path in [snapshot_file(app.data.path()), audit_file(app.data.path())] {
+        loop {
+            if path.exists() && header_of(&path)["erasures"] == 1 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the old {path:?} is still there");
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        assert!(Instant::now() < deadline, "the old snapshot is still there");
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(header(app.data.path())["users"], 1);
     let data = app.stop().await;
     let (app, replayed) = start(at_stop_only(data.path()), data, tokens).await;
     assert_eq!(replayed, 0);
     assert_eq!(app.user_names().await, ["grace"]);
+    // The audit index from its snapshot: ada's events are there, her name is not.
+    let events = user_events(&app).await;
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert!(!serde_json::to_string(&events)
+        .unwrap()
+        .contains("ada.lovelace"));
+    assert!(metric(&app, "roster_audit_snapshot_position").await > 0.0);
     app.stop().await;
 }
 
@@ -321,4 +349,98 @@ async fn on_kafka_a_restart_replays_only_the_topic_after_the_snapshot() {
     let app = Application::build(s).await.unwrap();
     assert!(app.first_start.is_some(), "a new topic starts first");
     drop(app);
+}
+
+/// The audit trail's events about users, oldest first, as the admin API renders them.
+async fn user_events(app: &TestApp) -> Vec<Value> {
+    let filter: String =
+        url::form_urlencoded::byte_serialize(b"resource.type eq \"user\"").collect();
+    let url = format!(
+        "{}/admin/v1/audit/events?filter={filter}&limit=1000",
+        app.root
+    );
+    let (s, body) = app.get(&url, &app.admin_token).await;
+    assert_eq!(s, 200, "{body}");
+    body["events"].as_array().unwrap().clone()
+}
+
+/// The value of a metric without labels.
+async fn metric(app: &TestApp, name: &str) -> f64 {
+    let text = app
+        .http
+        .get(format!("{}/metrics", app.root))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_audit_index_starts_from_its_snapshot_and_answers_as_a_whole_fold_does() {
+    let data = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn_with(at_stop_only(data.path()), data).await;
+    create(&app, &["ada"]).await;
+    let (s, grace) = app.create_user("default", &app.scim_token, "grace").await;
+    assert_eq!(s, 201, "{grace}");
+    let url = format!(
+        "{}/Users/{}",
+        app.scim("default"),
+        grace["id"].as_str().unwrap()
+    );
+    assert_eq!(app.delete(&url, &app.scim_token).await, 204);
+    let folded = user_events(&app).await;
+    assert_eq!(folded.len(), 3, "{folded:?}");
+    let tokens = app.tokens();
+    let data = app.stop().await;
+    let first = header_of(&audit_file(data.path()));
+    assert_eq!(first["of"], "audit", "{first}");
+    assert!(first["entries"].as_u64().unwrap() >= 3, "{first}");
+    let mode = std::fs::metadata(audit_file(data.path()))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    // From the snapshot: the same events, names and changes (grace's delete included).
+    let (app, _) = start(at_stop_only(data.path()), data, tokens.clone()).await;
+    assert_eq!(user_events(&app).await, folded);
+    let loaded = metric(&app, "roster_audit_snapshot_position").await;
+    assert_eq!(
+        loaded,
+        first["next_positions"][0].as_f64().unwrap(),
+        "the index was loaded from the snapshot"
+    );
+    // It goes on from there.
+    create(&app, &["edsger"]).await;
+    let grown = user_events(&app).await;
+    assert_eq!(grown.len(), 4);
+    assert_eq!(grown[..3], folded[..]);
+    let data = app.stop().await;
+
+    let (app, _) = start(at_stop_only(data.path()), data, tokens.clone()).await;
+    assert_eq!(user_events(&app).await, grown);
+    let data = app.stop().await;
+    // Without the snapshot, the whole log folded gives the same.
+    std::fs::rename(audit_file(data.path()), data.path().join("aside")).unwrap();
+    let (app, _) = start(at_stop_only(data.path()), data, tokens.clone()).await;
+    assert_eq!(user_events(&app).await, grown);
+    assert_eq!(metric(&app, "roster_audit_snapshot_position").await, 0.0);
+    let data = app.stop().await;
+    // A damaged one is set aside: the whole log again.
+    let path = audit_file(data.path());
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes.len() - 20;
+    bytes[at] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+    let (app, _) = start(at_stop_only(data.path()), data, tokens).await;
+    assert_eq!(user_events(&app).await, grown);
+    assert_eq!(metric(&app, "roster_audit_snapshot_position").await, 0.0);
+    app.stop().await;
 }

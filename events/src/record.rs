@@ -259,6 +259,11 @@ impl ChainState {
         self.head(directory).seq
     }
 
+    /// Every directory's chain head, in no particular order.
+    pub fn heads(&self) -> impl Iterator<Item = (&str, ChainHead)> + '_ {
+        self.heads.iter().map(|(d, h)| (d.as_str(), *h))
+    }
+
     /// The chain head of `directory` (sequence 0 and no id if it has none).
     pub fn head(&self, directory: &str) -> ChainHead {
         self.heads.get(directory).copied().unwrap_or_default()

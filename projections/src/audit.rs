@@ -7,7 +7,7 @@
 use roster_events::{Actor, Envelope, Event, ResourceType, EVENT_TYPES};
 
 /// What a source's, an admin's, Roster's own or an unauthenticated action looks like.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ActorKind {
     Source,
     Admin,
@@ -165,7 +165,7 @@ pub fn begins(event_type: &str) -> bool {
 /// What the audit trail remembers of one resource between its events: its current name and
 /// the entry of the event that last set its document. `N` is how a store holds a name, `E`
 /// how it numbers entries.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Lineage<N, E> {
     pub name: Option<N>,
     pub document: Option<E>,

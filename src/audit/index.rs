@@ -6,6 +6,7 @@
 //! Validity is the log's own rule ([`ChainState::admit`]): an event of a record that lost its
 //! directory's race never happened, and is not in the audit trail.
 
+use roster_events::chain::Digest;
 use roster_events::{ChainState, ResourceType, EVENT_TYPES};
 pub use roster_projections::audit::{correlation_key, ActorKind};
 use roster_projections::audit::{Facts, Lineage};
@@ -21,7 +22,7 @@ pub const NONE: Sym = 0;
 pub const NO_ENTRY: u32 = u32::MAX;
 
 /// One event of a valid record, as the index keeps it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Entry {
     /// The record's position in its partition.
     pub position: u64,
@@ -103,6 +104,46 @@ impl Interner {
         self.ids.get(s).copied()
     }
 
+    /// How many strings it holds (the last symbol).
+    pub fn len(&self) -> usize {
+        self.strings.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.strings.is_empty()
+    }
+
+    /// The strings of symbols `from..from + n` (`from` at least 1), each as `keep` decides:
+    /// `None` for one it does not keep.
+    pub fn slice(&self, from: Sym, n: usize, keep: impl Fn(Sym) -> bool) -> Vec<Option<&str>> {
+        let start = (from as usize).saturating_sub(1).min(self.strings.len());
+        let end = (start + n).min(self.strings.len());
+        (start..end)
+            .map(|i| {
+                let sym = i as Sym + 1;
+                keep(sym).then(|| &*self.strings[i])
+            })
+            .collect()
+    }
+
+    /// An interner holding `strings` as symbols 1, 2, ... (as [`Interner::slice`] gave them):
+    /// an absent one keeps its symbol but cannot be found or interned again as that symbol.
+    pub fn restored(strings: Vec<Option<String>>) -> Interner {
+        let mut interner = Interner {
+            ids: HashMap::with_capacity(strings.len()),
+            strings: Vec::with_capacity(strings.len()),
+        };
+        for s in strings {
+            let kept = s.is_some();
+            let s: Arc<str> = Arc::from(s.unwrap_or_default());
+            interner.strings.push(s.clone());
+            if kept {
+                interner.ids.insert(s, interner.strings.len() as Sym);
+            }
+        }
+        interner
+    }
+
     pub fn get(&self, sym: Sym) -> Option<&str> {
         if sym == NONE {
             return None;
@@ -112,7 +153,7 @@ impl Interner {
 }
 
 /// One resource as the index knows it.
-#[derive(Default)]
+#[derive(Debug, Default, PartialEq)]
 pub struct Resource {
     /// Its entries, in log order.
     pub entries: Vec<u32>,
@@ -121,7 +162,7 @@ pub struct Resource {
 }
 
 /// The index of one log partition.
-#[derive(Default)]
+#[derive(Debug, Default, PartialEq)]
 pub struct PartitionIndex {
     pub entries: Vec<Entry>,
     /// `max_time[i]` is the latest time among entries `0..=i`: the first entry at or after a
@@ -133,12 +174,67 @@ pub struct PartitionIndex {
     chain: ChainState,
     /// The first position not yet folded.
     pub next: u64,
+    /// The digest of the record at `next - 1`.
+    pub tail: Option<Digest>,
+    /// How many user.erased events were folded.
+    pub erasures: u64,
+}
+
+/// What an index restored from a stored copy holds besides its entries (see
+/// [`PartitionIndex::restored`]).
+pub struct Folded {
+    pub next: u64,
+    pub tail: Option<Digest>,
+    pub erasures: u64,
+    pub chain: ChainState,
 }
 
 impl PartitionIndex {
     /// The first entry whose time is at or after `since_ms`; every entry before it is earlier.
     pub fn first_at_or_after(&self, since_ms: i64) -> usize {
         self.max_time.partition_point(|&t| t < since_ms)
+    }
+
+    /// The index a fold that got to `folded` with `entries` made: the lists by resource, actor
+    /// and token and the running latest time are derived from the entries as [`Self::apply`]
+    /// derives them.
+    pub fn restored(folded: Folded, entries: Vec<Entry>) -> PartitionIndex {
+        let mut index = PartitionIndex {
+            next: folded.next,
+            tail: folded.tail,
+            erasures: folded.erasures,
+            chain: folded.chain,
+            max_time: Vec::with_capacity(entries.len()),
+            ..PartitionIndex::default()
+        };
+        let mut latest = i64::MIN;
+        for (i, e) in entries.iter().enumerate() {
+            let this = i as u32;
+            let known = index.by_resource.entry(e.resource).or_default();
+            known.entries.push(this);
+            // An entry's name is the one its resource had after it (none once erased).
+            known.lineage.name = (e.name != NONE).then_some(e.name);
+            if e.sets_document() {
+                known.lineage.document = Some(this);
+            }
+            for (list, key) in [
+                (&mut index.by_actor, e.actor),
+                (&mut index.by_token, e.token),
+            ] {
+                if key != NONE {
+                    list.entry(key).or_default().push(this);
+                }
+            }
+            latest = latest.max(e.time_ms);
+            index.max_time.push(latest);
+        }
+        index.entries = entries;
+        index
+    }
+
+    /// The chain heads of the directories seen, for a stored copy.
+    pub fn chain(&self) -> &ChainState {
+        &self.chain
     }
 
     /// Takes an erased person's name off every entry of theirs (docs/adr/0014). The text
@@ -160,6 +256,7 @@ impl PartitionIndex {
                 continue;
             }
             self.next = entry.position + 1;
+            self.tail = Some(entry.digest);
             if !self.chain.admit(&entry.record, entry.digest) {
                 continue;
             }
@@ -199,6 +296,7 @@ impl PartitionIndex {
                 self.max_time.push(latest.max(e.time_ms));
                 self.entries.push(e);
                 if matches!(env.event, roster_events::Event::UserErased(_)) {
+                    self.erasures += 1;
                     self.forget_name(resource);
                 }
             }

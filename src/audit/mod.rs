@@ -9,6 +9,7 @@
 pub mod access;
 pub mod activity;
 mod follow;
+pub mod image;
 pub mod index;
 mod pg;
 pub mod query;
@@ -120,6 +121,34 @@ impl Audit {
             pg: None,
             grown: watch::channel(0).0,
         })
+    }
+
+    /// Installs an index read back from a snapshot ([`image::read`]) if nothing was folded
+    /// yet: true if it was. The followers then fold the log after it.
+    pub fn install(&self, restored: image::Restored) -> bool {
+        let mut restored = restored.0;
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let fresh = state.partitions.iter().all(|p| p.next == 0);
+        if !fresh || restored.partitions.len() > state.partitions.len() {
+            return false;
+        }
+        restored
+            .partitions
+            .resize_with(state.partitions.len(), PartitionIndex::default);
+        *state = restored;
+        drop(state);
+        self.grown.send_modify(|n| *n += 1);
+        true
+    }
+
+    /// Per partition, the first position the index in memory has not folded.
+    pub fn next_positions(&self) -> Vec<u64> {
+        self.read().partitions.iter().map(|p| p.next).collect()
+    }
+
+    /// How many user.erased events the index in memory folded.
+    pub fn erasures(&self) -> u64 {
+        self.read().partitions.iter().map(|p| p.erasures).sum()
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {

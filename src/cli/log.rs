@@ -99,16 +99,19 @@ pub fn run_log(cmd: &LogCmd, settings: &Settings) -> anyhow::Result<()> {
                 r.later_segments,
                 r.cut_dir.display()
             ))?;
-            // The view snapshot reflects records the cut removes: it goes with them, and the
-            // next start replays the log that is left.
-            let snapshot = dir
-                .parent()
-                .unwrap_or(&dir)
-                .join("snapshots")
-                .join("views.snap");
-            if snapshot.exists() {
+            // The snapshots reflect records the cut removes: they go with them, and the next
+            // start reads the log that is left.
+            let snapshots = dir.parent().unwrap_or(&dir).join("snapshots");
+            for (file, what) in [
+                ("views.snap", "the view snapshot"),
+                ("audit.snap", "the audit index's snapshot"),
+            ] {
+                let snapshot = snapshots.join(file);
+                if !snapshot.exists() {
+                    continue;
+                }
                 let cut = r.cut_dir.file_name().unwrap_or_default().to_string_lossy();
-                let aside = snapshot.with_file_name(format!("views.snap.{cut}"));
+                let aside = snapshot.with_file_name(format!("{file}.{cut}"));
                 if *yes {
                     std::fs::rename(&snapshot, &aside).with_context(|| {
                         format!("moving {} to {}", snapshot.display(), aside.display())
@@ -116,8 +119,8 @@ pub fn run_log(cmd: &LogCmd, settings: &Settings) -> anyhow::Result<()> {
                 }
                 let verb = if *yes { "moved" } else { "would move" };
                 emit(&format!(
-                    "{verb} the view snapshot {} to {}: it reflects records past the cut; the \
-                     next start replays the log",
+                    "{verb} {what} {} to {}: it reflects records past the cut; the next start \
+                     reads the log",
                     snapshot.display(),
                     aside.display()
                 ))?;

@@ -159,11 +159,12 @@ impl Cli {
                 let from = data_dir.as_ref().unwrap_or(&settings.data_dir);
                 let m = crate::backup::backup(from, target)?;
                 render::emit(&format!(
-                    "backed up {} records ({} segments, {} bytes of log), {}, {} key files{} into {}",
+                    "backed up {} records ({} segments, {} bytes of log), {}, {}, {} key files{} into {}",
                     m.records,
                     m.segments,
                     m.log_bytes,
                     if m.snapshot { "the view snapshot" } else { "no view snapshot" },
+                    if m.audit_snapshot { "the audit index's snapshot" } else { "no snapshot of the audit index" },
                     m.key_files,
                     if m.secret_key {
                         " and the secret key"

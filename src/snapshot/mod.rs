@@ -1,41 +1,94 @@
-//! View snapshots of the memory store (docs/adr/0020): start-up loads the latest snapshot and
-//! replays only the log after it, so a restart does not depend on the length of history.
+//! Snapshots of what a server keeps in memory (docs/adr/0020): the memory store's views
+//! ([`views`], `views.snap`) and the audit trail's index ([`audit`], `audit.snap`). Start-up
+//! loads the latest snapshot of each and reads only the log after it, so a restart does not
+//! depend on the length of history.
 //!
-//! A snapshot is the store's image ([`roster_projections::Image`]) sealed under a key derived
-//! from the secret key ([`sealed`]), in `<data_dir>/snapshots/views.snap`. It is a cache of
-//! the log, never a source of truth:
+//! A snapshot is a [`Subject`]'s picture sealed under a key derived from the secret key
+//! ([`sealed`]), in `<data_dir>/snapshots/`. It is a cache of the log, never a source of
+//! truth:
 //! - **Written in the background** when enough records were folded since the last one (and
-//!   not more often than a minimum interval), and at a clean stop: the image is listed under
-//!   the store's read lock, then written, synced and renamed into place by a blocking task.
+//!   not more often than a minimum interval), and at a clean stop: the picture is taken under
+//!   the subject's lock, then written, synced and renamed into place by a blocking task.
 //! - **Checked against the log before use:** the log must still hold, at the position before
 //!   the snapshot's, the record the snapshot was taken after (same digest). A log that ends
 //!   before it lost records the snapshot holds, and a log whose record there differs is
 //!   another log: start-up refuses, naming both, rather than serve either silently.
 //! - **Never trusted blindly:** a snapshot that is missing, of another format, sealed with
-//!   another key, or damaged in any byte is set aside with a warning, and the whole log is
-//!   replayed.
+//!   another key, or damaged in any byte is set aside with a warning, and the log is read
+//!   from its start.
 //! - **Erasure:** a snapshot holds personal data in the clear once opened; one that reflects
-//!   fewer `user.erased` events than the views is deleted within a second of the views
+//!   fewer `user.erased` events than its subject is deleted within a second of the subject
 //!   folding the erasure, and a new one is written without the person.
 
+pub mod audit;
 pub mod sealed;
+pub mod views;
 
 use crate::log::{EventLog, HeaderEntry, LogError};
-use crate::metrics::Metrics;
+use crate::metrics::SnapshotMetrics;
 use chacha20poly1305::XChaCha20Poly1305;
 use roster_events::chain::Digest;
-use roster_projections::{Image, ImageInfo, MemoryStore, IMAGE_FORMAT};
 use serde::{Deserialize, Serialize};
-use std::io::{BufReader, BufWriter};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-/// How often the background task looks at the views.
+/// How often the background task looks at its subjects.
 const TICK: Duration = Duration::from_secs(1);
-const FILE: &str = "views.snap";
-const PARTIAL: &str = "views.snap.partial";
+
+/// What a snapshot is taken of.
+pub trait Subject: Send + Sync + 'static {
+    /// Its file in `<data_dir>/snapshots/` (written as `<FILE>.partial` first).
+    const FILE: &'static str;
+    /// What the header says the snapshot is of: a file of another subject is not used.
+    const OF: &'static str;
+    /// What messages call it.
+    const WHAT: &'static str;
+    /// The version of its body; a snapshot in another one is set aside.
+    const FORMAT: u32;
+    /// A still picture of it, written without holding it still.
+    type Picture: Picture;
+    /// What reading a snapshot back gives.
+    type Loaded: Send + 'static;
+
+    /// Per partition, the first position it does not reflect.
+    fn next_positions(&self) -> Vec<u64>;
+    /// How many user.erased events it reflects.
+    fn erasures(&self) -> u64;
+    /// Takes the picture to write (briefly holding the subject's lock).
+    fn picture(self: &Arc<Self>) -> Self::Picture;
+    /// Reads back a body [`Picture::write_body`] wrote.
+    ///
+    /// Fails when the body does not parse or does not add up.
+    fn read_body(input: impl BufRead + Send) -> anyhow::Result<(Self::Loaded, Reflects)>;
+}
+
+/// A picture of a [`Subject`], ready to be written.
+pub trait Picture: Send + 'static {
+    fn reflects(&self) -> Reflects;
+    /// Writes the body.
+    ///
+    /// Fails when `out` fails.
+    fn write_body(&self, out: &mut dyn Write) -> std::io::Result<()>;
+}
+
+/// What a snapshot reflects: its clear header says so, and its body must agree.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reflects {
+    /// Per partition, the first position not reflected.
+    pub next_positions: Vec<u64>,
+    /// Per partition, the digest of the record just before `next_positions`.
+    pub tails: Vec<Option<Digest>>,
+    /// How many user.erased events it reflects.
+    pub erasures: u64,
+    /// What it holds, for people (`users`, `groups`; `entries`).
+    pub counts: BTreeMap<String, u64>,
+}
 
 /// When snapshots are written.
 #[derive(Clone, Copy, Debug)]
@@ -50,9 +103,10 @@ pub struct Policy {
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
     #[error(
-        "the view snapshot {path} reflects partition {partition} up to position {position}, \
+        "the snapshot {path} reflects partition {partition} up to position {position}, \
          but the log ends at {end}: the log lost records that were acknowledged. Restore the \
-         log from a backup; to start from the log as it is instead, move the snapshot away"
+         log from a backup; to start from the log as it is instead, move the snapshots in {} \
+         away (they are caches of the log)", dir_of(.path)
     )]
     LogBehind {
         path: PathBuf,
@@ -61,10 +115,10 @@ pub enum SnapshotError {
         end: u64,
     },
     #[error(
-        "the view snapshot {path} was taken after another record at position {position} of \
+        "the snapshot {path} was taken after another record at position {position} of \
          partition {partition} than the log holds there: the log was replaced or changed since. \
          Point Roster at the log the snapshot was taken of; to start from this log instead, \
-         move the snapshot away"
+         move the snapshots in {} away (they are caches of the log)", dir_of(.path)
     )]
     LogDiffers {
         path: PathBuf,
@@ -72,23 +126,31 @@ pub enum SnapshotError {
         position: u64,
     },
     #[error(
-        "the view snapshot {path} lists {snapshot} partitions; this log has only {log}. Point \
+        "the snapshot {path} lists {snapshot} partitions; this log has only {log}. Point \
          Roster at the log the snapshot was taken of; to start from this log \
-         instead, move the snapshot away"
+         instead, move the snapshots in {} away (they are caches of the log)", dir_of(.path)
     )]
     Partitions {
         path: PathBuf,
         snapshot: usize,
         log: u32,
     },
-    #[error("reading the log to check the view snapshot: {0}")]
+    #[error("reading the log to check a snapshot: {0}")]
     Log(#[from] LogError),
 }
 
-/// The clear header of a snapshot file: what it reflects.
+/// The directory a snapshot file is in.
+fn dir_of(path: &Path) -> std::path::Display<'_> {
+    path.parent().unwrap_or(path).display()
+}
+
+/// The clear header of a snapshot file: what it is of and what it reflects.
 #[derive(Debug, Serialize, Deserialize)]
 struct Header {
     format: u32,
+    /// [`Subject::OF`] (absent in view snapshots of releases before the audit index had any).
+    #[serde(default = "views_of")]
+    of: String,
     /// Which log it was taken of ([`Snapshots::new`]'s `log`).
     log: String,
     release: String,
@@ -96,8 +158,12 @@ struct Header {
     next_positions: Vec<u64>,
     tails: Vec<Option<Digest>>,
     erasures: u64,
-    users: u64,
-    groups: u64,
+    #[serde(flatten)]
+    counts: BTreeMap<String, u64>,
+}
+
+fn views_of() -> String {
+    views::OF.to_owned()
 }
 
 /// What the snapshot on disk reflects.
@@ -114,27 +180,31 @@ impl Mark {
     }
 }
 
-/// A store loaded from a snapshot.
-pub struct Loaded {
-    pub store: MemoryStore,
-    pub info: ImageInfo,
+/// A snapshot on disk whose header was checked against the log; its body is not read yet.
+pub struct Opened {
+    path: PathBuf,
+    header: Header,
+    header_line: Vec<u8>,
+    prefix: [u8; sealed::PREFIX],
+    input: BufReader<File>,
 }
 
-/// The snapshots of one data directory.
-pub struct Snapshots {
+/// The snapshots of one subject in one data directory.
+pub struct Snapshots<S> {
     dir: PathBuf,
     log: String,
     key: XChaCha20Poly1305,
     policy: Policy,
-    metrics: Option<Arc<Metrics>>,
+    metrics: Option<SnapshotMetrics>,
     /// What the file on disk reflects (`None`: there is none).
     mark: Mutex<Option<Mark>>,
+    subject: PhantomData<fn() -> S>,
 }
 
-impl Snapshots {
+impl<S: Subject> Snapshots<S> {
     /// The snapshots in `data_dir` of the log named `log` (`file`, or `kafka:<topic>`): a
     /// snapshot of another log is not used (the data directory served another log before).
-    pub fn new(data_dir: &Path, log: &str, key: XChaCha20Poly1305, policy: Policy) -> Snapshots {
+    pub fn new(data_dir: &Path, log: &str, key: XChaCha20Poly1305, policy: Policy) -> Self {
         Snapshots {
             dir: data_dir.join("snapshots"),
             log: log.to_owned(),
@@ -142,22 +212,23 @@ impl Snapshots {
             policy,
             metrics: None,
             mark: Mutex::new(None),
+            subject: PhantomData,
         }
     }
 
-    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+    pub fn with_metrics(mut self, metrics: SnapshotMetrics) -> Self {
         self.metrics = Some(metrics);
         self
     }
 
     /// The file the latest snapshot is kept in.
     pub fn path(&self) -> PathBuf {
-        self.dir.join(FILE)
+        self.dir.join(S::FILE)
     }
 
     fn set_mark(&self, mark: Option<Mark>) {
         if let Some(m) = &self.metrics {
-            m.snapshot_position
+            m.position
                 .set(mark.as_ref().map_or(0, |k| k.records()) as i64);
         }
         *self.mark.lock().unwrap_or_else(|p| p.into_inner()) = mark;
@@ -167,167 +238,187 @@ impl Snapshots {
         self.mark.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// The views as the latest snapshot holds them, checked against `log`: `None` when there
-    /// is no snapshot or it cannot be used (said in a warning; start-up then replays the
-    /// whole log).
+    /// The subject as the latest snapshot holds it, checked against `log`: `None` when there
+    /// is no snapshot or it cannot be used (said in a warning; the log is then read from its
+    /// start).
+    ///
+    /// Fails as [`Snapshots::open`] does.
+    pub async fn load(&self, log: &dyn EventLog) -> Result<Option<S::Loaded>, SnapshotError> {
+        Ok(match self.open(log).await? {
+            Some(opened) => self.read(opened).await,
+            None => None,
+        })
+    }
+
+    /// The snapshot on disk with its header checked against `log`, its body not read yet:
+    /// `None` when there is none or it cannot be used (said in a warning).
     ///
     /// Fails when the log ends before the snapshot or holds another record where the snapshot
     /// was taken: see [`SnapshotError`].
-    pub async fn load(&self, log: &dyn EventLog) -> Result<Option<Loaded>, SnapshotError> {
+    pub async fn open(&self, log: &dyn EventLog) -> Result<Option<Opened>, SnapshotError> {
         let path = self.path();
-        let started = Instant::now();
-        let read = {
-            let (path, key) = (path.clone(), self.key.clone());
-            tokio::task::spawn_blocking(move || read_file(&path, key)).await
+        let opened = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || open_file(&path)).await
         };
-        let (header, loaded) = match read {
-            Ok(Ok(Some(read))) => read,
+        let opened = match opened {
+            Ok(Ok(Some(opened))) => opened,
             Ok(Ok(None)) => return Ok(None),
             Ok(Err(e)) => {
                 tracing::warn!(
                     path = %path.display(), error = %e,
-                    "the view snapshot cannot be used; replaying the whole log"
+                    "the {} snapshot cannot be used; reading the whole log", S::WHAT
                 );
                 return Ok(None);
             }
             Err(e) => {
-                tracing::warn!(error = %e, "reading the view snapshot failed; replaying the whole log");
+                tracing::warn!(error = %e, "reading the {} snapshot failed; reading the whole log", S::WHAT);
                 return Ok(None);
             }
         };
-        if header.log != self.log {
+        let header = &opened.header;
+        let unusable = if header.of != S::OF {
+            Some(format!("it is a snapshot of {}", header.of))
+        } else if header.format != S::FORMAT {
+            Some(format!(
+                "it is in format {}; this release reads format {}",
+                header.format,
+                S::FORMAT
+            ))
+        } else if header.log != self.log {
+            Some(format!("it was taken of another log ({})", header.log))
+        } else {
+            None
+        };
+        if let Some(why) = unusable {
             tracing::warn!(
-                path = %path.display(), snapshot = %header.log, log = %self.log,
-                "the view snapshot was taken of another log; replaying the whole log"
+                path = %path.display(), why,
+                "the {} snapshot cannot be used; reading the whole log", S::WHAT
             );
             return Ok(None);
         }
-        // Partitions after the last one the views ever saw a record of are not listed.
-        if header.next_positions.len() > log.partitions() as usize {
-            return Err(SnapshotError::Partitions {
-                path,
-                snapshot: header.next_positions.len(),
-                log: log.partitions(),
-            });
-        }
-        for (p, (&next, tail)) in header.next_positions.iter().zip(&header.tails).enumerate() {
-            let Some(before) = next.checked_sub(1) else {
-                continue;
-            };
-            let partition = p as u32;
-            let found = header_at(log, partition, before).await?;
-            match found.first() {
-                None => {
-                    return Err(SnapshotError::LogBehind {
-                        path,
-                        partition,
-                        position: next,
-                        end: log_end(log, partition, before).await?,
-                    });
-                }
-                Some(e) if e.position != before || Some(e.digest) != *tail => {
-                    return Err(SnapshotError::LogDiffers {
-                        path,
-                        partition,
-                        position: before,
-                    })
-                }
-                Some(_) => {}
+        check_against(log, &path, &header.next_positions, &header.tails).await?;
+        Ok(Some(opened))
+    }
+
+    /// Reads the body of a snapshot [`Snapshots::open`] checked: `None` when it does not open
+    /// or does not agree with its header (said in a warning).
+    pub async fn read(&self, opened: Opened) -> Option<S::Loaded> {
+        let started = Instant::now();
+        let key = self.key.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            let path = opened.path.clone();
+            let read = read_body::<S>(opened, key);
+            (path, read)
+        })
+        .await;
+        let (path, (header, loaded)) = match read {
+            Ok((path, Ok(read))) => (path, read),
+            Ok((path, Err(e))) => {
+                tracing::warn!(
+                    path = %path.display(), error = %e,
+                    "the {} snapshot cannot be used; reading the whole log", S::WHAT
+                );
+                return None;
             }
-        }
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the {} snapshot failed; reading the whole log", S::WHAT);
+                return None;
+            }
+        };
         tracing::info!(
             path = %path.display(),
-            users = loaded.info.users,
-            groups = loaded.info.groups,
-            records = loaded.info.next_positions.iter().sum::<u64>(),
+            counts = ?header.counts,
+            records = header.next_positions.iter().sum::<u64>(),
             written_at = %header.written_at,
             elapsed_ms = started.elapsed().as_millis() as u64,
-            "loaded the view snapshot"
+            "loaded the {} snapshot", S::WHAT
         );
         self.set_mark(Some(Mark {
             positions: header.next_positions,
             erasures: header.erasures,
             written: Instant::now(),
         }));
-        Ok(Some(loaded))
+        Some(loaded)
     }
 
-    /// Writes a snapshot of `store` now if anything was folded since the last one (or there
+    /// Writes a snapshot of `subject` now if anything was folded since the last one (or there
     /// is none), waiting for it.
-    pub async fn write_now(&self, store: &Arc<MemoryStore>) {
-        let positions = store.next_positions();
+    pub async fn write_now(&self, subject: &Arc<S>) {
+        let positions = subject.next_positions();
         let current = self.mark();
         let changed = current.is_none_or(|m| m.positions != positions);
         if changed && positions.iter().any(|&p| p > 0) {
-            self.write(store).await;
+            self.write(subject).await;
         }
     }
 
-    /// Writes a snapshot of `store` as it is now; a failure is logged and counted.
-    async fn write(&self, store: &Arc<MemoryStore>) {
+    /// Writes a snapshot of `subject` as it is now; a failure is logged and counted.
+    async fn write(&self, subject: &Arc<S>) {
         let started = Instant::now();
-        let (dir, key, store2) = (self.dir.clone(), self.key.clone(), store.clone());
+        let (dir, key, subject) = (self.dir.clone(), self.key.clone(), subject.clone());
         let log = self.log.clone();
-        let span = tracing::info_span!("snapshot_write");
+        let span = tracing::info_span!("snapshot_write", of = S::OF);
         let written = tokio::task::spawn_blocking(move || {
             let _enter = span.enter();
-            // The views take no new record while they are listed (the store's read lock).
-            let listing = Instant::now();
-            let image = store2.image();
-            let listed = listing.elapsed();
-            write_file(&dir, &log, key, &image, &store2).map(|m| m.map(|m| (m, listed)))
+            let taking = Instant::now();
+            let picture = subject.picture();
+            let taken = taking.elapsed();
+            write_file(&dir, &log, key, &picture, &*subject).map(|m| m.map(|m| (m, taken)))
         })
         .await;
         match written {
-            Ok(Ok(Some((mark, listed)))) => {
+            Ok(Ok(Some((mark, taken)))) => {
                 tracing::info!(
                     records = mark.records(),
-                    listed_ms = listed.as_millis() as u64,
+                    listed_ms = taken.as_millis() as u64,
                     elapsed_ms = started.elapsed().as_millis() as u64,
-                    "wrote a view snapshot"
+                    "wrote a {} snapshot",
+                    S::WHAT
                 );
                 if let Some(m) = &self.metrics {
-                    m.snapshots_written.inc();
+                    m.written.inc();
                 }
                 self.set_mark(Some(mark));
             }
             Ok(Ok(None)) => {
                 tracing::info!(
-                    "a view snapshot was dropped: the views folded an erasure while it was written"
+                    "a {} snapshot was dropped: an erasure was folded while it was written",
+                    S::WHAT
                 );
             }
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, "writing a view snapshot failed");
+                tracing::warn!(error = %e, "writing a {} snapshot failed", S::WHAT);
                 if let Some(m) = &self.metrics {
-                    m.snapshot_failures.inc();
+                    m.failures.inc();
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "writing a view snapshot failed"),
+            Err(e) => tracing::warn!(error = %e, "writing a {} snapshot failed", S::WHAT),
         }
     }
 
-    /// Deletes the snapshot on disk (it reflects fewer erasures than the views).
+    /// Deletes the snapshot on disk (it reflects fewer erasures than its subject).
     fn forget(&self) {
         match std::fs::remove_file(self.path()) {
-            Ok(()) => tracing::info!("deleted the view snapshot: it predates an erasure"),
+            Ok(()) => tracing::info!("deleted the {} snapshot: it predates an erasure", S::WHAT),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
-                tracing::error!(error = %e, "deleting the view snapshot that predates an erasure failed")
+                tracing::error!(error = %e, "deleting the {} snapshot that predates an erasure failed", S::WHAT)
             }
         }
         self.set_mark(None);
     }
 
-    /// One look at the views: deletes a snapshot an erasure made stale, writes one when due.
-    async fn tick(&self, store: &Arc<MemoryStore>) {
+    /// One look at `subject`: deletes a snapshot an erasure made stale, writes one when due.
+    async fn tick(&self, subject: &Arc<S>) {
         let mark = self.mark();
         if let Some(m) = &mark {
-            if store.erasures() > m.erasures {
+            if subject.erasures() > m.erasures {
                 self.forget();
-                // Without a snapshot, the next start would replay everything: write one now
+                // Without a snapshot, the next start would read everything: write one now
                 // (unless snapshots are off).
                 if self.policy.every_records > 0 {
-                    self.write(store).await;
+                    self.write(subject).await;
                 }
                 return;
             }
@@ -335,32 +426,152 @@ impl Snapshots {
         if self.policy.every_records == 0 {
             return;
         }
-        let folded: u64 = store.next_positions().iter().sum();
+        let folded: u64 = subject.next_positions().iter().sum();
         let (since, waited) = match &mark {
             Some(m) => (folded.saturating_sub(m.records()), m.written.elapsed()),
             None => (folded, Duration::MAX),
         };
         if since >= self.policy.every_records && waited >= self.policy.min_interval {
-            self.write(store).await;
+            self.write(subject).await;
         }
     }
+}
 
-    /// Looks at `store` every second until `stop` fires, writing snapshots as they fall due.
+/// The log must hold, before each partition's `next_positions`, the record whose digest is
+/// the snapshot's tail there.
+///
+/// Fails when it ends before or holds another record: see [`SnapshotError`].
+async fn check_against(
+    log: &dyn EventLog,
+    path: &Path,
+    next_positions: &[u64],
+    tails: &[Option<Digest>],
+) -> Result<(), SnapshotError> {
+    // Partitions after the last one the subject ever saw a record of are not listed.
+    if next_positions.len() > log.partitions() as usize {
+        return Err(SnapshotError::Partitions {
+            path: path.to_owned(),
+            snapshot: next_positions.len(),
+            log: log.partitions(),
+        });
+    }
+    for (p, (&next, tail)) in next_positions.iter().zip(tails).enumerate() {
+        let Some(before) = next.checked_sub(1) else {
+            continue;
+        };
+        let partition = p as u32;
+        let found = header_at(log, partition, before).await?;
+        match found.first() {
+            None => {
+                return Err(SnapshotError::LogBehind {
+                    path: path.to_owned(),
+                    partition,
+                    position: next,
+                    end: log_end(log, partition, before).await?,
+                });
+            }
+            Some(e) if e.position != before || Some(e.digest) != *tail => {
+                return Err(SnapshotError::LogDiffers {
+                    path: path.to_owned(),
+                    partition,
+                    position: before,
+                })
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// One subject and its snapshots, as the background task sees them.
+#[async_trait::async_trait]
+trait Due: Send + Sync {
+    async fn tick(&self);
+    async fn finish(&self);
+}
+
+struct Bound<S: Subject> {
+    snapshots: Arc<Snapshots<S>>,
+    subject: Arc<S>,
+}
+
+#[async_trait::async_trait]
+impl<S: Subject> Due for Bound<S> {
+    async fn tick(&self) {
+        self.snapshots.tick(&self.subject).await;
+    }
+
+    async fn finish(&self) {
+        if self.snapshots.policy.every_records > 0 {
+            self.snapshots.write_now(&self.subject).await;
+        }
+    }
+}
+
+/// The snapshots of a serving process: one background task that looks at every subject in
+/// turn (so that two snapshots are never written at once), and the last snapshots at stop.
+pub struct Running {
+    subjects: Arc<Mutex<Vec<Arc<dyn Due>>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Starts writing snapshots of the views in `store` until `stop` fires.
     pub fn start(
-        self: &Arc<Self>,
-        store: Arc<MemoryStore>,
+        snapshots: Arc<Snapshots<roster_projections::MemoryStore>>,
+        store: Arc<roster_projections::MemoryStore>,
         mut stop: watch::Receiver<bool>,
-    ) -> tokio::task::JoinHandle<()> {
-        let this = self.clone();
-        tokio::spawn(async move {
+    ) -> Running {
+        let first: Arc<dyn Due> = Arc::new(Bound {
+            snapshots,
+            subject: store,
+        });
+        let subjects = Arc::new(Mutex::new(vec![first]));
+        let looked_at = subjects.clone();
+        let task = tokio::spawn(async move {
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(TICK) => {}
                     _ = stop.wait_for(|s| *s) => return,
                 }
-                this.tick(&store).await;
+                let now: Vec<_> = looked_at.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                for subject in now {
+                    subject.tick().await;
+                }
             }
-        })
+        });
+        Running { subjects, task }
+    }
+
+    /// A handle to add subjects by, for a task that outlives the caller's borrow.
+    pub fn adder(&self) -> Adder {
+        Adder(self.subjects.clone())
+    }
+
+    /// After the stop signal and the projectors' stop: waits for the task, then writes a
+    /// last snapshot of every subject that moved since its last one, so the next start reads
+    /// nothing more from the log.
+    pub async fn finish(self) {
+        let _ = self.task.await;
+        let now: Vec<_> = self
+            .subjects
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for subject in now {
+            subject.finish().await;
+        }
+    }
+}
+
+/// Adds subjects to a [`Running`] from another task.
+#[derive(Clone)]
+pub struct Adder(Arc<Mutex<Vec<Arc<dyn Due>>>>);
+
+impl Adder {
+    pub fn add<S: Subject>(&self, snapshots: Arc<Snapshots<S>>, subject: Arc<S>) {
+        let due: Arc<dyn Due> = Arc::new(Bound { snapshots, subject });
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(due);
     }
 }
 
@@ -400,9 +611,9 @@ async fn log_end(log: &dyn EventLog, partition: u32, missing: u64) -> Result<u64
     Ok(lo)
 }
 
-/// Reads and opens the snapshot at `path`: `None` when there is none.
-fn read_file(path: &Path, key: XChaCha20Poly1305) -> anyhow::Result<Option<(Header, Loaded)>> {
-    let file = match std::fs::File::open(path) {
+/// Opens the snapshot at `path` and reads its clear header: `None` when there is none.
+fn open_file(path: &Path) -> anyhow::Result<Option<Opened>> {
+    let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e.into()),
@@ -410,100 +621,87 @@ fn read_file(path: &Path, key: XChaCha20Poly1305) -> anyhow::Result<Option<(Head
     let mut input = BufReader::with_capacity(1 << 20, file);
     let (header_line, prefix) = sealed::read_header(&mut input)?;
     let header: Header = serde_json::from_slice(&header_line)?;
-    anyhow::ensure!(
-        header.format == IMAGE_FORMAT,
-        "the snapshot is in format {}; this release reads format {IMAGE_FORMAT}",
-        header.format
-    );
-    let body = sealed::SealedReader::new(input, key, &header_line, prefix);
-    let (store, info) = MemoryStore::read_image(BufReader::with_capacity(1 << 20, body))?;
-    anyhow::ensure!(
-        info.next_positions == header.next_positions
-            && info.tails == header.tails
-            && info.erasures == header.erasures,
-        "the snapshot's header and body disagree"
-    );
-    Ok(Some((header, Loaded { store, info })))
+    Ok(Some(Opened {
+        path: path.to_owned(),
+        header,
+        header_line,
+        prefix,
+        input,
+    }))
 }
 
-/// Writes `image` sealed into `dir`, synced, then renamed over the previous snapshot. `None`
-/// when `store` folded an erasure the image predates while it was written (the file is
-/// dropped).
-fn write_file(
+/// Opens and reads the body of `opened`, which must agree with its header.
+fn read_body<S: Subject>(
+    opened: Opened,
+    key: XChaCha20Poly1305,
+) -> anyhow::Result<(Header, S::Loaded)> {
+    let Opened {
+        header,
+        header_line,
+        prefix,
+        input,
+        ..
+    } = opened;
+    let body = sealed::SealedReader::new(input, key, &header_line, prefix);
+    let (loaded, reflects) = S::read_body(BufReader::with_capacity(1 << 20, body))?;
+    anyhow::ensure!(
+        reflects.next_positions == header.next_positions
+            && reflects.tails == header.tails
+            && reflects.erasures == header.erasures,
+        "the snapshot's header and body disagree"
+    );
+    Ok((header, loaded))
+}
+
+/// Writes `picture` sealed into `dir`, synced, then renamed over the previous snapshot.
+/// `None` when `subject` folded an erasure the picture predates while it was written (the
+/// file is dropped).
+fn write_file<S: Subject>(
     dir: &Path,
     log: &str,
     key: XChaCha20Poly1305,
-    image: &Image,
-    store: &MemoryStore,
+    picture: &S::Picture,
+    subject: &S,
 ) -> std::io::Result<Option<Mark>> {
     crate::datadir::create_dir(dir)?;
-    let partial = dir.join(PARTIAL);
+    let partial = dir.join(format!("{}.partial", S::FILE));
     let file = crate::datadir::file_options()
         .write(true)
         .create(true)
         .truncate(true)
         .open(&partial)?;
-    let (users, groups) = image.counts();
+    let reflects = picture.reflects();
     let header = Header {
-        format: IMAGE_FORMAT,
+        format: S::FORMAT,
+        of: S::OF.to_owned(),
         log: log.to_owned(),
         release: env!("CARGO_PKG_VERSION").to_owned(),
         written_at: chrono::Utc::now(),
-        next_positions: image.next_positions.clone(),
-        tails: image.tails.clone(),
-        erasures: image.erasures,
-        users,
-        groups,
+        next_positions: reflects.next_positions.clone(),
+        tails: reflects.tails,
+        erasures: reflects.erasures,
+        counts: reflects.counts,
     };
     let header_line = serde_json::to_vec(&header)?;
     let out = BufWriter::with_capacity(1 << 20, file);
     let mut sealer = sealed::SealedWriter::new(out, key, &header_line)?;
-    image.write_to(BufWriter::with_capacity(64 << 10, &mut sealer))?;
+    {
+        let mut body = BufWriter::with_capacity(64 << 10, &mut sealer);
+        picture.write_body(&mut body)?;
+        body.flush()?;
+    }
     let file = sealer.finish()?.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()?;
     drop(file);
-    if store.erasures() > image.erasures {
+    if subject.erasures() > header.erasures {
         std::fs::remove_file(&partial)?;
         return Ok(None);
     }
-    std::fs::rename(&partial, dir.join(FILE))?;
-    std::fs::File::open(dir)?.sync_all()?;
+    std::fs::rename(&partial, dir.join(S::FILE))?;
+    File::open(dir)?.sync_all()?;
     Ok(Some(Mark {
-        positions: image.next_positions.clone(),
-        erasures: image.erasures,
+        positions: header.next_positions,
+        erasures: header.erasures,
         written: Instant::now(),
     }))
-}
-
-/// The snapshots of a serving process: the background task, and the last snapshot at stop.
-pub struct Running {
-    snapshots: Arc<Snapshots>,
-    store: Arc<MemoryStore>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Running {
-    /// Starts writing snapshots of `store` until `stop` fires.
-    pub fn start(
-        snapshots: Arc<Snapshots>,
-        store: Arc<MemoryStore>,
-        stop: watch::Receiver<bool>,
-    ) -> Running {
-        let task = snapshots.start(store.clone(), stop);
-        Running {
-            snapshots,
-            store,
-            task,
-        }
-    }
-
-    /// After the stop signal and the projectors' stop: waits for the task, then writes a
-    /// last snapshot if the views moved since the last one, so the next start replays
-    /// nothing.
-    pub async fn finish(self) {
-        let _ = self.task.await;
-        if self.snapshots.policy.every_records > 0 {
-            self.snapshots.write_now(&self.store).await;
-        }
-    }
 }

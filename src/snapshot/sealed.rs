@@ -17,7 +17,7 @@ const MAGIC: &[u8] = b"ROSTER VIEW SNAPSHOT\n";
 /// Plain bytes per chunk.
 const CHUNK: usize = 1 << 20;
 /// The STREAM nonce prefix: XChaCha's 24 bytes less the 5 of counter and last flag.
-const PREFIX: usize = 19;
+pub const PREFIX: usize = 19;
 /// The longest header line read.
 const MAX_HEADER: u64 = 64 << 10;
 const TAG: usize = 16;
