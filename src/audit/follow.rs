@@ -41,8 +41,24 @@ impl Audit {
         self.read().partitions[partition as usize].next
     }
 
-    /// Folds consecutive `entries` (those before the index's next position are passed over).
-    fn fold(&self, partition: u32, entries: &[LogEntry]) {
+    /// Folds consecutive `entries` (those before the index's next position are passed over)
+    /// on a blocking thread: a batch holds the index's lock, and growing the index's tables
+    /// now and then takes long enough (a hash table of a million resources rehashed) that a
+    /// worker thread must not wait for it.
+    async fn fold(self: &Arc<Self>, partition: u32, entries: Vec<LogEntry>) {
+        let audit = self.clone();
+        let span = tracing::Span::current();
+        let folded = tokio::task::spawn_blocking(move || {
+            let _enter = span.enter();
+            audit.fold_now(partition, &entries)
+        })
+        .await;
+        if let Err(e) = folded {
+            tracing::error!(partition, error = %e, "folding a batch into the audit index failed");
+        }
+    }
+
+    fn fold_now(&self, partition: u32, entries: &[LogEntry]) {
         let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
             return;
         };
@@ -68,7 +84,7 @@ impl Audit {
     ///
     /// Fails when the log cannot be read.
     async fn fold_from_log(
-        &self,
+        self: &Arc<Self>,
         partition: u32,
         below: Option<u64>,
     ) -> Result<bool, crate::log::LogError> {
@@ -80,11 +96,12 @@ impl Audit {
             return Ok(false);
         }
         let entries = self.log.read(partition, next, max).await?;
-        self.fold(partition, &entries);
-        Ok(!entries.is_empty())
+        let found = !entries.is_empty();
+        self.fold(partition, entries).await;
+        Ok(found)
     }
 
-    async fn run_follower(&self, partition: u32, mut stop: watch::Receiver<bool>) {
+    async fn run_follower(self: &Arc<Self>, partition: u32, mut stop: watch::Receiver<bool>) {
         let mut end = self.log.end(partition);
         loop {
             let next = self.next(partition);
@@ -109,7 +126,12 @@ impl Audit {
         }
     }
 
-    async fn run_tapped(&self, partition: u32, mut tap: Tap, mut stop: watch::Receiver<bool>) {
+    async fn run_tapped(
+        self: &Arc<Self>,
+        partition: u32,
+        mut tap: Tap,
+        mut stop: watch::Receiver<bool>,
+    ) {
         // A batch handed over after a gap, waiting for the log to fill the gap.
         let mut held: Option<Vec<LogEntry>> = None;
         loop {
@@ -141,7 +163,7 @@ impl Audit {
                 continue;
             }
             if let Some(batch) = held.take() {
-                self.fold(partition, &batch);
+                self.fold(partition, batch).await;
                 continue;
             }
             tokio::select! {

@@ -17,6 +17,7 @@
 //! from the entries (the lists by resource, actor and token, the running latest time) is
 //! derived again on reading ([`PartitionIndex::restored`]).
 
+use super::chunked::Chunked;
 use super::index::{Entry, Folded, Interner, PartitionIndex, Sym, NONE, NO_ENTRY};
 use super::{Audit, State};
 use roster_events::chain::Digest;
@@ -133,8 +134,12 @@ impl Picture {
                 let to = (from + CHUNK).min(total);
                 let bytes = {
                     let state = self.audit.read();
-                    let chunk = &state.partitions[p].entries[from..to];
-                    for e in chunk {
+                    let chunk: Vec<&Entry> = state.partitions[p]
+                        .entries
+                        .slices(from, to)
+                        .flatten()
+                        .collect();
+                    for e in &chunk {
                         for sym in syms(e) {
                             if let Some(n) = named.get_mut(sym as usize) {
                                 *n = true;
@@ -185,14 +190,16 @@ pub fn read(input: &mut impl Read) -> anyhow::Result<(Restored, Reflected)> {
     let mut entries_of = Vec::with_capacity(head.partitions.len());
     for p in &head.partitions {
         let total = p.entries as usize;
-        let mut entries: Vec<Entry> = Vec::with_capacity(total);
+        let mut entries: Chunked<Entry> = Chunked::default();
         while entries.len() < total {
             let chunk: Vec<Entry> = next(input, &mut buf)?;
             anyhow::ensure!(
                 !chunk.is_empty() && entries.len() + chunk.len() <= total,
                 "a partition holds more entries than its head says"
             );
-            entries.extend(chunk);
+            for e in chunk {
+                entries.push(e);
+            }
         }
         entries_of.push(entries);
     }
@@ -265,7 +272,7 @@ fn syms(e: &Entry) -> [Sym; 7] {
 
 /// Refuses entries that name a string the index does not hold or point to a later entry: a
 /// query would fail on them.
-fn fits(entries: &[Entry], strings: u64) -> anyhow::Result<()> {
+fn fits(entries: &Chunked<Entry>, strings: u64) -> anyhow::Result<()> {
     for (i, e) in entries.iter().enumerate() {
         anyhow::ensure!(
             syms(e).iter().all(|&s| u64::from(s) <= strings),

@@ -6,6 +6,7 @@
 //! Validity is the log's own rule ([`ChainState::admit`]): an event of a record that lost its
 //! directory's race never happened, and is not in the audit trail.
 
+use super::chunked::Chunked;
 use roster_events::chain::Digest;
 use roster_events::{ChainState, ResourceType, EVENT_TYPES};
 pub use roster_projections::audit::{correlation_key, ActorKind};
@@ -164,10 +165,10 @@ pub struct Resource {
 /// The index of one log partition.
 #[derive(Debug, Default, PartialEq)]
 pub struct PartitionIndex {
-    pub entries: Vec<Entry>,
+    pub entries: Chunked<Entry>,
     /// `max_time[i]` is the latest time among entries `0..=i`: the first entry at or after a
     /// time is found by binary search even when clocks of several writers disagree.
-    max_time: Vec<i64>,
+    max_time: Chunked<i64>,
     pub by_resource: HashMap<Uuid, Resource>,
     pub by_actor: HashMap<Sym, Vec<u32>>,
     pub by_token: HashMap<Sym, Vec<u32>>,
@@ -198,13 +199,12 @@ impl PartitionIndex {
     /// The index a fold that got to `folded` with `entries` made: the lists by resource, actor
     /// and token and the running latest time are derived from the entries as [`Self::apply`]
     /// derives them.
-    pub fn restored(folded: Folded, entries: Vec<Entry>) -> PartitionIndex {
+    pub fn restored(folded: Folded, entries: Chunked<Entry>) -> PartitionIndex {
         let mut index = PartitionIndex {
             next: folded.next,
             tail: folded.tail,
             erasures: folded.erasures,
             chain: folded.chain,
-            max_time: Vec::with_capacity(entries.len()),
             ..PartitionIndex::default()
         };
         let mut latest = i64::MIN;

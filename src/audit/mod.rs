@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod activity;
+mod chunked;
 mod follow;
 pub mod image;
 pub mod index;

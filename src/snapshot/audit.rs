@@ -14,7 +14,7 @@ use std::sync::Arc;
 impl Subject for Audit {
     const FILE: &'static str = "audit.snap";
     const OF: &'static str = "audit";
-    const WHAT: &'static str = "audit index";
+    const WHAT: &'static str = "snapshot of the audit index";
     const FORMAT: u32 = image::FORMAT;
     type Picture = image::Picture;
     type Loaded = Restored;

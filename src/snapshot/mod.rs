@@ -47,7 +47,7 @@ pub trait Subject: Send + Sync + 'static {
     const FILE: &'static str;
     /// What the header says the snapshot is of: a file of another subject is not used.
     const OF: &'static str;
-    /// What messages call it.
+    /// What messages call one of its snapshots.
     const WHAT: &'static str;
     /// The version of its body; a snapshot in another one is set aside.
     const FORMAT: u32;
@@ -267,12 +267,12 @@ impl<S: Subject> Snapshots<S> {
             Ok(Err(e)) => {
                 tracing::warn!(
                     path = %path.display(), error = %e,
-                    "the {} snapshot cannot be used; reading the whole log", S::WHAT
+                    "the {} cannot be used; reading the whole log", S::WHAT
                 );
                 return Ok(None);
             }
             Err(e) => {
-                tracing::warn!(error = %e, "reading the {} snapshot failed; reading the whole log", S::WHAT);
+                tracing::warn!(error = %e, "reading the {} failed; reading the whole log", S::WHAT);
                 return Ok(None);
             }
         };
@@ -293,7 +293,7 @@ impl<S: Subject> Snapshots<S> {
         if let Some(why) = unusable {
             tracing::warn!(
                 path = %path.display(), why,
-                "the {} snapshot cannot be used; reading the whole log", S::WHAT
+                "the {} cannot be used; reading the whole log", S::WHAT
             );
             return Ok(None);
         }
@@ -317,12 +317,12 @@ impl<S: Subject> Snapshots<S> {
             Ok((path, Err(e))) => {
                 tracing::warn!(
                     path = %path.display(), error = %e,
-                    "the {} snapshot cannot be used; reading the whole log", S::WHAT
+                    "the {} cannot be used; reading the whole log", S::WHAT
                 );
                 return None;
             }
             Err(e) => {
-                tracing::warn!(error = %e, "reading the {} snapshot failed; reading the whole log", S::WHAT);
+                tracing::warn!(error = %e, "reading the {} failed; reading the whole log", S::WHAT);
                 return None;
             }
         };
@@ -332,7 +332,7 @@ impl<S: Subject> Snapshots<S> {
             records = header.next_positions.iter().sum::<u64>(),
             written_at = %header.written_at,
             elapsed_ms = started.elapsed().as_millis() as u64,
-            "loaded the {} snapshot", S::WHAT
+            "loaded the {}", S::WHAT
         );
         self.set_mark(Some(Mark {
             positions: header.next_positions,
@@ -373,7 +373,7 @@ impl<S: Subject> Snapshots<S> {
                     records = mark.records(),
                     listed_ms = taken.as_millis() as u64,
                     elapsed_ms = started.elapsed().as_millis() as u64,
-                    "wrote a {} snapshot",
+                    "wrote a {}",
                     S::WHAT
                 );
                 if let Some(m) = &self.metrics {
@@ -383,27 +383,27 @@ impl<S: Subject> Snapshots<S> {
             }
             Ok(Ok(None)) => {
                 tracing::info!(
-                    "a {} snapshot was dropped: an erasure was folded while it was written",
+                    "a {} was dropped: an erasure was folded while it was written",
                     S::WHAT
                 );
             }
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, "writing a {} snapshot failed", S::WHAT);
+                tracing::warn!(error = %e, "writing a {} failed", S::WHAT);
                 if let Some(m) = &self.metrics {
                     m.failures.inc();
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "writing a {} snapshot failed", S::WHAT),
+            Err(e) => tracing::warn!(error = %e, "writing a {} failed", S::WHAT),
         }
     }
 
     /// Deletes the snapshot on disk (it reflects fewer erasures than its subject).
     fn forget(&self) {
         match std::fs::remove_file(self.path()) {
-            Ok(()) => tracing::info!("deleted the {} snapshot: it predates an erasure", S::WHAT),
+            Ok(()) => tracing::info!("deleted the {}: it predates an erasure", S::WHAT),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
-                tracing::error!(error = %e, "deleting the {} snapshot that predates an erasure failed", S::WHAT)
+                tracing::error!(error = %e, "deleting the {} that predates an erasure failed", S::WHAT)
             }
         }
         self.set_mark(None);

@@ -14,7 +14,7 @@ pub const OF: &str = "views";
 impl Subject for MemoryStore {
     const FILE: &'static str = "views.snap";
     const OF: &'static str = OF;
-    const WHAT: &'static str = "view";
+    const WHAT: &'static str = "view snapshot";
     const FORMAT: u32 = IMAGE_FORMAT;
     type Picture = Image;
     type Loaded = MemoryStore;
