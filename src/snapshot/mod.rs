@@ -21,25 +21,27 @@
 //!   folding the erasure, and a new one is written without the person.
 
 pub mod audit;
+mod check;
+mod file;
+mod running;
 pub mod sealed;
 pub mod views;
 
-use crate::log::{EventLog, HeaderEntry, LogError};
+pub use check::SnapshotError;
+pub use file::Opened;
+pub use running::{Adder, Running};
+
+use crate::log::EventLog;
 use crate::metrics::SnapshotMetrics;
 use chacha20poly1305::XChaCha20Poly1305;
+use file::{open_file, read_body, write_file};
 use roster_events::chain::Digest;
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufRead, Write};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
-
-/// How often the background task looks at its subjects.
-const TICK: Duration = Duration::from_secs(1);
 
 /// What a snapshot is taken of.
 pub trait Subject: Send + Sync + 'static {
@@ -99,73 +101,6 @@ pub struct Policy {
     pub min_interval: Duration,
 }
 
-/// Why start-up cannot use the log with the snapshot it has.
-#[derive(Debug, thiserror::Error)]
-pub enum SnapshotError {
-    #[error(
-        "the snapshot {path} reflects partition {partition} up to position {position}, \
-         but the log ends at {end}: the log lost records that were acknowledged. Restore the \
-         log from a backup; to start from the log as it is instead, move the snapshots in {} \
-         away (they are caches of the log)", dir_of(.path)
-    )]
-    LogBehind {
-        path: PathBuf,
-        partition: u32,
-        position: u64,
-        end: u64,
-    },
-    #[error(
-        "the snapshot {path} was taken after another record at position {position} of \
-         partition {partition} than the log holds there: the log was replaced or changed since. \
-         Point Roster at the log the snapshot was taken of; to start from this log instead, \
-         move the snapshots in {} away (they are caches of the log)", dir_of(.path)
-    )]
-    LogDiffers {
-        path: PathBuf,
-        partition: u32,
-        position: u64,
-    },
-    #[error(
-        "the snapshot {path} lists {snapshot} partitions; this log has only {log}. Point \
-         Roster at the log the snapshot was taken of; to start from this log \
-         instead, move the snapshots in {} away (they are caches of the log)", dir_of(.path)
-    )]
-    Partitions {
-        path: PathBuf,
-        snapshot: usize,
-        log: u32,
-    },
-    #[error("reading the log to check a snapshot: {0}")]
-    Log(#[from] LogError),
-}
-
-/// The directory a snapshot file is in.
-fn dir_of(path: &Path) -> std::path::Display<'_> {
-    path.parent().unwrap_or(path).display()
-}
-
-/// The clear header of a snapshot file: what it is of and what it reflects.
-#[derive(Debug, Serialize, Deserialize)]
-struct Header {
-    format: u32,
-    /// [`Subject::OF`] (absent in view snapshots of releases before the audit index had any).
-    #[serde(default = "views_of")]
-    of: String,
-    /// Which log it was taken of ([`Snapshots::new`]'s `log`).
-    log: String,
-    release: String,
-    written_at: chrono::DateTime<chrono::Utc>,
-    next_positions: Vec<u64>,
-    tails: Vec<Option<Digest>>,
-    erasures: u64,
-    #[serde(flatten)]
-    counts: BTreeMap<String, u64>,
-}
-
-fn views_of() -> String {
-    views::OF.to_owned()
-}
-
 /// What the snapshot on disk reflects.
 #[derive(Clone, Debug)]
 struct Mark {
@@ -178,15 +113,6 @@ impl Mark {
     fn records(&self) -> u64 {
         self.positions.iter().sum()
     }
-}
-
-/// A snapshot on disk whose header was checked against the log; its body is not read yet.
-pub struct Opened {
-    path: PathBuf,
-    header: Header,
-    header_line: Vec<u8>,
-    prefix: [u8; sealed::PREFIX],
-    input: BufReader<File>,
 }
 
 /// The snapshots of one subject in one data directory.
@@ -297,7 +223,7 @@ impl<S: Subject> Snapshots<S> {
             );
             return Ok(None);
         }
-        check_against(log, &path, &header.next_positions, &header.tails).await?;
+        check::check_against(log, &path, &header.next_positions, &header.tails).await?;
         Ok(Some(opened))
     }
 
@@ -435,273 +361,4 @@ impl<S: Subject> Snapshots<S> {
             self.write(subject).await;
         }
     }
-}
-
-/// The log must hold, before each partition's `next_positions`, the record whose digest is
-/// the snapshot's tail there.
-///
-/// Fails when it ends before or holds another record: see [`SnapshotError`].
-async fn check_against(
-    log: &dyn EventLog,
-    path: &Path,
-    next_positions: &[u64],
-    tails: &[Option<Digest>],
-) -> Result<(), SnapshotError> {
-    // Partitions after the last one the subject ever saw a record of are not listed.
-    if next_positions.len() > log.partitions() as usize {
-        return Err(SnapshotError::Partitions {
-            path: path.to_owned(),
-            snapshot: next_positions.len(),
-            log: log.partitions(),
-        });
-    }
-    for (p, (&next, tail)) in next_positions.iter().zip(tails).enumerate() {
-        let Some(before) = next.checked_sub(1) else {
-            continue;
-        };
-        let partition = p as u32;
-        let found = header_at(log, partition, before).await?;
-        match found.first() {
-            None => {
-                return Err(SnapshotError::LogBehind {
-                    path: path.to_owned(),
-                    partition,
-                    position: next,
-                    end: log_end(log, partition, before).await?,
-                });
-            }
-            Some(e) if e.position != before || Some(e.digest) != *tail => {
-                return Err(SnapshotError::LogDiffers {
-                    path: path.to_owned(),
-                    partition,
-                    position: before,
-                })
-            }
-            Some(_) => {}
-        }
-    }
-    Ok(())
-}
-
-/// One subject and its snapshots, as the background task sees them.
-#[async_trait::async_trait]
-trait Due: Send + Sync {
-    async fn tick(&self);
-    async fn finish(&self);
-}
-
-struct Bound<S: Subject> {
-    snapshots: Arc<Snapshots<S>>,
-    subject: Arc<S>,
-}
-
-#[async_trait::async_trait]
-impl<S: Subject> Due for Bound<S> {
-    async fn tick(&self) {
-        self.snapshots.tick(&self.subject).await;
-    }
-
-    async fn finish(&self) {
-        if self.snapshots.policy.every_records > 0 {
-            self.snapshots.write_now(&self.subject).await;
-        }
-    }
-}
-
-/// The snapshots of a serving process: one background task that looks at every subject in
-/// turn (so that two snapshots are never written at once), and the last snapshots at stop.
-pub struct Running {
-    subjects: Arc<Mutex<Vec<Arc<dyn Due>>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Running {
-    /// Starts writing snapshots of the views in `store` until `stop` fires.
-    pub fn start(
-        snapshots: Arc<Snapshots<roster_projections::MemoryStore>>,
-        store: Arc<roster_projections::MemoryStore>,
-        mut stop: watch::Receiver<bool>,
-    ) -> Running {
-        let first: Arc<dyn Due> = Arc::new(Bound {
-            snapshots,
-            subject: store,
-        });
-        let subjects = Arc::new(Mutex::new(vec![first]));
-        let looked_at = subjects.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = tokio::time::sleep(TICK) => {}
-                    _ = stop.wait_for(|s| *s) => return,
-                }
-                let now: Vec<_> = looked_at.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                for subject in now {
-                    subject.tick().await;
-                }
-            }
-        });
-        Running { subjects, task }
-    }
-
-    /// A handle to add subjects by, for a task that outlives the caller's borrow.
-    pub fn adder(&self) -> Adder {
-        Adder(self.subjects.clone())
-    }
-
-    /// After the stop signal and the projectors' stop: waits for the task, then writes a
-    /// last snapshot of every subject that moved since its last one, so the next start reads
-    /// nothing more from the log.
-    pub async fn finish(self) {
-        let _ = self.task.await;
-        let now: Vec<_> = self
-            .subjects
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        for subject in now {
-            subject.finish().await;
-        }
-    }
-}
-
-/// Adds subjects to a [`Running`] from another task.
-#[derive(Clone)]
-pub struct Adder(Arc<Mutex<Vec<Arc<dyn Due>>>>);
-
-impl Adder {
-    pub fn add<S: Subject>(&self, snapshots: Arc<Snapshots<S>>, subject: Arc<S>) {
-        let due: Arc<dyn Due> = Arc::new(Bound { snapshots, subject });
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(due);
-    }
-}
-
-/// How many times an empty answer for the record a snapshot was taken after is asked again.
-const HEADER_TRIES: usize = 3;
-
-/// The header at `position` of `partition`, if the log has it. A read of a networked log may
-/// come back empty before the brokers answered: an empty answer is asked again before the log
-/// is taken to end there.
-async fn header_at(
-    log: &dyn EventLog,
-    partition: u32,
-    position: u64,
-) -> Result<Vec<HeaderEntry>, LogError> {
-    let mut found = Vec::new();
-    for _ in 0..HEADER_TRIES {
-        found = log.read_headers(partition, position, 1).await?;
-        if !found.is_empty() {
-            break;
-        }
-    }
-    Ok(found)
-}
-
-/// The position after the last record of `partition`, knowing there is none at `missing`.
-async fn log_end(log: &dyn EventLog, partition: u32, missing: u64) -> Result<u64, LogError> {
-    // Binary search for the first position with no record (records are dense from 0).
-    let (mut lo, mut hi) = (0u64, missing);
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        if log.read_headers(partition, mid, 1).await?.is_empty() {
-            hi = mid;
-        } else {
-            lo = mid + 1;
-        }
-    }
-    Ok(lo)
-}
-
-/// Opens the snapshot at `path` and reads its clear header: `None` when there is none.
-fn open_file(path: &Path) -> anyhow::Result<Option<Opened>> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    let mut input = BufReader::with_capacity(1 << 20, file);
-    let (header_line, prefix) = sealed::read_header(&mut input)?;
-    let header: Header = serde_json::from_slice(&header_line)?;
-    Ok(Some(Opened {
-        path: path.to_owned(),
-        header,
-        header_line,
-        prefix,
-        input,
-    }))
-}
-
-/// Opens and reads the body of `opened`, which must agree with its header.
-fn read_body<S: Subject>(
-    opened: Opened,
-    key: XChaCha20Poly1305,
-) -> anyhow::Result<(Header, S::Loaded)> {
-    let Opened {
-        header,
-        header_line,
-        prefix,
-        input,
-        ..
-    } = opened;
-    let body = sealed::SealedReader::new(input, key, &header_line, prefix);
-    let (loaded, reflects) = S::read_body(BufReader::with_capacity(1 << 20, body))?;
-    anyhow::ensure!(
-        reflects.next_positions == header.next_positions
-            && reflects.tails == header.tails
-            && reflects.erasures == header.erasures,
-        "the snapshot's header and body disagree"
-    );
-    Ok((header, loaded))
-}
-
-/// Writes `picture` sealed into `dir`, synced, then renamed over the previous snapshot.
-/// `None` when `subject` folded an erasure the picture predates while it was written (the
-/// file is dropped).
-fn write_file<S: Subject>(
-    dir: &Path,
-    log: &str,
-    key: XChaCha20Poly1305,
-    picture: &S::Picture,
-    subject: &S,
-) -> std::io::Result<Option<Mark>> {
-    crate::datadir::create_dir(dir)?;
-    let partial = dir.join(format!("{}.partial", S::FILE));
-    let file = crate::datadir::file_options()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&partial)?;
-    let reflects = picture.reflects();
-    let header = Header {
-        format: S::FORMAT,
-        of: S::OF.to_owned(),
-        log: log.to_owned(),
-        release: env!("CARGO_PKG_VERSION").to_owned(),
-        written_at: chrono::Utc::now(),
-        next_positions: reflects.next_positions.clone(),
-        tails: reflects.tails,
-        erasures: reflects.erasures,
-        counts: reflects.counts,
-    };
-    let header_line = serde_json::to_vec(&header)?;
-    let out = BufWriter::with_capacity(1 << 20, file);
-    let mut sealer = sealed::SealedWriter::new(out, key, &header_line)?;
-    {
-        let mut body = BufWriter::with_capacity(64 << 10, &mut sealer);
-        picture.write_body(&mut body)?;
-        body.flush()?;
-    }
-    let file = sealer.finish()?.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()?;
-    drop(file);
-    if subject.erasures() > header.erasures {
-        std::fs::remove_file(&partial)?;
-        return Ok(None);
-    }
-    std::fs::rename(&partial, dir.join(S::FILE))?;
-    File::open(dir)?.sync_all()?;
-    Ok(Some(Mark {
-        positions: header.next_positions,
-        erasures: header.erasures,
-        written: Instant::now(),
-    }))
 }
