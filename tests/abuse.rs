@@ -253,6 +253,26 @@ async fn a_source_over_its_rate_gets_429_and_the_others_go_on() {
     assert_eq!(s, 200, "another source is not held back");
 }
 
+/// POSTs `body` (too large) to `users` on `client` and asserts that it is answered 413.
+async fn post_refused(
+    client: &reqwest::Client,
+    users: &str,
+    token: &str,
+    body: &str,
+    attempt: usize,
+) -> reqwest::Response {
+    let r = client
+        .post(users)
+        .bearer_auth(token)
+        .header("content-type", "application/scim+json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("attempt {attempt}: {e:?}"));
+    assert_eq!(r.status(), 413, "attempt {attempt}");
+    r
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_still_sending_an_oversized_body_reads_its_413() {
     // The 413 is answered before the body is read; a client still writing the rest must not
@@ -262,15 +282,7 @@ async fn a_client_still_sending_an_oversized_body_reads_its_413() {
     let body = format!("{{\"userName\":\"{}\"}}", "a".repeat(8 << 20));
     for attempt in 0..5 {
         let client = reqwest::Client::new();
-        let r = client
-            .post(&users)
-            .bearer_auth(&app.scim_token)
-            .header("content-type", "application/scim+json")
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("attempt {attempt}: {e:?}"));
-        assert_eq!(r.status(), 413, "attempt {attempt}");
+        let r = post_refused(&client, &users, &app.scim_token, &body, attempt).await;
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["status"], "413");
     }
@@ -288,15 +300,7 @@ async fn a_413_closes_its_connection_so_the_next_request_takes_a_fresh_one() {
     let big = format!("{{\"userName\":\"{}\"}}", "a".repeat(2 << 20));
     let client = reqwest::Client::new();
     for attempt in 0..10 {
-        let r = client
-            .post(&users)
-            .bearer_auth(&app.scim_token)
-            .header("content-type", "application/scim+json")
-            .body(big.clone())
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("attempt {attempt}: {e:?}"));
-        assert_eq!(r.status(), 413, "attempt {attempt}");
+        let r = post_refused(&client, &users, &app.scim_token, &big, attempt).await;
         let close = r
             .headers()
             .get("connection")

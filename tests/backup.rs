@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::setups::{audit, q};
 use common::{settings, TestApp};
 use roster::app::Application;
 use roster::config::Settings;
@@ -83,14 +84,8 @@ async fn a_backup_taken_while_clients_write_serves_everything_acknowledged_befor
     assert!(names.len() >= before.len());
     // The audit trail of the copy (from its copied snapshot, if there was one, and the log
     // after it) holds every create too.
-    let filter: String =
-        url::form_urlencoded::byte_serialize(b"type eq \"user.created\"").collect();
-    let url = format!(
-        "{}/admin/v1/audit/events?filter={filter}&limit=1000",
-        restored.root
-    );
-    let (s, found) = restored.get(&url, &restored.admin_token).await;
-    assert_eq!(s, 200, "{found}");
+    let filter = q("type eq \"user.created\"");
+    let (found, _) = audit(&restored, &format!("/events?filter={filter}&limit=1000")).await;
     let audited: BTreeSet<String> = found["events"]
         .as_array()
         .unwrap()

@@ -8,6 +8,7 @@
 
 mod common;
 
+use common::setups::{audit, q};
 use common::{copy_dir, kafka_settings, settings, tansu_brokers, unique_topic, TestApp};
 use roster::app::Application;
 use roster::config::Settings;
@@ -353,14 +354,8 @@ async fn on_kafka_a_restart_replays_only_the_topic_after_the_snapshot() {
 
 /// The audit trail's events about users, oldest first, as the admin API renders them.
 async fn user_events(app: &TestApp) -> Vec<Value> {
-    let filter: String =
-        url::form_urlencoded::byte_serialize(b"resource.type eq \"user\"").collect();
-    let url = format!(
-        "{}/admin/v1/audit/events?filter={filter}&limit=1000",
-        app.root
-    );
-    let (s, body) = app.get(&url, &app.admin_token).await;
-    assert_eq!(s, 200, "{body}");
+    let filter = q("resource.type eq \"user\"");
+    let (body, _) = audit(app, &format!("/events?filter={filter}&limit=1000")).await;
     body["events"].as_array().unwrap().clone()
 }
 

@@ -325,57 +325,22 @@ fn next<T: for<'de> Deserialize<'de>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::index::testing::{chained, envelope, user, user_created};
     use crate::log::FileLog;
-    use chrono::{TimeZone, Utc};
-    use roster_events::{
-        Actor, Document, Envelope, Event, Personal, Record, ResourceId, ResourceType, UserCreated,
-        UserErased, UserReplaced,
-    };
+    use roster_events::{Event, ResourceId, UserErased, UserReplaced};
     use roster_projections::LogEntry;
 
-    fn user(name: &str) -> Personal<Document> {
-        let doc = serde_json::json!({"userName": name});
-        Personal::Plain(Document::from_map(doc.as_object().unwrap()))
-    }
-
-    /// One record per event of `events` (resource, event), in directory `dir`, from
-    /// position 0 on.
+    /// One record per event (resource, event) of directory `dir` in partition `p`.
     fn records(dir: &str, p: u32, events: Vec<(ResourceId, Event)>) -> Vec<LogEntry> {
-        let mut prev = None;
-        events
+        let envelopes = events
             .into_iter()
             .enumerate()
             .map(|(i, (id, event))| {
-                let record = Record {
-                    record_id: Uuid::now_v7(),
-                    directory: dir.into(),
-                    follows: i as u64,
-                    prev,
-                    events: vec![Envelope {
-                        event_id: Uuid::now_v7(),
-                        directory: dir.into(),
-                        resource_type: ResourceType::User,
-                        resource_id: id,
-                        resource_version: i as u64 + 1,
-                        time: Utc.timestamp_millis_opt(1_000 * i as i64).unwrap(),
-                        actor: Actor::Source(format!("source-{p}")),
-                        source: None,
-                        correlation_id: None,
-                        client: None,
-                        event,
-                    }],
-                    prev_digest: None,
-                    mac: None,
-                };
-                prev = Some(record.record_id);
-                LogEntry {
-                    partition: p,
-                    position: i as u64,
-                    record: Arc::new(record),
-                    digest: [i as u8 + 1; 32],
-                }
+                let source = format!("source-{p}");
+                envelope(dir, id, i as u64 + 1, 1_000 * i as i64, &source, event)
             })
-            .collect()
+            .collect();
+        chained(p, envelopes)
     }
 
     /// An index of two partitions: one where ada is created and erased and grace created,
@@ -385,13 +350,7 @@ mod tests {
         let log = FileLog::open(dir.path(), Default::default()).unwrap();
         let audit = Audit::new(Arc::new(log));
         let (ada, grace, bob) = (ResourceId::new(), ResourceId::new(), ResourceId::new());
-        let created = |name: &str| {
-            Event::UserCreated(UserCreated {
-                owner: None,
-                resource: user(name),
-                mapped: None,
-            })
-        };
+        let created = user_created;
         let erased = Event::UserErased(UserErased {
             key: None,
             in_clear: 1,

@@ -303,3 +303,81 @@ impl PartitionIndex {
         }
     }
 }
+
+/// Log entries for the tests of the index and what reads it.
+#[cfg(test)]
+pub(crate) mod testing {
+    use chrono::{TimeZone, Utc};
+    use roster_events::{
+        Actor, Document, Envelope, Event, Personal, Record, ResourceId, ResourceType, UserCreated,
+    };
+    use roster_projections::LogEntry;
+    use std::sync::Arc;
+    use uuid::Uuid;
+
+    /// A user document with `userName` `name`.
+    pub fn user(name: &str) -> Personal<Document> {
+        let doc = serde_json::json!({"userName": name});
+        Personal::Plain(Document::from_map(doc.as_object().unwrap()))
+    }
+
+    pub fn user_created(name: &str) -> Event {
+        Event::UserCreated(UserCreated {
+            owner: None,
+            resource: user(name),
+            mapped: None,
+        })
+    }
+
+    /// An event of a user in directory `dir`, by source `actor`, at `time_ms`.
+    pub fn envelope(
+        dir: &str,
+        id: ResourceId,
+        version: u64,
+        time_ms: i64,
+        actor: &str,
+        event: Event,
+    ) -> Envelope {
+        Envelope {
+            event_id: Uuid::now_v7(),
+            directory: dir.into(),
+            resource_type: ResourceType::User,
+            resource_id: id,
+            resource_version: version,
+            time: Utc.timestamp_millis_opt(time_ms).unwrap(),
+            actor: Actor::Source(actor.into()),
+            source: None,
+            correlation_id: None,
+            client: None,
+            event,
+        }
+    }
+
+    /// One valid record per envelope of partition `p`, each following the one before, from
+    /// position 0 on; the record at position `i` has the digest `[i + 1; 32]`.
+    pub fn chained(p: u32, envelopes: Vec<Envelope>) -> Vec<LogEntry> {
+        let mut prev = None;
+        envelopes
+            .into_iter()
+            .enumerate()
+            .map(|(i, env)| {
+                let record = Record {
+                    record_id: Uuid::now_v7(),
+                    directory: env.directory.clone(),
+                    follows: i as u64,
+                    prev,
+                    events: vec![env],
+                    prev_digest: None,
+                    mac: None,
+                };
+                prev = Some(record.record_id);
+                LogEntry {
+                    partition: p,
+                    position: i as u64,
+                    record: Arc::new(record),
+                    digest: [i as u8 + 1; 32],
+                }
+            })
+            .collect()
+    }
+}

@@ -545,60 +545,24 @@ impl Attributes for EntryFields<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
+    use crate::audit::index::testing::{chained, envelope, user_created};
     use proptest::prelude::*;
-    use roster_events::{
-        Actor, Document, Envelope, Event, Record, ResourceId, ResourceType, UserCreated,
-    };
-    use roster_projections::LogEntry;
-    use std::sync::Arc;
+    use roster_events::ResourceId;
 
     /// A partition whose records each create one user, at the given times (ms), in order;
     /// odd-numbered users are written by source `b`, the others by `a`.
     fn partition(p: u32, times: &[i64], strings: &mut Interner) -> PartitionIndex {
         let mut index = PartitionIndex::default();
-        let mut prev = None;
-        let entries: Vec<LogEntry> = times
+        let envelopes = times
             .iter()
             .enumerate()
             .map(|(i, &t)| {
-                let doc = serde_json::json!({"userName": format!("u{p}-{i}")});
-                let record = Record {
-                    record_id: uuid::Uuid::now_v7(),
-                    directory: format!("d{p}"),
-                    follows: i as u64,
-                    prev,
-                    events: vec![Envelope {
-                        event_id: uuid::Uuid::now_v7(),
-                        directory: format!("d{p}"),
-                        resource_type: ResourceType::User,
-                        resource_id: ResourceId::new(),
-                        resource_version: 1,
-                        time: Utc.timestamp_millis_opt(t).unwrap(),
-                        actor: Actor::Source(if i % 2 == 1 { "b" } else { "a" }.into()),
-                        source: None,
-                        correlation_id: None,
-                        client: None,
-                        event: Event::UserCreated(UserCreated {
-                            owner: None,
-                            resource: roster_events::Personal::Plain(Document::from_map(
-                                doc.as_object().unwrap(),
-                            )),
-                            mapped: None,
-                        }),
-                    }],
-                    prev_digest: None,
-                    mac: None,
-                };
-                prev = Some(record.record_id);
-                LogEntry {
-                    partition: p,
-                    position: i as u64,
-                    record: Arc::new(record),
-                    digest: [0; 32],
-                }
+                let actor = if i % 2 == 1 { "b" } else { "a" };
+                let event = user_created(&format!("u{p}-{i}"));
+                envelope(&format!("d{p}"), ResourceId::new(), 1, t, actor, event)
             })
             .collect();
+        let entries = chained(p, envelopes);
         index.apply(strings, &entries);
         index
     }
