@@ -305,7 +305,9 @@ fn follow_from_snapshot(
     tokio::spawn(async move {
         if let Some(opened) = from.opened {
             if let Some(restored) = from.snapshots.read(opened).await {
-                audit.install(restored);
+                if !audit.install(restored) {
+                    tracing::warn!("the audit index had folded records before its snapshot was read; the snapshot was not used");
+                }
             }
         }
         audit.follow_projectors(taps, stop);

@@ -33,10 +33,7 @@ impl Subject for MemoryStore {
 
     fn read_body(input: impl BufRead + Send) -> anyhow::Result<(MemoryStore, Reflects)> {
         let (store, info) = MemoryStore::read_image(input)?;
-        let counts = BTreeMap::from([
-            ("users".to_owned(), info.users),
-            ("groups".to_owned(), info.groups),
-        ]);
+        let counts = counts(info.users, info.groups);
         Ok((
             store,
             Reflects {
@@ -56,11 +53,16 @@ impl Picture for Image {
             next_positions: self.next_positions.clone(),
             tails: self.tails.clone(),
             erasures: self.erasures,
-            counts: BTreeMap::from([("users".to_owned(), users), ("groups".to_owned(), groups)]),
+            counts: counts(users, groups),
         }
     }
 
     fn write_body(&self, out: &mut dyn Write) -> std::io::Result<()> {
         self.write_to(out)
     }
+}
+
+/// What a view snapshot's header counts.
+fn counts(users: u64, groups: u64) -> BTreeMap<String, u64> {
+    BTreeMap::from([("users".to_owned(), users), ("groups".to_owned(), groups)])
 }
