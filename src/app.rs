@@ -188,6 +188,7 @@ impl Application {
                 audit
             }
         };
+        audit.set_scan_limit(settings.audit_scan_limit);
         if let Some(pg) = &pg {
             for (partition, first) in pg.audit_gaps().await? {
                 tracing::warn!(

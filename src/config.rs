@@ -204,6 +204,9 @@ pub struct Settings {
     /// Refused requests and reads of the audit trail are counted per client over this window:
     /// the first of a window is recorded at once, the rest as one record when it ends.
     pub audit_count_window_ms: u64,
+    /// How many events that do not match one page of an audit search passes over at most: a
+    /// page that gets there is shorter than asked (possibly empty) and has a `next` cursor.
+    pub audit_scan_limit: usize,
     /// TLS to PostgreSQL (libpq's sslmode); unset keeps the URL's `sslmode`, else `prefer`.
     pub postgres_ssl_mode: Option<PostgresSslMode>,
     /// PEM file of the CA certificates PostgreSQL's certificate must lead to (verify-ca,
@@ -284,6 +287,7 @@ impl Default for Settings {
             provider_request_timeout_ms: 30_000,
             provider_settle_ms: 5_000,
             audit_count_window_ms: 60_000,
+            audit_scan_limit: crate::audit::query::SCAN_LIMIT,
             postgres_ssl_mode: None,
             postgres_ssl_root_cert: None,
             postgres_ssl_cert: None,

@@ -34,6 +34,7 @@ common::setups::on_every_setup!(
     group_membership_changes_name_each_member,
     a_search_that_waits_returns_the_next_event_as_it_is_appended,
     bad_audit_searches_are_refused_with_a_scim_error_and_source_tokens_cannot_read,
+    a_search_that_matches_rarely_goes_through_the_history_a_stretch_a_page,
 );
 
 /// The tests of the audit projection in PostgreSQL only.
@@ -503,6 +504,53 @@ async fn a_search_that_waits_returns_the_next_event_as_it_is_appended(setup: Set
         .unwrap();
     assert_eq!(events_of(&body).len(), 1, "{body}");
     assert_eq!(events_of(&body)[0]["target"]["name"], "dave@example.com");
+}
+
+/// A filter that matches rarely and that no list narrows passes over at most
+/// `audit_scan_limit` events a page: the pages come back short or empty, each with a cursor, and
+/// following them finds the one match exactly once, in either order.
+async fn a_search_that_matches_rarely_goes_through_the_history_a_stretch_a_page(setup: Setup) {
+    let data = tempfile::tempdir().unwrap();
+    let settings = roster::config::Settings {
+        audit_scan_limit: 3,
+        ..Shared::new(setup).await.settings(data.path())
+    };
+    let app = TestApp::spawn_with(settings, data).await;
+    for name in (0..8)
+        .map(|i| format!("hay{i}@example.com"))
+        .chain(["needle@example.com".to_owned(), "hay8@example.com".into()])
+    {
+        let (s, _) = app.create_user("default", &app.scim_token, &name).await;
+        assert_eq!(s, 201);
+    }
+    for order in ["ascending", "descending"] {
+        let mut next = format!(
+            "/events?filter={}&limit=5&sortOrder={order}",
+            q("name eq \"needle@example.com\"")
+        );
+        let (mut found, mut pages) = (Vec::new(), 0);
+        for _ in 0..100 {
+            pages += 1;
+            let (body, link) = audit(&app, &next).await;
+            found.extend(
+                events_of(&body)
+                    .iter()
+                    .map(|e| e["target"]["name"].as_str().unwrap().to_owned()),
+            );
+            match link {
+                Some(link) => next = next_path(&link),
+                None => {
+                    assert!(body["next"].is_null());
+                    break;
+                }
+            }
+        }
+        assert_eq!(found, ["needle@example.com"], "{order}");
+        if order == "ascending" {
+            // Eight creates and the start-up's events lie before the needle: three a page.
+            assert!(pages >= 3, "{pages} pages");
+        }
+    }
 }
 
 async fn bad_audit_searches_are_refused_with_a_scim_error_and_source_tokens_cannot_read(

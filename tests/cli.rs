@@ -438,6 +438,40 @@ async fn a_request_made_before_the_first_full_sync_is_answered_by_it() {
     app.stop().await;
 }
 
+/// `roster audit search` fills its page from the pages after one that the server's scan limit
+/// cut short.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audit_search_fills_its_page_past_the_servers_scan_limit() {
+    let data = tempfile::tempdir().unwrap();
+    let settings = roster::config::Settings {
+        audit_scan_limit: 2,
+        ..common::settings(data.path())
+    };
+    let app = TestApp::spawn_with(settings, data).await;
+    for name in [
+        "a@example.com",
+        "b@example.com",
+        "c@example.com",
+        "d@example.com",
+    ] {
+        let (s, _) = app.create_user("default", &app.scim_token, name).await;
+        assert_eq!(s, 201);
+    }
+    let filter = "name eq \"a@example.com\" or name eq \"d@example.com\"";
+    let args = ["audit", "search", "--filter", filter, "--output", "json"];
+    let (ok, out, err) = run(&app, &args);
+    assert!(ok, "{err}");
+    let body: Value = serde_json::from_str(&out).unwrap();
+    let names: Vec<&str> = body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["target"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a@example.com", "d@example.com"], "{out}");
+    assert!(body["next"].is_null(), "{out}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_audit_trail_is_searched_followed_and_exported_from_the_command_line() {
     let app = TestApp::spawn().await;

@@ -26,6 +26,7 @@ use render::{Rendered, Stored};
 use roster_events::{Event, KeyId, Member, Personal, ResourceType};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -50,6 +51,9 @@ pub enum AuditError {
     /// The audit projection in PostgreSQL could not be read.
     #[error(transparent)]
     Store(#[from] roster_projections::StoreError),
+    /// A search of the index in memory failed on the thread it ran on (a defect).
+    #[error("an audit search failed on its thread: {0}")]
+    Thread(String),
 }
 
 struct State {
@@ -66,6 +70,9 @@ pub struct Audit {
     pg: Option<pg::PgIndex>,
     /// Bumped after every folded batch: searches that wait for new events wake on it.
     grown: watch::Sender<u64>,
+    /// How many events that do not match one page of a search passes over at most
+    /// ([`query::SCAN_LIMIT`] unless set).
+    scan_limit: AtomicUsize,
 }
 
 /// A page of rendered events.
@@ -121,7 +128,18 @@ impl Audit {
             }),
             pg: None,
             grown: watch::channel(0).0,
+            scan_limit: AtomicUsize::new(query::SCAN_LIMIT),
         })
+    }
+
+    /// Sets how many events that do not match one page of a search passes over at most (at
+    /// least one; see [`query::SCAN_LIMIT`]).
+    pub fn set_scan_limit(&self, events: usize) {
+        self.scan_limit.store(events.max(1), Ordering::Relaxed);
+    }
+
+    pub(super) fn scan_limit(&self) -> usize {
+        self.scan_limit.load(Ordering::Relaxed)
     }
 
     /// Installs an index read back from a snapshot ([`image::read`]) if nothing was folded
@@ -200,7 +218,7 @@ impl Audit {
     ///
     /// Fails when the index is behind the log or an event cannot be read back.
     pub async fn search(
-        &self,
+        self: &Arc<Self>,
         search: &Search,
         wait: Option<Duration>,
     ) -> Result<Page, AuditError> {
@@ -209,8 +227,10 @@ impl Audit {
         let mut grown = self.grown.subscribe();
         loop {
             let (found, picked) = self.find(search).await?;
-            let waiting =
-                found.hits.is_empty() && deadline.is_some_and(|d| tokio::time::Instant::now() < d);
+            // A page the scan limit cut short goes back at once: its cursor goes on.
+            let waiting = found.hits.is_empty()
+                && found.next.is_none()
+                && deadline.is_some_and(|d| tokio::time::Instant::now() < d);
             if !waiting {
                 let events = self.render(picked).await?;
                 return Ok(Page { events, found });
@@ -226,20 +246,28 @@ impl Audit {
         }
     }
 
-    /// The hits of one page of `search`, with what reading them back needs.
+    /// The hits of one page of `search`, with what reading them back needs. The index in
+    /// memory is searched on a blocking thread: a page may pass over up to the scan limit of
+    /// events (a tenth of a second or more), which must not hold up the requests queued on a
+    /// worker.
     ///
     /// Fails when the projection in PostgreSQL cannot be read.
-    async fn find(&self, search: &Search) -> Result<(Found, Picked), AuditError> {
-        match &self.pg {
-            Some(pg) => self.pg_run(pg, search).await,
-            None => {
-                let state = self.read();
-                let parts: Vec<&PartitionIndex> = state.partitions.iter().collect();
-                let found = query::run(search, &parts, &state.strings);
-                let picked = Picked::from_memory(&state, &found.hits);
-                Ok((found, picked))
-            }
+    async fn find(self: &Arc<Self>, search: &Search) -> Result<(Found, Picked), AuditError> {
+        if let Some(pg) = &self.pg {
+            return self.pg_run(pg, search).await;
         }
+        let (audit, search) = (self.clone(), search.clone());
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            let _enter = span.enter();
+            let state = audit.read();
+            let parts: Vec<&PartitionIndex> = state.partitions.iter().collect();
+            let found = query::run(&search, &parts, &state.strings, audit.scan_limit());
+            let picked = Picked::from_memory(&state, &found.hits);
+            (found, picked)
+        })
+        .await
+        .map_err(|e| AuditError::Thread(e.to_string()))
     }
 
     /// Reads the picked events (and the documents they replaced) back from the log, ready

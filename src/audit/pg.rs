@@ -6,7 +6,7 @@
 //! cursors and orders are those of the memory index, entry for entry.
 
 use super::index::{Entry, Interner, NO_ENTRY};
-use super::query::{self, Cursor, Found, Hit, Search};
+use super::query::{self, Cursor, Found, Hit, Next, Outcome, Round, Search};
 use super::{Audit, AuditError, Picked, State, CATCH_UP_WAIT};
 use crate::log::EventLog;
 use roster_events::EVENT_TYPES;
@@ -49,6 +49,7 @@ impl Audit {
                 projected: projected.clone(),
             }),
             grown: watch::channel(0).0,
+            scan_limit: std::sync::atomic::AtomicUsize::new(super::query::SCAN_LIMIT),
         });
         // Searches that follow the log wake when the views move on.
         for mut views in projected {
@@ -113,17 +114,25 @@ impl Audit {
         let mut hits = Vec::new();
         let mut items = Vec::new();
         let mut more = false;
+        let mut left = self.scan_limit();
         loop {
             // The partition whose next match comes first in time (in the search's order).
-            let mut best: Option<(usize, i64)> = None;
+            let mut round = Round::default();
             for (i, walk) in walks.iter_mut().enumerate() {
-                if let Some(t) = walk.peek(pg, search, &mut strings, chunk).await? {
-                    if query::comes_first(search, t, best.map(|(_, b)| b)) {
-                        best = Some((i, t));
-                    }
-                }
+                let next = walk
+                    .peek(pg, search, &mut strings, chunk, &mut left)
+                    .await?;
+                round.offer(search, i, next);
             }
-            let Some((i, _)) = best else { break };
+            // As in memory (`query::run`).
+            let i = match round.outcome() {
+                Outcome::Show(i) => i,
+                Outcome::Done => break,
+                Outcome::Stopped => {
+                    more = true;
+                    break;
+                }
+            };
             if hits.len() == search.limit {
                 more = true;
                 break;
@@ -308,26 +317,33 @@ impl Walk {
         }
     }
 
-    /// The time of the next matching row, reading more rows as needed.
+    /// The time of the next matching row, reading more rows as needed while fewer than
+    /// `left` rows that do not match were passed over (counting them off).
     async fn peek(
         &mut self,
         pg: &PgIndex,
         search: &Search,
         strings: &mut Interner,
         chunk: usize,
-    ) -> Result<Option<i64>, AuditError> {
+        left: &mut usize,
+    ) -> Result<Next<i64>, AuditError> {
         // Bounded: every round reads a chunk further or ends the walk.
         while self.ready.is_empty() && !self.exhausted {
+            if *left == 0 {
+                return Ok(Next::Stopped);
+            }
+            // No more rows than the scan limit lets the page pass over.
+            let limit = chunk.min(*left);
             let scan = Scan {
                 partition: self.partition,
                 narrow: self.narrow.clone(),
                 from: self.low,
                 below: self.high,
                 descending: self.descending,
-                limit: chunk,
+                limit,
             };
             let rows = pg.store.audit_scan(&scan).await?;
-            self.exhausted = rows.len() < chunk;
+            self.exhausted = rows.len() < limit;
             if let Some(last) = rows.last() {
                 if self.descending {
                     self.high = Some(last.entry);
@@ -340,13 +356,18 @@ impl Walk {
                 let e = entry_of(row, strings);
                 if query::matches(search, &e, strings, self.partition) {
                     self.ready.push_back((n, e));
+                } else {
+                    *left = left.saturating_sub(1);
                 }
             }
             if self.exhausted && !self.descending {
                 self.low = self.low.max(self.end);
             }
         }
-        Ok(self.ready.front().map(|(_, e)| e.time_ms))
+        Ok(match self.ready.front() {
+            Some((_, e)) => Next::Match(e.time_ms),
+            None => Next::End,
+        })
     }
 
     fn take(&mut self) -> (u64, Entry) {

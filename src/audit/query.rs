@@ -15,6 +15,11 @@ use std::borrow::Cow;
 pub const MAX_LIMIT: usize = 1000;
 /// The page size when none is asked for.
 pub const DEFAULT_LIMIT: usize = 100;
+/// How many events that do not match one page of a search passes over at most, unless
+/// configured otherwise (`audit_scan_limit`): a filter that matches rarely and no list narrows
+/// (`client.ip`, a keyword) would otherwise walk the whole history in one request. A page that
+/// stops there is shorter than its limit, possibly empty, and has a cursor to go on from.
+pub const SCAN_LIMIT: usize = 1_000_000;
 
 /// The event fields a filter can name (`attr` or `attr.sub`), case-insensitively.
 pub const FIELDS: &[&str] = &[
@@ -252,6 +257,56 @@ pub struct Found {
     pub resume: Cursor,
 }
 
+/// What a walk over one partition found next.
+pub(super) enum Next<T> {
+    /// Its next match.
+    Match(T),
+    /// It has no more.
+    End,
+    /// The page's scan limit ran out before either was known.
+    Stopped,
+}
+
+/// One round of merging partitions: which walk's next match (at its time) comes first in the
+/// search's order, unless a walk stopped.
+#[derive(Default)]
+pub(super) struct Round {
+    best: Option<(usize, i64)>,
+    stopped: bool,
+}
+
+/// How a round ends a page, or which walk's match it shows next.
+pub(super) enum Outcome {
+    /// Walk `i`'s next match comes first.
+    Show(usize),
+    /// No walk has another match.
+    Done,
+    /// A walk whose next match is not known yet may have one before the best: the page ends
+    /// here, and its cursor goes on where each walk is.
+    Stopped,
+}
+
+impl Round {
+    /// Takes what walk `i` found next (a match's time).
+    pub(super) fn offer(&mut self, search: &Search, i: usize, next: Next<i64>) {
+        match next {
+            Next::Match(t) if comes_first(search, t, self.best.map(|(_, b)| b)) => {
+                self.best = Some((i, t));
+            }
+            Next::Match(_) | Next::End => {}
+            Next::Stopped => self.stopped = true,
+        }
+    }
+
+    pub(super) fn outcome(&self) -> Outcome {
+        match (self.stopped, self.best) {
+            (true, _) => Outcome::Stopped,
+            (false, Some((i, _))) => Outcome::Show(i),
+            (false, None) => Outcome::Done,
+        }
+    }
+}
+
 /// The entries of one partition a search walks, in its order.
 struct Walk<'a> {
     index: &'a PartitionIndex,
@@ -299,19 +354,31 @@ impl<'a> Walk<'a> {
         self.list.map_or(slot as u32, |l| l[slot])
     }
 
-    /// The next matching entry's number, without moving past it.
-    fn peek(&mut self, search: &Search, strings: &Interner, partition: u32) -> Option<u32> {
+    /// The next matching entry's number, without moving past it, passing over at most `left`
+    /// entries that do not match (and counting them off). A walk that stops has passed over
+    /// every entry it counted, so a page that stops has moved its cursor on.
+    fn peek(
+        &mut self,
+        search: &Search,
+        strings: &Interner,
+        partition: u32,
+        left: &mut usize,
+    ) -> Next<u32> {
         loop {
-            let slot = if self.descending {
-                (self.slot > self.end).then(|| self.slot - 1)?
-            } else {
-                (self.slot < self.end).then_some(self.slot)?
+            let slot = match self.descending {
+                true if self.slot > self.end => self.slot - 1,
+                false if self.slot < self.end => self.slot,
+                _ => return Next::End,
             };
             let n = self.number(slot);
             let entry = &self.index.entries[n as usize];
             if matches(search, entry, strings, partition) {
-                return Some(n);
+                return Next::Match(n);
             }
+            let Some(l) = left.checked_sub(1) else {
+                return Next::Stopped;
+            };
+            *left = l;
             self.advance();
         }
     }
@@ -388,8 +455,14 @@ fn narrowest<'a>(f: &Filter, index: &'a PartitionIndex, strings: &Interner) -> O
     }
 }
 
-/// Runs `search` over the partitions' indexes.
-pub fn run(search: &Search, partitions: &[&PartitionIndex], strings: &Interner) -> Found {
+/// Runs `search` over the partitions' indexes, passing over at most `scan_limit` entries that
+/// do not match (see [`SCAN_LIMIT`]; at least one).
+pub fn run(
+    search: &Search,
+    partitions: &[&PartitionIndex],
+    strings: &Interner,
+    scan_limit: usize,
+) -> Found {
     let mut walks: Vec<Walk> = partitions
         .iter()
         .enumerate()
@@ -404,18 +477,26 @@ pub fn run(search: &Search, partitions: &[&PartitionIndex], strings: &Interner) 
         .collect();
     let mut hits = Vec::new();
     let mut more = false;
+    let mut left = scan_limit.max(1);
+    // Bounded: every round shows a hit or ends, and each walk passes over each entry once.
     loop {
-        // The partition whose next match comes first in time (in the search's order).
-        let mut best: Option<(usize, i64)> = None;
+        let mut round = Round::default();
         for (p, walk) in walks.iter_mut().enumerate() {
-            if let Some(n) = walk.peek(search, strings, p as u32) {
-                let t = walk.index.entries[n as usize].time_ms;
-                if comes_first(search, t, best.map(|(_, b)| b)) {
-                    best = Some((p, t));
-                }
-            }
+            let next = match walk.peek(search, strings, p as u32, &mut left) {
+                Next::Match(n) => Next::Match(walk.index.entries[n as usize].time_ms),
+                Next::End => Next::End,
+                Next::Stopped => Next::Stopped,
+            };
+            round.offer(search, p, next);
         }
-        let Some((p, _)) = best else { break };
+        let p = match round.outcome() {
+            Outcome::Show(p) => p,
+            Outcome::Done => break,
+            Outcome::Stopped => {
+                more = true;
+                break;
+            }
+        };
         if hits.len() == search.limit {
             more = true;
             break;
@@ -445,7 +526,7 @@ pub fn run(search: &Search, partitions: &[&PartitionIndex], strings: &Interner) 
 
 /// Whether an event at time `t` comes before the best found so far (if any) in the search's
 /// order: how partitions are merged.
-pub(super) fn comes_first(search: &Search, t: i64, best: Option<i64>) -> bool {
+fn comes_first(search: &Search, t: i64, best: Option<i64>) -> bool {
     match best {
         None => true,
         Some(b) if search.descending => t > b,
@@ -591,7 +672,7 @@ mod tests {
             let parts = [partition(0, &a, &mut strings), partition(1, &b, &mut strings)];
             let refs: Vec<&PartitionIndex> = parts.iter().collect();
             let filter = by_actor.then_some("actor.id eq \"b\"");
-            let all = run(&search(filter, descending, MAX_LIMIT), &refs, &strings);
+            let all = run(&search(filter, descending, MAX_LIMIT), &refs, &strings, SCAN_LIMIT);
             let want = a.iter().enumerate().filter(|(i, _)| !by_actor || i % 2 == 1).count()
                 + b.iter().enumerate().filter(|(i, _)| !by_actor || i % 2 == 1).count();
             prop_assert_eq!(all.hits.len(), want);
@@ -599,7 +680,7 @@ mod tests {
             let mut paged = Vec::new();
             let mut s = search(filter, descending, limit);
             for _ in 0..100 {
-                let page = run(&s, &refs, &strings);
+                let page = run(&s, &refs, &strings, SCAN_LIMIT);
                 prop_assert!(page.hits.len() <= limit);
                 paged.extend(page.hits);
                 match page.next {
@@ -620,17 +701,78 @@ mod tests {
             }
         }
 
+        /// A page stops once it has passed over `scan` events that do not match: pages may be
+        /// short or empty, but each moves the cursor on, and following the cursors shows every
+        /// match exactly once, in the order one page of everything shows them.
+        #[test]
+        fn a_scan_limit_shortens_pages_and_following_them_shows_every_match_once(
+            a in proptest::collection::vec(0i64..50, 0..30),
+            b in proptest::collection::vec(0i64..50, 0..30),
+            limit in 1usize..7,
+            scan in 1usize..5,
+            descending: bool,
+        ) {
+            let mut strings = Interner::default();
+            let parts = [partition(0, &a, &mut strings), partition(1, &b, &mut strings)];
+            let refs: Vec<&PartitionIndex> = parts.iter().collect();
+            // No list narrows a `ne`: the walks pass over every event of source a.
+            let filter = Some("actor.id ne \"a\"");
+            let all = run(&search(filter, descending, MAX_LIMIT), &refs, &strings, SCAN_LIMIT);
+            let mut paged = Vec::new();
+            let mut s = search(filter, descending, limit);
+            let mut pages = 0;
+            loop {
+                pages += 1;
+                // Each page shows a match or passes over at least one event.
+                prop_assert!(pages <= a.len() + b.len() + 1, "no progress");
+                let page = run(&s, &refs, &strings, scan);
+                prop_assert!(page.hits.len() <= limit);
+                paged.extend(page.hits);
+                match page.next {
+                    Some(c) => s.after = Some(c),
+                    None => break,
+                }
+            }
+            prop_assert_eq!(paged, all.hits);
+        }
+
         /// `since` finds exactly the events at or after it, even when clocks went back.
         #[test]
         fn since_is_exact_with_skewed_clocks(times in proptest::collection::vec(0i64..100, 0..40), since in 0i64..100) {
             let mut strings = Interner::default();
             let part = partition(0, &times, &mut strings);
             let s = Search { since_ms: Some(since), limit: MAX_LIMIT, ..Search::default() };
-            let found = run(&s, &[&part], &strings);
+            let found = run(&s, &[&part], &strings, SCAN_LIMIT);
             let want: Vec<u32> = (0..times.len() as u32).filter(|&i| times[i as usize] >= since).collect();
             let got: Vec<u32> = found.hits.iter().map(|h| h.entry).collect();
             prop_assert_eq!(got, want);
         }
+    }
+
+    #[test]
+    fn a_page_that_reaches_its_scan_limit_is_empty_with_a_cursor_past_what_it_read() {
+        let mut strings = Interner::default();
+        let part = partition(0, &[1; 10], &mut strings);
+        // Only the last of ten events matches.
+        let s = search(Some("actor.id ne \"a\" and name eq \"u0-9\""), false, 5);
+        let first = run(&s, &[&part], &strings, 4);
+        assert!(first.hits.is_empty());
+        let cursor = first.next.expect("a page that stopped has a cursor");
+        assert_eq!(cursor.next, vec![4]);
+        let s = Search {
+            after: Some(cursor),
+            ..s
+        };
+        let second = run(&s, &[&part], &strings, 4);
+        assert!(second.hits.is_empty());
+        let s = Search {
+            after: second.next,
+            ..s
+        };
+        let third = run(&s, &[&part], &strings, 4);
+        let hits: Vec<u32> = third.hits.iter().map(|h| h.entry).collect();
+        assert_eq!(hits, vec![9]);
+        assert!(third.next.is_none());
     }
 
     #[test]

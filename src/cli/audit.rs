@@ -217,6 +217,10 @@ fn events_table(events: &[Value], version: bool) -> String {
     }
 }
 
+/// How many pages after the first `roster audit search` reads to fill a page that the
+/// server's scan limit cut short.
+const MAX_PAGES_FILLED: usize = 100;
+
 /// Runs one `roster audit ...` command against the admin API and prints the result.
 ///
 /// Fails when the server cannot be reached or answers with an error.
@@ -237,13 +241,36 @@ pub async fn run(cmd: &AuditCmd, settings: &Settings) -> anyhow::Result<()> {
             descending,
             ..
         } => {
-            let mut more = vec![("limit", limit.to_string())];
-            if *descending {
-                more.push(("sortOrder", "descending".into()));
-            }
-            let body = api
-                .get(&format!("/audit/events?{}", query(which, &more)?))
+            let order = descending.then_some(("sortOrder", "descending".to_owned()));
+            let page = |want: usize, after: Option<&str>| {
+                let mut more = vec![("limit", want.to_string())];
+                more.extend(order.clone());
+                more.extend(after.map(|a| ("after", a.to_owned())));
+                query(which, &more)
+            };
+            let mut body = api
+                .get(&format!("/audit/events?{}", page(*limit, None)?))
                 .await?;
+            // A page the server's scan limit cut short (`audit_scan_limit`) is filled from
+            // the pages after it, a bounded number of them.
+            for _ in 0..MAX_PAGES_FILLED {
+                let have = body["events"].as_array().map_or(0, Vec::len);
+                let Some(next) = body["next"].as_str().filter(|_| have < *limit) else {
+                    break;
+                };
+                let more = api
+                    .get(&format!(
+                        "/audit/events?{}",
+                        page(limit - have, Some(next))?
+                    ))
+                    .await?;
+                let events = more["events"].as_array().cloned().unwrap_or_default();
+                if let Some(all) = body["events"].as_array_mut() {
+                    all.extend(events);
+                }
+                body["next"] = more["next"].clone();
+                body["resume"] = more["resume"].clone();
+            }
             print(&api, &body, false)
         }
         AuditCmd::History { id, .. } => {

@@ -49,7 +49,9 @@ impl From<AuditError> for ScimError {
             },
             AuditError::Log(crate::log::LogError::Unavailable(_)) => ScimError::unavailable(&e),
             AuditError::Store(e) => e.into(),
-            AuditError::Log(_) | AuditError::Missing { .. } => ScimError::internal(&e),
+            AuditError::Log(_) | AuditError::Missing { .. } | AuditError::Thread(_) => {
+                ScimError::internal(&e)
+            }
         }
     }
 }
@@ -97,7 +99,8 @@ struct PageBody<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<Uuid>,
     events: &'a [Rendered],
-    /// The cursor of the next page (`after`), when there may be more.
+    /// The cursor of the next page (`after`), when there may be more: also on a page that
+    /// stopped short of `limit`, even empty, after passing over `audit_scan_limit` events.
     next: Option<&'a str>,
     /// The cursor to poll with for events appended after this page.
     resume: String,
