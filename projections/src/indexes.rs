@@ -437,6 +437,56 @@ mod tests {
         }
     }
 
+    /// A list that walks more resources than `LONG_WALK` hands its worker's other tasks on
+    /// and walks them on the same thread: on a worker of a multi-threaded runtime it answers
+    /// as off any runtime, for a walk over every user and over a prefix's candidates.
+    #[test]
+    fn a_long_walk_on_a_runtime_worker_answers_as_off_it() {
+        let users: Vec<(String, Option<String>, Option<String>)> = (0..crate::query::LONG_WALK
+            + 10)
+            .map(|i| {
+                (
+                    format!("u{i}"),
+                    (i % 7 == 0).then(|| format!("seven {i}")),
+                    None,
+                )
+            })
+            .collect();
+        let d = std::sync::Arc::new(directory(&users, &[], 0));
+        let queries = [
+            query(r#"displayName co "seven""#, 3, 20),
+            query(r#"userName sw "u1""#, 1, 5),
+        ];
+        let off: Vec<_> = queries
+            .iter()
+            .map(|q| d.list_users(Visibility::All, q))
+            .collect();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        let on = runtime.block_on({
+            let d = d.clone();
+            async move {
+                tokio::spawn(async move {
+                    queries
+                        .iter()
+                        .map(|q| d.list_users(Visibility::All, q))
+                        .collect::<Vec<_>>()
+                })
+                .await
+                .unwrap()
+            }
+        });
+        for (a, b) in off.iter().zip(&on) {
+            let ids =
+                |p: &crate::Page<crate::UserView>| p.items.iter().map(|u| u.id).collect::<Vec<_>>();
+            assert_eq!(ids(a), ids(b));
+            assert_eq!(a.total, b.total);
+        }
+        assert_eq!(off[0].total, (crate::query::LONG_WALK + 10) / 7 + 1);
+    }
+
     #[test]
     fn the_indexes_answer_sw_eq_and_their_combinations_but_not_co() {
         let d = directory(

@@ -436,19 +436,53 @@ fn unfiltered<V, S: std::hash::BuildHasher>(
     }
 }
 
-/// A page of `all` that `vis` admits and `q` selects (`selects` applies the query to one), from
-/// the candidates the indexes give when they can answer the filter, else from everything `vis`
-/// admits. When the candidates are exactly the matches and nothing is sorted, only the page's
-/// own ids are sorted and read: a search that matches a hundred thousand names reads fifty.
-fn listed<V: Indexed + HasId>(
+/// A list as the views answer it while they are locked: the page itself, or the resources
+/// that are still to be read for it ([`Listing::Walk`]), which is done once the lock is let go
+/// (`finish`): a walk over a million users takes a second or more, and the fold, which needs
+/// the lock to apply the next write, must not wait that long.
+pub enum Listing<V> {
+    Page(Page<V>),
+    /// The resources `vis` admits among the candidates, in id order: the query's filter and
+    /// sort are still to be applied to them.
+    Walk(Vec<Arc<V>>),
+}
+
+impl<V: HasId> Listing<V> {
+    /// The page: a walk applies `q` to each resource (`selects`), moved off the worker thread
+    /// when it is long ([`walking`]).
+    fn finished(self, q: &ListQuery, selects: impl Fn(&V) -> Option<SortKey>) -> Page<V> {
+        match self {
+            Listing::Page(page) => page,
+            Listing::Walk(all) => walking(all.len(), || page(all.into_iter(), selects, q)),
+        }
+    }
+}
+
+impl Listing<UserView> {
+    pub fn finish(self, q: &ListQuery) -> Page<UserView> {
+        self.finished(q, |u| select(&u.attributes(), q))
+    }
+}
+
+impl Listing<GroupView> {
+    pub fn finish(self, q: &ListQuery) -> Page<GroupView> {
+        self.finished(q, |g| select(&g.attributes(), q))
+    }
+}
+
+/// A page of `all` that `vis` admits and `q` selects, from the candidates the indexes give
+/// when they can answer the filter, else from everything `vis` admits. When the candidates are
+/// exactly the matches and nothing is sorted, only the page's own ids are sorted and read: a
+/// search that matches a hundred thousand names reads fifty. Otherwise the candidates are
+/// taken out to be walked ([`Listing::Walk`]).
+fn listing<V: Indexed + HasId>(
     all: &BTreeMap<ResourceId, Arc<V>>,
     index: &Indexes,
     vis: Visibility<'_>,
     q: &ListQuery,
-    selects: impl Fn(&V) -> Option<SortKey>,
-) -> Page<V> {
+) -> Listing<V> {
     if q.filter.is_none() && q.sort.is_none() {
-        return unfiltered(all, &index.by_owner, vis, q);
+        return Listing::Page(unfiltered(all, &index.by_owner, vis, q));
     }
     let owned = |o: &str| index.by_owner.get(&Some(o.to_owned()));
     let narrowed = q
@@ -464,14 +498,14 @@ fn listed<V: Indexed + HasId>(
                 Visibility::Owner(o) => visible(c.ids, owned(o)),
             };
             let skip = q.start_index.max(1) - 1;
-            return Page {
+            return Listing::Page(Page {
                 total: q.counted(ids.len()),
                 items: first_in_order(ids, skip, q.count)
                     .iter()
                     .filter_map(|id| all.get(id))
                     .cloned()
                     .collect(),
-            };
+            });
         }
         Some(c) => c.ids,
         None => {
@@ -479,20 +513,42 @@ fn listed<V: Indexed + HasId>(
                 Visibility::All => Box::new(all.keys()),
                 Visibility::Owner(o) => Box::new(owned(o).into_iter().flatten()),
             };
-            let candidates = ids
-                .filter_map(|id| all.get(id))
-                .filter(|v| vis.admits(v.owner()))
-                .cloned();
-            return page(candidates, selects, q);
+            return Listing::Walk(admitted(ids, all, vis));
         }
     };
     ids.sort_unstable_by_key(id_order);
-    let candidates = ids
-        .iter()
-        .filter_map(|id| all.get(id))
+    Listing::Walk(admitted(ids.iter(), all, vis))
+}
+
+/// The resources of `ids` that `vis` admits, in the order given.
+fn admitted<'a, V: Indexed>(
+    ids: impl Iterator<Item = &'a ResourceId>,
+    all: &BTreeMap<ResourceId, Arc<V>>,
+    vis: Visibility<'_>,
+) -> Vec<Arc<V>> {
+    ids.filter_map(|id| all.get(id))
         .filter(|v| vis.admits(v.owner()))
-        .cloned();
-    page(candidates, selects, q)
+        .cloned()
+        .collect()
+}
+
+/// From how many resources a list's walk is long enough (milliseconds: a resource's filter
+/// costs a microsecond or two) to be moved off a worker thread.
+pub(crate) const LONG_WALK: usize = 4096;
+
+/// Runs `walk`, which reads the `n` resources a list may show (a filter no index answers
+/// exactly, or a sort): a second or more at a million users. When that is long, on a worker
+/// thread of a multi-threaded tokio runtime, the worker's other tasks are handed to another
+/// thread first ([`tokio::task::block_in_place`]), so the requests queued there do not wait
+/// for it.
+fn walking<T>(n: usize, walk: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if n >= LONG_WALK && h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(walk)
+        }
+        _ => walk(),
+    }
 }
 
 /// Those of `ids` a source that owns `owned` may see: the smaller side is made a set.
@@ -554,15 +610,21 @@ impl Directory {
 
     /// Lists users visible to `vis` that match the query, in id order.
     pub fn list_users(&self, vis: Visibility<'_>, q: &ListQuery) -> Page<UserView> {
-        listed(&self.users, &self.user_index, vis, q, |u| {
-            select(&u.attributes(), q)
-        })
+        self.users_listing(vis, q).finish(q)
     }
 
     /// Lists groups visible to `vis` that match the query, in id order.
     pub fn list_groups(&self, vis: Visibility<'_>, q: &ListQuery) -> Page<GroupView> {
-        listed(&self.groups, &self.group_index, vis, q, |g| {
-            select(&g.attributes(), q)
-        })
+        self.groups_listing(vis, q).finish(q)
+    }
+
+    /// [`Self::list_users`], as far as it needs the directory.
+    pub fn users_listing(&self, vis: Visibility<'_>, q: &ListQuery) -> Listing<UserView> {
+        listing(&self.users, &self.user_index, vis, q)
+    }
+
+    /// [`Self::list_groups`], as far as it needs the directory.
+    pub fn groups_listing(&self, vis: Visibility<'_>, q: &ListQuery) -> Listing<GroupView> {
+        listing(&self.groups, &self.group_index, vis, q)
     }
 }

@@ -446,12 +446,14 @@ impl ProjectionStore for MemoryStore {
         vis: Visibility<'_>,
         q: &ListQuery,
     ) -> Result<Page<UserView>, StoreError> {
-        Ok(self
-            .with_dir(dir, |d| d.list_users(vis, q))
-            .unwrap_or(Page {
+        // The resources to walk are taken out under the lock and walked after it.
+        Ok(match self.with_dir(dir, |d| d.users_listing(vis, q)) {
+            Some(listing) => listing.finish(q),
+            None => Page {
                 total: 0,
                 items: vec![],
-            }))
+            },
+        })
     }
 
     async fn list_groups(
@@ -460,12 +462,13 @@ impl ProjectionStore for MemoryStore {
         vis: Visibility<'_>,
         q: &ListQuery,
     ) -> Result<Page<GroupView>, StoreError> {
-        Ok(self
-            .with_dir(dir, |d| d.list_groups(vis, q))
-            .unwrap_or(Page {
+        Ok(match self.with_dir(dir, |d| d.groups_listing(vis, q)) {
+            Some(listing) => listing.finish(q),
+            None => Page {
                 total: 0,
                 items: vec![],
-            }))
+            },
+        })
     }
 
     async fn users_after(
