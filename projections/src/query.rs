@@ -440,33 +440,70 @@ fn unfiltered<V, S: std::hash::BuildHasher>(
 /// that are still to be read for it ([`Listing::Walk`]), which is done once the lock is let go
 /// (`finish`): a walk over a million users takes a second or more, and the fold, which needs
 /// the lock to apply the next write, must not wait that long.
-pub enum Listing<V> {
+pub(crate) enum Listing<V> {
     Page(Page<V>),
     /// The resources `vis` admits among the candidates, in id order: the query's filter and
     /// sort are still to be applied to them.
     Walk(Vec<Arc<V>>),
+    /// Every resource `vis` admits (this many) is to be walked. They are taken out a chunk at a
+    /// time in id order, the lock let go between chunks, so that a write waits for one chunk
+    /// at most; a resource written meanwhile is seen as it was when its chunk was taken, and
+    /// none twice.
+    Everything(usize),
 }
+
+/// How many resources a walk of everything takes out under the lock at once.
+pub(crate) const WALK_CHUNK: usize = 16_384;
 
 impl<V: HasId> Listing<V> {
     /// The page: a walk applies `q` to each resource (`selects`), moved off the worker thread
-    /// when it is long ([`walking`]).
-    fn finished(self, q: &ListQuery, selects: impl Fn(&V) -> Option<SortKey>) -> Page<V> {
+    /// when it is long ([`walking`]). `chunk(after)` gives the next [`WALK_CHUNK`] resources
+    /// `vis` admits after `after`, in id order (`Directory::users_after`), for `Everything`.
+    fn finished(
+        self,
+        q: &ListQuery,
+        mut chunk: impl FnMut(Option<ResourceId>) -> Vec<Arc<V>>,
+        selects: impl Fn(&V) -> Option<SortKey>,
+    ) -> Page<V> {
         match self {
             Listing::Page(page) => page,
             Listing::Walk(all) => walking(all.len(), || page(all.into_iter(), selects, q)),
+            Listing::Everything(n) => walking(n, || {
+                let mut all: Vec<Arc<V>> = Vec::with_capacity(n);
+                // Bounded: every round takes resources after the last one taken, or ends.
+                loop {
+                    let taken = chunk(all.last().map(|v| v.id()));
+                    let done = taken.len() < WALK_CHUNK;
+                    all.extend(taken);
+                    if done {
+                        break;
+                    }
+                }
+                page(all.into_iter(), selects, q)
+            }),
         }
     }
 }
 
 impl Listing<UserView> {
-    pub fn finish(self, q: &ListQuery) -> Page<UserView> {
-        self.finished(q, |u| select(&u.attributes(), q))
+    /// The page, `chunk` giving the users to walk for `Everything` (see `finished`).
+    pub(crate) fn finish(
+        self,
+        q: &ListQuery,
+        chunk: impl FnMut(Option<ResourceId>) -> Vec<Arc<UserView>>,
+    ) -> Page<UserView> {
+        self.finished(q, chunk, |u| select(&u.attributes(), q))
     }
 }
 
 impl Listing<GroupView> {
-    pub fn finish(self, q: &ListQuery) -> Page<GroupView> {
-        self.finished(q, |g| select(&g.attributes(), q))
+    /// The page, `chunk` giving the groups to walk for `Everything` (see `finished`).
+    pub(crate) fn finish(
+        self,
+        q: &ListQuery,
+        chunk: impl FnMut(Option<ResourceId>) -> Vec<Arc<GroupView>>,
+    ) -> Page<GroupView> {
+        self.finished(q, chunk, |g| select(&g.attributes(), q))
     }
 }
 
@@ -509,27 +546,20 @@ fn listing<V: Indexed + HasId>(
         }
         Some(c) => c.ids,
         None => {
-            let ids: Box<dyn Iterator<Item = &ResourceId>> = match vis {
-                Visibility::All => Box::new(all.keys()),
-                Visibility::Owner(o) => Box::new(owned(o).into_iter().flatten()),
-            };
-            return Listing::Walk(admitted(ids, all, vis));
+            return Listing::Everything(match vis {
+                Visibility::All => all.len(),
+                Visibility::Owner(o) => owned(o).map_or(0, BTreeSet::len),
+            });
         }
     };
     ids.sort_unstable_by_key(id_order);
-    Listing::Walk(admitted(ids.iter(), all, vis))
-}
-
-/// The resources of `ids` that `vis` admits, in the order given.
-fn admitted<'a, V: Indexed>(
-    ids: impl Iterator<Item = &'a ResourceId>,
-    all: &BTreeMap<ResourceId, Arc<V>>,
-    vis: Visibility<'_>,
-) -> Vec<Arc<V>> {
-    ids.filter_map(|id| all.get(id))
-        .filter(|v| vis.admits(v.owner()))
-        .cloned()
-        .collect()
+    Listing::Walk(
+        ids.iter()
+            .filter_map(|id| all.get(id))
+            .filter(|v| vis.admits(v.owner()))
+            .cloned()
+            .collect(),
+    )
 }
 
 /// From how many resources a list's walk is long enough (milliseconds: a resource's filter
@@ -610,21 +640,23 @@ impl Directory {
 
     /// Lists users visible to `vis` that match the query, in id order.
     pub fn list_users(&self, vis: Visibility<'_>, q: &ListQuery) -> Page<UserView> {
-        self.users_listing(vis, q).finish(q)
+        let chunk = |after| self.users_after(vis, after, WALK_CHUNK);
+        self.users_listing(vis, q).finish(q, chunk)
     }
 
     /// Lists groups visible to `vis` that match the query, in id order.
     pub fn list_groups(&self, vis: Visibility<'_>, q: &ListQuery) -> Page<GroupView> {
-        self.groups_listing(vis, q).finish(q)
+        let chunk = |after| self.groups_after(vis, after, WALK_CHUNK);
+        self.groups_listing(vis, q).finish(q, chunk)
     }
 
     /// [`Self::list_users`], as far as it needs the directory.
-    pub fn users_listing(&self, vis: Visibility<'_>, q: &ListQuery) -> Listing<UserView> {
+    pub(crate) fn users_listing(&self, vis: Visibility<'_>, q: &ListQuery) -> Listing<UserView> {
         listing(&self.users, &self.user_index, vis, q)
     }
 
     /// [`Self::list_groups`], as far as it needs the directory.
-    pub fn groups_listing(&self, vis: Visibility<'_>, q: &ListQuery) -> Listing<GroupView> {
+    pub(crate) fn groups_listing(&self, vis: Visibility<'_>, q: &ListQuery) -> Listing<GroupView> {
         listing(&self.groups, &self.group_index, vis, q)
     }
 }

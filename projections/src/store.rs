@@ -6,7 +6,7 @@
 //! redelivered entry changes nothing.
 
 use crate::directory::Directory;
-use crate::query::{ListQuery, Page, Visibility};
+use crate::query::{ListQuery, Page, Visibility, WALK_CHUNK};
 use crate::views::{AdminTokenView, GroupView, MappingView, ProviderView, SourceView, UserView};
 use async_trait::async_trait;
 use roster_events::{ChainHead, ChainState, Member, MemberType, Record, ResourceId};
@@ -446,9 +446,13 @@ impl ProjectionStore for MemoryStore {
         vis: Visibility<'_>,
         q: &ListQuery,
     ) -> Result<Page<UserView>, StoreError> {
-        // The resources to walk are taken out under the lock and walked after it.
+        // The resources to walk are taken out under the lock (a chunk at a time) and walked
+        // after it.
         Ok(match self.with_dir(dir, |d| d.users_listing(vis, q)) {
-            Some(listing) => listing.finish(q),
+            Some(listing) => listing.finish(q, |after| {
+                self.with_dir(dir, |d| d.users_after(vis, after, WALK_CHUNK))
+                    .unwrap_or_default()
+            }),
             None => Page {
                 total: 0,
                 items: vec![],
@@ -463,7 +467,10 @@ impl ProjectionStore for MemoryStore {
         q: &ListQuery,
     ) -> Result<Page<GroupView>, StoreError> {
         Ok(match self.with_dir(dir, |d| d.groups_listing(vis, q)) {
-            Some(listing) => listing.finish(q),
+            Some(listing) => listing.finish(q, |after| {
+                self.with_dir(dir, |d| d.groups_after(vis, after, WALK_CHUNK))
+                    .unwrap_or_default()
+            }),
             None => Page {
                 total: 0,
                 items: vec![],
