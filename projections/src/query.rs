@@ -469,17 +469,24 @@ impl<V: HasId> Listing<V> {
             Listing::Page(page) => page,
             Listing::Walk(all) => walking(all.len(), || page(all.into_iter(), selects, q)),
             Listing::Everything(n) => walking(n, || {
-                let mut all: Vec<Arc<V>> = Vec::with_capacity(n);
-                // Bounded: every round takes resources after the last one taken, or ends.
-                loop {
-                    let taken = chunk(all.last().map(|v| v.id()));
-                    let done = taken.len() < WALK_CHUNK;
-                    all.extend(taken);
-                    if done {
-                        break;
+                // Taken a chunk at a time as the page reads them: a page that has counted
+                // enough (`ListQuery::counted_enough`) takes no more.
+                let (mut taken, mut after, mut last) =
+                    (Vec::<Arc<V>>::new().into_iter(), None, false);
+                let all = std::iter::from_fn(|| loop {
+                    if let Some(v) = taken.next() {
+                        after = Some(v.id());
+                        return Some(v);
                     }
-                }
-                page(all.into_iter(), selects, q)
+                    if last {
+                        return None;
+                    }
+                    // Bounded: each chunk starts after the last resource taken.
+                    let next = chunk(after);
+                    last = next.len() < WALK_CHUNK;
+                    taken = next.into_iter();
+                });
+                page(all, selects, q)
             }),
         }
     }
@@ -564,7 +571,7 @@ fn listing<V: Indexed + HasId>(
 
 /// From how many resources a list's walk is long enough (milliseconds: a resource's filter
 /// costs a microsecond or two) to be moved off a worker thread.
-pub(crate) const LONG_WALK: usize = 4096;
+const LONG_WALK: usize = 4096;
 
 /// Runs `walk`, which reads the `n` resources a list may show (a filter no index answers
 /// exactly, or a sort): a second or more at a million users. When that is long, on a worker

@@ -267,6 +267,16 @@ pub(super) enum Next<T> {
     Stopped,
 }
 
+impl<T> Next<T> {
+    fn map<U>(self, f: impl FnOnce(T) -> U) -> Next<U> {
+        match self {
+            Next::Match(t) => Next::Match(f(t)),
+            Next::End => Next::End,
+            Next::Stopped => Next::Stopped,
+        }
+    }
+}
+
 /// One round of merging partitions: which walk's next match (at its time) comes first in the
 /// search's order, unless a walk stopped.
 #[derive(Default)]
@@ -482,12 +492,12 @@ pub fn run(
     loop {
         let mut round = Round::default();
         for (p, walk) in walks.iter_mut().enumerate() {
-            let next = match walk.peek(search, strings, p as u32, &mut left) {
-                Next::Match(n) => Next::Match(walk.index.entries[n as usize].time_ms),
-                Next::End => Next::End,
-                Next::Stopped => Next::Stopped,
-            };
-            round.offer(search, p, next);
+            let next = walk.peek(search, strings, p as u32, &mut left);
+            round.offer(
+                search,
+                p,
+                next.map(|n| walk.index.entries[n as usize].time_ms),
+            );
         }
         let p = match round.outcome() {
             Outcome::Show(p) => p,
